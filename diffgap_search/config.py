@@ -1,0 +1,109 @@
+"""Configuration: one frozen dataclass per stage, with defaults; CLI flags map to fields one to one.
+
+The resolved configuration of an index (windowing, encoder, FAISS rule) is written into the catalog's
+``meta`` table when the index is created, so a later run can refuse settings that would mix vectors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "laion/clap-htsat-unfused"
+DEFAULT_INDEX = "indexes/default"
+INDEX_ENV = "DGSEARCH_INDEX"
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How audio is cut into fixed windows before encoding.
+
+    ``window_s`` matches what CLAP sees (10 s); ``hop_s`` < ``window_s`` gives overlapping windows. A clip
+    shorter than a window, and the last window of a longer clip, are repeat-padded to the full window the
+    way LAION-CLAP's ``repeatpad`` does (never cropped at random). ``sample_rate`` is the encoder's.
+    """
+
+    window_s: float = 10.0
+    hop_s: float = 10.0
+    sample_rate: int = 48_000
+
+    def __post_init__(self) -> None:
+        if not self.window_s > 0:
+            raise ValueError(f"window must be > 0 seconds, got {self.window_s}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError(f"hop must be > 0 and <= the window ({self.window_s} s), got {self.hop_s}")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_s * self.sample_rate))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which model embeds audio and text, and where it runs.
+
+    ``model`` is a Hugging Face hub id or a local directory in the same layout (config.json,
+    model.safetensors, tokenizer and preprocessor files). ``device`` is ``auto`` (CUDA when present),
+    ``cpu`` or ``cuda``.
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    batch_size: int = 16
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class FaissConfig:
+    """How the index type follows the number of vectors (autofaiss's rule, measured in benchmarks/).
+
+    Exact inner-product search (``IndexFlatIP``) up to ``flat_max`` vectors; above it, an inverted-file
+    index with ``nlist ≈ ivf_lists_per_sqrt · √N`` lists, trained on at most ``ivf_train_per_list``
+    samples per list, searched with ``nprobe`` lists. Vectors are L2-normalised, so inner product is
+    cosine similarity.
+    """
+
+    flat_max: int = 50_000
+    ivf_lists_per_sqrt: float = 4.0
+    ivf_train_per_list: int = 64
+    nprobe: int = 32
+    use_gpu: bool = True
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Query-time options: how many hits, thresholds, filters, grouping."""
+
+    top_k: int = 10
+    min_score: float | None = None
+    kind: str | None = None
+    path_glob: str | None = None
+    group_by_file: bool = True
+
+
+@dataclass(frozen=True)
+class IndexingConfig:
+    """Options of an indexing run beyond windowing and the encoder."""
+
+    files_per_batch: int = 8
+    decode_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)))
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as a JSON-ready dict."""
+    return asdict(cfg)
+
+
+def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:
+    """The index folder for ``--index NAME|PATH``: a bare name means ``indexes/NAME``; env ``DGSEARCH_INDEX``."""
+    value = str(index) if index else os.environ.get(INDEX_ENV) or DEFAULT_INDEX
+    path = Path(value)
+    if len(path.parts) == 1 and not value.startswith(".") and not path.is_absolute():
+        path = Path("indexes") / value
+    return path

@@ -1,0 +1,96 @@
+"""The one exception hierarchy of diffgap-search, and the exit code each error maps to.
+
+Every error a user can cause (bad input, missing weights, a busy or incompatible index) is a
+``DGSearchError`` subclass carrying its ``exit_code``. The CLI maps them to process exit codes in one
+place (``cli/app.py``); the table of codes is ``EXIT_CODES`` and is reproduced in the README, which a
+test keeps in sync.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+
+
+class DGSearchError(Exception):
+    """Base class of every error diffgap-search raises on purpose. Its message is one line for the user."""
+
+    exit_code: int = EXIT_INTERNAL
+
+
+class UsageError(DGSearchError):
+    """The command line is valid syntax but asks for something impossible (an empty query, two query kinds)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputNotFoundError(DGSearchError):
+    """A file or folder named on the command line does not exist or cannot be read."""
+
+    exit_code = 3
+
+
+class IndexNotFoundError(DGSearchError):
+    """The index folder or its catalog does not exist yet."""
+
+    exit_code = 4
+
+
+class ModelUnavailableError(DGSearchError):
+    """Model weights are missing and cannot be fetched, or the model id/directory is unknown or invalid."""
+
+    exit_code = 5
+
+
+class IncompatibleIndexError(DGSearchError):
+    """The index was written by a newer schema, with another model, or with other window settings."""
+
+    exit_code = 6
+
+
+class NothingIndexedError(DGSearchError):
+    """An indexing run found files but could index none of them."""
+
+    exit_code = 7
+
+
+class IndexBusyError(DGSearchError):
+    """Another process is writing to this index."""
+
+    exit_code = 8
+
+
+class CorruptIndexError(DGSearchError):
+    """The catalog cannot be read as a diffgap-search index."""
+
+    exit_code = 9
+
+
+class BridgeUnavailableError(DGSearchError):
+    """The query needs a DiffGAP bridge (for example video -> audio) and none is trained for these encoders."""
+
+    exit_code = 10
+
+
+class MediaDecodeError(DGSearchError):
+    """A media file cannot be decoded. Recorded per file while indexing; fatal only for a query file."""
+
+    exit_code = 11
+
+
+# code -> (name, meaning); the README's exit-code table is checked against this.
+EXIT_CODES: dict[int, tuple[str, str]] = {
+    EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
+    EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback printed by `--debug`"),
+    EXIT_USAGE: ("usage", "bad flags or arguments, an empty query, conflicting query kinds"),
+    InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable"),
+    IndexNotFoundError.exit_code: ("no index", "the index does not exist yet: run `dgsearch index FOLDER` first"),
+    ModelUnavailableError.exit_code: ("model unavailable", "weights missing and not downloadable, or unknown model"),
+    IncompatibleIndexError.exit_code: ("incompatible index", "newer schema, other model, or other window settings"),
+    NothingIndexedError.exit_code: ("nothing indexed", "files were found but none could be indexed"),
+    IndexBusyError.exit_code: ("index busy", "another `dgsearch index` or `train` is writing to this index"),
+    CorruptIndexError.exit_code: ("corrupt index", "the catalog is not a readable diffgap-search index"),
+    BridgeUnavailableError.exit_code: ("no bridge", "the query needs a trained DiffGAP bridge: run `dgsearch train`"),
+    MediaDecodeError.exit_code: ("undecodable query", "the query's media file cannot be decoded"),
+}
