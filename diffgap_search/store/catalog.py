@@ -1,0 +1,361 @@
+"""The SQLite catalog (through sqlite-utils, WAL): files, segments, vectors as BLOBs, captions, meta.
+
+It is the source of truth of an index. Every write that belongs together (one batch of files with their
+segments and vectors) is one transaction, so a kill loses at most the batch in flight. Readers open the
+same file concurrently and take no lock (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from diffgap_search.errors import CorruptIndexError, IndexNotFoundError
+from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema
+
+CATALOG_NAME = "catalog.sqlite"
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One row of ``files``."""
+
+    id: int
+    path_key: bytes
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    error: str | None
+    duration_s: float | None
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    """A window to store: its seconds and its vectors per space, each ``(D,) float32`` L2-normalised."""
+
+    start_s: float
+    end_s: float
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class HitRow:
+    """What the catalog knows of one segment, for presenting a hit."""
+
+    segment_id: int
+    file_id: int
+    path: str
+    kind: str
+    start_s: float
+    end_s: float
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _file_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
+    return FileRow(
+        id=row[0], path_key=bytes(row[1]), path=row[2], kind=row[3], size=row[4], mtime_ns=row[5],
+        sha256=row[6], status=row[7], error=row[8], duration_s=row[9], has_audio=bool(row[10]),
+    )
+
+
+_FILE_COLS = "id, path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s, has_audio"
+
+
+class Catalog:
+    """An open ``catalog.sqlite``. Use :meth:`open`; close with :meth:`close` or as a context manager."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: Path, *, create: bool = False) -> Catalog:
+        """Open the catalog of ``index_dir``; with ``create``, make the folder and schema when absent.
+
+        Raises IndexNotFoundError when absent and not ``create``, CorruptIndexError when unreadable,
+        IncompatibleIndexError when written by a newer schema.
+        """
+        path = index_dir / CATALOG_NAME
+        if not path.exists():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no index at {index_dir}: run `dgsearch index FOLDER --index {index_dir}` first"
+                )
+            index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            tables = set(db.table_names())
+            if not tables and create:
+                db.enable_wal()
+                conn.execute("PRAGMA synchronous = NORMAL")
+                create_schema(conn)
+                tables = set(db.table_names())
+            if "meta" not in tables:
+                raise CorruptIndexError(f"{path} is not a diffgap-search catalog (no meta table)")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                raise CorruptIndexError(f"{path} has no schema version")
+            check_version(int(row[0]), str(index_dir))
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndexError(
+                f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
+            ) from exc
+        return cls(db, path)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """A ``meta`` value, JSON-decoded; ``default`` when absent."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Set ``meta`` values (JSON-encoded) in the current transaction, or in one of their own."""
+        with self.db.atomic():
+            self.conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+
+    def all_meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta ORDER BY key")}
+
+    # -- files ---------------------------------------------------------------------------------------
+    def file_by_key(self, path_key: bytes) -> FileRow | None:
+        row = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
+        return None if row is None else _file_row(row)
+
+    def files_under(self, prefix_key: bytes) -> list[FileRow]:
+        """Every file whose path key starts with ``prefix_key`` (a folder's key ending in ``/``)."""
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE substr(path_key, 1, ?) = ? ORDER BY path_key",
+            (len(prefix_key), prefix_key),
+        )
+        return [_file_row(r) for r in rows]
+
+    def files(self, *, status: str | None = None) -> list[FileRow]:
+        sql = f"SELECT {_FILE_COLS} FROM files"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            args = (status,)
+        return [_file_row(r) for r in self.conn.execute(sql + " ORDER BY path_key", args)]
+
+    def ok_files_by_sha(self, sha256: str) -> list[FileRow]:
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE sha256 = ? AND status = 'ok' ORDER BY id", (sha256,)
+        )
+        return [_file_row(r) for r in rows]
+
+    def delete_files(self, file_ids: Sequence[int]) -> None:
+        """Remove files with their segments, vectors and captions (cascade), in one transaction."""
+        with self.db.atomic():
+            self.conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
+
+    def move_file(self, file_id: int, path_key: bytes, path: str, size: int, mtime_ns: int) -> None:
+        """A rename: the row keeps its id, segments and vectors; only its path and stat change."""
+        with self.db.atomic():
+            self.conn.execute(
+                "UPDATE files SET path_key = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (path_key, path, size, mtime_ns, file_id),
+            )
+
+    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new stat for a file whose content hash did not change."""
+        with self.db.atomic():
+            self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, file_id))
+
+    def put_file(
+        self,
+        *,
+        path_key: bytes,
+        path: str,
+        kind: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str | None,
+        segments: Sequence[SegmentInput] = (),
+        captions: Sequence[str] = (),
+        error: str | None = None,
+        duration_s: float | None = None,
+        has_audio: bool = True,
+    ) -> int:
+        """Insert or replace one file with its segments, vectors and captions; returns the file id.
+
+        Call inside :meth:`batch` so a batch of files is one transaction. A replaced file's old segments
+        are deleted (their ids are never reused). ``error`` set means status 'error' and no segments.
+        """
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM files WHERE path_key = ?", (path_key,))
+            cur = self.conn.execute(
+                "INSERT INTO files (path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s,"
+                " has_audio, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path_key, path, kind, size, mtime_ns, sha256, "error" if error else "ok", error,
+                 duration_s, int(has_audio), now_iso()),
+            )
+            file_id = int(cur.lastrowid or 0)
+            for seq, seg in enumerate(segments):
+                cur = self.conn.execute(
+                    "INSERT INTO segments (file_id, seq, start_s, end_s) VALUES (?, ?, ?, ?)",
+                    (file_id, seq, float(seg.start_s), float(seg.end_s)),
+                )
+                seg_id = int(cur.lastrowid or 0)
+                self.conn.executemany(
+                    "INSERT INTO vectors (space, segment_id, vector) VALUES (?, ?, ?)",
+                    [(space, seg_id, _blob(vec)) for space, vec in seg.vectors.items()],
+                )
+            self.conn.executemany(
+                "INSERT INTO captions (file_id, text, source) VALUES (?, ?, 'sidecar')",
+                [(file_id, c) for c in captions],
+            )
+        return file_id
+
+    def set_captions(self, file_id: int, captions: Sequence[str]) -> bool:
+        """Replace a file's captions when they differ; True when something changed."""
+        if self.captions_of([file_id]).get(file_id, []) == list(captions):
+            return False
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM captions WHERE file_id = ?", (file_id,))
+            self.conn.executemany(
+                "INSERT INTO captions (file_id, text, source) VALUES (?, ?, 'sidecar')",
+                [(file_id, c) for c in captions],
+            )
+        return True
+
+    def copy_segments(self, src_file_id: int, dst_file_id: int) -> None:
+        """Give ``dst`` the same windows and vectors as ``src`` (identical content, another path)."""
+        with self.db.atomic():
+            for seg_id, seq, start, end in self.conn.execute(
+                "SELECT id, seq, start_s, end_s FROM segments WHERE file_id = ? ORDER BY seq", (src_file_id,)
+            ).fetchall():
+                cur = self.conn.execute(
+                    "INSERT INTO segments (file_id, seq, start_s, end_s) VALUES (?, ?, ?, ?)",
+                    (dst_file_id, seq, start, end),
+                )
+                self.conn.execute(
+                    "INSERT INTO vectors (space, segment_id, vector) SELECT space, ?, vector FROM vectors"
+                    " WHERE segment_id = ?",
+                    (cur.lastrowid, seg_id),
+                )
+
+    def batch(self) -> Any:
+        """A transaction grouping several writes (``with catalog.batch(): ...``)."""
+        return self.db.atomic()
+
+    # -- segments and vectors ------------------------------------------------------------------------
+    def captions_of(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        ids = list(file_ids)
+        out: dict[int, list[str]] = {}
+        for chunk in _chunks(ids, 900):
+            marks = ",".join("?" * len(chunk))
+            for fid, text in self.conn.execute(
+                f"SELECT file_id, text FROM captions WHERE file_id IN ({marks}) ORDER BY id", chunk
+            ):
+                out.setdefault(fid, []).append(text)
+        return out
+
+    def hit_rows(self, segment_ids: Iterable[int]) -> dict[int, HitRow]:
+        """Segment id -> what to present; ids no longer in the catalog are simply absent."""
+        ids = [int(i) for i in segment_ids]
+        out: dict[int, HitRow] = {}
+        for chunk in _chunks(ids, 900):
+            marks = ",".join("?" * len(chunk))
+            for sid, fid, path, kind, start, end in self.conn.execute(
+                "SELECT s.id, f.id, f.path, f.kind, s.start_s, s.end_s FROM segments s"
+                f" JOIN files f ON f.id = s.file_id WHERE s.id IN ({marks}) AND f.status = 'ok'",
+                chunk,
+            ):
+                out[sid] = HitRow(sid, fid, path, kind, start, end)
+        return out
+
+    def count_vectors(self, space: str) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
+
+    def max_segment_id(self, space: str) -> int:
+        row = self.conn.execute("SELECT max(segment_id) FROM vectors WHERE space = ?", (space,)).fetchone()
+        return int(row[0] or 0)
+
+    def spaces(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM vectors ORDER BY space")]
+
+    def read_vectors(
+        self, space: str, *, after_id: int = 0, dim: int | None = None, chunk_rows: int = 65_536
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream ``(ids (n,) int64, vectors (n, D) float32)`` chunks of one space, ordered by segment id."""
+        last = after_id
+        while True:
+            rows = self.conn.execute(
+                "SELECT segment_id, vector FROM vectors WHERE space = ? AND segment_id > ?"
+                " ORDER BY segment_id LIMIT ?",
+                (space, last, chunk_rows),
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            if dim is not None and vecs.shape[1] != dim:
+                raise CorruptIndexError(f"vectors of space {space!r} have dimension {vecs.shape[1]}, expected {dim}")
+            yield ids, vecs.astype(np.float32, copy=False)
+            last = int(ids[-1])
+
+    def live_ids(self, space: str) -> np.ndarray:
+        """``(n,) int64`` every segment id that has a vector in ``space``, ascending."""
+        rows = self.conn.execute("SELECT segment_id FROM vectors WHERE space = ? ORDER BY segment_id", (space,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def stats(self) -> dict[str, Any]:
+        q = self.conn.execute
+        return {
+            "files": int(q("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0]),
+            "failed_files": int(q("SELECT count(*) FROM files WHERE status = 'error'").fetchone()[0]),
+            "segments": int(q("SELECT count(*) FROM segments").fetchone()[0]),
+            "seconds": float(q("SELECT coalesce(sum(duration_s), 0) FROM files WHERE status = 'ok'").fetchone()[0]),
+            "by_kind": dict(q("SELECT kind, count(*) FROM files WHERE status = 'ok' GROUP BY kind ORDER BY kind").fetchall()),
+            "vectors": dict(q("SELECT space, count(*) FROM vectors GROUP BY space ORDER BY space").fetchall()),
+            "video_without_audio": int(
+                q("SELECT count(*) FROM files WHERE kind = 'video' AND has_audio = 0 AND status = 'ok'").fetchone()[0]
+            ),
+        }
+
+
+def _blob(vec: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
+
+
+def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
+    for i in range(0, len(seq), n):
+        yield list(seq[i : i + n])
+
+
+__all__ = ["CATALOG_NAME", "SCHEMA_VERSION", "Catalog", "FileRow", "HitRow", "SegmentInput"]

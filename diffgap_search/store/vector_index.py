@@ -1,0 +1,191 @@
+"""One vector space's FAISS index on disk: generations, atomic writes, verification and search.
+
+A space's vectors live in the catalog; ``<space>.<generation>.faiss`` is derived from them. Publishing
+writes a temporary file, fsyncs it, ``os.replace``s it into place, fsyncs the folder, and only then one
+catalog transaction moves ``faiss.<space>`` (generation, count, max id, size, kind) forward. A reader that
+finds the file missing, short, or disagreeing with that record rebuilds the index from the catalog's
+BLOBs in memory, so a torn write is never served.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffgap_search.config import FaissConfig
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.index_choice import build_index, index_kind_for, set_search_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Published:
+    """The catalog's record of a space's current FAISS file."""
+
+    generation: int
+    count: int
+    max_id: int
+    size: int
+    kind: str
+
+    @classmethod
+    def read(cls, catalog: Catalog, space: str) -> Published | None:
+        rec = catalog.get_meta(f"faiss.{space}")
+        return None if rec is None else cls(**rec)
+
+
+def faiss_path(index_dir: Path, space: str, generation: int) -> Path:
+    return index_dir / f"{space}.{generation}.faiss"
+
+
+@dataclass
+class LoadedIndex:
+    """A space's FAISS index in memory plus the id range it covers (ids ≤ ``max_id``)."""
+
+    space: str
+    index: Any
+    max_id: int
+    kind: str
+    rebuilt: bool
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``queries (Q, D) float32`` -> ``(scores (Q, k) float32, ids (Q, k) int64)``, -1 where absent."""
+        k = max(1, min(k, self.ntotal)) if self.ntotal else 1
+        if self.ntotal == 0:
+            q = len(queries)
+            return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+
+def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> tuple[Any, int, str]:
+    """A fresh index of every vector of ``space``: returns ``(index, max_id, kind)``."""
+    n = catalog.count_vectors(space)
+    kind = index_kind_for(n, cfg)
+    if kind == "flat":
+        index = build_index(kind, dim, None, cfg)
+        for ids, vecs in catalog.read_vectors(space, dim=dim):
+            index.add_with_ids(vecs, ids)
+    else:
+        ids_all, vecs_all = _read_all(catalog, space, dim)
+        index = build_index(kind, dim, vecs_all, cfg)
+        index.add_with_ids(vecs_all, ids_all)
+    return index, catalog.max_segment_id(space), kind
+
+
+def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = list(catalog.read_vectors(space, dim=dim))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def load_index(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> LoadedIndex:
+    """The published index of ``space``, verified against the catalog's record; rebuilt in memory if not.
+
+    Verification: the file of the recorded generation exists, has the recorded size, reads, and holds the
+    recorded count. Anything else (missing, truncated, tampered, stale) -> rebuilt from the BLOBs.
+    """
+    import faiss
+
+    pub = Published.read(catalog, space)
+    if pub is not None:
+        path = faiss_path(index_dir, space, pub.generation)
+        try:
+            if path.stat().st_size != pub.size:
+                raise ValueError(f"size {path.stat().st_size} != recorded {pub.size}")
+            index = faiss.read_index(str(path))
+            if index.ntotal != pub.count:
+                raise ValueError(f"holds {index.ntotal} vectors, catalog recorded {pub.count}")
+            set_search_params(index, cfg)
+            return LoadedIndex(space, index, pub.max_id, pub.kind, rebuilt=False)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("FAISS file %s unusable (%s): rebuilding from the catalog", path.name, exc)
+    index, max_id, kind = build_from_catalog(catalog, space, dim, cfg)
+    return LoadedIndex(space, index, max_id, kind, rebuilt=True)
+
+
+def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> Published:
+    """Bring ``space``'s FAISS file up to date with the catalog and publish it as a new generation.
+
+    Incremental where the index type still fits the size (remove deleted ids, add ids above the old
+    ``max_id``); rebuilt from the catalog otherwise. Old generation files are removed afterwards.
+    """
+    n = catalog.count_vectors(space)
+    wanted = index_kind_for(n, cfg)
+    pub = Published.read(catalog, space)
+    loaded = load_index(index_dir, catalog, space, dim, cfg) if pub is not None else None
+    if loaded is not None and not loaded.rebuilt and loaded.kind == wanted:
+        index = loaded.index
+        _remove_deleted(index, catalog, space)
+        for ids, vecs in catalog.read_vectors(space, after_id=loaded.max_id, dim=dim):
+            index.add_with_ids(vecs, ids)
+        max_id = max(loaded.max_id, catalog.max_segment_id(space))
+        kind = wanted
+    elif loaded is not None and loaded.rebuilt and loaded.kind == wanted:
+        index, max_id, kind = loaded.index, loaded.max_id, loaded.kind
+    else:
+        index, max_id, kind = build_from_catalog(catalog, space, dim, cfg)
+    if index.ntotal != n:
+        raise RuntimeError(f"FAISS index of {space!r} holds {index.ntotal} vectors, catalog has {n}")
+    generation = (pub.generation if pub else 0) + 1
+    size = write_atomic(index, faiss_path(index_dir, space, generation))
+    record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind)
+    catalog.set_meta({f"faiss.{space}": record.__dict__})
+    remove_stale_files(index_dir, space, keep=generation)
+    return record
+
+
+def _remove_deleted(index: Any, catalog: Catalog, space: str) -> None:
+    import faiss
+
+    in_index = faiss.vector_to_array(index.id_map).astype(np.int64)
+    gone = np.setdiff1d(in_index, catalog.live_ids(space), assume_unique=False)
+    if len(gone):
+        index.remove_ids(gone)
+
+
+def write_atomic(index: Any, path: Path) -> int:
+    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns the size in bytes."""
+    import faiss
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        faiss.write_index(index, str(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return size
+
+
+def remove_stale_files(index_dir: Path, space: str, keep: int) -> None:
+    """Delete ``space``'s FAISS files of other generations and leftover temporary files."""
+    for path in index_dir.glob(f"{space}.*.faiss"):
+        gen = path.name[len(space) + 1 : -len(".faiss")]
+        if gen.isdigit() and int(gen) != keep:
+            path.unlink(missing_ok=True)
+    for path in index_dir.glob(f".{space}.*.tmp"):
+        path.unlink(missing_ok=True)
