@@ -1,0 +1,176 @@
+"""The ``dgsearch`` command line: parse flags, call one library function, format the result.
+
+Heavy modules (torch, transformers, faiss) are imported inside the commands, so ``dgsearch --help`` is
+instant. Results go to stdout, progress and messages to stderr; ``NO_COLOR`` is honoured by rich.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from diffgap_search import __version__
+from diffgap_search.cli.errors import handle_errors
+
+app = typer.Typer(
+    name="dgsearch",
+    help="Search sound: index audio and video clips, then find them by text, by example, or by video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexOpt = Annotated[
+    Optional[str],
+    typer.Option("--index", "-i", help="Index name (under indexes/) or folder. Env DGSEARCH_INDEX; default indexes/default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print JSON lines on stdout (one per hit/row).")]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Audio/text model: hub id or local directory. Default: the index's model, else laion/clap-htsat-unfused."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
+
+
+def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
+    from diffgap_search.errors import UsageError
+
+    if sum([json_, jsonl, paths]) > 1:
+        raise UsageError("choose one of --json, --jsonl, --paths")
+    return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
+
+
+def _encoder_loader():  # type: ignore[no-untyped-def]
+    from diffgap_search.encoders.loading import load_encoder
+
+    return load_encoder
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"dgsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Search sound: index audio and video clips, then find them by text, by example, or by video."""
+
+
+@app.command()
+@handle_errors
+def index(
+    folder: Annotated[Path, typer.Argument(help="Folder (or single file) of audio/video clips to index.")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 16,
+    window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Index a folder: embed new and changed files, follow renames and deletions (incremental)."""
+    from diffgap_search.config import EncoderConfig, IndexingConfig, WindowConfig, resolve_index_dir
+    from diffgap_search.errors import NothingIndexedError
+    from diffgap_search.indexing import index_folder
+    from diffgap_search.store.catalog import Catalog
+    from diffgap_search.store.settings import stored_encoder
+
+    from diffgap_search.cli.output import print_index_report, stderr_console
+    from diffgap_search.cli.progress import RichIndexProgress
+
+    fmt = _fmt(json_, jsonl)
+    index_dir = resolve_index_dir(index)
+    try:
+        window_cfg = WindowConfig(window_s=window, hop_s=hop if hop is not None else window)
+    except ValueError as exc:
+        from diffgap_search.errors import UsageError
+
+        raise UsageError(str(exc)) from None
+    if model is None and (index_dir / "catalog.sqlite").exists():
+        with Catalog.open(index_dir) as cat:
+            model = (stored_encoder(cat) or {}).get("model")
+    encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, device=device, batch_size=batch_size)
+    indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
+    progress = RichIndexProgress(stderr_console())
+    try:
+        report = index_folder(folder, index_dir, load_encoder=_encoder_loader(), encoder_cfg=encoder_cfg,
+                              window_cfg=window_cfg, indexing_cfg=indexing_cfg, progress=progress,
+                              retry_failed=retry_failed, wait_s=wait)
+    except NothingIndexedError as exc:
+        if getattr(exc, "report", None) is not None:
+            print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]
+        raise
+    print_index_report(report, fmt=fmt)
+
+
+@app.command()
+@handle_errors
+def query(
+    text: Annotated[Optional[str], typer.Argument(help="What to look for, in words (text -> audio).")] = None,
+    audio: Annotated[Optional[Path], typer.Option("--audio", "-a", help="Query by example: an audio file.")] = None,
+    video: Annotated[Optional[Path], typer.Option("--video", "-v", help="Query with a video's frames (video -> audio).")] = None,
+    start: Annotated[Optional[float], typer.Option("--start", min=0, help="Use the query file from this second.")] = None,
+    end: Annotated[Optional[float], typer.Option("--end", min=0, help="Use the query file up to this second.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")] = None,
+    glob: Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")] = None,
+    segments: Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")] = False,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
+) -> None:
+    """Search the index with words, an audio file (--audio) or a video (--video)."""
+    from diffgap_search.config import SearchConfig, resolve_index_dir
+    from diffgap_search.errors import UsageError
+    from diffgap_search.search import Query, Searcher
+
+    from diffgap_search.cli.output import print_hits
+
+    fmt = _fmt(json_, jsonl, paths)
+    if kind not in (None, "audio", "video"):
+        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
+    if text is not None and not text.strip():
+        raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
+    q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end)
+    q.kind  # validates: exactly one query
+    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
+    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
+        result = searcher.search(q, cfg)
+    print_hits(result, fmt=fmt)
+
+
+@app.command()
+@handle_errors
+def info(
+    index: IndexOpt = None,
+    errors: Annotated[bool, typer.Option("--errors", help="List the files that could not be indexed, with reasons.")] = False,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Show what an index holds: files, segments, model, size on disk, failed files."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.info import index_info
+
+    from diffgap_search.cli.output import print_info
+
+    print_info(index_info(resolve_index_dir(index)), fmt=_fmt(json_, jsonl), errors=errors)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,121 @@
+"""Formatting results for people (rich tables) and programs (``--json``, ``--jsonl``) on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from diffgap_search.indexing.report import IndexReport
+from diffgap_search.search import SearchResult
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def timecode(seconds: float) -> str:
+    """``75.25`` -> ``"1:15.2"`` (minutes:seconds with tenths; hours when needed)."""
+    tenths = int(round(seconds * 10))
+    h, rest = divmod(tenths, 36000)
+    m, rest = divmod(rest, 600)
+    s = rest / 10
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def emit_jsonl(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def print_hits(result: SearchResult, *, fmt: str) -> None:
+    """Hits as a table, one JSON document, JSON lines, or bare paths."""
+    if fmt == "json":
+        emit_json(result.to_dict())
+        return
+    if fmt == "jsonl":
+        emit_jsonl([h.to_dict() for h in result.hits])
+        return
+    if fmt == "paths":
+        for h in result.hits:
+            sys.stdout.write(h.path + "\n")
+        return
+    console = stdout_console()
+    if not result.hits:
+        console.print("no results")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("file", overflow="fold")
+    table.add_column("from", justify="right")
+    table.add_column("to", justify="right")
+    table.add_column("caption", overflow="fold")
+    for rank, h in enumerate(result.hits, 1):
+        table.add_row(str(rank), f"{h.score:.3f}", h.path, timecode(h.start_s), timecode(h.end_s), h.caption or "")
+    console.print(table)
+
+
+def print_index_report(report: IndexReport, *, fmt: str) -> None:
+    """The summary of an indexing run (stdout) with every failed file and its reason."""
+    if fmt == "json":
+        emit_json(report.to_dict())
+        return
+    if fmt == "jsonl":
+        emit_jsonl([report.to_dict()])
+        return
+    console = stdout_console()
+    if report.embedded_files == 0 and not report.failed:
+        console.print(
+            f"index {report.index} is up to date: {report.found} files found, nothing to embed"
+            f" ({report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
+            f" {report.deleted} removed)"
+        )
+    else:
+        console.print(
+            f"indexed {report.embedded_files} files ({report.new} new, {report.changed} changed):"
+            f" {report.windows_embedded} windows, {report.audio_seconds:.1f} s of audio in"
+            f" {report.elapsed_s:.1f} s ({report.windows_per_s:.1f} windows/s);"
+            f" {report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
+            f" {report.deleted} removed"
+        )
+    if report.failed:
+        console.print(f"{len(report.failed)} files could not be indexed:")
+        for path, reason in report.failed:
+            console.print(f"  {path}: {reason}", markup=False)
+    if report.previously_failed:
+        console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
+                      " (`dgsearch info --errors`; `--retry-failed` tries them again)")
+
+
+def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
+    if fmt == "json":
+        emit_json(info)
+        return
+    if fmt == "jsonl":
+        emit_jsonl(info["errors"] if errors else [info])
+        return
+    console = stdout_console()
+    if errors:
+        if not info["errors"]:
+            console.print("no failed files")
+        for row in info["errors"]:
+            console.print(f"{row['path']}: {row['error']}", markup=False)
+        return
+    table = Table(show_header=False, show_edge=False, pad_edge=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in info["summary"].items():
+        table.add_row(key, str(value))
+    console.print(table)

@@ -1,0 +1,49 @@
+"""A rich progress bar on stderr for indexing runs (counts, rate and ETA); silent when not a terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class RichIndexProgress:
+    """Implements ``diffgap_search.indexing.IndexProgress`` with a rich bar on ``console`` (stderr)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.windows = 0
+        self.progress = Progress(
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[windows]} windows · {task.fields[rate]} windows/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("index", total=0, windows=0, rate="-")
+
+    def start(self, total_files: int) -> None:
+        self.progress.update(self.task, total=total_files)
+        self.progress.start()
+
+    def advance(self, files: int, windows: int) -> None:
+        self.windows += windows
+        elapsed = self.progress.tasks[0].elapsed or 0.0
+        rate = f"{self.windows / elapsed:.1f}" if elapsed > 0 else "-"
+        self.progress.update(self.task, advance=files, windows=self.windows, rate=rate)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[dim]{message}[/dim]")
+
+    def stop(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,65 @@
+"""What an indexing run did, for the CLI to present and tests to assert."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class IndexReport:
+    """Counts of one run. ``failed`` lists ``(path, one-line reason)`` for the files that failed in it."""
+
+    root: str
+    index: str
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    renamed: int = 0
+    copied: int = 0
+    deleted: int = 0
+    previously_failed: int = 0
+    embedded_files: int = 0
+    windows_embedded: int = 0
+    audio_seconds: float = 0.0
+    elapsed_s: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def windows_per_s(self) -> float:
+        return self.windows_embedded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failed"] = [{"path": p, "error": e} for p, e in self.failed]
+        out["windows_per_s"] = round(self.windows_per_s, 3)
+        return out
+
+
+class IndexProgress(Protocol):
+    """Progress sink of an indexing run (the CLI draws a rich bar on stderr; tests may record)."""
+
+    def start(self, total_files: int) -> None: ...
+
+    def advance(self, files: int, windows: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    """A progress sink that shows nothing."""
+
+    def start(self, total_files: int) -> None:
+        pass
+
+    def advance(self, files: int, windows: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

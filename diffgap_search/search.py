@@ -1,0 +1,238 @@
+"""Search: a query (text, an audio file, a video file) -> hits (file, window seconds, score, caption).
+
+A :class:`Searcher` keeps the catalog, the encoder and the FAISS indexes open, so a warm process answers
+in milliseconds. Readers take no lock: the published FAISS generation is searched, plus an exact search
+over vectors committed since it was published, and every hit is joined with the catalog, so a hit never
+names a file or window that is not there at that moment.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffgap_search.config import DEFAULT_MODEL, EncoderConfig, FaissConfig, SearchConfig
+from diffgap_search.encoders.base import Encoder
+from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, UsageError
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.settings import bind_encoder, stored_encoder, stored_window
+from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
+
+EncoderLoader = Callable[[EncoderConfig], Encoder]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Exactly one of ``text``, ``audio`` (a file) or ``video`` (a file); ``start_s``/``end_s`` cut a span."""
+
+    text: str | None = None
+    audio: Path | None = None
+    video: Path | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def kind(self) -> str:
+        given = [k for k in ("text", "audio", "video") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise UsageError("give exactly one query: TEXT, --audio FILE or --video FILE")
+        return given[0]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: ``score`` is cosine similarity (higher is closer), seconds are into the file."""
+
+    path: str
+    kind: str
+    start_s: float
+    end_s: float
+    score: float
+    caption: str | None
+    segment_id: int
+    file_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """Hits best first, plus per-stage timings in milliseconds (encode, faiss, sqlite, total)."""
+
+    query_kind: str
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query_kind": self.query_kind, "hits": [h.to_dict() for h in self.hits],
+                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+
+
+class Searcher:
+    """An open index ready to answer queries. ``model`` overrides the index's recorded model id (its
+    weights must still be the index's: checked by fingerprint)."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        load_encoder: EncoderLoader,
+        *,
+        model: str | None = None,
+        device: str = "auto",
+        faiss_cfg: FaissConfig = FaissConfig(),
+    ) -> None:
+        self.index_dir = index_dir
+        self.catalog = Catalog.open(index_dir)
+        self._load_encoder = load_encoder
+        stored = stored_encoder(self.catalog)
+        model = model or (stored or {}).get("model", DEFAULT_MODEL)
+        self.encoder_cfg = EncoderConfig(model=model, device=device)
+        self.faiss_cfg = faiss_cfg
+        self._encoder: Encoder | None = None
+        self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            encoder = self._load_encoder(self.encoder_cfg)
+            bind_encoder(self.catalog, encoder, str(self.index_dir))
+            self._encoder = encoder
+        return self._encoder
+
+    # -- embedding the query ---------------------------------------------------------------------------
+    def embed_query(self, query: Query) -> np.ndarray:
+        """``(Q, D) float32`` L2-normalised query vectors (one per window for an audio query)."""
+        kind = query.kind
+        if kind == "text":
+            text = (query.text or "").strip()
+            if not text:
+                raise UsageError("the query is empty: give some words, e.g. dgsearch query \"dog barking\"")
+            return self.encoder.embed_text([text])
+        if kind == "video":
+            raise BridgeUnavailableError(
+                "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
+                " index has none: index some videos, then run `dgsearch train --pairs video`"
+            )
+        return self._embed_audio_file(Path(query.audio), query.start_s, query.end_s)  # type: ignore[arg-type]
+
+    def _embed_audio_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+        from diffgap_search.media.audio import load_audio
+        from diffgap_search.media.windows import window_audio
+
+        if not path.exists():
+            raise InputNotFoundError(f"query file not found: {path}")
+        window_cfg = stored_window(self.catalog)
+        assert window_cfg is not None
+        samples = load_audio(path, window_cfg.sample_rate)
+        sr = window_cfg.sample_rate
+        lo = int(round((start_s or 0.0) * sr))
+        hi = len(samples) if end_s is None else int(round(end_s * sr))
+        samples = samples[lo:hi]
+        if len(samples) == 0:
+            raise MediaDecodeError(f"{path}: no audio in the requested span")
+        return self.encoder.embed_audio(window_audio(samples, window_cfg).samples)
+
+    # -- searching -----------------------------------------------------------------------------------
+    def index_for(self, space: str) -> LoadedIndex:
+        """The space's FAISS index, reloaded when a newer generation has been published."""
+        pub = Published.read(self.catalog, space)
+        cached = self._indexes.get(space)
+        if cached is None or cached[0] != pub:
+            dim = int((stored_encoder(self.catalog) or {"dim": 0})["dim"])
+            self._indexes[space] = (pub, load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg))
+        return self._indexes[space][1]
+
+    def search(self, query: Query, cfg: SearchConfig = SearchConfig()) -> SearchResult:
+        """Run ``query`` and return hits best first (grouped per file unless ``cfg.group_by_file`` is off)."""
+        if cfg.top_k < 1:
+            raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
+        t0 = time.perf_counter()
+        qvecs = self.embed_query(query)
+        t1 = time.perf_counter()
+        hits, t_faiss, t_sql = self.search_vectors(qvecs, "audio", cfg)
+        total = (time.perf_counter() - t0) * 1000
+        return SearchResult(query.kind, hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
+                                               "total": total})
+
+    def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig) -> tuple[list[Hit], float, float]:
+        """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""
+        index = self.index_for(space)
+        n_total = index.ntotal + self._delta_count(space, index)
+        k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
+        t_faiss = t_sql = 0.0
+        while True:
+            t0 = time.perf_counter()
+            scores = self._candidates(qvecs, space, index, k)
+            t1 = time.perf_counter()
+            hits = self._resolve(scores, cfg)
+            t2 = time.perf_counter()
+            t_faiss += (t1 - t0) * 1000
+            t_sql += (t2 - t1) * 1000
+            if len(hits) >= cfg.top_k or k >= n_total:
+                return hits[: cfg.top_k], t_faiss, t_sql
+            k = min(n_total, k * 4)
+
+    def _delta_count(self, space: str, index: LoadedIndex) -> int:
+        row = self.catalog.conn.execute(
+            "SELECT count(*) FROM vectors WHERE space = ? AND segment_id > ?", (space, index.max_id)
+        ).fetchone()
+        return int(row[0])
+
+    def _candidates(self, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
+        """segment id -> best score over the query vectors, from FAISS plus the unpublished delta."""
+        best: dict[int, float] = {}
+        scores, ids = index.search(qvecs, k)
+        for row_s, row_i in zip(scores, ids):
+            for s, i in zip(row_s.tolist(), row_i.tolist()):
+                if i >= 0 and s > best.get(i, -np.inf):
+                    best[i] = s
+        for ids_d, vecs_d in self.catalog.read_vectors(space, after_id=index.max_id):
+            sims = (qvecs @ vecs_d.T).max(axis=0)
+            for i, s in zip(ids_d.tolist(), sims.tolist()):
+                if s > best.get(i, -np.inf):
+                    best[i] = s
+        return best
+
+    def _resolve(self, scores: dict[int, float], cfg: SearchConfig) -> list[Hit]:
+        rows = self.catalog.hit_rows(scores)
+        captions = self.catalog.captions_of({r.file_id for r in rows.values()})
+        hits: list[Hit] = []
+        for sid, row in rows.items():
+            score = float(scores[sid])
+            if cfg.min_score is not None and score < cfg.min_score:
+                continue
+            if cfg.kind is not None and row.kind != cfg.kind:
+                continue
+            if cfg.path_glob is not None and not _glob_match(row.path, cfg.path_glob):
+                continue
+            caps = captions.get(row.file_id)
+            hits.append(Hit(row.path, row.kind, row.start_s, row.end_s, score, caps[0] if caps else None,
+                            sid, row.file_id))
+        hits.sort(key=lambda h: (-h.score, h.path, h.start_s))
+        if cfg.group_by_file:
+            seen: set[int] = set()
+            hits = [h for h in hits if not (h.file_id in seen or seen.add(h.file_id))]  # type: ignore[func-returns-value]
+        return hits
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
+    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
