@@ -11,4 +11,5 @@ pytest_plugins = [
     "fixtures_media",
     "fixtures_models",
     "fixtures_video",
+    "fixtures_index",
 ]

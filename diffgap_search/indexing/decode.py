@@ -62,7 +62,7 @@ def decode_file(path: Path, kind: str, cfg: WindowConfig, max_windows: int) -> D
         )
         return Decoded(path, windows, float(windows.ends[-1]))
     except MediaDecodeError as exc:
-        return Decoded(path, None, 0.0, error=str(exc))
+        return Decoded(path, None, 0.0, error=getattr(exc, "reason", str(exc)))
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         return Decoded(path, None, 0.0, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
 

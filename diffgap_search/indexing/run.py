@@ -72,7 +72,7 @@ def index_folder(
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found))
     with writer_lock(index_dir, wait_s=wait_s), Catalog.open(index_dir, create=True) as catalog:
         bind_window(catalog, window_cfg, str(index_dir))
-        captions = CaptionIndex.build(root)
+        captions = CaptionIndex.build(root, exclude=[index_dir])
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         plan = make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
         _apply_bookkeeping(catalog, plan, captions, report)
@@ -243,7 +243,7 @@ def _index_long_file(
             ends.extend(w.end_s for w in batch)
     except MediaDecodeError as exc:
         with catalog.batch():
-            _record_failure(catalog, item.file, item.sha256, str(exc), report)
+            _record_failure(catalog, item.file, item.sha256, getattr(exc, "reason", str(exc)), report)
         progress.advance(1, 0)
         return
     with catalog.batch():

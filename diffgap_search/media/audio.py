@@ -1,0 +1,265 @@
+"""Decode: any audio file (or a video's soundtrack) to mono float32 at the encoder's sample rate, streamed.
+
+Two decoders, one conditioning path:
+
+- soundfile (libsndfile) reads wav/flac/ogg/oga/mp3/opus and anything else it recognises by content;
+- an ``ffmpeg`` subprocess reads the rest (m4a, video containers, codecs libsndfile lacks). It writes
+  32-bit float WAV at the source's own rate and channel count to a pipe, read in chunks, so a long file
+  never sits whole in memory. For ``.wav``/``.flac``/``.ogg``-family names ffmpeg is told the container
+  (``-f``), so random bytes named ``.wav`` are refused instead of being probed as MPEG noise.
+
+Every block then goes through the same steps, whatever decoded it: downmix by the *mean* over channels
+(ffmpeg's ``-ac 1`` is not a mean, so it is not used); NaN/±inf samples replaced by 0 and samples clipped
+to [-1, 1] (float files can hold anything; CLAP is trained on [-1, 1] audio); resampling with a streaming
+soxr ``HQ`` resampler (deterministic; identical whether the caller streams or loads whole); a final clip
+to [-1, 1] (resampling can overshoot by a hair).
+
+Failures raise ``MediaDecodeError`` with a one-line message ``"<path>: <reason>"``; the instance also
+carries ``.path`` (the Path) and ``.reason`` (the reason alone) for the catalog's ``error`` column.
+A file truncated inside its sample data decodes to the samples that are there (libsndfile and ffmpeg
+both do so); a file truncated inside its header is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as stat_mod
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media.discover import VIDEO_EXTENSIONS, display_path
+
+# Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
+_FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma"}) | VIDEO_EXTENSIONS
+# Names whose container is certain: ffmpeg is told it rather than left to probe the bytes.
+_FFMPEG_FORMAT = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg"}
+_RESAMPLE_QUALITY = "HQ"
+
+
+def decode_error(path: Path, reason: str) -> MediaDecodeError:
+    """A ``MediaDecodeError`` for ``path`` with a one-line message, carrying ``.path`` and ``.reason``."""
+    reason = " ".join(reason.split()) or "cannot decode"
+    err = MediaDecodeError(f"{display_path(path)}: {reason}")
+    err.path = path  # type: ignore[attr-defined]
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+def load_audio(path: Path, sample_rate: int) -> np.ndarray:
+    """The whole file as mono ``(T,) float32`` in [-1, 1] at ``sample_rate``; ``T >= 1`` or it raises."""
+    blocks = list(iter_audio_blocks(path, sample_rate))
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def iter_audio_blocks(path: Path, sample_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """Stream the file as consecutive mono ``(t,) float32`` blocks at ``sample_rate``, each non-empty.
+
+    Blocks hold about ``block_seconds`` of audio (exact sizes vary with the resampler). Their concatenation
+    equals ``load_audio(path, sample_rate)``. Raises ``MediaDecodeError`` (possibly after some blocks, for a
+    file that breaks mid-stream, and at the end when no sample at all was decoded).
+    """
+    if sample_rate <= 0 or not block_seconds > 0:
+        raise ValueError("sample_rate and block_seconds must be > 0")
+    path = Path(os.path.abspath(os.fspath(path)))
+    _check_file(path)
+    produced = 0
+    for block in _decoded_blocks(path, sample_rate, block_seconds):
+        produced += block.shape[0]
+        yield block
+    if produced == 0:
+        raise decode_error(path, "no audio samples decoded")
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise decode_error(path, "file not found") from None
+    except OSError as exc:
+        raise decode_error(path, f"cannot read file: {exc.strerror or exc}") from None
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise decode_error(path, "not a regular file")
+    if st.st_size == 0:
+        raise decode_error(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise decode_error(path, "permission denied") from None
+    except OSError as exc:
+        raise decode_error(path, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    suffix = path.suffix.lower()
+    sf_reason = None
+    if suffix not in _FFMPEG_ONLY:
+        try:
+            handle = sf.SoundFile(os.fsencode(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            sf_reason = _libsndfile_reason(exc)
+        else:
+            with handle:
+                yield from _soundfile_blocks(path, handle, sample_rate, block_seconds)
+            return
+    yield from _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason)
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    text = getattr(exc, "error_string", None) or str(exc)
+    return str(text).split(": ", 1)[-1] if str(text).startswith("Error opening") else str(text)
+
+
+class _Conditioner:
+    """Frames ``(t, channels)`` at ``in_rate`` -> clean mono float32 at ``out_rate``, streaming."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
+            in_rate, out_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+        )
+
+    def push(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
+        mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float64)
+        mono = np.clip(np.nan_to_num(mono.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+        if self._stream is None:
+            return mono
+        out = self._stream.resample_chunk(mono, last=last)
+        return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+
+    def finish(self) -> np.ndarray:
+        return self.push(np.zeros((0, 1), dtype=np.float32), last=True)
+
+
+def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    if handle.samplerate <= 0 or handle.channels <= 0:
+        raise decode_error(path, "no audio stream")
+    cond = _Conditioner(handle.samplerate, sample_rate)
+    frames_per_read = max(1, int(block_seconds * handle.samplerate))
+    while True:
+        try:
+            frames = handle.read(frames_per_read, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise decode_error(path, f"decoding failed: {_libsndfile_reason(exc)}") from None
+        if frames.shape[0] == 0:
+            break
+        out = cond.push(frames)
+        if out.size:
+            yield out
+    tail = cond.finish()
+    if tail.size:
+        yield tail
+
+
+def _ffmpeg_blocks(
+    path: Path, sample_rate: int, block_seconds: float, forced_format: str | None, sf_reason: str | None
+) -> Iterator[np.ndarray]:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        hint = f" (soundfile: {sf_reason})" if sf_reason else ""
+        what = path.suffix or "this file"
+        raise decode_error(path, f"needs ffmpeg, which is not installed: install ffmpeg to decode {what}{hint}")
+    cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error"]
+    if forced_format:
+        cmd += ["-f", forced_format]
+    cmd += ["-i", b"file:" + os.fsencode(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
+    with tempfile.TemporaryFile() as errfile:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile)
+        assert proc.stdout is not None
+        try:
+            yield from _read_wav_pipe(path, proc.stdout, sample_rate, block_seconds, proc, errfile)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+
+
+def _ffmpeg_failure(path: Path, proc: subprocess.Popen[bytes], errfile: IO[bytes]) -> MediaDecodeError:
+    proc.wait()
+    errfile.seek(0)
+    text = errfile.read(4096).decode("utf-8", "replace")
+    if "matches no streams" in text or "does not contain any stream" in text:
+        return decode_error(path, "no audio stream")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    detail = lines[-1] if lines else f"ffmpeg exited with status {proc.returncode}"
+    if detail.startswith("file:"):  # "file:/x/y.wav: Invalid data found ..." -> drop the repeated path
+        detail = detail.split(": ", 1)[-1]
+    if _looks_like_text(path):
+        return decode_error(path, f"a text file, not audio ({detail})")
+    return decode_error(path, f"not decodable audio ({detail})")
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    return stream.read(n) or b""
+
+
+def _read_wav_pipe(
+    path: Path,
+    stream: IO[bytes],
+    sample_rate: int,
+    block_seconds: float,
+    proc: subprocess.Popen[bytes],
+    errfile: IO[bytes],
+) -> Iterator[np.ndarray]:
+    """Parse ffmpeg's streamed float WAV (sizes in it are placeholders) and yield conditioned blocks."""
+    head = _read_exact(stream, 12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        raise _ffmpeg_failure(path, proc, errfile)
+    channels = rate = 0
+    while True:
+        chunk = _read_exact(stream, 8)
+        if len(chunk) < 8:
+            raise _ffmpeg_failure(path, proc, errfile)
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"data":
+            break
+        body = _read_exact(stream, size + (size & 1))
+        if cid == b"fmt " and len(body) >= 8:
+            channels, rate = struct.unpack("<HI", body[2:8])
+    if channels <= 0 or rate <= 0:
+        raise decode_error(path, "no audio stream")
+    cond = _Conditioner(rate, sample_rate)
+    frame_bytes = 4 * channels
+    want = frame_bytes * max(1, int(block_seconds * rate))
+    pending = b""
+    while True:
+        data = _read_exact(stream, want)
+        if not data:
+            break
+        data = pending + data
+        usable = len(data) - len(data) % frame_bytes
+        pending = data[usable:]
+        if usable:
+            frames = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+            out = cond.push(frames)
+            if out.size:
+                yield out
+    if proc.wait() != 0:
+        raise _ffmpeg_failure(path, proc, errfile)
+    tail = cond.finish()
+    if tail.size:
+        yield tail

@@ -1,0 +1,191 @@
+"""Discover: walk a folder and list its audio and video files, deterministically and safely.
+
+Paths are ``pathlib.Path`` objects made absolute with ``os.path.abspath`` (``..`` folded, symlinks in the
+path *not* resolved), so a file reached through a symlinked folder keeps the link's path. Names that are
+not valid UTF-8 are carried as Python's surrogate-escaped strings and round-trip through
+``os.fsencode``; ``path_key`` gives the bytes the catalog uses as a file's unique key and
+``display_path`` gives printable text for messages and tables.
+
+The walk follows symlinks to folders but remembers every folder it entered by ``(st_dev, st_ino)``, so
+loops end and a folder reached twice is listed once (under the first path in byte order). Hidden entries
+(a name starting with ``.``), the ``exclude`` paths and everything below them, and anything that is not a
+regular file (fifos, sockets, devices) are skipped. A folder that cannot be read, or a broken symlink, is
+skipped and reported through ``on_error(path, reason)``; the walk never raises for them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from diffgap_search.errors import InputNotFoundError
+
+MediaKind = Literal["audio", "video"]
+OnError = Callable[[Path, str], None]
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus"})
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi"})
+
+
+@dataclass(frozen=True)
+class DiscoveredFile:
+    """One media file found by ``discover``.
+
+    ``path`` is absolute (not resolved through symlinks), ``kind`` is ``"audio"`` or ``"video"``, ``size`` is
+    in bytes and ``mtime_ns`` is the modification time in integer nanoseconds (both of the file a symlink
+    points to).
+    """
+
+    path: Path
+    kind: MediaKind
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> bytes:
+        """The catalog's unique key for this file: ``path_key(self.path)``."""
+        return path_key(self.path)
+
+
+def media_kind(path: Path | str) -> MediaKind | None:
+    """``"audio"`` or ``"video"`` from the file name's extension (case-insensitive), else ``None``."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def path_key(p: Path | str) -> bytes:
+    """The file's unique key: ``os.fsencode`` of its absolute path (raw bytes, any name round-trips)."""
+    return os.fsencode(os.path.abspath(os.fspath(p)))
+
+
+def display_path(p: Path | str | bytes) -> str:
+    """Printable text for any path: non-UTF-8 bytes become ``\\xNN``, control characters are escaped.
+
+    ``\\n``, ``\\r`` and ``\\t`` are written as such; any other unprintable character as ``\\xNN`` or
+    ``\\uNNNN``. The result is for people (messages, tables); use ``path_key`` to identify a file.
+    """
+    raw = p if isinstance(p, bytes) else os.fsencode(os.fspath(p))
+    text = raw.decode("utf-8", errors="backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(ch) for ch in text)
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def discover(
+    root: Path,
+    *,
+    exclude: Sequence[Path] = (),
+    on_error: OnError | None = None,
+) -> Iterator[DiscoveredFile]:
+    """Yield every audio/video file under ``root``, in the byte order of their absolute paths.
+
+    ``root`` may also be a single media file. Raises ``InputNotFoundError`` when ``root`` does not exist.
+    """
+    for path, st in walk_files(root, exclude=exclude, on_error=on_error):
+        kind = media_kind(path)
+        if kind is not None:
+            yield DiscoveredFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def walk_files(
+    root: Path,
+    *,
+    exclude: Sequence[Path] = (),
+    on_error: OnError | None = None,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Yield ``(absolute path, stat)`` for every non-hidden regular file under ``root``, in path-byte order.
+
+    The shared walker of ``discover`` and the caption sidecar scan; see the module docstring for the rules.
+    """
+    report: OnError = on_error or (lambda _p, _r: None)
+    top = Path(os.path.abspath(os.fspath(root)))
+    try:
+        st = os.stat(top)
+    except FileNotFoundError:
+        raise InputNotFoundError(f"no such file or folder: {display_path(top)}") from None
+    except OSError as exc:
+        raise InputNotFoundError(f"cannot read {display_path(top)}: {exc.strerror or exc}") from None
+    excluded = _identities(exclude)
+    if _identity(st) in excluded:
+        return
+    if stat_mod.S_ISREG(st.st_mode):
+        yield top, st
+        return
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return
+    yield from _walk_dir(top, excluded, {_identity(st)}, report)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
+    found: set[tuple[int, int]] = set()
+    for p in paths:
+        try:
+            found.add(_identity(os.stat(p)))
+        except OSError:
+            continue  # an exclude path that does not exist yet excludes nothing
+    return found
+
+
+def _walk_dir(
+    folder: Path,
+    excluded: set[tuple[int, int]],
+    visited: set[tuple[int, int]],
+    report: OnError,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+    except OSError as exc:
+        report(folder, f"cannot read folder: {exc.strerror or exc}")
+        return
+    # A folder sorts as "name/" so that the walk's order is the byte order of the full paths.
+    listed: list[tuple[bytes, Path, os.stat_result]] = []
+    for entry in entries:
+        path = folder / entry.name
+        try:
+            st = os.stat(path)  # follows symlinks
+        except OSError as exc:
+            reason = "broken symlink" if entry.is_symlink() else f"cannot stat: {exc.strerror or exc}"
+            report(path, reason)
+            continue
+        if _identity(st) in excluded:
+            continue
+        name = os.fsencode(entry.name)
+        if stat_mod.S_ISDIR(st.st_mode):
+            listed.append((name + b"/", path, st))
+        elif stat_mod.S_ISREG(st.st_mode):
+            listed.append((name, path, st))
+    listed.sort(key=lambda item: item[0])
+    for _key, path, st in listed:
+        if stat_mod.S_ISDIR(st.st_mode):
+            ident = _identity(st)
+            if ident in visited:
+                continue  # a symlink loop, or a folder already listed under another path
+            visited.add(ident)
+            yield from _walk_dir(path, excluded, visited, report)
+        else:
+            yield path, st

@@ -1,0 +1,58 @@
+"""Pytest fixtures for indexing and search: an encoder loader that counts loads, an indexed clip tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from diffgap_search.config import EncoderConfig, IndexingConfig
+
+
+@dataclass
+class CountingLoader:
+    """Loads the real (tiny) encoder through ``load_encoder`` and counts loads and embedded windows."""
+
+    loads: int = 0
+    windows: int = 0
+    configs: list[EncoderConfig] = field(default_factory=list)
+
+    def __call__(self, cfg: EncoderConfig) -> Any:
+        from diffgap_search.encoders.loading import load_encoder
+
+        self.loads += 1
+        self.configs.append(cfg)
+        encoder = load_encoder(cfg, progress=False)
+        original = encoder.embed_audio
+
+        def counted(windows: Any) -> Any:
+            self.windows += len(windows)
+            return original(windows)
+
+        encoder.embed_audio = counted  # type: ignore[method-assign]
+        return encoder
+
+
+INLINE = IndexingConfig(decode_workers=0)
+
+
+@pytest.fixture
+def loader() -> CountingLoader:
+    return CountingLoader()
+
+
+@pytest.fixture
+def tiny_cfg(tiny_clap_dir: Path) -> EncoderConfig:
+    return EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=8)
+
+
+@pytest.fixture
+def indexed(clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> tuple[Path, Path]:
+    """``(clips folder, index folder)`` after one inline indexing run of ``clips_dir``."""
+    from diffgap_search.indexing import index_folder
+
+    index_dir = tmp_path / "index"
+    index_folder(clips_dir, index_dir, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, indexing_cfg=INLINE)
+    return clips_dir, index_dir
