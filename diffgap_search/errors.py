@@ -82,7 +82,7 @@ class MediaDecodeError(DGSearchError):
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
-    EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback printed by `--debug`"),
+    EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback that `DGSEARCH_DEBUG=1` prints"),
     EXIT_USAGE: ("usage", "bad flags or arguments, an empty query, conflicting query kinds"),
     InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable"),
     IndexNotFoundError.exit_code: ("no index", "the index does not exist yet: run `dgsearch index FOLDER` first"),
@@ -94,3 +94,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     BridgeUnavailableError.exit_code: ("no bridge", "the query needs a trained DiffGAP bridge: run `dgsearch train`"),
     MediaDecodeError.exit_code: ("undecodable query", "the query's media file cannot be decoded"),
 }
+
+
+class BridgeMismatchError(IncompatibleIndexError):
+    """A DiffGAP bridge checkpoint was trained for other encoders, or written by a newer format version."""

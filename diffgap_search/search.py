@@ -124,19 +124,20 @@ class Searcher:
             if not text:
                 raise UsageError("the query is empty: give some words, e.g. dgsearch query \"dog barking\"")
             return self.encoder.embed_text([text])
+        path = Path(query.audio or query.video)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise InputNotFoundError(f"query file not found: {path}")
         if kind == "video":
             raise BridgeUnavailableError(
                 "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
                 " index has none: index some videos, then run `dgsearch train --pairs video`"
             )
-        return self._embed_audio_file(Path(query.audio), query.start_s, query.end_s)  # type: ignore[arg-type]
+        return self._embed_audio_file(path, query.start_s, query.end_s)
 
     def _embed_audio_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         from diffgap_search.media.audio import load_audio
         from diffgap_search.media.windows import window_audio
 
-        if not path.exists():
-            raise InputNotFoundError(f"query file not found: {path}")
         window_cfg = stored_window(self.catalog)
         assert window_cfg is not None
         samples = load_audio(path, window_cfg.sample_rate)

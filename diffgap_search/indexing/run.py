@@ -78,6 +78,7 @@ def index_folder(
         _apply_bookkeeping(catalog, plan, captions, report)
         encoder = _LazyEncoder(load_encoder, encoder_cfg, catalog, str(index_dir))
         if plan.embed:
+            encoder.get()  # fail fast (missing weights, other model) before any decoding
             progress.start(len(plan.embed))
             try:
                 _embed_all(catalog, plan.embed, encoder, captions, window_cfg, indexing_cfg, progress, report)
