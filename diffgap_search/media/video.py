@@ -1,0 +1,230 @@
+"""Video decoding: frames at a fixed rate, grouped into the soundtrack's windows, streamed window by window.
+
+Frames come from decord (imported lazily). For each window only that window's frames are fetched
+(``VideoReader.get_batch`` on the frame indices the window needs), so memory is bounded by one window
+(``ceil(window_s * fps)`` frames of ``size x size x 3`` bytes), whatever the video's length; the only
+per-video state is the frame timestamp table (two float64 per source frame).
+
+Sampling rule (chosen here, tested to the frame):
+    windows are the audio rule for duration ``d`` (the video's decodable duration unless the caller
+    passes the soundtrack's): ``d <= window`` -> one window ``[0, d]``; else
+    ``n = ceil((d - window) / hop) + 1`` windows, window ``i`` covers ``[i*hop, min(i*hop + window, d)]``,
+    evaluated in samples by ``media/windows.py``'s own ``window_count`` (``window_bounds``).
+    Inside ``[start, end]`` the sample times are the centres of ``1/fps`` slots,
+    ``t_k = start + (k + 0.5) / fps`` for ``k = 0 .. F-1`` with ``F = max(1, ceil((end - start) * fps - 0.5))``
+    (every ``t_k < end``). The frame sampled at ``t`` is the one on screen at ``t``: the last frame whose
+    presentation timestamp is ``<= t`` (timestamps from ``get_frame_timestamp``, relative to the first
+    frame), so variable-frame-rate files are sampled by time, not by index. Times past the last frame
+    take the last frame.
+
+Geometry: the short side is scaled to ``size`` and the long side centre-cropped, giving
+``size x size`` frames (CLIP's own resize + centre crop, so the encoder's processor has nothing left to
+resize at 224); ``size=None`` keeps the native displayed size. Rotation metadata is honoured (decord
+applies it; see ``video_geometry`` for the quarter-turn workaround).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffgap_search.config import WindowConfig
+from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media.video_geometry import DecodePlan, finish_frames, plan_decode
+from diffgap_search.media.video_probe import VIDEO_EXTENSIONS, StreamsInfo, probe_streams
+from diffgap_search.media.video_soundtrack import load_soundtrack
+from diffgap_search.media.windows import window_count
+
+__all__ = [
+    "DEFAULT_FPS",
+    "VIDEO_EXTENSIONS",
+    "FrameWindow",
+    "VideoInfo",
+    "iter_frame_windows",
+    "load_soundtrack",
+    "probe_video",
+    "sample_times",
+    "window_bounds",
+]
+
+DEFAULT_FPS = 4.0
+# A file whose decodable frames stop this much before the duration its container declares is truncated.
+_TRUNCATION_SLACK_S = 1.0
+_TRUNCATION_SLACK_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video holds, as decoded.
+
+    ``duration_s``: from the first frame's timestamp to the end of the last decodable frame.
+    ``fps``: the container's average frame rate (``n_frames / duration_s`` when it has none).
+    ``n_frames``: decodable frames. ``width``/``height``: the displayed size, after rotation.
+    ``rotation``: the rotation metadata in degrees (0, 90, 180 or 270), already applied to frames.
+    """
+
+    duration_s: float
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+    has_audio: bool
+    rotation: int
+
+
+@dataclass(frozen=True)
+class FrameWindow:
+    """The frames of one window.
+
+    ``frames``: ``(F, H, W, 3) uint8`` RGB (``H = W = size`` unless ``size=None``).
+    ``times_s``: ``(F,) float64`` sample times in seconds. ``frame_indices``: ``(F,) int64`` decodable
+    source frame sampled at each time.
+    """
+
+    start_s: float
+    end_s: float
+    frames: np.ndarray
+    times_s: np.ndarray
+    frame_indices: np.ndarray
+
+
+def window_bounds(duration_s: float, cfg: WindowConfig) -> list[tuple[float, float]]:
+    """The audio stage's windows for a ``duration_s``-second clip, as ``(start_s, end_s)`` pairs.
+
+    Evaluated exactly as ``media/windows.py`` does for audio: in samples at ``cfg.sample_rate``
+    (``L = round(duration_s * sample_rate)``), then divided back into seconds, so the video windows of
+    a clip equal its soundtrack's windows bit for bit. A clip shorter than one sample still gets one
+    window ``[0, duration_s]``.
+    """
+    sr = cfg.sample_rate
+    length = int(round(float(duration_s) * sr))
+    window, hop = cfg.window_samples, cfg.hop_samples
+    n = window_count(length, window, hop)
+    if n == 0:
+        return [(0.0, float(duration_s))]
+    return [(i * hop / sr, min(i * hop + window, length) / sr) for i in range(n)]
+
+
+def sample_times(start_s: float, end_s: float, fps: float) -> np.ndarray:
+    """``(F,) float64`` slot-centre times ``start + (k + 0.5) / fps`` inside ``[start, end)``; at least one."""
+    n = max(1, math.ceil(round((end_s - start_s) * fps - 0.5, 6)))
+    return start_s + (np.arange(n, dtype=np.float64) + 0.5) / fps
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Open ``path`` and describe it; ``MediaDecodeError`` (one line) when it cannot be used."""
+    return _open(Path(path), size=None)[0]
+
+
+def iter_frame_windows(
+    path: str | os.PathLike[str],
+    cfg: WindowConfig,
+    fps: float = DEFAULT_FPS,
+    size: int | None = 224,
+    duration_s: float | None = None,
+) -> Iterator[FrameWindow]:
+    """Yield the frames of each window of ``path``, decoding one window at a time.
+
+    Args:
+        cfg: the windowing of the soundtrack (``window_s``, ``hop_s``, and ``sample_rate``, at which
+            window bounds are quantised exactly as the audio's).
+        fps: frames sampled per second of video.
+        size: side of the square output frames; None keeps the displayed size.
+        duration_s: the duration windows are cut from; default the video's. Pass the soundtrack's
+            length to get exactly the audio's windows when the two streams differ slightly.
+
+    Yields:
+        ``FrameWindow`` with ``frames`` of shape ``(F, size, size, 3) uint8``.
+
+    Raises:
+        MediaDecodeError: unreadable, truncated or frameless (at the call, before any frame is decoded),
+            or failing mid-stream (while iterating); one line.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    p = Path(path)
+    info, reader, starts, plan = _open(p, size)
+    d = info.duration_s if duration_s is None else float(duration_s)
+    return _windows(p, reader, starts, plan, window_bounds(d, cfg), fps)
+
+
+def _windows(
+    p: Path, reader: Any, starts: np.ndarray, plan: DecodePlan, bounds: list[tuple[float, float]], fps: float
+) -> Iterator[FrameWindow]:
+    """Decode and yield one window at a time (only that window's frames are fetched)."""
+    for start, end in bounds:
+        times = sample_times(start, end, fps)
+        idx = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(starts) - 1)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        try:
+            batch = reader.get_batch(uniq.tolist()).asnumpy()
+        except Exception as exc:  # decord raises DECORDError/RuntimeError/IndexError
+            raise MediaDecodeError(f"{p}: decoding failed near {start:.1f} s ({_first_line(exc)})") from None
+        frames = finish_frames(batch[inverse], plan)
+        del batch
+        yield FrameWindow(start, end, frames, times, idx.astype(np.int64))
+
+
+def _open(path: Path, size: int | None) -> tuple[VideoInfo, Any, np.ndarray, DecodePlan]:
+    """ffprobe, then decord: (info, VideoReader, (n,) float64 frame start times from 0, decode plan)."""
+    streams = probe_streams(path)
+    if streams.width <= 0 or streams.height <= 0:
+        raise MediaDecodeError(f"{path}: video stream has no picture size")
+    quarter = streams.rotation in (90, 270)
+    disp_w, disp_h = (streams.height, streams.width) if quarter else (streams.width, streams.height)
+    plan = plan_decode(disp_w, disp_h, quarter, size)
+    reader = _video_reader(path, plan)
+    n = len(reader)
+    if n == 0:
+        raise MediaDecodeError(f"{path}: video stream has no frames")
+    stamps = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64).reshape(n, 2)
+    origin = stamps[0, 0]
+    starts = stamps[:, 0] - origin
+    duration = float(max(stamps[-1, 1] - origin, starts[-1]))
+    _check_truncation(path, streams, float(stamps[-1, 1]))
+    fps = streams.fps or (n / duration if duration > 0 else 0.0)
+    info = VideoInfo(duration, fps, n, disp_w, disp_h, streams.has_audio, streams.rotation)
+    return info, reader, starts, plan
+
+
+def _video_reader(path: Path, plan: DecodePlan) -> Any:
+    """A decord ``VideoReader`` decoding at the plan's size; decord's own errors become one line."""
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    try:
+        return decord.VideoReader(os.fspath(path), ctx=decord.cpu(0), width=plan.decode_w, height=plan.decode_h)
+    except Exception as exc:
+        reason = _first_line(exc)
+        if "av_read_frame failed" in reason or "Invalid data" in reason:  # AVERROR_INVALIDDATA mid-stream
+            raise MediaDecodeError(f"{path}: truncated or damaged file: invalid data in the video stream") from None
+        raise MediaDecodeError(f"{path}: cannot open the video stream ({reason})") from None
+
+
+def _check_truncation(path: Path, streams: StreamsInfo, decoded_end_s: float) -> None:
+    """Raise when the decodable frames stop well before the video stream's declared duration."""
+    declared = streams.video_duration_s
+    if declared is None:
+        return
+    missing = declared - decoded_end_s
+    if missing > max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRACTION * declared):
+        raise MediaDecodeError(
+            f"{path}: truncated file: video frames stop at {decoded_end_s:.2f} s of {declared:.2f} s"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative part of a decord/ffmpeg error: its last non-empty line, without source locations."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    if "] " in text and text.startswith("["):
+        text = text.split("] ", 1)[1]
+    if ": " in text and ".cc:" in text:
+        text = text.rsplit(": ", 1)[1]
+    return text[:200]

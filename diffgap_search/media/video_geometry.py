@@ -1,0 +1,86 @@
+"""Frame geometry: the size decord decodes at, and the numpy fix-ups after it (resample, centre crop).
+
+Decord resizes while it decodes (its ``width``/``height`` arguments drive ffmpeg's scaler), which is
+the cheapest place to shrink a frame. Two things happen after it, in numpy:
+
+- the centre crop to ``size x size`` (aspect is kept: the short side is scaled to ``size`` first, so the
+  crop trims only the long side, as CLIP's own processor does);
+- for a quarter-turn rotated video only: decord 0.6 applies the rotation itself but allocates its output
+  with the *unrotated* shape, so a non-square request fails (``get_batch``: "The size must exactly
+  match") or returns a 4-channel array (``vr[i]``). A square request is correct, so those videos are
+  decoded square and the squashed axis is resampled back (nearest neighbour) before the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """How to get frames of the wanted size out of decord.
+
+    ``decode_w``/``decode_h`` are passed to ``decord.VideoReader`` (-1 = native). ``target_w``/``target_h``
+    are the displayed frame scaled so its short side is ``crop`` (or the native displayed size when
+    ``crop`` is None); ``crop`` is the side of the final centre crop, None for no crop.
+    """
+
+    decode_w: int
+    decode_h: int
+    target_w: int
+    target_h: int
+    crop: int | None
+
+    @property
+    def out_shape(self) -> tuple[int, int]:
+        """(H, W) of the frames this plan yields."""
+        if self.crop is not None:
+            return self.crop, self.crop
+        return self.target_h, self.target_w
+
+
+def plan_decode(display_w: int, display_h: int, quarter_turn: bool, size: int | None) -> DecodePlan:
+    """The decode size for a displayed ``display_w x display_h`` frame and a final ``size x size`` crop.
+
+    ``size=None`` keeps the native displayed size (no crop). ``quarter_turn`` marks 90/270-degree
+    rotation metadata (see the module docstring for why those are decoded square).
+    """
+    if display_w <= 0 or display_h <= 0:
+        raise ValueError(f"bad frame size {display_w}x{display_h}")
+    if size is None:
+        tw, th = display_w, display_h
+    else:
+        if size <= 0:
+            raise ValueError(f"size must be > 0, got {size}")
+        short = min(display_w, display_h)
+        tw = max(size, int(round(display_w * size / short)))
+        th = max(size, int(round(display_h * size / short)))
+    if quarter_turn and tw != th:
+        side = max(tw, th)
+        return DecodePlan(side, side, tw, th, size)
+    if size is None:
+        return DecodePlan(-1, -1, tw, th, None)
+    return DecodePlan(tw, th, tw, th, size)
+
+
+def finish_frames(frames: np.ndarray, plan: DecodePlan) -> np.ndarray:
+    """Decoded ``(F, h, w, 3) uint8`` -> ``(F, *plan.out_shape, 3) uint8``, C-contiguous (owns its data)."""
+    out = frames
+    if out.shape[1] != plan.target_h:
+        out = _resample_axis(out, 1, plan.target_h)
+    if out.shape[2] != plan.target_w:
+        out = _resample_axis(out, 2, plan.target_w)
+    if plan.crop is not None:
+        top = (out.shape[1] - plan.crop) // 2
+        left = (out.shape[2] - plan.crop) // 2
+        out = out[:, top : top + plan.crop, left : left + plan.crop]
+    return np.ascontiguousarray(out)
+
+
+def _resample_axis(frames: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """Nearest-neighbour resample of one spatial axis to ``n`` samples (pixel centres aligned)."""
+    m = frames.shape[axis]
+    idx = np.minimum(((np.arange(n) + 0.5) * m / n).astype(np.int64), m - 1)
+    return np.take(frames, idx, axis=axis)
