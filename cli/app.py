@@ -50,6 +50,12 @@ def _encoder_loader():  # type: ignore[no-untyped-def]
     return load_encoder
 
 
+def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
+    from diffgap_search.encoders.clip_video import load_video_encoder
+
+    return load_video_encoder(cfg.model, device, cfg.batch_size, fps=cfg.fps)
+
+
 def version_callback(value: bool) -> None:
     if value:
         print(f"dgsearch {__version__}")
@@ -74,13 +80,15 @@ def index(
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
+    video_model: Annotated[Optional[str], typer.Option("--video-model", help="Frame encoder for videos: hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
+    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
     """Index a folder: embed new and changed files, follow renames and deletions (incremental)."""
-    from diffgap_search.config import EncoderConfig, IndexingConfig, WindowConfig, resolve_index_dir
+    from diffgap_search.config import EncoderConfig, IndexingConfig, VideoConfig, WindowConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import index_folder
     from diffgap_search.store.catalog import Catalog
@@ -97,15 +105,17 @@ def index(
         from diffgap_search.errors import UsageError
 
         raise UsageError(str(exc)) from None
-    if model is None and (index_dir / "catalog.sqlite").exists():
+    if (model is None or video_model is None) and (index_dir / "catalog.sqlite").exists():
         with Catalog.open(index_dir) as cat:
-            model = (stored_encoder(cat) or {}).get("model")
+            model = model or (stored_encoder(cat) or {}).get("model")
+            video_model = video_model or (stored_encoder(cat, "video_encoder") or {}).get("model")
     encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, device=device, batch_size=batch_size)
+    video_cfg = VideoConfig(model=video_model or VideoConfig().model, frames=frames)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())
     try:
         report = index_folder(folder, index_dir, load_encoder=_encoder_loader(), encoder_cfg=encoder_cfg,
-                              window_cfg=window_cfg, indexing_cfg=indexing_cfg, progress=progress,
+                              load_video_encoder=_video_encoder_loader, video_cfg=video_cfg, window_cfg=window_cfg, indexing_cfg=indexing_cfg, progress=progress,
                               retry_failed=retry_failed, wait_s=wait)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:

@@ -59,6 +59,24 @@ class EncoderConfig:
     revision: str | None = None
 
 
+DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How video frames are sampled and embedded (CLIP's image tower, frames mean-pooled per window).
+
+    ``frames`` off indexes only videos' soundtracks (no video model needed). ``fps`` 4 as CAVP does;
+    ``size`` is the square side frames are resized and centre-cropped to.
+    """
+
+    model: str = DEFAULT_VIDEO_MODEL
+    frames: bool = True
+    fps: float = 4.0
+    size: int = 224
+    batch_size: int = 32
+
+
 @dataclass(frozen=True)
 class FaissConfig:
     """How the index type follows the number of vectors (autofaiss's rule, measured in benchmarks/).

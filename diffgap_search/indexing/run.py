@@ -7,19 +7,19 @@ end (and repaired at the start of a run after a crash, since the catalog is the 
 
 from __future__ import annotations
 
-import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, WindowConfig
+from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
-from diffgap_search.errors import NothingIndexedError
-from diffgap_search.indexing.decode import Decoded, decode_file, ordered_map, stream_windows
+from diffgap_search.errors import MediaDecodeError, ModelUnavailableError, NothingIndexedError
+from diffgap_search.indexing.decode import Decoded, SegmentData, decode_file, iter_segments, ordered_map
 from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.media.captions import CaptionIndex
@@ -31,6 +31,7 @@ from diffgap_search.store.settings import bind_encoder, bind_window
 from diffgap_search.store.vector_index import Published, publish
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
+VideoEncoderLoader = Callable[[VideoConfig, str], Any]  # (config, device) -> encoder with embed_video
 MAX_WINDOWS_PER_TASK = 32  # ~60 MB of 10 s windows at 48 kHz; longer files are streamed
 
 
@@ -43,7 +44,7 @@ class _Pending:
 
     @property
     def windows(self) -> int:
-        return sum(len(d.windows) for _, d in self.items if d.windows is not None)
+        return sum(len(d.segments) for _, d in self.items)
 
 
 def index_folder(
@@ -52,6 +53,8 @@ def index_folder(
     *,
     load_encoder: EncoderLoader,
     encoder_cfg: EncoderConfig,
+    load_video_encoder: VideoEncoderLoader | None = None,
+    video_cfg: VideoConfig = VideoConfig(),
     window_cfg: WindowConfig = WindowConfig(),
     faiss_cfg: FaissConfig = FaissConfig(),
     indexing_cfg: IndexingConfig = IndexingConfig(),
@@ -76,17 +79,17 @@ def index_folder(
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         plan = make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
         _apply_bookkeeping(catalog, plan, captions, report)
-        encoder = _LazyEncoder(load_encoder, encoder_cfg, catalog, str(index_dir))
+        encoders = _Encoders(load_encoder, encoder_cfg, load_video_encoder, video_cfg, catalog, str(index_dir))
         if plan.embed:
-            encoder.get()  # fail fast (missing weights, other model) before any decoding
+            encoders.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
             progress.start(len(plan.embed))
             try:
-                _embed_all(catalog, plan.embed, encoder, captions, window_cfg, indexing_cfg, progress, report)
+                _embed_all(catalog, plan.embed, encoders, captions, window_cfg, indexing_cfg, progress, report)
             finally:
                 progress.stop()
-        dim = encoder.dim_or_stored()
-        if dim is not None:
-            for space in _stale_spaces(catalog):
+        for space in _stale_spaces(catalog):
+            dim = encoders.dim_of(space)
+            if dim is not None:
                 progress.note(f"writing the {space} index")
                 publish(index_dir, catalog, space, dim, faiss_cfg)
         total_ok = catalog.stats()["files"]
@@ -104,27 +107,64 @@ def index_folder(
     return report
 
 
-class _LazyEncoder:
-    """Loads the encoder on first use only (an unchanged folder never loads a model)."""
+class _Encoders:
+    """The audio and video encoders, each loaded on first use only (an unchanged folder loads none)."""
 
-    def __init__(self, loader: EncoderLoader, cfg: EncoderConfig, catalog: Catalog, where: str) -> None:
-        self._loader, self._cfg, self._catalog, self._where = loader, cfg, catalog, where
-        self._encoder: Encoder | None = None
-
-    def get(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = self._loader(self._cfg)
-            bind_encoder(self._catalog, self._encoder, self._where)
-        return self._encoder
+    def __init__(self, loader: EncoderLoader, cfg: EncoderConfig, video_loader: VideoEncoderLoader | None,
+                 video_cfg: VideoConfig, catalog: Catalog, where: str) -> None:
+        self._loader, self.cfg, self._catalog, self._where = loader, cfg, catalog, where
+        self._video_loader, self.video_cfg = video_loader, video_cfg
+        self._audio: Encoder | None = None
+        self._video: Any = None
 
     @property
     def batch_size(self) -> int:
-        return self._cfg.batch_size
+        return self.cfg.batch_size
+
+    def audio(self) -> Encoder:
+        if self._audio is None:
+            self._audio = self._loader(self.cfg)
+            bind_encoder(self._catalog, self._audio, self._where)
+        return self._audio
+
+    def video(self) -> Any:
+        if self._video is None:
+            if self._video_loader is None:
+                raise ModelUnavailableError("no video encoder is configured: pass --video-model or --no-frames")
+            self._video = self._video_loader(self.video_cfg, self.cfg.device)
+            bind_encoder(self._catalog, self._video, self._where, role="video_encoder")
+        return self._video
+
+    def load_for(self, kinds: set[str]) -> None:
+        """Load what these file kinds need now, so a missing model fails before any decoding."""
+        self.audio()
+        if "video" in kinds and self.video_cfg.frames:
+            self.video()
+
+    def embed(self, segments: list[SegmentData]) -> list[dict[str, np.ndarray]]:
+        """Each segment's vectors by space: ``"audio"`` when it has samples, ``"video"`` when it has frames."""
+        out: list[dict[str, np.ndarray]] = [{} for _ in segments]
+        with_audio = [i for i, s in enumerate(segments) if s.audio is not None]
+        if with_audio:
+            vecs = self.audio().embed_audio(np.stack([segments[i].audio for i in with_audio]))  # type: ignore[misc]
+            for i, v in zip(with_audio, vecs):
+                out[i]["audio"] = v
+        with_frames = [i for i, s in enumerate(segments) if s.frames is not None]
+        if with_frames:
+            vecs = self.video().embed_video([segments[i].frames for i in with_frames])
+            for i, v in zip(with_frames, vecs):
+                out[i]["video"] = v
+        return out
 
     def dim_or_stored(self) -> int | None:
-        if self._encoder is not None:
-            return self._encoder.dim
+        if self._audio is not None:
+            return self._audio.dim
         stored = self._catalog.get_meta("encoder")
+        return None if stored is None else int(stored["dim"])
+
+    def dim_of(self, space: str) -> int | None:
+        role = "video_encoder" if space == "video" else "encoder"
+        stored = self._catalog.get_meta(role)
         return None if stored is None else int(stored["dim"])
 
 
@@ -156,15 +196,15 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
     report.changed = len(plan.embed) - report.new
 
 
-def _decode_task(args: tuple[Path, str, WindowConfig]) -> Decoded:
-    path, kind, cfg = args
-    return decode_file(path, kind, cfg, MAX_WINDOWS_PER_TASK)
+def _decode_task(args: tuple[Path, str, WindowConfig, VideoConfig]) -> Decoded:
+    path, kind, cfg, video = args
+    return decode_file(path, kind, cfg, video, MAX_WINDOWS_PER_TASK)
 
 
 def _embed_all(
     catalog: Catalog,
     todo: list[ToEmbed],
-    encoder: _LazyEncoder,
+    encoders: _Encoders,
     captions: CaptionIndex,
     cfg: WindowConfig,
     icfg: IndexingConfig,
@@ -172,45 +212,41 @@ def _embed_all(
     report: IndexReport,
 ) -> None:
     workers = icfg.decode_workers if len(todo) > 1 else 0
-    decoded = ordered_map(_decode_task, ((t.file.path, t.file.kind, cfg) for t in todo), workers)
+    decoded = ordered_map(_decode_task, ((t.file.path, t.file.kind, cfg, encoders.video_cfg) for t in todo), workers)
     pending = _Pending()
-    batch_windows = max(1, encoder.batch_size)
     for item, result in zip(todo, decoded):
         if result.too_long:
-            _flush(catalog, pending, encoder, captions, progress, report)
-            _index_long_file(catalog, item, encoder, captions, cfg, progress, report)
+            _flush(catalog, pending, encoders, captions, progress, report)
+            _index_long_file(catalog, item, encoders, captions, cfg, progress, report)
             continue
         if result.error is not None:
             pending.failures.append((item, result.error))
         else:
             pending.items.append((item, result))
-        if pending.windows >= batch_windows or len(pending.items) + len(pending.failures) >= icfg.files_per_batch:
-            _flush(catalog, pending, encoder, captions, progress, report)
-    _flush(catalog, pending, encoder, captions, progress, report)
+        if pending.windows >= encoders.batch_size or len(pending.items) + len(pending.failures) >= icfg.files_per_batch:
+            _flush(catalog, pending, encoders, captions, progress, report)
+    _flush(catalog, pending, encoders, captions, progress, report)
 
 
 def _flush(
     catalog: Catalog,
     pending: _Pending,
-    encoder: _LazyEncoder,
+    encoders: _Encoders,
     captions: CaptionIndex,
     progress: IndexProgress,
     report: IndexReport,
 ) -> None:
-    """Embed the pending files' windows in one call and commit them (and failures) in one transaction."""
+    """Embed the pending files' windows in one call per modality and commit them (and the failures) in
+    one transaction."""
     if not pending.items and not pending.failures:
         return
-    vectors = np.zeros((0, 0), np.float32)
-    if pending.items:
-        all_windows = np.concatenate([d.windows.samples for _, d in pending.items if d.windows is not None])
-        vectors = encoder.get().embed_audio(all_windows)
+    segments = [seg for _, dec in pending.items for seg in dec.segments]
+    vectors = encoders.embed(segments)
     with catalog.batch():
         offset = 0
         for item, dec in pending.items:
-            assert dec.windows is not None
-            n = len(dec.windows)
-            _store_file(catalog, item, vectors[offset : offset + n], dec.windows.starts, dec.windows.ends,
-                        dec.duration_s, captions)
+            n = len(dec.segments)
+            _store_file(catalog, item, dec.segments, vectors[offset : offset + n], dec.has_audio, captions)
             offset += n
             report.windows_embedded += n
             report.audio_seconds += dec.duration_s
@@ -225,61 +261,59 @@ def _flush(
 def _index_long_file(
     catalog: Catalog,
     item: ToEmbed,
-    encoder: _LazyEncoder,
+    encoders: _Encoders,
     captions: CaptionIndex,
     cfg: WindowConfig,
     progress: IndexProgress,
     report: IndexReport,
 ) -> None:
-    """Stream a long file's windows through the encoder batch by batch (bounded memory)."""
-    from diffgap_search.errors import MediaDecodeError
-
-    vecs: list[np.ndarray] = []
-    starts: list[float] = []
-    ends: list[float] = []
+    """Stream a long file's windows through the encoders batch by batch (bounded memory: only vectors
+    accumulate), then commit the file in one transaction."""
+    segments: list[SegmentData] = []
+    vectors: list[dict[str, np.ndarray]] = []
     try:
-        for batch in _batched(stream_windows(item.file.path, item.file.kind, cfg), encoder.batch_size):
-            vecs.append(encoder.get().embed_audio(np.stack([w.samples for w in batch])))
-            starts.extend(w.start_s for w in batch)
-            ends.extend(w.end_s for w in batch)
+        has_audio, stream = iter_segments(item.file.path, item.file.kind, cfg, encoders.video_cfg)
+        batch: list[SegmentData] = []
+        for seg in stream:
+            batch.append(seg)
+            if len(batch) == encoders.batch_size:
+                vectors.extend(encoders.embed(batch))
+                segments.extend(_drop_media(batch))
+                batch = []
+        vectors.extend(encoders.embed(batch))
+        segments.extend(_drop_media(batch))
     except MediaDecodeError as exc:
         with catalog.batch():
-            _record_failure(catalog, item.file, item.sha256, getattr(exc, "reason", str(exc)), report)
+            _record_failure(catalog, item.file, item.sha256, getattr(exc, "reason", None) or str(exc), report)
         progress.advance(1, 0)
         return
     with catalog.batch():
-        _store_file(catalog, item, np.concatenate(vecs), np.array(starts), np.array(ends), ends[-1], captions)
-    report.windows_embedded += len(starts)
-    report.audio_seconds += ends[-1]
+        _store_file(catalog, item, segments, vectors, has_audio, captions)
+    report.windows_embedded += len(segments)
+    report.audio_seconds += segments[-1].end_s if segments else 0.0
     report.embedded_files += 1
-    progress.advance(1, len(starts))
+    progress.advance(1, len(segments))
 
 
-def _batched(it: Iterator[object], n: int) -> Iterator[list]:  # type: ignore[type-arg]
-    batch: list = []  # type: ignore[type-arg]
-    for x in it:
-        batch.append(x)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _drop_media(batch: list[SegmentData]) -> list[SegmentData]:
+    """The segments' seconds only (their samples and frames are no longer needed)."""
+    return [SegmentData(s.start_s, s.end_s, None, None) for s in batch]
 
 
 def _store_file(
     catalog: Catalog,
     item: ToEmbed,
-    vectors: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    duration_s: float,
+    segments: list[SegmentData],
+    vectors: list[dict[str, np.ndarray]],
+    has_audio: bool,
     captions: CaptionIndex,
 ) -> None:
     f = item.file
-    segments = [SegmentInput(float(s), float(e), {"audio": v}) for s, e, v in zip(starts, ends, vectors)]
+    rows = [SegmentInput(s.start_s, s.end_s, v) for s, v in zip(segments, vectors)]
     catalog.put_file(
         path_key=f.key, path=display_path(f.path), kind=f.kind, size=f.size, mtime_ns=f.mtime_ns,
-        sha256=item.sha256, segments=segments, captions=captions.captions_for(f.path), duration_s=duration_s,
+        sha256=item.sha256, segments=rows, captions=captions.captions_for(f.path),
+        duration_s=segments[-1].end_s if segments else 0.0, has_audio=has_audio,
     )
 
 

@@ -43,7 +43,7 @@ def bind_encoder(catalog: Catalog, encoder: Encoder, where: str, role: str = "en
     stored = stored_encoder(catalog, role)
     if stored is None:
         catalog.set_meta({role: {"model": encoder.model_id, "fingerprint": encoder.fingerprint,
-                                 "dim": encoder.dim, "sample_rate": encoder.sample_rate}})
+                                 "dim": encoder.dim, "sample_rate": getattr(encoder, "sample_rate", None)}})
         return
     if stored["fingerprint"] != encoder.fingerprint:
         raise IncompatibleIndexError(
