@@ -56,6 +56,12 @@ def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
     return load_video_encoder(cfg.model, device, cfg.batch_size, fps=cfg.fps)
 
 
+def _query_video_loader(model, device):  # type: ignore[no-untyped-def]
+    from diffgap_search.encoders.clip_video import load_video_encoder
+
+    return load_video_encoder(model, device)
+
+
 def version_callback(value: bool) -> None:
     if value:
         print(f"dgsearch {__version__}")
@@ -143,6 +149,7 @@ def query(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
+    no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
 ) -> None:
     """Search the index with words, an audio file (--audio) or a video (--video)."""
     from diffgap_search.config import SearchConfig, resolve_index_dir
@@ -159,9 +166,68 @@ def query(
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end)
     q.kind  # validates: exactly one query
     cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
-    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
+    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device, use_bridge=not no_bridge,
+                  load_video_encoder=_query_video_loader) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
+
+
+@app.command()
+@handle_errors
+def train(
+    pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = "all",
+    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help=".npz with arrays named audio, text, video (row i = pair i).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
+    index: IndexOpt = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Train the index's DiffGAP bridge from its pairs (or a pairs file) and apply it to the stored vectors."""
+    from dataclasses import replace
+
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.gap.training import TrainConfig
+    from diffgap_search.training_run import train_index_bridge
+
+    from diffgap_search.cli.output import print_train, stderr_console
+    from diffgap_search.cli.progress import RichTrainProgress
+
+    fmt = _fmt(json_, jsonl)
+    cfg = TrainConfig(seed=seed)
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    if batch_size is not None:
+        cfg = replace(cfg, batch_size=batch_size)
+    progress = RichTrainProgress(stderr_console(), cfg.epochs)
+    try:
+        outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
+                                     pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait)
+    finally:
+        progress.stop()
+    print_train(outcome.to_dict(), fmt=fmt)
+
+
+@app.command(name="eval")
+@handle_errors
+def eval_(
+    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Evaluate on this .npz's held-out rows instead of the index's.")] = None,
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", min=2, help="Cap the held-out pairs per pair set.")] = None,
+    index: IndexOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Compare raw cosine, mean shift, linear maps and DiffGAP (with and without fusion) on held-out pairs."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.training_run import evaluate_index_bridge
+
+    from diffgap_search.cli.output import print_eval
+
+    result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
+                                   max_test=max_pairs)
+    print_eval(result, fmt=_fmt(json_, jsonl))
 
 
 @app.command()

@@ -119,3 +119,41 @@ def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
     for key, value in info["summary"].items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
+    """What ``dgsearch train`` did: pairs, loss, validation R@1, the bridged spaces written."""
+    if fmt in ("json", "jsonl"):
+        (emit_json if fmt == "json" else lambda d: emit_jsonl([d]))(outcome)
+        return
+    console = stdout_console()
+    console.print(
+        f"trained DiffGAP bridge {outcome['bridge'][:12]} on {outcome['train_pairs']} pairs"
+        f" ({outcome['held_out_pairs']} held out for `dgsearch eval`): {outcome['epochs']} epochs,"
+        f" {outcome['steps']} steps in {outcome['seconds']:.1f} s ({outcome['pairs_per_s']} pairs/s),"
+        f" final loss {outcome['final_loss']:.4f}"
+    )
+    for key, val in sorted(outcome["validation"].items()):
+        figures = ", ".join(f"{k} {v:.1f}" for k, v in val.items())
+        console.print(f"  validation {key}: {figures}")
+    console.print(f"  bridged vectors written: {outcome['derived_vectors']}")
+
+
+def print_eval(result: dict[str, Any], *, fmt: str) -> None:
+    """The methods side by side, one table per direction."""
+    if fmt == "json":
+        emit_json(result)
+        return
+    if fmt == "jsonl":
+        emit_jsonl([{"direction": d, "method": m, **v} for d, ms in result["results"].items() for m, v in ms.items()])
+        return
+    console = stdout_console()
+    console.print(f"held-out pairs: {result['n_test']} (bridge {result['bridge'][:12]}, trained on {result['n_train']})")
+    for direction, methods in result["results"].items():
+        table = Table(title=direction, show_edge=False, pad_edge=False)
+        for col in ("method", "R@1", "R@5", "R@10", "median rank", "mAP@10"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for method, m in methods.items():
+            table.add_row(method, *(f"{m[c]:.1f}" if c != "median_rank" else f"{m[c]:g}"
+                                    for c in ("R@1", "R@5", "R@10", "median_rank", "mAP@10")))
+        console.print(table)

@@ -47,3 +47,31 @@ class RichIndexProgress:
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+class RichTrainProgress:
+    """A rich bar over training epochs with the running loss and pairs/s, on ``console`` (stderr)."""
+
+    def __init__(self, console: Console, epochs: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            TextColumn("epoch {task.completed:.0f}/{task.total:.0f} · loss {task.fields[loss]} · {task.fields[rate]} pairs/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("train", total=epochs, loss="-", rate="-")
+        self.started = False
+
+    def step(self, epoch: int, step: int, loss: float, pairs_per_s: float) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        self.progress.update(self.task, completed=epoch, loss=f"{loss:.4f}", rate=f"{pairs_per_s:.0f}")
+
+    def stop(self) -> None:
+        if self.started:
+            self.progress.update(self.task, completed=self.progress.tasks[0].total)
+            self.progress.stop()

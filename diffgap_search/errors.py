@@ -79,6 +79,12 @@ class MediaDecodeError(DGSearchError):
     exit_code = 11
 
 
+class StorageError(DGSearchError):
+    """The index cannot be written: the disk is full, read-only or failing. What was committed is kept."""
+
+    exit_code = 12
+
+
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
@@ -93,6 +99,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     CorruptIndexError.exit_code: ("corrupt index", "the catalog is not a readable diffgap-search index"),
     BridgeUnavailableError.exit_code: ("no bridge", "the query needs a trained DiffGAP bridge: run `dgsearch train`"),
     MediaDecodeError.exit_code: ("undecodable query", "the query's media file cannot be decoded"),
+    StorageError.exit_code: ("cannot write", "the index cannot be written (disk full, read-only or failing); what was committed is kept"),
 }
 
 

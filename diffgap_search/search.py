@@ -46,6 +46,18 @@ class Query:
 
 
 @dataclass(frozen=True)
+class SearchTerm:
+    """One cosine term of a query's score: ``queries (Q, D) float32`` against ``space``, with ``weight``."""
+
+    space: str
+    queries: np.ndarray
+    weight: float
+
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
 class Hit:
     """One result: ``score`` is cosine similarity (higher is closer), seconds are into the file."""
 
@@ -87,6 +99,8 @@ class Searcher:
         model: str | None = None,
         device: str = "auto",
         faiss_cfg: FaissConfig = FaissConfig(),
+        use_bridge: bool = True,
+        load_video_encoder: Callable[[str, str], Any] | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)
@@ -96,6 +110,10 @@ class Searcher:
         self.encoder_cfg = EncoderConfig(model=model, device=device)
         self.faiss_cfg = faiss_cfg
         self._encoder: Encoder | None = None
+        self.use_bridge = use_bridge
+        self._bridge: Any = _UNSET
+        self._load_video_encoder = load_video_encoder
+        self._video_encoder: Any = None
         self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
 
     def close(self) -> None:
@@ -128,11 +146,36 @@ class Searcher:
         if not path.is_file():
             raise InputNotFoundError(f"query file not found: {path}")
         if kind == "video":
-            raise BridgeUnavailableError(
-                "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
-                " index has none: index some videos, then run `dgsearch train --pairs video`"
-            )
+            if self.bridge_for("video") is None:
+                raise BridgeUnavailableError(
+                    "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
+                    " index has none" + ("" if self.use_bridge else " in use (--no-bridge)")
+                    + ": index some videos, then run `dgsearch train --pairs video`"
+                )
+            return self._embed_video_file(path, query.start_s, query.end_s)
         return self._embed_audio_file(path, query.start_s, query.end_s)
+
+    def _embed_video_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+        """``(W, D)``: the query video's frames embedded per window (the index's windowing), optionally a span."""
+        from diffgap_search.media.video import iter_frame_windows, probe_video
+
+        stored = stored_encoder(self.catalog, "video_encoder")
+        if stored is None or self._load_video_encoder is None:
+            raise BridgeUnavailableError("this index has no video encoder: index some videos first")
+        if self._video_encoder is None:
+            encoder = self._load_video_encoder(stored["model"], self.encoder_cfg.device)
+            bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
+            self._video_encoder = encoder
+        window_cfg = stored_window(self.catalog)
+        assert window_cfg is not None
+        info = probe_video(path)
+        lo = start_s or 0.0
+        hi = info.duration_s if end_s is None else min(end_s, info.duration_s)
+        windows = [w.frames for w in iter_frame_windows(path, window_cfg, fps=self._video_encoder.fps)
+                   if w.end_s > lo and w.start_s < hi]
+        if not windows:
+            raise MediaDecodeError(f"{path}: no video frames in the requested span")
+        return self._video_encoder.embed_video(windows)
 
     def _embed_audio_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         from diffgap_search.media.audio import load_audio
@@ -155,32 +198,83 @@ class Searcher:
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
-            dim = int((stored_encoder(self.catalog) or {"dim": 0})["dim"])
+            role = "video_encoder" if space == "video" else "encoder"
+            dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
             self._indexes[space] = (pub, load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg))
         return self._indexes[space][1]
 
+    @property
+    def bridge(self) -> Any:
+        """The index's DiffGAP bridge (checked against its encoders), or None (absent, or ``use_bridge`` off)."""
+        if self._bridge is _UNSET:
+            from diffgap_search.bridging import load_index_bridge
+
+            self._bridge = load_index_bridge(self.index_dir, self.catalog) if self.use_bridge else None
+        return self._bridge
+
     def search(self, query: Query, cfg: SearchConfig = SearchConfig()) -> SearchResult:
-        """Run ``query`` and return hits best first (grouped per file unless ``cfg.group_by_file`` is off)."""
+        """Run ``query`` and return hits best first (grouped per file unless ``cfg.group_by_file`` is off).
+
+        Text -> audio with a bridge fuses three cosines (see ``gap/fusion.py``): raw query vs audio windows,
+        the bridged query (text -> audio) vs audio windows, and the raw query vs the windows' bridged
+        text-side vectors, with the weights the bridge tuned on its validation pairs. Video -> audio always
+        goes through the bridge (the raw spaces are unrelated). Audio -> audio is a plain cosine search.
+        """
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
         t0 = time.perf_counter()
+        kind = query.kind
         qvecs = self.embed_query(query)
         t1 = time.perf_counter()
-        hits, t_faiss, t_sql = self.search_vectors(qvecs, "audio", cfg)
+        terms = self.terms_for(kind, qvecs)
+        t2 = time.perf_counter()
+        hits, t_faiss, t_sql = self.search_terms(terms, cfg)
         total = (time.perf_counter() - t0) * 1000
-        return SearchResult(query.kind, hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
-                                               "total": total})
+        return SearchResult(kind, hits, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss,
+                                         "sqlite": t_sql, "total": total})
+
+    def bridge_for(self, modality: str) -> Any:
+        """The bridge when it can turn ``modality`` queries into audio-side vectors, else None."""
+        if modality == "audio":
+            return None
+        bridge = self.bridge
+        if bridge is None or f"audio|{modality}" not in {d.value for d in bridge.directions}:
+            return None
+        return bridge
+
+    def terms_for(self, modality: str, qvecs: np.ndarray) -> list[SearchTerm]:
+        """The weighted cosine terms a query of ``modality`` is scored by (one term without a bridge)."""
+        bridge = self.bridge_for(modality)
+        if bridge is None:
+            return [SearchTerm("audio", qvecs, 1.0)]
+        fusion = bridge.fusion_for(modality, "audio")
+        bridged = bridge.apply(qvecs, modality, "audio")
+        terms = [SearchTerm("audio", bridged, fusion.w_query_bridged),
+                 SearchTerm(f"audio_as_{modality}", qvecs, fusion.w_item_bridged)]
+        if modality == "text" and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
+            terms.append(SearchTerm("audio", qvecs, fusion.w_raw))
+        return [t for t in terms if t.weight > 0]
 
     def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig) -> tuple[list[Hit], float, float]:
         """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""
-        index = self.index_for(space)
-        n_total = index.ntotal + self._delta_count(space, index)
+        return self.search_terms([SearchTerm(space, qvecs, 1.0)], cfg)
+
+    def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], float, float]:
+        """Hits scored by the weighted mean of the terms' cosines (each a max over its query rows).
+
+        Candidates are the union of every term's FAISS top-k (plus vectors committed since publishing);
+        with several terms each candidate is re-scored exactly from the catalog's vectors. ``k`` grows
+        until enough hits pass the filters or every vector has been considered.
+        """
+        indexes = [self.index_for(t.space) for t in terms]
+        n_total = max(ix.ntotal + self._delta_count(t.space, ix) for t, ix in zip(terms, indexes))
         k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
         t_faiss = t_sql = 0.0
         while True:
             t0 = time.perf_counter()
-            scores = self._candidates(qvecs, space, index, k)
+            found = [self._candidates(t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
             t1 = time.perf_counter()
+            scores = found[0] if len(terms) == 1 else self._fused(terms, found)
             hits = self._resolve(scores, cfg)
             t2 = time.perf_counter()
             t_faiss += (t1 - t0) * 1000
@@ -188,6 +282,21 @@ class Searcher:
             if len(hits) >= cfg.top_k or k >= n_total:
                 return hits[: cfg.top_k], t_faiss, t_sql
             k = min(n_total, k * 4)
+
+    def _fused(self, terms: list[SearchTerm], found: list[dict[int, float]]) -> dict[int, float]:
+        """Exact fused scores of the union of candidates; a term a segment has no vector for is left out
+        of that segment's weighted mean."""
+        ids = sorted(set().union(*found))
+        num = np.zeros(len(ids), np.float64)
+        den = np.zeros(len(ids), np.float64)
+        for term in terms:
+            vecs = self.catalog.vectors_of(term.space, ids)
+            for j, sid in enumerate(ids):
+                v = vecs.get(sid)
+                if v is not None:
+                    num[j] += term.weight * float((term.queries @ v).max())
+                    den[j] += term.weight
+        return {sid: float(n / d) for sid, n, d in zip(ids, num, den) if d > 0}
 
     def _delta_count(self, space: str, index: LoadedIndex) -> int:
         row = self.catalog.conn.execute(

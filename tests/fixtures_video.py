@@ -72,11 +72,12 @@ def grey_index(frames: np.ndarray) -> np.ndarray:
     return np.rint(frames.reshape(frames.shape[0], -1).mean(axis=1) / GREY_STEP).astype(np.int64)
 
 
-def make_tiny_clip_vision(path: Path, seed: int = 0) -> Path:
+def make_tiny_clip_vision(path: Path, seed: int = 0, projection_dim: int = 16) -> Path:
     """A tiny random-weight ``CLIPModel`` (the hub repo's class and layout) with its preprocessor config.
 
     Writes ``config.json``, ``model.safetensors`` and ``preprocessor_config.json`` (CLIPImageProcessor
-    format, written by hand since CLIPImageProcessor needs Pillow) into ``path``; image size 32.
+    format, written by hand since CLIPImageProcessor needs Pillow) into ``path``; image size 32;
+    embeddings of ``projection_dim`` (32 matches the tiny CLAP, so one DiffGAP bridge can span both).
     """
     import torch
     from transformers import CLIPConfig, CLIPModel
@@ -84,12 +85,12 @@ def make_tiny_clip_vision(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config={"vocab_size": 99, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 24, "max_position_embeddings": 16, "projection_dim": 16,
+                     "intermediate_size": 24, "max_position_embeddings": 16, "projection_dim": projection_dim,
                      "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},  # fmt: skip
         vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                        "intermediate_size": 48, "image_size": TINY_CLIP_IMAGE, "patch_size": 8,
-                       "projection_dim": 16},  # fmt: skip
-        projection_dim=16,
+                       "projection_dim": projection_dim},  # fmt: skip
+        projection_dim=projection_dim,
     )
     model = CLIPModel(config).eval()
     path.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,16 @@ repeat-pads short clips the way LAION-CLAP's ``repeatpad`` does), so ``rand_trun
 ``is_longer`` flag, which transformers sets at random on one item of a batch of short clips (a training
 trick for fused models), is forced to ``False``, as LAION-CLAP does for clips of at most 10 s. The numpy
 global random state is saved and restored around the extractor, so callers' seeded streams are untouched.
+
+Speed (see benchmarks/bench_indexing.py): the log-mel features are computed in torch by
+``fast_features.TorchLogMel`` (equal to the extractor's within ~1e-5 dB) when the extractor's settings are
+the supported ones; the audio tower runs in bfloat16 where that is native and fast (``precision="auto"``:
+AVX512-BF16/AMX CPUs, CUDA) *and* a fixed probe shows its vectors equal to float32's within cosine
+``MIN_LOW_PRECISION_COSINE`` (0.999), otherwise in float32; ``precision="fp32"`` or ``"bf16"`` forces it.
+The text tower follows the same rule (its own probe texts); texts are padded to the longest in the batch,
+not to 77 tokens (the padding is masked out: same vectors, fewer positions), and a batch of at most
+``SMALL_TEXT_BATCH`` texts on a CPU runs on one thread (a query is a few tokens: a second thread only adds
+synchronisation, and stalls every layer when the machine is busy).
 """
 
 from __future__ import annotations
@@ -19,11 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
+from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, resolve_device, torch_threads
 from diffgap_search.errors import ModelUnavailableError
 
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 _IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
+PRECISIONS = ("auto", "fp32", "bf16")
+MIN_LOW_PRECISION_COSINE = 0.999  # bf16 audio vectors must stay this close to float32's
+SMALL_TEXT_BATCH = 4
+_PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
+MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 
 
 class ClapEncoder:
@@ -37,6 +52,8 @@ class ClapEncoder:
         window_samples: S, the exact window length ``embed_audio`` accepts (480 000 = 10 s).
         device: the ``torch.device`` the model runs on.
         batch_size: items per forward pass.
+        precision: ``auto``, ``fp32`` or ``bf16`` as asked; ``audio_dtype`` is what the audio tower runs in
+            (decided on the first ``embed_audio`` call).
     """
 
     def __init__(
@@ -49,9 +66,12 @@ class ClapEncoder:
         fingerprint: str,
         device: torch.device,
         batch_size: int = 16,
+        precision: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model.to(device=device, dtype=torch.float32).eval()
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
@@ -66,6 +86,16 @@ class ClapEncoder:
         pad_id = int(model.config.text_config.pad_token_id or 0)
         # RoBERTa positions start after the padding index.
         self.text_max_tokens = min(TEXT_MAX_TOKENS, max_positions - pad_id - 1)
+        self.precision = precision
+        self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
+        self._audio_lowp: tuple[Any, Any] | None = None  # bf16 copies of (audio_model, audio_projection)
+        self.text_dtype: torch.dtype | None = None
+        self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
+        self._fast_features: Any = None
+        from diffgap_search.encoders.fast_features import TorchLogMel
+
+        if TorchLogMel.supports(feature_extractor) and int(feature_extractor.nb_max_samples) == self.window_samples:
+            self._fast_features = TorchLogMel(feature_extractor)
 
     @classmethod
     def from_directory(
@@ -76,6 +106,7 @@ class ClapEncoder:
         fingerprint: str,
         device: str = "auto",
         batch_size: int = 16,
+        precision: str = "auto",
     ) -> ClapEncoder:
         """Load a folder in the Hugging Face layout (safetensors only, never pickles, never the network)."""
         from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
@@ -112,6 +143,7 @@ class ClapEncoder:
             fingerprint=fingerprint,
             device=torch_device,
             batch_size=batch_size,
+            precision=precision,
         )
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
@@ -132,6 +164,8 @@ class ClapEncoder:
         batch = batch.astype(np.float32, copy=False)
         if not np.isfinite(batch).all():
             raise ValueError("windows contain NaN or infinite samples")
+        if self.audio_dtype is None:
+            self._choose_audio_dtype()
         parts = [self._audio_batch(chunk) for chunk in _chunks(batch, self.batch_size)]
         return _stack(parts, self.dim)
 
@@ -143,39 +177,123 @@ class ClapEncoder:
         for text in items:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"texts must be non-empty strings, got {text!r}")
+        if self.text_dtype is None:
+            self._choose_text_dtype()
         parts = [self._text_batch(chunk) for chunk in _chunks(items, self.batch_size)]
         return _stack(parts, self.dim)
 
-    def _audio_batch(self, windows: np.ndarray) -> np.ndarray:
-        """``(B, S) float32`` -> ``(B, D) float32``."""
-        state = np.random.get_state()
-        try:
-            features = self.feature_extractor(
-                list(windows), sampling_rate=self.sample_rate, return_tensors="np"
-            )["input_features"]
-        finally:
-            np.random.set_state(state)
-        input_features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
-        is_longer = torch.zeros((len(windows), 1), dtype=torch.bool, device=self.device)
+    def _features(self, windows: np.ndarray) -> torch.Tensor:
+        """``(B, S) float32`` -> the model's ``input_features`` ``(B, C, T, M) float32`` on the device."""
+        if self._fast_features is not None:
+            features = self._fast_features(windows)
+        else:
+            state = np.random.get_state()
+            try:
+                features = self.feature_extractor(
+                    list(windows), sampling_rate=self.sample_rate, return_tensors="np"
+                )["input_features"]
+            finally:
+                np.random.set_state(state)
+        return torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
+
+    def _forward_audio(self, input_features: torch.Tensor, low_precision: bool) -> np.ndarray:
+        """``(B, C, T, M)`` features -> ``(B, D) float32`` unit rows, in float32 or the bf16 copy."""
+        is_longer = torch.zeros((input_features.shape[0], 1), dtype=torch.bool, device=self.device)
         with torch.inference_mode():
-            output = self.model.get_audio_features(input_features=input_features, is_longer=is_longer)
+            if low_precision and self._audio_lowp is not None:
+                audio_model, projection = self._audio_lowp
+                pooled = audio_model(input_features=input_features.to(torch.bfloat16), is_longer=is_longer)
+                pooled = pooled.pooler_output if not isinstance(pooled, tuple) else pooled[1]
+                output = projection(pooled)
+            else:
+                output = self.model.get_audio_features(input_features=input_features, is_longer=is_longer)
         return _to_numpy(output)
 
-    def _text_batch(self, texts: list[str]) -> np.ndarray:
+    def _audio_batch(self, windows: np.ndarray) -> np.ndarray:
+        """``(B, S) float32`` -> ``(B, D) float32``."""
+        return self._forward_audio(self._features(windows), self.audio_dtype == torch.bfloat16)
+
+    def _choose_audio_dtype(self) -> None:
+        """bf16 when asked, or (``auto``) where native, the tower is large, and a fixed probe agrees with float32."""
+        self.audio_dtype = torch.float32
+        lowp = self._low_precision_copy("audio_model", "audio_projection")
+        if lowp is None:
+            return
+        self._audio_lowp = lowp
+        if self.precision == "bf16":
+            self.audio_dtype = torch.bfloat16
+            return
+        features = self._features(_probe_windows(self.window_samples, self.sample_rate))
+        exact = self._forward_audio(features, low_precision=False)
+        low = self._forward_audio(features, low_precision=True)
+        if float(np.min(np.sum(exact * low, axis=1))) >= MIN_LOW_PRECISION_COSINE:
+            self.audio_dtype = torch.bfloat16
+        else:
+            self._audio_lowp = None
+
+    def _text_batch(self, texts: list[str], low_precision: bool | None = None) -> np.ndarray:
         """B strings -> ``(B, D) float32``."""
+        if low_precision is None:
+            low_precision = self.text_dtype == torch.bfloat16
         tokens = self.tokenizer(
             texts,
-            padding="max_length",
+            padding="longest",  # masked padding changes nothing but the cost
             truncation=True,
             max_length=self.text_max_tokens,
             return_tensors="pt",
         )
-        with torch.inference_mode():
-            output = self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device),
-                attention_mask=tokens["attention_mask"].to(self.device),
-            )
+        input_ids = tokens["input_ids"].to(self.device)
+        attention_mask = tokens["attention_mask"].to(self.device)
+        threads = 1 if self.device.type == "cpu" and len(texts) <= SMALL_TEXT_BATCH else torch.get_num_threads()
+        with torch.inference_mode(), torch_threads(threads):
+            if low_precision and self._text_lowp is not None:
+                text_model, projection = self._text_lowp
+                pooled = text_model(input_ids=input_ids, attention_mask=attention_mask)
+                output = projection(pooled.pooler_output if not isinstance(pooled, tuple) else pooled[1])
+            else:
+                output = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
         return _to_numpy(output)
+
+    def _choose_text_dtype(self) -> None:
+        """The text tower's dtype, by the same rule as the audio tower's (fixed probe texts)."""
+        self.text_dtype = torch.float32
+        lowp = self._low_precision_copy("text_model", "text_projection")
+        if lowp is None:
+            return
+        self._text_lowp = lowp
+        if self.precision == "bf16":
+            self.text_dtype = torch.bfloat16
+            return
+        probe = list(_PROBE_TEXTS)
+        exact = self._text_batch(probe, low_precision=False)
+        low = self._text_batch(probe, low_precision=True)
+        if float(np.min(np.sum(exact * low, axis=1))) >= MIN_LOW_PRECISION_COSINE:
+            self.text_dtype = torch.bfloat16
+        else:
+            self._text_lowp = None
+
+    def _low_precision_copy(self, tower: str, projection: str) -> tuple[Any, Any] | None:
+        """bf16 copies of a tower and its projection when ``precision`` (and, for auto, the hardware and
+        the tower's size) call for them; None for float32."""
+        if self.precision == "fp32":
+            return None
+        module = getattr(self.model, tower)
+        params = sum(p.numel() for p in module.parameters())
+        if self.precision == "auto" and (not native_bf16(self.device) or params < MIN_PARAMS_FOR_BF16):
+            return None
+        import copy
+
+        return (copy.deepcopy(module).to(torch.bfloat16).eval(),
+                copy.deepcopy(getattr(self.model, projection)).to(torch.bfloat16).eval())
+
+
+def _probe_windows(samples: int, rate: int) -> np.ndarray:
+    """``(2, samples) float32``: a seeded noise burst and a sweep over tones, the bf16 agreement probe."""
+    rng = np.random.default_rng(0)
+    t = np.arange(samples, dtype=np.float64) / rate
+    sweep = 0.4 * np.sin(2 * np.pi * (100 * t + 400 * t**2)) + 0.2 * np.sin(2 * np.pi * 1000 * t)
+    noise = 0.3 * rng.standard_normal(samples) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    return np.clip(np.stack([noise, sweep]), -1.0, 1.0).astype(np.float32)
 
 
 def _chunks(items: Any, size: int) -> Iterator[Any]:

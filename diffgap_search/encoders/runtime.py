@@ -6,6 +6,8 @@ Imports torch, so it is only imported once a model is being loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -50,3 +52,33 @@ def limit_cpu_threads() -> int:
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return threads
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bfloat16 matrix products run natively (CUDA with bf16, or a CPU with AVX512-BF16 or AMX),
+    so a bfloat16 model is faster than float32 there; False elsewhere (emulated bf16 is slower)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        cpu = torch.cpu
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with at most ``n`` intra-op threads (restored after). For tiny matrix products (one
+    query text is a handful of tokens) a second thread only adds synchronisation, and on a busy machine a
+    descheduled thread stalls every operation."""
+    before = torch.get_num_threads()
+    if n >= before:
+        yield
+        return
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from diffgap_search.bridging import bridge_vectors, load_index_bridge
 from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import MediaDecodeError, ModelUnavailableError, NothingIndexedError
@@ -28,7 +29,7 @@ from diffgap_search.media.hashing import sha256_file
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import bind_encoder, bind_window
-from diffgap_search.store.vector_index import Published, publish
+from diffgap_search.store.vector_index import Published, publish, sweep_unpublished
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
 VideoEncoderLoader = Callable[[VideoConfig, str], Any]  # (config, device) -> encoder with embed_video
@@ -92,6 +93,7 @@ def index_folder(
             if dim is not None:
                 progress.note(f"writing the {space} index")
                 publish(index_dir, catalog, space, dim, faiss_cfg)
+        sweep_unpublished(index_dir, catalog)  # files left by a writer killed while publishing
         total_ok = catalog.stats()["files"]
     report.elapsed_s = time.perf_counter() - started
     if total_ok == 0:
@@ -107,6 +109,9 @@ def index_folder(
     return report
 
 
+_UNSET: Any = object()
+
+
 class _Encoders:
     """The audio and video encoders, each loaded on first use only (an unchanged folder loads none)."""
 
@@ -116,6 +121,7 @@ class _Encoders:
         self._video_loader, self.video_cfg = video_loader, video_cfg
         self._audio: Encoder | None = None
         self._video: Any = None
+        self._bridge: Any = _UNSET
 
     @property
     def batch_size(self) -> int:
@@ -135,9 +141,16 @@ class _Encoders:
             bind_encoder(self._catalog, self._video, self._where, role="video_encoder")
         return self._video
 
+    def bridge(self) -> Any:
+        """The index's DiffGAP bridge, loaded once (None without one): new windows get bridged vectors too."""
+        if self._bridge is _UNSET:
+            self._bridge = load_index_bridge(Path(self._where), self._catalog)
+        return self._bridge
+
     def load_for(self, kinds: set[str]) -> None:
         """Load what these file kinds need now, so a missing model fails before any decoding."""
         self.audio()
+        self.bridge()
         if "video" in kinds and self.video_cfg.frames:
             self.video()
 
@@ -149,6 +162,12 @@ class _Encoders:
             vecs = self.audio().embed_audio(np.stack([segments[i].audio for i in with_audio]))  # type: ignore[misc]
             for i, v in zip(with_audio, vecs):
                 out[i]["audio"] = v
+        bridge = self.bridge()
+        if with_audio and bridge is not None:
+            audio = np.stack([out[i]["audio"] for i in with_audio])
+            for space, vecs in bridge_vectors(bridge, audio).items():
+                for i, v in zip(with_audio, vecs):
+                    out[i][space] = v
         with_frames = [i for i, s in enumerate(segments) if s.frames is not None]
         if with_frames:
             vecs = self.video().embed_video([segments[i].frames for i in with_frames])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from diffgap_search.errors import CorruptIndexError, IndexNotFoundError
+from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema
 
 CATALOG_NAME = "catalog.sqlite"
@@ -73,6 +74,11 @@ def _file_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     )
 
 
+# SQLite's messages for SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY and SQLITE_CANTOPEN.
+_STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database", "unable to open")
+
+_TABLES = frozenset({"files", "segments", "vectors", "captions", "meta"})
+
 _FILE_COLS = "id, path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s, has_audio"
 
 
@@ -112,9 +118,14 @@ class Catalog:
             if "meta" not in tables:
                 raise CorruptIndexError(f"{path} is not a diffgap-search catalog (no meta table)")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                raise CorruptIndexError(f"{path} has no schema version")
+            if row is None or not str(row[0]).isdigit():
+                raise CorruptIndexError(f"{path} has no valid schema version: move it aside and index again")
             check_version(int(row[0]), str(index_dir))
+            missing = sorted(_TABLES - tables)
+            if missing:
+                raise CorruptIndexError(
+                    f"{path} lacks the table(s) {', '.join(missing)}: move it aside and index again"
+                )
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(
                 f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
@@ -136,20 +147,28 @@ class Catalog:
 
     # -- meta ----------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
-        """A ``meta`` value, JSON-decoded; ``default`` when absent."""
+        """A ``meta`` value, JSON-decoded; ``default`` when absent. Raises CorruptIndexError if unreadable."""
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        return default if row is None else self._decode_meta(key, row[0])
+
+    def _decode_meta(self, key: str, value: str) -> Any:
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError) as exc:
+            raise CorruptIndexError(
+                f"{self.path} has a damaged meta value {key!r} ({exc}): move it aside and index again"
+            ) from exc
 
     def set_meta(self, values: dict[str, Any]) -> None:
         """Set ``meta`` values (JSON-encoded) in the current transaction, or in one of their own."""
-        with self.db.atomic():
+        with self._atomic():
             self.conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [(k, json.dumps(v)) for k, v in values.items()],
             )
 
     def all_meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta ORDER BY key")}
+        return {k: self._decode_meta(k, v) for k, v in self.conn.execute("SELECT key, value FROM meta ORDER BY key")}
 
     # -- files ---------------------------------------------------------------------------------------
     def file_by_key(self, path_key: bytes) -> FileRow | None:
@@ -180,12 +199,12 @@ class Catalog:
 
     def delete_files(self, file_ids: Sequence[int]) -> None:
         """Remove files with their segments, vectors and captions (cascade), in one transaction."""
-        with self.db.atomic():
+        with self._atomic():
             self.conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
 
     def move_file(self, file_id: int, path_key: bytes, path: str, size: int, mtime_ns: int) -> None:
         """A rename: the row keeps its id, segments and vectors; only its path and stat change."""
-        with self.db.atomic():
+        with self._atomic():
             self.conn.execute(
                 "UPDATE files SET path_key = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                 (path_key, path, size, mtime_ns, file_id),
@@ -193,7 +212,7 @@ class Catalog:
 
     def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Record a new stat for a file whose content hash did not change."""
-        with self.db.atomic():
+        with self._atomic():
             self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, file_id))
 
     def put_file(
@@ -216,7 +235,7 @@ class Catalog:
         Call inside :meth:`batch` so a batch of files is one transaction. A replaced file's old segments
         are deleted (their ids are never reused). ``error`` set means status 'error' and no segments.
         """
-        with self.db.atomic():
+        with self._atomic():
             self.conn.execute("DELETE FROM files WHERE path_key = ?", (path_key,))
             cur = self.conn.execute(
                 "INSERT INTO files (path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s,"
@@ -245,7 +264,7 @@ class Catalog:
         """Replace a file's captions when they differ; True when something changed."""
         if self.captions_of([file_id]).get(file_id, []) == list(captions):
             return False
-        with self.db.atomic():
+        with self._atomic():
             self.conn.execute("DELETE FROM captions WHERE file_id = ?", (file_id,))
             self.conn.executemany(
                 "INSERT INTO captions (file_id, text, source) VALUES (?, ?, 'sidecar')",
@@ -255,7 +274,7 @@ class Catalog:
 
     def copy_segments(self, src_file_id: int, dst_file_id: int) -> None:
         """Give ``dst`` the same windows and vectors as ``src`` (identical content, another path)."""
-        with self.db.atomic():
+        with self._atomic():
             for seg_id, seq, start, end in self.conn.execute(
                 "SELECT id, seq, start_s, end_s FROM segments WHERE file_id = ? ORDER BY seq", (src_file_id,)
             ).fetchall():
@@ -271,7 +290,23 @@ class Catalog:
 
     def batch(self) -> Any:
         """A transaction grouping several writes (``with catalog.batch(): ...``)."""
-        return self.db.atomic()
+        return self._atomic()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """``db.atomic()`` (a transaction, or a savepoint inside one) whose storage failures (disk full,
+        I/O error, read-only file) become a StorageError; the transaction is rolled back either way."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if not any(m in text for m in _STORAGE_FAILURES):
+                raise
+            raise StorageError(
+                f"cannot write the catalog {self.path}: {text}; nothing of this batch was kept"
+                " (free some space or make the index writable, then run `dgsearch index` again)"
+            ) from exc
 
     # -- segments and vectors ------------------------------------------------------------------------
     def captions_of(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -328,6 +363,29 @@ class Catalog:
                 raise CorruptIndexError(f"vectors of space {space!r} have dimension {vecs.shape[1]}, expected {dim}")
             yield ids, vecs.astype(np.float32, copy=False)
             last = int(ids[-1])
+
+    def vectors_of(self, space: str, segment_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """segment id -> ``(D,) float32`` vector of ``space``; ids without one are absent."""
+        out: dict[int, np.ndarray] = {}
+        for chunk in _chunks([int(i) for i in segment_ids], 900):
+            marks = ",".join("?" * len(chunk))
+            for sid, blob in self.conn.execute(
+                f"SELECT segment_id, vector FROM vectors WHERE space = ? AND segment_id IN ({marks})", [space, *chunk]
+            ):
+                out[int(sid)] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+        return out
+
+    def put_vectors(self, space: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace ``vectors (n, D) float32`` of ``space`` for segment ``ids (n,)`` (caller's transaction)."""
+        self.conn.executemany(
+            "INSERT INTO vectors (space, segment_id, vector) VALUES (?, ?, ?)"
+            " ON CONFLICT(space, segment_id) DO UPDATE SET vector = excluded.vector",
+            [(space, int(i), _blob(v)) for i, v in zip(ids, vectors)],
+        )
+
+    def delete_space(self, space: str) -> None:
+        """Remove every vector of ``space`` (caller's transaction)."""
+        self.conn.execute("DELETE FROM vectors WHERE space = ?", (space,))
 
     def live_ids(self, space: str) -> np.ndarray:
         """``(n,) int64`` every segment id that has a vector in ``space``, ascending."""

@@ -8,6 +8,8 @@ with a modest ``nprobe``. Every index is wrapped in ``IndexIDMap2`` so its ids a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -64,3 +66,24 @@ def set_search_params(index: Any, cfg: FaissConfig) -> None:
     except (RuntimeError, TypeError):
         return
     ivf.nprobe = cfg.nprobe
+
+
+FEW_QUERIES = 8  # up to this many query vectors, FAISS searches on one thread
+
+
+@contextmanager
+def search_threads(n_queries: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for a search of ``n_queries`` vectors: one thread for a few queries (their
+    work is a millisecond; a second thread only adds a barrier per call, and on a busy machine a
+    descheduled thread makes that barrier cost ~10x the search), the default for batches."""
+    import faiss
+
+    if n_queries > FEW_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
+from diffgap_search.errors import StorageError
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.index_choice import build_index, index_kind_for, set_search_params
+from diffgap_search.store.index_choice import build_index, index_kind_for, search_threads, set_search_params
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class LoadedIndex:
         if self.ntotal == 0:
             q = len(queries)
             return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        with search_threads(len(queries)):
+            scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 
 
@@ -157,28 +159,61 @@ def _remove_deleted(index: Any, catalog: Catalog, space: str) -> None:
 
 
 def write_atomic(index: Any, path: Path) -> int:
-    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns the size in bytes."""
+    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns the size in bytes.
+
+    The bytes go through a Python file, not ``write_index(index, filename)``: faiss only prints an error
+    when flushing its own file fails at close (a full disk), and would leave a short file behind silently.
+    """
     import faiss
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
-        faiss.write_index(index, str(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(tmp, "xb") as fh:
+            writer = faiss.PyCallbackIOWriter(fh.write)
+            faiss.write_index(index, writer)
+            del writer
+            fh.flush()
+            os.fsync(fh.fileno())
         size = tmp.stat().st_size
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError) and type(exc) is not RuntimeError:
+            raise  # a RecursionError, NotImplementedError…: a bug, not a write failure
+        # faiss reports its I/O failures as a plain RuntimeError
+        raise StorageError(
+            f"cannot write the FAISS index {path}: {_io_reason(exc)}; the previous index is unchanged"
+            " (free some space, then run `dgsearch index` again)"
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
     return size
+
+
+def _io_reason(exc: BaseException) -> str:
+    """One line saying why a write failed (``No space left on device``), from an OSError or faiss's text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.split("failed: ", 1)[-1]
+
+
+def sweep_unpublished(index_dir: Path, catalog: Catalog) -> None:
+    """Delete every FAISS file the catalog does not publish (writer only, under the writer lock).
+
+    A writer killed after the catalog moved a generation, but before it deleted the old file, leaves that
+    file behind; a writer killed inside ``write_atomic`` leaves a temporary file. The next run removes
+    them here, even when it has nothing to publish.
+    """
+    for key, record in catalog.all_meta().items():
+        if key.startswith("faiss.") and isinstance(record, dict):
+            remove_stale_files(index_dir, key[len("faiss."):], keep=int(record["generation"]))
 
 
 def remove_stale_files(index_dir: Path, space: str, keep: int) -> None:

@@ -1,0 +1,133 @@
+"""The DiffGAP bridge inside an index: where it lives, how it is checked, and the bridged vector spaces.
+
+An index holds at most one bridge, ``<index>/bridge.safetensors``, recorded in ``meta["bridge"]`` with its
+fingerprint. For every audio window the bridge generates its text-side and video-side counterparts
+(``audio_as_text``, ``audio_as_video``), stored as further vector spaces (catalog BLOBs + FAISS), so a
+query is fused against them with one inner-product search each. Training a new bridge re-derives these
+spaces from the stored audio vectors: nothing is decoded or embedded again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from diffgap_search.errors import BridgeMismatchError, IncompatibleIndexError
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.settings import stored_encoder
+
+if TYPE_CHECKING:
+    from diffgap_search.gap.bridge import Bridge
+
+STAGING_SUFFIX = ".staging"
+# bridged space -> (source modality, target modality): audio windows bridged into the target's space
+BRIDGED_SPACES: dict[str, tuple[str, str]] = {"audio_as_text": ("audio", "text"), "audio_as_video": ("audio", "video")}
+
+
+def bridge_file_name(bridge: Bridge) -> str:
+    """Bridges are stored under their fingerprint, so a new one never overwrites the one in use."""
+    return f"bridge-{bridge.fingerprint[:16]}.safetensors"
+
+
+def encoder_fingerprints(catalog: Catalog) -> dict[str, str]:
+    """Modality -> weights sha256 of the encoders this index uses (text shares CLAP with audio)."""
+    out: dict[str, str] = {}
+    audio = stored_encoder(catalog)
+    if audio:
+        out["audio"] = out["text"] = audio["fingerprint"]
+    video = stored_encoder(catalog, "video_encoder")
+    if video:
+        out["video"] = video["fingerprint"]
+    return out
+
+
+def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
+    """The index's bridge, checked against its encoders and its recorded fingerprint; None when absent.
+
+    Raises BridgeMismatchError when the bridge was trained for other encoders, IncompatibleIndexError when
+    the file is not the one the catalog recorded.
+    """
+    record = catalog.get_meta("bridge")
+    if record is None:
+        return None
+    path = index_dir / record["file"]
+    from diffgap_search.gap.bridge import load_bridge
+
+    bridge = load_bridge(path, expected_fingerprints=encoder_fingerprints(catalog))
+    if bridge.fingerprint != record["fingerprint"]:
+        raise IncompatibleIndexError(
+            f"{path} is not the bridge this index recorded (fingerprint {bridge.fingerprint[:12]}, expected "
+            f"{record['fingerprint'][:12]}): run `dgsearch train` again"
+        )
+    return bridge
+
+
+def check_bridge_for(bridge: Bridge, catalog: Catalog, where: str) -> None:
+    """Refuse a bridge trained for other encoders than this index's (clear message)."""
+    ours = encoder_fingerprints(catalog)
+    for modality, fp in bridge.encoder_fingerprints.items():
+        if modality in ours and ours[modality] != fp:
+            raise BridgeMismatchError(
+                f"this DiffGAP bridge was trained on {modality} embeddings of other weights ({fp[:12]}) than"
+                f" index {where} uses ({ours[modality][:12]}): train one for this index with `dgsearch train`"
+            )
+
+
+def bridged_spaces_of(bridge: Bridge) -> dict[str, tuple[str, str]]:
+    """The bridged spaces this bridge can generate (by its trained directions)."""
+    from diffgap_search.gap.directions import Direction
+
+    out = {}
+    for space, (src, dst) in BRIDGED_SPACES.items():
+        try:
+            direction = Direction.of(src, dst)
+        except ValueError:
+            continue
+        if direction in bridge.directions:
+            out[space] = (src, dst)
+    return out
+
+
+def bridge_vectors(bridge: Bridge, audio: np.ndarray) -> dict[str, np.ndarray]:
+    """Bridged counterparts of ``audio (N, D) float32`` windows: space -> ``(N, D) float32`` L2-normalised."""
+    return {space: bridge.apply(audio, src, dst) for space, (src, dst) in bridged_spaces_of(bridge).items()}
+
+
+def stage_bridged_spaces(catalog: Catalog, bridge: Bridge, *, chunk_rows: int = 8192) -> dict[str, int]:
+    """Derive every bridged space from the stored audio vectors into staging spaces (``<space>.staging``);
+    returns space -> vectors written. Each chunk is one transaction; :func:`commit_bridge` swaps them in."""
+    spaces = bridged_spaces_of(bridge)
+    counts = {space: 0 for space in spaces}
+    with catalog.batch():
+        for space in BRIDGED_SPACES:
+            catalog.delete_space(space + STAGING_SUFFIX)
+    for ids, vecs in catalog.read_vectors("audio", chunk_rows=chunk_rows):
+        derived = {space: bridge.apply(vecs, src, dst) for space, (src, dst) in spaces.items()}
+        with catalog.batch():
+            for space, out in derived.items():
+                catalog.put_vectors(space + STAGING_SUFFIX, ids, out)
+                counts[space] += len(ids)
+    return counts
+
+
+def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> None:
+    """One transaction: the staged spaces replace the bridged spaces and ``meta["bridge"]`` names the new
+    bridge. A kill before it leaves the old bridge and spaces in force; after it, the new ones."""
+    with catalog.batch():
+        for space in BRIDGED_SPACES:
+            catalog.delete_space(space)
+            catalog.conn.execute("UPDATE vectors SET space = ? WHERE space = ?", (space, space + STAGING_SUFFIX))
+        catalog.set_meta({"bridge": {**record, "file": bridge_file_name(bridge)}})
+
+
+def bridge_record(bridge: Bridge, report: Any) -> dict[str, Any]:
+    """What ``meta["bridge"]`` holds: fingerprint, directions, training figures."""
+    return {
+        "fingerprint": bridge.fingerprint,
+        "directions": [d.value for d in bridge.directions],
+        "encoder_fingerprints": bridge.encoder_fingerprints,
+        "pairs": getattr(report, "n_train", {}),
+        "val": getattr(report, "val", {}),
+    }

@@ -1,0 +1,247 @@
+"""The public DiffGAP bridge: generate the counterpart embedding of another modality, deterministically.
+
+    bridge = load_bridge(path, expected_fingerprints={"audio": fp, "text": fp})
+    audio_side = bridge.apply(text_emb, source="text", target="audio")   # (N, D) float32, L2-normalised
+
+Sampling is DDIM with eta = 0 (x0 prediction, few steps) from one fixed start vector ``z`` shared by
+every row: ``noise_scale * N(0, I)`` drawn once from a generator seeded with ``SampleConfig.seed``. The
+default ``noise_scale = 0`` starts from the prior's mean (the zero vector): the first step is then the
+network's regression estimate of E[x0 | condition] and the next steps refine it; on the synthetic
+benchmark this retrieves far better than starting from a random draw (R@1 ~89 vs ~63 in one probe),
+because retrieval wants the centre of p(x0 | c), not one sample of it. Either way a row's output
+depends only on that row: the same input gives the same output bit for bit, call after call and load
+after load.
+(Across different batch compositions results agree to float rounding, ~1e-6, not bit for bit: BLAS
+kernels may change with the batch size.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
+from .checkpoint import FORMAT_VERSION, check_fingerprints, fingerprint, load_checkpoint, save_checkpoint
+from .denoiser import Denoiser, DenoiserConfig
+from .diffusion import ddim_sample, to_diffusion_space
+from .directions import Direction, Modality
+from .fusion import FusionConfig
+from .schedule import NoiseSchedule, ScheduleKind
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How a bridge samples. Stored in the checkpoint; ``Bridge.apply`` may override it per call.
+
+    ``steps``: DDIM steps (network evaluations; latency is linear in it). ``guidance_scale``: classifier-free
+    guidance, 1.0 = plain conditional (one evaluation per step), > 1 doubles the cost. ``noise_scale``:
+    scale of the fixed start vector (0 starts from the prior mean). ``renorm_x0``: project each x0
+    estimate onto the data sphere before the DDIM update.
+    """
+
+    steps: int = 4  # 4 x0-prediction steps: as good as 8 on the synthetic benchmark, half the latency
+    guidance_scale: float = 1.0
+    noise_scale: float = 0.0
+    seed: int = 0
+    renorm_x0: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError("SampleConfig.steps must be >= 1")
+        if self.noise_scale < 0:
+            raise ValueError("SampleConfig.noise_scale must be >= 0")
+
+
+def _fusion_key(source: Modality, target: Modality) -> str:
+    return f"{source.value}->{target.value}"
+
+
+class Bridge:
+    """A trained DiffGAP module for one set of encoders, serving the ``directions`` it was trained on."""
+
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        schedule: NoiseSchedule,
+        sample: SampleConfig,
+        encoder_fingerprints: dict[str, str],
+        directions: tuple[Direction, ...],
+        fusion: dict[str, FusionConfig] | None = None,
+        train_info: dict[str, Any] | None = None,
+    ) -> None:
+        self._net = denoiser.eval()
+        for p in self._net.parameters():
+            p.requires_grad_(False)
+        self.schedule = schedule
+        self.sample = sample
+        self._fingerprints = dict(encoder_fingerprints)
+        self._directions = tuple(Direction(d) for d in directions)
+        self._fusion = dict(fusion or {})
+        self.train_info = dict(train_info or {})
+        self._t_emb: dict[int, torch.Tensor] = {}
+
+    # ----------------------------------------------------------------- description
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        """The directions this bridge can generate (``target|condition``)."""
+        return self._directions
+
+    @property
+    def encoder_fingerprints(self) -> dict[str, str]:
+        """Modality name -> sha256 of the encoder weights the bridge was trained on (a copy)."""
+        return dict(self._fingerprints)
+
+    @property
+    def dim(self) -> int:
+        """D, the embedding size."""
+        return self._net.cfg.dim
+
+    @property
+    def denoiser(self) -> Denoiser:
+        """The network (in eval mode, frozen)."""
+        return self._net
+
+    def fusion_for(self, source: str, target: str) -> FusionConfig:
+        """Fusion weights for queries of ``source`` against items of ``target`` (tuned on validation pairs)."""
+        return self._fusion.get(_fusion_key(Modality(source), Modality(target)), FusionConfig())
+
+    def metadata(self) -> dict[str, Any]:
+        """The JSON metadata stored next to the weights (see ``checkpoint``)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "denoiser": asdict(self._net.cfg),
+            "schedule": {"kind": self.schedule.kind.value, "num_steps": self.schedule.num_steps},
+            "sample": asdict(self.sample),
+            "encoder_fingerprints": dict(sorted(self._fingerprints.items())),
+            "directions": [d.value for d in self._directions],
+            "fusion": {k: v.to_dict() for k, v in sorted(self._fusion.items())},
+            "train": self.train_info,
+        }
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 hex digest of the weights and metadata; the same before saving and after loading."""
+        return fingerprint(self._net.state_dict(), self.metadata())
+
+    # ----------------------------------------------------------------- use
+    def apply(
+        self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None, batch_size: int = 4096
+    ) -> np.ndarray:
+        """Generate the ``target``-modality counterparts of ``source`` embeddings.
+
+        ``x``: ``(N, D)`` float rows (normalised here). Returns ``(N, D) float32``, L2-normalised.
+        Raises ``BridgeUnavailableError`` if this bridge was not trained for that direction.
+        """
+        direction = Direction.of(source, target)
+        if direction not in self._directions:
+            raise BridgeUnavailableError(
+                f"this DiffGAP bridge serves {[d.value for d in self._directions]}, not {source} -> {target}: "
+                "train it on the missing pairs with `dgsearch train`"
+            )
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected (N, {self.dim}) embeddings, got {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("embeddings to bridge contain NaN or inf")
+        cfg = sample or self.sample
+        out = np.empty_like(x)
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                out[i : i + batch_size] = self._sample(torch.from_numpy(x[i : i + batch_size]), direction, cfg)
+        return out
+
+    def _time_embedding(self, t: int) -> torch.Tensor:
+        """``(1, H)`` embedding of timestep ``t``, computed once per bridge (the weights are frozen)."""
+        if t not in self._t_emb:
+            self._t_emb[t] = self._net.time_embedding(torch.full((1,), t, dtype=torch.int64)).clone()
+        return self._t_emb[t]
+
+    def _sample(self, x: torch.Tensor, direction: Direction, cfg: SampleConfig) -> np.ndarray:
+        """``(B, D)`` condition rows -> ``(B, D) float32`` L2-normalised generated rows (under inference mode)."""
+        b, d = x.shape
+        net = self._net
+        cond = to_diffusion_space(x)
+        dirs = torch.full((b,), direction.index, dtype=torch.int64)
+        guided = cfg.guidance_scale != 1.0
+        if guided:
+            keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)])
+            cond_h = net.encode_condition(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
+        else:
+            cond_h = net.encode_condition(cond, dirs, torch.ones(b, dtype=torch.bool))
+        if cfg.noise_scale == 0.0:
+            start = torch.zeros(b, d)
+        else:
+            z = torch.randn(d, generator=torch.Generator().manual_seed(cfg.seed)) * cfg.noise_scale
+            start = z.expand(b, d).contiguous()
+
+        def x0_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
+            step = torch.full((1,), t, dtype=torch.int64)  # one timestep for all rows: broadcast
+            e = self._time_embedding(t)
+            if not guided:
+                return net.denoise(x_t, step, cond_h, e)
+            both = net.denoise(torch.cat([x_t, x_t]), step, cond_h, e)
+            c, u = both[:b], both[b:]
+            return u + cfg.guidance_scale * (c - u)
+
+        x0 = ddim_sample(x0_fn, start, self.schedule.ddim_timesteps(cfg.steps), self.schedule, cfg.renorm_x0)
+        return (x0 / x0.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: Path) -> None:
+        """Write the bridge to ``path`` (one ``.safetensors`` file: weights + JSON metadata), atomically."""
+        save_checkpoint(Path(path), self._net.state_dict(), self.metadata())
+
+
+def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None) -> Bridge:
+    """Load a bridge saved by ``Bridge.save``.
+
+    ``expected_fingerprints``: modality name -> sha256 of the encoder the caller uses (``None`` skips the
+    check). Raises ``BridgeMismatchError`` (an ``IncompatibleIndexError``) if any shared modality's
+    fingerprint differs or the format is newer, ``BridgeUnavailableError`` if the file is missing,
+    ``CorruptIndexError`` if it is not a bridge checkpoint.
+    """
+    path = Path(path)
+    tensors, meta = load_checkpoint(path)
+    check_fingerprints(path, meta.get("encoder_fingerprints", {}), expected_fingerprints)
+    try:
+        kind = ScheduleKind(meta["schedule"]["kind"])
+    except ValueError:
+        raise BridgeMismatchError(
+            f"bridge {path} uses noise schedule {meta['schedule']['kind']!r}, unknown to this version: upgrade"
+        ) from None
+    try:
+        net = Denoiser(DenoiserConfig(**meta["denoiser"]))
+        net.load_state_dict(tensors, strict=True)
+        bridge = Bridge(
+            net,
+            NoiseSchedule(kind, int(meta["schedule"]["num_steps"])),
+            SampleConfig(**meta["sample"]),
+            dict(meta["encoder_fingerprints"]),
+            tuple(Direction(d) for d in meta["directions"]),
+            {k: FusionConfig(**v) for k, v in meta.get("fusion", {}).items()},
+            meta.get("train", {}),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CorruptIndexError(f"{path} is not a valid DiffGAP bridge checkpoint: {exc}") from exc
+    return bridge
+
+
+def bridging_latency_ms(bridge: Bridge, x: np.ndarray, source: str, target: str, repeats: int = 200) -> float:
+    """Median wall time in milliseconds of ``repeats`` single-query ``apply`` calls on rows of ``x (N, D)``."""
+    import time
+
+    times = []
+    for i in range(repeats):
+        q = x[i % len(x) : i % len(x) + 1]
+        t0 = time.perf_counter()
+        bridge.apply(q, source, target)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+__all__ = ["Bridge", "SampleConfig", "bridging_latency_ms", "load_bridge"]

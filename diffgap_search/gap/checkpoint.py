@@ -1,0 +1,104 @@
+"""The on-disk form of a DiffGAP bridge: one ``.safetensors`` file (never pickle).
+
+The tensors are the denoiser's weights; the header's ``__metadata__`` holds one key, ``"diffgap"``,
+whose value is canonical JSON (sorted keys) with:
+
+- ``format_version`` (``FORMAT_VERSION``; a newer one is refused),
+- ``denoiser`` / ``schedule`` / ``sample`` / ``train`` configurations,
+- ``encoder_fingerprints``: modality name -> sha256 of the encoder weights it was trained on,
+- ``directions`` served and per-direction ``fusion`` weights.
+
+``fingerprint(tensors, meta)`` is the sha256 of the canonical JSON plus every tensor's name, dtype,
+shape and bytes in name order: it identifies the bridge before it is saved and after it is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
+
+FORMAT_VERSION = 1
+META_KEY = "diffgap"
+
+
+def canonical_json(meta: Mapping[str, Any]) -> str:
+    """Deterministic JSON text of ``meta`` (sorted keys, no whitespace)."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
+    """sha256 hex digest of the metadata and the tensors (name, dtype, shape, bytes), in name order."""
+    h = hashlib.sha256(canonical_json(meta).encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+    """Write ``tensors`` and ``meta`` (``format_version`` added) to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = {**meta, "format_version": FORMAT_VERSION}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), {META_KEY: canonical_json(full)})
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a bridge file -> ``(tensors, meta)``.
+
+    Raises ``BridgeUnavailableError`` if the file is missing, ``CorruptIndexError`` if it is not a bridge
+    checkpoint, ``BridgeMismatchError`` if it was written by a newer format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BridgeUnavailableError(f"no DiffGAP bridge at {path}: train one with `dgsearch train`")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        meta = json.loads(header[META_KEY])
+        version = int(meta["format_version"])
+    except (SafetensorError, KeyError, ValueError, TypeError, OSError) as exc:
+        raise CorruptIndexError(f"{path} is not a DiffGAP bridge checkpoint ({exc.__class__.__name__})") from exc
+    if version > FORMAT_VERSION:
+        raise BridgeMismatchError(
+            f"bridge {path} has format version {version}, newer than this diffgap-search reads ({FORMAT_VERSION}): "
+            "upgrade diffgap-search"
+        )
+    return load_file(str(path)), meta
+
+
+def check_fingerprints(path: Path, trained: Mapping[str, str], expected: Mapping[str, str] | None) -> None:
+    """Refuse a bridge whose encoder fingerprints differ from ``expected`` on any modality both name.
+
+    ``trained`` / ``expected``: modality name -> encoder weights sha256. Modalities only one side names are
+    ignored (an index without video can use an audio-text-video bridge), but at least one must be shared.
+    Raises ``BridgeMismatchError``.
+    """
+    if expected is None:
+        return
+    shared = sorted(set(trained) & set(expected))
+    if not shared:
+        raise BridgeMismatchError(
+            f"bridge {path} covers modalities {sorted(trained)}, none of which this index uses ({sorted(expected)})"
+        )
+    for modality in shared:
+        if trained[modality] != expected[modality]:
+            raise BridgeMismatchError(
+                f"bridge {path} was trained on {modality} embeddings from encoder {trained[modality][:12]}, "
+                f"but this index uses encoder {expected[modality][:12]}: train a new bridge with `dgsearch train`"
+            )

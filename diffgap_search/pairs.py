@@ -1,0 +1,123 @@
+"""Paired embeddings for training and evaluating a DiffGAP bridge: from an index, or from an ``.npz`` file.
+
+From an index (no labels needed):
+- audio–text: every captioned file gives one pair per caption: (its audio windows' mean embedding,
+  re-normalised; the caption's text embedding);
+- audio–video: every video window with both vectors gives (its soundtrack's embedding, its frames').
+
+A pairs file is an ``.npz`` whose arrays are named by modality (``audio``, ``text``, ``video``), row i of
+each being one pair (NaN rows: that modality is missing from the pair).
+
+Every pair belongs to a *group* (the source file's content hash, or the row for a pairs file); a fixed
+tenth of the groups, chosen by a hash that does not depend on the rest of the data, is held out for
+``dgsearch eval`` and never trained on, so adding files to an index never moves a test pair into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from diffgap_search.encoders.base import Encoder
+from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.store.catalog import Catalog
+
+MODALITIES = ("audio", "text", "video")
+TEST_MODULUS = 10  # one group in ten is held out
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """``arrays``: modality -> ``(N, D) float32`` (NaN rows where missing); ``groups``: ``(N,)`` str keys."""
+
+    arrays: dict[str, np.ndarray]
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def take(self, mask: np.ndarray) -> Pairs:
+        return Pairs({k: v[mask] for k, v in self.arrays.items()}, self.groups[mask])
+
+    def counts(self) -> dict[str, int]:
+        """Pairs per pair set (``audio-text``, ``audio-video``) with both sides present."""
+        audio_ok = np.isfinite(self.arrays["audio"]).all(1)
+        return {f"audio-{m}": int((audio_ok & np.isfinite(self.arrays[m]).all(1)).sum())
+                for m in ("text", "video") if m in self.arrays}
+
+    def split(self) -> tuple[Pairs, Pairs]:
+        """``(train, test)`` by the fixed hash of each pair's group."""
+        test = np.array([is_test_group(g) for g in self.groups], dtype=bool)
+        return self.take(~test), self.take(test)
+
+
+def is_test_group(group: str) -> bool:
+    return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % TEST_MODULUS == 0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[str]) -> Pairs:
+    """Pairs the index holds, for ``kinds`` among ``"text"``, ``"video"`` (text needs the CLAP encoder)."""
+    rows: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
+    groups: list[str] = []
+    dim = int(catalog.get_meta("encoder")["dim"])
+    nan = np.full(dim, np.nan, np.float32)
+    if "text" in kinds and text_encoder is not None:
+        files = {f.id: f for f in catalog.files(status="ok")}
+        captions = catalog.captions_of(files)
+        for fid, caps in sorted(captions.items()):
+            seg_ids = [r[0] for r in catalog.conn.execute("SELECT id FROM segments WHERE file_id = ? ORDER BY seq", (fid,))]
+            audio = list(catalog.vectors_of("audio", seg_ids).values())
+            if not audio or not caps:
+                continue
+            mean = _unit(np.mean(audio, axis=0))
+            texts = text_encoder.embed_text(caps)
+            for t in texts:
+                rows["audio"].append(mean)
+                rows["text"].append(t)
+                rows["video"].append(nan)
+                groups.append(files[fid].sha256 or str(fid))
+    if "video" in kinds:
+        for sid, sha, a_blob, v_blob in catalog.conn.execute(
+            "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
+            " JOIN vectors a ON a.segment_id = s.id AND a.space = 'audio'"
+            " JOIN vectors v ON v.segment_id = s.id AND v.space = 'video' WHERE f.status = 'ok' ORDER BY s.id"
+        ):
+            video = np.frombuffer(v_blob, dtype="<f4").astype(np.float32)
+            if len(video) != dim:
+                raise UsageError(
+                    f"video embeddings are {len(video)}-d but audio ones are {dim}-d: a DiffGAP bridge needs one"
+                    " dimension; index with a --video-model whose projection size matches the audio model's"
+                )
+            rows["audio"].append(np.frombuffer(a_blob, dtype="<f4").astype(np.float32))
+            rows["video"].append(video)
+            rows["text"].append(nan)
+            groups.append(f"{sha}")
+    arrays = {m: (np.stack(v) if v else np.zeros((0, dim), np.float32)) for m, v in rows.items()}
+    return Pairs({m: a for m, a in arrays.items() if m == "audio" or np.isfinite(a).all(1).any()},
+                 np.array(groups, dtype=object))
+
+
+def file_pairs(path: Path) -> Pairs:
+    """Pairs from an ``.npz`` file (arrays named by modality; ``audio`` required)."""
+    if not path.is_file():
+        raise InputNotFoundError(f"pairs file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k], dtype=np.float32) for k in data.files if k in MODALITIES}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not a readable .npz pairs file ({exc})") from None
+    if "audio" not in arrays or len(arrays) < 2:
+        raise UsageError(f"{path} must hold an 'audio' array and a 'text' and/or 'video' array, row i = pair i")
+    n = {v.shape for v in arrays.values()}
+    if len(n) != 1 or len(next(iter(n))) != 2:
+        raise UsageError(f"{path}: all arrays must be (N, D) of one shape, got { {k: v.shape for k, v in arrays.items()} }")
+    count = len(arrays["audio"])
+    return Pairs(arrays, np.array([f"row{i}" for i in range(count)], dtype=object))

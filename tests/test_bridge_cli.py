@@ -1,0 +1,158 @@
+"""The DiffGAP bridge end to end: train from an index's pairs, bridged spaces, fused queries, video -> audio,
+eval, and refusals."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_index import CountingLoader
+from fixtures_media import chirp, noise, tone, write_audio
+from fixtures_video import make_testsrc, make_tiny_clip_vision
+from typer.testing import CliRunner
+
+from diffgap_search.bridging import load_index_bridge
+from diffgap_search.cli.app import app
+from diffgap_search.config import SearchConfig
+from diffgap_search.errors import BridgeMismatchError
+from diffgap_search.search import Query, Searcher
+from diffgap_search.store.catalog import Catalog
+
+runner = CliRunner()
+N_AUDIO, N_VIDEO = 32, 20
+
+
+def dg(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """32 captioned clips (tones, chirps, noise) and 20 one-second videos with different soundtracks."""
+    root = tmp_path_factory.mktemp("bridge") / "clips"
+    root.mkdir()
+    sr = 8_000
+    for i in range(N_AUDIO):
+        kind = ("tone", "chirp", "noise")[i % 3]
+        f = 150.0 + 90.0 * i
+        samples = tone(f, 1.0, sr) if kind == "tone" else chirp(1.0, sr, f0=f, f1=f * 3) if kind == "chirp" else noise(1.0, sr, seed=i)
+        write_audio(root / f"{kind}{i:02d}.wav", samples, sr)
+        (root / f"{kind}{i:02d}.txt").write_text(f"a {kind} around {int(f)} hertz\n")
+    for i in range(N_VIDEO):
+        make_testsrc(root / f"video{i:02d}.mkv", seconds=1.0, size="32x32", rate=4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clip32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_clip_vision(tmp_path_factory.mktemp("clip32") / "model", seed=0, projection_dim=32)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, clip32: Path, tiny_clap_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    ix = tmp_path_factory.mktemp("bridge-index") / "ix"
+    r = dg("index", corpus, "--index", ix, "--model", tiny_clap_dir, "--video-model", clip32, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    refused = dg("query", "--video", corpus / "video00.mkv", "--index", ix)
+    assert refused.exit_code == 10 and "needs a DiffGAP bridge" in refused.stderr
+    t = dg("train", "--index", ix, "--epochs", "3", "--batch-size", "16", "--json")
+    assert t.exit_code == 0, t.output
+    return ix, json.loads(t.stdout)
+
+
+def test_train_uses_every_pair_once_and_holds_some_out(trained: tuple[Path, dict]) -> None:
+    ix, out = trained
+    assert {k: out["train_pairs"][k] + out["held_out_pairs"].get(k, 0) for k in out["train_pairs"]} == {
+        "audio-text": N_AUDIO, "audio-video": N_VIDEO}
+    assert out["held_out_pairs"]["audio-text"] >= 1
+    assert out["derived_vectors"] == {"audio_as_text": N_AUDIO + N_VIDEO, "audio_as_video": N_AUDIO + N_VIDEO}
+    info = json.loads(dg("info", "--index", ix, "--json").stdout)["summary"]
+    assert f"audio_as_text ({N_AUDIO + N_VIDEO} vectors" in info["vector spaces"]
+    assert f"audio_as_video ({N_AUDIO + N_VIDEO} vectors" in info["vector spaces"]
+
+
+def test_fused_text_query_equals_its_exact_formula(trained: tuple[Path, dict]) -> None:
+    ix, _ = trained
+    with Searcher(ix, CountingLoader()) as s:
+        result = s.search(Query(text="a tone around 600 hertz"), SearchConfig(top_k=5, group_by_file=False))
+        bridge = s.bridge
+        q = s.embed_query(Query(text="a tone around 600 hertz"))
+        ids, audio = next(s.catalog.read_vectors("audio"))
+        _, as_text = next(s.catalog.read_vectors("audio_as_text"))
+    w = bridge.fusion_for("text", "audio")
+    qb = bridge.apply(q, "text", "audio")
+    score = (w.w_raw * (audio @ q[0]) + w.w_query_bridged * (audio @ qb[0]) + w.w_item_bridged * (as_text @ q[0]))
+    score /= w.w_raw + w.w_query_bridged + w.w_item_bridged
+    order = np.argsort(-score, kind="stable")[:5]
+    assert [h.segment_id for h in result.hits] == ids[order].tolist()
+    assert [h.score for h in result.hits] == pytest.approx(score[order].tolist(), abs=1e-5)
+    assert result.timings_ms["bridge"] > 0
+
+
+def test_no_bridge_is_plain_cosine(trained: tuple[Path, dict]) -> None:
+    ix, _ = trained
+    plain = json.loads(dg("query", "a chirp", "--index", ix, "--no-bridge", "--segments", "--json", "-k", "3").stdout)
+    with Searcher(ix, CountingLoader(), use_bridge=False) as s:
+        q = s.embed_query(Query(text="a chirp"))
+        ids, audio = next(s.catalog.read_vectors("audio"))
+    order = np.argsort(-(audio @ q[0]), kind="stable")[:3]
+    assert [h["segment_id"] for h in plain["hits"]] == ids[order].tolist()
+
+
+def test_video_query_goes_through_the_bridge(trained: tuple[Path, dict], corpus: Path) -> None:
+    ix, _ = trained
+    r = dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--json", "-k", "5")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["query_kind"] == "video" and len(doc["hits"]) == 5
+    scores = [h["score"] for h in doc["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    again = json.loads(dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--json", "-k", "5").stdout)
+    assert again["hits"] == doc["hits"]
+    no = dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--no-bridge")
+    assert no.exit_code == 10 and "(--no-bridge)" in no.stderr
+
+
+def test_eval_prints_the_methods_side_by_side(trained: tuple[Path, dict]) -> None:
+    ix, _ = trained
+    r = dg("eval", "--index", ix, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert set(res["results"]) == {"text->audio", "audio->text"} | (
+        {"video->audio", "audio->video"} if res["n_test"].get("audio-video", 0) >= 2 else set())
+    for methods in res["results"].values():
+        assert {"raw", "mean_shift", "ridge", "procrustes", "diffgap", "diffgap_fusion"} <= set(methods)
+        assert all(0 <= m["R@1"] <= 100 for m in methods.values())
+    table = dg("eval", "--index", ix)
+    assert "diffgap_fusion" in table.stdout and "median rank" in table.stdout
+
+
+def test_new_files_get_bridged_vectors_and_other_encoders_are_refused(trained: tuple[Path, dict], corpus: Path,
+                                                                      tmp_path: Path) -> None:
+    ix, _ = trained
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    write_audio(extra / "late.wav", tone(777.0, 1.0, 8_000), 8_000)
+    r = dg("index", extra, "--index", ix, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    with Catalog.open(ix) as cat:
+        assert cat.count_vectors("audio_as_text") == cat.count_vectors("audio") == N_AUDIO + N_VIDEO + 1
+        conn = sqlite3.connect(ix / "catalog.sqlite")
+        meta = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'video_encoder'").fetchone()[0])
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'video_encoder'",
+                     (json.dumps({**meta, "fingerprint": "0" * 64}),))
+        conn.commit()
+        conn.close()
+        with pytest.raises(BridgeMismatchError, match=r"was trained on video embeddings from encoder [0-9a-f]{12},"
+                           r" but this index uses encoder 000000000000: train a new bridge with `dgsearch train`"):
+            load_index_bridge(ix, cat)
+    q = dg("query", "a tone", "--index", ix)
+    assert q.exit_code == 6 and q.stderr.startswith("dgsearch: error: ")
+    conn = sqlite3.connect(ix / "catalog.sqlite")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'video_encoder'", (json.dumps(meta),))
+    conn.commit()
+    conn.close()
+    assert dg("query", "a tone", "--index", ix).exit_code == 0
