@@ -1,0 +1,136 @@
+"""Shared helpers of the benchmark scripts: machine facts, result files, a full-size random CLAP, clips.
+
+Every script prints its figures and writes ``results/<name>.json`` and ``results/<name>.md`` (date,
+machine, command). Timings are wall-clock on whatever machine runs them: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, Any]:
+    """CPU count (and affinity), platform, Python, torch/faiss versions where imported."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "python": platform.python_version(),
+    }
+    for mod in ("torch", "transformers", "faiss", "numpy"):
+        if mod in sys.modules:
+            info[mod] = getattr(sys.modules[mod], "__version__", "?")
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_results(name: str, payload: dict[str, Any], table: list[tuple[str, ...]], notes: list[str] = (),
+                  out_dir: Path = RESULTS) -> None:
+    """``out_dir/name.json`` (payload + date, machine, command) and ``out_dir/name.md`` (table + notes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
+    }
+    doc = {**meta, **payload}
+    (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n")
+    m = meta["machine"]
+    lines = [f"# {name}", "", f"- date: {meta['date']}",
+             f"- machine: {m['cpus_usable']} usable CPUs of {m['cpu_count']} ({m['processor']}), {m['platform']}",
+             f"- command: `{meta['command']}`", ""]
+    header, *rows = table
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + " --- |" * len(header))
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def make_full_clap(path: Path, seed: int = 0) -> Path:
+    """A full-size ``ClapModel`` with random weights in the real layout of ``laion/clap-htsat-unfused``.
+
+    ``ClapConfig()`` defaults are that model's architecture (HTSAT-tiny audio tower: depths 2-2-6-2, 96-d
+    patch embeddings, 768-d; RoBERTa-base text tower; 512-d projection; no fusion): the hub config only
+    restates defaults. The feature extractor is the hub's (rand_trunc, repeatpad, 64 mel, 48 kHz, 10 s).
+    The tokenizer is a small BPE trained on the spot (tokenising is not what is measured). Cached: a
+    folder that already holds the weights is reused.
+    """
+    path = Path(path)
+    if (path / "model.safetensors").is_file() and (path / "preprocessor_config.json").is_file():
+        return path
+    import torch
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    from tests.fixtures_models import _quietly, _save_tokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    _save_tokenizer(path, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ClapModel(ClapConfig(projection_dim=512)).eval()
+    _quietly(model.save_pretrained, str(path), safe_serialization=True)
+    ClapFeatureExtractor(
+        feature_size=64, sampling_rate=48_000, hop_length=480, max_length_s=10, fft_window_size=1024,
+        frequency_min=50, frequency_max=14_000, truncation="rand_trunc", padding="repeatpad",
+    ).save_pretrained(str(path))
+    return path
+
+
+def make_clips(folder: Path, count: int, seed: int = 0, min_s: float = 10.0, max_s: float = 30.0,
+               rates: tuple[int, ...] = (44_100, 48_000, 32_000)) -> list[Path]:
+    """``count`` mono 16-bit WAVs of ``min_s``..``max_s`` seconds (tones, sweeps and noise mixed, seeded),
+    at sample rates cycling through ``rates`` (so most need resampling to 48 kHz, as real folders do)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        p = folder / f"clip_{i:05d}.wav"
+        sr = rates[i % len(rates)]
+        seconds = float(rng.uniform(min_s, max_s))
+        if not p.exists():
+            t = np.arange(int(seconds * sr)) / sr
+            f0, f1 = rng.uniform(100, 4000, 2)
+            sig = 0.3 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * seconds)))
+            sig += 0.1 * rng.standard_normal(t.shape) * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 2) * t))
+            sf.write(p, sig.astype(np.float32), sr, subtype="PCM_16")
+        paths.append(p)
+    return paths

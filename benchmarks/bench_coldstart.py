@@ -1,0 +1,71 @@
+"""Cold start: ``dgsearch --help`` (no torch import; target ≤ 0.3 s) and a cold ``dgsearch query`` against
+``python -c "import torch, transformers"`` plus loading the model (target: overhead ≤ 20 %).
+
+Each figure is the median of ``--repeats`` fresh processes. The index queried holds a few generated clips
+embedded with the full-size random-weight CLAP architecture.
+
+    python benchmarks/bench_coldstart.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import make_clips, make_full_clap, write_results  # noqa: E402
+
+
+def timed(cmd: list[str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out-dir", type=Path, default=None)
+    args = ap.parse_args()
+    exe = Path(sys.executable).parent / "dgsearch"
+    dg = [str(exe)] if exe.exists() else [sys.executable, "-m", "diffgap_search.cli"]
+    model = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
+    work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-cold-"))
+    index = work / "index"
+    make_clips(work / "clips", 3)
+    subprocess.run([*dg, "index", str(work / "clips"), "--index", str(index), "--model", str(model),
+                    "--device", args.device], check=True, capture_output=True)
+    help_s = timed([*dg, "--help"], args.repeats)
+    import_s = timed([sys.executable, "-c", "import torch, transformers"], args.repeats)
+    load = ("import torch, transformers\nfrom transformers import ClapModel, AutoTokenizer\n"
+            f"m = ClapModel.from_pretrained({str(model)!r}).eval()\nt = AutoTokenizer.from_pretrained({str(model)!r})")
+    base_s = timed([sys.executable, "-c", load], args.repeats)
+    query_s = timed([*dg, "query", "dog barking", "--index", str(index), "--json"], args.repeats)
+    shutil.rmtree(work, ignore_errors=True)
+    overhead = query_s / base_s - 1
+    table = [("what", "median s", "target"),
+             ("dgsearch --help", f"{help_s:.3f}", "≤ 0.3 s"),
+             ('python -c "import torch, transformers"', f"{import_s:.2f}", ""),
+             ("baseline: import + ClapModel.from_pretrained + tokenizer", f"{base_s:.2f}", ""),
+             ('dgsearch query "dog barking" (cold)', f"{query_s:.2f}", f"≤ baseline + 20 % ({base_s * 1.2:.2f})"),
+             ("query overhead over the baseline", f"{overhead:+.0%}", "≤ +20 %")]
+    kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
+    write_results("coldstart", {"help_s": help_s, "import_s": import_s, "baseline_s": base_s, "query_s": query_s,
+                                "overhead": overhead, "repeats": args.repeats}, table,
+                  [f"median of {args.repeats} fresh processes each; full-size CLAP architecture, random weights"],
+                  **kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

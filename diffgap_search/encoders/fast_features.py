@@ -1,0 +1,78 @@
+"""CLAP's log-mel features computed in torch, equal to transformers' ``ClapFeatureExtractor``.
+
+The extractor computes its spectrogram in numpy with a Python loop over 1 001 frames per window, in
+float64: about a third of the time a bfloat16 HTSAT forward takes on a CPU. This module computes the same
+thing batched in torch: centred reflect-padded STFT (periodic Hann, ``n_fft`` 1024, hop 480), the power
+spectrum rounded through complex64 as the extractor stores it (the STFT in float64 like ``np.fft``; the
+power, mel and dB steps in float32, which moves no feature by more than ~1e-5 dB), the same mel filter
+bank (Slaney for ``rand_trunc``, HTK for ``fusion``), the same floors, ``10·log10`` dB, float32 out. It only covers windows
+of exactly ``nb_max_samples`` samples (what ``ClapEncoder`` feeds: callers repeat-pad), so neither random
+cropping nor the fused model's random ``is_longer`` choice can happen. tests/test_fast_features.py checks
+it against the extractor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+MEL_FLOOR = 1e-10  # transformers' ``spectrogram(mel_floor=...)`` default
+DB_MIN_VALUE = 1e-10  # ``power_to_db(min_value=...)`` default, reference 1.0, no dB range
+
+
+class TorchLogMel:
+    """``(B, S) float32`` windows, S == ``nb_max_samples`` -> ``(B, C, T, M) float32`` input features.
+
+    C is 1 (``rand_trunc``) or 4 (``fusion``: the same mel stacked four times, as the extractor does for a
+    clip of at most 10 s); T = 1 + S // hop; M = ``feature_size``.
+    """
+
+    def __init__(self, feature_extractor: Any) -> None:
+        from transformers.audio_utils import window_function
+
+        fe = feature_extractor
+        if fe.truncation not in ("rand_trunc", "fusion"):
+            raise ValueError(f"unsupported truncation {fe.truncation!r}")
+        self.n_fft = int(fe.fft_window_size)
+        self.hop = int(fe.hop_length)
+        self.samples = int(fe.nb_max_samples)
+        self.channels = 4 if fe.truncation == "fusion" else 1
+        filters = fe.mel_filters if fe.truncation == "fusion" else fe.mel_filters_slaney  # (freq, mel)
+        self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))
+        self.window = torch.from_numpy(np.asarray(window_function(self.n_fft, "hann"), dtype=np.float64))
+
+    @staticmethod
+    def supports(feature_extractor: Any) -> bool:
+        """True when this extractor's settings are the ones reproduced here."""
+        fe = feature_extractor
+        return (
+            getattr(fe, "truncation", None) in ("rand_trunc", "fusion")
+            and getattr(fe, "padding", None) in ("repeatpad", "repeat", "pad")
+            and hasattr(fe, "mel_filters_slaney")
+            and int(getattr(fe, "fft_window_size", 0)) == int(getattr(fe, "n_fft", getattr(fe, "fft_window_size", 0)))
+        )
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(windows, dtype=np.float32)
+        if batch.ndim != 2 or batch.shape[1] != self.samples:
+            raise ValueError(f"expected (B, {self.samples}) windows, got {tuple(batch.shape)}")
+        out = self._features(torch.from_numpy(batch))
+        if self.channels > 1:
+            out = np.repeat(out, self.channels, axis=1)
+        return np.ascontiguousarray(out)
+
+    def _features(self, batch: torch.Tensor) -> np.ndarray:
+        """``(b, S) float32`` -> ``(b, 1, T, M) float32``."""
+        with torch.inference_mode():
+            spec = torch.stft(
+                batch.to(torch.float64), self.n_fft, hop_length=self.hop, window=self.window, center=True,
+                pad_mode="reflect", return_complex=True,
+            )  # (B, freq, T) complex128: float64 like the extractor's np.fft
+            parts = torch.view_as_real(spec.to(torch.complex64))  # the extractor stores frames as complex64
+            power = parts[..., 0].square() + parts[..., 1].square()  # float32 from here on (<= 1e-5 dB apart)
+            mel = torch.clamp(torch.matmul(self.filters.T, power), min=MEL_FLOOR)  # (B, mel, T)
+            db = 10.0 * torch.log10(torch.clamp(mel, min=DB_MIN_VALUE))
+            feats = db.transpose(1, 2)  # (B, T, mel) float32
+        return feats.numpy()[:, None]

@@ -1,0 +1,106 @@
+"""Saving and loading bridges: safetensors + JSON, identical outputs, refusal of other encoders and newer formats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import safe_open, save_file
+
+from diffgap_search.errors import (
+    BridgeMismatchError,
+    BridgeUnavailableError,
+    CorruptIndexError,
+    IncompatibleIndexError,
+)
+from diffgap_search.gap.bridge import Bridge, load_bridge
+from diffgap_search.gap.checkpoint import FORMAT_VERSION
+from diffgap_search.gap.synthetic import GapSpec, GapWorld
+from diffgap_search.gap.training import TrainConfig, train_bridge
+
+A, T = "a" * 64, "b" * 64
+
+
+@pytest.fixture(scope="module")
+def bridge_and_data() -> tuple[Bridge, np.ndarray]:
+    a, b = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0).sample(300, seed=1)
+    cfg = TrainConfig(epochs=2, batch_size=64, hidden=32, depth=1, seed=0)
+    bridge, _ = train_bridge({"audio": a, "text": b}, cfg=cfg, encoder_fingerprints={"audio": A, "text": A})
+    return bridge, b[:20]
+
+
+def test_round_trip_gives_identical_outputs(bridge_and_data: tuple, tmp_path: Path) -> None:
+    bridge, q = bridge_and_data
+    path = tmp_path / "bridge.safetensors"
+    bridge.save(path)
+    one, two = load_bridge(path, {"audio": A, "text": A}), load_bridge(path, None)
+    expected = bridge.apply(q, "text", "audio")
+    assert np.array_equal(one.apply(q, "text", "audio"), expected)
+    assert np.array_equal(two.apply(q, "text", "audio"), expected)
+    assert one.fingerprint == two.fingerprint == bridge.fingerprint
+    assert len(bridge.fingerprint) == 64
+    assert one.encoder_fingerprints == {"audio": A, "text": A}
+    assert one.directions == bridge.directions
+    assert one.fusion_for("text", "audio") == bridge.fusion_for("text", "audio")
+    assert one.metadata() == bridge.metadata()
+
+
+def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_data: tuple, tmp_path: Path) -> None:
+    bridge, _ = bridge_and_data
+    p1, p2 = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    bridge.save(p1)
+    bridge.save(p2)
+    assert hashlib.sha256(p1.read_bytes()).digest() == hashlib.sha256(p2.read_bytes()).digest()
+    with safe_open(str(p1), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["diffgap"])
+        assert "in_x.weight" in fh.keys()
+    assert meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["encoder_fingerprints"] == {"audio": A, "text": A}
+    assert meta["schedule"] == {"kind": "cosine-v1", "num_steps": 1000}
+    assert meta["directions"] == ["audio|text", "text|audio"]
+    assert meta["denoiser"]["dim"] == 16
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_other_encoder_is_refused_with_a_clear_message(bridge_and_data: tuple, tmp_path: Path) -> None:
+    bridge, _ = bridge_and_data
+    path = tmp_path / "bridge.safetensors"
+    bridge.save(path)
+    with pytest.raises(BridgeMismatchError) as info:
+        load_bridge(path, {"audio": T, "text": T})
+    assert str(info.value) == (
+        f"bridge {path} was trained on audio embeddings from encoder aaaaaaaaaaaa, "
+        "but this index uses encoder bbbbbbbbbbbb: train a new bridge with `dgsearch train`"
+    )
+    assert isinstance(info.value, IncompatibleIndexError) and info.value.exit_code == 6
+    with pytest.raises(BridgeMismatchError, match="none of which this index uses"):
+        load_bridge(path, {"video": A})
+    # Only shared modalities are compared: an extra video encoder in the index is fine.
+    assert load_bridge(path, {"audio": A, "text": A, "video": T}).fingerprint == bridge.fingerprint
+
+
+def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp_path: Path) -> None:
+    bridge, _ = bridge_and_data
+    meta = bridge.metadata() | {"format_version": FORMAT_VERSION + 1}
+    newer = tmp_path / "newer.safetensors"
+    save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(newer), {"diffgap": json.dumps(meta)})
+    with pytest.raises(BridgeMismatchError, match="format version 2, newer than this diffgap-search reads"):
+        load_bridge(newer, None)
+    odd = tmp_path / "odd.safetensors"
+    save_file(dict(bridge.denoiser.state_dict()), str(odd), {"diffgap": json.dumps(bridge.metadata() | {"schedule": {"kind": "cosine-v9", "num_steps": 1000}})})
+    with pytest.raises(BridgeMismatchError, match="cosine-v9"):
+        load_bridge(odd, None)
+    with pytest.raises(BridgeUnavailableError):
+        load_bridge(tmp_path / "missing.safetensors", None)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CorruptIndexError):
+        load_bridge(junk, None)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(2)}, str(plain))
+    with pytest.raises(CorruptIndexError):
+        load_bridge(plain, None)
