@@ -98,3 +98,21 @@ def test_padding_to_the_longest_equals_padding_to_77(tiny_encoder: Any) -> None:
         out = tiny_encoder.model.get_text_features(**tok)
     ref = torch.nn.functional.normalize(getattr(out, "pooler_output", out), dim=-1).numpy()
     np.testing.assert_allclose(tiny_encoder.embed_text(texts), ref, atol=1e-5)
+
+
+def test_precision_probe_verdict_is_remembered(tiny_encoder: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold process reuses the bf16 agreement verdict for the same weights instead of probing again."""
+    monkeypatch.setenv("DGSEARCH_CACHE_DIR", str(tmp_path))
+    calls: list[str] = []
+
+    def agreement(value: float) -> Any:
+        return lambda: calls.append("probe") or value
+
+    first = _encoder(tiny_encoder, precision="auto")
+    assert first._low_precision_agrees("text", agreement(0.9995)) is True
+    second = _encoder(tiny_encoder, precision="auto")
+    assert second._low_precision_agrees("text", agreement(0.1)) is True  # remembered, not probed
+    assert second._low_precision_agrees("audio", agreement(0.5)) is False
+    assert calls == ["probe", "probe"]
+    assert second._low_precision_agrees("audio", agreement(0.9999)) is False
+    assert calls == ["probe", "probe"]

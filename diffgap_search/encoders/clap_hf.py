@@ -22,13 +22,14 @@ synchronisation, and stalls every layer when the machine is busy).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from diffgap_search.encoders.precision_cache import cached_verdict, remember_verdict
 from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, resolve_device, torch_threads
 from diffgap_search.errors import ModelUnavailableError
 
@@ -220,16 +221,30 @@ class ClapEncoder:
         if lowp is None:
             return
         self._audio_lowp = lowp
-        if self.precision == "bf16":
-            self.audio_dtype = torch.bfloat16
-            return
-        features = self._features(_probe_windows(self.window_samples, self.sample_rate))
-        exact = self._forward_audio(features, low_precision=False)
-        low = self._forward_audio(features, low_precision=True)
-        if float(np.min(np.sum(exact * low, axis=1))) >= MIN_LOW_PRECISION_COSINE:
+
+        def agreement() -> float:
+            features = self._features(_probe_windows(self.window_samples, self.sample_rate))
+            exact = self._forward_audio(features, low_precision=False)
+            low = self._forward_audio(features, low_precision=True)
+            return float(np.min(np.sum(exact * low, axis=1)))
+
+        if self._low_precision_agrees("audio", agreement):
             self.audio_dtype = torch.bfloat16
         else:
             self._audio_lowp = None
+
+    def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool:
+        """Whether the bf16 copy of ``tower`` may serve: forced by ``precision="bf16"``, else the probe's
+        verdict (min cosine to float32 >= ``MIN_LOW_PRECISION_COSINE``), remembered per weights, tower,
+        device type and torch build so a cold process skips the probe."""
+        if self.precision == "bf16":
+            return True
+        key = f"{self.fingerprint}|{tower}|{self.device.type}|torch {torch.__version__}"
+        verdict = cached_verdict(key)
+        if verdict is None:
+            verdict = agreement() >= MIN_LOW_PRECISION_COSINE
+            remember_verdict(key, verdict)
+        return verdict
 
     def _text_batch(self, texts: list[str], low_precision: bool | None = None) -> np.ndarray:
         """B strings -> ``(B, D) float32``."""
@@ -261,13 +276,14 @@ class ClapEncoder:
         if lowp is None:
             return
         self._text_lowp = lowp
-        if self.precision == "bf16":
-            self.text_dtype = torch.bfloat16
-            return
-        probe = list(_PROBE_TEXTS)
-        exact = self._text_batch(probe, low_precision=False)
-        low = self._text_batch(probe, low_precision=True)
-        if float(np.min(np.sum(exact * low, axis=1))) >= MIN_LOW_PRECISION_COSINE:
+
+        def agreement() -> float:
+            probe = list(_PROBE_TEXTS)
+            exact = self._text_batch(probe, low_precision=False)
+            low = self._text_batch(probe, low_precision=True)
+            return float(np.min(np.sum(exact * low, axis=1)))
+
+        if self._low_precision_agrees("text", agreement):
             self.text_dtype = torch.bfloat16
         else:
             self._text_lowp = None

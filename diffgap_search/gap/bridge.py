@@ -17,6 +17,7 @@ kernels may change with the batch size.)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..encoders.runtime import torch_threads
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 from .checkpoint import FORMAT_VERSION, check_fingerprints, fingerprint, load_checkpoint, save_checkpoint
 from .denoiser import Denoiser, DenoiserConfig
@@ -143,14 +145,17 @@ class Bridge:
                 f"this DiffGAP bridge serves {[d.value for d in self._directions]}, not {source} -> {target}: "
                 "train it on the missing pairs with `dgsearch train`"
             )
-        x = np.asarray(x, dtype=np.float32)
+        x = np.array(x, dtype=np.float32)  # a writable copy: catalog vectors come from read-only buffers
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected (N, {self.dim}) embeddings, got {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError("embeddings to bridge contain NaN or inf")
         cfg = sample or self.sample
         out = np.empty_like(x)
-        with torch.inference_mode():
+        # One query is a few small matrix products: a second thread only adds synchronisation (and on a busy
+        # machine stalls every step), so small batches run single-threaded.
+        threads = torch_threads(1) if len(x) <= 8 else contextlib.nullcontext()
+        with threads, torch.inference_mode():
             for i in range(0, len(x), batch_size):
                 out[i : i + batch_size] = self._sample(torch.from_numpy(x[i : i + batch_size]), direction, cfg)
         return out
