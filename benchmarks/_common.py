@@ -23,6 +23,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def bench_device(name: str) -> str:
+    """The torch device for ``--device``; a GPU asked for where there is none falls back to the CPU (said)."""
+    from diffgap_search.encoders.runtime import resolve_device
+
+    try:
+        return str(resolve_device(name))
+    except Exception as exc:  # noqa: BLE001 - no GPU here: say so, run on CPU
+        print(f"device {name!r} unavailable ({exc}): skipping GPU, running on CPU", file=sys.stderr)
+        return "cpu"
+
+
 def machine() -> dict[str, Any]:
     """CPU count (and affinity), platform, Python, torch/faiss versions where imported."""
     info: dict[str, Any] = {

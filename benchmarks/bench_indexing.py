@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_clips, make_full_clap, write_results  # noqa: E402
+from _common import bench_device, make_clips, make_full_clap, write_results  # noqa: E402
 
 
 def naive(paths: list[Path], model_dir: Path) -> tuple[int, float]:
@@ -102,13 +102,7 @@ def main() -> int:
 
     import torch
 
-    from diffgap_search.encoders.runtime import resolve_device
-
-    try:
-        device = str(resolve_device(args.device))
-    except Exception as exc:  # noqa: BLE001 - no GPU here: say so, run on CPU
-        print(f"device {args.device!r} unavailable ({exc}): skipping GPU, running on CPU", file=sys.stderr)
-        device = "cpu"
+    device = bench_device(args.device)
     model_dir = make_full_clap(args.model_dir)
     paths = make_clips(args.clips_dir, args.clips)
     work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-index-"))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_full_clap, write_results  # noqa: E402
+from _common import bench_device, make_full_clap, write_results  # noqa: E402
 
 D = 512
 QUERIES = ["dog barking", "rain falling on a tin roof", "a car engine starting", "people cheering in a stadium",
@@ -180,13 +180,8 @@ def main() -> int:
 
     from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.encoders.runtime import resolve_device
 
-    try:
-        device = str(resolve_device(args.device))
-    except Exception as exc:  # noqa: BLE001 - no GPU here: say so, run on CPU
-        print(f"device {args.device!r} unavailable ({exc}): skipping GPU, running on CPU", file=sys.stderr)
-        device = "cpu"
+    device = bench_device(args.device)
     encoder = load_encoder(EncoderConfig(model=str(make_full_clap(args.model_dir)), device=device), progress=False)
     work = args.work or Path(tempfile.mkdtemp(prefix="dgsearch-bench-search-"))
     rows = []
