@@ -65,7 +65,7 @@ def test_incremental_publish_follows_deletes_and_adds(tmp_path: Path) -> None:
         assert sorted(faiss.vector_to_array(loaded.index.id_map).tolist()) == list(range(3, 15))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete", "garbage"])
+@pytest.mark.parametrize("damage", ["truncate", "delete", "garbage", "flip"])
 def test_damaged_faiss_file_is_rebuilt_from_catalog(tmp_path: Path, damage: str) -> None:
     rng = np.random.default_rng(2)
     cfg = FaissConfig()
@@ -77,6 +77,10 @@ def test_damaged_faiss_file_is_rebuilt_from_catalog(tmp_path: Path, damage: str)
             path.write_bytes(path.read_bytes()[:100])
         elif damage == "delete":
             path.unlink()
+        elif damage == "flip":  # same size, same count: only the CRC-32 tells
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0x40
+            path.write_bytes(bytes(data))
         else:
             path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
         loaded = load_index(tmp_path, cat, "audio", D, cfg)

@@ -2,9 +2,10 @@
 
 A space's vectors live in the catalog; ``<space>.<generation>.faiss`` is derived from them. Publishing
 writes a temporary file, fsyncs it, ``os.replace``s it into place, fsyncs the folder, and only then one
-catalog transaction moves ``faiss.<space>`` (generation, count, max id, size, kind) forward. A reader that
-finds the file missing, short, or disagreeing with that record rebuilds the index from the catalog's
-BLOBs in memory, so a torn write is never served.
+catalog transaction moves ``faiss.<space>`` (generation, count, max id, size, kind, CRC-32) forward. A
+reader that finds the file missing, short, damaged (its CRC-32, computed while FAISS reads it, differs
+from the one computed while it was written) or disagreeing with that record rebuilds the index from the
+catalog's BLOBs in memory, so a torn or tampered file is never served.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ class Published:
     max_id: int
     size: int
     kind: str
+    crc32: int | None = None  # None in records written before checksums
 
     @classmethod
     def read(cls, catalog: Catalog, space: str) -> Published | None:
@@ -107,7 +110,7 @@ def load_index(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: Fai
         try:
             if path.stat().st_size != pub.size:
                 raise ValueError(f"size {path.stat().st_size} != recorded {pub.size}")
-            index = faiss.read_index(str(path))
+            index = read_checked(path, pub.crc32)
             if index.ntotal != pub.count:
                 raise ValueError(f"holds {index.ntotal} vectors, catalog recorded {pub.count}")
             set_search_params(index, cfg)
@@ -142,8 +145,8 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     if index.ntotal != n:
         raise RuntimeError(f"FAISS index of {space!r} holds {index.ntotal} vectors, catalog has {n}")
     generation = (pub.generation if pub else 0) + 1
-    size = write_atomic(index, faiss_path(index_dir, space, generation))
-    record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind)
+    size, crc = write_atomic(index, faiss_path(index_dir, space, generation))
+    record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc)
     catalog.set_meta({f"faiss.{space}": record.__dict__})
     remove_stale_files(index_dir, space, keep=generation)
     return record
@@ -158,8 +161,32 @@ def _remove_deleted(index: Any, catalog: Catalog, space: str) -> None:
         index.remove_ids(gone)
 
 
-def write_atomic(index: Any, path: Path) -> int:
-    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns the size in bytes.
+def read_checked(path: Path, crc32: int | None) -> Any:
+    """``faiss.read_index`` of ``path`` in one pass that also computes the file's CRC-32; ValueError when it
+    differs from ``crc32`` (or bytes follow the index). ``None`` skips the check."""
+    import faiss
+
+    crc = 0
+    with open(path, "rb") as fh:
+
+        def read(n: int) -> bytes:
+            nonlocal crc
+            chunk = fh.read(n)
+            crc = zlib.crc32(chunk, crc)
+            return chunk
+
+        reader = faiss.PyCallbackIOReader(read)
+        index = faiss.read_index(reader)
+        del reader
+        trailing = fh.read(1)
+    if crc32 is not None and (crc != crc32 or trailing):
+        raise ValueError(f"CRC-32 {crc:08x} != recorded {crc32:08x}: the file was damaged or altered")
+    return index
+
+
+def write_atomic(index: Any, path: Path) -> tuple[int, int]:
+    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns ``(size in bytes,
+    CRC-32 of the bytes)``, the CRC computed as they are written.
 
     The bytes go through a Python file, not ``write_index(index, filename)``: faiss only prints an error
     when flushing its own file fails at close (a full disk), and would leave a short file behind silently.
@@ -168,8 +195,15 @@ def write_atomic(index: Any, path: Path) -> int:
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
+        crc = 0
         with open(tmp, "xb") as fh:
-            writer = faiss.PyCallbackIOWriter(fh.write)
+
+            def write(chunk: bytes) -> int:
+                nonlocal crc
+                crc = zlib.crc32(chunk, crc)
+                return fh.write(chunk)
+
+            writer = faiss.PyCallbackIOWriter(write)
             faiss.write_index(index, writer)
             del writer
             fh.flush()
@@ -193,7 +227,7 @@ def write_atomic(index: Any, path: Path) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return size
+    return size, crc
 
 
 def _io_reason(exc: BaseException) -> str:
