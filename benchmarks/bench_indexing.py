@@ -53,7 +53,7 @@ def naive(paths: list[Path], model_dir: Path) -> tuple[int, float]:
 
 
 def ceiling(encoder, paths: list[Path], max_windows: int) -> tuple[int, float]:
-    """The engine's encoder alone on pre-decoded windows; returns (windows, seconds)."""
+    """The engine's encoder alone on pre-decoded windows; returns (windows, seconds of the best of 3 runs)."""
     from diffgap_search.config import WindowConfig
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
@@ -66,9 +66,12 @@ def ceiling(encoder, paths: list[Path], max_windows: int) -> tuple[int, float]:
             break
     batch = np.concatenate(wins)[:max_windows]
     encoder.embed_audio(batch[:2])  # first call: precision probe, lazy init
-    t0 = time.perf_counter()
-    encoder.embed_audio(batch)
-    return len(batch), time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(3):  # the best of three: the ceiling, and less at the mercy of a noisy machine
+        t0 = time.perf_counter()
+        encoder.embed_audio(batch)
+        best = min(best, time.perf_counter() - t0)
+    return len(batch), best
 
 
 def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_size: int) -> tuple[int, float, dict]:

@@ -109,7 +109,7 @@ class SearchConfig:
 class IndexingConfig:
     """Options of an indexing run beyond windowing and the encoder."""
 
-    files_per_batch: int = 8
+    files_per_batch: int = 32
     decode_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)))
 
 

@@ -21,7 +21,7 @@ from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, Vi
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import MediaDecodeError, ModelUnavailableError, NothingIndexedError
 from diffgap_search.indexing.decode import Decoded, SegmentData, decode_file, iter_segments, ordered_map
-from diffgap_search.indexing.memory import pin_mmap_threshold
+from diffgap_search.indexing.memory import release_free_memory
 from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.media.captions import CaptionIndex
@@ -71,7 +71,6 @@ def index_folder(
     report attached as ``.report``).
     """
     progress = progress or NoProgress()
-    pin_mmap_threshold()  # flat memory however many files (see indexing/memory.py)
     started = time.perf_counter()
     root = Path(os.path.abspath(root))
     found = list(discover(root, exclude=[index_dir]))  # raises InputNotFoundError first
@@ -277,6 +276,7 @@ def _flush(
     progress.advance(len(pending.items) + len(pending.failures), offset)
     pending.items.clear()
     pending.failures.clear()
+    release_free_memory()  # flat memory however many files (see indexing/memory.py)
 
 
 def _index_long_file(
