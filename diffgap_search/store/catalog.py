@@ -11,8 +11,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,58 +18,10 @@ import numpy as np
 import sqlite_utils
 
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
+from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema
 
 CATALOG_NAME = "catalog.sqlite"
-
-
-@dataclass(frozen=True)
-class FileRow:
-    """One row of ``files``."""
-
-    id: int
-    path_key: bytes
-    path: str
-    kind: str
-    size: int
-    mtime_ns: int
-    sha256: str | None
-    status: str
-    error: str | None
-    duration_s: float | None
-    has_audio: bool
-
-
-@dataclass(frozen=True)
-class SegmentInput:
-    """A window to store: its seconds and its vectors per space, each ``(D,) float32`` L2-normalised."""
-
-    start_s: float
-    end_s: float
-    vectors: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class HitRow:
-    """What the catalog knows of one segment, for presenting a hit."""
-
-    segment_id: int
-    file_id: int
-    path: str
-    kind: str
-    start_s: float
-    end_s: float
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _file_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
-    return FileRow(
-        id=row[0], path_key=bytes(row[1]), path=row[2], kind=row[3], size=row[4], mtime_ns=row[5],
-        sha256=row[6], status=row[7], error=row[8], duration_s=row[9], has_audio=bool(row[10]),
-    )
 
 
 # SQLite's messages for SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY and SQLITE_CANTOPEN.
@@ -79,7 +29,6 @@ _STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly dat
 
 _TABLES = frozenset({"files", "segments", "vectors", "captions", "meta"})
 
-_FILE_COLS = "id, path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s, has_audio"
 
 
 class Catalog:
@@ -172,30 +121,30 @@ class Catalog:
 
     # -- files ---------------------------------------------------------------------------------------
     def file_by_key(self, path_key: bytes) -> FileRow | None:
-        row = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
-        return None if row is None else _file_row(row)
+        row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
+        return None if row is None else file_row(row)
 
     def files_under(self, prefix_key: bytes) -> list[FileRow]:
         """Every file whose path key starts with ``prefix_key`` (a folder's key ending in ``/``)."""
         rows = self.conn.execute(
-            f"SELECT {_FILE_COLS} FROM files WHERE substr(path_key, 1, ?) = ? ORDER BY path_key",
+            f"SELECT {FILE_COLS} FROM files WHERE substr(path_key, 1, ?) = ? ORDER BY path_key",
             (len(prefix_key), prefix_key),
         )
-        return [_file_row(r) for r in rows]
+        return [file_row(r) for r in rows]
 
     def files(self, *, status: str | None = None) -> list[FileRow]:
-        sql = f"SELECT {_FILE_COLS} FROM files"
+        sql = f"SELECT {FILE_COLS} FROM files"
         args: tuple[Any, ...] = ()
         if status is not None:
             sql += " WHERE status = ?"
             args = (status,)
-        return [_file_row(r) for r in self.conn.execute(sql + " ORDER BY path_key", args)]
+        return [file_row(r) for r in self.conn.execute(sql + " ORDER BY path_key", args)]
 
     def ok_files_by_sha(self, sha256: str) -> list[FileRow]:
         rows = self.conn.execute(
-            f"SELECT {_FILE_COLS} FROM files WHERE sha256 = ? AND status = 'ok' ORDER BY id", (sha256,)
+            f"SELECT {FILE_COLS} FROM files WHERE sha256 = ? AND status = 'ok' ORDER BY id", (sha256,)
         )
-        return [_file_row(r) for r in rows]
+        return [file_row(r) for r in rows]
 
     def delete_files(self, file_ids: Sequence[int]) -> None:
         """Remove files with their segments, vectors and captions (cascade), in one transaction."""

@@ -1,0 +1,64 @@
+"""The catalog's row types: what goes in (``SegmentInput``) and what comes out (``FileRow``, ``HitRow``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+@dataclass(frozen=True)
+class FileRow:
+    """One row of ``files``."""
+
+    id: int
+    path_key: bytes
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    error: str | None
+    duration_s: float | None
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    """A window to store: its seconds and its vectors per space, each ``(D,) float32`` L2-normalised."""
+
+    start_s: float
+    end_s: float
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class HitRow:
+    """What the catalog knows of one segment, for presenting a hit."""
+
+    segment_id: int
+    file_id: int
+    path: str
+    kind: str
+    start_s: float
+    end_s: float
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second (``files.indexed_at``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def file_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
+    """A ``files`` row selected as ``FILE_COLS`` -> ``FileRow``."""
+    return FileRow(
+        id=row[0], path_key=bytes(row[1]), path=row[2], kind=row[3], size=row[4], mtime_ns=row[5],
+        sha256=row[6], status=row[7], error=row[8], duration_s=row[9], has_audio=bool(row[10]),
+    )
+
+
+# the columns ``file_row`` reads, in its order
+FILE_COLS = "id, path_key, path, kind, size, mtime_ns, sha256, status, error, duration_s, has_audio"
