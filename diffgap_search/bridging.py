@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.errors import BridgeMismatchError, IncompatibleIndexError
+from diffgap_search.errors import IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder
 
@@ -62,17 +62,6 @@ def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
             f"{record['fingerprint'][:12]}): run `dgsearch train` again"
         )
     return bridge
-
-
-def check_bridge_for(bridge: Bridge, catalog: Catalog, where: str) -> None:
-    """Refuse a bridge trained for other encoders than this index's (clear message)."""
-    ours = encoder_fingerprints(catalog)
-    for modality, fp in bridge.encoder_fingerprints.items():
-        if modality in ours and ours[modality] != fp:
-            raise BridgeMismatchError(
-                f"this DiffGAP bridge was trained on {modality} embeddings of other weights ({fp[:12]}) than"
-                f" index {where} uses ({ours[modality][:12]}): train one for this index with `dgsearch train`"
-            )
 
 
 def bridged_spaces_of(bridge: Bridge) -> dict[str, tuple[str, str]]:

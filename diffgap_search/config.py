@@ -7,9 +7,8 @@ The resolved configuration of an index (windowing, encoder, FAISS rule) is writt
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 DEFAULT_INDEX = "indexes/default"
@@ -111,11 +110,6 @@ class IndexingConfig:
 
     files_per_batch: int = 32
     decode_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)))
-
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    """A dataclass config as a JSON-ready dict."""
-    return asdict(cfg)
 
 
 def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:

@@ -31,7 +31,7 @@ from .baselines import l2n
 from .bridge import Bridge, SampleConfig
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import denoising_loss, info_nce, q_sample, to_diffusion_space
-from .directions import PAIR_SETS, Direction, Modality, directions_of_pair
+from .directions import PAIR_SETS, Modality, directions_of_pair
 from .fusion import FusionConfig, fuse, tune_fusion
 from .metrics import retrieval_metrics
 from .schedule import NoiseSchedule, ScheduleKind

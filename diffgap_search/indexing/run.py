@@ -176,12 +176,6 @@ class _Encoders:
                 out[i]["video"] = v
         return out
 
-    def dim_or_stored(self) -> int | None:
-        if self._audio is not None:
-            return self._audio.dim
-        stored = self._catalog.get_meta("encoder")
-        return None if stored is None else int(stored["dim"])
-
     def dim_of(self, space: str) -> int | None:
         role = "video_encoder" if space == "video" else "encoder"
         stored = self._catalog.get_meta(role)

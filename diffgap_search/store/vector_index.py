@@ -99,11 +99,9 @@ def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.nd
 def load_index(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> LoadedIndex:
     """The published index of ``space``, verified against the catalog's record; rebuilt in memory if not.
 
-    Verification: the file of the recorded generation exists, has the recorded size, reads, and holds the
-    recorded count. Anything else (missing, truncated, tampered, stale) -> rebuilt from the BLOBs.
+    Verification: the file of the recorded generation exists, has the recorded size and CRC-32, reads, and
+    holds the recorded count. Anything else (missing, truncated, tampered, stale) -> rebuilt from the BLOBs.
     """
-    import faiss
-
     pub = Published.read(catalog, space)
     if pub is not None:
         path = faiss_path(index_dir, space, pub.generation)
