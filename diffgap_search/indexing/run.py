@@ -295,6 +295,7 @@ def _index_long_file(
                 vectors.extend(encoders.embed(batch))
                 segments.extend(_drop_media(batch))
                 batch = []
+                release_free_memory()  # as after every batch of short files
         vectors.extend(encoders.embed(batch))
         segments.extend(_drop_media(batch))
     except MediaDecodeError as exc:
