@@ -1,15 +1,19 @@
 """A Hugging Face hub stand-in on loopback: serves model folders well enough for ``snapshot_download``.
 
-huggingface_hub 2.x's ``snapshot_download`` calls, in order:
+huggingface_hub 2.x calls:
 
-- ``GET /api/models/{repo}/revision/{rev}`` -> JSON with ``sha`` (the commit);
+- ``GET /api/models/{repo}`` or ``GET /api/models/{repo}/revision/{rev}`` (``model_info``; ``?blobs=True`` for
+  files metadata) -> JSON with ``sha`` (the commit) and ``siblings`` (``rfilename``, and with blobs ``size``,
+  ``blobId`` and, for LFS files, ``lfs`` {``sha256``, ``size``, ``pointerSize``}), as the hub answers;
 - ``GET /api/models/{repo}/tree/{commit}?recursive=True&expand=False`` -> JSON list of files (``oid``, ``size``,
   ``path``, and ``lfs`` {``oid`` = sha256, ``size``, ``pointerSize``} for LFS files), one page (no ``Link``);
 - per file, ``HEAD /{repo}/resolve/{commit}/{path}`` -> headers ``X-Repo-Commit``, ``ETag`` (``X-Linked-Etag``
   for LFS files: the sha256), ``Content-Length``; then ``GET`` of the same URL for the bytes.
 
-Unknown repos answer 404 with ``X-Error-Code: RepoNotFound``, unknown files 404 with ``EntryNotFound``,
-as the hub does. Every request path is recorded in ``requests`` so tests can check what was fetched.
+Unknown repos answer 404 with ``X-Error-Code: RepoNotFound``, unknown revisions ``RevisionNotFound``, unknown
+files 404 with ``EntryNotFound``, as the hub does. A repo is one folder (branch ``main``) or a mapping of
+branch names to folders, each branch its own commit; a revision is a branch name or a commit. Every request
+path is recorded in ``requests`` so tests can check what was fetched.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt")
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
 
 
 def free_port() -> int:
@@ -36,9 +40,18 @@ def free_port() -> int:
 class HubServer:
     """Serve ``{repo_id: folder}`` on ``127.0.0.1:<ephemeral>``; use as a context manager or start()/stop()."""
 
-    def __init__(self, repos: dict[str, Path]) -> None:
-        self.repos = {repo_id: _RepoSnapshot(Path(folder)) for repo_id, folder in repos.items()}
+    def __init__(self, repos: dict[str, Path | dict[str, Path]], *, wrong_sha256: frozenset[str] = frozenset()) -> None:
+        """``wrong_sha256``: file names whose stated LFS sha256 is a lie (a corrupted mirror, a bad download)."""
+        self.repos = {
+            repo_id: _Repo({"main": Path(folders)} if isinstance(folders, (str, Path)) else
+                           {branch: Path(folder) for branch, folder in folders.items()})
+            for repo_id, folders in repos.items()
+        }
         self.requests: list[tuple[str, str]] = []
+        for repo in self.repos.values():
+            for snap in repo.branches.values():
+                for name in wrong_sha256 & set(snap.sha256):
+                    snap.sha256[name] = "0" * 64
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -76,6 +89,18 @@ class HubServer:
         self.stop()
 
 
+class _Repo:
+    """A repository's branches, each a ``_RepoSnapshot``; ``resolve`` takes a branch name or a commit."""
+
+    def __init__(self, branches: dict[str, Path]) -> None:
+        self.branches = {name: _RepoSnapshot(folder) for name, folder in branches.items()}
+
+    def resolve(self, revision: str) -> _RepoSnapshot | None:
+        if revision in self.branches:
+            return self.branches[revision]
+        return next((snap for snap in self.branches.values() if snap.commit == revision), None)
+
+
 class _RepoSnapshot:
     """One repo at one commit: its files, git blob ids, sha256 digests and a commit hash derived from them."""
 
@@ -88,6 +113,19 @@ class _RepoSnapshot:
 
     def is_lfs(self, name: str) -> bool:
         return name.endswith(LFS_SUFFIXES)
+
+    def siblings(self, blobs: bool) -> list[dict[str, Any]]:
+        """``model_info``'s ``siblings``: names, and with ``blobs`` sizes, blob ids and LFS metadata."""
+        out: list[dict[str, Any]] = []
+        for name, path in self.files.items():
+            entry: dict[str, Any] = {"rfilename": name}
+            if blobs:
+                size = path.stat().st_size
+                entry.update(size=size, blobId=self.blob_id[name])
+                if self.is_lfs(name):
+                    entry["lfs"] = {"sha256": self.sha256[name], "size": size, "pointerSize": 134}
+            out.append(entry)
+        return out
 
     def tree(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
@@ -117,32 +155,40 @@ class _HubHandler(BaseHTTPRequestHandler):
         self._handle(send_body=False)
 
     def _handle(self, send_body: bool) -> None:
-        path = unquote(urlsplit(self.path).path)
+        url = urlsplit(self.path)
+        path = unquote(url.path)
         self.server_hub.requests.append((self.command, path))
         parts = [p for p in path.split("/") if p]
-        if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] in ("revision", "tree"):
-            repo = self._repo(f"{parts[2]}/{parts[3]}")
-            if repo is None:
+        if len(parts) >= 4 and parts[:2] == ["api", "models"]:
+            repo_id = f"{parts[2]}/{parts[3]}"
+            if len(parts) == 4 or (len(parts) >= 6 and parts[4] == "revision"):
+                snap = self._snapshot(repo_id, "/".join(parts[5:]) if len(parts) > 4 else "main")
+                if snap is not None:
+                    blobs = "blobs=true" in url.query.lower()
+                    self._json({"id": repo_id, "modelId": repo_id, "sha": snap.commit, "private": False,
+                                "siblings": snap.siblings(blobs)}, send_body)
                 return
-            if parts[4] == "revision":
-                siblings = [{"rfilename": name} for name in repo.files]
-                self._json({"id": f"{parts[2]}/{parts[3]}", "sha": repo.commit, "siblings": siblings}, send_body)
-            else:
-                self._json(repo.tree(), send_body)
-            return
+            if len(parts) >= 6 and parts[4] == "tree":
+                snap = self._snapshot(repo_id, parts[5])
+                if snap is not None:
+                    self._json(snap.tree(), send_body)
+                return
         if len(parts) >= 5 and parts[2] == "resolve":
-            repo = self._repo(f"{parts[0]}/{parts[1]}")
-            if repo is None:
-                return
-            self._file(repo, "/".join(parts[4:]), send_body)
+            snap = self._snapshot(f"{parts[0]}/{parts[1]}", parts[3])
+            if snap is not None:
+                self._file(snap, "/".join(parts[4:]), send_body)
             return
         self._error(404, "EntryNotFound", "not a hub endpoint")
 
-    def _repo(self, repo_id: str) -> _RepoSnapshot | None:
+    def _snapshot(self, repo_id: str, revision: str) -> _RepoSnapshot | None:
         repo = self.server_hub.repos.get(repo_id)
         if repo is None:
             self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
-        return repo
+            return None
+        snap = repo.resolve(revision)
+        if snap is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return snap
 
     def _file(self, repo: _RepoSnapshot, name: str, send_body: bool) -> None:
         if name not in repo.files:

@@ -28,10 +28,11 @@ from diffgap_search.encoders.loading import is_local_reference, load_encoder
 from diffgap_search.errors import ModelUnavailableError, UsageError
 
 REPO = "tiny/clap"
-LOCAL_HINT = "pass --model DIR with a local copy (config.json, model.safetensors, tokenizer and preprocessor files)"
+LOCAL_HINT = "pass --model DIR with a local copy (config.json, the weights, tokenizer and preprocessor files)"
 LAYOUT_HINT = (
-    "a model directory must hold config.json, model.safetensors, the tokenizer files (tokenizer.json, "
-    "or vocab.json and merges.txt) and preprocessor_config.json, as written by save_pretrained"
+    "a model directory must hold config.json, the weights (model.safetensors or pytorch_model.bin), the "
+    "tokenizer files (tokenizer.json, or vocab.json and merges.txt) and preprocessor_config.json (or "
+    "processor_config.json), as written by save_pretrained"
 )
 TEXTS = ["dog barking", "rain on a window"]
 
@@ -92,7 +93,9 @@ def test_hub_download_then_offline_cache(
         requested = [path for _, path in server.requests]
     assert online.returncode == 0, online.stdout + online.stderr
     assert online.stdout.strip() == tiny_encoder.fingerprint
-    assert re.search(r"100%\|", online.stderr), online.stderr  # a progress bar on stderr
+    # stderr is not a terminal: one line when the weights start and one when they are done, no bar codes.
+    assert re.fullmatch(r"downloading tiny/clap: model\.safetensors \(157\.\d kB\)\n  done: tiny/clap: "
+                        r"model\.safetensors in \d+\.\d s\n", online.stderr), online.stderr
     assert any(path.endswith("/model.safetensors") for path in requested)
     assert not any(path.endswith(".bin") for path in requested)
     got = np.load(tmp_path / "online.npz")
@@ -108,6 +111,7 @@ def test_hub_download_then_offline_cache(
         raise AssertionError("a cached model must load without calling the hub")
 
     monkeypatch.setattr(HfApi, "repo_info", no_network)
+    monkeypatch.setattr(HfApi, "model_info", no_network)
     monkeypatch.setattr(HfApi, "list_repo_tree", no_network)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
     monkeypatch.setenv("DGSEARCH_CACHE_DIR", str(tmp_path / "dgsearch-cache"))
@@ -167,7 +171,7 @@ def test_local_dir_missing_file(tmp_path: Path, tiny_clap_dir: Path) -> None:
     with pytest.raises(ModelUnavailableError) as caught:
         load_encoder(EncoderConfig(model=str(broken), device="cpu"))
     assert str(caught.value) == (
-        f"model directory '{broken}' is missing preprocessor_config.json, "
+        f"model directory '{broken}' is missing preprocessor_config.json (or processor_config.json), "
         f"tokenizer.json (or vocab.json and merges.txt); {LAYOUT_HINT}"
     )
 

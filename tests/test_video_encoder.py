@@ -93,7 +93,7 @@ def test_missing_directory_and_files(tmp_path: Path, tiny_clip_dir: Path) -> Non
     partial = tmp_path / "partial"
     shutil.copytree(tiny_clip_dir, partial)
     (partial / "preprocessor_config.json").unlink()
-    with pytest.raises(ModelUnavailableError, match="lacks preprocessor_config.json"):
+    with pytest.raises(ModelUnavailableError, match=r"is missing preprocessor_config.json \(or processor_config.json\); a CLIP model directory"):
         load_video_encoder(str(partial), device="cpu")
 
 

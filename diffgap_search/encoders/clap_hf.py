@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffgap_search.encoders.layout import processor_settings
 from diffgap_search.encoders.precision_cache import cached_verdict, remember_verdict
-from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, resolve_device
+from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, quiet_transformers, resolve_device
 from diffgap_search.errors import ModelUnavailableError
 
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
@@ -55,6 +56,8 @@ class ClapEncoder:
         precision: ``auto``, ``fp32`` or ``bf16`` as asked; ``audio_dtype`` is what the audio tower runs in
             (decided on the first ``embed_audio`` call).
     """
+
+    modalities = ("audio", "text")
 
     def __init__(
         self,
@@ -92,59 +95,75 @@ class ClapEncoder:
         self.text_dtype: torch.dtype | None = None
         self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
         self._fast_features: Any = None
+        # A fused model (``enable_fusion``) reads 4 mel channels; for a window of at most 10 s they are 4
+        # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
+        # ``is_longer`` False only the first goes through the patch embedding. Unfused models read 1.
+        self.mel_channels = 4 if getattr(model.config.audio_config, "enable_fusion", False) else 1
         from diffgap_search.encoders.fast_features import TorchLogMel
 
         if TorchLogMel.supports(feature_extractor) and int(feature_extractor.nb_max_samples) == self.window_samples:
-            self._fast_features = TorchLogMel(feature_extractor)
+            self._fast_features = TorchLogMel(feature_extractor, channels=self.mel_channels)
 
     @classmethod
-    def from_directory(
+    def from_folder(
         cls,
-        path: Path,
+        folder: Path,
         *,
         model_id: str,
-        fingerprint: str,
         device: str = "auto",
         batch_size: int = 16,
         precision: str = "auto",
     ) -> ClapEncoder:
-        """Load a folder in the Hugging Face layout (safetensors only, never pickles, never the network)."""
-        from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
-        from transformers.utils import logging as hf_logging
+        """Load a folder in any layout transformers reads (``encoders/layout.py``): safetensors or pickled
+        weights (the latter converted once, ``weights.py``), ``preprocessor_config.json`` or
+        ``processor_config.json``, ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. Never the network."""
+        from transformers import ClapConfig, ClapModel
 
-        torch_device = resolve_device(device)
-        if torch_device.type == "cpu":
-            limit_cpu_threads()
-        verbosity = hf_logging.get_verbosity()
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()  # a local load is instant; its bar would only clutter stderr
-        try:
+        from diffgap_search.encoders.weights import prepared_weights
+
+        torch_device = _prepare_device(device)
+        weights_dir, fingerprint = prepared_weights(folder)
+        with quiet_transformers():
+            config = ClapConfig.from_pretrained(str(folder), local_files_only=True)
             model, info = ClapModel.from_pretrained(
-                str(path), use_safetensors=True, local_files_only=True, output_loading_info=True
+                str(weights_dir), config=config, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
-            feature_extractor = ClapFeatureExtractor.from_pretrained(str(path), local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
+            feature_extractor = _feature_extractor(processor_settings(folder, "clap"))
+            tokenizer = _tokenizer(folder)
         missing = [key for key in info.get("missing_keys", []) if not key.endswith(_IGNORED_MISSING)]
         if missing:
             raise ModelUnavailableError(
-                f"the weights in '{path}' do not fit the CLAP config: {len(missing)} tensor(s) missing "
+                f"the weights in '{folder}' do not fit the CLAP config: {len(missing)} tensor(s) missing "
                 f"(first: {sorted(missing)[0]}); re-download the model or re-export it with save_pretrained"
             )
-        return cls(
-            model,
-            feature_extractor,
-            tokenizer,
-            model_id=model_id,
-            fingerprint=fingerprint,
-            device=torch_device,
-            batch_size=batch_size,
-            precision=precision,
-        )
+        return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=fingerprint,
+                   device=torch_device, batch_size=batch_size, precision=precision)
+
+    @classmethod
+    def from_laion_checkpoint(
+        cls,
+        path: Path,
+        tokenizer_folder: Path,
+        *,
+        model_id: str,
+        device: str = "auto",
+        batch_size: int = 16,
+        precision: str = "auto",
+    ) -> ClapEncoder:
+        """An original LAION-CLAP checkpoint (``laion_checkpoint.py``: re-keyed, variant read from the tensors'
+        shapes, ``weights_only`` unpickling), with LAION's settings for the log-mel and the RoBERTa tokenizer
+        in ``tokenizer_folder``. The fingerprint is the sha256 of the checkpoint file."""
+        from diffgap_search.encoders.fingerprint import file_sha256
+        from diffgap_search.encoders.laion_checkpoint import build_clap_model, read_laion_checkpoint
+
+        torch_device = _prepare_device(device)
+        checkpoint = read_laion_checkpoint(path)
+        model = build_clap_model(checkpoint)
+        with quiet_transformers():
+            feature_extractor = _feature_extractor(dict(checkpoint.feature_extractor_kwargs))
+            tokenizer = _tokenizer(tokenizer_folder)
+        return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=file_sha256(path),
+                   device=torch_device, batch_size=batch_size, precision=precision)
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
         """``(N, S) float32`` mono windows at ``sample_rate``, S == ``window_samples`` -> ``(N, D) float32``, unit rows.
@@ -194,6 +213,7 @@ class ClapEncoder:
                 )["input_features"]
             finally:
                 np.random.set_state(state)
+            features = _with_channels(np.asarray(features), self.mel_channels)
         return torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
 
     def _forward_audio(self, input_features: torch.Tensor, low_precision: bool) -> np.ndarray:
@@ -299,6 +319,37 @@ class ClapEncoder:
 
         return (copy.deepcopy(module).to(torch.bfloat16).eval(),
                 copy.deepcopy(getattr(self.model, projection)).to(torch.bfloat16).eval())
+
+
+def _with_channels(features: np.ndarray, channels: int) -> np.ndarray:
+    """``(B, C, T, M)`` features with ``channels`` mel channels: the first one, repeated (they are copies for
+    windows of at most 10 s, whichever of "fusion" or "rand_trunc" the extractor was set to)."""
+    if features.shape[1] == channels:
+        return features
+    return np.repeat(features[:, :1], channels, axis=1)
+
+
+def _prepare_device(device: str) -> torch.device:
+    """The torch device for ``device`` (``auto``, ``cpu``, ``cuda[:N]``), with CPU threads capped to the machine."""
+    torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        limit_cpu_threads()
+    return torch_device
+
+
+def _feature_extractor(settings: dict[str, Any]) -> Any:
+    """A ``ClapFeatureExtractor`` from its settings (a preprocessor config, or a processor config's section)."""
+    from transformers import ClapFeatureExtractor
+
+    return ClapFeatureExtractor.from_dict(settings)
+
+
+def _tokenizer(folder: Path) -> Any:
+    """The tokenizer in ``folder``: ``tokenizer.json``, or ``vocab.json`` + ``merges.txt`` (byte-level BPE);
+    the class comes from ``tokenizer_config.json``, else from ``config.json``'s model type."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
 def _probe_windows(samples: int, rate: int) -> np.ndarray:

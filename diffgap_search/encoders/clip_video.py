@@ -38,7 +38,6 @@ DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_FPS = 4.0
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-_REQUIRED = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,9 @@ class ClipPreprocess:
     std: tuple[float, float, float]
 
     @classmethod
-    def from_file(cls, path: Path) -> ClipPreprocess:
-        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    def from_settings(cls, cfg: dict[str, Any]) -> ClipPreprocess:
+        """From an image processor's settings (``preprocessor_config.json``, or the ``image_processor``
+        section of ``processor_config.json``: ``layout.processor_settings``)."""
         size = cfg.get("size")
         short = size.get("shortest_edge") if isinstance(size, dict) else size
         crop = cfg.get("crop_size")
@@ -99,6 +99,8 @@ class ClipVideoEncoder:
         fps: the frame rate windows are expected to be sampled at (informative; recorded in the index).
         batch_size: frames per forward pass.
     """
+
+    modalities = ("video",)
 
     def __init__(
         self,
@@ -187,67 +189,63 @@ def load_video_encoder(
     *,
     revision: str | None = None,
     fps: float = DEFAULT_FPS,
+    progress: bool = True,
 ) -> ClipVideoEncoder:
-    """Load CLIP's image tower from a local directory (HF layout) or a hub id (HF cache, downloads once).
+    """Load CLIP's image tower from a local directory or a hub id (HF cache, downloads once, as published).
 
-    The directory must hold ``config.json`` (a ``CLIPModel`` or ``CLIPVisionModelWithProjection``
-    config), ``model.safetensors`` and ``preprocessor_config.json``.
+    The folder holds ``config.json`` (a ``CLIPModel`` or ``CLIPVisionModelWithProjection`` config), the weights
+    (``model.safetensors``, or the ``pytorch_model.bin`` that ``openai/clip-vit-base-patch32`` publishes,
+    read with ``weights_only=True`` and converted once: ``weights.py``) and the image processor's settings
+    (``preprocessor_config.json`` or ``processor_config.json``). Its TF, Flax and tokenizer files are never
+    fetched: only the image tower is used.
 
     Raises:
         ModelUnavailableError: missing files, unknown id, offline without a cached copy, bad weights.
         UsageError: an unknown device name.
     """
-    from diffgap_search.encoders.fingerprint import weights_fingerprint
+    from diffgap_search.encoders.layout import processor_settings
+    from diffgap_search.encoders.download_progress import stderr_download_progress
+    from diffgap_search.encoders.loading import resolve_model
     from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
+    from diffgap_search.encoders.weights import prepared_weights
 
-    folder = _model_dir(model, revision)
-    missing = [name for name in _REQUIRED if not (folder / name).is_file()]
-    if missing:
-        raise ModelUnavailableError(f"model directory '{folder}' lacks {', '.join(missing)}")
+    source = resolve_model(model, revision, role="clip_vision", progress=stderr_download_progress(progress))
     torch_device = resolve_device(device)
     limit_cpu_threads()
-    vision = _load_vision_model(folder).to(torch_device)
-    return ClipVideoEncoder(
+    weights_dir, fingerprint = prepared_weights(source.folder)
+    vision = _load_vision_model(source.folder, weights_dir).to(torch_device)
+    encoder = ClipVideoEncoder(
         vision,
-        ClipPreprocess.from_file(folder / "preprocessor_config.json"),
+        ClipPreprocess.from_settings(processor_settings(source.folder, "clip_vision")),
         model_id=model,
-        fingerprint=weights_fingerprint(folder),
+        fingerprint=fingerprint,
         device=torch_device,
         batch_size=batch_size,
         fps=fps,
     )
+    encoder.provenance = source.provenance()
+    return encoder
 
 
-def _model_dir(model: str, revision: str | None) -> Path:
-    """A local folder for ``model``: the directory itself, or the hub snapshot (``encoders/hub.py``)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or model.startswith((".", "/", "~")):
-        raise ModelUnavailableError(f"model directory '{model}' does not exist or is not a directory")
-    from diffgap_search.encoders.hub import fetch_snapshot
-
-    return fetch_snapshot(model, revision)
-
-
-def _load_vision_model(folder: Path) -> Any:
-    """``CLIPVisionModelWithProjection`` in float32 from ``folder``; a full CLIPModel's text half is skipped."""
+def _load_vision_model(folder: Path, weights_dir: Path) -> Any:
+    """``CLIPVisionModelWithProjection`` in float32: config from ``folder``, safetensors from ``weights_dir``;
+    a full CLIPModel's text half is skipped."""
     import torch
     from transformers import CLIPConfig, CLIPVisionConfig, CLIPVisionModelWithProjection
-    from transformers.utils import logging as hf_logging
 
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "text_model.* weights not used" is expected for a CLIPModel checkpoint
+    from diffgap_search.encoders.runtime import quiet_transformers
+
     try:
-        config = _vision_config(folder, CLIPConfig, CLIPVisionConfig)
-        model, report = CLIPVisionModelWithProjection.from_pretrained(
-            folder, config=config, dtype=torch.float32, output_loading_info=True
-        )
+        # Quiet: "text_model.* weights not used" is expected for a CLIPModel checkpoint.
+        with quiet_transformers():
+            config = _vision_config(folder, CLIPConfig, CLIPVisionConfig)
+            model, report = CLIPVisionModelWithProjection.from_pretrained(
+                weights_dir, config=config, dtype=torch.float32, use_safetensors=True, local_files_only=True,
+                output_loading_info=True,
+            )
     except Exception as exc:  # noqa: BLE001 - every load failure is one user-facing line
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(f"cannot load a CLIP image model from '{folder}': {first}") from None
-    finally:
-        hf_logging.set_verbosity(previous)
     missing = sorted(report.get("missing_keys", []))
     if missing:
         raise ModelUnavailableError(

@@ -26,11 +26,12 @@ ROWS_PER_STFT = 2  # windows transformed together: bounds the float64 STFT buffe
 class TorchLogMel:
     """``(B, S) float32`` windows, S == ``nb_max_samples`` -> ``(B, C, T, M) float32`` input features.
 
-    C is 1 (``rand_trunc``) or 4 (``fusion``: the same mel stacked four times, as the extractor does for a
-    clip of at most 10 s); T = 1 + S // hop; M = ``feature_size``.
+    C is ``channels`` when given (the model's count), else 1 (``rand_trunc``) or 4 (``fusion``: the same mel
+    stacked four times, as the extractor does for a clip of at most 10 s); T = 1 + S // hop; M =
+    ``feature_size``.
     """
 
-    def __init__(self, feature_extractor: Any) -> None:
+    def __init__(self, feature_extractor: Any, channels: int | None = None) -> None:
         from transformers.audio_utils import window_function
 
         fe = feature_extractor
@@ -39,7 +40,8 @@ class TorchLogMel:
         self.n_fft = int(fe.fft_window_size)
         self.hop = int(fe.hop_length)
         self.samples = int(fe.nb_max_samples)
-        self.channels = 4 if fe.truncation == "fusion" else 1
+        # The extractor stacks 4 mels for "fusion"; a model may ask for another count (``ClapEncoder.mel_channels``).
+        self.channels = channels if channels is not None else 4 if fe.truncation == "fusion" else 1
         filters = fe.mel_filters if fe.truncation == "fusion" else fe.mel_filters_slaney  # (freq, mel)
         self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))
         self.window = torch.from_numpy(np.asarray(window_function(self.n_fft, "hann"), dtype=np.float64))

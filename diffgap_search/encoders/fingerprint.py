@@ -1,10 +1,12 @@
-"""Identify model weights: a sha256 digest of the safetensors file(s) and the embedding size from config.json.
+"""Identify model weights: the sha256 digest of the weights file(s) as published, and the embedding size.
 
 The digest is computed by streaming the file in chunks and remembered in a small JSON cache keyed by the
 file's real path, size and ``mtime_ns``, so a 600 MB checkpoint is hashed once per machine, not once per
-run. The Hugging Face cache's ``blobs/<name>`` file names are *not* trusted as digests: huggingface_hub
-2.x names a blob after the server's ``ETag`` (``X-Linked-Etag``) header without verifying it, which is the
-LFS sha256 on huggingface.co but can be a git sha1 (non-LFS files) or anything a mirror sends.
+run. A weights file fetched from the hub is hashed once, right after its download, and must equal the
+sha256 the hub states for it (``hub.py``). The Hugging Face cache's ``blobs/<name>`` file names are *not*
+trusted as digests on their own: huggingface_hub 2.x names a blob after the server's ``ETag``
+(``X-Linked-Etag``) header without verifying it, which is the LFS sha256 on huggingface.co but can be a git
+sha1 (non-LFS files) or anything a mirror sends.
 
 Light module: no torch, no transformers.
 """
@@ -17,11 +19,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from diffgap_search.encoders.layout import PICKLE, SAFETENSORS, WeightsChoice, choose_weights, folder_names, shard_names
 from diffgap_search.errors import ModelUnavailableError
 
 CACHE_DIR_ENV = "DGSEARCH_CACHE_DIR"
-WEIGHTS_FILE = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
 _CHUNK = 4 * 1024 * 1024
 _CACHE_NAME = "weights-sha256.json"
 
@@ -48,27 +49,33 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     value = digest.hexdigest()
-    cache = {k: v for k, v in _read_cache().items() if not k.startswith(f"{real}|")}
-    cache[key] = value
-    _write_cache(cache)
+    remember_sha256(Path(real), value)
     return value
 
 
-def weights_fingerprint(model_dir: Path) -> str:
-    """sha256 hex digest identifying the weights of a model folder in the Hugging Face layout.
+def weights_fingerprint(model_dir: Path, weights: WeightsChoice | None = None) -> str:
+    """sha256 hex digest identifying the weights of a model folder, as published.
 
-    One ``model.safetensors``: its sha256. Sharded weights (``model.safetensors.index.json``): the sha256 of
-    the lines ``<shard name> <shard sha256>`` sorted by name.
+    One weights file (``model.safetensors`` or ``pytorch_model.bin``): its sha256. Sharded weights: the sha256
+    of the lines ``<shard name> <shard sha256>`` sorted by name. ``weights`` defaults to the folder's choice
+    (safetensors first, see ``layout.choose_weights``).
     """
-    single = model_dir / WEIGHTS_FILE
-    if single.is_file():
-        return file_sha256(single)
-    index = model_dir / WEIGHTS_INDEX
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        lines = "".join(f"{name} {file_sha256(model_dir / name)}\n" for name in shards)
-        return hashlib.sha256(lines.encode("utf-8")).hexdigest()
-    raise ModelUnavailableError(f"model directory '{model_dir}' has no {WEIGHTS_FILE}")
+    weights = weights or choose_weights(folder_names(model_dir))
+    if weights is None:
+        raise ModelUnavailableError(f"model directory '{model_dir}' has no weights ({SAFETENSORS} or {PICKLE})")
+    if not weights.sharded:
+        return file_sha256(model_dir / weights.file)
+    lines = "".join(f"{name} {file_sha256(model_dir / name)}\n" for name in shard_names(model_dir / weights.file))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def remember_sha256(path: Path, digest: str) -> None:
+    """Record ``digest`` as the sha256 of ``path`` as it is now (size, mtime), so it is never hashed again."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    cache = {k: v for k, v in _read_cache().items() if not k.startswith(f"{real}|")}
+    cache[f"{real}|{stat.st_size}|{stat.st_mtime_ns}"] = digest
+    _write_cache(cache)
 
 
 def config_dim(model_dir: Path) -> int:

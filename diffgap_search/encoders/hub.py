@@ -1,9 +1,11 @@
 """Fetch a model from the Hugging Face hub into the standard Hugging Face cache, or find it there.
 
-Only the files a CLAP model needs are fetched (config, safetensors weights, tokenizer and preprocessor
-files: never ``*.bin`` or ``*.pt`` pickles). ``HF_HUB_OFFLINE=1`` means cache only. The cache location,
-endpoint and offline switch are huggingface_hub's own (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_ENDPOINT``,
-``HF_HUB_OFFLINE``). Every failure becomes one ``ModelUnavailableError`` with what to do next.
+Only the files a loader needs are fetched, chosen from the repository's listing (``layout.py``): the
+config, one weights format (safetensors where published, else the pickled ``pytorch_model.bin``, read later
+with ``weights_only=True``), the preprocessing settings and, for CLAP, the tokenizer. ``HF_HUB_OFFLINE=1``
+means cache only. The cache location, endpoint and offline switch are huggingface_hub's own (``HF_HOME``,
+``HF_HUB_CACHE``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``). Every failure becomes one ``ModelUnavailableError``
+with what to do next.
 
 Imports huggingface_hub lazily; no torch.
 """
@@ -12,29 +14,33 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
-from collections.abc import Sequence
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diffgap_search.encoders.download_progress import DownloadProgress, NoDownloadProgress, tqdm_bridge
+from diffgap_search.encoders.fingerprint import file_sha256
+from diffgap_search.encoders.layout import ROLE_NAME, Role, choose_weights, missing_in_folder, shard_names, wanted_files
 from diffgap_search.errors import ModelUnavailableError
 
-ALLOW_PATTERNS = [
-    "config.json",
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "model-*-of-*.safetensors",
-    "preprocessor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-]
-LOCAL_COPY_HINT = (
-    "pass --model DIR with a local copy (config.json, model.safetensors, tokenizer and preprocessor files)"
-)
+LOCAL_COPY_HINT = "pass --model DIR with a local copy (config.json, the weights, tokenizer and preprocessor files)"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_QUIET_BELOW = 1_000_000  # bytes: config and tokenizer files download without a progress line
+
+
+@dataclass(frozen=True)
+class HubSnapshot:
+    """A model repository's files at one commit, in the Hugging Face cache.
+
+    ``path``: the snapshot folder (``<cache>/models--owner--name/snapshots/<commit>``); ``revision``: what was
+    asked for (None: the default branch); ``commit``: the 40-hex commit it resolved to.
+    """
+
+    path: Path
+    repo_id: str
+    revision: str | None
+    commit: str
 
 
 def hub_offline() -> bool:
@@ -45,57 +51,133 @@ def hub_offline() -> bool:
     return constants.is_offline_mode() or env.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def fetch_snapshot(
+def fetch_model(
     repo_id: str,
     revision: str | None = None,
     *,
-    progress: bool = True,
-    allow_patterns: Sequence[str] = ALLOW_PATTERNS,
-) -> Path:
-    """The local snapshot folder of ``repo_id`` at ``revision`` (default branch when None), downloading if needed.
+    role: Role = "clap",
+    progress: DownloadProgress | None = None,
+) -> HubSnapshot:
+    """The files a ``role`` loader needs from ``repo_id`` at ``revision``, downloading what is not cached.
 
-    Cache first: a complete cached snapshot is used without any network call, so a model once fetched
-    keeps its weights (and the fingerprint an index was built with) and loads without delay behind a
-    slow or blocked network. Otherwise the files matching ``allow_patterns`` are downloaded, with progress
-    on stderr (unless ``progress`` is False or ``HF_HUB_DISABLE_PROGRESS_BARS`` is set).
+    Cache first: a cached snapshot that holds everything the loader needs is used without any network call,
+    so a model once fetched keeps its weights (and the fingerprint an index was built with) and loads without
+    delay behind a slow or blocked network; ``HF_HUB_OFFLINE=1`` means cache only. Otherwise the repository's
+    listing decides what to fetch (``layout.wanted_files``: one weights format, safetensors first; never TF,
+    Flax or ONNX files), each weights file is checked against the sha256 the hub states for it, and the
+    branch or tag is recorded in the cache's ``refs/`` so the next run finds the snapshot offline.
     """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     offline = hub_offline()
-    patterns = list(allow_patterns)
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True))
-    except LocalEntryNotFoundError as error:  # not cached, or cached only in part
-        if offline:
-            raise _translate(error, repo_id, revision, offline) from error
+        cached = _cached_snapshot(repo_id, revision, role)
     except Exception as error:  # noqa: BLE001 - e.g. an invalid repo id
         raise _translate(error, repo_id, revision, offline) from error
+    if cached is not None:
+        return cached
+    if offline:
+        raise _translate(LookupError("not cached"), repo_id, revision, offline)
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=patterns, tqdm_class=_progress_class(progress)
-        )
+        return _download(repo_id, revision, role, progress or NoDownloadProgress())
+    except ModelUnavailableError:
+        raise
     except Exception as error:  # noqa: BLE001 - every failure becomes one user-facing error
         raise _translate(error, repo_id, revision, offline) from error
-    return Path(folder)
 
 
-def _progress_class(progress: bool) -> type:
-    """A tqdm class writing to stderr even when it is not a terminal (the hub's own hides bars there)."""
-    from huggingface_hub.utils import are_progress_bars_disabled
-    from tqdm import tqdm
+def _repo_cache(repo_id: str) -> Path:
+    from huggingface_hub import constants
+    from huggingface_hub.utils import validate_repo_id
 
-    disabled = not progress or are_progress_bars_disabled()
+    validate_repo_id(repo_id)
+    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
 
-    class StderrProgress(tqdm):  # type: ignore[misc, type-arg]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.pop("name", None)
-            kwargs["file"] = sys.stderr
-            kwargs["disable"] = disabled or kwargs.get("disable") is True
-            kwargs.setdefault("mininterval", 0.5)
-            super().__init__(*args, **kwargs)
 
-    return StderrProgress
+def _cached_snapshot(repo_id: str, revision: str | None, role: Role) -> HubSnapshot | None:
+    """The cached snapshot of ``repo_id`` at ``revision`` when it holds all a ``role`` loader needs."""
+    folder = _repo_cache(repo_id)
+    wanted = revision or "main"
+    if _COMMIT.fullmatch(wanted):
+        commit = wanted
+    else:
+        try:
+            commit = (folder / "refs" / wanted).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+    snapshot = folder / "snapshots" / commit
+    if not _COMMIT.fullmatch(commit) or not snapshot.is_dir():
+        return None
+    try:
+        if missing_in_folder(snapshot, role):
+            return None
+    except ModelUnavailableError:
+        return None  # a damaged shard index: fetch again
+    return HubSnapshot(snapshot, repo_id, revision, commit)
+
+
+def _download(repo_id: str, revision: str | None, role: Role, progress: DownloadProgress) -> HubSnapshot:
+    """Resolve ``revision`` to a commit, then fetch the files ``role`` needs at that commit."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    commit = str(info.sha)
+    listing = {s.rfilename: s for s in info.siblings or []}
+    try:
+        names = wanted_files(listing, role)
+    except ModelUnavailableError as error:
+        at = f" at revision '{revision}'" if revision else ""
+        raise ModelUnavailableError(
+            f"model '{repo_id}' on the Hugging Face hub{at} {error}: it cannot be used as a "
+            f"{ROLE_NAME[role]}, or {LOCAL_COPY_HINT}"
+        ) from None
+    folder: Path | None = None
+    for name in names:
+        path = _fetch_file(repo_id, commit, name, listing.get(name), progress)
+        folder = path.parent
+    assert folder is not None
+    weights = choose_weights(names)
+    if weights is not None and weights.sharded:
+        for name in shard_names(folder / weights.file):
+            _fetch_file(repo_id, commit, name, listing.get(name), progress)
+    if revision is None or revision != commit:
+        _record_ref(_repo_cache(repo_id), revision or "main", commit)
+    return HubSnapshot(folder, repo_id, revision, commit)
+
+
+def _fetch_file(repo_id: str, commit: str, name: str, sibling: Any, progress: DownloadProgress) -> Path:
+    """Download one file at ``commit`` into the cache; a weights file is checked against its stated sha256."""
+    from huggingface_hub import hf_hub_download
+
+    size = getattr(sibling, "size", None)
+    lfs = getattr(sibling, "lfs", None)
+    shown = lfs is not None or (size or 0) >= _QUIET_BELOW
+    sink = progress if shown else NoDownloadProgress()
+    sink.begin(f"{repo_id}: {name}", size)
+    path = Path(hf_hub_download(repo_id, name, revision=commit, tqdm_class=tqdm_bridge(sink)))
+    sink.end()
+    stated = getattr(lfs, "sha256", None)
+    if stated:
+        actual = file_sha256(path)
+        if actual != stated:
+            raise ModelUnavailableError(
+                f"the downloaded '{name}' of model '{repo_id}' does not match the sha256 the hub states for it "
+                f"({actual[:12]} instead of {stated[:12]}): delete {_repo_cache(repo_id)} and try again"
+            )
+    return path
+
+
+def _record_ref(folder: Path, revision: str, commit: str) -> None:
+    """Write ``refs/<revision>`` = ``commit`` atomically (the cache's own layout), so the snapshot is found
+    offline; a read-only cache only costs a network call next time."""
+    ref = folder / "refs" / revision
+    try:
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        if ref.is_file() and ref.read_text(encoding="utf-8").strip() == commit:
+            return
+        tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
+        tmp.write_text(commit, encoding="utf-8")
+        os.replace(tmp, ref)
+    except OSError:
+        pass
 
 
 def _translate(error: Exception, repo_id: str, revision: str | None, offline: bool) -> ModelUnavailableError:
