@@ -30,7 +30,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print JSON lines on stdout (one per hit/row).")]
 ModelOpt = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="Audio/text model: hub id or local directory. Default: the index's model, else laion/clap-htsat-unfused."),
+    typer.Option("--model", "-m", help="Audio/text model: hub id, local directory, LAION-CLAP .pt checkpoint, or aisfx (audio only). Default: the index's model, else laion/clap-htsat-unfused."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
@@ -53,13 +53,13 @@ def _encoder_loader():  # type: ignore[no-untyped-def]
 def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
     from diffgap_search.encoders.clip_video import load_video_encoder
 
-    return load_video_encoder(cfg.model, device, cfg.batch_size, fps=cfg.fps)
+    return load_video_encoder(cfg.model, device, cfg.batch_size, revision=cfg.revision, fps=cfg.fps)
 
 
-def _query_video_loader(model, device):  # type: ignore[no-untyped-def]
+def _query_video_loader(model, device, revision):  # type: ignore[no-untyped-def]
     from diffgap_search.encoders.clip_video import load_video_encoder
 
-    return load_video_encoder(model, device)
+    return load_video_encoder(model, device, revision=revision)
 
 
 def version_callback(value: bool) -> None:
@@ -86,7 +86,9 @@ def index(
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the hub model to this branch, tag or commit (recorded in the index).")] = None,
     video_model: Annotated[Optional[str], typer.Option("--video-model", help="Frame encoder for videos: hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
+    video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
@@ -94,11 +96,13 @@ def index(
     jsonl: JsonlOpt = False,
 ) -> None:
     """Index a folder: embed new and changed files, follow renames and deletions (incremental)."""
+    from dataclasses import replace
+
     from diffgap_search.config import EncoderConfig, IndexingConfig, VideoConfig, WindowConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import index_folder
     from diffgap_search.store.catalog import Catalog
-    from diffgap_search.store.settings import stored_encoder
+    from diffgap_search.store.settings import stored_encoder, stored_encoder_config
 
     from diffgap_search.cli.output import print_index_report, stderr_console
     from diffgap_search.cli.progress import RichIndexProgress
@@ -111,12 +115,17 @@ def index(
         from diffgap_search.errors import UsageError
 
         raise UsageError(str(exc)) from None
-    if (model is None or video_model is None) and (index_dir / "catalog.sqlite").exists():
+    encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, revision=revision)
+    video_cfg = VideoConfig(model=video_model or VideoConfig().model, revision=video_revision, frames=frames)
+    if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
         with Catalog.open(index_dir) as cat:
-            model = model or (stored_encoder(cat) or {}).get("model")
-            video_model = video_model or (stored_encoder(cat, "video_encoder") or {}).get("model")
-    encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, device=device, batch_size=batch_size)
-    video_cfg = VideoConfig(model=video_model or VideoConfig().model, frames=frames)
+            if revision is None and stored_encoder(cat) is not None:
+                encoder_cfg = stored_encoder_config(cat, model=model)
+            stored_video = stored_encoder(cat, "video_encoder")
+            if video_model is None and video_revision is None and stored_video is not None:
+                video_cfg = VideoConfig(model=stored_video["model"], frames=frames,
+                                        revision=stored_video.get("commit") or stored_video.get("revision"))
+    encoder_cfg = replace(encoder_cfg, device=device, batch_size=batch_size)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())
     try:

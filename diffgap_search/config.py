@@ -47,8 +47,9 @@ class WindowConfig:
 class EncoderConfig:
     """Which model embeds audio and text, and where it runs.
 
-    ``model`` is a Hugging Face hub id or a local directory in the same layout (config.json,
-    model.safetensors, tokenizer and preprocessor files). ``device`` is ``auto`` (CUDA when present),
+    ``model`` is a Hugging Face hub id, a local directory in the same layout (config.json, the weights,
+    tokenizer and preprocessor files), an original LAION-CLAP checkpoint file (``*.pt``) or ``aisfx``;
+    ``revision`` pins a hub model to a branch, tag or commit. ``device`` is ``auto`` (CUDA when present),
     ``cpu`` or ``cuda``.
     """
 
@@ -65,11 +66,12 @@ DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"
 class VideoConfig:
     """How video frames are sampled and embedded (CLIP's image tower, frames mean-pooled per window).
 
-    ``frames`` off indexes only videos' soundtracks (no video model needed). ``fps`` 4 as CAVP does;
+    ``revision`` pins a hub model. ``frames`` off indexes only videos' soundtracks (no video model needed). ``fps`` 4 as CAVP does;
     ``size`` is the square side frames are resized and centre-cropped to.
     """
 
     model: str = DEFAULT_VIDEO_MODEL
+    revision: str | None = None
     frames: bool = True
     fps: float = 4.0
     size: int = 224

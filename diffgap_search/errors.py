@@ -85,6 +85,12 @@ class StorageError(DGSearchError):
     exit_code = 12
 
 
+class QueryNotSupportedError(DGSearchError):
+    """The index's model cannot embed this kind of query (text or video on an audio-only model)."""
+
+    exit_code = 13
+
+
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
@@ -100,6 +106,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     BridgeUnavailableError.exit_code: ("no bridge", "the query needs a trained DiffGAP bridge: run `dgsearch train`"),
     MediaDecodeError.exit_code: ("undecodable query", "the query's media file cannot be decoded"),
     StorageError.exit_code: ("cannot write", "the index cannot be written (disk full, read-only or failing); what was committed is kept"),
+    QueryNotSupportedError.exit_code: ("query not supported", "the index's model cannot embed this kind of query (text or video on an audio-only model such as aisfx)"),
 }
 
 

@@ -12,6 +12,25 @@ def _disk_usage(index_dir: Path) -> int:
     return sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
 
 
+def _source(encoder: dict[str, Any]) -> str:
+    """Where the weights came from: ``hub laion/clap-htsat-unfused, revision main, commit 1a2b…``, a local
+    directory, a checkpoint file or a package (indexes from before provenance was recorded: ``-``)."""
+    source = encoder.get("source")
+    if source is None:
+        return "-"
+    if source != "hub":
+        return str(source)
+    return (f"hub {encoder.get('repo_id')}, revision {encoder.get('revision') or 'default branch'}, "
+            f"commit {encoder.get('commit')}")
+
+
+def _video(encoder: dict[str, Any]) -> str:
+    if not encoder:
+        return "-"
+    at = f" (commit {encoder['commit']})" if encoder.get("commit") else ""
+    return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}"
+
+
 def index_info(index_dir: Path) -> dict[str, Any]:
     """``{"summary": {...}, "errors": [{"path", "error"}], "meta": {...}}`` of the index at ``index_dir``."""
     with Catalog.open(index_dir) as cat:
@@ -31,8 +50,11 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         "segments": stats["segments"],
         "hours of media": round(stats["seconds"] / 3600, 3),
         "model": encoder.get("model", "-"),
+        "model source": _source(encoder),
         "weights sha256": encoder.get("fingerprint", "-"),
+        "embeds": ", ".join(encoder.get("modalities", ("audio", "text"))) if encoder else "-",
         "dim": encoder.get("dim", "-"),
+        "video model": _video(meta.get("video_encoder") or {}),
         "window": f"{window['window_s']:g} s, hop {window['hop_s']:g} s at {window['sample_rate']} Hz" if window else "-",
         "vector spaces": ", ".join(
             f"{name} ({rec['count']} vectors, {rec['kind']}, generation {rec['generation']})"

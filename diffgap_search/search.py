@@ -17,11 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search.config import DEFAULT_MODEL, EncoderConfig, FaissConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
-from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, UsageError
+from diffgap_search.errors import (
+    BridgeUnavailableError,
+    IndexNotFoundError,
+    InputNotFoundError,
+    MediaDecodeError,
+    QueryNotSupportedError,
+    UsageError,
+)
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.settings import bind_encoder, stored_encoder, stored_window
+from diffgap_search.store.settings import bind_encoder, embeds, stored_encoder, stored_encoder_config, stored_window
 from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
@@ -100,14 +107,12 @@ class Searcher:
         device: str = "auto",
         faiss_cfg: FaissConfig = FaissConfig(),
         use_bridge: bool = True,
-        load_video_encoder: Callable[[str, str], Any] | None = None,
+        load_video_encoder: Callable[[str, str, str | None], Any] | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)
         self._load_encoder = load_encoder
-        stored = stored_encoder(self.catalog)
-        model = model or (stored or {}).get("model", DEFAULT_MODEL)
-        self.encoder_cfg = EncoderConfig(model=model, device=device)
+        self.encoder_cfg = stored_encoder_config(self.catalog, model=model, device=device)
         self.faiss_cfg = faiss_cfg
         self._encoder: Encoder | None = None
         self.use_bridge = use_bridge
@@ -141,6 +146,12 @@ class Searcher:
             text = (query.text or "").strip()
             if not text:
                 raise UsageError("the query is empty: give some words, e.g. dgsearch query \"dog barking\"")
+            if not embeds(self.catalog, "text"):
+                raise QueryNotSupportedError(
+                    f"index {self.index_dir} was built with model {self.encoder_cfg.model!r}, which embeds audio "
+                    "only: a text query cannot be searched in it; query with --audio FILE, or build an index "
+                    "with a CLAP model (the default) to search by words"
+                )
             return self.encoder.embed_text([text])
         path = Path(query.audio or query.video)  # type: ignore[arg-type]
         if not path.is_file():
@@ -163,11 +174,11 @@ class Searcher:
         if stored is None or self._load_video_encoder is None:
             raise BridgeUnavailableError("this index has no video encoder: index some videos first")
         if self._video_encoder is None:
-            encoder = self._load_video_encoder(stored["model"], self.encoder_cfg.device)
+            revision = stored.get("commit") or stored.get("revision")
+            encoder = self._load_video_encoder(stored["model"], self.encoder_cfg.device, revision)
             bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
             self._video_encoder = encoder
-        window_cfg = stored_window(self.catalog)
-        assert window_cfg is not None
+        window_cfg = self._window()
         info = probe_video(path)
         lo = start_s or 0.0
         hi = info.duration_s if end_s is None else min(end_s, info.duration_s)
@@ -181,8 +192,7 @@ class Searcher:
         from diffgap_search.media.audio import load_audio
         from diffgap_search.media.windows import window_audio
 
-        window_cfg = stored_window(self.catalog)
-        assert window_cfg is not None
+        window_cfg = self._window()
         samples = load_audio(path, window_cfg.sample_rate)
         sr = window_cfg.sample_rate
         lo = int(round((start_s or 0.0) * sr))
@@ -191,6 +201,13 @@ class Searcher:
         if len(samples) == 0:
             raise MediaDecodeError(f"{path}: no audio in the requested span")
         return self.encoder.embed_audio(window_audio(samples, window_cfg).samples)
+
+    def _window(self) -> WindowConfig:
+        """The index's windowing (its sample rate is its audio encoder's); none before anything is embedded."""
+        window = stored_window(self.catalog)
+        if window is None:
+            raise IndexNotFoundError(f"index {self.index_dir} has nothing indexed yet: run `dgsearch index FOLDER` first")
+        return window
 
     # -- searching -----------------------------------------------------------------------------------
     def index_for(self, space: str) -> LoadedIndex:

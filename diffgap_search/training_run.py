@@ -17,13 +17,13 @@ from diffgap_search.bridging import (
     encoder_fingerprints,
     stage_bridged_spaces,
 )
-from diffgap_search.config import DEFAULT_MODEL, EncoderConfig, FaissConfig
+from diffgap_search.config import EncoderConfig, FaissConfig
 from diffgap_search.encoders.base import Encoder
-from diffgap_search.errors import UsageError
+from diffgap_search.errors import QueryNotSupportedError, UsageError
 from diffgap_search.pairs import Pairs, file_pairs, index_pairs
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.settings import bind_encoder, stored_encoder
+from diffgap_search.store.settings import bind_encoder, embeds, stored_encoder, stored_encoder_config
 from diffgap_search.store.vector_index import publish
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
@@ -66,9 +66,15 @@ def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader,
             )
         return pairs
     encoder = None
+    if "text" in kinds and not embeds(catalog, "text"):
+        if list(kinds) == ["text"]:
+            raise QueryNotSupportedError(
+                f"index {index_dir} was built with an audio-only model ({(stored_encoder(catalog) or {}).get('model')!r}):"
+                " it has no text embeddings to train a text bridge on; use --pairs video"
+            )
+        kinds = [kind for kind in kinds if kind != "text"]  # "all": the pairs this index can have
     if "text" in kinds:
-        stored = stored_encoder(catalog) or {}
-        encoder = load_encoder(EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device="auto"))
+        encoder = load_encoder(stored_encoder_config(catalog))
         bind_encoder(catalog, encoder, str(index_dir))
     return index_pairs(catalog, encoder, kinds)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from diffgap_search.media.discover import DiscoveredFile, discover, display_path
 from diffgap_search.media.hashing import sha256_file
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.settings import bind_encoder, bind_window
+from diffgap_search.store.settings import bind_encoder, bind_window, check_window
 from diffgap_search.store.vector_index import Published, publish, sweep_unpublished
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
@@ -76,17 +76,18 @@ def index_folder(
     found = list(discover(root, exclude=[index_dir]))  # raises InputNotFoundError first
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found))
     with writer_lock(index_dir, wait_s=wait_s), Catalog.open(index_dir, create=True) as catalog:
-        bind_window(catalog, window_cfg, str(index_dir))
+        window_cfg = check_window(catalog, window_cfg, str(index_dir)) or window_cfg  # bound with the encoder
         captions = CaptionIndex.build(root, exclude=[index_dir])
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         plan = make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
         _apply_bookkeeping(catalog, plan, captions, report)
-        encoders = _Encoders(load_encoder, encoder_cfg, load_video_encoder, video_cfg, catalog, str(index_dir))
+        encoders = _Encoders(load_encoder, encoder_cfg, load_video_encoder, video_cfg, catalog, str(index_dir),
+                             window_cfg)
         if plan.embed:
             encoders.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
             progress.start(len(plan.embed))
             try:
-                _embed_all(catalog, plan.embed, encoders, captions, window_cfg, indexing_cfg, progress, report)
+                _embed_all(catalog, plan.embed, encoders, captions, encoders.window, indexing_cfg, progress, report)
             finally:
                 progress.stop()
         for space in _stale_spaces(catalog):
@@ -117,8 +118,9 @@ class _Encoders:
     """The audio and video encoders, each loaded on first use only (an unchanged folder loads none)."""
 
     def __init__(self, loader: EncoderLoader, cfg: EncoderConfig, video_loader: VideoEncoderLoader | None,
-                 video_cfg: VideoConfig, catalog: Catalog, where: str) -> None:
+                 video_cfg: VideoConfig, catalog: Catalog, where: str, window: WindowConfig) -> None:
         self._loader, self.cfg, self._catalog, self._where = loader, cfg, catalog, where
+        self.window = window  # its sample rate becomes the audio encoder's when that is loaded
         self._video_loader, self.video_cfg = video_loader, video_cfg
         self._audio: Encoder | None = None
         self._video: Any = None
@@ -132,6 +134,8 @@ class _Encoders:
         if self._audio is None:
             self._audio = self._loader(self.cfg)
             bind_encoder(self._catalog, self._audio, self._where)
+            rate = int(self._audio.sample_rate)
+            self.window = bind_window(self._catalog, replace(self.window, sample_rate=rate), self._where)
         return self._audio
 
     def video(self) -> Any:

@@ -5,26 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 from diffgap_search import __version__
-from diffgap_search.config import WindowConfig
+from diffgap_search.config import DEFAULT_MODEL, EncoderConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 
 
 def bind_window(catalog: Catalog, cfg: WindowConfig, where: str) -> WindowConfig:
-    """Record ``cfg`` in a new index, or refuse one that differs from what the index was built with."""
+    """Record ``cfg`` in a new index, or refuse one that differs from what the index was built with.
+
+    The sample rate is the audio encoder's (48 kHz for CLAP, 44.1 kHz for aisfx), so a new index binds its
+    window once the encoder is loaded; ``check_window`` checks the user's window and hop before that.
+    """
     stored = catalog.get_meta("window")
     wanted = {"window_s": cfg.window_s, "hop_s": cfg.hop_s, "sample_rate": cfg.sample_rate}
     if stored is None:
         catalog.set_meta({"window": wanted, "created_with": __version__})
         return cfg
-    if stored != wanted:
+    check_window(catalog, cfg, where)
+    if stored["sample_rate"] != cfg.sample_rate:
         raise IncompatibleIndexError(
-            f"index {where} was built with {stored['window_s']:g} s windows, hop {stored['hop_s']:g} s at "
-            f"{stored['sample_rate']} Hz, not {cfg.window_s:g} s / {cfg.hop_s:g} s at {cfg.sample_rate} Hz: "
-            "pass the same --window/--hop, or use another --index"
+            f"index {where} holds audio windows at {stored['sample_rate']} Hz; a model reading "
+            f"{cfg.sample_rate} Hz cannot add to it: build a new index with --index"
         )
     return cfg
+
+
+def check_window(catalog: Catalog, cfg: WindowConfig, where: str) -> WindowConfig | None:
+    """The index's recorded window (None for a new index); refuses a ``cfg`` with another window or hop."""
+    stored = stored_window(catalog)
+    if stored is not None and (stored.window_s, stored.hop_s) != (cfg.window_s, cfg.hop_s):
+        raise IncompatibleIndexError(
+            f"index {where} was built with {stored.window_s:g} s windows, hop {stored.hop_s:g} s at "
+            f"{stored.sample_rate} Hz, not {cfg.window_s:g} s / {cfg.hop_s:g} s: "
+            "pass the same --window/--hop, or use another --index"
+        )
+    return stored
 
 
 def stored_window(catalog: Catalog) -> WindowConfig | None:
@@ -33,17 +49,40 @@ def stored_window(catalog: Catalog) -> WindowConfig | None:
 
 
 def stored_encoder(catalog: Catalog, role: str = "encoder") -> dict[str, Any] | None:
-    """The recorded encoder (``{"model", "fingerprint", "dim", "sample_rate"}``) or None for a new index."""
+    """The recorded encoder or None for a new index: ``{"model", "fingerprint", "dim", "sample_rate"}`` and,
+    since weights are recorded with their provenance, ``"modalities"`` (what it embeds), ``"source"``
+    (``hub``, ``directory``, ``checkpoint`` or ``package``), ``"repo_id"``, ``"revision"`` (as asked) and
+    ``"commit"`` (what the revision resolved to)."""
     value = catalog.get_meta(role)
     return value if isinstance(value, dict) else None
 
 
+def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = "auto") -> EncoderConfig:
+    """The ``EncoderConfig`` that loads the index's own audio encoder: its model at the commit it was built
+    from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy."""
+    stored = stored_encoder(catalog) or {}
+    if model is not None and model != stored.get("model"):
+        return EncoderConfig(model=model, device=device)
+    return EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device=device,
+                         revision=stored.get("commit") or stored.get("revision"))
+
+
+def embeds(catalog: Catalog, modality: str) -> bool:
+    """Whether the index's audio encoder embeds ``modality`` (``"text"``: not for an audio-only model such as
+    aisfx). Indexes recorded before modalities were recorded hold CLAP, which embeds both."""
+    stored = stored_encoder(catalog) or {}
+    return modality in stored.get("modalities", ("audio", "text"))
+
+
 def bind_encoder(catalog: Catalog, encoder: Encoder, where: str, role: str = "encoder") -> None:
-    """Record the encoder in a new index, or refuse one whose weights differ from the index's."""
+    """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ."""
     stored = stored_encoder(catalog, role)
     if stored is None:
-        catalog.set_meta({role: {"model": encoder.model_id, "fingerprint": encoder.fingerprint,
-                                 "dim": encoder.dim, "sample_rate": getattr(encoder, "sample_rate", None)}})
+        record = {"model": encoder.model_id, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
+                  "sample_rate": getattr(encoder, "sample_rate", None),
+                  "modalities": list(getattr(encoder, "modalities", ("audio", "text")))}
+        record.update(getattr(encoder, "provenance", None) or {})
+        catalog.set_meta({role: record})
         return
     if stored["fingerprint"] != encoder.fingerprint:
         raise IncompatibleIndexError(
