@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark once; each writes benchmarks/results/<name>.{json,md}. About 30 min on 2 cores.
+# Run every benchmark once; each writes benchmarks/results/<name>.{json,md}. About 35 min on 2 cores.
 # Usage: bash benchmarks/run_all.sh [--device cpu|cuda|auto]   (GPU parts are skipped without a GPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +11,4 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_search.py --sizes 100000 1000000 --device "$DEVICE"
 "$PY" benchmarks/bench_coldstart.py --repeats 5 --device "$DEVICE"
 "$PY" benchmarks/synthetic_gap.py
+"$PY" benchmarks/bench_aisfx.py
