@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install diffgap-search into ./.venv: system packages (ffmpeg, libsndfile) where we can, PyTorch, then the
-# package with its test extras. Safe to run again. Env: PYTHON (default python3), TORCH_SPEC (default
-# torch==2.13.0, the CPU build this project is developed on).
+# Install diffgap-search into ./.venv: system packages (ffmpeg, libsndfile, and the CC0 recordings of
+# sonic-pi-samples that the tests use) where we can, PyTorch, the package with its test extras, and the aisfx
+# model package without its dependencies (it pins numpy 1.23 and librosa 0.9; we only read its checkpoint).
+# Safe to run again. Env: PYTHON (default python3), TORCH_SPEC (default torch==2.13.0, the CPU build this
+# project is developed on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,6 +12,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 ldconfig -p 2>/dev/null | grep -q libsndfile || need_apt+=(libsndfile1)
+[ -d /usr/share/sonic-pi/samples ] || need_apt+=(sonic-pi-samples)  # real CC0 recordings for the tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need_apt[*]}" >&2
@@ -17,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
       apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${need_apt[@]}" >/dev/null
     }
   else
-    echo "warning: please install ${need_apt[*]} (needed for m4a/opus audio and for video)" >&2
+    echo "warning: please install ${need_apt[*]} (ffmpeg: m4a/opus audio and video; sonic-pi-samples: tests)" >&2
   fi
 fi
 
@@ -25,6 +28,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
 .venv/bin/python -m pip install -q -e '.[test]'
+# `--model aisfx` reads the checkpoint inside this wheel; its own pins (numpy==1.23, librosa==0.9.2) stay out.
+.venv/bin/python -m pip install -q --no-deps aisfx==0.1.2
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   # faiss-gpu where a GPU exists (same `faiss` module; never required).
   .venv/bin/python -m pip install -q faiss-gpu-cu12 && .venv/bin/python -m pip uninstall -q -y faiss-cpu || \
