@@ -307,7 +307,7 @@ def test_files_that_are_not_aisfx_checkpoints_are_refused(tmp_path: Path) -> Non
     torch.save({"weights": torch.zeros(3)}, wrong_layout)
     partial = tmp_path / "partial.pth"
     torch.save(({"embedding_net.conv_block1.conv1.weight": torch.zeros(64, 1, 3, 3)}, {}), partial)
-    for path, message in [(junk, "cannot be read"), (wrong_layout, "not an aisfx checkpoint"), (partial, "do not fit")]:
+    for path, message in [(junk, "cannot read .* as a PyTorch checkpoint"), (wrong_layout, "not an aisfx checkpoint"), (partial, "do not fit")]:
         with pytest.raises(ModelUnavailableError, match=message):
             load_aisfx_encoder("cpu", checkpoint=path)
 

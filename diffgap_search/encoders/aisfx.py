@@ -77,6 +77,7 @@ from torch.nn import functional as F
 from diffgap_search.encoders.aisfx_features import ESSENTIA, SAMPLE_RATE, LogMel, frame_count
 from diffgap_search.encoders.fingerprint import file_sha256
 from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
+from diffgap_search.encoders.weights import load_restricted
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 
 MODEL_ID = "aisfx"
@@ -258,29 +259,13 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     file needing anything else is refused with ``ModelUnavailableError``, never unpickled in full. The
     per-dataset classifier heads ``fc.*`` (nine training libraries) are dropped: only the embedding is used.
     """
-    safe_globals = getattr(torch.serialization, "safe_globals", None)
-    if safe_globals is None or _torch_version() < (2, 6):  # 2.6 added globals allowed under another name
-        raise ModelUnavailableError(
-            f"model 'aisfx': reading '{path}' safely needs torch >= 2.6, not {torch.__version__}"
-        )
     try:
-        with safe_globals(_numpy_scalar_globals()):
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every reason a file cannot be read safely ends the same way
-        reason = " ".join(str(exc).split())[:300]
-        raise ModelUnavailableError(
-            f"model 'aisfx': '{path}' cannot be read as plain weights (refused by torch.load(weights_only=True): "
-            f"{reason}); reinstall the package: {INSTALL_HINT}"
-        ) from None
+        loaded = load_restricted(path, allow=lambda: torch.serialization.safe_globals(_numpy_scalar_globals()))
+    except ModelUnavailableError as error:
+        raise ModelUnavailableError(f"model 'aisfx': {error}; reinstall the package: {INSTALL_HINT}") from None
     if not (isinstance(loaded, (tuple, list)) and len(loaded) == 2 and isinstance(loaded[0], dict)):
         raise ModelUnavailableError(f"model 'aisfx': '{path}' is not an aisfx checkpoint (state_dict, ds_dict)")
     return {k[len(EMBEDDING_PREFIX):]: v for k, v in loaded[0].items() if k.startswith(EMBEDDING_PREFIX)}
-
-
-def _torch_version() -> tuple[int, int]:
-    """(major, minor) of the running torch, from ``torch.__version__`` (``"2.13.0+cpu"`` -> ``(2, 13)``)."""
-    major, minor = (str(torch.__version__).split("+")[0].split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
 def build_net(state: dict[str, torch.Tensor], path: Path) -> AisfxNet:

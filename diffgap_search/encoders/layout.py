@@ -138,12 +138,7 @@ def processor_settings(folder: Path, role: Role) -> dict[str, Any]:
     ``processor_config.json`` (a flat file without sections is read whole, as older processors wrote it)."""
     preprocessor = folder / PREPROCESSOR
     source = preprocessor if preprocessor.is_file() else folder / PROCESSOR
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelUnavailableError(f"cannot read the preprocessing settings in '{source}' ({error})") from error
-    if not isinstance(data, dict):
-        raise ModelUnavailableError(f"'{source}' does not hold a JSON object")
+    data = _json_object(source, f"the preprocessing settings in '{source}'")
     if source.name == PROCESSOR and isinstance(data.get(PROCESSOR_SECTION[role]), dict):
         data = data[PROCESSOR_SECTION[role]]
     return dict(data)
@@ -151,11 +146,15 @@ def processor_settings(folder: Path, role: Role) -> dict[str, Any]:
 
 def read_config(folder: Path) -> dict[str, Any]:
     """``config.json`` as a dict; unreadable or not an object -> ModelUnavailableError."""
-    path = folder / CONFIG
+    return _json_object(folder / CONFIG, f"the config.json of '{folder}'")
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ``ModelUnavailableError`` naming ``what`` when unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ModelUnavailableError(f"'{folder}' has an unreadable config.json ({error})") from error
+        raise ModelUnavailableError(f"cannot read {what} ({error})") from error
     if not isinstance(data, dict):
-        raise ModelUnavailableError(f"'{folder}' has a config.json that is not a JSON object")
+        raise ModelUnavailableError(f"{what} is not a JSON object")
     return data

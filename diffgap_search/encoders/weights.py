@@ -96,7 +96,7 @@ def load_restricted(path: Path, *, allow: Callable[[], ContextManager[None]] | N
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # noqa: BLE001 - the safe loader's refusal, or zip, EOF and storage errors
-        if WEIGHTS_ONLY_REFUSAL in str(error):  # torch raises pickle.UnpicklingError with this text
+        if WEIGHTS_ONLY_REFUSAL in str(error) and not _not_a_pickle(str(error)):  # pickle.UnpicklingError
             raise ModelUnavailableError(f"'{path}' was not loaded: {_refusal_reason(str(error))}") from None
         raise ModelUnavailableError(
             f"cannot read '{path}' as a PyTorch checkpoint (truncated, damaged or not a .pt file: {_first_line(error)})"
@@ -133,6 +133,13 @@ def _write_copy(state: dict[str, Any], copy: Path, fingerprint: str, source: str
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
         raise ModelUnavailableError(f"cannot write the safetensors copy of the weights in '{copy.parent}' ({error})") from None
+
+
+def _not_a_pickle(text: str) -> bool:
+    """True when the safe loader stopped at a byte that is no pickle opcode at all (a damaged or foreign
+    file), rather than at one of the opcodes protocols 4 and 5 added (140-152), which it does not read."""
+    match = re.search(r"Unsupported operand (\d+)", text)
+    return match is not None and not 140 <= int(match.group(1)) <= 152
 
 
 def _refusal_reason(text: str) -> str:
