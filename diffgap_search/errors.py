@@ -91,6 +91,13 @@ class QueryNotSupportedError(DGSearchError):
     exit_code = 13
 
 
+class IndexNotReadyError(DGSearchError):
+    """The catalog exists but its first ``dgsearch index`` run has not recorded a model yet: there is nothing
+    to search (the run may still be loading its model or embedding its first batch)."""
+
+    exit_code = 14
+
+
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
@@ -107,6 +114,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     MediaDecodeError.exit_code: ("undecodable query", "the query's media file cannot be decoded"),
     StorageError.exit_code: ("cannot write", "the index cannot be written (disk full, read-only or failing); what was committed is kept"),
     QueryNotSupportedError.exit_code: ("query not supported", "the index's model cannot embed this kind of query (text or video on an audio-only model such as aisfx)"),
+    IndexNotReadyError.exit_code: ("index not ready", "the index is being built and has nothing to search yet: query again once `dgsearch index` has committed its first files"),
 }
 
 

@@ -1,9 +1,11 @@
 """Search: a query (text, an audio file, a video file) -> hits (file, window seconds, score, caption).
 
 A :class:`Searcher` keeps the catalog, the encoder and the FAISS indexes open, so a warm process answers
-in milliseconds. Readers take no lock: the published FAISS generation is searched, plus an exact search
-over vectors committed since it was published, and every hit is joined with the catalog, so a hit never
-names a file or window that is not there at that moment.
+in milliseconds. Readers never wait for the writer: the published FAISS generation is searched, plus an
+exact search over vectors committed since it was published, and every hit is joined with the catalog, so
+a hit never names a file or window that is not there at that moment. A reader never trains or builds an
+approximate index: without a usable published file it searches the catalog's vectors exactly
+(``store/vector_index.load_index``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, Wind
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import (
     BridgeUnavailableError,
-    IndexNotFoundError,
+    IndexNotReadyError,
     InputNotFoundError,
     MediaDecodeError,
     QueryNotSupportedError,
@@ -112,7 +114,8 @@ class Searcher:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)
         self._load_encoder = load_encoder
-        self.encoder_cfg = stored_encoder_config(self.catalog, model=model, device=device)
+        self._model = model
+        self._device = device
         self.faiss_cfg = faiss_cfg
         self._encoder: Encoder | None = None
         self.use_bridge = use_bridge
@@ -131,8 +134,16 @@ class Searcher:
         self.close()
 
     @property
+    def encoder_cfg(self) -> EncoderConfig:
+        """What loads the index's encoder: its recorded model (read again until the encoder is loaded, so a
+        searcher opened during the first indexing run picks up the model that run records)."""
+        return stored_encoder_config(self.catalog, model=self._model, device=self._device)
+
+    @property
     def encoder(self) -> Encoder:
+        """The index's audio encoder, loaded once. Raises IndexNotReadyError while no model is recorded."""
         if self._encoder is None:
+            self._require_ready()
             encoder = self._load_encoder(self.encoder_cfg)
             bind_encoder(self.catalog, encoder, str(self.index_dir))
             self._encoder = encoder
@@ -146,6 +157,7 @@ class Searcher:
             text = (query.text or "").strip()
             if not text:
                 raise UsageError("the query is empty: give some words, e.g. dgsearch query \"dog barking\"")
+            self._require_ready()
             if not embeds(self.catalog, "text"):
                 raise QueryNotSupportedError(
                     f"index {self.index_dir} was built with model {self.encoder_cfg.model!r}, which embeds audio "
@@ -156,6 +168,7 @@ class Searcher:
         path = Path(query.audio or query.video)  # type: ignore[arg-type]
         if not path.is_file():
             raise InputNotFoundError(f"query file not found: {path}")
+        self._require_ready()
         if kind == "video":
             if self.bridge_for("video") is None:
                 raise BridgeUnavailableError(
@@ -203,21 +216,33 @@ class Searcher:
         return self.encoder.embed_audio(window_audio(samples, window_cfg).samples)
 
     def _window(self) -> WindowConfig:
-        """The index's windowing (its sample rate is its audio encoder's); none before anything is embedded."""
+        """The index's windowing (its sample rate is its audio encoder's). Raises IndexNotReadyError while
+        none is recorded (the first indexing run records it with its model, before its first files)."""
+        self._require_ready()
         window = stored_window(self.catalog)
-        if window is None:
-            raise IndexNotFoundError(f"index {self.index_dir} has nothing indexed yet: run `dgsearch index FOLDER` first")
+        assert window is not None  # checked by _require_ready
         return window
+
+    def _require_ready(self) -> None:
+        """Raise IndexNotReadyError while the catalog exists but records no model or windowing yet: its first
+        ``dgsearch index`` run has committed nothing to search (it may still be loading its model)."""
+        if stored_encoder(self.catalog) is None or stored_window(self.catalog) is None:
+            raise IndexNotReadyError(
+                f"index {self.index_dir} is being built and has nothing to search yet: its first `dgsearch index`"
+                " run has not committed any files; query again once it has"
+            )
 
     # -- searching -----------------------------------------------------------------------------------
     def index_for(self, space: str) -> LoadedIndex:
-        """The space's FAISS index, reloaded when a newer generation has been published."""
+        """The space's index, reloaded when the catalog's record of it changes: the published FAISS generation,
+        or, when none is usable, an exact (flat) index of the catalog's vectors. Never trains anything."""
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
             role = "video_encoder" if space == "video" else "encoder"
             dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
-            self._indexes[space] = (pub, load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg))
+            loaded = load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg)
+            self._indexes[space] = (loaded.record, loaded)
         return self._indexes[space][1]
 
     @property

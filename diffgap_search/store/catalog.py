@@ -29,6 +29,12 @@ _STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly dat
 
 _TABLES = frozenset({"files", "segments", "vectors", "captions", "meta"})
 
+# Settings SQLite keeps per connection (forgotten when it closes), so every open applies them, readers and
+# writers alike: wait up to 30 s for a lock instead of failing at once; enforce foreign keys (deleting a file
+# cascades to its segments, vectors and captions); in WAL, fsync at checkpoints rather than at every commit
+# (a commit survives a killed process; an OS crash may lose the last commits but never corrupts the file).
+# The journal mode (WAL) is stored in the file itself, set once when the catalog is created.
+CONNECTION_PRAGMAS: dict[str, int] = {"busy_timeout": 30_000, "foreign_keys": 1, "synchronous": 1}  # 1 = NORMAL
 
 
 class Catalog:
@@ -56,12 +62,11 @@ class Catalog:
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
             db = sqlite_utils.Database(conn)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA foreign_keys = ON")
+            for name, value in CONNECTION_PRAGMAS.items():
+                conn.execute(f"PRAGMA {name} = {value}")
             tables = set(db.table_names())
             if not tables and create:
                 db.enable_wal()
-                conn.execute("PRAGMA synchronous = NORMAL")
                 create_schema(conn)
                 tables = set(db.table_names())
             if "meta" not in tables:
@@ -237,6 +242,20 @@ class Catalog:
                     (cur.lastrowid, seg_id),
                 )
 
+    @contextmanager
+    def durable(self) -> Iterator[None]:
+        """Commits made inside are fsynced before they return (``synchronous = FULL``), for a commit after
+        which files are deleted on its strength (a moved FAISS generation). SQLite cannot change this inside
+        a transaction: opened inside one, it changes nothing (that transaction commits later, elsewhere)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("PRAGMA synchronous = FULL")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA synchronous = {CONNECTION_PRAGMAS['synchronous']}")
+
     def batch(self) -> Any:
         """A transaction grouping several writes (``with catalog.batch(): ...``)."""
         return self._atomic()
@@ -365,4 +384,4 @@ def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
         yield list(seq[i : i + n])
 
 
-__all__ = ["CATALOG_NAME", "SCHEMA_VERSION", "Catalog", "FileRow", "HitRow", "SegmentInput"]
+__all__ = ["CATALOG_NAME", "CONNECTION_PRAGMAS", "SCHEMA_VERSION", "Catalog", "FileRow", "HitRow", "SegmentInput"]

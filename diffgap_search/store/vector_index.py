@@ -1,11 +1,15 @@
 """One vector space's FAISS index on disk: generations, atomic writes, verification and search.
 
 A space's vectors live in the catalog; ``<space>.<generation>.faiss`` is derived from them. Publishing
-writes a temporary file, fsyncs it, ``os.replace``s it into place, fsyncs the folder, and only then one
-catalog transaction moves ``faiss.<space>`` (generation, count, max id, size, kind, CRC-32) forward. A
-reader that finds the file missing, short, damaged (its CRC-32, computed while FAISS reads it, differs
-from the one computed while it was written) or disagreeing with that record rebuilds the index from the
-catalog's BLOBs in memory, so a torn or tampered file is never served.
+(writers only: ``dgsearch index`` and ``train``) writes a temporary file, fsyncs it, ``os.replace``s it
+into place, fsyncs the folder, and only then one durable catalog transaction moves ``faiss.<space>``
+(generation, count, max id, size, kind, CRC-32) forward; older generations are deleted once no reader
+can still need them (``generations.py``).
+
+Readers (:func:`load_index`) never train or build an approximate index: a file that is missing, short,
+damaged (its CRC-32, computed while FAISS reads it, differs from the one computed while it was written)
+or disagreeing with its record is never served; the reader reads the record once more (a writer may have
+just published a newer generation) and otherwise answers by exact search over the catalog's BLOBs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from diffgap_search.config import FaissConfig
 from diffgap_search.errors import StorageError
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.generations import reading, remove_stale_files, sweep_unpublished
 from diffgap_search.store.index_choice import build_index, index_kind_for, search_threads, set_search_params
 
 log = logging.getLogger(__name__)
@@ -51,13 +56,19 @@ def faiss_path(index_dir: Path, space: str, generation: int) -> Path:
 
 @dataclass
 class LoadedIndex:
-    """A space's FAISS index in memory plus the id range it covers (ids ≤ ``max_id``)."""
+    """A space's FAISS index in memory plus the id range it covers (ids ≤ ``max_id``).
+
+    ``rebuilt`` is False for a published file, True for the exact (flat) index a reader built from the
+    catalog because no published file was usable; ``record`` is the catalog record that was read last
+    (None when the space has none), so a searcher reloads when it changes.
+    """
 
     space: str
     index: Any
     max_id: int
     kind: str
     rebuilt: bool
+    record: Published | None = None
 
     @property
     def ntotal(self) -> int:
@@ -75,18 +86,33 @@ class LoadedIndex:
 
 
 def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> tuple[Any, int, str]:
-    """A fresh index of every vector of ``space``: returns ``(index, max_id, kind)``."""
+    """A fresh index of every vector of ``space`` of the kind its size calls for (IVF is trained here: for
+    writers only): returns ``(index, max_id, kind)``."""
     n = catalog.count_vectors(space)
     kind = index_kind_for(n, cfg)
     if kind == "flat":
-        index = build_index(kind, dim, None, cfg)
-        for ids, vecs in catalog.read_vectors(space, dim=dim):
-            index.add_with_ids(vecs, ids)
-    else:
-        ids_all, vecs_all = _read_all(catalog, space, dim)
-        index = build_index(kind, dim, vecs_all, cfg)
-        index.add_with_ids(vecs_all, ids_all)
-    return index, catalog.max_segment_id(space), kind
+        index, max_id = exact_from_catalog(catalog, space, dim)
+        return index, max_id, kind
+    ids_all, vecs_all = _read_all(catalog, space, dim)
+    index = build_index(kind, dim, vecs_all, cfg)
+    index.add_with_ids(vecs_all, ids_all)
+    return index, int(ids_all[-1]) if len(ids_all) else 0, kind
+
+
+def exact_from_catalog(catalog: Catalog, space: str, dim: int) -> tuple[Any, int]:
+    """``(IndexIDMap2(IndexFlatIP), max_id)`` holding every vector of ``space`` in id order; nothing is trained.
+
+    It is the index a writer publishes for a flat-sized space, built the same way, so its hits (ids, scores,
+    order) are those of the published file; for a larger space it is exact where the published IVF index
+    is approximate. ``max_id`` is the highest id read (0 if none): vectors committed while it is built have
+    higher ids and are found by the searcher's exact search of the delta above ``max_id``.
+    """
+    index = build_index("flat", dim, None, FaissConfig())
+    max_id = 0
+    for ids, vecs in catalog.read_vectors(space, dim=dim):
+        index.add_with_ids(vecs, ids)
+        max_id = int(ids[-1])
+    return index, max_id
 
 
 def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,48 +122,70 @@ def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.nd
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def load_index(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> LoadedIndex:
-    """The published index of ``space``, verified against the catalog's record; rebuilt in memory if not.
+def open_published(index_dir: Path, space: str, pub: Published, cfg: FaissConfig) -> LoadedIndex | None:
+    """The file ``pub`` names, verified, or None (logged) when it is missing, short, damaged or disagrees.
 
-    Verification: the file of the recorded generation exists, has the recorded size and CRC-32, reads, and
-    holds the recorded count. Anything else (missing, truncated, tampered, stale) -> rebuilt from the BLOBs.
+    Verification: the file exists, has the recorded size and CRC-32, reads, and holds the recorded count.
     """
-    pub = Published.read(catalog, space)
+    path = faiss_path(index_dir, space, pub.generation)
+    try:
+        index = read_checked(path, pub.crc32, pub.size)
+        if index.ntotal != pub.count:
+            raise ValueError(f"holds {index.ntotal} vectors, catalog recorded {pub.count}")
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.warning("FAISS file %s unusable (%s)", path.name, exc)
+        return None
+    set_search_params(index, cfg)
+    return LoadedIndex(space, index, pub.max_id, pub.kind, rebuilt=False, record=pub)
+
+
+def load_index(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> LoadedIndex:
+    """For readers: the published index of ``space``, or an exact one; never an ANN index trained here.
+
+    1. Holding the readers' lock (so the writer keeps the file, see ``generations.py``), read the record
+       and the verified file it names.
+    2. When that file is missing or unusable, read the record once more, before anything else: a writer
+       may just have published a newer generation; if the record moved, load the file it now names.
+    3. Otherwise (no record, or no usable file) build :func:`exact_from_catalog`: a flat index needs no
+       training, and for a flat-sized space it answers exactly as the published file would have.
+    """
+    with reading(index_dir):
+        pub = Published.read(catalog, space)
+        loaded = open_published(index_dir, space, pub, cfg) if pub is not None else None
+    if loaded is None and pub is not None:
+        with reading(index_dir):
+            again = Published.read(catalog, space)
+            if again is not None and again != pub:
+                loaded = open_published(index_dir, space, again, cfg)
+            pub = again
+    if loaded is not None:
+        return loaded
     if pub is not None:
-        path = faiss_path(index_dir, space, pub.generation)
-        try:
-            if path.stat().st_size != pub.size:
-                raise ValueError(f"size {path.stat().st_size} != recorded {pub.size}")
-            index = read_checked(path, pub.crc32)
-            if index.ntotal != pub.count:
-                raise ValueError(f"holds {index.ntotal} vectors, catalog recorded {pub.count}")
-            set_search_params(index, cfg)
-            return LoadedIndex(space, index, pub.max_id, pub.kind, rebuilt=False)
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.warning("FAISS file %s unusable (%s): rebuilding from the catalog", path.name, exc)
-    index, max_id, kind = build_from_catalog(catalog, space, dim, cfg)
-    return LoadedIndex(space, index, max_id, kind, rebuilt=True)
+        log.warning("no usable FAISS file for %s: searching the catalog's vectors exactly", space)
+    index, max_id = exact_from_catalog(catalog, space, dim)
+    return LoadedIndex(space, index, max_id, "flat", rebuilt=True, record=pub)
 
 
 def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> Published:
-    """Bring ``space``'s FAISS file up to date with the catalog and publish it as a new generation.
+    """Bring ``space``'s FAISS file up to date with the catalog and publish it as a new generation (writer
+    only, under the writer lock, outside any open transaction).
 
-    Incremental where the index type still fits the size (remove deleted ids, add ids above the old
-    ``max_id``); rebuilt from the catalog otherwise. Old generation files are removed afterwards.
+    Incremental where the published file is usable and its index type still fits the size (remove deleted
+    ids, add ids above the old ``max_id``); rebuilt from the catalog otherwise. The record is committed
+    durably (fsynced) before older generations are deleted, and those are deleted only when no reader can
+    still need them (``generations.remove_stale_files``; otherwise the next run does it).
     """
     n = catalog.count_vectors(space)
     wanted = index_kind_for(n, cfg)
     pub = Published.read(catalog, space)
-    loaded = load_index(index_dir, catalog, space, dim, cfg) if pub is not None else None
-    if loaded is not None and not loaded.rebuilt and loaded.kind == wanted:
-        index = loaded.index
-        _remove_deleted(index, catalog, space)
-        for ids, vecs in catalog.read_vectors(space, after_id=loaded.max_id, dim=dim):
+    current = open_published(index_dir, space, pub, cfg) if pub is not None else None
+    if current is not None and current.kind == wanted:
+        index = current.index
+        after_id = current.max_id if _remove_deleted(index, catalog, space, current.kind) else 0
+        for ids, vecs in catalog.read_vectors(space, after_id=after_id, dim=dim):
             index.add_with_ids(vecs, ids)
-        max_id = max(loaded.max_id, catalog.max_segment_id(space))
+        max_id = max(current.max_id, catalog.max_segment_id(space))
         kind = wanted
-    elif loaded is not None and loaded.rebuilt and loaded.kind == wanted:
-        index, max_id, kind = loaded.index, loaded.max_id, loaded.kind
     else:
         index, max_id, kind = build_from_catalog(catalog, space, dim, cfg)
     if index.ntotal != n:
@@ -145,27 +193,44 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     generation = (pub.generation if pub else 0) + 1
     size, crc = write_atomic(index, faiss_path(index_dir, space, generation))
     record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc)
-    catalog.set_meta({f"faiss.{space}": record.__dict__})
+    with catalog.durable():
+        catalog.set_meta({f"faiss.{space}": record.__dict__})
     remove_stale_files(index_dir, space, keep=generation)
     return record
 
 
-def _remove_deleted(index: Any, catalog: Catalog, space: str) -> None:
+def _remove_deleted(index: Any, catalog: Catalog, space: str, kind: str) -> bool:
+    """Remove from ``index`` the ids the catalog no longer has; False when it was emptied instead (the
+    caller then adds every vector again).
+
+    ``IndexFlat`` renumbers its rows on removal, as ``IndexIDMap2`` assumes; ``IndexIVF`` does not, so an
+    IVF index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids. An IVF index with
+    deletions is therefore reset (its trained centroids are kept: no training again) and refilled.
+    """
     import faiss
 
     in_index = faiss.vector_to_array(index.id_map).astype(np.int64)
     gone = np.setdiff1d(in_index, catalog.live_ids(space), assume_unique=False)
-    if len(gone):
-        index.remove_ids(gone)
+    if not len(gone):
+        return True
+    if kind != "flat":
+        index.reset()
+        return False
+    index.remove_ids(gone)
+    return True
 
 
-def read_checked(path: Path, crc32: int | None) -> Any:
-    """``faiss.read_index`` of ``path`` in one pass that also computes the file's CRC-32; ValueError when it
-    differs from ``crc32`` (or bytes follow the index). ``None`` skips the check."""
+def read_checked(path: Path, crc32: int | None, size: int | None = None) -> Any:
+    """``faiss.read_index`` of ``path`` in one pass that also computes the file's CRC-32; ValueError when the
+    opened file's size differs from ``size``, or its CRC-32 from ``crc32`` (or bytes follow the index).
+    ``None`` skips a check. Once open, the file is read whole even if a writer unlinks it meanwhile."""
     import faiss
 
     crc = 0
     with open(path, "rb") as fh:
+        found = os.fstat(fh.fileno()).st_size
+        if size is not None and found != size:
+            raise ValueError(f"size {found} != recorded {size}")
 
         def read(n: int) -> bytes:
             nonlocal crc
@@ -236,23 +301,7 @@ def _io_reason(exc: BaseException) -> str:
     return text.split("failed: ", 1)[-1]
 
 
-def sweep_unpublished(index_dir: Path, catalog: Catalog) -> None:
-    """Delete every FAISS file the catalog does not publish (writer only, under the writer lock).
-
-    A writer killed after the catalog moved a generation, but before it deleted the old file, leaves that
-    file behind; a writer killed inside ``write_atomic`` leaves a temporary file. The next run removes
-    them here, even when it has nothing to publish.
-    """
-    for key, record in catalog.all_meta().items():
-        if key.startswith("faiss.") and isinstance(record, dict):
-            remove_stale_files(index_dir, key[len("faiss."):], keep=int(record["generation"]))
-
-
-def remove_stale_files(index_dir: Path, space: str, keep: int) -> None:
-    """Delete ``space``'s FAISS files of other generations and leftover temporary files."""
-    for path in index_dir.glob(f"{space}.*.faiss"):
-        gen = path.name[len(space) + 1 : -len(".faiss")]
-        if gen.isdigit() and int(gen) != keep:
-            path.unlink(missing_ok=True)
-    for path in index_dir.glob(f".{space}.*.tmp"):
-        path.unlink(missing_ok=True)
+__all__ = [
+    "LoadedIndex", "Published", "build_from_catalog", "exact_from_catalog", "faiss_path", "load_index",
+    "open_published", "publish", "read_checked", "remove_stale_files", "sweep_unpublished", "write_atomic",
+]
