@@ -50,7 +50,7 @@ def test_first_run_indexes_every_window_with_seconds(clips_dir: Path, tmp_path: 
         ("rain.flac", 0.0, 2.0),
         ("siren.wav", 0.0, 10.0),
         ("siren.wav", 10.0, 20.0),
-        ("siren.wav", 20.0, 25.0),
+        ("siren.wav", 15.0, 25.0),  # the last window ends at the clip's end
     ]
     with Catalog.open(tmp_path / "ix") as cat:
         pub = Published.read(cat, "audio")
@@ -92,7 +92,7 @@ def test_changed_deleted_renamed_and_copied_files(indexed: tuple[Path, Path], ti
     names = [n for n, _, _, _ in after]
     assert "rain.flac" not in names and "chirp.ogg" not in names
     assert {i for n, i, _, _ in after if n == "chirp_moved.ogg"} == {before["chirp.ogg"]}  # same segment id
-    assert [(a, b) for n, _, a, b in after if n == "siren_copy.wav"] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
+    assert [(a, b) for n, _, a, b in after if n == "siren_copy.wav"] == [(0.0, 10.0), (10.0, 20.0), (15.0, 25.0)]
     assert [(a, b) for n, _, a, b in after if n == "dog_bark.wav"] == [(0.0, 4.0)]
     with Catalog.open(index_dir) as cat:
         pub = Published.read(cat, "audio")

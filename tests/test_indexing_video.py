@@ -41,16 +41,16 @@ def test_mixed_folder_indexes_soundtracks_and_frames(mixed_dir: Path, tmp_path: 
     conn.close()
     assert [(os.path.basename(p), a, b, ",".join(sorted(sp.split(",")))) for p, a, b, sp in spaces] == [
         ("scene.mkv", 0.0, 10.0, "audio,video"),
-        ("scene.mkv", 10.0, 12.0, "audio,video"),
+        ("scene.mkv", 2.0, 12.0, "audio,video"),  # the last window ends at the clip's end
         ("silent.mp4", 0.0, 3.0, "video"),
     ]
     info = json.loads(runner.invoke(app, ["info", "--index", str(ix), "--json"]).stdout)["summary"]
     assert (info["video files"], info["videos without soundtrack"], info["audio files"]) == (2, 1, 5)
     assert "video (3 vectors" in info["vector spaces"]
     # the soundtrack is searchable like audio, with its window's seconds; --kind video keeps only videos
-    hits = json.loads(runner.invoke(app, ["query", "--audio", str(mixed_dir / "scene.mkv"), "--start", "10",
+    hits = json.loads(runner.invoke(app, ["query", "--audio", str(mixed_dir / "scene.mkv"), "--start", "2",
                                           "--index", str(ix), "--segments", "--json", "-k", "1"]).stdout)["hits"]
-    assert (os.path.basename(hits[0]["path"]), hits[0]["start_s"], hits[0]["end_s"]) == ("scene.mkv", 10.0, 12.0)
+    assert (os.path.basename(hits[0]["path"]), hits[0]["start_s"], hits[0]["end_s"]) == ("scene.mkv", 2.0, 12.0)
     only = json.loads(runner.invoke(app, ["query", "a beep", "--kind", "video", "--index", str(ix), "--json"]).stdout)
     assert [os.path.basename(h["path"]) for h in only["hits"]] == ["scene.mkv"]
     # second run: nothing to embed, no model of either kind needed

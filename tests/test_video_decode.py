@@ -74,8 +74,8 @@ def test_each_window_samples_exactly_the_frame_on_screen(grey_video: Path, windo
 
 def test_window_layout_for_a_known_clip(grey_video: Path) -> None:
     windows = list(iter_frame_windows(grey_video, WindowConfig(window_s=1.0, hop_s=1.0), fps=4.0, size=16))
-    assert [(w.start_s, w.end_s) for w in windows] == [(0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]
-    assert [grey_index(w.frames).tolist() for w in windows] == [[1, 3, 6, 8], [11, 13, 16, 18], [21, 23]]
+    assert [(w.start_s, w.end_s) for w in windows] == [(0.0, 1.0), (1.0, 2.0), (1.5, 2.5)]  # ends at the end
+    assert [grey_index(w.frames).tolist() for w in windows] == [[1, 3, 6, 8], [11, 13, 16, 18], [16, 18, 21, 23]]
     assert windows[0].frames.shape == (4, 16, 16, 3)
 
 
@@ -83,7 +83,8 @@ def test_duration_override_cuts_the_soundtracks_windows(grey_video: Path) -> Non
     cfg = WindowConfig(window_s=1.0, hop_s=1.0)
     windows = list(iter_frame_windows(grey_video, cfg, fps=4.0, size=8, duration_s=3.2))
     assert [(w.start_s, w.end_s) for w in windows] == window_bounds(3.2, cfg)
-    assert grey_index(windows[-1].frames).tolist() == [24]  # past the last frame: the last frame
+    assert (windows[-1].start_s, windows[-1].end_s) == (2.2, 3.2)
+    assert grey_index(windows[-1].frames).tolist() == [23, 24, 24, 24]  # past the last frame: the last frame
 
 
 def test_variable_frame_rate_is_sampled_by_time(vfr_video: Path) -> None:

@@ -1,5 +1,6 @@
 """Decoding files into windows (soundtrack samples and video frames), in worker processes overlapped
-with encoding.
+with encoding (``indexing/pool.py`` runs ``decode_task`` there; a worker that crashes or hangs costs its
+file only, recorded through ``lost_decode``).
 
 ``decode_file`` is what a worker runs: it never raises for a bad file, it returns the reason. A file with
 more windows than ``max_windows`` comes back as ``too_long`` and is streamed by the caller in bounded
@@ -11,21 +12,20 @@ a video without a soundtrack has frame-only segments cut from the video's own du
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import zip_longest
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
 from diffgap_search.config import VideoConfig, WindowConfig
-from diffgap_search.errors import MediaDecodeError
+from diffgap_search.errors import MediaDecodeError, UsageError
 
 BLOCK_SECONDS = 30.0
+DECODE_TIMEOUT_ENV = "DGSEARCH_DECODE_TIMEOUT"
+DEFAULT_DECODE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,25 @@ def iter_segments(path: Path, kind: str, cfg: WindowConfig, video: VideoConfig) 
     if kind != "video":
         windows = iter_windows(iter_audio_blocks(path, cfg.sample_rate, BLOCK_SECONDS), cfg)
         return True, (SegmentData(w.start_s, w.end_s, w.samples, None) for w in windows)
-    from diffgap_search.media.video import iter_frame_windows, probe_video
+    from diffgap_search.media.video import open_frames, probe_video, window_bounds
 
-    info = probe_video(path)
-    if not info.has_audio:
-        if not video.frames:
-            raise MediaDecodeError(f"{path}: a video without a soundtrack, and frames are off (--no-frames)")
-        frames = iter_frame_windows(path, cfg, fps=video.fps, size=video.size)
-        return False, (SegmentData(f.start_s, f.end_s, None, f.frames) for f in frames)
-    audio = iter_windows(iter_audio_blocks(path, cfg.sample_rate, BLOCK_SECONDS), cfg)
     if not video.frames:
-        return True, (SegmentData(w.start_s, w.end_s, w.samples, None) for w in audio)
-    # Frame windows are cut from the video's duration, audio windows from the decoded soundtrack; when the
-    # two streams differ in length by a window edge, the audio's seconds are the truth and a segment may
-    # lack frames (or extra frame windows are dropped).
-    frames = iter_frame_windows(path, cfg, fps=video.fps, size=video.size)
-    pairs = zip_longest(audio, frames)
-    return True, (SegmentData(a.start_s, a.end_s, a.samples, f.frames if f is not None else None)
-                  for a, f in pairs if a is not None)
+        if not probe_video(path).has_audio:
+            raise MediaDecodeError(f"{path}: a video without a soundtrack, and frames are off (--no-frames)")
+        windows = iter_windows(iter_audio_blocks(path, cfg.sample_rate, BLOCK_SECONDS), cfg)
+        return True, (SegmentData(w.start_s, w.end_s, w.samples, None) for w in windows)
+    sampler = open_frames(path, fps=video.fps, size=video.size)
+    if not sampler.info.has_audio:
+        bounds = window_bounds(sampler.info.duration_s, cfg)
+        return False, (SegmentData(s, e, None, sampler.window(s, e).frames) for s, e in bounds)
+    # The soundtrack's windows are the truth (cut from its decoded samples); each gets the frames of its own
+    # seconds, so audio and frames pair by start/end even when the two streams differ in length. A window
+    # that starts after the last frame has no frames.
+    audio = iter_windows(iter_audio_blocks(path, cfg.sample_rate, BLOCK_SECONDS), cfg)
+    picture_end = sampler.info.duration_s
+    return True, (SegmentData(a.start_s, a.end_s, a.samples,
+                              sampler.window(a.start_s, a.end_s).frames if a.start_s < picture_end else None)
+                  for a in audio)
 
 
 def decode_file(path: Path, kind: str, cfg: WindowConfig, video: VideoConfig, max_windows: int) -> Decoded:
@@ -108,22 +109,58 @@ def _strip_path(message: str, path: Path) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-T = TypeVar("T")
-R = TypeVar("R")
+DecodeArgs = tuple[Path, str, WindowConfig, VideoConfig, int]  # (path, kind, windows, video, max_windows)
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 3) -> Iterator[R]:
-    """``map(fn, items)`` in order, run in ``workers`` spawned processes with at most ``ahead`` per worker
-    in flight (bounded memory); inline when ``workers`` is 0."""
+def decode_task(args: DecodeArgs) -> Decoded:
+    """What a decode worker runs for one file: ``decode_file(*args)``."""
+    return decode_file(*args)
+
+
+def stream_task(args: DecodeArgs) -> Iterator[bool | SegmentData]:
+    """What a worker runs for a long file: ``has_audio`` first, then the file's segments one by one."""
+    path, kind, cfg, video, _ = args
+    has_audio, segments = iter_segments(path, kind, cfg, video)
+    yield has_audio
+    yield from segments
+
+
+def stream_segments(args: DecodeArgs, workers: int, deadline_s: float | None) -> tuple[bool, Iterator[SegmentData]]:
+    """``iter_segments`` of a long file, run in a worker process of its own unless ``workers`` is 0 (a
+    crash or a hang then raises MediaDecodeError with the pool's reasons, see ``indexing/pool.py``).
+    Close the iterator when done with it (that ends the worker)."""
     if workers <= 0:
-        yield from map(fn, items)
-        return
-    ctx = multiprocessing.get_context("spawn")  # no fork after torch/OpenMP threads exist
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[Future[R]] = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= workers * ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        return iter_segments(*args[:4])
+    from diffgap_search.indexing.pool import stream_in_worker
+
+    stream = stream_in_worker(stream_task, args, deadline_s=deadline_s)
+    try:
+        has_audio = next(stream)
+    except BaseException:
+        stream.close()
+        raise
+    return bool(has_audio), stream  # type: ignore[return-value]
+
+
+def lost_decode(args: DecodeArgs, reason: str) -> Decoded:
+    """The result of a file whose worker crashed or ran past its deadline (see ``indexing/pool.py``)."""
+    return Decoded(args[0], [], error=reason)
+
+
+def decode_timeout_s() -> float:
+    """The per-file decode deadline in a worker: ``DGSEARCH_DECODE_TIMEOUT`` seconds, default 600.
+
+    One task decodes at most ``max_windows + 1`` windows (about 5.5 minutes of media at the default
+    windows; longer files are streamed), so 10 minutes is far past any healthy decoder. Raises
+    UsageError for a value that is not a positive number.
+    """
+    raw = os.environ.get(DECODE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_DECODE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{DECODE_TIMEOUT_ENV} must be a positive number of seconds, not {raw!r}")
+    return value

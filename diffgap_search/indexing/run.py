@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,17 @@ from diffgap_search.bridging import bridge_vectors, load_index_bridge
 from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import MediaDecodeError, ModelUnavailableError, NothingIndexedError
-from diffgap_search.indexing.decode import Decoded, SegmentData, decode_file, iter_segments, ordered_map
+from diffgap_search.indexing.decode import (
+    Decoded,
+    SegmentData,
+    decode_task,
+    decode_timeout_s,
+    lost_decode,
+    stream_segments,
+)
 from diffgap_search.indexing.memory import release_free_memory
 from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
+from diffgap_search.indexing.pool import ordered_map
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import DiscoveredFile, discover, display_path, path_key
@@ -214,11 +223,6 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
     report.changed = len(plan.embed) - report.new
 
 
-def _decode_task(args: tuple[Path, str, WindowConfig, VideoConfig]) -> Decoded:
-    path, kind, cfg, video = args
-    return decode_file(path, kind, cfg, video, MAX_WINDOWS_PER_TASK)
-
-
 def _embed_all(
     catalog: Catalog,
     todo: list[ToEmbed],
@@ -229,20 +233,24 @@ def _embed_all(
     progress: IndexProgress,
     report: IndexReport,
 ) -> None:
-    workers = icfg.decode_workers if len(todo) > 1 else 0
-    decoded = ordered_map(_decode_task, ((t.file.path, t.file.kind, cfg, encoders.video_cfg) for t in todo), workers)
+    """Decode ``todo`` in worker processes (in order; a worker that crashes or hangs fails its file only,
+    see ``indexing/pool.py``), embed and commit batch by batch. ``closing``: no worker outlives the run,
+    however it ends."""
+    tasks = ((t.file.path, t.file.kind, cfg, encoders.video_cfg, MAX_WINDOWS_PER_TASK) for t in todo)
+    workers, deadline_s = min(icfg.decode_workers, len(todo)), decode_timeout_s()
     pending = _Pending()
-    for item, result in zip(todo, decoded):
-        if result.too_long:
-            _flush(catalog, pending, encoders, captions, progress, report)
-            _index_long_file(catalog, item, encoders, captions, cfg, progress, report)
-            continue
-        if result.error is not None:
-            pending.failures.append((item, result.error))
-        else:
-            pending.items.append((item, result))
-        if pending.windows >= encoders.batch_size or len(pending.items) + len(pending.failures) >= icfg.files_per_batch:
-            _flush(catalog, pending, encoders, captions, progress, report)
+    with closing(ordered_map(decode_task, tasks, workers, on_lost=lost_decode, deadline_s=deadline_s)) as decoded:
+        for item, result in zip(todo, decoded):
+            if result.too_long:
+                _flush(catalog, pending, encoders, captions, progress, report)
+                _index_long_file(catalog, item, encoders, captions, cfg, progress, report, workers, deadline_s)
+                continue
+            if result.error is not None:
+                pending.failures.append((item, result.error))
+            else:
+                pending.items.append((item, result))
+            if pending.windows >= encoders.batch_size or len(pending.items) + len(pending.failures) >= icfg.files_per_batch:
+                _flush(catalog, pending, encoders, captions, progress, report)
     _flush(catalog, pending, encoders, captions, progress, report)
 
 
@@ -285,23 +293,28 @@ def _index_long_file(
     cfg: WindowConfig,
     progress: IndexProgress,
     report: IndexReport,
+    workers: int,
+    deadline_s: float | None,
 ) -> None:
-    """Stream a long file's windows through the encoders batch by batch (bounded memory: only vectors
-    accumulate), then commit the file in one transaction."""
+    """Stream a long file's windows (decoded in a worker of its own unless ``workers`` is 0) through the
+    encoders batch by batch (bounded memory: only vectors accumulate), then commit the file in one
+    transaction."""
     segments: list[SegmentData] = []
     vectors: list[dict[str, np.ndarray]] = []
+    args = (item.file.path, item.file.kind, cfg, encoders.video_cfg, MAX_WINDOWS_PER_TASK)
     try:
-        has_audio, stream = iter_segments(item.file.path, item.file.kind, cfg, encoders.video_cfg)
-        batch: list[SegmentData] = []
-        for seg in stream:
-            batch.append(seg)
-            if len(batch) == encoders.batch_size:
-                vectors.extend(encoders.embed(batch))
-                segments.extend(_drop_media(batch))
-                batch = []
-                release_free_memory()  # as after every batch of short files
-        vectors.extend(encoders.embed(batch))
-        segments.extend(_drop_media(batch))
+        has_audio, stream = stream_segments(args, workers, deadline_s)
+        with closing(stream):  # type: ignore[type-var]
+            batch: list[SegmentData] = []
+            for seg in stream:
+                batch.append(seg)
+                if len(batch) == encoders.batch_size:
+                    vectors.extend(encoders.embed(batch))
+                    segments.extend(_drop_media(batch))
+                    batch = []
+                    release_free_memory()  # as after every batch of short files
+            vectors.extend(encoders.embed(batch))
+            segments.extend(_drop_media(batch))
     except MediaDecodeError as exc:
         with catalog.batch():
             _record_failure(catalog, item.file, item.sha256, getattr(exc, "reason", None) or str(exc), report)

@@ -6,7 +6,9 @@ Two decoders, one conditioning path:
 - an ``ffmpeg`` subprocess reads the rest (m4a, video containers, codecs libsndfile lacks). It writes
   32-bit float WAV at the source's own rate and channel count to a pipe, read in chunks, so a long file
   never sits whole in memory. For ``.wav``/``.flac``/``.ogg``-family names ffmpeg is told the container
-  (``-f``), so random bytes named ``.wav`` are refused instead of being probed as MPEG noise.
+  (``-f``), so random bytes named ``.wav`` are refused instead of being probed as MPEG noise. A watchdog
+  kills an ffmpeg that stops producing output (``media/process.py``: the header within 60 s, each block of
+  ``b`` seconds within ``60 + b`` s): the file fails with ``"decoder timed out after N s (ffmpeg)"``.
 
 Every block then goes through the same steps, whatever decoded it: downmix by the *mean* over channels
 (ffmpeg's ``-ac 1`` is not a mean, so it is not used); NaN/±inf samples replaced by 0 and samples clipped
@@ -37,6 +39,7 @@ import soundfile as sf
 import soxr
 
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media import process
 from diffgap_search.media.discover import VIDEO_EXTENSIONS, display_path
 
 # Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
@@ -174,15 +177,44 @@ def _ffmpeg_blocks(
     cmd += ["-i", b"file:" + os.fsencode(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
     with tempfile.TemporaryFile() as errfile:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile)
+        proc = process.start(cmd, stdout=subprocess.PIPE, stderr=errfile)
         assert proc.stdout is not None
+        watchdog = process.Watchdog(proc)
         try:
-            yield from _read_wav_pipe(path, proc.stdout, sample_rate, block_seconds, proc, errfile)
+            yield from _read_wav_pipe(path, _TimedReader(path, proc.stdout, watchdog), sample_rate, block_seconds,
+                                      proc, errfile)
         finally:
+            watchdog.close()
             if proc.poll() is None:
                 proc.kill()
             proc.stdout.close()
             proc.wait()
+
+
+class _TimedReader:
+    """Reads of ffmpeg's stdout, each within its time limit (``media/process.py``); past it ffmpeg is
+    killed and the read raises ``MediaDecodeError("... decoder timed out after N s (ffmpeg)")``."""
+
+    def __init__(self, path: Path, stream: IO[bytes], watchdog: process.Watchdog) -> None:
+        self.path, self._stream, self._watchdog = path, stream, watchdog
+
+    def read(self, n: int, media_seconds: float | None = None) -> bytes:
+        """Up to ``n`` bytes (fewer only at the end), holding ``media_seconds`` of audio when known."""
+        with self._watchdog.waiting(process.time_limit(media_seconds)):
+            data = self._stream.read(n) or b""
+        self.check()
+        return data
+
+    def check(self) -> None:
+        if self._watchdog.fired is not None:
+            raise decode_error(self.path, process.timed_out(self._watchdog.fired, "ffmpeg"))
+
+    def wait_exit(self, proc: subprocess.Popen[bytes]) -> int:
+        """ffmpeg's exit status once its output ended (a process that hangs on past it is killed)."""
+        with self._watchdog.waiting(process.time_limit(None)):
+            code = proc.wait()
+        self.check()
+        return code
 
 
 def _ffmpeg_failure(path: Path, proc: subprocess.Popen[bytes], errfile: IO[bytes]) -> MediaDecodeError:
@@ -213,31 +245,27 @@ def _looks_like_text(path: Path) -> bool:
     return bool(text) and all(ch.isprintable() or ch in "\t\r\n" for ch in text)
 
 
-def _read_exact(stream: IO[bytes], n: int) -> bytes:
-    return stream.read(n) or b""
-
-
 def _read_wav_pipe(
     path: Path,
-    stream: IO[bytes],
+    stream: _TimedReader,
     sample_rate: int,
     block_seconds: float,
     proc: subprocess.Popen[bytes],
     errfile: IO[bytes],
 ) -> Iterator[np.ndarray]:
     """Parse ffmpeg's streamed float WAV (sizes in it are placeholders) and yield conditioned blocks."""
-    head = _read_exact(stream, 12)
+    head = stream.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         raise _ffmpeg_failure(path, proc, errfile)
     channels = rate = 0
     while True:
-        chunk = _read_exact(stream, 8)
+        chunk = stream.read(8)
         if len(chunk) < 8:
             raise _ffmpeg_failure(path, proc, errfile)
         cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         if cid == b"data":
             break
-        body = _read_exact(stream, size + (size & 1))
+        body = stream.read(size + (size & 1))
         if cid == b"fmt " and len(body) >= 8:
             channels, rate = struct.unpack("<HI", body[2:8])
     if channels <= 0 or rate <= 0:
@@ -247,7 +275,7 @@ def _read_wav_pipe(
     want = frame_bytes * max(1, int(block_seconds * rate))
     pending = b""
     while True:
-        data = _read_exact(stream, want)
+        data = stream.read(want, block_seconds)
         if not data:
             break
         data = pending + data
@@ -258,7 +286,7 @@ def _read_wav_pipe(
             out = cond.push(frames)
             if out.size:
                 yield out
-    if proc.wait() != 0:
+    if stream.wait_exit(proc) != 0:
         raise _ffmpeg_failure(path, proc, errfile)
     tail = cond.finish()
     if tail.size:

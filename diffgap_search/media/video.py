@@ -8,8 +8,10 @@ per-video state is the frame timestamp table (two float64 per source frame).
 Sampling rule (chosen here, tested to the frame):
     windows are the audio rule for duration ``d`` (the video's decodable duration unless the caller
     passes the soundtrack's): ``d <= window`` -> one window ``[0, d]``; else
-    ``n = ceil((d - window) / hop) + 1`` windows, window ``i`` covers ``[i*hop, min(i*hop + window, d)]``,
-    evaluated in samples by ``media/windows.py``'s own ``window_count`` (``window_bounds``).
+    ``n = ceil((d - window) / hop) + 1`` windows, window ``i`` covers ``[s_i, s_i + window]`` with
+    ``s_i = min(i*hop, d - window)`` (the last one ends at ``d``), evaluated in samples by
+    ``media/windows.py``'s own ``window_spans`` (``window_bounds``). A soundtrack's windows get their
+    frames by their own seconds (``FrameSampler.window``), so the two always pair by start/end.
     Inside ``[start, end]`` the sample times are the centres of ``1/fps`` slots,
     ``t_k = start + (k + 0.5) / fps`` for ``k = 0 .. F-1`` with ``F = max(1, ceil((end - start) * fps - 0.5))``
     (every ``t_k < end``). The frame sampled at ``t`` is the one on screen at ``t``: the last frame whose
@@ -39,15 +41,17 @@ from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media.video_geometry import DecodePlan, finish_frames, plan_decode
 from diffgap_search.media.video_probe import VIDEO_EXTENSIONS, StreamsInfo, probe_streams
 from diffgap_search.media.video_soundtrack import load_soundtrack
-from diffgap_search.media.windows import window_count
+from diffgap_search.media.windows import window_spans
 
 __all__ = [
     "DEFAULT_FPS",
     "VIDEO_EXTENSIONS",
+    "FrameSampler",
     "FrameWindow",
     "VideoInfo",
     "iter_frame_windows",
     "load_soundtrack",
+    "open_frames",
     "probe_video",
     "sample_times",
     "window_bounds",
@@ -104,11 +108,10 @@ def window_bounds(duration_s: float, cfg: WindowConfig) -> list[tuple[float, flo
     """
     sr = cfg.sample_rate
     length = int(round(float(duration_s) * sr))
-    window, hop = cfg.window_samples, cfg.hop_samples
-    n = window_count(length, window, hop)
-    if n == 0:
+    spans = window_spans(length, cfg.window_samples, cfg.hop_samples)
+    if not spans:
         return [(0.0, float(duration_s))]
-    return [(i * hop / sr, min(i * hop + window, length) / sr) for i in range(n)]
+    return [(begin / sr, end / sr) for begin, end in spans]
 
 
 def sample_times(start_s: float, end_s: float, fps: float) -> np.ndarray:
@@ -146,29 +149,49 @@ def iter_frame_windows(
         MediaDecodeError: unreadable, truncated or frameless (at the call, before any frame is decoded),
             or failing mid-stream (while iterating); one line.
     """
+    sampler = open_frames(path, fps=fps, size=size)
+    d = sampler.info.duration_s if duration_s is None else float(duration_s)
+    return (sampler.window(start, end) for start, end in window_bounds(d, cfg))
+
+
+class FrameSampler:
+    """An opened video whose frames are fetched one window at a time, for any ``[start_s, end_s]``.
+
+    ``info`` describes the video. ``window(start_s, end_s)`` decodes only that window's frames (see the
+    module docstring for the sampling rule), so a soundtrack's windows get exactly their own seconds' frames.
+    """
+
+    def __init__(self, path: Path, info: VideoInfo, reader: Any, starts: np.ndarray, plan: DecodePlan,
+                 fps: float) -> None:
+        self.path, self.info, self.fps = path, info, fps
+        self._reader, self._starts, self._plan = reader, starts, plan
+
+    def window(self, start_s: float, end_s: float) -> FrameWindow:
+        """The frames of ``[start_s, end_s]``: ``(F, size, size, 3) uint8``; one-line ``MediaDecodeError``."""
+        times = sample_times(start_s, end_s, self.fps)
+        idx = np.clip(np.searchsorted(self._starts, times, side="right") - 1, 0, len(self._starts) - 1)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        try:
+            batch = self._reader.get_batch(uniq.tolist()).asnumpy()
+        except Exception as exc:  # decord raises DECORDError/RuntimeError/IndexError
+            raise MediaDecodeError(
+                f"{self.path}: decoding failed near {start_s:.1f} s ({_first_line(exc)})") from None
+        frames = finish_frames(batch[inverse], self._plan)
+        del batch
+        return FrameWindow(start_s, end_s, frames, times, idx.astype(np.int64))
+
+
+def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: int | None = 224) -> FrameSampler:
+    """Open ``path`` for frame sampling at ``fps`` into ``size x size`` frames (None: displayed size).
+
+    Raises MediaDecodeError (one line) when the file is unreadable, truncated or frameless, before any frame
+    is decoded.
+    """
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     p = Path(path)
     info, reader, starts, plan = _open(p, size)
-    d = info.duration_s if duration_s is None else float(duration_s)
-    return _windows(p, reader, starts, plan, window_bounds(d, cfg), fps)
-
-
-def _windows(
-    p: Path, reader: Any, starts: np.ndarray, plan: DecodePlan, bounds: list[tuple[float, float]], fps: float
-) -> Iterator[FrameWindow]:
-    """Decode and yield one window at a time (only that window's frames are fetched)."""
-    for start, end in bounds:
-        times = sample_times(start, end, fps)
-        idx = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(starts) - 1)
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        try:
-            batch = reader.get_batch(uniq.tolist()).asnumpy()
-        except Exception as exc:  # decord raises DECORDError/RuntimeError/IndexError
-            raise MediaDecodeError(f"{p}: decoding failed near {start:.1f} s ({_first_line(exc)})") from None
-        frames = finish_frames(batch[inverse], plan)
-        del batch
-        yield FrameWindow(start, end, frames, times, idx.astype(np.int64))
+    return FrameSampler(p, info, reader, starts, plan, fps)
 
 
 def _open(path: Path, size: int | None) -> tuple[VideoInfo, Any, np.ndarray, DecodePlan]:

@@ -12,15 +12,14 @@ import json
 import math
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media import process
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi"})
-_PROBE_TIMEOUT_S = 60.0
 _ENTRIES = (
     "stream=index,codec_type,codec_name,width,height,avg_frame_rate,r_frame_rate,nb_frames,duration"
     ":stream_tags=rotate,DURATION:stream_side_data=rotation:format=duration,format_name"
@@ -49,15 +48,13 @@ class StreamsInfo:
 
 
 def ffprobe_json(path: Path) -> dict[str, Any]:
-    """Raw ``ffprobe -of json`` output for ``path``; ``MediaDecodeError`` when ffprobe cannot read it."""
+    """Raw ``ffprobe -of json`` output for ``path``; ``MediaDecodeError`` when ffprobe cannot read it, or
+    ``"decoder timed out after 60 s (ffprobe)"`` past ``process.PROBE_LIMIT_S`` (ffprobe is then killed)."""
     exe = shutil.which("ffprobe")
     if exe is None:
         raise MediaDecodeError(f"{path}: ffprobe not found on PATH (install ffmpeg)")
     cmd = [exe, "-v", "error", "-show_entries", _ENTRIES, "-of", "json", os.fspath(path)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaDecodeError(f"{path}: ffprobe timed out after {_PROBE_TIMEOUT_S:.0f} s") from None
+    proc = process.run_limited(cmd, path, process.PROBE_LIMIT_S, "ffprobe")
     try:
         data = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError:

@@ -1,19 +1,34 @@
 """Window: cut mono audio into fixed, deterministic windows with start/end times.
 
-The rule, in samples (``L`` = input length, ``W = cfg.window_samples``, ``H = cfg.hop_samples``):
+The rule, in samples (``L`` = input length, ``W = cfg.window_samples``, ``H = cfg.hop_samples``,
+``J = W // 40``, the *joined tail*: 0.25 s of a 10 s window):
 
 - ``L == 0``: no windows (the caller records an error);
-- ``L <= W``: one window covering ``[0, L)``;
-- ``L > W``: ``n = ceil((L - W) / H) + 1`` windows; window ``i`` covers ``[i*H, min(i*H + W, L))``.
+- ``L <= W``: one window covering ``[0, L)``, repeat-padded to ``W`` (a short clip);
+- ``L > W``: the hop grid, windows ``[i*H, i*H + W)`` for every ``i`` with ``i*H + W <= L``; then the tail
+  after the last grid window, ``T = L - (last start + W)``:
 
-Start/end times are those sample indices divided by ``cfg.sample_rate`` (float64 seconds), which is the
-seconds rule ``[i*hop, min(i*hop + window, d)]`` evaluated exactly. A window shorter than ``W`` (a short
-clip, or the last window) is repeat-padded exactly like LAION-CLAP / transformers' ``ClapFeatureExtractor``
-``padding="repeatpad"``: tile the segment ``int(W / len)`` times, then zero-pad to ``W``. Nothing is ever
-cropped at random.
+  - ``T == 0``: nothing more;
+  - ``0 < T < J``: the tail *joins* the last grid window, whose end becomes ``L`` (it still embeds its
+    ``W`` samples; the at most ``J`` samples after them are covered by its seconds, not by its vector);
+  - ``T >= J``: one more window, *end-aligned*, ``[L - W, L)``, overlapping the one before.
+
+  Every window embeds ``W`` real samples. Real "10-second" clips are a hair longer (Diff-Foley's demo
+  videos, most VGGSound and AudioCaps clips run 10.047–10.094 s): they give one window ``[0, L]``, not a
+  second one that would double the windows to embed for 47–94 ms of sound, and never a sliver padded to
+  10 s. A 19.9 s clip gives ``[0, 10]`` and ``[9.9, 19.9]``; a 20.02 s clip ``[0, 10]`` and ``[10, 20.02]``.
+
+Start/end times are those sample indices divided by ``cfg.sample_rate`` (float64 seconds): the
+end-aligned window's start is exactly ``(L - W) / sample_rate``. Only a clip shorter than one window is
+padded, exactly like LAION-CLAP / transformers' ``ClapFeatureExtractor`` ``padding="repeatpad"``: tile the
+segment ``int(W / len)`` times, then zero-pad to ``W``. Nothing is ever cropped at random.
+
+(Indexes built before this rule hold a last window ``[i*H, L)`` repeat-padded to ``W``; their files keep
+those windows until they are indexed again.)
 
 ``window_audio`` works on a whole array; ``iter_windows`` gives exactly the same windows from streamed
-blocks while holding at most about ``W`` plus one block of samples.
+blocks while holding at most about ``W + J`` plus one block of samples. ``window_spans`` is the rule
+alone, shared with the video frame windows (``media/video.py``).
 """
 
 from __future__ import annotations
@@ -51,13 +66,41 @@ class Windows:
             yield AudioWindow(row, float(start), float(end))
 
 
+def joined_tail(window: int) -> int:
+    """``J``: a tail shorter than this many samples joins the window before it (1/40 of the window)."""
+    return window // 40
+
+
 def window_count(length: int, window: int, hop: int) -> int:
     """How many windows a clip of ``length`` samples gives (0 for an empty clip)."""
+    return len(window_spans(length, window, hop))
+
+
+def window_spans(length: int, window: int, hop: int) -> list[tuple[int, int]]:
+    """``[(begin, end), ...]`` sample spans of a clip of ``length`` samples (see the module docstring).
+
+    Empty for ``length <= 0``; ``[(0, length)]`` for ``length <= window``; otherwise begins are strictly
+    increasing, the first is 0, the last span ends at ``length``, and every span is ``window`` long except
+    the last grid window when a tail joins it (``window < end - begin < window + joined_tail(window)``).
+    The samples a span embeds are ``[begin, begin + window)``, or the whole span when it is shorter.
+    """
     if length <= 0:
-        return 0
+        return []
     if length <= window:
-        return 1
-    return -(-(length - window) // hop) + 1
+        return [(0, length)]
+    grid = (length - window) // hop + 1
+    spans = [(i * hop, i * hop + window) for i in range(grid)]
+    tail = length - spans[-1][1]
+    if 0 < tail < joined_tail(window):
+        spans[-1] = (spans[-1][0], length)
+    elif tail > 0:
+        spans.append((length - window, length))
+    return spans
+
+
+def embedded(begin: int, end: int, window: int) -> tuple[int, int]:
+    """The samples a span ``[begin, end)`` embeds: at most ``window`` from its start (a joined tail is not)."""
+    return begin, min(end, begin + window)
 
 
 def repeat_pad(segment: np.ndarray, size: int) -> np.ndarray:
@@ -93,15 +136,14 @@ def window_audio(samples: np.ndarray, cfg: WindowConfig) -> Windows:
     if audio.ndim != 1:
         raise ValueError(f"expected mono 1-D samples, got shape {audio.shape}")
     window, hop = _sizes(cfg)
-    length = audio.shape[0]
-    n = window_count(length, window, hop)
+    spans = window_spans(audio.shape[0], window, hop)
+    n = len(spans)
     out = np.empty((n, window), dtype=np.float32)
     starts = np.empty(n, dtype=np.float64)
     ends = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        begin = i * hop
-        end = min(begin + window, length)
-        out[i] = repeat_pad(audio[begin:end], window)
+    for i, (begin, end) in enumerate(spans):
+        lo, hi = embedded(begin, end, window)
+        out[i] = repeat_pad(audio[lo:hi], window)
         starts[i] = begin / cfg.sample_rate
         ends[i] = end / cfg.sample_rate
     return Windows(samples=out, starts=starts, ends=ends)
@@ -111,9 +153,11 @@ def iter_windows(blocks: Iterable[np.ndarray], cfg: WindowConfig) -> Iterator[Au
     """Stream windows from consecutive 1-D blocks of one clip, identical to ``window_audio`` of their concat.
 
     Each yielded ``AudioWindow.samples`` is a fresh ``(cfg.window_samples,) float32`` array. Memory held is
-    about one window plus one block. Yields nothing for an empty stream.
+    about one window plus one block: the last ``W`` samples are always kept, since the clip's end (and so
+    its end-aligned last window) is known only when the stream ends. Yields nothing for an empty stream.
     """
     window, hop = _sizes(cfg)
+    join = joined_tail(window)
     sr = cfg.sample_rate
     buf = np.zeros(0, dtype=np.float32)
     buf_start = 0  # absolute index of buf[0]
@@ -124,17 +168,17 @@ def iter_windows(blocks: Iterable[np.ndarray], cfg: WindowConfig) -> Iterator[Au
             continue
         buf = np.concatenate([buf, chunk]) if buf.size else chunk.copy()
         received = buf_start + buf.shape[0]
-        while next_i * hop + window <= received:
+        # A grid window is final once ``join`` samples past its end have arrived: no tail can join it then.
+        while next_i * hop + window + join <= received:
             begin = next_i * hop
             offset = begin - buf_start
             yield AudioWindow(buf[offset : offset + window].copy(), begin / sr, (begin + window) / sr)
             next_i += 1
-        drop = min(next_i * hop, received) - buf_start
+        drop = min(next_i * hop, received - window - join) - buf_start
         if drop > 0:
             buf = buf[drop:]
             buf_start += drop
     length = buf_start + buf.shape[0]
-    for i in range(next_i, window_count(length, window, hop)):
-        begin = i * hop
-        end = min(begin + window, length)
-        yield AudioWindow(repeat_pad(buf[begin - buf_start : end - buf_start], window), begin / sr, end / sr)
+    for begin, end in window_spans(length, window, hop)[next_i:]:
+        lo, hi = embedded(begin, end, window)
+        yield AudioWindow(repeat_pad(buf[lo - buf_start : hi - buf_start], window), begin / sr, end / sr)

@@ -4,7 +4,9 @@ Test-only: nothing in ``diffgap_search`` knows about it. Python imports ``sitecu
 ``dgsearch`` subprocess started with this folder on its path gets these wrappers:
 
 - ``DGS_FAULT_LOG``: a file that gets one line per event: ``embed N`` (N windows embedded by one encoder
-  call), ``commit`` (a SQLite COMMIT that returned), ``faiss_write``, ``replace``.
+  call), ``commit`` (a SQLite COMMIT that returned), ``faiss_write``, ``replace``, ``faiss_read NAME`` (a
+  published FAISS file about to be opened by ``vector_index.read_checked``), ``faiss_train CLASS`` (a FAISS
+  index's ``train`` called from Python: k-means of an IVF index, for instance).
 - ``DGS_FAULT=POINT:N``: at the N-th occurrence (1-based) of POINT, create ``DGS_FAULT_DIR/paused`` and
   sleep until ``DGS_FAULT_DIR/continue`` exists (the test usually sends SIGKILL instead). Points:
 
@@ -15,7 +17,9 @@ Test-only: nothing in ``diffgap_search`` knows about it. Python imports ``sitecu
                    torn write);
   ``replace``      just before ``os.replace`` moves a ``.faiss`` file into place;
   ``replaced``     just after that ``os.replace`` returned (before the catalog moves the generation);
-  ``unlink``       just before a ``.faiss`` file is deleted (after the catalog moved the generation).
+  ``unlink``       just before a ``.faiss`` file is deleted (after the catalog moved the generation);
+  ``faiss_read``   just before a published ``.faiss`` file is opened for reading: a reader between the
+                   catalog record it read and the file it names (holding the readers' lock).
 
 - ``DGS_FAIL=WHAT``: make a write fail the way a full disk does: ``faiss_write`` (``write_index`` into
   ``/dev/full``, a real ENOSPC), ``replace`` (``os.replace`` raises ENOSPC), ``commit`` (``COMMIT`` raises
@@ -170,7 +174,41 @@ def _patch_clap(mod) -> None:  # type: ignore[no-untyped-def]
     mod.ClapEncoder.embed_audio = embed_audio
 
 
-_HOOKS = {"faiss": _patch_faiss, "diffgap_search.encoders.clap_hf": _patch_clap}
+def _patch_faiss_train(mod) -> None:  # type: ignore[no-untyped-def]
+    """Log every ``train`` call made from Python on any FAISS index class."""
+    for name in dir(mod):
+        cls = getattr(mod, name)
+        if not (isinstance(cls, type) and issubclass(cls, mod.Index) and "train" in cls.__dict__):
+            continue
+
+        def make(original):  # type: ignore[no-untyped-def]
+            def train(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                _log(f"faiss_train {type(self).__name__}")
+                return original(self, *args, **kwargs)
+
+            return train
+
+        cls.train = make(cls.__dict__["train"])
+
+
+def _patch_vector_index(mod) -> None:  # type: ignore[no-untyped-def]
+    original = mod.read_checked
+
+    def read_checked(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _log(f"faiss_read {os.path.basename(path)}")
+        _maybe_pause("faiss_read")
+        return original(path, *args, **kwargs)
+
+    mod.read_checked = read_checked
+
+
+def _patch_faiss_all(mod) -> None:  # type: ignore[no-untyped-def]
+    _patch_faiss(mod)
+    _patch_faiss_train(mod)
+
+
+_HOOKS = {"faiss": _patch_faiss_all, "diffgap_search.encoders.clap_hf": _patch_clap,
+          "diffgap_search.store.vector_index": _patch_vector_index}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -203,3 +241,66 @@ else:  # no fault asked for: leave the process untouched
     sqlite3.connect = _connect  # type: ignore[assignment]
     os.replace = _replace
     pathlib.Path.unlink = _unlink  # type: ignore[method-assign]
+
+
+# == decode faults (issue 14: a crashing or hanging decoder costs one file) ===========================
+# ``DGS_DECODE_FAULT="segv:a.wav,hang:b.wav"``: the decode task (``indexing.decode.decode_file``, in a
+# worker process or inline) of a file with that name, instead of decoding it:
+#   ``segv``   kills its own process with SIGSEGV (a segfault in a native decoder);
+#   ``abort``  calls ``os.abort()`` (SIGABRT, a failed assertion in C);
+#   ``exit``   calls ``os._exit(3)`` (a library that exits the process);
+#   ``hang``   blocks forever in native code *holding the GIL* (``sleep`` through ``ctypes.PyDLL``), so no
+#              Python thread of that process runs again: only a kill from outside ends it;
+#   ``raise``  raises ``AssertionError`` (a bug in the decoding code, not bad media: the run aborts).
+# ``stream-ACTION`` does the same in the worker that streams a long file (``indexing.decode.stream_task``)
+# instead, once it has produced its first window. Each logs ``decode_fault ACTION NAME PID`` to
+# ``DGS_FAULT_LOG`` first.
+_DECODE_FAULTS = {  # file name -> action
+    name: action
+    for action, _, name in (part.partition(":") for part in os.environ.get("DGS_DECODE_FAULT", "").split(","))
+    if name
+}
+
+
+def _decode_fault(action: str, path) -> None:  # type: ignore[no-untyped-def]
+    name = os.path.basename(os.fspath(path))
+    _log(f"decode_fault {action} {name} {os.getpid()}")
+    if action == "segv":
+        os.kill(os.getpid(), 11)
+    elif action == "abort":
+        os.abort()
+    elif action == "exit":
+        os._exit(3)
+    elif action == "hang":
+        import ctypes
+
+        while True:
+            ctypes.PyDLL(None).sleep(3600)
+    elif action == "raise":
+        raise AssertionError(f"injected decoder bug on {name}")
+
+
+def _patch_decode(mod) -> None:  # type: ignore[no-untyped-def]
+    original, original_stream = mod.decode_file, mod.stream_task
+
+    def decode_file(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        action = _DECODE_FAULTS.get(os.path.basename(os.fspath(path)), "")
+        if action and not action.startswith("stream-"):
+            _decode_fault(action, path)
+        return original(path, *args, **kwargs)
+
+    def stream_task(args):  # type: ignore[no-untyped-def]
+        action = _DECODE_FAULTS.get(os.path.basename(os.fspath(args[0])), "")
+        for n, x in enumerate(original_stream(args)):
+            yield x
+            if n == 1 and action.startswith("stream-"):
+                _decode_fault(action[len("stream-"):], args[0])
+
+    stream_task.__module__, stream_task.__qualname__ = mod.__name__, "stream_task"  # picklable by name
+    mod.decode_file, mod.stream_task = decode_file, stream_task
+
+
+if _DECODE_FAULTS:
+    _HOOKS["diffgap_search.indexing.decode"] = _patch_decode
+    if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport())
