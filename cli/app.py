@@ -185,7 +185,7 @@ def query(
 @handle_errors
 def train(
     pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = "all",
-    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help=".npz with arrays named audio, text, video (row i = pair i).")] = None,
+    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Train on all of this .npz (arrays audio, text, video: row i = pair i; optional group: clip ids). The index need not exist.")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
@@ -194,7 +194,7 @@ def train(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
-    """Train the index's DiffGAP bridge from its pairs (or a pairs file) and apply it to the stored vectors."""
+    """Train the index's DiffGAP bridge from its pairs (or all of a pairs file) and apply it to the stored vectors."""
     from dataclasses import replace
 
     from diffgap_search.config import resolve_index_dir
@@ -222,20 +222,20 @@ def train(
 @app.command(name="eval")
 @handle_errors
 def eval_(
-    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Evaluate on this .npz's held-out rows instead of the index's.")] = None,
-    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", min=2, help="Cap the held-out pairs per pair set.")] = None,
+    pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Evaluate on all of this .npz (pairs the bridge never saw) instead of the index's held-out clips.")] = None,
+    max_clips: Annotated[Optional[int], typer.Option("--max-clips", "--max-pairs", min=2, help="Cap the test clips per pair set.")] = None,
     index: IndexOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
-    """Compare raw cosine, mean shift, linear maps and DiffGAP (with and without fusion) on held-out pairs."""
+    """Compare raw cosine, mean shift, linear maps and DiffGAP (with and without fusion) on test clips."""
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.training_run import evaluate_index_bridge
 
     from diffgap_search.cli.output import print_eval
 
     result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
-                                   max_test=max_pairs)
+                                   max_test=max_clips)
     print_eval(result, fmt=_fmt(json_, jsonl))
 
 

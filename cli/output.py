@@ -122,16 +122,21 @@ def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
 
 
 def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
-    """What ``dgsearch train`` did: pairs, loss, validation R@1, the bridged spaces written."""
+    """What ``dgsearch train`` did: pairs and clips, loss, validation R@1, the bridged spaces written."""
     if fmt in ("json", "jsonl"):
         (emit_json if fmt == "json" else lambda d: emit_jsonl([d]))(outcome)
         return
     console = stdout_console()
+    groups = outcome["groups"]
+    held = (f"{outcome['held_out_pairs']} held out for `dgsearch eval`" if outcome["held_out_pairs"]
+            else "evaluate it with `dgsearch eval --pairs-file` on pairs of other clips")
     console.print(
-        f"trained DiffGAP bridge {outcome['bridge'][:12]} on {outcome['train_pairs']} pairs"
-        f" ({outcome['held_out_pairs']} held out for `dgsearch eval`): {outcome['epochs']} epochs,"
+        f"trained DiffGAP bridge {outcome['bridge'][:12]} on {outcome['train_pairs']} pairs of"
+        f" {groups['train'] + groups['val']} clips from {outcome['pairs_source']} ({groups['val']} clips,"
+        f" {outcome['validation_pairs']} pairs, tune the fusion weights; {held}): {outcome['epochs']} epochs,"
         f" {outcome['steps']} steps in {outcome['seconds']:.1f} s ({outcome['pairs_per_s']} pairs/s),"
-        f" final loss {outcome['final_loss']:.4f}"
+        f" final loss {outcome['final_loss']:.4f}",
+        markup=False,
     )
     for key, val in sorted(outcome["validation"].items()):
         figures = ", ".join(f"{k} {v:.1f}" for k, v in val.items())
@@ -140,7 +145,7 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
 
 
 def print_eval(result: dict[str, Any], *, fmt: str) -> None:
-    """The methods side by side, one table per direction."""
+    """The methods side by side, one table per direction (standard protocol: units are clips and captions)."""
     if fmt == "json":
         emit_json(result)
         return
@@ -148,7 +153,13 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
         emit_jsonl([{"direction": d, "method": m, **v} for d, ms in result["results"].items() for m, v in ms.items()])
         return
     console = stdout_console()
-    console.print(f"held-out pairs: {result['n_test']} (bridge {result['bridge'][:12]}, trained on {result['n_train']})")
+    trained = result["trained_on"]
+    console.print(
+        f"test set ({result['pairs_source']}): {result['n_test']}; bridge {result['bridge'][:12]} trained on"
+        f" {trained['pairs']} pairs of {trained['groups']} clips ({trained['validation_groups']} more tuned its"
+        " fusion weights); baselines fitted on the same training pairs",
+        markup=False,
+    )
     for direction, methods in result["results"].items():
         table = Table(title=direction, show_edge=False, pad_edge=False)
         for col in ("method", "R@1", "R@5", "R@10", "median rank", "mAP@10"):

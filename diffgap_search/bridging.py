@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.errors import IncompatibleIndexError
+from diffgap_search.errors import BridgeUnavailableError, IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.generations import reading
 from diffgap_search.store.settings import stored_encoder
 
 if TYPE_CHECKING:
@@ -46,16 +47,29 @@ def encoder_fingerprints(catalog: Catalog) -> dict[str, str]:
 def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
     """The index's bridge, checked against its encoders and its recorded fingerprint; None when absent.
 
+    The record is read and its file loaded under the readers' lock (``store/generations.reading``), so a
+    writer replacing the bridge keeps the old file until this read is done; a file gone all the same (a
+    record read just before a replacement committed) means the record moved: it is read once more.
+
     Raises BridgeMismatchError when the bridge was trained for other encoders, IncompatibleIndexError when
     the file is not the one the catalog recorded.
     """
-    record = catalog.get_meta("bridge")
-    if record is None:
-        return None
-    path = index_dir / record["file"]
+    try:
+        return _load_recorded_bridge(index_dir, catalog)
+    except BridgeUnavailableError:
+        return _load_recorded_bridge(index_dir, catalog)
+
+
+def _load_recorded_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
     from diffgap_search.gap.bridge import load_bridge
 
-    bridge = load_bridge(path, expected_fingerprints=encoder_fingerprints(catalog))
+    with reading(index_dir):
+        record = catalog.get_meta("bridge")
+        if record is None:
+            return None
+        path = index_dir / record["file"]
+        # An index that records no encoder yet (a catalog made by `train --pairs-file`) has nothing to check against.
+        bridge = load_bridge(path, expected_fingerprints=encoder_fingerprints(catalog) or None)
     if bridge.fingerprint != record["fingerprint"]:
         raise IncompatibleIndexError(
             f"{path} is not the bridge this index recorded (fingerprint {bridge.fingerprint[:12]}, expected "
@@ -112,11 +126,14 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
 
 
 def bridge_record(bridge: Bridge, report: Any) -> dict[str, Any]:
-    """What ``meta["bridge"]`` holds: fingerprint, directions, training figures."""
+    """What ``meta["bridge"]`` holds: fingerprint, directions, training figures (pairs trained on and
+    validating, groups of each)."""
     return {
         "fingerprint": bridge.fingerprint,
         "directions": [d.value for d in bridge.directions],
         "encoder_fingerprints": bridge.encoder_fingerprints,
         "pairs": getattr(report, "n_train", {}),
+        "validation_pairs": getattr(report, "n_val", {}),
+        "groups": getattr(report, "n_groups", {}),
         "val": getattr(report, "val", {}),
     }

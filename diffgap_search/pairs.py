@@ -1,16 +1,20 @@
 """Paired embeddings for training and evaluating a DiffGAP bridge: from an index, or from an ``.npz`` file.
 
 From an index (no labels needed):
-- audio–text: every captioned file gives one pair per caption: (its audio windows' mean embedding,
-  re-normalised; the caption's text embedding);
+- audio–text: every captioned file gives one pair per (audio window, caption): search bridges single
+  windows (a text query against each window, each window's ``audio_as_text``), so the bridge learns at
+  that granularity (on the synthetic benchmark training on clip means instead loses R@1: README);
 - audio–video: every video window with both vectors gives (its soundtrack's embedding, its frames').
 
 A pairs file is an ``.npz`` whose arrays are named by modality (``audio``, ``text``, ``video``), row i of
-each being one pair (NaN rows: that modality is missing from the pair).
+each being one pair (NaN rows: that modality is missing from the pair), with an optional ``group`` array
+(``(N,)`` integers or strings: the clip each pair comes from; without it, rows with identical audio
+vectors form a group).
 
-Every pair belongs to a *group* (the source file's content hash, or the row for a pairs file); a fixed
-tenth of the groups, chosen by a hash that does not depend on the rest of the data, is held out for
-``dgsearch eval`` and never trained on, so adding files to an index never moves a test pair into training.
+Every pair belongs to a *group*: its clip (the source file's content hash in an index). Every split is
+by group: for an index, a fixed tenth of the groups, chosen by a hash that does not depend on the rest of
+the data, is held out for ``dgsearch eval`` and never trained on, so adding files to an index never moves
+a test pair into training; a pairs file is trained on, or evaluated, whole.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.gap.groups import audio_groups
 from diffgap_search.store.catalog import Catalog
 
 MODALITIES = ("audio", "text", "video")
@@ -41,6 +46,7 @@ class Pairs:
         return len(self.groups)
 
     def take(self, mask: np.ndarray) -> Pairs:
+        """The pairs where ``mask (N,) bool`` is set."""
         return Pairs({k: v[mask] for k, v in self.arrays.items()}, self.groups[mask])
 
     def counts(self) -> dict[str, int]:
@@ -49,6 +55,10 @@ class Pairs:
         return {f"audio-{m}": int((audio_ok & np.isfinite(self.arrays[m]).all(1)).sum())
                 for m in ("text", "video") if m in self.arrays}
 
+    def n_groups(self) -> int:
+        """How many groups (clips) the pairs come from."""
+        return len(set(self.groups.tolist()))
+
     def split(self) -> tuple[Pairs, Pairs]:
         """``(train, test)`` by the fixed hash of each pair's group."""
         test = np.array([is_test_group(g) for g in self.groups], dtype=bool)
@@ -56,6 +66,7 @@ class Pairs:
 
 
 def is_test_group(group: str) -> bool:
+    """Whether ``group`` is in the index's held-out tenth (a hash of the group id alone)."""
     return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % TEST_MODULUS == 0
 
 
@@ -77,13 +88,13 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
             audio = list(catalog.vectors_of("audio", seg_ids).values())
             if not audio or not caps:
                 continue
-            mean = _unit(np.mean(audio, axis=0))
             texts = text_encoder.embed_text(caps)
-            for t in texts:
-                rows["audio"].append(mean)
-                rows["text"].append(t)
-                rows["video"].append(nan)
-                groups.append(files[fid].sha256 or str(fid))
+            for window in audio:  # one pair per (window, caption): the granularity search serves
+                for t in texts:
+                    rows["audio"].append(_unit(np.asarray(window, np.float32)))
+                    rows["text"].append(t)
+                    rows["video"].append(nan)
+                    groups.append(files[fid].sha256 or str(fid))
     if "video" in kinds:
         for sid, sha, a_blob, v_blob in catalog.conn.execute(
             "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
@@ -106,12 +117,13 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
 
 
 def file_pairs(path: Path) -> Pairs:
-    """Pairs from an ``.npz`` file (arrays named by modality; ``audio`` required)."""
+    """Pairs from an ``.npz`` file (arrays named by modality, ``audio`` required; optional ``group``)."""
     if not path.is_file():
         raise InputNotFoundError(f"pairs file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: np.asarray(data[k], dtype=np.float32) for k in data.files if k in MODALITIES}
+            raw_groups = np.asarray(data["group"]) if "group" in data.files else None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path} is not a readable .npz pairs file ({exc})") from None
     if "audio" not in arrays or len(arrays) < 2:
@@ -119,5 +131,22 @@ def file_pairs(path: Path) -> Pairs:
     n = {v.shape for v in arrays.values()}
     if len(n) != 1 or len(next(iter(n))) != 2:
         raise UsageError(f"{path}: all arrays must be (N, D) of one shape, got { {k: v.shape for k, v in arrays.items()} }")
-    count = len(arrays["audio"])
-    return Pairs(arrays, np.array([f"row{i}" for i in range(count)], dtype=object))
+    if raw_groups is None:
+        return Pairs(arrays, audio_groups(arrays["audio"]))
+    return Pairs(arrays, _group_ids(path, raw_groups, len(arrays["audio"])))
+
+
+def _group_ids(path: Path, raw: np.ndarray, n: int) -> np.ndarray:
+    """A pairs file's ``group`` array -> ``(N,)`` object array of ids as strings; UsageError when unusable."""
+    if raw.shape != (n,):
+        raise UsageError(f"{path}: 'group' must be a 1-d array of {n} clip ids (one per pair), got shape {raw.shape}")
+    if raw.dtype.kind in "iu":
+        return np.array([str(int(g)) for g in raw], dtype=object)
+    if raw.dtype.kind == "U":
+        return np.array([str(g) for g in raw], dtype=object)
+    if raw.dtype.kind == "S":
+        try:
+            return np.array([g.decode("utf-8") for g in raw], dtype=object)
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: 'group' holds bytes that are not UTF-8 text") from None
+    raise UsageError(f"{path}: 'group' must hold integer or string clip ids, not {raw.dtype}")

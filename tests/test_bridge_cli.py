@@ -9,17 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from diffgap_search.cli.app import app
 from fixtures_index import CountingLoader
 from fixtures_media import chirp, noise, tone, write_audio
 from fixtures_video import make_testsrc, make_tiny_clip_vision
 from typer.testing import CliRunner
 
 from diffgap_search.bridging import load_index_bridge
-from diffgap_search.cli.app import app
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import BridgeMismatchError
+from diffgap_search.gap.baselines import LinearMap
+from diffgap_search.gap.fusion import fused_unit_scores
+from diffgap_search.gap.groups import validation_mask
+from diffgap_search.gap.protocol import Task, build_side, group_codes, tasks_for
+from diffgap_search.gap.synthetic import GapSpec, GapWorld
+from diffgap_search.gap.validation import term_matrices
+from diffgap_search.pairs import index_pairs
 from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.settings import stored_encoder_config
 
 runner = CliRunner()
 N_AUDIO, N_VIDEO = 32, 20
@@ -92,6 +100,24 @@ def test_fused_text_query_equals_its_exact_formula(trained: tuple[Path, dict]) -
     assert result.timings_ms["bridge"] > 0
 
 
+def test_the_fused_score_tuned_in_training_is_the_one_search_serves(trained: tuple[Path, dict]) -> None:
+    """``fusion.fused_unit_scores`` (what training tunes the weights on) ranks files exactly as the searcher."""
+    ix, _ = trained
+    with Searcher(ix, CountingLoader()) as s:
+        result = s.search(Query(text="a chirp around 420 hertz"), SearchConfig(top_k=8))
+        bridge = s.bridge
+        q = s.embed_query(Query(text="a chirp around 420 hertz"))
+        ids, audio = next(s.catalog.read_vectors("audio"))
+        files = s.catalog.hit_rows({int(i): 0.0 for i in ids})
+    file_of = np.array([files[int(i)].file_id for i in ids])
+    task = Task(build_side("text", q, np.array([-1])), build_side("audio", audio, file_of))
+    raw, qb, ib = term_matrices(task, bridge)
+    scores = fused_unit_scores(task, raw, qb, ib, bridge.fusion_for("text", "audio"))[0]
+    order = np.argsort(-scores, kind="stable")[:8]
+    assert [h.file_id for h in result.hits] == task.items.labels[order].tolist()
+    assert [h.score for h in result.hits] == pytest.approx(scores[order].tolist(), abs=1e-5)
+
+
 def test_no_bridge_is_plain_cosine(trained: tuple[Path, dict]) -> None:
     ix, _ = trained
     plain = json.loads(dg("query", "a chirp", "--index", ix, "--no-bridge", "--segments", "--json", "-k", "3").stdout)
@@ -122,7 +148,8 @@ def test_eval_prints_the_methods_side_by_side(trained: tuple[Path, dict]) -> Non
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert set(res["results"]) == {"text->audio", "audio->text"} | (
-        {"video->audio", "audio->video"} if res["n_test"].get("audio-video", 0) >= 2 else set())
+        {"video->audio", "audio->video"} if "audio-video" in res["n_test"] else set())
+    assert res["pairs_source"] == "index" and res["n_test"]["audio-text"]["audio"] >= 2
     for methods in res["results"].values():
         assert {"raw", "mean_shift", "ridge", "procrustes", "diffgap", "diffgap_fusion"} <= set(methods)
         assert all(0 <= m["R@1"] <= 100 for m in methods.values())
@@ -156,3 +183,163 @@ def test_new_files_get_bridged_vectors_and_other_encoders_are_refused(trained: t
     conn.commit()
     conn.close()
     assert dg("query", "a tone", "--index", ix).exit_code == 0
+
+
+# -- pairs files: train and eval without any media ------------------------------------------------------
+N_TRAIN_CLIPS, N_TEST_CLIPS, CAPTIONS = 50, 40, 5
+
+
+def _write_pairs(path: Path, world: GapWorld, clips: int, seed: int, prefix: str, *, groups: bool = True) -> dict:
+    pairs, clip = world.sample_clips(clips, seed, captions=CAPTIONS, caption_jitter=0.3).pairs()
+    ids = np.array([f"{prefix}{c}" for c in clip])
+    np.savez(path, **pairs, **({"group": ids} if groups else {}))
+    return {**pairs, "group": ids}
+
+
+@pytest.fixture(scope="module")
+def from_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, dict, dict, dict]:
+    """A bridge trained from train.npz into an index that holds no media (it did not exist before)."""
+    root = tmp_path_factory.mktemp("pairs")
+    world = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0)
+    train = _write_pairs(root / "train.npz", world, N_TRAIN_CLIPS, 1, "train-clip-")
+    test = _write_pairs(root / "test.npz", world, N_TEST_CLIPS, 2, "test-clip-")
+    ix = root / "fresh"
+    t = dg("train", "--pairs-file", root / "train.npz", "--index", ix, "--epochs", "2", "--batch-size", "64", "--json")
+    assert t.exit_code == 0, t.output
+    return root, ix, root / "test.npz", train, test, json.loads(t.stdout)
+
+
+def test_train_on_a_whole_pairs_file_into_a_fresh_index(from_pairs: tuple) -> None:
+    root, ix, _, train, _, out = from_pairs
+    val = validation_mask(train["group"].astype(object), 0.1)
+    n_val_clips = len(set(train["group"][val].tolist()))
+    assert out["train_pairs"] == {"audio-text": N_TRAIN_CLIPS * CAPTIONS} and out["held_out_pairs"] == {}
+    assert out["validation_pairs"] == {"audio-text": int(val.sum())}
+    assert out["groups"] == {"train": N_TRAIN_CLIPS - n_val_clips, "val": n_val_clips}
+    assert out["pairs_source"] == str(root / "train.npz")
+    assert out["derived_vectors"] == {"audio_as_text": 0}
+    assert sorted(p.name for p in ix.iterdir() if not p.name.startswith((".", "catalog.sqlite-"))) == [
+        out["file"], "catalog.sqlite"]  # a catalog and the bridge: no media, no vectors
+    table = dg("train", "--pairs-file", root / "train.npz", "--index", root / "other", "--epochs", "1",
+               "--batch-size", "64")
+    assert table.exit_code == 0 and "evaluate it with `dgsearch eval --pairs-file`" in table.stdout
+    for command in ("train", "eval"):  # no media: no pairs of its own to train on or hold out
+        own = dg(command, "--index", ix)
+        assert own.exit_code == 2 and own.stderr == (
+            f"dgsearch: error: index {ix} holds no indexed media, so no pairs of its own: pass --pairs-file\n")
+
+
+def test_eval_on_a_whole_pairs_file_with_baselines_fitted_on_the_training_pairs(from_pairs: tuple) -> None:
+    _, ix, test_file, train, test, _ = from_pairs
+    r = dg("eval", "--pairs-file", test_file, "--index", ix, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n_test"] == {"audio-text": {"audio": N_TEST_CLIPS, "text": N_TEST_CLIPS * CAPTIONS}}
+    assert res["pairs_source"] == str(test_file)
+    val = validation_mask(train["group"].astype(object), 0.1)
+    assert res["trained_on"]["pairs"] == {"audio-text": int((~val).sum())}
+    # Procrustes fitted here on the bridge's own training pairs (train.npz less its validation clips) scores
+    # exactly what eval reports: eval needed neither train.npz nor a refit on the test file.
+    to_audio, to_text = tasks_for("audio", "text", test["audio"], test["text"], group_codes(test["group"]))
+    for task, (src, tgt) in ((to_audio, ("text", "audio")), (to_text, ("audio", "text"))):
+        fitted = LinearMap.fit_procrustes(train[src][~val], train[tgt][~val])
+        expected = task.vector_metrics(fitted(task.queries.vectors) @ task.items.vectors.T)
+        assert res["results"][task.key]["procrustes"] == pytest.approx(expected, abs=1e-9)
+        assert res["results"][task.key]["raw"] == pytest.approx(
+            task.vector_metrics(task.queries.vectors @ task.items.vectors.T), abs=1e-9)
+    table = dg("eval", "--pairs-file", test_file, "--index", ix, "--max-clips", "10")
+    assert table.exit_code == 0 and "{'audio': 10, 'text': 50}" in table.stdout
+
+
+def test_eval_refuses_pairs_the_bridge_saw(from_pairs: tuple) -> None:
+    root, ix, _, train, test, _ = from_pairs
+    val = validation_mask(train["group"].astype(object), 0.1)
+    n_val_clips = len(set(train["group"][val].tolist()))
+    r = dg("eval", "--pairs-file", root / "train.npz", "--index", ix)
+    assert r.exit_code == 2
+    assert r.stderr == (
+        f"dgsearch: error: {N_TRAIN_CLIPS} of the {N_TRAIN_CLIPS} clips (groups) in {root / 'train.npz'} were seen"
+        f" by this bridge ({N_TRAIN_CLIPS - n_val_clips} trained on, {n_val_clips} tuned its fusion weights):"
+        " evaluate on pairs it never saw\n")
+    leaky = {k: np.concatenate([test[k], train[k][:2 * CAPTIONS]]) for k in ("audio", "text", "group")}
+    np.savez(root / "leaky.npz", **leaky)  # the test clips plus two training clips, all their captions
+    r = dg("eval", "--pairs-file", root / "leaky.npz", "--index", ix)
+    assert r.exit_code == 2 and f"error: 2 of the {N_TEST_CLIPS + 2} clips (groups)" in r.stderr
+
+
+def test_a_pairs_file_without_groups_groups_identical_audio(from_pairs: tuple, tmp_path: Path) -> None:
+    train = from_pairs[3]
+    np.savez(tmp_path / "nogroup.npz", audio=train["audio"], text=train["text"])
+    out = json.loads(dg("train", "--pairs-file", tmp_path / "nogroup.npz", "--index", tmp_path / "ix",
+                        "--epochs", "1", "--batch-size", "64", "--json").stdout)
+    assert out["groups"]["train"] + out["groups"]["val"] == N_TRAIN_CLIPS  # one group per clip's audio
+    np.savez(tmp_path / "bad.npz", audio=train["audio"], text=train["text"], group=np.arange(3))
+    bad = dg("train", "--pairs-file", tmp_path / "bad.npz", "--index", tmp_path / "ix2")
+    assert bad.exit_code == 2 and "'group' must be a 1-d array of 250 clip ids" in bad.stderr
+    assert not (tmp_path / "ix2").exists()  # nothing created for a refused file
+    missing = dg("train", "--pairs-file", tmp_path / "missing.npz", "--index", tmp_path / "ix3")
+    assert missing.exit_code == 3 and not (tmp_path / "ix3").exists()
+
+
+def test_index_text_pairs_are_one_per_window_and_caption(tiny_clap_dir: Path, tmp_path: Path) -> None:
+    """Search bridges single windows, so an index's text pairs are (window, caption), grouped by file."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_audio(clips / "long.wav", tone(440.0, 21.0, 8_000), 8_000)  # three 10 s windows (the last padded)
+    (clips / "long.txt").write_text("a long tone\na steady beep\n")
+    ix = tmp_path / "ix"
+    assert dg("index", clips, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+    with Catalog.open(ix) as cat:
+        encoder = CountingLoader()(stored_encoder_config(cat))
+        pairs = index_pairs(cat, encoder, ["text"])
+        ids, windows = next(cat.read_vectors("audio"))
+        sha = cat.files()[0].sha256
+    captions = encoder.embed_text(["a long tone", "a steady beep"])
+    assert len(ids) == 3 and len(pairs) == 6 and set(pairs.groups.tolist()) == {sha}
+    assert np.allclose(pairs.arrays["audio"], np.repeat(windows, 2, axis=0), atol=1e-6)
+    assert np.allclose(pairs.arrays["text"], np.tile(captions, (3, 1)), atol=1e-6)
+
+
+def test_media_indexed_after_a_pairs_file_bridge_asks_for_a_new_bridge(tiny_clap_dir: Path, tmp_path: Path) -> None:
+    """A bridge trained into an empty index knows no encoder: once media records one, it is refused (exit 6,
+    saying what to do) until trained again, which then records the index's encoders."""
+    pairs, _ = GapWorld(GapSpec(dim=32, latent_dim=3, features=16), seed=0).sample_clips(
+        20, 1, captions=2, caption_jitter=0.3).pairs()
+    np.savez(tmp_path / "pairs.npz", **pairs)
+    ix = tmp_path / "ix"
+    assert dg("train", "--pairs-file", tmp_path / "pairs.npz", "--index", ix, "--epochs", "1").exit_code == 0
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_audio(clips / "a.wav", tone(440.0, 1.0, 8_000), 8_000)
+    refused = dg("index", clips, "--index", ix, "--model", tiny_clap_dir, "--workers", "0")
+    assert refused.exit_code == 6 and "trained on pairs from unrecorded encoders" in refused.stderr
+    assert dg("train", "--pairs-file", tmp_path / "pairs.npz", "--index", ix, "--epochs", "1").exit_code == 0
+    assert dg("index", clips, "--index", ix, "--workers", "0").exit_code == 0
+    found = dg("query", "a tone", "--index", ix, "--json")
+    assert found.exit_code == 0 and len(json.loads(found.stdout)["hits"]) == 1
+
+
+def test_a_replaced_bridge_is_kept_while_a_reader_loads_it(tmp_path: Path) -> None:
+    """Retraining replaces the bridge file; a reader between reading the record and loading its file (it
+    holds the readers' lock) keeps the old file alive, and the next writer's sweep removes it."""
+    from diffgap_search.bridging import load_index_bridge
+    from diffgap_search.store.catalog import Catalog
+    from diffgap_search.store.generations import reading, sweep_unpublished
+
+    world = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0)
+    _write_pairs(tmp_path / "train.npz", world, 20, 1, "clip-")
+    ix = tmp_path / "ix"
+    first = dg("train", "--pairs-file", tmp_path / "train.npz", "--index", ix, "--epochs", "1", "--json")
+    assert first.exit_code == 0, first.output
+    old = json.loads(first.stdout)["file"]
+    with reading(ix) as held:
+        assert held
+        second = dg("train", "--pairs-file", tmp_path / "train.npz", "--index", ix, "--epochs", "1",
+                    "--seed", "1", "--json")
+        assert second.exit_code == 0, second.output
+        new = json.loads(second.stdout)["file"]
+        assert new != old and (ix / old).is_file() and (ix / new).is_file()  # the reader may still need old
+    with Catalog.open(ix) as catalog:
+        assert load_index_bridge(ix, catalog).fingerprint.startswith(new[len("bridge-"):-len(".safetensors")])
+        assert sweep_unpublished(ix, catalog, wait_s=0)
+    assert sorted(p.name for p in ix.glob("bridge-*")) == [new]

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from diffgap_search.gap.baselines import LinearMap, MeanShift, l2n
-from diffgap_search.gap.fusion import FusionConfig, fuse, tune_fusion
+from diffgap_search.gap.fusion import (
+    FusionConfig,
+    fuse,
+    fused_unit_scores,
+    raw_term_served,
+    tune_fusion,
+)
 from diffgap_search.gap.metrics import retrieval_metrics, true_ranks
+from diffgap_search.gap.protocol import Task, build_side
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 
 
@@ -61,15 +68,71 @@ def test_ridge_recovers_a_linear_map_and_beats_raw_on_synthetic_gap() -> None:
     assert retrieval_metrics(ridge(tb) @ ta.T)["R@1"] > retrieval_metrics(tb @ ta.T)["R@1"] + 20
 
 
-def test_fusion_rule_and_tuning() -> None:
+def test_ridge_picks_alpha_on_the_given_holdout_with_the_given_score() -> None:
+    rng = np.random.default_rng(4)
+    src, tgt = rng.standard_normal((100, 6)), rng.standard_normal((100, 6))
+    holdout = np.arange(100) % 4 == 0
+    seen: list[tuple[float, int]] = []
+
+    def score(m: LinearMap, rows: np.ndarray) -> float:
+        seen.append((float(m.alpha), int(rows.sum())))
+        return -abs(np.log10(m.alpha) - np.log10(0.1))  # best at 0.1
+
+    fitted = LinearMap.fit_ridge(src, tgt, holdout=holdout, score=score)
+    assert seen == [(a, 25) for a in (1e-3, 1e-2, 1e-1, 1.0, 10.0)]
+    assert fitted.alpha == 0.1
+    assert np.array_equal(fitted.weight, LinearMap.ridge(src, tgt, 0.1).weight)  # refitted on every pair
+    one_row = np.zeros(100, dtype=bool)
+    one_row[0] = True
+    assert LinearMap.fit_ridge(src, tgt, holdout=one_row, score=score).alpha == 0.1  # too few: the middle alpha
+
+
+def test_fusion_rule() -> None:
     rng = np.random.default_rng(3)
-    noise = rng.standard_normal((50, 50))
-    good = np.eye(50) + 0.1 * rng.standard_normal((50, 50))
+    noise = rng.standard_normal((50, 50)).astype(np.float32)
+    good = (np.eye(50) + 0.1 * rng.standard_normal((50, 50))).astype(np.float32)
     cfg = FusionConfig(1.0, 1.0, 2.0)
     assert np.allclose(fuse(noise, good, good, cfg), (noise + 3 * good) / 4, atol=1e-6)
-    tuned = tune_fusion(noise, good, noise)
-    assert tuned.w_raw + tuned.w_query_bridged + tuned.w_item_bridged == pytest.approx(1.0)
-    assert tuned.w_query_bridged >= 0.5
-    assert retrieval_metrics(fuse(noise, good, noise, tuned))["R@1"] == 100.0
+    assert np.allclose(fuse(None, good, noise, cfg), (good + 2 * noise) / 3, atol=1e-6)  # raw dropped, weight too
+    with pytest.raises(ValueError, match="no weight to a served term"):
+        fuse(None, good, good, FusionConfig(1.0, 0.0, 0.0))
     with pytest.raises(ValueError):
         FusionConfig(-1.0, 1.0, 1.0)
+    assert raw_term_served("text", "audio") and raw_term_served("audio", "text")
+    assert not raw_term_served("video", "audio") and not raw_term_served("audio", "video")
+
+
+def _one_window_task(qm: str, gm: str, n: int) -> Task:
+    eye = np.eye(n, dtype=np.float32)
+    return Task(build_side(qm, eye, np.arange(n)), build_side(gm, eye, np.arange(n)))
+
+
+def test_tuning_picks_the_informative_term_and_never_a_raw_term_search_drops() -> None:
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((50, 50)).astype(np.float32)
+    good = (np.eye(50) + 0.1 * rng.standard_normal((50, 50))).astype(np.float32)
+    text = _one_window_task("text", "audio", 50)
+    tuned = tune_fusion(text, noise, good, noise)
+    assert tuned.w_raw + tuned.w_query_bridged + tuned.w_item_bridged == pytest.approx(1.0)
+    assert tuned.w_query_bridged >= 0.5
+    assert text.metrics(fused_unit_scores(text, noise, good, noise, tuned))["R@1"] == 100.0
+    raw_best = tune_fusion(text, good, noise, noise)  # the raw term is served between text and audio
+    assert raw_best.w_raw >= 0.5
+    assert text.metrics(fused_unit_scores(text, good, noise, noise, raw_best))["R@1"] == 100.0
+    video = _one_window_task("video", "audio", 50)
+    assert tune_fusion(video, good, noise, noise).w_raw == 0.0  # the raw video-audio cosine is never served
+
+
+def test_fused_unit_scores_follow_the_searchers_order() -> None:
+    """Per term the max over the query's windows, then the weighted mean, then the max over an item's windows."""
+    rng = np.random.default_rng(5)
+    q = build_side("video", rng.standard_normal((4, 3)).astype(np.float32), np.array([0, 0, 1, 1]))
+    g = build_side("audio", rng.standard_normal((5, 3)).astype(np.float32), np.array([0, 0, 1, 1, 1]))
+    task = Task(q, g)
+    raw, qb, ib = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(3))
+    cfg = FusionConfig(0.5, 0.2, 0.3)
+    assert q.starts.tolist() == [0, 2] and g.starts.tolist() == [0, 2]
+    qsets, gsets = [np.arange(0, 2), np.arange(2, 4)], [np.arange(0, 2), np.arange(2, 5)]
+    expected = np.array([[max((0.2 * qb[qs][:, w].max() + 0.3 * ib[qs][:, w].max()) / 0.5 for w in gs)
+                          for gs in gsets] for qs in qsets])  # video: no raw term, its weight left out
+    assert np.allclose(fused_unit_scores(task, raw, qb, ib, cfg), expected, atol=1e-6)

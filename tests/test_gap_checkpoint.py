@@ -18,7 +18,7 @@ from diffgap_search.errors import (
     IncompatibleIndexError,
 )
 from diffgap_search.gap.bridge import Bridge, load_bridge
-from diffgap_search.gap.checkpoint import FORMAT_VERSION
+from diffgap_search.gap.checkpoint import FORMAT_VERSION, fingerprint
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 
@@ -47,6 +47,15 @@ def test_round_trip_gives_identical_outputs(bridge_and_data: tuple, tmp_path: Pa
     assert one.directions == bridge.directions
     assert one.fusion_for("text", "audio") == bridge.fusion_for("text", "audio")
     assert one.metadata() == bridge.metadata()
+    assert one.record is not None and bridge.record is not None
+    assert np.array_equal(one.record.train_groups, bridge.record.train_groups)
+    assert np.array_equal(one.record.val_groups, bridge.record.val_groups)
+    for name, pb in bridge.record.baselines.items():
+        loaded = one.record.baselines[name]
+        assert (loaded.a, loaded.b, loaded.ridge_alpha, loaded.n_pairs) == (pb.a, pb.b, pb.ridge_alpha, pb.n_pairs)
+        for part in ("means", "ridge", "procrustes"):
+            assert getattr(loaded, part).keys() == getattr(pb, part).keys()
+            assert all(np.array_equal(getattr(loaded, part)[k], v) for k, v in getattr(pb, part).items())
 
 
 def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_data: tuple, tmp_path: Path) -> None:
@@ -58,7 +67,14 @@ def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_da
     with safe_open(str(p1), framework="pt") as fh:
         meta = json.loads(fh.metadata()["diffgap"])
         assert "in_x.weight" in fh.keys()
-    assert meta["format_version"] == FORMAT_VERSION == 1
+        names = set(fh.keys())
+    assert meta["format_version"] == FORMAT_VERSION == 2
+    assert {"record.groups.train", "record.groups.val", "record.baselines.audio-text.mean.audio",
+            "record.baselines.audio-text.mean.text", "record.baselines.audio-text.ridge.text->audio",
+            "record.baselines.audio-text.ridge.audio->text", "record.baselines.audio-text.procrustes.text->audio",
+            "record.baselines.audio-text.procrustes.audio->text"} == {n for n in names if n.startswith("record.")}
+    assert meta["record"]["groups"] == {"train": len(bridge.record.train_groups), "val": len(bridge.record.val_groups)}
+    assert set(meta["record"]["baselines"]["audio-text"]) == {"a", "b", "ridge_alpha", "pairs"}
     assert meta["encoder_fingerprints"] == {"audio": A, "text": A}
     assert meta["schedule"] == {"kind": "cosine-v1", "num_steps": 1000}
     assert meta["directions"] == ["audio|text", "text|audio"]
@@ -86,9 +102,10 @@ def test_other_encoder_is_refused_with_a_clear_message(bridge_and_data: tuple, t
 def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp_path: Path) -> None:
     bridge, _ = bridge_and_data
     meta = bridge.metadata() | {"format_version": FORMAT_VERSION + 1}
+    assert FORMAT_VERSION + 1 == 3
     newer = tmp_path / "newer.safetensors"
     save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(newer), {"diffgap": json.dumps(meta)})
-    with pytest.raises(BridgeMismatchError, match="format version 2, newer than this diffgap-search reads"):
+    with pytest.raises(BridgeMismatchError, match="format version 3, newer than this diffgap-search reads"):
         load_bridge(newer, None)
     odd = tmp_path / "odd.safetensors"
     save_file(dict(bridge.denoiser.state_dict()), str(odd), {"diffgap": json.dumps(bridge.metadata() | {"schedule": {"kind": "cosine-v9", "num_steps": 1000}})})
@@ -104,3 +121,28 @@ def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp
     save_file({"x": torch.zeros(2)}, str(plain))
     with pytest.raises(CorruptIndexError):
         load_bridge(plain, None)
+
+
+def test_a_format_1_bridge_still_loads_and_keeps_its_fingerprint(bridge_and_data: tuple, tmp_path: Path) -> None:
+    """Bridges saved before the training record (format 1: weights only) serve queries as before."""
+    bridge, q = bridge_and_data
+    meta = {k: v for k, v in bridge.metadata().items() if k != "record"} | {"format_version": 1}
+    path = tmp_path / "v1.safetensors"
+    save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(path),
+              {"diffgap": json.dumps(meta, sort_keys=True, separators=(",", ":"))})
+    old = load_bridge(path, {"audio": A, "text": A})
+    assert old.record is None and old.format_version == 1
+    assert old.metadata() == meta
+    assert old.fingerprint == fingerprint(dict(bridge.denoiser.state_dict()), meta)
+    assert np.array_equal(old.apply(q, "text", "audio"), bridge.apply(q, "text", "audio"))
+
+
+def test_a_bridge_of_unrecorded_encoders_is_refused_once_the_index_records_them(bridge_and_data: tuple,
+                                                                                tmp_path: Path) -> None:
+    bridge, _ = bridge_and_data
+    anonymous = Bridge(bridge.denoiser, bridge.schedule, bridge.sample, {}, bridge.directions, {}, {}, bridge.record)
+    path = tmp_path / "anonymous.safetensors"
+    anonymous.save(path)
+    assert load_bridge(path, None).fingerprint == anonymous.fingerprint
+    with pytest.raises(BridgeMismatchError, match="trained on pairs from unrecorded encoders"):
+        load_bridge(path, {"audio": A, "text": A})

@@ -9,12 +9,17 @@ retrieval time. Modules, one job each:
 - ``denoiser``    the network (a residual MLP predicting x0);
 - ``diffusion``   q(x_t | x0), the losses, DDIM sampling and inversion;
 - ``training``    ``train_bridge`` (Contrastive Diffusion Module + Bidirectional Split Training);
+- ``training_data`` pair sets split by group, batches that never repeat a pair;
+- ``validation``  fusion weights tuned, and R@1 reported, on the validation groups;
 - ``bridge``      the public ``Bridge`` (``apply``, ``save``) and ``load_bridge``;
 - ``checkpoint``  safetensors + JSON header, format version, encoder fingerprints;
+- ``record``      what a bridge keeps of its training: the groups it saw, the fitted baselines;
 - ``baselines``   mean shift and linear maps (ridge, orthogonal Procrustes);
-- ``metrics``     R@k, median rank, mAP@10;
-- ``fusion``      the score-fusion rule and its tuning on validation pairs;
-- ``evaluation``  every method side by side on held-out pairs.
+- ``groups``      clip ids, their hashes, and every split made by group;
+- ``protocol``    the standard protocol's queries and gallery (unique clips, captions, windows by max);
+- ``metrics``     R@k, median rank, mAP@10 (ties against the truth, several relevant items);
+- ``fusion``      the served fused score and its tuning on validation groups;
+- ``evaluation``  every method side by side on test pairs.
 
 This file stays import-light (no torch): the public names below are resolved lazily on first access.
 """

@@ -28,11 +28,19 @@ import torch
 
 from ..encoders.runtime import torch_threads
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
-from .checkpoint import FORMAT_VERSION, check_fingerprints, fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    FORMAT_VERSION,
+    check_fingerprints,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import ddim_sample, to_diffusion_space
 from .directions import Direction, Modality
 from .fusion import FusionConfig
+from .record import PREFIX as RECORD_PREFIX
+from .record import TrainingRecord
 from .schedule import NoiseSchedule, ScheduleKind
 
 
@@ -64,7 +72,11 @@ def _fusion_key(source: Modality, target: Modality) -> str:
 
 
 class Bridge:
-    """A trained DiffGAP module for one set of encoders, serving the ``directions`` it was trained on."""
+    """A trained DiffGAP module for one set of encoders, serving the ``directions`` it was trained on.
+
+    ``record``: what it keeps of its training run (groups seen, fitted baselines; ``record``), None for a
+    bridge loaded from a format-1 file; ``format_version``: the format of the file it was loaded from.
+    """
 
     def __init__(
         self,
@@ -75,6 +87,8 @@ class Bridge:
         directions: tuple[Direction, ...],
         fusion: dict[str, FusionConfig] | None = None,
         train_info: dict[str, Any] | None = None,
+        record: TrainingRecord | None = None,
+        format_version: int = FORMAT_VERSION,
     ) -> None:
         self._net = denoiser.eval()
         for p in self._net.parameters():
@@ -85,6 +99,8 @@ class Bridge:
         self._directions = tuple(Direction(d) for d in directions)
         self._fusion = dict(fusion or {})
         self.train_info = dict(train_info or {})
+        self.record = record
+        self.format_version = format_version  # of the file it was loaded from: keeps its fingerprint
         self._t_emb: dict[int, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- description
@@ -114,8 +130,8 @@ class Bridge:
 
     def metadata(self) -> dict[str, Any]:
         """The JSON metadata stored next to the weights (see ``checkpoint``)."""
-        return {
-            "format_version": FORMAT_VERSION,
+        meta: dict[str, Any] = {
+            "format_version": self.format_version,
             "denoiser": asdict(self._net.cfg),
             "schedule": {"kind": self.schedule.kind.value, "num_steps": self.schedule.num_steps},
             "sample": asdict(self.sample),
@@ -124,11 +140,21 @@ class Bridge:
             "fusion": {k: v.to_dict() for k, v in sorted(self._fusion.items())},
             "train": self.train_info,
         }
+        if self.record is not None:
+            meta["record"] = self.record.meta()
+        return meta
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the checkpoint: the denoiser's weights and the training record's ``record.*``."""
+        out = dict(self._net.state_dict())
+        if self.record is not None:
+            out.update(self.record.tensors())
+        return out
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 hex digest of the weights and metadata; the same before saving and after loading."""
-        return fingerprint(self._net.state_dict(), self.metadata())
+        """sha256 hex digest of the tensors and metadata; the same before saving and after loading."""
+        return fingerprint(self.tensors(), self.metadata())
 
     # ----------------------------------------------------------------- use
     def apply(
@@ -199,7 +225,7 @@ class Bridge:
     # ----------------------------------------------------------------- persistence
     def save(self, path: Path) -> None:
         """Write the bridge to ``path`` (one ``.safetensors`` file: weights + JSON metadata), atomically."""
-        save_checkpoint(Path(path), self._net.state_dict(), self.metadata())
+        save_checkpoint(Path(path), self.tensors(), self.metadata())
 
 
 def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None) -> Bridge:
@@ -220,8 +246,10 @@ def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None)
             f"bridge {path} uses noise schedule {meta['schedule']['kind']!r}, unknown to this version: upgrade"
         ) from None
     try:
+        weights = {k: v for k, v in tensors.items() if not k.startswith(RECORD_PREFIX)}
+        record = TrainingRecord.from_checkpoint(tensors, meta["record"]) if "record" in meta else None
         net = Denoiser(DenoiserConfig(**meta["denoiser"]))
-        net.load_state_dict(tensors, strict=True)
+        net.load_state_dict(weights, strict=True)
         bridge = Bridge(
             net,
             NoiseSchedule(kind, int(meta["schedule"]["num_steps"])),
@@ -230,6 +258,8 @@ def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None)
             tuple(Direction(d) for d in meta["directions"]),
             {k: FusionConfig(**v) for k, v in meta.get("fusion", {}).items()},
             meta.get("train", {}),
+            record,
+            int(meta["format_version"]),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CorruptIndexError(f"{path} is not a valid DiffGAP bridge checkpoint: {exc}") from exc

@@ -1,12 +1,16 @@
 """The on-disk form of a DiffGAP bridge: one ``.safetensors`` file (never pickle).
 
-The tensors are the denoiser's weights; the header's ``__metadata__`` holds one key, ``"diffgap"``,
+The tensors are the denoiser's weights and, since format 2, the training record's ``record.*`` tensors
+(the keys of the groups trained on and the fitted baselines, ``record``); the header's ``__metadata__`` holds one key, ``"diffgap"``,
 whose value is canonical JSON (sorted keys) with:
 
 - ``format_version`` (``FORMAT_VERSION``; a newer one is refused),
 - ``denoiser`` / ``schedule`` / ``sample`` / ``train`` configurations,
 - ``encoder_fingerprints``: modality name -> sha256 of the encoder weights it was trained on,
-- ``directions`` served and per-direction ``fusion`` weights.
+- ``directions`` served and per-direction ``fusion`` weights,
+- ``record`` (format 2): group counts and the baselines' description (``record.TrainingRecord.meta``).
+
+Format 1 files (no record) still load and serve queries; evaluating one needs a bridge trained again.
 
 ``fingerprint(tensors, meta)`` is the sha256 of the canonical JSON plus every tensor's name, dtype,
 shape and bytes in name order: it identifies the bridge before it is saved and after it is loaded.
@@ -27,7 +31,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_KEY = "diffgap"
 
 
@@ -47,15 +51,25 @@ def fingerprint(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) ->
 
 
 def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    """Write ``tensors`` and ``meta`` (``format_version`` added) to ``path`` atomically (temp file + rename)."""
+    """Write ``tensors`` and ``meta`` (``format_version`` added unless given) to ``path`` atomically and durably.
+
+    A temporary file is written and fsynced, ``os.replace``d onto ``path``, then the folder is fsynced so
+    the rename itself survives a crash: once this returns, ``path`` holds the whole new checkpoint (a
+    catalog record naming it may be committed); before, it holds the previous file or none.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    full = {**meta, "format_version": FORMAT_VERSION}
+    full = {"format_version": FORMAT_VERSION, **meta}
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), {META_KEY: canonical_json(full)})
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -91,6 +105,11 @@ def check_fingerprints(path: Path, trained: Mapping[str, str], expected: Mapping
     """
     if expected is None:
         return
+    if not trained:
+        raise BridgeMismatchError(
+            f"bridge {path} was trained on pairs from unrecorded encoders (a pairs file, before this index had"
+            " any media): train it again with `dgsearch train` now that the index records its encoders"
+        )
     shared = sorted(set(trained) & set(expected))
     if not shared:
         raise BridgeMismatchError(

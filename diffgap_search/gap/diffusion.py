@@ -87,11 +87,18 @@ def denoising_loss(x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x0_hat, x0)
 
 
-def info_nce(x0_hat: torch.Tensor, x0: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(
+    x0_hat: torch.Tensor, x0: torch.Tensor, temperature: float, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """InfoNCE keeping each denoised embedding nearest its own partner within the batch; scalar.
 
     ``x0_hat, x0: (B, D)``; logits are cosine similarities divided by ``temperature``; the positive of
-    row i is target i, the negatives are the other targets of the same direction in the batch.
+    row i is target i, the negatives are the other targets of the same direction in the batch, except
+    those of the same group (``groups: (B,) int64``, e.g. the clip): another caption of the same clip,
+    or the same audio paired with another caption, is not a negative.
     """
     logits = F.normalize(x0_hat, dim=-1) @ F.normalize(x0, dim=-1).T / temperature
+    if groups is not None:
+        same = (groups[:, None] == groups[None, :]) & ~torch.eye(len(groups), dtype=torch.bool)
+        logits = logits.masked_fill(same, float("-inf"))
     return F.cross_entropy(logits, torch.arange(x0.shape[0]))

@@ -1,15 +1,20 @@
-"""Every gap-fixing method side by side on held-out pairs, both retrieval directions of every pair set.
+"""Every gap-fixing method side by side on test pairs, both directions of every pair set, standard protocol.
 
-Methods (query of modality A against items of modality B; baselines fitted on ``train_pairs``):
+Test pairs are reduced to a gallery of unique clips and the captions (``protocol``): text->audio ranks
+every caption against the clips, audio->text every clip against all captions (a hit when any of its
+captions is in the top k), video<->audio one clip per video; a clip's windows score by their maximum, as
+``dgsearch query`` ranks files. Methods (query of modality A against items of modality B):
 
 - ``raw``: cosine of the raw embeddings;
 - ``mean_shift``: both sides centred by their modality's training mean and re-normalised;
 - ``mean_shift_query``: query shifted by the gap vector ``mu_B - mu_A`` and re-normalised;
-- ``ridge``: affine ridge map A -> B (alpha chosen on a holdout of the training pairs), re-normalised;
+- ``ridge``: affine ridge map A -> B, re-normalised;
 - ``procrustes``: centred orthogonal Procrustes map A -> B, re-normalised;
 - ``diffgap``: the bridged query ``bridge(q, A -> B)`` against raw items;
-- ``diffgap_fusion``: ``fusion.fuse`` of raw, bridged-query and bridged-item cosines, with the bridge's
-  fusion weights for A -> B (tuned on its validation split) unless ``fusion`` overrides them.
+- ``diffgap_fusion``: the score ``dgsearch query`` serves (``fusion.fused_unit_scores``), with the
+  bridge's fusion weights for A -> B (tuned on its validation groups) unless ``fusion`` overrides them.
+
+Every baseline comes from the bridge's training record: fitted on the very pairs the bridge trained on.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .baselines import LinearMap, MeanShift, l2n
+from ..errors import UsageError
+from .baselines import l2n
 from .bridge import Bridge
-from .directions import PAIR_SETS, Modality
-from .fusion import FusionConfig, fuse
-from .metrics import retrieval_metrics
+from .directions import PAIR_SETS
+from .fusion import FusionConfig, fused_unit_scores
+from .groups import as_groups
+from .protocol import Task, first_groups, group_codes, tasks_for
+from .record import PairBaselines
+from .validation import term_matrices
 
 METHODS: tuple[str, ...] = (
     "raw",
@@ -35,67 +44,77 @@ METHODS: tuple[str, ...] = (
 )
 
 
-def _paired(pairs: Mapping[str, np.ndarray], a: Modality, b: Modality) -> tuple[np.ndarray, np.ndarray] | None:
-    if a.value not in pairs or b.value not in pairs:
-        return None
-    xa, xb = np.asarray(pairs[a.value], np.float32), np.asarray(pairs[b.value], np.float32)
-    ok = np.isfinite(xa).all(1) & np.isfinite(xb).all(1)
-    return (l2n(xa[ok]), l2n(xb[ok])) if ok.sum() >= 2 else None
-
-
-def score_matrices(
-    q: np.ndarray, g: np.ndarray, qm: str, gm: str, train_q: np.ndarray, train_g: np.ndarray, bridge: Bridge,
-    fusion: FusionConfig,
-) -> dict[str, np.ndarray]:
-    """``(Q, D)`` queries of modality ``qm`` vs ``(N, D)`` items of ``gm`` -> method -> ``(Q, N)`` scores."""
-    shift = MeanShift.fit(train_q, train_g)
-    raw = q @ g.T
-    qb = bridge.apply(q, qm, gm) @ g.T
-    ib = q @ bridge.apply(g, gm, qm).T
-    return {
+def method_scores(task: Task, bridge: Bridge, baselines: PairBaselines, fusion: FusionConfig) -> dict[str, np.ndarray]:
+    """Method -> ``(U_q, U_i)`` unit scores of ``task`` (vector scores pooled as ``protocol.Task.pool``)."""
+    q, g = task.queries.vectors, task.items.vectors
+    qm, gm = task.queries.modality, task.items.modality
+    shift = baselines.mean_shift(qm, gm)
+    raw, qb, ib = term_matrices(task, bridge)
+    vector_scores = {
         "raw": raw,
         "mean_shift": shift.centre_query(q) @ shift.centre_gallery(g).T,
         "mean_shift_query": shift.shift_query(q) @ g.T,
-        "ridge": LinearMap.fit_ridge(train_q, train_g)(q) @ g.T,
-        "procrustes": LinearMap.fit_procrustes(train_q, train_g)(q) @ g.T,
+        "ridge": baselines.linear("ridge", qm, gm)(q) @ g.T,
+        "procrustes": baselines.linear("procrustes", qm, gm)(q) @ g.T,
         "diffgap": qb,
-        "diffgap_fusion": fuse(raw, qb, ib, fusion),
     }
+    out = {m: task.pool(s) for m, s in vector_scores.items()}
+    out["diffgap_fusion"] = fused_unit_scores(task, raw, qb, ib, fusion)
+    return out
+
+
+def _pair_rows(test_pairs: Mapping[str, np.ndarray], a: str, b: str) -> np.ndarray | None:
+    if a not in test_pairs or b not in test_pairs:
+        return None
+    ok = np.isfinite(np.asarray(test_pairs[a])).all(1) & np.isfinite(np.asarray(test_pairs[b])).all(1)
+    return np.flatnonzero(ok)
+
+
+def _counts(tasks: tuple[Task, Task]) -> dict[str, int]:
+    """Units per modality of one pair set: ``{"audio": clips, "text": captions}`` or ``{"audio", "video"}`` clips."""
+    to_a, _ = tasks
+    return {to_a.items.modality: to_a.items.n_units, to_a.queries.modality: to_a.queries.n_units}
 
 
 def evaluate_methods(
-    train_pairs: Mapping[str, np.ndarray],
     test_pairs: Mapping[str, np.ndarray],
     bridge: Bridge,
     *,
+    groups: np.ndarray | None = None,
     fusion: Mapping[str, FusionConfig] | None = None,
-    max_test: int | None = None,
+    max_groups: int | None = None,
 ) -> dict[str, object]:
-    """Evaluate all ``METHODS`` -> ``{"n_test": {pair set: n}, "results": {"text->audio": {method: metrics}}}``.
+    """Evaluate all ``METHODS`` -> ``{"n_test": {pair set: {modality: units}}, "results": {"text->audio": {method: metrics}}}``.
 
-    ``train_pairs`` / ``test_pairs``: modality name -> ``(N, D) float32`` (NaN rows = missing), as for
-    ``train_bridge``; ``test_pairs`` must be disjoint from the pairs the bridge was trained on.
-    ``fusion``: optional ``"A->B"`` -> weights overriding the bridge's. ``max_test`` caps the test pairs
-    per pair set (the first rows). Metrics are those of ``metrics.retrieval_metrics`` (percentages).
+    ``test_pairs``: modality name -> ``(N, D) float32`` (NaN rows = missing), as for ``train_bridge``,
+    grouped by ``groups (N,)`` (default: identical audio rows form a group); they must be disjoint from
+    the groups the bridge saw (the caller checks, ``training_run``). ``fusion``: optional ``"A->B"`` ->
+    weights overriding the bridge's. ``max_groups`` caps the test clips per pair set (the first in
+    group-id order). Metrics are those of ``metrics.retrieval_metrics`` (percentages). Raises UsageError
+    when the bridge carries no training record (a format-1 bridge: train it again).
     """
+    if bridge.record is None:
+        raise UsageError("this DiffGAP bridge predates stored baselines and training groups: run `dgsearch train` again")
+    gids = as_groups(groups, np.asarray(test_pairs["audio"]))
     results: dict[str, dict[str, dict[str, float]]] = {}
-    n_test: dict[str, int] = {}
+    n_test: dict[str, dict[str, int]] = {}
     for a, b in PAIR_SETS:
-        tr, te = _paired(train_pairs, a, b), _paired(test_pairs, a, b)
-        if tr is None or te is None:
+        rows = _pair_rows(test_pairs, a.value, b.value)
+        baselines = bridge.record.baselines.get(f"{a.value}-{b.value}")
+        if rows is None or baselines is None or len(rows) == 0:
             continue
-        if any(d not in bridge.directions for d in (f"{a.value}|{b.value}", f"{b.value}|{a.value}")):
+        codes = group_codes(gids[rows])
+        keep = first_groups(codes, max_groups)
+        if len(np.unique(codes[keep])) < 2:
             continue
-        ta, tb = (x[:max_test] for x in te) if max_test else te
-        n_test[f"{a.value}-{b.value}"] = len(ta)
-        for (qm, q, trq), (gm, g, trg) in (
-            ((b, tb, tr[1]), (a, ta, tr[0])),
-            ((a, ta, tr[0]), (b, tb, tr[1])),
-        ):
-            key = f"{qm.value}->{gm.value}"
-            fcfg = (fusion or {}).get(key) or bridge.fusion_for(qm.value, gm.value)
-            scores = score_matrices(q, g, qm.value, gm.value, trq, trg, bridge, fcfg)
-            results[key] = {m: retrieval_metrics(scores[m]) for m in METHODS}
+        xa, xb = (np.asarray(test_pairs[m.value], np.float32)[rows][keep] for m in (a, b))
+        tasks = tasks_for(a.value, b.value, l2n(xa), l2n(xb), codes[keep])
+        n_test[f"{a.value}-{b.value}"] = _counts(tasks)
+        for task in tasks:
+            qm, gm = task.queries.modality, task.items.modality
+            fcfg = (fusion or {}).get(task.key) or bridge.fusion_for(qm, gm)
+            scores = method_scores(task, bridge, baselines, fcfg)
+            results[task.key] = {m: task.metrics(scores[m]) for m in METHODS}
     return {"n_test": n_test, "results": results}
 
 

@@ -1,4 +1,4 @@
-"""Score fusion for DiffGAP retrieval.
+"""Score fusion for DiffGAP retrieval: the score ``dgsearch query`` computes, and its weights' tuning.
 
 For a query q of modality A and gallery items g of modality B, with ``bridge(., A -> B)`` DiffGAP:
 
@@ -6,10 +6,16 @@ For a query q of modality A and gallery items g of modality B, with ``bridge(., 
                 + w_query_bridged * cos(bridge(q, A->B), g)      bridged query vs raw items
                 + w_item_bridged * cos(q, bridge(g, B->A))       raw query vs items bridged into A
 
-A weighted sum of cosines (not of ranks) so each term is one inner-product search over a FAISS index
-(raw, or the stored bridged vectors) and candidates from any index can be re-scored exactly from the
-stored vectors. Weights are non-negative and sum to 1; ``tune_fusion`` picks them on validation pairs
-(R@1, then mAP@10) from a grid, never on test pairs.
+divided by the sum of the weights of the terms served. A weighted sum of cosines (not of ranks) so each
+term is one inner-product search over a FAISS index (raw, or the stored bridged vectors) and candidates
+from any index can be re-scored exactly from the stored vectors.
+
+The raw term is served only between text and audio: CLAP embeds both into one space, while the video
+encoder's space is unrelated to audio's, so ``search.Searcher`` drops it for video queries and tuning
+never gives it weight there (``raw_term_served``). Scores are computed as the searcher does: for each
+term, the maximum over the query's vectors (its windows); then the weighted mean per item vector
+(window); then, per clip, the maximum over its windows (``protocol.Task``). Weights are non-negative and
+sum to 1; ``tune_fusion`` picks them on validation pairs (R@1, then mAP@10) from a grid, never on test pairs.
 """
 
 from __future__ import annotations
@@ -19,16 +25,15 @@ from itertools import product
 
 import numpy as np
 
-from .metrics import retrieval_metrics
+from .protocol import Task
 
 
 @dataclass(frozen=True)
 class FusionConfig:
     """Weights of the three cosine terms.
 
-    ``train_bridge`` tunes them per query direction on its validation split and stores them in the
-    bridge (``Bridge.fusion_for``); these defaults are only a fallback, taken from the synthetic
-    benchmark's validation split (where it chose 0 / 0.3-0.4 / 0.6-0.7).
+    ``train_bridge`` tunes them per query direction on its validation groups and stores them in the
+    bridge (``Bridge.fusion_for``); these defaults are only a fallback.
     """
 
     w_raw: float = 0.0
@@ -45,24 +50,51 @@ class FusionConfig:
         return asdict(self)
 
 
-def fuse(raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig) -> np.ndarray:
-    """Combine three ``(Q, N)`` cosine matrices into one ``(Q, N) float32`` score matrix with ``cfg``'s weights."""
-    total = cfg.w_raw + cfg.w_query_bridged + cfg.w_item_bridged
-    out = (cfg.w_raw * raw + cfg.w_query_bridged * query_bridged + cfg.w_item_bridged * item_bridged) / total
-    return out.astype(np.float32)
+def raw_term_served(query_modality: str, item_modality: str) -> bool:
+    """Whether the raw cosine is a term of the served score: only within CLAP's shared text-audio space."""
+    return {query_modality, item_modality} == {"text", "audio"}
+
+
+def fuse(
+    raw: np.ndarray | None, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig
+) -> np.ndarray:
+    """Weighted mean of ``(Q, N)`` cosine matrices -> ``(Q, N) float32``; ``raw=None`` drops the raw term
+    (weight and all), as the searcher does for video. ValueError if no served term has weight."""
+    w_raw = cfg.w_raw if raw is not None else 0.0
+    total = w_raw + cfg.w_query_bridged + cfg.w_item_bridged
+    if total <= 0:
+        raise ValueError(f"fusion weights {cfg.to_dict()} give no weight to a served term")
+    out = np.multiply(query_bridged, cfg.w_query_bridged / total, dtype=np.float32)
+    out += np.multiply(item_bridged, cfg.w_item_bridged / total, dtype=np.float32)
+    if w_raw:
+        out += np.multiply(raw, w_raw / total, dtype=np.float32)
+    return out
+
+
+def fused_unit_scores(
+    task: Task, raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig
+) -> np.ndarray:
+    """The served fused score of ``task``'s units: three ``(V_q, V_i)`` term matrices -> ``(U_q, U_i)``."""
+    pq = task.queries.pool
+    served_raw = pq(raw, 0) if raw_term_served(task.queries.modality, task.items.modality) else None
+    fused = fuse(served_raw, pq(query_bridged, 0), pq(item_bridged, 0), cfg)
+    return task.items.pool(fused, axis=1)
 
 
 def tune_fusion(
-    raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray, step: float = 0.1
+    task: Task, raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray, step: float = 0.1
 ) -> FusionConfig:
-    """Grid-search the weights (multiples of ``step`` summing to 1) on validation ``(Q, N)`` cosine matrices."""
+    """Grid-search the weights (multiples of ``step`` summing to 1) on validation ``(V_q, V_i)`` cosine
+    matrices of ``task``, by the served score's R@1 then mAP@10; ties go to the first grid point (least
+    raw weight, then least query-bridged weight). The raw weight stays 0 where the raw term is not served."""
     n = round(1 / step)
+    allow_raw = raw_term_served(task.queries.modality, task.items.modality)
     best: tuple[tuple[float, float], FusionConfig] | None = None
-    for i, j in product(range(n + 1), repeat=2):
+    for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)):
         if i + j > n:
             continue
         cfg = FusionConfig(w_raw=i / n, w_query_bridged=j / n, w_item_bridged=(n - i - j) / n)
-        m = retrieval_metrics(fuse(raw, query_bridged, item_bridged, cfg))
+        m = task.metrics(fused_unit_scores(task, raw, query_bridged, item_bridged, cfg))
         key = (m["R@1"], m["mAP@10"])
         if best is None or key > best[0]:
             best = (key, cfg)

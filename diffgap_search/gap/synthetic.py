@@ -15,6 +15,7 @@ modality pairs with row i of the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -64,8 +65,59 @@ class GapWorld:
         x = z @ self.shared + s.strength * np.sin(z @ w + b) @ v + self.offsets[side]
         return _normalise(x + s.noise * rng.standard_normal(x.shape))
 
+    def sample_clips(
+        self, n: int, seed: int, *, captions: int = 1, windows: int = 1, caption_jitter: float = 0.0,
+        window_jitter: float = 0.0,
+    ) -> ClipSample:
+        """``n`` clips of ``windows`` audio windows and ``captions`` captions (see the module docstring).
+
+        With one of each and no jitter it draws exactly what ``sample(n, seed)`` does.
+        """
+        rng = np.random.default_rng(seed)
+        k, d = self.spec.latent_dim, self.spec.dim
+        z = rng.standard_normal((n, k))
+
+        def jittered(count: int, jitter: float) -> np.ndarray:
+            zs = np.repeat(z[:, None, :], count, axis=1)
+            return zs + jitter * rng.standard_normal(zs.shape) if jitter > 0 else zs
+
+        audio = self.embed(jittered(windows, window_jitter).reshape(-1, k), "a", rng).reshape(n, windows, d)
+        text = self.embed(jittered(captions, caption_jitter).reshape(-1, k), "b", rng).reshape(n, captions, d)
+        return ClipSample(audio, text)
+
     def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` pairs ``(a, b)``, each ``(n, D) float32`` L2-normalised; row i of ``a`` pairs with row i of ``b``."""
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n, self.spec.latent_dim))
         return self.embed(z, "a", rng), self.embed(z, "b", rng)
+
+
+Granularity = Literal["window", "clip-mean"]
+
+
+@dataclass(frozen=True)
+class ClipSample:
+    """``windows (n, W, D) float32`` audio windows and ``captions (n, C, D) float32`` captions of n clips."""
+
+    windows: np.ndarray
+    captions: np.ndarray
+
+    def pairs(self, granularity: Granularity = "window") -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Pair rows and their groups: ``({"audio": (P, D), "text": (P, D)}, groups (P,) int64 clip index)``.
+
+        ``"window"``: one pair per (window, caption) of a clip, P = n W C; ``"clip-mean"``: one pair per
+        (normalised mean of the clip's windows, caption), P = n C.
+        """
+        n, _, d = self.windows.shape
+        c = self.captions.shape[1]
+        if granularity == "clip-mean":
+            audio = _normalise(self.windows.mean(axis=1))[:, None, :]
+        elif granularity == "window":
+            audio = self.windows
+        else:
+            raise ValueError(f"granularity must be 'window' or 'clip-mean', got {granularity!r}")
+        per = audio.shape[1]
+        a = np.repeat(audio[:, :, None, :], c, axis=2).reshape(-1, d)
+        t = np.repeat(self.captions[:, None, :, :], per, axis=1).reshape(-1, d)
+        groups = np.repeat(np.arange(n, dtype=np.int64), per * c)
+        return {"audio": a.astype(np.float32), "text": t.astype(np.float32)}, groups
