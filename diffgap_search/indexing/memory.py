@@ -9,29 +9,10 @@ memory flat too, but made every large torch activation a fresh mmap and cut thro
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
-from typing import Any
-
-_libc: Any = None
-
-
-def _glibc() -> Any:
-    global _libc
-    if _libc is None:
-        _libc = False
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                libc.malloc_trim  # noqa: B018 - glibc only
-                _libc = libc
-            except (OSError, AttributeError):
-                pass
-    return _libc
+from diffgap_search.libc import libc_function
 
 
 def release_free_memory() -> bool:
     """Return freed heap memory to the system (glibc ``malloc_trim``); False where malloc is not glibc's."""
-    libc = _glibc()
-    return bool(libc) and bool(libc.malloc_trim(0))
+    trim = libc_function("malloc_trim")
+    return trim is not None and bool(trim(0))

@@ -18,12 +18,9 @@ SIGKILL, takes its ffmpeg with it.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.libc import libc_function
 
 PROBE_LIMIT_S = 60.0
 BASE_LIMIT_S = 60.0
 PER_MEDIA_SECOND_S = 1.0
 _PR_SET_PDEATHSIG = 1
-_prctl: Any = None
 
 
 def time_limit(duration_s: float | None) -> float:
@@ -52,15 +49,7 @@ def timed_out(limit_s: float, what: str = "") -> str:
 
 
 def _prctl_fn() -> Any:
-    global _prctl
-    if _prctl is None:
-        _prctl = False
-        if sys.platform.startswith("linux"):
-            try:
-                _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-            except (OSError, AttributeError):
-                pass
-    return _prctl
+    return libc_function("prctl")
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
