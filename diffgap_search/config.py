@@ -85,14 +85,13 @@ class FaissConfig:
     Exact inner-product search (``IndexFlatIP``) up to ``flat_max`` vectors; above it, an inverted-file
     index with ``nlist ≈ ivf_lists_per_sqrt · √N`` lists, trained on at most ``ivf_train_per_list``
     samples per list, searched with ``nprobe`` lists. Vectors are L2-normalised, so inner product is
-    cosine similarity.
+    cosine similarity. Search runs on the CPU: faiss-gpu, where installed, is not used yet.
     """
 
     flat_max: int = 50_000
     ivf_lists_per_sqrt: float = 4.0
     ivf_train_per_list: int = 64
     nprobe: int = 32
-    use_gpu: bool = True
 
 
 @dataclass(frozen=True)

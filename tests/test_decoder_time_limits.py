@@ -11,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_media import needs_ffmpeg
-from fixtures_video import make_testsrc
 
 from diffgap_search.config import VideoConfig, WindowConfig
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.indexing.decode import decode_file
 from diffgap_search.media import process
 from diffgap_search.media.audio import iter_audio_blocks
-from diffgap_search.media.video_probe import ffprobe_json
-from diffgap_search.media.video_soundtrack import load_soundtrack
 
 RATE = 8_000  # the fake ffmpeg's output: mono float32 at 8 kHz (32 000 bytes a second)
 
@@ -145,20 +141,5 @@ def test_an_ffprobe_that_never_answers_is_killed(tmp_path: Path, fake_bin: Path,
     video.write_bytes(b"\0" * 64)
     result = decode_file(video, "video", WindowConfig(), VideoConfig(frames=False), 32)
     assert result.error == "decoder timed out after 1 s (ffprobe)"
-    assert not alive(fake_pid(fake_bin))
-
-
-@needs_ffmpeg
-def test_a_soundtrack_limit_scales_with_the_duration(tmp_path: Path, fake_bin: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    video = make_testsrc(tmp_path / "scene.mp4", seconds=2.0)  # made by the real ffmpeg, before the stand-in
-    install(fake_bin, "ffmpeg", HANG)  # ffprobe stays the real one
-    monkeypatch.setattr(process, "BASE_LIMIT_S", 0.5)
-    monkeypatch.setattr(process, "PER_MEDIA_SECOND_S", 0.5)
-    limit = 0.5 + 0.5 * float(ffprobe_json(video)["format"]["duration"])
-    assert 1.4 < limit < 1.6
-    with pytest.raises(MediaDecodeError) as info:
-        load_soundtrack(video, 16_000)
-    assert str(info.value) == f"{video}: decoder timed out after {limit:g} s (ffmpeg)"
     assert not alive(fake_pid(fake_bin))
 

@@ -14,9 +14,9 @@ from fixtures_video import FFMPEG, GREY_FPS, VFR_STARTS, grey_index, make_testsr
 
 from diffgap_search.config import WindowConfig
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media.audio import load_audio
 from diffgap_search.media.video import (
     iter_frame_windows,
-    load_soundtrack,
     probe_video,
     sample_times,
     window_bounds,
@@ -141,7 +141,7 @@ def test_every_container_decodes_with_its_soundtrack(tmp_path: Path, ext: str) -
     path = make_testsrc(tmp_path / f"clip{ext}", seconds=1.0)
     windows = list(iter_frame_windows(path, WindowConfig(), fps=4.0, size=32))
     assert len(windows) == 1 and windows[0].frames.shape == (4, 32, 32, 3)
-    audio = load_soundtrack(path, 16_000)
+    audio = load_audio(path, 16_000)
     assert audio is not None and abs(audio.shape[0] - 16_000) <= 1100
 
 
@@ -150,7 +150,7 @@ def test_every_container_decodes_with_its_soundtrack(tmp_path: Path, ext: str) -
 
 @pytest.mark.parametrize("sr", [16_000, 48_000])
 def test_soundtrack_is_mono_float32_of_the_right_length(video_with_sound: Path, sr: int) -> None:
-    audio = load_soundtrack(video_with_sound, sr)
+    audio = load_audio(video_with_sound, sr)
     assert audio is not None and audio.dtype == np.float32 and audio.ndim == 1
     assert abs(audio.shape[0] - round(3.0 * sr)) <= sr // 100
     spectrum = np.abs(np.fft.rfft(audio[: sr]))
@@ -158,13 +158,15 @@ def test_soundtrack_is_mono_float32_of_the_right_length(video_with_sound: Path, 
 
 
 def test_aac_soundtrack_length_within_codec_padding(video_aac: Path) -> None:
-    audio = load_soundtrack(video_aac, 16_000)
+    audio = load_audio(video_aac, 16_000)
     assert audio is not None and abs(audio.shape[0] - 48_000) <= 2048
 
 
 def test_silent_video_has_no_soundtrack(video_silent: Path) -> None:
-    assert load_soundtrack(video_silent, 16_000) is None
     assert probe_video(video_silent).has_audio is False
+    with pytest.raises(MediaDecodeError) as err:
+        load_audio(video_silent, 16_000)
+    assert str(err.value) == f"{video_silent}: no audio stream"
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -205,8 +207,8 @@ def test_missing_file_and_soundtrack_errors(tmp_path: Path, garbage_mp4: Path) -
     with pytest.raises(MediaDecodeError, match="no such file$"):
         probe_video(tmp_path / "nope.mp4")
     with pytest.raises(MediaDecodeError) as err:
-        load_soundtrack(garbage_mp4, 16_000)
-    assert str(err.value) == f"{garbage_mp4}: not a media file (unrecognised data)"
+        load_audio(garbage_mp4, 16_000)
+    assert str(err.value) == f"{garbage_mp4}: not decodable audio (Invalid data found when processing input)"
     with pytest.raises(ValueError):
         iter_frame_windows(garbage_mp4, WindowConfig(), fps=0)
     with pytest.raises(MediaDecodeError):

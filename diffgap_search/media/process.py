@@ -2,13 +2,13 @@
 
 Time limits (stated defaults; module constants so a caller or a test may change them):
 
-- ``ffprobe`` reads container metadata only: ``PROBE_LIMIT_S`` (60 s), whatever the file's length.
-- ``ffmpeg`` decoding a whole file whose duration is known (``run_decoder``): ``time_limit(duration)`` =
-  ``BASE_LIMIT_S + PER_MEDIA_SECOND_S * duration`` (60 s plus one second per second of media: anything
-  slower than real time is taken as hung; ffmpeg decodes audio hundreds of times faster).
+- ``ffprobe`` reads container metadata only (``run_limited``): ``PROBE_LIMIT_S`` (60 s), whatever the
+  file's length.
 - ``ffmpeg`` streaming to a pipe (``Watchdog``): the duration is not known up front, so the limit is on
-  each wait for output: a block of ``b`` seconds of audio must arrive within ``time_limit(b)``. Time the
-  reader spends elsewhere (the encoder working while ffmpeg blocks on a full pipe) does not count.
+  each wait for output: a block of ``b`` seconds of audio must arrive within ``time_limit(b)`` =
+  ``BASE_LIMIT_S + PER_MEDIA_SECOND_S * b`` (60 s plus one second per second of media: anything slower than
+  real time is taken as hung; ffmpeg decodes audio hundreds of times faster). Time the reader spends
+  elsewhere (the encoder working while ffmpeg blocks on a full pipe) does not count.
 
 On expiry the process is killed (SIGKILL) and waited for, and ``MediaDecodeError`` says
 ``"decoder timed out after N s (ffmpeg)"``. On Linux every such child also gets ``PR_SET_PDEATHSIG``

@@ -40,7 +40,6 @@ from diffgap_search.config import WindowConfig
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media.video_geometry import DecodePlan, finish_frames, plan_decode
 from diffgap_search.media.video_probe import VIDEO_EXTENSIONS, StreamsInfo, probe_streams
-from diffgap_search.media.video_soundtrack import load_soundtrack
 from diffgap_search.media.windows import window_spans
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
     "FrameWindow",
     "VideoInfo",
     "iter_frame_windows",
-    "load_soundtrack",
     "open_frames",
     "probe_video",
     "sample_times",
