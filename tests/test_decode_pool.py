@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pool_tasks
 import pytest
+from process_watch import alive, wait_gone
 
 from diffgap_search.indexing.pool import crash_reason, deadline_reason, ordered_map
 
@@ -37,21 +38,8 @@ def workers_of(pid: int) -> list[int]:
     return out
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
-def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The pids still alive after up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
 
 
 def test_reasons_have_one_stable_format() -> None:

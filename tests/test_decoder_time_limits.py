@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_watch import alive
 
 from diffgap_search.config import VideoConfig, WindowConfig
 from diffgap_search.errors import MediaDecodeError
@@ -46,12 +47,6 @@ out.flush()
 """
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture

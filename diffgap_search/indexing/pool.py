@@ -96,18 +96,21 @@ def _send(conn: Connection, msg: tuple[str, int, Any]) -> None:
         conn.send(("raise", msg[1], RuntimeError(f"decode worker could not send its result: {exc!r}")))
 
 
+def _next_task(conn: Connection) -> tuple[int, Any] | None:
+    """The next task ``(i, item)`` from the consumer; None when it says stop (``None``) or the pipe closes."""
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        return None
+    return None if msg is None else (msg[0], msg[1])
+
+
 def _map_main(conn: Connection, fn: Callable[[Any], Any], parent_pid: int) -> None:
     """A map worker: run tasks ``(i, item)``, answering ``("ok", i, result)`` or ``("raise", i, exc)``,
     until ``None`` or the pipe closes."""
     _start_worker(conn, parent_pid)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        i, item = msg
+    while (task := _next_task(conn)) is not None:
+        i, item = task
         try:
             out: tuple[str, int, Any] = ("ok", i, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent to the consumer, which re-raises it
@@ -119,14 +122,11 @@ def _stream_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent_pi
     """A stream worker: for its one task ``(0, item)``, send ``("item", 0, x)`` for each ``x`` of
     ``fn(item)``, then ``("end", 0, None)`` (or ``("raise", 0, exc)``)."""
     _start_worker(conn, parent_pid)
-    try:
-        msg = conn.recv()
-    except (EOFError, OSError):
-        return
-    if msg is None:
+    task = _next_task(conn)
+    if task is None:
         return
     try:
-        for x in fn(msg[1]):
+        for x in fn(task[1]):
             _send(conn, ("item", 0, x))
         out: tuple[str, int, Any] = ("end", 0, None)
     except Exception as exc:  # noqa: BLE001 - sent to the consumer, which re-raises it
