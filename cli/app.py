@@ -159,6 +159,11 @@ def query(
     jsonl: JsonlOpt = False,
     paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = "hybrid",
+    duration: Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", min=1, help="Only files at this sample rate (Hz, as the file states it).")] = None,
+    channels: Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")] = None,
+    folder: Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")] = None,
 ) -> None:
     """Search the index with words, an audio file (--audio) or a video (--video)."""
     from diffgap_search.config import SearchConfig, resolve_index_dir
@@ -174,9 +179,15 @@ def query(
         raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end)
     q.kind  # validates: exactly one query
-    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
-    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device, use_bridge=not no_bridge,
-                  load_video_encoder=_query_video_loader) as searcher:
+    from diffgap_search.keyword_search import check_mode
+    from diffgap_search.search_filters import parse_range
+
+    low, high = parse_range(duration) if duration is not None else (None, None)
+    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
+                       mode=check_mode(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
+                       channels=channels, folder=folder)
+    with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
+                  use_bridge=not no_bridge, load_video_encoder=_query_video_loader) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
 

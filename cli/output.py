@@ -52,6 +52,8 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
             sys.stdout.write(h.path + "\n")
         return
     console = stdout_console()
+    if result.note:
+        stderr_console().print(f"note: {result.note}", markup=False)
     if not result.hits:
         console.print("no results")
         return
@@ -62,8 +64,14 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     table.add_column("from", justify="right")
     table.add_column("to", justify="right")
     table.add_column("caption", overflow="fold")
+    with_tags = any(h.tags for h in result.hits)
+    if with_tags:
+        table.add_column("tags", overflow="fold")
     for rank, h in enumerate(result.hits, 1):
-        table.add_row(str(rank), f"{h.score:.3f}", h.path, timecode(h.start_s), timecode(h.end_s), h.caption or "")
+        row = [str(rank), f"{h.score:.3f}", h.path, timecode(h.start_s), timecode(h.end_s), h.caption or ""]
+        if with_tags:
+            row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
+        table.add_row(*row)
     console.print(table)
 
 

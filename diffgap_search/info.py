@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.tags import tag_stats
 
 
 def _disk_usage(index_dir: Path) -> int:
@@ -37,6 +38,7 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         stats = cat.stats()
         meta = cat.all_meta()
         errors = [{"path": f.path, "error": f.error or ""} for f in cat.files(status="error")]
+        tags = tag_stats(cat.conn)
     encoder = meta.get("encoder") or {}
     window = meta.get("window") or {}
     spaces = {k[6:]: v for k, v in meta.items() if k.startswith("faiss.")}
@@ -60,7 +62,9 @@ def index_info(index_dir: Path) -> dict[str, Any]:
             f"{name} ({rec['count']} vectors, {rec['kind']}, generation {rec['generation']})"
             for name, rec in sorted(spaces.items())
         ) or "-",
+        "tags": (f"{tags['files_with_tags']} files tagged: "
+                 + ", ".join(f"{key} {n}" for key, n in tags["by_key"].items())) if tags["by_key"] else "none",
         "size on disk": f"{_disk_usage(index_dir) / 1e6:.2f} MB",
         "schema version": meta.get("schema_version"),
     }
-    return {"summary": summary, "errors": errors, "meta": meta}
+    return {"summary": summary, "errors": errors, "meta": meta, "tags": tags}

@@ -10,7 +10,6 @@ approximate index: without a usable published file it searches the catalog's vec
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,9 +28,16 @@ from diffgap_search.errors import (
     QueryNotSupportedError,
     UsageError,
 )
+from diffgap_search.search_filters import allowed_file_ids, glob_match
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.filters import segments_of_files
 from diffgap_search.store.settings import bind_encoder, embeds, stored_encoder, stored_encoder_config, stored_window
+from diffgap_search.store.tags import tags_of
 from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
+
+# A filter whose files hold at most this many windows is searched exactly over them (their vectors read
+# from the catalog: ≈ 40 MB at D = 512), never through FAISS's top-k.
+EXACT_FILTER_SEGMENTS = 20_000
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
 
@@ -78,6 +84,8 @@ class Hit:
     caption: str | None
     segment_id: int
     file_id: int
+    tags: dict[str, list[str]] = field(default_factory=dict)  # the file's embedded tags (media/tags.py)
+    ranks: dict[str, int] = field(default_factory=dict)  # hybrid/keyword: its rank in each ranking holding it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,10 +98,15 @@ class SearchResult:
     query_kind: str
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: str = "semantic"  # how it was ranked: semantic, keyword or hybrid (keyword_search.py)
+    note: str | None = None  # why a hybrid query was answered by one ranking alone
 
     def to_dict(self) -> dict[str, Any]:
-        return {"query_kind": self.query_kind, "hits": [h.to_dict() for h in self.hits],
-                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+        out = {"query_kind": self.query_kind, "mode": self.mode, "hits": [h.to_dict() for h in self.hits],
+               "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+        if self.note is not None:
+            out["note"] = self.note
+        return out
 
 
 class Searcher:
@@ -264,6 +277,10 @@ class Searcher:
         """
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
+        if cfg.mode != "semantic":  # keyword (no model) or hybrid: keyword_search.py
+            from diffgap_search import keyword_search
+
+            return keyword_search.search(self, query, cfg)
         t0 = time.perf_counter()
         kind = query.kind
         qvecs = self.embed_query(query)
@@ -306,8 +323,20 @@ class Searcher:
 
         Candidates are the union of every term's FAISS top-k (plus vectors committed since publishing);
         with several terms each candidate is re-scored exactly from the catalog's vectors. ``k`` grows
-        until enough hits pass the filters or every vector has been considered.
+        until enough hits pass the filters or every vector has been considered. Filters are decided first
+        (``search_filters.py``): when the files that pass hold at most :data:`EXACT_FILTER_SEGMENTS`
+        windows, exactly those windows are scored from the catalog (a filter keeping 3 files of a million
+        finds them at once); a looser filter goes through FAISS with the growing ``k``.
         """
+        t0 = time.perf_counter()
+        allowed = allowed_file_ids(self.catalog, cfg)
+        if allowed is not None:
+            seg_ids = segments_of_files(self.catalog.conn, allowed)
+            if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
+                scores = self._exact_scores(terms, seg_ids)
+                t1 = time.perf_counter()
+                hits = self._resolve(scores, cfg, allowed)
+                return hits[: cfg.top_k], (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
         indexes = [self.index_for(t.space) for t in terms]
         n_total = max(ix.ntotal + self._delta_count(t.space, ix) for t, ix in zip(terms, indexes))
         k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
@@ -317,13 +346,30 @@ class Searcher:
             found = [self._candidates(t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
             t1 = time.perf_counter()
             scores = found[0] if len(terms) == 1 else self._fused(terms, found)
-            hits = self._resolve(scores, cfg)
+            hits = self._resolve(scores, cfg, allowed)
             t2 = time.perf_counter()
             t_faiss += (t1 - t0) * 1000
             t_sql += (t2 - t1) * 1000
             if len(hits) >= cfg.top_k or k >= n_total:
                 return hits[: cfg.top_k], t_faiss, t_sql
             k = min(n_total, k * 4)
+
+    def _exact_scores(self, terms: list[SearchTerm], seg_ids: np.ndarray) -> dict[int, float]:
+        """Exact weighted-mean scores of exactly ``seg_ids`` (``(n,) int64``) from the catalog's vectors; a
+        term a segment has no vector for is left out of its mean, a segment with none is absent."""
+        ids = seg_ids.tolist()
+        num = np.zeros(len(ids), np.float64)
+        den = np.zeros(len(ids), np.float64)
+        for term in terms:
+            vecs = self.catalog.vectors_of(term.space, ids)
+            have = [j for j, sid in enumerate(ids) if sid in vecs]
+            if not have:
+                continue
+            matrix = np.stack([vecs[ids[j]] for j in have])
+            sims = (term.queries @ matrix.T).max(axis=0)
+            num[have] += term.weight * sims
+            den[have] += term.weight
+        return {sid: float(n / d) for sid, n, d in zip(ids, num, den) if d > 0}
 
     def _fused(self, terms: list[SearchTerm], found: list[dict[int, float]]) -> dict[int, float]:
         """Exact fused scores of the union of candidates; a term a segment has no vector for is left out
@@ -361,9 +407,12 @@ class Searcher:
                     best[i] = s
         return best
 
-    def _resolve(self, scores: dict[int, float], cfg: SearchConfig) -> list[Hit]:
+    def _resolve(self, scores: dict[int, float], cfg: SearchConfig, allowed: set[int] | None = None) -> list[Hit]:
         rows = self.catalog.hit_rows(scores)
+        if allowed is not None:
+            rows = {sid: r for sid, r in rows.items() if r.file_id in allowed}
         captions = self.catalog.captions_of({r.file_id for r in rows.values()})
+        tags = tags_of(self.catalog.conn, {r.file_id for r in rows.values()})
         hits: list[Hit] = []
         for sid, row in rows.items():
             score = float(scores[sid])
@@ -375,7 +424,7 @@ class Searcher:
                 continue
             caps = captions.get(row.file_id)
             hits.append(Hit(row.path, row.kind, row.start_s, row.end_s, score, caps[0] if caps else None,
-                            sid, row.file_id))
+                            sid, row.file_id, tags=tags.get(row.file_id, {})))
         hits.sort(key=lambda h: (-h.score, h.path, h.start_s))
         if cfg.group_by_file:
             seen: set[int] = set()
@@ -383,8 +432,4 @@ class Searcher:
         return hits
 
 
-def _glob_match(path: str, pattern: str) -> bool:
-    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
-    if "/" in pattern:
-        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
-    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+_glob_match = glob_match  # the filter lives in search_filters.py

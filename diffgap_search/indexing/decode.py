@@ -12,16 +12,18 @@ a video without a soundtrack has frame-only segments cut from the video's own du
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from diffgap_search.config import VideoConfig, WindowConfig
 from diffgap_search.errors import MediaDecodeError, UsageError
+from diffgap_search.media.tags import FileTags, read_tags
 
 BLOCK_SECONDS = 30.0
 DECODE_TIMEOUT_ENV = "DGSEARCH_DECODE_TIMEOUT"
@@ -48,6 +50,7 @@ class Decoded:
     has_audio: bool = True
     error: str | None = None
     too_long: bool = False
+    tags: FileTags = FileTags()  # read by the worker that decoded the file (its embedded metadata)
 
     @property
     def duration_s(self) -> float:
@@ -97,11 +100,24 @@ def decode_file(path: Path, kind: str, cfg: WindowConfig, video: VideoConfig, ma
                 return Decoded(path, [], has_audio, too_long=True)
         if not collected:
             return Decoded(path, [], has_audio, error="no audio samples")
-        return Decoded(path, collected, has_audio)
+        return Decoded(path, collected, has_audio, tags=_tags_of(path))
     except MediaDecodeError as exc:
         return Decoded(path, [], error=getattr(exc, "reason", None) or _strip_path(str(exc), path))
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         return Decoded(path, [], error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _tags_of(path: Path) -> FileTags:
+    """The file's tags (``media/tags.py``), with the sample rate and channel count its decoder found in this
+    process when it has decoded the stream (the truth where a container's header is vague: mutagen reports
+    2 channels for a mono AAC stream whose header does not rule out implicit parametric stereo)."""
+    tags = read_tags(path)
+    from diffgap_search.media.audio import stream_facts
+
+    facts = stream_facts(path)
+    if facts is None:
+        return tags
+    return replace(tags, sample_rate=facts[0], channels=facts[1])
 
 
 def _strip_path(message: str, path: Path) -> str:
@@ -117,29 +133,37 @@ def decode_task(args: DecodeArgs) -> Decoded:
     return decode_file(*args)
 
 
-def stream_task(args: DecodeArgs) -> Iterator[bool | SegmentData]:
-    """What a worker runs for a long file: ``has_audio`` first, then the file's segments one by one."""
+def stream_task(args: DecodeArgs) -> Iterator[tuple[bool, FileTags] | SegmentData]:
+    """What a worker runs for a long file: ``(has_audio, tags)`` first, then the file's segments one by one."""
     path, kind, cfg, video, _ = args
     has_audio, segments = iter_segments(path, kind, cfg, video)
-    yield has_audio
+    first = next(segments, None)  # the decoder has opened the stream: its rate and channels are known
+    yield has_audio, _tags_of(path)
+    if first is not None:
+        yield first
     yield from segments
 
 
-def stream_segments(args: DecodeArgs, workers: int, deadline_s: float | None) -> tuple[bool, Iterator[SegmentData]]:
-    """``iter_segments`` of a long file, run in a worker process of its own unless ``workers`` is 0 (a
-    crash or a hang then raises MediaDecodeError with the pool's reasons, see ``indexing/pool.py``).
-    Close the iterator when done with it (that ends the worker)."""
+def stream_segments(
+    args: DecodeArgs, workers: int, deadline_s: float | None
+) -> tuple[bool, FileTags, Iterator[SegmentData]]:
+    """``(has_audio, tags, segments)``: ``iter_segments`` of a long file and its tags, run in a worker process
+    of its own unless ``workers`` is 0 (a crash or a hang then raises MediaDecodeError with the pool's
+    reasons, see ``indexing/pool.py``). Close the iterator when done with it (that ends the worker)."""
     if workers <= 0:
-        return iter_segments(*args[:4])
+        has_audio, segments = iter_segments(*args[:4])
+        first = next(segments, None)
+        rest = segments if first is None else itertools.chain([first], segments)
+        return has_audio, _tags_of(args[0]), rest
     from diffgap_search.indexing.pool import stream_in_worker
 
     stream = stream_in_worker(stream_task, args, deadline_s=deadline_s)
     try:
-        has_audio = next(stream)
+        has_audio, tags = next(stream)  # type: ignore[misc]
     except BaseException:
         stream.close()
         raise
-    return bool(has_audio), stream  # type: ignore[return-value]
+    return bool(has_audio), tags, stream  # type: ignore[return-value]
 
 
 def lost_decode(args: DecodeArgs, reason: str) -> Decoded:

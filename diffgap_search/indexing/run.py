@@ -36,7 +36,10 @@ from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgres
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import DiscoveredFile, discover, display_path, path_key
 from diffgap_search.media.hashing import sha256_file
+from diffgap_search.media.tags import FileTags, read_tags
+from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog, SegmentInput
+from diffgap_search.store.tags import copy_file_meta, files_without_meta, put_file_meta
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import bind_encoder, bind_window, check_window
 from diffgap_search.store.vector_index import Published, publish, sweep_unpublished
@@ -209,11 +212,16 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
                 has_audio=twin.has_audio,
             )
             catalog.copy_segments(twin.id, new_id)
+            copy_file_meta(catalog.conn, twin.id, new_id)
         catalog.delete_files([row.id for row in plan.deleted])
         for f, reason in plan.hash_errors:
             _record_failure(catalog, f, None, reason, report)
+        stale = {row.id for _, row in plan.renamed}  # a new name: new name and folder words
         for f, row in plan.unchanged + plan.touched + plan.renamed:
-            catalog.set_captions(row.id, captions.captions_for(f.path))
+            if catalog.set_captions(row.id, captions.captions_for(f.path)):
+                stale.add(row.id)
+        keywords.refresh(catalog.conn, stale)
+    _read_missing_meta(catalog, plan)
     report.unchanged = len(plan.unchanged) + len(plan.touched)
     report.renamed = len(plan.renamed)
     report.copied = len(plan.copied)
@@ -221,6 +229,17 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
     report.previously_failed = len(plan.previously_failed)
     report.new = sum(1 for t in plan.embed if t.replaces is None)
     report.changed = len(plan.embed) - report.new
+
+
+def _read_missing_meta(catalog: Catalog, plan: Plan) -> None:
+    """Files kept as they are whose tags were never read (indexed before schema version 2) get them now:
+    tags only, no decoding, committed in batches."""
+    kept = {row.id: f for f, row in plan.unchanged + plan.touched + plan.renamed}
+    missing = sorted(files_without_meta(catalog.conn, kept))
+    for start in range(0, len(missing), 256):
+        with catalog.batch():
+            for file_id in missing[start : start + 256]:
+                put_file_meta(catalog.conn, file_id, read_tags(kept[file_id].path))
 
 
 def _embed_all(
@@ -272,7 +291,7 @@ def _flush(
         offset = 0
         for item, dec in pending.items:
             n = len(dec.segments)
-            _store_file(catalog, item, dec.segments, vectors[offset : offset + n], dec.has_audio, captions)
+            _store_file(catalog, item, dec.segments, vectors[offset : offset + n], dec.has_audio, captions, dec.tags)
             offset += n
             report.windows_embedded += n
             report.audio_seconds += dec.duration_s
@@ -303,7 +322,7 @@ def _index_long_file(
     vectors: list[dict[str, np.ndarray]] = []
     args = (item.file.path, item.file.kind, cfg, encoders.video_cfg, MAX_WINDOWS_PER_TASK)
     try:
-        has_audio, stream = stream_segments(args, workers, deadline_s)
+        has_audio, tags, stream = stream_segments(args, workers, deadline_s)
         with closing(stream):  # type: ignore[type-var]
             batch: list[SegmentData] = []
             for seg in stream:
@@ -321,7 +340,7 @@ def _index_long_file(
         progress.advance(1, 0)
         return
     with catalog.batch():
-        _store_file(catalog, item, segments, vectors, has_audio, captions)
+        _store_file(catalog, item, segments, vectors, has_audio, captions, tags)
     report.windows_embedded += len(segments)
     report.audio_seconds += segments[-1].end_s if segments else 0.0
     report.embedded_files += 1
@@ -340,14 +359,16 @@ def _store_file(
     vectors: list[dict[str, np.ndarray]],
     has_audio: bool,
     captions: CaptionIndex,
+    tags: FileTags,
 ) -> None:
     f = item.file
     rows = [SegmentInput(s.start_s, s.end_s, v) for s, v in zip(segments, vectors)]
-    catalog.put_file(
+    file_id = catalog.put_file(
         path_key=f.key, path=display_path(f.path), kind=f.kind, size=f.size, mtime_ns=f.mtime_ns,
         sha256=item.sha256, segments=rows, captions=captions.captions_for(f.path),
         duration_s=segments[-1].end_s if segments else 0.0, has_audio=has_audio,
     )
+    put_file_meta(catalog.conn, file_id, tags)  # its tags, stream facts and keyword row
 
 
 def _record_failure(

@@ -49,6 +49,24 @@ _FFMPEG_FORMAT = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", 
 _RESAMPLE_QUALITY = "HQ"
 
 
+# The source stream's (sample rate, channels) as the decoder found them, per path decoded in this process:
+# what ``dgsearch query --sample-rate/--channels`` filter on (``stream_facts``), read where the file is
+# decoded anyway. Only the last few paths are kept.
+_STREAM_FACTS: dict[str, tuple[int, int]] = {}
+
+
+def _observe(path: Path, sample_rate: int, channels: int) -> None:
+    if len(_STREAM_FACTS) > 64:
+        _STREAM_FACTS.clear()
+    _STREAM_FACTS[os.fspath(path)] = (int(sample_rate), int(channels))
+
+
+def stream_facts(path: Path) -> tuple[int, int] | None:
+    """``(sample_rate, channels)`` of ``path``'s audio stream as its decoder in this process last found them
+    (None if it was not decoded here)."""
+    return _STREAM_FACTS.get(os.fspath(Path(os.path.abspath(os.fspath(path)))))
+
+
 def decode_error(path: Path, reason: str) -> MediaDecodeError:
     """A ``MediaDecodeError`` for ``path`` with a one-line message, carrying ``.path`` and ``.reason``."""
     reason = " ".join(reason.split()) or "cannot decode"
@@ -146,6 +164,7 @@ class _Conditioner:
 def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
     if handle.samplerate <= 0 or handle.channels <= 0:
         raise decode_error(path, "no audio stream")
+    _observe(path, handle.samplerate, handle.channels)
     cond = _Conditioner(handle.samplerate, sample_rate)
     frames_per_read = max(1, int(block_seconds * handle.samplerate))
     while True:
@@ -270,6 +289,7 @@ def _read_wav_pipe(
             channels, rate = struct.unpack("<HI", body[2:8])
     if channels <= 0 or rate <= 0:
         raise decode_error(path, "no audio stream")
+    _observe(path, rate, channels)
     cond = _Conditioner(rate, sample_rate)
     frame_bytes = 4 * channels
     want = frame_bytes * max(1, int(block_seconds * rate))

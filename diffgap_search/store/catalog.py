@@ -19,7 +19,7 @@ import sqlite_utils
 
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
-from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema
+from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -27,7 +27,7 @@ CATALOG_NAME = "catalog.sqlite"
 # SQLite's messages for SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY and SQLITE_CANTOPEN.
 _STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database", "unable to open")
 
-_TABLES = frozenset({"files", "segments", "vectors", "captions", "meta"})
+_TABLES = frozenset({"files", "segments", "vectors", "captions", "meta", "file_info", "tags", "keywords"})
 
 # Settings SQLite keeps per connection (forgotten when it closes), so every open applies them, readers and
 # writers alike: wait up to 30 s for a lock instead of failing at once; enforce foreign keys (deleting a file
@@ -75,11 +75,20 @@ class Catalog:
             if row is None or not str(row[0]).isdigit():
                 raise CorruptIndexError(f"{path} has no valid schema version: move it aside and index again")
             check_version(int(row[0]), str(index_dir))
+            if migrate(conn, int(row[0])):  # an older catalog is upgraded in place, in one transaction
+                tables = set(db.table_names())
             missing = sorted(_TABLES - tables)
             if missing:
                 raise CorruptIndexError(
                     f"{path} lacks the table(s) {', '.join(missing)}: move it aside and index again"
                 )
+        except sqlite3.OperationalError as exc:
+            if not any(m in str(exc) for m in _STORAGE_FAILURES):
+                raise CorruptIndexError(f"{path} cannot be read as a catalog ({exc}): move it aside and index again") from exc
+            raise StorageError(
+                f"cannot upgrade the catalog {path} to schema version {SCHEMA_VERSION}: {exc}"
+                " (make the index writable, then run the command again)"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(
                 f"{path} cannot be read as a catalog ({exc}): move it aside and index again"

@@ -11,7 +11,7 @@ import sqlite3
 
 from diffgap_search.errors import IncompatibleIndexError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = """
 CREATE TABLE files (
@@ -58,13 +58,93 @@ CREATE TABLE meta (
 """
 
 
+# Version 2 adds what a file says about itself (its tags, sample rate and channels) and a full-text index
+# for keyword search. ``file_info`` has a row once a file's metadata has been read (none for files indexed
+# by version 1 until the next ``dgsearch index`` reads it, without decoding). ``keywords`` is an FTS5 table
+# whose rowid is the file id, kept by ``store/keywords.py``; the trigger removes a file's row with the file.
+SCHEMA_V2_ADDITIONS = """
+CREATE TABLE file_info (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    sample_rate INTEGER,                    -- Hz of the first audio stream, as the container states it
+    channels INTEGER
+);
+CREATE TABLE tags (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,                      -- title | description | comment | keywords | category | artist | ...
+    value TEXT NOT NULL
+);
+CREATE INDEX tags_file ON tags(file_id);
+CREATE VIRTUAL TABLE keywords USING fts5(
+    name, folders, captions, tags,          -- words of the file name (camelCase split), its folders, ...
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER files_keywords_delete AFTER DELETE ON files BEGIN
+    DELETE FROM keywords WHERE rowid = old.id;
+END;
+"""
+
+# Migrations: version N -> N+1, each a script run inside the one transaction that upgrades the catalog.
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V2_ADDITIONS}
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create every table of the current schema version in an empty database (one transaction)."""
-    conn.executescript("BEGIN;" + SCHEMA_V1 + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
+    conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS
+                       + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
+
+
+def migrate(conn: sqlite3.Connection, found: int) -> bool:
+    """Upgrade a catalog of schema version ``found`` to :data:`SCHEMA_VERSION` in one transaction (all
+    steps or none: a kill or a failure leaves it at ``found``); True when something was upgraded.
+
+    ``BEGIN IMMEDIATE`` takes the write lock first, and the version is read again under it, so two
+    processes opening the same old catalog at once upgrade it once. A read-only catalog cannot be
+    upgraded: the caller gets SQLite's error (a StorageError in ``Catalog.open``).
+    """
+    if found >= SCHEMA_VERSION:
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0])
+        start = version
+        while version < SCHEMA_VERSION:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            version += 1
+        if start < 2:  # the files a version-1 catalog holds become searchable by their names and captions
+            from diffgap_search.store.keywords import rebuild_all
+
+            rebuild_all(conn)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements, each complete (``sqlite3.complete_statement``), so a trigger body's inner
+    ``;`` does not split it; executed one by one, they stay inside the caller's transaction (unlike
+    ``executescript``, which commits first)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if not current and line.strip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
 
 
 def check_version(found: int, where: str) -> None:
-    """Refuse a catalog written by a newer schema; older ones would be migrated here (none exist yet)."""
+    """Refuse a catalog written by a newer schema (older ones are upgraded by :func:`migrate`)."""
     if found > SCHEMA_VERSION:
         raise IncompatibleIndexError(
             f"index {where} has schema version {found}, newer than this dgsearch understands "

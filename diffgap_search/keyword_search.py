@@ -1,0 +1,149 @@
+"""Keyword and hybrid search: file names, folders, captions and tags (SQLite FTS5, BM25) beside the
+embeddings, fused by reciprocal rank.
+
+``--mode keyword`` ranks files by BM25 over their keyword rows (``store/keywords.py``): it opens the
+catalog only, loads no model and imports neither torch nor FAISS. A hit is the whole file (its first
+window's segment id, from 0 s to its duration); its score is ``-bm25`` (higher is better).
+
+``--mode hybrid`` (the CLI's default) fuses two rankings of files with **reciprocal-rank fusion**
+(Cormack, Clarke & Büttcher, SIGIR 2009): ``score(f) = Σ 1 / (K + rank_i(f))`` over the rankings ``i``
+that hold ``f`` (ranks from 1, ``K`` = :data:`RRF_K` = 60). The rankings are the embedding search's files
+(each scored by its best window, with the bridge when there is one) and the keyword search's files, each
+cut at :data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. A file in only one
+ranking gets that one term; equal fused scores are ordered by path, then start. A fused hit shows the
+embedding search's best window when that ranking holds the file, else the whole file. ``--min-score``
+applies to the embedding ranking's cosines before fusion.
+
+Hybrid needs words and a model that embeds them: an audio or video query, an index built with an audio-only
+model (aisfx: a text query is refused there with exit 13, as in semantic mode) or ``--segments`` (windows,
+not files) get the semantic search alone, and the result says so (``mode`` and ``note``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from diffgap_search.config import SearchConfig
+from diffgap_search.errors import UsageError
+from diffgap_search.search_filters import allowed_file_ids
+from diffgap_search.store import keywords
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.filters import first_segments
+from diffgap_search.store.settings import embeds, stored_encoder
+from diffgap_search.store.tags import tags_of
+
+if TYPE_CHECKING:
+    from diffgap_search.search import Hit, Query, SearchResult, Searcher
+
+MODES = ("hybrid", "semantic", "keyword")
+RRF_K = 60
+HYBRID_DEPTH = 50
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal-rank fusion: item -> ``Σ 1 / (k + rank)`` over the rankings holding it (ranks from 1)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
+    """The files matching ``text``'s words, best BM25 first (ties by path), at most ``limit``."""
+    from diffgap_search.search import Hit
+
+    ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)
+    ids = [fid for fid, _ in ranked]
+    rows = first_segments(catalog.conn, ids)
+    captions = catalog.captions_of(ids)
+    tags = tags_of(catalog.conn, ids)
+    hits: list[Hit] = []
+    for rank, (fid, bm25) in enumerate(ranked, 1):
+        if fid not in rows:
+            continue
+        sid, path, kind, duration = rows[fid]
+        caps = captions.get(fid)
+        hits.append(Hit(path, kind, 0.0, duration, -bm25, caps[0] if caps else None, sid, fid,
+                        tags=tags.get(fid, {}), ranks={"keyword": rank}))
+    return hits
+
+
+def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig) -> SearchResult:
+    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model."""
+    from diffgap_search.search import SearchResult
+
+    if text is None:
+        raise UsageError("--mode keyword searches words: give TEXT, not --audio or --video")
+    if not text.strip():
+        raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
+    t0 = time.perf_counter()
+    allowed = allowed_file_ids(catalog, cfg)
+    t1 = time.perf_counter()
+    hits = keyword_hits(catalog, text, limit=cfg.top_k, allowed=allowed)
+    t2 = time.perf_counter()
+    return SearchResult("text", hits, {"filters": (t1 - t0) * 1000, "keyword": (t2 - t1) * 1000,
+                                       "total": (t2 - t0) * 1000}, mode="keyword")
+
+
+def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
+    """Run ``query`` in ``cfg.mode`` (keyword, hybrid; semantic goes straight to the searcher)."""
+    mode = check_mode(cfg.mode)
+    kind = query.kind
+    if mode == "keyword":
+        return search_keyword(searcher.catalog, query.text if kind == "text" else None, cfg)
+    semantic_cfg = replace(cfg, mode="semantic")
+    reason = _semantic_only(searcher.catalog, kind, cfg)
+    if mode == "semantic" or reason is not None:
+        result = searcher.search(query, semantic_cfg)
+        if mode == "hybrid":
+            result.mode, result.note = "semantic", reason
+        return result
+    t0 = time.perf_counter()
+    depth = max(HYBRID_DEPTH, cfg.top_k)
+    semantic = searcher.search(query, replace(semantic_cfg, top_k=depth))
+    t1 = time.perf_counter()
+    allowed = allowed_file_ids(searcher.catalog, cfg)
+    words = keyword_hits(searcher.catalog, query.text or "", limit=depth, allowed=allowed)
+    t2 = time.perf_counter()
+    hits = fuse(semantic.hits, words, cfg.top_k)
+    t3 = time.perf_counter()
+    timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},
+               "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
+    from diffgap_search.search import SearchResult
+
+    return SearchResult(kind, hits, timings, mode="hybrid")
+
+
+def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = RRF_K) -> list[Hit]:
+    """Hits of both rankings (one per file) fused by reciprocal rank, best first, ties by path then start."""
+    by_file: dict[int, Hit] = {}
+    ranks: dict[int, dict[str, int]] = {}
+    for name, hits in (("semantic", semantic), ("keyword", keyword)):
+        for rank, hit in enumerate(hits, 1):
+            by_file.setdefault(hit.file_id, hit)
+            ranks.setdefault(hit.file_id, {})[name] = rank
+    scores = rrf([[h.file_id for h in semantic], [h.file_id for h in keyword]], k)
+    fused = [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in by_file]
+    fused.sort(key=lambda h: (-h.score, h.path, h.start_s))
+    return fused[:top_k]
+
+
+def _semantic_only(catalog: Catalog, kind: str, cfg: SearchConfig) -> str | None:
+    """Why a hybrid query gets the embedding search alone, or None when it is fused."""
+    if kind != "text":
+        return f"{'an' if kind == 'audio' else 'a'} {kind} query has no words: semantic search only"
+    if not cfg.group_by_file:
+        return "--segments lists windows: semantic search only"
+    if stored_encoder(catalog) is not None and not embeds(catalog, "text"):
+        return "the index's model embeds audio only: semantic search only"
+    return None

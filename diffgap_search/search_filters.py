@@ -1,0 +1,70 @@
+"""Search filters: which files a search may return (``--duration``, ``--sample-rate``, ``--channels``,
+``--folder``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
+pass (see ``Searcher.search_terms`` and ``keyword_search.py``)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from diffgap_search.config import SearchConfig
+from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.filters import filtered_files
+
+
+def glob_match(path: str, pattern: str) -> bool:
+    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
+    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def filters_active(cfg: SearchConfig) -> bool:
+    return any(v is not None for v in (cfg.kind, cfg.path_glob, cfg.duration_min, cfg.duration_max,
+                                       cfg.sample_rate, cfg.channels, cfg.folder))
+
+
+def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
+    """The ids of the files that pass ``cfg``'s filters; None when it sets none (every file passes).
+
+    ``cfg.folder`` is a folder on disk (files anywhere below it), or, when no such folder exists and it
+    has no ``/``, a folder name (files with a folder of that exact name above them); otherwise
+    InputNotFoundError.
+    """
+    if not filters_active(cfg):
+        return None
+    folder_key: bytes | None = None
+    folder_name: str | None = None
+    if cfg.folder is not None:
+        folder = Path(os.path.abspath(cfg.folder))
+        if folder.is_dir():
+            folder_key = os.fsencode(str(folder)).rstrip(b"/") + b"/"
+        elif "/" not in cfg.folder.strip("/") and cfg.folder.strip("/"):
+            folder_name = cfg.folder.strip("/")
+        else:
+            raise InputNotFoundError(f"--folder {cfg.folder}: no such folder")
+    rows = filtered_files(catalog.conn, kind=cfg.kind, duration_min=cfg.duration_min,
+                          duration_max=cfg.duration_max, sample_rate=cfg.sample_rate, channels=cfg.channels,
+                          folder_key=folder_key, folder_name=folder_name)
+    if cfg.path_glob is not None:
+        rows = [(i, p) for i, p in rows if glob_match(p, cfg.path_glob)]
+    return {i for i, _ in rows}
+
+
+def parse_range(text: str, what: str = "--duration") -> tuple[float | None, float | None]:
+    """``"MIN..MAX"``, ``"MIN.."``, ``"..MAX"`` (seconds) -> ``(min, max)``; UsageError otherwise."""
+    lo, sep, hi = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        low = float(lo) if lo.strip() else None
+        high = float(hi) if hi.strip() else None
+    except ValueError:
+        raise UsageError(f"{what} takes MIN..MAX, MIN.. or ..MAX in seconds (e.g. 0.5..3), not {text!r}") from None
+    if low is None and high is None:
+        raise UsageError(f"{what} needs a bound: MIN..MAX, MIN.. or ..MAX, not {text!r}")
+    if low is not None and high is not None and low > high:
+        raise UsageError(f"{what} {text}: the minimum is above the maximum")
+    return low, high

@@ -1,0 +1,82 @@
+"""The SQL of search filters: which indexed files pass (duration, sample rate, channels, kind, folder), and
+their segments."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def filtered_files(
+    conn: sqlite3.Connection,
+    *,
+    kind: str | None = None,
+    duration_min: float | None = None,
+    duration_max: float | None = None,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    folder_key: bytes | None = None,
+    folder_name: str | None = None,
+) -> list[tuple[int, str]]:
+    """``[(file id, display path)]`` of the files indexed ok that pass every given condition, by path.
+
+    ``folder_key`` is a folder's path key ending in ``/`` (files anywhere below it); ``folder_name`` a
+    single folder name (files with a folder of that exact name above them). A file whose sample rate or
+    channel count is unknown does not pass a condition on it.
+    """
+    where = ["f.status = 'ok'"]
+    args: list[object] = []
+    if kind is not None:
+        where.append("f.kind = ?")
+        args.append(kind)
+    if duration_min is not None:
+        where.append("f.duration_s >= ?")
+        args.append(float(duration_min))
+    if duration_max is not None:
+        where.append("f.duration_s <= ?")
+        args.append(float(duration_max))
+    if sample_rate is not None:
+        where.append("i.sample_rate = ?")
+        args.append(int(sample_rate))
+    if channels is not None:
+        where.append("i.channels = ?")
+        args.append(int(channels))
+    if folder_key is not None:
+        where.append("substr(f.path_key, 1, ?) = ?")
+        args.extend([len(folder_key), folder_key])
+    if folder_name is not None:
+        where.append("instr(f.path, ?) > 0")
+        args.append(f"/{folder_name}/")
+    sql = ("SELECT f.id, f.path FROM files f LEFT JOIN file_info i ON i.file_id = f.id WHERE "
+           + " AND ".join(where) + " ORDER BY f.path_key")
+    return [(int(i), p) for i, p in conn.execute(sql, args)]
+
+
+def segments_of_files(conn: sqlite3.Connection, file_ids: Iterable[int]) -> np.ndarray:
+    """``(n,) int64`` the segment ids of ``file_ids``, ascending."""
+    ids = sorted({int(i) for i in file_ids})
+    out: list[int] = []
+    for i in range(0, len(ids), 900):
+        chunk = ids[i : i + 900]
+        marks = ",".join("?" * len(chunk))
+        out.extend(r[0] for r in conn.execute(f"SELECT id FROM segments WHERE file_id IN ({marks})", chunk))
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def first_segments(conn: sqlite3.Connection, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float]]:
+    """file id -> ``(first segment id, path, kind, duration_s)`` for files indexed ok that have a segment."""
+    ids = sorted({int(i) for i in file_ids})
+    out: dict[int, tuple[int, str, str, float]] = {}
+    for i in range(0, len(ids), 900):
+        chunk = ids[i : i + 900]
+        marks = ",".join("?" * len(chunk))
+        for fid, sid, path, kind, dur in conn.execute(
+            "SELECT f.id, (SELECT s.id FROM segments s WHERE s.file_id = f.id ORDER BY s.seq LIMIT 1), f.path,"
+            f" f.kind, coalesce(f.duration_s, 0) FROM files f WHERE f.id IN ({marks}) AND f.status = 'ok'",
+            chunk,
+        ):
+            if sid is not None:
+                out[int(fid)] = (int(sid), path, kind, float(dur))
+    return out

@@ -1,0 +1,140 @@
+"""Keyword search over the catalog: one SQLite FTS5 row per indexed file, ranked by BM25.
+
+A file's row (``keywords``, rowid = file id) has four columns:
+
+- ``name``: the words of its file name without the extension, split on ``_ - . space`` (and every other
+  non-letter, non-digit character) and at camelCase and letter/digit boundaries; a part that splits is kept
+  whole too, so ``DoorSlam03.wav`` gives ``DoorSlam03 Door Slam 03`` and both ``doorslam03`` and
+  ``door slam`` find it;
+- ``folders``: the names of the folders above it, split the same way;
+- ``captions``: its captions; ``tags``: its embedded tags' values (``media/tags.py``).
+
+FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) then lower-cases and folds accents, so ``tur``
+finds ``Tür``. User text is always words, never FTS5 syntax: it is cut into runs of letters and digits, and
+each run becomes a quoted string joined by ``OR`` — quotes, ``*``, ``-``, ``NEAR``, ``AND``, ``NOT``,
+``:`` and parentheses are separators or plain words. A file matches when it holds any of the words; BM25
+(column weights :data:`COLUMN_WEIGHTS`) ranks files holding more, rarer words in shorter fields first.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+
+# name, folders, captions, tags: a word of the file name counts most, then captions and tags, then folders
+COLUMN_WEIGHTS = (4.0, 1.0, 2.0, 2.0)
+
+_PARTS = re.compile(r"[^\W_]+")  # runs of letters and digits (any script); '_' is a separator
+
+
+def words(text: str) -> list[str]:
+    """``text`` split into words for the index: each part of letters/digits, then its camelCase pieces
+    when it has more than one (``"DOOR_WoodSlam-03"`` -> ``DOOR WoodSlam Wood Slam 03``)."""
+    out: list[str] = []
+    for part in _PARTS.findall(text):
+        out.append(part)
+        pieces = _pieces(part)
+        if len(pieces) > 1:
+            out.extend(pieces)
+    return out
+
+
+def _pieces(part: str) -> list[str]:
+    """A part cut at camelCase and letter/digit boundaries, in any script with case:
+    ``"HTTPServer2Go"`` -> ``HTTP Server 2 Go``; ``"Tür"`` stays whole."""
+    out: list[str] = []
+    current = ""
+    for i, ch in enumerate(part):
+        if current:
+            prev = current[-1]
+            after = part[i + 1] if i + 1 < len(part) else ""
+            if (prev.isdigit() != ch.isdigit() or (prev.islower() and ch.isupper())
+                    or (prev.isupper() and ch.isupper() and after.islower())):
+                out.append(current)
+                current = ""
+        current += ch
+    out.append(current)
+    return out
+
+
+def name_words(path: str) -> str:
+    """The words of a path's file name, without its extension."""
+    name = path.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return " ".join(words(stem))
+
+
+def folder_words(path: str) -> str:
+    """The words of the folder names above a path."""
+    folders = path.rsplit("/", 1)[0] if "/" in path else ""
+    return " ".join(words(folders))
+
+
+def match_expression(text: str) -> str | None:
+    """An FTS5 MATCH expression for user ``text``: every word quoted, joined by OR; None without words."""
+    seen: dict[str, None] = {}
+    for token in _PARTS.findall(text):
+        seen.setdefault(token.lower(), None)
+    if not seen:
+        return None
+    return " OR ".join('"' + token.replace('"', '""') + '"' for token in seen)
+
+
+def refresh(conn: sqlite3.Connection, file_ids: Iterable[int]) -> None:
+    """Rebuild the keyword rows of ``file_ids`` from the catalog (caller's transaction): a file that is
+    gone or failed loses its row."""
+    ids = sorted({int(i) for i in file_ids})
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM keywords WHERE rowid IN ({marks})", chunk)
+        paths = dict(conn.execute(f"SELECT id, path FROM files WHERE id IN ({marks}) AND status = 'ok'", chunk))
+        if not paths:
+            continue
+        captions: dict[int, list[str]] = {}
+        for fid, text in conn.execute(f"SELECT file_id, text FROM captions WHERE file_id IN ({marks}) ORDER BY id",
+                                      chunk):
+            captions.setdefault(fid, []).append(text)
+        tags: dict[int, list[str]] = {}
+        for fid, value in conn.execute(f"SELECT file_id, value FROM tags WHERE file_id IN ({marks}) ORDER BY id",
+                                       chunk):
+            tags.setdefault(fid, []).append(value)
+        conn.executemany(
+            "INSERT INTO keywords (rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
+            [(fid, name_words(path), folder_words(path), "\n".join(captions.get(fid, [])),
+              "\n".join(tags.get(fid, []))) for fid, path in paths.items()],
+        )
+
+
+def ranked_files(conn: sqlite3.Connection, text: str, *, limit: int,
+                 allowed: set[int] | None = None) -> list[tuple[int, float]]:
+    """``[(file id, bm25)]`` of the files matching ``text``, best first (BM25 is negative: lower is a better
+    match), ties by path; at most ``limit``, only ``allowed`` file ids when given."""
+    expr = match_expression(text)
+    if expr is None or limit < 1:
+        return []
+    weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+    sql = (f"SELECT k.rowid, bm25(keywords, {weights}) AS rank FROM keywords k JOIN files f ON f.id = k.rowid"
+           " WHERE keywords MATCH ? AND f.status = 'ok' ORDER BY rank, f.path_key")
+    if allowed is None:
+        return [(int(i), float(r)) for i, r in conn.execute(sql + " LIMIT ?", (expr, limit))]
+    out: list[tuple[int, float]] = []
+    for fid, rank in conn.execute(sql, (expr,)):
+        if fid in allowed:
+            out.append((int(fid), float(rank)))
+            if len(out) == limit:
+                break
+    return out
+
+
+def rebuild_all(conn: sqlite3.Connection) -> int:
+    """Rebuild every keyword row (caller's transaction); returns the number of files indexed."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE status = 'ok' ORDER BY id")]
+    conn.execute("DELETE FROM keywords")
+    refresh(conn, ids)
+    return len(ids)
+
+
+def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
+    for i in range(0, len(seq), n):
+        yield list(seq[i : i + n])
