@@ -31,7 +31,7 @@ def encode(dest: Path, *, seconds: float = 1.0, sample_rate: int = 44_100, chann
     codec = {".ogg": ["-c:a", "libvorbis"], ".opus": ["-c:a", "libopus"], ".m4a": ["-c:a", "aac"],
              ".mp3": ["-c:a", "libmp3lame"], ".flac": ["-c:a", "flac"], ".wav": ["-c:a", "pcm_s16le"]}[dest.suffix]
     rate = ["-ar", str(sample_rate)] if dest.suffix != ".opus" else []
-    cmd = ["ffmpeg", "-v", "error", "-y", *src, "-t", str(seconds), "-ac", str(channels), *rate, *codec,
+    cmd = ["ffmpeg", "-v", "error", "-y", *src, "-map_metadata", "-1", "-t", str(seconds), "-ac", str(channels), *rate, *codec,
            *(extra or []), str(dest)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     return dest
@@ -91,3 +91,32 @@ def wav_with_info_and_bext(dest: Path, *, info: dict[str, str], description: str
     if description is not None:
         extra += ["-write_bext", "1", "-metadata", f"description={description}"]
     return encode(dest, extra=extra, **encode_args)  # type: ignore[arg-type]
+
+
+DOOR = "DOOR_Wood_Slam_Heavy_03.wav"
+ODD_NAME = 'NEAR AND "quoted" -minus *star (x).wav'
+
+
+def build_tagged_library(root: Path) -> Path:
+    """A small sound library: telling names and real tag blocks in every format, plus untagged fillers
+    with uninformative names. Returns ``root``."""
+    wav_with_info_and_bext(
+        root / "Doors" / DOOR, source="drum_bass_hard", channels=2,
+        info={"title": "Wood door slam", "IKEY": "door; wood; slam", "genre": "DOORS", "artist": "Foley Team",
+              "album": "Household Vol 1"},
+        description="Heavy wooden door slammed shut",
+    )
+    mp3 = encode(root / "misc" / "Tür-Knall (final).mp3", source="sn_dub")
+    tag_mp3(mp3, title="Türknall", comment="a knock at the gate", keywords="knock, hit")
+    ogg = encode(root / "misc" / "glass_Break-small.ogg", source="elec_chime")
+    tag_vorbis(ogg, title="Glass break", description="small glass shatters", category="GLASS")
+    opus = encode(root / "misc" / "猫の声 take2.opus", source="misc_crow", channels=2)
+    tag_vorbis(opus, title="猫の声", comment="a cat, recorded at night")
+    flac = encode(root / "crowd" / "CrowdCheer.flac", source="loop_amen", sample_rate=48_000)
+    tag_vorbis(flac, category="CROWD", subcategory="CHEER", library="Stadium Pack")
+    m4a = encode(root / "misc" / "engine idle.m4a", source="ambi_drone")
+    tag_mp4(m4a, title="Engine idle", artist="Garage", keywords="car motor")
+    encode(root / "misc" / ODD_NAME, source="elec_beep")
+    for i, source in enumerate(("ambi_choir", "bd_808", "tabla_na", "vinyl_hiss")):
+        encode(root / "misc" / f"take_{i:02d}.flac", source=source)
+    return root
