@@ -59,7 +59,7 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
 
 
 def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
-    """The files matching ``text``'s words, best BM25 first (ties by path), at most ``limit``."""
+    """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
     from diffgap_search.search import Hit
 
     ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)

@@ -331,9 +331,9 @@ class Searcher:
         t0 = time.perf_counter()
         allowed = allowed_file_ids(self.catalog, cfg)
         if allowed is not None:
-            seg_ids = segments_of_files(self.catalog.conn, allowed)
+            seg_ids, seg_files = segments_of_files(self.catalog.conn, allowed)
             if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
-                scores = self._exact_scores(terms, seg_ids)
+                scores = _best_first(self._exact_scores(terms, seg_ids), seg_ids, seg_files, cfg)
                 t1 = time.perf_counter()
                 hits = self._resolve(scores, cfg, allowed)
                 return hits[: cfg.top_k], (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
@@ -430,6 +430,25 @@ class Searcher:
             seen: set[int] = set()
             hits = [h for h in hits if not (h.file_id in seen or seen.add(h.file_id))]  # type: ignore[func-returns-value]
         return hits
+
+
+def _best_first(scores: dict[int, float], seg_ids: np.ndarray, seg_files: np.ndarray,
+                cfg: SearchConfig) -> dict[int, float]:
+    """The scores of the best segments only: enough to hold ``cfg.top_k`` files (or segments without
+    grouping) above ``cfg.min_score``, and every segment tied with the last one kept, so presenting them
+    (``_resolve``) reads the catalog for a few rows, not for every window a filter lets through."""
+    file_of = dict(zip(seg_ids.tolist(), seg_files.tolist()))
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    kept: dict[int, float] = {}
+    units: set[int] = set()
+    for sid, score in ranked:
+        if cfg.min_score is not None and score < cfg.min_score:
+            break
+        if len(units) >= cfg.top_k and score < kept[next(reversed(kept))]:
+            break
+        kept[sid] = score
+        units.add(file_of[sid] if cfg.group_by_file else sid)
+    return kept
 
 
 _glob_match = glob_match  # the filter lives in search_filters.py

@@ -54,15 +54,17 @@ def filtered_files(
     return [(int(i), p) for i, p in conn.execute(sql, args)]
 
 
-def segments_of_files(conn: sqlite3.Connection, file_ids: Iterable[int]) -> np.ndarray:
-    """``(n,) int64`` the segment ids of ``file_ids``, ascending."""
+def segments_of_files(conn: sqlite3.Connection, file_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(segment ids (n,) int64 ascending, their file ids (n,) int64)`` of ``file_ids``."""
     ids = sorted({int(i) for i in file_ids})
-    out: list[int] = []
+    out: list[tuple[int, int]] = []
     for i in range(0, len(ids), 900):
         chunk = ids[i : i + 900]
         marks = ",".join("?" * len(chunk))
-        out.extend(r[0] for r in conn.execute(f"SELECT id FROM segments WHERE file_id IN ({marks})", chunk))
-    return np.array(sorted(out), dtype=np.int64)
+        out.extend(conn.execute(f"SELECT id, file_id FROM segments WHERE file_id IN ({marks})", chunk))
+    out.sort()
+    return (np.array([s for s, _ in out], dtype=np.int64).reshape(-1),
+            np.array([f for _, f in out], dtype=np.int64).reshape(-1))
 
 
 def first_segments(conn: sqlite3.Connection, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float]]:
