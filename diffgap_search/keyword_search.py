@@ -133,9 +133,8 @@ def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = R
             by_file.setdefault(hit.file_id, hit)
             ranks.setdefault(hit.file_id, {})[name] = rank
     scores = rrf([[h.file_id for h in semantic], [h.file_id for h in keyword]], k)
-    fused = [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in by_file]
-    fused.sort(key=lambda h: (-h.score, h.path, h.start_s))
-    return fused[:top_k]
+    order = sorted(by_file, key=lambda fid: (-scores[fid], by_file[fid].path, by_file[fid].start_s))
+    return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order[:top_k]]
 
 
 def _semantic_only(catalog: Catalog, kind: str, cfg: SearchConfig) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -335,8 +335,8 @@ class Searcher:
             if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
                 scores = _best_first(self._exact_scores(terms, seg_ids), seg_ids, seg_files, cfg)
                 t1 = time.perf_counter()
-                hits = self._resolve(scores, cfg, allowed)
-                return hits[: cfg.top_k], (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+                hits = self._with_tags(self._resolve(scores, cfg, allowed)[: cfg.top_k])
+                return hits, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
         indexes = [self.index_for(t.space) for t in terms]
         n_total = max(ix.ntotal + self._delta_count(t.space, ix) for t, ix in zip(terms, indexes))
         k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
@@ -351,8 +351,15 @@ class Searcher:
             t_faiss += (t1 - t0) * 1000
             t_sql += (t2 - t1) * 1000
             if len(hits) >= cfg.top_k or k >= n_total:
-                return hits[: cfg.top_k], t_faiss, t_sql
+                t3 = time.perf_counter()
+                hits = self._with_tags(hits[: cfg.top_k])
+                return hits, t_faiss, t_sql + (time.perf_counter() - t3) * 1000
             k = min(n_total, k * 4)
+
+    def _with_tags(self, hits: list[Hit]) -> list[Hit]:
+        """The hits with their files' embedded tags (read for the hits shown only)."""
+        tags = tags_of(self.catalog.conn, {h.file_id for h in hits})
+        return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
 
     def _exact_scores(self, terms: list[SearchTerm], seg_ids: np.ndarray) -> dict[int, float]:
         """Exact weighted-mean scores of exactly ``seg_ids`` (``(n,) int64``) from the catalog's vectors; a
@@ -412,7 +419,6 @@ class Searcher:
         if allowed is not None:
             rows = {sid: r for sid, r in rows.items() if r.file_id in allowed}
         captions = self.catalog.captions_of({r.file_id for r in rows.values()})
-        tags = tags_of(self.catalog.conn, {r.file_id for r in rows.values()})
         hits: list[Hit] = []
         for sid, row in rows.items():
             score = float(scores[sid])
@@ -424,7 +430,7 @@ class Searcher:
                 continue
             caps = captions.get(row.file_id)
             hits.append(Hit(row.path, row.kind, row.start_s, row.end_s, score, caps[0] if caps else None,
-                            sid, row.file_id, tags=tags.get(row.file_id, {})))
+                            sid, row.file_id))
         hits.sort(key=lambda h: (-h.score, h.path, h.start_s))
         if cfg.group_by_file:
             seen: set[int] = set()
