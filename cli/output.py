@@ -40,7 +40,10 @@ def emit_jsonl(rows: list[dict[str, Any]]) -> None:
 
 
 def print_hits(result: SearchResult, *, fmt: str) -> None:
-    """Hits as a table, one JSON document, JSON lines, or bare paths."""
+    """Hits as a table, one JSON document, JSON lines, or bare paths (a note on how it was ranked goes to
+    stderr, or into the JSON document)."""
+    if result.note and fmt != "json":
+        stderr_console().print(f"note: {result.note}", markup=False)
     if fmt == "json":
         emit_json(result.to_dict())
         return
@@ -52,8 +55,6 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
             sys.stdout.write(h.path + "\n")
         return
     console = stdout_console()
-    if result.note:
-        stderr_console().print(f"note: {result.note}", markup=False)
     if not result.hits:
         console.print("no results")
         return

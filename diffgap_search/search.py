@@ -274,6 +274,8 @@ class Searcher:
         the bridged query (text -> audio) vs audio windows, and the raw query vs the windows' bridged
         text-side vectors, with the weights the bridge tuned on its validation pairs. Video -> audio always
         goes through the bridge (the raw spaces are unrelated). Audio -> audio is a plain cosine search.
+        ``cfg.mode`` "keyword" or "hybrid" goes through ``keyword_search.search`` (names, folders, captions and
+        tags; fused with this search by reciprocal rank in hybrid mode). Filters apply before top-k.
         """
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")

@@ -179,3 +179,21 @@ def test_renames_and_captions_refresh_the_keyword_rows(library_index: tuple[Path
         assert _names(s.search(Query(text="thunder"), kw).hits) == ["Thunder_Rumble.flac"]
         assert _names(s.search(Query(text="foghorn"), kw).hits) == ["take_01.flac"]
         assert s.search(Query(text="take_00"), replace(kw, top_k=3)).hits[0].path.endswith("take_00.flac") is False
+
+
+@needs_ffmpeg
+def test_an_audio_only_index_searches_words_in_keyword_mode_only(library_index: tuple[Path, Path, Path],
+                                                                 tmp_path: Path) -> None:
+    """On an index whose model embeds audio only (as aisfx), hybrid is the semantic search alone — a text
+    query is refused with exit 13 — while --mode keyword searches the names and tags."""
+    from diffgap_search.store.catalog import Catalog
+
+    ix = tmp_path / "ix"
+    shutil.copytree(library_index[1], ix)
+    with Catalog.open(ix) as cat:
+        encoder = cat.get_meta("encoder")
+        cat.set_meta({"encoder": {**encoder, "modalities": ["audio"]}})
+    refused = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix)])
+    assert refused.exit_code == 13 and "embeds audio only: a text query cannot be searched" in refused.stderr
+    found = CliRunner().invoke(app, ["query", "wood door slam", "--mode", "keyword", "--index", str(ix), "--paths"])
+    assert found.exit_code == 0 and [Path(p).name for p in found.stdout.splitlines()] == [DOOR]
