@@ -186,6 +186,7 @@ def query(
 def train(
     pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = "all",
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Train on all of this .npz (arrays audio, text, video: row i = pair i; optional group: clip ids). The index need not exist.")] = None,
+    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, or auto (sidecars when any file has one, else names).")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
@@ -213,7 +214,8 @@ def train(
     progress = RichTrainProgress(stderr_console(), cfg.epochs)
     try:
         outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
-                                     pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait)
+                                     pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait,
+                                     captions=captions)
     finally:
         progress.stop()
     print_train(outcome.to_dict(), fmt=fmt)
