@@ -179,3 +179,22 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
             table.add_row(method, *(f"{m[c]:.1f}" if c != "median_rank" else f"{m[c]:g}"
                                     for c in ("R@1", "R@5", "R@10", "median_rank", "mAP@10")))
         console.print(table)
+
+
+def print_dupes(result: dict[str, Any], *, fmt: str) -> None:
+    """Near-duplicate groups: one JSON document, one group per JSON line, or a list per group."""
+    if fmt == "json":
+        emit_json(result)
+        return
+    if fmt == "jsonl":
+        emit_jsonl(result["groups"])
+        return
+    console = stdout_console()
+    groups = result["groups"]
+    console.print(f"{len(groups)} groups of near-duplicates (similarity ≥ {result['threshold']:g}) among"
+                  f" {result['files']} files, {result['vectors']} windows, in {result['timings_ms']['total'] / 1000:.2f} s",
+                  markup=False)
+    for number, group in enumerate(groups, 1):
+        console.print(f"group {number}: {group['size']} files, lowest similarity {group['min_score']:.3f}", markup=False)
+        for f in group["files"]:
+            console.print(f"  {f['path']}", markup=False)
