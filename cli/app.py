@@ -217,7 +217,7 @@ def similar(
 @app.command()
 @handle_errors
 def dupes(
-    threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Smallest file similarity (cosine) of two near-duplicates; default 0.93.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Smallest file similarity (cosine) of two near-duplicates; default 0.94.")] = None,
     index: IndexOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,

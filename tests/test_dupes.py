@@ -123,6 +123,13 @@ def test_similar_finds_the_copies_of_a_file_a_window_and_an_outside_file(
         two_windows = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(top_k=50, group_by_file=False))
         assert all(Path(h.path).name != "loop_tabla.flac" for h in two_windows.hits)
         assert len(two_windows.hits) == 42 - 2  # every window but the file's own two
+    def no_model(cfg: object) -> None:
+        raise AssertionError("an indexed file or a segment needs no model")
+
+    with Searcher(index, no_model) as searcher:  # stored vectors only: nothing loaded, decoded or embedded
+        stored = similar(searcher, str(library / "perc_bell.flac"), SearchConfig(top_k=4))
+        assert [h.path for h in stored.hits] == [h["path"] for h in hits]
+        assert [h.path for h in similar(searcher, str(segment), SearchConfig(top_k=4)).hits] == [h["path"] for h in hits]
     only_mp3 = dg("similar", library / "perc_bell.flac", "--index", index, "--glob", "*.mp3", "-k", "1", "--paths")
     assert only_mp3.stdout == f"{library / 'perc_bell_mp3.mp3'}\n"
     missing = dg("similar", tmp_path / "nope.wav", "--index", index)
