@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from diffgap_search.errors import IndexNotReadyError, UsageError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder
 from diffgap_search.store.similarity_rows import file_segment_ids, files_by_id, segment_files
+from diffgap_search.store.index_choice import set_search_params
 from diffgap_search.store.vector_index import load_index
 
 # Measured (benchmarks/bench_dupes_threshold.py) with aisfx on the 130 CC0 recordings plus re-encoded (mp3, ogg),
@@ -47,6 +48,9 @@ from diffgap_search.store.vector_index import load_index
 # exactly; every copy of a recording of at least 2.5 s scores >= 0.945 with its original, two recordings of
 # different kinds <= 0.911. See the README (dgsearch dupes) for what it also groups: takes of one drum stroke.
 DEFAULT_THRESHOLD = 0.94
+# Inverted lists probed per window on an IVF index (search probes 32): a near-duplicate sits in its window's
+# own list or the nearest few; benchmarks/bench_dupes.py measures the planted pairs' recall at 8 and 32.
+DUPES_NPROBE = 8
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,10 @@ def group_pairs(pairs: Iterable[tuple[int, int, float]]) -> list[tuple[list[int]
 
 
 def find_dupes(index_dir: Path, *, threshold: float = DEFAULT_THRESHOLD, space: str = "audio",
-               faiss_cfg: FaissConfig = FaissConfig(), chunk_rows: int = 4096) -> DupesResult:
-    """Groups of near-duplicate files in the index at ``index_dir`` (module docstring).
+               faiss_cfg: FaissConfig = FaissConfig(), nprobe: int = DUPES_NPROBE,
+               chunk_rows: int = 4096) -> DupesResult:
+    """Groups of near-duplicate files in the index at ``index_dir`` (module docstring); ``nprobe``: lists
+    probed per window when the published index is IVF.
 
     Raises IndexNotFoundError, IndexNotReadyError (nothing indexed yet), UsageError (threshold outside
     (0, 1]).
@@ -174,6 +180,7 @@ def find_dupes(index_dir: Path, *, threshold: float = DEFAULT_THRESHOLD, space: 
             raise IndexNotReadyError(f"index {index_dir} has nothing indexed yet: run `dgsearch index FOLDER` first")
         seg_ids, seg_files = segment_files(catalog, space)
         loaded = load_index(index_dir, catalog, space, int(encoder["dim"]), faiss_cfg)
+        set_search_params(loaded.index, replace(faiss_cfg, nprobe=nprobe))
         for ids, vecs in catalog.read_vectors(space, after_id=loaded.max_id):  # committed since publishing
             loaded.index.add_with_ids(vecs, ids)
         t1 = time.perf_counter()
