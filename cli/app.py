@@ -194,9 +194,62 @@ def query(
 
 @app.command()
 @handle_errors
+def similar(
+    target: Annotated[str, typer.Argument(help="A file (indexed: its stored vectors; else embedded) or a segment id.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")] = None,
+    glob: Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")] = None,
+    segments: Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")] = False,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
+) -> None:
+    """Sounds like one file or window of the library (its own file left out)."""
+    from diffgap_search.config import SearchConfig, resolve_index_dir
+    from diffgap_search.errors import UsageError
+    from diffgap_search.search import Searcher
+    from diffgap_search.similar import similar as find_similar
+
+    from diffgap_search.cli.output import print_hits
+
+    fmt = _fmt(json_, jsonl, paths)
+    if kind not in (None, "audio", "video"):
+        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
+    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
+    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
+        result = find_similar(searcher, target, cfg)
+    print_hits(result, fmt=fmt)
+
+
+@app.command()
+@handle_errors
+def dupes(
+    threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Smallest file similarity (cosine) of two near-duplicates; default 0.94.")] = None,
+    index: IndexOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Groups of near-duplicate sounds across the whole index (re-encoded, trimmed, louder or quieter copies)."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.dupes import DEFAULT_THRESHOLD, find_dupes
+
+    from diffgap_search.cli.output import print_dupes
+
+    fmt = _fmt(json_, jsonl)
+    result = find_dupes(resolve_index_dir(index), threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    print_dupes(result.to_dict(), fmt=fmt)
+
+
+@app.command()
+@handle_errors
 def train(
     pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = "all",
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Train on all of this .npz (arrays audio, text, video: row i = pair i; optional group: clip ids). The index need not exist.")] = None,
+    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, or auto (sidecars when any file has one, else names).")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
@@ -224,7 +277,8 @@ def train(
     progress = RichTrainProgress(stderr_console(), cfg.epochs)
     try:
         outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
-                                     pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait)
+                                     pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait,
+                                     captions=captions)
     finally:
         progress.stop()
     print_train(outcome.to_dict(), fmt=fmt)

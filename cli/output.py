@@ -147,6 +147,10 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
         f" final loss {outcome['final_loss']:.4f}",
         markup=False,
     )
+    if outcome.get("caption_pairs"):
+        console.print(f"  captions: {outcome['captions']} ({outcome['caption_pairs']['sidecar']} text pairs with sidecar"
+                      f" captions, {outcome['caption_pairs']['name']} with weak captions from names and tags)",
+                      markup=False)
     for key, val in sorted(outcome["validation"].items()):
         figures = ", ".join(f"{k} {v:.1f}" for k, v in val.items())
         console.print(f"  validation {key}: {figures}")
@@ -158,8 +162,11 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
     if fmt == "json":
         emit_json(result)
         return
+    weak = result.get("weak_captions", {}).get("results", {})
     if fmt == "jsonl":
-        emit_jsonl([{"direction": d, "method": m, **v} for d, ms in result["results"].items() for m, v in ms.items()])
+        emit_jsonl([{"direction": d, "method": m, "captions": captions, **v}
+                    for captions, results in (("real", result["results"]), ("weak", weak))
+                    for d, ms in results.items() for m, v in ms.items()])
         return
     console = stdout_console()
     trained = result["trained_on"]
@@ -169,7 +176,11 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
         " fusion weights); baselines fitted on the same training pairs",
         markup=False,
     )
-    for direction, methods in result["results"].items():
+    if weak:
+        console.print(f"weak captions (file names, tags) of the same clips, scored apart: {result['weak_captions']['n_test']}",
+                      markup=False)
+    tables = [(d, ms) for d, ms in result["results"].items()] + [(f"{d} (weak captions)", ms) for d, ms in weak.items()]
+    for direction, methods in tables:
         table = Table(title=direction, show_edge=False, pad_edge=False)
         for col in ("method", "R@1", "R@5", "R@10", "median rank", "mAP@10"):
             table.add_column(col, justify="left" if col == "method" else "right")
@@ -177,3 +188,22 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
             table.add_row(method, *(f"{m[c]:.1f}" if c != "median_rank" else f"{m[c]:g}"
                                     for c in ("R@1", "R@5", "R@10", "median_rank", "mAP@10")))
         console.print(table)
+
+
+def print_dupes(result: dict[str, Any], *, fmt: str) -> None:
+    """Near-duplicate groups: one JSON document, one group per JSON line, or a list per group."""
+    if fmt == "json":
+        emit_json(result)
+        return
+    if fmt == "jsonl":
+        emit_jsonl(result["groups"])
+        return
+    console = stdout_console()
+    groups = result["groups"]
+    console.print(f"{len(groups)} groups of near-duplicates (similarity ≥ {result['threshold']:g}) among"
+                  f" {result['files']} files, {result['vectors']} windows, in {result['timings_ms']['total'] / 1000:.2f} s",
+                  markup=False)
+    for number, group in enumerate(groups, 1):
+        console.print(f"group {number}: {group['size']} files, lowest similarity {group['min_score']:.3f}", markup=False)
+        for f in group["files"]:
+            console.print(f"  {f['path']}", markup=False)

@@ -3,7 +3,13 @@
 From an index (no labels needed):
 - audio–text: every captioned file gives one pair per (audio window, caption): search bridges single
   windows (a text query against each window, each window's ``audio_as_text``), so the bridge learns at
-  that granularity (on the synthetic benchmark training on clip means instead loses R@1: README);
+  that granularity (on the synthetic benchmark training on clip means instead loses R@1: README).
+  ``captions`` picks which captions: ``sidecars`` (the real ones, from sidecar files), ``names`` (weak
+  captions: the cleaned file name and tag values, ``media/weak_captions.py``, for every file) or ``all``
+  (both). Weak captions are derived here, at train time, never stored: they are a function of the file's
+  current name and tags, so a rename or a re-tag needs no re-indexing, and search hits and the keyword
+  index never show a file's own name back as if it were a caption. Each text pair remembers its source
+  (``Pairs.sources``) so ``dgsearch eval`` scores weak-caption pairs apart from real ones;
 - audio–video: every video window with both vectors gives (its soundtrack's embedding, its frames').
 
 A pairs file is an ``.npz`` whose arrays are named by modality (``audio``, ``text``, ``video``), row i of
@@ -20,7 +26,7 @@ a test pair into training; a pairs file is trained on, or evaluated, whole.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,25 +35,46 @@ import numpy as np
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.gap.groups import audio_groups
+from diffgap_search.media.weak_captions import weak_captions
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.rows import FileRow
 
 MODALITIES = ("audio", "text", "video")
 TEST_MODULUS = 10  # one group in ten is held out
+CAPTION_CHOICES = ("sidecars", "names", "all")
+SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
+TagReader = Callable[[FileRow], Sequence[str]]
 
 
 @dataclass(frozen=True)
 class Pairs:
-    """``arrays``: modality -> ``(N, D) float32`` (NaN rows where missing); ``groups``: ``(N,)`` str keys."""
+    """``arrays``: modality -> ``(N, D) float32`` (NaN rows where missing); ``groups``: ``(N,)`` str keys;
+    ``sources``: ``(N,)`` str, where a text pair's caption comes from (``"sidecar"``, ``"name"``; ``""`` for
+    other pairs), or None (a pairs file: all real)."""
 
     arrays: dict[str, np.ndarray]
     groups: np.ndarray
+    sources: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.groups)
 
     def take(self, mask: np.ndarray) -> Pairs:
         """The pairs where ``mask (N,) bool`` is set."""
-        return Pairs({k: v[mask] for k, v in self.arrays.items()}, self.groups[mask])
+        return Pairs({k: v[mask] for k, v in self.arrays.items()}, self.groups[mask],
+                     None if self.sources is None else self.sources[mask])
+
+    def weak_mask(self) -> np.ndarray:
+        """``(N,) bool``: the pairs whose caption is a weak one (a file name or tag, not a sidecar caption)."""
+        return np.zeros(len(self), bool) if self.sources is None else self.sources == NAME
+
+    def caption_counts(self) -> dict[str, int]:
+        """Text pairs per caption source: ``{"sidecar": n, "name": m}`` (zeros included)."""
+        text = self.arrays.get("text")
+        if text is None or self.sources is None:
+            n = 0 if text is None else int(np.isfinite(text).all(1).sum())
+            return {SIDECAR: n, NAME: 0}
+        return {src: int((self.sources == src).sum()) for src in (SIDECAR, NAME)}
 
     def counts(self) -> dict[str, int]:
         """Pairs per pair set (``audio-text``, ``audio-video``) with both sides present."""
@@ -74,27 +101,48 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[str]) -> Pairs:
-    """Pairs the index holds, for ``kinds`` among ``"text"``, ``"video"`` (text needs the CLAP encoder)."""
+def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: str,
+                   tags_of: TagReader | None) -> dict[int, list[tuple[str, str]]]:
+    """file id -> its ``(caption, source)`` list for the ``captions`` choice (sidecar ones first)."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    if captions in ("sidecars", "all"):
+        for fid, caps in catalog.captions_of(files).items():
+            out.setdefault(fid, []).extend((c, SIDECAR) for c in caps)
+    if captions in ("names", "all"):
+        for fid, row in files.items():
+            tags = tags_of(row) if tags_of is not None else ()
+            out.setdefault(fid, []).extend((c, NAME) for c in weak_captions(row.path, tags))
+    return out
+
+
+def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[str], *,
+                captions: str = "sidecars", tags_of: TagReader | None = None) -> Pairs:
+    """Pairs the index holds, for ``kinds`` among ``"text"``, ``"video"`` (text needs the CLAP encoder).
+
+    ``captions`` (``CAPTION_CHOICES``) picks the text pairs' captions; ``tags_of(file)`` gives a file's tag
+    values (title, description, keywords …) for its weak captions (None: names only)."""
+    if captions not in CAPTION_CHOICES:
+        raise UsageError(f"--captions must be one of {', '.join(CAPTION_CHOICES)}, got {captions!r}")
     rows: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
     groups: list[str] = []
+    sources: list[str] = []
     dim = int(catalog.get_meta("encoder")["dim"])
     nan = np.full(dim, np.nan, np.float32)
     if "text" in kinds and text_encoder is not None:
         files = {f.id: f for f in catalog.files(status="ok")}
-        captions = catalog.captions_of(files)
-        for fid, caps in sorted(captions.items()):
+        for fid, caps in sorted(_file_captions(catalog, files, captions, tags_of).items()):
             seg_ids = [r[0] for r in catalog.conn.execute("SELECT id FROM segments WHERE file_id = ? ORDER BY seq", (fid,))]
             audio = list(catalog.vectors_of("audio", seg_ids).values())
             if not audio or not caps:
                 continue
-            texts = text_encoder.embed_text(caps)
+            texts = text_encoder.embed_text([c for c, _src in caps])
             for window in audio:  # one pair per (window, caption): the granularity search serves
-                for t in texts:
+                for t, (_c, src) in zip(texts, caps):
                     rows["audio"].append(_unit(np.asarray(window, np.float32)))
                     rows["text"].append(t)
                     rows["video"].append(nan)
                     groups.append(files[fid].sha256 or str(fid))
+                    sources.append(src)
     if "video" in kinds:
         for sid, sha, a_blob, v_blob in catalog.conn.execute(
             "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
@@ -111,9 +159,10 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
             rows["video"].append(video)
             rows["text"].append(nan)
             groups.append(f"{sha}")
+            sources.append("")
     arrays = {m: (np.stack(v) if v else np.zeros((0, dim), np.float32)) for m, v in rows.items()}
     return Pairs({m: a for m, a in arrays.items() if m == "audio" or np.isfinite(a).all(1).any()},
-                 np.array(groups, dtype=object))
+                 np.array(groups, dtype=object), np.array(sources, dtype=object))
 
 
 def file_pairs(path: Path) -> Pairs:

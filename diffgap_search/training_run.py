@@ -2,6 +2,12 @@
 file), store it in the index, and re-derive the bridged vector spaces from the stored audio vectors (no
 re-embedding); evaluate it on pairs it never saw.
 
+Captions (``--captions``): ``sidecars`` (real captions), ``names`` (weak captions from file names and tags,
+``media/weak_captions.py``), ``all`` (both), or ``auto`` (the default): ``sidecars`` when any indexed file
+has a sidecar caption, else ``names`` — a captioned library keeps training on what people wrote, and a
+library without captions trains its own bridge from its names with no flag. ``eval`` always scores the
+held-out clips' real captions and their weak captions, as two separate pair sets.
+
 Two sources of pairs, both split by group (clip), never by row:
 
 - the index's own pairs: a fixed tenth of the clips (``pairs.is_test_group``) is held out for ``eval``;
@@ -36,7 +42,8 @@ from diffgap_search.errors import (
     QueryNotSupportedError,
     UsageError,
 )
-from diffgap_search.pairs import Pairs, file_pairs, index_pairs
+from diffgap_search.pairs import CAPTION_CHOICES, Pairs, TagReader, file_pairs, index_pairs
+from diffgap_search.store.caption_rows import count_captions
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
@@ -64,12 +71,15 @@ class TrainOutcome:
     derived: dict[str, int]
     seconds: float
     pairs_source: str
+    captions: str | None = None  # the caption choice ``auto`` resolved to (None: a pairs file)
+    caption_pairs: dict[str, int] | None = None  # training text pairs per caption source
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``train_pairs`` counts the pairs trained on plus those validating the fusion weights."""
         r = self.report
         return {
             "bridge": self.bridge_fingerprint, "file": self.bridge_file, "pairs_source": self.pairs_source,
+            "captions": self.captions, "caption_pairs": self.caption_pairs,
             "train_pairs": self.train_pairs, "validation_pairs": r.n_val, "groups": r.n_groups,
             "held_out_pairs": self.test_pairs, "derived_vectors": self.derived, "seconds": round(self.seconds, 2),
             "epochs": r.epochs, "steps": r.steps, "pairs_per_s": round(r.pairs_per_s, 1),
@@ -78,9 +88,19 @@ class TrainOutcome:
         }
 
 
+def resolve_captions(catalog: Catalog, captions: str) -> str:
+    """``auto`` -> ``sidecars`` when the index holds any sidecar caption, else ``names``; others as given."""
+    if captions == "auto":
+        return "sidecars" if count_captions(catalog) else "names"
+    if captions not in CAPTION_CHOICES:
+        raise UsageError(f"--captions must be auto, {', '.join(CAPTION_CHOICES)}; got {captions!r}")
+    return captions
+
+
 def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader, kinds: Sequence[str],
-                 pairs_file: Path | None) -> Pairs:
-    """The pairs to train/evaluate on: from ``pairs_file`` when given, else from the index."""
+                 pairs_file: Path | None, captions: str = "sidecars", tags_of: TagReader | None = None) -> Pairs:
+    """The pairs to train/evaluate on: from ``pairs_file`` when given, else from the index (text pairs with
+    the ``captions`` choice, ``pairs.index_pairs``)."""
     if pairs_file is not None:
         pairs = file_pairs(pairs_file)
         dim = (stored_encoder(catalog) or {}).get("dim")
@@ -103,17 +123,17 @@ def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader,
     if "text" in kinds:
         encoder = load_encoder(stored_encoder_config(catalog))
         bind_encoder(catalog, encoder, str(index_dir))
-    return index_pairs(catalog, encoder, kinds)
+    return index_pairs(catalog, encoder, kinds, captions=captions, tags_of=tags_of)
 
 
 def _training_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader, pairs: str,
-                    pairs_file: Path | None) -> tuple[Pairs, Pairs]:
+                    pairs_file: Path | None, captions: str, tags_of: TagReader | None) -> tuple[Pairs, Pairs]:
     """``(train, held out)``: all of a pairs file (nothing held out), or the index's pairs split by group."""
-    data = gather_pairs(catalog, index_dir, load_encoder, PAIR_KINDS[pairs], pairs_file)
+    data = gather_pairs(catalog, index_dir, load_encoder, PAIR_KINDS[pairs], pairs_file, captions, tags_of)
     if pairs_file is not None:
         return data, data.take(np.zeros(len(data), dtype=bool))
     if pairs != "all":
-        data = Pairs({k: v for k, v in data.arrays.items() if k in ("audio", pairs)}, data.groups)
+        data = Pairs({k: v for k, v in data.arrays.items() if k in ("audio", pairs)}, data.groups, data.sources)
     return data.split()
 
 
@@ -127,32 +147,44 @@ def train_index_bridge(
     faiss_cfg: FaissConfig = FaissConfig(),
     on_step: Callable[[int, int, float, float], None] | None = None,
     wait_s: float = 0.0,
+    captions: str = "auto",
+    tags_of: TagReader | None = None,
 ) -> TrainOutcome:
     """Train, store and apply a DiffGAP bridge for the index at ``index_dir`` (holding its writer lock).
 
-    With ``pairs_file`` the index need not exist (its catalog is created); without, IndexNotFoundError.
-    Raises IndexBusyError, InputNotFoundError (no pairs file), UsageError (too few pairs, bad pairs file).
+    ``captions``: ``auto``, ``sidecars``, ``names`` or ``all`` (module docstring); ``tags_of(file)`` gives a
+    file's tag values for its weak captions. With ``pairs_file`` the index need not exist (its catalog is
+    created); without, IndexNotFoundError. Raises IndexBusyError, InputNotFoundError (no pairs file),
+    UsageError (too few pairs, bad pairs file, bad choice).
     """
     from diffgap_search.gap.training import TrainConfig, train_bridge
 
     if pairs not in PAIR_KINDS:
         raise UsageError(f"--pairs must be text, video or all, got {pairs!r}")
+    if captions != "auto" and captions not in CAPTION_CHOICES:
+        raise UsageError(f"--captions must be auto, {', '.join(CAPTION_CHOICES)}; got {captions!r}")
     started = time.perf_counter()
     if pairs_file is None:
         Catalog.open(index_dir).close()  # IndexNotFoundError before taking the lock
     else:
         file_pairs(pairs_file)  # InputNotFoundError / UsageError before creating anything
     with writer_lock(index_dir, wait_s=wait_s), Catalog.open(index_dir, create=pairs_file is not None) as catalog:
-        train, test = _training_pairs(catalog, index_dir, load_encoder, pairs, pairs_file)
+        chosen = resolve_captions(catalog, captions) if pairs_file is None else None
+        if chosen == "sidecars" and pairs == "text" and not count_captions(catalog):
+            raise UsageError(f"no file in index {index_dir} has a caption sidecar: train on the file names with"
+                             " --captions names")
+        train, test = _training_pairs(catalog, index_dir, load_encoder, pairs, pairs_file, chosen or "sidecars",
+                                      tags_of)
         fingerprints = {m: fp for m, fp in encoder_fingerprints(catalog).items() if m in train.arrays}
         bridge, report = train_bridge(train.arrays, groups=train.groups, cfg=cfg or TrainConfig(),
                                       encoder_fingerprints=fingerprints, on_step=on_step)
         source = str(pairs_file) if pairs_file else f"index:{pairs}"
         held_out = test.counts() if pairs_file is None else {}  # a pairs file is evaluated on another file
-        record = {"held_out": held_out, "pairs_source": source}
+        record = {"held_out": held_out, "pairs_source": source, "captions": chosen}
         name, derived = _store_bridge(index_dir, catalog, bridge, report, record, faiss_cfg)
     return TrainOutcome(bridge.fingerprint, name, train.counts(), held_out, report, derived,
-                        time.perf_counter() - started, source)
+                        time.perf_counter() - started, source, chosen,
+                        train.caption_counts() if pairs_file is None else None)
 
 
 def _store_bridge(index_dir: Path, catalog: Catalog, bridge: Any, report: Any, extra: dict[str, Any],
@@ -193,11 +225,14 @@ def evaluate_index_bridge(
     load_encoder: EncoderLoader,
     pairs_file: Path | None = None,
     max_test: int | None = None,
+    tags_of: TagReader | None = None,
 ) -> dict[str, Any]:
     """R@1/5/10, median rank, mAP@10, both directions, for raw cosine, mean shift, linear maps and DiffGAP
     with and without fusion: on all of ``pairs_file``, or on the index's held-out clips; ``max_test`` caps
-    the test clips per pair set. Raises BridgeUnavailableError (no bridge), UsageError (a format-1 bridge,
-    pairs the bridge saw, too few test clips)."""
+    the test clips per pair set. On the index, text pairs with real (sidecar) captions give ``results``
+    and those with weak captions (names, tags) give ``weak_captions`` (``{"n_test", "results"}``, the same
+    form), never mixed. Raises BridgeUnavailableError (no bridge), UsageError (a format-1 bridge, pairs
+    the bridge saw, too few test clips)."""
     from diffgap_search.bridging import load_index_bridge
     from diffgap_search.gap.evaluation import evaluate_methods
 
@@ -209,14 +244,18 @@ def evaluate_index_bridge(
             raise UsageError(f"the DiffGAP bridge of index {index_dir} predates stored baselines and training groups:"
                              " run `dgsearch train` again")
         kinds = tuple(sorted({d.value.split("|")[0] for d in bridge.directions} - {"audio"}))
-        data = gather_pairs(catalog, index_dir, load_encoder, kinds, pairs_file)
+        data = gather_pairs(catalog, index_dir, load_encoder, kinds, pairs_file, "all", tags_of)
     test = data if pairs_file is not None else data.split()[1]
     source = str(pairs_file) if pairs_file is not None else f"index {index_dir}'s held-out clips"
     if test.arrays["audio"].shape[1] != bridge.dim:
         raise UsageError(f"{source} holds {test.arrays['audio'].shape[1]}-d embeddings; the bridge is {bridge.dim}-d")
     refuse_seen(test, bridge, source)
-    result = evaluate_methods(test.arrays, bridge, groups=test.groups, max_groups=max_test)
-    if not result["results"]:
+    weak = test.weak_mask()
+    result = evaluate_methods(test.take(~weak).arrays, bridge, groups=test.groups[~weak], max_groups=max_test)
+    if weak.any():
+        result["weak_captions"] = evaluate_methods(test.take(weak).arrays, bridge, groups=test.groups[weak],
+                                                   max_groups=max_test)
+    if not result["results"] and not result.get("weak_captions", {}).get("results"):
         raise UsageError(f"nothing to evaluate in {source}: a pair set the bridge serves needs at least 2 test clips")
     result["bridge"] = bridge.fingerprint
     result["pairs_source"] = str(pairs_file) if pairs_file is not None else "index"

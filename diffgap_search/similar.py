@@ -1,0 +1,64 @@
+"""``dgsearch similar``: the sounds nearest to one file or one window of the library.
+
+The target is resolved in this order:
+
+1. an existing file that the index holds (status ok): its stored ``audio`` vectors, ``(W, D) float32``, one
+   per window — nothing is decoded or embedded;
+2. any other existing audio (or video) file: embedded like ``dgsearch query --audio`` (the index's model
+   and windowing);
+3. an integer: a segment id (as ``--segments`` and ``--json`` print them): that window's stored vector.
+
+Then it is an audio-by-example search through ``Searcher`` (same filters, grouping and output as
+``dgsearch query``): a window's score is its best cosine over the target's windows. The target's own file
+is never a hit (a copy of it at another path is, usually with a score near 1).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from diffgap_search.config import SearchConfig
+from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.media.discover import path_key
+from diffgap_search.search import Query, Searcher, SearchResult
+from diffgap_search.store.similarity_rows import file_segment_ids, segment_file_id
+
+
+def target_vectors(searcher: Searcher, target: str) -> tuple[np.ndarray, int | None, str]:
+    """``(vectors (Q, D) float32, the target's file id or None, how it was resolved)`` for ``target`` (a path
+    or a segment id; module docstring). Raises InputNotFoundError when it is neither."""
+    catalog = searcher.catalog
+    path = Path(target)
+    if path.is_file():
+        row = catalog.file_by_key(path_key(path))
+        if row is not None and row.status == "ok":
+            found = catalog.vectors_of("audio", file_segment_ids(catalog, row.id))
+            if found:
+                return np.stack([found[i] for i in sorted(found)]), row.id, "indexed file"
+        return searcher.embed_query(Query(audio=path)), None, "embedded file"
+    if target.strip().isdigit():
+        segment = int(target)
+        file_id = segment_file_id(catalog, segment)
+        vector = catalog.vectors_of("audio", [segment]).get(segment) if file_id is not None else None
+        if vector is None:
+            raise InputNotFoundError(f"segment {segment} is not in index {searcher.index_dir} (or has no audio vector)")
+        return vector[None, :], file_id, "segment"
+    raise InputNotFoundError(f"{target} is neither a file nor a segment id of index {searcher.index_dir}")
+
+
+def similar(searcher: Searcher, target: str, cfg: SearchConfig = SearchConfig()) -> SearchResult:
+    """Hits nearest to ``target`` best first, its own file left out (module docstring)."""
+    if not target.strip():
+        raise UsageError("give a file or a segment id: dgsearch similar FILE")
+    t0 = time.perf_counter()
+    vectors, own_file, _how = target_vectors(searcher, target)
+    t1 = time.perf_counter()
+    extra = 0 if own_file is None else 1 if cfg.group_by_file else len(file_segment_ids(searcher.catalog, own_file))
+    hits, t_faiss, t_sql = searcher.search_vectors(vectors, "audio", replace(cfg, top_k=cfg.top_k + extra))
+    hits = [h for h in hits if h.file_id != own_file][: cfg.top_k]
+    return SearchResult("similar", hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
+                                          "total": (time.perf_counter() - t0) * 1000})

@@ -1,0 +1,148 @@
+"""``dgsearch dupes`` and ``dgsearch similar`` on real recordings with planted near-duplicates.
+
+Four CC0 recordings (a drone, a bell, a guitar slide and a two-window tabla loop) are each copied four
+times by ffmpeg — re-encoded to mp3 and to ogg, trimmed (first 0.5 s dropped), 6 dB quieter — among 17
+distinct recordings (one or two of every other kind, so sounds of the same kind are there too) and one
+byte-identical copy. They are embedded with the real aisfx model (random-weight tiny CLAP does not tell
+sounds apart): ``dupes`` must find exactly the five planted groups.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diffgap_search.cli.app import app
+from planted_dupes import VARIANTS, plant
+from real_sounds import REAL_SOUNDS, RealSound, require_real_sounds
+from typer.testing import CliRunner
+
+from diffgap_search.config import SearchConfig
+from diffgap_search.dupes import DEFAULT_THRESHOLD, file_similarity, find_dupes, group_pairs
+from diffgap_search.encoders.loading import load_encoder
+from diffgap_search.media.discover import path_key
+from diffgap_search.search import Searcher
+from diffgap_search.similar import similar
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.similarity_rows import file_segment_ids
+
+runner = CliRunner()
+ORIGINALS = ("ambi_lunar_land", "perc_bell", "guit_e_slide", "loop_tabla")
+DISTINCT = ("ambi_drone", "ambi_haunted_hum", "bass_voxy_c", "bd_boom", "drum_roll", "drum_splash_hard",
+            "drum_tom_lo_hard", "tabla_ghe5", "elec_chime", "guit_harmonics", "loop_safari", "loop_amen_full",
+            "vinyl_hiss", "ambi_dark_woosh", "misc_cineboom", "perc_till", "misc_crow")
+
+
+def dg(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _sounds(stems: tuple[str, ...]) -> list[RealSound]:
+    by_stem = {s.stem: s for s in REAL_SOUNDS}
+    return [by_stem[s] for s in stems]
+
+
+# -- the pieces, on hand-made vectors ------------------------------------------------------------------
+def test_file_similarity_needs_every_window_matched_both_ways() -> None:
+    e = np.eye(4, dtype=np.float32)
+    assert file_similarity(e[:2], e[:2]) == pytest.approx(1.0)
+    assert file_similarity(e[:1], e[:3]) == pytest.approx(1 / 3)  # an excerpt: two of three windows unmatched
+    shifted = (e[:2] + 0.1 * e[1:3]) / np.linalg.norm(e[:2] + 0.1 * e[1:3], axis=1, keepdims=True)
+    assert file_similarity(e[:2], shifted) == pytest.approx(float((e[:2] * shifted).sum(1).mean()), abs=1e-6)
+
+
+def test_union_find_joins_chains_and_keeps_groups_apart() -> None:
+    groups = group_pairs([(5, 7, 0.96), (1, 2, 0.99), (7, 9, 0.95), (3, 4, 1.0), (2, 3, 0.97)])
+    assert [members for members, _ in groups] == [[1, 2, 3, 4], [5, 7, 9]]
+    assert sorted(groups[1][1]) == [(5, 7, 0.96), (7, 9, 0.95)]
+
+
+# -- the planted library -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[set[str]]]:
+    """``(library, aisfx index, expected groups as file-name sets)``."""
+    pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
+    require_real_sounds()
+    library = tmp_path_factory.mktemp("planted") / "library"
+    groups = plant(library, _sounds(ORIGINALS), _sounds(DISTINCT))
+    shutil.copy(library / "misc_crow.flac", library / "crow copy.flac")
+    groups.append({"misc_crow.flac", "crow copy.flac"})
+    index = tmp_path_factory.mktemp("planted-ix") / "ix"
+    r = dg("index", library, "--index", index, "--model", "aisfx", "--workers", "0", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["found"] == len(ORIGINALS) * (1 + len(VARIANTS)) + len(DISTINCT) + 1
+    return library, index, groups
+
+
+def test_dupes_finds_exactly_the_planted_groups(planted: tuple[Path, Path, list[set[str]]]) -> None:
+    library, index, expected = planted
+    r = dg("dupes", "--index", index, "--jsonl")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    found = [{Path(f["path"]).name for f in g["files"]} for g in lines]
+    assert sorted(map(sorted, found)) == sorted(map(sorted, expected))
+    assert [g["size"] for g in lines] == [5, 5, 5, 5, 2]  # largest first
+    for group in lines:
+        assert group["min_score"] >= DEFAULT_THRESHOLD and all(p["score"] >= DEFAULT_THRESHOLD for p in group["pairs"])
+    crow = next(g for g in lines if g["size"] == 2)
+    assert crow["pairs"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    doc = json.loads(dg("dupes", "--index", index, "--json").stdout)
+    assert doc["threshold"] == DEFAULT_THRESHOLD and doc["index_kind"] == "flat"
+    assert doc["files"] == len(ORIGINALS) * 5 + len(DISTINCT) + 1 and doc["vectors"] == doc["files"] + 4
+    # loop_tabla (10.7 s) and its mp3, ogg and quieter copies have two windows; trimmed to 10.2 s it has one
+    # (a 0.2 s tail joins the last window): one window against two, still grouped
+    assert [g["files"] for g in doc["groups"]] == [g["files"] for g in lines]
+    table = dg("dupes", "--index", index).stdout
+    assert table.startswith(f"5 groups of near-duplicates (similarity ≥ {DEFAULT_THRESHOLD:g}) among 38 files")
+    exact = find_dupes(index, threshold=1.0)  # only byte-identical copies share their vectors exactly
+    assert [{Path(f.path).name for f in g.files} for g in exact.groups] == [{"misc_crow.flac", "crow copy.flac"}]
+
+
+def test_similar_finds_the_copies_of_a_file_a_window_and_an_outside_file(
+        planted: tuple[Path, Path, list[set[str]]], tmp_path: Path) -> None:
+    library, index, _ = planted
+    copies = {f"perc_bell_{suffix}" for suffix in VARIANTS}
+    r = dg("similar", library / "perc_bell.flac", "--index", index, "-k", "4", "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)["hits"]
+    assert {Path(h["path"]).name for h in hits} == copies and hits[0]["score"] > hits[-1]["score"] - 1e-6
+    with Searcher(index, load_encoder) as searcher:
+        own = searcher.catalog.file_by_key(path_key(library / "perc_bell.flac"))
+        assert own is not None
+        (segment,) = file_segment_ids(searcher.catalog, own.id)
+        by_segment = similar(searcher, str(segment), SearchConfig(top_k=4))
+        assert [(h.path, round(h.score, 5)) for h in by_segment.hits] == [(h["path"], round(h["score"], 5)) for h in hits]
+        outside = tmp_path / "bell elsewhere.flac"
+        shutil.copy(library / "perc_bell.flac", outside)  # not in the index: embedded, nothing left out
+        embedded = similar(searcher, str(outside), SearchConfig(top_k=5))
+        assert {Path(h.path).name for h in embedded.hits} == copies | {"perc_bell.flac"}
+        assert embedded.hits[0].path == str(library / "perc_bell.flac") and embedded.hits[0].score > 0.999
+        two_windows = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(top_k=50, group_by_file=False))
+        assert all(Path(h.path).name != "loop_tabla.flac" for h in two_windows.hits)
+        assert len(two_windows.hits) == 42 - 2  # every window but the file's own two
+    def no_model(cfg: object) -> None:
+        raise AssertionError("an indexed file or a segment needs no model")
+
+    with Searcher(index, no_model) as searcher:  # stored vectors only: nothing loaded, decoded or embedded
+        stored = similar(searcher, str(library / "perc_bell.flac"), SearchConfig(top_k=4))
+        assert [h.path for h in stored.hits] == [h["path"] for h in hits]
+        assert [h.path for h in similar(searcher, str(segment), SearchConfig(top_k=4)).hits] == [h["path"] for h in hits]
+    only_mp3 = dg("similar", library / "perc_bell.flac", "--index", index, "--glob", "*.mp3", "-k", "1", "--paths")
+    assert only_mp3.stdout == f"{library / 'perc_bell_mp3.mp3'}\n"
+    missing = dg("similar", tmp_path / "nope.wav", "--index", index)
+    assert missing.exit_code == 3
+    assert missing.stderr.strip() == f"dgsearch: error: {tmp_path / 'nope.wav'} is neither a file nor a segment id of index {index}"
+    unknown = dg("similar", "999999", "--index", index)
+    assert unknown.exit_code == 3
+    assert unknown.stderr.strip() == f"dgsearch: error: segment 999999 is not in index {index} (or has no audio vector)"
+
+
+def test_dupes_refuses_a_bad_threshold_and_a_missing_index(tmp_path: Path) -> None:
+    r = dg("dupes", "--index", tmp_path / "none")
+    assert r.exit_code == 4
+    bad = dg("dupes", "--index", tmp_path / "none", "--threshold", "1.5")
+    assert bad.exit_code == 2 and bad.stderr.strip() == "dgsearch: error: --threshold must be a cosine in (0, 1], got 1.5"
+    assert f"default {DEFAULT_THRESHOLD:g}" in dg("dupes", "--help").stdout
