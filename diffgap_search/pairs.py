@@ -38,12 +38,15 @@ from diffgap_search.gap.groups import audio_groups
 from diffgap_search.media.weak_captions import weak_captions
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.rows import FileRow
+from diffgap_search.store.tags import tags_of as stored_tags
 
 MODALITIES = ("audio", "text", "video")
 TEST_MODULUS = 10  # one group in ten is held out
 CAPTION_CHOICES = ("sidecars", "names", "all")
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
+# the embedded tags that describe a sound, in this order, become weak captions (artist/library do not)
+WEAK_CAPTION_TAGS = ("title", "description", "keywords", "category", "comment")
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,12 @@ def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: str,
         for fid, caps in catalog.captions_of(files).items():
             out.setdefault(fid, []).extend((c, SIDECAR) for c in caps)
     if captions in ("names", "all"):
+        stored = stored_tags(catalog.conn, files) if tags_of is None else {}
         for fid, row in files.items():
-            tags = tags_of(row) if tags_of is not None else ()
+            if tags_of is not None:
+                tags: Sequence[str] = tags_of(row)
+            else:  # the tags read from the file when it was indexed (title, description, keywords ...)
+                tags = [v for key in WEAK_CAPTION_TAGS for v in stored.get(fid, {}).get(key, [])]
             out.setdefault(fid, []).extend((c, NAME) for c in weak_captions(row.path, tags))
     return out
 

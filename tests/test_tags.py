@@ -143,3 +143,17 @@ def test_tags_are_read_once_per_decoded_file_and_again_when_it_changes(
 
         assert search_keyword(cat, "old", SearchConfig()).hits == []
         assert [Path(h.path).name for h in search_keyword(cat, "new", SearchConfig()).hits] == ["a.mp3"]
+
+
+def test_weak_captions_use_the_tags_read_at_index_time(tagged_index: tuple[Path, Path]) -> None:
+    from diffgap_search.pairs import _file_captions
+
+    _, ix = tagged_index
+    with Catalog.open(ix) as cat:
+        files = {f.id: f for f in cat.files(status="ok")}
+        caps = _file_captions(cat, files, "names", None)
+    door = next(fid for fid, f in files.items() if f.path.endswith(DOOR))
+    # the cleaned name, then title, description, keywords, category (artist and library are not captions)
+    assert caps[door] == [("door wood slam heavy", "name"), ("wood door slam", "name"),
+                          ("heavy wooden door slammed shut", "name"), ("door wood slam", "name"),
+                          ("doors", "name")]
