@@ -84,7 +84,9 @@ class Catalog:
                 )
         except sqlite3.OperationalError as exc:
             if not any(m in str(exc) for m in _STORAGE_FAILURES):
-                raise CorruptIndexError(f"{path} cannot be read as a catalog ({exc}): move it aside and index again") from exc
+                raise CorruptIndexError(
+                    f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
+                ) from exc
             raise StorageError(
                 f"cannot upgrade the catalog {path} to schema version {SCHEMA_VERSION}: {exc}"
                 " (make the index writable, then run the command again)"
