@@ -6,13 +6,17 @@ catalog only, loads no model and imports neither torch nor FAISS. A hit is the w
 window's segment id, from 0 s to its duration); its score is ``-bm25`` (higher is better).
 
 ``--mode hybrid`` (the CLI's default) fuses two rankings of files with **reciprocal-rank fusion**
-(Cormack, Clarke & Büttcher, SIGIR 2009): ``score(f) = Σ 1 / (K + rank_i(f))`` over the rankings ``i``
-that hold ``f`` (ranks from 1, ``K`` = :data:`RRF_K` = 60). The rankings are the embedding search's files
-(each scored by its best window, with the bridge when there is one) and the keyword search's files, each
-cut at :data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. A file in only one
-ranking gets that one term; equal fused scores are ordered by path, then start. A fused hit shows the
-embedding search's best window when that ranking holds the file, else the whole file. ``--min-score``
-applies to the embedding ranking's cosines before fusion.
+(Cormack, Clarke & Büttcher, SIGIR 2009), each keyword term weighted by the share of the query's words the
+file holds: ``score(f) = 1 / (K + rank_sem(f)) + cov(f) / (K + rank_kw(f))`` (ranks from 1, ``K`` =
+:data:`RRF_K` = 60; a term is 0 when its ranking does not hold ``f``). ``cov(f)`` is the fraction of the
+query's distinct words in ``f``'s keyword row (``store/keywords.coverage``): plain RRF counts a file that
+holds one word of "wood door slam" (a comment "a knock at the door") as much as the file named and tagged
+with all three, and, the embedding's rank deciding between them, often puts it first; weighted, the one-word
+match gives a third of the term. The rankings are the embedding search's files (each scored by its best
+window, with the bridge when there is one) and the keyword search's files, each cut at
+:data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. Equal fused scores are
+ordered by path, then start. A fused hit shows the embedding search's best window when that ranking holds
+the file, else the whole file. ``--min-score`` applies to the embedding ranking's cosines before fusion.
 
 Hybrid needs words and a model that embeds them: an audio or video query, an index built with an audio-only
 model (aisfx: a text query is refused there with exit 13, as in semantic mode) or ``--segments`` (windows,
@@ -22,7 +26,7 @@ not files) get the semantic search alone, and the result says so (``mode`` and `
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -49,12 +53,15 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal-rank fusion: item -> ``Σ 1 / (k + rank)`` over the rankings holding it (ranks from 1)."""
+def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
+        weights: Sequence[Mapping[int, float] | None] | None = None) -> dict[int, float]:
+    """Reciprocal-rank fusion: item -> ``Σ w_i(item) / (k + rank_i)`` over the rankings holding it (ranks
+    from 1); ``weights[i]`` maps ranking ``i``'s items to their weight (None: every weight 1)."""
     fused: dict[int, float] = {}
-    for ranking in rankings:
+    for i, ranking in enumerate(rankings):
+        w = weights[i] if weights is not None else None
         for rank, item in enumerate(ranking, 1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+            fused[item] = fused.get(item, 0.0) + (1.0 if w is None else w.get(item, 0.0)) / (k + rank)
     return fused
 
 
@@ -115,7 +122,8 @@ def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
     allowed = allowed_file_ids(searcher.catalog, cfg)
     words = keyword_hits(searcher.catalog, query.text or "", limit=depth, allowed=allowed)
     t2 = time.perf_counter()
-    hits = fuse(semantic.hits, words, cfg.top_k)
+    cover = keywords.coverage(searcher.catalog.conn, query.text or "", [h.file_id for h in words])
+    hits = fuse(semantic.hits, words, cfg.top_k, coverage=cover)
     t3 = time.perf_counter()
     timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},
                "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
@@ -124,15 +132,17 @@ def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
     return SearchResult(kind, hits, timings, mode="hybrid")
 
 
-def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = RRF_K) -> list[Hit]:
-    """Hits of both rankings (one per file) fused by reciprocal rank, best first, ties by path then start."""
+def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = RRF_K,
+         coverage: Mapping[int, float] | None = None) -> list[Hit]:
+    """Hits of both rankings (one per file) fused by reciprocal rank, best first, ties by path then start;
+    ``coverage`` (file id -> share of the query's words it holds) weights the keyword terms (None: 1)."""
     by_file: dict[int, Hit] = {}
     ranks: dict[int, dict[str, int]] = {}
     for name, hits in (("semantic", semantic), ("keyword", keyword)):
         for rank, hit in enumerate(hits, 1):
             by_file.setdefault(hit.file_id, hit)
             ranks.setdefault(hit.file_id, {})[name] = rank
-    scores = rrf([[h.file_id for h in semantic], [h.file_id for h in keyword]], k)
+    scores = rrf([[h.file_id for h in semantic], [h.file_id for h in keyword]], k, [None, coverage])
     order = sorted(by_file, key=lambda fid: (-scores[fid], by_file[fid].path, by_file[fid].start_s))
     return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order[:top_k]]
 

@@ -107,7 +107,7 @@ def build_tagged_library(root: Path) -> Path:
         description="Heavy wooden door slammed shut",
     )
     mp3 = encode(root / "misc" / "Tür-Knall (final).mp3", source="sn_dub")
-    tag_mp3(mp3, title="Türknall", comment="a knock at the gate", keywords="knock, hit")
+    tag_mp3(mp3, title="Türknall", comment="a knock at the door", keywords="knock, hit")
     ogg = encode(root / "misc" / "glass_Break-small.ogg", source="elec_chime")
     tag_vorbis(ogg, title="Glass break", description="small glass shatters", category="GLASS")
     opus = encode(root / "misc" / "猫の声 take2.opus", source="misc_crow", channels=2)

@@ -57,6 +57,10 @@ def test_reciprocal_rank_fusion_orders_exactly() -> None:
                                         {"keyword": 2}, {"semantic": 4}]
     assert fused[0].score == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 3))
     assert [h.file_id for h in fuse(semantic, keyword, top_k=2)] == [1, 3]
+    # keyword terms weighted by the share of the query's words each file holds
+    weighted = fuse(semantic, keyword, top_k=10, coverage={3: 1.0, 5: 1.0, 1: 1 / 3})
+    assert [h.file_id for h in weighted] == [3, 1, 2, 5, 4]  # 2 and 5 tie at 1/62: by path
+    assert weighted[1].score == pytest.approx(1 / (RRF_K + 1) + (1 / 3) / (RRF_K + 3))
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +91,19 @@ def test_hybrid_puts_the_named_and_tagged_file_first_where_the_embedding_does_no
         semantic = s.search(q, SearchConfig(top_k=50, mode="semantic"))
         keyword = s.search(q, SearchConfig(top_k=50, mode="keyword"))
         hybrid = s.search(q, SearchConfig(top_k=50, mode="hybrid"))
-    assert _names(keyword.hits) == [DOOR]
+    # the knock's comment ("a knock at the door") holds one of the three words: keyword rank 2
+    assert _names(keyword.hits) == [DOOR, "Tür-Knall (final).mp3"]
     assert _names(semantic.hits)[0] != DOOR and len(semantic.hits) == 11
     assert _names(hybrid.hits)[0] == DOOR
     sem_rank = {h.file_id: r for r, h in enumerate(semantic.hits, 1)}
     kw_rank = {h.file_id: r for r, h in enumerate(keyword.hits, 1)}
+    knock = keyword.hits[1].file_id
+    # plain RRF would put the one-word match above DOOR whenever the random embedding ranks it much higher
+    assert sem_rank[knock] < sem_rank[keyword.hits[0].file_id]
+    cover = {keyword.hits[0].file_id: 1.0, knock: 1 / 3}
     expected = sorted(semantic.hits, key=lambda h: (-(1 / (60 + sem_rank[h.file_id])
-                                                      + (1 / (60 + kw_rank[h.file_id]) if h.file_id in kw_rank else 0)),
+                                                      + (cover[h.file_id] / (60 + kw_rank[h.file_id])
+                                                         if h.file_id in kw_rank else 0)),
                                                     h.path))
     assert [h.file_id for h in hybrid.hits] == [h.file_id for h in expected]
     assert (hybrid.mode, semantic.mode, keyword.mode) == ("hybrid", "semantic", "keyword")
@@ -109,7 +119,7 @@ def test_hybrid_puts_the_named_and_tagged_file_first_where_the_embedding_does_no
     ("-minus", [ODD_NAME]), ('near(quoted, star)', [ODD_NAME]), ("(x)", [ODD_NAME]), ('"', []), ("*", []),
     ("tur", ["Tür-Knall (final).mp3"]), ("TÜRKNALL", ["Tür-Knall (final).mp3"]), ("猫の声", ["猫の声 take2.opus"]),
     ("cheer", ["CrowdCheer.flac"]), ("crowdcheer", ["CrowdCheer.flac"]), ("stadium", ["CrowdCheer.flac"]),
-    ("doors", [DOOR]), ("knock gate", ["Tür-Knall (final).mp3"]), ("glass", ["glass_Break-small.ogg"]), ("motor", ["engine idle.m4a"]),
+    ("doors", [DOOR]), ("knock hit", ["Tür-Knall (final).mp3"]), ("glass", ["glass_Break-small.ogg"]), ("motor", ["engine idle.m4a"]),
 ])
 def test_fts_special_characters_are_words(library_index: tuple[Path, Path, Path], text: str, expected: list[str]) -> None:
     _, ix, _ = library_index
@@ -136,7 +146,7 @@ def test_keyword_mode_needs_no_model(library_index: tuple[Path, Path, Path], tmp
         assert run.returncode == 0, run.stderr
         doc, loaded = run.stdout.rsplit("\n", 2)[0], run.stdout.strip().rsplit("\n", 1)[1]
         assert json.loads(loaded) == []
-        assert [Path(h["path"]).name for h in json.loads(doc)["hits"]] == [DOOR]
+        assert [Path(h["path"]).name for h in json.loads(doc)["hits"]] == [DOOR, "Tür-Knall (final).mp3"]
         semantic = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix2), "--mode", "semantic"])
         assert semantic.exit_code == 5
     finally:
@@ -196,4 +206,4 @@ def test_an_audio_only_index_searches_words_in_keyword_mode_only(library_index: 
     refused = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix)])
     assert refused.exit_code == 13 and "embeds audio only: a text query cannot be searched" in refused.stderr
     found = CliRunner().invoke(app, ["query", "wood door slam", "--mode", "keyword", "--index", str(ix), "--paths"])
-    assert found.exit_code == 0 and [Path(p).name for p in found.stdout.splitlines()] == [DOOR]
+    assert found.exit_code == 0 and [Path(p).name for p in found.stdout.splitlines()] == [DOOR, "Tür-Knall (final).mp3"]

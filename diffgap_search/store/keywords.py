@@ -74,12 +74,33 @@ def folder_words(path: str) -> str:
 
 def match_expression(text: str) -> str | None:
     """An FTS5 MATCH expression for user ``text``: every word quoted, joined by OR; None without words."""
-    seen: dict[str, None] = {}
-    for token in _PARTS.findall(text):
-        seen.setdefault(token.lower(), None)
-    if not seen:
+    tokens = query_tokens(text)
+    if not tokens:
         return None
-    return " OR ".join('"' + token.replace('"', '""') + '"' for token in seen)
+    return " OR ".join('"' + token.replace('"', '""') + '"' for token in tokens)
+
+
+def query_tokens(text: str) -> list[str]:
+    """The distinct lower-cased words of user ``text`` that a MATCH expression is built from."""
+    return list(dict.fromkeys(token.lower() for token in _PARTS.findall(text)))
+
+
+def coverage(conn: sqlite3.Connection, text: str, file_ids: Sequence[int]) -> dict[int, float]:
+    """file id -> the share of ``text``'s distinct words its keyword row holds (0..1), for ``file_ids``:
+    one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur`` holds ``Tür``)."""
+    tokens = query_tokens(text)
+    ids = sorted({int(i) for i in file_ids})
+    if not tokens or not ids:
+        return {}
+    held = dict.fromkeys(ids, 0)
+    for token in tokens:
+        expr = '"' + token.replace('"', '""') + '"'
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for (fid,) in conn.execute(f"SELECT rowid FROM keywords WHERE keywords MATCH ? AND rowid IN ({marks})",
+                                       (expr, *chunk)):
+                held[int(fid)] += 1
+    return {fid: n / len(tokens) for fid, n in held.items()}
 
 
 def refresh(conn: sqlite3.Connection, file_ids: Iterable[int]) -> None:
