@@ -170,6 +170,8 @@ class Searcher:
             raise InputNotFoundError(f"query file not found: {path}")
         self._require_ready()
         if kind == "video":
+            if self._cavp_video():  # CAVP: video and sound share one space, no bridge needed
+                return self._embed_video_file(path, query.start_s, query.end_s)
             if self.bridge_for("video") is None:
                 raise BridgeUnavailableError(
                     "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
@@ -195,7 +197,8 @@ class Searcher:
         info = probe_video(path)
         lo = start_s or 0.0
         hi = info.duration_s if end_s is None else min(end_s, info.duration_s)
-        windows = [w.frames for w in iter_frame_windows(path, window_cfg, fps=self._video_encoder.fps)
+        fit = "squash" if getattr(self._video_encoder, "family", None) == "cavp" else "crop"
+        windows = [w.frames for w in iter_frame_windows(path, window_cfg, fps=self._video_encoder.fps, fit=fit)
                    if w.end_s > lo and w.start_s < hi]
         if not windows:
             raise MediaDecodeError(f"{path}: no video frames in the requested span")
@@ -239,7 +242,7 @@ class Searcher:
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
-            role = "video_encoder" if space == "video" else "encoder"
+            role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
             dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
             loaded = load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg)
             self._indexes[space] = (loaded.record, loaded)
@@ -286,6 +289,10 @@ class Searcher:
 
     def terms_for(self, modality: str, qvecs: np.ndarray) -> list[SearchTerm]:
         """The weighted cosine terms a query of ``modality`` is scored by (one term without a bridge)."""
+        if modality == "video" and self._cavp_video():
+            from diffgap_search.cavp_search import cavp_video_terms
+
+            return [SearchTerm(space, q, w) for space, q, w in cavp_video_terms(self.bridge_for("video"), qvecs)]
         bridge = self.bridge_for(modality)
         if bridge is None:
             return [SearchTerm("audio", qvecs, 1.0)]
@@ -296,6 +303,10 @@ class Searcher:
         if modality == "text" and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
             terms.append(SearchTerm("audio", qvecs, fusion.w_raw))
         return [t for t in terms if t.weight > 0]
+
+    def _cavp_video(self) -> bool:
+        """Whether the index's video encoder is CAVP (its windows' sound is in the ``cavp_audio`` space)."""
+        return "cavp_audio" in (stored_encoder(self.catalog, "video_encoder") or {}).get("modalities", ())
 
     def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig) -> tuple[list[Hit], float, float]:
         """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""
