@@ -34,6 +34,7 @@ from diffgap_search.store.settings import bind_encoder, embeds, stored_encoder, 
 from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
+QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class Searcher:
 
     def _embed_video_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         """``(W, D)``: the query video's frames embedded per window (the index's windowing), optionally a span."""
-        from diffgap_search.media.video import iter_frame_windows, probe_video
+        from diffgap_search.media.video import open_frames, window_bounds
 
         stored = stored_encoder(self.catalog, "video_encoder")
         if stored is None or self._load_video_encoder is None:
@@ -194,15 +195,17 @@ class Searcher:
             bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
             self._video_encoder = encoder
         window_cfg = self._window()
-        info = probe_video(path)
+        fit = "squash" if getattr(self._video_encoder, "family", None) == "cavp" else "crop"  # CAVP: whole frame
+        sampler = open_frames(path, fps=self._video_encoder.fps, fit=fit)
         lo = start_s or 0.0
-        hi = info.duration_s if end_s is None else min(end_s, info.duration_s)
-        fit = "squash" if getattr(self._video_encoder, "family", None) == "cavp" else "crop"
-        windows = [w.frames for w in iter_frame_windows(path, window_cfg, fps=self._video_encoder.fps, fit=fit)
-                   if w.end_s > lo and w.start_s < hi]
-        if not windows:
+        hi = sampler.info.duration_s if end_s is None else min(end_s, sampler.info.duration_s)
+        bounds = [(s, e) for s, e in window_bounds(sampler.info.duration_s, window_cfg) if e > lo and s < hi]
+        if not bounds:
             raise MediaDecodeError(f"{path}: no video frames in the requested span")
-        return self._video_encoder.embed_video(windows)
+        # Streamed: only QUERY_WINDOWS windows' frames are decoded and held at a time, whatever the video's length.
+        return np.concatenate([
+            self._video_encoder.embed_video([sampler.window(s, e).frames for s, e in bounds[i : i + QUERY_WINDOWS]])
+            for i in range(0, len(bounds), QUERY_WINDOWS)])
 
     def _embed_audio_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         from diffgap_search.media.audio import load_audio

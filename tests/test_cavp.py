@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import WindowConfig
 from diffgap_search.encoders import cavp_features as feats
+from diffgap_search.encoders.base import AudioVisualEncoder
 from diffgap_search.encoders.cavp import CavpConfig, CavpModel
 from diffgap_search.encoders.cavp_encoder import CAVP_FILE, CAVP_REPO, load_cavp_encoder, read_cavp_checkpoint
 from diffgap_search.errors import ModelUnavailableError
@@ -72,6 +73,7 @@ def test_checkpoint_as_trained_loads_strictly_and_embeds_as_the_model(tmp_path: 
     assert set(state) == set(model.state_dict())
     encoder = load_cavp_encoder(str(path), "cpu", batch_size=2)
     assert (encoder.dim, encoder.fps, encoder.sample_rate) == (TINY_CAVP_DIM, 4.0, 16_000)
+    assert isinstance(encoder, AudioVisualEncoder)
     assert encoder.provenance == {"source": "checkpoint", "repo_id": None, "revision": None, "commit": None,
                                   "family": "cavp"}
     rng = np.random.default_rng(0)

@@ -95,7 +95,7 @@ def mel_basis() -> np.ndarray:
 
 
 def log_mel(samples_16k: np.ndarray) -> np.ndarray:
-    """``(S,)`` float mono at 16 kHz -> ``(128, 1 + (S - 2) // 250) float32`` in [0, 1] (``wav2spec.py``;
+    """``(S,)`` float mono at 16 kHz -> ``(128, 1 + (S - 1) // 250) float32`` in [0, 1] (``wav2spec.py``;
     the last sample is dropped as ``y[:length - 1]`` does, so 10 s give 640 frames)."""
     import librosa
 

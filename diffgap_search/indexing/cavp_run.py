@@ -9,7 +9,7 @@ every window with frames a ``video`` vector (``CavpEncoder``; the window -> clip
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from diffgap_search.config import VideoConfig, WindowConfig
 from diffgap_search.encoders.cavp_encoder import CAVP_SPACE
 from diffgap_search.errors import MediaDecodeError
-from diffgap_search.indexing.decode import SegmentData, iter_segments
+from diffgap_search.indexing.decode import SegmentData, stream_segments
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.cavp_gaps import FileGap, cavp_gaps
 
@@ -32,53 +32,67 @@ def cavp_audio_vectors(encoder: Any, segments: Sequence[SegmentData], sample_rat
 
 
 def fill_cavp_gaps(catalog: Catalog, encoder: Any, bridge: Any, window: WindowConfig, video: VideoConfig,
-                   batch_size: int, note: Any = None) -> int:
-    """Embed the CAVP vectors the index's windows lack, file by file (decoded again, streamed; one transaction
-    per file). A file whose decoded windows no longer match its stored ones (changed under the index) or that
-    cannot be decoded is left for the next run's change detection. Returns the windows embedded."""
+                   batch_size: int, note: Any = None, *, workers: int = 1, deadline_s: float | None = None) -> int:
+    """Embed the CAVP vectors the index's windows lack, file by file: decoded again in the run's decode workers
+    (``indexing/pool.ordered_map``, in order; a long file streamed in a worker of its own, as indexing does),
+    one transaction per file. A file whose decoded windows no longer match its stored ones (changed under the
+    index) or that cannot be decoded is left for the next run's change detection. Returns the windows embedded."""
     from diffgap_search.bridging import bridge_vectors
+    from diffgap_search.indexing.decode import decode_task, lost_decode
+    from diffgap_search.indexing.pool import ordered_map
+    from diffgap_search.indexing.run import MAX_WINDOWS_PER_TASK
 
     gaps = cavp_gaps(catalog, frames=video.frames)
-    if gaps and note is not None:
+    if not gaps:
+        return 0
+    if note is not None:
         note(f"adding CAVP vectors to {len(gaps)} indexed files")
     done = 0
-    for gap in gaps:
-        try:
-            found = _decode_matching(gap, window, video, encoder, batch_size, bridge, bridge_vectors)
-        except MediaDecodeError:
-            continue
-        if found is None:
-            continue
-        with catalog.batch():
-            for space, (ids, vecs) in found.items():
-                if len(ids):
-                    catalog.put_vectors(space, np.asarray(ids), np.stack(vecs))
-        done += len(set(found[CAVP_SPACE][0]) | set(found["video"][0]))
+    tasks = ((g.path, g.kind, window, video, MAX_WINDOWS_PER_TASK) for g in gaps)
+    with closing(ordered_map(decode_task, tasks, min(workers, len(gaps)), on_lost=lost_decode,
+                             deadline_s=deadline_s)) as decoded:
+        for gap, result in zip(gaps, decoded):
+            if result.error is not None:
+                continue
+            try:
+                if result.too_long:
+                    _, stream = stream_segments((gap.path, gap.kind, window, video, 0), workers, deadline_s)
+                    with closing(stream):  # type: ignore[type-var]
+                        found = _matching(gap, stream, encoder, window, batch_size, bridge, bridge_vectors)
+                else:
+                    found = _matching(gap, iter(result.segments), encoder, window, batch_size, bridge, bridge_vectors)
+            except MediaDecodeError:
+                continue
+            if found is None:
+                continue
+            with catalog.batch():
+                for space, (ids, vecs) in found.items():
+                    if ids:
+                        catalog.put_vectors(space, np.asarray(ids), np.stack(vecs))
+            done += len(set(found[CAVP_SPACE][0]) | set(found["video"][0]))
     return done
 
 
-def _decode_matching(gap: FileGap, window: WindowConfig, video: VideoConfig, encoder: Any, batch_size: int,
-                     bridge: Any, bridge_vectors: Any) -> dict[str, tuple[list[int], list[np.ndarray]]] | None:
-    """The missing vectors of one file by space, or None when its windows moved."""
+def _matching(gap: FileGap, segments: Iterator[SegmentData], encoder: Any, window: WindowConfig, batch_size: int,
+              bridge: Any, bridge_vectors: Any) -> dict[str, tuple[list[int], list[np.ndarray]]] | None:
+    """The missing vectors of one file by space, or None when its decoded windows are not its stored ones."""
     out: dict[str, tuple[list[int], list[np.ndarray]]] = {CAVP_SPACE: ([], []), "video": ([], []),
                                                            "audio_as_video": ([], [])}
-    _, stream = iter_segments(gap.path, gap.kind, window, video)
     batch: list[tuple[int, SegmentData]] = []
     n = -1
-    with closing(stream):  # type: ignore[type-var]
-        for n, seg in enumerate(stream):
-            if n >= len(gap.segments):
-                return None
-            sid, start, end = gap.segments[n]
-            if abs(seg.start_s - start) > _SAME_S or abs(seg.end_s - end) > _SAME_S:
-                return None
-            if sid in gap.missing_audio or sid in gap.missing_video:
-                batch.append((sid, seg))
-            if len(batch) >= batch_size:
-                _embed(batch, gap, encoder, window, bridge, bridge_vectors, out)
-                batch = []
-        if n + 1 != len(gap.segments):
+    for n, seg in enumerate(segments):
+        if n >= len(gap.segments):
             return None
+        sid, start, end = gap.segments[n]
+        if abs(seg.start_s - start) > _SAME_S or abs(seg.end_s - end) > _SAME_S:
+            return None
+        if sid in gap.missing_audio or sid in gap.missing_video:
+            batch.append((sid, seg))
+        if len(batch) >= batch_size:
+            _embed(batch, gap, encoder, window, bridge, bridge_vectors, out)
+            batch = []
+    if n + 1 != len(gap.segments):
+        return None
     _embed(batch, gap, encoder, window, bridge, bridge_vectors, out)
     return out
 
