@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, bench_device, write_results  # noqa: E402
+from _common import RESULTS, bench_device, write_results
 
 
 def _best(fns, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -93,8 +93,8 @@ def main() -> int:
               f"{nv / video_net_s:.3f}", f"{video_net_s / video_s:.0%}"),
              ("audio (48 kHz, 3 clips)", f"{na / audio_s:.2f}", f"{specs.shape[0] / audio_s:.2f}",
               f"{na / audio_net_s:.2f}", f"{audio_net_s / audio_s:.0%}")]
-    notes = [f"full-size CAVP, random weights ({payload['parameters_millions']} M parameters), device {device}, "
-             f"{threads} threads, {args.batch_size} clips per pass, best of {args.repeats}",
+    notes = [(f"full-size CAVP, random weights ({payload['parameters_millions']} M parameters), device {device}, "
+              f"{threads} threads, {args.batch_size} clips per pass, best of {args.repeats}"),
              f"log-mel features alone (resample 48 -> 16 kHz, librosa STFT + mel): {na / mel_s:.1f} windows/s"]
     write_results("cavp", payload, table, notes, out_dir=args.out_dir)
     return 0

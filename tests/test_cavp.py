@@ -15,18 +15,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures_cavp import TINY_CAVP_DIM, publish_diff_foley, save_cavp_checkpoint, tiny_cavp_model
+from diffgap_search.cli.app import app
+from fixtures_cavp import (
+    TINY_CAVP_DIM,
+    publish_diff_foley,
+    save_cavp_checkpoint,
+    tiny_cavp_model,
+)
 from fixtures_video import make_grey_video, make_testsrc
 from hub_server import HubServer
 from real_sounds import require_real_sounds
 from typer.testing import CliRunner
 
-from diffgap_search.cli.app import app
 from diffgap_search.config import WindowConfig
 from diffgap_search.encoders import cavp_features as feats
 from diffgap_search.encoders.base import AudioVisualEncoder
 from diffgap_search.encoders.cavp import CavpConfig, CavpModel
-from diffgap_search.encoders.cavp_encoder import CAVP_FILE, CAVP_REPO, load_cavp_encoder, read_cavp_checkpoint
+from diffgap_search.encoders.cavp_encoder import (
+    CAVP_FILE,
+    CAVP_REPO,
+    load_cavp_encoder,
+    read_cavp_checkpoint,
+)
 from diffgap_search.errors import ModelUnavailableError
 from diffgap_search.media.video import iter_frame_windows, sample_times
 from diffgap_search.store.catalog import Catalog
@@ -189,7 +199,7 @@ def test_cavp_loads_from_the_hub_as_published_then_offline(tmp_path: Path) -> No
     repo = publish_diff_foley(tmp_path / "diff-foley")
     with HubServer({CAVP_REPO: repo}) as server:
         env = _env(tmp_path, server.url)
-        first = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=300)
+        first = subprocess.run([sys.executable, "-c", _LOAD], check=False, env=env, capture_output=True, text=True, timeout=300)
         assert first.returncode == 0, first.stderr
         gets = [p for verb, p in server.requests if verb == "GET" and "/resolve/" in p]
     fingerprint, provenance = json.loads(first.stdout)
@@ -198,11 +208,11 @@ def test_cavp_loads_from_the_hub_as_published_then_offline(tmp_path: Path) -> No
     assert fingerprint == hashlib.sha256((repo / CAVP_FILE).read_bytes()).hexdigest()
     assert [p.rsplit("/", 2)[-2:] for p in gets] == [["diff_foley_ckpt", "cavp_epoch66.ckpt"]]
     assert provenance["repo_id"] == CAVP_REPO and provenance["file"] == CAVP_FILE and len(provenance["commit"]) == 40
-    offline = subprocess.run([sys.executable, "-c", _LOAD], env={**env, "HF_HUB_OFFLINE": "1"},
+    offline = subprocess.run([sys.executable, "-c", _LOAD], check=False, env={**env, "HF_HUB_OFFLINE": "1"},
                              capture_output=True, text=True, timeout=300)
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)[0] == fingerprint
-    empty = subprocess.run([sys.executable, "-c", _LOAD], env={**_env(tmp_path / "b", env["HF_ENDPOINT"]), "HF_HUB_OFFLINE": "1"},
+    empty = subprocess.run([sys.executable, "-c", _LOAD], check=False, env={**_env(tmp_path / "b", env["HF_ENDPOINT"]), "HF_HUB_OFFLINE": "1"},
                            capture_output=True, text=True, timeout=300)
     assert empty.returncode != 0 and "HF_HUB_OFFLINE" in empty.stderr
 

@@ -64,7 +64,7 @@ def clip_offsets(n_frames: int) -> list[int]:
         return [0]
     n = math.ceil(n_frames / CLIP_FRAMES)
     span = n_frames - CLIP_FRAMES
-    return [int(round(j * span / (n - 1))) for j in range(n)]
+    return [round(j * span / (n - 1)) for j in range(n)]
 
 
 def video_clips(frames: np.ndarray) -> torch.Tensor:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffgap_search.encoders.download_progress import DownloadProgress, NoDownloadProgress
+from diffgap_search.encoders.download_progress import (
+    DownloadProgress,
+    NoDownloadProgress,
+)
 from diffgap_search.encoders.hub import (
     _COMMIT,
     HubSnapshot,
@@ -29,7 +32,7 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None, *,
     offline = hub_offline()
     try:
         cached = _cached(repo_id, filename, revision)
-    except Exception as error:  # noqa: BLE001 - e.g. an invalid repo id
+    except Exception as error:
         raise _translate(error, repo_id, revision, offline) from error
     if cached is not None:
         return cached
@@ -39,7 +42,7 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None, *,
         return _download(repo_id, filename, revision, progress or NoDownloadProgress())
     except ModelUnavailableError:
         raise
-    except Exception as error:  # noqa: BLE001 - every failure becomes one user-facing error
+    except Exception as error:
         raise _translate(error, repo_id, revision, offline) from error
 
 
