@@ -253,8 +253,13 @@ def test_video_query_on_an_audio_only_index_needs_no_bridge(sfx: Path, tiny_clap
     assert dg("query", "--video", clip, "--index", ix, "--start", "1", "--end", "2").exit_code == 0
 
 
-def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_clap_dir: Path,
-                                                                tiny_cavp_ckpt: Path, tmp_path: Path) -> None:
+def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_clap_dir: Path, tiny_cavp_ckpt: Path,
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import diffgap_search.cli.app as cli
+
+    loads: list[str] = []
+    real_loader = cli._video_encoder_loader
+    monkeypatch.setattr(cli, "_video_encoder_loader", lambda cfg, device: loads.append(cfg.model) or real_loader(cfg, device))
     ix = tmp_path / "ix"
     assert dg("index", sfx, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
     with Catalog.open(ix) as cat:
@@ -267,8 +272,10 @@ def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_
         after = dict(cat.conn.execute("SELECT segment_id, vector FROM vectors WHERE space = 'audio'").fetchall())
         assert after == before  # CLAP vectors untouched
         assert cat.count_vectors("cavp_audio") == len(before)
+    assert loads == [str(tiny_cavp_ckpt)]
     again = dg("index", sfx, "--index", ix, "--workers", "0", "--json")  # the index keeps CAVP: nothing to do
     assert again.exit_code == 0 and json.loads(again.stdout)["windows_embedded"] == 0
+    assert loads == [str(tiny_cavp_ckpt)]  # and loads no model
 
 
 @pytest.mark.slow  # ~80 s on 2 cores: 24 videos indexed, a bridge trained, queries raw and fused

@@ -31,12 +31,14 @@ def cavp_audio_vectors(encoder: Any, segments: Sequence[SegmentData], sample_rat
                                durations_s=[s.end_s - s.start_s for s in segments])
 
 
-def fill_cavp_gaps(catalog: Catalog, encoder: Any, bridge: Any, window: WindowConfig, video: VideoConfig,
+def fill_cavp_gaps(catalog: Catalog, load_encoder: Any, load_bridge: Any, window: WindowConfig, video: VideoConfig,
                    batch_size: int, note: Any = None, *, workers: int = 1, deadline_s: float | None = None) -> int:
     """Embed the CAVP vectors the index's windows lack, file by file: decoded again in the run's decode workers
     (``indexing/pool.ordered_map``, in order; a long file streamed in a worker of its own, as indexing does),
     one transaction per file. A file whose decoded windows no longer match its stored ones (changed under the
-    index) or that cannot be decoded is left for the next run's change detection. Returns the windows embedded."""
+    index) or that cannot be decoded is left for the next run's change detection. ``load_encoder`` and
+    ``load_bridge`` are called only when something is missing (an unchanged index loads no model). Returns the
+    windows embedded."""
     from diffgap_search.bridging import bridge_vectors
     from diffgap_search.indexing.decode import decode_task, lost_decode
     from diffgap_search.indexing.pool import ordered_map
@@ -47,6 +49,7 @@ def fill_cavp_gaps(catalog: Catalog, encoder: Any, bridge: Any, window: WindowCo
         return 0
     if note is not None:
         note(f"adding CAVP vectors to {len(gaps)} indexed files")
+    encoder, bridge = load_encoder(), load_bridge()
     done = 0
     tasks = ((g.path, g.kind, window, video, MAX_WINDOWS_PER_TASK) for g in gaps)
     with closing(ordered_map(decode_task, tasks, min(workers, len(gaps)), on_lost=lost_decode,

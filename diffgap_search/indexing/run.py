@@ -103,7 +103,7 @@ def index_folder(
             from diffgap_search.indexing.cavp_run import fill_cavp_gaps
 
             report.windows_embedded += fill_cavp_gaps(
-                catalog, encoders.video(), encoders.bridge(), encoders.window, encoders.video_cfg, encoders.batch_size,
+                catalog, encoders.video, encoders.bridge, encoders.window, encoders.video_cfg, encoders.batch_size,
                 progress.note, workers=indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
         for space in _stale_spaces(catalog):
             dim = encoders.dim_of(space)
