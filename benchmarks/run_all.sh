@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark once; each writes benchmarks/results/<name>.{json,md}. About 35 min on 2 cores.
+# Run every benchmark once; each writes benchmarks/results/<name>.{json,md}. About 50 min on 2 cores.
 # Usage: bash benchmarks/run_all.sh [--device cpu|cuda|auto]   (GPU parts are skipped without a GPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +14,4 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_aisfx.py
 "$PY" benchmarks/bench_dupes.py --size 100000 --no-exact
 "$PY" benchmarks/bench_dupes_threshold.py
+"$PY" benchmarks/bench_cavp.py --device "$DEVICE"

@@ -51,15 +51,15 @@ def _encoder_loader():  # type: ignore[no-untyped-def]
 
 
 def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.clip_video import load_video_encoder
+    from diffgap_search.encoders.video_loading import load_video_model
 
-    return load_video_encoder(cfg.model, device, cfg.batch_size, revision=cfg.revision, fps=cfg.fps)
+    return load_video_model(cfg, device)
 
 
 def _query_video_loader(model, device, revision):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.clip_video import load_video_encoder
+    from diffgap_search.encoders.video_loading import load_query_video_model
 
-    return load_video_encoder(model, device, revision=revision)
+    return load_query_video_model(model, device, revision)
 
 
 def version_callback(value: bool) -> None:
@@ -87,7 +87,7 @@ def index(
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the hub model to this branch, tag or commit (recorded in the index).")] = None,
-    video_model: Annotated[Optional[str], typer.Option("--video-model", help="Frame encoder for videos: hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
+    video_model: Annotated[Optional[str], typer.Option("--video-model", help="Video encoder: 'cavp' (Diff-Foley's CAVP, video and sound in one space: --video queries need no bridge), a CAVP checkpoint file (.ckpt), or a CLIP hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
     video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
@@ -99,6 +99,7 @@ def index(
     from dataclasses import replace
 
     from diffgap_search.config import EncoderConfig, IndexingConfig, VideoConfig, WindowConfig, resolve_index_dir
+    from diffgap_search.encoders.video_loading import video_config
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import index_folder
     from diffgap_search.store.catalog import Catalog
@@ -116,15 +117,15 @@ def index(
 
         raise UsageError(str(exc)) from None
     encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, revision=revision)
-    video_cfg = VideoConfig(model=video_model or VideoConfig().model, revision=video_revision, frames=frames)
+    video_cfg = video_config(video_model or VideoConfig().model, video_revision, frames)
     if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
         with Catalog.open(index_dir) as cat:
             if revision is None and stored_encoder(cat) is not None:
                 encoder_cfg = stored_encoder_config(cat, model=model)
             stored_video = stored_encoder(cat, "video_encoder")
             if video_model is None and video_revision is None and stored_video is not None:
-                video_cfg = VideoConfig(model=stored_video["model"], frames=frames,
-                                        revision=stored_video.get("commit") or stored_video.get("revision"))
+                video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
+                                         frames)
     encoder_cfg = replace(encoder_cfg, device=device, batch_size=batch_size)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())

@@ -93,25 +93,43 @@ def bridged_spaces_of(bridge: Bridge) -> dict[str, tuple[str, str]]:
     return out
 
 
-def bridge_vectors(bridge: Bridge, audio: np.ndarray) -> dict[str, np.ndarray]:
-    """Bridged counterparts of ``audio (N, D) float32`` windows: space -> ``(N, D) float32`` L2-normalised."""
-    return {space: bridge.apply(audio, src, dst) for space, (src, dst) in bridged_spaces_of(bridge).items()}
+def bridge_vectors(bridge: Bridge, audio: np.ndarray | None, *,
+                   video_side: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Bridged counterparts of ``audio (N, D) float32`` windows: space -> ``(N, D) float32`` L2-normalised.
+
+    ``video_side``: the windows' vectors in the space the bridge pairs with video, when that is not ``audio``
+    (CAVP: ``cavp_audio``, see ``audio_source``); ``audio_as_video`` is bridged from it."""
+    out = {}
+    for space, (src, dst) in bridged_spaces_of(bridge).items():
+        source = video_side if dst == "video" and video_side is not None else audio
+        if source is not None:
+            out[space] = bridge.apply(source, src, dst)
+    return out
+
+
+def audio_source(catalog: Catalog, target: str) -> str:
+    """The stored space that plays "audio" for pairs with ``target``: ``cavp_audio`` for video when the index's
+    video encoder is CAVP (video and sound share CAVP's space), else ``audio`` (CLAP)."""
+    video = stored_encoder(catalog, "video_encoder") or {}
+    return "cavp_audio" if target == "video" and "cavp_audio" in video.get("modalities", ()) else "audio"
 
 
 def stage_bridged_spaces(catalog: Catalog, bridge: Bridge, *, chunk_rows: int = 8192) -> dict[str, int]:
-    """Derive every bridged space from the stored audio vectors into staging spaces (``<space>.staging``);
+    """Derive every bridged space from the stored audio vectors (``audio_source``) into staging spaces (``<space>.staging``);
     returns space -> vectors written. Each chunk is one transaction; :func:`commit_bridge` swaps them in."""
     spaces = bridged_spaces_of(bridge)
     counts = {space: 0 for space in spaces}
     with catalog.batch():
         for space in BRIDGED_SPACES:
             catalog.delete_space(space + STAGING_SUFFIX)
-    for ids, vecs in catalog.read_vectors("audio", chunk_rows=chunk_rows):
-        derived = {space: bridge.apply(vecs, src, dst) for space, (src, dst) in spaces.items()}
-        with catalog.batch():
-            for space, out in derived.items():
-                catalog.put_vectors(space + STAGING_SUFFIX, ids, out)
-                counts[space] += len(ids)
+    for source in sorted({audio_source(catalog, dst) for _, dst in spaces.values()}):
+        from_source = {space: sd for space, sd in spaces.items() if audio_source(catalog, sd[1]) == source}
+        for ids, vecs in catalog.read_vectors(source, chunk_rows=chunk_rows):
+            derived = {space: bridge.apply(vecs, src, dst) for space, (src, dst) in from_source.items()}
+            with catalog.batch():
+                for space, out in derived.items():
+                    catalog.put_vectors(space + STAGING_SUFFIX, ids, out)
+                    counts[space] += len(ids)
     return counts
 
 

@@ -151,10 +151,13 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
                     groups.append(files[fid].sha256 or str(fid))
                     sources.append(src)
     if "video" in kinds:
+        from diffgap_search.bridging import audio_source
+
         for sid, sha, a_blob, v_blob in catalog.conn.execute(
             "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
-            " JOIN vectors a ON a.segment_id = s.id AND a.space = 'audio'"
-            " JOIN vectors v ON v.segment_id = s.id AND v.space = 'video' WHERE f.status = 'ok' ORDER BY s.id"
+            " JOIN vectors a ON a.segment_id = s.id AND a.space = ?"  # CAVP: the soundtrack in CAVP's space
+            " JOIN vectors v ON v.segment_id = s.id AND v.space = 'video' WHERE f.status = 'ok' ORDER BY s.id",
+            (audio_source(catalog, "video"),),
         ):
             video = np.frombuffer(v_blob, dtype="<f4").astype(np.float32)
             if len(video) != dim:

@@ -40,6 +40,7 @@ from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 EXACT_FILTER_SEGMENTS = 20_000
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
+QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,8 @@ class Searcher:
             raise InputNotFoundError(f"query file not found: {path}")
         self._require_ready()
         if kind == "video":
+            if self._cavp_video():  # CAVP: video and sound share one space, no bridge needed
+                return self._embed_video_file(path, query.start_s, query.end_s)
             if self.bridge_for("video") is None:
                 raise BridgeUnavailableError(
                     "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
@@ -194,7 +197,7 @@ class Searcher:
 
     def _embed_video_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         """``(W, D)``: the query video's frames embedded per window (the index's windowing), optionally a span."""
-        from diffgap_search.media.video import iter_frame_windows, probe_video
+        from diffgap_search.media.video import open_frames, window_bounds
 
         stored = stored_encoder(self.catalog, "video_encoder")
         if stored is None or self._load_video_encoder is None:
@@ -205,14 +208,17 @@ class Searcher:
             bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
             self._video_encoder = encoder
         window_cfg = self._window()
-        info = probe_video(path)
+        fit = "squash" if getattr(self._video_encoder, "family", None) == "cavp" else "crop"  # CAVP: whole frame
+        sampler = open_frames(path, fps=self._video_encoder.fps, fit=fit)
         lo = start_s or 0.0
-        hi = info.duration_s if end_s is None else min(end_s, info.duration_s)
-        windows = [w.frames for w in iter_frame_windows(path, window_cfg, fps=self._video_encoder.fps)
-                   if w.end_s > lo and w.start_s < hi]
-        if not windows:
+        hi = sampler.info.duration_s if end_s is None else min(end_s, sampler.info.duration_s)
+        bounds = [(s, e) for s, e in window_bounds(sampler.info.duration_s, window_cfg) if e > lo and s < hi]
+        if not bounds:
             raise MediaDecodeError(f"{path}: no video frames in the requested span")
-        return self._video_encoder.embed_video(windows)
+        # Streamed: only QUERY_WINDOWS windows' frames are decoded and held at a time, whatever the video's length.
+        return np.concatenate([
+            self._video_encoder.embed_video([sampler.window(s, e).frames for s, e in bounds[i : i + QUERY_WINDOWS]])
+            for i in range(0, len(bounds), QUERY_WINDOWS)])
 
     def _embed_audio_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         from diffgap_search.media.audio import load_audio
@@ -252,7 +258,7 @@ class Searcher:
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
-            role = "video_encoder" if space == "video" else "encoder"
+            role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
             dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
             loaded = load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg)
             self._indexes[space] = (loaded.record, loaded)
@@ -305,6 +311,10 @@ class Searcher:
 
     def terms_for(self, modality: str, qvecs: np.ndarray) -> list[SearchTerm]:
         """The weighted cosine terms a query of ``modality`` is scored by (one term without a bridge)."""
+        if modality == "video" and self._cavp_video():
+            from diffgap_search.cavp_search import cavp_video_terms
+
+            return [SearchTerm(space, q, w) for space, q, w in cavp_video_terms(self.bridge_for("video"), qvecs)]
         bridge = self.bridge_for(modality)
         if bridge is None:
             return [SearchTerm("audio", qvecs, 1.0)]
@@ -315,6 +325,10 @@ class Searcher:
         if modality == "text" and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
             terms.append(SearchTerm("audio", qvecs, fusion.w_raw))
         return [t for t in terms if t.weight > 0]
+
+    def _cavp_video(self) -> bool:
+        """Whether the index's video encoder is CAVP (its windows' sound is in the ``cavp_audio`` space)."""
+        return "cavp_audio" in (stored_encoder(self.catalog, "video_encoder") or {}).get("modalities", ())
 
     def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig) -> tuple[list[Hit], float, float]:
         """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""

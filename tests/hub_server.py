@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".h5", ".msgpack")
 
 
 def free_port() -> int:

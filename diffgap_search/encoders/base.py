@@ -35,3 +35,25 @@ class Encoder(Protocol):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N non-empty strings -> ``(N, D) float32``, L2-normalised."""
         ...
+
+
+@runtime_checkable
+class AudioVisualEncoder(Protocol):
+    """Embeds windows of video frames and windows of sound into one shared space (CAVP: ``cavp_encoder.py``).
+
+    Attributes as ``Encoder``'s, plus ``fps``: the rate a window's frames must be sampled at.
+    """
+
+    model_id: str
+    fingerprint: str
+    dim: int
+    sample_rate: int
+    fps: float
+
+    def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """N windows of ``(F_i, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised."""
+        ...
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, S) float32`` mono windows at ``sample_rate`` -> ``(N, D) float32``, L2-normalised."""
+        ...

@@ -75,7 +75,7 @@ def iter_segments(path: Path, kind: str, cfg: WindowConfig, video: VideoConfig) 
             raise MediaDecodeError(f"{path}: a video without a soundtrack, and frames are off (--no-frames)")
         windows = iter_windows(iter_audio_blocks(path, cfg.sample_rate, BLOCK_SECONDS), cfg)
         return True, (SegmentData(w.start_s, w.end_s, w.samples, None) for w in windows)
-    sampler = open_frames(path, fps=video.fps, size=video.size)
+    sampler = open_frames(path, fps=video.fps, size=video.size, fit=video.fit)
     if not sampler.info.has_audio:
         bounds = window_bounds(sampler.info.duration_s, cfg)
         return False, (SegmentData(s, e, None, sampler.window(s, e).frames) for s, e in bounds)

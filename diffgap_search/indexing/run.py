@@ -102,6 +102,12 @@ def index_folder(
                 _embed_all(catalog, plan.embed, encoders, captions, encoders.window, indexing_cfg, progress, report)
             finally:
                 progress.stop()
+        if encoders.is_cavp:  # CAVP vectors the index's windows lack (an index switched to --video-model cavp)
+            from diffgap_search.indexing.cavp_run import fill_cavp_gaps
+
+            report.windows_embedded += fill_cavp_gaps(
+                catalog, encoders.video, encoders.bridge, encoders.window, encoders.video_cfg, encoders.batch_size,
+                progress.note, workers=indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
         for space in _stale_spaces(catalog):
             dim = encoders.dim_of(space)
             if dim is not None:
@@ -164,11 +170,18 @@ class _Encoders:
             self._bridge = load_index_bridge(Path(self._where), self._catalog)
         return self._bridge
 
+    @property
+    def is_cavp(self) -> bool:
+        """Whether the video model is CAVP, which embeds every window's sound too (``indexing/cavp_run.py``)."""
+        from diffgap_search.encoders.cavp_encoder import is_cavp_reference
+
+        return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
+
     def load_for(self, kinds: set[str]) -> None:
         """Load what these file kinds need now, so a missing model fails before any decoding."""
         self.audio()
         self.bridge()
-        if "video" in kinds and self.video_cfg.frames:
+        if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:
             self.video()
 
     def embed(self, segments: list[SegmentData]) -> list[dict[str, np.ndarray]]:
@@ -179,10 +192,17 @@ class _Encoders:
             vecs = self.audio().embed_audio(np.stack([segments[i].audio for i in with_audio]))  # type: ignore[misc]
             for i, v in zip(with_audio, vecs):
                 out[i]["audio"] = v
+        cavp = None
+        if with_audio and self.is_cavp:
+            from diffgap_search.indexing.cavp_run import cavp_audio_vectors
+
+            cavp = cavp_audio_vectors(self.video(), [segments[i] for i in with_audio], self.window.sample_rate)
+            for i, v in zip(with_audio, cavp):
+                out[i]["cavp_audio"] = v
         bridge = self.bridge()
         if with_audio and bridge is not None:
             audio = np.stack([out[i]["audio"] for i in with_audio])
-            for space, vecs in bridge_vectors(bridge, audio).items():
+            for space, vecs in bridge_vectors(bridge, audio, video_side=cavp).items():
                 for i, v in zip(with_audio, vecs):
                     out[i][space] = v
         with_frames = [i for i, s in enumerate(segments) if s.frames is not None]
@@ -193,7 +213,7 @@ class _Encoders:
         return out
 
     def dim_of(self, space: str) -> int | None:
-        role = "video_encoder" if space == "video" else "encoder"
+        role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
         stored = self._catalog.get_meta(role)
         return None if stored is None else int(stored["dim"])
 

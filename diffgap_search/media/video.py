@@ -129,6 +129,7 @@ def iter_frame_windows(
     fps: float = DEFAULT_FPS,
     size: int | None = 224,
     duration_s: float | None = None,
+    fit: str = "crop",
 ) -> Iterator[FrameWindow]:
     """Yield the frames of each window of ``path``, decoding one window at a time.
 
@@ -139,6 +140,7 @@ def iter_frame_windows(
         size: side of the square output frames; None keeps the displayed size.
         duration_s: the duration windows are cut from; default the video's. Pass the soundtrack's
             length to get exactly the audio's windows when the two streams differ slightly.
+        fit: ``crop`` (centre crop, CLIP) or ``squash`` (whole frame to ``size x size``, CAVP).
 
     Yields:
         ``FrameWindow`` with ``frames`` of shape ``(F, size, size, 3) uint8``.
@@ -147,7 +149,7 @@ def iter_frame_windows(
         MediaDecodeError: unreadable, truncated or frameless (at the call, before any frame is decoded),
             or failing mid-stream (while iterating); one line.
     """
-    sampler = open_frames(path, fps=fps, size=size)
+    sampler = open_frames(path, fps=fps, size=size, fit=fit)
     d = sampler.info.duration_s if duration_s is None else float(duration_s)
     return (sampler.window(start, end) for start, end in window_bounds(d, cfg))
 
@@ -179,8 +181,10 @@ class FrameSampler:
         return FrameWindow(start_s, end_s, frames, times, idx.astype(np.int64))
 
 
-def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: int | None = 224) -> FrameSampler:
-    """Open ``path`` for frame sampling at ``fps`` into ``size x size`` frames (None: displayed size).
+def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: int | None = 224,
+                fit: str = "crop") -> FrameSampler:
+    """Open ``path`` for frame sampling at ``fps`` into ``size x size`` frames (None: displayed size);
+    ``fit="squash"`` scales the whole frame to ``size x size`` (aspect not kept) instead of centre-cropping.
 
     Raises MediaDecodeError (one line) when the file is unreadable, truncated or frameless, before any frame
     is decoded.
@@ -188,18 +192,18 @@ def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: in
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     p = Path(path)
-    info, reader, starts, plan = _open(p, size)
+    info, reader, starts, plan = _open(p, size, squash=fit == "squash")
     return FrameSampler(p, info, reader, starts, plan, fps)
 
 
-def _open(path: Path, size: int | None) -> tuple[VideoInfo, Any, np.ndarray, DecodePlan]:
+def _open(path: Path, size: int | None, squash: bool = False) -> tuple[VideoInfo, Any, np.ndarray, DecodePlan]:
     """ffprobe, then decord: (info, VideoReader, (n,) float64 frame start times from 0, decode plan)."""
     streams = probe_streams(path)
     if streams.width <= 0 or streams.height <= 0:
         raise MediaDecodeError(f"{path}: video stream has no picture size")
     quarter = streams.rotation in (90, 270)
     disp_w, disp_h = (streams.height, streams.width) if quarter else (streams.width, streams.height)
-    plan = plan_decode(disp_w, disp_h, quarter, size)
+    plan = plan_decode(disp_w, disp_h, quarter, size, squash)
     reader = _video_reader(path, plan)
     n = len(reader)
     if n == 0:

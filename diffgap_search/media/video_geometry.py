@@ -41,14 +41,17 @@ class DecodePlan:
         return self.target_h, self.target_w
 
 
-def plan_decode(display_w: int, display_h: int, quarter_turn: bool, size: int | None) -> DecodePlan:
+def plan_decode(display_w: int, display_h: int, quarter_turn: bool, size: int | None, squash: bool = False) -> DecodePlan:
     """The decode size for a displayed ``display_w x display_h`` frame and a final ``size x size`` crop.
 
     ``size=None`` keeps the native displayed size (no crop). ``quarter_turn`` marks 90/270-degree
-    rotation metadata (see the module docstring for why those are decoded square).
+    rotation metadata (see the module docstring for why those are decoded square). ``squash`` scales the
+    whole frame to ``size x size`` instead, aspect not kept, no crop (CAVP's ``Resize((224, 224))``).
     """
     if display_w <= 0 or display_h <= 0:
         raise ValueError(f"bad frame size {display_w}x{display_h}")
+    if squash and size is not None:
+        return DecodePlan(size, size, size, size, None)
     if size is None:
         tw, th = display_w, display_h
     else:
