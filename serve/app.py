@@ -96,25 +96,33 @@ class BodyLimit:
             await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
             return
         seen = 0
-        started = False
+        exceeded = replaced = started = False
 
         async def counted() -> Any:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                exceeded = True
                 raise too_large
             return message
 
         async def sending(message: Any) -> None:
-            nonlocal started
+            # The body parser may turn our exception into its own 400: once over the limit, the response
+            # is our 413, whatever the app sends.
+            nonlocal replaced, started
+            if exceeded:
+                if not replaced and message["type"] == "http.response.start":
+                    replaced = True
+                    await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, sending)
         except UploadTooLargeError:
-            if not started:
+            if not started and not replaced:
                 await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
 
 

@@ -38,7 +38,7 @@ from diffgap_search.store.rows import FileRow
 
 CACHE_DIR = ".serve-cache"
 PEAKS_VERSION = 1
-PEAK_BUCKETS = 1000  # peaks per file (fewer for files shorter than 10 ms per bucket)
+PEAK_BUCKETS = 1000  # peaks per file (fewer for files shorter than 1 s: one per millisecond)
 PEAK_RATE = 16_000  # decode rate for peaks: enough for an envelope, cheap for long files
 # Formats every current browser plays from the file itself (by extension, as the indexer classifies them).
 DIRECT_TYPES: dict[str, str] = {
@@ -149,7 +149,7 @@ def compute_peaks(path: Path, buckets: int = PEAK_BUCKETS, rate: int = PEAK_RATE
     """Decode ``path`` (streamed) and reduce it to ``{"duration_s", "peaks"}`` (see :func:`waveform_peaks`)."""
     from diffgap_search.media.audio import iter_audio_blocks
 
-    step = max(1, rate // 100)  # 10 ms frames, reduced to buckets at the end (the length is known only then)
+    step = max(1, rate // 1000)  # 1 ms frames, reduced to buckets at the end (the length is known only then)
     frames: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
     total = 0

@@ -12,4 +12,5 @@ pytest_plugins = [
     "fixtures_models",
     "fixtures_video",
     "fixtures_index",
+    "fixtures_serve",
 ]
