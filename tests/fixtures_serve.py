@@ -53,12 +53,35 @@ def build_serve_corpus(root: Path, model: Path) -> ServeCorpus:
         shutil.copyfile(SAMPLES_DIR / f"{stem}.flac", clips / f"{stem}.flac")
         if caption:
             (clips / f"{stem}.txt").write_text(caption + "\n", encoding="utf-8")
+    write_long_take(clips / "long take.wav")
+    (clips / "long take.txt").write_text("a drum break, a bell, a choir\n", encoding="utf-8")
     video = make_testsrc(clips / "testsrc.mp4", seconds=3.0)
     index = root / "index"
     index_folder(clips, index, load_encoder=lambda cfg: load_encoder(cfg, progress=False),
                  encoder_cfg=EncoderConfig(model=str(model), device="cpu", batch_size=8),
                  video_cfg=VideoConfig(frames=False), indexing_cfg=IndexingConfig(decode_workers=0))
     return ServeCorpus(clips, index, model, video)
+
+
+def write_long_take(path: Path) -> Path:
+    """25 s of real recordings at 44.1 kHz mono, so windows differ: 0–10 s the amen break looped, 10–20 s
+    the bell then silence, 20–25 s the choir looped. Indexed as windows 0–10, 10–20 and 15–25."""
+    import numpy as np
+    import soundfile as sf
+
+    def mono(stem: str) -> np.ndarray:
+        data, rate = sf.read(SAMPLES_DIR / f"{stem}.flac", dtype="float32", always_2d=True)
+        assert rate == 44_100
+        return data.mean(axis=1)
+
+    def fill(x: np.ndarray, seconds: float, loop: bool) -> np.ndarray:
+        n = int(seconds * 44_100)
+        return np.resize(x, n) if loop else np.concatenate([x, np.zeros(max(0, n - len(x)), np.float32)])[:n]
+
+    audio = np.concatenate([fill(mono("loop_amen"), 10, True), fill(mono("perc_bell"), 10, False),
+                            fill(mono("ambi_choir"), 5, True)])
+    sf.write(path, audio, 44_100, subtype="PCM_16")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -178,6 +178,7 @@
     if (!player.paused) player.pause();
     const was = state.playing;
     state.playing = null;
+    if (was && was.timer) clearTimeout(was.timer);
     if (was && hitsEl.children[was.index]) { hitsEl.children[was.index].classList.remove("playing"); draw(was.index); }
   }
   function toggleWindow(i) {
@@ -200,21 +201,27 @@
     };
     if (player.readyState >= 1) begin(); else player.addEventListener("loadedmetadata", begin, { once: true });
   }
+  function endWindow(p) {
+    if (state.playing !== p) return;
+    player.pause();
+    player.currentTime = p.end;
+    stopPlayback();
+  }
   function tick() {
     const p = state.playing;
     if (!p) return;
-    if (p.end != null && player.currentTime >= p.end) {
-      player.pause();
-      player.currentTime = p.end;
-      stopPlayback();
-      return;
+    if (p.end != null && !p.timer) {
+      const left = (p.end - player.currentTime) / (player.playbackRate || 1);
+      if (left <= 0) { endWindow(p); return; }
+      // the last stretch is timed precisely rather than left to the next frame
+      if (left < 0.1 && !player.paused && !player.seeking) p.timer = setTimeout(() => endWindow(p), left * 1000);
     }
     draw(p.index);
     if (!player.paused || player.seeking || player.readyState < 3) requestAnimationFrame(tick);
   }
   player.addEventListener("timeupdate", () => {
     const p = state.playing;
-    if (p && p.end != null && player.currentTime >= p.end) { player.pause(); player.currentTime = p.end; stopPlayback(); }
+    if (p && p.end != null && player.currentTime >= p.end) endWindow(p);
   });
   player.addEventListener("ended", stopPlayback);
   player.addEventListener("error", () => {
