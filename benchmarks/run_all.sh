@@ -12,3 +12,4 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_coldstart.py --repeats 5 --device "$DEVICE"
 "$PY" benchmarks/synthetic_gap.py
 "$PY" benchmarks/bench_aisfx.py
+"$PY" benchmarks/bench_serve.py --clients 8 --device "$DEVICE"

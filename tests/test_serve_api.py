@@ -316,3 +316,21 @@ def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus
         assert fused["hits"] == cli["hits"]  # the server's bridge is the one the CLI loads
     finally:
         server.stop()
+
+
+def test_help_imports_no_web_framework() -> None:
+    """``dgsearch --help`` and ``dgsearch serve --help`` import neither fastapi/uvicorn nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from diffgap_search.cli.app import app\n"
+        "for args in (['--help'], ['serve', '--help'], ['query', '--help']):\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == 0 and '--index' in r.output or args == ['--help'], r.output\n"
+        "print(','.join(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch', 'faiss') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
