@@ -294,8 +294,8 @@ def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus
         from real_sounds import SAMPLES_DIR
 
         shutil.copyfile(SAMPLES_DIR / "tabla_na.flac", clips / "tabla_na.flac")
-        r = run_dgsearch("index", clips, "--index", index, "--workers", "0")
-        assert r.returncode == 0, r.stderr
+        r = runner.invoke(app, ["index", str(clips), "--index", str(index), "--workers", "0"])  # another process
+        assert r.exit_code == 0, r.output
         after = search(q="a drum")
         names = {os.path.basename(h["path"]) for h in after["hits"]}
         # the copied catalog names the original folder's 8 files; the new folder adds its 10 (8 copies + 2 new)
@@ -306,14 +306,14 @@ def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus
         pairs = tmp_path / "pairs.npz"
         np.savez(pairs, audio=audio / np.linalg.norm(audio, axis=1, keepdims=True),
                  text=text / np.linalg.norm(text, axis=1, keepdims=True), group=np.arange(64))
-        t = run_dgsearch("train", "--pairs-file", pairs, "--index", index, "--epochs", "2", "--batch-size", "16")
-        assert t.returncode == 0, t.stderr
+        t = runner.invoke(app, ["train", "--pairs-file", str(pairs), "--index", str(index), "--epochs", "2",
+                                "--batch-size", "16"])
+        assert t.exit_code == 0, t.output
         fused = search(q="a drum")
         raw = search(q="a drum", no_bridge="true")
         assert raw["hits"] == after["hits"]
         assert [h["score"] for h in fused["hits"]] != [h["score"] for h in raw["hits"]]
-        cli = json.loads(run_dgsearch("query", "a drum", "-k", "20", "--index", index, "--json").stdout)
-        assert fused["hits"] == cli["hits"]  # the server's bridge is the one the CLI loads
+        assert fused["hits"] == cli_json("a drum", "-k", "20", "--index", index)["hits"]  # the server's bridge is the one the CLI loads
     finally:
         server.stop()
 
