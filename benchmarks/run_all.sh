@@ -15,3 +15,4 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_dupes.py --size 100000 --no-exact
 "$PY" benchmarks/bench_dupes_threshold.py
 "$PY" benchmarks/bench_cavp.py --device "$DEVICE"
+"$PY" benchmarks/bench_serve.py --clients 8 --device "$DEVICE"

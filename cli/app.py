@@ -146,6 +146,7 @@ def query(
     text: Annotated[Optional[str], typer.Argument(help="What to look for, in words (text -> audio).")] = None,
     audio: Annotated[Optional[Path], typer.Option("--audio", "-a", help="Query by example: an audio file.")] = None,
     video: Annotated[Optional[Path], typer.Option("--video", "-v", help="Query with a video's frames (video -> audio).")] = None,
+    like: Annotated[Optional[int], typer.Option("--like", help="More like this: an indexed window's segment_id (from --json output).")] = None,
     start: Annotated[Optional[float], typer.Option("--start", min=0, help="Use the query file from this second.")] = None,
     end: Annotated[Optional[float], typer.Option("--end", min=0, help="Use the query file up to this second.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
@@ -166,7 +167,7 @@ def query(
     channels: Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")] = None,
     folder: Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")] = None,
 ) -> None:
-    """Search the index with words, an audio file (--audio) or a video (--video)."""
+    """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
     from diffgap_search.config import SearchConfig, resolve_index_dir
     from diffgap_search.errors import UsageError
     from diffgap_search.search import Query, Searcher
@@ -178,7 +179,7 @@ def query(
         raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
     if text is not None and not text.strip():
         raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
-    q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end)
+    q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     q.kind  # validates: exactly one query
     from diffgap_search.keyword_search import check_mode
     from diffgap_search.search_filters import parse_range
@@ -320,6 +321,27 @@ def info(
     from diffgap_search.cli.output import print_info
 
     print_info(index_info(resolve_index_dir(index)), fmt=_fmt(json_, jsonl), errors=errors)
+
+
+@app.command()
+@handle_errors
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port, printed at start).")] = 8765,
+    token: Annotated[Optional[str], typer.Option("--token", help="Require this token on every request (Authorization: Bearer TOKEN, or ?token=TOKEN). Env DGSEARCH_TOKEN.", envvar="DGSEARCH_TOKEN")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open the page in a web browser once the server listens.")] = False,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest query file accepted, in MB.")] = 100.0,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Serve a web page and a JSON API to search, listen, and search again (local by default)."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.serve.run import ServeConfig, serve_forever
+
+    cfg = ServeConfig(index_dir=resolve_index_dir(index), host=host, port=port, token=token or None,
+                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device)
+    serve_forever(cfg, load_encoder=_encoder_loader(), load_video_encoder=_query_video_loader, open_browser=open_)
 
 
 def main() -> None:

@@ -120,3 +120,22 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
 
 class BridgeMismatchError(IncompatibleIndexError):
     """A DiffGAP bridge checkpoint was trained for other encoders, or written by a newer format version."""
+
+
+class UploadTooLargeError(UsageError):
+    """``dgsearch serve``: an uploaded query file is larger than ``--max-upload-mb`` (exit 2, HTTP 413)."""
+
+    http_status = 413
+
+
+class UnauthorizedError(UsageError):
+    """``dgsearch serve``: a request without the server's ``--token`` (exit 2, HTTP 401)."""
+
+    http_status = 401
+
+
+class ForbiddenHostError(UsageError):
+    """``dgsearch serve``: a request naming another ``Host`` than this loopback server (DNS rebinding;
+    exit 2, HTTP 403)."""
+
+    http_status = 403

@@ -45,20 +45,23 @@ QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
 
 @dataclass(frozen=True)
 class Query:
-    """Exactly one of ``text``, ``audio`` (a file) or ``video`` (a file); ``start_s``/``end_s`` cut a span."""
+    """Exactly one of ``text``, ``audio`` (a file), ``video`` (a file) or ``segment_id`` (more like this: an
+    indexed window, scored with its stored audio vector); ``start_s``/``end_s`` cut a span of a file."""
 
     text: str | None = None
     audio: Path | None = None
     video: Path | None = None
     start_s: float | None = None
     end_s: float | None = None
+    segment_id: int | None = None
 
     @property
     def kind(self) -> str:
-        given = [k for k in ("text", "audio", "video") if getattr(self, k) is not None]
+        """``text``, ``audio``, ``video`` or ``segment``."""
+        given = [k for k in ("text", "audio", "video", "segment_id") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise UsageError("give exactly one query: TEXT, --audio FILE or --video FILE")
-        return given[0]
+            raise UsageError("give exactly one query: TEXT, --audio FILE, --video FILE or --like SEGMENT_ID")
+        return "segment" if given[0] == "segment_id" else given[0]
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class Searcher:
         self._encoder: Encoder | None = None
         self.use_bridge = use_bridge
         self._bridge: Any = _UNSET
+        self._bridge_record: Any = None
         self._load_video_encoder = load_video_encoder
         self._video_encoder: Any = None
         self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
@@ -179,6 +183,8 @@ class Searcher:
                     "with a CLAP model (the default) to search by words"
                 )
             return self.encoder.embed_text([text])
+        if kind == "segment":
+            return self._segment_vector(int(query.segment_id))  # type: ignore[arg-type]
         path = Path(query.audio or query.video)  # type: ignore[arg-type]
         if not path.is_file():
             raise InputNotFoundError(f"query file not found: {path}")
@@ -194,6 +200,18 @@ class Searcher:
                 )
             return self._embed_video_file(path, query.start_s, query.end_s)
         return self._embed_audio_file(path, query.start_s, query.end_s)
+
+    def _segment_vector(self, segment_id: int) -> np.ndarray:
+        """``(1, D) float32``: the stored audio vector of an indexed window (more like this). Raises
+        InputNotFoundError for an id the catalog does not hold, or whose window has no audio vector."""
+        self._require_ready()
+        vec = self.catalog.vectors_of("audio", [segment_id]).get(segment_id)
+        if vec is None or not self.catalog.hit_rows([segment_id]):
+            raise InputNotFoundError(
+                f"segment {segment_id} is not in index {self.index_dir} (or has no audio): take a segment_id"
+                " from a query's --json output"
+            )
+        return np.asarray(vec, dtype=np.float32).reshape(1, -1)
 
     def _embed_video_file(self, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
         """``(W, D)``: the query video's frames embedded per window (the index's windowing), optionally a span."""
@@ -266,11 +284,19 @@ class Searcher:
 
     @property
     def bridge(self) -> Any:
-        """The index's DiffGAP bridge (checked against its encoders), or None (absent, or ``use_bridge`` off)."""
-        if self._bridge is _UNSET:
+        """The index's DiffGAP bridge (checked against its encoders), or None (absent, or ``use_bridge`` off).
+
+        Reloaded when the catalog's ``meta["bridge"]`` record changes (a ``dgsearch train`` committed a new
+        one), so a long-running reader (``dgsearch serve``) follows it without a restart: one small meta
+        read per access."""
+        if not self.use_bridge:
+            return None
+        record = self.catalog.get_meta("bridge")
+        if self._bridge is _UNSET or record != self._bridge_record:
             from diffgap_search.bridging import load_index_bridge
 
-            self._bridge = load_index_bridge(self.index_dir, self.catalog) if self.use_bridge else None
+            self._bridge = load_index_bridge(self.index_dir, self.catalog)
+            self._bridge_record = record
         return self._bridge
 
     def search(self, query: Query, cfg: SearchConfig = SearchConfig()) -> SearchResult:
@@ -293,7 +319,7 @@ class Searcher:
         kind = query.kind
         qvecs = self.embed_query(query)
         t1 = time.perf_counter()
-        terms = self.terms_for(kind, qvecs)
+        terms = self.terms_for("audio" if kind == "segment" else kind, qvecs)
         t2 = time.perf_counter()
         hits, t_faiss, t_sql = self.search_terms(terms, cfg)
         total = (time.perf_counter() - t0) * 1000

@@ -13,6 +13,8 @@ need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 ldconfig -p 2>/dev/null | grep -q libsndfile || need_apt+=(libsndfile1)
 [ -d /usr/share/sonic-pi/samples ] || need_apt+=(sonic-pi-samples)  # real CC0 recordings for the tests
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)                  # dgsearch serve's page tests (headless)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need_apt[*]}" >&2
@@ -20,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
       apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${need_apt[@]}" >/dev/null
     }
   else
-    echo "warning: please install ${need_apt[*]} (ffmpeg: m4a/opus audio and video; sonic-pi-samples: tests)" >&2
+    echo "warning: please install ${need_apt[*]} (ffmpeg: m4a/opus audio and video; sonic-pi-samples, chromium: tests)" >&2
   fi
 fi
 

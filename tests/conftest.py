@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures_video",
     "fixtures_index",
     "fixtures_cavp",
+    "fixtures_serve",
 ]

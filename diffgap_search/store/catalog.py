@@ -140,6 +140,10 @@ class Catalog:
         row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
         return None if row is None else file_row(row)
 
+    def file_by_id(self, file_id: int) -> FileRow | None:
+        row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE id = ?", (int(file_id),)).fetchone()
+        return None if row is None else file_row(row)
+
     def files_under(self, prefix_key: bytes) -> list[FileRow]:
         """Every file whose path key starts with ``prefix_key`` (a folder's key ending in ``/``)."""
         rows = self.conn.execute(

@@ -1,0 +1,267 @@
+"""The FastAPI application of ``dgsearch serve``: the page, the JSON API, playback and peaks.
+
+Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``/docs`` and
+``/openapi.json`` from the endpoint signatures themselves, and query parameters are validated for free.
+
+Routes (all ``GET`` unless said):
+
+- ``/``: the page; ``/static/app.js``, ``/static/app.css``: its code (fixed names, read from the package).
+- ``/api/search?q=TEXT | like=SEGMENT_ID`` and ``POST /api/search/file`` (multipart ``file``, optional
+  ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
+  ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``), through
+  the same ``Searcher.search``.
+- ``/api/info``: ``dgsearch info --json``.
+- ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
+
+Errors are JSON ``{"exit_code", "error", "message"}`` (``serve/errors.py``). With ``--token`` every request
+needs it (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``); without one (loopback only), a request must
+name a loopback ``Host``, so a web page elsewhere cannot reach the server through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import hmac
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import FastAPI, File, Form, Query as Param, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from diffgap_search import __version__
+from diffgap_search.config import SearchConfig
+from diffgap_search.errors import (
+    EXIT_INTERNAL,
+    DGSearchError,
+    ForbiddenHostError,
+    UnauthorizedError,
+    UploadTooLargeError,
+    UsageError,
+)
+from diffgap_search.info import index_info
+from diffgap_search.media.discover import VIDEO_EXTENSIONS
+from diffgap_search.search import Query
+from diffgap_search.serve import media
+from diffgap_search.serve.errors import error_body, status_of
+from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
+
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+MULTIPART_SLACK = 64 * 1024  # form fields and part headers around an upload
+
+
+def _static(name: str) -> bytes:
+    return resources.files("diffgap_search.serve").joinpath("static", name).read_bytes()
+
+
+def _json_error(exc: DGSearchError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(exc.exit_code, str(exc)), status_code=status_of(exc), headers=headers)
+
+
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port: ``"127.0.0.1:8765"`` -> ``"127.0.0.1"``, ``"[::1]:80"``
+    -> ``"[::1]"``."""
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0]
+
+
+def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool) -> SearchConfig:
+    """The ``SearchConfig`` the CLI builds from the same flags (and its same ``--kind`` check)."""
+    if kind not in (None, "audio", "video"):
+        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
+    return SearchConfig(top_k=k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
+
+
+class BodyLimit:
+    """ASGI middleware: a ``POST`` body larger than ``limit`` bytes is answered 413 without reading it on
+    (by ``Content-Length`` before any byte, or by counting a chunked body as it arrives)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        too_large = UploadTooLargeError(
+            f"the query file is larger than the {self.limit - MULTIPART_SLACK} bytes this server accepts"
+            " (dgsearch serve --max-upload-mb)"
+        )
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
+            return
+        seen = 0
+        exceeded = replaced = started = False
+
+        async def counted() -> Any:
+            nonlocal seen, exceeded
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                exceeded = True
+                raise too_large
+            return message
+
+        async def sending(message: Any) -> None:
+            # The body parser may turn our exception into its own 400: once over the limit, the response
+            # is our 413, whatever the app sends.
+            nonlocal replaced, started
+            if exceeded:
+                if not replaced and message["type"] == "http.response.start":
+                    replaced = True
+                    await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except UploadTooLargeError:
+            if not started and not replaced:
+                await _json_error(too_large, {"Connection": "close"})(scope, receive, send)
+
+
+def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
+    """The application over ``shared``'s index (see the module docstring for its routes)."""
+    app = FastAPI(title="dgsearch serve", version=__version__,
+                  description="Search sound by words, by example (an audio or video file) or by a hit; listen.")
+    index_dir = cfg.index_dir
+    pages = {name: _static(name) for name in STATIC_FILES}
+    page = _static("index.html")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        if cfg.token is not None:
+            given = request.query_params.get("token")
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = auth[7:].strip()
+            if given is None or not hmac.compare_digest(given.encode(), cfg.token.encode()):
+                return _json_error(UnauthorizedError(
+                    "this server needs its token: send `Authorization: Bearer TOKEN` or add ?token=TOKEN"
+                    " (the one given to dgsearch serve --token)"), {"WWW-Authenticate": "Bearer"})
+        else:
+            host = host_name(request.headers.get("host") or "")
+            if host not in LOOPBACK_HOSTS:
+                return _json_error(ForbiddenHostError(
+                    f"this server answers only requests to localhost, not to {host!r}: give --token to serve other names"))
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(DGSearchError)
+    async def library_error(request: Request, exc: DGSearchError) -> JSONResponse:
+        return _json_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = 3 if exc.status_code == 404 else 2
+        message = f"no such page: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse(error_body(code, message), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
+        return JSONResponse(error_body(2, "bad parameter " + "; ".join(parts)), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        message = (f"internal error: {type(exc).__name__}: {exc} (set DGSEARCH_DEBUG=1 for the traceback and"
+                   " please report it)")
+        return JSONResponse(error_body(EXIT_INTERNAL, message), status_code=500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index_page() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in pages:  # a fixed set of names: the request never names a path
+            raise StarletteHTTPException(404)
+        return Response(pages[name], media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/search", summary="Search by text, or more like an indexed window")
+    def search(
+        q: Optional[str] = Param(None, description="What to look for, in words (text -> audio)."),
+        like: Optional[int] = Param(None, description="More like this: a hit's segment_id."),
+        k: int = Param(10, ge=1, le=1000, description="How many results."),
+        min_score: Optional[float] = Param(None, description="Drop hits scoring below this cosine."),
+        kind: Optional[str] = Param(None, description="Only 'audio' files or only 'video' soundtracks."),
+        glob: Optional[str] = Param(None, description="Only paths matching this glob (file name if no '/')."),
+        segments: bool = Param(False, description="Every matching window, not the best per file."),
+        no_bridge: bool = Param(False, description="Plain cosine search, without the DiffGAP bridge."),
+    ) -> dict[str, Any]:
+        """The same JSON as ``dgsearch query --json`` (``query_kind``, ``hits``, ``timings_ms``)."""
+        if q is not None and not q.strip():
+            raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
+        query = Query(text=q, segment_id=like)
+        query.kind  # noqa: B018 - validates: exactly one query
+        sc = search_config(k, min_score, kind, glob, segments)
+        return shared.search(query, sc, use_bridge=not no_bridge).to_dict()
+
+    @app.post("/api/search/file", summary="Search with an audio or video file")
+    def search_file(
+        file: UploadFile = File(..., description="An audio file (query by example) or a video (video -> audio)."),
+        media_kind: Optional[str] = Form(None, alias="media", description="audio or video (default: by the file's name)."),
+        start: Optional[float] = Form(None, ge=0, description="Use the file from this second."),
+        end: Optional[float] = Form(None, ge=0, description="Use the file up to this second."),
+        k: int = Form(10, ge=1, le=1000),
+        min_score: Optional[float] = Form(None),
+        kind: Optional[str] = Form(None),
+        glob: Optional[str] = Form(None),
+        segments: bool = Form(False),
+        no_bridge: bool = Form(False),
+    ) -> dict[str, Any]:
+        """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
+        if file.size is not None and file.size > cfg.max_upload_bytes:
+            raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
+                                      " accepts (dgsearch serve --max-upload-mb)")
+        suffix = Path(file.filename or "").suffix.lower()
+        suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
+        if media_kind is None:
+            media_kind = "video" if suffix in VIDEO_EXTENSIONS or (file.content_type or "").startswith("video/") else "audio"
+        if media_kind not in ("audio", "video"):
+            raise UsageError(f"media must be 'audio' or 'video', got {media_kind!r}")
+        sc = search_config(k, min_score, kind, glob, segments)
+        with tempfile.TemporaryDirectory(prefix="dgsearch-upload-") as tmp:
+            path = Path(tmp) / f"query{suffix}"
+            with open(path, "wb") as out:
+                while chunk := file.file.read(1 << 20):
+                    out.write(chunk)
+            query = Query(audio=path, start_s=start, end_s=end) if media_kind == "audio" else \
+                Query(video=path, start_s=start, end_s=end)
+            try:
+                return shared.search(query, sc, use_bridge=not no_bridge).to_dict()
+            except DGSearchError as exc:  # name the upload, not our temporary file
+                text = str(exc).replace(str(path), file.filename or "the uploaded file")
+                raise type(exc)(text) from None
+
+    @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
+    def info() -> dict[str, Any]:
+        return index_info(index_dir)
+
+    @app.get("/files/{file_id}/audio", summary="A file's audio for playback (Range requests)",
+             response_class=FileResponse)
+    def audio(file_id: str) -> FileResponse:
+        with reading_catalog(index_dir) as catalog:
+            row, path = media.catalog_file(catalog, file_id)
+        send, media_type = media.playable(index_dir, row, path)
+        return FileResponse(send, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/files/{file_id}/peaks", summary="A file's waveform: peaks in [0, 1] over its duration")
+    def peaks(file_id: str) -> dict[str, Any]:
+        with reading_catalog(index_dir) as catalog:
+            row, path = media.catalog_file(catalog, file_id)
+        return media.waveform_peaks(index_dir, row, path)
+
+    return app
+
+
+def wrap(app: FastAPI, cfg: ServeConfig) -> Any:
+    """The ASGI app uvicorn runs: ``app`` behind the upload bound."""
+    return BodyLimit(app, cfg.max_upload_bytes + MULTIPART_SLACK)
+

@@ -1,0 +1,169 @@
+"""Playback and waveforms for ``dgsearch serve``: only files the catalog lists, by id, never a request path.
+
+- :func:`catalog_file` turns a file id (text from the URL) into the catalog's row and the file's path. An id
+  that is not a decimal number, not in the catalog, not indexed successfully, a video without soundtrack, or
+  a file whose size is no longer the one indexed is ``InputNotFoundError`` (HTTP 404): the request's text is
+  never joined to a path, and nothing is opened before the catalog has named the file.
+- :func:`playable` gives what to send: the file itself where browsers play its format (wav, flac, mp3, Ogg
+  Vorbis/Opus, m4a), else — video soundtracks, anything else — its first audio stream transcoded once by
+  ffmpeg to MP3 (``media/process.run_limited``: killed past ``time_limit(duration)``) and cached. Both are
+  files on disk, so Range requests (seeking to a hit's window) work for either. MP3 adds the encoder's
+  delay (about 50 ms at the start), well inside a window's precision.
+- :func:`waveform_peaks` computes a file's peaks on first request, decoding through the indexing's own
+  decode path (``media/audio.iter_audio_blocks``: libsndfile, or ffmpeg under its watchdog), and caches them.
+
+Caches live in ``<index>/.serve-cache/`` (a temporary folder when the index is read-only), named by file id,
+content hash, size and mtime: a changed file gets new entries. Each is written to a temporary name and
+``os.replace``d, under a per-entry lock, so concurrent first requests compute it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat as stat_mod
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffgap_search.errors import InputNotFoundError, MediaDecodeError, StorageError
+from diffgap_search.media import process
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.rows import FileRow
+
+CACHE_DIR = ".serve-cache"
+PEAKS_VERSION = 1
+PEAK_BUCKETS = 1000  # peaks per file (fewer for files shorter than 1 s: one per millisecond)
+PEAK_RATE = 16_000  # decode rate for peaks: enough for an envelope, cheap for long files
+# Formats every current browser plays from the file itself (by extension, as the indexer classifies them).
+DIRECT_TYPES: dict[str, str] = {
+    ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
+}
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def catalog_file(catalog: Catalog, file_id: str) -> tuple[FileRow, Path]:
+    """The catalog's row and path of ``file_id`` (URL text), or InputNotFoundError (see the module doc)."""
+    row = catalog.file_by_id(int(file_id)) if file_id.isdecimal() and len(file_id) < 19 else None
+    if row is None or row.status != "ok":
+        raise InputNotFoundError(f"no file with id {file_id!r} in index {catalog.path.parent}")
+    if row.kind == "video" and not row.has_audio:
+        raise InputNotFoundError(f"file {row.id} ({row.path}) is a video without a soundtrack: nothing to play")
+    path = Path(os.fsdecode(row.path_key))
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or not stat_mod.S_ISREG(st.st_mode) or st.st_size != row.size:
+        raise InputNotFoundError(
+            f"file {row.id} ({row.path}) is gone or changed since it was indexed: run `dgsearch index` again"
+        )
+    return row, path
+
+
+def cache_dir(index_dir: Path) -> Path:
+    """``<index>/.serve-cache``, or a per-index temporary folder when the index cannot be written."""
+    folder = index_dir / CACHE_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    digest = hashlib.sha256(os.fsencode(index_dir.resolve())).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"dgsearch-serve-cache-{os.getuid()}-{digest}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def cache_key(row: FileRow) -> str:
+    """A cache entry's stem: file id, content hash, size, mtime (a changed file gets a new one)."""
+    return f"{row.id}-{(row.sha256 or 'nohash')[:16]}-{row.size}-{row.mtime_ns}"
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+def playable(index_dir: Path, row: FileRow, path: Path) -> tuple[Path, str]:
+    """``(file to send, media type)``: the file itself, or its soundtrack transcoded to MP3 (cached)."""
+    media_type = DIRECT_TYPES.get(path.suffix.lower())
+    if media_type is not None and row.kind == "audio":
+        return path, media_type
+    target = cache_dir(index_dir) / f"audio-{cache_key(row)}.mp3"
+    with _lock_for(str(target)):
+        if not target.is_file():
+            _transcode(path, target, row.duration_s)
+    return target, "audio/mpeg"
+
+
+def _transcode(path: Path, target: Path, duration_s: float | None) -> None:
+    """The first audio stream of ``path`` -> MP3 at ``target`` (temporary name, then ``os.replace``)."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise MediaDecodeError(f"{path}: needs ffmpeg, which is not installed, to play this file in a browser")
+    tmp = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+    codec = ["-c:a", "libmp3lame", "-q:a", "4"]
+    cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error", "-y", "-i", b"file:" + os.fsencode(path),
+                              "-map", "0:a:0", "-vn", "-sn", "-dn", *codec, "-f", "mp3", b"file:" + os.fsencode(tmp)]
+    try:
+        done = process.run_limited(cmd, path, process.time_limit(duration_s), "ffmpeg")
+        if done.returncode != 0:
+            detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise MediaDecodeError(f"{path}: cannot transcode for playback ({detail[-1] if detail else done.returncode})")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise StorageError(f"cannot write the playback cache {target.parent}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def waveform_peaks(index_dir: Path, row: FileRow, path: Path) -> dict[str, Any]:
+    """``{"file_id", "duration_s", "peaks"}``: ``peaks`` is a list of at most ``PEAK_BUCKETS`` floats in
+    [0, 1], each the largest absolute sample of its equal share of the file (mono, at ``PEAK_RATE``)."""
+    target = cache_dir(index_dir) / f"peaks-v{PEAKS_VERSION}-{cache_key(row)}.json"
+    with _lock_for(str(target)):
+        if target.is_file():
+            return {"file_id": row.id, **json.loads(target.read_text(encoding="utf-8"))}
+        doc = compute_peaks(path)
+        tmp = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(doc), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write the peaks cache {target.parent}: {exc.strerror or exc}") from None
+    return {"file_id": row.id, **doc}
+
+
+def compute_peaks(path: Path, buckets: int = PEAK_BUCKETS, rate: int = PEAK_RATE) -> dict[str, Any]:
+    """Decode ``path`` (streamed) and reduce it to ``{"duration_s", "peaks"}`` (see :func:`waveform_peaks`)."""
+    from diffgap_search.media.audio import iter_audio_blocks
+
+    step = max(1, rate // 1000)  # 1 ms frames, reduced to buckets at the end (the length is known only then)
+    frames: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+    total = 0
+    for block in iter_audio_blocks(path, rate):
+        total += len(block)
+        data = np.abs(np.concatenate([carry, block]))
+        whole = len(data) // step * step
+        if whole:
+            frames.append(data[:whole].reshape(-1, step).max(axis=1))
+        carry = data[whole:]
+    if len(carry):
+        frames.append(np.array([carry.max()], np.float32))
+    env = np.concatenate(frames) if frames else np.zeros(1, np.float32)
+    n = min(buckets, len(env))
+    edges = np.linspace(0, len(env), n + 1).astype(np.int64)
+    peaks = [float(env[a:b].max()) if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])]
+    return {"duration_s": round(total / rate, 4), "peaks": [round(p, 4) for p in peaks]}

@@ -1,0 +1,85 @@
+"""``dgsearch serve``'s library function: check the bind, open the index, warm up, run uvicorn.
+
+The socket is bound and listening before the address is printed (``dgsearch serve: http://HOST:PORT/``
+on stderr), so a client may connect as soon as it reads that line; ``--port 0`` takes any free port and
+prints the one it got. Any address but loopback is refused without ``--token`` (``UsageError``, exit 2):
+the server plays every file of the index to whoever can reach it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable
+from typing import Any
+
+from diffgap_search.errors import UsageError
+from diffgap_search.serve.state import ServeConfig, SharedSearcher
+from diffgap_search.store.catalog import Catalog
+
+__all__ = ["ServeConfig", "check_bind", "is_loopback", "serve_forever"]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(cfg: ServeConfig) -> None:
+    """Refuse a non-loopback address without a token (exit 2)."""
+    if not is_loopback(cfg.host) and not cfg.token:
+        raise UsageError(
+            f"refusing to listen on {cfg.host} without --token: anyone who can reach it could search the index and"
+            " play its files; give --token SECRET (every request must then carry it), or listen on 127.0.0.1"
+        )
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_forever(cfg: ServeConfig, *, load_encoder: Callable[..., Any],
+                  load_video_encoder: Callable[..., Any] | None = None, open_browser: bool = False) -> None:
+    """Serve ``cfg.index_dir`` until interrupted. Raises IndexNotFoundError (exit 4) for a missing index,
+    UsageError for a refused or unavailable address."""
+    import uvicorn
+
+    from diffgap_search.serve.app import create_app, wrap
+
+    check_bind(cfg)
+    Catalog.open(cfg.index_dir).close()  # a missing or unreadable index fails now, with its exit code
+    shared = SharedSearcher(cfg, load_encoder, load_video_encoder)
+    shared.warm_up()
+    app = wrap(create_app(shared, cfg), cfg)
+    sock = _listening_socket(cfg.host, cfg.port)
+    port = sock.getsockname()[1]
+    shown = f"[{cfg.host.strip('[]')}]" if ":" in cfg.host else cfg.host
+    url = f"http://{shown}:{port}/" + (f"?token={cfg.token}" if cfg.token else "")
+    print(f"dgsearch serve: {url} (index {cfg.index_dir}; Ctrl-C stops)", file=sys.stderr, flush=True)
+    if open_browser:
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=2))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        shared.close()
+        sock.close()

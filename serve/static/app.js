@@ -1,0 +1,269 @@
+// dgsearch serve: the page. Vanilla JS, no build step, no network but this server.
+// State lives in the URL (?q=TEXT or ?like=SEGMENT_ID), so a search can be shared and the back button works.
+"use strict";
+(function () {
+  const $ = (sel) => document.querySelector(sel);
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token") || sessionStorage.getItem("dgsearch-token") || "";
+  if (token) sessionStorage.setItem("dgsearch-token", token);
+  const player = $("#player");
+  const hitsEl = $("#hits");
+  const statusEl = $("#status");
+  const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0 };
+
+  function withToken(url) {
+    if (!token) return url;
+    return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+  }
+  async function api(url, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    if (token) opts.headers.Authorization = "Bearer " + token;
+    const res = await fetch(url, opts);
+    let body = null;
+    try { body = await res.json(); } catch (e) { body = null; }
+    if (!res.ok) {
+      const msg = body && body.message ? body.message : res.status + " " + res.statusText;
+      const err = new Error(msg);
+      err.exitCode = body ? body.exit_code : null;
+      throw err;
+    }
+    return body;
+  }
+  function setStatus(text, kind) {
+    statusEl.textContent = text;
+    statusEl.className = kind || "";
+  }
+  function timecode(s) {
+    const t = Math.round(s * 10), m = Math.floor(t / 600), r = (t % 600) / 10;
+    return m + ":" + (r < 10 ? "0" : "") + r.toFixed(1);
+  }
+
+  // -- searching ------------------------------------------------------------------------------------
+  function searchFromUrl() {
+    const p = new URLSearchParams(location.search);
+    const q = p.get("q"), like = p.get("like");
+    $("#q").value = q || "";
+    if (q && q.trim()) return run("/api/search?q=" + encodeURIComponent(q), "“" + q + "”");
+    if (like) return run("/api/search?like=" + encodeURIComponent(like), "sounds like segment " + like);
+    showEmpty();
+  }
+  function navigate(key, value) {
+    const p = new URLSearchParams();
+    p.set(key, value);
+    history.pushState(null, "", "?" + p.toString());
+    searchFromUrl();
+  }
+  async function run(url, what, options) {
+    const seq = ++state.seq;
+    stopPlayback();
+    setStatus("Searching " + what + "…", "loading");
+    $("#empty").hidden = true;
+    hitsEl.setAttribute("aria-busy", "true");
+    try {
+      const result = await api(url, options);
+      if (seq !== state.seq) return;  // a newer search has started
+      render(result, what);
+    } catch (err) {
+      if (seq !== state.seq) return;
+      state.hits = [];
+      hitsEl.replaceChildren();
+      setStatus("Error" + (err.exitCode != null ? " (exit code " + err.exitCode + ")" : "") + ": " + err.message, "error");
+    } finally {
+      if (seq === state.seq) hitsEl.removeAttribute("aria-busy");
+    }
+  }
+  function searchWithFile(file) {
+    if (!file) return;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    history.pushState(null, "", location.pathname);
+    $("#q").value = "";
+    run("/api/search/file", "with " + file.name, { method: "POST", body: form });
+  }
+  function showEmpty() {
+    state.seq++;
+    stopPlayback();
+    state.hits = [];
+    hitsEl.replaceChildren();
+    $("#empty").hidden = false;
+    setStatus("");
+  }
+
+  // -- results --------------------------------------------------------------------------------------
+  function render(result, what) {
+    state.hits = result.hits;
+    state.selected = -1;
+    hitsEl.replaceChildren();
+    const ms = result.timings_ms && result.timings_ms.total;
+    if (!result.hits.length) {
+      setStatus("No results for " + what + ".", "");
+      return;
+    }
+    setStatus(result.hits.length + " results for " + what + (ms != null ? " in " + Math.round(ms) + " ms" : ""), "");
+    const tpl = $("#hit-template");
+    result.hits.forEach((hit, i) => {
+      const li = tpl.content.firstElementChild.cloneNode(true);
+      li.dataset.index = i;
+      li.dataset.segment = hit.segment_id;
+      li.querySelector(".rank").textContent = i + 1;
+      li.querySelector(".score").textContent = hit.score.toFixed(3);
+      li.querySelector(".time").textContent = timecode(hit.start_s) + " → " + timecode(hit.end_s);
+      li.querySelector(".caption").textContent = hit.caption || "";
+      li.querySelector(".path").textContent = hit.path;
+      li.querySelector(".play").addEventListener("click", (e) => { e.stopPropagation(); select(i); toggleWindow(i); });
+      li.querySelector(".play-file").addEventListener("click", (e) => { e.stopPropagation(); select(i); playFile(i); });
+      li.querySelector(".like").addEventListener("click", (e) => { e.stopPropagation(); navigate("like", hit.segment_id); });
+      const canvas = li.querySelector(".wave");
+      canvas.addEventListener("click", (e) => {
+        const r = canvas.getBoundingClientRect(), d = (state.peaks.get(hit.file_id) || {}).duration_s;
+        select(i);
+        if (d) playFrom(i, d * (e.clientX - r.left) / r.width, null);
+      });
+      li.addEventListener("click", () => select(i));
+      hitsEl.appendChild(li);
+      loadPeaks(hit.file_id).then(() => draw(i));
+    });
+    select(0, false);
+  }
+  function loadPeaks(fileId) {
+    if (!state.peaks.has(fileId)) {
+      state.peaks.set(fileId, null);
+      const p = api("/files/" + fileId + "/peaks").then((doc) => { state.peaks.set(fileId, doc); return doc; },
+        () => { state.peaks.set(fileId, { duration_s: 0, peaks: [] }); });
+      state.peaks.set(fileId + ":p", p);
+    }
+    return state.peaks.get(fileId + ":p");
+  }
+  function draw(i) {
+    const li = hitsEl.children[i], hit = state.hits[i];
+    if (!li || !hit) return;
+    const canvas = li.querySelector(".wave"), doc = state.peaks.get(hit.file_id);
+    const w = canvas.clientWidth || 300, h = canvas.clientHeight || 48, dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    const g = canvas.getContext("2d");
+    g.scale(dpr, dpr);
+    const css = getComputedStyle(document.documentElement);
+    const dur = doc && doc.duration_s ? doc.duration_s : Math.max(hit.end_s, 1e-6);
+    g.fillStyle = css.getPropertyValue("--win");
+    const x0 = w * hit.start_s / dur, x1 = w * Math.min(hit.end_s, dur) / dur;
+    g.fillRect(x0, 0, Math.max(2, x1 - x0), h);
+    const peaks = doc ? doc.peaks : [];
+    g.fillStyle = css.getPropertyValue("--muted");
+    for (let x = 0; x < w; x++) {
+      const a = Math.floor(x * peaks.length / w), b = Math.max(a + 1, Math.floor((x + 1) * peaks.length / w));
+      let p = 0;
+      for (let j = a; j < b && j < peaks.length; j++) p = Math.max(p, peaks[j]);
+      const t = (x + 0.5) / w * dur;
+      g.fillStyle = t >= hit.start_s && t <= hit.end_s ? css.getPropertyValue("--accent") : css.getPropertyValue("--muted");
+      const bar = Math.max(1, p * (h - 4));
+      g.fillRect(x, (h - bar) / 2, 1, bar);
+    }
+    if (state.playing && state.playing.index === i) {
+      g.fillStyle = css.getPropertyValue("--fg");
+      g.fillRect(w * player.currentTime / dur, 0, 1.5, h);
+    }
+  }
+  function select(i, focus) {
+    if (i < 0 || i >= state.hits.length) return;
+    const old = hitsEl.children[state.selected];
+    if (old) old.classList.remove("selected");
+    state.selected = i;
+    const li = hitsEl.children[i];
+    li.classList.add("selected");
+    if (focus !== false) { li.focus({ preventScroll: true }); li.scrollIntoView({ block: "nearest" }); }
+  }
+
+  // -- playback: a window plays from its start and stops at its end --------------------------------
+  function stopPlayback() {
+    if (!player.paused) player.pause();
+    const was = state.playing;
+    state.playing = null;
+    if (was && was.timer) clearTimeout(was.timer);
+    if (was && hitsEl.children[was.index]) { hitsEl.children[was.index].classList.remove("playing"); draw(was.index); }
+  }
+  function toggleWindow(i) {
+    if (state.playing && state.playing.index === i && !player.paused) { stopPlayback(); return; }
+    const hit = state.hits[i];
+    playFrom(i, hit.start_s, hit.end_s);
+  }
+  function playFile(i) { playFrom(i, 0, null); }
+  function playFrom(i, start, end) {
+    stopPlayback();
+    const hit = state.hits[i];
+    const src = withToken("/files/" + hit.file_id + "/audio");
+    if (player.dataset.src !== src) { player.src = src; player.dataset.src = src; }
+    state.playing = { index: i, start: start, end: end };
+    hitsEl.children[i].classList.add("playing");
+    const begin = () => {
+      player.currentTime = start;
+      player.play().catch((err) => { if (state.playing) setStatus("Cannot play: " + err.message, "error"); });
+      requestAnimationFrame(tick);
+    };
+    if (player.readyState >= 1) begin(); else player.addEventListener("loadedmetadata", begin, { once: true });
+  }
+  function endWindow(p) {
+    if (state.playing !== p) return;
+    player.pause();
+    player.currentTime = p.end;
+    stopPlayback();
+  }
+  function tick() {
+    const p = state.playing;
+    if (!p) return;
+    if (p.end != null && !p.timer) {
+      const left = (p.end - player.currentTime) / (player.playbackRate || 1);
+      if (left <= 0) { endWindow(p); return; }
+      // the last stretch is timed precisely rather than left to the next frame
+      if (left < 0.1 && !player.paused && !player.seeking) p.timer = setTimeout(() => endWindow(p), left * 1000);
+    }
+    draw(p.index);
+    if (!player.paused || player.seeking || player.readyState < 3) requestAnimationFrame(tick);
+  }
+  player.addEventListener("timeupdate", () => {
+    const p = state.playing;
+    if (p && p.end != null && player.currentTime >= p.end) endWindow(p);
+  });
+  player.addEventListener("ended", stopPlayback);
+  player.addEventListener("error", () => {
+    if (state.playing) { setStatus("Cannot play this file (" + (player.error ? player.error.message || player.error.code : "error") + ")", "error"); stopPlayback(); }
+  });
+
+  // -- input ----------------------------------------------------------------------------------------
+  $("#search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = $("#q").value.trim();
+    if (!q) { history.pushState(null, "", location.pathname); showEmpty(); return; }
+    navigate("q", q);
+  });
+  $("#file").addEventListener("change", (e) => { searchWithFile(e.target.files[0]); e.target.value = ""; });
+  document.addEventListener("keydown", (e) => {
+    const typing = e.target === $("#q");
+    if (e.key === "/" && !typing) { e.preventDefault(); $("#q").focus(); return; }
+    if (typing) { if (e.key === "ArrowDown" && state.hits.length) { e.preventDefault(); $("#q").blur(); select(Math.max(0, state.selected)); } return; }
+    if (!state.hits.length || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); select(Math.min(state.hits.length - 1, state.selected + 1)); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); if (state.selected === 0) $("#q").focus(); else select(state.selected - 1); }
+    else if (e.key === " " || e.code === "Space") { e.preventDefault(); if (state.selected >= 0) toggleWindow(state.selected); }
+    else if (e.key === "m" && state.selected >= 0) { navigate("like", state.hits[state.selected].segment_id); }
+  });
+  let dragDepth = 0;
+  const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+  window.addEventListener("dragenter", (e) => { if (hasFiles(e)) { dragDepth++; $("#drop").hidden = false; } });
+  window.addEventListener("dragleave", () => { if (--dragDepth <= 0) { dragDepth = 0; $("#drop").hidden = true; } });
+  window.addEventListener("dragover", (e) => { e.preventDefault(); });
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dragDepth = 0;
+    $("#drop").hidden = true;
+    const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (file) searchWithFile(file);
+  });
+  window.addEventListener("popstate", searchFromUrl);
+  window.addEventListener("resize", () => state.hits.forEach((_, i) => draw(i)));
+
+  api("/api/info").then((info) => {
+    const s = info.summary;
+    $("#index-info").textContent = s.files + " files, " + s.segments + " windows, model " + s.model;
+  }, () => {});
+  searchFromUrl();
+})();

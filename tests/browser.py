@@ -1,0 +1,52 @@
+"""A real headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium, for page tests.
+
+The flags: headless without sandbox (tests may run as root), no GPU, and no background traffic (QUIC,
+component updates, sync, first-run): on machines without a network, Chromium otherwise stalls on
+refused connections. Autoplay is allowed so a test can press play without a real user gesture; a fresh
+profile folder per browser.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+
+
+def require_chromium() -> None:
+    """Skip the test, saying why, where Chromium or its driver is not installed."""
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        pytest.skip("Chromium is absent: apt-get install chromium chromium-driver (scripts/install.sh does)")
+    pytest.importorskip("selenium")
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
+    """A Selenium ``webdriver.Chrome`` on headless Chromium with a fresh profile; quit on exit."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    require_chromium()
+    profile = tempfile.mkdtemp(prefix="dgsearch-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_script_timeout(60)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -1,0 +1,336 @@
+"""``dgsearch serve``'s JSON API through httpx, against a real server (subprocess, uvicorn on loopback).
+
+The index holds real CC0 recordings and a video's AAC soundtrack (``fixtures_serve``). Results are
+compared with ``dgsearch query --json`` run on the same index: one library function serves both.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from diffgap_search.cli.app import app
+from fixtures_serve import ServeCorpus
+from serve_server import Served, run_dgsearch, start_serve
+
+runner = CliRunner()
+
+
+def cli_json(*args: str | Path) -> dict:
+    r = runner.invoke(app, ["query", *(str(a) for a in args), "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def cli_error(*args: str | Path) -> tuple[int, str]:
+    r = runner.invoke(app, ["query", *(str(a) for a in args)])
+    assert r.stderr.startswith("dgsearch: error: ")
+    return r.exit_code, r.stderr[len("dgsearch: error: "):].rstrip("\n")
+
+
+def same_hits(api: dict, cli: dict) -> None:
+    assert api["query_kind"] == cli["query_kind"]
+    assert api["hits"] == cli["hits"] and len(api["hits"]) > 0
+    assert set(api["timings_ms"]) == set(cli["timings_ms"])
+
+
+def file_ids(served: Served) -> dict[str, int]:
+    hits = httpx.get(served.url + "api/search", params={"q": "sound", "k": 100}).json()["hits"]
+    return {os.path.basename(h["path"]): h["file_id"] for h in hits}
+
+
+def test_text_search_is_dgsearch_query_json(served: Served, serve_corpus: ServeCorpus) -> None:
+    r = httpx.get(served.url + "api/search", params={"q": "a bell ringing", "k": 3})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    same_hits(r.json(), cli_json("a bell ringing", "-k", "3", "--index", serve_corpus.index))
+    every = httpx.get(served.url + "api/search", params={"q": "drum", "k": 50, "segments": "true", "glob": "*.[fw]*",
+                                                         "min_score": -1}).json()
+    same_hits(every, cli_json("drum", "-k", "50", "--segments", "--glob", "*.[fw]*", "--min-score", "-1",
+                              "--index", serve_corpus.index))
+    assert sorted((os.path.basename(h["path"]), h["start_s"]) for h in every["hits"]) == [
+        ("ambi_choir.flac", 0.0), ("bd_haus.flac", 0.0), ("elec_ping.flac", 0.0), ("guit_harmonics.flac", 0.0),
+        ("long take.wav", 0.0), ("long take.wav", 10.0), ("long take.wav", 15.0), ("loop_amen.flac", 0.0),
+        ("perc_bell.flac", 0.0)]
+    videos = httpx.get(served.url + "api/search", params={"q": "tone", "kind": "video"}).json()["hits"]
+    assert [(os.path.basename(h["path"]), h["kind"]) for h in videos] == [("testsrc.mp4", "video")]
+
+
+def test_search_by_uploaded_audio_is_query_by_example(served: Served, serve_corpus: ServeCorpus) -> None:
+    bell = serve_corpus.clips / "perc_bell.flac"
+    with open(bell, "rb") as fh:
+        r = httpx.post(served.url + "api/search/file", files={"file": ("my bell.flac", fh, "audio/flac")},
+                       data={"k": "4"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    same_hits(doc, cli_json("--audio", bell, "-k", "4", "--index", serve_corpus.index))
+    assert os.path.basename(doc["hits"][0]["path"]) == "perc_bell.flac"
+    assert doc["hits"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    with open(bell, "rb") as fh:  # a span of the file, as --start/--end
+        span = httpx.post(served.url + "api/search/file", files={"file": ("b.flac", fh)},
+                          data={"start": "1", "end": "3", "k": "2"}).json()
+    same_hits(span, cli_json("--audio", bell, "--start", "1", "--end", "3", "-k", "2", "--index", serve_corpus.index))
+
+
+def test_uploaded_video_needs_a_bridge_like_the_cli(served: Served, serve_corpus: ServeCorpus) -> None:
+    with open(serve_corpus.video, "rb") as fh:
+        r = httpx.post(served.url + "api/search/file", files={"file": ("clip.mp4", fh, "video/mp4")})
+    code, message = cli_error("--video", serve_corpus.video, "--index", serve_corpus.index)
+    assert (r.status_code, r.json()) == (409, {"exit_code": code, "error": "no bridge", "message": message})
+    assert code == 10
+
+
+def test_more_like_this_from_a_segment(served: Served, serve_corpus: ServeCorpus) -> None:
+    first = httpx.get(served.url + "api/search", params={"q": "a drum loop", "k": 6}).json()["hits"]
+    amen = next(h for h in first if h["path"].endswith("loop_amen.flac"))
+    r = httpx.get(served.url + "api/search", params={"like": amen["segment_id"], "k": 5})
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["query_kind"] == "segment"
+    assert (doc["hits"][0]["segment_id"], doc["hits"][0]["score"]) == (amen["segment_id"], pytest.approx(1.0, abs=1e-5))
+    same_hits(doc, cli_json("--like", str(amen["segment_id"]), "-k", "5", "--index", serve_corpus.index))
+    by_example = cli_json("--audio", serve_corpus.clips / "loop_amen.flac", "-k", "5", "--index", serve_corpus.index)
+    assert [h["segment_id"] for h in doc["hits"]] == [h["segment_id"] for h in by_example["hits"]]
+
+
+def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> None:
+    info = httpx.get(served.url + "api/info").json()
+    r = runner.invoke(app, ["info", "--index", str(serve_corpus.index), "--json"])
+    expected = json.loads(r.stdout)
+    assert info["summary"] == expected["summary"]
+    assert (info["summary"]["files"], info["summary"]["audio files"], info["summary"]["video files"]) == (8, 7, 1)
+    spec = httpx.get(served.url + "openapi.json").json()
+    assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
+    params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
+    assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge"}
+    docs = httpx.get(served.url + "docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
+    page = httpx.get(served.url)
+    assert page.status_code == 200 and '<ol id="hits"' in page.text
+    assert httpx.get(served.url + "static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_range_requests_serve_exact_bytes(served: Served, serve_corpus: ServeCorpus) -> None:
+    fid = file_ids(served)["perc_bell.flac"]
+    data = (serve_corpus.clips / "perc_bell.flac").read_bytes()
+    url = f"{served.url}files/{fid}/audio"
+    whole = httpx.get(url)
+    assert (whole.status_code, whole.content, whole.headers["content-type"]) == (200, data, "audio/flac")
+    assert whole.headers["accept-ranges"] == "bytes"
+    part = httpx.get(url, headers={"Range": "bytes=1000-1999"})
+    assert (part.status_code, part.content) == (206, data[1000:2000])
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    assert part.headers["content-length"] == "1000"
+    tail = httpx.get(url, headers={"Range": "bytes=-100"})
+    assert (tail.status_code, tail.content) == (206, data[-100:])
+    open_ended = httpx.get(url, headers={"Range": f"bytes={len(data) - 10}-"})
+    assert (open_ended.status_code, open_ended.content) == (206, data[-10:])
+    beyond = httpx.get(url, headers={"Range": f"bytes={len(data) + 5}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_video_soundtrack_is_transcoded_and_cached(served: Served, serve_corpus: ServeCorpus, tmp_path: Path) -> None:
+    fid = file_ids(served)["testsrc.mp4"]
+    r = httpx.get(f"{served.url}files/{fid}/audio", timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg"
+    (tmp_path / "a.mp3").write_bytes(r.content)
+    samples, rate = sf.read(tmp_path / "a.mp3", dtype="float32")
+    assert rate == 16_000 and 2.9 <= len(samples) / rate <= 3.15  # the 3 s 440 Hz soundtrack (+ MP3 padding)
+    spectrum = np.abs(np.fft.rfft(samples[: rate]))
+    assert abs(np.argmax(spectrum) * rate / rate - 440) <= 2  # 1 s of samples: 1 Hz bins
+    cached = sorted((serve_corpus.index / ".serve-cache").glob(f"audio-{fid}-*.mp3"))
+    assert len(cached) == 1 and cached[0].read_bytes() == r.content
+    part = httpx.get(f"{served.url}files/{fid}/audio", headers={"Range": "bytes=100-199"})
+    assert (part.status_code, part.content) == (206, r.content[100:200])
+
+
+def test_waveform_peaks(served: Served, serve_corpus: ServeCorpus) -> None:
+    fid = file_ids(served)["perc_bell.flac"]
+    doc = httpx.get(f"{served.url}files/{fid}/peaks").json()
+    info = sf.info(serve_corpus.clips / "perc_bell.flac")
+    assert doc["file_id"] == fid and doc["duration_s"] == pytest.approx(info.duration, abs=1e-3)
+    assert len(doc["peaks"]) == 1000 and all(0 <= p <= 1 for p in doc["peaks"])
+    audio, _ = sf.read(serve_corpus.clips / "perc_bell.flac", dtype="float32")
+    mono = np.abs(audio.mean(axis=1) if audio.ndim == 2 else audio)
+    assert max(doc["peaks"]) == pytest.approx(float(mono.max()), abs=0.05)  # resampled to 16 kHz
+    assert doc["peaks"][0] > 10 * doc["peaks"][-1]  # a bell: struck, then it decays
+    cached = list((serve_corpus.index / ".serve-cache").glob(f"peaks-v1-{fid}-*.json"))
+    assert len(cached) == 1
+    assert httpx.get(f"{served.url}files/{fid}/peaks").json() == doc
+
+
+@pytest.mark.parametrize("path", [
+    "files/999999/audio", "files/999999/peaks", "files/abc/audio", "files/-1/audio", "files/1.0/audio",
+    "files/%2E%2E/audio", "files/0x1/peaks", "files/99999999999999999999999/audio",
+])
+def test_unknown_file_ids_are_404(served: Served, path: str) -> None:
+    r = httpx.get(served.url + path)
+    assert r.status_code == 404
+    body = r.json()
+    assert (body["exit_code"], body["error"]) == (3, "input not found")
+
+
+def test_path_traversal_is_404_and_opens_nothing(served: Served, tmp_path: Path) -> None:
+    """A FIFO stands in for a secret file: a server that opened it would block in ``open`` (the request would
+    hang), and while a reader has it open a writer's non-blocking open succeeds. Neither happens."""
+    secret = tmp_path / "secret"
+    os.mkfifo(secret)
+    rel = os.path.relpath(secret, "/")
+    attempts = [
+        f"files/{secret}/audio", f"files/..%2F..%2F..%2F{rel.replace('/', '%2F')}/audio", f"static/..%2F..%2F{rel}",
+        f"static/%2e%2e/%2e%2e/{rel}", f"static/{secret}", f"files/1/audio/../../../{rel}", f"{rel}",
+        f"files/%2F{rel.replace('/', '%2F')}/peaks", f"static/app.js%2F..%2F..%2F{rel}",
+    ]
+    with httpx.Client(timeout=10) as client:
+        for attempt in attempts:
+            r = client.get(served.url + attempt)
+            assert r.status_code == 404, (attempt, r.status_code, r.text)
+            assert r.json()["exit_code"] == 3
+            with pytest.raises(OSError) as exc:  # ENXIO: no process has the FIFO open for reading
+                os.close(os.open(secret, os.O_WRONLY | os.O_NONBLOCK))
+            assert exc.value.errno == errno.ENXIO
+
+
+def test_upload_too_large_is_413(served: Served) -> None:
+    big = os.urandom(2_200_000)  # the server takes 2 MB
+    r = httpx.post(served.url + "api/search/file", files={"file": ("big.wav", big)})
+    message = "the query file is larger than the 2000000 bytes this server accepts (dgsearch serve --max-upload-mb)"
+    assert (r.status_code, r.json()) == (413, {"exit_code": 2, "error": "usage", "message": message})
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\n"
+        for _ in range(40):
+            yield b"\0" * 65536
+
+    r = httpx.post(served.url + "api/search/file", content=chunks(),
+                   headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and r.json()["exit_code"] == 2
+
+
+def test_errors_are_the_cli_errors(served: Served, serve_corpus: ServeCorpus, tmp_path: Path) -> None:
+    ix = str(serve_corpus.index)
+    cases = [
+        ({"q": "   "}, ["   "], 400),
+        ({"like": "999999"}, ["--like", "999999"], 404),
+        ({"q": "x", "kind": "midi"}, ["x", "--kind", "midi"], 400),
+        ({"q": "x", "like": "1"}, ["x", "--like", "1"], 400),
+        ({}, [], 400),
+    ]
+    for params, args, status in cases:
+        r = httpx.get(served.url + "api/search", params=params)
+        code, message = cli_error(*args, "--index", ix)
+        assert r.status_code == status
+        assert r.json() == {"exit_code": code, "error": {2: "usage", 3: "input not found"}[code], "message": message}
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n")
+    with open(text, "rb") as fh:
+        r = httpx.post(served.url + "api/search/file", files={"file": ("notes.wav", fh)})
+    code, message = cli_error("--audio", text, "--index", ix)
+    assert (r.status_code, r.json()["exit_code"], code) == (422, 11, 11)
+    assert r.json()["message"] == message.replace(str(text), "notes.wav")
+
+
+def test_non_loopback_without_token_is_refused(serve_corpus: ServeCorpus) -> None:
+    r = run_dgsearch("serve", "--index", serve_corpus.index, "--host", "0.0.0.0", "--port", "0")
+    assert r.returncode == 2
+    assert r.stderr == ("dgsearch: error: refusing to listen on 0.0.0.0 without --token: anyone who can reach it could"
+                        " search the index and play its files; give --token SECRET (every request must then carry it),"
+                        " or listen on 127.0.0.1\n")
+    missing = run_dgsearch("serve", "--index", serve_corpus.index.parent / "nothing")
+    assert missing.returncode == 4 and missing.stderr.startswith("dgsearch: error: no index at ")
+
+
+def test_a_foreign_host_header_is_refused(served: Served) -> None:
+    r = httpx.get(served.url + "api/info", headers={"Host": "attacker.example:8765"})
+    assert r.status_code == 403 and r.json()["exit_code"] == 2
+    assert httpx.get(served.url.replace("127.0.0.1", "localhost") + "api/info").status_code == 200
+
+
+def test_token_is_required_on_every_request(serve_corpus: ServeCorpus) -> None:
+    server = start_serve(serve_corpus.index, "--token", "s3cret-token")
+    try:
+        for path in ("", "api/info", "api/search?q=bell", "files/1/audio", "docs", "openapi.json", "static/app.js"):
+            bare = httpx.get(server.url + path)
+            assert bare.status_code == 401 and bare.json()["exit_code"] == 2, path
+            assert bare.headers["www-authenticate"] == "Bearer"
+            wrong = httpx.get(server.url + path, headers={"Authorization": "Bearer s3cret-tokem"})
+            assert wrong.status_code == 401
+            ok = httpx.get(server.url + path, headers={"Authorization": "Bearer s3cret-token"})
+            assert ok.status_code == 200, (path, ok.text)
+        sep = "&" if "?" in "api/search?q=bell" else "?"
+        assert httpx.get(server.url + "api/search?q=bell" + sep + "token=s3cret-token").status_code == 200
+        assert httpx.get(server.url + "files/1/audio?token=s3cret-token",
+                         headers={"Range": "bytes=0-9"}).status_code == 206
+        assert httpx.post(server.url + "api/search/file", files={"file": ("x.wav", b"RIFF")}).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus, tmp_path: Path) -> None:
+    """While the server runs: ``dgsearch index`` adds a file (a new FAISS generation), then ``dgsearch train``
+    commits a bridge; the next queries see both, without a restart."""
+    clips, index = tmp_path / "clips", tmp_path / "index"
+    shutil.copytree(serve_corpus.clips, clips)
+    shutil.copytree(serve_corpus.index, index)
+    server = start_serve(index)
+    try:
+        def search(**params: str) -> dict:
+            r = httpx.get(server.url + "api/search", params={"k": "20", **params})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        before = search(q="a drum")
+        assert len(before["hits"]) == 8
+        assert before["hits"] == search(q="a drum", no_bridge="true")["hits"]  # no bridge yet
+        shutil.copyfile(serve_corpus.clips / "bd_haus.flac", clips / "kick again.flac")
+        from real_sounds import SAMPLES_DIR
+
+        shutil.copyfile(SAMPLES_DIR / "tabla_na.flac", clips / "tabla_na.flac")
+        r = runner.invoke(app, ["index", str(clips), "--index", str(index), "--workers", "0"])  # another process
+        assert r.exit_code == 0, r.output
+        after = search(q="a drum")
+        names = {os.path.basename(h["path"]) for h in after["hits"]}
+        # the copied catalog names the original folder's 8 files; the new folder adds its 10 (8 copies + 2 new)
+        assert len(after["hits"]) == 18 and {"tabla_na.flac", "kick again.flac"} <= names
+        rng = np.random.default_rng(0)
+        audio = rng.normal(size=(64, 32)).astype(np.float32)
+        text = audio + 0.5 * rng.normal(size=(64, 32)).astype(np.float32)
+        pairs = tmp_path / "pairs.npz"
+        np.savez(pairs, audio=audio / np.linalg.norm(audio, axis=1, keepdims=True),
+                 text=text / np.linalg.norm(text, axis=1, keepdims=True), group=np.arange(64))
+        t = runner.invoke(app, ["train", "--pairs-file", str(pairs), "--index", str(index), "--epochs", "2",
+                                "--batch-size", "16"])
+        assert t.exit_code == 0, t.output
+        fused = search(q="a drum")
+        raw = search(q="a drum", no_bridge="true")
+        assert raw["hits"] == after["hits"]
+        assert [h["score"] for h in fused["hits"]] != [h["score"] for h in raw["hits"]]
+        assert fused["hits"] == cli_json("a drum", "-k", "20", "--index", index)["hits"]  # the server's bridge is the one the CLI loads
+    finally:
+        server.stop()
+
+
+def test_help_imports_no_web_framework() -> None:
+    """``dgsearch --help`` and ``dgsearch serve --help`` import neither fastapi/uvicorn nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from diffgap_search.cli.app import app\n"
+        "for args in (['--help'], ['serve', '--help'], ['query', '--help']):\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == 0 and '--index' in r.output or args == ['--help'], r.output\n"
+        "print(','.join(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch', 'faiss') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,201 @@
+"""``dgsearch serve``'s page in a real headless Chromium (Selenium), against a real server.
+
+Type a query and see the hits; play a window and watch the audio element's clock advance inside it and stop
+at its end; "more like this"; drop a file (a real ``drop`` event carrying a ``File`` built in the page from
+the bytes of a recording); the keyboard; shareable URLs; empty and error states; a phone-sized screen. One
+test saves a screenshot of a results page (``DGSEARCH_UPDATE_SCREENSHOT=1`` also writes ``docs/serve.png``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from browser import chromium, require_chromium
+from fixtures_serve import ServeCorpus
+from serve_server import Served
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_chromium()
+    with chromium() as driver:
+        yield driver
+
+
+def wait_for(driver: Any, script: str, timeout: float = 30.0) -> Any:
+    """Poll ``return <script>`` until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script("return " + script)
+        if value:
+            return value
+        time.sleep(0.05)
+    status = driver.execute_script("return document.querySelector('#status').textContent")
+    raise AssertionError(f"timed out waiting for: {script}; the page says: {status!r}")
+
+
+def hits(driver: Any) -> list[dict[str, str]]:
+    return driver.execute_script("""return Array.from(document.querySelectorAll('#hits .hit')).map(li => ({
+        segment: li.dataset.segment, path: li.querySelector('.path').textContent,
+        caption: li.querySelector('.caption').textContent, score: li.querySelector('.score').textContent,
+        time: li.querySelector('.time').textContent, selected: li.classList.contains('selected')}))""")
+
+
+def api_hits(served: Served, **params: Any) -> list[dict[str, Any]]:
+    return httpx.get(served.url + "api/search", params=params).json()["hits"]
+
+
+def test_type_a_query_and_see_the_hits(browser: Any, served: Served) -> None:
+    browser.get(served.url)
+    assert browser.execute_script("return !document.querySelector('#empty').hidden")  # the empty state
+    wait_for(browser, "document.querySelector('#index-info').textContent.includes('8 files')")
+    box = browser.find_element("css selector", "#q")
+    box.send_keys("a bell ringing\n")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for “a bell ringing”')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing"
+    shown = hits(browser)
+    expected = api_hits(served, q="a bell ringing")
+    assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
+    assert [h["path"] for h in shown] == [h["path"] for h in expected]
+    assert [h["score"] for h in shown] == [f"{h['score']:.3f}" for h in expected]
+    assert [h["caption"] for h in shown] == [h["caption"] or "" for h in expected]
+    assert shown[0]["selected"] and not any(h["selected"] for h in shown[1:])
+    # every waveform is drawn (peaks fetched): some pixel of each canvas is not transparent
+    wait_for(browser, """Array.from(document.querySelectorAll('.wave')).every(c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })""")
+
+
+def test_play_exactly_the_window(browser: Any, served: Served) -> None:
+    middle = next(h for h in api_hits(served, q="drum", segments="true", k=50)
+                  if h["path"].endswith("long take.wav") and h["start_s"] == 10.0)
+    browser.get(f"{served.url}?like={middle['segment_id']}")
+    wait_for(browser, "document.querySelectorAll('#hits .hit').length > 0 && !document.querySelector('#hits').ariaBusy")
+    first = hits(browser)[0]
+    assert (first["segment"], first["time"]) == (str(middle["segment_id"]), "0:10.0 → 0:20.0")
+    browser.execute_script("const p = document.querySelector('#player'); p.defaultPlaybackRate = 4; p.playbackRate = 4;")
+    browser.find_element("css selector", "#hits .hit .play").click()
+    samples = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1], p = document.querySelector('#player'), seen = [];
+        const t0 = performance.now();
+        (function poll() {
+          seen.push([p.currentTime, p.paused]);
+          if ((seen.length > 20 && p.paused) || performance.now() - t0 > 20000) done(seen); else setTimeout(poll, 20);
+        })();""")
+    started = next(i for i, (_, paused) in enumerate(samples) if not paused)  # play() called, from the window's start
+    times = [t for t, paused in samples[started:] if not paused]
+    assert len(times) > 10, samples[-20:]  # it played, for a while
+    assert times[-1] - times[0] > 5, samples[-20:]  # and its clock advanced through the window (4x speed)
+    outside = [t for t, _ in samples[started:] if not 10.0 <= t <= 20.0]
+    assert not outside, outside  # never outside the window
+    final = browser.execute_script("const p = document.querySelector('#player'); return [p.currentTime, p.paused]")
+    assert final == [20.0, True]
+    assert not browser.execute_script("return document.querySelector('.hit.playing')")
+    browser.execute_script("const p = document.querySelector('#player'); p.defaultPlaybackRate = 1; p.playbackRate = 1;")
+
+
+def test_more_like_this(browser: Any, served: Served) -> None:
+    browser.get(served.url + "?q=" + quote("a choir singing"))
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results')")
+    second = hits(browser)[1]
+    browser.find_elements("css selector", "#hits .hit .like")[1].click()
+    wait_for(browser, f"document.querySelector('#status').textContent.includes('sounds like segment {second['segment']}')"
+                      " && document.querySelector('#status').textContent.includes('results')")
+    assert browser.current_url == f"{served.url}?like={second['segment']}"
+    shown = hits(browser)
+    assert shown[0]["segment"] == second["segment"] and shown[0]["score"] == "1.000"
+    assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in api_hits(served, like=second["segment"])]
+    browser.back()  # the URL is the state: back shows the text query again
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for “a choir singing”')")
+    assert browser.find_element("css selector", "#q").get_attribute("value") == "a choir singing"
+
+
+def test_drop_a_file_to_search_with_it(browser: Any, served: Served, serve_corpus: ServeCorpus) -> None:
+    browser.get(served.url)
+    wait_for(browser, "document.querySelector('#index-info').textContent.includes('8 files')")  # the page's code runs
+    data = base64.b64encode((serve_corpus.clips / "elec_ping.flac").read_bytes()).decode()
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped ping.flac', {type: 'audio/flac'}));
+        for (const type of ['dragenter', 'dragover', 'drop'])
+          document.body.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+        """, data)
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for with dropped ping.flac')")
+    assert browser.execute_script("return document.querySelector('#drop').hidden")
+    shown = hits(browser)
+    assert shown[0]["path"].endswith("/elec_ping.flac") and shown[0]["score"] == "1.000"
+    with open(serve_corpus.clips / "elec_ping.flac", "rb") as fh:
+        expected = httpx.post(served.url + "api/search/file", files={"file": ("x.flac", fh)}).json()["hits"]
+    assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
+
+
+def test_keyboard(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(served.url + "?q=drum")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results')")
+    body = browser.find_element("css selector", "body")
+    selected = "Array.from(document.querySelectorAll('#hits .hit')).findIndex(li => li.classList.contains('selected'))"
+    body.send_keys(Keys.ARROW_DOWN)
+    body.send_keys(Keys.ARROW_DOWN)
+    assert browser.execute_script("return " + selected) == 2
+    body.send_keys(Keys.ARROW_UP)
+    assert browser.execute_script("return " + selected) == 1
+    body.send_keys(Keys.SPACE)
+    wait_for(browser, "document.querySelector('#player').currentTime > 0.05 && !document.querySelector('#player').paused")
+    assert browser.execute_script("return document.querySelector('.hit.playing').dataset.index") == "1"
+    body.send_keys(Keys.SPACE)
+    wait_for(browser, "document.querySelector('#player').paused && !document.querySelector('.hit.playing')")
+    second = hits(browser)[1]["segment"]
+    body.send_keys("m")
+    wait_for(browser, f"location.search === '?like={second}' && document.querySelector('#status').textContent.includes('results')")
+    body.send_keys("/")
+    assert browser.execute_script("return document.activeElement.id") == "q"
+
+
+def test_error_state_and_a_phone_screen(browser: Any, served: Served) -> None:
+    browser.get(served.url + "?like=999999")
+    wait_for(browser, "document.querySelector('#status').classList.contains('error')")
+    text = browser.execute_script("return document.querySelector('#status').textContent")
+    assert text.startswith("Error (exit code 3): segment 999999 is not in index ")
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(served.url + "?q=" + quote("a bell ringing"))
+        wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results')")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        width = browser.execute_script("return document.querySelector('.wave').getBoundingClientRect().width")
+        assert width > 200
+    finally:
+        browser.set_window_size(1280, 900)
+
+
+def test_screenshot_of_a_results_page(browser: Any, served: Served, tmp_path: Path) -> None:
+    browser.set_window_size(1100, 820)
+    try:
+        browser.get(served.url + "?q=" + quote("a bell ringing"))
+        wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results')")
+        wait_for(browser, """Array.from(document.querySelectorAll('.wave')).every(c => {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })""")
+        time.sleep(0.3)
+        shot = tmp_path / "serve.png"
+        assert browser.save_screenshot(str(shot))
+        png = shot.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+        if os.environ.get("DGSEARCH_UPDATE_SCREENSHOT"):
+            (ROOT / "docs").mkdir(exist_ok=True)
+            (ROOT / "docs" / "serve.png").write_bytes(png)
+    finally:
+        browser.set_window_size(1280, 900)
