@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .bridge import Bridge, SampleConfig
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import denoising_loss, info_nce, q_sample
@@ -94,6 +95,19 @@ class TrainConfig:
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError("val_fraction and cond_drop_prob must be in [0, 1)")
         object.__setattr__(self, "schedule", ScheduleKind(self.schedule))
+
+    def with_guidance(self, value: str) -> TrainConfig:
+        """``--guidance``: ``"auto"`` tunes the scale on validation over ``guidance_grid``; a number >= 0 fixes
+        it (1 = plain conditional sampling; the DDIM steps are still chosen on validation). UsageError else."""
+        if value.strip().lower() == "auto":
+            return self
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = -1.0
+        if not (scale >= 0 and math.isfinite(scale)):
+            raise UsageError(f"--guidance takes 'auto' or a scale >= 0 (1 = no guidance), got {value!r}")
+        return replace(self, guidance_grid=(scale,), sample=replace(self.sample, guidance_scale=scale))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
