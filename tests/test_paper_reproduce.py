@@ -60,3 +60,35 @@ def test_audiocaps_official_splits_through_the_engine(tiny_clap_dir: Path, tmp_p
     assert ev["trained_on"]["groups"] + ev["trained_on"]["validation_groups"] == SPLITS["train"]
     md = (out / "paper_audiocaps.md").read_text()
     assert "| text->audio | 35-36 |" in md and "LAION-CLAP, Wu et al., ICASSP 2023" in md
+
+
+@pytest.mark.slow
+def test_vggsound_official_splits_through_the_engine(tiny_clap_dir: Path, tmp_path: Path) -> None:
+    """VGGSound's CSV (no header: youtube_id,start_seconds,label,split) and videos named YOUTUBE_ID_START.mp4."""
+    from fixtures_video import make_testsrc, make_tiny_clip_vision
+
+    clip32 = make_tiny_clip_vision(tmp_path / "clip32", seed=0, projection_dim=32)
+    media = tmp_path / "video"
+    media.mkdir()
+    rows = []
+    for n in range(26):
+        split = "train" if n < 20 else "test"
+        yid, start = f"v{n:02d}-Ab_c", 10 * n
+        rows.append([yid, start, f"label {n % 4}", split])
+        make_testsrc(media / f"{yid}_{start:06d}.mp4", seconds=1.0, size="32x32", rate=4)
+    with (tmp_path / "vggsound.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "paper" / "reproduce.py"), "vggsound", "--csv",
+         str(tmp_path / "vggsound.csv"), "--media", str(media), "--index", str(tmp_path / "ix"), "--model",
+         str(tiny_clap_dir), "--video-model", str(clip32), "--device", "cpu", "--epochs", "1", "--batch-size", "16",
+         "--out-dir", str(out)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "paper_vggsound.json").read_text())
+    assert doc["clips"] == {"train": 20, "test": 6}
+    ev = doc["evaluation"]
+    assert ev["n_test"] == {"audio-video": {"audio": 6, "video": 6}}
+    assert set(ev["results"]) == {"video->audio", "audio->video"}
+    assert "| video->audio | 9.5 |" in (out / "paper_vggsound.md").read_text()
