@@ -11,4 +11,5 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_search.py --sizes 100000 1000000 --device "$DEVICE"
 "$PY" benchmarks/bench_coldstart.py --repeats 5 --device "$DEVICE"
 "$PY" benchmarks/synthetic_gap.py
+"$PY" benchmarks/ablation_gap.py
 "$PY" benchmarks/bench_aisfx.py
