@@ -11,6 +11,7 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/bench_search.py --sizes 100000 1000000 --device "$DEVICE"
 "$PY" benchmarks/bench_coldstart.py --repeats 5 --device "$DEVICE"
 "$PY" benchmarks/synthetic_gap.py
+"$PY" benchmarks/ablation_gap.py
 "$PY" benchmarks/bench_aisfx.py
 "$PY" benchmarks/bench_dupes.py --size 100000 --no-exact
 "$PY" benchmarks/bench_dupes_threshold.py

@@ -255,6 +255,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
+    guidance: Annotated[str, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none), or auto: tuned on the validation clips with the fusion weights.")] = "auto",
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     json_: JsonOpt = False,
@@ -271,7 +272,7 @@ def train(
     from diffgap_search.cli.progress import RichTrainProgress
 
     fmt = _fmt(json_, jsonl)
-    cfg = TrainConfig(seed=seed)
+    cfg = TrainConfig(seed=seed).with_guidance(guidance)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
     if batch_size is not None:
@@ -304,6 +305,42 @@ def eval_(
     result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
                                    max_test=max_clips)
     print_eval(result, fmt=_fmt(json_, jsonl))
+
+
+@app.command()
+@handle_errors
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output prefix: writes PREFIX.npy + PREFIX.json (or PREFIX.parquet).")],
+    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to bridge to the audio side (repeatable).")] = None,
+    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Texts to bridge, one per line.")] = None,
+    video: Annotated[Optional[list[Path]], typer.Option("--video", "-v", help="A video whose windows to bridge to the audio side (repeatable).")] = None,
+    windows: Annotated[Optional[str], typer.Option("--windows", help="Export every stored audio window bridged to text or video (with segment ids, paths, seconds).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="npy (+ JSON sidecar) or parquet (needs pyarrow).")] = "npy",
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Write DiffGAP-bridged embeddings (text->audio, video->audio, or every window's audio->text) for a generator."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.export import export_bridged, read_lines
+    from diffgap_search.search import Searcher
+
+    from diffgap_search.cli.output import emit_json, emit_jsonl, stdout_console
+
+    fmt = _fmt(json_, jsonl)
+    texts = list(text or []) + (read_lines(text_file) if text_file is not None else [])
+    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device,
+                  load_video_encoder=_query_video_loader) as searcher:
+        outcome = export_bridged(searcher, out, texts=texts, videos=list(video or []), windows=windows, fmt=format_)
+    if fmt == "json":
+        emit_json(outcome.to_dict())
+    elif fmt == "jsonl":
+        emit_jsonl([outcome.to_dict()])
+    else:
+        stdout_console().print(f"exported {outcome.count} {outcome.direction} embeddings ({outcome.dim}-d, bridge"
+                               f" {outcome.bridge[:12]}): {', '.join(outcome.files)}", markup=False)
 
 
 @app.command()

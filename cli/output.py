@@ -154,6 +154,9 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
     for key, val in sorted(outcome["validation"].items()):
         figures = ", ".join(f"{k} {v:.1f}" for k, v in val.items())
         console.print(f"  validation {key}: {figures}")
+    sampler = outcome.get("sampler") or {}
+    if sampler:
+        console.print(f"  sampler (chosen on validation): {sampler['steps']} DDIM step(s), guidance {sampler['guidance_scale']:g}")
     console.print(f"  bridged vectors written: {outcome['derived_vectors']}")
 
 

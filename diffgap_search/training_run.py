@@ -84,7 +84,7 @@ class TrainOutcome:
             "held_out_pairs": self.test_pairs, "derived_vectors": self.derived, "seconds": round(self.seconds, 2),
             "epochs": r.epochs, "steps": r.steps, "pairs_per_s": round(r.pairs_per_s, 1),
             "final_loss": r.loss_history[-1] if r.loss_history else None, "validation": r.val, "fusion": r.fusion,
-            "parameters": r.num_parameters,
+            "parameters": r.num_parameters, "sampler": r.sample,
         }
 
 

@@ -68,7 +68,8 @@ def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_da
         meta = json.loads(fh.metadata()["diffgap"])
         assert "in_x.weight" in fh.keys()
         names = set(fh.keys())
-    assert meta["format_version"] == FORMAT_VERSION == 2
+    assert meta["format_version"] == FORMAT_VERSION == 3
+    assert meta["denoiser"]["anchor"] == "ridge" and {"anchor_mu_src", "anchor_weight", "anchor_mu_tgt"} <= names
     assert {"record.groups.train", "record.groups.val", "record.baselines.audio-text.mean.audio",
             "record.baselines.audio-text.mean.text", "record.baselines.audio-text.ridge.text->audio",
             "record.baselines.audio-text.ridge.audio->text", "record.baselines.audio-text.procrustes.text->audio",
@@ -102,10 +103,10 @@ def test_other_encoder_is_refused_with_a_clear_message(bridge_and_data: tuple, t
 def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp_path: Path) -> None:
     bridge, _ = bridge_and_data
     meta = bridge.metadata() | {"format_version": FORMAT_VERSION + 1}
-    assert FORMAT_VERSION + 1 == 3
+    assert FORMAT_VERSION + 1 == 4
     newer = tmp_path / "newer.safetensors"
     save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(newer), {"diffgap": json.dumps(meta)})
-    with pytest.raises(BridgeMismatchError, match="format version 3, newer than this diffgap-search reads"):
+    with pytest.raises(BridgeMismatchError, match="format version 4, newer than this diffgap-search reads"):
         load_bridge(newer, None)
     odd = tmp_path / "odd.safetensors"
     save_file(dict(bridge.denoiser.state_dict()), str(odd), {"diffgap": json.dumps(bridge.metadata() | {"schedule": {"kind": "cosine-v9", "num_steps": 1000}})})
@@ -123,17 +124,39 @@ def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp
         load_bridge(plain, None)
 
 
-def test_a_format_1_bridge_still_loads_and_keeps_its_fingerprint(bridge_and_data: tuple, tmp_path: Path) -> None:
-    """Bridges saved before the training record (format 1: weights only) serve queries as before."""
-    bridge, q = bridge_and_data
-    meta = {k: v for k, v in bridge.metadata().items() if k != "record"} | {"format_version": 1}
-    path = tmp_path / "v1.safetensors"
-    save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(path),
+@pytest.fixture(scope="module")
+def plain_bridge(bridge_and_data: tuple) -> Bridge:
+    """A bridge as formats 1 and 2 knew it: no linear anchor, one sample."""
+    a, b = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0).sample(300, seed=1)
+    cfg = TrainConfig(epochs=2, batch_size=64, hidden=32, depth=1, seed=0, anchor="none", tune_sampler=False)
+    return train_bridge({"audio": a, "text": b}, cfg=cfg, encoder_fingerprints={"audio": A, "text": A})[0]
+
+
+def _old_meta(bridge: Bridge, version: int) -> dict:
+    """The metadata an older diffgap-search wrote: no format-3 keys (``denoiser.anchor``, ``sample.samples``)."""
+    meta = json.loads(json.dumps(bridge.metadata())) | {"format_version": version}
+    del meta["denoiser"]["anchor"], meta["sample"]["samples"]
+    if version == 1:
+        del meta["record"]
+    return meta
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_format_bridges_still_load_and_keep_their_fingerprint(plain_bridge: Bridge, bridge_and_data: tuple,
+                                                                    tmp_path: Path, version: int) -> None:
+    """Bridges saved by formats 1 (weights only) and 2 (with the training record) serve queries as before."""
+    _, q = bridge_and_data
+    bridge = plain_bridge
+    meta = _old_meta(bridge, version)
+    tensors = dict(bridge.denoiser.state_dict()) | ({} if version == 1 else dict(bridge.record.tensors()))
+    path = tmp_path / f"v{version}.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
               {"diffgap": json.dumps(meta, sort_keys=True, separators=(",", ":"))})
     old = load_bridge(path, {"audio": A, "text": A})
-    assert old.record is None and old.format_version == 1
+    assert (old.record is None) == (version == 1) and old.format_version == version
+    assert old.denoiser.cfg.anchor == "none" and old.sample.samples == 1
     assert old.metadata() == meta
-    assert old.fingerprint == fingerprint(dict(bridge.denoiser.state_dict()), meta)
+    assert old.fingerprint == fingerprint(tensors, meta)
     assert np.array_equal(old.apply(q, "text", "audio"), bridge.apply(q, "text", "audio"))
 
 

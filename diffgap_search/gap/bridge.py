@@ -6,11 +6,12 @@
 Sampling is DDIM with eta = 0 (x0 prediction, few steps) from one fixed start vector ``z`` shared by
 every row: ``noise_scale * N(0, I)`` drawn once from a generator seeded with ``SampleConfig.seed``. The
 default ``noise_scale = 0`` starts from the prior's mean (the zero vector): the first step is then the
-network's regression estimate of E[x0 | condition] and the next steps refine it; on the synthetic
-benchmark this retrieves far better than starting from a random draw (R@1 ~89 vs ~63 in one probe),
-because retrieval wants the centre of p(x0 | c), not one sample of it. Either way a row's output
-depends only on that row: the same input gives the same output bit for bit, call after call and load
-after load.
+network's regression estimate of E[x0 | condition] and the next steps refine it. ``samples = K > 1`` with
+a positive ``noise_scale`` averages the K outputs from the starts seeded ``seed .. seed + K - 1``.
+``train_bridge`` picks the steps and the guidance scale on its validation clips (``validation``); the
+synthetic ablation (``benchmarks/ablation_gap.py``) compares every choice. Either way a row's output
+depends only on that row: the same input gives the same output bit for bit, call after call, load after
+load and process after process (``tests/test_gap_determinism.py``).
 (Across different batch compositions results agree to float rounding, ~1e-6, not bit for bit: BLAS
 kernels may change with the batch size.)
 """
@@ -51,7 +52,8 @@ class SampleConfig:
     ``steps``: DDIM steps (network evaluations; latency is linear in it). ``guidance_scale``: classifier-free
     guidance, 1.0 = plain conditional (one evaluation per step), > 1 doubles the cost. ``noise_scale``:
     scale of the fixed start vector (0 starts from the prior mean). ``renorm_x0``: project each x0
-    estimate onto the data sphere before the DDIM update.
+    estimate onto the data sphere before the DDIM update. ``samples``: how many seeded starts to average
+    (K network passes per step; only meaningful with ``noise_scale > 0``).
     """
 
     steps: int = 4  # 4 x0-prediction steps: as good as 8 on the synthetic benchmark, half the latency
@@ -59,10 +61,15 @@ class SampleConfig:
     noise_scale: float = 0.0
     seed: int = 0
     renorm_x0: bool = True
+    samples: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError("SampleConfig.steps must be >= 1")
+        if self.samples < 1:
+            raise ValueError("SampleConfig.samples must be >= 1")
+        if self.guidance_scale < 0:
+            raise ValueError("SampleConfig.guidance_scale must be >= 0")
         if self.noise_scale < 0:
             raise ValueError("SampleConfig.noise_scale must be >= 0")
 
@@ -142,6 +149,9 @@ class Bridge:
         }
         if self.record is not None:
             meta["record"] = self.record.meta()
+        if self.format_version < 3:  # keys format 3 added, absent from older files: their fingerprint holds
+            meta["denoiser"].pop("anchor", None)
+            meta["sample"].pop("samples", None)
         return meta
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -199,27 +209,34 @@ class Bridge:
         cond = to_diffusion_space(x)
         dirs = torch.full((b,), direction.index, dtype=torch.int64)
         guided = cfg.guidance_scale != 1.0
+        on = torch.ones(b, dtype=torch.bool)
         if guided:
-            keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)])
+            keep = torch.cat([on, torch.zeros(b, dtype=torch.bool)])
             cond_h = net.encode_condition(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
+            anchor = net.anchor(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
         else:
-            cond_h = net.encode_condition(cond, dirs, torch.ones(b, dtype=torch.bool))
-        if cfg.noise_scale == 0.0:
-            start = torch.zeros(b, d)
-        else:
-            z = torch.randn(d, generator=torch.Generator().manual_seed(cfg.seed)) * cfg.noise_scale
-            start = z.expand(b, d).contiguous()
+            cond_h = net.encode_condition(cond, dirs, on)
+            anchor = net.anchor(cond, dirs, on)
 
         def x0_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
             step = torch.full((1,), t, dtype=torch.int64)  # one timestep for all rows: broadcast
             e = self._time_embedding(t)
             if not guided:
-                return net.denoise(x_t, step, cond_h, e)
-            both = net.denoise(torch.cat([x_t, x_t]), step, cond_h, e)
+                return net.denoise(x_t, step, cond_h, e, anchor)
+            both = net.denoise(torch.cat([x_t, x_t]), step, cond_h, e, anchor)
             c, u = both[:b], both[b:]
             return u + cfg.guidance_scale * (c - u)
 
-        x0 = ddim_sample(x0_fn, start, self.schedule.ddim_timesteps(cfg.steps), self.schedule, cfg.renorm_x0)
+        timesteps = self.schedule.ddim_timesteps(cfg.steps)
+        if cfg.noise_scale == 0.0:
+            x0 = ddim_sample(x0_fn, torch.zeros(b, d), timesteps, self.schedule, cfg.renorm_x0)
+        else:
+            total = torch.zeros(b, d)
+            for k in range(cfg.samples):
+                z = torch.randn(d, generator=torch.Generator().manual_seed(cfg.seed + k)) * cfg.noise_scale
+                out = ddim_sample(x0_fn, z.expand(b, d).contiguous(), timesteps, self.schedule, cfg.renorm_x0)
+                total += out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            x0 = total
         return (x0 / x0.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
 
     # ----------------------------------------------------------------- persistence
@@ -248,7 +265,7 @@ def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None)
     try:
         weights = {k: v for k, v in tensors.items() if not k.startswith(RECORD_PREFIX)}
         record = TrainingRecord.from_checkpoint(tensors, meta["record"]) if "record" in meta else None
-        net = Denoiser(DenoiserConfig(**meta["denoiser"]))
+        net = Denoiser(DenoiserConfig(**meta["denoiser"]))  # format <= 2: no "anchor" key, the plain network
         net.load_state_dict(weights, strict=True)
         bridge = Bridge(
             net,

@@ -11,6 +11,8 @@ whose value is canonical JSON (sorted keys) with:
 - ``record`` (format 2): group counts and the baselines' description (``record.TrainingRecord.meta``).
 
 Format 1 files (no record) still load and serve queries; evaluating one needs a bridge trained again.
+Format 3 adds the denoiser's linear anchor (``denoiser.anchor``, its ``anchor_*`` buffers) and the sampler's
+``samples``; format 1 and 2 files lack both keys and load as the plain network sampling once.
 
 ``fingerprint(tensors, meta)`` is the sha256 of the canonical JSON plus every tensor's name, dtype,
 shape and bytes in name order: it identifies the bridge before it is saved and after it is loaded.
@@ -31,7 +33,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 META_KEY = "diffgap"
 
 

@@ -12,6 +12,15 @@ structure (the same pairing), one module is half the weights to load and cache, 
 few examples borrows from the others. A learned null condition (used when the condition is dropped,
 for classifier-free guidance) replaces the condition vector per direction.
 
+Linear anchor (``DenoiserConfig.anchor = "ridge"``, the default since format 3): the network predicts the
+*residual* of a linear map fitted on the training pairs. Per direction it holds that map (buffers: the
+ridge map of ``record``, fitted before training), and its x0 estimate is ``a(c) + f(x_t, t, c)`` where
+``a(c) = sqrt(D) normalise((c / sqrt(D) - mu_src) W + mu_tgt)`` is the map's answer (for a dropped
+condition, the target mean's direction). Why: the synthetic ablation (``benchmarks/ablation_gap.py``)
+shows the plain network learns the linear part of the gap no better than ridge does; anchored, its
+capacity goes to what a linear map cannot predict. ``anchor = "none"`` (format 1 and 2 files) is the
+plain network.
+
 Shapes: ``x_t`` and ``cond`` are ``(B, D) float32`` in the scaled space (unit vectors times sqrt(D));
 ``t`` is ``(B,) int64`` in ``0..T-1``; ``direction`` is ``(B,) int64`` (``Direction.index``).
 """
@@ -26,6 +35,8 @@ from torch import nn
 
 from .directions import NUM_DIRECTIONS
 
+ANCHORS = ("none", "ridge")
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -36,8 +47,11 @@ class DenoiserConfig:
     depth: int = 3
     expansion: int = 2
     time_features: int = 128
+    anchor: str = "none"  # "none" or "ridge" (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"DenoiserConfig.anchor must be one of {ANCHORS}, got {self.anchor!r}")
         for name in ("dim", "hidden", "depth", "expansion", "time_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DenoiserConfig.{name} must be >= 1")
@@ -85,6 +99,39 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(h, cfg.expansion) for _ in range(cfg.depth))
         self.out_norm = nn.LayerNorm(h)
         self.out = nn.Linear(h, d)
+        if cfg.anchor == "ridge":
+            self.register_buffer("anchor_mu_src", torch.zeros(NUM_DIRECTIONS, d))
+            self.register_buffer("anchor_weight", torch.zeros(NUM_DIRECTIONS, d, d))
+            self.register_buffer("anchor_mu_tgt", torch.zeros(NUM_DIRECTIONS, d))
+
+    def set_anchor(self, direction: int, mu_src: torch.Tensor, weight: torch.Tensor, mu_tgt: torch.Tensor) -> None:
+        """Install the linear map of ``direction``: ``mu_src, mu_tgt (D,)``, ``weight (D, D)`` (unit-sphere space)."""
+        if self.cfg.anchor != "ridge":
+            raise ValueError("this denoiser has no linear anchor (DenoiserConfig.anchor == 'none')")
+        with torch.no_grad():
+            self.anchor_mu_src[direction] = mu_src
+            self.anchor_weight[direction] = weight
+            self.anchor_mu_tgt[direction] = mu_tgt
+
+    def anchor(self, cond: torch.Tensor, direction: torch.Tensor, keep: torch.Tensor) -> torch.Tensor | None:
+        """The linear map's answer ``(B, D)`` in the scaled space (None without an anchor).
+
+        ``cond (B, D)`` scaled rows, ``direction (B,) int64``, ``keep (B,) bool``: rows with ``keep == False``
+        get the target mean's direction (the map's answer for the source mean), independent of ``cond``.
+        Rows are processed per direction in index order: deterministic for a given batch.
+        """
+        if self.cfg.anchor == "none":
+            return None
+        d = cond.shape[1]
+        scale = math.sqrt(d)
+        out = torch.empty_like(cond)
+        for k in torch.unique(direction).tolist():
+            sel = direction == k
+            y = (cond[sel] / scale - self.anchor_mu_src[k]) @ self.anchor_weight[k] + self.anchor_mu_tgt[k]
+            null = self.anchor_mu_tgt[k].expand_as(y)
+            y = torch.where(keep[sel][:, None], y, null)
+            out[sel] = nn.functional.normalize(y, dim=-1) * scale
+        return out
 
     def encode_condition(self, cond: torch.Tensor, direction: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """The step-independent part of the input: ``(B, D), (B,) int64, (B,) bool -> (B, H) float32``.
@@ -100,23 +147,31 @@ class Denoiser(nn.Module):
         return self.time(timestep_features(t, self.cfg.time_features))
 
     def denoise(
-        self, x_t: torch.Tensor, t: torch.Tensor, cond_h: torch.Tensor, t_emb: torch.Tensor | None = None
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        cond_h: torch.Tensor,
+        t_emb: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One network evaluation: ``(B, D), (B,) or (1,) int64, (B, H) -> (B, D)`` x0 estimate (scaled space).
 
-        A ``(1,)`` timestep is broadcast to every row; ``t_emb`` (``time_embedding(t)``) skips recomputing it.
+        A ``(1,)`` timestep is broadcast to every row; ``t_emb`` (``time_embedding(t)``) skips recomputing it;
+        ``anchor (B, D)`` (``self.anchor(...)``) is added to the output (the network predicts the residual).
         """
         e = self.time_embedding(t) if t_emb is None else t_emb
         h = self.in_x(x_t) + cond_h + e
         for block in self.blocks:
             h = block(h, e)
-        return self.out(self.out_norm(h))
+        out = self.out(self.out_norm(h))
+        return out if anchor is None else out + anchor
 
     def forward(
         self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, direction: torch.Tensor, keep: torch.Tensor
     ) -> torch.Tensor:
         """``x0`` prediction ``(B, D) float32``; see the module docstring for the argument shapes."""
-        return self.denoise(x_t, t, self.encode_condition(cond, direction, keep))
+        return self.denoise(x_t, t, self.encode_condition(cond, direction, keep), None,
+                            self.anchor(cond, direction, keep))
 
     def num_parameters(self) -> int:
         """Total number of trainable parameters."""

@@ -14,9 +14,17 @@ among the other targets of its direction in the batch (other pairs of the same c
 The condition is replaced by a learned null with probability ``cond_drop_prob`` (guidance).
 
 A ``val_fraction`` of the groups, chosen by a salted hash of the group id, is held out: the report gives
-raw vs bridged R@1 on it and the fusion weights are tuned on it (never on anyone's test set). The mean
-shift, ridge and Procrustes baselines are fitted on the very pairs the bridge trains on and kept with it
-(``record``), with the keys of every group it saw.
+raw vs bridged R@1 on it, and the sampler (DDIM steps, guidance scale) and the fusion weights are tuned on
+it (never on anyone's test set; ``validation``). The mean shift, ridge and Procrustes baselines are fitted
+on the very pairs the bridge trains on and kept with it (``record``), with the keys of every group it saw;
+with ``anchor = "ridge"`` (the default) those ridge maps are also the denoiser's linear anchor, installed
+before training (``denoiser``).
+
+Ablation switches (``benchmarks/ablation_gap.py``; the defaults are the method): ``objective =
+"regression"`` trains the same network as a one-step regressor (input always the zero vector at the
+last timestep: no noise, no diffusion) with the same InfoNCE term; ``infonce_weight = 0`` drops the
+Contrastive Diffusion Module; ``only_direction`` trains one direction alone with full batches (two such
+networks are the "no BST" baseline).
 """
 
 from __future__ import annotations
@@ -25,15 +33,16 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .bridge import Bridge, SampleConfig
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import denoising_loss, info_nce, q_sample
-from .directions import directions_of_pair
+from .directions import Direction, directions_of_pair
 from .groups import as_groups, group_keys
 from .record import TrainingRecord, fit_pair_baselines
 from .schedule import NoiseSchedule, ScheduleKind
@@ -65,25 +74,54 @@ class TrainConfig:
     schedule: ScheduleKind = ScheduleKind.COSINE_V1
     num_timesteps: int = 1000
     sample: SampleConfig = field(default_factory=SampleConfig)
+    anchor: str = "ridge"
+    objective: str = "diffusion"  # or "regression" (ablation: no diffusion)
+    only_direction: str | None = None  # e.g. "audio|text" (ablation: no BST)
+    tune_sampler: bool = True  # pick steps and guidance on validation; False keeps ``sample`` as given
+    guidance_grid: tuple[float, ...] = (1.0, 1.5, 2.0)
+    steps_grid: tuple[int, ...] = (1, 4)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 4:
             raise ValueError("TrainConfig needs epochs >= 1 and batch_size >= 4")
+        if self.objective not in ("diffusion", "regression"):
+            raise ValueError(f"TrainConfig.objective must be 'diffusion' or 'regression', got {self.objective!r}")
+        if self.only_direction is not None:
+            Direction(self.only_direction)
+        if not self.guidance_grid or not self.steps_grid or min(self.guidance_grid) < 0 or min(self.steps_grid) < 1:
+            raise ValueError("TrainConfig needs non-empty grids of guidance scales >= 0 and steps >= 1")
+        object.__setattr__(self, "guidance_grid", tuple(float(g) for g in self.guidance_grid))
+        object.__setattr__(self, "steps_grid", tuple(int(k) for k in self.steps_grid))
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError("val_fraction and cond_drop_prob must be in [0, 1)")
         object.__setattr__(self, "schedule", ScheduleKind(self.schedule))
+
+    def with_guidance(self, value: str) -> TrainConfig:
+        """``--guidance``: ``"auto"`` tunes the scale on validation over ``guidance_grid``; a number >= 0 fixes
+        it (1 = plain conditional sampling; the DDIM steps are still chosen on validation). UsageError else."""
+        if value.strip().lower() == "auto":
+            return self
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = -1.0
+        if not (scale >= 0 and math.isfinite(scale)):
+            raise UsageError(f"--guidance takes 'auto' or a scale >= 0 (1 = no guidance), got {value!r}")
+        return replace(self, guidance_grid=(scale,), sample=replace(self.sample, guidance_scale=scale))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         d = asdict(self)
         d["schedule"] = self.schedule.value
+        d["guidance_grid"], d["steps_grid"] = list(self.guidance_grid), list(self.steps_grid)
         return d
 
 
 @dataclass(frozen=True)
 class TrainReport:
     """What a training run did. ``n_train`` / ``n_val``: pairs per pair set; ``n_groups``: ``{"train", "val"}``
-    groups; ``val``: retrieval key (``"text->audio"``) -> ``{"raw_R@1", "bridged_R@1", "fused_R@1"}``."""
+    groups; ``val``: retrieval key (``"text->audio"``) -> ``{"raw_R@1", "bridged_R@1", "fused_R@1"}`` with the
+    sampler chosen (``sample``, ``SampleConfig`` as a dict)."""
 
     n_train: dict[str, int]
     n_val: dict[str, int]
@@ -96,16 +134,21 @@ class TrainReport:
     val: dict[str, dict[str, float]]
     fusion: dict[str, dict[str, float]]
     num_parameters: int
+    sample: dict[str, object] = field(default_factory=dict)  # the sampler chosen on validation
 
 
 def _loss(net: Denoiser, schedule: NoiseSchedule, cfg: TrainConfig, batch: Batch, gen: torch.Generator) -> torch.Tensor:
     """x0 MSE + ``infonce_weight`` x InfoNCE (per direction half, conditioned rows only); scalar."""
     x0 = batch.x0
     n = x0.shape[0]
-    t = torch.randint(0, schedule.num_steps, (n,), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
     keep = torch.rand(n, generator=gen) >= cfg.cond_drop_prob
-    x0_hat = net(q_sample(x0, t, noise, schedule), t, batch.cond, batch.direction, keep)
+    if cfg.objective == "regression":  # the sampler's first step from the zero start, and nothing else
+        t = torch.full((n,), schedule.num_steps - 1, dtype=torch.int64)
+        x_t = torch.zeros_like(x0)
+    else:
+        t = torch.randint(0, schedule.num_steps, (n,), generator=gen)
+        x_t = q_sample(x0, t, torch.randn(x0.shape, generator=gen), schedule)
+    x0_hat = net(x_t, t, batch.cond, batch.direction, keep)
     loss = denoising_loss(x0_hat, x0)
     if cfg.infonce_weight > 0:
         terms = []
@@ -164,6 +207,14 @@ def _record(sets: list[PairSet]) -> TrainingRecord:
     return TrainingRecord(train, val, baselines)
 
 
+def _install_anchors(net: Denoiser, record: TrainingRecord) -> None:
+    """Give ``net`` each direction's ridge map, fitted on the training pairs (``record``), as its anchor."""
+    for pb in record.baselines.values():
+        for qm, gm in ((pb.a, pb.b), (pb.b, pb.a)):
+            m = pb.linear("ridge", qm, gm)
+            net.set_anchor(Direction.of(qm, gm).index, *(torch.from_numpy(v) for v in (m.mu_src, m.weight, m.mu_tgt)))
+
+
 def train_bridge(
     pairs: dict[str, np.ndarray],
     *,
@@ -186,14 +237,27 @@ def train_bridge(
     schedule = NoiseSchedule(cfg.schedule, cfg.num_timesteps)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        net = Denoiser(DenoiserConfig(dim=dim, hidden=cfg.hidden, depth=cfg.depth, expansion=cfg.expansion))
-    batcher = Batcher(sets, cfg.batch_size, np.random.default_rng(cfg.seed + 1))
-    ema, history, steps, seen, seconds = _optimise(net, schedule, cfg, batcher, on_step)
-    directions = tuple(d for s in sets for d in directions_of_pair(s.a, s.b))
+        net = Denoiser(DenoiserConfig(dim=dim, hidden=cfg.hidden, depth=cfg.depth, expansion=cfg.expansion,
+                                      anchor=cfg.anchor))
     record = _record(sets)
-    bridge = Bridge(ema, schedule, cfg.sample, dict(encoder_fingerprints), directions, {}, cfg.to_dict(), record)
-    val, fusion = validate(bridge, sets, cfg.max_val_groups)
-    bridge = Bridge(ema, schedule, cfg.sample, dict(encoder_fingerprints), directions, fusion, cfg.to_dict(), record)
+    if cfg.anchor == "ridge":
+        _install_anchors(net, record)
+    only = Direction(cfg.only_direction) if cfg.only_direction else None
+    batcher = Batcher(sets, cfg.batch_size, np.random.default_rng(cfg.seed + 1), only)
+    ema, history, steps, seen, seconds = _optimise(net, schedule, cfg, batcher, on_step)
+    directions = tuple(d for s in sets for d in directions_of_pair(s.a, s.b) if only in (None, d))
+    if not directions:
+        raise ValueError(f"only_direction {cfg.only_direction!r} is not a direction of the pairs given")
+
+    def make(sample: SampleConfig, fusion: dict) -> Bridge:
+        return Bridge(ema, schedule, sample, dict(encoder_fingerprints), directions, fusion, cfg.to_dict(), record)
+
+    candidates = [cfg.sample]
+    if cfg.tune_sampler:
+        steps_grid = (1,) if cfg.objective == "regression" else cfg.steps_grid
+        candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
+    sample, val, fusion = validate(make, candidates, sets, cfg.max_val_groups)
+    bridge = make(sample, fusion)
     report = TrainReport(
         n_train={s.name: len(s.train_a) for s in sets},
         n_val={s.name: len(s.val_a) for s in sets},
@@ -206,6 +270,7 @@ def train_bridge(
         val=val,
         fusion={k: v.to_dict() for k, v in fusion.items()},
         num_parameters=ema.num_parameters(),
+        sample=asdict(sample),
     )
     return bridge, report
 

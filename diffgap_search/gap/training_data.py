@@ -18,7 +18,7 @@ import torch
 from ..errors import UsageError
 from .baselines import l2n
 from .diffusion import to_diffusion_space
-from .directions import PAIR_SETS, Modality, directions_of_pair
+from .directions import PAIR_SETS, Direction, Modality, directions_of_pair
 from .groups import validation_mask
 from .protocol import group_codes
 
@@ -97,10 +97,17 @@ class Batcher:
     A pair set contributes ``min(batch_size, n)`` distinct pairs per step (its batch shrinks when it has
     fewer pairs than the batch size: a pair never appears twice in a batch, where it would be its own
     InfoNCE negative), taken in permutation order and wrapping within the epoch. Half of them denoise
-    side A given B, the other half B given A (Bidirectional Split Training).
+    side A given B, the other half B given A (Bidirectional Split Training). With ``only`` (a direction:
+    the "no BST" ablation) every row of a pair set serving it denoises that direction, and pair sets that
+    do not serve it are left out.
     """
 
-    def __init__(self, sets: list[PairSet], batch_size: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self, sets: list[PairSet], batch_size: int, rng: np.random.Generator, only: Direction | None = None
+    ) -> None:
+        if only is not None:
+            sets = [s for s in sets if only in directions_of_pair(s.a, s.b)]
+        self.only = only
         self.sets = sets
         self.sizes = [min(batch_size, len(s.train_a)) for s in sets]
         self.codes = [group_codes(s.train_groups) for s in sets]
@@ -122,10 +129,12 @@ class Batcher:
         x0s, conds, dirs, codes, halves, start = [], [], [], [], [], 0
         for k, ps in enumerate(self.sets):
             idx = self.rows(k, step)
-            half = len(idx) // 2
             d_ab, d_ba = directions_of_pair(ps.a, ps.b)
+            half = len(idx) // 2 if self.only is None else (len(idx) if self.only == d_ab else 0)
             for tgt, cnd, rows, d in ((ps.train_a, ps.train_b, idx[:half], d_ab),
                                       (ps.train_b, ps.train_a, idx[half:], d_ba)):
+                if len(rows) == 0:
+                    continue
                 x0s.append(tgt[rows])
                 conds.append(cnd[rows])
                 dirs.append(np.full(len(rows), d.index))
