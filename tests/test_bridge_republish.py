@@ -16,7 +16,12 @@ from diffgap_search.gap.bridge import Bridge
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 from diffgap_search.store.catalog import Catalog, SegmentInput
-from diffgap_search.store.vector_index import REBUILD_KEY, Published, faiss_path, publish
+from diffgap_search.store.vector_index import (
+    REBUILD_KEY,
+    Published,
+    faiss_path,
+    publish,
+)
 
 D = 16
 
