@@ -53,7 +53,7 @@ def window_starts(n: int) -> list[int]:
     return starts
 
 
-def _embeds(out):  # noqa: ANN001, ANN202 - a tensor (transformers 4) or an output whose pooler_output it is (5)
+def _embeds(out):
     return out if hasattr(out, "numpy") else out.pooler_output
 
 
@@ -112,14 +112,21 @@ def competent_loop(paths: list[Path], model_dir: Path, out: Path, batch_size: in
     return {"windows": sum(len(e) for e in embs), "load_s": t1 - t0, "loop_s": time.perf_counter() - t1}
 
 
-def timed_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Run ``argv`` as a fresh process; ``(seconds from spawn to exit, stdout)``; raises on failure."""
+def timed_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``argv`` as a fresh process; ``(seconds from spawn to exit, CPU seconds, stdout)``; raises on failure.
+
+    CPU seconds are user + sys of the process and its children (decode workers): on a shared machine they
+    move less than wall time, so the report gives both ratios."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"{argv[:3]} exited {r.returncode}: {r.stderr[-2000:]}")
-    return seconds, r.stdout
+    return seconds, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, r.stdout
 
 
 def loop_process(kind: str, paths: list[Path], model_dir: Path, work: Path, batch_size: int) -> dict:
@@ -128,8 +135,8 @@ def loop_process(kind: str, paths: list[Path], model_dir: Path, work: Path, batc
     listing.write_text("\n".join(map(str, paths)))
     argv = [sys.executable, __file__, "--loop", kind, "--list", str(listing), "--model-dir", str(model_dir),
             "--batch-size", str(batch_size), "--loop-out", str(work / f"{kind}.npy")]
-    seconds, out = timed_process(argv)
-    return {**json.loads(out.strip().splitlines()[-1]), "seconds": seconds}
+    seconds, cpu, out = timed_process(argv)
+    return {**json.loads(out.strip().splitlines()[-1]), "seconds": seconds, "cpu_s": cpu}
 
 
 def engine_process(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_size: int) -> dict:
@@ -137,8 +144,8 @@ def engine_process(folder: Path, index_dir: Path, model_dir: Path, device: str, 
     exe = Path(sys.executable).with_name("dgsearch")
     argv = [str(exe), "index", str(folder), "--index", str(index_dir), "--model", str(model_dir), "--device",
             device, "--batch-size", str(batch_size), "--json"]
-    seconds, out = timed_process(argv, {"HF_HUB_OFFLINE": "1", "NO_COLOR": "1"})
-    return {"windows": json.loads(out)["windows_embedded"], "seconds": seconds}
+    seconds, cpu, out = timed_process(argv, {"HF_HUB_OFFLINE": "1", "NO_COLOR": "1"})
+    return {"windows": json.loads(out)["windows_embedded"], "seconds": seconds, "cpu_s": cpu}
 
 
 def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
@@ -288,8 +295,11 @@ def main() -> int:
     e2e, comp = res["engine_e2e"]["windows_per_s"], res["competent"]["windows_per_s"]
     nv = res["naive"]["windows_per_s"] if "naive" in res else float("nan")
     inproc, ceil = res["engine_in_process"]["windows_per_s"], res["ceiling"]["windows_per_s"]
+    cpu_per_window = {k: res[k]["cpu_s"] / res[k]["windows"] for k in ("engine_e2e", "competent", "naive") if k in res}
+    cpu_ratio = {k: v / cpu_per_window["engine_e2e"] for k, v in cpu_per_window.items()}
     payload = {"device": device, "clips": args.clips, "torch_threads": torch.get_num_threads(), **res,
                "engine_vs_competent_e2e": e2e / comp, "engine_vs_naive_e2e": e2e / nv,
+               "cpu_s_per_window": cpu_per_window, "engine_vs_by_cpu": cpu_ratio,
                "engine_vs_ceiling_in_process": inproc / ceil}
     bf = res["bf16_cosine_to_fp32"]
     table = [("run", "windows", "seconds", "windows/s", "engine ÷ it"),
@@ -303,7 +313,9 @@ def main() -> int:
              (f"encoder alone in process, pre-decoded, batch {args.batch_size} ({info['audio_dtype']}), best of 3",
               ceil_n, f"{ceil_s:.1f}", f"{ceil:.2f}", f"{inproc / ceil:.0%} (in process)"),
              ("engine in process: index_folder, model loaded", eng_n, f"{eng_s:.1f}", f"{inproc:.2f}", "–")]
-    notes = [("full-size laion/clap-htsat-unfused architecture, random weights; clips 10–30 s at 44.1/48/32 kHz;"
+    notes = [("engine ÷ it by CPU seconds per window (user + sys, steadier on a shared machine): "
+              + ", ".join(f"{k} {v:.2f}×" for k, v in cpu_ratio.items() if k != "engine_e2e")),
+             ("full-size laion/clap-htsat-unfused architecture, random weights; clips 10–30 s at 44.1/48/32 kHz;"
               " fresh-process times include Python start, imports and model load"),
              f"model load inside the loops: competent {res['competent']['load_s']:.1f} s"
              + (f", naive {res['naive']['load_s']:.1f} s" if "naive" in res else ""),
