@@ -5,7 +5,8 @@ clustered, anisotropic draw) into a real catalog, and their bridged text-side ve
 audio vector moved by a fixed modality-gap offset plus noise, re-normalised — deriving them with the bridge
 would cost an hour of DDIM at 10⁶ on 2 cores and the query does not care where they came from), records a
 DiffGAP bridge of the default architecture (≈ 4.3 M parameters, DDIM 4 steps) trained briefly on synthetic
-pairs for the catalog's encoder, and publishes both spaces' FAISS files as ``dgsearch index``/``train`` do
+pairs for the catalog's encoder (fusion weights fixed at 0.2 raw, 0.2 bridged query, 0.6 bridged items, so that
+all three terms run), and publishes both spaces' FAISS files as ``dgsearch index``/``train`` do
 (IVF-Flat above 50 000 vectors). Then ``Searcher.search`` runs text queries (top 10 per file), timed:
 
 - encode: the text tower (full-size CLAP architecture, random weights; the engine's precision);
@@ -79,6 +80,13 @@ def install_bridge(index_dir: Path, audio: np.ndarray, seed: int) -> tuple[dict,
         pairs = {"audio": audio[pick], "text": _unit(as_text[pick] + rng.standard_normal((4000, D)).astype(np.float32) * 0.02)}
         bridge, report = train_bridge(pairs, cfg=TrainConfig(epochs=1, batch_size=256, seed=0),
                                       encoder_fingerprints=encoder_fingerprints(cat))
+        # Every term weighted, so the query runs all three FAISS searches (the tuner may zero the raw term
+        # on synthetic pairs, which would time an easier query than a real index may serve).
+        from diffgap_search.gap.bridge import _fusion_key
+        from diffgap_search.gap.directions import Modality
+        from diffgap_search.gap.fusion import FusionConfig
+
+        bridge._fusion[_fusion_key(Modality("text"), Modality("audio"))] = FusionConfig(0.2, 0.2, 0.6)
         bridge.save(index_dir / bridge_file_name(bridge))
         for lo in range(0, len(audio), 100_000):
             with cat.batch():
