@@ -332,12 +332,16 @@ class Searcher:
         row_of = {sid: j for j, sid in enumerate(ids)}
         num = np.zeros(len(ids), np.float64)
         den = np.zeros(len(ids), np.float64)
+        read: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (rows, (M, D) vectors): read once
         for term in terms:  # one matrix product per term, not a Python loop over candidates
-            vecs = self.catalog.vectors_of(term.space, ids)
-            if not vecs:
+            if term.space not in read:
+                vecs = self.catalog.vectors_of(term.space, ids)
+                read[term.space] = (np.fromiter((row_of[sid] for sid in vecs), np.int64, len(vecs)),
+                                    np.stack(list(vecs.values())) if vecs else np.zeros((0, 0), np.float32))
+            rows, mat = read[term.space]
+            if not len(rows):
                 continue
-            rows = np.fromiter((row_of[sid] for sid in vecs), np.int64, len(vecs))
-            sims = (np.stack(list(vecs.values())) @ term.queries.T).max(axis=1)  # (M,) best over the query rows
+            sims = (mat @ term.queries.T).max(axis=1)  # (M,) best over the query rows
             num[rows] += term.weight * sims.astype(np.float64)
             den[rows] += term.weight
         return {sid: float(n / d) for sid, n, d in zip(ids, num, den) if d > 0}
