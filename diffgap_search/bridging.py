@@ -18,6 +18,7 @@ from diffgap_search.errors import BridgeUnavailableError, IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import reading
 from diffgap_search.store.settings import stored_encoder
+from diffgap_search.store.vector_index import REBUILD_KEY
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
@@ -141,6 +142,10 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
             catalog.delete_space(space)
             catalog.conn.execute("UPDATE vectors SET space = ? WHERE space = ?", (space, space + STAGING_SUFFIX))
         catalog.set_meta({"bridge": {**record, "file": bridge_file_name(bridge)}})
+        # The bridged vectors changed under the same segment ids: their FAISS files must be rebuilt, not
+        # updated (an incremental publish only adds ids above the old maximum and would keep the old vectors).
+        marked = set(catalog.get_meta(REBUILD_KEY) or []) | set(BRIDGED_SPACES)
+        catalog.set_meta({REBUILD_KEY: sorted(marked)})
 
 
 def bridge_record(bridge: Bridge, report: Any) -> dict[str, Any]:

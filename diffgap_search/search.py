@@ -424,15 +424,21 @@ class Searcher:
         """Exact fused scores of the union of candidates; a term a segment has no vector for is left out
         of that segment's weighted mean."""
         ids = sorted(set().union(*found))
+        row_of = {sid: j for j, sid in enumerate(ids)}
         num = np.zeros(len(ids), np.float64)
         den = np.zeros(len(ids), np.float64)
-        for term in terms:
-            vecs = self.catalog.vectors_of(term.space, ids)
-            for j, sid in enumerate(ids):
-                v = vecs.get(sid)
-                if v is not None:
-                    num[j] += term.weight * float((term.queries @ v).max())
-                    den[j] += term.weight
+        read: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (rows, (M, D) vectors): read once
+        for term in terms:  # one matrix product per term, not a Python loop over candidates
+            if term.space not in read:
+                vecs = self.catalog.vectors_of(term.space, ids)
+                read[term.space] = (np.fromiter((row_of[sid] for sid in vecs), np.int64, len(vecs)),
+                                    np.stack(list(vecs.values())) if vecs else np.zeros((0, 0), np.float32))
+            rows, mat = read[term.space]
+            if not len(rows):
+                continue
+            sims = (mat @ term.queries.T).max(axis=1)  # (M,) best over the query rows
+            num[rows] += term.weight * sims.astype(np.float64)
+            den[rows] += term.weight
         return {sid: float(n / d) for sid, n, d in zip(ids, num, den) if d > 0}
 
     def _delta_count(self, space: str, index: LoadedIndex) -> int:

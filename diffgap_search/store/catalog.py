@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
 
 CATALOG_NAME = "catalog.sqlite"
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 # SQLite's messages for SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY and SQLITE_CANTOPEN.
@@ -40,9 +43,20 @@ CONNECTION_PRAGMAS: dict[str, int] = {"busy_timeout": 30_000, "foreign_keys": 1,
 class Catalog:
     """An open ``catalog.sqlite``. Use :meth:`open`; close with :meth:`close` or as a context manager."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._db: Any = None
         self.path = path
+
+    @property
+    def db(self) -> Any:
+        """sqlite-utils' ``Database`` over this connection, made on first use (a writer's transactions):
+        a reader (``dgsearch query``) never imports sqlite-utils, a tenth of a cold query's overhead."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self._conn)
+        return self._db
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -61,14 +75,13 @@ class Catalog:
             index_dir.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
-            db = sqlite_utils.Database(conn)
             for name, value in CONNECTION_PRAGMAS.items():
                 conn.execute(f"PRAGMA {name} = {value}")
-            tables = set(db.table_names())
+            tables = _table_names(conn)
             if not tables and create:
-                db.enable_wal()
+                conn.execute("PRAGMA journal_mode = wal")
                 create_schema(conn)
-                tables = set(db.table_names())
+                tables = _table_names(conn)
             if "meta" not in tables:
                 raise CorruptIndexError(f"{path} is not a diffgap-search catalog (no meta table)")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -95,14 +108,14 @@ class Catalog:
             raise CorruptIndexError(
                 f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
             ) from exc
-        return cls(db, path)
+        return cls(conn, path)
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        return self._conn
 
     def close(self) -> None:
-        self.db.close()
+        self._conn.close()
 
     def __enter__(self) -> Catalog:
         return self

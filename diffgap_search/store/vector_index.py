@@ -50,6 +50,9 @@ class Published:
         return None if rec is None else cls(**rec)
 
 
+REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (their vectors were replaced)
+
+
 def faiss_path(index_dir: Path, space: str, generation: int) -> Path:
     return index_dir / f"{space}.{generation}.faiss"
 
@@ -170,15 +173,19 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     """Bring ``space``'s FAISS file up to date with the catalog and publish it as a new generation (writer
     only, under the writer lock, outside any open transaction).
 
-    Incremental where the published file is usable and its index type still fits the size (remove deleted
-    ids, add ids above the old ``max_id``); rebuilt from the catalog otherwise. The record is committed
+    Incremental where the published file is usable, its index type still fits the size and the space is not
+    marked for a rebuild (remove deleted ids, add ids above the old ``max_id``); rebuilt from the catalog
+    otherwise. A space whose stored vectors were replaced under the same ids (a bridged space after a new
+    bridge) is marked in ``meta["rebuild_faiss"]`` by the transaction that replaced them, so a kill before
+    this publish leaves the mark for the next one; it is cleared with the new record. The record is committed
     durably (fsynced) before older generations are deleted, and those are deleted only when no reader can
     still need them (``generations.remove_stale_files``; otherwise the next run does it).
     """
     n = catalog.count_vectors(space)
     wanted = index_kind_for(n, cfg)
     pub = Published.read(catalog, space)
-    current = open_published(index_dir, space, pub, cfg) if pub is not None else None
+    marked = list(catalog.get_meta(REBUILD_KEY) or [])
+    current = open_published(index_dir, space, pub, cfg) if pub is not None and space not in marked else None
     if current is not None and current.kind == wanted:
         index = current.index
         after_id = current.max_id if _remove_deleted(index, catalog, space, current.kind) else 0
@@ -194,7 +201,8 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     size, crc = write_atomic(index, faiss_path(index_dir, space, generation))
     record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc)
     with catalog.durable():
-        catalog.set_meta({f"faiss.{space}": record.__dict__})
+        catalog.set_meta({f"faiss.{space}": record.__dict__, **({REBUILD_KEY: [m for m in marked if m != space]}
+                                                                 if space in marked else {})})
     remove_stale_files(index_dir, space, keep=generation)
     return record
 
