@@ -181,13 +181,9 @@ def query(
         raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     q.kind  # validates: exactly one query
-    from diffgap_search.keyword_search import check_mode
-    from diffgap_search.search_filters import parse_range
+    from diffgap_search.search_options import search_options
 
-    low, high = parse_range(duration) if duration is not None else (None, None)
-    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
-                       mode=check_mode(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
-                       channels=channels, folder=folder)
+    cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
                   use_bridge=not no_bridge, load_video_encoder=_query_video_loader) as searcher:
         result = searcher.search(q, cfg)

@@ -44,11 +44,14 @@ from diffgap_search.errors import (
 from diffgap_search.info import index_info
 from diffgap_search.media.discover import VIDEO_EXTENSIONS
 from diffgap_search.search import Query
+from diffgap_search.search_options import DEFAULT_MODE, search_options
 from diffgap_search.serve import media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
+               "favicon-32x32.png": "image/png"}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MULTIPART_SLACK = 64 * 1024  # form fields and part headers around an upload
 
@@ -69,11 +72,12 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0]
 
 
-def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool) -> SearchConfig:
-    """The ``SearchConfig`` the CLI builds from the same flags (and its same ``--kind`` check)."""
-    if kind not in (None, "audio", "video"):
-        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
-    return SearchConfig(top_k=k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
+def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
+                  mode: str = DEFAULT_MODE, duration: str | None = None, sample_rate: int | None = None,
+                  channels: int | None = None, folder: str | None = None) -> SearchConfig:
+    """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
+    defaults — hybrid ranking)."""
+    return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
 
 
 class BodyLimit:
@@ -128,7 +132,7 @@ class BodyLimit:
 
 def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
     """The application over ``shared``'s index (see the module docstring for its routes)."""
-    app = FastAPI(title="dgsearch serve", version=__version__,
+    app = FastAPI(title="dgsearch serve", version=__version__, docs_url=None, redoc_url=None,
                   description="Search sound by words, by example (an audio or video file) or by a hit; listen.")
     index_dir = cfg.index_dir
     pages = {name: _static(name) for name in STATIC_FILES}
@@ -178,6 +182,26 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
     def index_page() -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI over ``/openapi.json``, its script and style served from the swagger-ui-bundle package
+        (FastAPI's default page loads them from a CDN, which fails offline)."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="dgsearch serve — API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        if name not in DOCS_ASSETS:  # a fixed set of names: the request never names a path
+            raise StarletteHTTPException(404)
+        from swagger_ui_bundle import swagger_ui_path
+
+        data = (Path(str(swagger_ui_path)) / name).read_bytes()
+        return Response(data, media_type=DOCS_ASSETS[name], headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in pages:  # a fixed set of names: the request never names a path
@@ -194,13 +218,18 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         glob: Optional[str] = Param(None, description="Only paths matching this glob (file name if no '/')."),
         segments: bool = Param(False, description="Every matching window, not the best per file."),
         no_bridge: bool = Param(False, description="Plain cosine search, without the DiffGAP bridge."),
+        mode: str = Param(DEFAULT_MODE, description="hybrid (embeddings + keywords), semantic or keyword (no model)."),
+        duration: Optional[str] = Param(None, description="Only files lasting MIN..MAX seconds."),
+        sample_rate: Optional[int] = Param(None, ge=1, description="Only files at this sample rate (Hz)."),
+        channels: Optional[int] = Param(None, ge=1, description="Only files with this many channels."),
+        folder: Optional[str] = Param(None, description="Only files below this folder (or with a folder of this name)."),
     ) -> dict[str, Any]:
-        """The same JSON as ``dgsearch query --json`` (``query_kind``, ``hits``, ``timings_ms``)."""
+        """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``)."""
         if q is not None and not q.strip():
             raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
         query = Query(text=q, segment_id=like)
         query.kind  # noqa: B018 - validates: exactly one query
-        sc = search_config(k, min_score, kind, glob, segments)
+        sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
         return shared.search(query, sc, use_bridge=not no_bridge).to_dict()
 
     @app.post("/api/search/file", summary="Search with an audio or video file")
@@ -215,6 +244,10 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         glob: Optional[str] = Form(None),
         segments: bool = Form(False),
         no_bridge: bool = Form(False),
+        duration: Optional[str] = Form(None),
+        sample_rate: Optional[int] = Form(None, ge=1),
+        channels: Optional[int] = Form(None, ge=1),
+        folder: Optional[str] = Form(None),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
@@ -226,7 +259,7 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
             media_kind = "video" if suffix in VIDEO_EXTENSIONS or (file.content_type or "").startswith("video/") else "audio"
         if media_kind not in ("audio", "video"):
             raise UsageError(f"media must be 'audio' or 'video', got {media_kind!r}")
-        sc = search_config(k, min_score, kind, glob, segments)
+        sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder)
         with tempfile.TemporaryDirectory(prefix="dgsearch-upload-") as tmp:
             path = Path(tmp) / f"query{suffix}"
             with open(path, "wb") as out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -62,6 +63,20 @@ def test_text_search_is_dgsearch_query_json(served: Served, serve_corpus: ServeC
         ("perc_bell.flac", 0.0)]
     videos = httpx.get(served.url + "api/search", params={"q": "tone", "kind": "video"}).json()["hits"]
     assert [(os.path.basename(h["path"]), h["kind"]) for h in videos] == [("testsrc.mp4", "video")]
+    # the CLI's defaults (hybrid) and its ranking modes and filters, through the same search_options
+    for params, flags in (({"q": "bell"}, ["bell"]),
+                          ({"q": "perc bell", "mode": "keyword"}, ["perc bell", "--mode", "keyword"]),
+                          ({"q": "drum", "mode": "semantic", "duration": "..5"},
+                           ["drum", "--mode", "semantic", "--duration", "..5"])):
+        got = httpx.get(served.url + "api/search", params=params).json()
+        want = cli_json(*flags, "--index", serve_corpus.index)
+        same_hits(got, want)
+        assert got["mode"] == want["mode"] == params.get("mode", "hybrid")
+    keyword = httpx.get(served.url + "api/search", params={"q": "perc bell", "mode": "keyword"}).json()
+    assert os.path.basename(keyword["hits"][0]["path"]) == "perc_bell.flac"
+    bad = httpx.get(served.url + "api/search", params={"q": "bell", "mode": "fuzzy"})
+    assert bad.status_code == 400 and bad.json()["exit_code"] == 2
+    assert bad.json()["message"] == "--mode must be one of hybrid, semantic, keyword, got 'fuzzy'"
 
 
 def test_search_by_uploaded_audio_is_query_by_example(served: Served, serve_corpus: ServeCorpus) -> None:
@@ -110,9 +125,19 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     spec = httpx.get(served.url + "openapi.json").json()
     assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
-    assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge"}
+    assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge", "mode", "duration",
+                      "sample_rate", "channels", "folder"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
+    # /docs works offline: every script and style it names is served by this server, none from a CDN
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert sorted(assets) == ["/docs-assets/favicon-32x32.png", "/docs-assets/swagger-ui-bundle.js",
+                              "/docs-assets/swagger-ui.css"]
+    for asset in assets:
+        got = httpx.get(served.url + asset.lstrip("/"))
+        assert got.status_code == 200 and len(got.content) > 500
+    assert httpx.get(served.url + "docs-assets/index.html").status_code == 404
+    assert httpx.get(served.url + "docs-assets/..%2F__init__.py").status_code == 404
     page = httpx.get(served.url)
     assert page.status_code == 200 and '<ol id="hits"' in page.text
     assert httpx.get(served.url + "static/app.js").headers["content-type"].startswith("text/javascript")
