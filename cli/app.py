@@ -32,6 +32,16 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", help="Audio/text model: hub id, local directory, LAION-CLAP .pt checkpoint, or aisfx (audio only). Default: the index's model, else laion/clap-htsat-unfused."),
 ]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")]
+GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")]
+SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
+PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
+DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
+SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, help="Only files at this sample rate (Hz, as the file states it).")]
+ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")]
+FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
 
@@ -149,41 +159,38 @@ def query(
     like: Annotated[Optional[int], typer.Option("--like", help="More like this: an indexed window's segment_id (from --json output).")] = None,
     start: Annotated[Optional[float], typer.Option("--start", min=0, help="Use the query file from this second.")] = None,
     end: Annotated[Optional[float], typer.Option("--end", min=0, help="Use the query file up to this second.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")] = None,
-    glob: Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")] = None,
-    segments: Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")] = False,
+    top_k: TopKOpt = 10,
+    min_score: MinScoreOpt = None,
+    kind: KindOpt = None,
+    glob: GlobOpt = None,
+    segments: SegmentsOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
-    paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
+    paths: PathsOpt = False,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = "hybrid",
-    duration: Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")] = None,
-    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", min=1, help="Only files at this sample rate (Hz, as the file states it).")] = None,
-    channels: Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")] = None,
-    folder: Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")] = None,
+    duration: DurationOpt = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = None,
+    folder: FolderOpt = None,
 ) -> None:
     """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
-    from diffgap_search.config import SearchConfig, resolve_index_dir
+    from diffgap_search.config import resolve_index_dir
     from diffgap_search.errors import UsageError
     from diffgap_search.search import Query, Searcher
+    from diffgap_search.search_options import search_options
 
     from diffgap_search.cli.output import print_hits
 
     fmt = _fmt(json_, jsonl, paths)
-    if kind not in (None, "audio", "video"):
-        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
+    cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
     if text is not None and not text.strip():
         raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     q.kind  # validates: exactly one query
-    from diffgap_search.search_options import search_options
-
-    cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
                   use_bridge=not no_bridge, load_video_encoder=_query_video_loader) as searcher:
         result = searcher.search(q, cfg)
@@ -194,30 +201,32 @@ def query(
 @handle_errors
 def similar(
     target: Annotated[str, typer.Argument(help="A file (indexed: its stored vectors; else embedded) or a segment id.")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")] = None,
-    glob: Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")] = None,
-    segments: Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")] = False,
+    top_k: TopKOpt = 10,
+    min_score: MinScoreOpt = None,
+    kind: KindOpt = None,
+    glob: GlobOpt = None,
+    segments: SegmentsOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
-    paths: Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")] = False,
+    paths: PathsOpt = False,
+    duration: DurationOpt = None,
+    sample_rate: SampleRateOpt = None,
+    channels: ChannelsOpt = None,
+    folder: FolderOpt = None,
 ) -> None:
     """Sounds like one file or window of the library (its own file left out)."""
-    from diffgap_search.config import SearchConfig, resolve_index_dir
-    from diffgap_search.errors import UsageError
+    from diffgap_search.config import resolve_index_dir
     from diffgap_search.search import Searcher
+    from diffgap_search.search_options import search_options
     from diffgap_search.similar import similar as find_similar
 
     from diffgap_search.cli.output import print_hits
 
     fmt = _fmt(json_, jsonl, paths)
-    if kind not in (None, "audio", "video"):
-        raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
-    cfg = SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments)
+    cfg = search_options(top_k, min_score, kind, glob, segments, "semantic", duration, sample_rate, channels, folder)
     with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
         result = find_similar(searcher, target, cfg)
     print_hits(result, fmt=fmt)

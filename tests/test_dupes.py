@@ -109,6 +109,14 @@ def test_similar_finds_the_copies_of_a_file_a_window_and_an_outside_file(
     assert r.exit_code == 0, r.output
     hits = json.loads(r.stdout)["hits"]
     assert {Path(h["path"]).name for h in hits} == copies and hits[0]["score"] > hits[-1]["score"] - 1e-6
+    # the filters of dgsearch query apply before top-k: the trimmed copy is the one file 0.5 s shorter
+    own_duration = next(h for h in hits if h["path"].endswith("perc_bell_mp3.mp3"))["end_s"]
+    short = dg("similar", library / "perc_bell.flac", "--index", index, "-k", "4", "--json",
+               "--duration", f"..{own_duration - 0.25}")
+    assert short.exit_code == 0, short.output
+    assert [Path(h["path"]).name for h in json.loads(short.stdout)["hits"]][:1] == ["perc_bell_trim.flac"]
+    mp3 = dg("similar", library / "perc_bell.flac", "--index", index, "--sample-rate", "1", "--json")
+    assert mp3.exit_code == 0 and json.loads(mp3.stdout)["hits"] == []
     with Searcher(index, load_encoder) as searcher:
         own = searcher.catalog.file_by_key(path_key(library / "perc_bell.flac"))
         assert own is not None

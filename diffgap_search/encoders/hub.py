@@ -92,19 +92,27 @@ def _repo_cache(repo_id: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
 
 
+def cached_commit(folder: Path, revision: str | None) -> str | None:
+    """The commit a repository's cache ``folder`` records for ``revision`` (a commit id is itself; a branch
+    or tag is read from ``refs/``), or None when the cache knows none."""
+    wanted = revision or "main"
+    if _COMMIT.fullmatch(wanted):
+        return wanted
+    try:
+        commit = (folder / "refs" / wanted).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return commit if _COMMIT.fullmatch(commit) else None
+
+
 def _cached_snapshot(repo_id: str, revision: str | None, role: Role) -> HubSnapshot | None:
     """The cached snapshot of ``repo_id`` at ``revision`` when it holds all a ``role`` loader needs."""
     folder = _repo_cache(repo_id)
-    wanted = revision or "main"
-    if _COMMIT.fullmatch(wanted):
-        commit = wanted
-    else:
-        try:
-            commit = (folder / "refs" / wanted).read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
+    commit = cached_commit(folder, revision)
+    if commit is None:
+        return None
     snapshot = folder / "snapshots" / commit
-    if not _COMMIT.fullmatch(commit) or not snapshot.is_dir():
+    if not snapshot.is_dir():
         return None
     try:
         if missing_in_folder(snapshot, role):

@@ -15,8 +15,8 @@ from diffgap_search.encoders.download_progress import (
     NoDownloadProgress,
 )
 from diffgap_search.encoders.hub import (
-    _COMMIT,
     HubSnapshot,
+    cached_commit,
     _fetch_file,
     _record_ref,
     _repo_cache,
@@ -48,17 +48,12 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None, *,
 
 def _cached(repo_id: str, filename: str, revision: str | None) -> tuple[Path, HubSnapshot] | None:
     folder = _repo_cache(repo_id)
-    wanted = revision or "main"
-    if _COMMIT.fullmatch(wanted):
-        commit = wanted
-    else:
-        try:
-            commit = (folder / "refs" / wanted).read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
+    commit = cached_commit(folder, revision)
+    if commit is None:
+        return None
     snapshot = folder / "snapshots" / commit
     path = snapshot / filename
-    if not _COMMIT.fullmatch(commit) or not path.is_file():
+    if not path.is_file():
         return None
     return path, HubSnapshot(snapshot, repo_id, revision, commit)
 
