@@ -45,8 +45,10 @@ TEST_MODULUS = 10  # one group in ten is held out
 CAPTION_CHOICES = ("sidecars", "names", "all")
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
-# the embedded tags that describe a sound, in this order, become weak captions (artist/library do not)
-WEAK_CAPTION_TAGS = ("title", "description", "keywords", "category", "comment")
+# the embedded tags that describe a sound, in this order, become weak captions; artist and library do not,
+# nor comments: in real files they are mostly tool notes and links ("Processed by SoX", a freesound URL, as
+# Debian's sonic-pi-samples carry), which would teach the bridge that such words describe a sound
+WEAK_CAPTION_TAGS = ("title", "description", "keywords", "category")
 
 
 @dataclass(frozen=True)

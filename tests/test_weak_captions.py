@@ -96,6 +96,8 @@ def test_index_pairs_pair_every_window_with_its_name(named_index: Path, library:
                              tags_of=lambda f: ["Sonic Pi sample"] if f.path.endswith("_00_48k.flac") else [])
     assert len(files) == N_FILES and n_windows == N_FILES  # every one of these recordings is shorter than 10 s
     assert len(sidecars) == 0 and "text" not in sidecars.arrays
+    # one caption per file: these real files' tags are comments ("Processed by SoX", freesound links) and
+    # track numbers, which are not captions (pairs.WEAK_CAPTION_TAGS)
     assert len(names) == n_windows and names.caption_counts() == {"sidecar": 0, "name": n_windows}
     assert names.weak_mask().all()
     want = encoder.embed_text([expected[Path(f.path).name] for f in files])

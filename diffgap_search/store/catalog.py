@@ -89,7 +89,7 @@ class Catalog:
                 raise CorruptIndexError(f"{path} has no valid schema version: move it aside and index again")
             check_version(int(row[0]), str(index_dir))
             if migrate(conn, int(row[0])):  # an older catalog is upgraded in place, in one transaction
-                tables = set(db.table_names())
+                tables = _table_names(conn)
             missing = sorted(_TABLES - tables)
             if missing:
                 raise CorruptIndexError(
