@@ -15,9 +15,10 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from diffgap_search.encoders.download_progress import DownloadProgress, NoDownloadProgress, tqdm_bridge
 from diffgap_search.encoders.fingerprint import file_sha256
@@ -26,6 +27,7 @@ from diffgap_search.errors import ModelUnavailableError
 
 LOCAL_COPY_HINT = "pass --model DIR with a local copy (config.json, the weights, tokenizer and preprocessor files)"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+T = TypeVar("T")
 _QUIET_BELOW = 1_000_000  # bytes: config and tokenizer files download without a progress line
 
 
@@ -67,17 +69,24 @@ def fetch_model(
     Flax or ONNX files), each weights file is checked against the sha256 the hub states for it, and the
     branch or tag is recorded in the cache's ``refs/`` so the next run finds the snapshot offline.
     """
+    return cache_first(repo_id, revision, lambda: _cached_snapshot(repo_id, revision, role),
+                       lambda: _download(repo_id, revision, role, progress or NoDownloadProgress()))
+
+
+def cache_first(repo_id: str, revision: str | None, cached: Callable[[], T | None], download: Callable[[], T]) -> T:
+    """``cached()`` when it finds what is wanted, else (unless ``HF_HUB_OFFLINE``) ``download()``; every
+    failure becomes one user-facing ModelUnavailableError naming the repository and revision."""
     offline = hub_offline()
     try:
-        cached = _cached_snapshot(repo_id, revision, role)
+        found = cached()
     except Exception as error:  # noqa: BLE001 - e.g. an invalid repo id
         raise _translate(error, repo_id, revision, offline) from error
-    if cached is not None:
-        return cached
+    if found is not None:
+        return found
     if offline:
         raise _translate(LookupError("not cached"), repo_id, revision, offline)
     try:
-        return _download(repo_id, revision, role, progress or NoDownloadProgress())
+        return download()
     except ModelUnavailableError:
         raise
     except Exception as error:  # noqa: BLE001 - every failure becomes one user-facing error

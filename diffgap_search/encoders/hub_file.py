@@ -16,12 +16,11 @@ from diffgap_search.encoders.download_progress import (
 )
 from diffgap_search.encoders.hub import (
     HubSnapshot,
-    cached_commit,
     _fetch_file,
     _record_ref,
     _repo_cache,
-    _translate,
-    hub_offline,
+    cache_first,
+    cached_commit,
 )
 from diffgap_search.errors import ModelUnavailableError
 
@@ -29,21 +28,8 @@ from diffgap_search.errors import ModelUnavailableError
 def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None, *,
                    progress: DownloadProgress | None = None) -> tuple[Path, HubSnapshot]:
     """``(local path of filename, the snapshot it belongs to)`` for ``repo_id`` at ``revision``."""
-    offline = hub_offline()
-    try:
-        cached = _cached(repo_id, filename, revision)
-    except Exception as error:
-        raise _translate(error, repo_id, revision, offline) from error
-    if cached is not None:
-        return cached
-    if offline:
-        raise _translate(LookupError("not cached"), repo_id, revision, offline)
-    try:
-        return _download(repo_id, filename, revision, progress or NoDownloadProgress())
-    except ModelUnavailableError:
-        raise
-    except Exception as error:
-        raise _translate(error, repo_id, revision, offline) from error
+    return cache_first(repo_id, revision, lambda: _cached(repo_id, filename, revision),
+                       lambda: _download(repo_id, filename, revision, progress or NoDownloadProgress()))
 
 
 def _cached(repo_id: str, filename: str, revision: str | None) -> tuple[Path, HubSnapshot] | None:
