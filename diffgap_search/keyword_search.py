@@ -18,9 +18,10 @@ window, with the bridge when there is one) and the keyword search's files, each 
 ordered by path, then start. A fused hit shows the embedding search's best window when that ranking holds
 the file, else the whole file. ``--min-score`` applies to the embedding ranking's cosines before fusion.
 
-Hybrid needs words and a model that embeds them: an audio or video query, an index built with an audio-only
-model (aisfx: a text query is refused there with exit 13, as in semantic mode) or ``--segments`` (windows,
-not files) get the semantic search alone, and the result says so (``mode`` and ``note``).
+Hybrid needs words and a model that embeds them: an audio or video query and ``--segments`` (windows, not
+files) get the semantic search alone; words on an index built with an audio-only model (aisfx) get the
+keyword search alone (``--mode semantic`` refuses them there with exit 13); the result says so (``mode``
+and ``note``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
     if mode == "keyword":
         return search_keyword(searcher.catalog, query.text if kind == "text" else None, cfg)
     semantic_cfg = replace(cfg, mode="semantic")
+    if mode == "hybrid" and kind == "text" and not _embeds_words(searcher.catalog):
+        result = search_keyword(searcher.catalog, query.text, cfg)  # words, and a model that cannot embed them
+        result.note = "the index's model embeds audio only: keyword search only"
+        return result
     reason = _semantic_only(searcher.catalog, kind, cfg)
     if mode == "semantic" or reason is not None:
         result = searcher.search(query, semantic_cfg)
@@ -153,6 +158,9 @@ def _semantic_only(catalog: Catalog, kind: str, cfg: SearchConfig) -> str | None
         return f"{'an' if kind == 'audio' else 'a'} {kind} query has no words: semantic search only"
     if not cfg.group_by_file:
         return "--segments lists windows: semantic search only"
-    if stored_encoder(catalog) is not None and not embeds(catalog, "text"):
-        return "the index's model embeds audio only: semantic search only"
     return None
+
+
+def _embeds_words(catalog: Catalog) -> bool:
+    """False when the index's recorded model embeds audio only (aisfx); True while none is recorded yet."""
+    return stored_encoder(catalog) is None or embeds(catalog, "text")

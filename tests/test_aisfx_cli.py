@@ -50,9 +50,13 @@ def test_info_shows_an_audio_only_model_at_its_own_rate(sfx_index: tuple[Path, l
     assert summary["dim"] == 512 and summary["files"] == len(sounds)
 
 
-def test_a_text_query_is_refused_with_exit_13(sfx_index: tuple[Path, list[RealSound]]) -> None:
+def test_a_semantic_text_query_is_refused_with_exit_13(sfx_index: tuple[Path, list[RealSound]]) -> None:
     index, _ = sfx_index
-    result = CliRunner().invoke(app, ["query", "a tabla", "--index", str(index)])
+    words = CliRunner().invoke(app, ["query", "a tabla", "--index", str(index), "--json"])  # default: hybrid
+    assert words.exit_code == 0, words.output
+    doc = json.loads(words.stdout)
+    assert (doc["mode"], doc["note"]) == ("keyword", "the index's model embeds audio only: keyword search only")
+    result = CliRunner().invoke(app, ["query", "a tabla", "--index", str(index), "--mode", "semantic"])
     assert result.exit_code == 13
     assert result.output.strip() == (
         f"dgsearch: error: index {index} was built with model 'aisfx', which embeds audio only: a text query "

@@ -194,8 +194,8 @@ def test_renames_and_captions_refresh_the_keyword_rows(library_index: tuple[Path
 @needs_ffmpeg
 def test_an_audio_only_index_searches_words_in_keyword_mode_only(library_index: tuple[Path, Path, Path],
                                                                  tmp_path: Path) -> None:
-    """On an index whose model embeds audio only (as aisfx), hybrid is the semantic search alone — a text
-    query is refused with exit 13 — while --mode keyword searches the names and tags."""
+    """On an index whose model embeds audio only (as aisfx), words in the default (hybrid) mode are searched by
+    keyword alone, with a note; --mode semantic refuses them with exit 13."""
     from diffgap_search.store.catalog import Catalog
 
     ix = tmp_path / "ix"
@@ -203,7 +203,12 @@ def test_an_audio_only_index_searches_words_in_keyword_mode_only(library_index: 
     with Catalog.open(ix) as cat:
         encoder = cat.get_meta("encoder")
         cat.set_meta({"encoder": {**encoder, "modalities": ["audio"]}})
-    refused = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix)])
+    refused = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix), "--mode", "semantic"])
     assert refused.exit_code == 13 and "embeds audio only: a text query cannot be searched" in refused.stderr
+    default = CliRunner().invoke(app, ["query", "wood door slam", "--index", str(ix), "--json"])
+    assert default.exit_code == 0, default.output
+    doc = json.loads(default.stdout)
+    assert (doc["mode"], doc["note"]) == ("keyword", "the index's model embeds audio only: keyword search only")
+    assert [Path(h["path"]).name for h in doc["hits"]] == [DOOR, "Tür-Knall (final).mp3"]
     found = CliRunner().invoke(app, ["query", "wood door slam", "--mode", "keyword", "--index", str(ix), "--paths"])
     assert found.exit_code == 0 and [Path(p).name for p in found.stdout.splitlines()] == [DOOR, "Tür-Knall (final).mp3"]
