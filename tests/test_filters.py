@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import diffgap_search.search as search_mod
+import diffgap_search.search_scoring as search_scoring
 from diffgap_search.config import FaissConfig, SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.tags import FileTags
@@ -79,7 +79,7 @@ def test_a_filter_keeping_3_of_200_files_returns_exactly_them(
     library: tuple[Path, Path, np.ndarray], flt: dict, exact_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index_dir, _, query = library
-    monkeypatch.setattr(search_mod, "EXACT_FILTER_SEGMENTS", exact_limit)
+    monkeypatch.setattr(search_scoring, "EXACT_FILTER_SEGMENTS", exact_limit)
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
         unfiltered, _, _ = s.search_vectors(query, "audio", SearchConfig(top_k=N_FILES))
         assert sorted(_paths(unfiltered)[-3:]) == RARE_NAMES  # last of all 200 without the filter

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
+from diffgap_search.store.vectors import VectorRows, id_chunks, vector_blob
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -40,7 +39,7 @@ _TABLES = frozenset({"files", "segments", "vectors", "captions", "meta", "file_i
 CONNECTION_PRAGMAS: dict[str, int] = {"busy_timeout": 30_000, "foreign_keys": 1, "synchronous": 1}  # 1 = NORMAL
 
 
-class Catalog:
+class Catalog(VectorRows):
     """An open ``catalog.sqlite``. Use :meth:`open`; close with :meth:`close` or as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -234,7 +233,7 @@ class Catalog:
                 seg_id = int(cur.lastrowid or 0)
                 self.conn.executemany(
                     "INSERT INTO vectors (space, segment_id, vector) VALUES (?, ?, ?)",
-                    [(space, seg_id, _blob(vec)) for space, vec in seg.vectors.items()],
+                    [(space, seg_id, vector_blob(vec)) for space, vec in seg.vectors.items()],
                 )
             self.conn.executemany(
                 "INSERT INTO captions (file_id, text, source) VALUES (?, ?, 'sidecar')",
@@ -308,7 +307,7 @@ class Catalog:
     def captions_of(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
         ids = list(file_ids)
         out: dict[int, list[str]] = {}
-        for chunk in _chunks(ids, 900):
+        for chunk in id_chunks(ids, 900):
             marks = ",".join("?" * len(chunk))
             for fid, text in self.conn.execute(
                 f"SELECT file_id, text FROM captions WHERE file_id IN ({marks}) ORDER BY id", chunk
@@ -320,7 +319,7 @@ class Catalog:
         """Segment id -> what to present; ids no longer in the catalog are simply absent."""
         ids = [int(i) for i in segment_ids]
         out: dict[int, HitRow] = {}
-        for chunk in _chunks(ids, 900):
+        for chunk in id_chunks(ids, 900):
             marks = ",".join("?" * len(chunk))
             for sid, fid, path, kind, start, end in self.conn.execute(
                 "SELECT s.id, f.id, f.path, f.kind, s.start_s, s.end_s FROM segments s"
@@ -329,64 +328,6 @@ class Catalog:
             ):
                 out[sid] = HitRow(sid, fid, path, kind, start, end)
         return out
-
-    def count_vectors(self, space: str) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
-
-    def max_segment_id(self, space: str) -> int:
-        row = self.conn.execute("SELECT max(segment_id) FROM vectors WHERE space = ?", (space,)).fetchone()
-        return int(row[0] or 0)
-
-    def spaces(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM vectors ORDER BY space")]
-
-    def read_vectors(
-        self, space: str, *, after_id: int = 0, dim: int | None = None, chunk_rows: int = 65_536
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream ``(ids (n,) int64, vectors (n, D) float32)`` chunks of one space, ordered by segment id."""
-        last = after_id
-        while True:
-            rows = self.conn.execute(
-                "SELECT segment_id, vector FROM vectors WHERE space = ? AND segment_id > ?"
-                " ORDER BY segment_id LIMIT ?",
-                (space, last, chunk_rows),
-            ).fetchall()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-            if dim is not None and vecs.shape[1] != dim:
-                raise CorruptIndexError(f"vectors of space {space!r} have dimension {vecs.shape[1]}, expected {dim}")
-            yield ids, vecs.astype(np.float32, copy=False)
-            last = int(ids[-1])
-
-    def vectors_of(self, space: str, segment_ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """segment id -> ``(D,) float32`` vector of ``space``; ids without one are absent."""
-        out: dict[int, np.ndarray] = {}
-        for chunk in _chunks([int(i) for i in segment_ids], 900):
-            marks = ",".join("?" * len(chunk))
-            for sid, blob in self.conn.execute(
-                f"SELECT segment_id, vector FROM vectors WHERE space = ? AND segment_id IN ({marks})", [space, *chunk]
-            ):
-                out[int(sid)] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-        return out
-
-    def put_vectors(self, space: str, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace ``vectors (n, D) float32`` of ``space`` for segment ``ids (n,)`` (caller's transaction)."""
-        self.conn.executemany(
-            "INSERT INTO vectors (space, segment_id, vector) VALUES (?, ?, ?)"
-            " ON CONFLICT(space, segment_id) DO UPDATE SET vector = excluded.vector",
-            [(space, int(i), _blob(v)) for i, v in zip(ids, vectors)],
-        )
-
-    def delete_space(self, space: str) -> None:
-        """Remove every vector of ``space`` (caller's transaction)."""
-        self.conn.execute("DELETE FROM vectors WHERE space = ?", (space,))
-
-    def live_ids(self, space: str) -> np.ndarray:
-        """``(n,) int64`` every segment id that has a vector in ``space``, ascending."""
-        rows = self.conn.execute("SELECT segment_id FROM vectors WHERE space = ? ORDER BY segment_id", (space,))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def stats(self) -> dict[str, Any]:
         q = self.conn.execute
@@ -401,15 +342,6 @@ class Catalog:
                 q("SELECT count(*) FROM files WHERE kind = 'video' AND has_audio = 0 AND status = 'ok'").fetchone()[0]
             ),
         }
-
-
-def _blob(vec: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
-
-
-def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(seq), n):
-        yield list(seq[i : i + n])
 
 
 __all__ = ["CATALOG_NAME", "CONNECTION_PRAGMAS", "SCHEMA_VERSION", "Catalog", "FileRow", "HitRow", "SegmentInput"]

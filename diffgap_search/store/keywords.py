@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+
+from diffgap_search.store.vectors import id_chunks
 
 # name, folders, captions, tags: a word of the file name counts most, then captions and tags, then folders
 COLUMN_WEIGHTS = (4.0, 1.0, 2.0, 2.0)
@@ -95,7 +97,7 @@ def coverage(conn: sqlite3.Connection, text: str, file_ids: Sequence[int]) -> di
     held = dict.fromkeys(ids, 0)
     for token in tokens:
         expr = '"' + token.replace('"', '""') + '"'
-        for chunk in _chunks(ids, 500):
+        for chunk in id_chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for (fid,) in conn.execute(f"SELECT rowid FROM keywords WHERE keywords MATCH ? AND rowid IN ({marks})",
                                        (expr, *chunk)):
@@ -107,7 +109,7 @@ def refresh(conn: sqlite3.Connection, file_ids: Iterable[int]) -> None:
     """Rebuild the keyword rows of ``file_ids`` from the catalog (caller's transaction): a file that is
     gone or failed loses its row."""
     ids = sorted({int(i) for i in file_ids})
-    for chunk in _chunks(ids, 500):
+    for chunk in id_chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM keywords WHERE rowid IN ({marks})", chunk)
         paths = dict(conn.execute(f"SELECT id, path FROM files WHERE id IN ({marks}) AND status = 'ok'", chunk))
@@ -157,8 +159,3 @@ def rebuild_all(conn: sqlite3.Connection) -> int:
     conn.execute("DELETE FROM keywords")
     refresh(conn, ids)
     return len(ids)
-
-
-def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(seq), n):
-        yield list(seq[i : i + n])

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,34 @@ class LoadedIndex:
     rebuilt: bool
     record: Published | None = None
 
+    _held: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)  # sorted ids (lazy)
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors this index holds for ``ids (n,) int64``: ``(held (n,) bool, vectors (m, D) float32)``,
+        one row per True of ``held``, in order.
+
+        Read back from the index's own float32 copy (flat and IVF-Flat store vectors uncompressed), so they
+        are the catalog's vectors as published, bit for bit, without a SQLite read: re-scoring ~300
+        candidates this way costs microseconds where the catalog's random BLOB reads cost ~10 ms per space.
+        The first call builds the id lookup (and an IVF index's direct map: ``ntotal`` int64, 8 MB at 10⁶).
+        """
+        import faiss
+
+        if self._held is None:
+            if self.kind != "flat":
+                faiss.extract_index_ivf(self.index).make_direct_map()
+            self._held = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(self._held, ids)
+        held = (pos < len(self._held)) & (self._held[np.minimum(pos, len(self._held) - 1)] == ids) \
+            if len(self._held) else np.zeros(len(ids), bool)
+        if not held.any():
+            return held, np.zeros((0, self.index.d), np.float32)
+        return held, self.index.reconstruct_batch(ids[held]).astype(np.float32, copy=False)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``queries (Q, D) float32`` -> ``(scores (Q, k) float32, ids (Q, k) int64)``, -1 where absent."""
