@@ -5,9 +5,10 @@ query is the plain cosine of its windows against every window's ``cavp_audio`` v
 best match over the query's windows, as for audio queries). With a DiffGAP bridge trained in CAVP's space
 (``dgsearch train --pairs video``: video windows paired with their soundtracks' ``cavp_audio`` vectors) it is
 fused as a text query is: the raw cosine, the bridged query (video -> audio) against ``cavp_audio``, and the
-raw query against the windows' bridged ``audio_as_video`` vectors. The bridge's tuning gives the raw term no
-weight for video (``gap/fusion.raw_term_served``: with CLIP frames the spaces are unrelated), so here the raw
-CAVP cosine keeps a fixed third of the weight and the two bridged terms share the rest in their tuned ratio.
+raw query against the windows' bridged ``audio_as_video`` vectors, with the weights the bridge tuned on its
+validation pairs (training marks video as sharing the audio space, ``TrainConfig.shared_spaces``, so the raw
+term is tuned like text's). A bridge trained before that mark never weighed the raw term: for it the raw
+CAVP cosine keeps a fixed third (:data:`LEGACY_RAW_SHARE`) and the bridged terms share the rest in their ratio.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ import numpy as np
 
 from diffgap_search.encoders.cavp_encoder import CAVP_SPACE
 
-RAW_SHARE = 1.0 / 3.0  # the raw CAVP cosine's weight in the fused score (untuned, see the module docstring)
+LEGACY_RAW_SHARE = 1.0 / 3.0  # the raw CAVP cosine's weight with a bridge whose tuning never saw it
 
 
 def cavp_video_terms(bridge: Any, qvecs: np.ndarray) -> list[tuple[str, np.ndarray, float]]:
-    """``(space, queries (Q, D) float32, weight)`` terms of a video query; weights sum to 1."""
+    """``(space, queries (Q, D) float32, weight)`` terms of a video query; weights sum to 1, zeros dropped."""
     if bridge is None:
         return [(CAVP_SPACE, qvecs, 1.0)]
     fusion = bridge.fusion_for("video", "audio")
-    bridged = bridge.apply(qvecs, "video", "audio")
-    total = fusion.w_query_bridged + fusion.w_item_bridged
-    rest = 1.0 - RAW_SHARE
-    terms = [(CAVP_SPACE, qvecs, RAW_SHARE),
-             (CAVP_SPACE, bridged, rest * fusion.w_query_bridged / total),
-             ("audio_as_video", qvecs, rest * fusion.w_item_bridged / total)]
+    if "video" in bridge.shared_spaces:
+        total = fusion.w_raw + fusion.w_query_bridged + fusion.w_item_bridged
+        w_raw, w_qb, w_ib = (w / total for w in (fusion.w_raw, fusion.w_query_bridged, fusion.w_item_bridged))
+    else:
+        rest = 1.0 - LEGACY_RAW_SHARE
+        bridged = fusion.w_query_bridged + fusion.w_item_bridged
+        w_raw = LEGACY_RAW_SHARE
+        w_qb, w_ib = rest * fusion.w_query_bridged / bridged, rest * fusion.w_item_bridged / bridged
+    terms = [(CAVP_SPACE, qvecs, w_raw)]
+    if w_qb > 0:  # DDIM only when its term weighs
+        terms.append((CAVP_SPACE, bridge.apply(qvecs, "video", "audio"), w_qb))
+    terms.append(("audio_as_video", qvecs, w_ib))
     return [t for t in terms if t[2] > 0]

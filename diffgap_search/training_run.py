@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from diffgap_search.bridging import (
     BRIDGED_SPACES,
+    audio_source,
     bridge_file_name,
     bridge_record,
     commit_bridge,
@@ -176,7 +177,10 @@ def train_index_bridge(
         train, test = _training_pairs(catalog, index_dir, load_encoder, pairs, pairs_file, chosen or "sidecars",
                                       tags_of)
         fingerprints = {m: fp for m, fp in encoder_fingerprints(catalog).items() if m in train.arrays}
-        bridge, report = train_bridge(train.arrays, groups=train.groups, cfg=cfg or TrainConfig(),
+        cfg = cfg or TrainConfig()
+        if "video" in train.arrays and audio_source(catalog, "video") == "cavp_audio":
+            cfg = replace(cfg, shared_spaces=tuple(sorted({*cfg.shared_spaces, "video"})))  # CAVP: one space
+        bridge, report = train_bridge(train.arrays, groups=train.groups, cfg=cfg,
                                       encoder_fingerprints=fingerprints, on_step=on_step)
         source = str(pairs_file) if pairs_file else f"index:{pairs}"
         held_out = test.counts() if pairs_file is None else {}  # a pairs file is evaluated on another file

@@ -298,10 +298,31 @@ def test_with_a_bridge_trained_in_cavp_space_the_video_query_is_fused(tiny_clap_
     fused = dg("query", "--video", root / "video03.mkv", "--index", ix, "--json")
     assert fused.exit_code == 0, fused.output
     assert len(json.loads(fused.stdout)["hits"]) == 10
+    tuned = json.loads(t.stdout)["fusion"]["video->audio"]
     with Searcher(ix, lambda cfg: None) as searcher:  # type: ignore[arg-type,return-value]
-        spaces = [(t.space, round(t.weight, 6)) for t in searcher.terms_for("video", np.zeros((1, TINY_CAVP_DIM), np.float32))]
-    assert spaces[0] == ("cavp_audio", round(1 / 3, 6)) and {s for s, _ in spaces} == {"cavp_audio", "audio_as_video"}
-    assert sum(w for _, w in spaces) == pytest.approx(1.0)
-    assert json.loads(fused.stdout)["hits"] != json.loads(raw.stdout)["hits"]
+        assert searcher.bridge.shared_spaces == ("video",)  # training knew CAVP's video and sound share a space
+        terms = searcher.terms_for("video", np.full((1, TINY_CAVP_DIM), 0.1, np.float32))
+    # the served weights are the ones tuned on validation, the raw CAVP cosine among them (not a fixed share)
+    expected = {("cavp_audio", "raw"): tuned["w_raw"], ("cavp_audio", "bridged"): tuned["w_query_bridged"],
+                ("audio_as_video", "raw"): tuned["w_item_bridged"]}
+    served = {(t.space, "raw" if np.allclose(t.queries, 0.1) else "bridged"): t.weight for t in terms}
+    assert served == pytest.approx({k: w for k, w in expected.items() if w > 0})
+    assert sum(served.values()) == pytest.approx(1.0)
+    assert json.loads(fused.stdout)["hits"] != json.loads(raw.stdout)["hits"] or tuned["w_raw"] == 1.0
     with Catalog.open(ix) as cat:  # the bridged space came from the soundtracks' CAVP vectors
         assert cat.count_vectors("audio_as_video") == cat.count_vectors("cavp_audio") == N_VIDEOS
+        n_clap_audio = cat.count_vectors("audio")
+    # --pairs all on a CAVP index: text pairs on CLAP's audio, video pairs on CAVP's, one bridge serving both
+    t = dg("train", "--index", ix, "--pairs", "all", "--captions", "names", "--epochs", "2", "--batch-size", "8",
+           "--json")
+    assert t.exit_code == 0, t.output
+    report = json.loads(t.stdout)
+    assert report["derived_vectors"] == {"audio_as_text": n_clap_audio, "audio_as_video": N_VIDEOS}
+    assert set(report["fusion"]) == {"text->audio", "audio->text", "video->audio", "audio->video"}
+    for args in (["--video", root / "video03.mkv"], ["video 3"]):
+        q = dg("query", *args, "--index", ix, "--mode", "semantic", "--json")
+        assert q.exit_code == 0, q.output
+        assert len(json.loads(q.stdout)["hits"]) == 10
+    with Searcher(ix, lambda cfg: None) as searcher:  # type: ignore[arg-type,return-value]
+        assert searcher.bridge.shared_spaces == ("video",)
+        assert {d.value for d in searcher.bridge.directions} == {"audio|text", "text|audio", "audio|video", "video|audio"}

@@ -120,7 +120,21 @@ def test_tuning_picks_the_informative_term_and_never_a_raw_term_search_drops() -
     assert raw_best.w_raw >= 0.5
     assert text.metrics(fused_unit_scores(text, good, noise, noise, raw_best))["R@1"] == 100.0
     video = _one_window_task("video", "audio", 50)
-    assert tune_fusion(video, good, noise, noise).w_raw == 0.0  # the raw video-audio cosine is never served
+    assert tune_fusion(video, good, noise, noise).w_raw == 0.0  # CLIP frames: the raw cosine is never served
+
+
+def test_a_shared_video_audio_space_cavp_gets_its_raw_term_tuned_and_served() -> None:
+    rng = np.random.default_rng(4)
+    noise = rng.standard_normal((50, 50)).astype(np.float32)
+    good = (np.eye(50) + 0.1 * rng.standard_normal((50, 50))).astype(np.float32)
+    assert raw_term_served("video", "audio", shared_space=True)
+    cavp = Task(*(build_side(m, np.eye(50, dtype=np.float32), np.arange(50)) for m in ("video", "audio")),
+                shared_space=True)
+    tuned = tune_fusion(cavp, good, noise, noise)
+    assert tuned.w_raw >= 0.5
+    assert cavp.metrics(fused_unit_scores(cavp, good, noise, noise, tuned))["R@1"] == 100.0
+    with_raw = fused_unit_scores(cavp, good, noise, noise, FusionConfig(0.5, 0.5, 0.0))
+    assert np.allclose(with_raw, (good + noise) / 2, atol=1e-6)  # the raw term is part of the served score
 
 
 def test_fused_unit_scores_follow_the_searchers_order() -> None:

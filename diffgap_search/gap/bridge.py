@@ -117,6 +117,12 @@ class Bridge:
         return self._directions
 
     @property
+    def shared_spaces(self) -> tuple[str, ...]:
+        """Modalities besides text trained as sharing the audio space (``TrainConfig.shared_spaces``: CAVP's
+        video); their raw cosine to audio is a tuned fusion term. Empty for bridges trained before it."""
+        return tuple(self.train_info.get("shared_spaces", ()))
+
+    @property
     def encoder_fingerprints(self) -> dict[str, str]:
         """Modality name -> sha256 of the encoder weights the bridge was trained on (a copy)."""
         return dict(self._fingerprints)

@@ -10,9 +10,10 @@ divided by the sum of the weights of the terms served. A weighted sum of cosines
 term is one inner-product search over a FAISS index (raw, or the stored bridged vectors) and candidates
 from any index can be re-scored exactly from the stored vectors.
 
-The raw term is served only between text and audio: CLAP embeds both into one space, while the video
-encoder's space is unrelated to audio's, so ``search.Searcher`` drops it for video queries and tuning
-never gives it weight there (``raw_term_served``). Scores are computed as the searcher does: for each
+The raw term is served between text and audio (CLAP embeds both into one space) and between video and
+audio when the video encoder is CAVP (one space for video and sound, ``TrainConfig.shared_spaces``); CLIP
+frames' space is unrelated to audio's, so ``search.Searcher`` drops the raw term for CLIP video queries and
+tuning never gives it weight there (``raw_term_served``). Scores are computed as the searcher does: for each
 term, the maximum over the query's vectors (its windows); then the weighted mean per item vector
 (window); then, per clip, the maximum over its windows (``protocol.Task``). Weights are non-negative and
 sum to 1; ``tune_fusion`` picks them on validation pairs (R@1, then mAP@10) from a grid, never on test pairs.
@@ -50,9 +51,11 @@ class FusionConfig:
         return asdict(self)
 
 
-def raw_term_served(query_modality: str, item_modality: str) -> bool:
-    """Whether the raw cosine is a term of the served score: only within CLAP's shared text-audio space."""
-    return {query_modality, item_modality} == {"text", "audio"}
+def raw_term_served(query_modality: str, item_modality: str, shared_space: bool = False) -> bool:
+    """Whether the raw cosine is a term of the served score: within CLAP's shared text-audio space, and
+    between any two modalities whose encoder embeds both into one space (``shared_space``: CAVP's video and
+    audio towers, ``TrainConfig.shared_spaces``)."""
+    return shared_space or {query_modality, item_modality} == {"text", "audio"}
 
 
 def fuse(
@@ -76,7 +79,8 @@ def fused_unit_scores(
 ) -> np.ndarray:
     """The served fused score of ``task``'s units: three ``(V_q, V_i)`` term matrices -> ``(U_q, U_i)``."""
     pq = task.queries.pool
-    served_raw = pq(raw, 0) if raw_term_served(task.queries.modality, task.items.modality) else None
+    served = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
+    served_raw = pq(raw, 0) if served else None
     fused = fuse(served_raw, pq(query_bridged, 0), pq(item_bridged, 0), cfg)
     return task.items.pool(fused, axis=1)
 
@@ -88,7 +92,7 @@ def tune_fusion(
     matrices of ``task``, by the served score's R@1 then mAP@10; ties go to the first grid point (least
     raw weight, then least query-bridged weight). The raw weight stays 0 where the raw term is not served."""
     n = round(1 / step)
-    allow_raw = raw_term_served(task.queries.modality, task.items.modality)
+    allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
     best: tuple[tuple[float, float], FusionConfig] | None = None
     for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)):
         if i + j > n:

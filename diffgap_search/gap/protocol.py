@@ -80,6 +80,7 @@ class Task:
 
     queries: Side
     items: Side
+    shared_space: bool = False  # raw vectors of both sides in one space besides CLAP's text–audio (CAVP's video–audio)
 
     @property
     def key(self) -> str:
@@ -105,11 +106,12 @@ def group_codes(groups: np.ndarray) -> np.ndarray:
 
 
 def tasks_for(
-    a: str, b: str, xa: np.ndarray, xb: np.ndarray, codes: np.ndarray
+    a: str, b: str, xa: np.ndarray, xb: np.ndarray, codes: np.ndarray, shared_space: bool = False
 ) -> tuple[Task, Task]:
-    """Both directions of one pair set from paired rows ``xa, xb (N, D)`` -> ``(b->a, a->b)`` tasks."""
+    """Both directions of one pair set from paired rows ``xa, xb (N, D)`` -> ``(b->a, a->b)`` tasks;
+    ``shared_space``: the two modalities' raw vectors lie in one space (see ``Task.shared_space``)."""
     side_a, side_b = build_side(a, xa, codes), build_side(b, xb, codes)
-    return Task(side_b, side_a), Task(side_a, side_b)
+    return Task(side_b, side_a, shared_space), Task(side_a, side_b, shared_space)
 
 
 def first_groups(codes: np.ndarray, limit: int | None) -> np.ndarray:

@@ -42,7 +42,7 @@ from ..errors import UsageError
 from .bridge import Bridge, SampleConfig
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import denoising_loss, info_nce, q_sample
-from .directions import Direction, directions_of_pair
+from .directions import Direction, Modality, directions_of_pair
 from .groups import as_groups, group_keys
 from .record import TrainingRecord, fit_pair_baselines
 from .schedule import NoiseSchedule, ScheduleKind
@@ -80,6 +80,9 @@ class TrainConfig:
     tune_sampler: bool = True  # pick steps and guidance on validation; False keeps ``sample`` as given
     guidance_grid: tuple[float, ...] = (1.0, 1.5, 2.0)
     steps_grid: tuple[int, ...] = (1, 4)
+    # Modalities besides text whose raw vectors lie in the audio rows' space (("video",) when the video
+    # encoder is CAVP): their raw cosine to audio is a fusion term, tuned on validation like text's.
+    shared_spaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 4:
@@ -92,6 +95,9 @@ class TrainConfig:
             raise ValueError("TrainConfig needs non-empty grids of guidance scales >= 0 and steps >= 1")
         object.__setattr__(self, "guidance_grid", tuple(float(g) for g in self.guidance_grid))
         object.__setattr__(self, "steps_grid", tuple(int(k) for k in self.steps_grid))
+        object.__setattr__(self, "shared_spaces", tuple(Modality(m).value for m in self.shared_spaces))
+        if "audio" in self.shared_spaces:
+            raise ValueError("TrainConfig.shared_spaces names the modalities that share the audio space, not audio")
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError("val_fraction and cond_drop_prob must be in [0, 1)")
         object.__setattr__(self, "schedule", ScheduleKind(self.schedule))
@@ -114,6 +120,7 @@ class TrainConfig:
         d = asdict(self)
         d["schedule"] = self.schedule.value
         d["guidance_grid"], d["steps_grid"] = list(self.guidance_grid), list(self.steps_grid)
+        d["shared_spaces"] = list(self.shared_spaces)
         return d
 
 
@@ -256,7 +263,7 @@ def train_bridge(
     if cfg.tune_sampler:
         steps_grid = (1,) if cfg.objective == "regression" else cfg.steps_grid
         candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
-    sample, val, fusion = validate(make, candidates, sets, cfg.max_val_groups)
+    sample, val, fusion = validate(make, candidates, sets, cfg.max_val_groups, cfg.shared_spaces)
     bridge = make(sample, fusion)
     report = TrainReport(
         n_train={s.name: len(s.train_a) for s in sets},
