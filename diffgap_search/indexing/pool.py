@@ -27,8 +27,8 @@ OOM killer) or get stuck there. ``concurrent.futures.ProcessPoolExecutor`` turns
 pipe's back-pressure bounds memory); the deadline applies to each wait for the next item, and a lost
 worker raises ``MediaDecodeError`` with the same reasons.
 
-An exception raised by ``fn`` itself (a bug, or bad media in a stream) is re-raised in the consumer, as
-``ProcessPoolExecutor`` would; a worker that dies before it ever got ready raises ``RuntimeError``.
+An exception raised by ``fn`` itself (a bug, or bad media in a stream) is re-raised in the consumer in its
+turn (after the results of the items before it), as ``ProcessPoolExecutor.map`` would; a worker that dies before it ever got ready raises ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -207,11 +207,18 @@ class _Worker(Generic[T]):
         self.kill()
 
 
-def _wait(workers: list[_Worker[Any]]) -> None:
-    """Block until one of ``workers`` sends, dies, or reaches its deadline."""
+class _Raised:
+    """A task's exception, held in the results until its turn comes."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _wait(workers: list[_Worker[Any]], cancel: Connection | None = None) -> None:
+    """Block until one of ``workers`` sends, dies, or reaches its deadline, or ``cancel`` is readable."""
     timeout = max(0.0, min(w.deadline for w in workers) - time.monotonic())
     handles: list[Any] = [w.conn for w in workers] + [w.proc.sentinel for w in workers]
-    wait(handles, timeout=None if timeout == float("inf") else timeout)
+    wait(handles + ([cancel] if cancel is not None else []), timeout=None if timeout == float("inf") else timeout)
 
 
 def ordered_map(
@@ -222,12 +229,15 @@ def ordered_map(
     on_lost: Callable[[T, str], R],
     ahead: int = 3,
     deadline_s: float | None = None,
+    cancel: Connection | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` in order, run in ``workers`` spawned processes, at most ``ahead`` tasks per
     worker pulled from ``items`` and not yet yielded (bounded memory); inline when ``workers`` is 0.
 
     A task whose worker crashed or ran past ``deadline_s`` seconds yields ``on_lost(item, reason)``
     instead (see the module docstring). ``fn`` and the items must be picklable; ``fn`` importable.
+    ``cancel``: once it is readable the map ends at its next wait, killing the busy workers (a consumer in
+    another thread stops it this way without waiting for the tasks in flight, ``prefetch.py``).
     """
     if workers <= 0:
         yield from map(fn, items)
@@ -235,7 +245,7 @@ def ordered_map(
     ctx = multiprocessing.get_context("spawn")  # no fork after torch/OpenMP threads exist
     source = iter(items)
     queue: deque[tuple[int, T]] = deque()
-    done: dict[int, R] = {}
+    done: dict[int, Any] = {}  # results, or _Raised
     pool: list[_Worker[T]] = []
     pulled = emitted = 0
     exhausted = False
@@ -262,14 +272,19 @@ def ordered_map(
                     raise RuntimeError(f"a decode worker failed to start ({exit_text(code)})")
             if emitted in done:
                 emitted += 1
-                yield done.pop(emitted - 1)
+                result = done.pop(emitted - 1)
+                if isinstance(result, _Raised):
+                    raise result.exc
+                yield result
                 continue
             busy = [w for w in pool if w.task is not None]
             if not busy:
                 if exhausted and not queue:
                     return
                 continue
-            _wait(busy)
+            _wait(busy, cancel)
+            if cancel is not None and cancel.poll():
+                return
             for w in busy:
                 event = w.check(deadline_s)
                 if event is None:
@@ -283,8 +298,10 @@ def ordered_map(
                     done[i] = event[1][2]
                     w.task = None
                     w.arm(deadline_s)
-                else:
-                    raise event[1][2]
+                else:  # the task's own exception: raised in its turn, after the results before it
+                    done[i] = _Raised(event[1][2])
+                    w.task = None
+                    w.arm(deadline_s)
     finally:
         for w in pool:
             if w.task is None and w.proc.exitcode is None:

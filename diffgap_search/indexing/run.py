@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from diffgap_search.bridging import bridge_vectors, load_index_bridge
 from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder
-from diffgap_search.errors import MediaDecodeError, ModelUnavailableError, NothingIndexedError
+from diffgap_search.errors import MediaDecodeError, NothingIndexedError
 from diffgap_search.indexing.decode import (
     Decoded,
     SegmentData,
@@ -29,9 +27,11 @@ from diffgap_search.indexing.decode import (
     lost_decode,
     stream_segments,
 )
+from diffgap_search.indexing.encoders import EncoderLoader, RunEncoders, VideoEncoderLoader
 from diffgap_search.indexing.memory import release_free_memory
 from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
 from diffgap_search.indexing.pool import ordered_map
+from diffgap_search.indexing.prefetch import Prefetched
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import DiscoveredFile, discover, display_path, path_key
@@ -41,11 +41,9 @@ from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.tags import copy_file_meta, files_without_meta, put_file_meta
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.settings import bind_encoder, bind_window, check_window
+from diffgap_search.store.settings import check_window
 from diffgap_search.store.vector_index import Published, publish, sweep_unpublished
 
-EncoderLoader = Callable[[EncoderConfig], Encoder]
-VideoEncoderLoader = Callable[[VideoConfig, str], Any]  # (config, device) -> encoder with embed_video
 MAX_WINDOWS_PER_TASK = 32  # ~60 MB of 10 s windows at 48 kHz; longer files are streamed
 
 
@@ -93,7 +91,7 @@ def index_folder(
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         plan = make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
         _apply_bookkeeping(catalog, plan, captions, report)
-        encoders = _Encoders(load_encoder, encoder_cfg, load_video_encoder, video_cfg, catalog, str(index_dir),
+        encoders = RunEncoders(load_encoder, encoder_cfg, load_video_encoder, video_cfg, catalog, str(index_dir),
                              window_cfg)
         if plan.embed:
             encoders.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
@@ -127,95 +125,6 @@ def index_folder(
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
-
-
-_UNSET: Any = object()
-
-
-class _Encoders:
-    """The audio and video encoders, each loaded on first use only (an unchanged folder loads none)."""
-
-    def __init__(self, loader: EncoderLoader, cfg: EncoderConfig, video_loader: VideoEncoderLoader | None,
-                 video_cfg: VideoConfig, catalog: Catalog, where: str, window: WindowConfig) -> None:
-        self._loader, self.cfg, self._catalog, self._where = loader, cfg, catalog, where
-        self.window = window  # its sample rate becomes the audio encoder's when that is loaded
-        self._video_loader, self.video_cfg = video_loader, video_cfg
-        self._audio: Encoder | None = None
-        self._video: Any = None
-        self._bridge: Any = _UNSET
-
-    @property
-    def batch_size(self) -> int:
-        return self.cfg.batch_size
-
-    def audio(self) -> Encoder:
-        if self._audio is None:
-            self._audio = self._loader(self.cfg)
-            bind_encoder(self._catalog, self._audio, self._where)
-            rate = int(self._audio.sample_rate)
-            self.window = bind_window(self._catalog, replace(self.window, sample_rate=rate), self._where)
-        return self._audio
-
-    def video(self) -> Any:
-        if self._video is None:
-            if self._video_loader is None:
-                raise ModelUnavailableError("no video encoder is configured: pass --video-model or --no-frames")
-            self._video = self._video_loader(self.video_cfg, self.cfg.device)
-            bind_encoder(self._catalog, self._video, self._where, role="video_encoder")
-        return self._video
-
-    def bridge(self) -> Any:
-        """The index's DiffGAP bridge, loaded once (None without one): new windows get bridged vectors too."""
-        if self._bridge is _UNSET:
-            self._bridge = load_index_bridge(Path(self._where), self._catalog)
-        return self._bridge
-
-    @property
-    def is_cavp(self) -> bool:
-        """Whether the video model is CAVP, which embeds every window's sound too (``indexing/cavp_run.py``)."""
-        from diffgap_search.encoders.cavp_encoder import is_cavp_reference
-
-        return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
-
-    def load_for(self, kinds: set[str]) -> None:
-        """Load what these file kinds need now, so a missing model fails before any decoding."""
-        self.audio()
-        self.bridge()
-        if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:
-            self.video()
-
-    def embed(self, segments: list[SegmentData]) -> list[dict[str, np.ndarray]]:
-        """Each segment's vectors by space: ``"audio"`` when it has samples, ``"video"`` when it has frames."""
-        out: list[dict[str, np.ndarray]] = [{} for _ in segments]
-        with_audio = [i for i, s in enumerate(segments) if s.audio is not None]
-        if with_audio:
-            vecs = self.audio().embed_audio(np.stack([segments[i].audio for i in with_audio]))  # type: ignore[misc]
-            for i, v in zip(with_audio, vecs):
-                out[i]["audio"] = v
-        cavp = None
-        if with_audio and self.is_cavp:
-            from diffgap_search.indexing.cavp_run import cavp_audio_vectors
-
-            cavp = cavp_audio_vectors(self.video(), [segments[i] for i in with_audio], self.window.sample_rate)
-            for i, v in zip(with_audio, cavp):
-                out[i]["cavp_audio"] = v
-        bridge = self.bridge()
-        if with_audio and bridge is not None:
-            audio = np.stack([out[i]["audio"] for i in with_audio])
-            for space, vecs in bridge_vectors(bridge, audio, video_side=cavp).items():
-                for i, v in zip(with_audio, vecs):
-                    out[i][space] = v
-        with_frames = [i for i, s in enumerate(segments) if s.frames is not None]
-        if with_frames:
-            vecs = self.video().embed_video([segments[i].frames for i in with_frames])
-            for i, v in zip(with_frames, vecs):
-                out[i]["video"] = v
-        return out
-
-    def dim_of(self, space: str) -> int | None:
-        role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
-        stored = self._catalog.get_meta(role)
-        return None if stored is None else int(stored["dim"])
 
 
 def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, report: IndexReport) -> None:
@@ -265,7 +174,7 @@ def _read_missing_meta(catalog: Catalog, plan: Plan) -> None:
 def _embed_all(
     catalog: Catalog,
     todo: list[ToEmbed],
-    encoders: _Encoders,
+    encoders: RunEncoders,
     captions: CaptionIndex,
     cfg: WindowConfig,
     icfg: IndexingConfig,
@@ -273,12 +182,17 @@ def _embed_all(
     report: IndexReport,
 ) -> None:
     """Decode ``todo`` in worker processes (in order; a worker that crashes or hangs fails its file only,
-    see ``indexing/pool.py``), embed and commit batch by batch. ``closing``: no worker outlives the run,
-    however it ends."""
+    see ``indexing/pool.py``), embed and commit batch by batch. Decoded files are pulled by a thread while
+    the encoder runs, up to two batches of windows ahead (``indexing/prefetch.py``); closing it (however
+    the run ends) stops the workers: none outlives the run."""
     tasks = ((t.file.path, t.file.kind, cfg, encoders.video_cfg, MAX_WINDOWS_PER_TASK) for t in todo)
     workers, deadline_s = min(icfg.decode_workers, len(todo)), decode_timeout_s()
     pending = _Pending()
-    with closing(ordered_map(decode_task, tasks, workers, on_lost=lost_decode, deadline_s=deadline_s)) as decoded:
+
+    def decode_all(cancel: Connection) -> Iterator[Decoded]:
+        return ordered_map(decode_task, tasks, workers, on_lost=lost_decode, deadline_s=deadline_s, cancel=cancel)
+
+    with Prefetched(decode_all, cost=lambda d: max(1, len(d.segments)), budget=2 * encoders.batch_size) as decoded:
         for item, result in zip(todo, decoded):
             if result.too_long:
                 _flush(catalog, pending, encoders, captions, progress, report)
@@ -296,7 +210,7 @@ def _embed_all(
 def _flush(
     catalog: Catalog,
     pending: _Pending,
-    encoders: _Encoders,
+    encoders: RunEncoders,
     captions: CaptionIndex,
     progress: IndexProgress,
     report: IndexReport,
@@ -327,7 +241,7 @@ def _flush(
 def _index_long_file(
     catalog: Catalog,
     item: ToEmbed,
-    encoders: _Encoders,
+    encoders: RunEncoders,
     captions: CaptionIndex,
     cfg: WindowConfig,
     progress: IndexProgress,
