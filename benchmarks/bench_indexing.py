@@ -227,6 +227,42 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
     return report.windows_embedded, seconds, info
 
 
+class InlineDecoded:
+    """The decode map iterated by the consumer itself, as indexing did before its prefetch thread (workers
+    idle while the encoder runs): the in-process A/B's baseline, patched in for ``run.Prefetched``."""
+
+    def __init__(self, make, cost, budget) -> None:
+        self._source = make(None)
+
+    def __iter__(self):
+        return self._source
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._source.close()
+
+
+def engine_ab(folder: Path, work: Path, model_dir: Path, device: str, batch_size: int, rounds: int = 2) -> dict:
+    """``index_folder`` in process with and without the prefetch thread, alternated ``rounds`` times on the
+    same machine state; median seconds of each."""
+    import diffgap_search.indexing.run as run_mod
+
+    real = run_mod.Prefetched
+    times: dict[str, list[float]] = {"prefetch": [], "inline": []}
+    for r in range(rounds):
+        for variant in ("prefetch", "inline"):
+            run_mod.Prefetched = real if variant == "prefetch" else InlineDecoded  # type: ignore[misc]
+            try:
+                n, seconds, _ = engine(folder, work / f"index-ab-{variant}-{r}", model_dir, device, batch_size)
+            finally:
+                run_mod.Prefetched = real  # type: ignore[misc]
+            times[variant].append(seconds)
+            print(f"  A/B {variant}: {n} windows in {seconds:.1f} s", flush=True)
+    return {k: {"windows": n, "seconds": float(np.median(v)), "runs": v} for k, v in times.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=240, help="clips every contender indexes (240 ≈ 600 windows)")
@@ -235,6 +271,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (GPU parts skipped without one)")
     ap.add_argument("--skip-naive", action="store_true", help="leave the (slow) naive loop out")
+    ap.add_argument("--ab-prefetch", action="store_true",
+                    help="also index in process without the decode prefetch thread, alternated with it (A/B)")
     ap.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
     ap.add_argument("--clips-dir", type=Path, default=Path(tempfile.gettempdir()) / "dgsearch-bench-clips")
     ap.add_argument("--out-dir", type=Path, default=None)
@@ -275,6 +313,8 @@ def main() -> int:
         res["competent_vs_engine_vectors"] = {"competent": len(a), "engine": len(b)}
         eng_n, eng_s, info = engine(folder, work / "index", model_dir, device, args.batch_size)
         res["engine_in_process"] = {"windows": eng_n, "seconds": eng_s, **info}
+        if args.ab_prefetch:
+            res["prefetch_ab"] = engine_ab(folder, work, model_dir, device, args.batch_size)
         print(f"engine in process: {eng_n} windows in {eng_s:.1f} s = {eng_n / eng_s:.2f} windows/s {info}", flush=True)
         from diffgap_search.config import EncoderConfig
         from diffgap_search.encoders.loading import load_encoder
@@ -289,7 +329,7 @@ def main() -> int:
         del enc
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for r in res.values():
+    for r in [*res.values(), *res.get("prefetch_ab", {}).values()]:
         if "seconds" in r:
             r["windows_per_s"] = r["windows"] / r["seconds"]
     e2e, comp = res["engine_e2e"]["windows_per_s"], res["competent"]["windows_per_s"]
@@ -313,6 +353,13 @@ def main() -> int:
              (f"encoder alone in process, pre-decoded, batch {args.batch_size} ({info['audio_dtype']}), best of 3",
               ceil_n, f"{ceil_s:.1f}", f"{ceil:.2f}", f"{inproc / ceil:.0%} (in process)"),
              ("engine in process: index_folder, model loaded", eng_n, f"{eng_s:.1f}", f"{inproc:.2f}", "–")]
+    if "prefetch_ab" in res:
+        ab = res["prefetch_ab"]
+        for variant, label in (("prefetch", "with the decode prefetch thread"),
+                               ("inline", "without it (workers idle while the encoder runs, as before)")):
+            table.append((f"A/B in process, alternated, median of {len(ab[variant]['runs'])}: {label}",
+                          ab[variant]["windows"], f"{ab[variant]['seconds']:.1f}", f"{ab[variant]['windows_per_s']:.2f}",
+                          f"{ab['inline']['seconds'] / ab[variant]['seconds']:.2f}× inline"))
     notes = [("engine ÷ it by CPU seconds per window (user + sys, steadier on a shared machine): "
               + ", ".join(f"{k} {v:.2f}×" for k, v in cpu_ratio.items() if k != "engine_e2e")),
              ("full-size laion/clap-htsat-unfused architecture, random weights; clips 10–30 s at 44.1/48/32 kHz;"
