@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 DEVICE="${2:-cpu}"
 [ "${1:-}" = "--device" ] || DEVICE=cpu
-"$PY" benchmarks/bench_indexing.py --clips 240 --device "$DEVICE"
+"$PY" benchmarks/bench_indexing.py --clips 240 --ab-prefetch --device "$DEVICE"
 "$PY" benchmarks/bench_memory.py --clips 20 --device "$DEVICE"
 "$PY" benchmarks/bench_search.py --sizes 100000 1000000 --device "$DEVICE"
 "$PY" benchmarks/bench_search.py --data realistic --sizes 100000 1000000 --text-queries 0 --device "$DEVICE"
