@@ -34,8 +34,8 @@ def test_results_crashes_and_a_hang_come_in_order_as_the_map_gives_them() -> Non
     assert wait_gone(workers_of(os.getpid())) == []
 
 
-def test_an_error_of_the_task_is_raised_after_the_results_before_it() -> None:
-    with Prefetched(_map([0, 1, 11, 12]), cost=lambda _r: 1, budget=8) as pulled:
+def test_an_error_of_the_task_is_raised_after_the_results_already_pulled() -> None:
+    with Prefetched(_map([0, 1, 11, 12], workers=1), cost=lambda _r: 1, budget=8) as pulled:  # one worker: in order
         assert [next(pulled), next(pulled)] == [0, 10]
         with pytest.raises(ValueError, match="a bug in the task for item 11"):
             next(pulled)

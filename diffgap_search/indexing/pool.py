@@ -27,8 +27,9 @@ OOM killer) or get stuck there. ``concurrent.futures.ProcessPoolExecutor`` turns
 pipe's back-pressure bounds memory); the deadline applies to each wait for the next item, and a lost
 worker raises ``MediaDecodeError`` with the same reasons.
 
-An exception raised by ``fn`` itself (a bug, or bad media in a stream) is re-raised in the consumer in its
-turn (after the results of the items before it), as ``ProcessPoolExecutor.map`` would; a worker that dies before it ever got ready raises ``RuntimeError``.
+An exception raised by ``fn`` itself (a bug, or bad media in a stream) is re-raised in the consumer as soon as
+it arrives (results not yet yielded are dropped: the run ends; waiting for them could mean waiting on a hung
+decoder until its deadline); a worker that dies before it ever got ready raises ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -207,13 +208,6 @@ class _Worker(Generic[T]):
         self.kill()
 
 
-class _Raised:
-    """A task's exception, held in the results until its turn comes."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
 def _wait(workers: list[_Worker[Any]], cancel: Connection | None = None) -> None:
     """Block until one of ``workers`` sends, dies, or reaches its deadline, or ``cancel`` is readable."""
     timeout = max(0.0, min(w.deadline for w in workers) - time.monotonic())
@@ -245,7 +239,7 @@ def ordered_map(
     ctx = multiprocessing.get_context("spawn")  # no fork after torch/OpenMP threads exist
     source = iter(items)
     queue: deque[tuple[int, T]] = deque()
-    done: dict[int, Any] = {}  # results, or _Raised
+    done: dict[int, R] = {}
     pool: list[_Worker[T]] = []
     pulled = emitted = 0
     exhausted = False
@@ -272,10 +266,7 @@ def ordered_map(
                     raise RuntimeError(f"a decode worker failed to start ({exit_text(code)})")
             if emitted in done:
                 emitted += 1
-                result = done.pop(emitted - 1)
-                if isinstance(result, _Raised):
-                    raise result.exc
-                yield result
+                yield done.pop(emitted - 1)
                 continue
             busy = [w for w in pool if w.task is not None]
             if not busy:
@@ -298,10 +289,8 @@ def ordered_map(
                     done[i] = event[1][2]
                     w.task = None
                     w.arm(deadline_s)
-                else:  # the task's own exception: raised in its turn, after the results before it
-                    done[i] = _Raised(event[1][2])
-                    w.task = None
-                    w.arm(deadline_s)
+                else:  # the task's own exception (a bug): raised at once, even if a file before it hangs
+                    raise event[1][2]
     finally:
         for w in pool:
             if w.task is None and w.proc.exitcode is None:

@@ -30,8 +30,8 @@ class Prefetched(Generic[R]):
     """Iterate the results of ``make(cancel)`` (an ``ordered_map`` given ``cancel=``), pulled ahead by a
     thread while ``cost`` of the results held (and not yet taken) is below ``budget``.
 
-    Results come in order; an exception raised by the map is raised by ``__next__`` once the results
-    before it are taken. Use as a context manager or call :meth:`close`.
+    Results come in order; an exception raised by the map is raised by ``__next__`` once the results the
+    thread had already pulled are taken. Use as a context manager or call :meth:`close`.
     """
 
     def __init__(self, make: Callable[[Connection], Iterator[R]], cost: Callable[[R], int], budget: int) -> None:
