@@ -82,24 +82,23 @@ def term_vectors(searcher: Searcher, space: str, ids: np.ndarray) -> tuple[np.nd
     """
     ids = np.asarray(ids, dtype=np.int64)
     held = np.zeros(len(ids), bool)
-    parts_rows: list[np.ndarray] = []
-    parts_vecs: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    vecs: list[np.ndarray] = []
     if space not in (searcher.catalog.get_meta(REBUILD_KEY) or []):
-        held, vecs = searcher.index_for(space).vectors_of(ids)
-        parts_rows.append(np.flatnonzero(held))
-        parts_vecs.append(vecs)
-    rest = np.flatnonzero(~held)
-    if len(rest):
+        held, from_index = searcher.index_for(space).vectors_of(ids)
+        rows.append(np.flatnonzero(held))
+        vecs.append(from_index)
+    rest = np.flatnonzero(~held).tolist()
+    if rest:
         from_catalog = searcher.catalog.vectors_of(space, ids[rest].tolist())
-        rows = [int(j) for j in rest if int(ids[j]) in from_catalog]
-        if rows:
-            parts_rows.append(np.asarray(rows, np.int64))
-            parts_vecs.append(np.stack([from_catalog[int(ids[j])] for j in rows]))
-    parts_vecs = [v for v, r in zip(parts_vecs, parts_rows) if len(r)]
-    parts_rows = [r for r in parts_rows if len(r)]
-    if not parts_rows:
+        found = [j for j in rest if int(ids[j]) in from_catalog]
+        rows.append(np.asarray(found, np.int64))
+        vecs.append(np.stack([from_catalog[int(ids[j])] for j in found]) if found else np.zeros((0, 0), np.float32))
+    kept = [(r, v) for r, v in zip(rows, vecs) if len(r)]
+    if not kept:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return np.concatenate(parts_rows), np.concatenate(parts_vecs).astype(np.float32, copy=False)
+    return (np.concatenate([r for r, _ in kept]),
+            np.concatenate([v for _, v in kept]).astype(np.float32, copy=False))
 
 
 def weighted_mean(searcher: Searcher, terms: list[SearchTerm], ids: np.ndarray) -> dict[int, float]:
