@@ -31,7 +31,8 @@ def even_chunks(items: Any, size: int) -> Iterator[Any]:
 
 
 def unit_rows(output: Any) -> np.ndarray:
-    """A tower's output -> ``(B, D) float32`` L2-normalised rows. transformers 4.x returns the normalised embeddings, 5.x a ModelOutput holding them in ``pooler_output``."""
+    """A tower's output -> ``(B, D) float32`` L2-normalised rows (transformers 4.x returns the embeddings,
+    5.x a ModelOutput holding them in ``pooler_output``)."""
     embeds = output if isinstance(output, torch.Tensor) else output.pooler_output
     embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
     return embeds.cpu().numpy().astype(np.float32, copy=False)

@@ -97,7 +97,6 @@ class ClapEncoder:
         self.text_dtype: torch.dtype | None = None
         self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
         self._owns_model = owns_model  # loaded for this encoder alone: its towers may be converted in place
-        self._text_fp32_gone = False  # the float32 text tower was converted in place (_choose_text_dtype)
         self._fast_features: Any = None
         # A fused model (``enable_fusion``) reads 4 mel channels; for a window of at most 10 s they are 4
         # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
@@ -278,7 +277,8 @@ class ClapEncoder:
         """B strings -> ``(B, D) float32``."""
         if low_precision is None:
             low_precision = self.text_dtype == torch.bfloat16
-        if not low_precision and self._text_fp32_gone:
+        in_place = self._text_lowp is not None and self._text_lowp[0] is self.model.text_model
+        if not low_precision and in_place:  # _choose_text_dtype converted the float32 tower itself
             raise RuntimeError("this encoder's float32 text tower was converted to bfloat16 in place")
         tokens = self.tokenizer(
             texts,
@@ -309,7 +309,6 @@ class ClapEncoder:
         if self._owns_model and self._known_verdict("text") is True and self._wants_low_precision("text_model"):
             self._text_lowp = (self.model.text_model.to(torch.bfloat16).eval(),
                                self.model.text_projection.to(torch.bfloat16).eval())
-            self._text_fp32_gone = True
             self.text_dtype = torch.bfloat16
             return
         lowp = self._low_precision_copy("text_model", "text_projection")
