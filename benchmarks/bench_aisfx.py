@@ -197,7 +197,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args()
-    from diffgap_search.encoders.aisfx import load_aisfx_encoder
+    from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
     sounds = available_real_sounds()
     if not sounds:

@@ -1,8 +1,8 @@
 """CAVP embedding throughput: video windows and audio windows per second, full-size architecture, random weights.
 
-The full-size CAVP (ResNet3dSlowOnly-50 video tower, Cnn14 audio tower, 113 M parameters: ``encoders/cavp.py``)
+The full-size CAVP (ResNet3dSlowOnly-50 video tower, Cnn14 audio tower, 113 M parameters: ``encoders/cavp/model.py``)
 with random weights has the published model's compute. A window is 10 s: 40 frames at 4 fps (3 clips of 16
-frames, ``encoders/cavp_features.py``) or 10 s of 48 kHz audio (3 log-mel clips of 256 frames). The baseline is
+frames, ``encoders/cavp/features.py``) or 10 s of 48 kHz audio (3 log-mel clips of 256 frames). The baseline is
 the network alone on ready tensors in the same run: the encoder's figure over it is what preprocessing,
 batching and pooling cost.
 
@@ -46,9 +46,9 @@ def main() -> int:
 
     import torch
 
-    from diffgap_search.encoders import cavp_features as feats
-    from diffgap_search.encoders.cavp import CavpModel
-    from diffgap_search.encoders.cavp_encoder import CavpEncoder
+    from diffgap_search.encoders.cavp import features as feats
+    from diffgap_search.encoders.cavp.model import CavpModel
+    from diffgap_search.encoders.cavp.encoder import CavpEncoder
     from diffgap_search.encoders.runtime import limit_cpu_threads
 
     device = torch.device(bench_device(args.device))

@@ -87,7 +87,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from diffgap_search.config import FaissConfig
-    from diffgap_search.dupes import DEFAULT_THRESHOLD, DUPES_NPROBE, find_dupes
+    from diffgap_search.search.dupes import DEFAULT_THRESHOLD, DUPES_NPROBE, find_dupes
     from diffgap_search.store.catalog import Catalog
     from diffgap_search.store.index_choice import search_threads
     from diffgap_search.store.vector_index import load_index

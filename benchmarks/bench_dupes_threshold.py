@@ -38,7 +38,7 @@ def main() -> int:
     from typer.testing import CliRunner
 
     from diffgap_search.cli.app import app
-    from diffgap_search.dupes import DEFAULT_THRESHOLD, file_similarity, group_pairs
+    from diffgap_search.search.dupes import DEFAULT_THRESHOLD, file_similarity, group_pairs
     from diffgap_search.store.catalog import Catalog
     from diffgap_search.store.similarity_rows import segment_files
 

@@ -66,7 +66,7 @@ def text_side(audio: np.ndarray, seed: int) -> np.ndarray:
 def install_bridge(index_dir: Path, audio: np.ndarray, seed: int) -> tuple[dict, float]:
     """Write ``audio_as_text``, record a briefly trained bridge of the default architecture, publish both
     spaces; returns (the bridge's fusion weights, publish seconds)."""
-    from diffgap_search.bridging import (
+    from diffgap_search.bridge.index_bridge import (
         bridge_file_name,
         bridge_record,
         commit_bridge,
@@ -108,8 +108,8 @@ def install_bridge(index_dir: Path, audio: np.ndarray, seed: int) -> tuple[dict,
 
 def timed_search(searcher, text: str, cfg) -> tuple[dict[str, float], list]:
     """One text query through the searcher's own steps, as ``Searcher.search`` runs them; stage -> ms."""
-    from diffgap_search import search_scoring
-    from diffgap_search.search import Query
+    from diffgap_search.search import scoring as search_scoring
+    from diffgap_search.search.searcher import Query
 
     t0 = time.perf_counter()
     q = searcher.embed_query(Query(text=text))
@@ -173,9 +173,9 @@ def time_sizes(built: list[dict], encoder, n_text: int) -> list[dict]:
     is the control: equal medians across sizes mean the sizes were timed alike."""
     from contextlib import ExitStack
 
-    from diffgap_search import search_scoring
+    from diffgap_search.search import scoring as search_scoring
     from diffgap_search.config import SearchConfig
-    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.searcher import Query, Searcher
 
     cfg = SearchConfig(top_k=10)
     lat = [{s: [] for s in STAGES} for _ in built]

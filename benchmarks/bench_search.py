@@ -163,7 +163,7 @@ def bench_size(n: int, work: Path, encoder, n_queries: int, n_text: int, data: s
     import faiss
 
     from diffgap_search.config import FaissConfig, SearchConfig
-    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.searcher import Query, Searcher
     from diffgap_search.store.catalog import Catalog
     from diffgap_search.store.settings import bind_encoder
     from diffgap_search.store.vector_index import load_index, publish

@@ -58,7 +58,7 @@ def summary(lat_s: list[float], errors: int, wall_s: float) -> dict[str, float]:
 def baseline(index: Path, device: str, n: int, segments: list[int]) -> dict[str, float]:
     from diffgap_search.config import SearchConfig
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.searcher import Query, Searcher
 
     with Searcher(index, lambda cfg: load_encoder(cfg, progress=False), device=device) as searcher:
         searcher.search(Query(text="warm up"), SearchConfig())

@@ -180,8 +180,8 @@ def query(
     """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.errors import UsageError
-    from diffgap_search.search import Query, Searcher
-    from diffgap_search.search_options import search_options
+    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.search.options import search_options
 
     from diffgap_search.cli.output import print_hits
 
@@ -219,9 +219,9 @@ def similar(
 ) -> None:
     """Sounds like one file or window of the library (its own file left out)."""
     from diffgap_search.config import resolve_index_dir
-    from diffgap_search.search import Searcher
-    from diffgap_search.search_options import search_options
-    from diffgap_search.similar import similar as find_similar
+    from diffgap_search.search.searcher import Searcher
+    from diffgap_search.search.options import search_options
+    from diffgap_search.search.similar import similar as find_similar
 
     from diffgap_search.cli.output import print_hits
 
@@ -242,7 +242,7 @@ def dupes(
 ) -> None:
     """Groups of near-duplicate sounds across the whole index (re-encoded, trimmed, louder or quieter copies)."""
     from diffgap_search.config import resolve_index_dir
-    from diffgap_search.dupes import DEFAULT_THRESHOLD, find_dupes
+    from diffgap_search.search.dupes import DEFAULT_THRESHOLD, find_dupes
 
     from diffgap_search.cli.output import print_dupes
 
@@ -271,7 +271,7 @@ def train(
 
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.gap.training import TrainConfig
-    from diffgap_search.training_run import train_index_bridge
+    from diffgap_search.bridge.train import train_index_bridge
 
     from diffgap_search.cli.output import print_train, stderr_console
     from diffgap_search.cli.progress import RichTrainProgress
@@ -303,7 +303,7 @@ def eval_(
 ) -> None:
     """Compare raw cosine, mean shift, linear maps and DiffGAP (with and without fusion) on test clips."""
     from diffgap_search.config import resolve_index_dir
-    from diffgap_search.training_run import evaluate_index_bridge
+    from diffgap_search.bridge.train import evaluate_index_bridge
 
     from diffgap_search.cli.output import print_eval
 
@@ -330,7 +330,7 @@ def export(
     """Write DiffGAP-bridged embeddings (text->audio, video->audio, or every window's audio->text) for a generator."""
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.export import export_bridged, read_lines
-    from diffgap_search.search import Searcher
+    from diffgap_search.search.searcher import Searcher
 
     from diffgap_search.cli.output import emit_json, emit_jsonl, stdout_console
 

@@ -105,9 +105,9 @@ class SearchConfig:
     path_glob: str | None = None
     group_by_file: bool = True
     # how a text query is ranked: "semantic" (embeddings), "keyword" (file names, folders, captions and tags;
-    # no model) or "hybrid" (both, fused by reciprocal rank; see keyword_search.py). The CLI defaults to hybrid.
+    # no model) or "hybrid" (both, fused by reciprocal rank; see search/keyword.py). The CLI defaults to hybrid.
     mode: str = "semantic"
-    # file filters, applied before top-k (see search_filters.py): seconds, Hz, channel count, a folder
+    # file filters, applied before top-k (see search/filters.py): seconds, Hz, channel count, a folder
     duration_min: float | None = None
     duration_max: float | None = None
     sample_rate: int | None = None

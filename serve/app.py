@@ -43,8 +43,8 @@ from diffgap_search.errors import (
 )
 from diffgap_search.info import index_info
 from diffgap_search.media.discover import VIDEO_EXTENSIONS
-from diffgap_search.search import Query
-from diffgap_search.search_options import DEFAULT_MODE, search_options
+from diffgap_search.search.searcher import Query
+from diffgap_search.search.options import DEFAULT_MODE, search_options
 from diffgap_search.serve import media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog

@@ -27,7 +27,7 @@ from typing import Any
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import DGSearchError
-from diffgap_search.search import Query, Searcher, SearchResult
+from diffgap_search.search.searcher import Query, Searcher, SearchResult
 from diffgap_search.store.catalog import Catalog
 
 

@@ -1,4 +1,4 @@
-"""A tiny CAVP of the real module classes (``encoders/cavp.py``) with random weights, saved the way Diff-Foley's
+"""A tiny CAVP of the real module classes (``encoders/cavp/model.py``) with random weights, saved the way Diff-Foley's
 trainer saves ``cavp_epoch66.ckpt``: a dict with ``epoch``, ``name``, ``state_dict`` (keys prefixed ``module.``
 by DDP) and the optimizer's state (``training/open_cavp_main/src/training/main.py:389-396``), published in the
 layout of the hub repository ``SimianLuo/Diff-Foley`` (``diff_foley_ckpt/cavp_epoch66.ckpt``)."""
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from diffgap_search.encoders.cavp_encoder import CAVP_FILE
+from diffgap_search.encoders.cavp.encoder import CAVP_FILE
 
 TINY_CAVP_DIM = 32  # the tiny CLAP's dim, so one DiffGAP bridge serves both
 
@@ -19,7 +19,7 @@ def tiny_cavp_model(seed: int = 0, dim: int = TINY_CAVP_DIM) -> Any:
     """The real classes at toy widths, random weights and BatchNorm statistics (seeded)."""
     import torch
 
-    from diffgap_search.encoders.cavp import CavpConfig, CavpModel
+    from diffgap_search.encoders.cavp.model import CavpConfig, CavpModel
 
     torch.manual_seed(seed)
     model = CavpModel(CavpConfig(base_channels=2, stage_blocks=(1, 1, 1, 1), cnn_widths=(4, 4, 8, 8, 8, 8),

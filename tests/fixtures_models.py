@@ -149,7 +149,7 @@ def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dgsearch_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep the weights-digest cache of the test run out of the user's home."""
-    from diffgap_search.encoders.fingerprint import CACHE_DIR_ENV
+    from diffgap_search.encoders.weights.fingerprint import CACHE_DIR_ENV
 
     folder = tmp_path_factory.mktemp("dgsearch-cache")
     previous = os.environ.get(CACHE_DIR_ENV)

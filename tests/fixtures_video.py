@@ -250,6 +250,6 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_video_encoder(tiny_clip_dir: Path) -> Any:
     """``ClipVideoEncoder`` over ``tiny_clip_dir`` on CPU, batch size 8."""
-    from diffgap_search.encoders.clip_video import load_video_encoder
+    from diffgap_search.encoders.clip.encoder import load_video_encoder
 
     return load_video_encoder(str(tiny_clip_dir), device="cpu", batch_size=8)

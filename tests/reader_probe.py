@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig, SearchConfig
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 
 
 def _no_encoder(cfg: Any) -> Any:

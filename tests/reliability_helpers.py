@@ -245,7 +245,7 @@ def reader_loop(index_dir: str, stop_file: str, dim: int = 32) -> None:
 
     from diffgap_search.config import SearchConfig
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.search import Searcher
+    from diffgap_search.search.searcher import Searcher
 
     rng = np.random.default_rng(7)
     summary: dict[str, Any] = {"queries": 0, "errors": [], "max_hits": 0, "generations": set()}

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import SearchConfig
 from diffgap_search.encoders.loading import load_encoder
-from diffgap_search.search import Query, Searcher
+from diffgap_search.search.searcher import Query, Searcher
 
 pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
 

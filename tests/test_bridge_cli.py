@@ -15,7 +15,7 @@ from fixtures_media import chirp, noise, tone, write_audio
 from fixtures_video import make_testsrc, make_tiny_clip_vision
 from typer.testing import CliRunner
 
-from diffgap_search.bridging import load_index_bridge
+from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import BridgeMismatchError
 from diffgap_search.gap.baselines import LinearMap
@@ -24,8 +24,8 @@ from diffgap_search.gap.groups import validation_mask
 from diffgap_search.gap.protocol import Task, build_side, group_codes, tasks_for
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.validation import term_matrices
-from diffgap_search.pairs import index_pairs
-from diffgap_search.search import Query, Searcher
+from diffgap_search.bridge.pairs import index_pairs
+from diffgap_search.search.searcher import Query, Searcher
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 
@@ -322,7 +322,7 @@ def test_media_indexed_after_a_pairs_file_bridge_asks_for_a_new_bridge(tiny_clap
 def test_a_replaced_bridge_is_kept_while_a_reader_loads_it(tmp_path: Path) -> None:
     """Retraining replaces the bridge file; a reader between reading the record and loading its file (it
     holds the readers' lock) keeps the old file alive, and the next writer's sweep removes it."""
-    from diffgap_search.bridging import load_index_bridge
+    from diffgap_search.bridge.index_bridge import load_index_bridge
     from diffgap_search.store.catalog import Catalog
     from diffgap_search.store.generations import reading, sweep_unpublished
 

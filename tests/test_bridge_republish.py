@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from diffgap_search.bridging import commit_bridge, stage_bridged_spaces
+from diffgap_search.bridge.index_bridge import commit_bridge, stage_bridged_spaces
 from diffgap_search.config import FaissConfig
 from diffgap_search.gap.bridge import Bridge
 from diffgap_search.gap.synthetic import GapSpec, GapWorld

@@ -28,10 +28,10 @@ from real_sounds import require_real_sounds
 from typer.testing import CliRunner
 
 from diffgap_search.config import WindowConfig
-from diffgap_search.encoders import cavp_features as feats
+from diffgap_search.encoders.cavp import features as feats
 from diffgap_search.encoders.base import AudioVisualEncoder
-from diffgap_search.encoders.cavp import CavpConfig, CavpModel
-from diffgap_search.encoders.cavp_encoder import (
+from diffgap_search.encoders.cavp.model import CavpConfig, CavpModel
+from diffgap_search.encoders.cavp.encoder import (
     CAVP_FILE,
     CAVP_REPO,
     load_cavp_encoder,
@@ -184,7 +184,7 @@ def test_decoded_frames_are_squashed_whole_and_sampled_by_time(tmp_path: Path) -
 
 
 # -- the hub ---------------------------------------------------------------------------------------------
-_LOAD = ("import json, sys; from diffgap_search.encoders.cavp_encoder import load_cavp_encoder as l; "
+_LOAD = ("import json, sys; from diffgap_search.encoders.cavp.encoder import load_cavp_encoder as l; "
          "e = l('cavp', 'cpu', progress=False); print(json.dumps([e.fingerprint, e.provenance]))")
 
 
@@ -281,7 +281,7 @@ def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_
 @pytest.mark.slow  # ~80 s on 2 cores: 24 videos indexed, a bridge trained, queries raw and fused
 def test_with_a_bridge_trained_in_cavp_space_the_video_query_is_fused(tiny_clap_dir: Path, tiny_cavp_ckpt: Path,
                                                                      tmp_path: Path) -> None:
-    from diffgap_search.search import Searcher
+    from diffgap_search.search.searcher import Searcher
 
     root = tmp_path / "clips"
     root.mkdir()

@@ -11,7 +11,7 @@ import io
 
 from rich.console import Console
 
-from diffgap_search.encoders.download_progress import RichDownloadProgress, tqdm_bridge
+from diffgap_search.encoders.weights.progress import RichDownloadProgress, tqdm_bridge
 
 
 class _Recorder:

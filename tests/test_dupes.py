@@ -21,11 +21,11 @@ from real_sounds import REAL_SOUNDS, RealSound, require_real_sounds
 from typer.testing import CliRunner
 
 from diffgap_search.config import SearchConfig
-from diffgap_search.dupes import DEFAULT_THRESHOLD, file_similarity, find_dupes, group_pairs
+from diffgap_search.search.dupes import DEFAULT_THRESHOLD, file_similarity, find_dupes, group_pairs
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.discover import path_key
-from diffgap_search.search import Searcher
-from diffgap_search.similar import similar
+from diffgap_search.search.searcher import Searcher
+from diffgap_search.search.similar import similar
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.similarity_rows import file_segment_ids
 

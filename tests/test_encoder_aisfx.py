@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from diffgap_search.encoders.aisfx import (
+from diffgap_search.encoders.aisfx.encoder import (
     DIM,
     INSTALL_HINT,
     PEAK_FLOOR,
@@ -33,7 +33,7 @@ from diffgap_search.encoders.aisfx import (
     load_aisfx_encoder,
     peak_normalise,
 )
-from diffgap_search.encoders.aisfx_features import ESSENTIA, LIBROSA, LogMel, frame_count, mel_filterbank
+from diffgap_search.encoders.aisfx.features import ESSENTIA, LIBROSA, LogMel, frame_count, mel_filterbank
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 from diffgap_search.media.audio import load_audio

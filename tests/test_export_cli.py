@@ -13,7 +13,7 @@ from fixtures_media import chirp, noise, tone, write_audio
 from fixtures_video import make_testsrc
 from typer.testing import CliRunner
 
-from diffgap_search.bridging import load_index_bridge
+from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder, stored_encoder_config

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffgap_search.encoders.clap_hf import ClapEncoder
-from diffgap_search.encoders.fast_features import TorchLogMel
+from diffgap_search.encoders.clap.encoder import ClapEncoder
+from diffgap_search.encoders.clap.features import TorchLogMel
 
 S = 480_000
 SR = 48_000

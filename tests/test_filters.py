@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import diffgap_search.search_scoring as search_scoring
+import diffgap_search.search.scoring as search_scoring
 from diffgap_search.config import FaissConfig, SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.tags import FileTags
-from diffgap_search.search import Searcher
-from diffgap_search.search_filters import parse_range
+from diffgap_search.search.searcher import Searcher
+from diffgap_search.search.filters import parse_range
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.tags import put_file_meta
 from diffgap_search.store.vector_index import publish
@@ -111,7 +111,7 @@ def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Pat
     """Every odd file is named and tagged "zap laser": the filter leaves one of them, which comes back alone."""
     index_dir, _, _ = library
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
-        from diffgap_search.keyword_search import search_keyword
+        from diffgap_search.search.keyword import search_keyword
 
         got = search_keyword(s.catalog, "zap laser", SearchConfig(top_k=1, sample_rate=96_000))
         assert _paths(got.hits) == ["ZAP_Laser_017.wav"]

@@ -28,13 +28,13 @@ from fixtures_laion_pt import (
     to_laion_state_dict,
 )
 
-from diffgap_search.encoders.laion_checkpoint import (
+from diffgap_search.encoders.clap.laion_checkpoint import (
     LaionCheckpoint,
     build_clap_model,
     convert_laion_state_dict,
     read_laion_checkpoint,
 )
-from diffgap_search.encoders.laion_mapping import DROPPED_GROUPS, dropped_group
+from diffgap_search.encoders.clap.laion_keys import DROPPED_GROUPS, dropped_group
 from diffgap_search.errors import ModelUnavailableError
 
 # Each family saved under the name of a checkpoint of ANOTHER family: detection must come from shapes.

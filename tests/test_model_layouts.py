@@ -17,7 +17,7 @@ import pytest
 from fixtures_published import CLAP_VARIANTS, publish_clap, reference_embeddings, save_pretrained_today, without
 
 from diffgap_search.config import EncoderConfig
-from diffgap_search.encoders.layout import choose_weights, processor_settings, wanted_files
+from diffgap_search.encoders.weights.layout import choose_weights, processor_settings, wanted_files
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.errors import ModelUnavailableError
 

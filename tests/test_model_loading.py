@@ -23,7 +23,7 @@ from fixtures_models import make_tiny_clap
 from hub_server import HubServer, free_port
 
 from diffgap_search.config import EncoderConfig
-from diffgap_search.encoders.fingerprint import config_dim, file_sha256, weights_fingerprint
+from diffgap_search.encoders.weights.fingerprint import config_dim, file_sha256, weights_fingerprint
 from diffgap_search.encoders.loading import is_local_reference, load_encoder
 from diffgap_search.errors import ModelUnavailableError, UsageError
 
@@ -251,7 +251,7 @@ def test_local_reference_or_hub_id(tmp_path: Path) -> None:
 
 def test_loading_module_does_not_import_torch() -> None:
     code = (
-        "import sys, diffgap_search.encoders.loading, diffgap_search.encoders.fingerprint; "
+        "import sys, diffgap_search.encoders.loading, diffgap_search.encoders.weights.fingerprint; "
         "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -37,7 +37,7 @@ TEXTS = ["dog barking", "rain on a window"]
 _SCRIPT = r"""
 import json, sys, numpy as np
 from diffgap_search.config import EncoderConfig
-from diffgap_search.encoders.clip_video import load_video_encoder
+from diffgap_search.encoders.clip.encoder import load_video_encoder
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.errors import DGSearchError
 out, models, revision = sys.argv[1], sys.argv[2:], None
@@ -250,7 +250,7 @@ def test_an_original_laion_checkpoint_with_laions_tokenizer(tmp_path: Path) -> N
     from fixtures_published import publish_roberta_base
     from transformers import AutoTokenizer, ClapFeatureExtractor
 
-    from diffgap_search.encoders.laion_checkpoint import read_laion_checkpoint
+    from diffgap_search.encoders.clap.laion_checkpoint import read_laion_checkpoint
 
     original = make_tiny_model("tiny", seed=4)
     checkpoint = save_trainer_checkpoint(to_laion_state_dict(original), tmp_path / "630k-audioset-best.pt")

@@ -36,7 +36,7 @@ from diffgap_search.cli.app import app
 from diffgap_search.config import EncoderConfig, SearchConfig
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
 

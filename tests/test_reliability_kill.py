@@ -33,7 +33,7 @@ from reliability_helpers import (
 from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from reliability_helpers import check_faiss, clip_samples, read_state
 
 from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
 from diffgap_search.indexing import index_folder
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 
 NAMES = ["a.wav", "b.wav", "sub/c.wav", "sub/d.wav", "e.wav"]
 CONTENTS = 4

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import FaissConfig, SearchConfig
 from diffgap_search.errors import EXIT_CODES, IndexNotReadyError
-from diffgap_search.search import Query, Searcher
+from diffgap_search.search.searcher import Query, Searcher
 from diffgap_search.store.catalog import CONNECTION_PRAGMAS, Catalog, SegmentInput
 from diffgap_search.store.generations import READERS_LOCK, sweep_unpublished
 from diffgap_search.store.lock import writer_lock

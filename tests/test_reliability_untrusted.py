@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import SearchConfig
 from diffgap_search.encoders.loading import load_encoder
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 UNSAFE = [

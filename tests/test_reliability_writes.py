@@ -27,7 +27,7 @@ from diffgap_search.config import EncoderConfig, SearchConfig
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.errors import StorageError
 from diffgap_search.indexing import index_folder
-from diffgap_search.search import Searcher
+from diffgap_search.search.searcher import Searcher
 
 
 # -- the faults ---------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffgap_search import search_scoring
+from diffgap_search.search import scoring as search_scoring
 from diffgap_search.config import FaissConfig, SearchConfig
-from diffgap_search.search import Searcher, SearchTerm
+from diffgap_search.search.searcher import Searcher, SearchTerm
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.vector_index import REBUILD_KEY, publish
 

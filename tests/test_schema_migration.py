@@ -49,7 +49,7 @@ def _tables(db: Path) -> set[str]:
 
 
 def test_a_version_1_catalog_is_upgraded_in_place_and_searchable_by_words(tmp_path: Path) -> None:
-    from diffgap_search.keyword_search import search_keyword
+    from diffgap_search.search.keyword import search_keyword
 
     ix = tmp_path / "ix"
     _v1_catalog(ix, [(tmp_path / "lib" / "Metal_Gate_Creak.wav", None),
@@ -93,7 +93,7 @@ def test_the_next_index_run_reads_tags_of_upgraded_files_without_embedding(tmp_p
     """Index with the tiny model, turn the catalog back into version 1 (drop what version 2 added), and index
     again: no model is loaded, no window embedded, and the tags are there."""
     from diffgap_search.indexing import index_folder
-    from diffgap_search.keyword_search import search_keyword
+    from diffgap_search.search.keyword import search_keyword
 
     lib = tmp_path / "lib"
     mp3 = encode(lib / "take_01.mp3", seconds=0.5)

@@ -13,7 +13,7 @@ from fixtures_media import chirp, noise, tone, write_audio
 from diffgap_search.config import EncoderConfig, SearchConfig
 from diffgap_search.indexing import index_folder
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
-from diffgap_search.search import Query, Searcher
+from diffgap_search.search.searcher import Query, Searcher
 from diffgap_search.store.catalog import Catalog, SegmentInput
 
 

@@ -34,7 +34,7 @@ from reliability_helpers import (
 from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search import Query, Searcher
+from diffgap_search.search.searcher import Query, Searcher
 
 pytestmark = pytest.mark.slow
 
@@ -168,10 +168,10 @@ def compare(ix: Path, clean: Path) -> list[str]:
 
 def clean_build(folder: Path, ix: Path, model: Path, dest: Path) -> None:
     """Index ``folder`` into the fresh ``dest`` in process and give it ``ix``'s bridge."""
-    from diffgap_search.bridging import load_index_bridge
+    from diffgap_search.bridge.index_bridge import load_index_bridge
     from diffgap_search.config import FaissConfig
     from diffgap_search.store.catalog import Catalog
-    from diffgap_search.training_run import _store_bridge
+    from diffgap_search.bridge.train import _store_bridge
 
     cfg = EncoderConfig(model=str(model), device="cpu", batch_size=8)
     index_folder(folder, dest, load_encoder=lambda c: load_encoder(c, progress=False), encoder_cfg=cfg,

@@ -139,14 +139,14 @@ def test_tags_are_read_once_per_decoded_file_and_again_when_it_changes(
         assert tags_of(cat.conn, by_name.values()) == {by_name["a.mp3"]: {"title": ["New title"],
                                                                           "comment": ["re-tagged"]}}
         from diffgap_search.config import SearchConfig
-        from diffgap_search.keyword_search import search_keyword
+        from diffgap_search.search.keyword import search_keyword
 
         assert search_keyword(cat, "old", SearchConfig()).hits == []
         assert [Path(h.path).name for h in search_keyword(cat, "new", SearchConfig()).hits] == ["a.mp3"]
 
 
 def test_weak_captions_use_the_tags_read_at_index_time(tagged_index: tuple[Path, Path]) -> None:
-    from diffgap_search.pairs import _file_captions
+    from diffgap_search.bridge.pairs import _file_captions
 
     _, ix = tagged_index
     with Catalog.open(ix) as cat:

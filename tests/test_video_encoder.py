@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from diffgap_search.config import WindowConfig
-from diffgap_search.encoders.clip_video import ClipVideoEncoder, load_video_encoder
+from diffgap_search.encoders.clip.encoder import ClipVideoEncoder, load_video_encoder
 from diffgap_search.errors import ModelUnavailableError
 from diffgap_search.media.video import iter_frame_windows
 
@@ -128,6 +128,6 @@ def test_vision_only_checkpoint_loads(tmp_path: Path, tiny_clip_dir: Path, tiny_
 
 
 def test_module_import_is_light() -> None:
-    code = "import sys, diffgap_search.encoders.clip_video; print(sorted({'torch','transformers'} & set(sys.modules)))"
+    code = "import sys, diffgap_search.encoders.clip.encoder; print(sorted({'torch','transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

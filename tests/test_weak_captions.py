@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.weak_captions import name_words, weak_captions
-from diffgap_search.pairs import index_pairs
+from diffgap_search.bridge.pairs import index_pairs
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 

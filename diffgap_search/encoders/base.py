@@ -39,7 +39,7 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class AudioVisualEncoder(Protocol):
-    """Embeds windows of video frames and windows of sound into one shared space (CAVP: ``cavp_encoder.py``).
+    """Embeds windows of video frames and windows of sound into one shared space (CAVP: ``encoders/cavp/encoder.py``).
 
     Attributes as ``Encoder``'s, plus ``fps``: the rate a window's frames must be sampled at.
     """

@@ -3,11 +3,11 @@
 ``cfg.model`` is one of:
 
 - a Hugging Face hub id (``laion/clap-htsat-unfused``, ``laion/clap-htsat-fused``, ``laion/larger_clap_*``),
-  fetched into the standard cache as published (``hub.py``), at ``cfg.revision`` when given;
+  fetched into the standard cache as published (``encoders/weights/hub.py``), at ``cfg.revision`` when given;
 - a local directory in the transformers layout (any weights format, ``preprocessor_config.json`` or
-  ``processor_config.json``, any tokenizer layout: ``layout.py``);
+  ``processor_config.json``, any tokenizer layout: ``encoders/weights/layout.py``);
 - an original LAION-CLAP checkpoint file (``630k-audioset-best.pt`` …), re-keyed for transformers' ``ClapModel``
-  by ``laion_checkpoint.py``, with the RoBERTa tokenizer LAION-CLAP uses (``roberta-base``, from the hub cache);
+  by ``encoders/clap/laion_checkpoint.py``, with the RoBERTa tokenizer LAION-CLAP uses (``roberta-base``, from the hub cache);
 - ``aisfx``: the sound-effects embedding network that ships inside the ``aisfx`` package (audio only).
 
 Every way this can fail ends as one ``ModelUnavailableError`` whose message says what is wrong and what
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffgap_search.config import EncoderConfig
-from diffgap_search.encoders.layout import Role, missing_in_folder, read_config
+from diffgap_search.encoders.weights.layout import Role, missing_in_folder, read_config
 from diffgap_search.errors import DGSearchError, ModelUnavailableError
 
 if TYPE_CHECKING:
     from diffgap_search.encoders.base import Encoder
-    from diffgap_search.encoders.download_progress import DownloadProgress
+    from diffgap_search.encoders.weights.progress import DownloadProgress
 
 AISFX = "aisfx"
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
@@ -72,17 +72,17 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True) -> Encoder:
     weights cannot be had) or ``UsageError`` (an unknown ``cfg.device``).
     """
     if cfg.model == AISFX:
-        from diffgap_search.encoders.aisfx import load_aisfx_encoder
+        from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
         return _with_provenance(load_aisfx_encoder(cfg.device, cfg.batch_size), {"source": "package"})
-    from diffgap_search.encoders.download_progress import stderr_download_progress
+    from diffgap_search.encoders.weights.progress import stderr_download_progress
 
     sink = stderr_download_progress(progress)
     if _is_checkpoint_file(cfg.model):
         return _load_laion_checkpoint(cfg, sink)
     source = resolve_model(cfg.model, cfg.revision, role="clap", progress=sink)
     check_clap_config(source.folder, _label(cfg.model, source))
-    from diffgap_search.encoders.clap_hf import ClapEncoder
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
 
     try:
         encoder = ClapEncoder.from_folder(
@@ -114,7 +114,7 @@ def resolve_model(
         if missing:
             raise ModelUnavailableError(f"model directory '{model}' is missing {', '.join(missing)}; {hint}")
         return ModelSource(path, "directory")
-    from diffgap_search.encoders.hub import fetch_model
+    from diffgap_search.encoders.weights.hub import fetch_model
 
     snapshot = fetch_model(model, revision, role=role, progress=progress)
     return ModelSource(snapshot.path, "hub", snapshot.repo_id, snapshot.revision, snapshot.commit)
@@ -157,7 +157,7 @@ def _load_laion_checkpoint(cfg: EncoderConfig, sink: DownloadProgress) -> Encode
     if cfg.revision:
         raise ModelUnavailableError(f"--revision applies to hub models, not to the checkpoint file '{cfg.model}'")
     tokenizer = resolve_model(LAION_TOKENIZER, role="tokenizer", progress=sink)
-    from diffgap_search.encoders.clap_hf import ClapEncoder
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
 
     encoder = ClapEncoder.from_laion_checkpoint(
         path, tokenizer.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size

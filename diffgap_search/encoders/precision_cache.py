@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 
-from diffgap_search.encoders.fingerprint import cache_dir
+from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from diffgap_search.config import VideoConfig
-from diffgap_search.encoders.cavp_encoder import is_cavp_reference
+from diffgap_search.encoders.cavp.encoder import is_cavp_reference
 
 CAVP_BATCH = 8  # 4 s clips of 16 x 224 x 224 frames per forward pass (~80 MB of pixels)
 
@@ -23,10 +23,10 @@ def video_config(model: str, revision: str | None = None, frames: bool = True) -
 def load_video_model(cfg: VideoConfig, device: str) -> Any:
     """The encoder ``cfg.model`` names, on ``device`` (``indexing.run``'s video loader)."""
     if is_cavp_reference(cfg.model):
-        from diffgap_search.encoders.cavp_encoder import load_cavp_encoder
+        from diffgap_search.encoders.cavp.encoder import load_cavp_encoder
 
         return load_cavp_encoder(cfg.model, device, cfg.batch_size, revision=cfg.revision)
-    from diffgap_search.encoders.clip_video import load_video_encoder
+    from diffgap_search.encoders.clip.encoder import load_video_encoder
 
     return load_video_encoder(cfg.model, device, cfg.batch_size, revision=cfg.revision, fps=cfg.fps)
 

@@ -4,7 +4,7 @@ its CLAP vectors and everything else stay as they are).
 
 With CAVP every window with sound gets a ``cavp_audio`` vector (the window's soundtrack in CAVP's space) and
 every window with frames a ``video`` vector (``CavpEncoder``; the window -> clips rule is in
-``encoders/cavp_features.py``). Both are keyed by the same segments as the CLAP vectors.
+``encoders/cavp/features.py``). Both are keyed by the same segments as the CLAP vectors.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import VideoConfig, WindowConfig
-from diffgap_search.encoders.cavp_encoder import CAVP_SPACE
+from diffgap_search.encoders.cavp.encoder import CAVP_SPACE
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.indexing.decode import SegmentData, stream_segments
 from diffgap_search.store.catalog import Catalog
@@ -39,7 +39,7 @@ def fill_cavp_gaps(catalog: Catalog, load_encoder: Any, load_bridge: Any, window
     index) or that cannot be decoded is left for the next run's change detection. ``load_encoder`` and
     ``load_bridge`` are called only when something is missing (an unchanged index loads no model). Returns the
     windows embedded."""
-    from diffgap_search.bridging import bridge_vectors
+    from diffgap_search.bridge.index_bridge import bridge_vectors
     from diffgap_search.indexing.decode import decode_task, lost_decode
     from diffgap_search.indexing.pool import ordered_map
     from diffgap_search.indexing.run import MAX_WINDOWS_PER_TASK

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search.bridging import bridge_vectors, load_index_bridge
+from diffgap_search.bridge.index_bridge import bridge_vectors, load_index_bridge
 from diffgap_search.config import EncoderConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import ModelUnavailableError
@@ -68,7 +68,7 @@ class RunEncoders:
     @property
     def is_cavp(self) -> bool:
         """Whether the video model is CAVP, which embeds every window's sound too (``indexing/cavp_run.py``)."""
-        from diffgap_search.encoders.cavp_encoder import is_cavp_reference
+        from diffgap_search.encoders.cavp.encoder import is_cavp_reference
 
         return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
 

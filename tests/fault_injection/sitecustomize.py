@@ -207,7 +207,7 @@ def _patch_faiss_all(mod) -> None:  # type: ignore[no-untyped-def]
     _patch_faiss_train(mod)
 
 
-_HOOKS = {"faiss": _patch_faiss_all, "diffgap_search.encoders.clap_hf": _patch_clap,
+_HOOKS = {"faiss": _patch_faiss_all, "diffgap_search.encoders.clap.encoder": _patch_clap,
           "diffgap_search.store.vector_index": _patch_vector_index}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search import search_scoring
+from diffgap_search.search import scoring as search_scoring
 from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError, UsageError
@@ -88,7 +88,7 @@ class SearchResult:
     query_kind: str
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    mode: str = "semantic"  # how it was ranked: semantic, keyword or hybrid (keyword_search.py)
+    mode: str = "semantic"  # how it was ranked: semantic, keyword or hybrid (search/keyword.py)
     note: str | None = None  # why a hybrid query was answered by one ranking alone
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +170,7 @@ class Searcher:
     def embed_query(self, query: Query) -> np.ndarray:
         """``(Q, D) float32`` L2-normalised query vectors (one per window for an audio or video query):
         ``query_embedding.embed_query``."""
-        from diffgap_search.query_embedding import embed_query
+        from diffgap_search.search.embedding import embed_query
 
         return embed_query(self, query)
 
@@ -215,7 +215,7 @@ class Searcher:
             return None
         record = self.catalog.get_meta("bridge")
         if self._bridge is _UNSET or record != self._bridge_record:
-            from diffgap_search.bridging import load_index_bridge
+            from diffgap_search.bridge.index_bridge import load_index_bridge
 
             self._bridge = load_index_bridge(self.index_dir, self.catalog)
             self._bridge_record = record
@@ -233,8 +233,8 @@ class Searcher:
         """
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
-        if cfg.mode != "semantic":  # keyword (no model) or hybrid: keyword_search.py
-            from diffgap_search import keyword_search
+        if cfg.mode != "semantic":  # keyword (no model) or hybrid: search/keyword.py
+            from diffgap_search.search import keyword as keyword_search
 
             return keyword_search.search(self, query, cfg)
         t0 = time.perf_counter()
@@ -260,7 +260,7 @@ class Searcher:
     def terms_for(self, modality: str, qvecs: np.ndarray) -> list[SearchTerm]:
         """The weighted cosine terms a query of ``modality`` is scored by (one term without a bridge)."""
         if modality == "video" and self.cavp_video():
-            from diffgap_search.cavp_search import cavp_video_terms
+            from diffgap_search.search.cavp import cavp_video_terms
 
             return [SearchTerm(space, q, w) for space, q, w in cavp_video_terms(self.bridge_for("video"), qvecs)]
         bridge = self.bridge_for(modality)

@@ -6,13 +6,13 @@ weights are ``diff_foley_ckpt/cavp_epoch66.ckpt`` in the Hugging Face repository
 (MIT; the file name as ``inference/diff_foley_inference.ipynb`` loads it); ``--video-model cavp`` fetches it,
 ``--video-model path/to/cavp_epoch66.ckpt`` reads a local copy.
 
-**Windows and clips** (``cavp_features.py``). CAVP embeds 4 s clips (16 frames at 4 fps, max-pooled over the
+**Windows and clips** (``encoders/cavp/features.py``). CAVP embeds 4 s clips (16 frames at 4 fps, max-pooled over the
 16 steps); our windows are 10 s (the CLAP windows every other vector space is keyed by). Each window is
 covered by ``ceil(F / 16)`` clips spread evenly over its F frames (3 for 10 s: [0, 4], [3, 7], [6, 10] s), each
 clip embedded and L2-normalised, and the window's vector is the re-normalised mean of its clips' unit vectors.
 Why pooled sub-windows rather than CAVP's own 4 s windows with timestamps of their own: every vector space of
 an index is keyed by the same windows (segments: CLAP audio, the bridged spaces, captions, grouping by file),
-so a CAVP vector per window joins the fusion of ``search.py`` and the pairs of ``dgsearch train`` with no
+so a CAVP vector per window joins the fusion of ``search/searcher.py`` and the pairs of ``dgsearch train`` with no
 second timeline; the clips are whole frames of the 4 fps grid, so the audio and the video of a window see the
 same seconds to the frame, and a window's seconds are what a hit reports. The cost is temporal precision
 inside a window (a 4 s event in a 10 s window is a third of its mean); a finer ``--hop`` buys it back.
@@ -40,7 +40,7 @@ from diffgap_search.errors import ModelUnavailableError
 if TYPE_CHECKING:
     import torch
 
-    from diffgap_search.encoders.cavp import CavpModel
+    from diffgap_search.encoders.cavp.model import CavpModel
 
 CAVP = "cavp"  # --video-model value naming the published checkpoint
 CAVP_REPO = "SimianLuo/Diff-Foley"
@@ -64,7 +64,7 @@ class CavpEncoder:
                  batch_size: int = 8) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        from diffgap_search.encoders import cavp_features as feats
+        from diffgap_search.encoders.cavp import features as feats
 
         self.model = model.eval()
         self.model_id = model_id
@@ -78,7 +78,7 @@ class CavpEncoder:
 
     def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """N windows of ``(F_i, H, W, 3) uint8`` frames sampled at 4 fps -> ``(N, D) float32``, L2-normalised."""
-        from diffgap_search.encoders.cavp_features import video_clips
+        from diffgap_search.encoders.cavp.features import video_clips
 
         return self._pooled((video_clips(w) for w in windows), len(windows), self.model.encode_video)
 
@@ -91,7 +91,7 @@ class CavpEncoder:
         """
         import torch
 
-        from diffgap_search.encoders.cavp_features import spec_clips
+        from diffgap_search.encoders.cavp.features import spec_clips
 
         arr = np.asarray(windows, dtype=np.float32)
         if arr.ndim != 2:
@@ -148,12 +148,12 @@ def load_cavp_encoder(model: str = CAVP, device: str = "auto", batch_size: int =
     Raises ModelUnavailableError (missing, unreadable, refused or mismatched checkpoint; offline without a
     cached copy) or UsageError (an unknown device).
     """
-    from diffgap_search.encoders.download_progress import stderr_download_progress
-    from diffgap_search.encoders.fingerprint import file_sha256
+    from diffgap_search.encoders.weights.progress import stderr_download_progress
+    from diffgap_search.encoders.weights.fingerprint import file_sha256
     from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
 
     if model == CAVP:
-        from diffgap_search.encoders.hub_file import fetch_hub_file
+        from diffgap_search.encoders.weights.hub_file import fetch_hub_file
 
         path, snap = fetch_hub_file(CAVP_REPO, CAVP_FILE, revision, progress=stderr_download_progress(progress))
         provenance = {"source": "hub", "repo_id": CAVP_REPO, "revision": revision, "commit": snap.commit,
@@ -179,8 +179,8 @@ def cavp_state_dict(path: Path, fingerprint: str) -> dict[str, torch.Tensor]:
     from the pickle (``weights_only=True``), converting it once."""
     from safetensors.torch import load_file
 
-    from diffgap_search.encoders.fingerprint import cache_dir
-    from diffgap_search.encoders.weights import COPY_DIR, _copy_matches, _write_copy
+    from diffgap_search.encoders.weights.fingerprint import cache_dir
+    from diffgap_search.encoders.weights.convert import COPY_DIR, _copy_matches, _write_copy
 
     copy = cache_dir() / COPY_DIR / fingerprint / "model.safetensors"
     if _copy_matches(copy, fingerprint):
@@ -195,8 +195,8 @@ def read_cavp_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     state dict, read with ``weights_only=True``; ``module.`` prefixes stripped. ModelUnavailableError otherwise."""
     import torch
 
-    from diffgap_search.encoders.cavp import strip_prefixes
-    from diffgap_search.encoders.weights import load_restricted
+    from diffgap_search.encoders.cavp.model import strip_prefixes
+    from diffgap_search.encoders.weights.convert import load_restricted
 
     try:
         raw = load_restricted(path)
@@ -214,7 +214,7 @@ def read_cavp_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def _build(state: dict[str, torch.Tensor], path: Path) -> CavpModel:
     """``build_cavp`` with its failures as one ModelUnavailableError naming what does not fit."""
-    from diffgap_search.encoders.cavp import build_cavp
+    from diffgap_search.encoders.cavp.model import build_cavp
 
     try:
         return build_cavp(state)

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from diffgap_search.config import SearchConfig
-from diffgap_search.search_filters import allowed_file_ids, glob_match
+from diffgap_search.search.filters import allowed_file_ids, glob_match
 from diffgap_search.store.filters import segments_of_files
 from diffgap_search.store.tags import tags_of
 from diffgap_search.store.vector_index import REBUILD_KEY, LoadedIndex
 
 if TYPE_CHECKING:
-    from diffgap_search.search import Hit, Searcher, SearchTerm
+    from diffgap_search.search.searcher import Hit, Searcher, SearchTerm
 
 # A filter whose files hold at most this many windows is searched exactly over them (their vectors read
 # from the catalog: ≈ 40 MB at D = 512), never through FAISS's top-k.
@@ -37,7 +37,7 @@ def search_terms(searcher: Searcher, terms: list[SearchTerm], cfg: SearchConfig)
     Candidates are the union of every term's FAISS top-k (plus vectors committed since publishing);
     with several terms each candidate is re-scored exactly (:func:`fused`). ``k`` grows until enough hits
     pass the filters or every vector has been considered. Filters are decided first
-    (``search_filters.py``): when the files that pass hold at most :data:`EXACT_FILTER_SEGMENTS` windows,
+    (``search/filters.py``): when the files that pass hold at most :data:`EXACT_FILTER_SEGMENTS` windows,
     exactly those windows are scored (a filter keeping 3 files of a million finds them at once); a looser
     filter goes through FAISS with the growing ``k``.
     """
@@ -157,7 +157,7 @@ def resolve(searcher: Searcher, scores: dict[int, float], cfg: SearchConfig,
             allowed: set[int] | None = None) -> list[Hit]:
     """The scored segments the catalog still holds, as hits best first (one per file when grouping),
     after the ``min_score``, ``kind`` and path filters."""
-    from diffgap_search.search import Hit
+    from diffgap_search.search.searcher import Hit
 
     rows = searcher.catalog.hit_rows(scores)
     if allowed is not None:

@@ -153,7 +153,7 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
                     groups.append(files[fid].sha256 or str(fid))
                     sources.append(src)
     if "video" in kinds:
-        from diffgap_search.bridging import audio_source
+        from diffgap_search.bridge.index_bridge import audio_source
 
         for sid, sha, a_blob, v_blob in catalog.conn.execute(
             "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"

@@ -74,10 +74,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from diffgap_search.encoders.aisfx_features import ESSENTIA, SAMPLE_RATE, LogMel, frame_count
-from diffgap_search.encoders.fingerprint import file_sha256
+from diffgap_search.encoders.aisfx.features import ESSENTIA, SAMPLE_RATE, LogMel, frame_count
+from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
-from diffgap_search.encoders.weights import load_restricted
+from diffgap_search.encoders.weights.convert import load_restricted
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 
 MODEL_ID = "aisfx"

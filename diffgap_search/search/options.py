@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
-from diffgap_search.keyword_search import check_mode
-from diffgap_search.search_filters import parse_range
+from diffgap_search.search.keyword import check_mode
+from diffgap_search.search.filters import parse_range
 
 DEFAULT_MODE = "hybrid"  # what a person typing words expects: names and tags beside the embedding
 

@@ -26,7 +26,7 @@ Diff-Foley's preprocessing (github.com/luosiallen/Diff-Foley):
 of the 4 fps grid, so clip j's frames are exactly the window's frames ``o_j .. o_j + 15`` and its
 spectrogram frames ``16 o_j .. 16 o_j + 255``: the same seconds, to the frame. A window shorter than 4 s is
 one clip, its frames tiled to 16 (``np.tile``, ``data.py``) and its audio the window's repeat-padded samples
-(``media/windows.repeat_pad``), so the two repeat alike. See ``cavp_encoder.py`` for how a window's clips are
+(``media/windows.repeat_pad``), so the two repeat alike. See ``encoders/cavp/encoder.py`` for how a window's clips are
 pooled and why.
 """
 

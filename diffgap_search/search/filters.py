@@ -1,6 +1,6 @@
 """Search filters: which files a search may return (``--duration``, ``--sample-rate``, ``--channels``,
 ``--folder``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
-pass (see ``Searcher.search_terms`` and ``keyword_search.py``)."""
+pass (see ``Searcher.search_terms`` and ``search/keyword.py``)."""
 
 from __future__ import annotations
 

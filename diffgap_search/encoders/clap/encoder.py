@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffgap_search.encoders.clap_batches import even_chunks, probe_windows, stack_rows, unit_rows
-from diffgap_search.encoders.layout import processor_settings
+from diffgap_search.encoders.clap.batches import even_chunks, probe_windows, stack_rows, unit_rows
+from diffgap_search.encoders.weights.layout import processor_settings
 from diffgap_search.encoders.precision_cache import cached_verdict, remember_verdict
 from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, quiet_transformers, resolve_device
 from diffgap_search.errors import ModelUnavailableError
@@ -102,7 +102,7 @@ class ClapEncoder:
         # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
         # ``is_longer`` False only the first goes through the patch embedding. Unfused models read 1.
         self.mel_channels = 4 if getattr(model.config.audio_config, "enable_fusion", False) else 1
-        from diffgap_search.encoders.fast_features import TorchLogMel
+        from diffgap_search.encoders.clap.features import TorchLogMel
 
         if TorchLogMel.supports(feature_extractor) and int(feature_extractor.nb_max_samples) == self.window_samples:
             self._fast_features = TorchLogMel(feature_extractor, channels=self.mel_channels)
@@ -117,12 +117,12 @@ class ClapEncoder:
         batch_size: int = 16,
         precision: str = "auto",
     ) -> ClapEncoder:
-        """Load a folder in any layout transformers reads (``encoders/layout.py``): safetensors or pickled
-        weights (the latter converted once, ``weights.py``), ``preprocessor_config.json`` or
+        """Load a folder in any layout transformers reads (``encoders/weights/layout.py``): safetensors or pickled
+        weights (the latter converted once, ``encoders/weights/convert.py``), ``preprocessor_config.json`` or
         ``processor_config.json``, ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. Never the network."""
         from transformers import ClapConfig, ClapModel
 
-        from diffgap_search.encoders.weights import prepared_weights
+        from diffgap_search.encoders.weights.convert import prepared_weights
 
         torch_device = _prepare_device(device)
         weights_dir, fingerprint = prepared_weights(folder)
@@ -153,11 +153,11 @@ class ClapEncoder:
         batch_size: int = 16,
         precision: str = "auto",
     ) -> ClapEncoder:
-        """An original LAION-CLAP checkpoint (``laion_checkpoint.py``: re-keyed, variant read from the tensors'
+        """An original LAION-CLAP checkpoint (``encoders/clap/laion_checkpoint.py``: re-keyed, variant read from the tensors'
         shapes, ``weights_only`` unpickling), with LAION's settings for the log-mel and the RoBERTa tokenizer
         in ``tokenizer_folder``. The fingerprint is the sha256 of the checkpoint file."""
-        from diffgap_search.encoders.fingerprint import file_sha256
-        from diffgap_search.encoders.laion_checkpoint import build_clap_model, read_laion_checkpoint
+        from diffgap_search.encoders.weights.fingerprint import file_sha256
+        from diffgap_search.encoders.clap.laion_checkpoint import build_clap_model, read_laion_checkpoint
 
         torch_device = _prepare_device(device)
         checkpoint = read_laion_checkpoint(path)

@@ -18,7 +18,7 @@ from diffgap_search.errors import (
 from diffgap_search.store.settings import embeds
 
 if TYPE_CHECKING:
-    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.searcher import Query, Searcher
 
 QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
 

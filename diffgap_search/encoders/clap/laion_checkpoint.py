@@ -5,7 +5,7 @@
 (``torch.load(..., weights_only=True)``: tensors and plain data, never an arbitrary Python object), takes
 the state dict out of the trainer's ``{"epoch", "name", "state_dict", "optimizer", ...}`` dict or a bare
 state dict (``module.`` prefixes stripped, as LAION's ``factory.load_state_dict`` does), reads the
-architecture from the tensors' shapes (``laion_config.py``), renames the tensors (``laion_mapping.py``)
+architecture from the tensors' shapes (``encoders/clap/laion_shapes.py``), renames the tensors (``encoders/clap/laion_keys.py``)
 and checks that they fill a ``ClapModel`` of that config exactly. ``build_clap_model`` makes the model.
 
 NumPy scalars: LAION's trainer sets each optimizer group's learning rate from ``np.cos``
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from diffgap_search.encoders import laion_config as shapes
-from diffgap_search.encoders.laion_mapping import map_laion_keys
-from diffgap_search.encoders.weights import load_restricted
+from diffgap_search.encoders.clap import laion_shapes as shapes
+from diffgap_search.encoders.clap.laion_keys import map_laion_keys
+from diffgap_search.encoders.weights.convert import load_restricted
 from diffgap_search.errors import ModelUnavailableError
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The score of a video query on an index whose video encoder is CAVP.
 
-CAVP embeds video windows and sound into one space (``encoders/cavp_encoder.py``), so without a bridge a video
+CAVP embeds video windows and sound into one space (``encoders/cavp/encoder.py``), so without a bridge a video
 query is the plain cosine of its windows against every window's ``cavp_audio`` vector (a window's score is its
 best match over the query's windows, as for audio queries). With a DiffGAP bridge trained in CAVP's space
 (``dgsearch train --pairs video``: video windows paired with their soundtracks' ``cavp_audio`` vectors) it is
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search.encoders.cavp_encoder import CAVP_SPACE
+from diffgap_search.encoders.cavp.encoder import CAVP_SPACE
 
 LEGACY_RAW_SHARE = 1.0 / 3.0  # the raw CAVP cosine's weight with a bridge whose tuning never saw it
 

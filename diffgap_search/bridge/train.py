@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search.bridging import (
+from diffgap_search.bridge.index_bridge import (
     BRIDGED_SPACES,
     audio_source,
     bridge_file_name,
@@ -43,7 +43,7 @@ from diffgap_search.errors import (
     QueryNotSupportedError,
     UsageError,
 )
-from diffgap_search.pairs import CAPTION_CHOICES, Pairs, TagReader, file_pairs, index_pairs
+from diffgap_search.bridge.pairs import CAPTION_CHOICES, Pairs, TagReader, file_pairs, index_pairs
 from diffgap_search.store.caption_rows import count_captions
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
@@ -237,7 +237,7 @@ def evaluate_index_bridge(
     and those with weak captions (names, tags) give ``weak_captions`` (``{"n_test", "results"}``, the same
     form), never mixed. Raises BridgeUnavailableError (no bridge), UsageError (a format-1 bridge, pairs
     the bridge saw, too few test clips)."""
-    from diffgap_search.bridging import load_index_bridge
+    from diffgap_search.bridge.index_bridge import load_index_bridge
     from diffgap_search.gap.evaluation import evaluate_methods
 
     with Catalog.open(index_dir) as catalog:

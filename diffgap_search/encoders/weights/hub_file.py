@@ -1,5 +1,5 @@
 """Fetch one named file of a Hugging Face repository (a checkpoint that is not a transformers model folder),
-with ``hub.py``'s rules: cache first (a cached snapshot that holds the file needs no network call),
+with ``encoders/weights/hub.py``'s rules: cache first (a cached snapshot that holds the file needs no network call),
 ``HF_HUB_OFFLINE=1`` means cache only, the download is checked against the sha256 the hub states for it, the
 branch is recorded in the cache's ``refs/``, and every failure is one ``ModelUnavailableError``.
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffgap_search.encoders.download_progress import (
+from diffgap_search.encoders.weights.progress import (
     DownloadProgress,
     NoDownloadProgress,
 )
-from diffgap_search.encoders.hub import (
+from diffgap_search.encoders.weights.hub import (
     HubSnapshot,
     _fetch_file,
     _record_ref,

@@ -28,8 +28,8 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
-from diffgap_search.encoders.fingerprint import cache_dir
-from diffgap_search.encoders.layout import SAFETENSORS, WeightsChoice, shard_names
+from diffgap_search.encoders.weights.fingerprint import cache_dir
+from diffgap_search.encoders.weights.layout import SAFETENSORS, WeightsChoice, shard_names
 from diffgap_search.errors import ModelUnavailableError
 
 COPY_DIR = "safetensors"
@@ -39,8 +39,8 @@ WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 def prepared_weights(folder: Path) -> tuple[Path, str]:
     """``(weights folder, fingerprint)`` of a model folder: where ``from_pretrained`` finds safetensors
     (``folder`` or our converted copy) and the sha256 of the weights as published."""
-    from diffgap_search.encoders.fingerprint import weights_fingerprint
-    from diffgap_search.encoders.layout import choose_weights, folder_names
+    from diffgap_search.encoders.weights.fingerprint import weights_fingerprint
+    from diffgap_search.encoders.weights.layout import choose_weights, folder_names
 
     weights = choose_weights(folder_names(folder))
     if weights is None:

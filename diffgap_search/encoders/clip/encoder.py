@@ -94,7 +94,7 @@ class ClipVideoEncoder:
 
     Attributes:
         model_id: the hub id or local directory the weights came from, as given.
-        fingerprint: sha256 hex digest of the weights (``encoders/fingerprint.py``).
+        fingerprint: sha256 hex digest of the weights (``encoders/weights/fingerprint.py``).
         dim: D, the projection size (512 for ViT-B/32).
         fps: the frame rate windows are expected to be sampled at (informative; recorded in the index).
         batch_size: frames per forward pass.
@@ -195,7 +195,7 @@ def load_video_encoder(
 
     The folder holds ``config.json`` (a ``CLIPModel`` or ``CLIPVisionModelWithProjection`` config), the weights
     (``model.safetensors``, or the ``pytorch_model.bin`` that ``openai/clip-vit-base-patch32`` publishes,
-    read with ``weights_only=True`` and converted once: ``weights.py``) and the image processor's settings
+    read with ``weights_only=True`` and converted once: ``encoders/weights/convert.py``) and the image processor's settings
     (``preprocessor_config.json`` or ``processor_config.json``). Its TF, Flax and tokenizer files are never
     fetched: only the image tower is used.
 
@@ -203,11 +203,11 @@ def load_video_encoder(
         ModelUnavailableError: missing files, unknown id, offline without a cached copy, bad weights.
         UsageError: an unknown device name.
     """
-    from diffgap_search.encoders.layout import processor_settings
-    from diffgap_search.encoders.download_progress import stderr_download_progress
+    from diffgap_search.encoders.weights.layout import processor_settings
+    from diffgap_search.encoders.weights.progress import stderr_download_progress
     from diffgap_search.encoders.loading import resolve_model
     from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
-    from diffgap_search.encoders.weights import prepared_weights
+    from diffgap_search.encoders.weights.convert import prepared_weights
 
     source = resolve_model(model, revision, role="clip_vision", progress=stderr_download_progress(progress))
     torch_device = resolve_device(device)

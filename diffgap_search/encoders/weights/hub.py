@@ -1,6 +1,6 @@
 """Fetch a model from the Hugging Face hub into the standard Hugging Face cache, or find it there.
 
-Only the files a loader needs are fetched, chosen from the repository's listing (``layout.py``): the
+Only the files a loader needs are fetched, chosen from the repository's listing (``encoders/weights/layout.py``): the
 config, one weights format (safetensors where published, else the pickled ``pytorch_model.bin``, read later
 with ``weights_only=True``), the preprocessing settings and, for CLAP, the tokenizer. ``HF_HUB_OFFLINE=1``
 means cache only. The cache location, endpoint and offline switch are huggingface_hub's own (``HF_HOME``,
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from diffgap_search.encoders.download_progress import DownloadProgress, NoDownloadProgress, tqdm_bridge
-from diffgap_search.encoders.fingerprint import file_sha256
-from diffgap_search.encoders.layout import ROLE_NAME, Role, choose_weights, missing_in_folder, shard_names, wanted_files
+from diffgap_search.encoders.weights.progress import DownloadProgress, NoDownloadProgress, tqdm_bridge
+from diffgap_search.encoders.weights.fingerprint import file_sha256
+from diffgap_search.encoders.weights.layout import ROLE_NAME, Role, choose_weights, missing_in_folder, shard_names, wanted_files
 from diffgap_search.errors import ModelUnavailableError
 
 LOCAL_COPY_HINT = "pass --model DIR with a local copy (config.json, the weights, tokenizer and preprocessor files)"

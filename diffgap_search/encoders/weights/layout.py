@@ -5,7 +5,7 @@ A Hugging Face model is published in more than one shape, and we load them as pu
 - weights as ``model.safetensors``, sharded safetensors (``model.safetensors.index.json`` + shards), a
   pickled ``pytorch_model.bin`` (the default CLAP and CLIP repositories have only that) or sharded pickles
   (``pytorch_model.bin.index.json``). Safetensors are preferred; a pickle is used only where no safetensors
-  exist, and then only through ``torch.load(weights_only=True)`` (``encoders/weights.py``). One format is
+  exist, and then only through ``torch.load(weights_only=True)`` (``encoders/weights/convert.py``). One format is
   chosen, never both; TF (``tf_model.h5``), Flax (``flax_model.msgpack``) and ONNX files are never wanted.
 - the audio or image preprocessing settings in ``preprocessor_config.json`` (older ``save_pretrained``) or
   inside ``processor_config.json`` (transformers ≥ 5 writes the feature extractor there, under

@@ -1,4 +1,4 @@
-"""Batching helpers of the CLAP encoder (``clap_hf.py``): near-equal chunks, unit rows out of a tower's
+"""Batching helpers of the CLAP encoder (``encoders/clap/encoder.py``): near-equal chunks, unit rows out of a tower's
 output, stacking, and the fixed audio probe of the bf16 agreement check."""
 
 from __future__ import annotations

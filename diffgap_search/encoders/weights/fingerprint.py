@@ -3,7 +3,7 @@
 The digest is computed by streaming the file in chunks and remembered in a small JSON cache keyed by the
 file's real path, size and ``mtime_ns``, so a 600 MB checkpoint is hashed once per machine, not once per
 run. A weights file fetched from the hub is hashed once, right after its download, and must equal the
-sha256 the hub states for it (``hub.py``). The Hugging Face cache's ``blobs/<name>`` file names are *not*
+sha256 the hub states for it (``encoders/weights/hub.py``). The Hugging Face cache's ``blobs/<name>`` file names are *not*
 trusted as digests on their own: huggingface_hub 2.x names a blob after the server's ``ETag``
 (``X-Linked-Etag``) header without verifying it, which is the LFS sha256 on huggingface.co but can be a git
 sha1 (non-LFS files) or anything a mirror sends.
@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from diffgap_search.encoders.layout import PICKLE, SAFETENSORS, WeightsChoice, choose_weights, folder_names, shard_names
+from diffgap_search.encoders.weights.layout import PICKLE, SAFETENSORS, WeightsChoice, choose_weights, folder_names, shard_names
 from diffgap_search.errors import ModelUnavailableError
 
 CACHE_DIR_ENV = "DGSEARCH_CACHE_DIR"

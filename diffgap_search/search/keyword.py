@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
-from diffgap_search.search_filters import allowed_file_ids
+from diffgap_search.search.filters import allowed_file_ids
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import first_segments
@@ -41,7 +41,7 @@ from diffgap_search.store.settings import embeds, stored_encoder
 from diffgap_search.store.tags import tags_of
 
 if TYPE_CHECKING:
-    from diffgap_search.search import Hit, Query, SearchResult, Searcher
+    from diffgap_search.search.searcher import Hit, Query, SearchResult, Searcher
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
@@ -68,7 +68,7 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
 
 def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
     """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
-    from diffgap_search.search import Hit
+    from diffgap_search.search.searcher import Hit
 
     ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
@@ -88,7 +88,7 @@ def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] |
 
 def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig) -> SearchResult:
     """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model."""
-    from diffgap_search.search import SearchResult
+    from diffgap_search.search.searcher import SearchResult
 
     if text is None:
         raise UsageError("--mode keyword searches words: give TEXT, not --audio or --video")
@@ -132,7 +132,7 @@ def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
     t3 = time.perf_counter()
     timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},
                "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
-    from diffgap_search.search import SearchResult
+    from diffgap_search.search.searcher import SearchResult
 
     return SearchResult(kind, hits, timings, mode="hybrid")
 

@@ -14,7 +14,7 @@ aisfx 0.1.2 its ``(96, T)`` frequency-first output reaches ``preprocessing.block
 1. Loading: ``EasyLoader(sampleRate=44100)`` with its default ``replayGain=-6`` scales by
    ``db2amp(replayGain + 6) = 1``: the samples are *not* normalised (checked against essentia 2.1b6:
    ``EasyLoader`` output equals ``MonoLoader``'s). The librosa path divides by the file's peak instead;
-   the encoder divides each window by its peak (``aisfx.py`` explains why), before this module.
+   the encoder divides each window by its peak (``encoders/aisfx/encoder.py`` explains why), before this module.
 2. Framing: ``FrameCutter(frameSize=2048, hopSize=1024)`` with ``startFromZero=False``: frame ``i``
    covers samples ``[(i - 1) * 1024, (i + 1) * 1024)``, zeros outside the signal, and frames are cut while
    their start lies inside the signal: ``ceil(L / 1024) + 1`` frames for ``L`` samples (librosa's centred

@@ -1,0 +1,1 @@
+"""aisfx: the sound-effects embedding network that ships inside its package (audio only)."""

@@ -1,0 +1,1 @@
+"""CAVP (Diff-Foley): video windows and sound into one space."""

@@ -1,0 +1,1 @@
+"""LAION-CLAP through transformers: audio and text into one space."""

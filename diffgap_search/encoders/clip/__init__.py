@@ -1,0 +1,1 @@
+"""CLIP frames: the image tower, frames mean-pooled per window."""
