@@ -18,7 +18,6 @@ Bridging is deterministic: the same query and bridge give the same bytes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from diffgap_search.atomic_files import write_bytes
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
 from diffgap_search.store.settings import stored_encoder
 
@@ -109,12 +109,6 @@ def _window_rows(searcher: Any, target: str) -> tuple[np.ndarray, list[dict], st
     return vectors[keep], rows, f"audio->{target}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: str) -> list[str]:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
@@ -136,8 +130,8 @@ def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: str)
 
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32))
-    _write_atomic(npy, buf.getvalue())
-    _write_atomic(side, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(npy, buf.getvalue())
+    write_bytes(side, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
     return [str(npy), str(side)]
 
 

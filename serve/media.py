@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from diffgap_search.atomic_files import replacing, write_text
 from diffgap_search.errors import InputNotFoundError, MediaDecodeError, StorageError
 from diffgap_search.media import process
 from diffgap_search.store.catalog import Catalog
@@ -111,20 +112,17 @@ def _transcode(path: Path, target: Path, duration_s: float | None) -> None:
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise MediaDecodeError(f"{path}: needs ffmpeg, which is not installed, to play this file in a browser")
-    tmp = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
     codec = ["-c:a", "libmp3lame", "-q:a", "4"]
-    cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error", "-y", "-i", b"file:" + os.fsencode(path),
-                              "-map", "0:a:0", "-vn", "-sn", "-dn", *codec, "-f", "mp3", b"file:" + os.fsencode(tmp)]
     try:
-        done = process.run_limited(cmd, path, process.time_limit(duration_s), "ffmpeg")
-        if done.returncode != 0:
-            detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise MediaDecodeError(f"{path}: cannot transcode for playback ({detail[-1] if detail else done.returncode})")
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error", "-y", "-i", b"file:" + os.fsencode(path), "-map",
+                                      "0:a:0", "-vn", "-sn", "-dn", *codec, "-f", "mp3", b"file:" + os.fsencode(tmp)]
+            done = process.run_limited(cmd, path, process.time_limit(duration_s), "ffmpeg")
+            if done.returncode != 0:
+                detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                raise MediaDecodeError(f"{path}: cannot transcode for playback ({detail[-1] if detail else done.returncode})")
     except OSError as exc:
         raise StorageError(f"cannot write the playback cache {target.parent}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def waveform_peaks(index_dir: Path, row: FileRow, path: Path) -> dict[str, Any]:
@@ -135,12 +133,9 @@ def waveform_peaks(index_dir: Path, row: FileRow, path: Path) -> dict[str, Any]:
         if target.is_file():
             return {"file_id": row.id, **json.loads(target.read_text(encoding="utf-8"))}
         doc = compute_peaks(path)
-        tmp = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            os.replace(tmp, target)
+            write_text(target, json.dumps(doc))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write the peaks cache {target.parent}: {exc.strerror or exc}") from None
     return {"file_id": row.id, **doc}
 

@@ -8,9 +8,8 @@ A missing or unreadable file only means the probe runs again.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
+from diffgap_search.atomic_files import write_text
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
@@ -36,9 +35,6 @@ def remember_verdict(key: str, ok: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         data = _read()
         data[key] = ok
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probes.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, folder / FILE_NAME)
+        write_text(folder / FILE_NAME, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..atomic_files import replacing
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 
 FORMAT_VERSION = 3
@@ -62,16 +62,9 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mappi
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {"format_version": FORMAT_VERSION, **meta}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), {META_KEY: canonical_json(full)})
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with replacing(path, durable=True, tmp=path.with_name(path.name + ".tmp")) as tmp:
+        save_file(tensors, str(tmp), {META_KEY: canonical_json(full)})
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from diffgap_search.atomic_files import replacing
 from diffgap_search.config import FaissConfig
 from diffgap_search.errors import StorageError
 from diffgap_search.store.catalog import Catalog
@@ -289,10 +289,9 @@ def write_atomic(index: Any, path: Path) -> tuple[int, int]:
     """
     import faiss
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    crc = 0
     try:
-        crc = 0
-        with open(tmp, "xb") as fh:
+        with replacing(path, durable=True) as tmp, open(tmp, "xb") as fh:
 
             def write(chunk: bytes) -> int:
                 nonlocal crc
@@ -303,16 +302,8 @@ def write_atomic(index: Any, path: Path) -> tuple[int, int]:
             faiss.write_index(index, writer)
             del writer
             fh.flush()
-            os.fsync(fh.fileno())
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            size = os.fstat(fh.fileno()).st_size
     except (OSError, RuntimeError) as exc:
-        tmp.unlink(missing_ok=True)
         if not isinstance(exc, OSError) and type(exc) is not RuntimeError:
             raise  # a RecursionError, NotImplementedError…: a bug, not a write failure
         # faiss reports its I/O failures as a plain RuntimeError
@@ -320,9 +311,6 @@ def write_atomic(index: Any, path: Path) -> tuple[int, int]:
             f"cannot write the FAISS index {path}: {_io_reason(exc)}; the previous index is unchanged"
             " (free some space, then run `dgsearch index` again)"
         ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return size, crc
 
 

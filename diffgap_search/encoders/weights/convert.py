@@ -18,9 +18,7 @@ Imports torch and safetensors inside functions only.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
+from diffgap_search.atomic_files import replacing
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 from diffgap_search.encoders.weights.layout import SAFETENSORS, WeightsChoice, shard_names
 from diffgap_search.errors import ModelUnavailableError
@@ -121,17 +120,9 @@ def _write_copy(state: dict[str, Any], copy: Path, fingerprint: str, source: str
     tensors = {key: value.detach().contiguous().clone() for key, value in state.items()}  # no shared storage
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".safetensors", dir=copy.parent)
-        os.close(fd)
+        with replacing(copy, durable=True) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "source_sha256": fingerprint, "source": source})
     except OSError as error:
-        raise ModelUnavailableError(f"cannot write the safetensors copy of the weights in '{copy.parent}' ({error})") from None
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt", "source_sha256": fingerprint, "source": source})
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, copy)
-    except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelUnavailableError(f"cannot write the safetensors copy of the weights in '{copy.parent}' ({error})") from None
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from diffgap_search.atomic_files import write_text
 from diffgap_search.encoders.weights.layout import PICKLE, SAFETENSORS, WeightsChoice, choose_weights, folder_names, shard_names
 from diffgap_search.errors import ModelUnavailableError
 
@@ -97,12 +97,6 @@ def _write_cache(cache: dict[str, str]) -> None:
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".json", dir=folder)
+        write_text(folder / _CACHE_NAME, json.dumps(cache, indent=0, sort_keys=True))
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle, indent=0, sort_keys=True)
-        os.replace(tmp, folder / _CACHE_NAME)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from diffgap_search.atomic_files import write_text
 from diffgap_search.encoders.weights.progress import DownloadProgress, NoDownloadProgress, tqdm_bridge
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.encoders.weights.layout import ROLE_NAME, Role, choose_weights, missing_in_folder, shard_names, wanted_files
@@ -190,9 +191,7 @@ def _record_ref(folder: Path, revision: str, commit: str) -> None:
         ref.parent.mkdir(parents=True, exist_ok=True)
         if ref.is_file() and ref.read_text(encoding="utf-8").strip() == commit:
             return
-        tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
-        tmp.write_text(commit, encoding="utf-8")
-        os.replace(tmp, ref)
+        write_text(ref, commit)
     except OSError:
         pass
 
