@@ -111,7 +111,7 @@ def timed(fn, queries: list[str]) -> tuple[float, float]:  # type: ignore[no-unt
 def bench_size(n: int, work: Path, n_queries: int) -> dict:
     from diffgap_search.config import SearchConfig
     from diffgap_search.search.keyword import search_keyword
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.search import Query, Searcher
 
     rng = np.random.default_rng(n)
     index_dir = work / f"ix{n}"

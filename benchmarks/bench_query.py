@@ -109,7 +109,7 @@ def install_bridge(index_dir: Path, audio: np.ndarray, seed: int) -> tuple[dict,
 def timed_search(searcher, text: str, cfg) -> tuple[dict[str, float], list]:
     """One text query through the searcher's own steps, as ``Searcher.search`` runs them; stage -> ms."""
     from diffgap_search.search import scoring as search_scoring
-    from diffgap_search.search.searcher import Query
+    from diffgap_search.search import Query
 
     t0 = time.perf_counter()
     q = searcher.embed_query(Query(text=text))
@@ -174,10 +174,10 @@ def time_sizes(built: list[dict], encoder, n_text: int) -> list[dict]:
     from contextlib import ExitStack
 
     from diffgap_search.search import scoring as search_scoring
-    from diffgap_search.config import SearchConfig
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.config import SearchConfig, SearchMode
+    from diffgap_search.search import Query, Searcher
 
-    cfg = SearchConfig(top_k=10)
+    cfg = SearchConfig(mode=SearchMode.SEMANTIC, top_k=10)
     lat = [{s: [] for s in STAGES} for _ in built]
     with ExitStack() as stack:
         searchers = [stack.enter_context(Searcher(b["index_dir"], lambda _cfg: encoder, device="cpu")) for b in built]

@@ -162,8 +162,8 @@ def timed_queries(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, float
 def bench_size(n: int, work: Path, encoder, n_queries: int, n_text: int, data: str = "clustered") -> dict:
     import faiss
 
-    from diffgap_search.config import FaissConfig, SearchConfig
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
+    from diffgap_search.search import Query, Searcher
     from diffgap_search.store.catalog import Catalog
     from diffgap_search.store.settings import bind_encoder
     from diffgap_search.store.vector_index import load_index, publish
@@ -194,9 +194,9 @@ def bench_size(n: int, work: Path, encoder, n_queries: int, n_text: int, data: s
     lat: dict[str, list[float]] = {"encode": [], "bridge": [], "faiss": [], "sqlite": [], "total": []}
     with Searcher(index_dir, lambda _cfg: encoder, device="cpu") as searcher:
         if n_text:
-            searcher.search(Query(text="warm up"), SearchConfig())
+            searcher.search(Query(text="warm up"), SearchConfig(mode=SearchMode.SEMANTIC))
         for i in range(n_text):
-            res = searcher.search(Query(text=QUERIES[i % len(QUERIES)]), SearchConfig())
+            res = searcher.search(Query(text=QUERIES[i % len(QUERIES)]), SearchConfig(mode=SearchMode.SEMANTIC))
             for key in lat:
                 lat[key].append(res.timings_ms.get(key, 0.0))
     stats = {key: {"median_ms": float(np.median(v)) if v else float("nan"),

@@ -56,19 +56,19 @@ def summary(lat_s: list[float], errors: int, wall_s: float) -> dict[str, float]:
 
 
 def baseline(index: Path, device: str, n: int, segments: list[int]) -> dict[str, float]:
-    from diffgap_search.config import SearchConfig
+    from diffgap_search.config import SearchConfig, SearchMode
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.search import Query, Searcher
 
     with Searcher(index, lambda cfg: load_encoder(cfg, progress=False), device=device) as searcher:
-        searcher.search(Query(text="warm up"), SearchConfig())
+        searcher.search(Query(text="warm up"), SearchConfig(mode=SearchMode.SEMANTIC))
         lat = []
         t0 = time.perf_counter()
         for i in range(n):
             p = query_params(i, segments)
             q = Query(text=p["q"]) if "q" in p else Query(segment_id=int(p["like"]))
             s = time.perf_counter()
-            searcher.search(q, SearchConfig(top_k=10))
+            searcher.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10))
             lat.append(time.perf_counter() - s)
         return summary(lat, 0, time.perf_counter() - t0)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from diffgap_search import __version__
+from diffgap_search.config import DEFAULT_MODE
 from diffgap_search.cli.errors import handle_errors
 
 app = typer.Typer(
@@ -171,7 +172,7 @@ def query(
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = DEFAULT_MODE.value,
     duration: DurationOpt = None,
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
@@ -179,20 +180,17 @@ def query(
 ) -> None:
     """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
     from diffgap_search.config import resolve_index_dir
-    from diffgap_search.errors import UsageError
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.search import Query, Searcher
     from diffgap_search.search.options import search_options
 
     from diffgap_search.cli.output import print_hits
 
     fmt = _fmt(json_, jsonl, paths)
-    cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
-    if text is not None and not text.strip():
-        raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
+    cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
+                         no_bridge=no_bridge)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
-    q.kind  # validates: exactly one query
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
-                  use_bridge=not no_bridge, load_video_encoder=_query_video_loader) as searcher:
+                  load_video_encoder=_query_video_loader) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
 
@@ -218,15 +216,16 @@ def similar(
     folder: FolderOpt = None,
 ) -> None:
     """Sounds like one file or window of the library (its own file left out)."""
-    from diffgap_search.config import resolve_index_dir
-    from diffgap_search.search.searcher import Searcher
+    from diffgap_search.config import SearchMode, resolve_index_dir
+    from diffgap_search.search import Searcher
     from diffgap_search.search.options import search_options
     from diffgap_search.search.similar import similar as find_similar
 
     from diffgap_search.cli.output import print_hits
 
     fmt = _fmt(json_, jsonl, paths)
-    cfg = search_options(top_k, min_score, kind, glob, segments, "semantic", duration, sample_rate, channels, folder)
+    cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
+                         channels, folder)
     with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
         result = find_similar(searcher, target, cfg)
     print_hits(result, fmt=fmt)
@@ -330,7 +329,7 @@ def export(
     """Write DiffGAP-bridged embeddings (text->audio, video->audio, or every window's audio->text) for a generator."""
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.export import export_bridged, read_lines
-    from diffgap_search.search.searcher import Searcher
+    from diffgap_search.search import Searcher
 
     from diffgap_search.cli.output import emit_json, emit_jsonl, stdout_console
 

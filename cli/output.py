@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from diffgap_search.indexing.report import IndexReport
-from diffgap_search.search.searcher import SearchResult
+from diffgap_search.search import SearchResult
 
 
 def stdout_console() -> Console:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+
+from diffgap_search.errors import UsageError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 DEFAULT_INDEX = "indexes/default"
@@ -95,18 +98,38 @@ class FaissConfig:
     nprobe: int = 32
 
 
+class SearchMode(str, Enum):
+    """How a text query is ranked: ``semantic`` (embeddings), ``keyword`` (file names, folders, captions and
+    tags; no model) or ``hybrid`` (both, fused by reciprocal rank: ``search/keyword.py``). One default,
+    :data:`DEFAULT_MODE`, for the library, the CLI and the web API alike."""
+
+    HYBRID = "hybrid"
+    SEMANTIC = "semantic"
+    KEYWORD = "keyword"
+
+    @classmethod
+    def parse(cls, value: str | SearchMode) -> SearchMode:
+        """``"hybrid"`` -> ``SearchMode.HYBRID``; UsageError naming the choices otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise UsageError(f"--mode must be one of {', '.join(m.value for m in cls)}, got {value!r}") from None
+
+
+DEFAULT_MODE = SearchMode.HYBRID  # what a person typing words expects: names and tags beside the embedding
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Query-time options: how many hits, thresholds, filters, grouping."""
+    """Query-time options: how many hits, thresholds, filters, grouping, ranking mode, the bridge on or off."""
 
     top_k: int = 10
     min_score: float | None = None
     kind: str | None = None
     path_glob: str | None = None
     group_by_file: bool = True
-    # how a text query is ranked: "semantic" (embeddings), "keyword" (file names, folders, captions and tags;
-    # no model) or "hybrid" (both, fused by reciprocal rank; see search/keyword.py). The CLI defaults to hybrid.
-    mode: str = "semantic"
+    mode: SearchMode = DEFAULT_MODE
+    use_bridge: bool = True  # False: plain cosine search without the index's DiffGAP bridge (--no-bridge)
     # file filters, applied before top-k (see search/filters.py): seconds, Hz, channel count, a folder
     duration_min: float | None = None
     duration_max: float | None = None

@@ -69,7 +69,7 @@ def _choose(texts: Sequence[str], videos: Sequence[Path], windows: str | None) -
 
 def _query_rows(searcher: Any, texts: Sequence[str], videos: Sequence[Path]) -> tuple[np.ndarray, list[dict], str]:
     """Bridged query rows: ``((N, D) float32, rows, direction)``."""
-    from diffgap_search.search.searcher import Query
+    from diffgap_search.search import Query
 
     modality = "text" if texts else "video"
     bridge = searcher.bridge_for(modality)

@@ -2,7 +2,7 @@
 
 - ``run.py``: the command's library function: refuse unsafe binds, warm the searcher, run uvicorn.
 - ``app.py``: the FastAPI application (routes, error mapping, token and host checks, upload bound).
-- ``state.py``: what the app shares across requests: one :class:`~diffgap_search.search.searcher.Searcher` behind a
+- ``state.py``: what the app shares across requests: one :class:`~diffgap_search.search.Searcher` behind a
   lock, short-lived catalog connections for everything else.
 - ``media.py``: playback (catalog files by id, Range requests, transcoding) and waveform peaks, cached.
 - ``static/``: the page (HTML, CSS, vanilla JS), served from the package: no CDN, no build step.

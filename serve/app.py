@@ -21,7 +21,6 @@ name a loopback ``Host``, so a web page elsewhere cannot reach the server throug
 from __future__ import annotations
 
 import hmac
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -32,19 +31,18 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from diffgap_search import __version__
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import DEFAULT_MODE, SearchConfig
 from diffgap_search.errors import (
     EXIT_INTERNAL,
     DGSearchError,
     ForbiddenHostError,
     UnauthorizedError,
     UploadTooLargeError,
-    UsageError,
 )
 from diffgap_search.info import index_info
-from diffgap_search.media.discover import VIDEO_EXTENSIONS
-from diffgap_search.search.searcher import Query
-from diffgap_search.search.options import DEFAULT_MODE, search_options
+from diffgap_search.search import Query
+from diffgap_search.search.options import search_options
+from diffgap_search.search.upload import search_upload
 from diffgap_search.serve import media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
@@ -73,11 +71,12 @@ def host_name(header: str) -> str:
 
 
 def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
-                  mode: str = DEFAULT_MODE, duration: str | None = None, sample_rate: int | None = None,
-                  channels: int | None = None, folder: str | None = None) -> SearchConfig:
+                  mode: str = DEFAULT_MODE.value, duration: str | None = None, sample_rate: int | None = None,
+                  channels: int | None = None, folder: str | None = None, no_bridge: bool = False) -> SearchConfig:
     """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
-    defaults — hybrid ranking)."""
-    return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
+    defaults)."""
+    return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
+                          no_bridge=no_bridge)
 
 
 class BodyLimit:
@@ -218,19 +217,16 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         glob: Optional[str] = Param(None, description="Only paths matching this glob (file name if no '/')."),
         segments: bool = Param(False, description="Every matching window, not the best per file."),
         no_bridge: bool = Param(False, description="Plain cosine search, without the DiffGAP bridge."),
-        mode: str = Param(DEFAULT_MODE, description="hybrid (embeddings + keywords), semantic or keyword (no model)."),
+        mode: str = Param(DEFAULT_MODE.value, description="hybrid (embeddings + keywords), semantic or keyword (no model)."),
         duration: Optional[str] = Param(None, description="Only files lasting MIN..MAX seconds."),
         sample_rate: Optional[int] = Param(None, ge=1, description="Only files at this sample rate (Hz)."),
         channels: Optional[int] = Param(None, ge=1, description="Only files with this many channels."),
         folder: Optional[str] = Param(None, description="Only files below this folder (or with a folder of this name)."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``)."""
-        if q is not None and not q.strip():
-            raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
         query = Query(text=q, segment_id=like)
-        query.kind  # noqa: B018 - validates: exactly one query
-        sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder)
-        return shared.search(query, sc, use_bridge=not no_bridge).to_dict()
+        sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge)
+        return shared.search(query, sc).to_dict()
 
     @app.post("/api/search/file", summary="Search with an audio or video file")
     def search_file(
@@ -253,25 +249,10 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
-        suffix = Path(file.filename or "").suffix.lower()
-        suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
-        if media_kind is None:
-            media_kind = "video" if suffix in VIDEO_EXTENSIONS or (file.content_type or "").startswith("video/") else "audio"
-        if media_kind not in ("audio", "video"):
-            raise UsageError(f"media must be 'audio' or 'video', got {media_kind!r}")
-        sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder)
-        with tempfile.TemporaryDirectory(prefix="dgsearch-upload-") as tmp:
-            path = Path(tmp) / f"query{suffix}"
-            with open(path, "wb") as out:
-                while chunk := file.file.read(1 << 20):
-                    out.write(chunk)
-            query = Query(audio=path, start_s=start, end_s=end) if media_kind == "audio" else \
-                Query(video=path, start_s=start, end_s=end)
-            try:
-                return shared.search(query, sc, use_bridge=not no_bridge).to_dict()
-            except DGSearchError as exc:  # name the upload, not our temporary file
-                text = str(exc).replace(str(path), file.filename or "the uploaded file")
-                raise type(exc)(text) from None
+        sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
+                           no_bridge)
+        return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
+                             start_s=start, end_s=end).to_dict()
 
     @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
     def info() -> dict[str, Any]:

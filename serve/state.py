@@ -27,7 +27,7 @@ from typing import Any
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import DGSearchError
-from diffgap_search.search.searcher import Query, Searcher, SearchResult
+from diffgap_search.search import Query, Searcher, SearchResult
 from diffgap_search.store.catalog import Catalog
 
 
@@ -54,10 +54,9 @@ class SharedSearcher:
         self.searcher = Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,
                                  load_video_encoder=load_video_encoder)
 
-    def search(self, query: Query, cfg: SearchConfig, *, use_bridge: bool = True) -> SearchResult:
+    def search(self, query: Query, cfg: SearchConfig) -> SearchResult:
         """``Searcher.search(query, cfg)``: exactly what ``dgsearch query`` runs, one query at a time."""
         with self.lock:
-            self.searcher.use_bridge = use_bridge
             return self.searcher.search(query, cfg)
 
     def warm_up(self) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from diffgap_search.config import FaissConfig, SearchConfig
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
+from diffgap_search.search import Searcher
 
 
 def _no_encoder(cfg: Any) -> Any:
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
             (work / "ready").write_text("")
             while not (work / "go").exists():
                 time.sleep(0.02)
-        hits, _, _ = s.search_vectors(q, "audio", SearchConfig(top_k=int(top_k), group_by_file=False))
+        hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=int(top_k), group_by_file=False))
         record, loaded = s._indexes["audio"]
         if work is not None:
             s.catalog.conn.execute("COMMIT")

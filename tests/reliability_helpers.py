@@ -243,9 +243,9 @@ def reader_loop(index_dir: str, stop_file: str, dim: int = 32) -> None:
     import json as _json
     import traceback
 
-    from diffgap_search.config import SearchConfig
+    from diffgap_search.config import SearchConfig, SearchMode
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.search.searcher import Searcher
+    from diffgap_search.search import Searcher
 
     rng = np.random.default_rng(7)
     summary: dict[str, Any] = {"queries": 0, "errors": [], "max_hits": 0, "generations": set()}
@@ -257,7 +257,7 @@ def reader_loop(index_dir: str, stop_file: str, dim: int = 32) -> None:
             try:
                 conn.execute("BEGIN")
                 try:
-                    hits, _, _ = s.search_vectors(q, "audio", SearchConfig(top_k=10_000, group_by_file=False))
+                    hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=10_000, group_by_file=False))
                     n = conn.execute("SELECT count(*) FROM vectors v JOIN segments s ON s.id = v.segment_id JOIN files f"
                                      " ON f.id = s.file_id WHERE f.status = 'ok' AND v.space = 'audio'").fetchone()[0]
                     for h in hits:

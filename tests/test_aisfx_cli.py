@@ -18,9 +18,9 @@ from real_sounds import RealSound, require_real_sounds
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
-from diffgap_search.search.searcher import Query, Searcher
+from diffgap_search.search import Query, Searcher
 
 pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
 
@@ -73,7 +73,7 @@ def test_query_by_example_puts_sounds_of_the_same_kind_first(sfx_index: tuple[Pa
     same_first = 0
     with Searcher(index, load_encoder) as searcher:
         for sound in queries:
-            hits = searcher.search(Query(audio=sound.path), SearchConfig(top_k=2)).hits
+            hits = searcher.search(Query(audio=sound.path), SearchConfig(mode=SearchMode.SEMANTIC, top_k=2)).hits
             assert Path(hits[0].path).name == sound.path.name and hits[0].score > 0.999  # itself, first
             same_first += kind[Path(hits[1].path).name] == sound.kind
     p_at_1 = same_first / len(queries)

@@ -16,7 +16,7 @@ from fixtures_video import make_testsrc, make_tiny_clip_vision
 from typer.testing import CliRunner
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.errors import BridgeMismatchError
 from diffgap_search.gap.baselines import LinearMap
 from diffgap_search.gap.fusion import fused_unit_scores
@@ -25,7 +25,7 @@ from diffgap_search.gap.protocol import Task, build_side, group_codes, tasks_for
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.validation import term_matrices
 from diffgap_search.bridge.pairs import index_pairs
-from diffgap_search.search.searcher import Query, Searcher
+from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 
@@ -85,7 +85,7 @@ def test_train_uses_every_pair_once_and_holds_some_out(trained: tuple[Path, dict
 def test_fused_text_query_equals_its_exact_formula(trained: tuple[Path, dict]) -> None:
     ix, _ = trained
     with Searcher(ix, CountingLoader()) as s:
-        result = s.search(Query(text="a tone around 600 hertz"), SearchConfig(top_k=5, group_by_file=False))
+        result = s.search(Query(text="a tone around 600 hertz"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=5, group_by_file=False))
         bridge = s.bridge
         q = s.embed_query(Query(text="a tone around 600 hertz"))
         ids, audio = next(s.catalog.read_vectors("audio"))
@@ -104,7 +104,7 @@ def test_the_fused_score_tuned_in_training_is_the_one_search_serves(trained: tup
     """``fusion.fused_unit_scores`` (what training tunes the weights on) ranks files exactly as the searcher."""
     ix, _ = trained
     with Searcher(ix, CountingLoader()) as s:
-        result = s.search(Query(text="a chirp around 420 hertz"), SearchConfig(top_k=8))
+        result = s.search(Query(text="a chirp around 420 hertz"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=8))
         bridge = s.bridge
         q = s.embed_query(Query(text="a chirp around 420 hertz"))
         ids, audio = next(s.catalog.read_vectors("audio"))

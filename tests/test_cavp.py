@@ -281,7 +281,7 @@ def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_
 @pytest.mark.slow  # ~80 s on 2 cores: 24 videos indexed, a bridge trained, queries raw and fused
 def test_with_a_bridge_trained_in_cavp_space_the_video_query_is_fused(tiny_clap_dir: Path, tiny_cavp_ckpt: Path,
                                                                      tmp_path: Path) -> None:
-    from diffgap_search.search.searcher import Searcher
+    from diffgap_search.search import Searcher
 
     root = tmp_path / "clips"
     root.mkdir()

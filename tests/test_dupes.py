@@ -20,11 +20,11 @@ from planted_dupes import VARIANTS, plant
 from real_sounds import REAL_SOUNDS, RealSound, require_real_sounds
 from typer.testing import CliRunner
 
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.search.dupes import DEFAULT_THRESHOLD, file_similarity, find_dupes, group_pairs
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.discover import path_key
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 from diffgap_search.search.similar import similar
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.similarity_rows import file_segment_ids
@@ -121,23 +121,23 @@ def test_similar_finds_the_copies_of_a_file_a_window_and_an_outside_file(
         own = searcher.catalog.file_by_key(path_key(library / "perc_bell.flac"))
         assert own is not None
         (segment,) = file_segment_ids(searcher.catalog, own.id)
-        by_segment = similar(searcher, str(segment), SearchConfig(top_k=4))
+        by_segment = similar(searcher, str(segment), SearchConfig(mode=SearchMode.SEMANTIC, top_k=4))
         assert [(h.path, round(h.score, 5)) for h in by_segment.hits] == [(h["path"], round(h["score"], 5)) for h in hits]
         outside = tmp_path / "bell elsewhere.flac"
         shutil.copy(library / "perc_bell.flac", outside)  # not in the index: embedded, nothing left out
-        embedded = similar(searcher, str(outside), SearchConfig(top_k=5))
+        embedded = similar(searcher, str(outside), SearchConfig(mode=SearchMode.SEMANTIC, top_k=5))
         assert {Path(h.path).name for h in embedded.hits} == copies | {"perc_bell.flac"}
         assert embedded.hits[0].path == str(library / "perc_bell.flac") and embedded.hits[0].score > 0.999
-        two_windows = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(top_k=50, group_by_file=False))
+        two_windows = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=50, group_by_file=False))
         assert all(Path(h.path).name != "loop_tabla.flac" for h in two_windows.hits)
         assert len(two_windows.hits) == 42 - 2  # every window but the file's own two
     def no_model(cfg: object) -> None:
         raise AssertionError("an indexed file or a segment needs no model")
 
     with Searcher(index, no_model) as searcher:  # stored vectors only: nothing loaded, decoded or embedded
-        stored = similar(searcher, str(library / "perc_bell.flac"), SearchConfig(top_k=4))
+        stored = similar(searcher, str(library / "perc_bell.flac"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=4))
         assert [h.path for h in stored.hits] == [h["path"] for h in hits]
-        assert [h.path for h in similar(searcher, str(segment), SearchConfig(top_k=4)).hits] == [h["path"] for h in hits]
+        assert [h.path for h in similar(searcher, str(segment), SearchConfig(mode=SearchMode.SEMANTIC, top_k=4)).hits] == [h["path"] for h in hits]
     only_mp3 = dg("similar", library / "perc_bell.flac", "--index", index, "--glob", "*.mp3", "-k", "1", "--paths")
     assert only_mp3.stdout == f"{library / 'perc_bell_mp3.mp3'}\n"
     missing = dg("similar", tmp_path / "nope.wav", "--index", index)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import diffgap_search.search.scoring as search_scoring
-from diffgap_search.config import FaissConfig, SearchConfig
+from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.tags import FileTags
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 from diffgap_search.search.filters import parse_range
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.tags import put_file_meta
@@ -81,9 +81,9 @@ def test_a_filter_keeping_3_of_200_files_returns_exactly_them(
     index_dir, _, query = library
     monkeypatch.setattr(search_scoring, "EXACT_FILTER_SEGMENTS", exact_limit)
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
-        unfiltered, _, _ = s.search_vectors(query, "audio", SearchConfig(top_k=N_FILES))
+        unfiltered, _, _ = s.search_vectors(query, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=N_FILES))
         assert sorted(_paths(unfiltered)[-3:]) == RARE_NAMES  # last of all 200 without the filter
-        hits, _, _ = s.search_vectors(query, "audio", SearchConfig(top_k=3, **flt))
+        hits, _, _ = s.search_vectors(query, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=3, **flt))
     assert sorted(_paths(hits)) == sorted(RARE_NAMES)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
@@ -92,7 +92,7 @@ def test_filters_combine_with_glob_kind_and_folder_path(library: tuple[Path, Pat
     index_dir, root, query = library
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
         def names(**kw: object) -> list[str]:
-            hits, _, _ = s.search_vectors(query, "audio", SearchConfig(top_k=10, **kw))  # type: ignore[arg-type]
+            hits, _, _ = s.search_vectors(query, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, **kw))  # type: ignore[arg-type]
             return sorted(_paths(hits))
 
         assert names(sample_rate=96_000, path_glob="*.flac") == ["take 098.flac"]
@@ -113,9 +113,9 @@ def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Pat
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
         from diffgap_search.search.keyword import search_keyword
 
-        got = search_keyword(s.catalog, "zap laser", SearchConfig(top_k=1, sample_rate=96_000))
+        got = search_keyword(s.catalog, "zap laser", SearchConfig(mode=SearchMode.SEMANTIC, top_k=1, sample_rate=96_000))
         assert _paths(got.hits) == ["ZAP_Laser_017.wav"]
-        got = search_keyword(s.catalog, "zap laser", SearchConfig(top_k=5, folder="common", duration_min=34.0))
+        got = search_keyword(s.catalog, "zap laser", SearchConfig(mode=SearchMode.SEMANTIC, top_k=5, folder="common", duration_min=34.0))
         assert _paths(got.hits) == ["ZAP_Laser_029.wav", "ZAP_Laser_059.wav", "ZAP_Laser_089.wav",
                                     "ZAP_Laser_119.wav", "ZAP_Laser_149.wav"]
 

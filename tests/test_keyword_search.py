@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import EncoderConfig, SearchConfig
 from diffgap_search.search.keyword import RRF_K, fuse, rrf
-from diffgap_search.search.searcher import Hit, Query, Searcher
+from diffgap_search.search import Hit, Query, Searcher
 from diffgap_search.store.keywords import match_expression, name_words, words
 from fixtures_index import INLINE, CountingLoader
 from fixtures_tags import DOOR, ODD_NAME, build_tagged_library, needs_ffmpeg

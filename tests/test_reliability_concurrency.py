@@ -33,10 +33,10 @@ from reliability_helpers import (
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.config import EncoderConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
 
@@ -52,7 +52,7 @@ def test_readers_take_no_lock_and_see_only_committed_rows(indexed: tuple[Path, P
         t0 = time.monotonic()
         with Searcher(index_dir, load_encoder) as s:
             q = np.ones((1, 32), np.float32) / np.sqrt(32)
-            hits, _, _ = s.search_vectors(q, "audio", SearchConfig(top_k=100, group_by_file=False))
+            hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
         assert time.monotonic() - t0 < 5
         assert len(hits) == len(before.vectors)
         r = CliRunner().invoke(app, ["info", "--index", str(index_dir), "--json"])

@@ -30,10 +30,10 @@ from reliability_helpers import (
     write_clip,
 )
 
-from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def _readers_still_answer(index_dir: Path) -> None:
     with Searcher(index_dir, load_encoder) as s:
         q = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
         q /= np.linalg.norm(q)
-        hits, _, _ = s.search_vectors(q, "audio", SearchConfig(top_k=100, group_by_file=False))
+        hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
     assert len(hits) == len(st.vectors)
     for h in hits:
         assert (h.segment_id, h.start_s, h.end_s) in st.windows[h.path]

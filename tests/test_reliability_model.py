@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from reliability_helpers import check_faiss, clip_samples, read_state
 
-from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, SearchMode
 from diffgap_search.indexing import index_folder
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 
 NAMES = ["a.wav", "b.wav", "sub/c.wav", "sub/d.wav", "e.wav"]
 CONTENTS = 4
@@ -95,7 +95,7 @@ def test_state_machine(tiny_encoder: Any) -> None:
             q = np.random.default_rng(seed).standard_normal((1, 32)).astype(np.float32)
             q /= np.linalg.norm(q)
             with Searcher(self.ix, loader) as s:
-                hits, _, _ = s.search_vectors(q, "audio", SearchConfig(top_k=100, group_by_file=False))
+                hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
             assert len(hits) == len(state.vectors)
             for h in hits:
                 assert (h.segment_id, h.start_s, h.end_s) in state.windows[h.path]

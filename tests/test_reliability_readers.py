@@ -27,9 +27,9 @@ from reliability_helpers import SHIM, TESTS, read_state
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.config import FaissConfig, SearchConfig
+from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
 from diffgap_search.errors import EXIT_CODES, IndexNotReadyError
-from diffgap_search.search.searcher import Query, Searcher
+from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import CONNECTION_PRAGMAS, Catalog, SegmentInput
 from diffgap_search.store.generations import READERS_LOCK, sweep_unpublished
 from diffgap_search.store.lock import writer_lock
@@ -275,8 +275,8 @@ def test_exact_fallback_answers_as_the_published_flat_index(tmp_path: Path, n_qu
 
     def answers() -> tuple[list[Any], list[Any], bool]:
         with Searcher(ix, lambda c: None, faiss_cfg=cfg) as s:
-            windows, _, _ = s.search_vectors(queries, "audio", SearchConfig(top_k=30, group_by_file=False))
-            files, _, _ = s.search_vectors(queries, "audio", SearchConfig(top_k=8))
+            windows, _, _ = s.search_vectors(queries, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=30, group_by_file=False))
+            files, _, _ = s.search_vectors(queries, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=8))
             return windows, files, s.index_for("audio").rebuilt
 
     published = answers()
@@ -301,7 +301,7 @@ def test_query_before_the_first_commit_says_the_index_is_not_ready(tmp_path: Pat
             with pytest.raises(IndexNotReadyError) as err:
                 s.search(q)
             assert str(err.value) == message
-        hits, _, _ = s.search_vectors(query_vector()[None], "audio", SearchConfig())
+        hits, _, _ = s.search_vectors(query_vector()[None], "audio", SearchConfig(mode=SearchMode.SEMANTIC))
         assert hits == []  # a plain vector search over nothing: nothing, no error
     assert loads == []  # no model was looked for
     runner = CliRunner()

@@ -17,9 +17,9 @@ from reliability_helpers import read_state
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 UNSAFE = [
@@ -50,7 +50,7 @@ def test_no_code_loads_pickles() -> None:
 def _answers(index_dir: Path) -> tuple[list[tuple[int, float]], bool]:
     with Searcher(index_dir, load_encoder) as s:
         q = np.random.default_rng(3).standard_normal((1, 32)).astype(np.float32)
-        hits, _, _ = s.search_vectors(q / np.linalg.norm(q), "audio", SearchConfig(top_k=100, group_by_file=False))
+        hits, _, _ = s.search_vectors(q / np.linalg.norm(q), "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
         return [(h.segment_id, round(h.score, 5)) for h in hits], s.index_for("audio").rebuilt
 
 

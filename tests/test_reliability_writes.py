@@ -23,11 +23,11 @@ from reliability_helpers import check_faiss, dgsearch, read_state
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.config import EncoderConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.errors import StorageError
 from diffgap_search.indexing import index_folder
-from diffgap_search.search.searcher import Searcher
+from diffgap_search.search import Searcher
 
 
 # -- the faults ---------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def query_hits(index_dir: Path) -> tuple[list[Any], bool]:
     """Every window the index returns for a random query, and whether the FAISS file had to be rebuilt."""
     with Searcher(index_dir, load_encoder) as s:
         q = np.random.default_rng(1).standard_normal((1, 32)).astype(np.float32)
-        hits, _, _ = s.search_vectors(q / np.linalg.norm(q), "audio", SearchConfig(top_k=100, group_by_file=False))
+        hits, _, _ = s.search_vectors(q / np.linalg.norm(q), "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
         return hits, s.index_for("audio").rebuilt
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from diffgap_search.search import scoring as search_scoring
-from diffgap_search.config import FaissConfig, SearchConfig
-from diffgap_search.search.searcher import Searcher, SearchTerm
+from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
+from diffgap_search.search import Searcher, SearchTerm
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.vector_index import REBUILD_KEY, publish
 
@@ -90,7 +90,7 @@ def test_vectors_committed_since_publishing_come_from_the_catalog(tmp_path: Path
         expected = _exact(s.catalog, terms, list(range(1, 51)))
         assert scores.keys() == expected.keys()
         assert max(abs(scores[i] - expected[i]) for i in scores) < 1e-6
-        hits, _, _ = s.search_terms(terms, SearchConfig(top_k=50, group_by_file=False))
+        hits, _, _ = s.search_terms(terms, SearchConfig(mode=SearchMode.SEMANTIC, top_k=50, group_by_file=False))
     best = max(expected, key=expected.__getitem__)
     assert [h.segment_id for h in hits][:1] == [best] and len(hits) == 50
 
@@ -126,5 +126,5 @@ def test_a_deleted_file_read_back_from_the_stale_index_is_never_a_hit(tmp_path: 
     terms = [SearchTerm("audio", vec[None, :], 0.5), SearchTerm("audio_as_text", vec[None, :], 0.5)]
     with Searcher(tmp_path, load_encoder=None) as s:  # type: ignore[arg-type]
         assert s.index_for("audio").vectors_of(np.array([7]))[0].tolist() == [True]  # not yet republished
-        hits, _, _ = s.search_terms(terms, SearchConfig(top_k=20))
+        hits, _, _ = s.search_terms(terms, SearchConfig(mode=SearchMode.SEMANTIC, top_k=20))
     assert len(hits) == 9 and "/lib/0003.wav" not in {h.path for h in hits}

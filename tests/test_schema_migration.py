@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffgap_search.config import EncoderConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, SearchConfig, SearchMode
 from diffgap_search.errors import CorruptIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.schema import SCHEMA_V1, SCHEMA_VERSION
@@ -60,14 +60,14 @@ def test_a_version_1_catalog_is_upgraded_in_place_and_searchable_by_words(tmp_pa
         assert [f.path for f in cat.files()] == [str(tmp_path / "lib" / "Metal_Gate_Creak.wav"),
                                                  str(tmp_path / "lib" / "birds" / "dawnChorus02.flac")]
         assert cat.count_vectors("audio") == 2 and cat.captions_of([2]) == {2: ["songbirds at dawn"]}
-        assert [h.file_id for h in search_keyword(cat, "gate", SearchConfig()).hits] == [1]
-        assert [h.file_id for h in search_keyword(cat, "chorus", SearchConfig()).hits] == [2]
-        assert [h.file_id for h in search_keyword(cat, "songbirds birds", SearchConfig()).hits] == [2]
+        assert [h.file_id for h in search_keyword(cat, "gate", SearchConfig(mode=SearchMode.SEMANTIC)).hits] == [1]
+        assert [h.file_id for h in search_keyword(cat, "chorus", SearchConfig(mode=SearchMode.SEMANTIC)).hits] == [2]
+        assert [h.file_id for h in search_keyword(cat, "songbirds birds", SearchConfig(mode=SearchMode.SEMANTIC)).hits] == [2]
     assert {"file_info", "tags", "keywords", "files_keywords_delete"} <= _tables(ix / "catalog.sqlite")
     with Catalog.open(ix) as cat:  # opening again changes nothing
         assert cat.get_meta("schema_version") == 2
         cat.delete_files([1])
-        assert search_keyword(cat, "gate", SearchConfig()).hits == []  # the trigger removed its keyword row
+        assert search_keyword(cat, "gate", SearchConfig(mode=SearchMode.SEMANTIC)).hits == []  # the trigger removed its keyword row
 
 
 def test_a_failed_migration_leaves_version_1_whole(tmp_path: Path) -> None:
@@ -109,6 +109,6 @@ def test_the_next_index_run_reads_tags_of_upgraded_files_without_embedding(tmp_p
     report = index_folder(lib, ix, load_encoder=loader, encoder_cfg=cfg, indexing_cfg=INLINE)
     assert (loader.loads, loader.windows, report.embedded_files, report.unchanged) == (0, 0, 0, 1)
     with Catalog.open(ix) as cat:
-        hits = search_keyword(cat, "shatter", SearchConfig()).hits
+        hits = search_keyword(cat, "shatter", SearchConfig(mode=SearchMode.SEMANTIC)).hits
         assert [Path(h.path).name for h in hits] == ["take_01.mp3"]
         assert hits[0].tags == {"title": ["Glass shatter"], "comment": ["bottle smashed on concrete"]}

@@ -10,10 +10,10 @@ import pytest
 from fixtures_index import INLINE, CountingLoader
 from fixtures_media import chirp, noise, tone, write_audio
 
-from diffgap_search.config import EncoderConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, SearchConfig, SearchMode
 from diffgap_search.indexing import index_folder
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
-from diffgap_search.search.searcher import Query, Searcher
+from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog, SegmentInput
 
 
@@ -39,7 +39,7 @@ def test_text_query_matches_brute_force(indexed: tuple[Path, Path], group: bool)
     _, index_dir = indexed
     with Searcher(index_dir, CountingLoader()) as s:
         q = s.embed_query(Query(text="a dog barks"))
-        result = s.search(Query(text="a dog barks"), SearchConfig(top_k=10, group_by_file=group))
+        result = s.search(Query(text="a dog barks"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, group_by_file=group))
     expected = oracle(index_dir, q, group)
     assert [h.segment_id for h in result.hits] == [i for i, _ in expected][:10]
     assert [h.score for h in result.hits] == pytest.approx([s for _, s in expected][:10], abs=1e-5)
@@ -52,9 +52,9 @@ def test_audio_query_finds_itself_first_with_its_window(clips_dir: Path, tmp_pat
     write_audio(clips_dir / "medley.wav", np.concatenate(parts), sr)
     index_folder(clips_dir, tmp_path / "ix", load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, indexing_cfg=INLINE)
     with Searcher(tmp_path / "ix", CountingLoader()) as s:
-        result = s.search(Query(audio=clips_dir / "long" / "siren.wav"), SearchConfig(top_k=3))
+        result = s.search(Query(audio=clips_dir / "long" / "siren.wav"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=3))
         span = s.search(Query(audio=clips_dir / "medley.wav", start_s=10.0, end_s=20.0),
-                        SearchConfig(top_k=2, group_by_file=False))
+                        SearchConfig(mode=SearchMode.SEMANTIC, top_k=2, group_by_file=False))
     top = result.hits[0]
     assert (os.path.basename(top.path), top.score) == ("siren.wav", pytest.approx(1.0, abs=1e-5))
     assert [(os.path.basename(h.path), h.start_s, h.end_s) for h in span.hits][0] == ("medley.wav", 10.0, 20.0)
@@ -64,7 +64,7 @@ def test_audio_query_finds_itself_first_with_its_window(clips_dir: Path, tmp_pat
 def test_same_query_same_order_every_time(indexed: tuple[Path, Path]) -> None:
     _, index_dir = indexed
     with Searcher(index_dir, CountingLoader()) as s:
-        runs = [[(h.segment_id, h.score) for h in s.search(Query(text="rain"), SearchConfig()).hits] for _ in range(3)]
+        runs = [[(h.segment_id, h.score) for h in s.search(Query(text="rain"), SearchConfig(mode=SearchMode.SEMANTIC)).hits] for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
 
 
@@ -72,13 +72,13 @@ def test_filters(indexed: tuple[Path, Path]) -> None:
     _, index_dir = indexed
     with Searcher(index_dir, CountingLoader()) as s:
         q = Query(text="birds")
-        all_hits = s.search(q, SearchConfig(top_k=10)).hits
-        only_birds = s.search(q, SearchConfig(top_k=10, path_glob="*/birds/*")).hits
-        by_name = s.search(q, SearchConfig(top_k=10, path_glob="*.wav")).hits
-        video = s.search(q, SearchConfig(top_k=10, kind="video")).hits
+        all_hits = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10)).hits
+        only_birds = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, path_glob="*/birds/*")).hits
+        by_name = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, path_glob="*.wav")).hits
+        video = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, kind="video")).hits
         cut = all_hits[2].score
-        above = s.search(q, SearchConfig(top_k=10, min_score=cut)).hits
-        two = s.search(q, SearchConfig(top_k=2)).hits
+        above = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10, min_score=cut)).hits
+        two = s.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=2)).hits
     assert sorted(os.path.basename(h.path) for h in only_birds) == ["Yabc123.mp3", "chirp.ogg"]
     assert sorted(os.path.basename(h.path) for h in by_name) == ["dog_bark.wav", "siren.wav"]
     assert video == []
@@ -98,7 +98,7 @@ def test_unpublished_vectors_are_searched_and_deleted_ones_never_returned(indexe
             gone = writer.file_by_key(next(f.path_key for f in writer.files() if f.path.endswith("rain.flac")))
             assert gone is not None
             writer.delete_files([gone.id])
-        hits = s.search(Query(text="a brand new sound"), SearchConfig(top_k=10)).hits
+        hits = s.search(Query(text="a brand new sound"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=10)).hits
     assert hits[0].path == "/x/new.wav" and hits[0].file_id == new_id
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert not any(h.path.endswith("rain.flac") for h in hits)

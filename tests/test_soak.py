@@ -31,10 +31,10 @@ from reliability_helpers import (
     write_clip,
 )
 
-from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig
+from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
-from diffgap_search.search.searcher import Query, Searcher
+from diffgap_search.search import Query, Searcher
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +190,7 @@ def _hits(doc: dict[str, Any]) -> list[tuple[str, float, float, float]]:
 
 def _search(index_dir: Path, text: str, use_bridge: bool) -> list[tuple[str, float, float, float]]:
     with Searcher(index_dir, load_encoder, use_bridge=use_bridge) as s:
-        res = s.search(Query(text=text), SearchConfig(top_k=100, group_by_file=False))
+        res = s.search(Query(text=text), SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
     return [(h.path, h.start_s, h.end_s, h.score) for h in res.hits]
 
 

@@ -138,11 +138,11 @@ def test_tags_are_read_once_per_decoded_file_and_again_when_it_changes(
         by_name = {Path(f.path).name: f.id for f in cat.files()}
         assert tags_of(cat.conn, by_name.values()) == {by_name["a.mp3"]: {"title": ["New title"],
                                                                           "comment": ["re-tagged"]}}
-        from diffgap_search.config import SearchConfig
+        from diffgap_search.config import SearchConfig, SearchMode
         from diffgap_search.search.keyword import search_keyword
 
-        assert search_keyword(cat, "old", SearchConfig()).hits == []
-        assert [Path(h.path).name for h in search_keyword(cat, "new", SearchConfig()).hits] == ["a.mp3"]
+        assert search_keyword(cat, "old", SearchConfig(mode=SearchMode.SEMANTIC)).hits == []
+        assert [Path(h.path).name for h in search_keyword(cat, "new", SearchConfig(mode=SearchMode.SEMANTIC)).hits] == ["a.mp3"]
 
 
 def test_weak_captions_use_the_tags_read_at_index_time(tagged_index: tuple[Path, Path]) -> None:

@@ -61,6 +61,15 @@ def media_kind(path: Path | str) -> MediaKind | None:
     return None
 
 
+def query_file_kind(name: str, content_type: str | None = None) -> MediaKind:
+    """The kind of a query file known by its name (an upload's file name) and, optionally, its declared
+    MIME type: ``"video"`` for a video extension or a ``video/*`` type, else ``"audio"`` (decoding decides
+    the rest)."""
+    if media_kind(name) == "video" or (content_type or "").startswith("video/"):
+        return "video"
+    return "audio"
+
+
 def path_key(p: Path | str) -> bytes:
     """The file's unique key: ``os.fsencode`` of its absolute path (raw bytes, any name round-trips)."""
     return os.fsencode(os.path.abspath(os.fspath(p)))

@@ -39,7 +39,8 @@ import numpy as np
 from diffgap_search.config import WindowConfig
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media.video_geometry import DecodePlan, finish_frames, plan_decode
-from diffgap_search.media.video_probe import VIDEO_EXTENSIONS, StreamsInfo, probe_streams
+from diffgap_search.media.discover import VIDEO_EXTENSIONS
+from diffgap_search.media.video_probe import StreamsInfo, probe_streams
 from diffgap_search.media.windows import window_spans
 
 __all__ = [

@@ -19,7 +19,6 @@ from typing import Any
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi"})
 _ENTRIES = (
     "stream=index,codec_type,codec_name,width,height,avg_frame_rate,r_frame_rate,nb_frames,duration"
     ":stream_tags=rotate,DURATION:stream_side_data=rotation:format=duration,format_name"

@@ -1,3 +1,14 @@
-"""Search: a query (text, an audio file, a video file, an indexed window) -> hits.
+"""Search: a query (words, an audio file, a video file, an indexed window) -> hits, in one of three modes.
 
-``from diffgap_search.search import Searcher, Query`` is the entry point."""
+``from diffgap_search.search import Searcher, Query`` is the entry point. Inside, from the bottom up:
+``types`` (Query, SearchTerm, Hit, SearchResult), ``filters`` and ``options`` (what a query may return and
+the flags that say so), ``open_index`` (catalog, encoders, bridge, FAISS indexes), ``embedding`` (a query's
+vectors), ``terms`` (the cosines it is scored by), ``scoring`` (candidates, exact re-scoring, presentation),
+``keyword`` (BM25 and reciprocal-rank fusion), ``searcher`` (the one dispatcher of the modes); beside them
+``similar`` and ``dupes``. No module of the package imports one above it.
+"""
+
+from diffgap_search.search.searcher import Searcher
+from diffgap_search.search.types import Hit, Query, SearchResult, SearchTerm
+
+__all__ = ["Hit", "Query", "SearchResult", "SearchTerm", "Searcher"]

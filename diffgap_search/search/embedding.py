@@ -1,5 +1,5 @@
 """A query's vectors: text through the text tower, a file's windows through the audio or video encoder,
-or an indexed window's stored audio vector (more like this). ``Searcher.embed_query`` is :func:`embed_query`."""
+or an indexed window's stored audio vector (more like this)."""
 
 from __future__ import annotations
 
@@ -8,75 +8,70 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diffgap_search.errors import (
-    BridgeUnavailableError,
-    InputNotFoundError,
-    MediaDecodeError,
-    QueryNotSupportedError,
-    UsageError,
-)
-from diffgap_search.store.settings import embeds
+from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, QueryNotSupportedError
+from diffgap_search.search.terms import bridge_for
+from diffgap_search.search.types import Query
 
 if TYPE_CHECKING:
-    from diffgap_search.search.searcher import Query, Searcher
+    from diffgap_search.search.open_index import OpenIndex
 
 QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
 
 
-def embed_query(searcher: Searcher, query: Query) -> np.ndarray:
-    """``(Q, D) float32`` L2-normalised query vectors (one per window for an audio or video query)."""
+def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> np.ndarray:
+    """``(Q, D) float32`` L2-normalised query vectors (one per window for an audio or video query).
+
+    ``use_bridge`` False (``--no-bridge``): a video query on a CLIP index, which needs the bridge, is refused."""
     kind = query.kind
     if kind == "text":
         text = (query.text or "").strip()
-        if not text:
-            raise UsageError("the query is empty: give some words, e.g. dgsearch query \"dog barking\"")
-        searcher.require_ready()
-        if not embeds(searcher.catalog, "text"):
+        opened.require_ready()
+        if not opened.embeds_text():
             raise QueryNotSupportedError(
-                f"index {searcher.index_dir} was built with model {searcher.encoder_cfg.model!r}, which embeds"
+                f"index {opened.index_dir} was built with model {opened.encoder_cfg.model!r}, which embeds"
                 " audio only: a text query cannot be searched in it; query with --audio FILE, or build an index"
                 " with a CLAP model (the default) to search by words"
             )
-        return searcher.encoder.embed_text([text])
+        return opened.encoder.embed_text([text])
     if kind == "segment":
-        return segment_vector(searcher, int(query.segment_id))  # type: ignore[arg-type]
+        return segment_vector(opened, int(query.segment_id))  # type: ignore[arg-type]
     path = Path(query.audio or query.video)  # type: ignore[arg-type]
     if not path.is_file():
         raise InputNotFoundError(f"query file not found: {path}")
-    searcher.require_ready()
+    opened.require_ready()
     if kind == "video":
-        if not searcher.cavp_video() and searcher.bridge_for("video") is None:
+        if not opened.cavp_video() and bridge_for(opened.bridge if use_bridge else None, "video") is None:
             # CLIP frames live in a space unrelated to CLAP's: only a bridge connects them (CAVP needs none)
             raise BridgeUnavailableError(
                 "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
-                " index has none" + ("" if searcher.use_bridge else " in use (--no-bridge)")
+                " index has none" + ("" if use_bridge else " in use (--no-bridge)")
                 + ": index some videos, then run `dgsearch train --pairs video`"
             )
-        return embed_video_file(searcher, path, query.start_s, query.end_s)
-    return embed_audio_file(searcher, path, query.start_s, query.end_s)
+        return embed_video_file(opened, path, query.start_s, query.end_s)
+    return embed_audio_file(opened, path, query.start_s, query.end_s)
 
 
-def segment_vector(searcher: Searcher, segment_id: int) -> np.ndarray:
+def segment_vector(opened: OpenIndex, segment_id: int) -> np.ndarray:
     """``(1, D) float32``: the stored audio vector of an indexed window (more like this). Raises
     InputNotFoundError for an id the catalog does not hold, or whose window has no audio vector."""
-    searcher.require_ready()
-    vec = searcher.catalog.vectors_of("audio", [segment_id]).get(segment_id)
-    if vec is None or not searcher.catalog.hit_rows([segment_id]):
+    opened.require_ready()
+    vec = opened.catalog.vectors_of("audio", [segment_id]).get(segment_id)
+    if vec is None or not opened.catalog.hit_rows([segment_id]):
         raise InputNotFoundError(
-            f"segment {segment_id} is not in index {searcher.index_dir} (or has no audio): take a segment_id"
+            f"segment {segment_id} is not in index {opened.index_dir} (or has no audio): take a segment_id"
             " from a query's --json output"
         )
     return np.asarray(vec, dtype=np.float32).reshape(1, -1)
 
 
-def embed_video_file(searcher: Searcher, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
     """``(W, D) float32``: the query video's frames embedded per window (the index's windowing), optionally
     only the windows overlapping ``[start_s, end_s]``. Streamed: only :data:`QUERY_WINDOWS` windows' frames
     are decoded and held at a time, whatever the video's length."""
     from diffgap_search.media.video import open_frames, window_bounds
 
-    encoder = searcher.video_encoder
-    window_cfg = searcher.window()
+    encoder = opened.video_encoder
+    window_cfg = opened.window()
     fit = "squash" if getattr(encoder, "family", None) == "cavp" else "crop"  # CAVP: the whole frame
     sampler = open_frames(path, fps=encoder.fps, fit=fit)
     lo = start_s or 0.0
@@ -89,13 +84,13 @@ def embed_video_file(searcher: Searcher, path: Path, start_s: float | None, end_
         for i in range(0, len(bounds), QUERY_WINDOWS)])
 
 
-def embed_audio_file(searcher: Searcher, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
     """``(W, D) float32``: the query file's windows (the index's windowing) through the audio encoder,
     optionally only the samples in ``[start_s, end_s]``."""
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
 
-    window_cfg = searcher.window()
+    window_cfg = opened.window()
     samples = load_audio(path, window_cfg.sample_rate)
     sr = window_cfg.sample_rate
     lo = int(round((start_s or 0.0) * sr))
@@ -103,4 +98,4 @@ def embed_audio_file(searcher: Searcher, path: Path, start_s: float | None, end_
     samples = samples[lo:hi]
     if len(samples) == 0:
         raise MediaDecodeError(f"{path}: no audio in the requested span")
-    return searcher.encoder.embed_audio(window_audio(samples, window_cfg).samples)
+    return opened.encoder.embed_audio(window_audio(samples, window_cfg).samples)

@@ -29,29 +29,20 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
 from diffgap_search.search.filters import allowed_file_ids
+from diffgap_search.search.types import Hit, SearchResult
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import first_segments
-from diffgap_search.store.settings import embeds, stored_encoder
 from diffgap_search.store.tags import tags_of
 
-if TYPE_CHECKING:
-    from diffgap_search.search.searcher import Hit, Query, SearchResult, Searcher
-
-MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
 HYBRID_DEPTH = 50
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+_FROM_CFG: Any = object()
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
@@ -68,8 +59,6 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
 
 def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
     """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
-    from diffgap_search.search.searcher import Hit
-
     ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
     rows = first_segments(catalog.conn, ids)
@@ -86,55 +75,24 @@ def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] |
     return hits
 
 
-def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig) -> SearchResult:
-    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model."""
-    from diffgap_search.search.searcher import SearchResult
+def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
+                   allowed: set[int] | None = _FROM_CFG) -> SearchResult:
+    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model.
 
+    ``allowed``: the files the filters let through, when the caller has decided them already (None: all);
+    by default they are decided here from ``cfg``."""
     if text is None:
         raise UsageError("--mode keyword searches words: give TEXT, not --audio or --video")
     if not text.strip():
         raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
     t0 = time.perf_counter()
-    allowed = allowed_file_ids(catalog, cfg)
+    if allowed is _FROM_CFG:
+        allowed = allowed_file_ids(catalog, cfg)
     t1 = time.perf_counter()
     hits = keyword_hits(catalog, text, limit=cfg.top_k, allowed=allowed)
     t2 = time.perf_counter()
     return SearchResult("text", hits, {"filters": (t1 - t0) * 1000, "keyword": (t2 - t1) * 1000,
                                        "total": (t2 - t0) * 1000}, mode="keyword")
-
-
-def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
-    """Run ``query`` in ``cfg.mode`` (keyword, hybrid; semantic goes straight to the searcher)."""
-    mode = check_mode(cfg.mode)
-    kind = query.kind
-    if mode == "keyword":
-        return search_keyword(searcher.catalog, query.text if kind == "text" else None, cfg)
-    semantic_cfg = replace(cfg, mode="semantic")
-    if mode == "hybrid" and kind == "text" and not _embeds_words(searcher.catalog):
-        result = search_keyword(searcher.catalog, query.text, cfg)  # words, and a model that cannot embed them
-        result.note = "the index's model embeds audio only: keyword search only"
-        return result
-    reason = _semantic_only(searcher.catalog, kind, cfg)
-    if mode == "semantic" or reason is not None:
-        result = searcher.search(query, semantic_cfg)
-        if mode == "hybrid":
-            result.mode, result.note = "semantic", reason
-        return result
-    t0 = time.perf_counter()
-    depth = max(HYBRID_DEPTH, cfg.top_k)
-    semantic = searcher.search(query, replace(semantic_cfg, top_k=depth))
-    t1 = time.perf_counter()
-    allowed = allowed_file_ids(searcher.catalog, cfg)
-    words = keyword_hits(searcher.catalog, query.text or "", limit=depth, allowed=allowed)
-    t2 = time.perf_counter()
-    cover = keywords.coverage(searcher.catalog.conn, query.text or "", [h.file_id for h in words])
-    hits = fuse(semantic.hits, words, cfg.top_k, coverage=cover)
-    t3 = time.perf_counter()
-    timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},
-               "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000}
-    from diffgap_search.search.searcher import SearchResult
-
-    return SearchResult(kind, hits, timings, mode="hybrid")
 
 
 def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = RRF_K,
@@ -152,15 +110,23 @@ def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = R
     return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order[:top_k]]
 
 
-def _semantic_only(catalog: Catalog, kind: str, cfg: SearchConfig) -> str | None:
+def fuse_by_coverage(catalog: Catalog, text: str, semantic: Sequence[Hit], words: Sequence[Hit],
+                     top_k: int) -> list[Hit]:
+    """:func:`fuse` with each keyword term weighted by the share of ``text``'s words its file holds
+    (``store/keywords.coverage``; module docstring)."""
+    cover = keywords.coverage(catalog.conn, text, [h.file_id for h in words])
+    return fuse(semantic, words, top_k, coverage=cover)
+
+
+def hybrid_depth(cfg: SearchConfig) -> int:
+    """How many files of each ranking a hybrid search fuses."""
+    return max(HYBRID_DEPTH, cfg.top_k)
+
+
+def semantic_only_reason(kind: str, cfg: SearchConfig) -> str | None:
     """Why a hybrid query gets the embedding search alone, or None when it is fused."""
     if kind != "text":
         return f"{'an' if kind == 'audio' else 'a'} {kind} query has no words: semantic search only"
     if not cfg.group_by_file:
         return "--segments lists windows: semantic search only"
     return None
-
-
-def _embeds_words(catalog: Catalog) -> bool:
-    """False when the index's recorded model embeds audio only (aisfx); True while none is recorded yet."""
-    return stored_encoder(catalog) is None or embeds(catalog, "text")

@@ -1,14 +1,13 @@
 """Search options from the flags both faces take: ``dgsearch query``'s options and the web API's parameters
-build their ``SearchConfig`` here, with the same checks and the same defaults (hybrid ranking)."""
+build their ``SearchConfig`` here, with the same checks and the same defaults (``config.DEFAULT_MODE``)."""
 
 from __future__ import annotations
 
-from diffgap_search.config import SearchConfig
+from diffgap_search.config import DEFAULT_MODE, SearchConfig, SearchMode
 from diffgap_search.errors import UsageError
-from diffgap_search.search.keyword import check_mode
 from diffgap_search.search.filters import parse_range
 
-DEFAULT_MODE = "hybrid"  # what a person typing words expects: names and tags beside the embedding
+KINDS = ("audio", "video")
 
 
 def search_options(
@@ -17,18 +16,19 @@ def search_options(
     kind: str | None = None,
     glob: str | None = None,
     segments: bool = False,
-    mode: str = DEFAULT_MODE,
+    mode: str | SearchMode = DEFAULT_MODE,
     duration: str | None = None,
     sample_rate: int | None = None,
     channels: int | None = None,
     folder: str | None = None,
+    no_bridge: bool = False,
 ) -> SearchConfig:
     """The ``SearchConfig`` of these options (``duration`` as ``MIN..MAX`` seconds, either bound optional).
 
     Raises UsageError for a ``kind`` other than audio/video, an unknown ``mode``, a malformed ``duration``."""
-    if kind not in (None, "audio", "video"):
+    if kind not in (None, *KINDS):
         raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
     low, high = parse_range(duration) if duration is not None else (None, None)
     return SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
-                        mode=check_mode(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
-                        channels=channels, folder=folder)
+                        mode=SearchMode.parse(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
+                        channels=channels, folder=folder, use_bridge=not no_bridge)

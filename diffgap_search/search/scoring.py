@@ -1,6 +1,6 @@
 """Scoring a query's terms against the index: candidates, exact re-scoring, fusion, presentation.
 
-``Searcher.search_terms`` is :func:`search_terms`. A term is one weighted cosine (``search.SearchTerm``:
+A term is one weighted cosine (``search.types.SearchTerm``:
 ``queries (Q, D) float32`` against a vector space); a segment's score is the weighted mean of its terms'
 cosines, each the best over the term's query rows. Candidates are each term's FAISS top-k plus the vectors
 committed since publishing; with several terms every candidate is re-scored exactly. The vectors for that
@@ -17,60 +17,61 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from diffgap_search.config import SearchConfig
-from diffgap_search.search.filters import allowed_file_ids, glob_match
+from diffgap_search.search.filters import glob_match
+from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
 from diffgap_search.store.tags import tags_of
 from diffgap_search.store.vector_index import REBUILD_KEY, LoadedIndex
 
 if TYPE_CHECKING:
-    from diffgap_search.search.searcher import Hit, Searcher, SearchTerm
+    from diffgap_search.search.open_index import OpenIndex
 
 # A filter whose files hold at most this many windows is searched exactly over them (their vectors read
 # from the catalog: ≈ 40 MB at D = 512), never through FAISS's top-k.
 EXACT_FILTER_SEGMENTS = 20_000
 
 
-def search_terms(searcher: Searcher, terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], float, float]:
+def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig,
+                 allowed: set[int] | None) -> tuple[list[Hit], float, float]:
     """Hits scored by the weighted mean of the terms' cosines (each a max over its query rows), with the
     milliseconds spent finding and scoring candidates (FAISS) and presenting them (SQLite).
 
     Candidates are the union of every term's FAISS top-k (plus vectors committed since publishing);
     with several terms each candidate is re-scored exactly (:func:`fused`). ``k`` grows until enough hits
-    pass the filters or every vector has been considered. Filters are decided first
-    (``search/filters.py``): when the files that pass hold at most :data:`EXACT_FILTER_SEGMENTS` windows,
+    pass the filters or every vector has been considered. ``allowed`` holds the ids of the files the filters
+    let through, decided before ranking (``search/filters.py``; None: every file). When they hold at most :data:`EXACT_FILTER_SEGMENTS` windows,
     exactly those windows are scored (a filter keeping 3 files of a million finds them at once); a looser
     filter goes through FAISS with the growing ``k``.
     """
     t0 = time.perf_counter()
-    allowed = allowed_file_ids(searcher.catalog, cfg)
     if allowed is not None:
-        seg_ids, seg_files = segments_of_files(searcher.catalog.conn, allowed)
+        seg_ids, seg_files = segments_of_files(opened.catalog.conn, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
-            scores = best_first(exact_scores(searcher, terms, seg_ids), seg_ids, seg_files, cfg)
+            scores = best_first(exact_scores(opened, terms, seg_ids), seg_ids, seg_files, cfg)
             t1 = time.perf_counter()
-            hits = with_tags(searcher, resolve(searcher, scores, cfg, allowed)[: cfg.top_k])
+            hits = with_tags(opened, resolve(opened, scores, cfg, allowed)[: cfg.top_k])
             return hits, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
-    indexes = [searcher.index_for(t.space) for t in terms]
-    n_total = max(ix.ntotal + delta_count(searcher, t.space, ix) for t, ix in zip(terms, indexes))
+    indexes = [opened.index_for(t.space) for t in terms]
+    n_total = max(ix.ntotal + delta_count(opened, t.space, ix) for t, ix in zip(terms, indexes))
     k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
     t_faiss = t_sql = 0.0
     while True:
         t0 = time.perf_counter()
-        found = [candidates(searcher, t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
+        found = [candidates(opened, t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
         t1 = time.perf_counter()
-        scores = found[0] if len(terms) == 1 else fused(searcher, terms, found)
-        hits = resolve(searcher, scores, cfg, allowed)
+        scores = found[0] if len(terms) == 1 else fused(opened, terms, found)
+        hits = resolve(opened, scores, cfg, allowed)
         t2 = time.perf_counter()
         t_faiss += (t1 - t0) * 1000
         t_sql += (t2 - t1) * 1000
         if len(hits) >= cfg.top_k or k >= n_total:
             t3 = time.perf_counter()
-            hits = with_tags(searcher, hits[: cfg.top_k])
+            hits = with_tags(opened, hits[: cfg.top_k])
             return hits, t_faiss, t_sql + (time.perf_counter() - t3) * 1000
         k = min(n_total, k * 4)
 
 
-def term_vectors(searcher: Searcher, space: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def term_vectors(opened: OpenIndex, space: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rows (m,) int64, vectors (m, D) float32)``: the positions in ``ids (n,) int64`` that have a vector
     in ``space``, and those vectors.
 
@@ -84,13 +85,13 @@ def term_vectors(searcher: Searcher, space: str, ids: np.ndarray) -> tuple[np.nd
     held = np.zeros(len(ids), bool)
     rows: list[np.ndarray] = []
     vecs: list[np.ndarray] = []
-    if space not in (searcher.catalog.get_meta(REBUILD_KEY) or []):
-        held, from_index = searcher.index_for(space).vectors_of(ids)
+    if space not in (opened.catalog.get_meta(REBUILD_KEY) or []):
+        held, from_index = opened.index_for(space).vectors_of(ids)
         rows.append(np.flatnonzero(held))
         vecs.append(from_index)
     rest = np.flatnonzero(~held).tolist()
     if rest:
-        from_catalog = searcher.catalog.vectors_of(space, ids[rest].tolist())
+        from_catalog = opened.catalog.vectors_of(space, ids[rest].tolist())
         found = [j for j in rest if int(ids[j]) in from_catalog]
         rows.append(np.asarray(found, np.int64))
         vecs.append(np.stack([from_catalog[int(ids[j])] for j in found]) if found else np.zeros((0, 0), np.float32))
@@ -101,7 +102,7 @@ def term_vectors(searcher: Searcher, space: str, ids: np.ndarray) -> tuple[np.nd
             np.concatenate([v for _, v in kept]).astype(np.float32, copy=False))
 
 
-def weighted_mean(searcher: Searcher, terms: list[SearchTerm], ids: np.ndarray) -> dict[int, float]:
+def weighted_mean(opened: OpenIndex, terms: list[SearchTerm], ids: np.ndarray) -> dict[int, float]:
     """Exact weighted-mean scores of ``ids (n,) int64``; a term a segment has no vector for is left out of
     its mean, a segment with none is absent. One matrix product per term; each space read once."""
     num = np.zeros(len(ids), np.float64)
@@ -109,7 +110,7 @@ def weighted_mean(searcher: Searcher, terms: list[SearchTerm], ids: np.ndarray) 
     read: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for term in terms:
         if term.space not in read:
-            read[term.space] = term_vectors(searcher, term.space, ids)
+            read[term.space] = term_vectors(opened, term.space, ids)
         rows, mat = read[term.space]
         if not len(rows):
             continue
@@ -119,25 +120,25 @@ def weighted_mean(searcher: Searcher, terms: list[SearchTerm], ids: np.ndarray) 
     return {sid: float(n / d) for sid, n, d in zip(ids.tolist(), num, den) if d > 0}
 
 
-def exact_scores(searcher: Searcher, terms: list[SearchTerm], seg_ids: np.ndarray) -> dict[int, float]:
+def exact_scores(opened: OpenIndex, terms: list[SearchTerm], seg_ids: np.ndarray) -> dict[int, float]:
     """Exact weighted-mean scores of exactly ``seg_ids`` (``(n,) int64``, e.g. every window a filter keeps)."""
-    return weighted_mean(searcher, terms, np.asarray(seg_ids, dtype=np.int64))
+    return weighted_mean(opened, terms, np.asarray(seg_ids, dtype=np.int64))
 
 
-def fused(searcher: Searcher, terms: list[SearchTerm], found: list[dict[int, float]]) -> dict[int, float]:
+def fused(opened: OpenIndex, terms: list[SearchTerm], found: list[dict[int, float]]) -> dict[int, float]:
     """Exact fused scores of the union of the terms' candidates (``found``: one ``{id: score}`` per term)."""
-    return weighted_mean(searcher, terms, np.asarray(sorted(set().union(*found)), dtype=np.int64))
+    return weighted_mean(opened, terms, np.asarray(sorted(set().union(*found)), dtype=np.int64))
 
 
-def delta_count(searcher: Searcher, space: str, index: LoadedIndex) -> int:
+def delta_count(opened: OpenIndex, space: str, index: LoadedIndex) -> int:
     """How many vectors of ``space`` were committed since ``index`` was published (ids above its max)."""
-    row = searcher.catalog.conn.execute(
+    row = opened.catalog.conn.execute(
         "SELECT count(*) FROM vectors WHERE space = ? AND segment_id > ?", (space, index.max_id)
     ).fetchone()
     return int(row[0])
 
 
-def candidates(searcher: Searcher, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
+def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
     """segment id -> best score over ``qvecs (Q, D) float32``, from FAISS plus the unpublished delta."""
     best: dict[int, float] = {}
     scores, ids = index.search(qvecs, k)
@@ -145,7 +146,7 @@ def candidates(searcher: Searcher, qvecs: np.ndarray, space: str, index: LoadedI
         for s, i in zip(row_s.tolist(), row_i.tolist()):
             if i >= 0 and s > best.get(i, -np.inf):
                 best[i] = s
-    for ids_d, vecs_d in searcher.catalog.read_vectors(space, after_id=index.max_id):
+    for ids_d, vecs_d in opened.catalog.read_vectors(space, after_id=index.max_id):
         sims = (qvecs @ vecs_d.T).max(axis=0)
         for i, s in zip(ids_d.tolist(), sims.tolist()):
             if s > best.get(i, -np.inf):
@@ -153,16 +154,14 @@ def candidates(searcher: Searcher, qvecs: np.ndarray, space: str, index: LoadedI
     return best
 
 
-def resolve(searcher: Searcher, scores: dict[int, float], cfg: SearchConfig,
+def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig,
             allowed: set[int] | None = None) -> list[Hit]:
     """The scored segments the catalog still holds, as hits best first (one per file when grouping),
     after the ``min_score``, ``kind`` and path filters."""
-    from diffgap_search.search.searcher import Hit
-
-    rows = searcher.catalog.hit_rows(scores)
+    rows = opened.catalog.hit_rows(scores)
     if allowed is not None:
         rows = {sid: r for sid, r in rows.items() if r.file_id in allowed}
-    captions = searcher.catalog.captions_of({r.file_id for r in rows.values()})
+    captions = opened.catalog.captions_of({r.file_id for r in rows.values()})
     hits: list[Hit] = []
     for sid, row in rows.items():
         score = float(scores[sid])
@@ -182,9 +181,9 @@ def resolve(searcher: Searcher, scores: dict[int, float], cfg: SearchConfig,
     return hits
 
 
-def with_tags(searcher: Searcher, hits: list[Hit]) -> list[Hit]:
+def with_tags(opened: OpenIndex, hits: list[Hit]) -> list[Hit]:
     """The hits with their files' embedded tags (read for the hits shown only)."""
-    tags = tags_of(searcher.catalog.conn, {h.file_id for h in hits})
+    tags = tags_of(opened.catalog.conn, {h.file_id for h in hits})
     return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
 
 

@@ -24,7 +24,8 @@ import numpy as np
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.discover import path_key
-from diffgap_search.search.searcher import Query, Searcher, SearchResult
+from diffgap_search.search.searcher import Searcher
+from diffgap_search.search.types import Query, SearchResult
 from diffgap_search.store.similarity_rows import file_segment_ids, segment_file_id
 
 
