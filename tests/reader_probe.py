@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
             while not (work / "go").exists():
                 time.sleep(0.02)
         hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=int(top_k), group_by_file=False))
-        record, loaded = s._indexes["audio"]
+        record, loaded = s.opened._indexes["audio"]
         if work is not None:
             s.catalog.conn.execute("COMMIT")
     print(json.dumps({"hits": [[h.segment_id, h.score] for h in hits],

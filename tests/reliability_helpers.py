@@ -273,7 +273,7 @@ def reader_loop(index_dir: str, stop_file: str, dim: int = 32) -> None:
                             summary["errors"].append(f"hit {h.segment_id} score {h.score} != {true}")
                     if len(hits) != n:
                         summary["errors"].append(f"{len(hits)} hits for {n} live windows")
-                    summary["generations"].add(s._indexes["audio"][0].generation if s._indexes["audio"][0] else 0)
+                    summary["generations"].add(s.opened._indexes["audio"][0].generation if s.opened._indexes["audio"][0] else 0)
                 finally:
                     conn.execute("COMMIT")
                 summary["max_hits"] = max(summary["max_hits"], len(hits))
