@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         stats = cat.stats()
         meta = cat.all_meta()
         errors = [{"path": f.path, "error": f.error or ""} for f in cat.files(status="error")]
-        tags = tag_stats(cat.conn)
+        tags = tag_stats(cat)
     encoder = meta.get("encoder") or {}
     window = meta.get("window") or {}
     spaces = {k[6:]: v for k, v in meta.items() if k.startswith("faiss.")}
@@ -62,9 +63,9 @@ def index_info(index_dir: Path) -> dict[str, Any]:
             f"{name} ({rec['count']} vectors, {rec['kind']}, generation {rec['generation']})"
             for name, rec in sorted(spaces.items())
         ) or "-",
-        "tags": (f"{tags['files_with_tags']} files tagged: "
-                 + ", ".join(f"{key} {n}" for key, n in tags["by_key"].items())) if tags["by_key"] else "none",
+        "tags": (f"{tags.files_with_tags} files tagged: "
+                 + ", ".join(f"{key} {n}" for key, n in tags.by_key.items())) if tags.by_key else "none",
         "size on disk": f"{_disk_usage(index_dir) / 1e6:.2f} MB",
         "schema version": meta.get("schema_version"),
     }
-    return {"summary": summary, "errors": errors, "meta": meta, "tags": tags}
+    return {"summary": summary, "errors": errors, "meta": meta, "tags": asdict(tags)}

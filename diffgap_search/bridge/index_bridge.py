@@ -140,7 +140,7 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
     with catalog.batch():
         for space in BRIDGED_SPACES:
             catalog.delete_space(space)
-            catalog.conn.execute("UPDATE vectors SET space = ? WHERE space = ?", (space, space + STAGING_SUFFIX))
+            catalog.rename_space(space + STAGING_SUFFIX, space)
         catalog.set_meta({"bridge": {**record, "file": bridge_file_name(bridge)}})
         # The bridged vectors changed under the same segment ids: their FAISS files must be rebuilt, not
         # updated (an incremental publish only adds ids above the old maximum and would keep the old vectors).

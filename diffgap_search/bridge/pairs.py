@@ -37,7 +37,9 @@ from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.gap.groups import audio_groups
 from diffgap_search.media.weak_captions import weak_captions
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.pair_rows import paired_vectors
 from diffgap_search.store.rows import FileRow
+from diffgap_search.store.similarity_rows import file_segment_ids
 from diffgap_search.store.tags import tags_of as stored_tags
 
 MODALITIES = ("audio", "text", "video")
@@ -114,7 +116,7 @@ def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: str,
         for fid, caps in catalog.captions_of(files).items():
             out.setdefault(fid, []).extend((c, SIDECAR) for c in caps)
     if captions in ("names", "all"):
-        stored = stored_tags(catalog.conn, files) if tags_of is None else {}
+        stored = stored_tags(catalog, files) if tags_of is None else {}
         for fid, row in files.items():
             if tags_of is not None:
                 tags: Sequence[str] = tags_of(row)
@@ -140,7 +142,7 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
     if "text" in kinds and text_encoder is not None:
         files = {f.id: f for f in catalog.files(status="ok")}
         for fid, caps in sorted(_file_captions(catalog, files, captions, tags_of).items()):
-            seg_ids = [r[0] for r in catalog.conn.execute("SELECT id FROM segments WHERE file_id = ? ORDER BY seq", (fid,))]
+            seg_ids = file_segment_ids(catalog, fid)
             audio = list(catalog.vectors_of("audio", seg_ids).values())
             if not audio or not caps:
                 continue
@@ -152,25 +154,19 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
                     rows["video"].append(nan)
                     groups.append(files[fid].sha256 or str(fid))
                     sources.append(src)
-    if "video" in kinds:
+    if "video" in kinds:  # CAVP: the soundtrack in CAVP's space (``audio_source``)
         from diffgap_search.bridge.index_bridge import audio_source
 
-        for sid, sha, a_blob, v_blob in catalog.conn.execute(
-            "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
-            " JOIN vectors a ON a.segment_id = s.id AND a.space = ?"  # CAVP: the soundtrack in CAVP's space
-            " JOIN vectors v ON v.segment_id = s.id AND v.space = 'video' WHERE f.status = 'ok' ORDER BY s.id",
-            (audio_source(catalog, "video"),),
-        ):
-            video = np.frombuffer(v_blob, dtype="<f4").astype(np.float32)
-            if len(video) != dim:
+        for pair in paired_vectors(catalog, audio_source(catalog, "video"), "video"):
+            if len(pair.second) != dim:
                 raise UsageError(
-                    f"video embeddings are {len(video)}-d but audio ones are {dim}-d: a DiffGAP bridge needs one"
-                    " dimension; index with a --video-model whose projection size matches the audio model's"
+                    f"video embeddings are {len(pair.second)}-d but audio ones are {dim}-d: a DiffGAP bridge needs"
+                    " one dimension; index with a --video-model whose projection size matches the audio model's"
                 )
-            rows["audio"].append(np.frombuffer(a_blob, dtype="<f4").astype(np.float32))
-            rows["video"].append(video)
+            rows["audio"].append(pair.first)
+            rows["video"].append(pair.second)
             rows["text"].append(nan)
-            groups.append(f"{sha}")
+            groups.append(f"{pair.sha256}")
             sources.append("")
     arrays = {m: (np.stack(v) if v else np.zeros((0, dim), np.float32)) for m, v in rows.items()}
     return Pairs({m: a for m, a in arrays.items() if m == "audio" or np.isfinite(a).all(1).any()},

@@ -44,10 +44,10 @@ from diffgap_search.errors import (
     UsageError,
 )
 from diffgap_search.bridge.pairs import CAPTION_CHOICES, Pairs, TagReader, file_pairs, index_pairs
-from diffgap_search.store.caption_rows import count_captions
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
+from diffgap_search.store.pair_rows import count_captions
 from diffgap_search.store.settings import (
     bind_encoder,
     embeds,

@@ -70,11 +70,11 @@ def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] |
     """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
     from diffgap_search.search.searcher import Hit
 
-    ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)
+    ranked = keywords.ranked_files(catalog, text, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
-    rows = first_segments(catalog.conn, ids)
+    rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
-    tags = tags_of(catalog.conn, ids)
+    tags = tags_of(catalog, ids)
     hits: list[Hit] = []
     for rank, (fid, bm25) in enumerate(ranked, 1):
         if fid not in rows:
@@ -127,7 +127,7 @@ def search(searcher: Searcher, query: Query, cfg: SearchConfig) -> SearchResult:
     allowed = allowed_file_ids(searcher.catalog, cfg)
     words = keyword_hits(searcher.catalog, query.text or "", limit=depth, allowed=allowed)
     t2 = time.perf_counter()
-    cover = keywords.coverage(searcher.catalog.conn, query.text or "", [h.file_id for h in words])
+    cover = keywords.coverage(searcher.catalog, query.text or "", [h.file_id for h in words])
     hits = fuse(semantic.hits, words, cfg.top_k, coverage=cover)
     t3 = time.perf_counter()
     timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},

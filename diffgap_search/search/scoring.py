@@ -44,7 +44,7 @@ def search_terms(searcher: Searcher, terms: list[SearchTerm], cfg: SearchConfig)
     t0 = time.perf_counter()
     allowed = allowed_file_ids(searcher.catalog, cfg)
     if allowed is not None:
-        seg_ids, seg_files = segments_of_files(searcher.catalog.conn, allowed)
+        seg_ids, seg_files = segments_of_files(searcher.catalog, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
             scores = best_first(exact_scores(searcher, terms, seg_ids), seg_ids, seg_files, cfg)
             t1 = time.perf_counter()
@@ -131,10 +131,7 @@ def fused(searcher: Searcher, terms: list[SearchTerm], found: list[dict[int, flo
 
 def delta_count(searcher: Searcher, space: str, index: LoadedIndex) -> int:
     """How many vectors of ``space`` were committed since ``index`` was published (ids above its max)."""
-    row = searcher.catalog.conn.execute(
-        "SELECT count(*) FROM vectors WHERE space = ? AND segment_id > ?", (space, index.max_id)
-    ).fetchone()
-    return int(row[0])
+    return searcher.catalog.count_vectors(space, after_id=index.max_id)
 
 
 def candidates(searcher: Searcher, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
@@ -184,7 +181,7 @@ def resolve(searcher: Searcher, scores: dict[int, float], cfg: SearchConfig,
 
 def with_tags(searcher: Searcher, hits: list[Hit]) -> list[Hit]:
     """The hits with their files' embedded tags (read for the hits shown only)."""
-    tags = tags_of(searcher.catalog.conn, {h.file_id for h in hits})
+    tags = tags_of(searcher.catalog, {h.file_id for h in hits})
     return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
 
 

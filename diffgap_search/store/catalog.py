@@ -74,12 +74,13 @@ class Catalog(VectorRows):
             index_dir.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+            catalog = cls(conn, path)  # checked and upgraded below before it is returned
             for name, value in CONNECTION_PRAGMAS.items():
                 conn.execute(f"PRAGMA {name} = {value}")
             tables = _table_names(conn)
             if not tables and create:
                 conn.execute("PRAGMA journal_mode = wal")
-                create_schema(conn)
+                create_schema(catalog)
                 tables = _table_names(conn)
             if "meta" not in tables:
                 raise CorruptIndexError(f"{path} is not a diffgap-search catalog (no meta table)")
@@ -87,7 +88,7 @@ class Catalog(VectorRows):
             if row is None or not str(row[0]).isdigit():
                 raise CorruptIndexError(f"{path} has no valid schema version: move it aside and index again")
             check_version(int(row[0]), str(index_dir))
-            if migrate(conn, int(row[0])):  # an older catalog is upgraded in place, in one transaction
+            if migrate(catalog, int(row[0])):  # an older catalog is upgraded in place, in one transaction
                 tables = _table_names(conn)
             missing = sorted(_TABLES - tables)
             if missing:
@@ -107,10 +108,11 @@ class Catalog(VectorRows):
             raise CorruptIndexError(
                 f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
             ) from exc
-        return cls(conn, path)
+        return catalog
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The SQLite connection: ``store/``'s own (see the rule in ``store/__init__.py``); tests read it too."""
         return self._conn
 
     def close(self) -> None:
