@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import TypeVar
+
+from diffgap_search.errors import UsageError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 DEFAULT_INDEX = "indexes/default"
@@ -121,6 +125,68 @@ class IndexingConfig:
 
     files_per_batch: int = 32
     decode_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)))
+
+
+C = TypeVar("C", bound="Choice")
+
+
+class Choice(str, Enum):
+    """An option with fixed choices: each member is the string the CLI takes (``str(member)`` and JSON give
+    that string), so a member and its string compare equal."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def parse(cls: type[C], value: str, error: str) -> C:
+        """The member whose string is ``value`` (a member passes through); UsageError with ``error``
+        (``str.format``-ted with ``value``) when there is none."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise UsageError(error.format(value)) from None
+
+
+class PairSet(Choice):
+    """``dgsearch train --pairs``: which pairs train the bridge (captions, video windows, or both)."""
+
+    TEXT = "text"
+    VIDEO = "video"
+    ALL = "all"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The pair kinds (modalities paired with audio) it stands for: ``("text",)``, ``("video",)`` or both."""
+        return ("text", "video") if self is PairSet.ALL else (self.value,)
+
+
+class Captions(Choice):
+    """``dgsearch train --captions``: the text pairs' captions. ``auto`` resolves to ``sidecars`` when the index
+    holds any sidecar caption, else ``names`` (``bridge/train.py``)."""
+
+    AUTO = "auto"
+    SIDECARS = "sidecars"
+    NAMES = "names"
+    ALL = "all"
+
+
+class ExportFormat(Choice):
+    """``dgsearch export --format``: ``.npy`` with a JSON sidecar, or one ``.parquet`` (needs pyarrow)."""
+
+    NPY = "npy"
+    PARQUET = "parquet"
+
+
+class ExportWindows(Choice):
+    """``dgsearch export --windows``: every stored window bridged to the text side or to the video side."""
+
+    TEXT = "text"
+    VIDEO = "video"
+
+
+DEFAULT_PAIRS = PairSet.ALL
+DEFAULT_CAPTIONS = Captions.AUTO
+DEFAULT_EXPORT_FORMAT = ExportFormat.NPY
 
 
 def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:

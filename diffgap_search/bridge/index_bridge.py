@@ -22,6 +22,7 @@ from diffgap_search.store.vector_index import REBUILD_KEY
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.training import TrainReport
 
 STAGING_SUFFIX = ".staging"
 # bridged space -> (source modality, target modality): audio windows bridged into the target's space
@@ -148,9 +149,9 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
         catalog.set_meta({REBUILD_KEY: sorted(marked)})
 
 
-def bridge_record(bridge: Bridge, report: Any) -> dict[str, Any]:
+def bridge_record(bridge: Bridge, report: TrainReport | None) -> dict[str, Any]:
     """What ``meta["bridge"]`` holds: fingerprint, directions, training figures (pairs trained on and
-    validating, groups of each)."""
+    validating, groups of each; empty without a ``report``, for a bridge copied from another index)."""
     return {
         "fingerprint": bridge.fingerprint,
         "directions": [d.value for d in bridge.directions],

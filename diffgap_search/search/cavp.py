@@ -13,16 +13,19 @@ CAVP cosine keeps a fixed third (:data:`LEGACY_RAW_SHARE`) and the bridged terms
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffgap_search.encoders.cavp.encoder import CAVP_SPACE
 
+if TYPE_CHECKING:
+    from diffgap_search.gap.bridge import Bridge
+
 LEGACY_RAW_SHARE = 1.0 / 3.0  # the raw CAVP cosine's weight with a bridge whose tuning never saw it
 
 
-def cavp_video_terms(bridge: Any, qvecs: np.ndarray) -> list[tuple[str, np.ndarray, float]]:
+def cavp_video_terms(bridge: Bridge | None, qvecs: np.ndarray) -> list[tuple[str, np.ndarray, float]]:
     """``(space, queries (Q, D) float32, weight)`` terms of a video query; weights sum to 1, zeros dropped."""
     if bridge is None:
         return [(CAVP_SPACE, qvecs, 1.0)]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError, Us
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import bind_encoder, stored_encoder, stored_encoder_config, stored_window
 from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
+
+if TYPE_CHECKING:
+    from diffgap_search.gap.bridge import Bridge
 
 EncoderLoader = Callable[[EncoderConfig], Encoder]
 
@@ -205,7 +208,7 @@ class Searcher:
         return self._indexes[space][1]
 
     @property
-    def bridge(self) -> Any:
+    def bridge(self) -> Bridge | None:
         """The index's DiffGAP bridge (checked against its encoders), or None (absent, or ``use_bridge`` off).
 
         Reloaded when the catalog's ``meta["bridge"]`` record changes (a ``dgsearch train`` committed a new
@@ -248,7 +251,7 @@ class Searcher:
         return SearchResult(kind, hits, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss,
                                          "sqlite": t_sql, "total": total})
 
-    def bridge_for(self, modality: str) -> Any:
+    def bridge_for(self, modality: str) -> Bridge | None:
         """The bridge when it can turn ``modality`` queries into audio-side vectors, else None."""
         if modality == "audio":
             return None
