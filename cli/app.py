@@ -363,7 +363,7 @@ def info(
 
     from diffgap_search.cli.output import print_info
 
-    print_info(index_info(resolve_index_dir(index)), fmt=_fmt(json_, jsonl), errors=errors)
+    print_info(index_info(resolve_index_dir(index)).to_dict(), fmt=_fmt(json_, jsonl), errors=errors)
 
 
 @app.command()
