@@ -50,6 +50,7 @@ class ExportOutcome:
     bridge: str
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``dgsearch export --json``)."""
         return asdict(self)
 
 

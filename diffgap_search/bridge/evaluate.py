@@ -42,6 +42,7 @@ class MethodScores:
         return cls(evaluation["n_test"], evaluation["results"])
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"n_test", "results"}``."""
         return {"n_test": self.n_test, "results": self.results}
 
 

@@ -36,14 +36,7 @@ from diffgap_search.bridge.index_bridge import (
     encoder_fingerprints,
     stage_bridged_spaces,
 )
-from diffgap_search.bridge.pairs import (
-    CAPTION_CHOICES,
-    EncoderLoader,
-    Pairs,
-    TagReader,
-    file_pairs,
-    gather_pairs,
-)
+from diffgap_search.bridge.pairs import CAPTION_CHOICES, EncoderLoader, Pairs, TagReader, file_pairs, gather_pairs
 from diffgap_search.config import DEFAULT_CAPTIONS, DEFAULT_PAIRS, Captions, FaissConfig, PairSet
 from diffgap_search.errors import UsageError
 from diffgap_search.store.catalog import Catalog

@@ -116,6 +116,7 @@ class Catalog(VectorRows):
         return self._conn
 
     def close(self) -> None:
+        """Close the connection (a transaction still open is rolled back)."""
         self._conn.close()
 
     def __enter__(self) -> Catalog:
@@ -147,14 +148,17 @@ class Catalog(VectorRows):
             )
 
     def all_meta(self) -> dict[str, Any]:
+        """Every ``meta`` value, JSON-decoded, by key. Raises CorruptIndexError if one is unreadable."""
         return {k: self._decode_meta(k, v) for k, v in self.conn.execute("SELECT key, value FROM meta ORDER BY key")}
 
     # -- files ---------------------------------------------------------------------------------------
     def file_by_key(self, path_key: bytes) -> FileRow | None:
+        """The file whose path key (``os.fsencode`` of its absolute path) is ``path_key``, or None."""
         row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
         return None if row is None else file_row(row)
 
     def file_by_id(self, file_id: int) -> FileRow | None:
+        """The file of id ``file_id``, or None."""
         row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE id = ?", (int(file_id),)).fetchone()
         return None if row is None else file_row(row)
 
@@ -167,6 +171,7 @@ class Catalog(VectorRows):
         return [file_row(r) for r in rows]
 
     def files(self, *, status: str | None = None) -> list[FileRow]:
+        """Every file (only those of ``status`` ``ok`` or ``error`` when given), in path-key order."""
         sql = f"SELECT {FILE_COLS} FROM files"
         args: tuple[Any, ...] = ()
         if status is not None:
@@ -175,6 +180,7 @@ class Catalog(VectorRows):
         return [file_row(r) for r in self.conn.execute(sql + " ORDER BY path_key", args)]
 
     def ok_files_by_sha(self, sha256: str) -> list[FileRow]:
+        """The files indexed ok whose content hash is ``sha256`` (copies of one content), in id order."""
         rows = self.conn.execute(
             f"SELECT {FILE_COLS} FROM files WHERE sha256 = ? AND status = 'ok' ORDER BY id", (sha256,)
         )
@@ -307,6 +313,7 @@ class Catalog(VectorRows):
 
     # -- segments and vectors ------------------------------------------------------------------------
     def captions_of(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        """file id -> its captions in the order stored; files without captions are absent."""
         ids = list(file_ids)
         out: dict[int, list[str]] = {}
         for chunk in id_chunks(ids, 900):
@@ -332,6 +339,8 @@ class Catalog(VectorRows):
         return out
 
     def stats(self) -> dict[str, Any]:
+        """Counts for ``dgsearch info``: files (ok, failed, by kind, videos without sound), segments, seconds
+        of media, vectors per space."""
         q = self.conn.execute
         return {
             "files": int(q("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0]),

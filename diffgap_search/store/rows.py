@@ -17,7 +17,8 @@ class Connected(Protocol):
     them (an import back would be a cycle); callers pass the ``Catalog``."""
 
     @property
-    def conn(self) -> sqlite3.Connection: ...
+    def conn(self) -> sqlite3.Connection:
+        """The catalog's SQLite connection."""
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,16 @@ class FileMeta(Protocol):
     the first audio stream's ``sample_rate`` (Hz) and ``channels`` (None when unknown)."""
 
     @property
-    def tags(self) -> Sequence[tuple[str, str]]: ...
+    def tags(self) -> Sequence[tuple[str, str]]:
+        """``(key, value)`` pairs, in their order."""
 
     @property
-    def sample_rate(self) -> int | None: ...
+    def sample_rate(self) -> int | None:
+        """The first audio stream's rate in Hz, or None."""
 
     @property
-    def channels(self) -> int | None: ...
+    def channels(self) -> int | None:
+        """The first audio stream's channel count, or None."""
 
 
 @dataclass(frozen=True)

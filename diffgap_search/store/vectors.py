@@ -20,6 +20,7 @@ class VectorRows:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The catalog's connection (``Catalog.conn``)."""
         raise NotImplementedError
 
     def count_vectors(self, space: str, *, after_id: int = 0) -> int:
@@ -34,10 +35,12 @@ class VectorRows:
         return int(row[0])
 
     def max_segment_id(self, space: str) -> int:
+        """The highest segment id with a vector in ``space`` (0 when it has none)."""
         row = self.conn.execute("SELECT max(segment_id) FROM vectors WHERE space = ?", (space,)).fetchone()
         return int(row[0] or 0)
 
     def spaces(self) -> list[str]:
+        """Every space holding a vector, by name."""
         return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM vectors ORDER BY space")]
 
     def read_vectors(
