@@ -80,7 +80,7 @@ def build(index_dir: Path, n: int, rng: np.random.Generator) -> float:
                     fid = cat.put_file(path_key=path.encode(), path=path, kind="audio", size=i, mtime_ns=i,
                                        sha256=f"{i:064x}", duration_s=float(1 + i % 20),
                                        segments=[SegmentInput(0.0, 10.0, {"audio": vec / np.linalg.norm(vec)})])
-                    put_file_meta(cat.conn, fid, FileTags(
+                    put_file_meta(cat, fid, FileTags(
                         (("title", " ".join(words[:2]).lower()), ("keywords", f"{cat_name.lower()}, {words[2].lower()}")),
                         48_000, 2))
         publish(index_dir, cat, "audio", DIM, FaissConfig())

@@ -14,6 +14,7 @@ import typer
 from diffgap_search import __version__
 from diffgap_search.config import DEFAULT_MODE
 from diffgap_search.cli.errors import handle_errors
+from diffgap_search.config import DEFAULT_CAPTIONS, DEFAULT_EXPORT_FORMAT, DEFAULT_PAIRS
 
 app = typer.Typer(
     name="dgsearch",
@@ -253,9 +254,9 @@ def dupes(
 @app.command()
 @handle_errors
 def train(
-    pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = "all",
+    pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = DEFAULT_PAIRS.value,
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Train on all of this .npz (arrays audio, text, video: row i = pair i; optional group: clip ids). The index need not exist.")] = None,
-    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, or auto (sidecars when any file has one, else names).")] = "auto",
+    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, or auto (sidecars when any file has one, else names).")] = DEFAULT_CAPTIONS.value,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
@@ -302,13 +303,13 @@ def eval_(
 ) -> None:
     """Compare raw cosine, mean shift, linear maps and DiffGAP (with and without fusion) on test clips."""
     from diffgap_search.config import resolve_index_dir
-    from diffgap_search.bridge.train import evaluate_index_bridge
+    from diffgap_search.bridge.evaluate import evaluate_index_bridge
 
     from diffgap_search.cli.output import print_eval
 
     result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
                                    max_test=max_clips)
-    print_eval(result, fmt=_fmt(json_, jsonl))
+    print_eval(result.to_dict(), fmt=_fmt(json_, jsonl))
 
 
 @app.command()
@@ -319,7 +320,7 @@ def export(
     text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Texts to bridge, one per line.")] = None,
     video: Annotated[Optional[list[Path]], typer.Option("--video", "-v", help="A video whose windows to bridge to the audio side (repeatable).")] = None,
     windows: Annotated[Optional[str], typer.Option("--windows", help="Export every stored audio window bridged to text or video (with segment ids, paths, seconds).")] = None,
-    format_: Annotated[str, typer.Option("--format", help="npy (+ JSON sidecar) or parquet (needs pyarrow).")] = "npy",
+    format_: Annotated[str, typer.Option("--format", help="npy (+ JSON sidecar) or parquet (needs pyarrow).")] = DEFAULT_EXPORT_FORMAT.value,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -361,7 +362,7 @@ def info(
 
     from diffgap_search.cli.output import print_info
 
-    print_info(index_info(resolve_index_dir(index)), fmt=_fmt(json_, jsonl), errors=errors)
+    print_info(index_info(resolve_index_dir(index)).to_dict(), fmt=_fmt(json_, jsonl), errors=errors)
 
 
 @app.command()

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from diffgap_search.errors import UsageError
 
@@ -98,7 +99,27 @@ class FaissConfig:
     nprobe: int = 32
 
 
-class SearchMode(str, Enum):
+C = TypeVar("C", bound="Choice")
+
+
+class Choice(str, Enum):
+    """An option with fixed choices: each member is the string the CLI takes (``str(member)`` and JSON give
+    that string), so a member and its string compare equal."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def parse(cls: type[C], value: str, error: str) -> C:
+        """The member whose string is ``value`` (a member passes through); UsageError with ``error``
+        (``str.format``-ted with ``value``) when there is none."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise UsageError(error.format(value)) from None
+
+
+class SearchMode(Choice):
     """How a text query is ranked: ``semantic`` (embeddings), ``keyword`` (file names, folders, captions and
     tags; no model) or ``hybrid`` (both, fused by reciprocal rank: ``search/keyword.py``). One default,
     :data:`DEFAULT_MODE`, for the library, the CLI and the web API alike."""
@@ -108,12 +129,9 @@ class SearchMode(str, Enum):
     KEYWORD = "keyword"
 
     @classmethod
-    def parse(cls, value: str | SearchMode) -> SearchMode:
+    def of(cls, value: str) -> SearchMode:
         """``"hybrid"`` -> ``SearchMode.HYBRID``; UsageError naming the choices otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise UsageError(f"--mode must be one of {', '.join(m.value for m in cls)}, got {value!r}") from None
+        return cls.parse(value, "--mode must be one of " + ", ".join(m.value for m in cls) + ", got {!r}")
 
 
 DEFAULT_MODE = SearchMode.HYBRID  # what a person typing words expects: names and tags beside the embedding
@@ -144,6 +162,48 @@ class IndexingConfig:
 
     files_per_batch: int = 32
     decode_workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)))
+
+
+class PairSet(Choice):
+    """``dgsearch train --pairs``: which pairs train the bridge (captions, video windows, or both)."""
+
+    TEXT = "text"
+    VIDEO = "video"
+    ALL = "all"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The pair kinds (modalities paired with audio) it stands for: ``("text",)``, ``("video",)`` or both."""
+        return ("text", "video") if self is PairSet.ALL else (self.value,)
+
+
+class Captions(Choice):
+    """``dgsearch train --captions``: the text pairs' captions. ``auto`` resolves to ``sidecars`` when the index
+    holds any sidecar caption, else ``names`` (``bridge/train.py``)."""
+
+    AUTO = "auto"
+    SIDECARS = "sidecars"
+    NAMES = "names"
+    ALL = "all"
+
+
+class ExportFormat(Choice):
+    """``dgsearch export --format``: ``.npy`` with a JSON sidecar, or one ``.parquet`` (needs pyarrow)."""
+
+    NPY = "npy"
+    PARQUET = "parquet"
+
+
+class ExportWindows(Choice):
+    """``dgsearch export --windows``: every stored window bridged to the text side or to the video side."""
+
+    TEXT = "text"
+    VIDEO = "video"
+
+
+DEFAULT_PAIRS = PairSet.ALL
+DEFAULT_CAPTIONS = Captions.AUTO
+DEFAULT_EXPORT_FORMAT = ExportFormat.NPY
 
 
 def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:

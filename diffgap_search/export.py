@@ -21,16 +21,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from diffgap_search.atomic_files import write_bytes
+from diffgap_search.config import DEFAULT_EXPORT_FORMAT, ExportFormat, ExportWindows
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
 from diffgap_search.store.settings import stored_encoder
 
-FORMATS = ("npy", "parquet")
-WINDOW_SPACES = {"text": "audio_as_text", "video": "audio_as_video"}
+if TYPE_CHECKING:
+    from diffgap_search.search.searcher import Searcher
+
+FORMATS = tuple(ExportFormat)
+WINDOW_SPACES = {ExportWindows.TEXT: "audio_as_text", ExportWindows.VIDEO: "audio_as_video"}
+FORMAT_ERROR = f"--format takes {' or '.join(FORMATS)}, got {{!r}}"
+WINDOWS_ERROR = "--windows takes text or video, got {!r}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class ExportOutcome:
     bridge: str
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``dgsearch export --json``)."""
         return asdict(self)
 
 
@@ -56,18 +63,20 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _choose(texts: Sequence[str], videos: Sequence[Path], windows: str | None) -> str:
+def _choose(texts: Sequence[str], videos: Sequence[Path], windows: ExportWindows | str | None) -> str:
+    """Which kind of rows to export: ``text``, ``video`` or ``windows``; UsageError unless exactly one."""
     given = [name for name, on in (("text", bool(texts)), ("video", bool(videos)), ("windows", windows is not None)) if on]
     if len(given) != 1:
         raise UsageError("export one kind of rows: --text/--text-file, --video, or --windows text|video")
-    if windows is not None and windows not in WINDOW_SPACES:
-        raise UsageError(f"--windows takes text or video, got {windows!r}")
+    if windows is not None:
+        ExportWindows.parse(windows, WINDOWS_ERROR)
     if any(not t.strip() for t in texts):
         raise UsageError("an exported text is empty")
     return given[0]
 
 
-def _query_rows(searcher: Any, texts: Sequence[str], videos: Sequence[Path]) -> tuple[np.ndarray, list[dict], str]:
+def _query_rows(searcher: Searcher, texts: Sequence[str],
+                videos: Sequence[Path]) -> tuple[np.ndarray, list[dict[str, Any]], str]:
     """Bridged query rows: ``((N, D) float32, rows, direction)``."""
     from diffgap_search.search import Query
 
@@ -81,7 +90,8 @@ def _query_rows(searcher: Any, texts: Sequence[str], videos: Sequence[Path]) -> 
         raw = np.concatenate([searcher.embed_query(Query(text=t)) for t in texts])
         rows = [{"id": i, "text": t} for i, t in enumerate(texts)]
     else:
-        parts, rows = [], []
+        parts: list[np.ndarray] = []
+        rows = []
         for path in videos:
             vecs = searcher.embed_query(Query(video=Path(path)))
             parts.append(vecs)
@@ -90,28 +100,29 @@ def _query_rows(searcher: Any, texts: Sequence[str], videos: Sequence[Path]) -> 
     return bridge.apply(raw, modality, "audio"), rows, f"{modality}->audio"
 
 
-def _window_rows(searcher: Any, target: str) -> tuple[np.ndarray, list[dict], str]:
+def _window_rows(searcher: Searcher, target: ExportWindows) -> tuple[np.ndarray, list[dict[str, Any]], str]:
     """Every stored window's bridged vector of space ``audio_as_<target>``, in segment-id order."""
-    catalog, space = searcher.catalog, WINDOW_SPACES[target]
-    if searcher.bridge is None or f"{target}|audio" not in {d.value for d in searcher.bridge.directions}:
-        raise BridgeUnavailableError(f"exporting audio -> {target} embeddings needs a DiffGAP bridge for {target}:"
-                                     " run `dgsearch train`")
+    catalog, space, bridge = searcher.catalog, WINDOW_SPACES[target], searcher.bridge
+    if bridge is None or f"{target.value}|audio" not in {d.value for d in bridge.directions}:
+        raise BridgeUnavailableError(f"exporting audio -> {target.value} embeddings needs a DiffGAP bridge for"
+                                     f" {target.value}: run `dgsearch train`")
     ids_parts, vec_parts = [], []
-    for ids, vecs in catalog.read_vectors(space, dim=searcher.bridge.dim):
+    for ids, vecs in catalog.read_vectors(space, dim=bridge.dim):
         ids_parts.append(ids)
         vec_parts.append(vecs)
     ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
-    vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, searcher.bridge.dim), np.float32)
+    vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, bridge.dim), np.float32)
     hits = catalog.hit_rows(ids.tolist())
     keep = np.array([int(i) in hits for i in ids], dtype=bool)  # windows of files still indexed
     rows = [{"segment_id": int(i), "path": hits[int(i)].path, "kind": hits[int(i)].kind,
              "start_s": hits[int(i)].start_s, "end_s": hits[int(i)].end_s} for i in ids[keep]]
-    return vectors[keep], rows, f"audio->{target}"
+    return vectors[keep], rows, f"audio->{target.value}"
 
 
-def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: str) -> list[str]:
+def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: ExportFormat) -> list[str]:
+    """Write ``vectors (N, D) float32`` and ``sidecar`` under ``prefix`` in ``fmt``; returns the paths written."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
+    if fmt is ExportFormat.PARQUET:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -136,13 +147,13 @@ def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: str)
 
 
 def export_bridged(
-    searcher: Any,
+    searcher: Searcher,
     out: Path,
     *,
     texts: Sequence[str] = (),
     videos: Sequence[Path] = (),
-    windows: str | None = None,
-    fmt: str = "npy",
+    windows: ExportWindows | str | None = None,
+    fmt: ExportFormat | str = DEFAULT_EXPORT_FORMAT,
 ) -> ExportOutcome:
     """Bridge the given queries (or every stored window) and write them under the prefix ``out``.
 
@@ -151,17 +162,17 @@ def export_bridged(
     rows), BridgeUnavailableError (no bridge for that modality, exit 10), QueryNotSupportedError and the
     query errors of ``Searcher.embed_query``.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"--format takes {' or '.join(FORMATS)}, got {fmt!r}")
+    file_format = ExportFormat.parse(fmt, FORMAT_ERROR)
     kind = _choose(texts, videos, windows)
     if kind == "windows":
         assert windows is not None
-        vectors, rows, direction = _window_rows(searcher, windows)
+        vectors, rows, direction = _window_rows(searcher, ExportWindows.parse(windows, WINDOWS_ERROR))
     else:
         vectors, rows, direction = _query_rows(searcher, texts, videos)
     if len(rows) == 0:
         raise UsageError(f"nothing to export: index {searcher.index_dir} has no {direction} vectors")
     bridge = searcher.bridge
+    assert bridge is not None  # rows were bridged (or read from a bridged space) by it
     encoders = {role: {k: v for k, v in (stored_encoder(searcher.catalog, role) or {}).items()
                        if k in ("model", "fingerprint", "commit", "dim")}
                 for role in ("encoder", "video_encoder") if stored_encoder(searcher.catalog, role)}
@@ -171,7 +182,7 @@ def export_bridged(
         "bridge": {"fingerprint": bridge.fingerprint, "encoder_fingerprints": bridge.encoder_fingerprints,
                    "sampler": asdict(bridge.sample)},
     }
-    files = _write(Path(out), vectors, sidecar, fmt)
+    files = _write(Path(out), vectors, sidecar, file_format)
     return ExportOutcome(files, len(rows), int(vectors.shape[1]), direction, bridge.fingerprint)
 
 

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.tags import tag_stats
+from diffgap_search.store.tags import TagStats, tag_stats
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be indexed, and why."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``dgsearch info`` shows: ``summary`` (label -> value, in display order), the ``errors`` (files that
+    failed), the catalog's ``meta`` values (key -> JSON value) and how the files are ``tags``-ged."""
+
+    summary: dict[str, Any]
+    errors: list[FailedFile]
+    meta: dict[str, Any]
+    tags: TagStats
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``dgsearch info --json``, ``GET /api/info``)."""
+        return {"summary": self.summary, "errors": [asdict(e) for e in self.errors], "meta": self.meta,
+                "tags": asdict(self.tags)}
 
 
 def _disk_usage(index_dir: Path) -> int:
@@ -32,13 +57,13 @@ def _video(encoder: dict[str, Any]) -> str:
     return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}"
 
 
-def index_info(index_dir: Path) -> dict[str, Any]:
-    """``{"summary": {...}, "errors": [{"path", "error"}], "meta": {...}}`` of the index at ``index_dir``."""
+def index_info(index_dir: Path) -> IndexInfo:
+    """What the index at ``index_dir`` holds (:class:`IndexInfo`)."""
     with Catalog.open(index_dir) as cat:
         stats = cat.stats()
         meta = cat.all_meta()
-        errors = [{"path": f.path, "error": f.error or ""} for f in cat.files(status="error")]
-        tags = tag_stats(cat.conn)
+        errors = [FailedFile(f.path, f.error or "") for f in cat.files(status="error")]
+        tags = tag_stats(cat)
     encoder = meta.get("encoder") or {}
     window = meta.get("window") or {}
     spaces = {k[6:]: v for k, v in meta.items() if k.startswith("faiss.")}
@@ -62,9 +87,9 @@ def index_info(index_dir: Path) -> dict[str, Any]:
             f"{name} ({rec['count']} vectors, {rec['kind']}, generation {rec['generation']})"
             for name, rec in sorted(spaces.items())
         ) or "-",
-        "tags": (f"{tags['files_with_tags']} files tagged: "
-                 + ", ".join(f"{key} {n}" for key, n in tags["by_key"].items())) if tags["by_key"] else "none",
+        "tags": (f"{tags.files_with_tags} files tagged: "
+                 + ", ".join(f"{key} {n}" for key, n in tags.by_key.items())) if tags.by_key else "none",
         "size on disk": f"{_disk_usage(index_dir) / 1e6:.2f} MB",
         "schema version": meta.get("schema_version"),
     }
-    return {"summary": summary, "errors": errors, "meta": meta, "tags": tags}
+    return IndexInfo(summary, errors, meta, tags)

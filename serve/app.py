@@ -256,7 +256,7 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
     def info() -> dict[str, Any]:
-        return index_info(index_dir)
+        return index_info(index_dir).to_dict()
 
     @app.get("/files/{file_id}/audio", summary="A file's audio for playback (Range requests)",
              response_class=FileResponse)

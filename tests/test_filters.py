@@ -58,7 +58,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.nd
                                    size=1000 + i, mtime_ns=i, sha256=f"{i:064x}", duration_s=duration,
                                    segments=[SegmentInput(0.0, 10.0, {"audio": vecs[0]}),
                                              SegmentInput(10.0, duration, {"audio": vecs[1]})])
-                put_file_meta(cat.conn, fid, FileTags((("title", f"zap laser {i}"),) if i % 2 else (),
+                put_file_meta(cat, fid, FileTags((("title", f"zap laser {i}"),) if i % 2 else (),
                                                       96_000 if rare else 48_000, 6 if rare else 2))
         publish(index_dir, cat, "audio", DIM, FaissConfig())
     return index_dir, root, query

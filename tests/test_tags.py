@@ -136,7 +136,7 @@ def test_tags_are_read_once_per_decoded_file_and_again_when_it_changes(
     assert calls == ["a.mp3"]
     with Catalog.open(tmp_path / "ix") as cat:
         by_name = {Path(f.path).name: f.id for f in cat.files()}
-        assert tags_of(cat.conn, by_name.values()) == {by_name["a.mp3"]: {"title": ["New title"],
+        assert tags_of(cat, by_name.values()) == {by_name["a.mp3"]: {"title": ["New title"],
                                                                           "comment": ["re-tagged"]}}
         from diffgap_search.config import SearchConfig, SearchMode
         from diffgap_search.search.keyword import search_keyword

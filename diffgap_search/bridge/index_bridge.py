@@ -22,6 +22,7 @@ from diffgap_search.store.vector_index import REBUILD_KEY
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.training import TrainReport
 
 STAGING_SUFFIX = ".staging"
 # bridged space -> (source modality, target modality): audio windows bridged into the target's space
@@ -140,7 +141,7 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
     with catalog.batch():
         for space in BRIDGED_SPACES:
             catalog.delete_space(space)
-            catalog.conn.execute("UPDATE vectors SET space = ? WHERE space = ?", (space, space + STAGING_SUFFIX))
+            catalog.rename_space(space + STAGING_SUFFIX, space)
         catalog.set_meta({"bridge": {**record, "file": bridge_file_name(bridge)}})
         # The bridged vectors changed under the same segment ids: their FAISS files must be rebuilt, not
         # updated (an incremental publish only adds ids above the old maximum and would keep the old vectors).
@@ -148,9 +149,9 @@ def commit_bridge(catalog: Catalog, bridge: Bridge, record: dict[str, Any]) -> N
         catalog.set_meta({REBUILD_KEY: sorted(marked)})
 
 
-def bridge_record(bridge: Bridge, report: Any) -> dict[str, Any]:
+def bridge_record(bridge: Bridge, report: TrainReport | None) -> dict[str, Any]:
     """What ``meta["bridge"]`` holds: fingerprint, directions, training figures (pairs trained on and
-    validating, groups of each)."""
+    validating, groups of each; empty without a ``report``, for a bridge copied from another index)."""
     return {
         "fingerprint": bridge.fingerprint,
         "directions": [d.value for d in bridge.directions],

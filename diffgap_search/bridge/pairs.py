@@ -32,19 +32,25 @@ from pathlib import Path
 
 import numpy as np
 
+from diffgap_search.bridge.index_bridge import audio_source
+from diffgap_search.config import Captions, EncoderConfig
 from diffgap_search.encoders.base import Encoder
-from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.errors import InputNotFoundError, QueryNotSupportedError, UsageError
 from diffgap_search.gap.groups import audio_groups
 from diffgap_search.media.weak_captions import weak_captions
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.pair_rows import paired_vectors
 from diffgap_search.store.rows import FileRow
+from diffgap_search.store.settings import bind_encoder, embeds, stored_encoder, stored_encoder_config
+from diffgap_search.store.similarity_rows import file_segment_ids
 from diffgap_search.store.tags import tags_of as stored_tags
 
 MODALITIES = ("audio", "text", "video")
 TEST_MODULUS = 10  # one group in ten is held out
-CAPTION_CHOICES = ("sidecars", "names", "all")
+CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL)  # what ``auto`` resolves to, and the rest
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
+EncoderLoader = Callable[[EncoderConfig], Encoder]
 # the embedded tags that describe a sound, in this order, become weak captions; artist and library do not,
 # nor comments: in real files they are mostly tool notes and links ("Processed by SoX", a freesound URL, as
 # Debian's sonic-pi-samples carry), which would teach the bridge that such words describe a sound
@@ -106,15 +112,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: str,
+def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: Captions,
                    tags_of: TagReader | None) -> dict[int, list[tuple[str, str]]]:
     """file id -> its ``(caption, source)`` list for the ``captions`` choice (sidecar ones first)."""
     out: dict[int, list[tuple[str, str]]] = {}
-    if captions in ("sidecars", "all"):
+    if captions in (Captions.SIDECARS, Captions.ALL):
         for fid, caps in catalog.captions_of(files).items():
             out.setdefault(fid, []).extend((c, SIDECAR) for c in caps)
-    if captions in ("names", "all"):
-        stored = stored_tags(catalog.conn, files) if tags_of is None else {}
+    if captions in (Captions.NAMES, Captions.ALL):
+        stored = stored_tags(catalog, files) if tags_of is None else {}
         for fid, row in files.items():
             if tags_of is not None:
                 tags: Sequence[str] = tags_of(row)
@@ -125,13 +131,16 @@ def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: str,
 
 
 def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[str], *,
-                captions: str = "sidecars", tags_of: TagReader | None = None) -> Pairs:
+                captions: Captions | str = Captions.SIDECARS, tags_of: TagReader | None = None) -> Pairs:
     """Pairs the index holds, for ``kinds`` among ``"text"``, ``"video"`` (text needs the CLAP encoder).
 
-    ``captions`` (``CAPTION_CHOICES``) picks the text pairs' captions; ``tags_of(file)`` gives a file's tag
-    values (title, description, keywords …) for its weak captions (None: names only)."""
-    if captions not in CAPTION_CHOICES:
-        raise UsageError(f"--captions must be one of {', '.join(CAPTION_CHOICES)}, got {captions!r}")
+    ``captions`` (``CAPTION_CHOICES``: not ``auto``, resolved before) picks the text pairs' captions;
+    ``tags_of(file)`` gives a file's tag values (title, description, keywords …) for its weak captions (None:
+    the tags stored when the file was indexed)."""
+    error = f"--captions must be one of {', '.join(CAPTION_CHOICES)}, got {{!r}}"
+    chosen = Captions.parse(captions, error)
+    if chosen not in CAPTION_CHOICES:
+        raise UsageError(error.format(str(captions)))
     rows: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
     groups: list[str] = []
     sources: list[str] = []
@@ -139,8 +148,8 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
     nan = np.full(dim, np.nan, np.float32)
     if "text" in kinds and text_encoder is not None:
         files = {f.id: f for f in catalog.files(status="ok")}
-        for fid, caps in sorted(_file_captions(catalog, files, captions, tags_of).items()):
-            seg_ids = [r[0] for r in catalog.conn.execute("SELECT id FROM segments WHERE file_id = ? ORDER BY seq", (fid,))]
+        for fid, caps in sorted(_file_captions(catalog, files, chosen, tags_of).items()):
+            seg_ids = file_segment_ids(catalog, fid)
             audio = list(catalog.vectors_of("audio", seg_ids).values())
             if not audio or not caps:
                 continue
@@ -152,29 +161,51 @@ def index_pairs(catalog: Catalog, text_encoder: Encoder | None, kinds: Sequence[
                     rows["video"].append(nan)
                     groups.append(files[fid].sha256 or str(fid))
                     sources.append(src)
-    if "video" in kinds:
-        from diffgap_search.bridge.index_bridge import audio_source
-
-        for sid, sha, a_blob, v_blob in catalog.conn.execute(
-            "SELECT s.id, f.sha256, a.vector, v.vector FROM segments s JOIN files f ON f.id = s.file_id"
-            " JOIN vectors a ON a.segment_id = s.id AND a.space = ?"  # CAVP: the soundtrack in CAVP's space
-            " JOIN vectors v ON v.segment_id = s.id AND v.space = 'video' WHERE f.status = 'ok' ORDER BY s.id",
-            (audio_source(catalog, "video"),),
-        ):
-            video = np.frombuffer(v_blob, dtype="<f4").astype(np.float32)
-            if len(video) != dim:
+    if "video" in kinds:  # CAVP: the soundtrack in CAVP's space (``audio_source``)
+        for pair in paired_vectors(catalog, audio_source(catalog, "video"), "video"):
+            if len(pair.second) != dim:
                 raise UsageError(
-                    f"video embeddings are {len(video)}-d but audio ones are {dim}-d: a DiffGAP bridge needs one"
-                    " dimension; index with a --video-model whose projection size matches the audio model's"
+                    f"video embeddings are {len(pair.second)}-d but audio ones are {dim}-d: a DiffGAP bridge needs"
+                    " one dimension; index with a --video-model whose projection size matches the audio model's"
                 )
-            rows["audio"].append(np.frombuffer(a_blob, dtype="<f4").astype(np.float32))
-            rows["video"].append(video)
+            rows["audio"].append(pair.first)
+            rows["video"].append(pair.second)
             rows["text"].append(nan)
-            groups.append(f"{sha}")
+            groups.append(f"{pair.sha256}")
             sources.append("")
     arrays = {m: (np.stack(v) if v else np.zeros((0, dim), np.float32)) for m, v in rows.items()}
     return Pairs({m: a for m, a in arrays.items() if m == "audio" or np.isfinite(a).all(1).any()},
                  np.array(groups, dtype=object), np.array(sources, dtype=object))
+
+
+def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader, kinds: Sequence[str],
+                 pairs_file: Path | None, captions: Captions | str = Captions.SIDECARS,
+                 tags_of: TagReader | None = None) -> Pairs:
+    """The pairs to train/evaluate on: from ``pairs_file`` when given, else from the index (text pairs with
+    the ``captions`` choice, :func:`index_pairs`; the index's text encoder is loaded with ``load_encoder``)."""
+    if pairs_file is not None:
+        pairs = file_pairs(pairs_file)
+        dim = (stored_encoder(catalog) or {}).get("dim")
+        if dim is not None and pairs.arrays["audio"].shape[1] != dim:
+            raise UsageError(
+                f"{pairs_file} holds {pairs.arrays['audio'].shape[1]}-d embeddings, but index {index_dir} uses"
+                f" {dim}-d ones: pairs must come from the index's encoders"
+            )
+        return pairs
+    if stored_encoder(catalog) is None:
+        raise UsageError(f"index {index_dir} holds no indexed media, so no pairs of its own: pass --pairs-file")
+    encoder = None
+    if "text" in kinds and not embeds(catalog, "text"):
+        if list(kinds) == ["text"]:
+            raise QueryNotSupportedError(
+                f"index {index_dir} was built with an audio-only model ({(stored_encoder(catalog) or {}).get('model')!r}):"
+                " it has no text embeddings to train a text bridge on; use --pairs video"
+            )
+        kinds = [kind for kind in kinds if kind != "text"]  # "all": the pairs this index can have
+    if "text" in kinds:
+        encoder = load_encoder(stored_encoder_config(catalog))
+        bind_encoder(catalog, encoder, str(index_dir))
+    return index_pairs(catalog, encoder, kinds, captions=captions, tags_of=tags_of)
 
 
 def file_pairs(path: Path) -> Pairs:

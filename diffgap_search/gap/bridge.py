@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..encoders.runtime import torch_threads
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
+from ..threads import torch_threads
 from .checkpoint import (
     FORMAT_VERSION,
     check_fingerprints,

@@ -88,8 +88,8 @@ def evaluate_methods(
 
     ``test_pairs``: modality name -> ``(N, D) float32`` (NaN rows = missing), as for ``train_bridge``,
     grouped by ``groups (N,)`` (default: identical audio rows form a group); they must be disjoint from
-    the groups the bridge saw (the caller checks, ``training_run``). ``fusion``: optional ``"A->B"`` ->
-    weights overriding the bridge's. ``max_groups`` caps the test clips per pair set (the first in
+    the groups the bridge saw (the caller checks: ``bridge/evaluate.refuse_seen``). ``fusion``: optional
+    ``"A->B"`` -> weights overriding the bridge's. ``max_groups`` caps the test clips per pair set (the first in
     group-id order). Metrics are those of ``metrics.retrieval_metrics`` (percentages). Raises UsageError
     when the bridge carries no training record (a format-1 bridge: train it again).
     """

@@ -51,6 +51,7 @@ class PairBaselines:
 
     @property
     def name(self) -> str:
+        """The pair set's name, ``"audio-text"``."""
         return f"{self.a}-{self.b}"
 
     def mean_shift(self, qm: str, gm: str) -> MeanShift:

@@ -40,6 +40,7 @@ class PairSet:
 
     @property
     def name(self) -> str:
+        """The pair set's name, ``"audio-text"``."""
         return f"{self.a.value}-{self.b.value}"
 
 

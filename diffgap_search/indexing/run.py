@@ -141,7 +141,7 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
                 has_audio=twin.has_audio,
             )
             catalog.copy_segments(twin.id, new_id)
-            copy_file_meta(catalog.conn, twin.id, new_id)
+            copy_file_meta(catalog, twin.id, new_id)
         catalog.delete_files([row.id for row in plan.deleted])
         for f, reason in plan.hash_errors:
             _record_failure(catalog, f, None, reason, report)
@@ -149,7 +149,7 @@ def _apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, rep
         for f, row in plan.unchanged + plan.touched + plan.renamed:
             if catalog.set_captions(row.id, captions.captions_for(f.path)):
                 stale.add(row.id)
-        keywords.refresh(catalog.conn, stale)
+        keywords.refresh(catalog, stale)
     _read_missing_meta(catalog, plan)
     report.unchanged = len(plan.unchanged) + len(plan.touched)
     report.renamed = len(plan.renamed)
@@ -164,11 +164,11 @@ def _read_missing_meta(catalog: Catalog, plan: Plan) -> None:
     """Files kept as they are whose tags were never read (indexed before schema version 2) get them now:
     tags only, no decoding, committed in batches."""
     kept = {row.id: f for f, row in plan.unchanged + plan.touched + plan.renamed}
-    missing = sorted(files_without_meta(catalog.conn, kept))
+    missing = sorted(files_without_meta(catalog, kept))
     for start in range(0, len(missing), 256):
         with catalog.batch():
             for file_id in missing[start : start + 256]:
-                put_file_meta(catalog.conn, file_id, read_tags(kept[file_id].path))
+                put_file_meta(catalog, file_id, read_tags(kept[file_id].path))
 
 
 def _embed_all(
@@ -302,7 +302,7 @@ def _store_file(
         sha256=item.sha256, segments=rows, captions=captions.captions_for(f.path),
         duration_s=segments[-1].end_s if segments else 0.0, has_audio=has_audio,
     )
-    put_file_meta(catalog.conn, file_id, tags)  # its tags, stream facts and keyword row
+    put_file_meta(catalog, file_id, tags)  # its tags, stream facts and keyword row
 
 
 def _record_failure(

@@ -45,7 +45,7 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
             folder_name = cfg.folder.strip("/")
         else:
             raise InputNotFoundError(f"--folder {cfg.folder}: no such folder")
-    rows = filtered_files(catalog.conn, kind=cfg.kind, duration_min=cfg.duration_min,
+    rows = filtered_files(catalog, kind=cfg.kind, duration_min=cfg.duration_min,
                           duration_max=cfg.duration_max, sample_rate=cfg.sample_rate, channels=cfg.channels,
                           folder_key=folder_key, folder_name=folder_name)
     if cfg.path_glob is not None:

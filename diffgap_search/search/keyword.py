@@ -59,11 +59,11 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
 
 def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
     """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
-    ranked = keywords.ranked_files(catalog.conn, text, limit=limit, allowed=allowed)
+    ranked = keywords.ranked_files(catalog, text, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
-    rows = first_segments(catalog.conn, ids)
+    rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
-    tags = tags_of(catalog.conn, ids)
+    tags = tags_of(catalog, ids)
     hits: list[Hit] = []
     for rank, (fid, bm25) in enumerate(ranked, 1):
         if fid not in rows:
@@ -114,7 +114,7 @@ def fuse_by_coverage(catalog: Catalog, text: str, semantic: Sequence[Hit], words
                      top_k: int) -> list[Hit]:
     """:func:`fuse` with each keyword term weighted by the share of ``text``'s words its file holds
     (``store/keywords.coverage``; module docstring)."""
-    cover = keywords.coverage(catalog.conn, text, [h.file_id for h in words])
+    cover = keywords.coverage(catalog, text, [h.file_id for h in words])
     return fuse(semantic, words, top_k, coverage=cover)
 
 

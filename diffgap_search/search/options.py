@@ -30,5 +30,5 @@ def search_options(
         raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
     low, high = parse_range(duration) if duration is not None else (None, None)
     return SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
-                        mode=SearchMode.parse(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
+                        mode=SearchMode.of(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
                         channels=channels, folder=folder, use_bridge=not no_bridge)

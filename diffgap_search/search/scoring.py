@@ -45,7 +45,7 @@ def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig,
     """
     t0 = time.perf_counter()
     if allowed is not None:
-        seg_ids, seg_files = segments_of_files(opened.catalog.conn, allowed)
+        seg_ids, seg_files = segments_of_files(opened.catalog, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
             scores = best_first(exact_scores(opened, terms, seg_ids), seg_ids, seg_files, cfg)
             t1 = time.perf_counter()
@@ -132,10 +132,7 @@ def fused(opened: OpenIndex, terms: list[SearchTerm], found: list[dict[int, floa
 
 def delta_count(opened: OpenIndex, space: str, index: LoadedIndex) -> int:
     """How many vectors of ``space`` were committed since ``index`` was published (ids above its max)."""
-    row = opened.catalog.conn.execute(
-        "SELECT count(*) FROM vectors WHERE space = ? AND segment_id > ?", (space, index.max_id)
-    ).fetchone()
-    return int(row[0])
+    return opened.catalog.count_vectors(space, after_id=index.max_id)
 
 
 def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
@@ -183,7 +180,7 @@ def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig,
 
 def with_tags(opened: OpenIndex, hits: list[Hit]) -> list[Hit]:
     """The hits with their files' embedded tags (read for the hits shown only)."""
-    tags = tags_of(opened.catalog.conn, {h.file_id for h in hits})
+    tags = tags_of(opened.catalog, {h.file_id for h in hits})
     return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
 
 

@@ -148,7 +148,7 @@ class Searcher:
         ``cfg.group_by_file`` is off); filters apply before top-k (module docstring)."""
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
-        mode = SearchMode.parse(cfg.mode)
+        mode = SearchMode.of(cfg.mode)
         kind = query.kind
         t0 = time.perf_counter()
         allowed = allowed_file_ids(self.catalog, cfg)

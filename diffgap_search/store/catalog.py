@@ -74,12 +74,13 @@ class Catalog(VectorRows):
             index_dir.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+            catalog = cls(conn, path)  # checked and upgraded below before it is returned
             for name, value in CONNECTION_PRAGMAS.items():
                 conn.execute(f"PRAGMA {name} = {value}")
             tables = _table_names(conn)
             if not tables and create:
                 conn.execute("PRAGMA journal_mode = wal")
-                create_schema(conn)
+                create_schema(catalog)
                 tables = _table_names(conn)
             if "meta" not in tables:
                 raise CorruptIndexError(f"{path} is not a diffgap-search catalog (no meta table)")
@@ -87,7 +88,7 @@ class Catalog(VectorRows):
             if row is None or not str(row[0]).isdigit():
                 raise CorruptIndexError(f"{path} has no valid schema version: move it aside and index again")
             check_version(int(row[0]), str(index_dir))
-            if migrate(conn, int(row[0])):  # an older catalog is upgraded in place, in one transaction
+            if migrate(catalog, int(row[0])):  # an older catalog is upgraded in place, in one transaction
                 tables = _table_names(conn)
             missing = sorted(_TABLES - tables)
             if missing:
@@ -107,13 +108,15 @@ class Catalog(VectorRows):
             raise CorruptIndexError(
                 f"{path} cannot be read as a catalog ({exc}): move it aside and index again"
             ) from exc
-        return cls(conn, path)
+        return catalog
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The SQLite connection: ``store/``'s own (see the rule in ``store/__init__.py``); tests read it too."""
         return self._conn
 
     def close(self) -> None:
+        """Close the connection (a transaction still open is rolled back)."""
         self._conn.close()
 
     def __enter__(self) -> Catalog:
@@ -145,14 +148,17 @@ class Catalog(VectorRows):
             )
 
     def all_meta(self) -> dict[str, Any]:
+        """Every ``meta`` value, JSON-decoded, by key. Raises CorruptIndexError if one is unreadable."""
         return {k: self._decode_meta(k, v) for k, v in self.conn.execute("SELECT key, value FROM meta ORDER BY key")}
 
     # -- files ---------------------------------------------------------------------------------------
     def file_by_key(self, path_key: bytes) -> FileRow | None:
+        """The file whose path key (``os.fsencode`` of its absolute path) is ``path_key``, or None."""
         row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE path_key = ?", (path_key,)).fetchone()
         return None if row is None else file_row(row)
 
     def file_by_id(self, file_id: int) -> FileRow | None:
+        """The file of id ``file_id``, or None."""
         row = self.conn.execute(f"SELECT {FILE_COLS} FROM files WHERE id = ?", (int(file_id),)).fetchone()
         return None if row is None else file_row(row)
 
@@ -165,6 +171,7 @@ class Catalog(VectorRows):
         return [file_row(r) for r in rows]
 
     def files(self, *, status: str | None = None) -> list[FileRow]:
+        """Every file (only those of ``status`` ``ok`` or ``error`` when given), in path-key order."""
         sql = f"SELECT {FILE_COLS} FROM files"
         args: tuple[Any, ...] = ()
         if status is not None:
@@ -173,6 +180,7 @@ class Catalog(VectorRows):
         return [file_row(r) for r in self.conn.execute(sql + " ORDER BY path_key", args)]
 
     def ok_files_by_sha(self, sha256: str) -> list[FileRow]:
+        """The files indexed ok whose content hash is ``sha256`` (copies of one content), in id order."""
         rows = self.conn.execute(
             f"SELECT {FILE_COLS} FROM files WHERE sha256 = ? AND status = 'ok' ORDER BY id", (sha256,)
         )
@@ -305,6 +313,7 @@ class Catalog(VectorRows):
 
     # -- segments and vectors ------------------------------------------------------------------------
     def captions_of(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        """file id -> its captions in the order stored; files without captions are absent."""
         ids = list(file_ids)
         out: dict[int, list[str]] = {}
         for chunk in id_chunks(ids, 900):
@@ -330,6 +339,8 @@ class Catalog(VectorRows):
         return out
 
     def stats(self) -> dict[str, Any]:
+        """Counts for ``dgsearch info``: files (ok, failed, by kind, videos without sound), segments, seconds
+        of media, vectors per space."""
         q = self.conn.execute
         return {
             "files": int(q("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0]),

@@ -3,14 +3,16 @@ their segments."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 import numpy as np
 
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.vectors import id_chunks
+
 
 def filtered_files(
-    conn: sqlite3.Connection,
+    catalog: Catalog,
     *,
     kind: str | None = None,
     duration_min: float | None = None,
@@ -51,30 +53,28 @@ def filtered_files(
         args.append(f"/{folder_name}/")
     sql = ("SELECT f.id, f.path FROM files f LEFT JOIN file_info i ON i.file_id = f.id WHERE "
            + " AND ".join(where) + " ORDER BY f.path_key")
-    return [(int(i), p) for i, p in conn.execute(sql, args)]
+    return [(int(i), p) for i, p in catalog.conn.execute(sql, args)]
 
 
-def segments_of_files(conn: sqlite3.Connection, file_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+def segments_of_files(catalog: Catalog, file_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(segment ids (n,) int64 ascending, their file ids (n,) int64)`` of ``file_ids``."""
     ids = sorted({int(i) for i in file_ids})
     out: list[tuple[int, int]] = []
-    for i in range(0, len(ids), 900):
-        chunk = ids[i : i + 900]
+    for chunk in id_chunks(ids, 900):
         marks = ",".join("?" * len(chunk))
-        out.extend(conn.execute(f"SELECT id, file_id FROM segments WHERE file_id IN ({marks})", chunk))
+        out.extend(catalog.conn.execute(f"SELECT id, file_id FROM segments WHERE file_id IN ({marks})", chunk))
     out.sort()
     return (np.array([s for s, _ in out], dtype=np.int64).reshape(-1),
             np.array([f for _, f in out], dtype=np.int64).reshape(-1))
 
 
-def first_segments(conn: sqlite3.Connection, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float]]:
+def first_segments(catalog: Catalog, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float]]:
     """file id -> ``(first segment id, path, kind, duration_s)`` for files indexed ok that have a segment."""
     ids = sorted({int(i) for i in file_ids})
     out: dict[int, tuple[int, str, str, float]] = {}
-    for i in range(0, len(ids), 900):
-        chunk = ids[i : i + 900]
+    for chunk in id_chunks(ids, 900):
         marks = ",".join("?" * len(chunk))
-        for fid, sid, path, kind, dur in conn.execute(
+        for fid, sid, path, kind, dur in catalog.conn.execute(
             "SELECT f.id, (SELECT s.id FROM segments s WHERE s.file_id = f.id ORDER BY s.seq LIMIT 1), f.path,"
             f" f.kind, coalesce(f.duration_s, 0) FROM files f WHERE f.id IN ({marks}) AND f.status = 'ok'",
             chunk,

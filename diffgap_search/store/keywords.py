@@ -20,9 +20,9 @@ equal scores are ordered by file id.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 
+from diffgap_search.store.rows import Connected
 from diffgap_search.store.vectors import id_chunks
 
 # name, folders, captions, tags: a word of the file name counts most, then captions and tags, then folders
@@ -87,7 +87,7 @@ def query_tokens(text: str) -> list[str]:
     return list(dict.fromkeys(token.lower() for token in _PARTS.findall(text)))
 
 
-def coverage(conn: sqlite3.Connection, text: str, file_ids: Sequence[int]) -> dict[int, float]:
+def coverage(catalog: Connected, text: str, file_ids: Sequence[int]) -> dict[int, float]:
     """file id -> the share of ``text``'s distinct words its keyword row holds (0..1), for ``file_ids``:
     one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur`` holds ``Tür``)."""
     tokens = query_tokens(text)
@@ -99,15 +99,16 @@ def coverage(conn: sqlite3.Connection, text: str, file_ids: Sequence[int]) -> di
         expr = '"' + token.replace('"', '""') + '"'
         for chunk in id_chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            for (fid,) in conn.execute(f"SELECT rowid FROM keywords WHERE keywords MATCH ? AND rowid IN ({marks})",
-                                       (expr, *chunk)):
+            for (fid,) in catalog.conn.execute(
+                    f"SELECT rowid FROM keywords WHERE keywords MATCH ? AND rowid IN ({marks})", (expr, *chunk)):
                 held[int(fid)] += 1
     return {fid: n / len(tokens) for fid, n in held.items()}
 
 
-def refresh(conn: sqlite3.Connection, file_ids: Iterable[int]) -> None:
+def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
     """Rebuild the keyword rows of ``file_ids`` from the catalog (caller's transaction): a file that is
     gone or failed loses its row."""
+    conn = catalog.conn
     ids = sorted({int(i) for i in file_ids})
     for chunk in id_chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
@@ -130,7 +131,7 @@ def refresh(conn: sqlite3.Connection, file_ids: Iterable[int]) -> None:
         )
 
 
-def ranked_files(conn: sqlite3.Connection, text: str, *, limit: int,
+def ranked_files(catalog: Connected, text: str, *, limit: int,
                  allowed: set[int] | None = None) -> list[tuple[int, float]]:
     """``[(file id, bm25)]`` of the files matching ``text``, best first (BM25 is negative: lower is a better
     match), ties by file id (the order files were indexed in); at most ``limit``, only ``allowed`` file ids
@@ -143,9 +144,9 @@ def ranked_files(conn: sqlite3.Connection, text: str, *, limit: int,
     weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
     sql = f"SELECT rowid, bm25(keywords, {weights}) AS rank FROM keywords WHERE keywords MATCH ? ORDER BY rank, rowid"
     if allowed is None:
-        return [(int(i), float(r)) for i, r in conn.execute(sql + " LIMIT ?", (expr, limit))]
+        return [(int(i), float(r)) for i, r in catalog.conn.execute(sql + " LIMIT ?", (expr, limit))]
     out: list[tuple[int, float]] = []
-    for fid, rank in conn.execute(sql, (expr,)):
+    for fid, rank in catalog.conn.execute(sql, (expr,)):
         if fid in allowed:
             out.append((int(fid), float(rank)))
             if len(out) == limit:
@@ -153,9 +154,9 @@ def ranked_files(conn: sqlite3.Connection, text: str, *, limit: int,
     return out
 
 
-def rebuild_all(conn: sqlite3.Connection) -> int:
+def rebuild_all(catalog: Connected) -> int:
     """Rebuild every keyword row (caller's transaction); returns the number of files indexed."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE status = 'ok' ORDER BY id")]
-    conn.execute("DELETE FROM keywords")
-    refresh(conn, ids)
+    ids = [r[0] for r in catalog.conn.execute("SELECT id FROM files WHERE status = 'ok' ORDER BY id")]
+    catalog.conn.execute("DELETE FROM keywords")
+    refresh(catalog, ids)
     return len(ids)

@@ -1,13 +1,25 @@
-"""The catalog's row types: what goes in (``SegmentInput``) and what comes out (``FileRow``, ``HitRow``)."""
+"""The catalog's row types: what goes in (``SegmentInput``) and what comes out (``FileRow``, ``HitRow``); and
+``Connected``, what the modules beneath ``catalog.py`` see of a ``Catalog``."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Connected(Protocol):
+    """What the store modules that ``catalog.py`` itself uses (``schema``'s migration, ``keywords``) see of the
+    ``Catalog`` they are given: its connection. Typed so, not as ``Catalog``, because ``catalog.py`` imports
+    them (an import back would be a cycle); callers pass the ``Catalog``."""
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The catalog's SQLite connection."""
+
 
 @dataclass(frozen=True)
 class FileRow:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 
 from diffgap_search.errors import IncompatibleIndexError
+from diffgap_search.store.keywords import rebuild_all
+from diffgap_search.store.rows import Connected
 
 SCHEMA_VERSION = 2
 
@@ -88,14 +90,14 @@ END;
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V2_ADDITIONS}
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create every table of the current schema version in an empty database (one transaction)."""
-    conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS
+def create_schema(catalog: Connected) -> None:
+    """Create every table of the current schema version in the empty database of ``catalog`` (one transaction)."""
+    catalog.conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS
                        + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
 
 
-def migrate(conn: sqlite3.Connection, found: int) -> bool:
-    """Upgrade a catalog of schema version ``found`` to :data:`SCHEMA_VERSION` in one transaction (all
+def migrate(catalog: Connected, found: int) -> bool:
+    """Upgrade ``catalog``, of schema version ``found``, to :data:`SCHEMA_VERSION` in one transaction (all
     steps or none: a kill or a failure leaves it at ``found``); True when something was upgraded.
 
     ``BEGIN IMMEDIATE`` takes the write lock first, and the version is read again under it, so two
@@ -104,6 +106,7 @@ def migrate(conn: sqlite3.Connection, found: int) -> bool:
     """
     if found >= SCHEMA_VERSION:
         return False
+    conn = catalog.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -114,9 +117,7 @@ def migrate(conn: sqlite3.Connection, found: int) -> bool:
                 conn.execute(statement)
             version += 1
         if start < 2:  # the files a version-1 catalog holds become searchable by their names and captions
-            from diffgap_search.store.keywords import rebuild_all
-
-            rebuild_all(conn)
+            rebuild_all(catalog)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
         conn.execute("COMMIT")
     except BaseException:

@@ -46,6 +46,7 @@ class Published:
 
     @classmethod
     def read(cls, catalog: Catalog, space: str) -> Published | None:
+        """The catalog's record of ``space``'s FAISS file, or None when none was published."""
         rec = catalog.get_meta(f"faiss.{space}")
         return None if rec is None else cls(**rec)
 
@@ -54,6 +55,7 @@ REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (t
 
 
 def faiss_path(index_dir: Path, space: str, generation: int) -> Path:
+    """``<index>/<space>.<generation>.faiss``."""
     return index_dir / f"{space}.{generation}.faiss"
 
 
@@ -77,6 +79,7 @@ class LoadedIndex:
 
     @property
     def ntotal(self) -> int:
+        """How many vectors the index holds."""
         return int(self.index.ntotal)
 
     def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,16 +20,27 @@ class VectorRows:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The catalog's connection (``Catalog.conn``)."""
         raise NotImplementedError
 
-    def count_vectors(self, space: str) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
+    def count_vectors(self, space: str, *, after_id: int = 0) -> int:
+        """How many vectors ``space`` holds (with ``after_id``: only those of segment ids above it, e.g. the
+        vectors committed since a FAISS file holding ids up to ``after_id`` was published)."""
+        if after_id:
+            row = self.conn.execute(
+                "SELECT count(*) FROM vectors WHERE space = ? AND segment_id > ?", (space, int(after_id))
+            ).fetchone()
+        else:
+            row = self.conn.execute("SELECT count(*) FROM vectors WHERE space = ?", (space,)).fetchone()
+        return int(row[0])
 
     def max_segment_id(self, space: str) -> int:
+        """The highest segment id with a vector in ``space`` (0 when it has none)."""
         row = self.conn.execute("SELECT max(segment_id) FROM vectors WHERE space = ?", (space,)).fetchone()
         return int(row[0] or 0)
 
     def spaces(self) -> list[str]:
+        """Every space holding a vector, by name."""
         return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM vectors ORDER BY space")]
 
     def read_vectors(
@@ -74,6 +85,10 @@ class VectorRows:
     def delete_space(self, space: str) -> None:
         """Remove every vector of ``space`` (caller's transaction)."""
         self.conn.execute("DELETE FROM vectors WHERE space = ?", (space,))
+
+    def rename_space(self, old: str, new: str) -> None:
+        """Move every vector of space ``old`` to space ``new``, which must hold none (caller's transaction)."""
+        self.conn.execute("UPDATE vectors SET space = ? WHERE space = ?", (new, old))
 
     def live_ids(self, space: str) -> np.ndarray:
         """``(n,) int64`` every segment id that has a vector in ``space``, ascending."""
