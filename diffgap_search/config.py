@@ -7,12 +7,83 @@ The resolved configuration of an index (windowing, encoder, FAISS rule) is writt
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 DEFAULT_INDEX = "indexes/default"
 INDEX_ENV = "DGSEARCH_INDEX"
+
+
+class Device(StrEnum):
+    """Where models run (``--device``): ``auto`` is CUDA when torch sees a GPU, else the CPU. ``cuda:N`` (one
+    GPU by number) is accepted beside the members; ``encoders/runtime.resolve_device`` parses the value."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class FrameFit(StrEnum):
+    """How a video frame becomes a square of ``VideoConfig.size`` pixels: ``crop`` scales the short side and
+    centre-crops (CLIP), ``squash`` scales the whole frame, aspect not kept (CAVP: Diff-Foley's ``Resize``)."""
+
+    CROP = "crop"
+    SQUASH = "squash"
+
+
+def choices_text(choices: type[StrEnum]) -> str:
+    """``"auto, cpu or cuda"``: an enum's values for a help text."""
+    values = [str(member) for member in choices]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+class EncoderRole(StrEnum):
+    """Which of an index's two encoders a record is about; the value is its key in the catalog's ``meta``.
+
+    ``AUDIO``: the audio (and text) encoder, CLAP or aisfx. ``VIDEO``: the video encoder, CLIP frames or CAVP.
+    """
+
+    AUDIO = "encoder"
+    VIDEO = "video_encoder"
+
+
+VIDEO_SPACE = "video"  # video windows, embedded by the video encoder (CLIP frames or CAVP)
+CAVP_SPACE = "cavp_audio"  # audio windows in CAVP's space, embedded by CAVP, the video encoder
+_VIDEO_ENCODER_SPACES = frozenset({VIDEO_SPACE, CAVP_SPACE})
+
+
+def encoder_role(space: str) -> EncoderRole:
+    """The encoder whose vectors (and dimension) a vector space holds: ``video`` and ``cavp_audio`` the video
+    encoder's; ``audio`` and the bridged spaces (``audio_as_text``, ``audio_as_video``) the audio encoder's."""
+    return EncoderRole.VIDEO if space in _VIDEO_ENCODER_SPACES else EncoderRole.AUDIO
+
+
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """What an index records of an encoder that made its vectors, and checks on every later load.
+
+    ``fingerprint`` is the weights' sha256 hex digest, ``dim`` D of its ``(N, D) float32`` vectors,
+    ``sample_rate`` the audio rate it reads (None for a frames-only encoder), ``modalities`` what it embeds;
+    ``provenance`` where the weights came from (``source``, ``repo_id``, ``revision``, ``commit`` ...).
+    """
+
+    model: str
+    fingerprint: str
+    dim: int
+    sample_rate: int | None = None
+    modalities: tuple[str, ...] = ("audio", "text")
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able ``meta`` record: model, fingerprint, dim, sample_rate, modalities, then the provenance."""
+        out: dict[str, Any] = {"model": self.model, "fingerprint": self.fingerprint, "dim": self.dim,
+                               "sample_rate": self.sample_rate, "modalities": list(self.modalities)}
+        out.update(self.provenance)
+        return out
 
 
 @dataclass(frozen=True)
@@ -49,12 +120,12 @@ class EncoderConfig:
 
     ``model`` is a Hugging Face hub id, a local directory in the same layout (config.json, the weights,
     tokenizer and preprocessor files), an original LAION-CLAP checkpoint file (``*.pt``) or ``aisfx``;
-    ``revision`` pins a hub model to a branch, tag or commit. ``device`` is ``auto`` (CUDA when present),
-    ``cpu`` or ``cuda``.
+    ``revision`` pins a hub model to a branch, tag or commit. ``device`` is a ``Device`` (``auto``: CUDA when
+    present, ``cpu``, ``cuda``) or ``cuda:N``.
     """
 
     model: str = DEFAULT_MODEL
-    device: str = "auto"
+    device: str = Device.AUTO
     batch_size: int = 16
     revision: str | None = None
 
@@ -76,7 +147,7 @@ class VideoConfig:
     fps: float = 4.0
     size: int = 224
     batch_size: int = 32
-    fit: str = "crop"  # "squash" for CAVP: the whole frame resized to size x size (Diff-Foley's Resize((224, 224)))
+    fit: str = FrameFit.CROP  # SQUASH for CAVP: the whole frame resized to size x size (Diff-Foley's Resize((224, 224)))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from diffgap_search.bridge.index_bridge import (
     stage_bridged_spaces,
 )
 from diffgap_search.config import EncoderConfig, FaissConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.encoders.base import Encoder, identity_of
 from diffgap_search.errors import (
     BridgeUnavailableError,
     QueryNotSupportedError,
@@ -123,7 +123,7 @@ def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader,
         kinds = [kind for kind in kinds if kind != "text"]  # "all": the pairs this index can have
     if "text" in kinds:
         encoder = load_encoder(stored_encoder_config(catalog))
-        bind_encoder(catalog, encoder, str(index_dir))
+        bind_encoder(catalog, identity_of(encoder), str(index_dir))
     return index_pairs(catalog, encoder, kinds, captions=captions, tags_of=tags_of)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from diffgap_search.bridge.index_bridge import bridge_vectors, load_index_bridge
 from diffgap_search.config import EncoderConfig, VideoConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.encoders.base import Encoder, identity_of
 from diffgap_search.errors import ModelUnavailableError
 from diffgap_search.indexing.decode import SegmentData
 from diffgap_search.store.catalog import Catalog
@@ -46,7 +46,7 @@ class RunEncoders:
     def audio(self) -> Encoder:
         if self._audio is None:
             self._audio = self._loader(self.cfg)
-            bind_encoder(self._catalog, self._audio, self._where)
+            bind_encoder(self._catalog, identity_of(self._audio), self._where)
             rate = int(self._audio.sample_rate)
             self.window = bind_window(self._catalog, replace(self.window, sample_rate=rate), self._where)
         return self._audio
@@ -56,7 +56,7 @@ class RunEncoders:
             if self._video_loader is None:
                 raise ModelUnavailableError("no video encoder is configured: pass --video-model or --no-frames")
             self._video = self._video_loader(self.video_cfg, self.cfg.device)
-            bind_encoder(self._catalog, self._video, self._where, role="video_encoder")
+            bind_encoder(self._catalog, identity_of(self._video), self._where, role="video_encoder")
         return self._video
 
     def bridge(self) -> Any:

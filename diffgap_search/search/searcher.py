@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.search import scoring as search_scoring
-from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, WindowConfig, encoder_role
+from diffgap_search.encoders.base import Encoder, FrameEncoder, identity_of
 from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError, UsageError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import bind_encoder, stored_encoder, stored_encoder_config, stored_window
@@ -112,7 +112,7 @@ class Searcher:
         device: str = "auto",
         faiss_cfg: FaissConfig = FaissConfig(),
         use_bridge: bool = True,
-        load_video_encoder: Callable[[str, str, str | None], Any] | None = None,
+        load_video_encoder: Callable[[str, str, str | None], FrameEncoder] | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)
@@ -125,7 +125,7 @@ class Searcher:
         self._bridge: Any = _UNSET
         self._bridge_record: Any = None
         self._load_video_encoder = load_video_encoder
-        self._video_encoder: Any = None
+        self._video_encoder: FrameEncoder | None = None
         self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
 
     def close(self) -> None:
@@ -149,12 +149,12 @@ class Searcher:
         if self._encoder is None:
             self.require_ready()
             encoder = self._load_encoder(self.encoder_cfg)
-            bind_encoder(self.catalog, encoder, str(self.index_dir))
+            bind_encoder(self.catalog, identity_of(encoder), str(self.index_dir))
             self._encoder = encoder
         return self._encoder
 
     @property
-    def video_encoder(self) -> Any:
+    def video_encoder(self) -> FrameEncoder:
         """The index's video encoder (CLIP frames or CAVP), loaded once from its record. Raises
         BridgeUnavailableError when the index has none (no video indexed) or no loader was given."""
         if self._video_encoder is None:
@@ -163,7 +163,7 @@ class Searcher:
                 raise BridgeUnavailableError("this index has no video encoder: index some videos first")
             revision = stored.get("commit") or stored.get("revision")
             encoder = self._load_video_encoder(stored["model"], self.encoder_cfg.device, revision)
-            bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
+            bind_encoder(self.catalog, identity_of(encoder), str(self.index_dir), role="video_encoder")
             self._video_encoder = encoder
         return self._video_encoder
 
@@ -198,7 +198,7 @@ class Searcher:
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
-            role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
+            role = encoder_role(space)
             dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
             loaded = load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg)
             self._indexes[space] = (loaded.record, loaded)
