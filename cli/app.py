@@ -61,13 +61,13 @@ def _encoder_loader():  # type: ignore[no-untyped-def]
 
 
 def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.video_loading import load_video_model
+    from diffgap_search.encoders.loading import load_video_model
 
     return load_video_model(cfg, device)
 
 
 def _query_video_loader(model, device, revision):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.video_loading import load_query_video_model
+    from diffgap_search.encoders.loading import load_query_video_model
 
     return load_query_video_model(model, device, revision)
 
@@ -109,7 +109,7 @@ def index(
     from dataclasses import replace
 
     from diffgap_search.config import EncoderConfig, IndexingConfig, VideoConfig, WindowConfig, resolve_index_dir
-    from diffgap_search.encoders.video_loading import video_config
+    from diffgap_search.encoders.loading import video_config
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import index_folder
     from diffgap_search.store.catalog import Catalog

@@ -120,3 +120,10 @@ def identity_of(encoder: AudioEncoder | TextEncoder | FrameEncoder) -> EncoderId
         modalities=tuple(getattr(encoder, "modalities", AUDIO_TEXT)),
         provenance=provenance,
     )
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` (items per forward pass), or ValueError below 1."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    return batch_size
