@@ -147,7 +147,7 @@ class VideoConfig:
     fps: float = 4.0
     size: int = 224
     batch_size: int = 32
-    fit: str = FrameFit.CROP  # SQUASH for CAVP: the whole frame resized to size x size (Diff-Foley's Resize((224, 224)))
+    fit: str = FrameFit.CROP  # SQUASH for CAVP: the whole frame to size x size (Diff-Foley's Resize((224, 224)))
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class AudioEncoder(Protocol):
     sample_rate: int
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` mono windows at ``sample_rate`` (S = window samples) -> ``(N, D) float32``, L2-normalised."""
+        """``(N, S) float32`` mono windows at ``sample_rate`` (S samples) -> ``(N, D) float32``, L2-normalised."""
         ...
 
 
