@@ -7,13 +7,17 @@ instant. Results go to stdout, progress and messages to stderr; ``NO_COLOR`` is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from diffgap_search import __version__
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.config import Device, choices_text
+
+if TYPE_CHECKING:
+    from diffgap_search.config import VideoConfig
+    from diffgap_search.encoders.base import EncoderLoader, FrameEncoder
 
 app = typer.Typer(
     name="dgsearch",
@@ -55,19 +59,19 @@ def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
     return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
 
 
-def _encoder_loader():  # type: ignore[no-untyped-def]
+def _encoder_loader() -> EncoderLoader:
     from diffgap_search.encoders.loading import load_encoder
 
     return load_encoder
 
 
-def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
+def _video_encoder_loader(cfg: VideoConfig, device: str) -> FrameEncoder:
     from diffgap_search.encoders.loading import load_video_model
 
     return load_video_model(cfg, device)
 
 
-def _query_video_loader(model, device, revision):  # type: ignore[no-untyped-def]
+def _query_video_loader(model: str, device: str, revision: str | None) -> FrameEncoder:
     from diffgap_search.encoders.loading import load_query_video_model
 
     return load_query_video_model(model, device, revision)

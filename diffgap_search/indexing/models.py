@@ -107,7 +107,8 @@ class RunModels:
 
     @property
     def is_cavp(self) -> bool:
-        """Whether the video model is CAVP, which embeds every window's sound too (``indexing/cavp_run.py``)."""
+        """Whether the video model is CAVP, which embeds every window's sound too (``indexing/embed.py``,
+        ``indexing/cavp_run.py``)."""
         from diffgap_search.encoders.cavp.encoder import is_cavp_reference
 
         return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)

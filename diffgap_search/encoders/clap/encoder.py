@@ -1,6 +1,6 @@
 """LAION-CLAP through transformers: ``ClapModel`` + ``ClapFeatureExtractor`` + its RoBERTa tokenizer.
 
-Imports torch and transformers, so it is only imported once a model is being loaded (see ``loading.py``).
+Imports torch and transformers, so it is only imported once a model is being loaded (see ``clap/load.py``).
 
 Determinism: the model is in ``eval()``, every call runs under ``torch.inference_mode()``, and the feature
 extractor's two random paths are closed off. Windows must be exactly ``window_samples`` long (the caller
