@@ -210,17 +210,20 @@ def ceiling(encoder, paths: list[Path], max_windows: int) -> tuple[int, float]:
     return len(batch), best
 
 
-def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_size: int) -> tuple[int, float, dict]:
-    """``index_folder`` end to end (model load excluded: loaded once before the clock starts)."""
+def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_size: int,
+           stages=None) -> tuple[int, float, dict]:
+    """``index_folder`` end to end (model load excluded: loaded once before the clock starts); ``stages``: the
+    run's stages (default: the local engine's, as ``index_folder`` builds them)."""
     from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.loading import load_encoder
-    from diffgap_search.indexing import index_folder
+    from diffgap_search.indexing import RunSettings, default_stages, run_index
 
     cfg = EncoderConfig(model=str(model_dir), device=device, batch_size=batch_size)
     encoder = load_encoder(cfg, progress=False)
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))  # precision probe, as a warm process
     t0 = time.perf_counter()
-    report = index_folder(folder, index_dir, load_encoder=lambda _c: encoder, encoder_cfg=cfg)
+    settings = RunSettings(folder, index_dir, load_encoder=lambda _c: encoder, encoder_cfg=cfg)
+    report = run_index(settings, stages or default_stages())
     seconds = time.perf_counter() - t0
     info = {"files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
             "fast_features": encoder._fast_features is not None, "batch_size": batch_size}
@@ -229,10 +232,13 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
 
 class InlineDecoded:
     """The decode map iterated by the consumer itself, as indexing did before its prefetch thread (workers
-    idle while the encoder runs): the in-process A/B's baseline, patched in for ``run.Prefetched``."""
+    idle while the encoder runs): the in-process A/B's baseline, as the run's decode stage."""
 
-    def __init__(self, make, cost, budget) -> None:
-        self._source = make(None)
+    def __init__(self, tasks, workers, deadline_s, budget) -> None:
+        from diffgap_search.indexing.decode import decode_task, lost_decode
+        from diffgap_search.indexing.pool import ordered_map
+
+        self._source = ordered_map(decode_task, iter(tasks), workers, on_lost=lost_decode, deadline_s=deadline_s)
 
     def __iter__(self):
         return self._source
@@ -247,17 +253,15 @@ class InlineDecoded:
 def engine_ab(folder: Path, work: Path, model_dir: Path, device: str, batch_size: int, rounds: int = 2) -> dict:
     """``index_folder`` in process with and without the prefetch thread, alternated ``rounds`` times on the
     same machine state; median seconds of each."""
-    import diffgap_search.indexing.run as run_mod
+    from dataclasses import replace
 
-    real = run_mod.Prefetched
+    from diffgap_search.indexing import default_stages
+
+    variants = {"prefetch": default_stages(), "inline": replace(default_stages(), decode=InlineDecoded)}
     times: dict[str, list[float]] = {"prefetch": [], "inline": []}
     for r in range(rounds):
-        for variant in ("prefetch", "inline"):
-            run_mod.Prefetched = real if variant == "prefetch" else InlineDecoded  # type: ignore[misc]
-            try:
-                n, seconds, _ = engine(folder, work / f"index-ab-{variant}-{r}", model_dir, device, batch_size)
-            finally:
-                run_mod.Prefetched = real  # type: ignore[misc]
+        for variant, stages in variants.items():
+            n, seconds, _ = engine(folder, work / f"index-ab-{variant}-{r}", model_dir, device, batch_size, stages)
             times[variant].append(seconds)
             print(f"  A/B {variant}: {n} windows in {seconds:.1f} s", flush=True)
     return {k: {"windows": n, "seconds": float(np.median(v)), "runs": v} for k, v in times.items()}

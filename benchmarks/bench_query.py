@@ -153,6 +153,7 @@ def rescore_from_catalog(searcher, terms, found: list[dict[int, float]]) -> dict
 def build_size(n: int, work: Path, encoder) -> dict:
     """A real catalog of ``n`` windows with a bridge and both spaces published; returns its facts."""
     from diffgap_search.store.catalog import Catalog
+    from diffgap_search.encoders.base import identity_of
     from diffgap_search.store.settings import bind_encoder
 
     index_dir = work / f"n{n}"
@@ -160,7 +161,7 @@ def build_size(n: int, work: Path, encoder) -> dict:
     t0 = time.perf_counter()
     write_catalog(index_dir, audio)
     with Catalog.open(index_dir) as cat:
-        bind_encoder(cat, encoder, str(index_dir))
+        bind_encoder(cat, identity_of(encoder), str(index_dir))
     print(f"[{n}] catalog written in {time.perf_counter() - t0:.1f} s", flush=True)
     fusion, publish_s = install_bridge(index_dir, audio, seed=n)
     return {"n": n, "index_dir": index_dir, "publish_s": publish_s, "fusion": fusion}

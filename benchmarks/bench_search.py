@@ -165,6 +165,7 @@ def bench_size(n: int, work: Path, encoder, n_queries: int, n_text: int, data: s
     from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
     from diffgap_search.search import Query, Searcher
     from diffgap_search.store.catalog import Catalog
+    from diffgap_search.encoders.base import identity_of
     from diffgap_search.store.settings import bind_encoder
     from diffgap_search.store.vector_index import load_index, publish
 
@@ -174,7 +175,7 @@ def bench_size(n: int, work: Path, encoder, n_queries: int, n_text: int, data: s
     write_s = write_catalog(index_dir, vecs)
     print(f"[{n}] catalog written in {write_s:.1f} s", flush=True)
     with Catalog.open(index_dir) as cat:
-        bind_encoder(cat, encoder, str(index_dir))
+        bind_encoder(cat, identity_of(encoder), str(index_dir))
         rss0 = rss_mb()
         t0 = time.perf_counter()
         rec = publish(index_dir, cat, "audio", D, cfg)

@@ -7,14 +7,24 @@ instant. Results go to stdout, progress and messages to stderr; ``NO_COLOR`` is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from diffgap_search import __version__
-from diffgap_search.config import DEFAULT_MODE
 from diffgap_search.cli.errors import handle_errors
-from diffgap_search.config import DEFAULT_CAPTIONS, DEFAULT_EXPORT_FORMAT, DEFAULT_PAIRS
+from diffgap_search.config import (
+    DEFAULT_CAPTIONS,
+    DEFAULT_EXPORT_FORMAT,
+    DEFAULT_MODE,
+    DEFAULT_PAIRS,
+    Device,
+    choices_text,
+)
+
+if TYPE_CHECKING:
+    from diffgap_search.config import VideoConfig
+    from diffgap_search.encoders.base import EncoderLoader, FrameEncoder
 
 app = typer.Typer(
     name="dgsearch",
@@ -44,7 +54,7 @@ DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only fil
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, help="Only files at this sample rate (Hz, as the file states it).")]
 ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")]
 FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
 
 
@@ -56,20 +66,20 @@ def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
     return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
 
 
-def _encoder_loader():  # type: ignore[no-untyped-def]
+def _encoder_loader() -> EncoderLoader:
     from diffgap_search.encoders.loading import load_encoder
 
     return load_encoder
 
 
-def _video_encoder_loader(cfg, device):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.video_loading import load_video_model
+def _video_encoder_loader(cfg: VideoConfig, device: str) -> FrameEncoder:
+    from diffgap_search.encoders.loading import load_video_model
 
     return load_video_model(cfg, device)
 
 
-def _query_video_loader(model, device, revision):  # type: ignore[no-untyped-def]
-    from diffgap_search.encoders.video_loading import load_query_video_model
+def _query_video_loader(model: str, device: str, revision: str | None) -> FrameEncoder:
+    from diffgap_search.encoders.loading import load_query_video_model
 
     return load_query_video_model(model, device, revision)
 
@@ -93,7 +103,7 @@ def index(
     folder: Annotated[Path, typer.Argument(help="Folder (or single file) of audio/video clips to index.")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = Device.AUTO,
     batch_size: BatchOpt = 16,
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
@@ -108,14 +118,9 @@ def index(
     jsonl: JsonlOpt = False,
 ) -> None:
     """Index a folder: embed new and changed files, follow renames and deletions (incremental)."""
-    from dataclasses import replace
-
-    from diffgap_search.config import EncoderConfig, IndexingConfig, VideoConfig, WindowConfig, resolve_index_dir
-    from diffgap_search.encoders.video_loading import video_config
+    from diffgap_search.config import IndexingConfig, WindowConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
-    from diffgap_search.indexing import index_folder
-    from diffgap_search.store.catalog import Catalog
-    from diffgap_search.store.settings import stored_encoder, stored_encoder_config
+    from diffgap_search.indexing import ModelChoice, update_index
 
     from diffgap_search.cli.output import print_index_report, stderr_console
     from diffgap_search.cli.progress import RichIndexProgress
@@ -128,23 +133,14 @@ def index(
         from diffgap_search.errors import UsageError
 
         raise UsageError(str(exc)) from None
-    encoder_cfg = EncoderConfig(model=model or EncoderConfig().model, revision=revision)
-    video_cfg = video_config(video_model or VideoConfig().model, video_revision, frames)
-    if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
-        with Catalog.open(index_dir) as cat:
-            if revision is None and stored_encoder(cat) is not None:
-                encoder_cfg = stored_encoder_config(cat, model=model)
-            stored_video = stored_encoder(cat, "video_encoder")
-            if video_model is None and video_revision is None and stored_video is not None:
-                video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
-                                         frames)
-    encoder_cfg = replace(encoder_cfg, device=device, batch_size=batch_size)
+    choice = ModelChoice(model=model, revision=revision, video_model=video_model, video_revision=video_revision,
+                         frames=frames, device=device, batch_size=batch_size)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())
     try:
-        report = index_folder(folder, index_dir, load_encoder=_encoder_loader(), encoder_cfg=encoder_cfg,
-                              load_video_encoder=_video_encoder_loader, video_cfg=video_cfg, window_cfg=window_cfg, indexing_cfg=indexing_cfg, progress=progress,
-                              retry_failed=retry_failed, wait_s=wait)
+        report = update_index(folder, index_dir, choice, load_encoder=_encoder_loader(),
+                              load_video_encoder=_video_encoder_loader, window_cfg=window_cfg,
+                              indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]

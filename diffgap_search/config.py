@@ -7,16 +7,105 @@ The resolved configuration of an index (windowing, encoder, FAISS rule) is writt
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from diffgap_search.errors import UsageError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 DEFAULT_INDEX = "indexes/default"
 INDEX_ENV = "DGSEARCH_INDEX"
+
+
+C = TypeVar("C", bound="Choice")
+
+
+class Choice(str, Enum):
+    """An option with fixed choices: each member is the string the CLI takes (``str(member)`` and JSON give
+    that string), so a member and its string compare equal."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def parse(cls: type[C], value: str, error: str) -> C:
+        """The member whose string is ``value`` (a member passes through); UsageError with ``error``
+        (``str.format``-ted with ``value``) when there is none."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise UsageError(error.format(value)) from None
+
+
+class Device(Choice):
+    """Where models run (``--device``): ``auto`` is CUDA when torch sees a GPU, else the CPU. ``cuda:N`` (one
+    GPU by number) is accepted beside the members; ``encoders/runtime.resolve_device`` parses the value."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class FrameFit(Choice):
+    """How a video frame becomes a square of ``VideoConfig.size`` pixels: ``crop`` scales the short side and
+    centre-crops (CLIP), ``squash`` scales the whole frame, aspect not kept (CAVP: Diff-Foley's ``Resize``)."""
+
+    CROP = "crop"
+    SQUASH = "squash"
+
+
+def choices_text(choices: type[Choice]) -> str:
+    """``"auto, cpu or cuda"``: an enum's values for a help text."""
+    values = [str(member) for member in choices]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+class EncoderRole(Choice):
+    """Which of an index's two encoders a record is about; the value is its key in the catalog's ``meta``.
+
+    ``AUDIO``: the audio (and text) encoder, CLAP or aisfx. ``VIDEO``: the video encoder, CLIP frames or CAVP.
+    """
+
+    AUDIO = "encoder"
+    VIDEO = "video_encoder"
+
+
+VIDEO_SPACE = "video"  # video windows, embedded by the video encoder (CLIP frames or CAVP)
+CAVP_SPACE = "cavp_audio"  # audio windows in CAVP's space, embedded by CAVP, the video encoder
+_VIDEO_ENCODER_SPACES = frozenset({VIDEO_SPACE, CAVP_SPACE})
+
+
+def encoder_role(space: str) -> EncoderRole:
+    """The encoder whose vectors (and dimension) a vector space holds: ``video`` and ``cavp_audio`` the video
+    encoder's; ``audio`` and the bridged spaces (``audio_as_text``, ``audio_as_video``) the audio encoder's."""
+    return EncoderRole.VIDEO if space in _VIDEO_ENCODER_SPACES else EncoderRole.AUDIO
+
+
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """What an index records of an encoder that made its vectors, and checks on every later load.
+
+    ``fingerprint`` is the weights' sha256 hex digest, ``dim`` D of its ``(N, D) float32`` vectors,
+    ``sample_rate`` the audio rate it reads (None for a frames-only encoder), ``modalities`` what it embeds;
+    ``provenance`` where the weights came from (``source``, ``repo_id``, ``revision``, ``commit`` ...).
+    """
+
+    model: str
+    fingerprint: str
+    dim: int
+    sample_rate: int | None = None
+    modalities: tuple[str, ...] = ("audio", "text")
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able ``meta`` record: model, fingerprint, dim, sample_rate, modalities, then the provenance."""
+        out: dict[str, Any] = {"model": self.model, "fingerprint": self.fingerprint, "dim": self.dim,
+                               "sample_rate": self.sample_rate, "modalities": list(self.modalities)}
+        out.update(self.provenance)
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,12 +142,12 @@ class EncoderConfig:
 
     ``model`` is a Hugging Face hub id, a local directory in the same layout (config.json, the weights,
     tokenizer and preprocessor files), an original LAION-CLAP checkpoint file (``*.pt``) or ``aisfx``;
-    ``revision`` pins a hub model to a branch, tag or commit. ``device`` is ``auto`` (CUDA when present),
-    ``cpu`` or ``cuda``.
+    ``revision`` pins a hub model to a branch, tag or commit. ``device`` is a ``Device`` (``auto``: CUDA when
+    present, ``cpu``, ``cuda``) or ``cuda:N``.
     """
 
     model: str = DEFAULT_MODEL
-    device: str = "auto"
+    device: str = Device.AUTO
     batch_size: int = 16
     revision: str | None = None
 
@@ -80,7 +169,7 @@ class VideoConfig:
     fps: float = 4.0
     size: int = 224
     batch_size: int = 32
-    fit: str = "crop"  # "squash" for CAVP: the whole frame resized to size x size (Diff-Foley's Resize((224, 224)))
+    fit: str = FrameFit.CROP  # SQUASH for CAVP: the whole frame to size x size (Diff-Foley's Resize((224, 224)))
 
 
 @dataclass(frozen=True)
@@ -97,26 +186,6 @@ class FaissConfig:
     ivf_lists_per_sqrt: float = 4.0
     ivf_train_per_list: int = 64
     nprobe: int = 32
-
-
-C = TypeVar("C", bound="Choice")
-
-
-class Choice(str, Enum):
-    """An option with fixed choices: each member is the string the CLI takes (``str(member)`` and JSON give
-    that string), so a member and its string compare equal."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @classmethod
-    def parse(cls: type[C], value: str, error: str) -> C:
-        """The member whose string is ``value`` (a member passes through); UsageError with ``error``
-        (``str.format``-ted with ``value``) when there is none."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise UsageError(error.format(value)) from None
 
 
 class SearchMode(Choice):

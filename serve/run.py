@@ -13,9 +13,8 @@ import socket
 import sys
 import threading
 import webbrowser
-from collections.abc import Callable
-from typing import Any
 
+from diffgap_search.encoders.base import EncoderLoader, QueryVideoLoader
 from diffgap_search.errors import UsageError
 from diffgap_search.serve.state import ServeConfig, SharedSearcher
 from diffgap_search.store.catalog import Catalog
@@ -56,8 +55,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(cfg: ServeConfig, *, load_encoder: Callable[..., Any],
-                  load_video_encoder: Callable[..., Any] | None = None, open_browser: bool = False) -> None:
+def serve_forever(cfg: ServeConfig, *, load_encoder: EncoderLoader,
+                  load_video_encoder: QueryVideoLoader | None = None, open_browser: bool = False) -> None:
     """Serve ``cfg.index_dir`` until interrupted. Raises IndexNotFoundError (exit 4) for a missing index,
     UsageError for a refused or unavailable address."""
     import uvicorn

@@ -19,13 +19,13 @@ nor missed: the next query sees its committed files, generation and bridge, with
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from diffgap_search.config import SearchConfig
+from diffgap_search.encoders.base import EncoderLoader, QueryVideoLoader
 from diffgap_search.errors import DGSearchError
 from diffgap_search.search import Query, Searcher, SearchResult
 from diffgap_search.store.catalog import Catalog
@@ -47,8 +47,8 @@ class ServeConfig:
 class SharedSearcher:
     """One :class:`Searcher` for the whole server, used under a lock (see the module docstring)."""
 
-    def __init__(self, cfg: ServeConfig, load_encoder: Callable[..., Any],
-                 load_video_encoder: Callable[..., Any] | None) -> None:
+    def __init__(self, cfg: ServeConfig, load_encoder: EncoderLoader,
+                 load_video_encoder: QueryVideoLoader | None) -> None:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.searcher = Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,

@@ -249,7 +249,7 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_video_encoder(tiny_clip_dir: Path) -> Any:
-    """``ClipVideoEncoder`` over ``tiny_clip_dir`` on CPU, batch size 8."""
-    from diffgap_search.encoders.clip.encoder import load_video_encoder
+    """``ClipEncoder`` over ``tiny_clip_dir`` on CPU, batch size 8."""
+    from diffgap_search.encoders.clip.encoder import load_clip_encoder
 
-    return load_video_encoder(str(tiny_clip_dir), device="cpu", batch_size=8)
+    return load_clip_encoder(str(tiny_clip_dir), device="cpu", batch_size=8)

@@ -24,7 +24,8 @@ from hub_server import HubServer, free_port
 
 from diffgap_search.config import EncoderConfig
 from diffgap_search.encoders.weights.fingerprint import config_dim, file_sha256, weights_fingerprint
-from diffgap_search.encoders.loading import is_local_reference, load_encoder
+from diffgap_search.encoders.loading import load_encoder
+from diffgap_search.encoders.weights.source import is_local_reference
 from diffgap_search.errors import ModelUnavailableError, UsageError
 
 REPO = "tiny/clap"

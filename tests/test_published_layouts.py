@@ -37,7 +37,7 @@ TEXTS = ["dog barking", "rain on a window"]
 _SCRIPT = r"""
 import json, sys, numpy as np
 from diffgap_search.config import EncoderConfig
-from diffgap_search.encoders.clip.encoder import load_video_encoder
+from diffgap_search.encoders.clip.encoder import load_clip_encoder
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.errors import DGSearchError
 out, models, revision = sys.argv[1], sys.argv[2:], None
@@ -50,7 +50,7 @@ frames = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
 for i, model in enumerate(models):
     try:
         if model == "openai/clip-vit-base-patch32":
-            enc = load_video_encoder(revision=revision)
+            enc = load_clip_encoder(revision=revision)
             arrays[f"{i}_video"] = enc.embed_video([frames])
         else:
             enc = load_encoder(EncoderConfig(model=model, device="cpu", revision=revision))

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from diffgap_search.bridge.index_bridge import audio_source
-from diffgap_search.config import Captions, EncoderConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.config import Captions
+from diffgap_search.encoders.base import Encoder, EncoderLoader, identity_of
 from diffgap_search.errors import InputNotFoundError, QueryNotSupportedError, UsageError
 from diffgap_search.gap.groups import audio_groups
 from diffgap_search.media.weak_captions import weak_captions
@@ -50,7 +50,6 @@ TEST_MODULUS = 10  # one group in ten is held out
 CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL)  # what ``auto`` resolves to, and the rest
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
-EncoderLoader = Callable[[EncoderConfig], Encoder]
 # the embedded tags that describe a sound, in this order, become weak captions; artist and library do not,
 # nor comments: in real files they are mostly tool notes and links ("Processed by SoX", a freesound URL, as
 # Debian's sonic-pi-samples carry), which would teach the bridge that such words describe a sound
@@ -204,7 +203,7 @@ def gather_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader,
         kinds = [kind for kind in kinds if kind != "text"]  # "all": the pairs this index can have
     if "text" in kinds:
         encoder = load_encoder(stored_encoder_config(catalog))
-        bind_encoder(catalog, encoder, str(index_dir))
+        bind_encoder(catalog, identity_of(encoder), str(index_dir))
     return index_pairs(catalog, encoder, kinds, captions=captions, tags_of=tags_of)
 
 

@@ -1,26 +1,39 @@
-"""The ``Encoder`` protocol every embedding model implements.
+"""The protocols of the encoders, one per role, and the identity an index records of each.
+
+Roles (what a caller needs, not which model provides it):
+
+- ``AudioEncoder``: fixed-length audio windows -> vectors (CLAP, aisfx; an indexing run needs only this);
+- ``TextEncoder``: texts -> vectors in the same space (CLAP's text tower);
+- ``Encoder``: both, the index's audio encoder as a query sees it (aisfx refuses texts with
+  ``QueryNotSupportedError``);
+- ``FrameEncoder``: windows of video frames -> vectors (CLIP frames mean-pooled per window, CAVP);
+- ``AudioVisualEncoder``: a ``FrameEncoder`` that also embeds sound into the same space (CAVP).
 
 All outputs are ``(N, D) float32`` arrays, each row L2-normalised, deterministic for the same input
-(models in ``eval()`` mode, calls under ``torch.inference_mode()``).
+(models in ``eval()`` mode, calls under ``torch.inference_mode()``). Importing this module is cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from diffgap_search.config import EncoderConfig, EncoderIdentity, VideoConfig
+
+AUDIO_TEXT = ("audio", "text")  # what an encoder embeds when it does not say (CLAP, recorded before modalities)
+
 
 @runtime_checkable
-class Encoder(Protocol):
-    """Embeds fixed-length audio windows and texts into one shared contrastive space.
+class AudioEncoder(Protocol):
+    """Embeds fixed-length mono audio windows.
 
     Attributes:
-        model_id: the hub id or local directory the weights came from, as given by the user.
+        model_id: the hub id, local directory or checkpoint the weights came from, as given by the user.
         fingerprint: sha256 hex digest identifying the weights (same weights -> same fingerprint).
-        dim: D, the embedding size (512 for CLAP).
-        sample_rate: the rate ``embed_audio`` expects (48 000 for CLAP).
+        dim: D, the embedding size (512 for CLAP and aisfx).
+        sample_rate: the rate ``embed_audio`` expects (48 000 for CLAP, 44 100 for aisfx).
     """
 
     model_id: str
@@ -29,8 +42,17 @@ class Encoder(Protocol):
     sample_rate: int
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` mono windows at ``sample_rate`` (S = window samples) -> ``(N, D) float32``, L2-normalised."""
+        """``(N, S) float32`` mono windows at ``sample_rate`` (S samples) -> ``(N, D) float32``, L2-normalised."""
         ...
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Embeds texts into an audio encoder's space (attributes as ``AudioEncoder``'s identity)."""
+
+    model_id: str
+    fingerprint: str
+    dim: int
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N non-empty strings -> ``(N, D) float32``, L2-normalised."""
@@ -38,22 +60,70 @@ class Encoder(Protocol):
 
 
 @runtime_checkable
-class AudioVisualEncoder(Protocol):
-    """Embeds windows of video frames and windows of sound into one shared space (CAVP: ``encoders/cavp/encoder.py``).
+class Encoder(AudioEncoder, TextEncoder, Protocol):
+    """Embeds fixed-length audio windows and texts into one shared contrastive space (CLAP; aisfx's
+    ``embed_text`` raises ``QueryNotSupportedError``)."""
 
-    Attributes as ``Encoder``'s, plus ``fps``: the rate a window's frames must be sampled at.
+
+@runtime_checkable
+class FrameEncoder(Protocol):
+    """Embeds windows of video frames (CLIP: ``encoders/clip/encoder.py``; CAVP: ``encoders/cavp/encoder.py``).
+
+    Attributes:
+        model_id, fingerprint, dim: as ``AudioEncoder``'s.
+        fps: the rate a window's frames are (to be) sampled at.
     """
 
     model_id: str
     fingerprint: str
     dim: int
-    sample_rate: int
     fps: float
 
     def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """N windows of ``(F_i, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised."""
         ...
 
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` mono windows at ``sample_rate`` -> ``(N, D) float32``, L2-normalised."""
+
+@runtime_checkable
+class AudioVisualEncoder(FrameEncoder, Protocol):
+    """Embeds windows of video frames and windows of sound into one shared space (CAVP: ``encoders/cavp/encoder.py``).
+
+    Attributes as ``FrameEncoder``'s, plus ``sample_rate``: the model's own audio rate (``embed_audio``
+    resamples from the rate it is told).
+    """
+
+    sample_rate: int
+
+    def embed_audio(self, windows: np.ndarray, *, sample_rate: int | None = None,
+                    durations_s: Sequence[float] | None = None) -> np.ndarray:
+        """``(N, S) float32`` mono windows at ``sample_rate`` (default the model's) -> ``(N, D) float32``,
+        L2-normalised. ``durations_s``: the seconds each window spans (default ``S / sample_rate``)."""
         ...
+
+
+# Loaders, as the use-cases receive them (``encoders/loading.py`` has the real ones; tests pass counting ones).
+EncoderLoader = Callable[[EncoderConfig], Encoder]
+VideoEncoderLoader = Callable[[VideoConfig, str], FrameEncoder]  # (config, device) -> the video encoder
+QueryVideoLoader = Callable[[str, str, str | None], FrameEncoder]  # (model, device, revision) -> encoder
+
+
+def identity_of(encoder: AudioEncoder | TextEncoder | FrameEncoder) -> EncoderIdentity:
+    """What an index records of ``encoder`` (``store/settings.bind_encoder``): its model, fingerprint and
+    dim, its audio rate (None for frames only), what it embeds (``modalities``, default audio and text) and
+    where its weights came from (``provenance``, set by its loader)."""
+    provenance: dict[str, Any] = dict(getattr(encoder, "provenance", None) or {})
+    return EncoderIdentity(
+        model=encoder.model_id,
+        fingerprint=encoder.fingerprint,
+        dim=encoder.dim,
+        sample_rate=getattr(encoder, "sample_rate", None),
+        modalities=tuple(getattr(encoder, "modalities", AUDIO_TEXT)),
+        provenance=provenance,
+    )
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` (items per forward pass), or ValueError below 1."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    return batch_size

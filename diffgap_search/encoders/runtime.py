@@ -1,4 +1,5 @@
-"""Where a torch model runs: the device named by ``--device`` and a CPU thread count that fits the machine.
+"""Where a torch model runs: the device named by ``--device`` and a CPU thread count that fits the machine;
+helpers every encoder shares (``prepare_device``, ``l2_rows``).
 
 Imports torch, so it is only imported once a model is being loaded.
 """
@@ -11,19 +12,20 @@ from contextlib import contextmanager
 
 import torch
 
+from diffgap_search.config import Device
 from diffgap_search.errors import ModelUnavailableError, UsageError
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = tuple(str(device) for device in Device)
 
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available else CPU; ``cpu``; ``cuda`` or ``cuda:N`` (an error without a GPU)."""
     name = name.strip().lower()
-    if name == "auto":
+    if name == Device.AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
+    if name == Device.CPU:
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
+    if name == Device.CUDA or name.startswith(f"{Device.CUDA}:"):
         if not torch.cuda.is_available():
             raise ModelUnavailableError(
                 f"device '{name}' was requested but no CUDA GPU is available to torch "
@@ -36,6 +38,21 @@ def resolve_device(name: str) -> torch.device:
             )
         return device
     raise UsageError(f"unknown device '{name}': use one of {', '.join(DEVICES)} (or cuda:N)")
+
+
+def prepare_device(name: str) -> torch.device:
+    """Where an encoder being loaded runs: ``resolve_device(name)``, with torch's CPU threads capped at the CPUs
+    this process may use (``limit_cpu_threads``: its pre- and post-processing run on the CPU even beside a GPU).
+
+    Raises UsageError (an unknown name) or ModelUnavailableError (CUDA asked for, none there)."""
+    device = resolve_device(name)
+    limit_cpu_threads()
+    return device
+
+
+def l2_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows of ``(N, D)`` scaled to unit L2 norm (zero rows stay zero), in ``x``'s dtype."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def available_cpus() -> int:

@@ -26,6 +26,7 @@ from diffgap_search.errors import MediaDecodeError, UsageError
 from diffgap_search.media.tags import FileTags, read_tags
 
 BLOCK_SECONDS = 30.0
+MAX_WINDOWS_PER_TASK = 32  # ~60 MB of 10 s windows at 48 kHz; longer files are streamed
 DECODE_TIMEOUT_ENV = "DGSEARCH_DECODE_TIMEOUT"
 DEFAULT_DECODE_TIMEOUT_S = 600.0
 

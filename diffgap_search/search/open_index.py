@@ -10,17 +10,17 @@ The bridge and the FAISS records are re-read from the catalog on each access, so
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from diffgap_search.config import EncoderConfig, FaissConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.config import CAVP_SPACE, EncoderConfig, EncoderRole, FaissConfig, WindowConfig
+from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader, identity_of
 from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import (
     bind_encoder,
     embeds,
+    space_dim,
     stored_encoder,
     stored_encoder_config,
     stored_window,
@@ -30,10 +30,7 @@ from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
 
-EncoderLoader = Callable[[EncoderConfig], Encoder]
-VideoEncoderLoader = Callable[[str, str, "str | None"], Any]
-
-_UNSET: Any = object()
+_UNSET: object = object()
 
 
 class OpenIndex:
@@ -42,7 +39,7 @@ class OpenIndex:
 
     def __init__(self, index_dir: Path, load_encoder: EncoderLoader, *, model: str | None = None,
                  device: str = "auto", faiss_cfg: FaissConfig = FaissConfig(),
-                 load_video_encoder: VideoEncoderLoader | None = None) -> None:
+                 load_video_encoder: QueryVideoLoader | None = None) -> None:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)
         self.faiss_cfg = faiss_cfg
@@ -51,9 +48,9 @@ class OpenIndex:
         self._model = model
         self._device = device
         self._encoder: Encoder | None = None
-        self._video_encoder: Any = None
-        self._bridge: Any = _UNSET
-        self._bridge_record: Any = None
+        self._video_encoder: FrameEncoder | None = None
+        self._bridge: Bridge | None | object = _UNSET
+        self._bridge_record: object = None
         self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
 
     def close(self) -> None:
@@ -87,7 +84,7 @@ class OpenIndex:
 
     def cavp_video(self) -> bool:
         """Whether the index's video encoder is CAVP (its windows' sound is in the ``cavp_audio`` space)."""
-        return "cavp_audio" in (stored_encoder(self.catalog, "video_encoder") or {}).get("modalities", ())
+        return CAVP_SPACE in (stored_encoder(self.catalog, EncoderRole.VIDEO) or {}).get("modalities", ())
 
     # -- models ------------------------------------------------------------------------------------------
     @property
@@ -102,21 +99,21 @@ class OpenIndex:
         if self._encoder is None:
             self.require_ready()
             encoder = self._load_encoder(self.encoder_cfg)
-            bind_encoder(self.catalog, encoder, str(self.index_dir))
+            bind_encoder(self.catalog, identity_of(encoder), str(self.index_dir))
             self._encoder = encoder
         return self._encoder
 
     @property
-    def video_encoder(self) -> Any:
+    def video_encoder(self) -> FrameEncoder:
         """The index's video encoder (CLIP frames or CAVP), loaded once from its record. Raises
         BridgeUnavailableError when the index has none (no video indexed) or no loader was given."""
         if self._video_encoder is None:
-            stored = stored_encoder(self.catalog, "video_encoder")
+            stored = stored_encoder(self.catalog, EncoderRole.VIDEO)
             if stored is None or self._load_video_encoder is None:
                 raise BridgeUnavailableError("this index has no video encoder: index some videos first")
             revision = stored.get("commit") or stored.get("revision")
             encoder = self._load_video_encoder(stored["model"], self.encoder_cfg.device, revision)
-            bind_encoder(self.catalog, encoder, str(self.index_dir), role="video_encoder")
+            bind_encoder(self.catalog, identity_of(encoder), str(self.index_dir), role=EncoderRole.VIDEO)
             self._video_encoder = encoder
         return self._video_encoder
 
@@ -141,8 +138,7 @@ class OpenIndex:
         pub = Published.read(self.catalog, space)
         cached = self._indexes.get(space)
         if cached is None or cached[0] != pub:
-            role = "video_encoder" if space in ("video", "cavp_audio") else "encoder"
-            dim = int((stored_encoder(self.catalog, role) or {"dim": 0})["dim"])
+            dim = space_dim(self.catalog, space) or 0
             loaded = load_index(self.index_dir, self.catalog, space, dim, self.faiss_cfg)
             self._indexes[space] = (loaded.record, loaded)
         return self._indexes[space][1]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, SearchMode, WindowConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader
 from diffgap_search.errors import UsageError
 from diffgap_search.search.keyword import (
     fuse_by_coverage,
@@ -36,7 +36,7 @@ from diffgap_search.search.keyword import (
 from diffgap_search.search.scoring import search_terms as score_terms
 from diffgap_search.search.embedding import embed_query
 from diffgap_search.search.filters import allowed_file_ids
-from diffgap_search.search.open_index import EncoderLoader, OpenIndex, VideoEncoderLoader
+from diffgap_search.search.open_index import OpenIndex
 from diffgap_search.search.terms import bridge_for, query_terms
 from diffgap_search.search.types import Hit, Query, SearchResult, SearchTerm
 from diffgap_search.store.catalog import Catalog
@@ -63,7 +63,7 @@ class Searcher:
         device: str = "auto",
         faiss_cfg: FaissConfig = FaissConfig(),
         use_bridge: bool = True,
-        load_video_encoder: VideoEncoderLoader | None = None,
+        load_video_encoder: QueryVideoLoader | None = None,
     ) -> None:
         self.opened = OpenIndex(index_dir, load_encoder, model=model, device=device, faiss_cfg=faiss_cfg,
                                 load_video_encoder=load_video_encoder)
@@ -96,7 +96,7 @@ class Searcher:
         return self.opened.encoder
 
     @property
-    def video_encoder(self) -> Any:
+    def video_encoder(self) -> FrameEncoder:
         return self.opened.video_encoder
 
     def window(self) -> WindowConfig:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from diffgap_search import __version__
-from diffgap_search.config import DEFAULT_MODEL, EncoderConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder
+from diffgap_search.config import (
+    DEFAULT_MODEL,
+    Device,
+    EncoderConfig,
+    EncoderIdentity,
+    EncoderRole,
+    WindowConfig,
+    encoder_role,
+)
 from diffgap_search.errors import IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 
@@ -48,16 +55,23 @@ def stored_window(catalog: Catalog) -> WindowConfig | None:
     return None if stored is None else WindowConfig(**stored)
 
 
-def stored_encoder(catalog: Catalog, role: str = "encoder") -> dict[str, Any] | None:
+def stored_encoder(catalog: Catalog, role: str = EncoderRole.AUDIO) -> dict[str, Any] | None:
     """The recorded encoder or None for a new index: ``{"model", "fingerprint", "dim", "sample_rate"}`` and,
     since weights are recorded with their provenance, ``"modalities"`` (what it embeds), ``"source"``
     (``hub``, ``directory``, ``checkpoint`` or ``package``), ``"repo_id"``, ``"revision"`` (as asked) and
     ``"commit"`` (what the revision resolved to)."""
-    value = catalog.get_meta(role)
+    value = catalog.get_meta(str(role))
     return value if isinstance(value, dict) else None
 
 
-def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = "auto") -> EncoderConfig:
+def space_dim(catalog: Catalog, space: str) -> int | None:
+    """D of the vectors of ``space``: its encoder's recorded dimension (``config.encoder_role``); None before
+    that encoder is recorded."""
+    stored = stored_encoder(catalog, encoder_role(space))
+    return None if stored is None else int(stored["dim"])
+
+
+def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = Device.AUTO) -> EncoderConfig:
     """The ``EncoderConfig`` that loads the index's own audio encoder: its model at the commit it was built
     from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy."""
     stored = stored_encoder(catalog) or {}
@@ -74,19 +88,17 @@ def embeds(catalog: Catalog, modality: str) -> bool:
     return modality in stored.get("modalities", ("audio", "text"))
 
 
-def bind_encoder(catalog: Catalog, encoder: Encoder, where: str, role: str = "encoder") -> None:
-    """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ."""
+def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: str = EncoderRole.AUDIO) -> None:
+    """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ.
+
+    ``encoder``: the loaded model's identity (``encoders.base.identity_of``)."""
     stored = stored_encoder(catalog, role)
     if stored is None:
-        record = {"model": encoder.model_id, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
-                  "sample_rate": getattr(encoder, "sample_rate", None),
-                  "modalities": list(getattr(encoder, "modalities", ("audio", "text")))}
-        record.update(getattr(encoder, "provenance", None) or {})
-        catalog.set_meta({role: record})
+        catalog.set_meta({str(role): encoder.record()})
         return
     if stored["fingerprint"] != encoder.fingerprint:
         raise IncompatibleIndexError(
             f"index {where} was built with model {stored['model']!r} (weights {stored['fingerprint'][:12]}); "
-            f"model {encoder.model_id!r} has other weights ({encoder.fingerprint[:12]}): use --model "
+            f"model {encoder.model!r} has other weights ({encoder.fingerprint[:12]}): use --model "
             f"{stored['model']!r}, or build a new index with --index"
         )

@@ -74,10 +74,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from diffgap_search.config import Device
 from diffgap_search.encoders.aisfx.features import ESSENTIA, SAMPLE_RATE, LogMel, frame_count
-from diffgap_search.encoders.weights.fingerprint import file_sha256
-from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
+from diffgap_search.encoders.base import check_batch_size
+from diffgap_search.encoders.runtime import prepare_device
 from diffgap_search.encoders.weights.convert import load_restricted
+from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 
 MODEL_ID = "aisfx"
@@ -138,7 +140,8 @@ class AisfxNet(nn.Module):
 
 
 class AisfxEncoder:
-    """aisfx's 512-d sound-effects embeddings for audio windows (the audio half of ``encoders.base.Encoder``).
+    """aisfx's 512-d sound-effects embeddings for audio windows (an ``encoders.base.Encoder`` whose
+    ``embed_text`` refuses: it has no text tower).
 
     Attributes:
         model_id: ``"aisfx"``.
@@ -149,6 +152,7 @@ class AisfxEncoder:
         device: the ``torch.device`` the network runs on.
         batch_size: at most this many windows per network pass (fewer on CPU and for windows over 10 s:
             ``CPU_FRAMES_PER_PASS``, ``GPU_FRAMES_PER_PASS``).
+        provenance: where the weights came from (set by the loader, recorded in the index).
     """
 
     model_id: str = MODEL_ID
@@ -157,12 +161,11 @@ class AisfxEncoder:
     sample_rate: int = SAMPLE_RATE
 
     def __init__(self, net: AisfxNet, *, fingerprint: str, device: torch.device, batch_size: int = 16) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        self.batch_size = check_batch_size(batch_size)
         self.net = net.to(device=device, dtype=torch.float32).eval()
         self.fingerprint = fingerprint
+        self.provenance: dict[str, Any] = {}
         self.device = device
-        self.batch_size = batch_size
         self._log_mel = LogMel(ESSENTIA, device)
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
@@ -279,7 +282,7 @@ def build_net(state: dict[str, torch.Tensor], path: Path) -> AisfxNet:
     return net.eval()
 
 
-def load_aisfx_encoder(device: str = "auto", batch_size: int = 16, checkpoint: Path | None = None) -> AisfxEncoder:
+def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoint: Path | None = None) -> AisfxEncoder:
     """The aisfx encoder from the installed package's checkpoint (or ``checkpoint``) on ``device``.
 
     Raises ``ModelUnavailableError`` (package or file missing, a file that is not plain weights or does
@@ -288,8 +291,6 @@ def load_aisfx_encoder(device: str = "auto", batch_size: int = 16, checkpoint: P
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint()
     if not path.is_file():
         raise ModelUnavailableError(f"model 'aisfx': checkpoint '{path}' does not exist; {INSTALL_HINT}")
-    torch_device = resolve_device(device)
-    if torch_device.type == "cpu":
-        limit_cpu_threads()
+    torch_device = prepare_device(device)
     net = build_net(read_checkpoint(path), path)
     return AisfxEncoder(net, fingerprint=file_sha256(path), device=torch_device, batch_size=batch_size)

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffgap_search.config import CAVP_SPACE, VIDEO_SPACE, Device
+from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -45,25 +47,26 @@ if TYPE_CHECKING:
 CAVP = "cavp"  # --video-model value naming the published checkpoint
 CAVP_REPO = "SimianLuo/Diff-Foley"
 CAVP_FILE = "diff_foley_ckpt/cavp_epoch66.ckpt"
-CAVP_SPACE = "cavp_audio"  # the vector space of audio windows in CAVP's space (video windows: "video")
 
 
 class CavpEncoder:
-    """Embeds video windows (``embed_video``) and audio windows (``embed_audio``) into CAVP's space.
+    """Embeds video windows (``embed_video``) and audio windows (``embed_audio``) into CAVP's space (an
+    ``encoders.base.AudioVisualEncoder``). Its audio windows' vectors are the ``cavp_audio`` space
+    (``config.CAVP_SPACE``), its video windows' the ``video`` space.
 
     Attributes:
         model_id: ``cavp`` or the checkpoint path, as given. fingerprint: sha256 of the checkpoint as published.
         dim: D (512). fps: 4, the rate windows' frames must be sampled at. sample_rate: 16 000, CAVP's own
         (``embed_audio`` resamples from the rate it is told). batch_size: clips per forward pass.
+        provenance: where the weights came from (set by the loader, recorded in the index).
     """
 
-    modalities = ("video", CAVP_SPACE)
+    modalities = (VIDEO_SPACE, CAVP_SPACE)
     family = CAVP
 
     def __init__(self, model: CavpModel, *, model_id: str, fingerprint: str, device: torch.device,
                  batch_size: int = 8) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         from diffgap_search.encoders.cavp import features as feats
 
         self.model = model.eval()
@@ -108,6 +111,8 @@ class CavpEncoder:
         unit-normalised, averaged and re-normalised: ``(n, D) float32``."""
         import torch
 
+        from diffgap_search.encoders.runtime import l2_rows
+
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         counts: list[int] = []
@@ -124,13 +129,16 @@ class CavpEncoder:
                 outs.append(self._forward(pending, forward))
         per_clip = torch.cat(outs)
         pooled = torch.stack([chunk.mean(dim=0) for chunk in torch.split(per_clip, counts)])
-        return _l2(pooled).numpy().astype(np.float32, copy=False)
+        return l2_rows(pooled).numpy().astype(np.float32, copy=False)
 
     def _forward(self, clips: list[torch.Tensor], forward: Any) -> torch.Tensor:
+        """A batch of B clips -> ``(B, D) float32`` unit rows on the CPU."""
         import torch
 
+        from diffgap_search.encoders.runtime import l2_rows
+
         out = forward(torch.stack(clips).to(self.device))
-        return _l2(out.to(torch.float32).cpu())
+        return l2_rows(out.to(torch.float32).cpu())
 
 
 def is_cavp_reference(model: str | None) -> bool:
@@ -140,7 +148,7 @@ def is_cavp_reference(model: str | None) -> bool:
     return model == CAVP or Path(model).suffix.lower() in (".ckpt", ".pt", ".pth")
 
 
-def load_cavp_encoder(model: str = CAVP, device: str = "auto", batch_size: int = 8, *,
+def load_cavp_encoder(model: str = CAVP, device: str = Device.AUTO, batch_size: int = 8, *,
                       revision: str | None = None, progress: bool = True) -> CavpEncoder:
     """Load CAVP from the hub (``cavp``: ``SimianLuo/Diff-Foley``'s ``diff_foley_ckpt/cavp_epoch66.ckpt``, into
     the Hugging Face cache) or from a local checkpoint file.
@@ -148,9 +156,10 @@ def load_cavp_encoder(model: str = CAVP, device: str = "auto", batch_size: int =
     Raises ModelUnavailableError (missing, unreadable, refused or mismatched checkpoint; offline without a
     cached copy) or UsageError (an unknown device).
     """
-    from diffgap_search.encoders.weights.progress import stderr_download_progress
+    from diffgap_search.encoders.runtime import prepare_device
+    from diffgap_search.encoders.weights.convert import converted_state
     from diffgap_search.encoders.weights.fingerprint import file_sha256
-    from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
+    from diffgap_search.encoders.weights.progress import stderr_download_progress
 
     if model == CAVP:
         from diffgap_search.encoders.weights.hub_file import fetch_hub_file
@@ -165,29 +174,12 @@ def load_cavp_encoder(model: str = CAVP, device: str = "auto", batch_size: int =
         if not path.is_file():
             raise ModelUnavailableError(f"CAVP checkpoint '{model}' does not exist or is not a file")
         provenance = {"source": "checkpoint", "repo_id": None, "revision": None, "commit": None, "family": CAVP}
-    torch_device = resolve_device(device)
-    limit_cpu_threads()
+    torch_device = prepare_device(device)
     fingerprint = file_sha256(path)
-    net = _build(cavp_state_dict(path, fingerprint), path).to(torch_device)
+    net = _build(converted_state(path, fingerprint, read_cavp_checkpoint), path).to(torch_device)
     encoder = CavpEncoder(net, model_id=model, fingerprint=fingerprint, device=torch_device, batch_size=batch_size)
     encoder.provenance = provenance
     return encoder
-
-
-def cavp_state_dict(path: Path, fingerprint: str) -> dict[str, torch.Tensor]:
-    """The checkpoint's model tensors (``module.`` stripped), from our safetensors copy when it exists, else
-    from the pickle (``weights_only=True``), converting it once."""
-    from safetensors.torch import load_file
-
-    from diffgap_search.encoders.weights.fingerprint import cache_dir
-    from diffgap_search.encoders.weights.convert import COPY_DIR, _copy_matches, _write_copy
-
-    copy = cache_dir() / COPY_DIR / fingerprint / "model.safetensors"
-    if _copy_matches(copy, fingerprint):
-        return load_file(str(copy))
-    state = read_cavp_checkpoint(path)
-    _write_copy(state, copy, fingerprint, path.name)
-    return state
 
 
 def read_cavp_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -223,9 +215,3 @@ def _build(state: dict[str, torch.Tensor], path: Path) -> CavpModel:
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise ModelUnavailableError(f"'{path}' does not match CAVP's architecture: {detail}") from None
-
-
-def _l2(x: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)

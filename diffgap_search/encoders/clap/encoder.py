@@ -1,6 +1,6 @@
 """LAION-CLAP through transformers: ``ClapModel`` + ``ClapFeatureExtractor`` + its RoBERTa tokenizer.
 
-Imports torch and transformers, so it is only imported once a model is being loaded (see ``loading.py``).
+Imports torch and transformers, so it is only imported once a model is being loaded (see ``clap/load.py``).
 
 Determinism: the model is in ``eval()``, every call runs under ``torch.inference_mode()``, and the feature
 extractor's two random paths are closed off. Windows must be exactly ``window_samples`` long (the caller
@@ -29,22 +29,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffgap_search.config import Device
+from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.clap.batches import even_chunks, probe_windows, stack_rows, unit_rows
+from diffgap_search.encoders.clap.precision import Precision, cached_verdict, remember_verdict
+from diffgap_search.encoders.runtime import native_bf16, prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
-from diffgap_search.encoders.precision_cache import cached_verdict, remember_verdict
-from diffgap_search.encoders.runtime import limit_cpu_threads, native_bf16, quiet_transformers, resolve_device
 from diffgap_search.errors import ModelUnavailableError
 
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 _IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = tuple(str(p) for p in Precision)
 MIN_LOW_PRECISION_COSINE = 0.999  # bf16 audio vectors must stay this close to float32's
 _PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 
 
 class ClapEncoder:
-    """Embeds 10 s audio windows and texts into CLAP's joint space (implements ``encoders.base.Encoder``).
+    """Embeds 10 s audio windows and texts into CLAP's joint space (an ``encoders.base.Encoder``).
 
     Attributes:
         model_id: the hub id or local directory, as the user gave it.
@@ -54,8 +56,9 @@ class ClapEncoder:
         window_samples: S, the exact window length ``embed_audio`` accepts (480 000 = 10 s).
         device: the ``torch.device`` the model runs on.
         batch_size: items per forward pass.
-        precision: ``auto``, ``fp32`` or ``bf16`` as asked; ``audio_dtype`` is what the audio tower runs in
-            (decided on the first ``embed_audio`` call).
+        precision: a ``Precision`` (``auto``, ``fp32`` or ``bf16``) as asked; ``audio_dtype`` is what the audio
+            tower runs in (decided on the first ``embed_audio`` call).
+        provenance: where the weights came from (set by the loader, recorded in the index).
     """
 
     modalities = ("audio", "text")
@@ -70,11 +73,10 @@ class ClapEncoder:
         fingerprint: str,
         device: torch.device,
         batch_size: int = 16,
-        precision: str = "auto",
+        precision: str = Precision.AUTO,
         owns_model: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model.to(device=device, dtype=torch.float32).eval()
@@ -82,6 +84,7 @@ class ClapEncoder:
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.fingerprint = fingerprint
+        self.provenance: dict[str, Any] = {}
         self.device = device
         self.batch_size = batch_size
         self.dim = int(model.config.projection_dim)
@@ -91,7 +94,7 @@ class ClapEncoder:
         pad_id = int(model.config.text_config.pad_token_id or 0)
         # RoBERTa positions start after the padding index.
         self.text_max_tokens = min(TEXT_MAX_TOKENS, max_positions - pad_id - 1)
-        self.precision = precision
+        self.precision = Precision(precision)
         self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
         self._audio_lowp: tuple[Any, Any] | None = None  # bf16 copies of (audio_model, audio_projection)
         self.text_dtype: torch.dtype | None = None
@@ -113,9 +116,9 @@ class ClapEncoder:
         folder: Path,
         *,
         model_id: str,
-        device: str = "auto",
+        device: str = Device.AUTO,
         batch_size: int = 16,
-        precision: str = "auto",
+        precision: str = Precision.AUTO,
     ) -> ClapEncoder:
         """Load a folder in any layout transformers reads (``encoders/weights/layout.py``): safetensors or pickled
         weights (the latter converted once, ``encoders/weights/convert.py``), ``preprocessor_config.json`` or
@@ -124,7 +127,7 @@ class ClapEncoder:
 
         from diffgap_search.encoders.weights.convert import prepared_weights
 
-        torch_device = _prepare_device(device)
+        torch_device = prepare_device(device)
         weights_dir, fingerprint = prepared_weights(folder)
         with quiet_transformers():
             config = ClapConfig.from_pretrained(str(folder), local_files_only=True)
@@ -149,9 +152,9 @@ class ClapEncoder:
         tokenizer_folder: Path,
         *,
         model_id: str,
-        device: str = "auto",
+        device: str = Device.AUTO,
         batch_size: int = 16,
-        precision: str = "auto",
+        precision: str = Precision.AUTO,
     ) -> ClapEncoder:
         """An original LAION-CLAP checkpoint (``encoders/clap/laion_checkpoint.py``: re-keyed, variant read from the tensors'
         shapes, ``weights_only`` unpickling), with LAION's settings for the log-mel and the RoBERTa tokenizer
@@ -159,7 +162,7 @@ class ClapEncoder:
         from diffgap_search.encoders.weights.fingerprint import file_sha256
         from diffgap_search.encoders.clap.laion_checkpoint import build_clap_model, read_laion_checkpoint
 
-        torch_device = _prepare_device(device)
+        torch_device = prepare_device(device)
         checkpoint = read_laion_checkpoint(path)
         model = build_clap_model(checkpoint)
         with quiet_transformers():
@@ -271,7 +274,7 @@ class ClapEncoder:
     def _known_verdict(self, tower: str) -> bool | None:
         """True when ``precision="bf16"`` forces the bf16 copy of ``tower``, else the remembered probe verdict
         (None: not probed yet on these weights, device type and torch build)."""
-        return True if self.precision == "bf16" else cached_verdict(self._verdict_key(tower))
+        return True if self.precision == Precision.BF16 else cached_verdict(self._verdict_key(tower))
 
     def _text_batch(self, texts: list[str], low_precision: bool | None = None) -> np.ndarray:
         """B strings -> ``(B, D) float32``."""
@@ -329,10 +332,10 @@ class ClapEncoder:
 
     def _wants_low_precision(self, tower: str) -> bool:
         """Whether ``precision`` (and, for auto, the hardware and the tower's size) calls for bf16."""
-        if self.precision == "fp32":
+        if self.precision == Precision.FP32:
             return False
         params = sum(p.numel() for p in getattr(self.model, tower).parameters())
-        return not (self.precision == "auto" and (not native_bf16(self.device) or params < MIN_PARAMS_FOR_BF16))
+        return not (self.precision == Precision.AUTO and (not native_bf16(self.device) or params < MIN_PARAMS_FOR_BF16))
 
     def _low_precision_copy(self, tower: str, projection: str) -> tuple[Any, Any] | None:
         """bf16 copies of a tower and its projection when :meth:`_wants_low_precision`; None for float32."""
@@ -351,14 +354,6 @@ def _with_channels(features: np.ndarray, channels: int) -> np.ndarray:
     if features.shape[1] == channels:
         return features
     return np.repeat(features[:, :1], channels, axis=1)
-
-
-def _prepare_device(device: str) -> torch.device:
-    """The torch device for ``device`` (``auto``, ``cpu``, ``cuda[:N]``), with CPU threads capped to the machine."""
-    torch_device = resolve_device(device)
-    if torch_device.type == "cpu":
-        limit_cpu_threads()
-    return torch_device
 
 
 def _feature_extractor(settings: dict[str, Any]) -> Any:

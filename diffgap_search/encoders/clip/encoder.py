@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffgap_search.config import DEFAULT_VIDEO_MODEL, Device, VideoConfig
+from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"
-DEFAULT_FPS = 4.0
+DEFAULT_FPS = VideoConfig().fps
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -89,8 +90,8 @@ class ClipPreprocess:
         return (x * self.rescale_factor - mean) / std
 
 
-class ClipVideoEncoder:
-    """Embeds windows of video frames into CLIP's joint space.
+class ClipEncoder:
+    """Embeds windows of video frames into CLIP's joint space (an ``encoders.base.FrameEncoder``).
 
     Attributes:
         model_id: the hub id or local directory the weights came from, as given.
@@ -98,6 +99,7 @@ class ClipVideoEncoder:
         dim: D, the projection size (512 for ViT-B/32).
         fps: the frame rate windows are expected to be sampled at (informative; recorded in the index).
         batch_size: frames per forward pass.
+        provenance: where the weights came from (set by the loader, recorded in the index).
     """
 
     modalities = ("video",)
@@ -113,12 +115,12 @@ class ClipVideoEncoder:
         batch_size: int = 32,
         fps: float = DEFAULT_FPS,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.model = model.eval()
         self.preprocess = preprocess
         self.model_id = model_id
         self.fingerprint = fingerprint
+        self.provenance: dict[str, Any] = {}
         self.device = device
         self.batch_size = batch_size
         self.fps = fps
@@ -136,6 +138,8 @@ class ClipVideoEncoder:
         """
         import torch
 
+        from diffgap_search.encoders.runtime import l2_rows
+
         counts = [int(np.asarray(w).shape[0]) for w in windows]
         if not counts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -143,11 +147,13 @@ class ClipVideoEncoder:
             raise ValueError("every window needs at least one frame")
         per_frame = self._frame_embeddings(windows)
         pooled = torch.stack([chunk.mean(dim=0) for chunk in torch.split(per_frame, counts)])
-        return _l2(pooled).numpy().astype(np.float32, copy=False)
+        return l2_rows(pooled).numpy().astype(np.float32, copy=False)
 
     def _frame_embeddings(self, windows: Sequence[np.ndarray]) -> torch.Tensor:
         """All frames of ``windows`` in order -> ``(sum F_i, D) float32`` CPU tensor, L2-normalised."""
         import torch
+
+        from diffgap_search.encoders.runtime import l2_rows
 
         for w in windows:
             arr = np.asarray(w)
@@ -158,7 +164,7 @@ class ClipVideoEncoder:
             for pieces in _batches([np.asarray(w) for w in windows], self.batch_size):
                 batch = torch.cat([self.preprocess(piece) for piece in pieces]).to(self.device)
                 emb = self.model(pixel_values=batch).image_embeds
-                out.append(_l2(emb.to(torch.float32).cpu()))
+                out.append(l2_rows(emb.to(torch.float32).cpu()))
         return torch.cat(out)
 
 
@@ -182,15 +188,15 @@ def _batches(windows: list[np.ndarray], batch_size: int) -> Iterator[list[np.nda
         yield pending
 
 
-def load_video_encoder(
+def load_clip_encoder(
     model: str = DEFAULT_VIDEO_MODEL,
-    device: str = "auto",
+    device: str = Device.AUTO,
     batch_size: int = 32,
     *,
     revision: str | None = None,
     fps: float = DEFAULT_FPS,
     progress: bool = True,
-) -> ClipVideoEncoder:
+) -> ClipEncoder:
     """Load CLIP's image tower from a local directory or a hub id (HF cache, downloads once, as published).
 
     The folder holds ``config.json`` (a ``CLIPModel`` or ``CLIPVisionModelWithProjection`` config), the weights
@@ -203,18 +209,17 @@ def load_video_encoder(
         ModelUnavailableError: missing files, unknown id, offline without a cached copy, bad weights.
         UsageError: an unknown device name.
     """
+    from diffgap_search.encoders.runtime import prepare_device
+    from diffgap_search.encoders.weights.convert import prepared_weights
     from diffgap_search.encoders.weights.layout import processor_settings
     from diffgap_search.encoders.weights.progress import stderr_download_progress
-    from diffgap_search.encoders.loading import resolve_model
-    from diffgap_search.encoders.runtime import limit_cpu_threads, resolve_device
-    from diffgap_search.encoders.weights.convert import prepared_weights
+    from diffgap_search.encoders.weights.source import resolve_model
 
     source = resolve_model(model, revision, role="clip_vision", progress=stderr_download_progress(progress))
-    torch_device = resolve_device(device)
-    limit_cpu_threads()
+    torch_device = prepare_device(device)
     weights_dir, fingerprint = prepared_weights(source.folder)
     vision = _load_vision_model(source.folder, weights_dir).to(torch_device)
-    encoder = ClipVideoEncoder(
+    encoder = ClipEncoder(
         vision,
         ClipPreprocess.from_settings(processor_settings(source.folder, "clip_vision")),
         model_id=model,
@@ -278,10 +283,3 @@ def _center_crop(x: torch.Tensor, crop_h: int, crop_w: int) -> torch.Tensor:
         h, w = x.shape[-2:]
     top, left = int((h - crop_h) / 2), int((w - crop_w) / 2)
     return x[..., top : top + crop_h, left : left + crop_w]
-
-
-def _l2(x: torch.Tensor) -> torch.Tensor:
-    """Rows of ``(N, D)`` scaled to unit L2 norm (zero rows stay zero)."""
-    import torch
-
-    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)

@@ -64,6 +64,19 @@ def safetensors_folder(folder: Path, weights: WeightsChoice, fingerprint: str) -
     return target
 
 
+def converted_state(path: Path, fingerprint: str, read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The tensors of the checkpoint file ``path`` (sha256 ``fingerprint``): from its safetensors copy in our
+    cache when that exists, else ``read(path)`` (a restricted unpickling), written to the copy once."""
+    from safetensors.torch import load_file
+
+    copy = cache_dir() / COPY_DIR / fingerprint / SAFETENSORS
+    if _copy_matches(copy, fingerprint):
+        return load_file(str(copy))
+    state = read(path)
+    _write_copy(state, copy, fingerprint, path.name)
+    return state
+
+
 def read_pickled_state_dict(path: Path) -> dict[str, Any]:
     """``{name: tensor}`` from a pickled checkpoint, read with ``torch.load(weights_only=True)`` only.
 
@@ -98,7 +111,7 @@ def load_restricted(path: Path, *, allow: Callable[[], ContextManager[None]] | N
         if WEIGHTS_ONLY_REFUSAL in str(error) and not _not_a_pickle(str(error)):  # pickle.UnpicklingError
             raise ModelUnavailableError(f"'{path}' was not loaded: {_refusal_reason(str(error))}") from None
         raise ModelUnavailableError(
-            f"cannot read '{path}' as a PyTorch checkpoint (truncated, damaged or not a .pt file: {_first_line(error)})"
+            f"cannot read '{path}' as a PyTorch checkpoint (truncated, damaged or not a .pt file: {first_line(error)})"
         ) from None
 
 
@@ -150,5 +163,6 @@ def _refusal_reason(text: str) -> str:
     return f"PyTorch's safe loader (weights_only) refused it ({reason}){hint}"
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none), for a one-line error."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,4 +1,5 @@
-"""Remembered bf16-vs-float32 probe verdicts, so a cold process does not re-run the agreement probe.
+"""The CLAP towers' precision: the choices (``Precision``), and the remembered bf16-vs-float32 probe
+verdicts, so a cold process does not re-run the agreement probe.
 
 The verdict for a tower depends only on its weights, the device type and the torch build, so it is kept
 in ``<cache_dir>/precision-probes.json`` under the key ``"<weights sha256>|<tower>|<device>|torch <ver>"``.
@@ -10,9 +11,19 @@ from __future__ import annotations
 import json
 
 from diffgap_search.atomic_files import write_text
+from diffgap_search.config import Choice
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
+
+
+class Precision(Choice):
+    """What a CLAP tower runs in: ``auto`` (bf16 where native, large enough and agreeing with float32 on a
+    fixed probe, else float32), ``fp32`` or ``bf16`` (forced)."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
 
 
 def _read() -> dict[str, bool]:

@@ -1,0 +1,93 @@
+"""Load a CLAP model as an ``EncoderConfig`` names it: a hub id, a model directory, or an original LAION-CLAP
+checkpoint file.
+
+- a Hugging Face hub id (``laion/clap-htsat-unfused``, ``laion/clap-htsat-fused``, ``laion/larger_clap_*``),
+  fetched into the standard cache as published (``encoders/weights/hub.py``), at ``cfg.revision`` when given;
+- a local directory in the transformers layout (any weights format, ``preprocessor_config.json`` or
+  ``processor_config.json``, any tokenizer layout: ``encoders/weights/layout.py``);
+- an original LAION-CLAP checkpoint file (``630k-audioset-best.pt`` …), re-keyed for transformers' ``ClapModel``
+  by ``encoders/clap/laion_checkpoint.py``, with the RoBERTa tokenizer LAION-CLAP uses (``roberta-base``, from
+  the hub cache).
+
+Every way this can fail ends as one ``ModelUnavailableError``. Importing this module is cheap: torch and
+transformers are imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from diffgap_search.config import EncoderConfig
+from diffgap_search.encoders.weights.layout import read_config
+from diffgap_search.encoders.weights.source import LAYOUT_HINT, ModelSource, is_local_reference, resolve_model
+from diffgap_search.errors import DGSearchError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
+    from diffgap_search.encoders.weights.progress import DownloadProgress
+
+CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
+LAION_TOKENIZER = "FacebookAI/roberta-base"  # LAION-CLAP's RobertaTokenizer.from_pretrained("roberta-base")
+
+
+def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder:
+    """The CLAP encoder ``cfg.model`` names, on ``cfg.device``, its ``provenance`` set; downloads report to ``sink``."""
+    if is_checkpoint_file(cfg.model):
+        return _load_laion_checkpoint(cfg, sink)
+    source = resolve_model(cfg.model, cfg.revision, role="clap", progress=sink)
+    check_clap_config(source.folder, _label(cfg.model, source))
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
+    from diffgap_search.encoders.weights.convert import first_line
+
+    try:
+        encoder = ClapEncoder.from_folder(
+            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size
+        )
+    except DGSearchError:
+        raise
+    except Exception as error:  # noqa: BLE001 - transformers raises many kinds; the user gets one message
+        raise ModelUnavailableError(
+            f"cannot load the CLAP model in '{source.folder}' ({type(error).__name__}: {first_line(error)}); "
+            f"{LAYOUT_HINT}"
+        ) from error
+    encoder.provenance = source.provenance()
+    return encoder
+
+
+def check_clap_config(path: Path, label: str) -> None:
+    """Raise ``ModelUnavailableError`` unless ``path/config.json`` describes a transformers CLAP model."""
+    model_type = read_config(path).get("model_type")
+    if model_type != "clap":
+        raise ModelUnavailableError(
+            f"{label} is not a CLAP model: its config.json has model_type {model_type!r}, expected 'clap' "
+            "(a transformers ClapModel such as laion/clap-htsat-unfused)"
+        )
+
+
+def is_checkpoint_file(model: str) -> bool:
+    """True when ``model`` names a checkpoint file (``*.pt``, ``*.ckpt``, ``*.pth``), existing or not."""
+    path = Path(model).expanduser()
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES and not path.is_dir() and is_local_reference(model)
+
+
+def _load_laion_checkpoint(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder:
+    """An original LAION-CLAP checkpoint file with LAION's RoBERTa tokenizer (fetched once into the hub cache)."""
+    path = Path(cfg.model).expanduser()
+    if not path.is_file():
+        raise ModelUnavailableError(f"checkpoint file '{cfg.model}' does not exist")
+    if cfg.revision:
+        raise ModelUnavailableError(f"--revision applies to hub models, not to the checkpoint file '{cfg.model}'")
+    tokenizer = resolve_model(LAION_TOKENIZER, role="tokenizer", progress=sink)
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
+
+    encoder = ClapEncoder.from_laion_checkpoint(
+        path, tokenizer.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size
+    )
+    encoder.provenance = {"source": "checkpoint", "repo_id": None, "revision": None, "commit": None,
+                          "tokenizer": f"{LAION_TOKENIZER}@{tokenizer.commit}" if tokenizer.commit else LAION_TOKENIZER}
+    return encoder
+
+
+def _label(model: str, source: ModelSource) -> str:
+    return f"model '{model}'" if source.kind == "hub" else f"model directory '{model}'"

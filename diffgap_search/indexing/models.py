@@ -1,0 +1,125 @@
+"""The models of one indexing run: which ones (an existing index keeps its own), and each loaded on first use.
+
+An unchanged folder loads none; the first model load binds the model (and its sample rate, the windows')
+to the catalog, so a mismatch with the index fails before any decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from diffgap_search.bridge.index_bridge import load_index_bridge
+from diffgap_search.config import EncoderConfig, EncoderRole, VideoConfig, WindowConfig
+from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, VideoEncoderLoader, identity_of
+from diffgap_search.encoders.loading import video_config
+from diffgap_search.errors import ModelUnavailableError
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.settings import bind_encoder, bind_window, space_dim, stored_encoder, stored_encoder_config
+
+if TYPE_CHECKING:
+    from diffgap_search.gap.bridge import Bridge
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The models an indexing run is asked for (``dgsearch index`` flags, one to one).
+
+    ``None`` means "the index's own, at the commit it was built from" for an existing index, else the
+    default (``config.DEFAULT_MODEL``, ``config.DEFAULT_VIDEO_MODEL``). ``frames`` off indexes videos'
+    soundtracks only. ``device`` and ``batch_size`` apply to the audio encoder (the video encoder runs on the
+    same device).
+    """
+
+    model: str | None = None
+    revision: str | None = None
+    video_model: str | None = None
+    video_revision: str | None = None
+    frames: bool = True
+    device: str = EncoderConfig.device
+    batch_size: int = EncoderConfig.batch_size
+
+
+def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, VideoConfig]:
+    """The audio and video encoder configurations of a run into ``index_dir``: an existing index keeps its
+    models at their recorded commits unless ``choice`` names others (a ``revision`` picks another commit of
+    the model, a ``model`` another copy, still checked against the recorded weights when loaded)."""
+    encoder_cfg = EncoderConfig(model=choice.model or EncoderConfig().model, revision=choice.revision)
+    video_cfg = video_config(choice.video_model or VideoConfig().model, choice.video_revision, choice.frames)
+    if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
+        with Catalog.open(index_dir) as cat:
+            if choice.revision is None and stored_encoder(cat) is not None:
+                encoder_cfg = stored_encoder_config(cat, model=choice.model)
+            stored_video = stored_encoder(cat, EncoderRole.VIDEO)
+            if choice.video_model is None and choice.video_revision is None and stored_video is not None:
+                video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
+                                         choice.frames)
+    return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size), video_cfg
+
+
+class RunModels:
+    """The audio and video encoders and the index's bridge, each loaded on first use only (an unchanged
+    folder loads none). Loading an encoder records it in a new index, or checks it against the recorded one.
+
+    ``window``: the run's windowing; its sample rate becomes the audio encoder's once that is loaded.
+    """
+
+    def __init__(self, loader: EncoderLoader, cfg: EncoderConfig, video_loader: VideoEncoderLoader | None,
+                 video_cfg: VideoConfig, catalog: Catalog, where: str, window: WindowConfig) -> None:
+        self._loader, self.cfg, self._catalog, self._where = loader, cfg, catalog, where
+        self.window = window
+        self._video_loader, self.video_cfg = video_loader, video_cfg
+        self._audio: Encoder | None = None
+        self._video: FrameEncoder | None = None
+        self._bridge: Any = _UNSET
+
+    @property
+    def batch_size(self) -> int:
+        """Windows per encoder call (and per committed batch of short files)."""
+        return self.cfg.batch_size
+
+    def audio(self) -> Encoder:
+        """The audio encoder, loaded and bound to the index (with the windows' sample rate) on first use."""
+        if self._audio is None:
+            self._audio = self._loader(self.cfg)
+            bind_encoder(self._catalog, identity_of(self._audio), self._where)
+            rate = int(self._audio.sample_rate)
+            self.window = bind_window(self._catalog, replace(self.window, sample_rate=rate), self._where)
+        return self._audio
+
+    def video(self) -> FrameEncoder:
+        """The video encoder (CLIP frames, or CAVP: an ``AudioVisualEncoder``), loaded and bound on first use."""
+        if self._video is None:
+            if self._video_loader is None:
+                raise ModelUnavailableError("no video encoder is configured: pass --video-model or --no-frames")
+            self._video = self._video_loader(self.video_cfg, self.cfg.device)
+            bind_encoder(self._catalog, identity_of(self._video), self._where, role=EncoderRole.VIDEO)
+        return self._video
+
+    def bridge(self) -> Bridge | None:
+        """The index's DiffGAP bridge, loaded once (None without one): new windows get bridged vectors too."""
+        if self._bridge is _UNSET:
+            self._bridge = load_index_bridge(Path(self._where), self._catalog)
+        return self._bridge
+
+    @property
+    def is_cavp(self) -> bool:
+        """Whether the video model is CAVP, which embeds every window's sound too (``indexing/embed.py``,
+        ``indexing/cavp_run.py``)."""
+        from diffgap_search.encoders.cavp.encoder import is_cavp_reference
+
+        return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
+
+    def load_for(self, kinds: set[str]) -> None:
+        """Load what these file kinds need now, so a missing model fails before any decoding."""
+        self.audio()
+        self.bridge()
+        if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:
+            self.video()
+
+    def dim_of(self, space: str) -> int | None:
+        """D of ``space``'s vectors, as its encoder was recorded (None: not recorded yet)."""
+        return space_dim(self._catalog, space)

@@ -1,0 +1,231 @@
+"""The runner of an indexing run: the stages (``indexing/stages.py``) in order, batched, one transaction per batch.
+
+discover -> plan (bookkeeping committed at once) -> decode -> embed -> bridge -> commit, batch by batch ->
+CAVP gaps -> publish the FAISS files that no longer match the catalog. Every batch of files (their rows,
+windows and vectors) is committed in one transaction, so a kill loses at most the batch in flight and the
+next run resumes where this one stopped. FAISS files are published at the end (and repaired at the start of
+a run after a crash, since the catalog is the truth).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
+from diffgap_search.encoders.base import EncoderLoader, VideoEncoderLoader
+from diffgap_search.errors import MediaDecodeError, NothingIndexedError
+from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, apply_bookkeeping
+from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, SegmentData, decode_timeout_s
+from diffgap_search.indexing.embed import Vectors
+from diffgap_search.indexing.memory import release_free_memory
+from diffgap_search.indexing.models import RunModels
+from diffgap_search.indexing.plan import ToEmbed
+from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
+from diffgap_search.indexing.stages import Stages
+from diffgap_search.media.captions import CaptionIndex
+from diffgap_search.media.discover import display_path, path_key
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.lock import writer_lock
+from diffgap_search.store.settings import check_window
+from diffgap_search.store.vector_index import Published, sweep_unpublished
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything an indexing run is told besides its stages (``index_folder``'s arguments, one to one)."""
+
+    root: Path
+    index_dir: Path
+    load_encoder: EncoderLoader
+    encoder_cfg: EncoderConfig
+    load_video_encoder: VideoEncoderLoader | None = None
+    video_cfg: VideoConfig = VideoConfig()
+    window_cfg: WindowConfig = WindowConfig()
+    faiss_cfg: FaissConfig = FaissConfig()
+    indexing_cfg: IndexingConfig = IndexingConfig()
+    retry_failed: bool = False
+    wait_s: float = 0.0
+
+
+def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | None = None) -> IndexReport:
+    """Index (or update the index of) every audio/video file under ``settings.root`` into ``settings.index_dir``
+    with ``stages``.
+
+    Raises InputNotFoundError (no root), IndexBusyError (another writer), IncompatibleIndexError (other
+    window settings or model weights), NothingIndexedError (files found, none indexable, with the report
+    attached as ``.report``).
+    """
+    progress = progress or NoProgress()
+    started = time.perf_counter()
+    root, index_dir = Path(os.path.abspath(settings.root)), settings.index_dir
+    found = stages.discover(root, index_dir)  # raises InputNotFoundError first
+    report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found))
+    with writer_lock(index_dir, wait_s=settings.wait_s), Catalog.open(index_dir, create=True) as catalog:
+        # the recorded window, or the asked one (bound with the encoder when that is loaded)
+        window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
+        captions = CaptionIndex.build(root, exclude=[index_dir])
+        prefix = path_key(root) + (b"" if root.is_file() else b"/")
+        plan = stages.plan(found, catalog, prefix, settings.retry_failed)
+        apply_bookkeeping(catalog, plan, captions, report)
+        models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
+                           settings.video_cfg, catalog, str(index_dir), window)
+        run = _Run(stages, catalog, models, captions, progress, report)
+        if plan.embed:
+            models.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
+            progress.start(len(plan.embed))
+            try:
+                run.embed_all(plan.embed, settings.indexing_cfg.decode_workers, settings.indexing_cfg.files_per_batch)
+            finally:
+                progress.stop()
+        if models.is_cavp:  # CAVP vectors the index's windows lack (an index switched to --video-model cavp)
+            from diffgap_search.indexing.cavp_run import fill_cavp_gaps
+
+            report.windows_embedded += fill_cavp_gaps(
+                catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
+                progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
+        for space in stale_spaces(catalog):
+            dim = models.dim_of(space)
+            if dim is not None:
+                progress.note(f"writing the {space} index")
+                stages.publish(index_dir, catalog, space, dim, settings.faiss_cfg)
+        sweep_unpublished(index_dir, catalog)  # files left by a writer killed while publishing
+        total_ok = catalog.stats()["files"]
+    report.elapsed_s = time.perf_counter() - started
+    if total_ok == 0:
+        if report.found == 0:
+            err = NothingIndexedError(f"no audio or video files found under {display_path(root)}")
+        else:
+            err = NothingIndexedError(
+                f"none of the {report.found} files under {display_path(root)} could be indexed:"
+                " see `dgsearch info --errors`"
+            )
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+    return report
+
+
+def stale_spaces(catalog: Catalog) -> list[str]:
+    """Spaces whose published FAISS file does not match the catalog (count or highest id)."""
+    stale = []
+    for space in catalog.spaces():
+        pub = Published.read(catalog, space)
+        if pub is None or pub.count != catalog.count_vectors(space) or pub.max_id != catalog.max_segment_id(space):
+            stale.append(space)
+    for key, value in catalog.all_meta().items():  # spaces that lost all their vectors
+        if key.startswith("faiss.") and value.get("count") and key[6:] not in stale and catalog.count_vectors(key[6:]) == 0:
+            stale.append(key[6:])
+    return stale
+
+
+@dataclass
+class _Run:
+    """One run's decode -> embed -> bridge -> commit loop, and the files waiting for their batch."""
+
+    stages: Stages
+    catalog: Catalog
+    models: RunModels
+    captions: CaptionIndex
+    progress: IndexProgress
+    report: IndexReport
+    embedded: list[EmbeddedFile] = field(default_factory=list)
+    failed: list[FailedFile] = field(default_factory=list)
+
+    @property
+    def pending_windows(self) -> int:
+        return sum(len(done.segments) for done in self.embedded)
+
+    def vectors(self, segments: list[SegmentData]) -> list[Vectors]:
+        """The embed then the bridge stage over one batch of windows (neither runs for none)."""
+        if not segments:
+            return []
+        return self.stages.bridge(self.models, self.stages.embed(self.models, segments))
+
+    def embed_all(self, todo: list[ToEmbed], decode_workers: int, files_per_batch: int) -> None:
+        """Decode ``todo`` (in order), embed and commit batch by batch: a batch closes at ``batch_size``
+        windows or ``files_per_batch`` files; a long file is streamed and committed on its own. The decode
+        stage's context is closed however the run ends: no worker outlives it."""
+        tasks = [self.task(t) for t in todo]
+        workers, deadline_s = min(decode_workers, len(todo)), decode_timeout_s()
+        with self.stages.decode(tasks, workers, deadline_s, 2 * self.models.batch_size) as decoded:
+            for item, result in zip(todo, decoded):
+                if result.too_long:
+                    self.flush()
+                    self.index_long_file(item, workers, deadline_s)
+                    continue
+                if result.error is not None:
+                    self.failed.append(FailedFile(item.file, item.sha256, result.error))
+                else:
+                    self.embedded.append(EmbeddedFile(item, result.segments, [], result.has_audio, result.tags))
+                files = len(self.embedded) + len(self.failed)
+                if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
+                    self.flush()
+        self.flush()
+
+    def task(self, item: ToEmbed) -> DecodeArgs:
+        return (item.file.path, item.file.kind, self.models.window, self.models.video_cfg, MAX_WINDOWS_PER_TASK)
+
+    def flush(self) -> None:
+        """Embed the waiting files' windows in one call per stage and commit them (and the failures) in one
+        transaction."""
+        if not self.embedded and not self.failed:
+            return
+        vectors = self.vectors([seg for done in self.embedded for seg in done.segments])
+        ready, offset = [], 0
+        for done in self.embedded:
+            n = len(done.segments)
+            ready.append(EmbeddedFile(done.item, done.segments, vectors[offset : offset + n], done.has_audio,
+                                      done.tags))
+            offset += n
+        self.stages.commit(self.catalog, ready, self.failed, self.captions)
+        for done in ready:
+            self.report.windows_embedded += len(done.segments)
+            self.report.audio_seconds += done.duration_s
+        self._record_failures(self.failed)
+        self.report.embedded_files += len(ready)
+        self.progress.advance(len(ready) + len(self.failed), offset)
+        self.embedded, self.failed = [], []
+        release_free_memory()  # flat memory however many files (see indexing/memory.py)
+
+    def index_long_file(self, item: ToEmbed, workers: int, deadline_s: float | None) -> None:
+        """Stream a long file's windows (decoded in a worker of its own unless ``workers`` is 0) through the
+        embed and bridge stages batch by batch (bounded memory: only vectors accumulate), then commit the
+        file in one transaction."""
+        segments: list[SegmentData] = []
+        vectors: list[Vectors] = []
+        try:
+            has_audio, tags, stream = self.stages.stream(self.task(item), workers, deadline_s)
+            with closing(stream):  # type: ignore[type-var]
+                batch: list[SegmentData] = []
+                for seg in stream:
+                    batch.append(seg)
+                    if len(batch) == self.models.batch_size:
+                        vectors.extend(self.vectors(batch))
+                        segments.extend(_drop_media(batch))
+                        batch = []
+                        release_free_memory()  # as after every batch of short files
+                vectors.extend(self.vectors(batch))
+                segments.extend(_drop_media(batch))
+        except MediaDecodeError as exc:
+            failure = FailedFile(item.file, item.sha256, getattr(exc, "reason", None) or str(exc))
+            self.stages.commit(self.catalog, [], [failure], self.captions)
+            self._record_failures([failure])
+            self.progress.advance(1, 0)
+            return
+        done = EmbeddedFile(item, segments, vectors, has_audio, tags)
+        self.stages.commit(self.catalog, [done], [], self.captions)
+        self.report.windows_embedded += len(segments)
+        self.report.audio_seconds += done.duration_s
+        self.report.embedded_files += 1
+        self.progress.advance(1, len(segments))
+
+    def _record_failures(self, failed: list[FailedFile]) -> None:
+        self.report.failed.extend((display_path(f.file.path), f.reason) for f in failed)
+
+
+def _drop_media(batch: list[SegmentData]) -> list[SegmentData]:
+    """The segments' seconds only (their samples and frames are no longer needed)."""
+    return [SegmentData(s.start_s, s.end_s, None, None) for s in batch]

@@ -1,0 +1,133 @@
+"""The stages of an indexing run, as small callables the runner is given (clip-retrieval's reader / mapper /
+writer cut): discover -> plan -> decode (or stream, for a long file) -> embed -> bridge -> commit -> publish.
+
+``default_stages()`` builds the local engine's: decoding in worker processes pulled ahead by a thread,
+the encoders in this process, the catalog and FAISS files of ``store/``. Another engine swaps what it runs
+elsewhere (a distributed engine: ``embed``) with ``dataclasses.replace``; a test swaps any of them. The
+runner (``indexing/runner.py``) alone decides the order, the batches and the transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+from diffgap_search.config import FaissConfig
+from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, commit_files
+from diffgap_search.indexing.decode import DecodeArgs, Decoded, SegmentData, stream_segments
+from diffgap_search.indexing.embed import Vectors, bridge_segments, embed_segments
+from diffgap_search.indexing.models import RunModels
+from diffgap_search.indexing.plan import Plan, make_plan
+from diffgap_search.media.captions import CaptionIndex
+from diffgap_search.media.discover import DiscoveredFile, discover
+from diffgap_search.media.tags import FileTags
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.vector_index import publish
+
+
+class Discover(Protocol):
+    def __call__(self, root: Path, index_dir: Path) -> list[DiscoveredFile]:
+        """Every audio and video file under ``root`` (``index_dir`` excluded). Raises InputNotFoundError."""
+        ...
+
+
+class PlanFiles(Protocol):
+    def __call__(self, found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool) -> Plan:
+        """What changed between ``found`` and the catalog rows under ``prefix`` (``indexing/plan.py``)."""
+        ...
+
+
+class Decode(Protocol):
+    def __call__(self, tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None,
+                 budget: int) -> AbstractContextManager[Iterator[Decoded]]:
+        """The files of ``tasks`` decoded into windows, one ``Decoded`` per task, in order; a file with more than
+        its ``max_windows`` comes back ``too_long``. ``workers`` processes (0: in this process), each file within
+        ``deadline_s``; at most about ``budget`` windows decoded ahead of the consumer. Closing the context
+        stops every worker."""
+        ...
+
+
+class Stream(Protocol):
+    def __call__(self, task: DecodeArgs, workers: int,
+                 deadline_s: float | None) -> tuple[bool, FileTags, Iterator[SegmentData]]:
+        """``(has_audio, tags, windows)`` of one long file, its windows streamed in bounded memory (close the
+        iterator when done). Raises MediaDecodeError for an undecodable file."""
+        ...
+
+
+class Embed(Protocol):
+    def __call__(self, models: RunModels, segments: list[SegmentData]) -> list[Vectors]:
+        """Each window's vectors by space from the encoders (``audio``, ``cavp_audio``, ``video``)."""
+        ...
+
+
+class Bridge(Protocol):
+    def __call__(self, models: RunModels, vectors: list[Vectors]) -> list[Vectors]:
+        """``vectors`` with the bridged spaces added (``audio_as_text``, ``audio_as_video``)."""
+        ...
+
+
+class Commit(Protocol):
+    def __call__(self, catalog: Catalog, embedded: Sequence[EmbeddedFile], failed: Sequence[FailedFile],
+                 captions: CaptionIndex) -> None:
+        """Write the embedded files and the failures in one transaction."""
+        ...
+
+
+class Publish(Protocol):
+    def __call__(self, index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> Any:
+        """Bring ``space``'s FAISS file up to date with the catalog (``D = dim``) and publish it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The callables one indexing run is made of (see the module docstring); ``default_stages()`` builds them."""
+
+    discover: Discover
+    plan: PlanFiles
+    decode: Decode
+    stream: Stream
+    embed: Embed
+    bridge: Bridge
+    commit: Commit
+    publish: Publish
+
+
+def discover_files(root: Path, index_dir: Path) -> list[DiscoveredFile]:
+    """The default discover stage: ``media.discover`` of ``root``, the index folder left out."""
+    return list(discover(root, exclude=[index_dir]))
+
+
+def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool) -> Plan:
+    """The default plan stage: ``make_plan`` with changed files confirmed by their sha256."""
+    from diffgap_search.media.hashing import sha256_file
+
+    return make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
+
+
+def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None,
+                      budget: int) -> AbstractContextManager[Iterator[Decoded]]:
+    """The default decode stage: ``decode_task`` in ``workers`` processes (``indexing/pool.py``: a worker that
+    crashes or hangs fails its file only), pulled ahead by a thread while the encoder runs, up to ``budget``
+    windows (``indexing/prefetch.py``)."""
+    from diffgap_search.indexing.decode import decode_task, lost_decode
+    from diffgap_search.indexing.pool import ordered_map
+    from diffgap_search.indexing.prefetch import Prefetched
+
+    def decode_all(cancel: Connection) -> Iterator[Decoded]:
+        return ordered_map(decode_task, iter(tasks), workers, on_lost=lost_decode, deadline_s=deadline_s,
+                           cancel=cancel)
+
+    cost: Callable[[Decoded], int] = lambda d: max(1, len(d.segments))  # noqa: E731
+    return Prefetched(decode_all, cost=cost, budget=budget)
+
+
+def default_stages() -> Stages:
+    """The local engine: decode workers and a prefetch thread, the encoders in this process, ``store/``."""
+    return Stages(discover=discover_files, plan=plan_by_content, decode=decode_in_workers, stream=stream_segments,
+                  embed=embed_segments, bridge=bridge_segments, commit=commit_files, publish=publish)
