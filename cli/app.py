@@ -103,7 +103,7 @@ def index(
     folder: Annotated[Path, typer.Argument(help="Folder (or single file) of audio/video clips to index.")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = Device.AUTO,
+    device: DeviceOpt = Device.AUTO.value,
     batch_size: BatchOpt = 16,
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
@@ -164,7 +164,7 @@ def query(
     segments: SegmentsOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = Device.AUTO.value,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
@@ -203,7 +203,7 @@ def similar(
     segments: SegmentsOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = Device.AUTO.value,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
@@ -319,7 +319,7 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="npy (+ JSON sidecar) or parquet (needs pyarrow).")] = DEFAULT_EXPORT_FORMAT.value,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = Device.AUTO.value,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
@@ -371,7 +371,7 @@ def serve(
     open_: Annotated[bool, typer.Option("--open", help="Open the page in a web browser once the server listens.")] = False,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest query file accepted, in MB.")] = 100.0,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = Device.AUTO.value,
 ) -> None:
     """Serve a web page and a JSON API to search, listen, and search again (local by default)."""
     from diffgap_search.config import resolve_index_dir

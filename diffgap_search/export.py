@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffgap_search.atomic_files import write_bytes
-from diffgap_search.config import DEFAULT_EXPORT_FORMAT, ExportFormat, ExportWindows
+from diffgap_search.config import DEFAULT_EXPORT_FORMAT, EncoderRole, ExportFormat, ExportWindows
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
 from diffgap_search.store.settings import stored_encoder
 
@@ -173,9 +173,9 @@ def export_bridged(
         raise UsageError(f"nothing to export: index {searcher.index_dir} has no {direction} vectors")
     bridge = searcher.bridge
     assert bridge is not None  # rows were bridged (or read from a bridged space) by it
-    encoders = {role: {k: v for k, v in (stored_encoder(searcher.catalog, role) or {}).items()
+    encoders = {role.value: {k: v for k, v in (stored_encoder(searcher.catalog, role) or {}).items()
                        if k in ("model", "fingerprint", "commit", "dim")}
-                for role in ("encoder", "video_encoder") if stored_encoder(searcher.catalog, role)}
+                for role in EncoderRole if stored_encoder(searcher.catalog, role)}
     sidecar = {
         "direction": direction, "count": len(rows), "dim": int(vectors.shape[1]), "dtype": "float32",
         "normalised": "L2", "rows": rows, "encoders": encoders,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffgap_search.config import CAVP_SPACE, EncoderRole
 from diffgap_search.errors import BridgeUnavailableError, IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import reading
@@ -40,7 +41,7 @@ def encoder_fingerprints(catalog: Catalog) -> dict[str, str]:
     audio = stored_encoder(catalog)
     if audio:
         out["audio"] = out["text"] = audio["fingerprint"]
-    video = stored_encoder(catalog, "video_encoder")
+    video = stored_encoder(catalog, EncoderRole.VIDEO)
     if video:
         out["video"] = video["fingerprint"]
     return out
@@ -112,8 +113,8 @@ def bridge_vectors(bridge: Bridge, audio: np.ndarray | None, *,
 def audio_source(catalog: Catalog, target: str) -> str:
     """The stored space that plays "audio" for pairs with ``target``: ``cavp_audio`` for video when the index's
     video encoder is CAVP (video and sound share CAVP's space), else ``audio`` (CLAP)."""
-    video = stored_encoder(catalog, "video_encoder") or {}
-    return "cavp_audio" if target == "video" and "cavp_audio" in video.get("modalities", ()) else "audio"
+    video = stored_encoder(catalog, EncoderRole.VIDEO) or {}
+    return CAVP_SPACE if target == "video" and CAVP_SPACE in video.get("modalities", ()) else "audio"
 
 
 def stage_bridged_spaces(catalog: Catalog, bridge: Bridge, *, chunk_rows: int = 8192) -> dict[str, int]:

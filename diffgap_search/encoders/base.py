@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from diffgap_search.config import EncoderConfig, EncoderIdentity, VideoConfig
+from diffgap_search.config import EncoderConfig, EncoderIdentity, FrameFit, VideoConfig
 
 AUDIO_TEXT = ("audio", "text")  # what an encoder embeds when it does not say (CLAP, recorded before modalities)
 
@@ -72,12 +72,14 @@ class FrameEncoder(Protocol):
     Attributes:
         model_id, fingerprint, dim: as ``AudioEncoder``'s.
         fps: the rate a window's frames are (to be) sampled at.
+        fit: how a frame becomes the model's square (``crop`` for CLIP, ``squash`` for CAVP).
     """
 
     model_id: str
     fingerprint: str
     dim: int
     fps: float
+    fit: FrameFit
 
     def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """N windows of ``(F_i, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised."""

@@ -86,22 +86,6 @@ def native_bf16(device: torch.device) -> bool:
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with at most ``n`` intra-op threads (restored after). For tiny matrix products (one
-    query text is a handful of tokens) a second thread only adds synchronisation, and on a busy machine a
-    descheduled thread stalls every operation."""
-    before = torch.get_num_threads()
-    if n >= before:
-        yield
-        return
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
 def quiet_transformers() -> Iterator[None]:
     """transformers' warnings and progress bars off for a local load (instant; its bars would clutter stderr)."""
     from transformers.utils import logging as hf_logging

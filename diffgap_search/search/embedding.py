@@ -72,8 +72,7 @@ def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
 
     encoder = opened.video_encoder
     window_cfg = opened.window()
-    fit = "squash" if getattr(encoder, "family", None) == "cavp" else "crop"  # CAVP: the whole frame
-    sampler = open_frames(path, fps=encoder.fps, fit=fit)
+    sampler = open_frames(path, fps=encoder.fps, fit=encoder.fit)
     lo = start_s or 0.0
     hi = sampler.info.duration_s if end_s is None else min(end_s, sampler.info.duration_s)
     bounds = [(s, e) for s, e in window_bounds(sampler.info.duration_s, window_cfg) if e > lo and s < hi]

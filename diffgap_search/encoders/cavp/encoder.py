@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.config import CAVP_SPACE, VIDEO_SPACE, Device
+from diffgap_search.config import CAVP_SPACE, VIDEO_SPACE, Device, FrameFit
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.errors import ModelUnavailableError
 
@@ -63,6 +63,7 @@ class CavpEncoder:
 
     modalities = (VIDEO_SPACE, CAVP_SPACE)
     family = CAVP
+    fit = FrameFit.SQUASH  # the whole frame, as Diff-Foley's Resize((224, 224))
 
     def __init__(self, model: CavpModel, *, model_id: str, fingerprint: str, device: torch.device,
                  batch_size: int = 8) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.config import DEFAULT_VIDEO_MODEL, Device, VideoConfig
+from diffgap_search.config import DEFAULT_VIDEO_MODEL, Device, FrameFit, VideoConfig
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.errors import ModelUnavailableError
 
@@ -103,6 +103,7 @@ class ClipEncoder:
     """
 
     modalities = ("video",)
+    fit = FrameFit.CROP  # the short side scaled, centre-cropped, as CLIP's processor
 
     def __init__(
         self,
