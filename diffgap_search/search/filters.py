@@ -1,6 +1,6 @@
 """Search filters: which files a search may return (``--duration``, ``--sample-rate``, ``--channels``,
 ``--folder``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
-pass (see ``Searcher.search_terms`` and ``search/keyword.py``)."""
+pass (``search/searcher.py`` decides them once per query, for every ranking)."""
 
 from __future__ import annotations
 
