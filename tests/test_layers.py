@@ -33,28 +33,20 @@ def test_the_contracts_are_kept(tmp_path: Path) -> None:
     assert "Contracts: 2 kept, 0 broken." in done.stdout
 
 
-def test_a_back_arrow_breaks_the_layers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("module", "line", "report"), [
+    ("diffgap_search.gap.diffusion", "import diffgap_search.search.types  # a back-arrow",
+     "diffgap_search.gap is not allowed to import diffgap_search.search:"),
+    ("diffgap_search.store.rows", "import diffgap_search.media.windows  # a stage importing a stage",
+     "diffgap_search.store is not allowed to import diffgap_search.media:"),
+    ("diffgap_search.search.types", "import diffgap_search.search.searcher  # a cycle",
+     "No cycles are allowed in diffgap_search.search."),
+], ids=["back-arrow", "stage-to-stage", "cycle"])
+def test_a_broken_contract_fails_the_check(tmp_path: Path, module: str, line: str, report: str) -> None:
     staged = check_layers.stage(tmp_path)
-    _with_line(staged, "diffgap_search.gap.diffusion", "import diffgap_search.search.types  # a back-arrow")
+    _with_line(staged, module, line)
     done = check_layers.lint(staged)
     assert done.returncode == 1
-    assert "diffgap_search.gap is not allowed to import diffgap_search.search:" in done.stdout
-
-
-def test_a_stage_importing_another_stage_breaks_the_layers(tmp_path: Path) -> None:
-    staged = check_layers.stage(tmp_path)
-    _with_line(staged, "diffgap_search.store.rows", "import diffgap_search.media.windows  # stage -> stage")
-    done = check_layers.lint(staged)
-    assert done.returncode == 1
-    assert "diffgap_search.store is not allowed to import diffgap_search.media:" in done.stdout
-
-
-def test_a_cycle_breaks_the_acyclic_contract(tmp_path: Path) -> None:
-    staged = check_layers.stage(tmp_path)
-    _with_line(staged, "diffgap_search.search.types", "import diffgap_search.search.searcher  # a cycle")
-    done = check_layers.lint(staged)
-    assert done.returncode == 1
-    assert "No cycles are allowed in diffgap_search.search." in done.stdout
+    assert report in done.stdout
 
 
 def test_no_module_is_over_400_lines() -> None:
