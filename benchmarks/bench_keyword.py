@@ -123,7 +123,7 @@ def bench_size(n: int, work: Path, n_queries: int) -> dict:
     encoder = HashText(DIM)
     row: dict = {"files": n, "build_s": round(build_s, 1)}
     with Searcher(index_dir, lambda _cfg: encoder, device="cpu") as s:
-        s._encoder = encoder  # no fingerprint binding: a timing encoder, not a model
+        s.opened._encoder = encoder  # no fingerprint binding: a timing encoder, not a model
         kw = SearchConfig(top_k=10, mode="keyword")
         row["keyword_ms"] = timed(lambda q: search_keyword(s.catalog, q, kw), queries)
         row["like_scan_ms"] = timed(lambda q: like_baseline(s.catalog.conn, q, 10), queries)
