@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diffgap_search.encoders.cavp.encoder import CAVP_SPACE
+from diffgap_search.config import CAVP_SPACE
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge

@@ -34,7 +34,7 @@ from typing import Any
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
 from diffgap_search.search.filters import allowed_file_ids
-from diffgap_search.search.types import Hit, SearchResult
+from diffgap_search.search.types import EMPTY_QUERY, Hit, SearchResult
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import first_segments
@@ -84,7 +84,7 @@ def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
     if text is None:
         raise UsageError("--mode keyword searches words: give TEXT, not --audio or --video")
     if not text.strip():
-        raise UsageError('the query is empty: give some words, e.g. dgsearch query "dog barking"')
+        raise UsageError(EMPTY_QUERY)
     t0 = time.perf_counter()
     if allowed is _FROM_CFG:
         allowed = allowed_file_ids(catalog, cfg)

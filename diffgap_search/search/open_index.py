@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diffgap_search.config import CAVP_SPACE, EncoderConfig, EncoderRole, FaissConfig, WindowConfig
+from diffgap_search.config import CAVP_SPACE, Device, EncoderConfig, EncoderRole, FaissConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader, identity_of
 from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError
 from diffgap_search.store.catalog import Catalog
@@ -38,7 +38,7 @@ class OpenIndex:
     be the index's: checked by fingerprint); ``device`` is where its encoders run."""
 
     def __init__(self, index_dir: Path, load_encoder: EncoderLoader, *, model: str | None = None,
-                 device: str = "auto", faiss_cfg: FaissConfig = FaissConfig(),
+                 device: str = Device.AUTO, faiss_cfg: FaissConfig = FaissConfig(),
                  load_video_encoder: QueryVideoLoader | None = None) -> None:
         self.index_dir = index_dir
         self.catalog = Catalog.open(index_dir)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diffgap_search.config import EncoderConfig, FaissConfig, SearchConfig, SearchMode, WindowConfig
+from diffgap_search.config import Device, EncoderConfig, FaissConfig, SearchConfig, SearchMode, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader
 from diffgap_search.errors import UsageError
 from diffgap_search.search.keyword import (
@@ -45,9 +45,6 @@ from diffgap_search.store.vector_index import LoadedIndex
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
 
-_FROM_CFG: Any = object()
-
-
 class Searcher:
     """An open index ready to answer queries (see the module docstring). ``model`` overrides the index's
     recorded model id (its weights must still be the index's: checked by fingerprint). ``use_bridge`` False
@@ -60,7 +57,7 @@ class Searcher:
         load_encoder: EncoderLoader,
         *,
         model: str | None = None,
-        device: str = "auto",
+        device: str = Device.AUTO,
         faiss_cfg: FaissConfig = FaissConfig(),
         use_bridge: bool = True,
         load_video_encoder: QueryVideoLoader | None = None,
@@ -127,14 +124,11 @@ class Searcher:
         bridge = self.bridge if use_bridge else None
         return query_terms(modality, qvecs, bridge, cavp_video=modality == "video" and self.opened.cavp_video())
 
-    def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig,
-                     allowed: set[int] | None = _FROM_CFG) -> tuple[list[Hit], float, float]:
-        """Hits scored by the weighted mean of the terms' cosines, with the milliseconds spent in FAISS and
-        in SQLite (``search/scoring.py``). ``allowed``: the files the filters let through, when already
-        decided (None: all); by default decided here from ``cfg``."""
+    def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], float, float]:
+        """Hits scored by the weighted mean of the terms' cosines, with the milliseconds spent in FAISS (the
+        filters included) and in SQLite (``search/scoring.py``)."""
         t0 = time.perf_counter()
-        if allowed is _FROM_CFG:
-            allowed = allowed_file_ids(self.catalog, cfg)
+        allowed = allowed_file_ids(self.catalog, cfg)
         t_filters = (time.perf_counter() - t0) * 1000
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed)
         return hits, t_faiss + t_filters, t_sql
@@ -174,7 +168,7 @@ class Searcher:
         use_bridge = cfg.use_bridge and self.use_bridge
         qvecs = embed_query(self.opened, query, use_bridge=use_bridge)
         t1 = time.perf_counter()
-        terms = self.terms_for(query.modality, qvecs, use_bridge=cfg.use_bridge)
+        terms = self.terms_for(query.modality, qvecs, use_bridge=use_bridge)
         t2 = time.perf_counter()
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed)
         total = (time.perf_counter() - t0) * 1000 + t_filters
