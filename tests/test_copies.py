@@ -26,7 +26,6 @@ from typer.testing import CliRunner
 from diffgap_search.cli.app import app
 from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, SearchMode
 from diffgap_search.search import Query, Searcher
-from diffgap_search.search.similar import similar
 from diffgap_search.store.catalog import Catalog
 from real_sounds import MISSING_REASON, SAMPLES_DIR
 from serve_server import Served, start_serve
@@ -121,20 +120,20 @@ def test_query_and_similar_commands(corpus: Corpus) -> None:
     r = dg("query", "--audio", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "3", "--json")
     assert r.exit_code == 0, r.output
     hits = json.loads(r.stdout)["hits"]
-    assert [(h["path"], h["copies"]) for h in hits][0] == (corpus.copies[0], corpus.copies[1:])
+    assert (hits[0]["path"], hits[0]["copies"]) == (corpus.copies[0], corpus.copies[1:])
     assert len(hits) == 3 and [h["copies"] for h in hits[1:]] == [[], []]
     apart = json.loads(dg("query", "--audio", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "4", "--json",
                           "--all-copies").stdout)["hits"]
     assert [h["path"] for h in apart] == corpus.copies and len({h["score"] for h in apart}) == 1
     lines = dg("query", "--audio", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "2", "--jsonl").stdout
-    assert [json.loads(line)["copies"] for line in lines.splitlines()][0] == corpus.copies[1:]
+    assert json.loads(lines.splitlines()[0])["copies"] == corpus.copies[1:] and len(lines.splitlines()) == 2
     table = dg("query", "--audio", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "3").stdout
     assert f"{corpus.copies[0]} (+3 copies)" in table and table.count("copies)") == 1
     paths = dg("query", "--audio", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "3", "--paths").stdout
     assert paths.splitlines() == [h["path"] for h in hits]
     # similar: its own file is no hit and no copy; its three copies at other paths are one hit
     near = json.loads(dg("similar", corpus.path("a/bell.flac"), "--index", corpus.index, "-k", "2", "--json").stdout)
-    assert [(h["path"], h["copies"]) for h in near["hits"]][0] == (corpus.copies[1], corpus.copies[2:])
+    assert (near["hits"][0]["path"], near["hits"][0]["copies"]) == (corpus.copies[1], corpus.copies[2:])
     assert near["hits"][1]["path"] == hits[1]["path"]
     near_apart = json.loads(dg("similar", corpus.path("z/ring.flac"), "--index", corpus.index, "-k", "4", "--json",
                                "--all-copies").stdout)["hits"]
@@ -147,7 +146,8 @@ def test_query_and_similar_commands(corpus: Corpus) -> None:
 def test_keyword_and_hybrid_count_sounds_not_files(corpus: Corpus) -> None:
     with Searcher(corpus.index, loader) as s:
         words = s.search(Query(text="bell"), SearchConfig(mode=SearchMode.KEYWORD, top_k=10)).hits
-        words_apart = s.search(Query(text="bell"), SearchConfig(mode=SearchMode.KEYWORD, top_k=10, all_copies=True)).hits
+        words_apart = s.search(Query(text="bell"),
+                               SearchConfig(mode=SearchMode.KEYWORD, top_k=10, all_copies=True)).hits
         fused = s.search(Query(text="bell"), SearchConfig(mode=SearchMode.HYBRID, top_k=3)).hits
         fused_apart = s.search(Query(text="bell"), SearchConfig(mode=SearchMode.HYBRID, top_k=2, all_copies=True)).hits
         ranked = s.search(Query(text="bell"), semantic(top_k=6)).hits
