@@ -103,8 +103,8 @@ def term_vectors(opened: OpenIndex, space: str, ids: np.ndarray,
             np.concatenate([v for _, v in kept]).astype(np.float32, copy=False))
 
 
-def weighted_mean(opened: OpenIndex, terms: Sequence[SearchTerm], ids: np.ndarray,
-                  cosines: Cosines = exact_cosines, loaded: Mapping[str, LoadedIndex] | None = None) -> dict[int, float]:
+def weighted_mean(opened: OpenIndex, terms: Sequence[SearchTerm], ids: np.ndarray, cosines: Cosines = exact_cosines,
+                  loaded: Mapping[str, LoadedIndex] | None = None) -> dict[int, float]:
     """Weighted-mean scores of ``ids (n,) int64`` by their own vectors; a term a segment has no vector for is
     left out of its mean, a segment with none is absent. Each space read once; ``cosines`` computes one
     term's best cosines (exact by default, :func:`float32_cosines` for candidates)."""
