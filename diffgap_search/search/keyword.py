@@ -15,8 +15,11 @@ with all three, and, the embedding's rank deciding between them, often puts it f
 match gives a third of the term. The rankings are the embedding search's files (each scored by its best
 window, with the bridge when there is one) and the keyword search's files, each cut at
 :data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. Equal fused scores are
-ordered by path, then start. A fused hit shows the embedding search's best window when that ranking holds
-the file, else the whole file. ``--min-score`` applies to the embedding ranking's cosines before fusion.
+ordered by path, then start. Ranks count contents (``search/copies.py``): copies share their content's
+rank in the embedding ranking, and a file holding the words itself has its content's rank in the keyword
+ranking, so the copy named for the words is the one shown. A fused hit shows the embedding search's best
+window when that ranking holds the file, else the whole file. ``--min-score`` applies to the embedding
+ranking's cosines before fusion.
 
 Hybrid needs words and a model that embeds them: an audio or video query and ``--segments`` (windows, not
 files) get the semantic search alone; words on an index built with an audio-only model (aisfx) get the

@@ -144,7 +144,8 @@ class Searcher:
 
     def search(self, query: Query, cfg: SearchConfig = SearchConfig()) -> SearchResult:
         """Run ``query`` in ``cfg.mode`` and return hits best first (one per file unless
-        ``cfg.group_by_file`` is off); filters apply before top-k (module docstring)."""
+        ``cfg.group_by_file`` is off; one per content, listing its copies, unless ``cfg.all_copies``:
+        ``search/copies.py``); filters apply before top-k (module docstring)."""
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
         mode = SearchMode.of(cfg.mode)
