@@ -118,7 +118,7 @@ def timed_search(searcher, text: str, cfg) -> tuple[dict[str, float], list]:
     t2 = time.perf_counter()
     indexes = [searcher.index_for(t.space) for t in terms]
     k = cfg.top_k * (8 if cfg.group_by_file else 1) + 32
-    found = [search_scoring.candidates(searcher, t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
+    found = [search_scoring.candidates(searcher, t.queries, t.space, ix, k)[0] for t, ix in zip(terms, indexes)]
     t3 = time.perf_counter()
     scores = search_scoring.fused(searcher, terms, found)
     t4 = time.perf_counter()
@@ -132,7 +132,7 @@ def timed_search(searcher, text: str, cfg) -> tuple[dict[str, float], list]:
     return {k: v * 1000 for k, v in ms.items()}, hits
 
 
-def rescore_from_catalog(searcher, terms, found: list[dict[int, float]]) -> dict[int, float]:
+def rescore_from_catalog(searcher, terms, found: list[set[int]]) -> dict[int, float]:
     """The baseline re-scoring: every candidate's vectors read from the catalog's BLOBs (SQLite), as the
     engine did before it read them back from the loaded FAISS index; same arithmetic."""
     ids = sorted(set().union(*found))
@@ -192,7 +192,7 @@ def time_sizes(built: list[dict], encoder, n_text: int) -> list[dict]:
                     [(h.segment_id, round(h.score, 6)) for h in ref]
             terms = searcher.terms_for("text", searcher.embed_query(Query(text=QUERIES[0])))
             k = cfg.top_k * 8 + 32
-            found = [search_scoring.candidates(searcher, t.queries, t.space, searcher.index_for(t.space), k)
+            found = [search_scoring.candidates(searcher, t.queries, t.space, searcher.index_for(t.space), k)[0]
                      for t in terms]
             b["candidates"] = len(set().union(*found))
         for i in range(n_text):

@@ -49,6 +49,7 @@ MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop 
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")]
 GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")]
 SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
+AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
@@ -162,6 +163,7 @@ def query(
     kind: KindOpt = None,
     glob: GlobOpt = None,
     segments: SegmentsOpt = False,
+    all_copies: AllCopiesOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
@@ -184,7 +186,7 @@ def query(
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                         no_bridge=no_bridge)
+                         no_bridge=no_bridge, all_copies=all_copies)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
                   load_video_encoder=_query_video_loader) as searcher:
@@ -201,6 +203,7 @@ def similar(
     kind: KindOpt = None,
     glob: GlobOpt = None,
     segments: SegmentsOpt = False,
+    all_copies: AllCopiesOpt = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
@@ -222,7 +225,7 @@ def similar(
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
-                         channels, folder)
+                         channels, folder, all_copies=all_copies)
     with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
         result = find_similar(searcher, target, cfg)
     print_hits(result, fmt=fmt)

@@ -39,6 +39,11 @@ def emit_jsonl(rows: list[dict[str, Any]]) -> None:
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def copies_note(copies: list[str]) -> str:
+    """``" (+3 copies)"`` after a hit's path when other files hold its content; ``""`` when none do."""
+    return f" (+{len(copies)} {'copy' if len(copies) == 1 else 'copies'})" if copies else ""
+
+
 def print_hits(result: SearchResult, *, fmt: str) -> None:
     """Hits as a table, one JSON document, JSON lines, or bare paths (a note on how it was ranked goes to
     stderr, or into the JSON document)."""
@@ -69,7 +74,8 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if with_tags:
         table.add_column("tags", overflow="fold")
     for rank, h in enumerate(result.hits, 1):
-        row = [str(rank), f"{h.score:.3f}", h.path, timecode(h.start_s), timecode(h.end_s), h.caption or ""]
+        row = [str(rank), f"{h.score:.3f}", h.path + copies_note(h.copies), timecode(h.start_s), timecode(h.end_s),
+               h.caption or ""]
         if with_tags:
             row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
         table.add_row(*row)

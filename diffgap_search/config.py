@@ -245,6 +245,7 @@ class SearchConfig:
     group_by_file: bool = True
     mode: SearchMode = DEFAULT_MODE
     use_bridge: bool = True  # False: plain cosine search without the index's DiffGAP bridge (--no-bridge)
+    all_copies: bool = False  # True: copies (same content hash) shown apart, not as one hit (--all-copies)
     # file filters, applied before top-k (see search/filters.py): seconds, Hz, channel count, a folder
     duration_min: float | None = None
     duration_max: float | None = None

@@ -128,9 +128,14 @@ def test_similar_finds_the_copies_of_a_file_a_window_and_an_outside_file(
         embedded = similar(searcher, str(outside), SearchConfig(mode=SearchMode.SEMANTIC, top_k=5))
         assert {Path(h.path).name for h in embedded.hits} == copies | {"perc_bell.flac"}
         assert embedded.hits[0].path == str(library / "perc_bell.flac") and embedded.hits[0].score > 0.999
-        two_windows = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=50, group_by_file=False))
+        two_windows = similar(searcher, str(library / "loop_tabla.flac"),
+                              SearchConfig(mode=SearchMode.SEMANTIC, top_k=50, group_by_file=False, all_copies=True))
         assert all(Path(h.path).name != "loop_tabla.flac" for h in two_windows.hits)
         assert len(two_windows.hits) == 42 - 2  # every window but the file's own two
+        once = similar(searcher, str(library / "loop_tabla.flac"), SearchConfig(mode=SearchMode.SEMANTIC, top_k=50, group_by_file=False))
+        crow = [h for h in once.hits if Path(h.path).name in {"misc_crow.flac", "crow copy.flac"}]
+        assert len(once.hits) == 42 - 3  # by default the byte-identical crows' one window is one hit
+        assert [(Path(h.path).name, [Path(p).name for p in h.copies]) for h in crow] == [("crow copy.flac", ["misc_crow.flac"])]
     def no_model(cfg: object) -> None:
         raise AssertionError("an indexed file or a segment needs no model")
 

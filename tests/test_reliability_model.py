@@ -95,11 +95,16 @@ def test_state_machine(tiny_encoder: Any) -> None:
             q = np.random.default_rng(seed).standard_normal((1, 32)).astype(np.float32)
             q /= np.linalg.norm(q)
             with Searcher(self.ix, loader) as s:
-                hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
+                hits, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100,
+                                                                       group_by_file=False, all_copies=True))
+                once, _, _ = s.search_vectors(q, "audio", SearchConfig(mode=SearchMode.SEMANTIC, top_k=100, group_by_file=False))
             assert len(hits) == len(state.vectors)
             for h in hits:
                 assert (h.segment_id, h.start_s, h.end_s) in state.windows[h.path]
                 assert abs(h.score - float(q[0] @ state.vectors[h.segment_id])) < 1e-5
+            # by default the windows of files with the same content are one hit each
+            contents = {(state.files[p][1], s0, e0) for p, ws in state.windows.items() for _, s0, e0 in ws}
+            assert len(once) == len(contents)
 
         @invariant()
         def catalog_matches_last_index_run(self) -> None:

@@ -126,7 +126,7 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge", "mode", "duration",
-                      "sample_rate", "channels", "folder"}
+                      "sample_rate", "channels", "folder", "all_copies"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN
@@ -321,10 +321,14 @@ def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus
         shutil.copyfile(SAMPLES_DIR / "tabla_na.flac", clips / "tabla_na.flac")
         r = runner.invoke(app, ["index", str(clips), "--index", str(index), "--workers", "0"])  # another process
         assert r.exit_code == 0, r.output
-        after = search(q="a drum")
+        after = search(q="a drum", all_copies="true")
         names = {os.path.basename(h["path"]) for h in after["hits"]}
         # the copied catalog names the original folder's 8 files; the new folder adds its 10 (8 copies + 2 new)
         assert len(after["hits"]) == 18 and {"tabla_na.flac", "kick again.flac"} <= names
+        once = search(q="a drum")["hits"]  # by default: 9 sounds, bd_haus's hit lists its two copies
+        assert len(once) == 9 and sorted(len(h["copies"]) for h in once) == [0] + [1] * 7 + [2]
+        kicks = next(h for h in once if len(h["copies"]) == 2)
+        assert {os.path.basename(p) for p in [kicks["path"], *kicks["copies"]]} == {"bd_haus.flac", "kick again.flac"}
         rng = np.random.default_rng(0)
         audio = rng.normal(size=(64, 32)).astype(np.float32)
         text = audio + 0.5 * rng.normal(size=(64, 32)).astype(np.float32)
@@ -334,11 +338,12 @@ def test_new_generation_and_new_bridge_without_restart(serve_corpus: ServeCorpus
         t = runner.invoke(app, ["train", "--pairs-file", str(pairs), "--index", str(index), "--epochs", "2",
                                 "--batch-size", "16"])
         assert t.exit_code == 0, t.output
-        fused = search(q="a drum")
-        raw = search(q="a drum", no_bridge="true")
+        fused = search(q="a drum", all_copies="true")
+        raw = search(q="a drum", no_bridge="true", all_copies="true")
         assert raw["hits"] == after["hits"]
         assert [h["score"] for h in fused["hits"]] != [h["score"] for h in raw["hits"]]
-        assert fused["hits"] == cli_json("a drum", "-k", "20", "--index", index)["hits"]  # the server's bridge is the one the CLI loads
+        # the server's bridge is the one the CLI loads
+        assert fused["hits"] == cli_json("a drum", "-k", "20", "--all-copies", "--index", index)["hits"]
     finally:
         server.stop()
 

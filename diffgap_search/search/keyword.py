@@ -15,8 +15,11 @@ with all three, and, the embedding's rank deciding between them, often puts it f
 match gives a third of the term. The rankings are the embedding search's files (each scored by its best
 window, with the bridge when there is one) and the keyword search's files, each cut at
 :data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. Equal fused scores are
-ordered by path, then start. A fused hit shows the embedding search's best window when that ranking holds
-the file, else the whole file. ``--min-score`` applies to the embedding ranking's cosines before fusion.
+ordered by path, then start. Ranks count contents (``search/copies.py``): copies share their content's
+rank in the embedding ranking, and a file holding the words itself has its content's rank in the keyword
+ranking, so the copy named for the words is the one shown. A fused hit shows the embedding search's best
+window when that ranking holds the file, else the whole file. ``--min-score`` applies to the embedding
+ranking's cosines before fusion.
 
 Hybrid needs words and a model that embeds them: an audio or video query and ``--segments`` (windows, not
 files) get the semantic search alone; words on an index built with an audio-only model (aisfx) get the
@@ -33,6 +36,7 @@ from typing import Any
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
+from diffgap_search.search.copies import group_hits, shown
 from diffgap_search.search.filters import allowed_file_ids
 from diffgap_search.search.types import EMPTY_QUERY, Hit, SearchResult
 from diffgap_search.store import keywords
@@ -75,9 +79,24 @@ def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] |
     return hits
 
 
+def keyword_groups(catalog: Catalog, text: str, n_groups: int, *, allowed: set[int] | None,
+                   all_copies: bool = False) -> list[list[Hit]]:
+    """The first ``n_groups`` groups of copies (``search/copies.py``; one hit each with ``all_copies``) of
+    the files matching ``text``'s words, best BM25 first: files are read until that many groups are found
+    or none is left."""
+    limit = n_groups
+    while True:
+        hits = keyword_hits(catalog, text, limit=limit, allowed=allowed)
+        groups = group_hits(catalog, hits, by_window=False, all_copies=all_copies)
+        if len(groups) >= n_groups or len(hits) < limit:
+            return groups[:n_groups]
+        limit *= 4
+
+
 def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
                    allowed: set[int] | None = _FROM_CFG) -> SearchResult:
-    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model.
+    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model; one hit
+    per content unless ``cfg.all_copies`` (its rank counts contents).
 
     ``allowed``: the files the filters let through, when the caller has decided them already (None: all);
     by default they are decided here from ``cfg``."""
@@ -89,7 +108,9 @@ def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
     if allowed is _FROM_CFG:
         allowed = allowed_file_ids(catalog, cfg)
     t1 = time.perf_counter()
-    hits = keyword_hits(catalog, text, limit=cfg.top_k, allowed=allowed)
+    groups = keyword_groups(catalog, text, cfg.top_k, allowed=allowed, all_copies=cfg.all_copies)
+    hits = [replace(h, ranks={"keyword": rank})
+            for rank, h in enumerate(shown(catalog, groups, all_copies=cfg.all_copies, allowed=allowed), 1)]
     t2 = time.perf_counter()
     return SearchResult("text", hits, {"filters": (t1 - t0) * 1000, "keyword": (t2 - t1) * 1000,
                                        "total": (t2 - t0) * 1000}, mode="keyword")
@@ -99,23 +120,38 @@ def fuse(semantic: Sequence[Hit], keyword: Sequence[Hit], top_k: int, k: int = R
          coverage: Mapping[int, float] | None = None) -> list[Hit]:
     """Hits of both rankings (one per file) fused by reciprocal rank, best first, ties by path then start;
     ``coverage`` (file id -> share of the query's words it holds) weights the keyword terms (None: 1)."""
+    return fuse_groups([[h] for h in semantic], [[h] for h in keyword], k, coverage)[:top_k]
+
+
+def fuse_groups(semantic: Sequence[Sequence[Hit]], keyword: Sequence[Sequence[Hit]], k: int = RRF_K,
+                coverage: Mapping[int, float] | None = None) -> list[Hit]:
+    """Every file of both rankings fused by reciprocal rank, best first, ties by path then start. A ranking
+    is a list of groups (copies of one content, or single files) and its ranks count groups: every file of
+    its ``r``-th group has rank ``r`` there. A file shows its semantic hit when that ranking holds it."""
     by_file: dict[int, Hit] = {}
     ranks: dict[int, dict[str, int]] = {}
-    for name, hits in (("semantic", semantic), ("keyword", keyword)):
-        for rank, hit in enumerate(hits, 1):
-            by_file.setdefault(hit.file_id, hit)
-            ranks.setdefault(hit.file_id, {})[name] = rank
-    scores = rrf([[h.file_id for h in semantic], [h.file_id for h in keyword]], k, [None, coverage])
+    for name, groups in (("semantic", semantic), ("keyword", keyword)):
+        for rank, members in enumerate(groups, 1):
+            for hit in members:
+                by_file.setdefault(hit.file_id, hit)
+                ranks.setdefault(hit.file_id, {}).setdefault(name, rank)
+    scores: dict[int, float] = {}
+    for fid, held in ranks.items():
+        score = 0.0
+        for name, rank in held.items():
+            score += (1.0 if name == "semantic" or coverage is None else coverage.get(fid, 0.0)) / (k + rank)
+        scores[fid] = score
     order = sorted(by_file, key=lambda fid: (-scores[fid], by_file[fid].path, by_file[fid].start_s))
-    return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order[:top_k]]
+    return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order]
 
 
-def fuse_by_coverage(catalog: Catalog, text: str, semantic: Sequence[Hit], words: Sequence[Hit],
-                     top_k: int) -> list[Hit]:
-    """:func:`fuse` with each keyword term weighted by the share of ``text``'s words its file holds
-    (``store/keywords.coverage``; module docstring)."""
-    cover = keywords.coverage(catalog, text, [h.file_id for h in words])
-    return fuse(semantic, words, top_k, coverage=cover)
+def fuse_by_coverage(catalog: Catalog, text: str, semantic: Sequence[Sequence[Hit]],
+                     words: Sequence[Sequence[Hit]], cfg: SearchConfig) -> list[list[Hit]]:
+    """The first ``cfg.top_k`` groups of copies of :func:`fuse_groups`, each keyword term weighted by the
+    share of ``text``'s words its file holds (``store/keywords.coverage``; module docstring)."""
+    cover = keywords.coverage(catalog, text, [h.file_id for g in words for h in g])
+    hits = fuse_groups(semantic, words, coverage=cover)
+    return group_hits(catalog, hits, by_window=False, all_copies=cfg.all_copies)[: cfg.top_k]
 
 
 def hybrid_depth(cfg: SearchConfig) -> int:

@@ -22,6 +22,7 @@ def search_options(
     channels: int | None = None,
     folder: str | None = None,
     no_bridge: bool = False,
+    all_copies: bool = False,
 ) -> SearchConfig:
     """The ``SearchConfig`` of these options (``duration`` as ``MIN..MAX`` seconds, either bound optional).
 
@@ -31,4 +32,4 @@ def search_options(
     low, high = parse_range(duration) if duration is not None else (None, None)
     return SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
                         mode=SearchMode.of(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
-                        channels=channels, folder=folder, use_bridge=not no_bridge)
+                        channels=channels, folder=folder, use_bridge=not no_bridge, all_copies=all_copies)

@@ -1,27 +1,39 @@
-"""Scoring a query's terms against the index: candidates, exact re-scoring, fusion, presentation.
+"""Scoring a query's terms against the index: candidates, final scores, groups of copies, presentation.
 
-A term is one weighted cosine (``search.types.SearchTerm``:
-``queries (Q, D) float32`` against a vector space); a segment's score is the weighted mean of its terms'
-cosines, each the best over the term's query rows. Candidates are each term's FAISS top-k plus the vectors
-committed since publishing; with several terms every candidate is re-scored exactly. The vectors for that
-come from the loaded FAISS index's own float32 copy where it holds them and is current
-(``LoadedIndex.vectors_of``), and from the catalog otherwise.
+A term is one weighted cosine (``search.types.SearchTerm``: ``queries (Q, D) float32`` against a vector
+space); a segment's score is the weighted mean of its terms' cosines, each the best over the term's query
+rows. Candidates are each term's FAISS top-k plus the best of the vectors committed since publishing (or,
+under a filter keeping few windows, the best of exactly those windows by one float32 product); every
+candidate then gets its final score, exactly and by content (``search/rescore.py``), and the hits are
+grouped into copies (``search/copies.py``). ``k`` grows until the first ``top_k`` groups are settled: each
+scores above the most any window left out could score (the candidates' float32 bound plus
+``rescore.float32_slack``), so neither a tie nor a copy is cut at the edge of FAISS's top-k.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffgap_search.config import SearchConfig
+from diffgap_search.search.copies import best, group_hits, shown
 from diffgap_search.search.filters import glob_match
+from diffgap_search.search.rescore import (  # noqa: F401 - term_vectors, fused: part of this module's API
+    final_scores,
+    float32_cosines,
+    float32_slack,
+    fused,
+    term_vectors,
+    weighted_mean,
+)
 from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
 from diffgap_search.store.tags import tags_of
-from diffgap_search.store.vector_index import REBUILD_KEY, LoadedIndex
+from diffgap_search.store.vector_index import LoadedIndex
 
 if TYPE_CHECKING:
     from diffgap_search.search.open_index import OpenIndex
@@ -30,104 +42,98 @@ if TYPE_CHECKING:
 # from the catalog: ≈ 40 MB at D = 512), never through FAISS's top-k.
 EXACT_FILTER_SEGMENTS = 20_000
 
+Pool = tuple[np.ndarray, np.ndarray]  # (segment ids (n,) int64, float32 scores (n,) float64), best first
 
-def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig,
-                 allowed: set[int] | None) -> tuple[list[Hit], float, float]:
-    """Hits scored by the weighted mean of the terms' cosines (each a max over its query rows), with the
-    milliseconds spent finding and scoring candidates (FAISS) and presenting them (SQLite).
 
-    Candidates are the union of every term's FAISS top-k (plus vectors committed since publishing);
-    with several terms each candidate is re-scored exactly (:func:`fused`). ``k`` grows until enough hits
-    pass the filters or every vector has been considered. ``allowed`` holds the ids of the files the filters
-    let through, decided before ranking (``search/filters.py``; None: every file). When they hold at most :data:`EXACT_FILTER_SEGMENTS` windows,
-    exactly those windows are scored (a filter keeping 3 files of a million finds them at once); a looser
-    filter goes through FAISS with the growing ``k``.
+def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: set[int] | None,
+                 exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
+    """The first ``cfg.top_k`` hits, one per content unless ``cfg.all_copies`` (:func:`rank_groups`), with
+    their copies and tags, and the milliseconds spent finding and scoring candidates (FAISS) and presenting
+    them (SQLite)."""
+    groups, t_faiss, t_sql = rank_groups(opened, terms, cfg, allowed, exclude)
+    t0 = time.perf_counter()
+    hits = with_tags(opened, shown(opened.catalog, groups, all_copies=cfg.all_copies, allowed=allowed,
+                                   exclude=exclude))
+    return hits, t_faiss, t_sql + (time.perf_counter() - t0) * 1000
+
+
+def rank_groups(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: set[int] | None,
+                exclude: frozenset[int] = frozenset()) -> tuple[list[list[Hit]], float, float]:
+    """The first ``cfg.top_k`` groups of hits (copies of one content; one hit each with ``cfg.all_copies``),
+    best first, by the weighted mean of the terms' cosines (final scores: ``search/rescore.py``), with the
+    milliseconds spent in FAISS and in SQLite.
+
+    ``allowed`` holds the ids of the files the filters let through, decided before ranking
+    (``search/filters.py``; None: every file); ``exclude`` the files never to return (``similar``'s own).
+    When the allowed files hold at most :data:`EXACT_FILTER_SEGMENTS` windows, exactly those windows are
+    candidates (a filter keeping 3 files of a million finds them at once); otherwise FAISS's top-k with a
+    growing ``k`` (module docstring).
     """
     t0 = time.perf_counter()
+    indexes = [opened.index_for(t.space) for t in terms]  # one generation of each for the whole query
+    loaded = {t.space: ix for t, ix in zip(terms, indexes)}
+    pool: Pool | None = None
     if allowed is not None:
-        seg_ids, seg_files = segments_of_files(opened.catalog, allowed)
+        seg_ids, _ = segments_of_files(opened.catalog, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
-            scores = best_first(exact_scores(opened, terms, seg_ids), seg_ids, seg_files, cfg)
-            t1 = time.perf_counter()
-            hits = with_tags(opened, resolve(opened, scores, cfg, allowed)[: cfg.top_k])
-            return hits, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
-    indexes = [opened.index_for(t.space) for t in terms]
-    n_total = max(ix.ntotal + delta_count(opened, t.space, ix) for t, ix in zip(terms, indexes))
+            pool = best_of(weighted_mean(opened, terms, seg_ids, float32_cosines, loaded))
+    if pool is not None:
+        n_total = len(pool[0])
+    else:
+        n_total = max(ix.ntotal + delta_count(opened, t.space, ix) for t, ix in zip(terms, indexes))
+    slack = float32_slack(terms[0].queries.shape[1]) if terms else 0.0
     k = min(max(n_total, 1), cfg.top_k * (8 if cfg.group_by_file else 1) + 32)
-    t_faiss = t_sql = 0.0
+    t_faiss, t_sql = (time.perf_counter() - t0) * 1000, 0.0
     while True:
         t0 = time.perf_counter()
-        found = [candidates(opened, t.queries, t.space, ix, k) for t, ix in zip(terms, indexes)]
+        ids, bound = pool_top(pool, k) if pool is not None else faiss_top(opened, terms, indexes, k)
+        scores = final_scores(opened, terms, ids, loaded)
         t1 = time.perf_counter()
-        scores = found[0] if len(terms) == 1 else fused(opened, terms, found)
-        hits = resolve(opened, scores, cfg, allowed)
+        hits = resolve(opened, scores, cfg, allowed, exclude)
+        groups = group_hits(opened.catalog, hits, by_window=not cfg.group_by_file, all_copies=cfg.all_copies)
         t2 = time.perf_counter()
         t_faiss += (t1 - t0) * 1000
         t_sql += (t2 - t1) * 1000
-        if len(hits) >= cfg.top_k or k >= n_total:
-            t3 = time.perf_counter()
-            hits = with_tags(opened, hits[: cfg.top_k])
-            return hits, t_faiss, t_sql + (time.perf_counter() - t3) * 1000
+        if k >= n_total or settled(groups, cfg, bound + slack):
+            return groups[: cfg.top_k], t_faiss, t_sql
         k = min(n_total, k * 4)
 
 
-def term_vectors(opened: OpenIndex, space: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows (m,) int64, vectors (m, D) float32)``: the positions in ``ids (n,) int64`` that have a vector
-    in ``space``, and those vectors.
-
-    From the space's loaded FAISS index where it holds the id (its vectors are the catalog's, as published);
-    from the catalog for the rest (committed since publishing), and for every id while the space awaits a
-    rebuild (a new bridge replaced its vectors under the same ids: the published file still holds the old
-    ones). An id the catalog has since deleted may still be read from the index: presenting it
-    (:func:`resolve`) drops it, as it drops any id without a segment.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    held = np.zeros(len(ids), bool)
-    rows: list[np.ndarray] = []
-    vecs: list[np.ndarray] = []
-    if space not in (opened.catalog.get_meta(REBUILD_KEY) or []):
-        held, from_index = opened.index_for(space).vectors_of(ids)
-        rows.append(np.flatnonzero(held))
-        vecs.append(from_index)
-    rest = np.flatnonzero(~held).tolist()
-    if rest:
-        from_catalog = opened.catalog.vectors_of(space, ids[rest].tolist())
-        found = [j for j in rest if int(ids[j]) in from_catalog]
-        rows.append(np.asarray(found, np.int64))
-        vecs.append(np.stack([from_catalog[int(ids[j])] for j in found]) if found else np.zeros((0, 0), np.float32))
-    kept = [(r, v) for r, v in zip(rows, vecs) if len(r)]
-    if not kept:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return (np.concatenate([r for r, _ in kept]),
-            np.concatenate([v for _, v in kept]).astype(np.float32, copy=False))
+def settled(groups: Sequence[Sequence[Hit]], cfg: SearchConfig, bound: float) -> bool:
+    """True when no window left out (each scoring at most ``bound``) can change the first ``cfg.top_k``
+    groups: there are that many and the last scores above ``bound``, or ``bound`` is below ``--min-score``."""
+    if cfg.min_score is not None and bound < cfg.min_score:
+        return True
+    return len(groups) >= cfg.top_k and best(groups[cfg.top_k - 1]).score > bound
 
 
-def weighted_mean(opened: OpenIndex, terms: list[SearchTerm], ids: np.ndarray) -> dict[int, float]:
-    """Exact weighted-mean scores of ``ids (n,) int64``; a term a segment has no vector for is left out of
-    its mean, a segment with none is absent. One matrix product per term; each space read once."""
-    num = np.zeros(len(ids), np.float64)
-    den = np.zeros(len(ids), np.float64)
-    read: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for term in terms:
-        if term.space not in read:
-            read[term.space] = term_vectors(opened, term.space, ids)
-        rows, mat = read[term.space]
-        if not len(rows):
-            continue
-        sims = (mat @ term.queries.T).max(axis=1)  # (m,) best over the query rows
-        num[rows] += term.weight * sims.astype(np.float64)
-        den[rows] += term.weight
-    return {sid: float(n / d) for sid, n, d in zip(ids.tolist(), num, den) if d > 0}
+def best_of(scores: dict[int, float]) -> Pool:
+    """``scores`` as ``(ids, scores)`` arrays, best first (ties by id)."""
+    ids = np.fromiter(scores.keys(), np.int64, len(scores))
+    vals = np.fromiter(scores.values(), np.float64, len(scores))
+    order = np.lexsort((ids, -vals))
+    return ids[order], vals[order]
 
 
-def exact_scores(opened: OpenIndex, terms: list[SearchTerm], seg_ids: np.ndarray) -> dict[int, float]:
-    """Exact weighted-mean scores of exactly ``seg_ids`` (``(n,) int64``, e.g. every window a filter keeps)."""
-    return weighted_mean(opened, terms, np.asarray(seg_ids, dtype=np.int64))
+def pool_top(pool: Pool, k: int) -> tuple[list[int], float]:
+    """The ``k`` best of ``pool`` and the float32 score of the best left out (-inf when none is)."""
+    ids, vals = pool
+    return ids[:k].tolist(), float(vals[k]) if k < len(ids) else -np.inf
 
 
-def fused(opened: OpenIndex, terms: list[SearchTerm], found: list[dict[int, float]]) -> dict[int, float]:
-    """Exact fused scores of the union of the terms' candidates (``found``: one ``{id: score}`` per term)."""
-    return weighted_mean(opened, terms, np.asarray(sorted(set().union(*found)), dtype=np.int64))
+def faiss_top(opened: OpenIndex, terms: list[SearchTerm], indexes: list[LoadedIndex], k: int) -> tuple[set[int], float]:
+    """The union of the terms' candidates (:func:`candidates`) and the most a window left out can score by
+    float32: the weighted mean of the bounds of the terms that left some out (exact for a window with a
+    vector in each of their spaces, the usual case; a window missing some may be scored by fewer terms)."""
+    ids: set[int] = set()
+    num = den = 0.0
+    for term, index in zip(terms, indexes):
+        found, bound = candidates(opened, term.queries, term.space, index, k)
+        ids |= found
+        if np.isfinite(bound):
+            num += term.weight * bound
+            den += term.weight
+    return ids, (num / den if den > 0 else -np.inf)
 
 
 def delta_count(opened: OpenIndex, space: str, index: LoadedIndex) -> int:
@@ -135,29 +141,37 @@ def delta_count(opened: OpenIndex, space: str, index: LoadedIndex) -> int:
     return opened.catalog.count_vectors(space, after_id=index.max_id)
 
 
-def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> dict[int, float]:
-    """segment id -> best score over ``qvecs (Q, D) float32``, from FAISS plus the unpublished delta."""
-    best: dict[int, float] = {}
+def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> tuple[set[int], float]:
+    """The ``k`` best segments of ``space`` for each of ``qvecs (Q, D) float32`` from FAISS, and the ``k`` best
+    of those committed since publishing, with the float32 score above which nothing was left out (the
+    highest score a row's ``k``-th candidate has; -inf when nothing was)."""
+    found: set[int] = set()
+    bound = -np.inf
     scores, ids = index.search(qvecs, k)
-    for row_s, row_i in zip(scores, ids):
-        for s, i in zip(row_s.tolist(), row_i.tolist()):
-            if i >= 0 and s > best.get(i, -np.inf):
-                best[i] = s
+    found.update(int(i) for i in ids[ids >= 0].tolist())
+    if index.ntotal > k:
+        full = ids[:, -1] >= 0  # a row with fewer than k results (IVF: its lists ran out) left none out
+        if full.any():
+            bound = float(scores[full, -1].max())
     for ids_d, vecs_d in opened.catalog.read_vectors(space, after_id=index.max_id):
         sims = (qvecs @ vecs_d.T).max(axis=0)
-        for i, s in zip(ids_d.tolist(), sims.tolist()):
-            if s > best.get(i, -np.inf):
-                best[i] = s
-    return best
+        if len(sims) > k:
+            cut = np.argpartition(-sims, k)
+            found.update(ids_d[cut[:k]].tolist())
+            bound = max(bound, float(sims[cut[k:]].max()))
+        else:
+            found.update(ids_d.tolist())
+    return found, bound
 
 
-def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig,
-            allowed: set[int] | None = None) -> list[Hit]:
-    """The scored segments the catalog still holds, as hits best first (one per file when grouping),
-    after the ``min_score``, ``kind`` and path filters."""
+def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig, allowed: set[int] | None = None,
+            exclude: frozenset[int] = frozenset()) -> list[Hit]:
+    """The scored segments the catalog still holds, as hits best first, ties by path then start (one per
+    file when grouping), after the ``min_score``, ``kind`` and path filters and without ``exclude``'s files."""
     rows = opened.catalog.hit_rows(scores)
-    if allowed is not None:
-        rows = {sid: r for sid, r in rows.items() if r.file_id in allowed}
+    if allowed is not None or exclude:
+        rows = {sid: r for sid, r in rows.items()
+                if (allowed is None or r.file_id in allowed) and r.file_id not in exclude}
     captions = opened.catalog.captions_of({r.file_id for r in rows.values()})
     hits: list[Hit] = []
     for sid, row in rows.items():
@@ -182,22 +196,3 @@ def with_tags(opened: OpenIndex, hits: list[Hit]) -> list[Hit]:
     """The hits with their files' embedded tags (read for the hits shown only)."""
     tags = tags_of(opened.catalog, {h.file_id for h in hits})
     return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
-
-
-def best_first(scores: dict[int, float], seg_ids: np.ndarray, seg_files: np.ndarray,
-               cfg: SearchConfig) -> dict[int, float]:
-    """The scores of the best segments only: enough to hold ``cfg.top_k`` files (or segments without
-    grouping) above ``cfg.min_score``, and every segment tied with the last one kept, so presenting them
-    (:func:`resolve`) reads the catalog for a few rows, not for every window a filter lets through."""
-    file_of = dict(zip(seg_ids.tolist(), seg_files.tolist()))
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    kept: dict[int, float] = {}
-    units: set[int] = set()
-    for sid, score in ranked:
-        if cfg.min_score is not None and score < cfg.min_score:
-            break
-        if len(units) >= cfg.top_k and score < kept[next(reversed(kept))]:
-            break
-        kept[sid] = score
-        units.add(file_of[sid] if cfg.group_by_file else sid)
-    return kept

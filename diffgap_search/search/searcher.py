@@ -26,13 +26,15 @@ import numpy as np
 from diffgap_search.config import Device, EncoderConfig, FaissConfig, SearchConfig, SearchMode, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader
 from diffgap_search.errors import UsageError
+from diffgap_search.search.copies import shown
 from diffgap_search.search.keyword import (
     fuse_by_coverage,
     hybrid_depth,
-    keyword_hits,
+    keyword_groups,
     search_keyword,
     semantic_only_reason,
 )
+from diffgap_search.search.scoring import rank_groups, with_tags
 from diffgap_search.search.scoring import search_terms as score_terms
 from diffgap_search.search.embedding import embed_query
 from diffgap_search.search.filters import allowed_file_ids
@@ -124,22 +126,26 @@ class Searcher:
         bridge = self.bridge if use_bridge else None
         return query_terms(modality, qvecs, bridge, cavp_video=modality == "video" and self.opened.cavp_video())
 
-    def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], float, float]:
-        """Hits scored by the weighted mean of the terms' cosines, with the milliseconds spent in FAISS (the
-        filters included) and in SQLite (``search/scoring.py``)."""
+    def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig,
+                     exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
+        """Hits scored by the weighted mean of the terms' cosines, one per content unless ``cfg.all_copies``,
+        never of a file in ``exclude``, with the milliseconds spent in FAISS (the filters included) and in
+        SQLite (``search/scoring.py``)."""
         t0 = time.perf_counter()
         allowed = allowed_file_ids(self.catalog, cfg)
         t_filters = (time.perf_counter() - t0) * 1000
-        hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed)
+        hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
 
-    def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig) -> tuple[list[Hit], float, float]:
+    def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig,
+                       exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
         """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""
-        return self.search_terms([SearchTerm(space, qvecs, 1.0)], cfg)
+        return self.search_terms([SearchTerm(space, qvecs, 1.0)], cfg, exclude)
 
     def search(self, query: Query, cfg: SearchConfig = SearchConfig()) -> SearchResult:
         """Run ``query`` in ``cfg.mode`` and return hits best first (one per file unless
-        ``cfg.group_by_file`` is off); filters apply before top-k (module docstring)."""
+        ``cfg.group_by_file`` is off; one per content, listing its copies, unless ``cfg.all_copies``:
+        ``search/copies.py``); filters apply before top-k (module docstring)."""
         if cfg.top_k < 1:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
         mode = SearchMode.of(cfg.mode)
@@ -161,31 +167,43 @@ class Searcher:
             return result
         return self._hybrid(query, cfg, allowed, t_filters)
 
-    def _semantic(self, query: Query, cfg: SearchConfig, allowed: set[int] | None, t_filters: float) -> SearchResult:
-        """The embedding ranking: encode, bridge (terms), candidates and exact re-scoring, presentation.
-        ``t_filters``: milliseconds already spent deciding ``allowed`` (counted in ``faiss``, as scoring's)."""
+    def _ranked(self, query: Query, cfg: SearchConfig, allowed: set[int] | None,
+                t_filters: float) -> tuple[list[list[Hit]], dict[str, float]]:
+        """The embedding ranking as groups of copies (``search/scoring.rank_groups``): encode, bridge (terms),
+        candidates and final scores, with its timings. ``t_filters``: milliseconds already spent deciding
+        ``allowed`` (counted in ``faiss``, as scoring's)."""
         t0 = time.perf_counter()
         use_bridge = cfg.use_bridge and self.use_bridge
         qvecs = embed_query(self.opened, query, use_bridge=use_bridge)
         t1 = time.perf_counter()
         terms = self.terms_for(query.modality, qvecs, use_bridge=use_bridge)
         t2 = time.perf_counter()
-        hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed)
-        total = (time.perf_counter() - t0) * 1000 + t_filters
-        return SearchResult(query.kind, hits, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000,
-                                               "faiss": t_faiss + t_filters, "sqlite": t_sql, "total": total})
+        groups, t_faiss, t_sql = rank_groups(self.opened, terms, cfg, allowed)
+        return groups, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss + t_filters,
+                        "sqlite": t_sql}
+
+    def _semantic(self, query: Query, cfg: SearchConfig, allowed: set[int] | None, t_filters: float) -> SearchResult:
+        """The embedding ranking, one hit per content unless ``cfg.all_copies``, with copies and tags."""
+        t0 = time.perf_counter()
+        groups, timings = self._ranked(query, cfg, allowed, t_filters)
+        t1 = time.perf_counter()
+        hits = with_tags(self.opened, shown(self.catalog, groups, all_copies=cfg.all_copies, allowed=allowed))
+        timings["sqlite"] += (time.perf_counter() - t1) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000 + t_filters
+        return SearchResult(query.kind, hits, timings)
 
     def _hybrid(self, query: Query, cfg: SearchConfig, allowed: set[int] | None, t_filters: float) -> SearchResult:
         """Words ranked by the embeddings and by keyword, fused (``search/keyword.py``)."""
         t0 = time.perf_counter()
         depth = hybrid_depth(cfg)
-        semantic = self._semantic(query, replace(cfg, top_k=depth), allowed, t_filters)
+        semantic, sem_timings = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
         t1 = time.perf_counter()
         text = query.text or ""
-        words = keyword_hits(self.catalog, text, limit=depth, allowed=allowed)
+        words = keyword_groups(self.catalog, text, depth, allowed=allowed, all_copies=cfg.all_copies)
         t2 = time.perf_counter()
-        hits = fuse_by_coverage(self.catalog, text, semantic.hits, words, cfg.top_k)
+        groups = fuse_by_coverage(self.catalog, text, semantic, words, cfg)
+        hits = with_tags(self.opened, shown(self.catalog, groups, all_copies=cfg.all_copies, allowed=allowed))
         t3 = time.perf_counter()
-        timings = {**{f"semantic.{k}": v for k, v in semantic.timings_ms.items() if k != "total"},
+        timings = {**{f"semantic.{k}": v for k, v in sem_timings.items()},
                    "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000 + t_filters}
         return SearchResult(query.kind, hits, timings, mode="hybrid")

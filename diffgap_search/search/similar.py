@@ -10,13 +10,13 @@ The target is resolved in this order:
 
 Then it is an audio-by-example search through ``Searcher`` (same filters, grouping and output as
 ``dgsearch query``): a window's score is its best cosine over the target's windows. The target's own file
-is never a hit (a copy of it at another path is, usually with a score near 1).
+is never a hit, nor listed among a hit's copies; its copies at other paths are one hit (by default, as every
+content: ``search/copies.py``), with a score near 1.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +58,7 @@ def similar(searcher: Searcher, target: str, cfg: SearchConfig = SearchConfig())
     t0 = time.perf_counter()
     vectors, own_file, _how = target_vectors(searcher, target)
     t1 = time.perf_counter()
-    extra = 0 if own_file is None else 1 if cfg.group_by_file else len(file_segment_ids(searcher.catalog, own_file))
-    hits, t_faiss, t_sql = searcher.search_vectors(vectors, "audio", replace(cfg, top_k=cfg.top_k + extra))
-    hits = [h for h in hits if h.file_id != own_file][: cfg.top_k]
+    exclude = frozenset() if own_file is None else frozenset({own_file})
+    hits, t_faiss, t_sql = searcher.search_vectors(vectors, "audio", cfg, exclude)
     return SearchResult("similar", hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
                                           "total": (time.perf_counter() - t0) * 1000})

@@ -76,6 +76,7 @@ class Hit:
     file_id: int
     tags: dict[str, list[str]] = field(default_factory=dict)  # the file's embedded tags (media/tags.py)
     ranks: dict[str, int] = field(default_factory=dict)  # hybrid/keyword: its rank in each ranking holding it
+    copies: list[str] = field(default_factory=list)  # the other files with its content (search/copies.py), by path
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

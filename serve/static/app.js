@@ -110,6 +110,7 @@
       li.querySelector(".time").textContent = timecode(hit.start_s) + " → " + timecode(hit.end_s);
       li.querySelector(".caption").textContent = hit.caption || "";
       li.querySelector(".path").textContent = hit.path;
+      showCopies(li.querySelector(".copies"), hit.copies || []);
       li.querySelector(".play").addEventListener("click", (e) => { e.stopPropagation(); select(i); toggleWindow(i); });
       li.querySelector(".play-file").addEventListener("click", (e) => { e.stopPropagation(); select(i); playFile(i); });
       li.querySelector(".like").addEventListener("click", (e) => { e.stopPropagation(); navigate("like", hit.segment_id); });
@@ -124,6 +125,15 @@
       loadPeaks(hit.file_id).then(() => draw(i));
     });
     select(0, false);
+  }
+  // other files with the same content, collapsed into this hit: "+3 copies", opened to list their paths
+  function showCopies(el, copies) {
+    if (!copies.length) return;
+    el.hidden = false;
+    el.querySelector("summary").textContent = "+" + copies.length + (copies.length === 1 ? " copy" : " copies");
+    const ul = el.querySelector("ul");
+    copies.forEach((path) => { const item = document.createElement("li"); item.textContent = path; ul.appendChild(item); });
+    el.addEventListener("click", (e) => e.stopPropagation());
   }
   function loadPeaks(fileId) {
     if (!state.peaks.has(fileId)) {
