@@ -109,7 +109,7 @@ def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: s
         raise IncompatibleIndexError(
             f"index {where} holds {space} vectors of model {stored['model']!r} made with preprocessing version "
             f"{recorded}; this dgsearch makes version {current} (docs/models.md, 'Preprocessing versions') and "
-            f"does not mix the two: re-index that space — build a new index with --index, or delete {where} "
+            f"does not mix the two: re-index that space: build a new index with --index, or delete {where} "
             "and run dgsearch index again"
         )
 

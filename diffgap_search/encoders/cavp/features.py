@@ -116,13 +116,49 @@ def to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     x = np.asarray(samples, dtype=np.float32)
     if sample_rate == SAMPLE_RATE:
         return x
-    import resampy
-
     n = math.ceil(x.shape[-1] * SAMPLE_RATE / sample_rate)
-    y = resampy.resample(x, sample_rate, SAMPLE_RATE, filter="kaiser_best", axis=-1)
+    if sample_rate % SAMPLE_RATE == 0:  # 48 kHz (CLAP's windows), 32 kHz: the same filter as one FIR, ~100x faster
+        from scipy.signal import upfirdn
+
+        factor = sample_rate // SAMPLE_RATE
+        taps, lead = _decimation_fir(factor)
+        y = upfirdn(taps, x.astype(np.float64), up=1, down=factor)[lead : lead + n]
+    else:
+        import resampy
+
+        y = resampy.resample(x, sample_rate, SAMPLE_RATE, filter="kaiser_best", axis=-1)
     out = np.zeros(n, dtype=np.float32)
     out[: min(n, len(y))] = y[:n]
     return out
+
+
+@lru_cache(maxsize=4)
+def _decimation_fir(factor: int) -> tuple[np.ndarray, int]:
+    """resampy's ``kaiser_best`` decimation by an integer ``factor`` as one FIR: ``(taps float64, lead)`` such that
+    ``upfirdn(taps, x, down=factor)[lead + i]`` is ``resampy.resample(x, factor * 16000, 16000)[i]``.
+
+    For an integer ratio every output sample sits on an input sample, so resampy's interpolated windowed sinc
+    is a fixed set of weights ``h(d)`` on the input ``d`` samples before it (``y[i] = sum_k x[k] h(factor i - k)``,
+    zero beyond the ends, as resampy's wings stop there). The weights are read off resampy itself, from its
+    output for ``factor`` impulses; ``tests/test_cavp.py`` checks the two agree to float rounding.
+    """
+    import resampy
+
+    span = 8192 * factor  # resampy's wings reach 64 zero crossings of the 8 kHz cut-off: ~200 input samples
+    centre = (span // 2) // factor * factor
+    weights: dict[int, float] = {}
+    for r in range(factor):
+        impulse = np.zeros(span)
+        impulse[centre + r] = 1.0
+        out = resampy.resample(impulse, factor * SAMPLE_RATE, SAMPLE_RATE, filter="kaiser_best")
+        for i in np.flatnonzero(out):
+            weights[factor * int(i) - centre - r] = float(out[i])
+    low, high = min(weights), max(weights)
+    low -= low % factor  # start the taps on a multiple of factor, so the decimation grid lines up
+    taps = np.zeros(high - low + 1)
+    for d, w in weights.items():
+        taps[d - low] = w
+    return taps, -low // factor
 
 
 def spec_clips(window: np.ndarray, sample_rate: int, duration_s: float) -> np.ndarray:
