@@ -49,7 +49,7 @@ def laion_python() -> Path:
     python = root / "bin" / "python"
     marker = root / "installed.json"
     if not (marker.is_file() and json.loads(marker.read_text()) == list(LAION_PACKAGES)):
-        base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        base = getattr(sys, "_base_executable", None) or sys.executable  # the interpreter under any venv
         subprocess.run([str(base), "-m", "venv", "--clear", str(root)], check=True, capture_output=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *LAION_PACKAGES], check=True)
         marker.write_text(json.dumps(list(LAION_PACKAGES)))

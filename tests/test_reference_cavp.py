@@ -107,6 +107,7 @@ def _ten_second_file(stem: str, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # ~13 s on 2 busy cores
 def test_cavp_audio_clips_equal_diff_foley_preprocessing(tmp_path: Path) -> None:
     require_real_sounds()
     offsets = clip_offsets(40)  # a 10 s window: clips from frames 0, 12, 24
@@ -147,6 +148,7 @@ def _reference_clip(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 255
 
 
+@pytest.mark.slow  # ~15 s on 2 busy cores
 def test_cavp_video_clips_equal_diff_foley_preprocessing(tmp_path: Path) -> None:
     video = tmp_path / "scene.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i",

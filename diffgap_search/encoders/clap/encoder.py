@@ -9,6 +9,10 @@ repeat-pads short clips the way LAION-CLAP's ``repeatpad`` does), so ``rand_trun
 trick for fused models), is forced to ``False``, as LAION-CLAP does for clips of at most 10 s. The numpy
 global random state is saved and restored around the extractor, so callers' seeded streams are untouched.
 
+Original LAION ``.pt`` checkpoints get LAION-CLAP's int16 round trip on their waveforms
+(``features.int16_round_trip``, as laion_clap does); hub models do not (transformers' pipeline; docs/models.md
+says why and what it is worth). Each space's preprocessing version is recorded in an index (``preprocessing``).
+
 Speed (see benchmarks/bench_indexing.py): the log-mel features are computed in torch by
 ``fast_features.TorchLogMel`` (equal to the extractor's within ~1e-5 dB) when the extractor's settings are
 the supported ones; the audio tower runs in bfloat16 where that is native and fast (``precision="auto"``:
