@@ -100,7 +100,9 @@ class EncoderIdentity:
 
     ``fingerprint`` is the weights' sha256 hex digest, ``dim`` D of its ``(N, D) float32`` vectors,
     ``sample_rate`` the audio rate it reads (None for a frames-only encoder), ``modalities`` what it embeds;
-    ``provenance`` where the weights came from (``source``, ``repo_id``, ``revision``, ``commit`` ...).
+    ``provenance`` where the weights came from (``source``, ``repo_id``, ``revision``, ``commit`` ...);
+    ``preprocessing`` the version of the pipeline behind each space's vectors, ``{space: version}`` (a space
+    not named is at version 1, as every index recorded before versions were is).
     """
 
     model: str
@@ -109,11 +111,14 @@ class EncoderIdentity:
     sample_rate: int | None = None
     modalities: tuple[str, ...] = ("audio", "text")
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    preprocessing: Mapping[str, int] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        """The JSON-able ``meta`` record: model, fingerprint, dim, sample_rate, modalities, then the provenance."""
+        """The JSON-able ``meta`` record: model, fingerprint, dim, sample_rate, modalities, the preprocessing
+        version of every space it embeds, then the provenance."""
         out: dict[str, Any] = {"model": self.model, "fingerprint": self.fingerprint, "dim": self.dim,
-                               "sample_rate": self.sample_rate, "modalities": list(self.modalities)}
+                               "sample_rate": self.sample_rate, "modalities": list(self.modalities),
+                               "preprocessing": {m: int(self.preprocessing.get(m, 1)) for m in self.modalities}}
         out.update(self.provenance)
         return out
 

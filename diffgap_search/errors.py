@@ -113,7 +113,11 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable"),
     IndexNotFoundError.exit_code: ("no index", "the index does not exist yet: run `dgsearch index FOLDER` first"),
     ModelUnavailableError.exit_code: ("model unavailable", "weights missing and not downloadable, or unknown model"),
-    IncompatibleIndexError.exit_code: ("incompatible index", "newer schema, other model, or other window settings"),
+    IncompatibleIndexError.exit_code: (
+        "incompatible index",
+        "newer schema, other model, other window settings, or a space's vectors made by an older preprocessing of its "
+        "model (re-index that space)",
+    ),
     NothingIndexedError.exit_code: ("nothing indexed", "files were found but none could be indexed"),
     IndexBusyError.exit_code: ("index busy", "another `dgsearch index` or `train` is writing to this index"),
     CorruptIndexError.exit_code: ("corrupt index", "the catalog is not a readable diffgap-search index"),

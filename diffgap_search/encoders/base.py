@@ -133,7 +133,8 @@ QueryVideoLoader = Callable[[str, str, str | None], FrameEncoder]  # (model, dev
 def identity_of(encoder: AudioEncoder | TextEncoder | FrameEncoder) -> EncoderIdentity:
     """What an index records of ``encoder`` (``store/settings.bind_encoder``): its model, fingerprint and
     dim, its audio rate (None for frames only), what it embeds (``modalities``, default audio and text) and
-    where its weights came from (``provenance``, set by its loader)."""
+    where its weights came from (``provenance``, set by its loader) and the version of its preprocessing per
+    space (``preprocessing``, default 1 for every space)."""
     provenance: dict[str, Any] = dict(getattr(encoder, "provenance", None) or {})
     return EncoderIdentity(
         model=encoder.model_id,
@@ -142,6 +143,7 @@ def identity_of(encoder: AudioEncoder | TextEncoder | FrameEncoder) -> EncoderId
         sample_rate=getattr(encoder, "sample_rate", None),
         modalities=tuple(getattr(encoder, "modalities", AUDIO_TEXT)),
         provenance=provenance,
+        preprocessing=dict(getattr(encoder, "preprocessing", None) or {}),
     )
 
 

@@ -21,7 +21,9 @@ Sampling rule (chosen here, tested to the frame):
 
 Geometry: the short side is scaled to ``size`` and the long side centre-cropped, giving
 ``size x size`` frames (CLIP's own resize + centre crop, so the encoder's processor has nothing left to
-resize at 224); ``size=None`` keeps the native displayed size. Rotation metadata is honoured (decord
+resize at 224); ``fit="squash"`` (CAVP) decodes the native frame and resizes the whole of it to
+``size x size`` with Pillow's bilinear filter, as Diff-Foley does (``video_geometry``); ``size=None`` keeps
+the native displayed size. Rotation metadata is honoured (decord
 applies it; see ``video_geometry`` for the quarter-turn workaround).
 """
 
@@ -60,6 +62,8 @@ DEFAULT_FPS = 4.0
 # A file whose decodable frames stop this much before the duration its container declares is truncated.
 _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_FRACTION = 0.05
+# Source frames decoded per decord call: bounds a window's native-size frames in memory (8 x 1080p RGB = 50 MB).
+_DECODE_CHUNK = 8
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,16 @@ class FrameSampler:
         times = sample_times(start_s, end_s, self.fps)
         idx = np.clip(np.searchsorted(self._starts, times, side="right") - 1, 0, len(self._starts) - 1)
         uniq, inverse = np.unique(idx, return_inverse=True)
-        try:
-            batch = self._reader.get_batch(uniq.tolist()).asnumpy()
-        except Exception as exc:  # decord raises DECORDError/RuntimeError/IndexError
-            raise MediaDecodeError(
-                f"{self.path}: decoding failed near {start_s:.1f} s ({_first_line(exc)})") from None
-        frames = finish_frames(batch[inverse], self._plan)
-        del batch
+        parts = []
+        for at in range(0, len(uniq), _DECODE_CHUNK):  # native-size frames (squash) are large: a few at a time
+            try:
+                batch = self._reader.get_batch(uniq[at : at + _DECODE_CHUNK].tolist()).asnumpy()
+            except Exception as exc:  # decord raises DECORDError/RuntimeError/IndexError
+                raise MediaDecodeError(
+                    f"{self.path}: decoding failed near {start_s:.1f} s ({_first_line(exc)})") from None
+            parts.append(finish_frames(batch, self._plan))
+            del batch
+        frames = np.concatenate(parts)[inverse]
         return FrameWindow(start_s, end_s, frames, times, idx.astype(np.int64))
 
 

@@ -89,7 +89,8 @@ def embeds(catalog: Catalog, modality: str) -> bool:
 
 
 def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: str = EncoderRole.AUDIO) -> None:
-    """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ.
+    """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ or whose
+    preprocessing of a space differs from the one that space's vectors were made with (``stale_spaces``).
 
     ``encoder``: the loaded model's identity (``encoders.base.identity_of``)."""
     stored = stored_encoder(catalog, role)
@@ -102,3 +103,26 @@ def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: s
             f"model {encoder.model!r} has other weights ({encoder.fingerprint[:12]}): use --model "
             f"{stored['model']!r}, or build a new index with --index"
         )
+    stale = stale_spaces(stored, encoder)
+    if stale:
+        space, recorded, current = stale[0]
+        raise IncompatibleIndexError(
+            f"index {where} holds {space} vectors of model {stored['model']!r} made with preprocessing version "
+            f"{recorded}; this dgsearch makes version {current} (docs/models.md, 'Preprocessing versions') and "
+            f"does not mix the two: re-index that space: build a new index with --index, or delete {where} "
+            "and run dgsearch index again"
+        )
+
+
+def stale_spaces(stored: dict[str, Any], encoder: EncoderIdentity) -> list[tuple[str, int, int]]:
+    """``(space, recorded version, current version)`` for each space of ``encoder`` whose vectors in the index
+    were made by another preprocessing (``EncoderIdentity.preprocessing``; an index recorded before versions
+    were has every space at version 1), in the encoder's order of spaces."""
+    recorded = stored.get("preprocessing")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    out = []
+    for space in encoder.modalities:
+        old, new = int(recorded.get(space, 1)), int(encoder.preprocessing.get(space, 1))
+        if old != new:
+            out.append((space, old, new))
+    return out

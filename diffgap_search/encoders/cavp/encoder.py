@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 CAVP = "cavp"  # --video-model value naming the published checkpoint
 CAVP_REPO = "SimianLuo/Diff-Foley"
 CAVP_FILE = "diff_foley_ckpt/cavp_epoch66.ckpt"
+# Preprocessing versions per space, recorded in an index (``store/settings.bind_encoder``). 1: frames scaled to
+# 224 x 224 by the decoder (libswscale bilinear on YUV), audio resampled with soxr. 2 (issue 25): the native RGB
+# frame resized by Pillow's bilinear filter, audio resampled by resampy's kaiser_best, as Diff-Foley does.
+PREPROCESSING = {VIDEO_SPACE: 2, CAVP_SPACE: 2}
 
 
 class CavpEncoder:
@@ -59,6 +63,7 @@ class CavpEncoder:
         dim: D (512). fps: 4, the rate windows' frames must be sampled at. sample_rate: 16 000, CAVP's own
         (``embed_audio`` resamples from the rate it is told). batch_size: clips per forward pass.
         provenance: where the weights came from (set by the loader, recorded in the index).
+        preprocessing: ``{space: version}`` of the pipeline behind each space's vectors (``PREPROCESSING``).
     """
 
     modalities = (VIDEO_SPACE, CAVP_SPACE)
@@ -79,6 +84,7 @@ class CavpEncoder:
         self.fps = feats.FPS
         self.sample_rate = feats.SAMPLE_RATE
         self.provenance: dict[str, Any] = {}
+        self.preprocessing = dict(PREPROCESSING)
 
     def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """N windows of ``(F_i, H, W, 3) uint8`` frames sampled at 4 fps -> ``(N, D) float32``, L2-normalised."""

@@ -6,10 +6,13 @@ Diff-Foley's preprocessing (github.com/luosiallen/Diff-Foley):
   ``transforms.Resize((224, 224))`` of the whole frame — a squash, no crop — then ``ToTensor()``: RGB in
   [0, 1], no mean/std normalisation (``inference/demo_util.py:100-104``; training: ``transform_video``,
   ``training/open_cavp_main/src/training/data.py``: ``resize(video, (224, 224)).div(255)``). Our decoder
-  squashes to 224 x 224 while decoding (``VideoConfig.fit = "squash"``), so frames usually arrive ready;
-  others are resized here (bilinear, antialiased, as torchvision's ``Resize``).
-- **Audio**: 16 kHz mono (``librosa.load(sr=16000)``, ``data_preprocess/wav2spec.py:170-172``; we resample
-  with soxr HQ, librosa's own default resampler today), ``|librosa.stft(n_fft=1024, hop=250)|`` (power 1,
+  squashes the native RGB frame to 224 x 224 with Pillow's bilinear filter, as the demo's ``Resize`` on a PIL
+  image does (``VideoConfig.fit = "squash"``, ``media/video_geometry.squash_frames``), so frames usually
+  arrive ready; others are resized here the same way.
+- **Audio**: 16 kHz mono (``librosa.load(sr=16000)``, ``data_preprocess/wav2spec.py:170-172``, with librosa
+  0.8.0 as ``requirements.txt`` pins: resampy's ``kaiser_best`` filter, ``to_16k``; soxr, today's librosa
+  default, passes 7-7.6 kHz where kaiser_best has already rolled off, so CAVP's top mel bins differed by
+  4-10 dB), ``|librosa.stft(n_fft=1024, hop=250)|`` (power 1,
   centred, reflect padding as librosa 0.8.0 pinned by ``requirements.txt`` did) through
   ``librosa.filters.mel(sr=16000, n_fft=1024, fmin=125, fmax=7600, n_mels=128)``, then
   ``max(., 1e-5)``, ``20 * log10 - 20``, ``(+ 100) / 100``, clipped to [0, 1] (``wav2spec.py:142-155``).
@@ -70,7 +73,6 @@ def clip_offsets(n_frames: int) -> list[int]:
 def video_clips(frames: np.ndarray) -> torch.Tensor:
     """``(F, H, W, 3) uint8`` frames of one window -> ``(n, 16, 3, 224, 224) float32`` clips in [0, 1]."""
     import torch
-    import torch.nn.functional as nnf
 
     arr = np.asarray(frames)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
@@ -78,11 +80,12 @@ def video_clips(frames: np.ndarray) -> torch.Tensor:
     offsets = clip_offsets(arr.shape[0])
     if arr.shape[0] < CLIP_FRAMES:
         arr = np.tile(arr, (math.ceil(CLIP_FRAMES / arr.shape[0]), 1, 1, 1))[:CLIP_FRAMES]
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32)
-    if x.shape[-2:] != (FRAME_SIZE, FRAME_SIZE):
-        x = nnf.interpolate(x, size=(FRAME_SIZE, FRAME_SIZE), mode="bilinear", align_corners=False, antialias=True)
-        x = x.round_().clamp_(0.0, 255.0)  # as Resize on a PIL image gives uint8 pixels
-    x = x / 255.0
+    if arr.shape[1:3] != (FRAME_SIZE, FRAME_SIZE):
+        from PIL import Image  # torchvision's Resize((224, 224)) on a PIL image, as demo_util.py uses it
+
+        arr = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize(
+            (FRAME_SIZE, FRAME_SIZE), Image.Resampling.BILINEAR)) for f in arr])
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32) / 255.0
     return torch.stack([x[o : o + CLIP_FRAMES] for o in offsets])
 
 
@@ -107,13 +110,55 @@ def log_mel(samples_16k: np.ndarray) -> np.ndarray:
 
 
 def to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(S,)`` float32 at ``sample_rate`` -> 16 kHz (soxr HQ; unchanged at 16 kHz)."""
+    """``(S,)`` float32 at ``sample_rate`` -> ``(ceil(S * 16000 / sample_rate),) float32`` at 16 kHz (unchanged at
+    16 kHz), as librosa 0.8.0's ``load(sr=16000)`` resamples: ``resampy.resample(..., filter="kaiser_best")``
+    then ``util.fix_length`` to ``ceil(S * ratio)`` samples (``librosa/core/audio.py``, ``resample``)."""
     x = np.asarray(samples, dtype=np.float32)
     if sample_rate == SAMPLE_RATE:
         return x
-    import soxr
+    n = math.ceil(x.shape[-1] * SAMPLE_RATE / sample_rate)
+    if sample_rate % SAMPLE_RATE == 0:  # 48 kHz (CLAP's windows), 32 kHz: the same filter as one FIR, ~100x faster
+        from scipy.signal import upfirdn
 
-    return soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+        factor = sample_rate // SAMPLE_RATE
+        taps, lead = _decimation_fir(factor)
+        y = upfirdn(taps, x.astype(np.float64), up=1, down=factor)[lead : lead + n]
+    else:
+        import resampy
+
+        y = resampy.resample(x, sample_rate, SAMPLE_RATE, filter="kaiser_best", axis=-1)
+    out = np.zeros(n, dtype=np.float32)
+    out[: min(n, len(y))] = y[:n]
+    return out
+
+
+@lru_cache(maxsize=4)
+def _decimation_fir(factor: int) -> tuple[np.ndarray, int]:
+    """resampy's ``kaiser_best`` decimation by an integer ``factor`` as one FIR: ``(taps float64, lead)`` such that
+    ``upfirdn(taps, x, down=factor)[lead + i]`` is ``resampy.resample(x, factor * 16000, 16000)[i]``.
+
+    For an integer ratio every output sample sits on an input sample, so resampy's interpolated windowed sinc
+    is a fixed set of weights ``h(d)`` on the input ``d`` samples before it (``y[i] = sum_k x[k] h(factor i - k)``,
+    zero beyond the ends, as resampy's wings stop there). The weights are read off resampy itself, from its
+    output for ``factor`` impulses; ``tests/test_cavp.py`` checks the two agree to float rounding.
+    """
+    import resampy
+
+    span = 8192 * factor  # resampy's wings reach 64 zero crossings of the 8 kHz cut-off: ~200 input samples
+    centre = (span // 2) // factor * factor
+    weights: dict[int, float] = {}
+    for r in range(factor):
+        impulse = np.zeros(span)
+        impulse[centre + r] = 1.0
+        out = resampy.resample(impulse, factor * SAMPLE_RATE, SAMPLE_RATE, filter="kaiser_best")
+        for i in np.flatnonzero(out):
+            weights[factor * int(i) - centre - r] = float(out[i])
+    low, high = min(weights), max(weights)
+    low -= low % factor  # start the taps on a multiple of factor, so the decimation grid lines up
+    taps = np.zeros(high - low + 1)
+    for d, w in weights.items():
+        taps[d - low] = w
+    return taps, -low // factor
 
 
 def spec_clips(window: np.ndarray, sample_rate: int, duration_s: float) -> np.ndarray:

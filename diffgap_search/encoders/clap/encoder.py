@@ -9,6 +9,10 @@ repeat-pads short clips the way LAION-CLAP's ``repeatpad`` does), so ``rand_trun
 trick for fused models), is forced to ``False``, as LAION-CLAP does for clips of at most 10 s. The numpy
 global random state is saved and restored around the extractor, so callers' seeded streams are untouched.
 
+Original LAION ``.pt`` checkpoints get LAION-CLAP's int16 round trip on their waveforms
+(``features.int16_round_trip``, as laion_clap does); hub models do not (transformers' pipeline; docs/models.md
+says why and what it is worth). Each space's preprocessing version is recorded in an index (``preprocessing``).
+
 Speed (see benchmarks/bench_indexing.py): the log-mel features are computed in torch by
 ``fast_features.TorchLogMel`` (equal to the extractor's within ~1e-5 dB) when the extractor's settings are
 the supported ones; the audio tower runs in bfloat16 where that is native and fast (``precision="auto"``:
@@ -43,6 +47,11 @@ PRECISIONS = tuple(str(p) for p in Precision)
 MIN_LOW_PRECISION_COSINE = 0.999  # bf16 audio vectors must stay this close to float32's
 _PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
+# Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
+# ``ClapFeatureExtractor`` on the float waveform; 2 = LAION-CLAP's int16 round trip first (``.pt`` checkpoints
+# since dgsearch 0.1, issue 25). Text has one version. Hub models stay at 1 (docs/models.md says why).
+AUDIO_PREPROCESSING = {False: 1, True: 2}  # keyed by int16_round_trip
+TEXT_PREPROCESSING = 1
 
 
 class ClapEncoder:
@@ -60,6 +69,9 @@ class ClapEncoder:
         precision: a ``Precision`` (``auto``, ``fp32`` or ``bf16``) as asked; ``audio_dtype`` is what the audio
             tower runs in (decided on the first ``embed_audio`` call).
         provenance: where the weights came from (set by the loader, recorded in the index).
+        int16_round_trip: whether waveforms go through LAION-CLAP's int16 quantisation before their features
+            (``features.int16_round_trip``): True for original LAION ``.pt`` checkpoints, as laion_clap does.
+        preprocessing: ``{space: version}`` of the pipeline behind each space's vectors (recorded in an index).
     """
 
     modalities = ("audio", "text")
@@ -76,6 +88,7 @@ class ClapEncoder:
         batch_size: int = 16,
         precision: str = Precision.AUTO,
         owns_model: bool = False,
+        int16_round_trip: bool = False,
     ) -> None:
         check_batch_size(batch_size)
         if precision not in PRECISIONS:
@@ -102,6 +115,8 @@ class ClapEncoder:
         self.text_dtype: torch.dtype | None = None
         self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
         self._owns_model = owns_model  # loaded for this encoder alone: its towers may be converted in place
+        self.int16_round_trip = int16_round_trip
+        self.preprocessing = {"audio": AUDIO_PREPROCESSING[int16_round_trip], "text": TEXT_PREPROCESSING}
         self._fast_features: Any = None
         # A fused model (``enable_fusion``) reads 4 mel channels; for a window of at most 10 s they are 4
         # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
@@ -160,7 +175,8 @@ class ClapEncoder:
     ) -> ClapEncoder:
         """An original LAION-CLAP checkpoint (``encoders/clap/laion_checkpoint.py``: re-keyed, variant read from the tensors'
         shapes, ``weights_only`` unpickling), with LAION's settings for the log-mel and the RoBERTa tokenizer
-        in ``tokenizer_folder``. The fingerprint is the sha256 of the checkpoint file."""
+        in ``tokenizer_folder``. The fingerprint is the sha256 of the checkpoint file. Waveforms get LAION-CLAP's
+        int16 round trip before their features, as ``laion_clap`` does (``features.int16_round_trip``)."""
         from diffgap_search.encoders.weights.fingerprint import file_sha256
         from diffgap_search.encoders.clap.laion_checkpoint import build_clap_model, read_laion_checkpoint
 
@@ -171,7 +187,8 @@ class ClapEncoder:
             feature_extractor = _feature_extractor(dict(checkpoint.feature_extractor_kwargs))
             tokenizer = _tokenizer(tokenizer_folder)
         return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=file_sha256(path),
-                   device=torch_device, batch_size=batch_size, precision=precision, owns_model=True)
+                   device=torch_device, batch_size=batch_size, precision=precision, owns_model=True,
+                   int16_round_trip=True)
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
         """``(N, S) float32`` mono windows at ``sample_rate``, S == ``window_samples`` -> ``(N, D) float32``, unit rows.
@@ -211,6 +228,10 @@ class ClapEncoder:
 
     def _features(self, windows: np.ndarray) -> torch.Tensor:
         """``(B, S) float32`` -> the model's ``input_features`` ``(B, C, T, M) float32`` on the device."""
+        if self.int16_round_trip:
+            from diffgap_search.encoders.clap.features import int16_round_trip
+
+            windows = int16_round_trip(windows)
         if self._fast_features is not None:
             features = self._fast_features(windows)
         else:

@@ -21,6 +21,22 @@ import torch
 MEL_FLOOR = 1e-10  # transformers' ``spectrogram(mel_floor=...)`` default
 DB_MIN_VALUE = 1e-10  # ``power_to_db(min_value=...)`` default, reference 1.0, no dB range
 ROWS_PER_STFT = 2  # windows transformed together: bounds the float64 STFT buffers to ~50 MB
+INT16_SCALE = 32767.0  # LAION-CLAP's quantisation scale (``training/data.py``), not 32768
+
+
+def int16_round_trip(windows: np.ndarray) -> np.ndarray:
+    """LAION-CLAP's quantisation of every waveform before its features: ``(B, S)`` float -> ``(B, S) float32``.
+
+    ``int16_to_float32(float32_to_int16(x))`` of LAION-AI/CLAP ``src/laion_clap/training/data.py``, which
+    ``hook.py`` (``get_audio_embedding_from_data``/``_from_filelist``) applies at inference and the training
+    loader applies to every clip: clip to [-1, 1], ``x * 32767`` cast to int16 (truncated toward zero, so a
+    sample under 1/32767 in magnitude becomes 0), then ``/ 32767`` (float64, as int16 / float is) cast to
+    float32. Quiet passages lose their last bit of level and near-silence becomes digital silence, which
+    moves the log-mel of a quiet passage by tens of dB; the LAION weights were trained on audio so quantised.
+    """
+    x = np.clip(np.asarray(windows, dtype=np.float32), -1.0, 1.0)
+    quantised = (x * np.float32(INT16_SCALE)).astype(np.int16)
+    return (quantised / INT16_SCALE).astype(np.float32)
 
 
 class TorchLogMel:
