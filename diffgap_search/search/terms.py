@@ -47,4 +47,5 @@ def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | None, *, cavp
              SearchTerm(f"audio_as_{modality}", qvecs, fusion.w_item_bridged)]
     if modality == "text" and text_shares_audio and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
         terms.append(SearchTerm("audio", qvecs, fusion.w_raw))
-    return [t for t in terms if t.weight > 0]
+    served = [t for t in terms if t.weight > 0]
+    return served or [SearchTerm("audio", bridged, 1.0)]  # only the dropped raw term was weighted: the bridged query
