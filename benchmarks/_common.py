@@ -42,11 +42,22 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": _cpu_name(),
         "python": platform.python_version(),
+        "cpu_flags": cpu_flags(),
     }
     for mod in ("torch", "transformers", "faiss", "numpy"):
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
     return info
+
+
+def cpu_flags() -> list[str]:
+    """Which of the flags that decide the encoders' speed paths the CPU has (avx2, avx512f, avx512_bf16, amx)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
 
 
 def _cpu_name() -> str:
@@ -73,6 +84,7 @@ def write_results(name: str, payload: dict[str, Any], table: list[tuple[str, ...
     m = meta["machine"]
     lines = [f"# {name}", "", f"- date: {meta['date']}",
              f"- machine: {m['cpus_usable']} usable CPUs of {m['cpu_count']} ({m['processor']}), {m['platform']}",
+             f"- CPU flags: {', '.join(m['cpu_flags']) or 'none of avx2, avx512f, avx512_bf16, amx_tile'}",
              f"- command: `{meta['command']}`", ""]
     header, *rows = table
     lines.append("| " + " | ".join(header) + " |")

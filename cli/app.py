@@ -44,15 +44,15 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", help="Audio/text model: hub id, local directory, LAION-CLAP .pt checkpoint, or aisfx (audio only). Default: the index's model, else laion/clap-htsat-unfused."),
 ]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=1_000_000, help="How many results.")]
 MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")]
 GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")]
 SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
-SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, help="Only files at this sample rate (Hz, as the file states it).")]
-ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, help="Only files with this many channels.")]
+SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
+ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_535, help="Only files with this many channels.")]
 FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
@@ -370,16 +370,16 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port, printed at start).")] = 8765,
     token: Annotated[Optional[str], typer.Option("--token", help="Require this token on every request (Authorization: Bearer TOKEN, or ?token=TOKEN). Env DGSEARCH_TOKEN.", envvar="DGSEARCH_TOKEN")] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the page in a web browser once the server listens.")] = False,
-    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest query file accepted, in MB.")] = 100.0,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, max=1_000_000, help="Largest query file accepted, in MB.")] = 100.0,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
 ) -> None:
     """Serve a web page and a JSON API to search, listen, and search again (local by default)."""
-    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.config import device_name, resolve_index_dir
     from diffgap_search.serve.run import ServeConfig, serve_forever
 
     cfg = ServeConfig(index_dir=resolve_index_dir(index), host=host, port=port, token=token or None,
-                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device)
+                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device))
     serve_forever(cfg, load_encoder=_encoder_loader(), load_video_encoder=_query_video_loader, open_browser=open_)
 
 

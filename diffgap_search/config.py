@@ -49,6 +49,16 @@ class Device(Choice):
     CUDA = "cuda"
 
 
+def device_name(name: str) -> str:
+    """``name`` as a device (``auto``, ``cpu``, ``cuda`` or ``cuda:N``, case and spaces ignored), checked without
+    torch (whether CUDA is there is the encoder's to say). Raises UsageError for anything else."""
+    norm = name.strip().lower()
+    index = norm.removeprefix(f"{Device.CUDA.value}:")
+    if norm in {d.value for d in Device} or (index != norm and index.isdigit()):
+        return norm
+    raise UsageError(f"unknown device '{name}': use one of {', '.join(d.value for d in Device)} (or cuda:N)")
+
+
 class FrameFit(Choice):
     """How a video frame becomes a square of ``VideoConfig.size`` pixels: ``crop`` scales the short side and
     centre-crops (CLIP), ``squash`` scales the whole frame, aspect not kept (CAVP: Diff-Foley's ``Resize``)."""
@@ -111,32 +121,50 @@ class EncoderIdentity:
         return out
 
 
+MIN_WINDOW_S = 0.05  # shortest --window / --hop: 50 ms (a drum hit's attack); below, a window is a few samples
+MAX_WINDOW_S = 60.0  # longest --window: one window is decoded, padded and held whole (60 s at 48 kHz = 11.5 MB)
+
+
 @dataclass(frozen=True)
 class WindowConfig:
     """How audio is cut into fixed windows before encoding.
 
-    ``window_s`` matches what CLAP sees (10 s); ``hop_s`` < ``window_s`` gives overlapping windows. A clip
-    shorter than a window, and the last window of a longer clip, are repeat-padded to the full window the
-    way LAION-CLAP's ``repeatpad`` does (never cropped at random). ``sample_rate`` is the encoder's.
+    ``window_s`` is the length of a window's seconds (10 s by default: what CLAP hears at once); ``hop_s`` <
+    ``window_s`` gives overlapping windows. A clip shorter than a window, and the last window of a longer clip,
+    are repeat-padded the way LAION-CLAP's ``repeatpad`` does (never cropped at random). ``sample_rate`` is
+    the encoder's. ``model_samples`` is what the audio model hears at once (480 000 for CLAP, 0 for a model
+    that takes any length, such as aisfx): a window shorter than that is repeat-padded to it, as a short clip
+    is (``embed_samples``), keeping its own start and end; it is the encoder's, never recorded in the index.
     """
 
     window_s: float = 10.0
     hop_s: float = 10.0
     sample_rate: int = 48_000
+    model_samples: int = 0
 
     def __post_init__(self) -> None:
-        if not self.window_s > 0:
-            raise ValueError(f"window must be > 0 seconds, got {self.window_s}")
-        if not 0 < self.hop_s <= self.window_s:
-            raise ValueError(f"hop must be > 0 and <= the window ({self.window_s} s), got {self.hop_s}")
+        if not MIN_WINDOW_S <= self.window_s <= MAX_WINDOW_S:  # also False for NaN
+            raise ValueError(
+                f"window must be between {MIN_WINDOW_S:g} and {MAX_WINDOW_S:g} seconds, got {self.window_s:g}")
+        if not MIN_WINDOW_S <= self.hop_s <= self.window_s:
+            raise ValueError(f"hop must be between {MIN_WINDOW_S:g} s and the window ({self.window_s:g} s), "
+                             f"got {self.hop_s:g}")
+        if self.model_samples < 0:
+            raise ValueError(f"model_samples must be >= 0, got {self.model_samples}")
 
     @property
     def window_samples(self) -> int:
+        """W: the samples a window covers."""
         return int(round(self.window_s * self.sample_rate))
 
     @property
     def hop_samples(self) -> int:
         return int(round(self.hop_s * self.sample_rate))
+
+    @property
+    def embed_samples(self) -> int:
+        """The samples of each window handed to the encoder: ``max(W, model_samples)`` (repeat-padded)."""
+        return max(self.window_samples, self.model_samples)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,13 @@ class IndexNotReadyError(DGSearchError):
     exit_code = 14
 
 
+class DecoderStartError(DGSearchError):
+    """Decode worker processes die before they are ready, again and again (memory exhausted, a broken
+    installation): the run stops; what it committed stays."""
+
+    exit_code = 15
+
+
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
@@ -115,6 +122,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     StorageError.exit_code: ("cannot write", "the index cannot be written (disk full, read-only or failing); what was committed is kept"),
     QueryNotSupportedError.exit_code: ("query not supported", "the index's model cannot embed this kind of query (text or video on an audio-only model such as aisfx)"),
     IndexNotReadyError.exit_code: ("index not ready", "the index is being built and has nothing to search yet: query again once `dgsearch index` has committed its first files"),
+    DecoderStartError.exit_code: ("decoders cannot start", "decode worker processes die before they are ready, again and again (out of memory?); what was committed is kept: free memory, or index with --workers 0"),
 }
 
 

@@ -76,7 +76,7 @@ def test_failed_files_are_listed_and_info_errors_shows_them(clips_dir: Path, tmp
         (["index", "{tmp}/absent", "--index", "{ix}"], 3, "no such file or folder: {tmp}/absent"),
         (["info", "--index", "{tmp}/none"], 4, "no index at {tmp}/none"),
         (["index", "{clips}", "--index", "{ix}", "--window", "5", "--workers", "0"], 6, "index {ix} was built with 10 s windows, hop 10 s at 48000 Hz, not 5 s / 5 s"),
-        (["index", "{clips}", "--index", "{ix}", "--hop", "20"], 2, "hop must be > 0 and <= the window"),
+        (["index", "{clips}", "--index", "{ix}", "--hop", "20"], 2, "hop must be between 0.05 s and the window (10 s), got 20"),
     ],
 )
 def test_errors_have_one_line_and_their_exit_code(cli_index: Path, clips_dir: Path, tmp_path: Path,

@@ -121,7 +121,7 @@ def test_rejects_non_mono_and_sub_sample_hop() -> None:
     with pytest.raises(ValueError, match="mono"):
         window_audio(np.zeros((4, 2), dtype=np.float32), cfg)
     with pytest.raises(ValueError, match="at least one sample"):
-        window_audio(np.zeros(4, dtype=np.float32), WindowConfig(window_s=1.0, hop_s=0.01, sample_rate=SR))
+        window_audio(np.zeros(4, dtype=np.float32), WindowConfig(window_s=1.0, hop_s=0.05, sample_rate=SR))
 
 
 def _split(x: np.ndarray, cuts: list[int]) -> list[np.ndarray]:

@@ -16,11 +16,13 @@ All outputs are ``(N, D) float32`` arrays, each row L2-normalised, deterministic
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from diffgap_search.config import EncoderConfig, EncoderIdentity, FrameFit, VideoConfig
+from diffgap_search.config import EncoderConfig, EncoderIdentity, FrameFit, VideoConfig, WindowConfig
+from diffgap_search.errors import UsageError
 
 AUDIO_TEXT = ("audio", "text")  # what an encoder embeds when it does not say (CLAP, recorded before modalities)
 
@@ -101,6 +103,25 @@ class AudioVisualEncoder(FrameEncoder, Protocol):
         """``(N, S) float32`` mono windows at ``sample_rate`` (default the model's) -> ``(N, D) float32``,
         L2-normalised. ``durations_s``: the seconds each window spans (default ``S / sample_rate``)."""
         ...
+
+
+def input_samples(encoder: object) -> int:
+    """The samples an audio encoder hears at once (its ``input_samples``: 480 000 for CLAP, 10 s at 48 kHz);
+    0 for one that takes windows of any length (aisfx, CAVP)."""
+    return int(getattr(encoder, "input_samples", 0) or 0)
+
+
+def fit_window(window: WindowConfig, encoder: object, model: str) -> WindowConfig:
+    """``window`` for ``encoder``: its ``model_samples`` set to what the encoder hears at once, so a shorter
+    window is repeat-padded to it (``WindowConfig.embed_samples``). Raises UsageError for a window longer than
+    that: its vector would be of its first seconds only, while its hit would claim all of them."""
+    heard = input_samples(encoder)
+    if heard and window.window_samples > heard:
+        limit = heard / window.sample_rate
+        raise UsageError(
+            f"--window {window.window_s:g} is longer than the {limit:g} s that {model} hears at once: use --window "
+            f"{limit:g} or less (a longer sound is found through its {limit:g} s windows; --hop sets their overlap)")
+    return replace(window, model_samples=heard)
 
 
 # Loaders, as the use-cases receive them (``encoders/loading.py`` has the real ones; tests pass counting ones).

@@ -12,32 +12,29 @@ from contextlib import contextmanager
 
 import torch
 
-from diffgap_search.config import Device
-from diffgap_search.errors import ModelUnavailableError, UsageError
-
-DEVICES = tuple(str(device) for device in Device)
+from diffgap_search.config import Device, device_name
+from diffgap_search.errors import ModelUnavailableError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cpu``; ``cuda`` or ``cuda:N`` (an error without a GPU)."""
-    name = name.strip().lower()
+    """``auto`` -> CUDA when available else CPU; ``cpu``; ``cuda`` or ``cuda:N`` (an error without a GPU).
+    Raises UsageError for an unknown name (``config.device_name``)."""
+    name = device_name(name)
     if name == Device.AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == Device.CPU:
         return torch.device("cpu")
-    if name == Device.CUDA or name.startswith(f"{Device.CUDA}:"):
-        if not torch.cuda.is_available():
-            raise ModelUnavailableError(
-                f"device '{name}' was requested but no CUDA GPU is available to torch "
-                f"(torch {torch.__version__}): use --device cpu or --device auto"
-            )
-        device = torch.device(name)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ModelUnavailableError(
-                f"device '{name}' does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)"
-            )
-        return device
-    raise UsageError(f"unknown device '{name}': use one of {', '.join(DEVICES)} (or cuda:N)")
+    if not torch.cuda.is_available():  # cuda or cuda:N
+        raise ModelUnavailableError(
+            f"device '{name}' was requested but no CUDA GPU is available to torch "
+            f"(torch {torch.__version__}): use --device cpu or --device auto"
+        )
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ModelUnavailableError(
+            f"device '{name}' does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return device
 
 
 def prepare_device(name: str) -> torch.device:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.config import EncoderConfig, EncoderRole, VideoConfig, WindowConfig
-from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, VideoEncoderLoader, identity_of
+from diffgap_search.encoders.base import (
+    Encoder,
+    EncoderLoader,
+    FrameEncoder,
+    VideoEncoderLoader,
+    fit_window,
+    identity_of,
+)
 from diffgap_search.encoders.loading import check_text_model, load_text_encoder, video_config
 from diffgap_search.encoders.paired import text_identity_of
 from diffgap_search.errors import ModelUnavailableError
@@ -87,13 +94,15 @@ class RunModels:
     def audio(self) -> Encoder:
         """The audio encoder, loaded and bound to the index (with the windows' sample rate) on first use."""
         if self._audio is None:
-            self._audio = self._loader(self.cfg)
-            bind_encoder(self._catalog, identity_of(self._audio), self._where)
-            text = text_identity_of(self._audio)
+            audio = self._loader(self.cfg)
+            # the window at the encoder's rate, refused (before anything is recorded) if the model hears less
+            window = fit_window(replace(self.window, sample_rate=int(audio.sample_rate)), audio, self.cfg.model)
+            bind_encoder(self._catalog, identity_of(audio), self._where)
+            text = text_identity_of(audio)
             if text is not None:
                 bind_encoder(self._catalog, text, self._where, role=EncoderRole.TEXT)
-            rate = int(self._audio.sample_rate)
-            self.window = bind_window(self._catalog, replace(self.window, sample_rate=rate), self._where)
+            self.window = bind_window(self._catalog, window, self._where)
+            self._audio = audio
         return self._audio
 
     def bind_text(self) -> None:

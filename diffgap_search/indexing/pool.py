@@ -27,9 +27,16 @@ OOM killer) or get stuck there. ``concurrent.futures.ProcessPoolExecutor`` turns
 pipe's back-pressure bounds memory); the deadline applies to each wait for the next item, and a lost
 worker raises ``MediaDecodeError`` with the same reasons.
 
+- **A task whose worker crashed is tried once more** in a fresh worker (``CRASH_RETRIES``): a worker killed
+  from outside (the OOM killer, an operator) then costs nothing, and a file that really crashes its decoder
+  fails on its second crash with the reason above. A task past its deadline is not retried.
+- **A worker that dies before it is ready** (killed while it imports its libraries, when memory peaks) is
+  replaced and its task, which it never started, handed to the replacement; after ``START_ATTEMPTS`` such
+  deaths in a row, with a back-off between them, ``DecoderStartError`` (exit 15) ends the run in one line.
+
 An exception raised by ``fn`` itself (a bug, or bad media in a stream) is re-raised in the consumer as soon as
 it arrives (results not yet yielded are dropped: the run ends; waiting for them could mean waiting on a hung
-decoder until its deadline); a worker that dies before it ever got ready raises ``RuntimeError``.
+decoder until its deadline).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
-from diffgap_search.errors import MediaDecodeError
+from diffgap_search.errors import DecoderStartError, MediaDecodeError
 from diffgap_search.media.process import die_with_parent
 
 T = TypeVar("T")
@@ -53,6 +60,9 @@ R = TypeVar("R")
 _STOP_WAIT_S = 5.0
 _START_LIMIT_S = 60.0  # a worker not ready by then (imports stuck) is a broken installation
 _PARENT_POLL_S = 0.5
+START_ATTEMPTS = 5  # workers in a row that may die before they are ready
+START_BACKOFF_S = 0.25  # the wait after the n-th death in a row: START_BACKOFF_S * 2 ** (n - 1)
+CRASH_RETRIES = 1  # times a task whose worker crashed is run again in a fresh worker
 
 
 def exit_text(exitcode: int | None) -> str:
@@ -73,6 +83,25 @@ def crash_reason(exitcode: int | None) -> str:
 def deadline_reason(deadline_s: float) -> str:
     """``"decoder timed out after 600 s"``."""
     return f"decoder timed out after {deadline_s:g} s"
+
+
+class _Starts:
+    """Counts workers that died before they were ready, in a row; backs off after each, gives up at the limit."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def ready(self) -> None:
+        self.failures = 0
+
+    def failed(self, reason: str) -> None:
+        """After a worker died unready (``reason``): sleep the back-off, or raise DecoderStartError at the limit."""
+        self.failures += 1
+        if self.failures >= START_ATTEMPTS:
+            raise DecoderStartError(
+                f"decode workers cannot start: {self.failures} in a row died before they were ready (the last:"
+                f" {reason}); free some memory, or index with --workers 0 to decode in the indexing process")
+        time.sleep(START_BACKOFF_S * 2 ** (self.failures - 1))
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -165,9 +194,9 @@ class _Worker(Generic[T]):
             self.deadline = time.monotonic() + deadline_s if busy else float("inf")  # type: ignore[operator]
 
     def check(self, deadline_s: float | None) -> tuple[str, Any] | None:
-        """After a wait: ``("msg", message)``, ``("lost", reason)`` (the worker died or ran past its
-        deadline: it is killed and reaped), or None (nothing yet). Handles ``"ready"`` itself; raises
-        RuntimeError for a worker that never got ready."""
+        """After a wait: ``("msg", message)``; ``("crashed", reason)`` (the worker died) or ``("lost", reason)``
+        (it ran past its deadline: it is killed), each reaped; ``("unstarted", reason)`` for a worker that died
+        or was killed before it was ready (its task never began); or None (nothing yet, or just ready)."""
         try:
             msg = self.conn.recv() if self.conn.poll() else None
         except (EOFError, OSError):  # died mid-message
@@ -180,13 +209,11 @@ class _Worker(Generic[T]):
             return "msg", msg
         if self.proc.exitcode is not None:
             code = self.kill()
-            if not self.ready:
-                raise RuntimeError(f"a decode worker failed to start ({exit_text(code)})")
-            return "lost", crash_reason(code)
+            return ("crashed", crash_reason(code)) if self.ready else ("unstarted", exit_text(code))
         if time.monotonic() >= self.deadline:
             self.kill()
             if not self.ready:
-                raise RuntimeError(f"a decode worker did not start within {_START_LIMIT_S:g} s")
+                return "unstarted", f"not ready within {_START_LIMIT_S:g} s"
             return "lost", deadline_reason(deadline_s or 0.0)
         return None
 
@@ -241,6 +268,8 @@ def ordered_map(
     queue: deque[tuple[int, T]] = deque()
     done: dict[int, R] = {}
     pool: list[_Worker[T]] = []
+    crashes: dict[int, int] = {}  # task index -> times its worker crashed
+    starts = _Starts()
     pulled = emitted = 0
     exhausted = False
     try:
@@ -263,7 +292,7 @@ def ordered_map(
                 code = w.kill()  # it died while idle (the OOM killer, say): the next pass replaces it
                 pool.remove(w)
                 if not w.ready:
-                    raise RuntimeError(f"a decode worker failed to start ({exit_text(code)})")
+                    starts.failed(exit_text(code))
             if emitted in done:
                 emitted += 1
                 yield done.pop(emitted - 1)
@@ -277,14 +306,24 @@ def ordered_map(
             if cancel is not None and cancel.poll():
                 return
             for w in busy:
+                was_ready = w.ready
                 event = w.check(deadline_s)
+                if w.ready and not was_ready:
+                    starts.ready()
                 if event is None:
                     continue
                 assert w.task is not None
                 i, item = w.task
-                if event[0] == "lost":
+                if event[0] in ("unstarted", "crashed", "lost"):
                     pool.remove(w)
-                    done[i] = on_lost(item, event[1])
+                    if event[0] == "unstarted":  # its task never began: the next worker takes it first
+                        queue.appendleft((i, item))
+                        starts.failed(event[1])
+                    elif event[0] == "crashed" and crashes.get(i, 0) < CRASH_RETRIES:
+                        crashes[i] = crashes.get(i, 0) + 1
+                        queue.appendleft((i, item))
+                    else:
+                        done[i] = on_lost(item, event[1])
                 elif event[1][0] == "ok":
                     done[i] = event[1][2]
                     w.task = None
@@ -299,6 +338,16 @@ def ordered_map(
                 w.kill()
 
 
+def _stream_worker(ctx: Any, fn: Callable[[T], Iterable[R]], item: T, deadline_s: float | None,
+                   starts: _Starts) -> _Worker[T]:
+    """A fresh stream worker holding its task (one that dies before it can take it is replaced)."""
+    while True:
+        w: _Worker[T] = _Worker(ctx, _stream_main, fn)
+        if w.assign(0, item, deadline_s):
+            return w
+        starts.failed(exit_text(w.kill()))
+
+
 def stream_in_worker(fn: Callable[[T], Iterable[R]], item: T, *, deadline_s: float | None = None) -> Iterator[R]:
     """The items of ``fn(item)`` (a generator function, importable), produced in a worker process of its own.
 
@@ -307,17 +356,21 @@ def stream_in_worker(fn: Callable[[T], Iterable[R]], item: T, *, deadline_s: flo
     deadline is killed and ``MediaDecodeError`` raised, its ``.reason`` as in ``ordered_map``; an exception
     in ``fn`` is re-raised. The worker is gone when the iteration ends, however it ends.
     """
-    w: _Worker[T] = _Worker(multiprocessing.get_context("spawn"), _stream_main, fn)
+    ctx = multiprocessing.get_context("spawn")
+    starts = _Starts()
+    w = _stream_worker(ctx, fn, item, deadline_s, starts)
     try:
-        if not w.assign(0, item, deadline_s):
-            raise RuntimeError(f"a decode worker failed to start ({exit_text(w.kill())})")
         while True:
             w.arm(deadline_s)  # the clock runs while we wait, not while the consumer works
             event = None
             while event is None:
                 _wait([w])
                 event = w.check(deadline_s)
-            if event[0] == "lost":
+            if event[0] == "unstarted":  # nothing was produced yet: a fresh worker starts the stream
+                starts.failed(event[1])
+                w = _stream_worker(ctx, fn, item, deadline_s, starts)
+                continue
+            if event[0] in ("crashed", "lost"):
                 err = MediaDecodeError(event[1])
                 err.reason = event[1]  # type: ignore[attr-defined]
                 raise err

@@ -4,7 +4,7 @@ The rule, in samples (``L`` = input length, ``W = cfg.window_samples``, ``H = cf
 ``J = W // 40``, the *joined tail*: 0.25 s of a 10 s window):
 
 - ``L == 0``: no windows (the caller records an error);
-- ``L <= W``: one window covering ``[0, L)``, repeat-padded to ``W`` (a short clip);
+- ``L <= W``: one window covering ``[0, L)``, repeat-padded to ``P`` (a short clip; ``P == W`` but see below);
 - ``L > W``: the hop grid, windows ``[i*H, i*H + W)`` for every ``i`` with ``i*H + W <= L``; then the tail
   after the last grid window, ``T = L - (last start + W)``:
 
@@ -17,6 +17,11 @@ The rule, in samples (``L`` = input length, ``W = cfg.window_samples``, ``H = cf
   videos, most VGGSound and AudioCaps clips run 10.047–10.094 s): they give one window ``[0, L]``, not a
   second one that would double the windows to embed for 47–94 ms of sound, and never a sliver padded to
   10 s. A 19.9 s clip gives ``[0, 10]`` and ``[9.9, 19.9]``; a 20.02 s clip ``[0, 10]`` and ``[10, 20.02]``.
+
+A window shorter than what the model hears at once (``--window 2`` with CLAP, whose input is 10 s:
+``cfg.model_samples``) is repeat-padded to the model's length exactly as a short clip is, so its ``W`` real
+samples are tiled to ``P = cfg.embed_samples`` and its start and end stay its own; with the default window
+(``W == P``) nothing changes.
 
 Start/end times are those sample indices divided by ``cfg.sample_rate`` (float64 seconds): the
 end-aligned window's start is exactly ``(L - W) / sample_rate``. Only a clip shorter than one window is
@@ -43,7 +48,8 @@ from diffgap_search.config import WindowConfig
 
 
 class AudioWindow(NamedTuple):
-    """One window: ``samples`` is ``(W,) float32``; ``start_s``/``end_s`` are seconds into the clip."""
+    """One window: ``samples`` is ``(P,) float32`` (``cfg.embed_samples``); ``start_s``/``end_s`` are seconds
+    into the clip."""
 
     samples: np.ndarray
     start_s: float
@@ -52,7 +58,7 @@ class AudioWindow(NamedTuple):
 
 @dataclass(frozen=True)
 class Windows:
-    """All windows of one clip: ``samples`` ``(N, W) float32``, ``starts``/``ends`` ``(N,) float64`` seconds."""
+    """All windows of one clip: ``samples`` ``(N, P) float32``, ``starts``/``ends`` ``(N,) float64`` seconds."""
 
     samples: np.ndarray
     starts: np.ndarray
@@ -119,31 +125,32 @@ def repeat_pad(segment: np.ndarray, size: int) -> np.ndarray:
     return np.pad(tiled, (0, size - tiled.shape[0]), mode="constant", constant_values=0).astype(np.float32)
 
 
-def _sizes(cfg: WindowConfig) -> tuple[int, int]:
+def _sizes(cfg: WindowConfig) -> tuple[int, int, int]:
+    """``(W, H, P)``: window, hop and embedded length in samples (``P = cfg.embed_samples >= W``)."""
     window, hop = cfg.window_samples, cfg.hop_samples
     if window < 1 or hop < 1:
         raise ValueError(f"window and hop must be at least one sample at {cfg.sample_rate} Hz")
-    return window, hop
+    return window, hop, cfg.embed_samples
 
 
 def window_audio(samples: np.ndarray, cfg: WindowConfig) -> Windows:
     """Cut ``samples`` (1-D, at ``cfg.sample_rate``) into windows; see the module docstring for the rule.
 
-    Returns ``Windows`` with ``samples`` ``(N, cfg.window_samples) float32`` and ``starts``/``ends``
+    Returns ``Windows`` with ``samples`` ``(N, cfg.embed_samples) float32`` and ``starts``/``ends``
     ``(N,) float64``; ``N == 0`` for empty input.
     """
     audio = np.asarray(samples, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"expected mono 1-D samples, got shape {audio.shape}")
-    window, hop = _sizes(cfg)
+    window, hop, padded = _sizes(cfg)
     spans = window_spans(audio.shape[0], window, hop)
     n = len(spans)
-    out = np.empty((n, window), dtype=np.float32)
+    out = np.empty((n, padded), dtype=np.float32)
     starts = np.empty(n, dtype=np.float64)
     ends = np.empty(n, dtype=np.float64)
     for i, (begin, end) in enumerate(spans):
         lo, hi = embedded(begin, end, window)
-        out[i] = repeat_pad(audio[lo:hi], window)
+        out[i] = repeat_pad(audio[lo:hi], padded)
         starts[i] = begin / cfg.sample_rate
         ends[i] = end / cfg.sample_rate
     return Windows(samples=out, starts=starts, ends=ends)
@@ -152,11 +159,11 @@ def window_audio(samples: np.ndarray, cfg: WindowConfig) -> Windows:
 def iter_windows(blocks: Iterable[np.ndarray], cfg: WindowConfig) -> Iterator[AudioWindow]:
     """Stream windows from consecutive 1-D blocks of one clip, identical to ``window_audio`` of their concat.
 
-    Each yielded ``AudioWindow.samples`` is a fresh ``(cfg.window_samples,) float32`` array. Memory held is
+    Each yielded ``AudioWindow.samples`` is a fresh ``(cfg.embed_samples,) float32`` array. Memory held is
     about one window plus one block: the last ``W`` samples are always kept, since the clip's end (and so
     its end-aligned last window) is known only when the stream ends. Yields nothing for an empty stream.
     """
-    window, hop = _sizes(cfg)
+    window, hop, padded = _sizes(cfg)
     join = joined_tail(window)
     sr = cfg.sample_rate
     buf = np.zeros(0, dtype=np.float32)
@@ -172,7 +179,7 @@ def iter_windows(blocks: Iterable[np.ndarray], cfg: WindowConfig) -> Iterator[Au
         while next_i * hop + window + join <= received:
             begin = next_i * hop
             offset = begin - buf_start
-            yield AudioWindow(buf[offset : offset + window].copy(), begin / sr, (begin + window) / sr)
+            yield AudioWindow(repeat_pad(buf[offset : offset + window], padded), begin / sr, (begin + window) / sr)
             next_i += 1
         drop = min(next_i * hop, received - window - join) - buf_start
         if drop > 0:
@@ -181,4 +188,4 @@ def iter_windows(blocks: Iterable[np.ndarray], cfg: WindowConfig) -> Iterator[Au
     length = buf_start + buf.shape[0]
     for begin, end in window_spans(length, window, hop)[next_i:]:
         lo, hi = embedded(begin, end, window)
-        yield AudioWindow(repeat_pad(buf[lo - buf_start : hi - buf_start], window), begin / sr, end / sr)
+        yield AudioWindow(repeat_pad(buf[lo - buf_start : hi - buf_start], padded), begin / sr, end / sr)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diffgap_search.encoders.base import fit_window
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, QueryNotSupportedError
 from diffgap_search.search.terms import bridge_for
 from diffgap_search.search.types import Query
@@ -92,7 +93,7 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
 
-    window_cfg = opened.window()
+    window_cfg = fit_window(opened.window(), opened.encoder, opened.encoder.model_id)  # windowed as the index
     samples = load_audio(path, window_cfg.sample_rate)
     sr = window_cfg.sample_rate
     lo = int(round((start_s or 0.0) * sr))

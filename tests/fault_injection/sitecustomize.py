@@ -304,3 +304,66 @@ if _DECODE_FAULTS:
     _HOOKS["diffgap_search.indexing.decode"] = _patch_decode
     if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport())
+
+
+# == decode worker faults (issue 26: a worker killed while it starts) ==================================
+# ``DGS_WORKER_FAULT="start:N"`` (or ``task:N``, ``idle:N``): the N-th decode worker process of the run
+# (workers are numbered across processes by the files ``worker.K`` they create in ``DGS_FAULT_DIR``) pauses
+#   ``start``  before it tells the run it is ready (while a real one would still import its libraries);
+#   ``task``   holding its first task, before it runs it;
+#   ``idle``   after it sent its first result, before it reads its next task;
+#   ``doom``   (every worker from the N-th on) kills itself with SIGKILL before it is ready;
+# the first three writing ``DGS_FAULT_DIR/paused`` ("worker_start:N pid P"), until ``DGS_FAULT_DIR/continue`` exists: the test
+# sends it SIGKILL instead. Each worker logs ``worker N PID`` to ``DGS_FAULT_LOG`` when it starts.
+_WORKER_POINT, _, _WORKER_NTH = os.environ.get("DGS_WORKER_FAULT", "").partition(":")
+_WORKER_ORDINAL: list[int] = []
+
+
+def _claim_worker_ordinal() -> int:
+    k = 1
+    while True:
+        try:
+            os.close(os.open(os.path.join(_DIR, f"worker.{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return k
+        except FileExistsError:
+            k += 1
+
+
+def _worker_pause(point: str) -> None:
+    if point != _WORKER_POINT or not _WORKER_ORDINAL or _WORKER_ORDINAL[0] != int(_WORKER_NTH or 1):
+        return
+    _WORKER_ORDINAL[0] = -1  # once
+    with open(os.path.join(_DIR, "paused"), "w") as fh:
+        fh.write(f"worker_{point}:{_WORKER_NTH} pid {os.getpid()}\n")
+    while not os.path.exists(os.path.join(_DIR, "continue")):
+        time.sleep(0.02)
+
+
+def _patch_pool(mod) -> None:  # type: ignore[no-untyped-def]
+    start, next_task, send = mod._start_worker, mod._next_task, mod._send
+
+    def _start_worker(conn, parent_pid):  # type: ignore[no-untyped-def]
+        _WORKER_ORDINAL.append(_claim_worker_ordinal())
+        _log(f"worker {_WORKER_ORDINAL[0]} {os.getpid()}")
+        if _WORKER_POINT == "doom" and _WORKER_ORDINAL[0] >= int(_WORKER_NTH or 1):
+            os.kill(os.getpid(), 9)
+        _worker_pause("start")
+        return start(conn, parent_pid)
+
+    def _next_task(conn):  # type: ignore[no-untyped-def]
+        task = next_task(conn)
+        if task is not None:
+            _worker_pause("task")
+        return task
+
+    def _send(conn, msg):  # type: ignore[no-untyped-def]
+        send(conn, msg)
+        _worker_pause("idle")
+
+    mod._start_worker, mod._next_task, mod._send = _start_worker, _next_task, _send
+
+
+if _WORKER_POINT:
+    _HOOKS["diffgap_search.indexing.pool"] = _patch_pool
+    if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport())

@@ -53,7 +53,8 @@ class ClapEncoder:
         fingerprint: sha256 hex digest of the weights.
         dim: D, the projection size from the model config (512 for LAION-CLAP).
         sample_rate: the rate ``embed_audio`` expects (48 000).
-        window_samples: S, the exact window length ``embed_audio`` accepts (480 000 = 10 s).
+        window_samples: S, the exact window length ``embed_audio`` accepts (480 000 = 10 s); ``input_samples``
+            says the same to the windowing (``encoders.base.fit_window``: shorter windows are repeat-padded to it).
         device: the ``torch.device`` the model runs on.
         batch_size: items per forward pass.
         precision: a ``Precision`` (``auto``, ``fp32`` or ``bf16``) as asked; ``audio_dtype`` is what the audio
@@ -90,6 +91,7 @@ class ClapEncoder:
         self.dim = int(model.config.projection_dim)
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.window_samples = int(feature_extractor.nb_max_samples)
+        self.input_samples = self.window_samples  # what the model hears at once (encoders.base.input_samples)
         max_positions = int(model.config.text_config.max_position_embeddings)
         pad_id = int(model.config.text_config.pad_token_id or 0)
         # RoBERTa positions start after the padding index.
