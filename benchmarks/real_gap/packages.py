@@ -14,6 +14,13 @@ One row per sound: ``path, description, category, package, licence, sha256``. Th
 - ``scratch``: ``Media/Sounds/<Category>/<CamelCaseName>.wav|mp3``; the description is the cleaned name
   (``HorseGallop`` -> "horse gallop", ``media/weak_captions.caption_of``), the category its folder.
 
+- ``minetest-data``: ``games/minetest_game/mods/<mod>/sounds/<mod>_<words>[.N].ogg``; the description is the
+  cleaned name without its mod prefix (``default_dig_oddly_breakable_by_hand`` -> "dig oddly breakable by
+  hand", variants ``.1`` ``.2`` each a sound), the category the mod (``default``, ``doors``, ``fire`` ...);
+- ``lmms-common``: ``samples/<folder>/<name>.ogg``; the description is the cleaned name (``hihat_closed01`` ->
+  "hihat closed"), the category the folder (drums, instruments, effects, beats, basses ...); ``waveforms/``
+  and ``shapes/`` (single-cycle test tones) skipped.
+
 Identical files (by content sha256) are kept once, the first in (package, path) order: a renamed copy
 cannot sit on both sides of a split.
 """
@@ -28,11 +35,12 @@ from pathlib import Path
 
 from diffgap_search.media.weak_captions import caption_of
 
-PACKAGES = ("qabcs-data", "tuxpaint-stamps-default", "scratch")
+PACKAGES = ("qabcs-data", "tuxpaint-stamps-default", "scratch", "minetest-data", "lmms-common")
 CATEGORY_WORDS = {  # a package's category label -> the canonical category of the table
     "animals": "animal", "animal": "animal", "instrument": "instrument", "instruments": "instrument",
     "toys": "toy", "percussion": "percussion", "human": "human", "vocals": "voice", "effects": "effect",
-    "electronic": "electronic", "music loops": "music loop", "household": "household",
+    "electronic": "electronic", "music loops": "music loop", "household": "household", "drums": "percussion",
+    "beats": "music loop", "bassloops": "music loop", "latin": "instrument",
 }
 
 
@@ -129,7 +137,34 @@ def read_scratch(root: Path, licence: str) -> list[Sound]:
     return out
 
 
-READERS = {"qabcs-data": read_qabcs, "tuxpaint-stamps-default": read_tuxpaint, "scratch": read_scratch}
+def read_minetest(root: Path, licence: str) -> list[Sound]:
+    base = root / "usr/share/games/minetest/games/minetest_game/mods"
+    out = []
+    for path in sorted(base.glob("*/sounds/*.ogg")):
+        mod = path.parent.parent.name
+        stem = path.name.split(".", 1)[0]
+        description = caption_of(stem[len(mod) + 1:] if stem.startswith(mod + "_") else stem)
+        if description is None:
+            continue
+        out.append(Sound(str(path), description, CATEGORY_WORDS.get(mod, mod), mod, "minetest-data", licence, _sha(path)))
+    return out
+
+
+def read_lmms(root: Path, licence: str) -> list[Sound]:
+    base = root / "usr/share/lmms/samples"
+    out = []
+    for path in sorted(base.glob("*/*.ogg")):
+        folder = path.parent.name
+        description = caption_of(path.stem)
+        if folder in ("waveforms", "shapes") or description is None:
+            continue
+        out.append(Sound(str(path), description, CATEGORY_WORDS.get(folder, folder), folder, "lmms-common", licence,
+                         _sha(path)))
+    return out
+
+
+READERS = {"qabcs-data": read_qabcs, "tuxpaint-stamps-default": read_tuxpaint, "scratch": read_scratch,
+           "minetest-data": read_minetest, "lmms-common": read_lmms}
 
 
 def build_table(cache: Path, packages: tuple[str, ...] = PACKAGES) -> tuple[list[Sound], int]:
