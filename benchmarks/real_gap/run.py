@@ -17,7 +17,7 @@ Splits: ``file`` (a seeded fifth of the files held out, by hash) and ``package``
 turn: train on the others, query it). Every held-out file's hash and texts are checked absent from training.
 Metrics (percent): R@1, R@10, mAP@10 (``gap.metrics.retrieval_metrics``), mean ± sd over the seeds.
 
-    python benchmarks/real_gap/run.py                       # writes results/real_gap.{json,md} + failures
+    python benchmarks/real_gap/run.py --out-dir benchmarks/results   # real_gap.{json,md}, _queries.jsonl, _failures.md
     python benchmarks/real_gap/run.py --seeds 0 --epochs 5  # a quick look (writes nothing unless --out-dir)
 """
 
@@ -208,6 +208,20 @@ def failures_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def without_queries(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` less the per-query rows of seed 0 (written apart, one line each: ``queries_jsonl``)."""
+    seed0 = {name: {k: ({kk: vv for kk, vv in v.items() if kk != "per_query"} if k in ("description", "category") else v)
+                    for k, v in run.items()} for name, run in result["seed0"].items()}
+    return {**result, "seed0": seed0}
+
+
+def queries_jsonl(result: dict[str, Any]) -> str:
+    """Every query of seed 0, one JSON line each: split, kind, query, relevant files, ranks, served top 3."""
+    return "".join(json.dumps({"split": name, "kind": kind, **row}, ensure_ascii=False) + "\n"
+                   for name, run in result["seed0"].items() for kind in ("description", "category") if kind in run
+                   for row in run[kind]["per_query"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgsearch-real-gap")
@@ -270,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(result))
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / "real_gap.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out_dir / "real_gap.json").write_text(json.dumps(without_queries(result), indent=1) + "\n")
+        (args.out_dir / "real_gap_queries.jsonl").write_text(queries_jsonl(result))
         (args.out_dir / "real_gap.md").write_text(markdown(result) + "\n")
         (args.out_dir / "real_gap_failures.md").write_text(failures_markdown(result) + "\n")
     return 0
