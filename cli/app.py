@@ -110,6 +110,7 @@ def index(
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the hub model to this branch, tag or commit (recorded in the index).")] = None,
+    text_model: Annotated[Optional[str], typer.Option("--text-model", help="A text encoder for an audio-only --model: 'wordllama' (recorded in the index; words reach the sounds through the bridge `dgsearch train` learns from the library's captions and names). Default: the index's, else none.")] = None,
     video_model: Annotated[Optional[str], typer.Option("--video-model", help="Video encoder: 'cavp' (Diff-Foley's CAVP, video and sound in one space: --video queries need no bridge), a CAVP checkpoint file (.ckpt), or a CLIP hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
     video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
@@ -134,7 +135,7 @@ def index(
         from diffgap_search.errors import UsageError
 
         raise UsageError(str(exc)) from None
-    choice = ModelChoice(model=model, revision=revision, video_model=video_model, video_revision=video_revision,
+    choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
                          frames=frames, device=device, batch_size=batch_size)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())

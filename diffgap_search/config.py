@@ -77,10 +77,13 @@ class EncoderRole(Choice):
     """Which of an index's two encoders a record is about; the value is its key in the catalog's ``meta``.
 
     ``AUDIO``: the audio (and text) encoder, CLAP or aisfx. ``VIDEO``: the video encoder, CLIP frames or CAVP.
+    ``TEXT``: a text encoder of its own beside an audio-only one (``--text-model wordllama`` with aisfx), whose
+    words reach the audio only through a DiffGAP bridge.
     """
 
     AUDIO = "encoder"
     VIDEO = "video_encoder"
+    TEXT = "text_encoder"
 
 
 VIDEO_SPACE = "video"  # video windows, embedded by the video encoder (CLIP frames or CAVP)
@@ -176,13 +179,15 @@ class EncoderConfig:
     ``model`` is a Hugging Face hub id, a local directory in the same layout (config.json, the weights,
     tokenizer and preprocessor files), an original LAION-CLAP checkpoint file (``*.pt``) or ``aisfx``;
     ``revision`` pins a hub model to a branch, tag or commit. ``device`` is a ``Device`` (``auto``: CUDA when
-    present, ``cpu``, ``cuda``) or ``cuda:N``.
+    present, ``cpu``, ``cuda``) or ``cuda:N``. ``text_model``: a separate text encoder for an audio-only
+    ``model`` (``wordllama``), None for none (CLAP embeds text itself).
     """
 
     model: str = DEFAULT_MODEL
     device: str = Device.AUTO
     batch_size: int = 16
     revision: str | None = None
+    text_model: str | None = None
 
 
 DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"

@@ -38,6 +38,14 @@ def _disk_usage(index_dir: Path) -> int:
     return sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
 
 
+def _text(record: dict[str, Any]) -> str:
+    """A separate text model (``--text-model``): name, version and weights, or ``-`` (none, or CLAP's own)."""
+    if not record:
+        return "-"
+    version = record.get("package_version")
+    return f"{record['model']}{' ' + version if version else ''} (weights {record['fingerprint'][:12]})"
+
+
 def _source(encoder: dict[str, Any]) -> str:
     """Where the weights came from: ``hub laion/clap-htsat-unfused, revision main, commit 1a2b…``, a local
     directory, a checkpoint file or a package (indexes from before provenance was recorded: ``-``)."""
@@ -81,6 +89,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         "weights sha256": encoder.get("fingerprint", "-"),
         "embeds": ", ".join(encoder.get("modalities", ("audio", "text"))) if encoder else "-",
         "dim": encoder.get("dim", "-"),
+        "text model": _text(meta.get("text_encoder") or {}),
         "video model": _video(meta.get("video_encoder") or {}),
         "window": f"{window['window_s']:g} s, hop {window['hop_s']:g} s at {window['sample_rate']} Hz" if window else "-",
         "vector spaces": ", ".join(

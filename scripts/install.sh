@@ -32,6 +32,9 @@ fi
 .venv/bin/python -m pip install -q -e '.[test,docs]'
 # `--model aisfx` reads the checkpoint inside this wheel; its own pins (numpy==1.23, librosa==0.9.2) stay out.
 .venv/bin/python -m pip install -q --no-deps aisfx==0.1.2
+# `--text-model wordllama` reads the 16 MB safetensors table and the tokenizer file inside this wheel (our own
+# loader: safetensors + tokenizers, both dependencies already); its own (pydantic, requests, toml) stay out.
+.venv/bin/python -m pip install -q --no-deps wordllama==0.4.0.post1
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   # faiss-gpu where a GPU exists (same `faiss` module; never required).
   .venv/bin/python -m pip install -q faiss-gpu-cu12 && .venv/bin/python -m pip uninstall -q -y faiss-cpu || \

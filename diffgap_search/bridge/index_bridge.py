@@ -36,11 +36,15 @@ def bridge_file_name(bridge: Bridge) -> str:
 
 
 def encoder_fingerprints(catalog: Catalog) -> dict[str, str]:
-    """Modality -> weights sha256 of the encoders this index uses (text shares CLAP with audio)."""
+    """Modality -> weights sha256 of the encoders this index uses (text shares CLAP with audio, unless the
+    index records a text encoder of its own: ``--text-model``)."""
     out: dict[str, str] = {}
     audio = stored_encoder(catalog)
     if audio:
         out["audio"] = out["text"] = audio["fingerprint"]
+    text = stored_encoder(catalog, EncoderRole.TEXT)
+    if text:
+        out["text"] = text["fingerprint"]
     video = stored_encoder(catalog, EncoderRole.VIDEO)
     if video:
         out["video"] = video["fingerprint"]

@@ -6,6 +6,9 @@ Audio: ``cfg.model`` is ``aisfx`` (the sound-effects network inside the ``aisfx`
 ``encoders/clap/load.py``). Video: ``cavp`` or a CAVP checkpoint file (``encoders/cavp/``), else CLIP's image
 tower (a hub id or a model directory: ``encoders/clip/``).
 
+Text beside an audio-only model: ``cfg.text_model`` ``wordllama`` (``encoders/wordllama/``) joins aisfx as
+its text side (``encoders/paired.py``); its words reach the sounds only through the index's bridge.
+
 Every way a load can fail ends as one ``ModelUnavailableError`` whose message says what is wrong and what
 to do (``UsageError`` for an unknown device). Importing this module is cheap: torch and transformers are
 imported only when a model is loaded.
@@ -17,11 +20,13 @@ from typing import TYPE_CHECKING
 
 from diffgap_search.config import EncoderConfig, FrameFit, VideoConfig
 from diffgap_search.encoders.cavp.encoder import is_cavp_reference
+from diffgap_search.errors import UsageError
 
 if TYPE_CHECKING:
-    from diffgap_search.encoders.base import Encoder, FrameEncoder
+    from diffgap_search.encoders.base import Encoder, FrameEncoder, TextEncoder
 
 AISFX = "aisfx"
+TEXT_MODELS = ("wordllama",)  # what --text-model takes
 CAVP_BATCH = 8  # 4 s clips of 16 x 224 x 224 frames per forward pass (~80 MB of pixels)
 
 
@@ -31,16 +36,39 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True) -> Encoder:
     ``progress`` shows download progress on stderr. Raises ``ModelUnavailableError`` (any reason the
     weights cannot be had) or ``UsageError`` (an unknown ``cfg.device``).
     """
+    check_text_model(cfg)
     if cfg.model == AISFX:
         from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
         encoder = load_aisfx_encoder(cfg.device, cfg.batch_size)
         encoder.provenance = {"source": "package"}
+        if cfg.text_model is not None:
+            from diffgap_search.encoders.paired import PairedEncoder
+
+            return PairedEncoder(encoder, load_text_encoder(cfg.text_model, encoder.dim))  # type: ignore[return-value]
         return encoder
     from diffgap_search.encoders.clap.load import load_clap
     from diffgap_search.encoders.weights.progress import stderr_download_progress
 
     return load_clap(cfg, stderr_download_progress(progress))
+
+
+def check_text_model(cfg: EncoderConfig) -> None:
+    """Refuse a ``--text-model`` that is unknown, or given to a model that embeds text itself (``UsageError``)."""
+    if cfg.text_model is None:
+        return
+    if cfg.text_model not in TEXT_MODELS:
+        raise UsageError(f"--text-model must be {' or '.join(TEXT_MODELS)}, got {cfg.text_model!r}")
+    if cfg.model != AISFX:
+        raise UsageError(f"--text-model is for an audio-only --model ({AISFX}); {cfg.model!r} embeds text itself")
+
+
+def load_text_encoder(name: str, dim: int) -> TextEncoder:
+    """The text encoder ``name`` (``TEXT_MODELS``), its vectors zero-padded to ``dim`` (the audio encoder's D).
+    Raises ``ModelUnavailableError`` when its package is missing."""
+    from diffgap_search.encoders.wordllama.encoder import load_wordllama_encoder
+
+    return load_wordllama_encoder(dim)
 
 
 def video_config(model: str, revision: str | None = None, frames: bool = True) -> VideoConfig:

@@ -20,7 +20,8 @@ from diffgap_search.encoders.base import (
     fit_window,
     identity_of,
 )
-from diffgap_search.encoders.loading import video_config
+from diffgap_search.encoders.loading import check_text_model, load_text_encoder, video_config
+from diffgap_search.encoders.paired import text_identity_of
 from diffgap_search.errors import ModelUnavailableError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import bind_encoder, bind_window, space_dim, stored_encoder, stored_encoder_config
@@ -38,10 +39,11 @@ class ModelChoice:
     ``None`` means "the index's own, at the commit it was built from" for an existing index, else the
     default (``config.DEFAULT_MODEL``, ``config.DEFAULT_VIDEO_MODEL``). ``frames`` off indexes videos'
     soundtracks only. ``device`` and ``batch_size`` apply to the audio encoder (the video encoder runs on the
-    same device).
+    same device). ``text_model``: a text encoder beside an audio-only model (``wordllama``); None: the index's.
     """
 
     model: str | None = None
+    text_model: str | None = None
     revision: str | None = None
     video_model: str | None = None
     video_revision: str | None = None
@@ -64,7 +66,8 @@ def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, Vi
             if choice.video_model is None and choice.video_revision is None and stored_video is not None:
                 video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
                                          choice.frames)
-    return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size), video_cfg
+    text_model = choice.text_model or encoder_cfg.text_model
+    return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size, text_model=text_model), video_cfg
 
 
 class RunModels:
@@ -95,9 +98,25 @@ class RunModels:
             # the window at the encoder's rate, refused (before anything is recorded) if the model hears less
             window = fit_window(replace(self.window, sample_rate=int(audio.sample_rate)), audio, self.cfg.model)
             bind_encoder(self._catalog, identity_of(audio), self._where)
+            text = text_identity_of(audio)
+            if text is not None:
+                bind_encoder(self._catalog, text, self._where, role=EncoderRole.TEXT)
             self.window = bind_window(self._catalog, window, self._where)
             self._audio = audio
         return self._audio
+
+    def bind_text(self) -> None:
+        """Record (or check) the asked text model when no audio encoder is loaded (nothing to embed): an index
+        gains its text side without re-embedding; its words are embedded only when a bridge is trained."""
+        if self.cfg.text_model is None or self._audio is not None:
+            return
+        check_text_model(self.cfg)
+        stored = stored_encoder(self._catalog)
+        dim = int(stored["dim"]) if stored else None
+        if dim is None:
+            return  # a new index records its text side with its audio encoder
+        text = load_text_encoder(self.cfg.text_model, dim)
+        bind_encoder(self._catalog, identity_of(text), self._where, role=EncoderRole.TEXT)
 
     def video(self) -> FrameEncoder:
         """The video encoder (CLIP frames, or CAVP: an ``AudioVisualEncoder``), loaded and bound on first use."""

@@ -74,6 +74,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
         run = _Run(stages, catalog, models, captions, progress, report)
+        models.bind_text()  # an existing index gains (or checks) its --text-model even with nothing to embed
         if plan.embed:
             models.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
             progress.start(len(plan.embed))

@@ -33,6 +33,9 @@ def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> 
                 " audio only: a text query cannot be searched in it; query with --audio FILE, or build an index"
                 " with a CLAP model (the default) to search by words"
             )
+        reason = opened.words_need_bridge(use_bridge)
+        if reason is not None:
+            raise BridgeUnavailableError(f"a text query cannot be searched in index {opened.index_dir}: {reason}")
         return opened.encoder.embed_text([text])
     if kind == "segment":
         return segment_vector(opened, int(query.segment_id))  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from diffgap_search.config import CAVP_SPACE, Device, EncoderConfig, EncoderRole, FaissConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, QueryVideoLoader, identity_of
+from diffgap_search.encoders.paired import text_identity_of
 from diffgap_search.errors import BridgeUnavailableError, IndexNotReadyError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import (
@@ -24,6 +25,7 @@ from diffgap_search.store.settings import (
     stored_encoder,
     stored_encoder_config,
     stored_window,
+    text_shares_audio,
 )
 from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 
@@ -82,6 +84,23 @@ class OpenIndex:
         """False when the index's recorded model embeds audio only; True while none is recorded yet."""
         return stored_encoder(self.catalog) is None or self.embeds_text()
 
+    def text_shares_audio(self) -> bool:
+        """Whether the index's words and sounds share one space (CLAP); False with a text encoder of its own
+        (``--text-model``), whose vectors reach the audio only through a bridge."""
+        return text_shares_audio(self.catalog)
+
+    def words_need_bridge(self, use_bridge: bool = True) -> str | None:
+        """Why words cannot be searched semantically here without a bridge, when the index's words come from
+        a text encoder of their own and no bridge with a text direction is in use; None otherwise."""
+        if self.text_shares_audio():
+            return None
+        trained = self.bridge is not None and "audio|text" in {d.value for d in self.bridge.directions}
+        if trained and use_bridge:
+            return None
+        text_model = (stored_encoder(self.catalog, EncoderRole.TEXT) or {}).get("model")
+        why = "it is off (--no-bridge)" if trained else "the index has none for text yet: run `dgsearch train`"
+        return f"the index's words ({text_model}) reach its sounds only through a DiffGAP bridge, and {why}"
+
     def cavp_video(self) -> bool:
         """Whether the index's video encoder is CAVP (its windows' sound is in the ``cavp_audio`` space)."""
         return CAVP_SPACE in (stored_encoder(self.catalog, EncoderRole.VIDEO) or {}).get("modalities", ())
@@ -100,6 +119,9 @@ class OpenIndex:
             self.require_ready()
             encoder = self._load_encoder(self.encoder_cfg)
             bind_encoder(self.catalog, identity_of(encoder), str(self.index_dir))
+            text = text_identity_of(encoder)
+            if text is not None:  # the text model's weights must still be the recorded ones
+                bind_encoder(self.catalog, text, str(self.index_dir), role=EncoderRole.TEXT)
             self._encoder = encoder
         return self._encoder
 

@@ -124,7 +124,8 @@ class Searcher:
     def terms_for(self, modality: str, qvecs: np.ndarray, *, use_bridge: bool = True) -> list[SearchTerm]:
         """The weighted cosine terms a query of ``modality`` is scored by (``search/terms.py``)."""
         bridge = self.bridge if use_bridge else None
-        return query_terms(modality, qvecs, bridge, cavp_video=modality == "video" and self.opened.cavp_video())
+        return query_terms(modality, qvecs, bridge, cavp_video=modality == "video" and self.opened.cavp_video(),
+                           text_shares_audio=modality != "text" or self.opened.text_shares_audio())
 
     def search_terms(self, terms: list[SearchTerm], cfg: SearchConfig,
                      exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
@@ -158,6 +159,11 @@ class Searcher:
         if mode is SearchMode.HYBRID and kind == "text" and not self.opened.words_searchable():
             result = search_keyword(self.catalog, query.text, cfg, allowed)  # an audio-only model
             result.note = "the index's model embeds audio only: keyword search only"
+            return result
+        needs_bridge = self.opened.words_need_bridge(cfg.use_bridge and self.use_bridge) if kind == "text" else None
+        if mode is SearchMode.HYBRID and needs_bridge is not None:
+            result = search_keyword(self.catalog, query.text, cfg, allowed)
+            result.note = f"{needs_bridge}: keyword search only"
             return result
         reason = semantic_only_reason(kind, cfg)
         if mode is SearchMode.SEMANTIC or reason is not None:

@@ -30,9 +30,12 @@ def bridge_for(bridge: Bridge | None, modality: str) -> Bridge | None:
     return bridge
 
 
-def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | None, *, cavp_video: bool) -> list[SearchTerm]:
+def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | None, *, cavp_video: bool,
+                text_shares_audio: bool = True) -> list[SearchTerm]:
     """The terms of a query of ``modality`` with vectors ``qvecs (Q, D) float32`` (one term without a
-    usable bridge); ``cavp_video``: the index's video encoder is CAVP. Zero-weight terms are dropped."""
+    usable bridge); ``cavp_video``: the index's video encoder is CAVP; ``text_shares_audio`` False: the
+    index's words come from a text encoder of their own (``--text-model``), so the raw text-audio cosine is
+    no term. Zero-weight terms are dropped."""
     usable = bridge_for(bridge, modality)
     if modality == "video" and cavp_video:
         return [SearchTerm(space, q, w) for space, q, w in cavp_video_terms(usable, qvecs)]
@@ -42,6 +45,7 @@ def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | None, *, cavp
     bridged = usable.apply(qvecs, modality, "audio")
     terms = [SearchTerm("audio", bridged, fusion.w_query_bridged),
              SearchTerm(f"audio_as_{modality}", qvecs, fusion.w_item_bridged)]
-    if modality == "text" and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
+    if modality == "text" and text_shares_audio and fusion.w_raw > 0:  # CLAP's text and audio share a space; video's does not
         terms.append(SearchTerm("audio", qvecs, fusion.w_raw))
-    return [t for t in terms if t.weight > 0]
+    served = [t for t in terms if t.weight > 0]
+    return served or [SearchTerm("audio", bridged, 1.0)]  # only the dropped raw term was weighted: the bridged query

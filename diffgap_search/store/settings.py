@@ -73,19 +73,30 @@ def space_dim(catalog: Catalog, space: str) -> int | None:
 
 def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = Device.AUTO) -> EncoderConfig:
     """The ``EncoderConfig`` that loads the index's own audio encoder: its model at the commit it was built
-    from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy."""
+    from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy;
+    with the index's separate text model (``text_model``), if it records one."""
     stored = stored_encoder(catalog) or {}
+    text_model = (stored_encoder(catalog, EncoderRole.TEXT) or {}).get("model")
     if model is not None and model != stored.get("model"):
-        return EncoderConfig(model=model, device=device)
+        return EncoderConfig(model=model, device=device, text_model=text_model)
     return EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device=device,
-                         revision=stored.get("commit") or stored.get("revision"))
+                         revision=stored.get("commit") or stored.get("revision"), text_model=text_model)
 
 
 def embeds(catalog: Catalog, modality: str) -> bool:
-    """Whether the index's audio encoder embeds ``modality`` (``"text"``: not for an audio-only model such as
-    aisfx). Indexes recorded before modalities were recorded hold CLAP, which embeds both."""
+    """Whether the index embeds ``modality`` (``"text"``: its audio encoder does, as CLAP, or it records a text
+    encoder of its own, as aisfx with ``--text-model``). Indexes recorded before modalities were recorded hold
+    CLAP, which embeds both."""
     stored = stored_encoder(catalog) or {}
+    if modality == "text" and not text_shares_audio(catalog):
+        return True
     return modality in stored.get("modalities", ("audio", "text"))
+
+
+def text_shares_audio(catalog: Catalog) -> bool:
+    """False when the index's words come from a text encoder of their own (``text_encoder``, unrelated to the
+    audio space: only a bridge joins them), True otherwise (CLAP: one space)."""
+    return stored_encoder(catalog, EncoderRole.TEXT) is None
 
 
 def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: str = EncoderRole.AUDIO) -> None:
@@ -98,9 +109,11 @@ def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: s
         catalog.set_meta({str(role): encoder.record()})
         return
     if stored["fingerprint"] != encoder.fingerprint:
+        flag = "--text-model" if role == EncoderRole.TEXT else "--model"
         raise IncompatibleIndexError(
-            f"index {where} was built with model {stored['model']!r} (weights {stored['fingerprint'][:12]}); "
-            f"model {encoder.model!r} has other weights ({encoder.fingerprint[:12]}): use --model "
+            f"index {where} was built with {'text ' if role == EncoderRole.TEXT else ''}model {stored['model']!r}"
+            f" (weights {stored['fingerprint'][:12]}); "
+            f"model {encoder.model!r} has other weights ({encoder.fingerprint[:12]}): use {flag} "
             f"{stored['model']!r}, or build a new index with --index"
         )
     stale = stale_spaces(stored, encoder)
