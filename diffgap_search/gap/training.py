@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..threads import idle_cores, torch_threads
 from .bridge import Bridge, SampleConfig
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import denoising_loss, info_nce, q_sample
@@ -94,6 +95,8 @@ class TrainConfig:
     # "auto": bfloat16 autocast for the forward pass on CPUs with native bf16 (AVX512-BF16 / AMX: about 1.5x
     # faster), float32 elsewhere; "bf16" / "fp32" force one. Weights, optimiser and EMA stay float32.
     precision: str = "auto"
+    # torch threads of the run; 0: as many as the machine has idle cores now (``threads.idle_cores``)
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 4:
@@ -109,8 +112,8 @@ class TrainConfig:
         object.__setattr__(self, "shared_spaces", tuple(Modality(m).value for m in self.shared_spaces))
         if "audio" in self.shared_spaces:
             raise ValueError("TrainConfig.shared_spaces names the modalities that share the audio space, not audio")
-        if self.patience < 0 or self.eval_every < 1:
-            raise ValueError("TrainConfig needs patience >= 0 and eval_every >= 1")
+        if self.patience < 0 or self.eval_every < 1 or self.threads < 0:
+            raise ValueError("TrainConfig needs patience >= 0, eval_every >= 1 and threads >= 0")
         if any(not 0.0 <= a <= 1.0 for a in self.residual_grid):
             raise ValueError(f"TrainConfig.residual_grid holds scales in [0, 1], got {self.residual_grid}")
         object.__setattr__(self, "residual_grid", tuple(float(a) for a in self.residual_grid))
@@ -294,8 +297,17 @@ def train_bridge(
 
     ``encoder_fingerprints``: modality name -> sha256 of the encoder that produced that modality's rows;
     stored in the bridge, which ``load_bridge`` then refuses for any other encoder.
-    Deterministic for a given ``cfg.seed`` and thread count.
+    Deterministic for a given ``cfg.seed`` and thread count (``cfg.threads``; 0 picks the idle cores).
     """
+    threads = cfg.threads or idle_cores(torch.get_num_threads())
+    with torch_threads(threads):
+        bridge, report = _train(pairs, cfg, encoder_fingerprints, groups, on_step)
+    report.selection["threads"] = threads
+    return bridge, report
+
+
+def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints: dict[str, str],
+           groups: np.ndarray | None, on_step: OnStep | None) -> tuple[Bridge, TrainReport]:
     from .selection import choose_residual, counterpart_fusion, progress_score
     from .validation import validate, validation_tasks
 
