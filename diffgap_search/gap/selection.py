@@ -3,9 +3,10 @@
 Every choice here is made on the bridge's validation groups (``training_data``: clips it never trained on),
 on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
 
-- **checkpoint** (early stopping): ``progress_score`` rates the network after an epoch by the served score of
-  its full residual (one DDIM step from the zero start, fusion weights tuned on a coarse grid); training
-  keeps the best-rated weights and stops after ``TrainConfig.patience`` checks without improvement;
+- **checkpoint** (early stopping): ``progress_score`` rates the network after an epoch by the served R@1 of
+  its full residual (one DDIM step from the zero start, fusion weights tuned on a coarse grid) plus its
+  bridged-query R@1; training keeps the best-rated weights and stops after ``TrainConfig.patience`` ratings
+  without improvement;
 - **residual scale** ``alpha`` per direction (``choose_residual``): the bridge serves ``anchor + alpha *
   residual``; ``alpha = 0`` is the ridge map alone (``Bridge.residual_scale``). Each pair of alphas of a pair
   set's two directions on ``RESIDUAL_GRID`` gets its fusion weights tuned; kept is the pair with the best mean
