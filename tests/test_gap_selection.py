@@ -139,3 +139,13 @@ def test_bad_selection_settings_are_refused() -> None:
         TrainConfig(patience=-1)
     with pytest.raises(ValueError, match="precision"):
         replace(TrainConfig(), precision="fp8")
+
+
+def test_training_threads_never_exceed_the_idle_cores_or_the_request() -> None:
+    import os
+
+    from diffgap_search.threads import idle_cores
+
+    cores = len(os.sched_getaffinity(0))
+    assert idle_cores(1) == 1
+    assert 1 <= idle_cores(64) <= cores
