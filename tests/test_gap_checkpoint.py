@@ -19,6 +19,7 @@ from diffgap_search.errors import (
 )
 from diffgap_search.gap.bridge import Bridge, load_bridge
 from diffgap_search.gap.checkpoint import FORMAT_VERSION, fingerprint
+from diffgap_search.gap.evaluation import METHODS, evaluate_methods, verdict_line
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 
@@ -182,6 +183,13 @@ def test_format_3_bridges_load_and_serve_the_full_residual_as_before(bridge_and_
                   format_version=3)
     assert np.array_equal(old.apply(q, "text", "audio"), full.apply(q, "text", "audio"))
     assert np.array_equal(old.apply(q, "audio", "text"), full.apply(q, "audio", "text"))
+    # evaluated, it has no fair counterparts to serve beside it, and the verdict says so
+    a, b = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0).sample(40, seed=9)
+    ev = evaluate_methods({"audio": a, "text": b}, old)
+    assert all(tuple(m) == METHODS[:-2] for m in ev["results"].values())
+    assert set(ev["verdict"]["text->audio"]) == {"alone"}
+    assert verdict_line("text->audio", ev["verdict"]["text->audio"]).endswith(
+        "; no fair served counterpart (a bridge trained before format 4: train it again)")
 
 
 def test_a_bridge_of_unrecorded_encoders_is_refused_once_the_index_records_them(bridge_and_data: tuple,
