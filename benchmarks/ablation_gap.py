@@ -16,7 +16,9 @@ Rows:
   direction, each on full batches of its direction), without the linear anchor (the method as it was
   before this benchmark), and full DiffGAP (the defaults of ``TrainConfig``);
 - the full model's samplers: 1 or 4 DDIM steps from the zero vector, 4 steps from a fixed seeded noise
-  vector, the mean of K = 8 seeded samples, and guidance scales 1 to 3.
+  vector, the mean of K = 8 seeded samples, and guidance scales 1 to 3;
+- the plain nonlinear counterpart: a residual MLP regressor on top of the same ridge map (``residual_mlp``:
+  2 x 512 GELU, dropout 0.1, AdamW, MSE + 0.1 InfoNCE, early-stopped on the same validation clips).
 
 Each cell is R@1 (or mAP@10) in percent, "alone" = bridged query against raw items, "fused" = the score
 ``dgsearch query`` serves. Sized to run in about 10 minutes on 2 shared CPU cores (``--clips-1cap``,
@@ -54,6 +56,7 @@ from diffgap_search.gap.training_data import split_pairs
 from diffgap_search.gap.validation import term_matrices, validation_tasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from residual_mlp import train_residual_mlp  # noqa: E402
 from synthetic_gap import machine  # noqa: E402
 
 FINGERPRINT = "synthetic-" + "0" * 54
@@ -157,7 +160,8 @@ def run_setting(name: str, world: GapWorld, args: argparse.Namespace, log: Calla
     train, train_groups = world.sample_clips(clips, args.data_seed, **shape).pairs()
     test_pairs, test_groups = world.sample_clips(args.n_test, args.data_seed + 1, **shape).pairs()
     test = list(tasks_for("audio", "text", test_pairs["audio"], test_pairs["text"], group_codes(test_groups)))
-    val = validation_tasks(split_pairs(train, as_groups(train_groups, train["audio"]), 0.1), 2000)
+    sets = split_pairs(train, as_groups(train_groups, train["audio"]), 0.1)
+    val = validation_tasks(sets, 2000)
     base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden=args.hidden, depth=args.depth)
     rows: dict[str, list[dict[str, dict[str, float]]]] = {}
     chosen: dict[str, list[dict[str, Any]]] = {}
@@ -179,6 +183,9 @@ def run_setting(name: str, world: GapWorld, args: argparse.Namespace, log: Calla
                 if not baselines:
                     baselines = baseline_scores(pb, test)
                     rows["ridge + fusion"] = [score_bridge(LinearBridge(pb), val, test)]
+                mlp = train_residual_mlp(sets, bridges[0].record, val, seed=seed, epochs=max(args.epochs, 20))
+                rows.setdefault("residual MLP on ridge (2x512, dropout 0.1, early-stopped)", []).append(
+                    score_bridge(mlp, val, test))
                 for sname, sample in samplers(bridges[0].sample).items():
                     rows.setdefault(f"sampler: {sname}", []).append(score_bridge(WithSample(bridges[0], sample), val, test))
     return {"setting": name, "captions_per_clip": captions, "train_clips": clips, "train_pairs": len(train_groups),

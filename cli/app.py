@@ -261,6 +261,7 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
     guidance: Annotated[str, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none), or auto: tuned on the validation clips with the fusion weights.")] = "auto",
+    threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads; 0 (default): the cores idle now (a busy core slows every thread). Fix it for bit-for-bit reruns.")] = 0,
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     json_: JsonOpt = False,
@@ -277,7 +278,7 @@ def train(
     from diffgap_search.cli.progress import RichTrainProgress
 
     fmt = _fmt(json_, jsonl)
-    cfg = TrainConfig(seed=seed).with_guidance(guidance)
+    cfg = TrainConfig(seed=seed, threads=threads).with_guidance(guidance)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
     if batch_size is not None:

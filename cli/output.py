@@ -160,6 +160,15 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
     for key, val in sorted(outcome["validation"].items()):
         figures = ", ".join(f"{k} {v:.1f}" for k, v in val.items())
         console.print(f"  validation {key}: {figures}")
+    chosen = outcome.get("chosen") or {}
+    if chosen:
+        alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen["residual_scale"].items())) or "-"
+        stop = " (stopped early)" if chosen.get("stopped_early") else ""
+        console.print(f"  chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']}{stop}, residual scale"
+                      f" {alphas} (0 = the ridge map alone)", markup=False)
+        for kind, per in chosen.get("counterparts_served_R@1", {}).items():
+            console.print(f"  validation {kind} + fusion (fair counterpart): "
+                          + ", ".join(f"{k} fused_R@1 {v:.1f}" for k, v in per.items()), markup=False)
     sampler = outcome.get("sampler") or {}
     if sampler:
         console.print(f"  sampler (chosen on validation): {sampler['steps']} DDIM step(s), guidance {sampler['guidance_scale']:g}")
@@ -188,6 +197,11 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
     if weak:
         console.print(f"weak captions (file names, tags) of the same clips, scored apart: {result['weak_captions']['n_test']}",
                       markup=False)
+    chosen = result.get("chosen") or {}
+    if chosen:
+        alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen["residual_scale"].items())) or "-"
+        console.print(f"chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']}, residual scale {alphas}"
+                      " (0 = the ridge map alone)", markup=False)
     tables = [(d, ms) for d, ms in result["results"].items()] + [(f"{d} (weak captions)", ms) for d, ms in weak.items()]
     for direction, methods in tables:
         table = Table(title=direction, show_edge=False, pad_edge=False)
@@ -197,6 +211,10 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
             table.add_row(method, *(f"{m[c]:.1f}" if c != "median_rank" else f"{m[c]:g}"
                                     for c in ("R@1", "R@5", "R@10", "median_rank", "mAP@10")))
         console.print(table)
+    from diffgap_search.gap.evaluation import verdict_line
+
+    for direction, duels in (result.get("verdict") or {}).items():
+        console.print(verdict_line(direction, duels), markup=False)
 
 
 def print_dupes(result: dict[str, Any], *, fmt: str) -> None:

@@ -65,6 +65,23 @@ def _video(encoder: dict[str, Any]) -> str:
     return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}"
 
 
+def _bridge(record: dict[str, Any]) -> str:
+    """The DiffGAP bridge and what validation chose for it: epoch kept, residual scale per direction (0 = the
+    ridge map alone), validation served R@1 beside ridge + fusion's. ``-`` without a bridge."""
+    if not record:
+        return "-"
+    text = f"{record['fingerprint'][:12]} ({', '.join(record.get('directions', []))})"
+    chosen = record.get("chosen") or {}
+    if not chosen:
+        return text + "; trained before validation chose its checkpoint and residual scale"
+    alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen.get("residual_scale", {}).items())) or "1"
+    ridge = chosen.get("counterparts_served_R@1", {}).get("ridge", {})
+    served = "; ".join(f"{k} {v:.1f}" + (f" (ridge + fusion {ridge[k]:.1f})" if k in ridge else "")
+                       for k, v in chosen.get("served_R@1", {}).items() if v is not None)
+    return (f"{text}; chosen on validation: epoch {chosen.get('epoch')} of {chosen.get('epochs_run')}, residual scale "
+            f"{alphas}; validation served R@1 {served or '-'}")
+
+
 def index_info(index_dir: Path) -> IndexInfo:
     """What the index at ``index_dir`` holds (:class:`IndexInfo`)."""
     with Catalog.open(index_dir) as cat:
@@ -98,6 +115,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         ) or "-",
         "tags": (f"{tags.files_with_tags} files tagged: "
                  + ", ".join(f"{key} {n}" for key, n in tags.by_key.items())) if tags.by_key else "none",
+        "bridge": _bridge(meta.get("bridge") or {}),
         "size on disk": f"{_disk_usage(index_dir) / 1e6:.2f} MB",
         "schema version": meta.get("schema_version"),
     }

@@ -19,7 +19,7 @@ from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.errors import BridgeMismatchError
 from diffgap_search.gap.baselines import LinearMap
-from diffgap_search.gap.fusion import fused_unit_scores
+from diffgap_search.gap.fusion import FusionConfig, fused_unit_scores
 from diffgap_search.gap.groups import validation_mask
 from diffgap_search.gap.protocol import Task, build_side, group_codes, tasks_for
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
@@ -249,6 +249,43 @@ def test_eval_on_a_whole_pairs_file_with_baselines_fitted_on_the_training_pairs(
             task.vector_metrics(task.queries.vectors @ task.items.vectors.T), abs=1e-9)
     table = dg("eval", "--pairs-file", test_file, "--index", ix, "--max-clips", "10")
     assert table.exit_code == 0 and "{'audio': 10, 'text': 50}" in table.stdout
+
+
+def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(from_pairs: tuple) -> None:
+    """Ridge + fusion and Procrustes + fusion, with the weights tuned on the bridge's validation clips and stored
+    with it, score exactly their formula on the test clips; the verdict names the better side per direction."""
+    _, ix, test_file, _, test, out = from_pairs
+    r = dg("eval", "--pairs-file", test_file, "--index", ix, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    with Catalog.open(ix) as catalog:
+        bridge = load_index_bridge(ix, catalog)
+    weights = bridge.selection["counterpart_fusion"]
+    assert res["chosen"]["residual_scale"] == bridge.selection["residual_scale"] == out["chosen"]["residual_scale"]
+    for task in tasks_for("audio", "text", test["audio"], test["text"], group_codes(test["group"])):
+        methods = res["results"][task.key]
+        assert list(methods)[-3:] == ["diffgap_fusion", "ridge_fusion", "procrustes_fusion"]
+        for kind in ("ridge", "procrustes"):
+            lin = bridge.record.baselines["audio-text"].linear(kind, task.queries.modality, task.items.modality)
+            back = bridge.record.baselines["audio-text"].linear(kind, task.items.modality, task.queries.modality)
+            q, g = task.queries.vectors, task.items.vectors
+            terms = (q @ g.T, lin(q) @ g.T, q @ back(g).T)
+            expected = task.metrics(fused_unit_scores(task, *terms, FusionConfig(**weights[kind][task.key])))
+            assert methods[f"{kind}_fusion"] == pytest.approx(expected, abs=1e-9)
+        served = res["verdict"][task.key]["served"]
+        best = max(("ridge_fusion", "procrustes_fusion"), key=lambda m: methods[m]["R@1"])
+        assert served["best_counterpart"] == best and served["counterpart_R@1"] == methods[best]["R@1"]
+        margin = methods["diffgap_fusion"]["R@1"] - methods[best]["R@1"]
+        assert served["winner"] == ("tie" if abs(margin) < 0.05 else "diffgap_fusion" if margin > 0 else best)
+        assert set(res["verdict"][task.key]["alone"]) == {"diffgap", "best_counterpart", "counterpart_R@1", "winner",
+                                                          "margin"}
+    table = dg("eval", "--pairs-file", test_file, "--index", ix)
+    lines = [line for line in table.stdout.splitlines() if line.startswith(("text->audio: served", "audio->text: served"))]
+    assert len(lines) == 2 and all("DiffGAP + fusion" in line and "alone, DiffGAP" in line for line in lines)
+    info = dg("info", "--index", ix, "--json")
+    shown = json.loads(info.stdout)["summary"]["bridge"]
+    assert shown.startswith(f"{bridge.fingerprint[:12]} (audio|text, text|audio); chosen on validation: epoch ")
+    assert "(ridge + fusion " in shown
 
 
 def test_eval_refuses_pairs_the_bridge_saw(from_pairs: tuple) -> None:

@@ -19,6 +19,7 @@ from diffgap_search.errors import (
 )
 from diffgap_search.gap.bridge import Bridge, load_bridge
 from diffgap_search.gap.checkpoint import FORMAT_VERSION, fingerprint
+from diffgap_search.gap.evaluation import METHODS, evaluate_methods, verdict_line
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 
@@ -68,7 +69,8 @@ def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_da
         meta = json.loads(fh.metadata()["diffgap"])
         assert "in_x.weight" in fh.keys()
         names = set(fh.keys())
-    assert meta["format_version"] == FORMAT_VERSION == 3
+    assert meta["format_version"] == FORMAT_VERSION == 4
+    assert set(meta["selection"]) >= {"checkpoint", "residual_scale", "counterpart_fusion", "val"}
     assert meta["denoiser"]["anchor"] == "ridge" and {"anchor_mu_src", "anchor_weight", "anchor_mu_tgt"} <= names
     assert {"record.groups.train", "record.groups.val", "record.baselines.audio-text.mean.audio",
             "record.baselines.audio-text.mean.text", "record.baselines.audio-text.ridge.text->audio",
@@ -103,10 +105,10 @@ def test_other_encoder_is_refused_with_a_clear_message(bridge_and_data: tuple, t
 def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp_path: Path) -> None:
     bridge, _ = bridge_and_data
     meta = bridge.metadata() | {"format_version": FORMAT_VERSION + 1}
-    assert FORMAT_VERSION + 1 == 4
+    assert FORMAT_VERSION + 1 == 5
     newer = tmp_path / "newer.safetensors"
     save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(newer), {"diffgap": json.dumps(meta)})
-    with pytest.raises(BridgeMismatchError, match="format version 4, newer than this diffgap-search reads"):
+    with pytest.raises(BridgeMismatchError, match="format version 5, newer than this diffgap-search reads"):
         load_bridge(newer, None)
     odd = tmp_path / "odd.safetensors"
     save_file(dict(bridge.denoiser.state_dict()), str(odd), {"diffgap": json.dumps(bridge.metadata() | {"schedule": {"kind": "cosine-v9", "num_steps": 1000}})})
@@ -133,8 +135,12 @@ def plain_bridge(bridge_and_data: tuple) -> Bridge:
 
 
 def _old_meta(bridge: Bridge, version: int) -> dict:
-    """The metadata an older diffgap-search wrote: no format-3 keys (``denoiser.anchor``, ``sample.samples``)."""
+    """The metadata an older diffgap-search wrote: no format-3 keys (``denoiser.anchor``, ``sample.samples``)
+    and no format-4 keys (``selection``, ``denoiser.dropout``)."""
     meta = json.loads(json.dumps(bridge.metadata())) | {"format_version": version}
+    del meta["selection"], meta["denoiser"]["dropout"]
+    if version == 3:
+        return meta
     del meta["denoiser"]["anchor"], meta["sample"]["samples"]
     if version == 1:
         del meta["record"]
@@ -158,6 +164,32 @@ def test_older_format_bridges_still_load_and_keep_their_fingerprint(plain_bridge
     assert old.metadata() == meta
     assert old.fingerprint == fingerprint(tensors, meta)
     assert np.array_equal(old.apply(q, "text", "audio"), bridge.apply(q, "text", "audio"))
+
+
+def test_format_3_bridges_load_and_serve_the_full_residual_as_before(bridge_and_data: tuple, tmp_path: Path) -> None:
+    """A format-3 file (anchored, before validation chose a residual scale) keeps its fingerprint and serves
+    anchor + the whole residual (alpha = 1), bit for bit what the network gave before format 4."""
+    bridge, q = bridge_and_data
+    meta = _old_meta(bridge, 3)
+    tensors = dict(bridge.tensors())
+    path = tmp_path / "v3.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+              {"diffgap": json.dumps(meta, sort_keys=True, separators=(",", ":"))})
+    old = load_bridge(path, {"audio": A, "text": A})
+    assert old.format_version == 3 and old.selection == {} and old.denoiser.cfg.anchor == "ridge"
+    assert old.residual_scale("audio|text") == old.residual_scale("text|audio") == 1.0
+    assert old.metadata() == meta and old.fingerprint == fingerprint(tensors, meta)
+    full = Bridge(bridge.denoiser, bridge.schedule, bridge.sample, {"audio": A, "text": A}, bridge.directions,
+                  format_version=3)
+    assert np.array_equal(old.apply(q, "text", "audio"), full.apply(q, "text", "audio"))
+    assert np.array_equal(old.apply(q, "audio", "text"), full.apply(q, "audio", "text"))
+    # evaluated, it has no fair counterparts to serve beside it, and the verdict says so
+    a, b = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0).sample(40, seed=9)
+    ev = evaluate_methods({"audio": a, "text": b}, old)
+    assert all(tuple(m) == METHODS[:-2] for m in ev["results"].values())
+    assert set(ev["verdict"]["text->audio"]) == {"alone"}
+    assert verdict_line("text->audio", ev["verdict"]["text->audio"]).endswith(
+        "; no fair served counterpart (a bridge trained before format 4: train it again)")
 
 
 def test_a_bridge_of_unrecorded_encoders_is_refused_once_the_index_records_them(bridge_and_data: tuple,

@@ -9,7 +9,7 @@ with real (sidecar) captions apart from those with weak captions (names, tags).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +35,16 @@ class MethodScores:
 
     n_test: dict[str, dict[str, int]]
     results: Metrics
+    verdict: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, evaluation: Mapping[str, Any]) -> MethodScores:
-        """From ``evaluate_methods``' ``{"n_test", "results"}``."""
-        return cls(evaluation["n_test"], evaluation["results"])
+        """From ``evaluate_methods``' ``{"n_test", "results", "verdict"}``."""
+        return cls(evaluation["n_test"], evaluation["results"], evaluation.get("verdict", {}))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"n_test", "results"}``."""
-        return {"n_test": self.n_test, "results": self.results}
+        """JSON-ready: ``{"n_test", "results", "verdict"}``."""
+        return {"n_test": self.n_test, "results": self.results, "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,15 @@ class EvalResult:
     bridge: str
     pairs_source: str
     trained_on: dict[str, Any]
+    verdict: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chosen: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the order ``dgsearch eval --json`` prints (``weak_captions`` only when present)."""
-        out: dict[str, Any] = {"n_test": self.n_test, "results": self.results}
+        out: dict[str, Any] = {"n_test": self.n_test, "results": self.results, "verdict": self.verdict}
         if self.weak_captions is not None:
             out["weak_captions"] = self.weak_captions.to_dict()
-        out.update(bridge=self.bridge, pairs_source=self.pairs_source, trained_on=self.trained_on)
+        out.update(bridge=self.bridge, pairs_source=self.pairs_source, trained_on=self.trained_on, chosen=self.chosen)
         return out
 
 
@@ -99,7 +102,7 @@ def evaluate_index_bridge(
     and those with weak captions (names, tags) give ``weak_captions`` (the same form), never mixed. Raises
     BridgeUnavailableError (no bridge), UsageError (a format-1 bridge, pairs the bridge saw, too few test
     clips)."""
-    from diffgap_search.bridge.index_bridge import load_index_bridge
+    from diffgap_search.bridge.index_bridge import chosen_record, load_index_bridge
     from diffgap_search.gap.evaluation import evaluate_methods
 
     with Catalog.open(index_dir) as catalog:
@@ -124,7 +127,8 @@ def evaluate_index_bridge(
     if not real.results and not (weak_scores is not None and weak_scores.results):
         raise UsageError(f"nothing to evaluate in {source}: a pair set the bridge serves needs at least 2 test clips")
     return EvalResult(real.n_test, real.results, weak_scores, bridge.fingerprint,
-                      str(pairs_file) if pairs_file is not None else "index", bridge.record.summary())
+                      str(pairs_file) if pairs_file is not None else "index", bridge.record.summary(), real.verdict,
+                      chosen_record(bridge.selection))
 
 
 __all__ = ["EvalResult", "MethodScores", "evaluate_index_bridge", "refuse_seen"]

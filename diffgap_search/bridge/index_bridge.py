@@ -165,4 +165,18 @@ def bridge_record(bridge: Bridge, report: TrainReport | None) -> dict[str, Any]:
         "validation_pairs": getattr(report, "n_val", {}),
         "groups": getattr(report, "n_groups", {}),
         "val": getattr(report, "val", {}),
+        "chosen": chosen_record(bridge.selection),
     }
+
+
+def chosen_record(selection: dict[str, Any]) -> dict[str, Any]:
+    """What validation chose and the validation scores behind it (``dgsearch info``); empty before format 4."""
+    if not selection:
+        return {}
+    checkpoint = selection.get("checkpoint", {})
+    val = selection.get("val", {})
+    return {"residual_scale": selection.get("residual_scale", {}), "epoch": checkpoint.get("epoch"),
+            "epochs_run": checkpoint.get("epochs_run"), "stopped_early": checkpoint.get("stopped_early"),
+            "served_R@1": {k: v.get("fused_R@1") for k, v in sorted(val.items())},
+            "counterparts_served_R@1": {kind: {k: v["served_R@1"] for k, v in sorted(per.items())}
+                                        for kind, per in sorted(selection.get("counterparts_val", {}).items())}}

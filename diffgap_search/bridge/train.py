@@ -29,6 +29,7 @@ import numpy as np
 
 from diffgap_search.bridge.index_bridge import (
     BRIDGED_SPACES,
+    chosen_record,
     audio_source,
     bridge_file_name,
     bridge_record,
@@ -78,7 +79,7 @@ class TrainOutcome:
             "held_out_pairs": self.test_pairs, "derived_vectors": self.derived, "seconds": round(self.seconds, 2),
             "epochs": r.epochs, "steps": r.steps, "pairs_per_s": round(r.pairs_per_s, 1),
             "final_loss": r.loss_history[-1] if r.loss_history else None, "validation": r.val, "fusion": r.fusion,
-            "parameters": r.num_parameters, "sampler": r.sample,
+            "parameters": r.num_parameters, "sampler": r.sample, "chosen": chosen_record(r.selection),
         }
 
 

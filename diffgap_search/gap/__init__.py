@@ -11,6 +11,7 @@ retrieval time. Modules, one job each:
 - ``training``    ``train_bridge`` (Contrastive Diffusion Module + Bidirectional Split Training);
 - ``training_data`` pair sets split by group, batches that never repeat a pair;
 - ``validation``  fusion weights tuned, and R@1 reported, on the validation groups;
+- ``selection``   what validation chooses: the checkpoint kept, the residual scale, the fair counterparts;
 - ``bridge``      the public ``Bridge`` (``apply``, ``save``) and ``load_bridge``;
 - ``checkpoint``  safetensors + JSON header, format version, encoder fingerprints;
 - ``record``      what a bridge keeps of its training: the groups it saw, the fitted baselines;

@@ -101,9 +101,26 @@ class LinearMap:
         if min(int(holdout.sum()), int((~holdout).sum())) < 2:
             best = alphas[len(alphas) // 2]
         else:
-            fit = ~holdout
-            best = max(alphas, key=lambda a: (score(cls.ridge(src[fit], tgt[fit], a), holdout), -a))
+            maps = cls._ridge_path(src[~holdout], tgt[~holdout], alphas)  # one eigendecomposition for every alpha
+            best = max(alphas, key=lambda a: (score(maps[a], holdout), -a))
         return cls.ridge(src, tgt, best)
+
+    @classmethod
+    def _ridge_path(cls, src: np.ndarray, tgt: np.ndarray, alphas: tuple[float, ...]) -> dict[float, LinearMap]:
+        """``ridge(src, tgt, a)`` for every ``a`` in ``alphas`` from one eigendecomposition of the centred Gram
+        matrix (the same maps up to float rounding; at D = 512 one solve per alpha was most of the fit)."""
+        ms, mt = src.mean(0), tgt.mean(0)
+        xc, yc = src - ms, tgt - mt
+        gram = xc.T @ xc
+        scale = np.trace(gram) / gram.shape[0]
+        vals, vecs = np.linalg.eigh(gram)
+        proj = vecs.T @ (xc.T @ yc)
+        out = {}
+        for a in alphas:
+            lam = a * (scale if scale > 0 else 1.0)
+            w = vecs @ (proj / (vals + lam)[:, None])
+            out[a] = cls(ms.astype(np.float32), mt.astype(np.float32), w.astype(np.float32), float(a))
+        return out
 
     @classmethod
     def ridge(cls, src: np.ndarray, tgt: np.ndarray, alpha: float) -> LinearMap:

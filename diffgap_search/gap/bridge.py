@@ -96,6 +96,7 @@ class Bridge:
         train_info: dict[str, Any] | None = None,
         record: TrainingRecord | None = None,
         format_version: int = FORMAT_VERSION,
+        selection: dict[str, Any] | None = None,
     ) -> None:
         self._net = denoiser.eval()
         for p in self._net.parameters():
@@ -108,6 +109,10 @@ class Bridge:
         self.train_info = dict(train_info or {})
         self.record = record
         self.format_version = format_version  # of the file it was loaded from: keeps its fingerprint
+        self.selection = dict(selection or {})  # what validation chose (format 4; ``selection``)
+        self._alpha = {Direction(k): float(v) for k, v in self.selection.get("residual_scale", {}).items()}
+        if any(not 0.0 <= a <= 1.0 for a in self._alpha.values()):
+            raise ValueError(f"residual scales must be in [0, 1], got {self.selection['residual_scale']}")
         self._t_emb: dict[int, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- description
@@ -137,6 +142,12 @@ class Bridge:
         """The network (in eval mode, frozen)."""
         return self._net
 
+    def residual_scale(self, direction: Direction | str) -> float:
+        """alpha in [0, 1] of ``direction``: the share of the network's residual added to its linear anchor
+        (0 serves the ridge map alone). Chosen on validation (``selection``); 1 for bridges before format 4
+        and for bridges without an anchor."""
+        return self._alpha.get(Direction(direction), 1.0) if self._net.cfg.anchor != "none" else 1.0
+
     def fusion_for(self, source: str, target: str) -> FusionConfig:
         """Fusion weights for queries of ``source`` against items of ``target`` (tuned on validation pairs)."""
         return self._fusion.get(_fusion_key(Modality(source), Modality(target)), FusionConfig())
@@ -155,6 +166,10 @@ class Bridge:
         }
         if self.record is not None:
             meta["record"] = self.record.meta()
+        if self.format_version >= 4 and self.selection:
+            meta["selection"] = self.selection
+        if self.format_version < 4:  # format 4 added the denoiser's dropout (training only)
+            meta["denoiser"].pop("dropout", None)
         if self.format_version < 3:  # keys format 3 added, absent from older files: their fingerprint holds
             meta["denoiser"].pop("anchor", None)
             meta["sample"].pop("samples", None)
@@ -216,6 +231,11 @@ class Bridge:
         dirs = torch.full((b,), direction.index, dtype=torch.int64)
         guided = cfg.guidance_scale != 1.0
         on = torch.ones(b, dtype=torch.bool)
+        alpha = self.residual_scale(direction)
+        if alpha == 0.0:  # the linear anchor alone: no network evaluation, whatever the sampler
+            a = net.anchor(cond, dirs, on)
+            assert a is not None
+            return (a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
         if guided:
             keep = torch.cat([on, torch.zeros(b, dtype=torch.bool)])
             cond_h = net.encode_condition(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
@@ -228,10 +248,15 @@ class Bridge:
             step = torch.full((1,), t, dtype=torch.int64)  # one timestep for all rows: broadcast
             e = self._time_embedding(t)
             if not guided:
-                return net.denoise(x_t, step, cond_h, e, anchor)
-            both = net.denoise(torch.cat([x_t, x_t]), step, cond_h, e, anchor)
-            c, u = both[:b], both[b:]
-            return u + cfg.guidance_scale * (c - u)
+                out = net.denoise(x_t, step, cond_h, e, anchor)
+            else:
+                both = net.denoise(torch.cat([x_t, x_t]), step, cond_h, e, anchor)
+                c, u = both[:b], both[b:]
+                out = u + cfg.guidance_scale * (c - u)
+            if alpha == 1.0 or anchor is None:
+                return out
+            base = anchor[:b]  # the conditioned rows' linear answer
+            return base + alpha * (out - base)
 
         timesteps = self.schedule.ddim_timesteps(cfg.steps)
         if cfg.noise_scale == 0.0:
@@ -283,6 +308,7 @@ def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None)
             meta.get("train", {}),
             record,
             int(meta["format_version"]),
+            meta.get("selection"),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CorruptIndexError(f"{path} is not a valid DiffGAP bridge checkpoint: {exc}") from exc

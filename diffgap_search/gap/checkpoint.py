@@ -13,6 +13,9 @@ whose value is canonical JSON (sorted keys) with:
 Format 1 files (no record) still load and serve queries; evaluating one needs a bridge trained again.
 Format 3 adds the denoiser's linear anchor (``denoiser.anchor``, its ``anchor_*`` buffers) and the sampler's
 ``samples``; format 1 and 2 files lack both keys and load as the plain network sampling once.
+Format 4 adds ``selection``: what validation chose (the checkpoint kept, the residual scale alpha of each
+direction, the counterparts' fusion weights) and the validation scores behind it (``gap.selection``), and
+the denoiser's ``dropout``; files of formats 1 to 3 lack both and serve with alpha = 1, as before.
 
 ``fingerprint(tensors, meta)`` is the sha256 of the canonical JSON plus every tensor's name, dtype,
 shape and bytes in name order: it identifies the bridge before it is saved and after it is loaded.
@@ -33,7 +36,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from ..atomic_files import replacing
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 META_KEY = "diffgap"
 
 

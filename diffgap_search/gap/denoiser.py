@@ -48,8 +48,11 @@ class DenoiserConfig:
     expansion: int = 2
     time_features: int = 128
     anchor: str = "none"  # "none" or "ridge" (see the module docstring)
+    dropout: float = 0.0  # inside each block, training only (format 4); no weights, no effect at serving
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"DenoiserConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.anchor not in ANCHORS:
             raise ValueError(f"DenoiserConfig.anchor must be one of {ANCHORS}, got {self.anchor!r}")
         for name in ("dim", "hidden", "depth", "expansion", "time_features"):
@@ -68,10 +71,11 @@ def timestep_features(t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class ResidualBlock(nn.Module):
-    """``h + W2 gelu(W1 (LN(h) + e))``: a pre-norm MLP block with the step/direction embedding ``e`` added."""
+    """``h + W2 dropout(gelu(W1 (LN(h) + e)))``: a pre-norm MLP block with the step/direction embedding ``e`` added."""
 
-    def __init__(self, hidden: int, expansion: int) -> None:
+    def __init__(self, hidden: int, expansion: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(hidden)
         self.fc1 = nn.Linear(hidden, hidden * expansion)
         self.fc2 = nn.Linear(hidden * expansion, hidden)
@@ -80,7 +84,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """``(B, H), (B, H) -> (B, H)``."""
-        return h + self.fc2(nn.functional.gelu(self.fc1(self.norm(h) + e)))
+        return h + self.fc2(self.drop(nn.functional.gelu(self.fc1(self.norm(h) + e))))
 
 
 class Denoiser(nn.Module):
@@ -96,7 +100,7 @@ class Denoiser(nn.Module):
         self.direction = nn.Embedding(NUM_DIRECTIONS, h)
         nn.init.normal_(self.direction.weight, std=0.02)
         self.time = nn.Sequential(nn.Linear(cfg.time_features, h), nn.SiLU(), nn.Linear(h, h))
-        self.blocks = nn.ModuleList(ResidualBlock(h, cfg.expansion) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(ResidualBlock(h, cfg.expansion, cfg.dropout) for _ in range(cfg.depth))
         self.out_norm = nn.LayerNorm(h)
         self.out = nn.Linear(h, d)
         if cfg.anchor == "ridge":

@@ -12,7 +12,14 @@ captions is in the top k), video<->audio one clip per video; a clip's windows sc
 - ``procrustes``: centred orthogonal Procrustes map A -> B, re-normalised;
 - ``diffgap``: the bridged query ``bridge(q, A -> B)`` against raw items;
 - ``diffgap_fusion``: the score ``dgsearch query`` serves (``fusion.fused_unit_scores``), with the
-  bridge's fusion weights for A -> B (tuned on its validation groups) unless ``fusion`` overrides them.
+  bridge's fusion weights for A -> B (tuned on its validation groups) unless ``fusion`` overrides them;
+- ``ridge_fusion`` / ``procrustes_fusion`` (bridges of format 4 on): the fair served counterparts, the same
+  fused score with the linear map in place of the bridge, their weights tuned the same way on the same
+  validation clips when the bridge was trained (``selection``).
+
+``verdict`` says, per direction, which wins alone (DiffGAP vs the better of ridge and Procrustes) and
+served (DiffGAP + fusion vs the better fair counterpart): ``{"alone": {...}, "served": {...}}``, each with
+the figures, the ``winner`` and the ``margin`` in R@1 points (``"tie"`` within 0.05).
 
 Every baseline comes from the bridge's training record: fitted on the very pairs the bridge trained on.
 """
@@ -20,6 +27,7 @@ Every baseline comes from the bridge's training record: fitted on the very pairs
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +39,7 @@ from .fusion import FusionConfig, fused_unit_scores
 from .groups import as_groups
 from .protocol import Task, first_groups, group_codes, tasks_for
 from .record import PairBaselines
+from .selection import COUNTERPARTS, LinearBridge
 from .validation import term_matrices
 
 METHODS: tuple[str, ...] = (
@@ -41,7 +50,11 @@ METHODS: tuple[str, ...] = (
     "procrustes",
     "diffgap",
     "diffgap_fusion",
+    "ridge_fusion",
+    "procrustes_fusion",
 )
+LABELS = {"diffgap": "DiffGAP", "ridge": "ridge", "procrustes": "Procrustes", "diffgap_fusion": "DiffGAP + fusion",
+          "ridge_fusion": "ridge + fusion", "procrustes_fusion": "Procrustes + fusion"}
 
 
 def method_scores(task: Task, bridge: Bridge, baselines: PairBaselines, fusion: FusionConfig) -> dict[str, np.ndarray]:
@@ -60,7 +73,51 @@ def method_scores(task: Task, bridge: Bridge, baselines: PairBaselines, fusion: 
     }
     out = {m: task.pool(s) for m, s in vector_scores.items()}
     out["diffgap_fusion"] = fused_unit_scores(task, raw, qb, ib, fusion)
+    weights = bridge.selection.get("counterpart_fusion", {})
+    if bridge.record is not None:
+        for kind in COUNTERPARTS:
+            if task.key in weights.get(kind, {}):
+                lin = LinearBridge(bridge.record, kind)
+                terms = (raw, lin.apply(q, qm, gm) @ g.T, q @ lin.apply(g, gm, qm).T)
+                out[f"{kind}_fusion"] = fused_unit_scores(task, *terms, FusionConfig(**weights[kind][task.key]))
     return out
+
+
+def _duel(results: Mapping[str, Mapping[str, float]], ours: str, theirs: tuple[str, ...]) -> dict[str, object] | None:
+    present = [m for m in theirs if m in results]
+    if ours not in results or not present:
+        return None
+    best = max(present, key=lambda m: (results[m]["R@1"], -present.index(m)))
+    margin = round(results[ours]["R@1"] - results[best]["R@1"], 2)
+    winner = "tie" if abs(margin) < 0.05 else (ours if margin > 0 else best)
+    return {ours: results[ours]["R@1"], "best_counterpart": best, "counterpart_R@1": results[best]["R@1"],
+            "winner": winner, "margin": margin}
+
+
+def verdict(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, object]]:
+    """Per direction: ``{"alone": duel, "served": duel}`` (module docstring); a duel is absent without its methods."""
+    out: dict[str, dict[str, object]] = {}
+    for key, methods in results.items():
+        duels = {"alone": _duel(methods, "diffgap", ("ridge", "procrustes")),
+                 "served": _duel(methods, "diffgap_fusion", ("ridge_fusion", "procrustes_fusion"))}
+        out[key] = {k: v for k, v in duels.items() if v is not None}
+    return out
+
+
+def verdict_line(key: str, duels: Mapping[str, Any]) -> str:
+    """One sentence: ``text->audio: served, DiffGAP + fusion 89.2 vs ridge + fusion 88.1: DiffGAP + fusion wins by 1.1; ...``."""
+    parts = []
+    for kind in ("served", "alone"):
+        d = duels.get(kind)
+        if d is None:
+            continue
+        ours = "diffgap_fusion" if kind == "served" else "diffgap"
+        other = str(d["best_counterpart"])
+        head = f"{kind}, {LABELS[ours]} {d[ours]:.1f} vs {LABELS[other]} {d['counterpart_R@1']:.1f}: "
+        parts.append(head + ("tie" if d["winner"] == "tie" else f"{LABELS[str(d['winner'])]} wins by {abs(d['margin']):.1f}"))
+    if "served" not in duels:
+        parts.append("no fair served counterpart (a bridge trained before format 4: train it again)")
+    return f"{key}: " + "; ".join(parts)
 
 
 def _pair_rows(test_pairs: Mapping[str, np.ndarray], a: str, b: str) -> np.ndarray | None:
@@ -84,7 +141,8 @@ def evaluate_methods(
     fusion: Mapping[str, FusionConfig] | None = None,
     max_groups: int | None = None,
 ) -> dict[str, object]:
-    """Evaluate all ``METHODS`` -> ``{"n_test": {pair set: {modality: units}}, "results": {"text->audio": {method: metrics}}}``.
+    """Evaluate ``METHODS`` -> ``{"n_test": {pair set: {modality: units}}, "results": {"text->audio": {method:
+    metrics}}, "verdict": {"text->audio": ...}}`` (the counterparts only for bridges that carry their weights).
 
     ``test_pairs``: modality name -> ``(N, D) float32`` (NaN rows = missing), as for ``train_bridge``,
     grouped by ``groups (N,)`` (default: identical audio rows form a group); they must be disjoint from
@@ -114,8 +172,8 @@ def evaluate_methods(
             qm, gm = task.queries.modality, task.items.modality
             fcfg = (fusion or {}).get(task.key) or bridge.fusion_for(qm, gm)
             scores = method_scores(task, bridge, baselines, fcfg)
-            results[task.key] = {m: task.metrics(scores[m]) for m in METHODS}
-    return {"n_test": n_test, "results": results}
+            results[task.key] = {m: task.metrics(scores[m]) for m in METHODS if m in scores}
+    return {"n_test": n_test, "results": results, "verdict": verdict(results)}
 
 
 def format_table(evaluation: Mapping[str, object]) -> str:

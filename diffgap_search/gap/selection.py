@@ -1,0 +1,189 @@
+"""Nothing served that validation did not choose: the checkpoint, the residual scale and the fair counterparts.
+
+Every choice here is made on the bridge's validation groups (``training_data``: clips it never trained on),
+on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
+
+- **checkpoint** (early stopping): ``progress_score`` rates the network after an epoch by the served R@1 of
+  its full residual (one DDIM step from the zero start, fusion weights tuned on a coarse grid) plus its
+  bridged-query R@1; training keeps the best-rated weights and stops after ``TrainConfig.patience`` ratings
+  without improvement;
+- **residual scale** ``alpha`` per direction (``choose_residual``): the bridge serves ``anchor + alpha *
+  residual``; ``alpha = 0`` is the ridge map alone (``Bridge.residual_scale``). Each pair of alphas of a pair
+  set's two directions on ``RESIDUAL_GRID`` gets its fusion weights tuned; kept is the pair with the best mean
+  served R@1 (then mAP@10, then bridged-query R@1; ties to the smaller alphas) among those whose served R@1 is
+  at least the anchor's in *every* direction. ``(0, 0)`` — the anchor, i.e. ridge + fusion — always qualifies,
+  so by construction the served bridge is never below its anchor on validation. (The bridged query alone is
+  not constrained: one alpha serves a direction both as the bridged query of one task and as the bridged items
+  of the other, and requiring both made validation give up served points for the figure nobody is served.);
+- **fair counterparts**: ridge + fusion and Procrustes + fusion, the same fusion with the linear map in place of
+  the bridge (``LinearBridge``), tuned the same way on the same clips; their weights are stored with the bridge
+  so ``dgsearch eval`` serves them beside it on test clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from .bridge import Bridge
+from .directions import Direction
+from .fusion import FusionConfig, fused_unit_scores, tune_fusion
+from .protocol import Task
+from .record import PairBaselines, TrainingRecord
+
+RESIDUAL_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+COARSE_STEP = 0.25  # fusion grid while rating checkpoints and alpha pairs (the kept pair is re-tuned at 0.1)
+COUNTERPARTS: tuple[str, ...] = ("ridge", "procrustes")
+
+
+class LinearBridge:
+    """A bridge-like object whose generation is a fitted linear map (``kind``: ridge or Procrustes) of a
+    training record: the fair counterpart of DiffGAP under the same fusion (``apply`` as ``Bridge.apply``)."""
+
+    def __init__(self, record: TrainingRecord, kind: str) -> None:
+        self.record, self.kind = record, kind
+        self.directions = tuple(Direction.of(q, g) for pb in record.baselines.values()
+                                for q, g in ((pb.a, pb.b), (pb.b, pb.a)))
+
+    def _baselines(self, source: str, target: str) -> PairBaselines:
+        name = f"audio-{target if source == 'audio' else source}"
+        return self.record.baselines[name]
+
+    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+        """``(N, D)`` rows of ``source`` -> ``(N, D) float32`` unit rows mapped into ``target``."""
+        return self._baselines(source, target).linear(self.kind, source, target)(x)
+
+
+def _terms(task: Task, bridge: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    q, g = task.queries.vectors, task.items.vectors
+    qm, gm = task.queries.modality, task.items.modality
+    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm).T
+
+
+def _served(task: Task, terms: tuple[np.ndarray, np.ndarray, np.ndarray], step: float) -> tuple[dict, FusionConfig]:
+    cfg = tune_fusion(task, *terms, step=step)
+    return task.metrics(fused_unit_scores(task, *terms, cfg)), cfg
+
+
+def progress_score(bridge: Bridge, tasks: Sequence[Task]) -> tuple[float, float]:
+    """``(mean served R@1, mean bridged-query R@1)`` over ``tasks`` served both ways by ``bridge`` (coarse
+    fusion grid): the early-stopping score. ``(0, 0)`` with no such task."""
+    fused, alone = [], []
+    for task in tasks:
+        qm, gm = task.queries.modality, task.items.modality
+        if not all(d in bridge.directions for d in (Direction.of(qm, gm), Direction.of(gm, qm))):
+            continue
+        terms = _terms(task, bridge)
+        fused.append(_served(task, terms, COARSE_STEP)[0]["R@1"])
+        alone.append(task.vector_metrics(terms[1])["R@1"])
+    return (float(np.mean(fused)), float(np.mean(alone))) if fused else (0.0, 0.0)
+
+
+def counterpart_fusion(record: TrainingRecord, tasks: Sequence[Task]) -> tuple[dict[str, dict[str, dict]], dict]:
+    """Fusion weights of ridge + fusion and Procrustes + fusion, tuned on ``tasks`` like the bridge's ->
+    ``({kind: {"text->audio": weights}}, {kind: {"text->audio": {"alone_R@1", "served_R@1"}}})``."""
+    weights: dict[str, dict[str, dict]] = {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in COUNTERPARTS:
+        lin = LinearBridge(record, kind)
+        for task in tasks:
+            terms = _terms(task, lin)
+            m, cfg = _served(task, terms, 0.1)
+            weights.setdefault(kind, {})[task.key] = cfg.to_dict()
+            scores.setdefault(kind, {})[task.key] = {"alone_R@1": task.vector_metrics(terms[1])["R@1"],
+                                                     "served_R@1": m["R@1"]}
+    return weights, scores
+
+
+Make = Callable[[dict[str, float]], Bridge]
+
+
+class _Memo:
+    """``bridge.apply`` remembered per (direction, its alpha, input array): the alpha grid re-bridges nothing."""
+
+    def __init__(self, bridge: Bridge, alphas: dict[str, float], store: dict[tuple, np.ndarray]) -> None:
+        self.bridge, self.alphas, self.store = bridge, alphas, store
+        self.directions = bridge.directions
+
+    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+        d = Direction.of(source, target).value
+        key = (d, self.alphas.get(d, 1.0), id(x))
+        if key not in self.store:
+            self.store[key] = self.bridge.apply(x, source, target)
+        return self.store[key]
+
+
+def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = RESIDUAL_GRID
+                    ) -> tuple[dict[str, float], dict[str, FusionConfig], dict[str, dict[str, float]]]:
+    """Pick alpha per direction on validation ``tasks`` (module docstring).
+
+    ``make(alphas)`` builds the bridge with ``{"audio|text": alpha, ...}``. Returns ``(alphas, fusion, val)``:
+    the alphas kept, their fusion weights per task (re-tuned on the fine 0.1 grid) and per task ``{"anchor_R@1",
+    "anchor_served_R@1", "bridged_R@1", "fused_R@1"}`` (the anchor's figures are ridge's, alone and served).
+    Directions without a task both ways keep alpha 1 and get no entry.
+    """
+    grid = sorted(set(float(a) for a in grid) | {0.0})
+    store: dict[tuple, np.ndarray] = {}
+    build = make
+
+    def make(alphas: dict[str, float]) -> Any:  # type: ignore[no-redef]
+        return _Memo(build(alphas), alphas, store)
+
+    alphas: dict[str, float] = {}
+    fusion: dict[str, FusionConfig] = {}
+    val: dict[str, dict[str, float]] = {}
+    by_pair: dict[frozenset[str], list[Task]] = {}
+    for task in tasks:
+        by_pair.setdefault(frozenset((task.queries.modality, task.items.modality)), []).append(task)
+    for pair_tasks in by_pair.values():
+        qm, gm = pair_tasks[0].queries.modality, pair_tasks[0].items.modality
+        dirs = (Direction.of(qm, gm).value, Direction.of(gm, qm).value)
+        cache: dict[tuple[float, float], dict[str, tuple[dict, float]]] = {}
+        for pair in sorted(product(grid, grid), key=lambda p: (p[0] + p[1], p)):
+            bridge = make(dict(zip(dirs, pair)))
+            if not all(Direction(d) in bridge.directions for d in dirs):
+                break
+            cache[pair] = {}
+            for task in pair_tasks:
+                terms = _terms(task, bridge)
+                cache[pair][task.key] = (_served(task, terms, COARSE_STEP)[0], task.vector_metrics(terms[1])["R@1"])
+        if not cache:
+            continue
+        anchor = cache[(0.0, 0.0)]
+
+        def ok(pair: tuple[float, float]) -> bool:
+            return all(m["R@1"] >= anchor[k][0]["R@1"] for k, (m, _) in cache[pair].items())
+
+        def key(pair: tuple[float, float]) -> tuple[float, float, float]:
+            runs = cache[pair].values()
+            return (float(np.mean([m["R@1"] for m, _ in runs])), float(np.mean([m["mAP@10"] for m, _ in runs])),
+                    float(np.mean([a for _, a in runs])))
+
+        best = max((p for p in cache if ok(p)), key=lambda p: (key(p), -(p[0] + p[1])))
+        fine = _fine(make, dict(zip(dirs, best)), pair_tasks)
+        fine_anchor = _fine(make, dict(zip(dirs, (0.0, 0.0))), pair_tasks)
+        if any(fine[k][0]["R@1"] < fine_anchor[k][0]["R@1"] for k in fine):  # the finer grid may reorder: keep the anchor
+            best, fine = (0.0, 0.0), fine_anchor
+        alphas.update(zip(dirs, best))
+        for task in pair_tasks:
+            m, cfg, alone = fine[task.key]
+            fusion[task.key] = cfg
+            val[task.key] = {"anchor_R@1": anchor[task.key][1], "anchor_served_R@1": fine_anchor[task.key][0]["R@1"],
+                             "bridged_R@1": alone, "fused_R@1": m["R@1"]}
+    return alphas, fusion, val
+
+
+def _fine(make: Callable[[dict[str, float]], Any], alphas: dict[str, float], tasks: Sequence[Task]) -> dict[str, tuple[dict, FusionConfig, float]]:
+    bridge = make(alphas)
+    out = {}
+    for task in tasks:
+        terms = _terms(task, bridge)
+        m, cfg = _served(task, terms, 0.1)
+        out[task.key] = (m, cfg, task.vector_metrics(terms[1])["R@1"])
+    return out
+
+
+__all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "LinearBridge", "choose_residual", "counterpart_fusion", "progress_score"]
