@@ -162,13 +162,16 @@ def run_setting(name: str, world: GapWorld, args: argparse.Namespace, log: Calla
     test = list(tasks_for("audio", "text", test_pairs["audio"], test_pairs["text"], group_codes(test_groups)))
     sets = split_pairs(train, as_groups(train_groups, train["audio"]), 0.1)
     val = validation_tasks(sets, 2000)
-    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden=args.hidden, depth=args.depth)
+    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden=args.hidden, depth=args.depth,
+                       precision=args.precision)
     rows: dict[str, list[dict[str, dict[str, float]]]] = {}
     chosen: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, list[float]] = {}
     baselines: dict[str, Any] = {}
     for seed in args.seeds:
         for vname, cfgs in variants(base).items():
+            if args.only and vname not in args.only.split(","):
+                continue
             t0 = time.perf_counter()
             bridges = [train_bridge(train, groups=train_groups, cfg=replace(c, seed=seed),
                                     encoder_fingerprints={"audio": FINGERPRINT, "text": FINGERPRINT})[0] for c in cfgs]
@@ -236,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="training forward pass: bf16 autocast where native (auto), or forced")
+    p.add_argument("--only", default=None, help="run only these training variants (comma-separated names)")
     p.add_argument("--world-seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=1)
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "command": command,
            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "world": asdict(spec),
            "train_config": TrainConfig(epochs=args.epochs, batch_size=args.batch_size, hidden=args.hidden,
-                                       depth=args.depth).to_dict(),
+                                       depth=args.depth, precision=args.precision).to_dict(),
            "seconds": round(time.perf_counter() - started, 1), "settings": records}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "ablation.json").write_text(json.dumps(doc, indent=2) + "\n")
