@@ -62,7 +62,7 @@ def test_a_worker_killed_at_any_moment_costs_nothing(moment: str, workers: int, 
     assert p.wait_paused(), p.output()
     victim = paused_pid(tmp_path / "run")
     started = [e for e in p.events() if e.startswith("worker ")]
-    assert started[0] == f"worker 1 {victim}"  # the first decode worker is the one paused
+    assert f"worker 1 {victim}" in started  # the first decode worker is the one paused
     os.kill(victim, signal.SIGKILL)
     code = p.wait(timeout=180)
     out, err = p.output()
@@ -92,9 +92,10 @@ def test_workers_that_cannot_start_end_the_run_in_one_line_and_keep_what_was_com
 
     for path in added:
         (held / path.name).rename(path)
-    # every decode worker of the second run dies (SIGKILL) before it is ready
+    # every decode worker of the second run dies (SIGKILL) before it is ready; one worker at a time, so exactly
+    # five are started (with two, a sixth may already be starting when the fifth death ends the run)
     env = {"DGS_WORKER_FAULT": "doom:1", "DGS_PROC_MARKER": str(tmp_path)}
-    code, out, err, proc = dgsearch(index_args(folder, tmp_path / "ix", tiny_clap_dir, 2), tmp_path / "second",
+    code, out, err, proc = dgsearch(index_args(folder, tmp_path / "ix", tiny_clap_dir, 1), tmp_path / "second",
                                     env=env)
     assert code == 15, err
     assert out == ""
