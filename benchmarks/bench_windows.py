@@ -91,7 +91,7 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
     from diffgap_search.encoders.base import fit_window
     from diffgap_search.media.windows import window_audio
 
-    cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s / 2, sample_rate=rate), encoder, "aisfx")
+    cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s / 2, sample_rate=rate), encoder)
     vecs, owner, spans = [], [], []
     for r, reel in enumerate(reels):
         w = window_audio(reel, cfg)

@@ -25,10 +25,10 @@ runner = CliRunner()
 
 
 class Heard:
-    """An encoder-shaped object that hears ``input_samples`` samples at once."""
+    """An encoder-shaped object, ``model_id``, that hears ``input_samples`` samples at once (0: any length)."""
 
-    def __init__(self, n: int) -> None:
-        self.input_samples = n
+    def __init__(self, n: int, model_id: str = "clap") -> None:
+        self.input_samples, self.model_id = n, model_id
 
 
 def test_a_short_window_is_padded_to_what_the_model_hears_and_keeps_its_seconds() -> None:
@@ -48,12 +48,12 @@ def test_a_short_window_is_padded_to_what_the_model_hears_and_keeps_its_seconds(
 def test_fit_window_pads_short_windows_refuses_long_ones_and_leaves_any_length_models_alone() -> None:
     ten_s = WindowConfig(window_s=10.0, hop_s=10.0, sample_rate=48_000)
     two_s = WindowConfig(window_s=2.0, hop_s=1.0, sample_rate=48_000)
-    assert fit_window(ten_s, Heard(480_000), "clap").embed_samples == 480_000
-    assert fit_window(two_s, Heard(480_000), "clap").embed_samples == 480_000
-    assert fit_window(two_s, object(), "aisfx").embed_samples == 96_000  # any length: not padded
+    assert fit_window(ten_s, Heard(480_000)).embed_samples == 480_000
+    assert fit_window(two_s, Heard(480_000)).embed_samples == 480_000
+    assert fit_window(two_s, Heard(0, "aisfx")).embed_samples == 96_000  # any length: not padded
     assert input_samples(object()) == 0
     with pytest.raises(UsageError) as err:
-        fit_window(WindowConfig(window_s=20.0, hop_s=20.0), Heard(480_000), "laion/clap-htsat-unfused")
+        fit_window(WindowConfig(window_s=20.0, hop_s=20.0), Heard(480_000, "laion/clap-htsat-unfused"))
     assert str(err.value) == (
         "--window 20 is longer than the 10 s that laion/clap-htsat-unfused hears at once: use --window 10 or"
         " less (a longer sound is found through its 10 s windows; --hop sets their overlap)")

@@ -111,7 +111,7 @@ def input_samples(encoder: object) -> int:
     return int(getattr(encoder, "input_samples", 0) or 0)
 
 
-def fit_window(window: WindowConfig, encoder: object, model: str) -> WindowConfig:
+def fit_window(window: WindowConfig, encoder: AudioEncoder) -> WindowConfig:
     """``window`` for ``encoder``: its ``model_samples`` set to what the encoder hears at once, so a shorter
     window is repeat-padded to it (``WindowConfig.embed_samples``). Raises UsageError for a window longer than
     that: its vector would be of its first seconds only, while its hit would claim all of them."""
@@ -119,7 +119,8 @@ def fit_window(window: WindowConfig, encoder: object, model: str) -> WindowConfi
     if heard and window.window_samples > heard:
         limit = heard / window.sample_rate
         raise UsageError(
-            f"--window {window.window_s:g} is longer than the {limit:g} s that {model} hears at once: use --window "
+            f"--window {window.window_s:g} is longer than the {limit:g} s that {encoder.model_id} hears at once:"
+            f" use --window "
             f"{limit:g} or less (a longer sound is found through its {limit:g} s windows; --hop sets their overlap)")
     return replace(window, model_samples=heard)
 

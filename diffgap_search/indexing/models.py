@@ -96,7 +96,7 @@ class RunModels:
         if self._audio is None:
             audio = self._loader(self.cfg)
             # the window at the encoder's rate, refused (before anything is recorded) if the model hears less
-            window = fit_window(replace(self.window, sample_rate=int(audio.sample_rate)), audio, self.cfg.model)
+            window = fit_window(replace(self.window, sample_rate=int(audio.sample_rate)), audio)
             bind_encoder(self._catalog, identity_of(audio), self._where)
             text = text_identity_of(audio)
             if text is not None:

@@ -93,7 +93,7 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
 
-    window_cfg = fit_window(opened.window(), opened.encoder, opened.encoder.model_id)  # windowed as the index
+    window_cfg = opened.window()
     samples = load_audio(path, window_cfg.sample_rate)
     sr = window_cfg.sample_rate
     lo = int(round((start_s or 0.0) * sr))
@@ -101,4 +101,5 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
     samples = samples[lo:hi]
     if len(samples) == 0:
         raise MediaDecodeError(f"{path}: no audio in the requested span")
-    return opened.encoder.embed_audio(window_audio(samples, window_cfg).samples)
+    encoder = opened.encoder  # loaded once the file has decoded: a bad file costs no model load
+    return encoder.embed_audio(window_audio(samples, fit_window(window_cfg, encoder)).samples)  # as the index
