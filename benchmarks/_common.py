@@ -50,24 +50,23 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name : value`` line's value in ``/proc/cpuinfo`` (None where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), None)
+
+
 def cpu_flags() -> list[str]:
     """Which of the flags that decide the encoders' speed paths the CPU has (avx2, avx512f, avx512_bf16, amx)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = (_cpuinfo_field("flags") or "").split()
     return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return _cpuinfo_field("model name") or platform.processor()
 
 
 def write_results(name: str, payload: dict[str, Any], table: list[tuple[str, ...]], notes: list[str] = (),
