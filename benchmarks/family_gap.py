@@ -37,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gap_worlds import World, WorldSpec  # noqa: E402
 from synthetic_gap import machine  # noqa: E402
 
+from diffgap_search.gap.bridge import Bridge  # noqa: E402
 from diffgap_search.gap.evaluation import evaluate_methods  # noqa: E402
+from diffgap_search.gap.groups import as_groups  # noqa: E402
+from diffgap_search.gap.selection import choose_residual  # noqa: E402
+from diffgap_search.gap.training_data import split_pairs  # noqa: E402
+from diffgap_search.gap.validation import validation_tasks  # noqa: E402
 from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
 
 FP = "synthetic-" + "0" * 54
@@ -48,17 +53,32 @@ LEVELS: dict[str, dict[str, dict[str, float]]] = {
 N_TEST = 600
 
 
+AXES = ("family", "level", "dim", "captions", "clips", "modality")
+OAT_BASE = {"family": "mlp", "level": "strong", "dim": 64, "captions": 1, "clips": 1000, "modality": "text"}
+
+
+def _axis_values(args: argparse.Namespace) -> dict[str, list[Any]]:
+    return {"family": args.families.split(","), "level": args.levels.split(","), "dim": [int(x) for x in args.dims.split(",")],
+            "captions": [int(x) for x in args.captions.split(",")], "clips": [int(x) for x in args.clips.split(",")],
+            "modality": args.modalities.split(",")}
+
+
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every cell of the grid the arguments select (video collapses the captions axis to 1)."""
+    """The cells the arguments select (video collapses the captions axis to 1): ``--design grid``, every
+    combination of the axis values; ``--design oat``, the base cell (``OAT_BASE``) and, for each axis, each of
+    its values with every other axis at the base (one factor at a time: every value measured at least once)."""
+    values = _axis_values(args)
+    if args.design == "oat":
+        combos = [dict(OAT_BASE)] + [{**OAT_BASE, axis: v} for axis in AXES for v in values[axis]]
+    else:
+        combos = [dict(zip(AXES, key)) for key in product(*(values[a] for a in AXES))]
     out, seen = [], set()
-    for fam, level, dim, caps, clips, mod in product(args.families.split(","), args.levels.split(","),
-                                                     map(int, args.dims.split(",")), map(int, args.captions.split(",")),
-                                                     map(int, args.clips.split(",")), args.modalities.split(",")):
-        caps = 1 if mod == "video" else caps
-        key = (fam, level, dim, caps, clips, mod)
+    for c in combos:
+        c = {**c, "captions": 1 if c["modality"] == "video" else c["captions"]}
+        key = tuple(c[a] for a in AXES)
         if key not in seen:
             seen.add(key)
-            out.append(dict(zip(("family", "level", "dim", "captions", "clips", "modality"), key)))
+            out.append(c)
     return out
 
 
@@ -73,14 +93,37 @@ def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
     train, groups = getattr(world.sample(c["clips"], 100 + seed, c["captions"]), pick)()
     test, test_groups = getattr(world.sample(N_TEST, 200 + seed, c["captions"]), pick)()
     t0 = time.perf_counter()
-    bridge, report = train_bridge(train, groups=groups, cfg=TrainConfig(seed=seed, epochs=epochs),
-                                  encoder_fingerprints={"audio": FP, c["modality"]: FP})
+    cfg = TrainConfig(seed=seed, epochs=epochs)
+    bridge, report = train_bridge(train, groups=groups, cfg=cfg, encoder_fingerprints={"audio": FP, c["modality"]: FP})
     seconds = time.perf_counter() - t0
-    ev = evaluate_methods(test, bridge, groups=test_groups)
     keep = ("raw", "ridge", "procrustes", "diffgap", "ridge_fusion", "procrustes_fusion", "diffgap_fusion")
+
+    def scored(b: Bridge) -> dict[str, dict[str, float]]:
+        ev = evaluate_methods(test, b, groups=test_groups)
+        return {k: {m: round(v[m]["R@1"], 2) for m in keep if m in v} for k, v in ev["results"].items()}
+
+    before_alpha, before = before_rule(bridge, train, groups, cfg)
     return {"cell": c, "seed": seed, "seconds": round(seconds, 1), "epochs_run": report.selection["checkpoint"]["epochs_run"],
             "epoch": report.selection["checkpoint"]["epoch"], "alpha": report.selection.get("residual_scale", {}),
-            "results": {k: {m: round(v[m]["R@1"], 2) for m in keep if m in v} for k, v in ev["results"].items()}}
+            "gain_confidence": {k: v.get("gain_confidence") for k, v in report.val.items()},
+            "results": scored(bridge), "alpha_before": before_alpha, "results_before": scored(before)}
+
+
+def before_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray, cfg: TrainConfig
+                ) -> tuple[dict[str, float], Bridge]:
+    """The same trained network served by the rule before issue 20's fix (the best alpha pair on validation,
+    no bootstrap evidence: ``confidence=0``) -> its alphas and the bridge (counterparts unchanged): a paired
+    before/after on one training run."""
+    tasks = validation_tasks(split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction),
+                             cfg.max_val_groups, cfg.shared_spaces)
+
+    def make(alphas: dict[str, float], fusion: dict | None = None) -> Bridge:
+        return Bridge(bridge.denoiser, bridge.schedule, bridge.sample, bridge.encoder_fingerprints, bridge.directions,
+                      fusion or {}, bridge.train_info, bridge.record,
+                      selection={**bridge.selection, "residual_scale": alphas})
+
+    alphas, fusion, _ = choose_residual(make, tasks, cfg.residual_grid, confidence=0.0)
+    return alphas, make(alphas, fusion)
 
 
 def _ms(vals: list[float]) -> str:
@@ -89,25 +132,30 @@ def _ms(vals: list[float]) -> str:
 
 
 def table(lines: list[dict[str, Any]]) -> str:
-    """Per cell and direction: DiffGAP alone vs ridge, served vs the best fair counterpart (by mean), and the gap."""
+    """Per cell and direction: DiffGAP alone vs ridge, served vs the best fair counterpart (by mean), the per-seed
+    gap, and (where the line has it) the gap under the rule before issue 20's fix on the same training run."""
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_cell.setdefault(cell_id(line["cell"]), []).append(line)
-    out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served | served − counterpart |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served | served − counterpart "
+           "| before the fix: served − counterpart |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for cid, runs in by_cell.items():
         for key in runs[0]["results"]:
             res = [r["results"][key] for r in runs]
             best = max(("ridge_fusion", "procrustes_fusion"), key=lambda m: np.mean([x[m] for x in res]))
             diff = [x["diffgap_fusion"] - x[best] for x in res]
+            old = [r["results_before"][key]["diffgap_fusion"] - r["results_before"][key][best]
+                   for r in runs if "results_before" in r]
             out.append(f"| {cid} | {key} | {len(runs)} | {_ms([x['diffgap'] for x in res])} | {_ms([x['ridge'] for x in res])} "
                        f"| {_ms([x['diffgap_fusion'] for x in res])} | {best.replace('_fusion', '')} {_ms([x[best] for x in res])} "
-                       f"| {_ms(diff)} |")
+                       f"| {_ms(diff)} | {_ms(old) if old else '–'} |")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--design", choices=("grid", "oat"), default="grid",
+                   help="grid: every combination; oat: one factor at a time around OAT_BASE")
     p.add_argument("--families", default="mlp,events")
     p.add_argument("--levels", default="mild,strong")
     p.add_argument("--dims", default="64,256,512")

@@ -91,6 +91,8 @@ class TrainConfig:
     patience: int = 5
     eval_every: int = 1
     residual_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    # a residual is served only if it beats the anchor in this share of validation-clip resamples (0: no test)
+    serve_confidence: float = 0.95
     dropout: float = 0.0
     # "auto": bfloat16 autocast for the forward pass on CPUs with native bf16 (AVX512-BF16 / AMX: about 1.5x
     # faster), float32 elsewhere; "bf16" / "fp32" force one. Weights, optimiser and EMA stay float32.
@@ -117,6 +119,8 @@ class TrainConfig:
         if any(not 0.0 <= a <= 1.0 for a in self.residual_grid):
             raise ValueError(f"TrainConfig.residual_grid holds scales in [0, 1], got {self.residual_grid}")
         object.__setattr__(self, "residual_grid", tuple(float(a) for a in self.residual_grid))
+        if not 0.0 <= self.serve_confidence <= 1.0:
+            raise ValueError(f"TrainConfig.serve_confidence must be in [0, 1], got {self.serve_confidence}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"TrainConfig.precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
@@ -350,7 +354,7 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32"}
     if cfg.anchor == "ridge" and cfg.residual_grid and only is None and tasks:
         alphas, alpha_fusion, alpha_val = choose_residual(
-            lambda a: make(sample, {}, {"residual_scale": a}), tasks, cfg.residual_grid)
+            lambda a: make(sample, {}, {"residual_scale": a}), tasks, cfg.residual_grid, cfg.serve_confidence)
         fusion = {**fusion, **alpha_fusion}
         for key, figures in alpha_val.items():
             val[key] = {**val.get(key, {}), "full_residual_fused_R@1": val.get(key, {}).get("fused_R@1", 0.0),
