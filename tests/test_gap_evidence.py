@@ -1,0 +1,122 @@
+"""Evidence before a residual is served (issue 20): known-answer cases of ``choose_residual`` with bridges whose
+residual is exactly the truth, pure noise, or the truth for a single validation clip, and ``gain_confidence``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffgap_search.gap.directions import Direction
+from diffgap_search.gap.evidence import gain_confidence
+from diffgap_search.gap.protocol import tasks_for
+from diffgap_search.gap.selection import choose_residual
+from diffgap_search.gap.training import TrainConfig
+
+D = 16
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _world(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` (audio, video) unit rows: video a strongly nonlinear function of audio plus noise."""
+    maps = np.random.default_rng(7)
+    w1, w2 = maps.standard_normal((D, 4 * D)), maps.standard_normal((4 * D, D))
+    rng = np.random.default_rng(seed)
+    audio = _unit(rng.standard_normal((n, D)))
+    video = _unit(np.tanh(3.0 * audio @ w1) @ w2 + 2.0 * rng.standard_normal((n, D)))
+    return audio, video
+
+
+class FakeBridge:
+    """``anchor + alpha * (residual target - anchor)`` per direction: the anchor a ridge map fitted on training
+    clips, the residual's target ``truth`` (the partner row itself), ``noise`` or the truth on ``only`` rows."""
+
+    directions = (Direction.of("video", "audio"), Direction.of("audio", "video"))
+
+    def __init__(self, alphas: dict[str, float], kind: str, partners: dict[bytes, np.ndarray],
+                 maps: dict[tuple[str, str], np.ndarray], only: set[bytes] = frozenset()) -> None:
+        self.alphas, self.kind, self.partners, self.maps, self.only = alphas, kind, partners, maps, only
+
+    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+        anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])
+        alpha = self.alphas[Direction.of(source, target).value]
+        if self.kind == "noise":
+            goal = _unit(np.random.default_rng(11).standard_normal(anchor.shape))
+        else:
+            goal = np.stack([self.partners[r.tobytes()] if self.kind == "truth" or r.tobytes() in self.only else a
+                             for r, a in zip(x, anchor)])
+        return _unit(anchor + alpha * (goal - anchor))
+
+
+@pytest.fixture(scope="module")
+def setting() -> dict:
+    ta, tv = _world(3000, seed=1)
+    fit = {(s, t): np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0]
+           for (s, t), (x, y) in {("audio", "video"): (ta, tv), ("video", "audio"): (tv, ta)}.items()}
+    va, vv = _world(200, seed=2)
+    partners = {**{a.tobytes(): v for a, v in zip(va, vv)}, **{v.tobytes(): a for a, v in zip(va, vv)}}
+    return {"tasks": list(tasks_for("audio", "video", va, vv, np.arange(200))), "maps": fit, "partners": partners,
+            "va": va, "vv": vv}
+
+
+def _choose(setting: dict, kind: str, confidence: float = 0.95, only: set[bytes] = frozenset()) -> tuple:
+    return choose_residual(lambda a: FakeBridge(a, kind, setting["partners"], setting["maps"], only), setting["tasks"],
+                           confidence=confidence)
+
+
+def test_the_anchor_alone_leaves_room_to_gain(setting: dict) -> None:
+    _, _, val = _choose(setting, "noise")
+    assert all(v["anchor_served_R@1"] < 95.0 for v in val.values())
+
+
+def test_a_residual_that_is_exactly_the_truth_is_served_whole(setting: dict) -> None:
+    alphas, _, val = _choose(setting, "truth")
+    assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
+    for figures in val.values():
+        assert figures["fused_R@1"] == 100.0 and figures["bridged_R@1"] == 100.0
+        assert figures["gain_confidence"] == 1.0
+
+
+def test_a_residual_of_pure_noise_is_served_at_alpha_zero(setting: dict) -> None:
+    alphas, _, val = _choose(setting, "noise")
+    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    for figures in val.values():
+        assert figures["fused_R@1"] == figures["anchor_served_R@1"]
+
+
+def test_a_gain_of_one_validation_clip_is_not_evidence(setting: dict) -> None:
+    """The truth on a single clip the anchor misses: the rule before the fix (no bootstrap) serves it; with the
+    bootstrap it wins only in the resamples that draw that clip (1 - (199/200)^200 = 63 %), so the anchor is served."""
+    anchor_task = setting["tasks"][0]  # video->audio
+    lone = FakeBridge({"audio|video": 0.0, "video|audio": 0.0}, "truth", setting["partners"], setting["maps"])
+    q, g = anchor_task.queries.vectors, anchor_task.items.vectors
+    scores = lone.apply(q, "video", "audio") @ g.T
+    missed = int(np.flatnonzero(scores.argmax(1) != np.arange(len(q)))[0])
+    only = {setting["va"][missed].tobytes(), setting["vv"][missed].tobytes()}
+    old, _, old_val = _choose(setting, "only", confidence=0.0, only=only)
+    assert old != {"audio|video": 0.0, "video|audio": 0.0}
+    assert max(v["fused_R@1"] - v["anchor_served_R@1"] for v in old_val.values()) > 0
+    new, _, new_val = _choose(setting, "only", only=only)
+    assert new == {"audio|video": 0.0, "video|audio": 0.0}
+    confidence = {v["gain_confidence"] for v in new_val.values()}
+    assert len(confidence) == 1 and 0.5 < confidence.pop() < 0.75
+
+
+def test_gain_confidence_known_answers() -> None:
+    labels = np.repeat(np.arange(50), 2)  # 50 clips, 2 queries each
+    ones, zeros = np.ones(100), np.zeros(100)
+    assert gain_confidence([(labels, ones, ones)]) == 0.0  # a tie is no gain
+    assert gain_confidence([(labels, ones, zeros)]) == 1.0
+    assert gain_confidence([(labels, zeros, ones)]) == 0.0
+    mixed = (np.arange(100) % 3 == 0).astype(float)
+    first = gain_confidence([(labels, mixed, ones * 0.3), (labels, ones, ones)], seed=3)
+    assert first == gain_confidence([(labels, mixed, ones * 0.3), (labels, ones, ones)], seed=3)  # seeded
+    assert gain_confidence([]) == 0.0
+
+
+def test_serve_confidence_is_checked() -> None:
+    with pytest.raises(ValueError, match="serve_confidence"):
+        TrainConfig(serve_confidence=1.5)
+    assert TrainConfig().serve_confidence == 0.95
