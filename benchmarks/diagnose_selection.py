@@ -96,14 +96,15 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                                                 "test_served_oracle": served(tt, tterms)}
     return {"seed": seed, "seconds": round(seconds, 1), "n_val_groups": report.n_groups["val"],
             "n_val_units": {t.key: [t.queries.n_units, t.items.n_units] for t in val_tasks},
-            "chosen_alpha": report.selection.get("residual_scale"), "epoch": report.selection["checkpoint"]["epoch"],
+            "chosen_alpha": report.selection.get("residual_scale"),
+            "gain_confidence": {k: v.get("gain_confidence") for k, v in report.val.items()}, "epoch": report.selection["checkpoint"]["epoch"],
             "rows": rows, "linear": lin}
 
 
 def table(res: dict[str, Any]) -> str:
     keys = [k for k in res["rows"][0] if k != "alpha"]
-    out = [f"### seed {res['seed']}: {res['n_val_groups']} validation clips, chosen alpha {res['chosen_alpha']}, "
-           f"epoch {res['epoch']}\n",
+    out = [f"### seed {res['seed']}: {res['n_val_groups']} validation clips, chosen alpha {res['chosen_alpha']} "
+           f"(bootstrap share of the best pair found: {res['gain_confidence']}), epoch {res['epoch']}\n",
            "| alpha | " + " | ".join(f"{k} val served (coarse) | val served | test served | test served, oracle fusion | "
                                      f"val alone | test alone" for k in keys) + " |",
            "| --- | " + " | ".join("---: | ---: | ---: | ---: | ---: | ---:" for _ in keys) + " |"]

@@ -66,7 +66,10 @@ def test_bridged_retrieval_beats_raw_cosine_on_held_out_pairs(trained: tuple, wo
 
 
 def test_apply_shapes_norms_and_bit_determinism(trained: tuple, world: GapWorld) -> None:
-    bridge, _, _ = trained
+    chosen, _, _ = trained  # served with its whole residual: validation may serve the anchor alone (alpha 0)
+    bridge = Bridge(chosen.denoiser, chosen.schedule, chosen.sample, chosen.encoder_fingerprints, chosen.directions,
+                    {}, chosen.train_info, chosen.record,
+                    selection={"residual_scale": {d.value: 1.0 for d in chosen.directions}})
     q, _ = world.sample(50, seed=3)
     out1 = bridge.apply(q, "audio", "text")
     out2 = bridge.apply(q.copy(), "audio", "text")
