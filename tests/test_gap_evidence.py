@@ -61,7 +61,7 @@ def setting() -> dict:
             "va": va, "vv": vv}
 
 
-def _choose(setting: dict, kind: str, confidence: float = 0.95, only: set[bytes] = frozenset()) -> tuple:
+def _choose(setting: dict, kind: str, confidence: float = 0.9, only: set[bytes] = frozenset()) -> tuple:
     return choose_residual(lambda a: FakeBridge(a, kind, setting["partners"], setting["maps"], only), setting["tasks"],
                            confidence=confidence)
 
@@ -119,4 +119,58 @@ def test_gain_confidence_known_answers() -> None:
 def test_serve_confidence_is_checked() -> None:
     with pytest.raises(ValueError, match="serve_confidence"):
         TrainConfig(serve_confidence=1.5)
-    assert TrainConfig().serve_confidence == 0.95
+    assert TrainConfig().serve_confidence == 0.9
+
+
+def _halves(setting: dict) -> tuple[list, list]:
+    va, vv = setting["va"], setting["vv"]
+    return (list(tasks_for("audio", "video", va[:100], vv[:100], np.arange(100))),
+            list(tasks_for("audio", "video", va[100:], vv[100:], np.arange(100, 200))))
+
+
+def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) -> None:
+    """The truth on 8 choice clips the anchor misses, nothing on the confirmation clips: the choice clips alone
+    would serve it; the confirmation half sees no gain (share 0) and the anchor is served, with its figures
+    reported on every validation clip (``final``)."""
+    choice, confirm = _halves(setting)
+    lone = FakeBridge({"audio|video": 0.0, "video|audio": 0.0}, "truth", setting["partners"], setting["maps"])
+    q, g = choice[0].queries.vectors, choice[0].items.vectors
+    missed = np.flatnonzero((lone.apply(q, "video", "audio") @ g.T).argmax(1) != np.arange(len(q)))[:8]
+    only = {r.tobytes() for i in missed for r in (setting["va"][i], setting["vv"][i])}
+
+    def make(a: dict) -> FakeBridge:
+        return FakeBridge(a, "only", setting["partners"], setting["maps"], only)
+
+    unconfirmed, _, _ = choose_residual(make, choice)
+    assert unconfirmed != {"audio|video": 0.0, "video|audio": 0.0}
+    alphas, _, val = choose_residual(make, choice, confirm=confirm, final=setting["tasks"])
+    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    assert {v["gain_confidence"] for v in val.values()} == {0.0}
+    _, _, every = _choose(setting, "noise")  # the anchor's figures on all 200 clips
+    assert {k: v["fused_R@1"] for k, v in val.items()} == {k: v["anchor_served_R@1"] for k, v in every.items()}
+
+
+def test_the_truth_is_confirmed_on_clips_that_took_no_part_in_the_choice(setting: dict) -> None:
+    choice, confirm = _halves(setting)
+    alphas, _, val = choose_residual(lambda a: FakeBridge(a, "truth", setting["partners"], setting["maps"]), choice,
+                                     confirm=confirm, final=setting["tasks"])
+    assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
+    assert {v["gain_confidence"] for v in val.values()} == {1.0}
+    assert all(v["fused_R@1"] == 100.0 for v in val.values())
+
+
+def test_the_confirmation_half_is_a_stable_disjoint_half_of_the_validation_clips() -> None:
+    from diffgap_search.gap.training_data import confirmation_split, split_pairs
+
+    rng = np.random.default_rng(0)
+    pairs = {"audio": rng.standard_normal((4000, 8)).astype(np.float32),
+             "text": rng.standard_normal((4000, 8)).astype(np.float32)}
+    groups = np.arange(4000)
+    sets = split_pairs(pairs, groups.astype(str).astype(object), 0.1)
+    choice, confirm = confirmation_split(sets, 0.1)
+    val = set(sets[0].val_groups)
+    a, b = set(choice[0].val_groups), set(confirm[0].val_groups)
+    assert a | b == val and not a & b and 0.4 < len(b) / len(val) < 0.6
+    assert np.array_equal(choice[0].train_a, sets[0].train_a)
+    again = confirmation_split(sets, 0.1)[1]
+    assert list(again[0].val_groups) == list(confirm[0].val_groups)

@@ -44,7 +44,7 @@ from .record import PairBaselines, TrainingRecord
 RESIDUAL_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 COARSE_STEP = 0.25  # fusion grid while rating checkpoints and alpha pairs (the kept pair is re-tuned at 0.1)
 COUNTERPARTS: tuple[str, ...] = ("ridge", "procrustes")
-SERVE_CONFIDENCE = 0.95  # share of validation-clip resamples in which a residual must beat the anchor to be served
+SERVE_CONFIDENCE = 0.9  # share of validation-clip resamples in which a residual must beat the anchor to be served
 
 
 class LinearBridge:
@@ -131,8 +131,23 @@ def _partner_cosine(task: Task, bridged: np.ndarray) -> float:
     return float(np.mean(np.where(rel, units, -np.inf).max(axis=1)))
 
 
+def _by_pair(tasks: Sequence[Task] | None) -> dict[frozenset[str], list[Task]]:
+    out: dict[frozenset[str], list[Task]] = {}
+    for task in tasks or ():
+        out.setdefault(frozenset((task.queries.modality, task.items.modality)), []).append(task)
+    return out
+
+
+def _confirm_hits(make: Callable[[dict[str, float]], Any], alphas: dict[str, float], tasks: Sequence[Task],
+                  weights: dict[str, FusionConfig]) -> list[np.ndarray]:
+    """Per task, ``query_hits`` of ``alphas`` served with weights tuned elsewhere (the choice clips)."""
+    bridge = make(alphas)
+    return [query_hits(t, fused_unit_scores(t, *_terms(t, bridge), weights[t.key])) for t in tasks]
+
+
 def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = RESIDUAL_GRID,
-                    confidence: float = SERVE_CONFIDENCE
+                    confidence: float = SERVE_CONFIDENCE, confirm: Sequence[Task] | None = None,
+                    final: Sequence[Task] | None = None
                     ) -> tuple[dict[str, float], dict[str, FusionConfig], dict[str, dict[str, float]]]:
     """Pick alpha per direction on validation ``tasks`` (module docstring).
 
@@ -141,6 +156,11 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
     "anchor_served_R@1", "bridged_R@1", "fused_R@1", "gain_confidence"}`` (the anchor's figures are ridge's,
     alone and served; ``gain_confidence``: the bootstrap share of the best pair found, whether or not it was
     served). ``confidence`` 0 serves the best pair without the bootstrap (the rule before issue 20's fix).
+    ``confirm``: validation tasks on clips that took no part in any choice (``training_data.confirmation_split``);
+    the bootstrap runs there, both candidates served with the fusion weights tuned on ``tasks`` (without them:
+    on ``tasks`` themselves, whose figures the choice has already flattered). ``final``: the tasks the kept
+    pair's fusion weights are re-tuned on and its figures reported on (default ``tasks``; training passes every
+    validation clip, as the counterparts are tuned on).
     Directions without a task both ways keep alpha 1 and get no entry.
     """
     grid = sorted(set(float(a) for a in grid) | {0.0})
@@ -153,10 +173,8 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
     alphas: dict[str, float] = {}
     fusion: dict[str, FusionConfig] = {}
     val: dict[str, dict[str, float]] = {}
-    by_pair: dict[frozenset[str], list[Task]] = {}
-    for task in tasks:
-        by_pair.setdefault(frozenset((task.queries.modality, task.items.modality)), []).append(task)
-    for pair_tasks in by_pair.values():
+    confirm_by, final_by = _by_pair(confirm), _by_pair(final)
+    for which, pair_tasks in _by_pair(tasks).items():
         qm, gm = pair_tasks[0].queries.modality, pair_tasks[0].items.modality
         dirs = (Direction.of(qm, gm).value, Direction.of(gm, qm).value)
         cache: dict[tuple[float, float], dict[str, tuple[dict, float, float]]] = {}
@@ -184,16 +202,28 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
         best = max((p for p in cache if ok(p)), key=lambda p: (key(p), -(p[0] + p[1])))
         fine = _fine(make, dict(zip(dirs, best)), pair_tasks)
         fine_anchor = _fine(make, dict(zip(dirs, (0.0, 0.0))), pair_tasks)
-        sure = gain_confidence([(t.queries.labels, fine[t.key][3], fine_anchor[t.key][3]) for t in pair_tasks]
-                               ) if best != (0.0, 0.0) else 0.0
+        check = confirm_by.get(which)
+        if best == (0.0, 0.0):
+            sure = 0.0
+        elif check:
+            new = _confirm_hits(make, dict(zip(dirs, best)), check, {k: v[1] for k, v in fine.items()})
+            old = _confirm_hits(make, dict(zip(dirs, (0.0, 0.0))), check, {k: v[1] for k, v in fine_anchor.items()})
+            sure = gain_confidence([(t.queries.labels, n, o) for t, n, o in zip(check, new, old)])
+        else:
+            sure = gain_confidence([(t.queries.labels, fine[t.key][3], fine_anchor[t.key][3]) for t in pair_tasks])
         below = any(fine[k][0]["R@1"] < fine_anchor[k][0]["R@1"] for k in fine)  # the finer grid may reorder
         if below or (confidence > 0 and sure < confidence):
-            best, fine = (0.0, 0.0), fine_anchor
+            best = (0.0, 0.0)
         alphas.update(zip(dirs, best))
-        for task in pair_tasks:
+        report = final_by.get(which, pair_tasks)
+        if report is not pair_tasks or best == (0.0, 0.0):
+            fine_anchor = _fine(make, dict(zip(dirs, (0.0, 0.0))), report)
+            fine = fine_anchor if best == (0.0, 0.0) else _fine(make, dict(zip(dirs, best)), report)
+        anchor_alone = {t.key: fine_anchor[t.key][2] for t in report}
+        for task in report:
             m, cfg, alone, _ = fine[task.key]
             fusion[task.key] = cfg
-            val[task.key] = {"anchor_R@1": anchor[task.key][1], "anchor_served_R@1": fine_anchor[task.key][0]["R@1"],
+            val[task.key] = {"anchor_R@1": anchor_alone[task.key], "anchor_served_R@1": fine_anchor[task.key][0]["R@1"],
                              "bridged_R@1": alone, "fused_R@1": m["R@1"], "gain_confidence": sure}
     return alphas, fusion, val
 

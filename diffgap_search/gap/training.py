@@ -47,7 +47,7 @@ from .directions import Direction, Modality, directions_of_pair
 from .groups import as_groups, group_keys
 from .record import TrainingRecord, fit_pair_baselines
 from .schedule import NoiseSchedule, ScheduleKind
-from .training_data import MIN_PAIRS, Batch, Batcher, PairSet, check_pairs, split_pairs
+from .training_data import MIN_PAIRS, Batch, Batcher, PairSet, check_pairs, confirmation_split, split_pairs
 
 OnStep = Callable[[int, int, float, float], None]
 """``on_step(epoch, step, loss, pairs_per_s)``: called after every optimiser step (epoch and step from 0)."""
@@ -91,8 +91,9 @@ class TrainConfig:
     patience: int = 5
     eval_every: int = 1
     residual_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    # a residual is served only if it beats the anchor in this share of validation-clip resamples (0: no test)
-    serve_confidence: float = 0.95
+    # a residual is served only if it beats the anchor in this share of resamples of the confirmation half of
+    # the validation clips, which took part in no choice (0: no test; ``selection.choose_residual``)
+    serve_confidence: float = 0.9
     dropout: float = 0.0
     # "auto": bfloat16 autocast for the forward pass on CPUs with native bf16 (AVX512-BF16 / AMX: about 1.5x
     # faster), float32 elsewhere; "bf16" / "fp32" force one. Weights, optimiser and EMA stay float32.
@@ -332,7 +333,12 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     directions = tuple(d for s in sets for d in directions_of_pair(s.a, s.b) if only in (None, d))
     if not directions:
         raise ValueError(f"only_direction {cfg.only_direction!r} is not a direction of the pairs given")
-    tasks = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    choice, confirm = confirmation_split(sets, cfg.val_fraction)  # halves: choices, then their confirmation
+    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces)
+    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces)
+    if not tasks or not confirm_tasks:  # too few validation clips to halve: choose and confirm on all of them
+        tasks, confirm_tasks, choice = every, [], sets
     batcher = Batcher(sets, cfg.batch_size, np.random.default_rng(cfg.seed + 1), only)
     first_step = replace(cfg.sample, steps=1, guidance_scale=1.0, noise_scale=0.0, samples=1)
 
@@ -350,16 +356,17 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     if cfg.tune_sampler:
         steps_grid = (1,) if cfg.objective == "regression" else cfg.steps_grid
         candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
-    sample, val, fusion = validate(make, candidates, sets, cfg.max_val_groups, cfg.shared_spaces)
+    sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces)
     selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32"}
     if cfg.anchor == "ridge" and cfg.residual_grid and only is None and tasks:
         alphas, alpha_fusion, alpha_val = choose_residual(
-            lambda a: make(sample, {}, {"residual_scale": a}), tasks, cfg.residual_grid, cfg.serve_confidence)
+            lambda a: make(sample, {}, {"residual_scale": a}), tasks, cfg.residual_grid, cfg.serve_confidence,
+            confirm_tasks, every)
         fusion = {**fusion, **alpha_fusion}
         for key, figures in alpha_val.items():
             val[key] = {**val.get(key, {}), "full_residual_fused_R@1": val.get(key, {}).get("fused_R@1", 0.0),
                         **figures}
-        weights, counterparts = counterpart_fusion(record, tasks)
+        weights, counterparts = counterpart_fusion(record, every)
         selection.update(residual_scale=alphas, counterpart_fusion=weights, counterparts_val=counterparts)
     selection["val"] = val
     bridge = make(sample, fusion, selection)

@@ -80,6 +80,20 @@ def split_pairs(pairs: dict[str, np.ndarray], groups: np.ndarray, val_fraction: 
     return out
 
 
+def confirmation_split(sets: list[PairSet], val_fraction: float) -> tuple[list[PairSet], list[PairSet]]:
+    """Cut each pair set's validation clips in two halves by the same salted hash -> ``(choice, confirm)``:
+    the choice half rates checkpoints and picks the sampler, the residual scale and the fusion weights; the
+    confirmation half takes part in no choice and only confirms that the residual chosen beats the anchor
+    (``selection.choose_residual``). Training rows are kept in both; a half may hold no validation rows."""
+    choice, confirm = [], []
+    for s in sets:
+        half = validation_mask(s.val_groups, val_fraction / 2)
+        for out, keep in ((choice, ~half), (confirm, half)):
+            out.append(PairSet(s.a, s.b, s.train_a, s.train_b, s.train_groups, s.val_a[keep], s.val_b[keep],
+                               s.val_groups[keep]))
+    return choice, confirm
+
+
 @dataclass(frozen=True)
 class Batch:
     """One BST batch: ``x0, cond (B, D)`` in the scaled space, ``direction (B,) int64``, ``codes (B,) int64``
