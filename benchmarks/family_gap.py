@@ -131,24 +131,37 @@ def _ms(vals: list[float]) -> str:
     return f"{a.mean():.1f} ± {a.std(ddof=1):.1f}" if len(a) > 1 else f"{a.mean():.1f}"
 
 
-def table(lines: list[dict[str, Any]]) -> str:
+def _best(res: list[dict[str, float]]) -> str:
+    """The fair counterpart with the better mean served R@1 over the seeds."""
+    return max(("ridge_fusion", "procrustes_fusion"), key=lambda m: np.mean([x[m] for x in res]))
+
+
+def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = None) -> str:
     """Per cell and direction: DiffGAP alone vs ridge, served vs the best fair counterpart (by mean), the per-seed
-    gap, and (where the line has it) the gap under the rule before issue 20's fix on the same training run."""
+    gap, (where the line has it) the gap under the rule before issue 20's fix on the same training run, and
+    with ``previous`` (an earlier run's lines, ``--previous``) that run's gap for the same cell."""
+    grouped: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for line in previous or []:
+        for key, x in line["results"].items():
+            grouped.setdefault((cell_id(line["cell"]), key), []).append(x)
+    before = {ck: [x["diffgap_fusion"] - x[_best(xs)] for x in xs] for ck, xs in grouped.items()}
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_cell.setdefault(cell_id(line["cell"]), []).append(line)
     out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served | served − counterpart "
-           "| before the fix: served − counterpart |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| old rule, same run: served − counterpart |" + (" previous run: served − counterpart |" if previous else ""),
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if previous else "")]
     for cid, runs in by_cell.items():
         for key in runs[0]["results"]:
             res = [r["results"][key] for r in runs]
-            best = max(("ridge_fusion", "procrustes_fusion"), key=lambda m: np.mean([x[m] for x in res]))
+            best = _best(res)
             diff = [x["diffgap_fusion"] - x[best] for x in res]
             old = [r["results_before"][key]["diffgap_fusion"] - r["results_before"][key][best]
                    for r in runs if "results_before" in r]
             out.append(f"| {cid} | {key} | {len(runs)} | {_ms([x['diffgap'] for x in res])} | {_ms([x['ridge'] for x in res])} "
                        f"| {_ms([x['diffgap_fusion'] for x in res])} | {best.replace('_fusion', '')} {_ms([x[best] for x in res])} "
-                       f"| {_ms(diff)} | {_ms(old) if old else '–'} |")
+                       f"| {_ms(diff)} | {_ms(old) if old else '–'} |"
+                       + (f" {_ms(before[(cid, key)]) if (cid, key) in before else '–'} |" if previous else ""))
     return "\n".join(out)
 
 
@@ -167,14 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument("--name", default="family_gap")
+    p.add_argument("--previous", type=Path, help="an earlier run's JSONL: its served − counterpart per cell beside")
+    p.add_argument("--table-only", action="store_true", help="rewrite <name>.md from <name>.jsonl, train nothing")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = args.out_dir / f"{args.name}.jsonl"
     done = [json.loads(x) for x in jsonl.read_text().splitlines()] if jsonl.exists() else []
     have = {(cell_id(x["cell"]), x["seed"]) for x in done}
+    previous = [json.loads(x) for x in args.previous.read_text().splitlines()] if args.previous else None
     started = time.perf_counter()
     for c, seed in product(cells(args), map(int, args.seeds.split(","))):
+        if args.table_only:
+            break
         if (cell_id(c), seed) in have:
             continue
         line = run(c, seed, args.epochs)
@@ -183,11 +201,19 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(json.dumps(line) + "\n")
         print(f"{time.perf_counter() - started:6.0f} s {cell_id(c)} seed {seed}: {line['results']} ({line['seconds']} s)",
               file=sys.stderr, flush=True)
-        m = machine()
-        (args.out_dir / f"{args.name}.md").write_text(
-            f"# DiffGAP across a family of gaps\n\n- {m['cpu_count']} CPUs, torch {torch.__version__}, {args.threads} "
-            f"thread(s); R@1 in percent, mean ± sd over the seeds that ran; {N_TEST} test clips\n\n" + table(done) + "\n")
+        write_md(args, done, previous)
+    if args.table_only:
+        write_md(args, done, previous)
     return 0
+
+
+def write_md(args: argparse.Namespace, done: list[dict[str, Any]], previous: list[dict[str, Any]] | None) -> None:
+    m = machine()
+    secs = [x["seconds"] for x in done]
+    (args.out_dir / f"{args.name}.md").write_text(
+        f"# DiffGAP across a family of gaps\n\n- {m['cpu_count']} CPUs, torch {torch.__version__}, {args.threads} "
+        f"thread(s); R@1 in percent, mean ± sd over the seeds that ran; {N_TEST} test clips; "
+        f"{len(done)} runs, {sum(secs):.0f} s of training in all\n\n" + table(done, previous) + "\n")
 
 
 if __name__ == "__main__":
