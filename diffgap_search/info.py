@@ -78,8 +78,11 @@ def _bridge(record: dict[str, Any]) -> str:
     ridge = chosen.get("counterparts_served_R@1", {}).get("ridge", {})
     served = "; ".join(f"{k} {v:.1f}" + (f" (ridge + fusion {ridge[k]:.1f})" if k in ridge else "")
                        for k, v in chosen.get("served_R@1", {}).items() if v is not None)
+    shares = sorted(set((chosen.get("confirmation") or {}).values()))
+    confirm = f"; residual confirmed in {', '.join(f'{100 * v:.0f} %' for v in shares)} of resamples (90 % needed)" \
+        if shares else ""
     return (f"{text}; chosen on validation: epoch {chosen.get('epoch')} of {chosen.get('epochs_run')}, residual scale "
-            f"{alphas}; validation served R@1 {served or '-'}")
+            f"{alphas}; validation served R@1 {served or '-'}{confirm}")
 
 
 def index_info(index_dir: Path) -> IndexInfo:

@@ -286,6 +286,7 @@ def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(f
     shown = json.loads(info.stdout)["summary"]["bridge"]
     assert shown.startswith(f"{bridge.fingerprint[:12]} (audio|text, text|audio); chosen on validation: epoch ")
     assert "(ridge + fusion " in shown
+    assert "of resamples (90 % needed)" in shown  # the confirmation half's bootstrap share, as validation found it
 
 
 def test_eval_refuses_pairs_the_bridge_saw(from_pairs: tuple) -> None:
