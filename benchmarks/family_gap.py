@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = args.out_dir / f"{args.name}.jsonl"
-    done = [json.loads(x) for x in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    done = list({(cell_id(x["cell"]), x["seed"]): x for x in reversed(lines)}.values())[::-1]  # first run of each
     have = {(cell_id(x["cell"]), x["seed"]) for x in done}
     previous = [json.loads(x) for x in args.previous.read_text().splitlines()] if args.previous else None
     started = time.perf_counter()
