@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gap_worlds import World, WorldSpec  # noqa: E402
-from synthetic_gap import machine  # noqa: E402
+from _common import machine  # noqa: E402
 
 from diffgap_search.gap.bridge import Bridge  # noqa: E402
 from diffgap_search.gap.evaluation import evaluate_methods  # noqa: E402
@@ -212,7 +212,8 @@ def write_md(args: argparse.Namespace, done: list[dict[str, Any]], previous: lis
     m = machine()
     secs = [x["seconds"] for x in done]
     (args.out_dir / f"{args.name}.md").write_text(
-        f"# DiffGAP across a family of gaps\n\n- {m['cpu_count']} CPUs, torch {torch.__version__}, {args.threads} "
+        f"# DiffGAP across a family of gaps\n\n- {m['cpu_count']} CPUs ({m['processor']}; "
+        f"{', '.join(m['cpu_flags']) or 'no avx2'}), torch {torch.__version__}, {args.threads} "
         f"thread(s); R@1 in percent, mean ± sd over the seeds that ran; {N_TEST} test clips; "
         f"{len(done)} runs, {sum(secs):.0f} s of training in all\n\n" + table(done, previous) + "\n")
 
