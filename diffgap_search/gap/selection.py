@@ -13,11 +13,13 @@ on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
   served R@1 (then mAP@10, then bridged-query R@1; ties to the smaller alphas) among those whose served R@1 is
   at least the anchor's in *every* direction (a last tie-break: the bridged query's mean cosine to its partner,
   then the smaller alphas). ``(0, 0)`` — the anchor, i.e. ridge + fusion — always qualifies, so by construction
-  the served bridge is never below its anchor on validation. **Evidence before a residual is served**: the
-  kept pair (fusion re-tuned on the fine grid) replaces the anchor only when a paired bootstrap over the
-  validation clips (``evidence.gain_confidence``) finds its mean served R@1 above the anchor's in at least
-  ``confidence`` of the resamples (``SERVE_CONFIDENCE``); else the anchor is served. On 100 validation clips
-  R@1 sits near its ceiling and the best of 25 pairs won by a query or two, which was noise on test
+  the served bridge is never below its anchor on validation. **Confirmation before a residual is served**:
+  training chooses on one half of the validation clips and passes the other half as ``confirm``; the kept pair
+  (fusion re-tuned on the fine grid) replaces the anchor only when a paired bootstrap over the confirmation
+  clips (``evidence.gain_confidence``), both served with the weights tuned on the choosing half, finds its mean
+  served R@1 above the anchor's in at least ``confidence`` of the resamples (``SERVE_CONFIDENCE``); else the
+  anchor is served. Clips that chose the checkpoint, the sampler, alpha and the fusion weights flatter what
+  they chose: on them the best of 25 pairs won by a few queries and lost on test
   (``benchmarks/diagnose_selection.py``). (The bridged query alone is
   not constrained: one alpha serves a direction both as the bridged query of one task and as the bridged items
   of the other, and requiring both made validation give up served points for the figure nobody is served.);
