@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
+from diffgap_search.store.index_budget import Compressed, parse_compressed
+
+PQ_TRAIN = 65_536  # rows OPQ and the PQ codebooks train on (256 centroids: 256 points each)
 
 
 def index_kind_for(n: int, cfg: FaissConfig) -> str:
@@ -42,6 +45,10 @@ def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: Fais
 
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    comp = parse_compressed(kind)
+    if comp is not None:
+        assert train_vectors is not None
+        return build_compressed(comp, dim, train_vectors, cfg, seed)
     if not kind.startswith("ivf"):
         raise ValueError(f"unknown index kind {kind!r}")
     nlist = int(kind[3:])
@@ -49,12 +56,38 @@ def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: Fais
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = seed
     assert train_vectors is not None
-    n_train = min(len(train_vectors), nlist * cfg.ivf_train_per_list)
-    rng = np.random.default_rng(seed)
-    sample = train_vectors[np.sort(rng.choice(len(train_vectors), size=n_train, replace=False))]
-    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    ivf.train(train_sample(train_vectors, nlist * cfg.ivf_train_per_list, seed))
     ivf.nprobe = cfg.nprobe
     return faiss.IndexIDMap2(ivf)  # faiss's wrappers keep ivf and quantizer referenced
+
+
+def train_sample(vectors: np.ndarray, n_train: int, seed: int) -> np.ndarray:
+    """``(min(n_train, n), D) float32``: rows of ``vectors (n, D)`` drawn without replacement, in order (a
+    ``np.memmap`` is read only at those rows)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors), size=min(n_train, len(vectors)), replace=False))
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+
+
+def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg: FaissConfig, seed: int = 0) -> Any:
+    """An empty, trained ``IndexIDMap2(OPQ{m},IVF{nlist}[_HNSW32],PQ{m})`` for inner product.
+
+    Trained on a sample of ``train_vectors (n, D) float32`` (an array or a ``np.memmap``): ``nlist ·
+    ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for OPQ and the codebooks,
+    so memory is bounded by the sample, not by ``n``. Seeded: the same vectors give the same index.
+    """
+    import faiss
+
+    index = faiss.index_factory(dim, comp.factory(), faiss.METRIC_INNER_PRODUCT)
+    opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
+    opq.niter = cfg.opq_iterations
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))  # IndexIVFPQ
+    ivf.cp.seed = seed
+    ivf.pq.cp.seed = seed + 1
+    sample = train_sample(train_vectors, max(comp.nlist * cfg.ivf_train_per_list, PQ_TRAIN), seed)
+    index.train(sample)
+    ivf.nprobe = cfg.nprobe
+    return faiss.IndexIDMap2(index)
 
 
 def set_search_params(index: Any, cfg: FaissConfig) -> None:
