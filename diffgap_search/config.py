@@ -231,7 +231,7 @@ class FaissConfig:
     nprobe: int = 32
     memory_budget_mb: float | None = None
     pq_bytes: int = 64
-    opq_iterations: int = 20
+    opq_iterations: int = 10
     rescore_factor: int = 4
 
 

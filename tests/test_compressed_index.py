@@ -13,6 +13,7 @@ import pytest
 
 from diffgap_search.config import FaissConfig, SearchConfig
 from diffgap_search.errors import UsageError
+from diffgap_search.info import index_info
 from diffgap_search.search import Searcher
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.index_budget import budget_from, choose_index, default_budget_mb
@@ -129,6 +130,8 @@ def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(in
         held, vecs = loaded.vectors_of(np.array([1, 2, 3], np.int64))  # codes: the catalog answers
         assert held.tolist() == [False, False, False] and vecs.shape == (0, D)
     assert _check_against_brute_force(index_dir, seed=5) >= 0.95
+    assert index_info(index_dir).summary["vector spaces"] == (
+        f"audio (12000 vectors, opq4_ivf256_pq4, {rec.size / 12_000:.0f} B/vector, budget 0.5 MB, generation 1)")
 
 
 def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: Path) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 from diffgap_search.config import FaissConfig
 from diffgap_search.store.index_budget import Compressed, parse_compressed
 
-PQ_TRAIN = 65_536  # rows OPQ and the PQ codebooks train on (256 centroids: 256 points each)
+PQ_TRAIN = 65_536  # rows the PQ codebooks train on (256 centroids: 256 points each)
+OPQ_TRAIN = 16_384  # rows the OPQ rotation trains on (each round trains a PQ and a D×D SVD: minutes at 65 536)
 
 
 def index_kind_for(n: int, cfg: FaissConfig) -> str:
@@ -73,7 +74,8 @@ def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg:
     """An empty, trained ``IndexIDMap2(OPQ{m},IVF{nlist}[_HNSW32],PQ{m})`` for inner product.
 
     Trained on a sample of ``train_vectors (n, D) float32`` (an array or a ``np.memmap``): ``nlist ·
-    ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for OPQ and the codebooks,
+    ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for the codebooks (OPQ uses
+    :data:`OPQ_TRAIN` of them),
     so memory is bounded by the sample, not by ``n``. Seeded: the same vectors give the same index.
     """
     import faiss
@@ -81,6 +83,7 @@ def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg:
     index = faiss.index_factory(dim, comp.factory(), faiss.METRIC_INNER_PRODUCT)
     opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
     opq.niter = cfg.opq_iterations
+    opq.max_train_points = OPQ_TRAIN
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))  # IndexIVFPQ
     ivf.cp.seed = seed
     ivf.pq.cp.seed = seed + 1

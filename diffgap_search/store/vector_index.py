@@ -50,7 +50,9 @@ class Published:
     def read(cls, catalog: Catalog, space: str) -> Published | None:
         """The catalog's record of ``space``'s FAISS file, or None when none was published."""
         rec = catalog.get_meta(f"faiss.{space}")
-        return None if rec is None else cls(**rec)
+        if rec is None:
+            return None
+        return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})  # a newer record's extras ignored
 
 
 REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (their vectors were replaced)
