@@ -89,7 +89,7 @@ def build(work: Path, kind: str, cfg: FaissConfig, shard: int) -> dict[str, floa
     t0 = time.perf_counter()
     vecs = np.load(work / "vectors.npy", mmap_mode="r")
     wrapped = build_index(kind, D, vecs, cfg)
-    index = wrapped.index  # the trained index inside IndexIDMap2 (kept alive by ``wrapped``): IVF keeps ids itself
+    index = wrapped if is_compressed(kind) else wrapped.index  # IVF keeps the ids itself: no IndexIDMap2
     t1 = time.perf_counter()
     faiss.write_index(index, str(work / "trained.faiss"))
     shards = []

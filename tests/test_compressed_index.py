@@ -17,7 +17,7 @@ from diffgap_search.info import index_info
 from diffgap_search.search import Searcher
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.index_budget import budget_from, choose_index, default_budget_mb
-from diffgap_search.store.vector_index import Published, publish
+from diffgap_search.store.vector_index import Published, ivf_ids, publish
 
 D = 16
 N_FILES, PER_FILE = 6000, 2  # 12 000 windows: enough to train 8-bit PQ (9 984)
@@ -145,6 +145,8 @@ def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: 
         live = set(cat.live_ids("audio").tolist())
     assert _check_against_brute_force(index_dir, seed=6) >= 0.95
     with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        held = np.sort(ivf_ids(s.index_for("audio").index))  # removed in place: the lists hold the live ids
+        assert np.array_equal(held, np.array(sorted(live), np.int64))
         _, ids = s.index_for("audio").search(_clustered(np.random.default_rng(7), 50), 40)
         assert set(ids[ids >= 0].tolist()) <= live  # no deleted window is ever a candidate
         assert (ids > 12_000).any()  # the new windows are in the index

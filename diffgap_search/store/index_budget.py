@@ -93,11 +93,28 @@ def bytes_in_ram(kind: str, n: int, dim: int) -> int:
     return n * (comp.m + 16) + comp.nlist * 4 * dim + graph + 4 * dim * dim  # codes, centroids, graph, OPQ
 
 
+def index_kind_for(n: int, cfg: FaissConfig) -> str:
+    """``"flat"`` or ``"ivf<nlist>"`` for ``n`` vectors under the size rule of ``cfg``."""
+    if n <= cfg.flat_max:
+        return "flat"
+    return f"ivf{ivf_lists(n, cfg)}"
+
+
+def ivf_lists(n: int, cfg: FaissConfig) -> int:
+    """Number of inverted lists for ``n`` vectors: ≈ lists_per_sqrt·√n, a power of two, ≥ 16.
+
+    Capped so that every list has at least the 39 training points k-means asks for.
+    """
+    target = cfg.ivf_lists_per_sqrt * math.sqrt(max(n, 1))
+    nlist = 1 << int(round(math.log2(target)))
+    while nlist > 16 and nlist * 39 > n:
+        nlist //= 2
+    return max(16, nlist)
+
+
 def choose_index(n: int, dim: int, cfg: FaissConfig, budget_mb: float | None) -> IndexChoice:
     """The rule (module docstring): the size rule's ``flat`` / ``ivf<nlist>`` while it fits ``budget_mb``
     (None: no budget), else a compressed kind when there are enough vectors to train it."""
-    from diffgap_search.store.index_choice import index_kind_for, ivf_lists
-
     base = index_kind_for(n, cfg)
     need = bytes_in_ram(base, n, dim)
     if budget_mb is None or need <= budget_mb * MB:

@@ -2,12 +2,14 @@
 
 Exact inner-product search while small; an inverted-file index (IVF-Flat) once large, because it builds in
 minutes on two cores at 10⁶ vectors, supports ``remove_ids`` (HNSW does not) and reaches recall@10 ≥ 0.95
-with a modest ``nprobe``. Every index is wrapped in ``IndexIDMap2`` so its ids are catalog segment ids.
+with a modest ``nprobe``; above the memory budget a compressed OPQ/IVF-PQ index (the rule, with the size
+rule's ``index_kind_for`` and ``ivf_lists``, is ``index_budget.py``; re-exported here). Flat and IVF-Flat
+indexes are wrapped in ``IndexIDMap2`` so their ids are catalog segment ids; a compressed one keeps them in
+its inverted lists.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,33 +17,18 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
-from diffgap_search.store.index_budget import Compressed, parse_compressed
+from diffgap_search.store.index_budget import Compressed, index_kind_for, ivf_lists, parse_compressed
+
+__all__ = ["build_index", "build_compressed", "index_kind_for", "ivf_lists", "search_threads", "set_search_params",
+           "train_sample"]
 
 PQ_TRAIN = 65_536  # rows the PQ codebooks train on (256 centroids: 256 points each)
 OPQ_TRAIN = 16_384  # rows the OPQ rotation trains on (each round trains a PQ and a D×D SVD: minutes at 65 536)
 
 
-def index_kind_for(n: int, cfg: FaissConfig) -> str:
-    """``"flat"`` or ``"ivf<nlist>"`` for ``n`` vectors under the size rule of ``cfg``."""
-    if n <= cfg.flat_max:
-        return "flat"
-    return f"ivf{ivf_lists(n, cfg)}"
-
-
-def ivf_lists(n: int, cfg: FaissConfig) -> int:
-    """Number of inverted lists for ``n`` vectors: ≈ lists_per_sqrt·√n, a power of two, ≥ 16.
-
-    Capped so that every list has at least the 39 training points k-means asks for.
-    """
-    target = cfg.ivf_lists_per_sqrt * math.sqrt(max(n, 1))
-    nlist = 1 << int(round(math.log2(target)))
-    while nlist > 16 and nlist * 39 > n:
-        nlist //= 2
-    return max(16, nlist)
-
-
 def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: FaissConfig, seed: int = 0) -> Any:
-    """An empty ``IndexIDMap2`` of the given kind (IVF is trained on ``train_vectors`` (n, D) float32)."""
+    """An empty ``IndexIDMap2`` of the given kind (IVF is trained on ``train_vectors`` (n, D) float32); a
+    compressed kind is :func:`build_compressed`'s unwrapped index."""
     import faiss
 
     if kind == "flat":
@@ -71,7 +58,8 @@ def train_sample(vectors: np.ndarray, n_train: int, seed: int) -> np.ndarray:
 
 
 def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg: FaissConfig, seed: int = 0) -> Any:
-    """An empty, trained ``IndexIDMap2(OPQ{m},IVF{nlist}[_HNSW32],PQ{m})`` for inner product.
+    """An empty, trained ``OPQ{m},IVF{nlist}[_HNSW32],PQ{m}`` for inner product. Not wrapped in
+    ``IndexIDMap2``: the inverted lists keep the segment ids themselves, so ``remove_ids`` works in place.
 
     Trained on a sample of ``train_vectors (n, D) float32`` (an array or a ``np.memmap``): ``nlist ·
     ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for the codebooks (OPQ uses
@@ -90,7 +78,7 @@ def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg:
     sample = train_sample(train_vectors, max(comp.nlist * cfg.ivf_train_per_list, PQ_TRAIN), seed)
     index.train(sample)
     ivf.nprobe = cfg.nprobe
-    return faiss.IndexIDMap2(index)
+    return index
 
 
 def set_search_params(index: Any, cfg: FaissConfig) -> None:

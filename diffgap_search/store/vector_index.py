@@ -275,21 +275,33 @@ def _remove_deleted(index: Any, catalog: Catalog, space: str, kind: str) -> bool
     caller then adds every vector again).
 
     ``IndexFlat`` renumbers its rows on removal, as ``IndexIDMap2`` assumes; ``IndexIVF`` does not, so an
-    IVF index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids. An IVF index with
-    deletions (IVF-Flat or compressed) is therefore reset (its trained centroids, OPQ rotation and codebooks
-    are kept: no training again) and refilled in chunks.
+    IVF-Flat index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids: it is reset
+    (its trained centroids kept: no training again) and refilled. A compressed index holds the segment ids
+    in its own inverted lists (no ``IndexIDMap2``), so its deleted ids are removed in place: one scan of the
+    lists, nothing encoded again.
     """
     import faiss
 
-    in_index = faiss.vector_to_array(index.id_map).astype(np.int64)
+    in_index = ivf_ids(index) if is_compressed(kind) else faiss.vector_to_array(index.id_map).astype(np.int64)
     gone = np.setdiff1d(in_index, catalog.live_ids(space), assume_unique=False)
     if not len(gone):
         return True
-    if kind != "flat":
+    if kind != "flat" and not is_compressed(kind):
         index.reset()
         return False
     index.remove_ids(gone)
     return True
+
+
+def ivf_ids(index: Any) -> np.ndarray:
+    """``(ntotal,) int64``: every id in an IVF index's inverted lists (any wrapping), list by list."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    inv = ivf.invlists
+    parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).astype(np.int64)
+             for i in range(ivf.nlist) if inv.list_size(i)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def read_checked(path: Path, crc32: int | None, size: int | None = None) -> Any:
