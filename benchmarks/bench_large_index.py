@@ -9,7 +9,8 @@ built in bounded memory, searched with exact re-scoring.
    shards of ``--shard`` vectors written to disk, the shards merged into on-disk inverted lists
    (``faiss.contrib.ondisk.merge_ondisk``). IVF-Flat (below the budget) is built the same way.
 3. **Ground truth**: exact top-10 of every query, by chunked float32 products, re-ranked in float64.
-4. **Query** (a child process): the index read with ``IO_FLAG_MMAP``; one query at a time on one thread
+4. **Query** (a child process): the merged index read back, its ``OnDiskInvertedLists`` memory-mapping
+   ``index.ivfdata`` (the shards were read with ``IO_FLAG_MMAP`` while merging); one query at a time on one thread
    (as ``search_threads`` does for a query), FAISS's candidates (``(10 + 32) · rescore_factor`` for a
    compressed index, ``10 + 32`` for IVF-Flat, as ``search/scoring.py`` asks) re-scored exactly from the
    vector file; recall@10 against the ground truth, median / p95 of FAISS + re-scoring, RSS after.
@@ -139,7 +140,7 @@ def query(work: Path, kind: str, cfg: FaissConfig) -> dict[str, object]:
     from diffgap_search.store.index_choice import set_search_params
 
     faiss.omp_set_num_threads(1)
-    index = faiss.read_index(str(work / "index.faiss"), faiss.IO_FLAG_MMAP)
+    index = faiss.read_index(str(work / "index.faiss"))  # its OnDiskInvertedLists mmap index.ivfdata themselves
     set_search_params(index, cfg)
     vecs = np.load(work / "vectors.npy", mmap_mode="r")
     queries = np.load(work / "queries.npy")
@@ -164,8 +165,12 @@ def query(work: Path, kind: str, cfg: FaissConfig) -> dict[str, object]:
 def child(phase: str, work: Path, kind: str, cfg: FaissConfig, shard: int) -> dict[str, object]:
     """Runs ``phase`` in a fresh interpreter (its own peak RSS) and returns its JSON."""
     args = [sys.executable, __file__, "--phase", phase, "--work", str(work), "--kind", kind,
-            "--nprobe", str(cfg.nprobe), "--shard", str(shard)]
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
+            "--nprobe", str(cfg.nprobe), "--shard", str(shard), "--pq-bytes", str(cfg.pq_bytes),
+            "--opq-iterations", str(cfg.opq_iterations)]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{phase} failed ({out.returncode}): {out.stderr[-2000:]}")
+    (work / f"{phase}.json").write_text(out.stdout)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -176,12 +181,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON file (an .md beside it); default benchmarks/results/")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--nprobe", type=int, default=FaissConfig().nprobe)
+    ap.add_argument("--pq-bytes", type=int, default=FaissConfig().pq_bytes)
+    ap.add_argument("--opq-iterations", type=int, default=FaissConfig().opq_iterations)
     ap.add_argument("--shard", type=int, default=1_000_000, help="vectors per shard before the on-disk merge")
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--phase", choices=("build", "query"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    cfg = FaissConfig(nprobe=args.nprobe)
+    cfg = FaissConfig(nprobe=args.nprobe, pq_bytes=args.pq_bytes, opq_iterations=args.opq_iterations)
     if args.phase is not None:
         fn = build if args.phase == "build" else query
         res = fn(args.work, args.kind, cfg, args.shard) if args.phase == "build" else fn(args.work, args.kind, cfg)
