@@ -150,3 +150,18 @@ def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: 
         _, ids = s.index_for("audio").search(_clustered(np.random.default_rng(7), 50), 40)
         assert set(ids[ids >= 0].tolist()) <= live  # no deleted window is ever a candidate
         assert (ids > 12_000).any()  # the new windows are in the index
+
+
+def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from diffgap_search.cli.app import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["index", str(tmp_path), "--index", str(tmp_path / "ix"), "--memory-budget", "0"])
+    assert r.exit_code == 2
+    assert "--memory-budget must be a positive number of megabytes, got 0" in r.output
+    r = runner.invoke(app, ["train", "--index", str(tmp_path / "ix")], env={"DGSEARCH_INDEX_BUDGET_MB": "lots"})
+    assert r.exit_code == 2
+    assert "DGSEARCH_INDEX_BUDGET_MB must be a number of megabytes, got 'lots'" in r.output
+    assert not (tmp_path / "ix").exists()
