@@ -158,8 +158,11 @@ def query(work: Path, kind: str, cfg: FaissConfig) -> dict[str, object]:
         faiss_ms.append((t1 - t0) * 1000)
         total_ms.append((t2 - t0) * 1000)
     with open("/proc/self/status") as fh:
-        rss = next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS:"))
-    return {"found": found, "faiss_ms": faiss_ms, "total_ms": total_ms, "query_rss_mb": rss}
+        status = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in fh if line.startswith(("VmRSS", "Rss"))}
+    # RssFile: pages of the memory-mapped vector file and lists, shared with the page cache (fault-around maps
+    # up to 64 KB around each re-scored row); RssAnon: the process's own memory.
+    return {"found": found, "faiss_ms": faiss_ms, "total_ms": total_ms, "query_rss_mb": status["VmRSS"],
+            "query_rss_anon_mb": status.get("RssAnon"), "query_rss_file_mb": status.get("RssFile")}
 
 
 def child(phase: str, work: Path, kind: str, cfg: FaissConfig, shard: int) -> dict[str, object]:
