@@ -273,12 +273,13 @@ def train(
     jsonl: JsonlOpt = False,
 ) -> None:
     """Train the index's DiffGAP bridge from its pairs (or all of a pairs file) and apply it to the stored vectors."""
+    from diffgap_search.store.index_budget import faiss_config
+    faiss_cfg = faiss_config(memory_budget)  # a bad budget is refused before torch loads
     from dataclasses import replace
 
     from diffgap_search.config import resolve_index_dir
     from diffgap_search.gap.training import TrainConfig
     from diffgap_search.bridge.train import train_index_bridge
-    from diffgap_search.store.index_budget import faiss_config
 
     from diffgap_search.cli.output import print_train, stderr_console
     from diffgap_search.cli.progress import RichTrainProgress
@@ -293,7 +294,7 @@ def train(
     try:
         outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
                                      pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait,
-                                     captions=captions, faiss_cfg=faiss_config(memory_budget))
+                                     captions=captions, faiss_cfg=faiss_cfg)
     finally:
         progress.stop()
     print_train(outcome.to_dict(), fmt=fmt)
