@@ -57,6 +57,7 @@ ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_
 FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
+BudgetOpt = Annotated[Optional[float], typer.Option("--memory-budget", metavar="MB", help="RAM one space's FAISS index may take (MB); above it a compressed index whose hits are re-scored exactly. Env DGSEARCH_INDEX_BUDGET_MB; default: the budget recorded in the index, else 1/8 of the machine's RAM.")]
 
 
 def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
@@ -116,6 +117,7 @@ def index(
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    memory_budget: BudgetOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
@@ -123,6 +125,7 @@ def index(
     from diffgap_search.config import IndexingConfig, WindowConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import ModelChoice, update_index
+    from diffgap_search.store.index_budget import faiss_config
 
     from diffgap_search.cli.output import print_index_report, stderr_console
     from diffgap_search.cli.progress import RichIndexProgress
@@ -142,7 +145,8 @@ def index(
     try:
         report = update_index(folder, index_dir, choice, load_encoder=_encoder_loader(),
                               load_video_encoder=_video_encoder_loader, window_cfg=window_cfg,
-                              indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait)
+                              indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait,
+                              faiss_cfg=faiss_config(memory_budget))
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]
@@ -264,10 +268,13 @@ def train(
     threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads; 0 (default): the cores idle now (a busy core slows every thread). Fix it for bit-for-bit reruns.")] = 0,
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    memory_budget: BudgetOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
     """Train the index's DiffGAP bridge from its pairs (or all of a pairs file) and apply it to the stored vectors."""
+    from diffgap_search.store.index_budget import faiss_config
+    faiss_cfg = faiss_config(memory_budget)  # a bad budget is refused before torch loads
     from dataclasses import replace
 
     from diffgap_search.config import resolve_index_dir
@@ -287,7 +294,7 @@ def train(
     try:
         outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
                                      pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait,
-                                     captions=captions)
+                                     captions=captions, faiss_cfg=faiss_cfg)
     finally:
         progress.stop()
     print_train(outcome.to_dict(), fmt=fmt)

@@ -218,12 +218,21 @@ class FaissConfig:
     index with ``nlist ≈ ivf_lists_per_sqrt · √N`` lists, trained on at most ``ivf_train_per_list``
     samples per list, searched with ``nprobe`` lists. Vectors are L2-normalised, so inner product is
     cosine similarity. Search runs on the CPU: faiss-gpu, where installed, is not used yet.
+
+    Above ``memory_budget_mb`` (MB of RAM per space's index; None: the budget recorded with the space, else
+    an eighth of the machine's RAM: ``store/index_budget.py``) a compressed OPQ/IVF-PQ index with
+    ``pq_bytes``-byte codes (its OPQ rotation trained in ``opq_iterations`` rounds); its searches take ``rescore_factor`` times as many candidates and re-score
+    them exactly from the float32 vectors.
     """
 
     flat_max: int = 50_000
     ivf_lists_per_sqrt: float = 4.0
     ivf_train_per_list: int = 64
     nprobe: int = 32
+    memory_budget_mb: float | None = None
+    pq_bytes: int = 64
+    opq_iterations: int = 10
+    rescore_factor: int = 4
 
 
 class SearchMode(Choice):

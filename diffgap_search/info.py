@@ -85,6 +85,15 @@ def _bridge(record: dict[str, Any]) -> str:
             f"{alphas}; validation served R@1 {served or '-'}{confirm}")
 
 
+def _space(name: str, rec: dict[str, Any]) -> str:
+    """``audio (12000 vectors, opq64_ivf256_pq64, 93 B/vector, budget 3145 MB, generation 2)``: the FAISS
+    file's type, its bytes per vector (file size / count: about the RAM it takes once loaded) and the memory
+    budget it was chosen under (``budget -`` for a space published before budgets)."""
+    per = f"{rec['size'] / rec['count']:.0f} B/vector" if rec.get("count") and rec.get("size") else "- B/vector"
+    budget = f"{rec['budget_mb']:g} MB" if rec.get("budget_mb") is not None else "-"
+    return f"{name} ({rec['count']} vectors, {rec['kind']}, {per}, budget {budget}, generation {rec['generation']})"
+
+
 def index_info(index_dir: Path) -> IndexInfo:
     """What the index at ``index_dir`` holds (:class:`IndexInfo`)."""
     with Catalog.open(index_dir) as cat:
@@ -112,10 +121,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         "text model": _text(meta.get("text_encoder") or {}),
         "video model": _video(meta.get("video_encoder") or {}),
         "window": f"{window['window_s']:g} s, hop {window['hop_s']:g} s at {window['sample_rate']} Hz" if window else "-",
-        "vector spaces": ", ".join(
-            f"{name} ({rec['count']} vectors, {rec['kind']}, generation {rec['generation']})"
-            for name, rec in sorted(spaces.items())
-        ) or "-",
+        "vector spaces": ", ".join(_space(name, rec) for name, rec in sorted(spaces.items())) or "-",
         "tags": (f"{tags.files_with_tags} files tagged: "
                  + ", ".join(f"{key} {n}" for key, n in tags.by_key.items())) if tags.by_key else "none",
         "bridge": _bridge(meta.get("bridge") or {}),

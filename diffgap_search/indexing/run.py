@@ -53,6 +53,7 @@ def update_index(
     progress: IndexProgress | None = None,
     retry_failed: bool = False,
     wait_s: float = 0.0,
+    faiss_cfg: FaissConfig = FaissConfig(),
 ) -> IndexReport:
     """``index_folder`` with the models ``choice`` asks for, an existing index keeping its own models at their
     recorded commits where ``choice`` leaves them open (``indexing.models.run_configs``). Raises as
@@ -60,4 +61,5 @@ def update_index(
     encoder_cfg, video_cfg = run_configs(index_dir, choice)
     return index_folder(root, index_dir, load_encoder=load_encoder, encoder_cfg=encoder_cfg,
                         load_video_encoder=load_video_encoder, video_cfg=video_cfg, window_cfg=window_cfg,
-                        indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait_s)
+                        indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait_s,
+                        faiss_cfg=faiss_cfg)

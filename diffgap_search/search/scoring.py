@@ -32,6 +32,7 @@ from diffgap_search.search.rescore import (  # noqa: F401 - term_vectors, fused:
 )
 from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
+from diffgap_search.store.index_budget import is_compressed
 from diffgap_search.store.tags import tags_of
 from diffgap_search.store.vector_index import LoadedIndex
 
@@ -144,12 +145,18 @@ def delta_count(opened: OpenIndex, space: str, index: LoadedIndex) -> int:
 def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIndex, k: int) -> tuple[set[int], float]:
     """The ``k`` best segments of ``space`` for each of ``qvecs (Q, D) float32`` from FAISS, and the ``k`` best
     of those committed since publishing, with the float32 score above which nothing was left out (the
-    highest score a row's ``k``-th candidate has; -inf when nothing was)."""
+    highest score a row's ``k``-th candidate has; -inf when nothing was).
+
+    A compressed index (``store/index_budget.py``) gives ``k · rescore_factor`` candidates by approximate
+    scores, all re-scored exactly afterwards; its scores bound nothing (a code's score may be off by more
+    than any slack), so its top-k is taken as settled: recall, not proof (measured in
+    ``benchmarks/bench_large_index.py``)."""
     found: set[int] = set()
     bound = -np.inf
-    scores, ids = index.search(qvecs, k)
+    approximate = is_compressed(index.kind)
+    scores, ids = index.search(qvecs, k * opened.faiss_cfg.rescore_factor if approximate else k)
     found.update(int(i) for i in ids[ids >= 0].tolist())
-    if index.ntotal > k:
+    if index.ntotal > k and not approximate:
         full = ids[:, -1] >= 0  # a row with fewer than k results (IVF: its lists ran out) left none out
         if full.any():
             bound = float(scores[full, -1].max())

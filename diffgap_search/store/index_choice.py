@@ -2,12 +2,14 @@
 
 Exact inner-product search while small; an inverted-file index (IVF-Flat) once large, because it builds in
 minutes on two cores at 10⁶ vectors, supports ``remove_ids`` (HNSW does not) and reaches recall@10 ≥ 0.95
-with a modest ``nprobe``. Every index is wrapped in ``IndexIDMap2`` so its ids are catalog segment ids.
+with a modest ``nprobe``; above the memory budget a compressed OPQ/IVF-PQ index (the rule, with the size
+rule's ``index_kind_for`` and ``ivf_lists``, is ``index_budget.py``; re-exported here). Flat and IVF-Flat
+indexes are wrapped in ``IndexIDMap2`` so their ids are catalog segment ids; a compressed one keeps them in
+its inverted lists.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,33 +17,26 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
+from diffgap_search.store.index_budget import Compressed, index_kind_for, ivf_lists, parse_compressed
 
+__all__ = ["build_index", "build_compressed", "index_kind_for", "ivf_lists", "search_threads", "set_search_params",
+           "train_sample"]
 
-def index_kind_for(n: int, cfg: FaissConfig) -> str:
-    """``"flat"`` or ``"ivf<nlist>"`` for ``n`` vectors under the size rule of ``cfg``."""
-    if n <= cfg.flat_max:
-        return "flat"
-    return f"ivf{ivf_lists(n, cfg)}"
-
-
-def ivf_lists(n: int, cfg: FaissConfig) -> int:
-    """Number of inverted lists for ``n`` vectors: ≈ lists_per_sqrt·√n, a power of two, ≥ 16.
-
-    Capped so that every list has at least the 39 training points k-means asks for.
-    """
-    target = cfg.ivf_lists_per_sqrt * math.sqrt(max(n, 1))
-    nlist = 1 << int(round(math.log2(target)))
-    while nlist > 16 and nlist * 39 > n:
-        nlist //= 2
-    return max(16, nlist)
+PQ_TRAIN = 65_536  # rows the PQ codebooks train on (256 centroids: 256 points each)
+OPQ_TRAIN = 16_384  # rows the OPQ rotation trains on (each round trains a PQ and a D×D SVD: minutes at 65 536)
 
 
 def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: FaissConfig, seed: int = 0) -> Any:
-    """An empty ``IndexIDMap2`` of the given kind (IVF is trained on ``train_vectors`` (n, D) float32)."""
+    """An empty ``IndexIDMap2`` of the given kind (IVF is trained on ``train_vectors`` (n, D) float32); a
+    compressed kind is :func:`build_compressed`'s unwrapped index."""
     import faiss
 
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    comp = parse_compressed(kind)
+    if comp is not None:
+        assert train_vectors is not None
+        return build_compressed(comp, dim, train_vectors, cfg, seed)
     if not kind.startswith("ivf"):
         raise ValueError(f"unknown index kind {kind!r}")
     nlist = int(kind[3:])
@@ -49,12 +44,41 @@ def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: Fais
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = seed
     assert train_vectors is not None
-    n_train = min(len(train_vectors), nlist * cfg.ivf_train_per_list)
-    rng = np.random.default_rng(seed)
-    sample = train_vectors[np.sort(rng.choice(len(train_vectors), size=n_train, replace=False))]
-    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    ivf.train(train_sample(train_vectors, nlist * cfg.ivf_train_per_list, seed))
     ivf.nprobe = cfg.nprobe
     return faiss.IndexIDMap2(ivf)  # faiss's wrappers keep ivf and quantizer referenced
+
+
+def train_sample(vectors: np.ndarray, n_train: int, seed: int) -> np.ndarray:
+    """``(min(n_train, n), D) float32``: rows of ``vectors (n, D)`` drawn without replacement, in order (a
+    ``np.memmap`` is read only at those rows)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors), size=min(n_train, len(vectors)), replace=False))
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+
+
+def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg: FaissConfig, seed: int = 0) -> Any:
+    """An empty, trained ``OPQ{m},IVF{nlist}[_HNSW32],PQ{m}`` for inner product. Not wrapped in
+    ``IndexIDMap2``: the inverted lists keep the segment ids themselves, so ``remove_ids`` works in place.
+
+    Trained on a sample of ``train_vectors (n, D) float32`` (an array or a ``np.memmap``): ``nlist ·
+    ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for the codebooks (OPQ uses
+    :data:`OPQ_TRAIN` of them),
+    so memory is bounded by the sample, not by ``n``. Seeded: the same vectors give the same index.
+    """
+    import faiss
+
+    index = faiss.index_factory(dim, comp.factory(), faiss.METRIC_INNER_PRODUCT)
+    opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
+    opq.niter = cfg.opq_iterations
+    opq.max_train_points = OPQ_TRAIN
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))  # IndexIVFPQ
+    ivf.cp.seed = seed
+    ivf.pq.cp.seed = seed + 1
+    sample = train_sample(train_vectors, max(comp.nlist * cfg.ivf_train_per_list, PQ_TRAIN), seed)
+    index.train(sample)
+    ivf.nprobe = cfg.nprobe
+    return index
 
 
 def set_search_params(index: Any, cfg: FaissConfig) -> None:

@@ -28,7 +28,8 @@ from diffgap_search.config import FaissConfig
 from diffgap_search.errors import StorageError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import reading, remove_stale_files, sweep_unpublished
-from diffgap_search.store.index_choice import build_index, index_kind_for, search_threads, set_search_params
+from diffgap_search.store.index_budget import choose_index, default_budget_mb, is_compressed
+from diffgap_search.store.index_choice import build_index, search_threads, set_search_params
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,15 @@ class Published:
     size: int
     kind: str
     crc32: int | None = None  # None in records written before checksums
+    budget_mb: float | None = None  # the memory budget the kind was chosen under (None: before budgets)
 
     @classmethod
     def read(cls, catalog: Catalog, space: str) -> Published | None:
         """The catalog's record of ``space``'s FAISS file, or None when none was published."""
         rec = catalog.get_meta(f"faiss.{space}")
-        return None if rec is None else cls(**rec)
+        if rec is None:
+            return None
+        return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})  # a newer record's extras ignored
 
 
 REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (their vectors were replaced)
@@ -93,6 +97,8 @@ class LoadedIndex:
         """
         import faiss
 
+        if is_compressed(self.kind):  # codes, not vectors: the caller reads the float32 vectors elsewhere
+            return np.zeros(len(ids), bool), np.zeros((0, self.index.d), np.float32)
         if self._held is None:
             if self.kind != "flat":
                 faiss.extract_index_ivf(self.index).make_direct_map()
@@ -116,13 +122,24 @@ class LoadedIndex:
         return scores, ids
 
 
-def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig) -> tuple[Any, int, str]:
-    """A fresh index of every vector of ``space`` of the kind its size calls for (IVF is trained here: for
-    writers only): returns ``(index, max_id, kind)``."""
+def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig,
+                       kind: str | None = None) -> tuple[Any, int, str]:
+    """A fresh index of every vector of ``space`` of ``kind`` (default: the kind its size calls for without
+    a budget; IVF is trained here: for writers only): returns ``(index, max_id, kind)``.
+
+    A compressed kind is built in bounded memory: trained on a sample read in one pass over the catalog,
+    then filled chunk by chunk (its float32 vectors are never all in memory)."""
     n = catalog.count_vectors(space)
-    kind = index_kind_for(n, cfg)
+    kind = kind if kind is not None else choose_index(n, dim, cfg, None).kind
     if kind == "flat":
         index, max_id = exact_from_catalog(catalog, space, dim)
+        return index, max_id, kind
+    if is_compressed(kind):
+        index = build_index(kind, dim, _sample(catalog, space, dim, n), cfg)
+        max_id = 0
+        for ids, vecs in catalog.read_vectors(space, dim=dim):
+            index.add_with_ids(vecs, ids)
+            max_id = int(ids[-1])
         return index, max_id, kind
     ids_all, vecs_all = _read_all(catalog, space, dim)
     index = build_index(kind, dim, vecs_all, cfg)
@@ -144,6 +161,20 @@ def exact_from_catalog(catalog: Catalog, space: str, dim: int) -> tuple[Any, int
         index.add_with_ids(vecs, ids)
         max_id = int(ids[-1])
     return index, max_id
+
+
+def _sample(catalog: Catalog, space: str, dim: int, n: int, rows: int = 262_144, seed: int = 0) -> np.ndarray:
+    """``(min(rows, n), D) float32``: a seeded sample of ``space``'s ``n`` vectors, read in one streaming pass
+    (``rows`` bounds the memory: 512 MB at D = 512); the compressed kinds train on a sample of it."""
+    picked = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
+    out = np.empty((len(picked), dim), np.float32)
+    start = filled = 0
+    for _, vecs in catalog.read_vectors(space, dim=dim):
+        mine = picked[(picked >= start) & (picked < start + len(vecs))] - start
+        out[filled : filled + len(mine)] = vecs[mine]
+        filled += len(mine)
+        start += len(vecs)
+    return out[:filled]
 
 
 def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +241,11 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     still need them (``generations.remove_stale_files``; otherwise the next run does it).
     """
     n = catalog.count_vectors(space)
-    wanted = index_kind_for(n, cfg)
     pub = Published.read(catalog, space)
+    budget = cfg.memory_budget_mb or (pub.budget_mb if pub is not None else None) or default_budget_mb()
+    choice = choose_index(n, dim, cfg, budget)
+    log.info("index of %s: %s", space, choice.reason)
+    wanted = choice.kind
     marked = list(catalog.get_meta(REBUILD_KEY) or [])
     current = open_published(index_dir, space, pub, cfg) if pub is not None and space not in marked else None
     if current is not None and current.kind == wanted:
@@ -222,12 +256,13 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
         max_id = max(current.max_id, catalog.max_segment_id(space))
         kind = wanted
     else:
-        index, max_id, kind = build_from_catalog(catalog, space, dim, cfg)
+        index, max_id, kind = build_from_catalog(catalog, space, dim, cfg, wanted)
     if index.ntotal != n:
         raise RuntimeError(f"FAISS index of {space!r} holds {index.ntotal} vectors, catalog has {n}")
     generation = (pub.generation if pub else 0) + 1
     size, crc = write_atomic(index, faiss_path(index_dir, space, generation))
-    record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc)
+    record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc,
+                       budget_mb=budget)
     with catalog.durable():
         catalog.set_meta({f"faiss.{space}": record.__dict__, **({REBUILD_KEY: [m for m in marked if m != space]}
                                                                  if space in marked else {})})
@@ -240,20 +275,33 @@ def _remove_deleted(index: Any, catalog: Catalog, space: str, kind: str) -> bool
     caller then adds every vector again).
 
     ``IndexFlat`` renumbers its rows on removal, as ``IndexIDMap2`` assumes; ``IndexIVF`` does not, so an
-    IVF index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids. An IVF index with
-    deletions is therefore reset (its trained centroids are kept: no training again) and refilled.
+    IVF-Flat index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids: it is reset
+    (its trained centroids kept: no training again) and refilled. A compressed index holds the segment ids
+    in its own inverted lists (no ``IndexIDMap2``), so its deleted ids are removed in place: one scan of the
+    lists, nothing encoded again.
     """
     import faiss
 
-    in_index = faiss.vector_to_array(index.id_map).astype(np.int64)
+    in_index = ivf_ids(index) if is_compressed(kind) else faiss.vector_to_array(index.id_map).astype(np.int64)
     gone = np.setdiff1d(in_index, catalog.live_ids(space), assume_unique=False)
     if not len(gone):
         return True
-    if kind != "flat":
+    if kind != "flat" and not is_compressed(kind):
         index.reset()
         return False
     index.remove_ids(gone)
     return True
+
+
+def ivf_ids(index: Any) -> np.ndarray:
+    """``(ntotal,) int64``: every id in an IVF index's inverted lists (any wrapping), list by list."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    inv = ivf.invlists
+    parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).astype(np.int64)
+             for i in range(ivf.nlist) if inv.list_size(i)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def read_checked(path: Path, crc32: int | None, size: int | None = None) -> Any:

@@ -1,0 +1,167 @@
+"""The memory budget in the index-type rule (issue 23): a tiny budget forces the compressed OPQ/IVF-PQ index on
+small data; its searches re-score candidates exactly (scores are the catalog vectors' cosines), found ids are
+checked against brute force, through deletions and incremental publishes."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffgap_search.config import FaissConfig, SearchConfig
+from diffgap_search.errors import UsageError
+from diffgap_search.info import index_info
+from diffgap_search.search import Searcher
+from diffgap_search.store.catalog import Catalog, SegmentInput
+from diffgap_search.store.index_budget import budget_from, choose_index, default_budget_mb
+from diffgap_search.store.vector_index import Published, ivf_ids, publish
+
+D = 16
+N_FILES, PER_FILE = 6000, 2  # 12 000 windows: enough to train 8-bit PQ (9 984)
+# flat would take 0.86 MB; 4-byte codes and 2 OPQ rounds keep training short on a busy 2-core machine
+TINY = FaissConfig(memory_budget_mb=0.5, nprobe=64, pq_bytes=4, opq_iterations=2)
+CFG = SearchConfig(top_k=10, group_by_file=False, all_copies=True)
+
+
+def _clustered(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit vectors around 64 centres (the spread of real embeddings: clumps, not a uniform sphere)."""
+    centres = np.random.default_rng(99).normal(size=(64, D))
+    vecs = centres[rng.integers(0, 64, n)] + 0.6 * rng.normal(size=(n, D))
+    return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _add(cat: Catalog, first: int, count: int, rng: np.random.Generator) -> None:
+    vecs = _clustered(rng, count * PER_FILE).reshape(count, PER_FILE, D)
+    with cat.batch():
+        for f in range(first, first + count):
+            cat.put_file(path_key=f"/lib/{f:05d}.wav".encode(), path=f"/lib/{f:05d}.wav", kind="audio", size=1,
+                         mtime_ns=f, sha256=f"{f:064x}", duration_s=20.0,
+                         segments=[SegmentInput(10.0 * s, 10.0 * s + 10.0, {"audio": vecs[f - first, s]})
+                                   for s in range(PER_FILE)])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("compressed")
+    with Catalog.open(index_dir, create=True) as cat:
+        cat.set_meta({"encoder": {"model": "synthetic", "fingerprint": "0" * 64, "dim": D, "sample_rate": 48_000,
+                                  "modalities": ["audio", "text"]},
+                      "window": {"window_s": 10.0, "hop_s": 10.0, "sample_rate": 48_000}})
+        _add(cat, 0, N_FILES, np.random.default_rng(0))
+        publish(index_dir, cat, "audio", D, TINY)
+    return index_dir
+
+
+@pytest.fixture()
+def index_dir(built: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "index"
+    shutil.copytree(built, dest)
+    return dest
+
+
+def _brute(cat: Catalog, q: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
+    ids, vecs = [np.concatenate(p) for p in zip(*cat.read_vectors("audio"))]
+    sims = vecs.astype(np.float64) @ q.astype(np.float64)
+    order = np.lexsort((ids, -sims))[:k]
+    return ids[order].tolist(), sims[order]
+
+
+def _check_against_brute_force(index_dir: Path, seed: int, n_queries: int = 20) -> float:
+    """Searches ``n_queries`` seeded queries; every score is the exact cosine (1e-9), the mean recall@10."""
+    rng = np.random.default_rng(seed)
+    found = 0
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        queries = _clustered(rng, n_queries)
+        for q in queries:
+            hits, _, _ = s.search_vectors(q[None], "audio", CFG)
+            want, sims = _brute(s.catalog, q, 10)
+            vecs = s.catalog.vectors_of("audio", [h.segment_id for h in hits])
+            for h in hits:
+                assert abs(h.score - float(vecs[h.segment_id].astype(np.float64) @ q)) < 1e-9
+            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+            found += len({h.segment_id for h in hits} & set(want))
+            assert hits[0].segment_id == want[0] and abs(hits[0].score - sims[0]) < 1e-9
+    return found / (10 * n_queries)
+
+
+def test_the_rule_chooses_by_budget_and_says_when_too_few_vectors() -> None:
+    cfg = FaissConfig()
+    assert choose_index(12_000, 32, cfg, None).kind == "flat"
+    assert choose_index(12_000, 32, cfg, 1.0).kind == "opq32_ivf256_pq32"
+    assert choose_index(12_000, 16, TINY, 0.5).kind == "opq4_ivf256_pq4"
+    assert choose_index(12_000, 32, cfg, 2.0).kind == "flat"  # 1.63 MB fits
+    few = choose_index(5_000, 32, cfg, 0.1)
+    assert few.kind == "flat"
+    assert few.reason == ("flat would take 0.7 MB, over the 0.1 MB budget, but 5000 vectors are too few to train a"
+                          " compressed index (it needs 9984): flat kept")
+    assert choose_index(10**6, 512, cfg, 3000).kind == "ivf4096"  # 2.07 GB fits 3 GB
+    assert choose_index(10**6, 512, cfg, 1000).kind == "opq64_ivf4096_pq64"
+    big = choose_index(10**7, 512, cfg, 3000)
+    assert big.kind == "opq64_ivf16384_hnsw32_pq64"  # an HNSW coarse quantiser above 4096 lists
+    assert big.reason == ("ivf16384 would take 20673.6 MB, over the 3000 MB budget: opq64_ivf16384_hnsw32_pq64,"
+                          " 838.8 MB in RAM")
+
+
+def test_budget_from_option_env_and_machine(tmp_path: Path) -> None:
+    assert budget_from(512.0, {"DGSEARCH_INDEX_BUDGET_MB": "9"}) == 512.0
+    assert budget_from(None, {"DGSEARCH_INDEX_BUDGET_MB": "9"}) == 9.0
+    assert budget_from(None, {}) is None
+    with pytest.raises(UsageError, match=r"^DGSEARCH_INDEX_BUDGET_MB must be a number of megabytes, got 'lots'$"):
+        budget_from(None, {"DGSEARCH_INDEX_BUDGET_MB": "lots"})
+    with pytest.raises(UsageError, match=r"^--memory-budget must be a positive number of megabytes, got -1$"):
+        budget_from(-1.0, {})
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24576000 kB\nMemFree:         1000 kB\n")
+    assert default_budget_mb(str(meminfo)) == 3145  # an eighth of 25.2 GB
+
+
+def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(index_dir: Path) -> None:
+    with Catalog.open(index_dir) as cat:
+        rec = Published.read(cat, "audio")
+    assert rec is not None
+    assert (rec.kind, rec.count, rec.max_id, rec.budget_mb) == ("opq4_ivf256_pq4", 12_000, 12_000, 0.5)
+    assert rec.size < 12_000 * (4 + 24) + 100_000  # codes, ids, centroids, OPQ: not 4·D = 64 B per vector
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        loaded = s.index_for("audio")
+        assert (loaded.kind, loaded.rebuilt, loaded.ntotal) == ("opq4_ivf256_pq4", False, 12_000)
+        held, vecs = loaded.vectors_of(np.array([1, 2, 3], np.int64))  # codes: the catalog answers
+        assert held.tolist() == [False, False, False] and vecs.shape == (0, D)
+    assert _check_against_brute_force(index_dir, seed=5) >= 0.95
+    assert index_info(index_dir).summary["vector spaces"] == (
+        f"audio (12000 vectors, opq4_ivf256_pq4, {rec.size / 12_000:.0f} B/vector, budget 0.5 MB, generation 1)")
+
+
+def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: Path) -> None:
+    with Catalog.open(index_dir) as cat:
+        gone = [cat.file_by_key(f"/lib/{f:05d}.wav".encode()).id for f in range(0, 6000, 6)]  # type: ignore[union-attr]
+        cat.delete_files(gone)
+        _add(cat, N_FILES, 500, np.random.default_rng(1))  # 1 000 new windows
+        rec = publish(index_dir, cat, "audio", D, replace(TINY, memory_budget_mb=None))  # no budget given: the recorded one
+        assert (rec.generation, rec.kind, rec.count, rec.max_id, rec.budget_mb) == (
+            2, "opq4_ivf256_pq4", 12_000 - 2_000 + 1_000, 13_000, 0.5)
+        live = set(cat.live_ids("audio").tolist())
+    assert _check_against_brute_force(index_dir, seed=6) >= 0.95
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        held = np.sort(ivf_ids(s.index_for("audio").index))  # removed in place: the lists hold the live ids
+        assert np.array_equal(held, np.array(sorted(live), np.int64))
+        _, ids = s.index_for("audio").search(_clustered(np.random.default_rng(7), 50), 40)
+        assert set(ids[ids >= 0].tolist()) <= live  # no deleted window is ever a candidate
+        assert (ids > 12_000).any()  # the new windows are in the index
+
+
+def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from diffgap_search.cli.app import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["index", str(tmp_path), "--index", str(tmp_path / "ix"), "--memory-budget", "0"])
+    assert r.exit_code == 2
+    assert "--memory-budget must be a positive number of megabytes, got 0" in r.output
+    r = runner.invoke(app, ["train", "--index", str(tmp_path / "ix")], env={"DGSEARCH_INDEX_BUDGET_MB": "lots"})
+    assert r.exit_code == 2
+    assert "DGSEARCH_INDEX_BUDGET_MB must be a number of megabytes, got 'lots'" in r.output
+    assert not (tmp_path / "ix").exists()
