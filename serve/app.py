@@ -9,7 +9,7 @@ Routes (all ``GET`` unless said):
 - ``/api/search?q=TEXT | like=SEGMENT_ID`` and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
-  ``all_copies``, ...), through
+  ``all_copies``, ``tag``, ...), through
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
@@ -74,11 +74,11 @@ def host_name(header: str) -> str:
 def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
                   mode: str = DEFAULT_MODE.value, duration: str | None = None, sample_rate: int | None = None,
                   channels: int | None = None, folder: str | None = None, no_bridge: bool = False,
-                  all_copies: bool = False) -> SearchConfig:
+                  all_copies: bool = False, tag: str | None = None) -> SearchConfig:
     """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
     defaults)."""
     return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                          no_bridge=no_bridge, all_copies=all_copies)
+                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
 
 
 class BodyLimit:
@@ -225,11 +225,12 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         channels: Optional[int] = Param(None, ge=1, description="Only files with this many channels."),
         folder: Optional[str] = Param(None, description="Only files below this folder (or with a folder of this name)."),
         all_copies: bool = Param(False, description="Copies (files with the same content) apart, not as one hit."),
+        tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``)."""
         query = Query(text=q, segment_id=like)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
-                           all_copies)
+                           all_copies, tag)
         return shared.search(query, sc).to_dict()
 
     @app.post("/api/search/file", summary="Search with an audio or video file")
@@ -249,13 +250,14 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         channels: Optional[int] = Form(None, ge=1),
         folder: Optional[str] = Form(None),
         all_copies: bool = Form(False),
+        tag: Optional[str] = Form(None),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
         sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
-                           no_bridge, all_copies)
+                           no_bridge, all_copies, tag)
         return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
                              start_s=start, end_s=end).to_dict()
 

@@ -126,7 +126,7 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge", "mode", "duration",
-                      "sample_rate", "channels", "folder", "all_copies"}
+                      "sample_rate", "channels", "folder", "all_copies", "tag"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN
