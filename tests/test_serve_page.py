@@ -144,6 +144,36 @@ def test_drop_a_file_to_search_with_it(browser: Any, served: Served, serve_corpu
     assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
 
 
+def test_filters_change_the_hits_and_the_url_and_a_reload_restores_them(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+
+    browser.get(served.url + "?q=" + quote("a bell ringing"))
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for “a bell ringing”')")
+    Select(browser.find_element("css selector", "#f-kind")).select_by_value("audio")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('7 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing&kind=audio"
+    browser.find_element("css selector", "#f-channels").send_keys("1", Keys.TAB)
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('3 results for')")
+    mono = api_hits(served, q="a bell ringing", kind="audio", channels=1)
+    assert sorted(h["path"].rsplit("/", 1)[-1] for h in mono) == ["elec_ping.flac", "guit_harmonics.flac", "long take.wav"]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in mono]
+    browser.find_element("css selector", "#f-dmax").send_keys("3", Keys.TAB)  # the page says ..3 seconds
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing&kind=audio&duration=..3&channels=1"
+    short = api_hits(served, q="a bell ringing", kind="audio", channels=1, duration="..3")
+    assert [h["path"].rsplit("/", 1)[-1] for h in short] == ["elec_ping.flac"]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]
+    browser.refresh()  # the URL is the state: a reload shows the same search, its filters in their controls
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for “a bell ringing”')")
+    assert browser.execute_script("return ['#q', '#f-kind', '#f-dmin', '#f-dmax', '#f-channels', '#f-rate', '#f-tag']"
+                                  ".map(s => document.querySelector(s).value)") == ["a bell ringing", "audio", "", "3", "1", "", ""]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]
+    browser.find_element("css selector", "#f-clear").click()
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing"
+
+
 def test_keyboard(browser: Any, served: Served) -> None:
     from selenium.webdriver.common.keys import Keys
 
