@@ -12,6 +12,7 @@ Routes (all ``GET`` unless said):
   ``all_copies``, ``tag``, ...), through
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``.
+- ``/api/map?cap=N&colour=folder|tag``: the library map (``search/library_map.py``), one point per audio window.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
 
 Errors are JSON ``{"exit_code", "error", "message"}`` (``serve/errors.py``). With ``--token`` every request
@@ -42,6 +43,7 @@ from diffgap_search.errors import (
 )
 from diffgap_search.info import index_info
 from diffgap_search.search import Query
+from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
 from diffgap_search.search.upload import search_upload
 from diffgap_search.serve import media
@@ -264,6 +266,17 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
     @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
     def info() -> dict[str, Any]:
         return index_info(index_dir).to_dict()
+
+    @app.get("/api/map", summary="The library map: every audio window in 2-D, coloured by folder or tag")
+    def library_map(
+        cap: int = Param(DEFAULT_CAP, ge=1, le=1_000_000, description="At most this many points (evenly sampled beyond)."),
+        colour: str = Param("folder", description="Colour key: 'folder' (the file's folder name) or 'tag' (its first tag)."),
+    ) -> dict[str, Any]:
+        """Columns, one entry per point: ``segment_id``, ``file_id``, ``x``, ``y``, ``start_s``, ``end_s``,
+        ``key`` (an index into ``keys``); ``total`` windows before sampling, the map's ``generation`` and
+        ``method`` (pca, or umap where installed)."""
+        with reading_catalog(index_dir) as catalog:
+            return map_points(index_dir, catalog, cap=cap, colour=colour).to_dict()
 
     @app.get("/files/{file_id}/audio", summary="A file's audio for playback (Range requests)",
              response_class=FileResponse)
