@@ -5,7 +5,7 @@ Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``
 
 Routes (all ``GET`` unless said):
 
-- ``/``: the page; ``/static/app.js``, ``/static/app.css``: its code (fixed names, read from the package).
+- ``/``: the page; ``/static/app.js``, ``/static/map.js``, ``/static/app.css``: its code (fixed names, read from the package).
 - ``/api/search?q=TEXT | like=SEGMENT_ID`` and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
@@ -50,7 +50,8 @@ from diffgap_search.serve import media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8",
+                "app.css": "text/css; charset=utf-8"}
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
                "favicon-32x32.png": "image/png"}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -143,6 +143,28 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert httpx.get(served.url + "static/app.js").headers["content-type"].startswith("text/javascript")
 
 
+def test_the_map_is_the_stored_projection_of_every_window(served: Served, serve_corpus: ServeCorpus) -> None:
+    from diffgap_search.store.catalog import Catalog
+    from diffgap_search.store.library_map import read_map
+
+    doc = httpx.get(served.url + "api/map").json()
+    stored = read_map(serve_corpus.index)  # written by `dgsearch index` when it published the audio space
+    assert stored is not None and stored.method == "pca"
+    with Catalog.open(serve_corpus.index) as catalog:
+        rows = catalog.hit_rows(stored.ids.tolist())
+    assert doc["segment_id"] == stored.ids.tolist() and (doc["count"], doc["total"], doc["stale"]) == (10, 10, False)
+    assert doc["x"] == [round(float(v), 5) for v in stored.xy[:, 0]] and doc["y"] == [round(float(v), 5) for v in stored.xy[:, 1]]
+    assert doc["file_id"] == [rows[s].file_id for s in doc["segment_id"]]
+    assert doc["start_s"] == [rows[s].start_s for s in doc["segment_id"]]
+    assert doc["keys"] == ["clips"] and set(doc["key"]) == {0}
+    few = httpx.get(served.url + "api/map", params={"cap": 4, "colour": "tag"}).json()
+    assert (few["count"], few["total"], few["colour"]) == (4, 10, "tag")
+    assert few["segment_id"] == [doc["segment_id"][i] for i in (0, 3, 6, 9)]
+    bad = httpx.get(served.url + "api/map", params={"colour": "../../etc/passwd"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "colour must be one of folder, tag, got '../../etc/passwd'")
+    assert httpx.get(served.url + "api/map", params={"cap": 0}).status_code == 400
+
+
 def test_range_requests_serve_exact_bytes(served: Served, serve_corpus: ServeCorpus) -> None:
     fid = file_ids(served)["perc_bell.flac"]
     data = (serve_corpus.clips / "perc_bell.flac").read_bytes()

@@ -11,6 +11,7 @@
   const hitsEl = $("#hits");
   const statusEl = $("#status");
   const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0 };
+  const hooks = { hits: [] };  // map.js: called with the hits shown (or [])
 
   function withToken(url) {
     if (!token) return url;
@@ -102,6 +103,7 @@
       if (seq !== state.seq) return;
       state.hits = [];
       hitsEl.replaceChildren();
+      hooks.hits.forEach((f) => f([]));
       setStatus("Error" + (err.exitCode != null ? " (exit code " + err.exitCode + ")" : "") + ": " + err.message, "error");
     } finally {
       if (seq === state.seq) hitsEl.removeAttribute("aria-busy");
@@ -122,6 +124,7 @@
     stopPlayback();
     state.hits = [];
     hitsEl.replaceChildren();
+    hooks.hits.forEach((f) => f([]));
     $("#empty").hidden = false;
     setStatus("");
   }
@@ -129,6 +132,7 @@
   // -- results --------------------------------------------------------------------------------------
   function render(result, what) {
     state.hits = result.hits;
+    hooks.hits.forEach((f) => f(result.hits));
     state.selected = -1;
     hitsEl.replaceChildren();
     const ms = result.timings_ms && result.timings_ms.total;
@@ -311,6 +315,10 @@
   });
   window.addEventListener("popstate", searchFromUrl);
   window.addEventListener("resize", () => state.hits.forEach((_, i) => draw(i)));
+
+  // what map.js (the library map) shares with this page
+  window.dgsearch = { api: api, withToken: withToken, navigate: navigate, stopPlayback: stopPlayback, player: player,
+                      setStatus: setStatus, onHits: (f) => hooks.hits.push(f), hits: () => state.hits };
 
   api("/api/info").then((info) => {
     const s = info.summary;
