@@ -279,6 +279,7 @@ def train(
 def eval_(
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Evaluate on all of this .npz (pairs the bridge never saw) instead of the index's held-out clips.")] = None,
     max_clips: Annotated[Optional[int], typer.Option("--max-clips", "--max-pairs", min=2, help="Cap the test clips per pair set.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw R@k curves and the gap before/after the bridge into this .png, .svg or .html (needs matplotlib).")] = None,
     index: IndexOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
@@ -289,9 +290,18 @@ def eval_(
 
     from diffgap_search.cli.output import print_eval
 
+    fmt = _fmt(json_, jsonl)
+    if plot is not None:
+        from diffgap_search.bridge.plot import check_plot_path
+
+        check_plot_path(plot)  # before the work
     result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
-                                   max_test=max_clips)
-    print_eval(result.to_dict(), fmt=_fmt(json_, jsonl))
+                                   max_test=max_clips, plot=plot is not None)
+    if plot is not None:
+        from diffgap_search.bridge.plot import write_plot
+
+        write_plot(result, plot)
+    print_eval(result.to_dict(), fmt=fmt)
 
 
 @app.command()
