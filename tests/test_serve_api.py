@@ -386,3 +386,45 @@ def test_help_imports_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_searches_run_on_one_thread_of_their_own(serve_corpus: ServeCorpus) -> None:
+    """Whatever pool thread takes a request, the Searcher (torch, FAISS: their OpenMP teams) runs on the
+    server's one search thread; its answers and its errors come back to the caller."""
+    import threading
+
+    from diffgap_search.config import SearchConfig, SearchMode
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.errors import DGSearchError
+    from diffgap_search.search import Query
+    from diffgap_search.serve.state import ServeConfig, SharedSearcher
+
+    shared = SharedSearcher(ServeConfig(index_dir=serve_corpus.index, device="cpu"),
+                            lambda c: load_encoder(c, progress=False), None)
+    seen: list[str] = []
+    inner = shared.searcher.search
+
+    def spy(q: Query, c: SearchConfig):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return inner(q, c)
+
+    shared.searcher.search = spy  # type: ignore[method-assign]
+    try:
+        shared.warm_up()
+        cfg = SearchConfig(mode=SearchMode.SEMANTIC, top_k=3)
+        answers: dict[int, list[int]] = {}
+
+        def ask(i: int) -> None:
+            answers[i] = [h.segment_id for h in shared.search(Query(text="a bell ringing"), cfg).hits]
+
+        callers = [threading.Thread(target=ask, args=(i,), name=f"caller-{i}") for i in range(4)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert seen == ["dgsearch-search_0"] * 4
+        assert len(answers) == 4 and all(a == answers[0] and len(a) == 3 for a in answers.values())
+        with pytest.raises(DGSearchError, match="segment 999999 is not in index"):
+            shared.search(Query(segment_id=999999), cfg)
+    finally:
+        shared.close()
