@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from diffgap_search.config import SearchConfig
-from diffgap_search.encoders.base import EncoderLoader, QueryVideoLoader
+from diffgap_search.encoders.base import AUDIO_TEXT, EncoderLoader, QueryVideoLoader
 from diffgap_search.errors import DGSearchError
 from diffgap_search.search import Query, Searcher, SearchResult
 from diffgap_search.store.catalog import Catalog
@@ -80,10 +80,14 @@ class SharedSearcher:
         return self._run(lambda: self.searcher.search(query, cfg))
 
     def warm_up(self) -> None:
-        """Load the encoder now (not on the first query); an index not ready yet stays cold, quietly."""
+        """Load the encoder now (not on the first query), and embed one text on the search thread, so the first
+        text query does not pay the text tower's one-time precision choice (a bf16 probe and copy); an index
+        not ready yet stays cold, quietly."""
         def load() -> None:
             try:
-                self.searcher.encoder
+                encoder = self.searcher.encoder
+                if "text" in tuple(getattr(encoder, "modalities", AUDIO_TEXT)):
+                    encoder.embed_text(["warm up"])
             except DGSearchError:
                 pass
 
