@@ -4,7 +4,9 @@ Three measurements in one run, the same query mix each time (text queries, and o
 this" from a segment id):
 
 1. baseline: a warm in-process ``Searcher.search``, one query at a time (what the server wraps);
-2. the server, one client, no writer (the HTTP and JSON cost);
+2. the server, one client, no writer (the HTTP and JSON cost); with ``--compare-pool-threads``, also a server
+   running its searches on whichever pool thread took the request (``DGSEARCH_SERVE_POOL_THREADS=1``, the way
+   before issue 24; ``serve/state.py``), one client, for the before/after ratio in one run;
 3. the server, ``--clients`` threads (httpx, one connection each), while a ``dgsearch index`` of
    ``--new-clips`` more clips runs on the same index: errors (must be 0), p50 / p99 latency, throughput;
    the phase lasts until the writer is done and at least ``--min-seconds``. Afterwards the server must
@@ -73,10 +75,11 @@ def baseline(index: Path, device: str, n: int, segments: list[int]) -> dict[str,
         return summary(lat, 0, time.perf_counter() - t0)
 
 
-def start_server(dg: list[str], index: Path, device: str) -> tuple[subprocess.Popen[bytes], str, Any]:
+def start_server(dg: list[str], index: Path, device: str, env: dict[str, str] | None = None
+                 ) -> tuple[subprocess.Popen[bytes], str, Any]:
     err = tempfile.TemporaryFile()
     proc = subprocess.Popen([*dg, "serve", "--index", str(index), "--port", "0", "--device", device],
-                            stdout=subprocess.DEVNULL, stderr=err)
+                            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         err.seek(0)
@@ -137,6 +140,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: full-size random CLAP)")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--compare-pool-threads", action="store_true",
+                    help="also measure one client against a server searching from its pool threads (the old way)")
     args = ap.parse_args()
     import httpx
 
@@ -156,6 +161,19 @@ def main() -> int:
     load_before = os.getloadavg()
     base = baseline(index, args.device, args.baseline_queries, segments)
     print(f"baseline (in-process Searcher, sequential): {base}", file=sys.stderr)
+    pool: dict[str, Any] | None = None
+    if args.compare_pool_threads:
+        old, old_url, old_err = start_server(dg, index, args.device, {"DGSEARCH_SERVE_POOL_THREADS": "1"})
+        try:
+            done = threading.Event()
+            done.set()
+            latp, errp, whyp, wallp = clients(old_url, 1, segments, done, min_queries=args.baseline_queries)
+            pool = {**summary(latp, errp, wallp), "problems": whyp}
+        finally:
+            old.terminate()
+            old.wait(timeout=30)
+            old_err.close()
+        print(f"server searching from its pool threads (before issue 24), 1 client: {pool}", file=sys.stderr)
     proc, url, err = start_server(dg, index, args.device)
     try:
         one_stop = threading.Event()
@@ -195,11 +213,17 @@ def main() -> int:
     table = [("phase", "queries", "errors", "p50 ms", "p99 ms", "queries/s"),
              ("baseline: in-process Searcher.search, sequential", base["queries"], 0, f"{base['p50_ms']:.1f}",
               f"{base['p99_ms']:.1f}", f"{base['qps']:.1f}"),
+             *([("server searching from pool threads (before), 1 client", pool["queries"], pool["errors"],
+                 f"{pool['p50_ms']:.1f}", f"{pool['p99_ms']:.1f}", f"{pool['qps']:.1f}")] if pool else []),
              ("server, 1 client, no writer", single["queries"], single["errors"], f"{single['p50_ms']:.1f}",
               f"{single['p99_ms']:.1f}", f"{single['qps']:.1f}"),
              (f"server, {args.clients} clients, `dgsearch index` writing", loaded["queries"], loaded["errors"],
               f"{loaded['p50_ms']:.1f}", f"{loaded['p99_ms']:.1f}", f"{loaded['qps']:.1f}")]
-    notes = [f"the writer indexed {args.new_clips} clips ({writer_result.get('seconds', 0):.1f} s, exit "
+    single_ratio = single["p50_ms"] / base["p50_ms"] if base["p50_ms"] else float("nan")
+    notes = [f"one client's p50 over HTTP / in-process p50: {single_ratio:.2f}"
+             + (f" (searching from pool threads, as before issue 24: {pool['p50_ms'] / base['p50_ms']:.2f})"
+                if pool and base["p50_ms"] else ""),
+             f"the writer indexed {args.new_clips} clips ({writer_result.get('seconds', 0):.1f} s, exit "
              f"{writer_result.get('exit_code')}) during the loaded phase; the server then listed {files_after} files "
              f"(was {files_before}): new generations picked up without a restart",
              f"throughput under load / sequential in-process baseline: {ratio:.2f} (queries run one at a time "
@@ -212,7 +236,8 @@ def main() -> int:
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
     write_results("serve", {"clients": args.clients, "baseline": base, "single_client": single, "under_load": loaded,
                             "writer": writer_result, "files_before": files_before, "files_after": files_after,
-                            "throughput_ratio_vs_baseline": ratio, "ok": ok,
+                            "throughput_ratio_vs_baseline": ratio, "ok": ok, "pool_threads_single_client": pool,
+                            "single_p50_ratio_vs_baseline": single_ratio,
                             "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, table, notes, **kwargs)
     return 0 if ok else 1
 

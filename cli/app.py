@@ -13,13 +13,16 @@ import typer
 
 from diffgap_search import __version__
 from diffgap_search.cli.errors import handle_errors
+from diffgap_search.cli.options import (
+    AllCopiesOpt, BatchOpt, BudgetOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt,
+    JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, SampleRateOpt, SegmentsOpt, TagOpt, TopKOpt,
+)
 from diffgap_search.config import (
     DEFAULT_CAPTIONS,
     DEFAULT_EXPORT_FORMAT,
     DEFAULT_MODE,
     DEFAULT_PAIRS,
     Device,
-    choices_text,
 )
 
 if TYPE_CHECKING:
@@ -33,31 +36,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-IndexOpt = Annotated[
-    Optional[str],
-    typer.Option("--index", "-i", help="Index name (under indexes/) or folder. Env DGSEARCH_INDEX; default indexes/default."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print JSON lines on stdout (one per hit/row).")]
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Audio/text model: hub id, local directory, LAION-CLAP .pt checkpoint, or aisfx (audio only). Default: the index's model, else laion/clap-htsat-unfused."),
-]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=1_000_000, help="How many results.")]
-MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")]
-KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")]
-GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")]
-SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
-AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
-PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
-DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
-SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
-ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_535, help="Only files with this many channels.")]
-FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
-BudgetOpt = Annotated[Optional[float], typer.Option("--memory-budget", metavar="MB", help="RAM one space's FAISS index may take (MB); above it a compressed index whose hits are re-scored exactly. Env DGSEARCH_INDEX_BUDGET_MB; default: the budget recorded in the index, else 1/8 of the machine's RAM.")]
 
 
 def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
@@ -181,6 +159,7 @@ def query(
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
     folder: FolderOpt = None,
+    tag: TagOpt = None,
 ) -> None:
     """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
     from diffgap_search.config import resolve_index_dir
@@ -191,7 +170,7 @@ def query(
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                         no_bridge=no_bridge, all_copies=all_copies)
+                         no_bridge=no_bridge, all_copies=all_copies, tag=tag)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
                   load_video_encoder=_query_video_loader) as searcher:
@@ -219,6 +198,7 @@ def similar(
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
     folder: FolderOpt = None,
+    tag: TagOpt = None,
 ) -> None:
     """Sounds like one file or window of the library (its own file left out)."""
     from diffgap_search.config import SearchMode, resolve_index_dir
@@ -230,7 +210,7 @@ def similar(
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
-                         channels, folder, all_copies=all_copies)
+                         channels, folder, all_copies=all_copies, tag=tag)
     with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device) as searcher:
         result = find_similar(searcher, target, cfg)
     print_hits(result, fmt=fmt)
@@ -305,6 +285,7 @@ def train(
 def eval_(
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Evaluate on all of this .npz (pairs the bridge never saw) instead of the index's held-out clips.")] = None,
     max_clips: Annotated[Optional[int], typer.Option("--max-clips", "--max-pairs", min=2, help="Cap the test clips per pair set.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw R@k curves and the gap before/after the bridge into this .png, .svg or .html (needs matplotlib).")] = None,
     index: IndexOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
@@ -315,9 +296,18 @@ def eval_(
 
     from diffgap_search.cli.output import print_eval
 
+    fmt = _fmt(json_, jsonl)
+    if plot is not None:
+        from diffgap_search.bridge.plot import check_plot_path
+
+        check_plot_path(plot)  # before the work
     result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
-                                   max_test=max_clips)
-    print_eval(result.to_dict(), fmt=_fmt(json_, jsonl))
+                                   max_test=max_clips, plot=plot is not None)
+    if plot is not None:
+        from diffgap_search.bridge.plot import write_plot
+
+        write_plot(result, plot)
+    print_eval(result.to_dict(), fmt=fmt)
 
 
 @app.command()

@@ -271,6 +271,7 @@ class SearchConfig:
     sample_rate: int | None = None
     channels: int | None = None
     folder: str | None = None
+    tag: str | None = None  # an embedded tag's value contains this (``KEY=TEXT``: tag KEY's value), any case
 
 
 @dataclass(frozen=True)

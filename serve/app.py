@@ -5,13 +5,14 @@ Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``
 
 Routes (all ``GET`` unless said):
 
-- ``/``: the page; ``/static/app.js``, ``/static/app.css``: its code (fixed names, read from the package).
+- ``/``: the page; ``/static/app.js``, ``/static/map.js``, ``/static/app.css``: its code (fixed names, read from the package).
 - ``/api/search?q=TEXT | like=SEGMENT_ID`` and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
-  ``all_copies``, ...), through
+  ``all_copies``, ``tag``, ...), through
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``.
+- ``/api/map?cap=N&colour=folder|tag``: the library map (``search/library_map.py``), one point per audio window.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
 
 Errors are JSON ``{"exit_code", "error", "message"}`` (``serve/errors.py``). With ``--token`` every request
@@ -42,13 +43,15 @@ from diffgap_search.errors import (
 )
 from diffgap_search.info import index_info
 from diffgap_search.search import Query
+from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
 from diffgap_search.search.upload import search_upload
 from diffgap_search.serve import media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8",
+                "app.css": "text/css; charset=utf-8"}
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
                "favicon-32x32.png": "image/png"}
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -74,11 +77,11 @@ def host_name(header: str) -> str:
 def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
                   mode: str = DEFAULT_MODE.value, duration: str | None = None, sample_rate: int | None = None,
                   channels: int | None = None, folder: str | None = None, no_bridge: bool = False,
-                  all_copies: bool = False) -> SearchConfig:
+                  all_copies: bool = False, tag: str | None = None) -> SearchConfig:
     """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
     defaults)."""
     return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                          no_bridge=no_bridge, all_copies=all_copies)
+                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
 
 
 class BodyLimit:
@@ -225,11 +228,12 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         channels: Optional[int] = Param(None, ge=1, description="Only files with this many channels."),
         folder: Optional[str] = Param(None, description="Only files below this folder (or with a folder of this name)."),
         all_copies: bool = Param(False, description="Copies (files with the same content) apart, not as one hit."),
+        tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``)."""
         query = Query(text=q, segment_id=like)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
-                           all_copies)
+                           all_copies, tag)
         return shared.search(query, sc).to_dict()
 
     @app.post("/api/search/file", summary="Search with an audio or video file")
@@ -249,19 +253,31 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         channels: Optional[int] = Form(None, ge=1),
         folder: Optional[str] = Form(None),
         all_copies: bool = Form(False),
+        tag: Optional[str] = Form(None),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
         sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
-                           no_bridge, all_copies)
+                           no_bridge, all_copies, tag)
         return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
                              start_s=start, end_s=end).to_dict()
 
     @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
     def info() -> dict[str, Any]:
         return index_info(index_dir).to_dict()
+
+    @app.get("/api/map", summary="The library map: every audio window in 2-D, coloured by folder or tag")
+    def library_map(
+        cap: int = Param(DEFAULT_CAP, ge=1, le=1_000_000, description="At most this many points (evenly sampled beyond)."),
+        colour: str = Param("folder", description="Colour key: 'folder' (the file's folder name) or 'tag' (its first tag)."),
+    ) -> dict[str, Any]:
+        """Columns, one entry per point: ``segment_id``, ``file_id``, ``x``, ``y``, ``start_s``, ``end_s``,
+        ``key`` (an index into ``keys``); ``total`` windows before sampling, the map's ``generation`` and
+        ``method`` (pca, or umap where installed)."""
+        with reading_catalog(index_dir) as catalog:
+            return map_points(index_dir, catalog, cap=cap, colour=colour).to_dict()
 
     @app.get("/files/{file_id}/audio", summary="A file's audio for playback (Range requests)",
              response_class=FileResponse)

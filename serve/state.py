@@ -1,8 +1,15 @@
-"""What the server shares across requests: one Searcher behind a lock, and catalog reads per request.
+"""What the server shares across requests: one Searcher on one thread of its own, and catalog reads per request.
 
-**One Searcher, one lock.** FastAPI runs the (synchronous) endpoints in a thread pool. A ``Searcher``
-holds a SQLite connection, the encoder and the loaded FAISS indexes; it is used by one thread at a time,
-under ``SharedSearcher.lock``. Why not one Searcher per worker thread: each would load its own copy of the
+**One Searcher, one thread.** FastAPI runs the (synchronous) endpoints in a thread pool of up to 40 threads.
+A ``Searcher`` holds a SQLite connection, the encoder and the loaded FAISS indexes; every call into it runs
+on one dedicated, long-lived thread (``SharedSearcher``'s single-worker executor), the request's thread
+waiting for the answer. Why not under a lock from whichever pool thread took the request (as before): torch
+and FAISS parallelise with OpenMP, and GNU OpenMP keeps one team of worker threads *per calling thread*:
+queries arriving on N pool threads built N teams, each spinning after its turn (``OMP_WAIT_POLICY``'s
+default) while the next query's team wanted the same cores, and each thread's own ``omp_set_num_threads``
+settings (``torch_threads``, ``search_threads``) applied to that thread only. A served text query measured
+three times one in process (76 vs 24 ms; ``benchmarks/bench_serve.py``); on one thread it is one process's
+single team again. ``DGSEARCH_SERVE_POOL_THREADS=1`` restores the old way, for that benchmark's comparison. Why not one Searcher per worker thread: each would load its own copy of the
 model and of every FAISS index (10⁶ × 512 vectors are 2 GB per copy), and concurrent queries would not be
 faster anyway, because one query already keeps the cores busy (torch's and FAISS's own threads); and
 HF tokenizers are not safe to call from several threads at once. So queries queue: under N concurrent
@@ -18,17 +25,22 @@ nor missed: the next query sees its committed files, generation and bridge, with
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from diffgap_search.config import SearchConfig
-from diffgap_search.encoders.base import EncoderLoader, QueryVideoLoader
+from diffgap_search.encoders.base import AUDIO_TEXT, EncoderLoader, QueryVideoLoader
 from diffgap_search.errors import DGSearchError
 from diffgap_search.search import Query, Searcher, SearchResult
 from diffgap_search.store.catalog import Catalog
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,31 +57,47 @@ class ServeConfig:
 
 
 class SharedSearcher:
-    """One :class:`Searcher` for the whole server, used under a lock (see the module docstring)."""
+    """One :class:`Searcher` for the whole server, used on one thread (see the module docstring)."""
 
     def __init__(self, cfg: ServeConfig, load_encoder: EncoderLoader,
                  load_video_encoder: QueryVideoLoader | None) -> None:
         self.cfg = cfg
-        self.lock = threading.Lock()
-        self.searcher = Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,
-                                 load_video_encoder=load_video_encoder)
+        self.lock = threading.Lock()  # only for the pool-threads comparison (DGSEARCH_SERVE_POOL_THREADS=1)
+        self.pool_threads = os.environ.get("DGSEARCH_SERVE_POOL_THREADS") == "1"
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dgsearch-search")
+        self.searcher = self._run(lambda: Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,
+                                                   load_video_encoder=load_video_encoder))
+
+    def _run(self, job: Callable[[], T]) -> T:
+        """``job()`` on the searcher's own thread (queued behind the jobs before it); its result or exception."""
+        if self.pool_threads:
+            with self.lock:
+                return job()
+        return self._worker.submit(job).result()
 
     def search(self, query: Query, cfg: SearchConfig) -> SearchResult:
         """``Searcher.search(query, cfg)``: exactly what ``dgsearch query`` runs, one query at a time."""
-        with self.lock:
-            return self.searcher.search(query, cfg)
+        return self._run(lambda: self.searcher.search(query, cfg))
 
     def warm_up(self) -> None:
-        """Load the encoder now (not on the first query); an index not ready yet stays cold, quietly."""
-        with self.lock:
+        """Load the encoder now (not on the first query), and embed one text on the search thread, so the first
+        text query does not pay the text tower's one-time precision choice (a bf16 probe and copy); an index
+        not ready yet stays cold, quietly."""
+        def load() -> None:
             try:
-                self.searcher.encoder
+                encoder = self.searcher.encoder
+                if "text" in tuple(getattr(encoder, "modalities", AUDIO_TEXT)):
+                    encoder.embed_text(["warm up"])
             except DGSearchError:
                 pass
 
+        self._run(load)
+
     def close(self) -> None:
-        with self.lock:
-            self.searcher.close()
+        try:
+            self._run(self.searcher.close)
+        finally:
+            self._worker.shutdown(wait=True)
 
 
 @contextmanager

@@ -289,6 +289,56 @@ def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(f
     assert "of resamples (90 % needed)" in shown  # the confirmation half's bootstrap share, as validation found it
 
 
+def test_eval_plot_draws_the_numbers_eval_prints(from_pairs: tuple, tmp_path: Path) -> None:
+    """``--plot``: the R@k curves pass through the printed R@1/5/10, the gap picture is the PCA of the very test
+    pairs and their cosines; PNG, SVG and HTML files are written."""
+    from diffgap_search.bridge.evaluate import evaluate_index_bridge
+    from diffgap_search.bridge.plot import plot_data, write_plot
+    from diffgap_search.gap.baselines import l2n
+    from diffgap_search.projection import fit_pca
+
+    _, ix, test_file, _, test, _ = from_pairs
+    result = evaluate_index_bridge(ix, load_encoder=lambda cfg: None, pairs_file=test_file, plot=True)  # type: ignore[arg-type,return-value]
+    data = plot_data(result)
+    assert data["captions"] == "real" and data["results"] == result.results
+    assert set(data["curves"]) == set(result.results) == {"text->audio", "audio->text"}
+    for direction, methods in data["curves"].items():
+        assert set(methods) == set(result.results[direction])
+        for method, recalls in methods.items():
+            # 40 clips to rank for text->audio; 200 captions (capped at 50) for audio->text
+            assert len(recalls) == (N_TEST_CLIPS if direction == "text->audio" else 50)
+            assert [recalls[k - 1] for k in (1, 5, 10)] == [result.results[direction][method][f"R@{k}"] for k in (1, 5, 10)]
+            assert recalls == sorted(recalls)
+    pic = data["pictures"]["audio-text"]
+    xa, xb = l2n(test["audio"].astype(np.float32)), l2n(test["text"].astype(np.float32))
+    assert pic["before"]["a"].shape == pic["before"]["b"].shape == (N_TEST_CLIPS * CAPTIONS, 2)
+    assert np.allclose(pic["before"]["a"], fit_pca([xa, xb]).project(xa), atol=1e-5)
+    assert np.allclose(pic["cosines"]["before"]["true"], (xa * xb).sum(1), atol=1e-5)
+    assert pic["cosines"]["before"]["true"].mean() > pic["cosines"]["before"]["random"].mean()
+    written = {s: write_plot(result, tmp_path / f"gap{s}") for s in (".png", ".svg", ".html")}
+    assert written[".png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = written[".svg"].read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg and "</svg>" in svg
+    page = written[".html"].read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page
+    assert f"<td>text->audio</td><td>diffgap</td><td>{result.results['text->audio']['diffgap']['R@1']:.1f}</td>" in page.replace("&gt;", ">")
+    r = dg("eval", "--pairs-file", test_file, "--index", ix, "--plot", tmp_path / "cli.png", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"] == result.results and (tmp_path / "cli.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_plot_refuses_other_formats_and_says_when_matplotlib_is_missing(from_pairs: tuple, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ix, test_file, _, _, _ = from_pairs
+    r = dg("eval", "--pairs-file", test_file, "--index", ix, "--plot", tmp_path / "gap.pdf")
+    assert (r.exit_code, r.stderr) == (2, f"dgsearch: error: --plot {tmp_path / 'gap.pdf'}: the file must end in .png, .svg or .html\n")
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # as if not installed
+    r = dg("eval", "--pairs-file", test_file, "--index", ix, "--plot", tmp_path / "gap.png")
+    assert (r.exit_code, r.stderr) == (2, "dgsearch: error: --plot needs matplotlib: pip install 'diffgap-search[plot]'"
+                                          " (or pip install matplotlib)\n")
+    assert not (tmp_path / "gap.png").exists()
+
+
 def test_eval_refuses_pairs_the_bridge_saw(from_pairs: tuple) -> None:
     root, ix, _, train, test, _ = from_pairs
     val = validation_mask(train["group"].astype(object), 0.1)

@@ -1,4 +1,4 @@
-"""Search filters (--duration, --sample-rate, --channels, --folder with --glob and --kind) are applied
+"""Search filters (--duration, --sample-rate, --channels, --folder, --tag with --glob and --kind) are applied
 before top-k: a filter keeping 3 files of 200 returns exactly those 3 with top_k = 3, in the exact and in
 the FAISS paths, for semantic, keyword and hybrid ranking. The catalog is real SQLite, the vectors random
 (seeded), searched through real FAISS files."""
@@ -16,7 +16,8 @@ from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.tags import FileTags
 from diffgap_search.search import Searcher
-from diffgap_search.search.filters import parse_range
+from diffgap_search.search.filters import parse_range, parse_tag
+from diffgap_search.search.options import search_options
 from diffgap_search.store.catalog import Catalog, SegmentInput
 from diffgap_search.store.tags import put_file_meta
 from diffgap_search.store.vector_index import publish
@@ -103,6 +104,12 @@ def test_filters_combine_with_glob_kind_and_folder_path(library: tuple[Path, Pat
         assert names(duration_max=5.0) == ["take 000.flac", "take 030.flac", "take 060.flac", "take 090.flac",
                                            "take 120.flac", "take 150.flac", "take 180.flac"]
         assert names(sample_rate=44_100) == []
+        # tags: every odd file has title "zap laser I"; value contains, any case; KEY=TEXT looks at that key only
+        assert names(tag="ZAP LASER 17", channels=6) == ["ZAP_Laser_017.wav"]
+        assert names(tag="title=laser 15", sample_rate=96_000) == ["ZAP_Laser_151.wav"]
+        assert names(tag="artist=laser") == []
+        assert names(tag="laser 19") == ["ZAP_Laser_019.wav", "ZAP_Laser_191.wav", "ZAP_Laser_193.wav",
+                                         "ZAP_Laser_195.wav", "ZAP_Laser_197.wav", "ZAP_Laser_199.wav"]
         with pytest.raises(InputNotFoundError, match="--folder /no/such/dir: no such folder"):
             names(folder="/no/such/dir")
 
@@ -123,6 +130,19 @@ def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Pat
 @pytest.mark.parametrize(("text", "expected"), [("0.5..3", (0.5, 3.0)), ("2..", (2.0, None)), ("..10", (None, 10.0))])
 def test_duration_ranges_parse(text: str, expected: tuple) -> None:  # type: ignore[type-arg]
     assert parse_range(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("foley", (None, "foley")), ("genre=Foley", ("genre", "Foley")),
+                                              (" a = b c ", ("a", "b c"))])
+def test_tags_parse(text: str, expected: tuple) -> None:  # type: ignore[type-arg]
+    assert parse_tag(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "  ", "genre=", "=foley"])
+def test_bad_tags_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError) as err:
+        search_options(tag=text)
+    assert str(err.value) == f"--tag takes TEXT or KEY=TEXT (e.g. genre=foley), not {text!r}"
 
 
 @pytest.mark.parametrize(("text", "message"), [

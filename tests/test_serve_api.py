@@ -126,7 +126,7 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge", "mode", "duration",
-                      "sample_rate", "channels", "folder", "all_copies"}
+                      "sample_rate", "channels", "folder", "all_copies", "tag"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN
@@ -141,6 +141,28 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     page = httpx.get(served.url)
     assert page.status_code == 200 and '<ol id="hits"' in page.text
     assert httpx.get(served.url + "static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_the_map_is_the_stored_projection_of_every_window(served: Served, serve_corpus: ServeCorpus) -> None:
+    from diffgap_search.store.catalog import Catalog
+    from diffgap_search.store.library_map import read_map
+
+    doc = httpx.get(served.url + "api/map").json()
+    stored = read_map(serve_corpus.index)  # written by `dgsearch index` when it published the audio space
+    assert stored is not None and stored.method == "pca"
+    with Catalog.open(serve_corpus.index) as catalog:
+        rows = catalog.hit_rows(stored.ids.tolist())
+    assert doc["segment_id"] == stored.ids.tolist() and (doc["count"], doc["total"], doc["stale"]) == (10, 10, False)
+    assert doc["x"] == [round(float(v), 5) for v in stored.xy[:, 0]] and doc["y"] == [round(float(v), 5) for v in stored.xy[:, 1]]
+    assert doc["file_id"] == [rows[s].file_id for s in doc["segment_id"]]
+    assert doc["start_s"] == [rows[s].start_s for s in doc["segment_id"]]
+    assert doc["keys"] == ["clips"] and set(doc["key"]) == {0}
+    few = httpx.get(served.url + "api/map", params={"cap": 4, "colour": "tag"}).json()
+    assert (few["count"], few["total"], few["colour"]) == (4, 10, "tag")
+    assert few["segment_id"] == [doc["segment_id"][i] for i in (0, 3, 6, 9)]
+    bad = httpx.get(served.url + "api/map", params={"colour": "../../etc/passwd"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "colour must be one of folder, tag, got '../../etc/passwd'")
+    assert httpx.get(served.url + "api/map", params={"cap": 0}).status_code == 400
 
 
 def test_range_requests_serve_exact_bytes(served: Served, serve_corpus: ServeCorpus) -> None:
@@ -364,3 +386,45 @@ def test_help_imports_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_searches_run_on_one_thread_of_their_own(serve_corpus: ServeCorpus) -> None:
+    """Whatever pool thread takes a request, the Searcher (torch, FAISS: their OpenMP teams) runs on the
+    server's one search thread; its answers and its errors come back to the caller."""
+    import threading
+
+    from diffgap_search.config import SearchConfig, SearchMode
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.errors import DGSearchError
+    from diffgap_search.search import Query
+    from diffgap_search.serve.state import ServeConfig, SharedSearcher
+
+    shared = SharedSearcher(ServeConfig(index_dir=serve_corpus.index, device="cpu"),
+                            lambda c: load_encoder(c, progress=False), None)
+    seen: list[str] = []
+    inner = shared.searcher.search
+
+    def spy(q: Query, c: SearchConfig):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return inner(q, c)
+
+    shared.searcher.search = spy  # type: ignore[method-assign]
+    try:
+        shared.warm_up()
+        cfg = SearchConfig(mode=SearchMode.SEMANTIC, top_k=3)
+        answers: dict[int, list[int]] = {}
+
+        def ask(i: int) -> None:
+            answers[i] = [h.segment_id for h in shared.search(Query(text="a bell ringing"), cfg).hits]
+
+        callers = [threading.Thread(target=ask, args=(i,), name=f"caller-{i}") for i in range(4)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert seen == ["dgsearch-search_0"] * 4
+        assert len(answers) == 4 and all(a == answers[0] and len(a) == 3 for a in answers.values())
+        with pytest.raises(DGSearchError, match="segment 999999 is not in index"):
+            shared.search(Query(segment_id=999999), cfg)
+    finally:
+        shared.close()

@@ -23,6 +23,8 @@ from browser import chromium, require_chromium
 from fixtures_serve import ServeCorpus
 from serve_server import Served
 
+from diffgap_search.store.catalog import Catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -144,6 +146,85 @@ def test_drop_a_file_to_search_with_it(browser: Any, served: Served, serve_corpu
     assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
 
 
+def test_filters_change_the_hits_and_the_url_and_a_reload_restores_them(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+
+    browser.get(served.url + "?q=" + quote("a bell ringing"))
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for “a bell ringing”')")
+    Select(browser.find_element("css selector", "#f-kind")).select_by_value("audio")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('7 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing&kind=audio"
+    browser.find_element("css selector", "#f-channels").send_keys("1", Keys.TAB)
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('3 results for')")
+    mono = api_hits(served, q="a bell ringing", kind="audio", channels=1)
+    assert sorted(h["path"].rsplit("/", 1)[-1] for h in mono) == ["elec_ping.flac", "guit_harmonics.flac", "long take.wav"]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in mono]
+    browser.find_element("css selector", "#f-dmax").send_keys("3", Keys.TAB)  # the page says ..3 seconds
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing&kind=audio&duration=..3&channels=1"
+    short = api_hits(served, q="a bell ringing", kind="audio", channels=1, duration="..3")
+    assert [h["path"].rsplit("/", 1)[-1] for h in short] == ["elec_ping.flac"]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]
+    browser.refresh()  # the URL is the state: a reload shows the same search, its filters in their controls
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for “a bell ringing”')")
+    assert browser.execute_script("return ['#q', '#f-kind', '#f-dmin', '#f-dmax', '#f-channels', '#f-rate', '#f-tag']"
+                                  ".map(s => document.querySelector(s).value)") == ["a bell ringing", "audio", "", "3", "1", "", ""]
+    assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]
+    browser.find_element("css selector", "#f-clear").click()
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for')")
+    assert browser.current_url == served.url + "?q=a+bell+ringing"
+
+
+def _isolated_point(browser: Any, apart_px: float = 12.0) -> dict[str, Any]:
+    """A point of the map drawn at least ``apart_px`` from every other (so the pointer finds it alone)."""
+    points = browser.execute_script("return window.dgsearchMap.points()")
+    for p in points:
+        if all((p["x"] - o["x"]) ** 2 + (p["y"] - o["y"]) ** 2 >= apart_px ** 2 for o in points if o is not p):
+            return p  # type: ignore[no-any-return]
+    raise AssertionError(f"no point of the map stands alone: {points}")
+
+
+def test_the_map_shows_every_window_hover_plays_it_and_a_click_searches(browser: Any, served: Served,
+                                                                         serve_corpus: ServeCorpus) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    doc = httpx.get(served.url + "api/map").json()
+    with Catalog.open(serve_corpus.index) as catalog:  # every audio window of the index, once
+        windows = catalog.live_ids("audio").tolist()
+    assert doc["segment_id"] == windows and doc["count"] == doc["total"] == len(windows) == 10
+    assert (doc["method"], doc["stale"], doc["keys"]) == ("pca", False, ["clips"])
+    browser.get(served.url)
+    wait_for(browser, f"document.querySelector('#map').dataset.points === '{len(windows)}'")
+    assert sorted(p["segment"] for p in browser.execute_script("return window.dgsearchMap.points()")) == windows
+    assert browser.execute_script("""const c = document.querySelector('#map'), d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+        return n""") > 10 * 10  # every point is a dot of some pixels
+    canvas = browser.find_element("css selector", "#map")
+    size = canvas.size
+    point = _isolated_point(browser)
+
+    def at(p: dict[str, Any]) -> ActionChains:
+        return ActionChains(browser).move_to_element_with_offset(canvas, round(p["x"] - size["width"] / 2),
+                                                                 round(p["y"] - size["height"] / 2))
+
+    at(point).perform()  # hover: the window plays, from its start
+    wait_for(browser, f"""(() => {{ const p = document.querySelector('#player');
+        return !p.paused && p.currentTime >= {point['start']} && p.currentTime < {point['end']}
+               && p.dataset.src.endsWith('/files/{point['file']}/audio'); }})()""")
+    assert browser.execute_script("return window.dgsearchMap.playing().segment") == point["segment"]
+    ActionChains(browser).move_to_element(browser.find_element("css selector", "#q")).perform()  # leave: it stops
+    wait_for(browser, "document.querySelector('#player').paused && !window.dgsearchMap.playing()")
+    at(point).click().perform()  # click: more like this window
+    wait_for(browser, f"document.querySelector('#status').textContent.startsWith('8 results for sounds like segment {point['segment']}')")
+    assert browser.current_url == f"{served.url}?like={point['segment']}"
+    shown = [int(h["segment"]) for h in hits(browser)]
+    assert shown[0] == point["segment"]
+    # the hits light up on the map: all eight (each hit is a window of the map)
+    wait_for(browser, "document.querySelector('#map').dataset.lit === '8'")
+    assert sorted(browser.execute_script("return window.dgsearchMap.lit()")) == sorted(shown)
+
+
 def test_keyboard(browser: Any, served: Served) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -192,6 +273,7 @@ def test_screenshot_of_a_results_page(browser: Any, served: Served, tmp_path: Pa
         wait_for(browser, """Array.from(document.querySelectorAll('.wave')).every(c => {
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })""")
+        wait_for(browser, "document.querySelector('#map').dataset.lit === '8'")  # the map, its hits lit
         time.sleep(0.3)
         shot = tmp_path / "serve.png"
         assert browser.save_screenshot(str(shot))

@@ -23,6 +23,8 @@ from diffgap_search.store.catalog import Catalog
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
 
+PLOT_K = 50  # R@k curves (dgsearch eval --plot) run from k = 1 to this (or the gallery's size)
+
 # direction ("text->audio") -> method ("diffgap") -> metric ("R@1", "R@5", "R@10", "median_rank", "mAP@10")
 Metrics = dict[str, dict[str, dict[str, float]]]
 
@@ -37,10 +39,14 @@ class MethodScores:
     results: Metrics
     verdict: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # with plot=True: R@1..R@K
+    pictures: dict[str, dict[str, Any]] = field(default_factory=dict)  # with plot=True: gap_picture per pair set
+
     @classmethod
     def of(cls, evaluation: Mapping[str, Any]) -> MethodScores:
-        """From ``evaluate_methods``' ``{"n_test", "results", "verdict"}``."""
-        return cls(evaluation["n_test"], evaluation["results"], evaluation.get("verdict", {}))
+        """From ``evaluate_methods``' ``{"n_test", "results", "verdict"}`` (and ``curves``, ``pictures``)."""
+        return cls(evaluation["n_test"], evaluation["results"], evaluation.get("verdict", {}),
+                   evaluation.get("curves", {}), evaluation.get("pictures", {}))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"n_test", "results", "verdict"}``."""
@@ -62,6 +68,7 @@ class EvalResult:
     trained_on: dict[str, Any]
     verdict: dict[str, dict[str, Any]] = field(default_factory=dict)
     chosen: dict[str, Any] = field(default_factory=dict)
+    real: MethodScores | None = None  # the real captions' scores, with curves and pictures when asked for
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the order ``dgsearch eval --json`` prints (``weak_captions`` only when present)."""
@@ -95,13 +102,14 @@ def evaluate_index_bridge(
     pairs_file: Path | None = None,
     max_test: int | None = None,
     tags_of: TagReader | None = None,
+    plot: bool = False,
 ) -> EvalResult:
     """R@1/5/10, median rank, mAP@10, both directions, for raw cosine, mean shift, linear maps and DiffGAP
     with and without fusion: on all of ``pairs_file``, or on the index's held-out clips; ``max_test`` caps
     the test clips per pair set. On the index, text pairs with real (sidecar) captions give ``results``
     and those with weak captions (names, tags) give ``weak_captions`` (the same form), never mixed. Raises
     BridgeUnavailableError (no bridge), UsageError (a format-1 bridge, pairs the bridge saw, too few test
-    clips)."""
+    clips). ``plot``: the scores also carry R@k curves and the gap pictures (``bridge/plot.py`` draws them)."""
     from diffgap_search.bridge.index_bridge import chosen_record, load_index_bridge
     from diffgap_search.gap.evaluation import evaluate_methods
 
@@ -120,15 +128,16 @@ def evaluate_index_bridge(
         raise UsageError(f"{source} holds {test.arrays['audio'].shape[1]}-d embeddings; the bridge is {bridge.dim}-d")
     refuse_seen(test, bridge, source)
     weak = test.weak_mask()
+    extra: dict[str, Any] = {"curves_k": PLOT_K, "picture": True} if plot else {}
     real = MethodScores.of(evaluate_methods(test.take(~weak).arrays, bridge, groups=test.groups[~weak],
-                                            max_groups=max_test))
+                                            max_groups=max_test, **extra))
     weak_scores = MethodScores.of(evaluate_methods(test.take(weak).arrays, bridge, groups=test.groups[weak],
-                                                   max_groups=max_test)) if weak.any() else None
+                                                   max_groups=max_test, **extra)) if weak.any() else None
     if not real.results and not (weak_scores is not None and weak_scores.results):
         raise UsageError(f"nothing to evaluate in {source}: a pair set the bridge serves needs at least 2 test clips")
     return EvalResult(real.n_test, real.results, weak_scores, bridge.fingerprint,
                       str(pairs_file) if pairs_file is not None else "index", bridge.record.summary(), real.verdict,
-                      chosen_record(bridge.selection))
+                      chosen_record(bridge.selection), real)
 
 
 __all__ = ["EvalResult", "MethodScores", "evaluate_index_bridge", "refuse_seen"]

@@ -36,7 +36,9 @@ from .baselines import l2n
 from .bridge import Bridge
 from .directions import PAIR_SETS
 from .fusion import FusionConfig, fused_unit_scores
+from .gap_picture import gap_picture
 from .groups import as_groups
+from .metrics import retrieval_metrics
 from .protocol import Task, first_groups, group_codes, tasks_for
 from .record import PairBaselines
 from .selection import COUNTERPARTS, LinearBridge
@@ -140,6 +142,8 @@ def evaluate_methods(
     groups: np.ndarray | None = None,
     fusion: Mapping[str, FusionConfig] | None = None,
     max_groups: int | None = None,
+    curves_k: int | None = None,
+    picture: bool = False,
 ) -> dict[str, object]:
     """Evaluate ``METHODS`` -> ``{"n_test": {pair set: {modality: units}}, "results": {"text->audio": {method:
     metrics}}, "verdict": {"text->audio": ...}}`` (the counterparts only for bridges that carry their weights).
@@ -148,13 +152,18 @@ def evaluate_methods(
     grouped by ``groups (N,)`` (default: identical audio rows form a group); they must be disjoint from
     the groups the bridge saw (the caller checks: ``bridge/evaluate.refuse_seen``). ``fusion``: optional
     ``"A->B"`` -> weights overriding the bridge's. ``max_groups`` caps the test clips per pair set (the first in
-    group-id order). Metrics are those of ``metrics.retrieval_metrics`` (percentages). Raises UsageError
+    group-id order). Metrics are those of ``metrics.retrieval_metrics`` (percentages). For pictures
+    (``dgsearch eval --plot``): ``curves_k`` adds ``"curves"``, ``{direction: {method: [R@1, ..., R@K]}}`` with
+    ``K = min(curves_k, items)``, from the same scores and the same function as ``results``; ``picture`` adds
+    ``"pictures"``, ``{pair set: gap_picture.gap_picture(...)}`` of the same test rows. Raises UsageError
     when the bridge carries no training record (a format-1 bridge: train it again).
     """
     if bridge.record is None:
         raise UsageError("this DiffGAP bridge predates stored baselines and training groups: run `dgsearch train` again")
     gids = as_groups(groups, np.asarray(test_pairs["audio"]))
     results: dict[str, dict[str, dict[str, float]]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    pictures: dict[str, dict[str, Any]] = {}
     n_test: dict[str, dict[str, int]] = {}
     for a, b in PAIR_SETS:
         rows = _pair_rows(test_pairs, a.value, b.value)
@@ -168,12 +177,24 @@ def evaluate_methods(
         xa, xb = (np.asarray(test_pairs[m.value], np.float32)[rows][keep] for m in (a, b))
         tasks = tasks_for(a.value, b.value, l2n(xa), l2n(xb), codes[keep], b.value in bridge.shared_spaces)
         n_test[f"{a.value}-{b.value}"] = _counts(tasks)
+        if picture:
+            pictures[f"{a.value}-{b.value}"] = gap_picture(l2n(xa), l2n(xb), codes[keep], bridge, a.value, b.value)
         for task in tasks:
             qm, gm = task.queries.modality, task.items.modality
             fcfg = (fusion or {}).get(task.key) or bridge.fusion_for(qm, gm)
             scores = method_scores(task, bridge, baselines, fcfg)
             results[task.key] = {m: task.metrics(scores[m]) for m in METHODS if m in scores}
-    return {"n_test": n_test, "results": results, "verdict": verdict(results)}
+            if curves_k:
+                ks = tuple(range(1, min(curves_k, task.items.n_units) + 1))
+                curves[task.key] = {m: [v for k, v in retrieval_metrics(scores[m], task.queries.labels,
+                                                                       task.items.labels, ks=ks).items()
+                                        if k.startswith("R@")] for m in METHODS if m in scores}
+    out: dict[str, object] = {"n_test": n_test, "results": results, "verdict": verdict(results)}
+    if curves_k:
+        out["curves"] = curves
+    if picture:
+        out["pictures"] = pictures
+    return out
 
 
 def format_table(evaluation: Mapping[str, object]) -> str:

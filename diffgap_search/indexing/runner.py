@@ -1,7 +1,7 @@
 """The runner of an indexing run: the stages (``indexing/stages.py``) in order, batched, one transaction per batch.
 
 discover -> plan (bookkeeping committed at once) -> decode -> embed -> bridge -> commit, batch by batch ->
-CAVP gaps -> publish the FAISS files that no longer match the catalog. Every batch of files (their rows,
+CAVP gaps -> publish the FAISS files that no longer match the catalog, and the library map. Every batch of files (their rows,
 windows and vectors) is committed in one transaction, so a kill loses at most the batch in flight and the
 next run resumes where this one stopped. FAISS files are published at the end (and repaired at the start of
 a run after a crash, since the catalog is the truth).
@@ -29,6 +29,7 @@ from diffgap_search.indexing.stages import Stages
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import display_path, path_key
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, update_map
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import check_window
 from diffgap_search.store.vector_index import Published, sweep_unpublished
@@ -93,6 +94,8 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             if dim is not None:
                 progress.note(f"writing the {space} index")
                 stages.publish(index_dir, catalog, space, dim, settings.faiss_cfg)
+        if catalog.count_vectors(MAP_SPACE) or map_path(index_dir).exists():
+            update_map(index_dir, catalog)  # the library map, beside the audio FAISS file it matches
         sweep_unpublished(index_dir, catalog)  # files left by a writer killed while publishing
         total_ok = catalog.stats()["files"]
     report.elapsed_s = time.perf_counter() - started

@@ -1,5 +1,5 @@
 """Search filters: which files a search may return (``--duration``, ``--sample-rate``, ``--channels``,
-``--folder``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
+``--folder``, ``--tag``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
 pass (``search/searcher.py`` decides them once per query, for every ranking)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def glob_match(path: str, pattern: str) -> bool:
 
 def filters_active(cfg: SearchConfig) -> bool:
     return any(v is not None for v in (cfg.kind, cfg.path_glob, cfg.duration_min, cfg.duration_max,
-                                       cfg.sample_rate, cfg.channels, cfg.folder))
+                                       cfg.sample_rate, cfg.channels, cfg.folder, cfg.tag))
 
 
 def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
@@ -45,9 +45,11 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
             folder_name = cfg.folder.strip("/")
         else:
             raise InputNotFoundError(f"--folder {cfg.folder}: no such folder")
+    tag_key, tag_text = parse_tag(cfg.tag) if cfg.tag is not None else (None, None)
     rows = filtered_files(catalog, kind=cfg.kind, duration_min=cfg.duration_min,
                           duration_max=cfg.duration_max, sample_rate=cfg.sample_rate, channels=cfg.channels,
-                          folder_key=folder_key, folder_name=folder_name)
+                          folder_key=folder_key, folder_name=folder_name,
+                          tag_key=tag_key, tag_text=tag_text)
     if cfg.path_glob is not None:
         rows = [(i, p) for i, p in rows if glob_match(p, cfg.path_glob)]
     return {i for i, _ in rows}
@@ -68,3 +70,14 @@ def parse_range(text: str, what: str = "--duration") -> tuple[float | None, floa
     if low is not None and high is not None and low > high:
         raise UsageError(f"{what} {text}: the minimum is above the maximum")
     return low, high
+
+
+def parse_tag(text: str) -> tuple[str | None, str]:
+    """``"TEXT"`` -> ``(None, "TEXT")`` (any tag), ``"KEY=TEXT"`` -> ``("KEY", "TEXT")``; UsageError when
+    the text to look for is empty."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        key, value = "", text
+    if not value.strip() or (sep and not key.strip()):
+        raise UsageError(f"--tag takes TEXT or KEY=TEXT (e.g. genre=foley), not {text!r}")
+    return (key.strip() or None), value.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from diffgap_search.config import DEFAULT_MODE, SearchConfig, SearchMode
 from diffgap_search.errors import UsageError
-from diffgap_search.search.filters import parse_range
+from diffgap_search.search.filters import parse_range, parse_tag
 
 KINDS = ("audio", "video")
 
@@ -23,13 +23,18 @@ def search_options(
     folder: str | None = None,
     no_bridge: bool = False,
     all_copies: bool = False,
+    tag: str | None = None,
 ) -> SearchConfig:
     """The ``SearchConfig`` of these options (``duration`` as ``MIN..MAX`` seconds, either bound optional).
 
-    Raises UsageError for a ``kind`` other than audio/video, an unknown ``mode``, a malformed ``duration``."""
+    Raises UsageError for a ``kind`` other than audio/video, an unknown ``mode``, a malformed ``duration`` or
+    ``tag``."""
     if kind not in (None, *KINDS):
         raise UsageError(f"--kind must be 'audio' or 'video', got {kind!r}")
     low, high = parse_range(duration) if duration is not None else (None, None)
+    if tag is not None:
+        parse_tag(tag)
     return SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
                         mode=SearchMode.of(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
-                        channels=channels, folder=folder, use_bridge=not no_bridge, all_copies=all_copies)
+                        channels=channels, folder=folder, use_bridge=not no_bridge, all_copies=all_copies,
+                        tag=tag)

@@ -1,5 +1,5 @@
-"""The SQL of search filters: which indexed files pass (duration, sample rate, channels, kind, folder), and
-their segments."""
+"""The SQL of search filters: which indexed files pass (duration, sample rate, channels, kind, folder, tag),
+and their segments."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ def filtered_files(
     channels: int | None = None,
     folder_key: bytes | None = None,
     folder_name: str | None = None,
+    tag_key: str | None = None,
+    tag_text: str | None = None,
 ) -> list[tuple[int, str]]:
     """``[(file id, display path)]`` of the files indexed ok that pass every given condition, by path.
 
     ``folder_key`` is a folder's path key ending in ``/`` (files anywhere below it); ``folder_name`` a
-    single folder name (files with a folder of that exact name above them). A file whose sample rate or
+    single folder name (files with a folder of that exact name above them). ``tag_text``: some embedded tag's
+    value contains it, ignoring case (only tag ``tag_key``'s, compared ignoring case, when given). A file whose sample rate or
     channel count is unknown does not pass a condition on it.
     """
     where = ["f.status = 'ok'"]
@@ -51,6 +54,10 @@ def filtered_files(
     if folder_name is not None:
         where.append("instr(f.path, ?) > 0")
         args.append(f"/{folder_name}/")
+    if tag_text is not None:
+        key_sql = " AND lower(t.key) = lower(?)" if tag_key is not None else ""
+        where.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.file_id = f.id AND instr(lower(t.value), lower(?)) > 0{key_sql})")
+        args.extend([tag_text, *([tag_key] if tag_key is not None else [])])
     sql = ("SELECT f.id, f.path FROM files f LEFT JOIN file_info i ON i.file_id = f.id WHERE "
            + " AND ".join(where) + " ORDER BY f.path_key")
     return [(int(i), p) for i, p in catalog.conn.execute(sql, args)]

@@ -1,5 +1,6 @@
 // dgsearch serve: the page. Vanilla JS, no build step, no network but this server.
-// State lives in the URL (?q=TEXT or ?like=SEGMENT_ID), so a search can be shared and the back button works.
+// State lives in the URL (?q=TEXT or ?like=SEGMENT_ID, plus the filters: kind, duration=MIN..MAX, sample_rate,
+// channels, folder, tag: the API's own parameters), so a search can be shared, reloaded, and the back button works.
 "use strict";
 (function () {
   const $ = (sel) => document.querySelector(sel);
@@ -10,6 +11,7 @@
   const hitsEl = $("#hits");
   const statusEl = $("#status");
   const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0 };
+  const hooks = { hits: [] };  // map.js: called with the hits shown (or [])
 
   function withToken(url) {
     if (!token) return url;
@@ -38,20 +40,54 @@
     return m + ":" + (r < 10 ? "0" : "") + r.toFixed(1);
   }
 
+  // -- filters: controls <-> URL parameters (the names /api/search takes) ----------------------------
+  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag"];
+  const controls = { kind: $("#f-kind"), sample_rate: $("#f-rate"), channels: $("#f-channels"), folder: $("#f-folder"),
+                     tag: $("#f-tag") };
+  function filtersFromControls() {
+    const out = new URLSearchParams();
+    for (const name of FILTERS) {
+      if (name === "duration") {
+        const lo = $("#f-dmin").value.trim(), hi = $("#f-dmax").value.trim();
+        if (lo || hi) out.set("duration", lo + ".." + hi);
+      } else if (controls[name].value.trim()) out.set(name, controls[name].value.trim());
+    }
+    return out;
+  }
+  function controlsFromUrl(p) {
+    for (const name of FILTERS) {
+      if (name === "duration") {
+        const parts = (p.get("duration") || "").split("..");
+        $("#f-dmin").value = parts[0] || ""; $("#f-dmax").value = parts.length > 1 ? parts[1] : "";
+      } else controls[name].value = p.get(name) || "";
+    }
+  }
+  function filterQuery(p) {  // "&kind=audio&..." from the URL's filters
+    return FILTERS.filter((n) => p.get(n)).map((n) => "&" + n + "=" + encodeURIComponent(p.get(n))).join("");
+  }
+
   // -- searching ------------------------------------------------------------------------------------
   function searchFromUrl() {
     const p = new URLSearchParams(location.search);
     const q = p.get("q"), like = p.get("like");
     $("#q").value = q || "";
-    if (q && q.trim()) return run("/api/search?q=" + encodeURIComponent(q), "“" + q + "”");
-    if (like) return run("/api/search?like=" + encodeURIComponent(like), "sounds like segment " + like);
+    controlsFromUrl(p);
+    if (q && q.trim()) return run("/api/search?q=" + encodeURIComponent(q) + filterQuery(p), "“" + q + "”");
+    if (like) return run("/api/search?like=" + encodeURIComponent(like) + filterQuery(p), "sounds like segment " + like);
     showEmpty();
   }
   function navigate(key, value) {
     const p = new URLSearchParams();
     p.set(key, value);
+    filtersFromControls().forEach((v, n) => p.set(n, v));
     history.pushState(null, "", "?" + p.toString());
     searchFromUrl();
+  }
+  function filtersChanged() {  // the same search again, with the filters now set
+    const p = new URLSearchParams(location.search), q = p.get("q"), like = p.get("like");
+    if (q) navigate("q", q);
+    else if (like) navigate("like", like);
+    else { const f = filtersFromControls().toString(); history.replaceState(null, "", f ? "?" + f : location.pathname); }
   }
   async function run(url, what, options) {
     const seq = ++state.seq;
@@ -67,6 +103,7 @@
       if (seq !== state.seq) return;
       state.hits = [];
       hitsEl.replaceChildren();
+      hooks.hits.forEach((f) => f([]));
       setStatus("Error" + (err.exitCode != null ? " (exit code " + err.exitCode + ")" : "") + ": " + err.message, "error");
     } finally {
       if (seq === state.seq) hitsEl.removeAttribute("aria-busy");
@@ -76,7 +113,9 @@
     if (!file) return;
     const form = new FormData();
     form.append("file", file, file.name);
-    history.pushState(null, "", location.pathname);
+    const f = filtersFromControls();
+    f.forEach((v, n) => form.append(n, v));
+    history.pushState(null, "", f.toString() ? "?" + f.toString() : location.pathname);
     $("#q").value = "";
     run("/api/search/file", "with " + file.name, { method: "POST", body: form });
   }
@@ -85,6 +124,7 @@
     stopPlayback();
     state.hits = [];
     hitsEl.replaceChildren();
+    hooks.hits.forEach((f) => f([]));
     $("#empty").hidden = false;
     setStatus("");
   }
@@ -92,6 +132,7 @@
   // -- results --------------------------------------------------------------------------------------
   function render(result, what) {
     state.hits = result.hits;
+    hooks.hits.forEach((f) => f(result.hits));
     state.selected = -1;
     hitsEl.replaceChildren();
     const ms = result.timings_ms && result.timings_ms.total;
@@ -245,8 +286,12 @@
     if (!q) { history.pushState(null, "", location.pathname); showEmpty(); return; }
     navigate("q", q);
   });
+  $("#filters").addEventListener("change", filtersChanged);
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); filtersChanged(); });
+  $("#f-clear").addEventListener("click", () => { controlsFromUrl(new URLSearchParams()); filtersChanged(); });
   $("#file").addEventListener("change", (e) => { searchWithFile(e.target.files[0]); e.target.value = ""; });
   document.addEventListener("keydown", (e) => {
+    if (e.target.closest && e.target.closest("#filters")) return;  // typing a filter: no shortcuts
     const typing = e.target === $("#q");
     if (e.key === "/" && !typing) { e.preventDefault(); $("#q").focus(); return; }
     if (typing) { if (e.key === "ArrowDown" && state.hits.length) { e.preventDefault(); $("#q").blur(); select(Math.max(0, state.selected)); } return; }
@@ -270,6 +315,10 @@
   });
   window.addEventListener("popstate", searchFromUrl);
   window.addEventListener("resize", () => state.hits.forEach((_, i) => draw(i)));
+
+  // what map.js (the library map) shares with this page
+  window.dgsearch = { api: api, withToken: withToken, navigate: navigate, stopPlayback: stopPlayback, player: player,
+                      setStatus: setStatus, onHits: (f) => hooks.hits.push(f), hits: () => state.hits };
 
   api("/api/info").then((info) => {
     const s = info.summary;

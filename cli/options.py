@@ -1,0 +1,35 @@
+"""The options several ``dgsearch`` commands share, as ``Annotated`` types (one definition, one help text)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from diffgap_search.config import Device, choices_text
+
+IndexOpt = Annotated[
+    Optional[str],
+    typer.Option("--index", "-i", help="Index name (under indexes/) or folder. Env DGSEARCH_INDEX; default indexes/default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Print JSON lines on stdout (one per hit/row).")]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Audio/text model: hub id, local directory, LAION-CLAP .pt checkpoint, or aisfx (audio only). Default: the index's model, else laion/clap-htsat-unfused."),
+]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=1_000_000, help="How many results.")]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop hits scoring below this cosine.")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only 'audio' files or only 'video' soundtracks.")]
+GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths matching this glob (file name if no '/').")]
+SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
+AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
+PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
+DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
+SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
+ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_535, help="Only files with this many channels.")]
+FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
+TagOpt = Annotated[Optional[str], typer.Option("--tag", help="Only files with an embedded tag containing this text, any case (KEY=TEXT: tag KEY's value).")]
+BudgetOpt = Annotated[Optional[float], typer.Option("--memory-budget", metavar="MB", help="RAM one space's FAISS index may take (MB); above it a compressed index whose hits are re-scored exactly. Env DGSEARCH_INDEX_BUDGET_MB; default: the budget recorded in the index, else 1/8 of the machine's RAM.")]
