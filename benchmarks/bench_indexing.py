@@ -165,8 +165,9 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
         real = sorted(real_dir.glob("*.flac")) if real_dir.is_dir() else []
     out = {}
     cfg = WindowConfig()
-    if encoder._audio_lowp is None:
-        encoder._audio_lowp = encoder._low_precision_copy("audio_model", "audio_projection")
+    from diffgap_search.encoders.clap import fast_paths
+
+    exact, low = fast_paths.fp32_runner(encoder.model), fast_paths.bf16_runner(encoder.model)
     for name, files in (("real recordings (sonic-pi CC0)", real), ("generated clips", paths)):
         wins = []
         for path in files:
@@ -180,8 +181,8 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
         for i in range(0, len(batch), 16):
             feats = encoder._features(batch[i : i + 16])
             with torch.inference_mode():
-                a = encoder._forward_audio(feats, low_precision=False)
-                b = encoder._forward_audio(feats, low_precision=True)
+                a = encoder._forward_audio(feats, exact)
+                b = encoder._forward_audio(feats, low)
             cos.append((a * b).sum(1))
         c = np.concatenate(cos)
         out[name] = {"windows": len(c), "min": float(c.min()), "median": float(np.median(c)), "mean": float(c.mean())}
@@ -226,6 +227,7 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
     report = run_index(settings, stages or default_stages())
     seconds = time.perf_counter() - t0
     info = {"files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
+            "audio_path": str(encoder.audio_path),
             "fast_features": encoder._fast_features is not None, "batch_size": batch_size}
     return report.windows_embedded, seconds, info
 
