@@ -13,13 +13,13 @@ import typer
 
 from diffgap_search import __version__
 from diffgap_search.cli.errors import handle_errors
+from diffgap_search.cli.options import BatchOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, PrecisionOpt, SampleRateOpt
 from diffgap_search.config import (
     DEFAULT_CAPTIONS,
     DEFAULT_EXPORT_FORMAT,
     DEFAULT_MODE,
     DEFAULT_PAIRS,
     Device,
-    choices_text,
 )
 
 if TYPE_CHECKING:
@@ -51,12 +51,6 @@ GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths match
 SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
 AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
-DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
-SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
-ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_535, help="Only files with this many channels.")]
-FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files below this folder (or with a folder of this name above them).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
 
 
 def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
@@ -106,6 +100,7 @@ def index(
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
     batch_size: BatchOpt = 16,
+    precision: PrecisionOpt = "auto",
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
@@ -136,7 +131,7 @@ def index(
 
         raise UsageError(str(exc)) from None
     choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
-                         frames=frames, device=device, batch_size=batch_size)
+                         frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())
     try:
@@ -168,6 +163,7 @@ def query(
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
+    precision: PrecisionOpt = "auto",
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
@@ -190,7 +186,7 @@ def query(
                          no_bridge=no_bridge, all_copies=all_copies)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
-                  load_video_encoder=_query_video_loader) as searcher:
+                  load_video_encoder=_query_video_loader, precision=precision) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
 

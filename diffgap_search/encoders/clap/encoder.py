@@ -37,7 +37,9 @@ import torch
 from diffgap_search.config import Device
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
-from diffgap_search.encoders.clap.precision import Precision, cached_verdict, remember_verdict
+from diffgap_search.encoders.clap.precision import (
+    MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
+)
 from diffgap_search.encoders.runtime import native_bf16, prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
 from diffgap_search.errors import ModelUnavailableError
@@ -45,7 +47,6 @@ from diffgap_search.errors import ModelUnavailableError
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 _IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
 PRECISIONS = tuple(str(p) for p in Precision)
-MIN_LOW_PRECISION_COSINE = 0.999  # bf16 audio vectors must stay this close to float32's
 _PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 # Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'

@@ -64,8 +64,12 @@ def onnx_runtime_version() -> str | None:
 def torch_int8_runner(model: Any) -> Runner:
     """The ``int8`` path: dynamic int8 Linear layers on a deep copy of the audio tower (the float32 model is
     left as it was)."""
+    import warnings
+
     tower = copy.deepcopy(AudioTower(model)).float().eval()
-    quantized = torch.ao.quantization.quantize_dynamic(tower, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch.ao.quantization's notice that it moves to torchao one day
+        warnings.simplefilter("ignore")
+        quantized = torch.ao.quantization.quantize_dynamic(tower, {torch.nn.Linear}, dtype=torch.qint8)
 
     def run(features: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

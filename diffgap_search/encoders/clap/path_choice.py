@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,13 +23,28 @@ from diffgap_search.encoders.clap import fast_paths
 from diffgap_search.encoders.clap.batches import probe_windows, unit_rows
 from diffgap_search.encoders.clap.fast_paths import Runner
 from diffgap_search.encoders.clap.precision import (
-    CPU_ONLY, Precision, cached_choice, remember_verdict,
+    CPU_ONLY, MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict,
 )
 from diffgap_search.encoders.runtime import native_bf16
 from diffgap_search.errors import ModelUnavailableError, UsageError
 
-if TYPE_CHECKING:
-    from diffgap_search.encoders.clap.encoder import ClapEncoder
+
+
+class ClapEncoder(Protocol):
+    """What this module reads of an ``encoder.ClapEncoder`` (a protocol: that module imports this one)."""
+
+    model: Any
+    fingerprint: str
+    device: torch.device
+    precision: Precision
+    window_samples: int
+    sample_rate: int
+    min_params_for_lowp: int
+    probe_report: dict[str, float]
+
+    def _features(self, windows: np.ndarray) -> torch.Tensor: ...
+
+    def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool: ...
 
 
 def base_key(encoder: ClapEncoder, tower: str) -> str:
@@ -116,8 +132,6 @@ def best_time(run: Runner, features: torch.Tensor, repeats: int = 2) -> float:
 
 def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]) -> tuple[Precision, Runner]:
     """Probe ``candidates`` against float32 on the fixed windows; the fastest agreeing path (or float32)."""
-    from diffgap_search.encoders.clap.encoder import MIN_LOW_PRECISION_COSINE
-
     features = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate))
     with torch.inference_mode():
         reference = unit_rows(exact(features))

@@ -21,6 +21,7 @@ from diffgap_search.config import Choice
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
+MIN_LOW_PRECISION_COSINE = 0.999  # every path's vectors must stay this close to float32's, per window
 
 
 class Precision(Choice):
