@@ -100,8 +100,16 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
 
         source = export_audio_onnx(model, fingerprint, example, quantized=False)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"MatMulConstBOnly": True})
+        import logging
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its advice to pre-process, and a note per shape it cannot infer
+        try:
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"MatMulConstBOnly": True})
+        finally:
+            root.setLevel(level)
     else:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tower = AudioTower(model).float().eval()
