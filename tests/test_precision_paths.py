@@ -153,3 +153,45 @@ def test_an_fp32_index_queried_through_another_path_gives_the_same_hits(tiny_cla
         assert all(abs(found_a[name] - score) <= 2e-3 for name, score in found_b.items())
         fifth = list(found_a.values())[4]
         assert all(found_a[name] >= fifth - 4e-3 for name in found_b)
+
+
+def test_info_shows_the_path_auto_chose_on_this_machine(tiny_clap_dir: Path, cache: Path, clips_dir: Path,
+                                                        tmp_path: Path) -> None:
+    from diffgap_search.config import IndexingConfig
+    from diffgap_search.indexing import index_folder
+    from diffgap_search.info import index_info
+
+    index_dir = tmp_path / "index"
+    cfg = EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=8)
+    index_folder(clips_dir, index_dir, load_encoder=lambda c: load_encoder(c, progress=False), encoder_cfg=cfg,
+                 indexing_cfg=IndexingConfig(decode_workers=0))
+    assert index_info(index_dir).summary["precision path"] == (
+        "auto: not probed on this machine yet (the first index or query run does)")
+    encoder = _encoder(tiny_clap_dir, "auto")
+    encoder.min_params_for_lowp = 0
+    encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
+    ort = fast_paths.onnx_runtime_version() or "none"
+    where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, ort {ort}"
+    assert index_info(index_dir).summary["precision path"] == f"{where}: {encoder.audio_path}"
+
+
+def test_cli_index_and_query_take_a_precision(tiny_clap_dir: Path, cache: Path, clips_dir: Path,
+                                              tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from diffgap_search.cli.app import app
+
+    def dg(*args: Any) -> Any:
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    bad = dg("index", clips_dir, "--index", tmp_path / "ix", "--model", tiny_clap_dir, "--precision", "fp16")
+    assert bad.exit_code == 2 and "--precision" in bad.output and "got 'fp16'" in bad.output
+    assert dg("index", clips_dir, "--index", tmp_path / "ix", "--model", tiny_clap_dir, "--workers", "0",
+              "--device", "cpu", "--precision", "int8").exit_code == 0
+    tops = []
+    for precision in ("fp32", "int8"):
+        r = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", tmp_path / "ix", "--device", "cpu",
+               "--precision", precision, "--mode", "semantic", "--json")
+        assert r.exit_code == 0, r.output
+        tops.append([Path(h["path"]).name for h in json.loads(r.stdout)["hits"]][0])
+    assert tops == ["dog_bark.wav", "dog_bark.wav"]

@@ -75,11 +75,11 @@ def remember_verdict(key: str, ok: bool | str) -> None:
 
 
 def remembered_paths(fingerprint: str) -> dict[str, str]:
-    """``{"<tower>|<device>": path}`` of every ``auto`` choice remembered for these weights on this machine
-    (``dgsearch info`` shows them without loading the model)."""
+    """``{"<tower> on <device>, torch <ver>, <cpu capability>, ort <ver>": path}`` of every ``auto`` choice
+    remembered for these weights on this machine (``dgsearch info`` shows them without loading the model)."""
     out: dict[str, str] = {}
-    for key, value in _read().items():
+    for key, value in sorted(_read().items()):
         parts = key.split("|")
-        if parts[0] == fingerprint and parts[-1] == "auto" and isinstance(value, str) and len(parts) >= 3:
-            out[f"{parts[1]}|{parts[2]}"] = value
+        if parts[0] == fingerprint and parts[-1] == "auto" and isinstance(value, str) and len(parts) == 7:
+            out[f"{parts[1]} on {parts[2]}, {parts[3]}, {parts[4]}, {parts[5]}"] = value
     return out
