@@ -195,3 +195,33 @@ def test_cli_index_and_query_take_a_precision(tiny_clap_dir: Path, cache: Path, 
         assert r.exit_code == 0, r.output
         tops.append([Path(h["path"]).name for h in json.loads(r.stdout)["hits"]][0])
     assert tops == ["dog_bark.wav", "dog_bark.wav"]
+
+
+@pytest.mark.slow
+def test_real_size_clap_auto_path_holds_on_real_recordings(tmp_path: Path, cache: Path,
+                                                           real_windows: np.ndarray) -> None:
+    """The full-size ``laion/clap-htsat-unfused`` architecture (random weights, seed 0): ``auto`` probes every
+    native path, and the one it takes gives vectors within cosine 0.999 of float32's on each real window; every
+    CPU path does too (a few minutes on 2 busy cores)."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    from fixtures_models import _quietly, _save_tokenizer
+
+    folder = tmp_path / "clap-full"
+    folder.mkdir()
+    _save_tokenizer(folder, 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ClapModel(ClapConfig(projection_dim=512)).eval()
+    _quietly(model.save_pretrained, str(folder), safe_serialization=True)
+    ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, hop_length=480, max_length_s=10, fft_window_size=1024,
+                         frequency_min=50, frequency_max=14_000, truncation="rand_trunc",
+                         padding="repeatpad").save_pretrained(str(folder))
+    exact = _encoder(folder, "fp32").embed_audio(real_windows)
+    encoder = _encoder(folder, "auto")
+    vectors = encoder.embed_audio(real_windows)
+    assert set(encoder.probe_report) >= {"int8"}
+    assert np.min(np.sum(exact * vectors, axis=1)) >= MIN_LOW_PRECISION_COSINE
+    for path in ("int8", "onnx", "onnx-int8") if fast_paths.onnx_available() else ("int8",):
+        other = _encoder(folder, path).embed_audio(real_windows)
+        assert np.min(np.sum(exact * other, axis=1)) >= MIN_LOW_PRECISION_COSINE, path
