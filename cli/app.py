@@ -373,13 +373,15 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, max=1_000_000, help="Largest query file accepted, in MB.")] = 100.0,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Serve a web page and a JSON API to search, listen, and search again (local by default)."""
     from diffgap_search.config import device_name, resolve_index_dir
     from diffgap_search.serve.run import ServeConfig, serve_forever
 
     cfg = ServeConfig(index_dir=resolve_index_dir(index), host=host, port=port, token=token or None,
-                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device))
+                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device),
+                      precision=precision)
     serve_forever(cfg, load_encoder=_encoder_loader(), load_video_encoder=_query_video_loader, open_browser=open_)
 
 

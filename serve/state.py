@@ -42,6 +42,7 @@ class ServeConfig:
     max_upload_bytes: int = 100_000_000
     model: str | None = None
     device: str = "auto"
+    precision: str = "auto"  # CLAP's precision path (``--precision``)
 
 
 class SharedSearcher:
@@ -52,7 +53,7 @@ class SharedSearcher:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.searcher = Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,
-                                 load_video_encoder=load_video_encoder)
+                                 load_video_encoder=load_video_encoder, precision=cfg.precision)
 
     def search(self, query: Query, cfg: SearchConfig) -> SearchResult:
         """``Searcher.search(query, cfg)``: exactly what ``dgsearch query`` runs, one query at a time."""
