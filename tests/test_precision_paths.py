@@ -92,7 +92,9 @@ def test_auto_picks_an_agreeing_path_and_remembers_it(tiny_clap_dir: Path, cache
     assert set(first.probe_report) == expected
     chosen = str(first.audio_path)
     assert chosen == "fp32" or first.probe_report[chosen] >= MIN_LOW_PRECISION_COSINE
-    assert remembered_paths(first.fingerprint) == {"audio|cpu": chosen}
+    where = (f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
+             f"ort {fast_paths.onnx_runtime_version() or 'none'}")
+    assert remembered_paths(first.fingerprint) == {where: chosen}
     second = _encoder(tiny_clap_dir, "auto")  # a cold process: the remembered path, no probe
     second.min_params_for_lowp = 0
     np.testing.assert_array_equal(second.embed_audio(real_windows[:4]), vectors)
