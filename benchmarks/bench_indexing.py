@@ -22,6 +22,10 @@ The model is the full-size ``laion/clap-htsat-unfused`` architecture with random
 Targets (issue 14): engine ≥ 2× the competent loop end to end; ≥ 90 % of the ceiling in process.
 
     python benchmarks/bench_indexing.py --clips 240        # ≥ 600 windows; about 12 min on 2 busy cores
+
+An AVX2-only CPU is approximated for torch by ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` in the
+environment (every child process inherits it; the result records torch's capability); ONNX Runtime has no
+such cap (see bench_precision.py).
 """
 
 from __future__ import annotations
@@ -165,8 +169,9 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
         real = sorted(real_dir.glob("*.flac")) if real_dir.is_dir() else []
     out = {}
     cfg = WindowConfig()
-    if encoder._audio_lowp is None:
-        encoder._audio_lowp = encoder._low_precision_copy("audio_model", "audio_projection")
+    from diffgap_search.encoders.clap import fast_paths
+
+    exact, low = fast_paths.fp32_runner(encoder.model), fast_paths.bf16_runner(encoder.model)
     for name, files in (("real recordings (sonic-pi CC0)", real), ("generated clips", paths)):
         wins = []
         for path in files:
@@ -180,8 +185,8 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
         for i in range(0, len(batch), 16):
             feats = encoder._features(batch[i : i + 16])
             with torch.inference_mode():
-                a = encoder._forward_audio(feats, low_precision=False)
-                b = encoder._forward_audio(feats, low_precision=True)
+                a = encoder._forward_audio(feats, exact)
+                b = encoder._forward_audio(feats, low)
             cos.append((a * b).sum(1))
         c = np.concatenate(cos)
         out[name] = {"windows": len(c), "min": float(c.min()), "median": float(np.median(c)), "mean": float(c.mean())}
@@ -226,6 +231,7 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
     report = run_index(settings, stages or default_stages())
     seconds = time.perf_counter() - t0
     info = {"files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
+            "audio_path": str(encoder.audio_path),
             "fast_features": encoder._fast_features is not None, "batch_size": batch_size}
     return report.windows_embedded, seconds, info
 
@@ -341,7 +347,10 @@ def main() -> int:
     inproc, ceil = res["engine_in_process"]["windows_per_s"], res["ceiling"]["windows_per_s"]
     cpu_per_window = {k: res[k]["cpu_s"] / res[k]["windows"] for k in ("engine_e2e", "competent", "naive") if k in res}
     cpu_ratio = {k: v / cpu_per_window["engine_e2e"] for k, v in cpu_per_window.items()}
-    payload = {"device": device, "clips": args.clips, "torch_threads": torch.get_num_threads(), **res,
+    payload = {"device": device, "clips": args.clips, "torch_threads": torch.get_num_threads(),
+               "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "caps": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+               **res,
                "engine_vs_competent_e2e": e2e / comp, "engine_vs_naive_e2e": e2e / nv,
                "cpu_s_per_window": cpu_per_window, "engine_vs_by_cpu": cpu_ratio,
                "engine_vs_ceiling_in_process": inproc / ceil}
@@ -354,7 +363,7 @@ def main() -> int:
               res["competent"]["windows"], f"{res['competent']['seconds']:.1f}", f"{comp:.2f}", f"{e2e / comp:.2f}×"),
              ("engine: `dgsearch index`, fresh process", res["engine_e2e"]["windows"],
               f"{res['engine_e2e']['seconds']:.1f}", f"{e2e:.2f}", "1.00×"),
-             (f"encoder alone in process, pre-decoded, batch {args.batch_size} ({info['audio_dtype']}), best of 3",
+             (f"encoder alone in process, pre-decoded, batch {args.batch_size} (path {info['audio_path']}), best of 3",
               ceil_n, f"{ceil_s:.1f}", f"{ceil:.2f}", f"{inproc / ceil:.0%} (in process)"),
              ("engine in process: index_folder, model loaded", eng_n, f"{eng_s:.1f}", f"{inproc:.2f}", "–")]
     if "prefetch_ab" in res:
@@ -370,6 +379,9 @@ def main() -> int:
               " fresh-process times include Python start, imports and model load"),
              f"model load inside the loops: competent {res['competent']['load_s']:.1f} s"
              + (f", naive {res['naive']['load_s']:.1f} s" if "naive" in res else ""),
+             (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()} (caps: {payload['caps'] or 'none'}); "
+              f"the engine's audio path: {info['audio_path']} (--precision auto, its probe remembered from an earlier "
+              "run on this machine, as a user's second run finds it)"),
              (f"device {device}, torch threads {torch.get_num_threads()}; targets: engine ≥ 2× competent end to end,"
               " ≥ 90 % of the encoder alone in process"),
              "bf16 audio tower vs float32, cosine per window: " + "; ".join(

@@ -15,7 +15,7 @@ from diffgap_search import __version__
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     AllCopiesOpt, BatchOpt, BudgetOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt,
-    JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, SampleRateOpt, SegmentsOpt, TagOpt, TopKOpt,
+    JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, PrecisionOpt, SampleRateOpt, SegmentsOpt, TagOpt, TopKOpt,
 )
 from diffgap_search.config import (
     DEFAULT_CAPTIONS,
@@ -85,6 +85,7 @@ def index(
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
     batch_size: BatchOpt = 16,
+    precision: PrecisionOpt = "auto",
     window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
@@ -117,7 +118,7 @@ def index(
 
         raise UsageError(str(exc)) from None
     choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
-                         frames=frames, device=device, batch_size=batch_size)
+                         frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     progress = RichIndexProgress(stderr_console())
     try:
@@ -150,6 +151,7 @@ def query(
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
+    precision: PrecisionOpt = "auto",
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
@@ -173,7 +175,7 @@ def query(
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
-                  load_video_encoder=_query_video_loader) as searcher:
+                  load_video_encoder=_query_video_loader, precision=precision) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
 
@@ -374,13 +376,15 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, max=1_000_000, help="Largest query file accepted, in MB.")] = 100.0,
     model: ModelOpt = None,
     device: DeviceOpt = Device.AUTO.value,
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Serve a web page and a JSON API to search, listen, and search again (local by default)."""
     from diffgap_search.config import device_name, resolve_index_dir
     from diffgap_search.serve.run import ServeConfig, serve_forever
 
     cfg = ServeConfig(index_dir=resolve_index_dir(index), host=host, port=port, token=token or None,
-                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device))
+                      max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device),
+                      precision=precision)
     serve_forever(cfg, load_encoder=_encoder_loader(), load_video_encoder=_query_video_loader, open_browser=open_)
 
 

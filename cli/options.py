@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from diffgap_search.config import Device, choices_text
+from diffgap_search.encoders.clap.precision import Precision
 
 IndexOpt = Annotated[
     Optional[str],
@@ -33,3 +34,16 @@ DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
 TagOpt = Annotated[Optional[str], typer.Option("--tag", help="Only files with an embedded tag containing this text, any case (KEY=TEXT: tag KEY's value).")]
 BudgetOpt = Annotated[Optional[float], typer.Option("--memory-budget", metavar="MB", help="RAM one space's FAISS index may take (MB); above it a compressed index whose hits are re-scored exactly. Env DGSEARCH_INDEX_BUDGET_MB; default: the budget recorded in the index, else 1/8 of the machine's RAM.")]
+
+
+def _precision(value: str) -> str:
+    """``--precision``'s value, checked (a usage error, exit 2, for another: typer's, as for any bad option)."""
+    if value not in {str(p) for p in Precision}:
+        raise typer.BadParameter(f"must be {choices_text(Precision)}, got '{value}'")
+    return value
+
+
+PrecisionOpt = Annotated[str, typer.Option("--precision", callback=_precision, help=(
+    f"CLAP's precision path: {choices_text(Precision)}. auto: the fastest path this machine runs natively whose "
+    "vectors stay within cosine 0.999 of fp32's on a probe (run once, remembered); the onnx paths need "
+    "onnxruntime. Any path can query an index built with another."))]

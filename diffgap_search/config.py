@@ -180,7 +180,9 @@ class EncoderConfig:
     tokenizer and preprocessor files), an original LAION-CLAP checkpoint file (``*.pt``) or ``aisfx``;
     ``revision`` pins a hub model to a branch, tag or commit. ``device`` is a ``Device`` (``auto``: CUDA when
     present, ``cpu``, ``cuda``) or ``cuda:N``. ``text_model``: a separate text encoder for an audio-only
-    ``model`` (``wordllama``), None for none (CLAP embeds text itself).
+    ``model`` (``wordllama``), None for none (CLAP embeds text itself). ``precision``: the path CLAP's towers
+    run on (``auto``, ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``; every path gives vectors within
+    cosine 0.999 of float32's, so it is a property of this run, not of the index).
     """
 
     model: str = DEFAULT_MODEL
@@ -188,6 +190,7 @@ class EncoderConfig:
     batch_size: int = 16
     revision: str | None = None
     text_model: str | None = None
+    precision: str = "auto"  # CLAP's precision path (encoders/clap/precision.Precision); not part of the index
 
 
 DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"

@@ -58,6 +58,19 @@ def _source(encoder: dict[str, Any]) -> str:
             f"commit {encoder.get('commit')}")
 
 
+def _precision(encoder: dict[str, Any]) -> str:
+    """The precision paths ``--precision auto`` chose for the index's model on this machine (remembered by its
+    probe, ``encoders/clap/precision.py``), or that it has not run here yet; ``-`` for a model without paths."""
+    from diffgap_search.encoders.clap.precision import remembered_paths
+
+    if not encoder or str(encoder.get("model", "")).lower() == "aisfx":
+        return "-"
+    chosen = remembered_paths(str(encoder.get("fingerprint")))
+    if not chosen:
+        return "auto: not probed on this machine yet (the first index or query run does)"
+    return "; ".join(f"{where}: {path}" for where, path in chosen.items())
+
+
 def _video(encoder: dict[str, Any]) -> str:
     if not encoder:
         return "-"
@@ -118,6 +131,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         "weights sha256": encoder.get("fingerprint", "-"),
         "embeds": ", ".join(encoder.get("modalities", ("audio", "text"))) if encoder else "-",
         "dim": encoder.get("dim", "-"),
+        "precision path": _precision(encoder),
         "text model": _text(meta.get("text_encoder") or {}),
         "video model": _video(meta.get("video_encoder") or {}),
         "window": f"{window['window_s']:g} s, hop {window['hop_s']:g} s at {window['sample_rate']} Hz" if window else "-",

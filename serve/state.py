@@ -54,6 +54,7 @@ class ServeConfig:
     max_upload_bytes: int = 100_000_000
     model: str | None = None
     device: str = "auto"
+    precision: str = "auto"  # CLAP's precision path (``--precision``)
 
 
 class SharedSearcher:
@@ -66,7 +67,8 @@ class SharedSearcher:
         self.pool_threads = os.environ.get("DGSEARCH_SERVE_POOL_THREADS") == "1"
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dgsearch-search")
         self.searcher = self._run(lambda: Searcher(cfg.index_dir, load_encoder, model=cfg.model, device=cfg.device,
-                                                   load_video_encoder=load_video_encoder))
+                                                   load_video_encoder=load_video_encoder,
+                                                   precision=cfg.precision))
 
     def _run(self, job: Callable[[], T]) -> T:
         """``job()`` on the searcher's own thread (queued behind the jobs before it); its result or exception."""

@@ -70,10 +70,13 @@ def limit_cpu_threads() -> int:
 
 def native_bf16(device: torch.device) -> bool:
     """True where bfloat16 matrix products run natively (CUDA with bf16, or a CPU with AVX512-BF16 or AMX),
-    so a bfloat16 model is faster than float32 there; False elsewhere (emulated bf16 is slower)."""
+    so a bfloat16 model is faster than float32 there; False elsewhere (emulated bf16 is slower), and where
+    torch's kernels are capped below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``, how an AVX2-only CPU is approximated)."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type != "cpu":
+        return False
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):  # ATEN_CPU_CAPABILITY caps it below
         return False
     try:
         cpu = torch.cpu

@@ -50,6 +50,7 @@ class ModelChoice:
     frames: bool = True
     device: str = EncoderConfig.device
     batch_size: int = EncoderConfig.batch_size
+    precision: str = EncoderConfig.precision
 
 
 def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, VideoConfig]:
@@ -67,7 +68,8 @@ def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, Vi
                 video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
                                          choice.frames)
     text_model = choice.text_model or encoder_cfg.text_model
-    return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size, text_model=text_model), video_cfg
+    return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size, text_model=text_model,
+                   precision=choice.precision), video_cfg
 
 
 class RunModels:

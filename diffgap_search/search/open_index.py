@@ -37,12 +37,14 @@ _UNSET: object = object()
 
 class OpenIndex:
     """One index open for queries. ``model`` overrides the index's recorded model id (its weights must still
-    be the index's: checked by fingerprint); ``device`` is where its encoders run."""
+    be the index's: checked by fingerprint); ``device`` is where its encoders run; ``precision`` the path its
+    CLAP encoder runs on (``encoders/clap/precision.Precision``)."""
 
     def __init__(self, index_dir: Path, load_encoder: EncoderLoader, *, model: str | None = None,
                  device: str = Device.AUTO, faiss_cfg: FaissConfig = FaissConfig(),
-                 load_video_encoder: QueryVideoLoader | None = None) -> None:
+                 load_video_encoder: QueryVideoLoader | None = None, precision: str = "auto") -> None:
         self.index_dir = index_dir
+        self._precision = precision
         self.catalog = Catalog.open(index_dir)
         self.faiss_cfg = faiss_cfg
         self._load_encoder = load_encoder
@@ -110,7 +112,7 @@ class OpenIndex:
     def encoder_cfg(self) -> EncoderConfig:
         """What loads the index's encoder: its recorded model (read again until the encoder is loaded, so an
         index opened during the first indexing run picks up the model that run records)."""
-        return stored_encoder_config(self.catalog, model=self._model, device=self._device)
+        return stored_encoder_config(self.catalog, model=self._model, device=self._device, precision=self._precision)
 
     @property
     def encoder(self) -> Encoder:

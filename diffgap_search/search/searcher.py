@@ -51,7 +51,7 @@ class Searcher:
     """An open index ready to answer queries (see the module docstring). ``model`` overrides the index's
     recorded model id (its weights must still be the index's: checked by fingerprint). ``use_bridge`` False
     opens the index without its bridge for every query; a query's own ``SearchConfig.use_bridge`` turns it
-    off for that query alone."""
+    off for that query alone. ``precision``: the CLAP encoder's precision path (``--precision``)."""
 
     def __init__(
         self,
@@ -63,9 +63,10 @@ class Searcher:
         faiss_cfg: FaissConfig = FaissConfig(),
         use_bridge: bool = True,
         load_video_encoder: QueryVideoLoader | None = None,
+        precision: str = "auto",
     ) -> None:
         self.opened = OpenIndex(index_dir, load_encoder, model=model, device=device, faiss_cfg=faiss_cfg,
-                                load_video_encoder=load_video_encoder)
+                                load_video_encoder=load_video_encoder, precision=precision)
         self.use_bridge = use_bridge
 
     def close(self) -> None:

@@ -71,15 +71,16 @@ def space_dim(catalog: Catalog, space: str) -> int | None:
     return None if stored is None else int(stored["dim"])
 
 
-def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = Device.AUTO) -> EncoderConfig:
+def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device: str = Device.AUTO,
+                          precision: str = EncoderConfig.precision) -> EncoderConfig:
     """The ``EncoderConfig`` that loads the index's own audio encoder: its model at the commit it was built
     from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy;
-    with the index's separate text model (``text_model``), if it records one."""
+    with the index's separate text model (``text_model``), if it records one; ``precision`` as asked."""
     stored = stored_encoder(catalog) or {}
     text_model = (stored_encoder(catalog, EncoderRole.TEXT) or {}).get("model")
     if model is not None and model != stored.get("model"):
-        return EncoderConfig(model=model, device=device, text_model=text_model)
-    return EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device=device,
+        return EncoderConfig(model=model, device=device, text_model=text_model, precision=precision)
+    return EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device=device, precision=precision,
                          revision=stored.get("commit") or stored.get("revision"), text_model=text_model)
 
 

@@ -15,10 +15,11 @@ says why and what it is worth). Each space's preprocessing version is recorded i
 
 Speed (see benchmarks/bench_indexing.py): the log-mel features are computed in torch by
 ``fast_features.TorchLogMel`` (equal to the extractor's within ~1e-5 dB) when the extractor's settings are
-the supported ones; the audio tower runs in bfloat16 where that is native and fast (``precision="auto"``:
-AVX512-BF16/AMX CPUs, CUDA) *and* a fixed probe shows its vectors equal to float32's within cosine
-``MIN_LOW_PRECISION_COSINE`` (0.999), otherwise in float32; ``precision="fp32"`` or ``"bf16"`` forces it.
-The text tower follows the same rule (its own probe texts); texts are padded to the longest in the batch,
+the supported ones; the audio tower runs on a precision path (``precision.Precision``: fp32, bf16, torch
+int8, ONNX Runtime fp32 or int8): ``precision="auto"`` takes the fastest one this machine runs natively whose
+vectors equal float32's within cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) on a fixed probe, remembered per
+machine (``path_choice.py``); any other value forces its path. The text tower runs in bfloat16 by the old
+rule (native bf16, large tower, its own probe texts agree), else in float32; texts are padded to the longest in the batch,
 not to 77 tokens (the padding is masked out: same vectors, fewer positions). A text query uses every
 torch thread: RoBERTa-base is memory-bound even for a few tokens, and on a quiet 2-core machine two
 threads embed one query in 25 ms against 39 ms on one (measured; a busy machine reverses it).
@@ -35,8 +36,10 @@ import torch
 
 from diffgap_search.config import Device
 from diffgap_search.encoders.base import check_batch_size
-from diffgap_search.encoders.clap.batches import even_chunks, probe_windows, stack_rows, unit_rows
-from diffgap_search.encoders.clap.precision import Precision, cached_verdict, remember_verdict
+from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
+from diffgap_search.encoders.clap.precision import (
+    MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
+)
 from diffgap_search.encoders.runtime import native_bf16, prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
 from diffgap_search.errors import ModelUnavailableError
@@ -44,7 +47,6 @@ from diffgap_search.errors import ModelUnavailableError
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 _IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
 PRECISIONS = tuple(str(p) for p in Precision)
-MIN_LOW_PRECISION_COSINE = 0.999  # bf16 audio vectors must stay this close to float32's
 _PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 # Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
@@ -66,8 +68,8 @@ class ClapEncoder:
             says the same to the windowing (``encoders.base.fit_window``: shorter windows are repeat-padded to it).
         device: the ``torch.device`` the model runs on.
         batch_size: items per forward pass.
-        precision: a ``Precision`` (``auto``, ``fp32`` or ``bf16``) as asked; ``audio_dtype`` is what the audio
-            tower runs in (decided on the first ``embed_audio`` call).
+        precision: a ``Precision`` as asked; ``audio_path`` is the audio tower's path and ``audio_dtype`` its
+            float type (bfloat16 for bf16, else float32), decided on the first ``embed_audio`` call.
         provenance: where the weights came from (set by the loader, recorded in the index).
         int16_round_trip: whether waveforms go through LAION-CLAP's int16 quantisation before their features
             (``features.int16_round_trip``): True for original LAION ``.pt`` checkpoints, as laion_clap does.
@@ -111,7 +113,10 @@ class ClapEncoder:
         self.text_max_tokens = min(TEXT_MAX_TOKENS, max_positions - pad_id - 1)
         self.precision = Precision(precision)
         self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
-        self._audio_lowp: tuple[Any, Any] | None = None  # bf16 copies of (audio_model, audio_projection)
+        self.audio_path: Precision | None = None  # the audio tower's precision path (encoders/clap/path_choice.py)
+        self._audio_run: Any = None  # its runner: (B, C, T, M) float32 features -> (B, D) float32
+        self.probe_report: dict[str, float] = {}  # path -> min cosine to float32 on the probe (auto, this process)
+        self.min_params_for_lowp = MIN_PARAMS_FOR_BF16  # smaller towers stay in float32 under auto
         self.text_dtype: torch.dtype | None = None
         self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
         self._owns_model = owns_model  # loaded for this encoder alone: its towers may be converted in place
@@ -245,41 +250,21 @@ class ClapEncoder:
             features = _with_channels(np.asarray(features), self.mel_channels)
         return torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
 
-    def _forward_audio(self, input_features: torch.Tensor, low_precision: bool) -> np.ndarray:
-        """``(B, C, T, M)`` features -> ``(B, D) float32`` unit rows, in float32 or the bf16 copy."""
-        is_longer = torch.zeros((input_features.shape[0], 1), dtype=torch.bool, device=self.device)
+    def _forward_audio(self, input_features: torch.Tensor, run: Any = None) -> np.ndarray:
+        """``(B, C, T, M)`` features -> ``(B, D) float32`` unit rows, by ``run`` (default: the chosen path's)."""
         with torch.inference_mode():
-            if low_precision and self._audio_lowp is not None:
-                audio_model, projection = self._audio_lowp
-                pooled = audio_model(input_features=input_features.to(torch.bfloat16), is_longer=is_longer)
-                pooled = pooled.pooler_output if not isinstance(pooled, tuple) else pooled[1]
-                output = projection(pooled)
-            else:
-                output = self.model.get_audio_features(input_features=input_features, is_longer=is_longer)
-        return unit_rows(output)
+            return unit_rows((run or self._audio_run)(input_features))
 
     def _audio_batch(self, windows: np.ndarray) -> np.ndarray:
         """``(B, S) float32`` -> ``(B, D) float32``."""
-        return self._forward_audio(self._features(windows), self.audio_dtype == torch.bfloat16)
+        return self._forward_audio(self._features(windows))
 
     def _choose_audio_dtype(self) -> None:
-        """bf16 when asked, or (``auto``) where native, the tower is large, and a fixed probe agrees with float32."""
-        self.audio_dtype = torch.float32
-        lowp = self._low_precision_copy("audio_model", "audio_projection")
-        if lowp is None:
-            return
-        self._audio_lowp = lowp
+        """The audio tower's precision path (``path_choice.choose_audio_path``: forced, remembered or probed)."""
+        from diffgap_search.encoders.clap.path_choice import choose_audio_path
 
-        def agreement() -> float:
-            features = self._features(probe_windows(self.window_samples, self.sample_rate))
-            exact = self._forward_audio(features, low_precision=False)
-            low = self._forward_audio(features, low_precision=True)
-            return float(np.min(np.sum(exact * low, axis=1)))
-
-        if self._low_precision_agrees("audio", agreement):
-            self.audio_dtype = torch.bfloat16
-        else:
-            self._audio_lowp = None
+        self.audio_path, self._audio_run = choose_audio_path(self)
+        self.audio_dtype = torch.bfloat16 if self.audio_path == Precision.BF16 else torch.float32
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool:
         """Whether the bf16 copy of ``tower`` may serve: forced by ``precision="bf16"``, else the probe's
@@ -355,10 +340,10 @@ class ClapEncoder:
 
     def _wants_low_precision(self, tower: str) -> bool:
         """Whether ``precision`` (and, for auto, the hardware and the tower's size) calls for bf16."""
-        if self.precision == Precision.FP32:
+        if self.precision not in (Precision.AUTO, Precision.BF16):  # the text tower has no int8/ONNX path yet
             return False
         params = sum(p.numel() for p in getattr(self.model, tower).parameters())
-        return not (self.precision == Precision.AUTO and (not native_bf16(self.device) or params < MIN_PARAMS_FOR_BF16))
+        return not (self.precision == Precision.AUTO and (not native_bf16(self.device) or params < self.min_params_for_lowp))
 
     def _low_precision_copy(self, tower: str, projection: str) -> tuple[Any, Any] | None:
         """bf16 copies of a tower and its projection when :meth:`_wants_low_precision`; None for float32."""

@@ -42,7 +42,7 @@ def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder:
 
     try:
         encoder = ClapEncoder.from_folder(
-            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size
+            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision
         )
     except DGSearchError:
         raise
@@ -82,7 +82,8 @@ def _load_laion_checkpoint(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEn
     from diffgap_search.encoders.clap.encoder import ClapEncoder
 
     encoder = ClapEncoder.from_laion_checkpoint(
-        path, tokenizer.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size
+        path, tokenizer.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size,
+        precision=cfg.precision,
     )
     encoder.provenance = {"source": "checkpoint", "repo_id": None, "revision": None, "commit": None,
                           "tokenizer": f"{LAION_TOKENIZER}@{tokenizer.commit}" if tokenizer.commit else LAION_TOKENIZER}

@@ -1,8 +1,14 @@
-"""The CLAP towers' precision: the choices (``Precision``), and the remembered bf16-vs-float32 probe
-verdicts, so a cold process does not re-run the agreement probe.
+"""The CLAP towers' precision paths: the choices (``Precision``), and the remembered probe verdicts, so a cold
+process does not re-run the agreement probe.
 
-The verdict for a tower depends only on its weights, the device type and the torch build, so it is kept
-in ``<cache_dir>/precision-probes.json`` under the key ``"<weights sha256>|<tower>|<device>|torch <ver>"``.
+A verdict depends only on the weights, the tower, the device type and the runtime builds, so it is kept in
+``<cache_dir>/precision-probes.json``. Keys (values):
+
+- ``"<weights sha256>|<tower>|<device>|torch <ver>"`` (bool): the bf16 copy agrees with float32 (the key
+  predates the other paths and is kept as it was, so old verdicts stay valid);
+- ``"... |torch <ver>|<path>"`` (bool), ``path`` one of ``int8``, ``onnx``, ``onnx-int8``: that path agrees;
+- ``"... |torch <ver>|<cpu capability>|ort <ver or none>|auto"`` (str): the path ``auto`` chose there.
+
 A missing or unreadable file only means the probe runs again.
 """
 
@@ -15,32 +21,49 @@ from diffgap_search.config import Choice
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
+MIN_LOW_PRECISION_COSINE = 0.999  # every path's vectors must stay this close to float32's, per window
 
 
 class Precision(Choice):
-    """What a CLAP tower runs in: ``auto`` (bf16 where native, large enough and agreeing with float32 on a
-    fixed probe, else float32), ``fp32`` or ``bf16`` (forced)."""
+    """What a CLAP tower runs in: ``auto`` (the fastest of the paths below that this machine runs natively and
+    whose vectors agree with float32's on a fixed probe: cosine >= 0.999 per window; float32 when none does),
+    or one path forced: ``fp32``; ``bf16`` (a bfloat16 copy); ``int8`` (torch dynamic int8 on the Linear
+    layers); ``onnx`` (ONNX Runtime, float32, all graph optimisations); ``onnx-int8`` (ONNX Runtime, dynamic
+    int8 MatMuls, per-channel weight scales). The ONNX paths need the ``onnx`` extra (onnxruntime)."""
 
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
+    INT8 = "int8"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
 
 
-def _read() -> dict[str, bool]:
+CPU_ONLY = (Precision.INT8, Precision.ONNX, Precision.ONNX_INT8)  # paths that run on the CPU alone
+
+
+def _read() -> dict[str, bool | str]:
     try:
         data = json.loads((cache_dir() / FILE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, bool)} if isinstance(data, dict) else {}
+    return {k: v for k, v in data.items() if isinstance(v, (bool, str))} if isinstance(data, dict) else {}
 
 
 def cached_verdict(key: str) -> bool | None:
-    """The remembered verdict for ``key`` (True: bf16 agrees with float32), or None."""
-    return _read().get(key)
+    """The remembered verdict for ``key`` (True: that path agrees with float32), or None."""
+    value = _read().get(key)
+    return value if isinstance(value, bool) else None
 
 
-def remember_verdict(key: str, ok: bool) -> None:
-    """Store a verdict (atomic rewrite of the small JSON file; failures to write are ignored)."""
+def cached_choice(key: str) -> str | None:
+    """The path ``auto`` chose under ``key`` (a ``Precision`` string), or None."""
+    value = _read().get(key)
+    return value if isinstance(value, str) and value in {str(p) for p in Precision} else None
+
+
+def remember_verdict(key: str, ok: bool | str) -> None:
+    """Store a verdict or a choice (atomic rewrite of the small JSON file; failures to write are ignored)."""
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -49,3 +72,14 @@ def remember_verdict(key: str, ok: bool) -> None:
         write_text(folder / FILE_NAME, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass
+
+
+def remembered_paths(fingerprint: str) -> dict[str, str]:
+    """``{"<tower> on <device>, torch <ver>, <cpu capability>, ort <ver>": path}`` of every ``auto`` choice
+    remembered for these weights on this machine (``dgsearch info`` shows them without loading the model)."""
+    out: dict[str, str] = {}
+    for key, value in sorted(_read().items()):
+        parts = key.split("|")
+        if parts[0] == fingerprint and parts[-1] == "auto" and isinstance(value, str) and len(parts) == 7:
+            out[f"{parts[1]} on {parts[2]}, {parts[3]}, {parts[4]}, {parts[5]}"] = value
+    return out

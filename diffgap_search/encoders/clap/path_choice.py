@@ -1,0 +1,156 @@
+"""Which precision path a ``ClapEncoder``'s audio tower takes (``precision.Precision``), and its runner.
+
+Forced paths are used as asked. ``auto`` takes a path remembered for these weights on this machine, else
+probes: every candidate this device runs natively (bf16 where native; on the CPU torch ``int8``, and
+``onnx-int8`` and ``onnx`` where onnxruntime is installed) embeds two fixed probe windows; a candidate whose
+vectors fall below cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) to float32's on either window is rejected; of
+float32 and the accepted ones, the fastest on the probe batch (best of two timed runs) wins, and is
+remembered under the weights, tower, device type, torch build and CPU capability, and onnxruntime version
+(``precision.py``). Towers below ``encoder.min_params_for_lowp`` parameters stay in float32 (nothing to gain).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from diffgap_search.encoders.clap import fast_paths
+from diffgap_search.encoders.clap.batches import probe_windows, unit_rows
+from diffgap_search.encoders.clap.fast_paths import Runner
+from diffgap_search.encoders.clap.precision import (
+    CPU_ONLY, MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict,
+)
+from diffgap_search.encoders.runtime import native_bf16
+from diffgap_search.errors import ModelUnavailableError, UsageError
+
+
+
+class ClapEncoder(Protocol):
+    """What this module reads of an ``encoder.ClapEncoder`` (a protocol: that module imports this one)."""
+
+    model: Any
+    fingerprint: str
+    device: torch.device
+    precision: Precision
+    window_samples: int
+    sample_rate: int
+    min_params_for_lowp: int
+    probe_report: dict[str, float]
+
+    def _features(self, windows: np.ndarray) -> torch.Tensor: ...
+
+    def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool: ...
+
+
+def base_key(encoder: ClapEncoder, tower: str) -> str:
+    """``"<weights sha256>|<tower>|<device type>|torch <ver>"``: the bf16 verdict's key, the others' stem."""
+    return f"{encoder.fingerprint}|{tower}|{encoder.device.type}|torch {torch.__version__}"
+
+
+def auto_key(encoder: ClapEncoder, tower: str) -> str:
+    """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, onnxruntime's version."""
+    capability = torch.backends.cpu.get_cpu_capability() if encoder.device.type == "cpu" else encoder.device.type
+    return f"{base_key(encoder, tower)}|{capability}|ort {fast_paths.onnx_runtime_version() or 'none'}|auto"
+
+
+def auto_candidates(encoder: ClapEncoder) -> list[Precision]:
+    """The paths ``auto`` tries on the audio tower, fastest expected first (float32 is always the fallback)."""
+    params = sum(p.numel() for p in encoder.model.audio_model.parameters())
+    if params < encoder.min_params_for_lowp:
+        return []
+    out = [Precision.BF16] if native_bf16(encoder.device) else []
+    if encoder.device.type == "cpu":
+        out.append(Precision.INT8)
+        if fast_paths.onnx_available():
+            out += [Precision.ONNX_INT8, Precision.ONNX]
+    return out
+
+
+def audio_runner(encoder: ClapEncoder, path: Precision, example: torch.Tensor | None = None) -> Runner:
+    """The runner of ``path`` for the encoder's audio tower. Raises UsageError for a CPU-only path on a GPU,
+    ModelUnavailableError for an ONNX path without onnxruntime."""
+    if path in CPU_ONLY and encoder.device.type != "cpu":
+        raise UsageError(f"precision '{path}' runs on the CPU only: use --device cpu, or --precision auto")
+    if path == Precision.FP32:
+        return fast_paths.fp32_runner(encoder.model)
+    if path == Precision.BF16:
+        return fast_paths.bf16_runner(encoder.model)
+    if path == Precision.INT8:
+        return fast_paths.torch_int8_runner(encoder.model)
+    if not fast_paths.onnx_available():
+        raise ModelUnavailableError(
+            f"precision '{path}' needs ONNX Runtime, which is not installed: "
+            "pip install 'diffgap-search[onnx]' (or use --precision auto)"
+        )
+    if example is None:
+        example = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate)[:1])
+    file = fast_paths.export_audio_onnx(encoder.model, encoder.fingerprint, example, path == Precision.ONNX_INT8)
+    return fast_paths.onnx_runner(file)
+
+
+def choose_audio_path(encoder: ClapEncoder) -> tuple[Precision, Runner]:
+    """The audio tower's path and runner for ``encoder.precision`` (see the module's docstring)."""
+    if encoder.precision != Precision.AUTO:
+        return encoder.precision, audio_runner(encoder, encoder.precision)
+    exact = audio_runner(encoder, Precision.FP32)
+    candidates = auto_candidates(encoder)
+    if not candidates:
+        return Precision.FP32, exact
+    key = auto_key(encoder, "audio")
+    remembered = cached_choice(key)
+    if remembered is not None and (remembered == Precision.FP32 or remembered in candidates):
+        path = Precision(remembered)
+        return path, (exact if path == Precision.FP32 else audio_runner(encoder, path))
+    path, run = probe_paths(encoder, exact, candidates)
+    remember_verdict(key, str(path))
+    return path, run
+
+
+def agreement(reference: np.ndarray, run: Runner, features: torch.Tensor) -> float:
+    """The lowest cosine between ``run``'s unit rows and ``reference``'s (``(B, D) float32`` unit rows)."""
+    with torch.inference_mode():
+        rows = unit_rows(run(features))
+    return float(np.min(np.sum(reference * rows, axis=1)))
+
+
+def best_time(run: Runner, features: torch.Tensor, repeats: int = 2) -> float:
+    """Seconds of the fastest of ``repeats`` calls (after one untimed call)."""
+    best = float("inf")
+    with torch.inference_mode():
+        run(features)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(features)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]) -> tuple[Precision, Runner]:
+    """Probe ``candidates`` against float32 on the fixed windows; the fastest agreeing path (or float32)."""
+    features = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate))
+    with torch.inference_mode():
+        reference = unit_rows(exact(features))
+    best: tuple[float, Precision, Runner] = (best_time(exact, features), Precision.FP32, exact)
+    for path in candidates:
+        try:
+            run = audio_runner(encoder, path, features[:1])
+        except Exception as error:  # noqa: BLE001 - a path that cannot be built here is skipped, said once
+            print(f"precision probe: skipping {path} ({type(error).__name__}: {error})", file=sys.stderr)
+            continue
+        cosine = agreement(reference, run, features)
+        if path == Precision.BF16:  # the bf16 verdict keeps its old key (and a remembered one still counts)
+            ok = encoder._low_precision_agrees("audio", lambda: cosine)
+        else:
+            ok = cosine >= MIN_LOW_PRECISION_COSINE
+            remember_verdict(f"{base_key(encoder, 'audio')}|{path}", ok)
+        encoder.probe_report[str(path)] = cosine
+        if ok:
+            seconds = best_time(run, features)
+            if seconds < best[0]:
+                best = (seconds, path, run)
+    return best[1], best[2]
