@@ -9,12 +9,14 @@ a kill loses at most the batch in flight) and publishes the FAISS files as today
 
 Ray is optional (``pip install 'diffgap-search[ray]'``) and imported only when ``--engine ray`` runs:
 
-- ``options.py``: the engine's settings (``RayOptions``) and ``ray_stages``, the stages with Ray's embed.
+- ``options.py``: the engine's settings (``RayOptions``).
 - ``connect.py``: joining the cluster (``RAY_ADDRESS`` / ``--ray-address``, else a local runtime).
 - ``work.py``: what runs on the cluster (the decode task, the ``Embedder`` actor), rows as ``Row`` bytes.
-- ``driver.py``: the dataset, and the windows regrouped into files for the runner to commit.
+- ``driver.py``: ``ray_stages`` (the stages with Ray's ``embed_files``), the dataset, and the windows
+  regrouped into files for the runner to commit.
 """
 
-from diffgap_search.indexing.ray_engine.options import RayOptions, ray_stages
+from diffgap_search.indexing.ray_engine.driver import ray_stages
+from diffgap_search.indexing.ray_engine.options import RayOptions
 
 __all__ = ["RayOptions", "ray_stages"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -39,6 +40,7 @@ def ray_session(address: str | None) -> Iterator[ModuleType]:
     chosen = address or os.environ.get(ADDRESS_ENV, "").strip() or None
     logging.getLogger("ray").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # an ignored crashed task: recorded as a failure
+    _check_reachable(chosen, where(address))
     try:
         ray.init(address=chosen, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False,
                  include_dashboard=False if chosen is None else None)
@@ -53,3 +55,15 @@ def ray_session(address: str | None) -> Iterator[ModuleType]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str | None, what: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once a ``host:port`` where nothing listens (Ray itself would retry for minutes)."""
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise EngineUnavailableError(f"cannot join {what}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                                     else f"cannot join {what}: not a host:port") from None

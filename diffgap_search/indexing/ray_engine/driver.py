@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from diffgap_search.errors import DGSearchError, EngineUnavailableError
@@ -17,6 +17,7 @@ from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.ray_engine.connect import ray_session, where
 from diffgap_search.indexing.ray_engine.options import RayOptions
 from diffgap_search.indexing.ray_engine.work import END, Embedder, FileEnd, ModelSpec, decode_rows
+from diffgap_search.indexing.stages import Stages, default_stages
 
 LOST = "lost on the Ray cluster: the task decoding it failed on every try (a decoder that crashes?); see the Ray logs"
 
@@ -44,6 +45,11 @@ class RayEmbedFiles:
                  tasks: Sequence[DecodeArgs]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
         with ray_session(self.options.address) as ray:
             yield _results(ray, self.options, _spec(models), todo, tasks)
+
+
+def ray_stages(options: RayOptions = RayOptions(), base: Stages | None = None) -> Stages:
+    """``base`` (default: the local engine's stages) with decode, embed and bridge run on Ray."""
+    return replace(base or default_stages(), embed_files=RayEmbedFiles(options))
 
 
 def _spec(models: RunModels) -> ModelSpec:

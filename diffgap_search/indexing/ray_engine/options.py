@@ -1,10 +1,8 @@
-"""The Ray engine's settings, and the indexing stages that use it (no Ray import here)."""
+"""The Ray engine's settings (``dgsearch index`` flags; no Ray import here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
-from diffgap_search.indexing.stages import Stages, default_stages
+from dataclasses import dataclass
 
 ADDRESS_ENV = "RAY_ADDRESS"
 
@@ -26,9 +24,3 @@ class RayOptions:
     gpus_per_actor: float | None = None
     decode_retries: int = 1
 
-
-def ray_stages(options: RayOptions = RayOptions(), base: Stages | None = None) -> Stages:
-    """``base`` (default: the local engine's stages) with decode, embed and bridge run on Ray."""
-    from diffgap_search.indexing.ray_engine.driver import RayEmbedFiles
-
-    return replace(base or default_stages(), embed_files=RayEmbedFiles(options))
