@@ -4,8 +4,10 @@
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a single node on 127.0.0.1, not the machine's interface address) and
 token authentication (Ray >= 2.59). Its workers get ``tests/`` and the fault shim on their path (the tests'
 loaders pickle by reference; ``DGS_DECODE_FAULT`` makes the decoder of a file named ``ray_segv.wav`` kill its
-worker with SIGSEGV, and no other file). Every process of the runtime carries ``DGS_PROC_MARKER`` in its
-environment: at the end the runtime is stopped and none may be left. Skipped when Ray is not installed.
+worker with SIGSEGV, and no other file). Every process of the runtime is in the session ``ray start`` leads
+(or carries ``DGS_PROC_MARKER`` in its environment, for one that left it; Ray's agents rewrite their environ
+with their title, so the session is the sure sign): at the end the runtime is stopped and none may be left.
+Skipped when Ray is not installed.
 """
 
 from __future__ import annotations
@@ -35,26 +37,32 @@ class RayCluster:
     address: str
     env: dict[str, str]
     marker: str
+    session: int  # the session id of its processes (``ray start``'s pid)
 
     def processes(self) -> list[int]:
-        return marked(self.marker)
+        return marked(self.marker, self.session)
 
 
-def marked(marker: str) -> list[int]:
-    """Live (non-zombie) processes whose environment holds ``DGS_PROC_MARKER=<marker>``."""
+def marked(marker: str, session: int) -> list[int]:
+    """Live (non-zombie) processes in ``session`` or whose environment holds ``DGS_PROC_MARKER=<marker>``."""
     needle = f"DGS_PROC_MARKER={marker}".encode()
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            if int(fields[3]) == session:
+                out.append(int(entry))
+                continue
             with open(f"/proc/{entry}/environ", "rb") as fh:
                 env = fh.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
-        if state != "Z" and needle in env:
+        if needle in env:
             out.append(int(entry))
     return out
 
@@ -66,6 +74,7 @@ def _free_port() -> int:
 
 
 def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
+    session = head.pid
     """Stop the runtime: SIGTERM to ``ray start --block`` (it stops what it started), then SIGKILL to any
     process of it still alive after 30 s; returns those that survived even that (should be none)."""
     if head.poll() is None:
@@ -76,17 +85,17 @@ def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
             head.kill()
             head.wait(10)
     deadline = time.monotonic() + 30
-    while marked(marker) and time.monotonic() < deadline:
+    while marked(marker, session) and time.monotonic() < deadline:
         time.sleep(0.2)
-    for pid in marked(marker):
+    for pid in marked(marker, session):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    while marked(marker) and time.monotonic() < deadline:
+    while marked(marker, session) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return marked(marker)
+    return marked(marker, session)
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +126,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("ray start failed:\n" + (work / "head.log").read_text(errors="replace")[-3000:])
             time.sleep(0.2)
-        yield RayCluster(f"127.0.0.1:{port}", joins, marker)
+        yield RayCluster(f"127.0.0.1:{port}", joins, marker, head.pid)
     finally:
         left = _stop(head, marker)
         log.close()

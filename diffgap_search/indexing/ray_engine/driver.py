@@ -4,6 +4,7 @@ pool), its rows streamed back and regrouped into files for the runner to commit 
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -117,10 +118,13 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
     embed_args: dict[str, Any] = {"num_gpus": per_actor} if per_actor else {}
-    return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-            .map_batches(decode_rows, batch_size=1, **decode_args)  # its own max_retries: never fused
-            .map_batches(Embedder, fn_constructor_args=(spec,), batch_size=options.batch_size or spec.cfg.batch_size,
-                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **embed_args))
+    with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
+        warnings.simplefilter("ignore")
+        return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+                .map_batches(decode_rows, batch_size=1, **decode_args)  # its own max_retries: never fused
+                .map_batches(Embedder, fn_constructor_args=(spec,),
+                             batch_size=options.batch_size or spec.cfg.batch_size,
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **embed_args))
 
 
 def _dgsearch_cause(exc: BaseException) -> DGSearchError | None:
