@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +44,23 @@ def test_engine_flags(monkeypatch: pytest.MonkeyPatch, clips_dir: Path, tmp_path
     assert (missing.exit_code, missing.stderr.strip()) == (
         16, "dgsearch: error: --engine ray needs Ray: pip install 'diffgap-search[ray]'")
     assert not (tmp_path / "ix").exists()  # refused before anything is planned or written
+
+
+def test_a_cluster_nobody_listens_at_is_refused(monkeypatch: pytest.MonkeyPatch, clips_dir: Path, tmp_path: Path,
+                                                tiny_clap_dir: Path) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when Ray is imported: keep loopback
+    port = _free_port()
+    r = CliRunner().invoke(app, ["index", str(clips_dir), "--index", str(tmp_path / "ix"), "--model", str(tiny_clap_dir),
+                                 "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    assert (r.exit_code, r.stderr.strip().splitlines()[-1]) == (  # after the progress line
+        16, f"dgsearch: error: cannot join the Ray cluster at 127.0.0.1:{port}: Connection refused")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
