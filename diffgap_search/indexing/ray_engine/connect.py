@@ -42,7 +42,9 @@ def ray_session(address: str | None) -> Iterator[ModuleType]:
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # an ignored crashed task: recorded as a failure
     _check_reachable(chosen, where(address))
     try:
-        ray.init(address=chosen, log_to_driver=False, logging_level=logging.ERROR, configure_logging=False,
+        # no address: "local" starts a runtime for this run (a bare init() would join whatever cluster
+        # /tmp/ray/ray_current_cluster last named, and wait forever for one that is gone)
+        ray.init(address=chosen or "local", log_to_driver=False, logging_level=logging.ERROR, configure_logging=False,
                  include_dashboard=False if chosen is None else None)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise EngineUnavailableError(
