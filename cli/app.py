@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from diffgap_search import __version__
+from diffgap_search.cli.engine import EngineOpt, RayActorsOpt, RayAddressOpt, RayBatchOpt, engine_stages
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     AllCopiesOpt, BatchOpt, BudgetOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt,
@@ -97,6 +98,10 @@ def index(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     memory_budget: BudgetOpt = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_batch_size: RayBatchOpt = None,
+    ray_actors: RayActorsOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
@@ -120,12 +125,13 @@ def index(
     choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
                          frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
+    stages = engine_stages(engine, ray_address, ray_batch_size, ray_actors)
     progress = RichIndexProgress(stderr_console())
     try:
         report = update_index(folder, index_dir, choice, load_encoder=_encoder_loader(),
                               load_video_encoder=_video_encoder_loader, window_cfg=window_cfg,
                               indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait,
-                              faiss_cfg=faiss_config(memory_budget))
+                              faiss_cfg=faiss_config(memory_budget), stages=stages)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]

@@ -105,6 +105,13 @@ class DecoderStartError(DGSearchError):
     exit_code = 15
 
 
+class EngineUnavailableError(DGSearchError):
+    """``--engine ray``: Ray is not installed, its cluster cannot be reached, or it went away mid-run (what the
+    run committed is kept; the next run, local or Ray, resumes)."""
+
+    exit_code = 16
+
+
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
     EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
@@ -127,6 +134,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     QueryNotSupportedError.exit_code: ("query not supported", "the index's model cannot embed this kind of query (text or video on an audio-only model such as aisfx)"),
     IndexNotReadyError.exit_code: ("index not ready", "the index is being built and has nothing to search yet: query again once `dgsearch index` has committed its first files"),
     DecoderStartError.exit_code: ("decoders cannot start", "decode worker processes die before they are ready, again and again (out of memory?); what was committed is kept: free memory, or index with --workers 0"),
+    EngineUnavailableError.exit_code: ("engine unavailable", "`--engine ray`: Ray is not installed (`pip install 'diffgap-search[ray]'`), or its cluster cannot be reached or went away mid-run; what was committed is kept"),
 }
 
 

@@ -29,7 +29,7 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e '.[test,docs,plot,onnx]'  # plot: `dgsearch eval --plot` (matplotlib); onnx: the ONNX Runtime precision paths (issue 27)
+.venv/bin/python -m pip install -q -e '.[test,docs,plot,onnx,ray]'  # plot: `dgsearch eval --plot` (matplotlib); onnx: the ONNX Runtime precision paths (issue 27); ray: `--engine ray` and its tests (ray[data] 2.60)
 # `--model aisfx` reads the checkpoint inside this wheel; its own pins (numpy==1.23, librosa==0.9.2) stay out.
 .venv/bin/python -m pip install -q --no-deps aisfx==0.1.2
 # `--text-model wordllama` reads the 16 MB safetensors table and the tokenizer file inside this wheel (our own

@@ -14,4 +14,5 @@ pytest_plugins = [
     "fixtures_index",
     "fixtures_cavp",
     "fixtures_serve",
+    "fixtures_ray",
 ]

@@ -12,7 +12,6 @@ a video without a soundtrack has frame-only segments cut from the video's own du
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -154,8 +153,7 @@ def stream_segments(
     if workers <= 0:
         has_audio, segments = iter_segments(*args[:4])
         first = next(segments, None)
-        rest = segments if first is None else itertools.chain([first], segments)
-        return has_audio, _tags_of(args[0]), rest
+        return has_audio, _tags_of(args[0]), _closable(first, segments)
     from diffgap_search.indexing.pool import stream_in_worker
 
     stream = stream_in_worker(stream_task, args, deadline_s=deadline_s)
@@ -165,6 +163,14 @@ def stream_segments(
         stream.close()
         raise
     return bool(has_audio), tags, stream  # type: ignore[return-value]
+
+
+def _closable(first: SegmentData | None, rest: Iterator[SegmentData]) -> Iterator[SegmentData]:
+    """``first`` then ``rest``, as a generator (the runner closes a long file's stream when done with it; an
+    ``itertools.chain`` has no ``close``)."""
+    if first is not None:
+        yield first
+    yield from rest
 
 
 def lost_decode(args: DecodeArgs, reason: str) -> Decoded:

@@ -89,6 +89,11 @@ class RunModels:
         self._bridge: Any = _UNSET
 
     @property
+    def loaders(self) -> tuple[EncoderLoader, VideoEncoderLoader | None]:
+        """The audio and video encoder loaders (another engine loads the same models on its workers)."""
+        return self._loader, self._video_loader
+
+    @property
     def batch_size(self) -> int:
         """Windows per encoder call (and per committed batch of short files)."""
         return self.cfg.batch_size

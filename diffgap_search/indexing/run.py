@@ -12,7 +12,7 @@ from diffgap_search.encoders.base import EncoderLoader, VideoEncoderLoader
 from diffgap_search.indexing.models import ModelChoice, run_configs
 from diffgap_search.indexing.report import IndexProgress, IndexReport
 from diffgap_search.indexing.runner import RunSettings, run_index
-from diffgap_search.indexing.stages import default_stages
+from diffgap_search.indexing.stages import Stages, default_stages
 
 
 def index_folder(
@@ -29,6 +29,7 @@ def index_folder(
     progress: IndexProgress | None = None,
     retry_failed: bool = False,
     wait_s: float = 0.0,
+    stages: Stages | None = None,
 ) -> IndexReport:
     """Index (or update the index of) every audio/video file under ``root`` into ``index_dir``.
 
@@ -38,7 +39,7 @@ def index_folder(
     """
     settings = RunSettings(root, index_dir, load_encoder, encoder_cfg, load_video_encoder, video_cfg, window_cfg,
                            faiss_cfg, indexing_cfg, retry_failed, wait_s)
-    return run_index(settings, default_stages(), progress)
+    return run_index(settings, stages or default_stages(), progress)
 
 
 def update_index(
@@ -54,6 +55,7 @@ def update_index(
     retry_failed: bool = False,
     wait_s: float = 0.0,
     faiss_cfg: FaissConfig = FaissConfig(),
+    stages: Stages | None = None,
 ) -> IndexReport:
     """``index_folder`` with the models ``choice`` asks for, an existing index keeping its own models at their
     recorded commits where ``choice`` leaves them open (``indexing.models.run_configs``). Raises as
@@ -62,4 +64,4 @@ def update_index(
     return index_folder(root, index_dir, load_encoder=load_encoder, encoder_cfg=encoder_cfg,
                         load_video_encoder=load_video_encoder, video_cfg=video_cfg, window_cfg=window_cfg,
                         indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait_s,
-                        faiss_cfg=faiss_cfg)
+                        faiss_cfg=faiss_cfg, stages=stages)

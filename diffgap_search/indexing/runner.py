@@ -80,7 +80,11 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             models.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
             progress.start(len(plan.embed))
             try:
-                run.embed_all(plan.embed, settings.indexing_cfg.decode_workers, settings.indexing_cfg.files_per_batch)
+                if stages.embed_files is not None:  # another engine decodes and embeds; this process commits
+                    run.embed_elsewhere(plan.embed, settings.indexing_cfg.files_per_batch)
+                else:
+                    run.embed_all(plan.embed, settings.indexing_cfg.decode_workers,
+                                  settings.indexing_cfg.files_per_batch)
             finally:
                 progress.stop()
         if models.is_cavp:  # CAVP vectors the index's windows lack (an index switched to --video-model cavp)
@@ -169,6 +173,22 @@ class _Run:
                     self.flush()
         self.flush()
 
+    def embed_elsewhere(self, todo: list[ToEmbed], files_per_batch: int) -> None:
+        """Files embedded by another engine (``stages.embed_files``: a Ray cluster), committed here batch by
+        batch with the same commit stage and batch rule as ``embed_all``; the engine is stopped however the
+        run ends."""
+        assert self.stages.embed_files is not None
+        with self.stages.embed_files(self.models, todo, [self.task(t) for t in todo]) as results:
+            for result in results:
+                if isinstance(result, FailedFile):
+                    self.failed.append(result)
+                else:
+                    self.embedded.append(result)
+                files = len(self.embedded) + len(self.failed)
+                if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
+                    self.commit_batch(self.embedded)
+        self.commit_batch(self.embedded)
+
     def task(self, item: ToEmbed) -> DecodeArgs:
         return (item.file.path, item.file.kind, self.models.window, self.models.video_cfg, MAX_WINDOWS_PER_TASK)
 
@@ -184,13 +204,20 @@ class _Run:
             ready.append(EmbeddedFile(done.item, done.segments, vectors[offset : offset + n], done.has_audio,
                                       done.tags))
             offset += n
+        self.commit_batch(ready)
+
+    def commit_batch(self, ready: list[EmbeddedFile]) -> None:
+        """Commit ``ready`` (files with their vectors) and the waiting failures in one transaction."""
+        if not ready and not self.failed:
+            return
         self.stages.commit(self.catalog, ready, self.failed, self.captions)
+        windows = sum(len(done.segments) for done in ready)
         for done in ready:
             self.report.windows_embedded += len(done.segments)
             self.report.audio_seconds += done.duration_s
         self._record_failures(self.failed)
         self.report.embedded_files += len(ready)
-        self.progress.advance(len(ready) + len(self.failed), offset)
+        self.progress.advance(len(ready) + len(self.failed), windows)
         self.embedded, self.failed = [], []
         release_free_memory()  # flat memory however many files (see indexing/memory.py)
 

@@ -21,7 +21,7 @@ from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, commit_file
 from diffgap_search.indexing.decode import DecodeArgs, Decoded, SegmentData, stream_segments
 from diffgap_search.indexing.embed import Vectors, bridge_segments, embed_segments
 from diffgap_search.indexing.models import RunModels
-from diffgap_search.indexing.plan import Plan, make_plan
+from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import DiscoveredFile, discover
 from diffgap_search.media.tags import FileTags
@@ -71,6 +71,15 @@ class Bridge(Protocol):
         ...
 
 
+class EmbedFiles(Protocol):
+    def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
+                 tasks: Sequence[DecodeArgs]) -> AbstractContextManager[Iterator[EmbeddedFile | FailedFile]]:
+        """Another engine's decode, embed and bridge stages in one (``indexing/ray_engine``): each file of
+        ``todo`` (``tasks[i]`` its decode arguments) once, embedded with its vectors or failed with its reason,
+        in any order, as they finish. Closing the context stops the engine's work."""
+        ...
+
+
 class Commit(Protocol):
     def __call__(self, catalog: Catalog, embedded: Sequence[EmbeddedFile], failed: Sequence[FailedFile],
                  captions: CaptionIndex) -> None:
@@ -96,6 +105,7 @@ class Stages:
     bridge: Bridge
     commit: Commit
     publish: Publish
+    embed_files: EmbedFiles | None = None  # None: decode, embed and bridge here (the local engine)
 
 
 def discover_files(root: Path, index_dir: Path) -> list[DiscoveredFile]:

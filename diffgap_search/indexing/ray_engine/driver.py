@@ -1,0 +1,152 @@
+"""The driver side of ``--engine ray``: the planned files as a Ray Dataset (decode tasks -> embedding actor
+pool), its rows streamed back and regrouped into files for the runner to commit (``runner.embed_elsewhere``)."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from diffgap_search.errors import DGSearchError, EngineUnavailableError
+from diffgap_search.indexing.commit import EmbeddedFile, FailedFile
+from diffgap_search.indexing.decode import DecodeArgs, SegmentData
+from diffgap_search.indexing.models import RunModels
+from diffgap_search.indexing.plan import ToEmbed
+from diffgap_search.indexing.ray_engine.connect import ray_session, where
+from diffgap_search.indexing.ray_engine.options import RayOptions
+from diffgap_search.indexing.ray_engine.work import END, Embedder, FileEnd, ModelSpec, decode_rows
+from diffgap_search.indexing.stages import Stages, default_stages
+
+LOST = "lost on the Ray cluster: the task decoding it failed on every try (a decoder that crashes?); see the Ray logs"
+
+
+@dataclass
+class _Pending:
+    """A file's rows received so far: its windows by ``seq`` and its end row."""
+
+    windows: dict[int, tuple[float, float, dict[str, Any]]] = field(default_factory=dict)
+    end: FileEnd | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.end is not None and len(self.windows) >= self.end.windows
+
+
+@dataclass(frozen=True)
+class RayEmbedFiles:
+    """The ``embed_files`` stage on Ray (``stages.EmbedFiles``)."""
+
+    options: RayOptions
+
+    @contextmanager
+    def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
+                 tasks: Sequence[DecodeArgs]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
+        with ray_session(self.options.address) as ray:
+            yield _results(ray, self.options, _spec(models), todo, tasks)
+
+
+def ray_stages(options: RayOptions = RayOptions(), base: Stages | None = None) -> Stages:
+    """``base`` (default: the local engine's stages) with decode, embed and bridge run on Ray."""
+    return replace(base or default_stages(), embed_files=RayEmbedFiles(options))
+
+
+def _spec(models: RunModels) -> ModelSpec:
+    """What the actors need, from the driver's models (already loaded and bound to the catalog)."""
+    prints = {"audio": models.audio().fingerprint}
+    if models.is_cavp:
+        prints["video"] = models.video().fingerprint
+    load_encoder, load_video_encoder = models.loaders
+    return ModelSpec(load_encoder, models.cfg, load_video_encoder, models.video_cfg, models.window,
+                     models.bridge(), models.is_cavp, prints)
+
+
+def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEmbed],
+             tasks: Sequence[DecodeArgs]) -> Iterator[EmbeddedFile | FailedFile]:
+    """Each file of ``todo`` once, embedded or failed, as the cluster finishes it; files the cluster lost
+    (every try of their decode task died) come last, failed. Raises EngineUnavailableError when the cluster
+    goes away (what was committed stays), the cause of an actor's DGSearchError as itself."""
+    ds = _dataset(ray, options, spec, tasks)
+    pending: dict[int, _Pending] = {}
+    done: set[int] = set()
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+            for file, seq, payload in zip(batch["file"], batch["seq"], batch["payload"]):
+                file, seq = int(file), int(seq)
+                if file in done:
+                    continue  # a retried task's rows, already committed
+                got = pending.setdefault(file, _Pending())
+                if seq == END:
+                    got.end = pickle.loads(payload)
+                else:
+                    got.windows[seq] = pickle.loads(payload)
+                if got.complete:
+                    done.add(file)
+                    yield _file_result(todo[file], pending.pop(file))
+    except DGSearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Ray's errors: a user error inside an actor, or the cluster gone
+        cause = _dgsearch_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise EngineUnavailableError(_explain(exc, options)) from None
+    for file in range(len(todo)):
+        if file not in done:
+            yield FailedFile(todo[file].file, todo[file].sha256, LOST)
+
+
+def _file_result(item: ToEmbed, got: _Pending) -> EmbeddedFile | FailedFile:
+    end = got.end
+    assert end is not None
+    if end.error is not None:
+        return FailedFile(item.file, item.sha256, end.error)
+    seqs = sorted(got.windows)
+    segments = [SegmentData(got.windows[s][0], got.windows[s][1], None, None) for s in seqs]
+    return EmbeddedFile(item, segments, [got.windows[s][2] for s in seqs], end.has_audio, end.tags)
+
+
+def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[DecodeArgs]) -> Any:
+    """Files -> decode tasks (one file each, retried ``decode_retries`` times, never fused with the actors)
+    -> the embedding actor pool."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.max_errored_blocks = -1  # a file whose decoder kills every try is lost, not the run (recorded failed)
+    items = [{"file": i, "task": pickle.dumps(t, protocol=5)} for i, t in enumerate(tasks)]
+    gpus = ray.cluster_resources().get("GPU", 0)
+    per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus else 0)
+    actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
+    decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
+    embed_args: dict[str, Any] = {"num_gpus": per_actor} if per_actor else {}
+    with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
+        warnings.simplefilter("ignore")
+        return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+                .map_batches(decode_rows, batch_size=1, **decode_args)  # its own max_retries: never fused
+                .map_batches(Embedder, fn_constructor_args=(spec,),
+                             batch_size=options.batch_size or spec.cfg.batch_size,
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **embed_args))
+
+
+def _dgsearch_cause(exc: BaseException) -> DGSearchError | None:
+    """The DGSearchError an actor or task raised, found in a Ray error's causes (None: none)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DGSearchError):
+            return current
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else (current.__cause__ or current.__context__)
+    return None
+
+
+def _explain(exc: BaseException, options: RayOptions) -> str:
+    """One line for a Ray error that is not ours: actors that cannot start (a node without diffgap-search or
+    the model files), or the cluster gone mid-run."""
+    text = " ".join(str(exc).split())
+    if "creation task" in text:
+        last = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
+        return (f"the embedding actors cannot start on {where(options.address)}: {last[:300]} (every node needs"
+                " diffgap-search, its models and the files, at the same paths)")
+    return (f"{where(options.address)} failed mid-run ({type(exc).__name__}: {text[:200]}); what was committed"
+            " is kept: run again to resume")

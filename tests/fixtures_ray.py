@@ -1,0 +1,141 @@
+"""One real Ray runtime per pytest session, on loopback, for ``--engine ray`` tests (issue 22).
+
+``ray start --head --block`` runs under this venv's Python (its workers import this tree's package) with
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a single node on 127.0.0.1, not the machine's interface address) and
+token authentication (Ray >= 2.59). Its workers get ``tests/`` and the fault shim on their path (the tests'
+loaders pickle by reference; ``DGS_DECODE_FAULT`` makes the decoder of a file named ``ray_segv.wav`` kill its
+worker with SIGSEGV, and no other file). Every process of the runtime is in the session ``ray start`` leads
+(or carries ``DGS_PROC_MARKER`` in its environment, for one that left it; Ray's agents rewrite their environ
+with their title, so the session is the sure sign): at the end the runtime is stopped and none may be left.
+Skipped when Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+SHIM = TESTS / "fault_injection"
+SEGV_NAME = "ray_segv.wav"
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """A running loopback Ray runtime: ``env`` is what a driver needs to join it (address, token, loopback)."""
+
+    address: str
+    env: dict[str, str]
+    marker: str
+    session: int  # the session id of its processes (``ray start``'s pid)
+
+    def processes(self) -> list[int]:
+        return marked(self.marker, self.session)
+
+
+def marked(marker: str, session: int) -> list[int]:
+    """Live (non-zombie) processes in ``session`` or whose environment holds ``DGS_PROC_MARKER=<marker>``."""
+    needle = f"DGS_PROC_MARKER={marker}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            if int(fields[3]) == session:
+                out.append(int(entry))
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if needle in env:
+            out.append(int(entry))
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
+    session = head.pid
+    """Stop the runtime: SIGTERM to ``ray start --block`` (it stops what it started), then SIGKILL to any
+    process of it still alive after 30 s; returns those that survived even that (should be none)."""
+    if head.poll() is None:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(10)
+    deadline = time.monotonic() + 30
+    while marked(marker, session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in marked(marker, session):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while marked(marker, session) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return marked(marker, session)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when imported
+        pytest.skip("Ray is not installed (pip install -e '.[ray]')")
+    # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported: set before any import of it in this process,
+    # so that this process, as a driver, stays on loopback too
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    work = tmp_path_factory.mktemp("ray")
+    port, marker, token = _free_port(), f"ray-{secrets.token_hex(6)}", secrets.token_hex(16)
+    joins = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+             "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **joins, "DGS_PROC_MARKER": marker, "DGS_DECODE_FAULT": f"segv:{SEGV_NAME}",
+           "PYTHONPATH": os.pathsep.join([str(SHIM), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env.pop("RAY_ADDRESS")
+    log = open(work / "head.log", "w+b")
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={work / 't'}"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while b"Ray runtime started" not in (work / "head.log").read_bytes():
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ray start failed:\n" + (work / "head.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield RayCluster(f"127.0.0.1:{port}", joins, marker, head.pid)
+    finally:
+        left = _stop(head, marker)
+        log.close()
+        assert left == [], f"Ray processes left behind: {left}"
+
+
+@pytest.fixture
+def ray_env(ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> RayCluster:
+    """This process joins the session's runtime (``RAY_ADDRESS`` and the token in its environment)."""
+    for key, value in ray_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    return ray_cluster
