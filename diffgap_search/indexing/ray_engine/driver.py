@@ -3,7 +3,6 @@ pool), its rows streamed back and regrouped into files for the runner to commit 
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from diffgap_search.indexing.models import RunModels
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.ray_engine.connect import ray_session, where
 from diffgap_search.indexing.ray_engine.options import RayOptions
+from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
 from diffgap_search.indexing.ray_engine.work import END, Embedder, FileEnd, ModelSpec, decode_rows
 from diffgap_search.indexing.stages import Stages, default_stages
 
@@ -79,9 +79,9 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
                     continue  # a retried task's rows, already committed
                 got = pending.setdefault(file, _Pending())
                 if seq == END:
-                    got.end = pickle.loads(payload)
+                    got.end = unpack(payload)
                 else:
-                    got.windows[seq] = pickle.loads(payload)
+                    got.windows[seq] = unpack(payload)
                 if got.complete:
                     done.add(file)
                     yield _file_result(todo[file], pending.pop(file))
@@ -112,7 +112,7 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     -> the embedding actor pool."""
     ctx = ray.data.DataContext.get_current()
     ctx.max_errored_blocks = -1  # a file whose decoder kills every try is lost, not the run (recorded failed)
-    items = [{"file": i, "task": pickle.dumps(t, protocol=5)} for i, t in enumerate(tasks)]
+    items = [{"file": i, "task": pack(t)} for i, t in enumerate(tasks)]
     gpus = ray.cluster_resources().get("GPU", 0)
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus else 0)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)

@@ -1,12 +1,12 @@
 """What runs on the Ray cluster: the decode task (a file -> its windows) and the ``Embedder`` actor (windows ->
 vectors by space, bridged). Rows are ``{"file": int64, "seq": int64, "payload": bytes}``: ``seq`` >= 0 a window
 (payload: ``(start_s, end_s, audio, frames)`` decoded, ``(start_s, end_s, vectors)`` embedded), ``seq`` -1 the
-file's end (payload: ``FileEnd``), the last row of every file, passed through the actor unchanged.
+file's end (payload: ``FileEnd``), the last row of every file, passed through the actor unchanged. Payloads
+are bytes of ``rows_codec.pack`` (JSON and ``.npz``: nothing read from a row is unpickled).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,7 @@ from diffgap_search.errors import MediaDecodeError, ModelUnavailableError
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData, decode_file, iter_segments
 from diffgap_search.indexing.decode import _tags_of as tags_of
 from diffgap_search.indexing.embed import bridge_segments, embed_segments
+from diffgap_search.indexing.ray_engine.rows_codec import pack, register, unpack
 from diffgap_search.media.tags import FileTags
 
 END = -1  # ``seq`` of a file's end row
@@ -26,6 +27,7 @@ CHUNK_WINDOWS = 8  # windows per block a long file's decode task yields (bounded
 Batch = dict[str, np.ndarray]
 
 
+@register
 @dataclass(frozen=True)
 class FileEnd:
     """A file's last row: its window count, whether it has sound, its tags, or why it failed."""
@@ -40,16 +42,16 @@ def rows(file: int, items: list[tuple[int, Any]]) -> Batch:
     """One block of rows of ``file``: ``items`` as ``(seq, payload object)``."""
     return {"file": np.full(len(items), file, dtype=np.int64),
             "seq": np.array([seq for seq, _ in items], dtype=np.int64),
-            "payload": np.array([pickle.dumps(obj, protocol=5) for _, obj in items] + [b""], dtype=object)[:-1]}
+            "payload": np.array([pack(obj) for _, obj in items] + [b""], dtype=object)[:-1]}
 
 
 def decode_rows(batch: Batch) -> Iterator[Batch]:
     """The decode task (``map_batches`` over the planned files, one per batch; columns ``file`` and ``task``,
-    a pickled ``DecodeArgs``): each file's windows in blocks of ``CHUNK_WINDOWS``, then its end row. A bad file
+    a packed ``DecodeArgs``, see ``rows_codec``): each file's windows in blocks of ``CHUNK_WINDOWS``, then its end row. A bad file
     ends with its reason; a decoder that kills its process is retried by Ray, then its file is lost (the
     driver records it)."""
     for file, raw in zip(batch["file"], batch["task"]):
-        yield from _decode_one(int(file), pickle.loads(raw))
+        yield from _decode_one(int(file), unpack(raw))
 
 
 def _decode_one(file: int, task: DecodeArgs) -> Iterator[Batch]:
@@ -140,7 +142,7 @@ class Embedder:
             self.models.video()
 
     def __call__(self, batch: Batch) -> Batch:
-        items = [(int(f), int(s), pickle.loads(p)) for f, s, p in zip(batch["file"], batch["seq"], batch["payload"])]
+        items = [(int(f), int(s), unpack(p)) for f, s, p in zip(batch["file"], batch["seq"], batch["payload"])]
         windows = [i for i, (_, seq, _) in enumerate(items) if seq != END]
         segments = [SegmentData(*items[i][2]) for i in windows]
         vectors: list[dict[str, np.ndarray]] = []
@@ -152,4 +154,4 @@ class Embedder:
         for i, seg, vec in zip(windows, segments, vectors):
             out[i] = (seg.start_s, seg.end_s, vec)
         return {"file": batch["file"], "seq": batch["seq"],
-                "payload": np.array([pickle.dumps(o, protocol=5) for o in out] + [b""], dtype=object)[:-1]}
+                "payload": np.array([pack(o) for o in out] + [b""], dtype=object)[:-1]}
