@@ -49,10 +49,10 @@ def unpack(data: bytes) -> Any:
 def _encode(obj: Any, arrays: list[np.ndarray]) -> Any:
     if obj is None or isinstance(obj, (bool, str)):
         return obj
-    if isinstance(obj, (int, float, np.integer, np.floating)) and not isinstance(obj, np.bool_):
-        return obj.item() if isinstance(obj, np.generic) else obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
+    if isinstance(obj, (int, float)):
+        return obj
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
             raise TypeError("an array of Python objects cannot travel in a Ray row")
