@@ -22,7 +22,7 @@ from diffgap_search.media.audio import iter_audio_blocks
 RATE = 8_000  # the fake ffmpeg's output: mono float32 at 8 kHz (32 000 bytes a second)
 
 HANG = """#!/bin/sh
-echo $$ > "$DGS_FAKE_PID"
+echo $$ > "$DGS_FAKE_PID.tmp" && mv "$DGS_FAKE_PID.tmp" "$DGS_FAKE_PID"  # atomic: a reader never sees it empty
 exec sleep 600
 """
 
@@ -30,7 +30,8 @@ exec sleep 600
 # (STALL=1) or writes SECONDS_AFTER more and exits 0.
 WAV_WRITER = f"""#!{sys.executable}
 import os, struct, sys, time
-open(os.environ["DGS_FAKE_PID"], "w").write(str(os.getpid()))
+open(os.environ["DGS_FAKE_PID"] + ".tmp", "w").write(str(os.getpid()))
+os.replace(os.environ["DGS_FAKE_PID"] + ".tmp", os.environ["DGS_FAKE_PID"])
 out = sys.stdout.buffer
 fmt = struct.pack("<HHIIHH", 3, 1, {RATE}, {RATE} * 4, 4, 32)
 out.write(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt)

@@ -27,7 +27,7 @@ from diffgap_search.media.discover import discover
 pytestmark = pytest.mark.slow
 
 HANG_FFMPEG = """#!/bin/sh
-echo $$ > "$DGS_FAKE_PID"
+echo $$ > "$DGS_FAKE_PID.tmp" && mv "$DGS_FAKE_PID.tmp" "$DGS_FAKE_PID"  # atomic: a reader never sees it empty
 exec sleep 600
 """
 
