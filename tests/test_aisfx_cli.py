@@ -22,6 +22,10 @@ from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.search import Query, Searcher
 
+# ~60 s (real weights over 126 real recordings): in the slow suite, which CI runs, so the default run stays under
+# 10 min on 2 cores
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
 
 MIN_P_AT_1 = 0.60  # measured 0.683, with the encoder alone and through the index (126 queries; chance 0.099)

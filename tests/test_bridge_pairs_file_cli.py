@@ -208,3 +208,29 @@ def test_a_pairs_file_without_groups_groups_identical_audio(from_pairs: tuple, t
     assert not (tmp_path / "ix2").exists()  # nothing created for a refused file
     missing = dg("train", "--pairs-file", tmp_path / "missing.npz", "--index", tmp_path / "ix3")
     assert missing.exit_code == 3 and not (tmp_path / "ix3").exists()
+
+
+def test_a_replaced_bridge_is_kept_while_a_reader_loads_it(tmp_path: Path) -> None:
+    """Retraining replaces the bridge file; a reader between reading the record and loading its file (it
+    holds the readers' lock) keeps the old file alive, and the next writer's sweep removes it."""
+    from diffgap_search.bridge.index_bridge import load_index_bridge
+    from diffgap_search.store.catalog import Catalog
+    from diffgap_search.store.generations import reading, sweep_unpublished
+
+    world = GapWorld(GapSpec(dim=16, latent_dim=3, features=16), seed=0)
+    _write_pairs(tmp_path / "train.npz", world, 20, 1, "clip-")
+    ix = tmp_path / "ix"
+    first = dg("train", "--pairs-file", tmp_path / "train.npz", "--index", ix, "--epochs", "1", "--json")
+    assert first.exit_code == 0, first.output
+    old = json.loads(first.stdout)["file"]
+    with reading(ix) as held:
+        assert held
+        second = dg("train", "--pairs-file", tmp_path / "train.npz", "--index", ix, "--epochs", "1",
+                    "--seed", "1", "--json")
+        assert second.exit_code == 0, second.output
+        new = json.loads(second.stdout)["file"]
+        assert new != old and (ix / old).is_file() and (ix / new).is_file()  # the reader may still need old
+    with Catalog.open(ix) as catalog:
+        assert load_index_bridge(ix, catalog).fingerprint.startswith(new[len("bridge-"):-len(".safetensors")])
+        assert sweep_unpublished(ix, catalog, wait_s=0)
+    assert sorted(p.name for p in ix.glob("bridge-*")) == [new]

@@ -121,6 +121,7 @@ def test_nothing_indexed_exit_code(tmp_path: Path, tiny_clap_dir: Path) -> None:
     assert "none of the 1 files under" in r.stderr and "a.mp3" in r.stdout
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_real_subprocess_index_and_query_by_example(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> None:
     """The installed console script, with worker processes, progress on stderr and results on stdout."""
     exe = Path(sys.executable).with_name("dgsearch")

@@ -331,6 +331,7 @@ MIN_LEAD_AT_1 = 0.07
 MIN_LEAD_AT_5 = 0.09
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_aisfx_neighbours_agree_better_than_mfcc_on_real_recordings(
     encoder: AisfxEncoder, real_sounds: list[RealSound]  # noqa: F811 - the fixture
 ) -> None:

@@ -143,6 +143,7 @@ def test_the_defaults_load_as_published_then_offline(tmp_path: Path, published: 
     assert stderr2 == ""
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_every_laion_clap_on_the_hub_loads_by_id(tmp_path: Path, published: dict[str, Path]) -> None:
     repos = {repo: published[repo] for repo in CLAP_VARIANTS}
     with HubServer(repos) as server:
@@ -160,6 +161,7 @@ def test_every_laion_clap_on_the_hub_loads_by_id(tmp_path: Path, published: dict
         np.testing.assert_allclose(arrays[f"{i}_text"], text, atol=1e-5, err_msg=repo)
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_revision_is_pinned_and_reported(tmp_path: Path, published: dict[str, Path]) -> None:
     v2 = publish_clap(tmp_path / "v2", CLAP_VARIANTS[CLAP_DEFAULT], seed=7)
     with HubServer({CLAP_DEFAULT: {"main": published[CLAP_DEFAULT], "v2": v2}}) as server:
@@ -242,6 +244,7 @@ def test_a_new_user_indexes_and_queries_with_no_model_flag(tmp_path: Path, publi
     assert "\x1b" not in indexed.stderr and "Reconstructing" not in indexed.stderr
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_an_original_laion_checkpoint_with_laions_tokenizer(tmp_path: Path) -> None:
     """``--model 630k-audioset-best.pt``: the trainer's file re-keyed for ClapModel, with the RoBERTa
     tokenizer LAION-CLAP uses fetched from the hub (tokenizer files only)."""

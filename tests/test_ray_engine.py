@@ -47,6 +47,7 @@ def test_engine_flags(monkeypatch: pytest.MonkeyPatch, clips_dir: Path, tmp_path
     assert not (tmp_path / "ix").exists()  # refused before anything is planned or written
 
 
+@pytest.mark.slow  # default run under 10 min on 2 cores: the slow suite (CI runs it) covers it
 def test_a_cluster_nobody_listens_at_is_refused(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> None:
     if importlib.util.find_spec("ray") is None:  # found, not imported: see below
         pytest.skip("Ray is not installed")

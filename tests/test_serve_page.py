@@ -101,8 +101,9 @@ def test_play_exactly_the_window(browser: Any, served: Served) -> None:
     assert times[-1] - times[0] > 5, samples[-20:]  # and its clock advanced through the window (4x speed)
     # never outside the window: the page stops it on a timer aimed at the end, and the media clock runs on
     # while that timer fires (at 4x speed, a 10 ms late timer is 40 ms of media), so a sample taken just
-    # then may lie up to 0.1 s past the end, before the page sets the clock back to it
-    outside = [t for t, _ in samples[started:] if not 10.0 <= t <= 20.1]
+    # then may lie past the end, before the page sets the clock back to it: 0.1 s is a 25 ms late timer, seen on a
+    # quiet machine; under load (CI on 2 busy cores) timers ran 50 ms late, so 0.25 s (62 ms) is allowed
+    outside = [t for t, _ in samples[started:] if not 10.0 <= t <= 20.25]
     assert not outside, outside
     final = browser.execute_script("const p = document.querySelector('#player'); return [p.currentTime, p.paused]")
     assert final == [20.0, True]
