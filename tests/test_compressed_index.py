@@ -123,7 +123,8 @@ def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(in
         rec = Published.read(cat, "audio")
     assert rec is not None
     assert (rec.kind, rec.count, rec.max_id, rec.budget_mb) == ("opq4_ivf256_pq4", 12_000, 12_000, 0.5)
-    assert rec.size < 12_000 * (4 + 24) + 100_000  # codes, ids, centroids, OPQ: not 4·D = 64 B per vector
+    assert rec.data_size == 12_000 * (4 + 8)  # on-disk lists: 4-byte codes and int64 ids, merged without gaps
+    assert rec.size < 100_000  # the trained parts and the lists' directory: no codes
     with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
         loaded = s.index_for("audio")
         assert (loaded.kind, loaded.rebuilt, loaded.ntotal) == ("opq4_ivf256_pq4", False, 12_000)
@@ -131,7 +132,8 @@ def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(in
         assert held.tolist() == [False, False, False] and vecs.shape == (0, D)
     assert _check_against_brute_force(index_dir, seed=5) >= 0.95
     assert index_info(index_dir).summary["vector spaces"] == (
-        f"audio (12000 vectors, opq4_ivf256_pq4, {rec.size / 12_000:.0f} B/vector, budget 0.5 MB, generation 1)")
+        f"audio (12000 vectors, opq4_ivf256_pq4, {(rec.size + rec.data_size) / 12_000:.0f} B/vector, budget 0.5 MB,"
+        " generation 1)")
 
 
 def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: Path) -> None:

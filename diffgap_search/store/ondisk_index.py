@@ -1,0 +1,251 @@
+"""A compressed index built in bounded memory and served memory-mapped (issue 23, "built in bounded memory").
+
+**Files.** A compressed generation is two files: ``<space>.<g>.faiss`` (the trained parts: OPQ rotation,
+coarse quantiser, PQ codebooks; and the lists' directory: each list's offset, size and capacity) and
+``<space>.<g>.ivfdata``, FAISS's ``OnDiskInvertedLists`` data (per list ``capacity · m`` code bytes, then
+``capacity`` int64 ids). The ``.faiss`` file names its data file by base name only, so an index folder can be
+moved or copied whole.
+
+**Build** (writer, :func:`build_sharded`): the trained, empty index is copied into a shard, vectors are added
+to it chunk by chunk as the catalog yields them, and every ``shard_vectors`` vectors the shard is written to a
+temporary file and freed; ``faiss.contrib.ondisk.merge_ondisk`` then reads the shards with ``IO_FLAG_MMAP``
+(their lists are mapped, not loaded) and copies list after list into one new data file. Memory is one shard's
+codes (``m + 8`` bytes per vector) plus the trained parts, not the float32 vectors nor the whole index.
+
+**Incremental publish** (:func:`extend`): a new generation's data file is merged from the published lists
+(mapped read-only: readers map the same file, so it is never written) and shards of the new vectors; the
+deleted ids are then removed from the new, still unpublished, file in place (``IndexIVF.remove_ids``
+shortens each list where it lies; the freed capacity is dropped by the next merge). Nothing is encoded again.
+
+**Reading** (:func:`map_data`): the ``.faiss`` file is read with ``IO_FLAG_MMAP | IO_FLAG_READ_ONLY``; for
+``OnDiskInvertedLists`` the first means "do not map the data now" (it contains ``IO_FLAG_SKIP_IVF_DATA``:
+``OnDiskInvertedListsIOHook::read`` in the FAISS source). The reader then checks the data file's size and
+CRC-32 against the catalog's record, names it by its path in the index folder and maps it read-only
+(``do_mmap``: ``PROT_READ``, ``MAP_SHARED``): its pages are the page cache's, faulted in by the lists a search
+probes, so a query process's own memory does not grow with the number of vectors. An unlinked data file stays
+mapped until the reader drops the index (the writer deletes old generations only as ``generations.py`` allows).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffgap_search.atomic_files import fsync_folder
+from diffgap_search.libc import libc_function
+
+DATA_SUFFIX = ".ivfdata"
+CRC_CHUNK = 8 << 20  # bytes read at a time when checking a data file
+
+
+def data_path(index_dir: Path, space: str, generation: int) -> Path:
+    """``<index>/<space>.<generation>.ivfdata``."""
+    return index_dir / f"{space}.{generation}{DATA_SUFFIX}"
+
+
+def temporary(index_dir: Path, space: str, generation: int, what: str) -> Path:
+    """``<index>/.<space>.<generation>.<what>.tmp``: a writer's own file, which ``generations.remove_stale_files``
+    sweeps (a shard, a data file being merged) when a kill left it behind."""
+    return index_dir / f".{space}.{generation}.{what}.tmp"
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to ``/dev/null`` meanwhile: FAISS ``printf``s ``resizing <file> to <n> bytes``
+    whenever it sizes a data file, and a command's stdout may be JSON. C's buffer is flushed before fd 1 is
+    restored, so the line is not written later."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    fflush = libc_function("fflush")
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        if fflush is not None:
+            fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def is_on_disk(index: Any) -> bool:
+    """True when ``index``'s inverted lists are an ``OnDiskInvertedLists`` (mapped or not)."""
+    import faiss
+
+    return isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists),
+                      faiss.OnDiskInvertedLists)
+
+
+def empty_copy(index: Any) -> Any:
+    """A trained, empty copy of the compressed ``index`` (same OPQ, coarse quantiser and codebooks; empty
+    in-memory lists). Its lists are not copied when they are on disk (only their directory is serialised)."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    flags = faiss.IO_FLAG_SKIP_IVF_DATA if is_on_disk(index) else 0
+    copy = faiss.deserialize_index(faiss.serialize_index(index), flags)
+    _set_lists(copy, faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size))
+    return copy
+
+
+def _set_lists(index: Any, lists: Any) -> None:
+    """Make ``lists`` (owned from now on by ``index``) the inverted lists of ``index``; ntotal follows."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    ivf.replace_invlists(lists, True)
+    lists.this.disown()
+    index.ntotal = ivf.ntotal = lists.compute_ntotal()
+
+
+def write_shards(empty: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], shard_file: Callable[[int], Path],
+                 shard_vectors: int) -> tuple[list[Path], int]:
+    """Encode ``chunks`` of ``(ids (n,) int64, vectors (n, D) float32)`` into copies of the trained, empty
+    ``empty``, each written to ``shard_file(i)`` once it holds ≥ ``shard_vectors`` vectors (and the last one)
+    and freed: returns ``(shard files, highest id added (0: none))``. One shard is in memory at a time."""
+    import faiss
+
+    paths: list[Path] = []
+    shard: Any = None
+    max_id = 0
+    try:
+        for ids, vecs in chunks:
+            if not len(ids):
+                continue
+            if shard is None:
+                shard = empty_copy(empty)
+            shard.add_with_ids(np.ascontiguousarray(vecs, np.float32), np.ascontiguousarray(ids, np.int64))
+            max_id = max(max_id, int(ids.max()))
+            if shard.ntotal >= shard_vectors:
+                paths.append(shard_file(len(paths)))
+                faiss.write_index(shard, str(paths[-1]))
+                shard = None
+        if shard is not None:
+            paths.append(shard_file(len(paths)))
+            faiss.write_index(shard, str(paths[-1]))
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+    return paths, max_id
+
+
+def build_sharded(trained: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], data_tmp: Path,
+                  shard_file: Callable[[int], Path], shard_vectors: int) -> tuple[Any, int]:
+    """Fill the trained, empty compressed ``trained`` from ``chunks`` (see :func:`write_shards`) through shards
+    merged by ``merge_ondisk`` into the data file ``data_tmp``: returns ``(trained, now holding every vector
+    in on-disk lists mapped read-write, highest id)``. The shard files are deleted on return."""
+    from faiss.contrib.ondisk import merge_ondisk
+
+    paths, max_id = write_shards(trained, chunks, shard_file, shard_vectors)
+    try:
+        if paths:
+            with quiet_stdout():
+                merge_ondisk(trained, [str(p) for p in paths], str(data_tmp))
+        else:
+            merge_lists(trained, [], data_tmp)
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return trained, max_id
+
+
+def merge_lists(empty: Any, lists: list[Any], data_tmp: Path) -> Any:
+    """``merge_ondisk``'s steps for inverted lists already open: every list of ``lists`` (each ``nlist`` lists
+    of ``empty``'s code size; a published, read-only mapped one among them) copied, in that order, into a new
+    ``OnDiskInvertedLists`` in ``data_tmp``, which becomes ``empty``'s lists. Returns ``empty``."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(empty)
+    out = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(data_tmp))
+    vec = faiss.InvertedListsPtrVector()
+    for il in lists:
+        vec.push_back(il)
+    if lists and sum(il.compute_ntotal() for il in lists):
+        with quiet_stdout():
+            out.merge_from_multiple(vec.data(), vec.size(), False)
+    else:  # nothing to copy (FAISS cannot size a file to 0 bytes): an empty data file, never mapped
+        data_tmp.write_bytes(b"")
+    _set_lists(empty, out)
+    return empty
+
+
+def extend(current: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], gone: np.ndarray, data_tmp: Path,
+           shard_file: Callable[[int], Path], shard_vectors: int) -> tuple[Any, int]:
+    """A new index: ``current``'s lists (left untouched) merged with shards of ``chunks`` into ``data_tmp``, then
+    ``gone (g,) int64`` removed from the new file in place. Returns ``(index, highest id added (0: none))``."""
+    import faiss
+
+    empty = empty_copy(current)
+    paths, max_id = write_shards(empty, chunks, shard_file, shard_vectors)
+    try:
+        shards = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP) for p in paths]  # mapped, not loaded
+        lists = [faiss.extract_index_ivf(current).invlists] + [faiss.extract_index_ivf(s).invlists for s in shards]
+        index = merge_lists(empty, lists, data_tmp)
+        del lists, shards
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    if len(gone):
+        index.remove_ids(np.ascontiguousarray(gone, np.int64))
+    return index, max_id
+
+
+def seal(index: Any, data_tmp: Path, final: Path) -> tuple[int, int]:
+    """Make ``data_tmp`` (the data file ``index`` was merged into) durable and move it to ``final``; ``index``'s
+    list directory then names it by base name (write the ``.faiss`` file after this). Returns ``(size,
+    CRC-32)`` of the data file. Pages written through FAISS's shared mapping are in the page cache, which
+    ``fsync`` writes out."""
+    import faiss
+
+    od = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    try:
+        with open(data_tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+            size, crc = _size_crc(fh)
+        os.replace(data_tmp, final)
+    except BaseException:
+        data_tmp.unlink(missing_ok=True)
+        raise
+    fsync_folder(final.parent)
+    od.filename = final.name
+    return size, crc
+
+
+def map_data(index: Any, path: Path, size: int | None, crc32: int | None) -> None:
+    """Map ``path``, read-only, as the lists of ``index`` (read with ``IO_FLAG_MMAP``: its on-disk lists not yet
+    mapped). ValueError when ``index`` has no on-disk lists, or the file's size or CRC-32 differs from the
+    record (``None`` skips a check) or from the size the lists' directory gives; OSError when it is missing."""
+    import faiss
+
+    od = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    if not isinstance(od, faiss.OnDiskInvertedLists):
+        raise ValueError("the record names a data file but the index holds its lists in memory")
+    with open(path, "rb") as fh:
+        found, crc = _size_crc(fh)
+    if found != od.totsize or (size is not None and found != size):
+        raise ValueError(f"data file {path.name}: size {found} != recorded {size}")
+    if crc32 is not None and crc != crc32:
+        raise ValueError(f"data file {path.name}: CRC-32 {crc:08x} != recorded {crc32:08x}: damaged or altered")
+    od.read_only = True
+    od.filename = str(path)
+    if found:
+        od.do_mmap()
+
+
+def _size_crc(fh: Any) -> tuple[int, int]:
+    """``(bytes, CRC-32)`` of an open binary file read from its start, :data:`CRC_CHUNK` bytes at a time."""
+    fh.seek(0)
+    crc = size = 0
+    while chunk := fh.read(CRC_CHUNK):
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+    return size, crc
