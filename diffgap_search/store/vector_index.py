@@ -56,6 +56,7 @@ class Published:
         return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})  # a newer record's extras ignored
 
 
+CHUNK_ROWS = 65_536  # vectors read from the catalog at a time (a shard fills from whole chunks)
 REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (their vectors were replaced)
 
 
@@ -142,8 +143,8 @@ def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig,
     if is_compressed(kind):
         index = build_index(kind, dim, _sample(catalog, space, dim, n), cfg)
         if data is not None:
-            index, max_id = ondisk.build_sharded(index, catalog.read_vectors(space, dim=dim), data[0], data[1],
-                                                 cfg.shard_vectors)
+            chunks = catalog.read_vectors(space, dim=dim, chunk_rows=min(CHUNK_ROWS, cfg.shard_vectors))
+            index, max_id = ondisk.build_sharded(index, chunks, data[0], data[1], cfg.shard_vectors)
             return index, max_id, kind
         max_id = 0
         for ids, vecs in catalog.read_vectors(space, dim=dim):
@@ -275,8 +276,9 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
 
     if current is not None and current.kind == wanted and compressed:  # a new data file; the published one is read
         gone = np.setdiff1d(ivf_ids(current.index), catalog.live_ids(space))
-        index, _ = ondisk.extend(current.index, catalog.read_vectors(space, after_id=current.max_id, dim=dim), gone,
-                                 data_tmp, shard, cfg.shard_vectors)
+        chunks = catalog.read_vectors(space, after_id=current.max_id, dim=dim,
+                                      chunk_rows=min(CHUNK_ROWS, cfg.shard_vectors))
+        index, _ = ondisk.extend(current.index, chunks, gone, data_tmp, shard, cfg.shard_vectors)
         max_id = max(current.max_id, catalog.max_segment_id(space))
         kind = wanted
     elif current is not None and current.kind == wanted:
