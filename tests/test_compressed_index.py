@@ -146,16 +146,16 @@ def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: 
         rec = publish(index_dir, cat, "audio", D, replace(TINY, memory_budget_mb=None))  # no budget given: the recorded one
         assert (rec.generation, rec.kind, rec.count, rec.max_id, rec.budget_mb) == (
             2, "opq4_ivf256_pq4", 12_000 - 2_000 + 1_000, 13_000, 0.5)
-        assert rec.data_size == 13_000 * 12  # merged 12 000 + 1 000, then 2 000 removed in place (room kept)
+        assert rec.data_size == 11_000 * 12  # the live 10 000 copied, the 1 000 new ones encoded, merged
         live = set(cat.live_ids("audio").tolist())
     assert sorted(p.name for p in index_dir.glob("audio.*")) == ["audio.2.faiss", "audio.2.ivfdata"]
     assert _check_against_brute_force(index_dir, seed=6) == 1.0  # exact ids, as brute force
     with Catalog.open(index_dir) as cat:
-        again = publish(index_dir, cat, "audio", D, TINY)  # nothing new: the next merge drops the freed room
+        again = publish(index_dir, cat, "audio", D, TINY)  # nothing new: the published lists merged as they are
         assert (again.generation, again.count, again.data_size) == (3, 11_000, 11_000 * 12)
     assert capfd.readouterr().out == ""  # FAISS's "resizing <file>" lines kept off stdout
     with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
-        held = np.sort(ivf_ids(s.index_for("audio").index))  # removed in place: the lists hold the live ids
+        held = np.sort(ivf_ids(s.index_for("audio").index))  # the lists hold exactly the live ids
         assert np.array_equal(held, np.array(sorted(live), np.int64))
         _, ids = s.index_for("audio").search(_clustered(np.random.default_rng(7), 50), 40)
         assert set(ids[ids >= 0].tolist()) <= live  # no deleted window is ever a candidate
@@ -243,6 +243,26 @@ def test_a_killed_publish_leaves_nothing_the_next_run_keeps(index_dir: Path) -> 
         assert sweep_unpublished(index_dir, cat)
     assert not any(p.exists() for p in left)
     assert sorted(p.name for p in index_dir.glob("audio.*")) == ["audio.1.faiss", "audio.1.ivfdata"]
+
+
+def test_deleting_whole_regions_keeps_exact_ids(index_dir: Path) -> None:
+    """Every file with a window near 10 of the 64 centres deleted: the lists there lose most of their entries
+    (where removing ids from merged on-disk lists in place would move a list over another); ids stay exact."""
+    centres = np.random.default_rng(99).normal(size=(64, D))
+    with Catalog.open(index_dir) as cat:
+        ids, vecs = [np.concatenate(p) for p in zip(*cat.read_vectors("audio"))]
+        near = np.argmax(vecs @ (centres / np.linalg.norm(centres, axis=1, keepdims=True)).T, axis=1) < 10
+        keys = sorted({f"/lib/{(int(i) - 1) // PER_FILE:05d}.wav" for i in ids[near]})
+        cat.delete_files([cat.file_by_key(k.encode()).id for k in keys])  # type: ignore[union-attr]
+        _add(cat, N_FILES, 1500, np.random.default_rng(2))  # 3 000 new windows keep it over PQ_MIN_TRAIN
+        rec = publish(index_dir, cat, "audio", D, TINY)
+        n_live = len(cat.live_ids("audio"))
+        assert (rec.kind, rec.count, rec.data_size) == ("opq4_ivf256_pq4", n_live, n_live * 12)
+        assert 2 * len(keys) > 3000  # over a quarter of the windows went
+        live = cat.live_ids("audio")
+    assert _check_against_brute_force(index_dir, seed=8) == 1.0  # 0.965 when removed from the merged file in place
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        assert np.array_equal(np.sort(ivf_ids(s.index_for("audio").index)), np.sort(live))
 
 
 def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:

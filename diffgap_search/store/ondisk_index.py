@@ -13,9 +13,9 @@ temporary file and freed; ``faiss.contrib.ondisk.merge_ondisk`` then reads the s
 codes (``m + 8`` bytes per vector) plus the trained parts, not the float32 vectors nor the whole index.
 
 **Incremental publish** (:func:`extend`): a new generation's data file is merged from the published lists
-(mapped read-only: readers map the same file, so it is never written) and shards of the new vectors; the
-deleted ids are then removed from the new, still unpublished, file in place (``IndexIVF.remove_ids``
-shortens each list where it lies; the freed capacity is dropped by the next merge). Nothing is encoded again.
+(mapped read-only: readers map the same file, so it is never written) and shards of the new vectors. With
+deletions, the published lists' live entries are first copied (codes as they are) into shards of whole lists
+(:func:`live_shards`), which take their place in the merge. Nothing is encoded again, nothing is trained.
 
 **Reading** (:func:`map_data`): the ``.faiss`` file is read with ``IO_FLAG_MMAP | IO_FLAG_READ_ONLY``; for
 ``OnDiskInvertedLists`` the first means "do not map the data now" (it contains ``IO_FLAG_SKIP_IVF_DATA``:
@@ -125,12 +125,10 @@ def write_shards(empty: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], sh
             shard.add_with_ids(np.ascontiguousarray(vecs, np.float32), np.ascontiguousarray(ids, np.int64))
             max_id = max(max_id, int(ids.max()))
             if shard.ntotal >= shard_vectors:
-                paths.append(shard_file(len(paths)))
-                faiss.write_index(shard, str(paths[-1]))
+                paths.append(_write_shard(shard, shard_file(len(paths))))
                 shard = None
         if shard is not None:
-            paths.append(shard_file(len(paths)))
-            faiss.write_index(shard, str(paths[-1]))
+            paths.append(_write_shard(shard, shard_file(len(paths))))
     except BaseException:
         for path in paths:
             path.unlink(missing_ok=True)
@@ -178,24 +176,82 @@ def merge_lists(empty: Any, lists: list[Any], data_tmp: Path) -> Any:
     return empty
 
 
+def live_shards(current: Any, gone: np.ndarray, empty: Any, shard_file: Callable[[int], Path],
+                shard_vectors: int) -> list[Path]:
+    """``current``'s entries whose ids are not in ``gone (g,) int64``, their codes copied as they are, cut into
+    shard files of whole lists (≥ ``shard_vectors`` entries each, the last one fewer) holding copies of the
+    trained, empty ``empty``: the published lists without the deleted windows, in list order, in order within
+    each list. One shard is in memory at a time. (Removing ids from a merged ``OnDiskInvertedLists`` in place
+    is not safe: a list that shrinks below half its capacity is moved to a slot the merge never recorded as
+    taken, over another list.)"""
+    import faiss
+
+    inv = faiss.extract_index_ivf(current).invlists
+    code_size = inv.code_size
+    paths: list[Path] = []
+    shard: Any = None
+    held = 0
+    try:
+        for j in range(inv.nlist):
+            n = inv.list_size(j)
+            if not n:
+                continue
+            ids = faiss.rev_swig_ptr(inv.get_ids(j), n)
+            keep = ~np.isin(ids, gone, assume_unique=True)
+            if not keep.any():
+                continue
+            codes = faiss.rev_swig_ptr(inv.get_codes(j), n * code_size).reshape(n, code_size)
+            kept_ids, kept_codes = np.ascontiguousarray(ids[keep]), np.ascontiguousarray(codes[keep])
+            if shard is None:
+                shard = empty_copy(empty)
+            lists = faiss.extract_index_ivf(shard).invlists
+            lists.add_entries(j, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(kept_codes))
+            held += len(kept_ids)
+            if held >= shard_vectors:
+                paths.append(_write_shard(shard, shard_file(len(paths))))
+                shard, held = None, 0
+        if shard is not None:
+            paths.append(_write_shard(shard, shard_file(len(paths))))
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+    return paths
+
+
+def _write_shard(shard: Any, path: Path) -> Path:
+    """Write ``shard`` (its ntotal set from its lists) to ``path``; returns ``path``."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(shard)
+    shard.ntotal = ivf.ntotal = ivf.invlists.compute_ntotal()
+    faiss.write_index(shard, str(path))
+    return path
+
+
 def extend(current: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], gone: np.ndarray, data_tmp: Path,
            shard_file: Callable[[int], Path], shard_vectors: int) -> tuple[Any, int]:
-    """A new index: ``current``'s lists (left untouched) merged with shards of ``chunks`` into ``data_tmp``, then
-    ``gone (g,) int64`` removed from the new file in place. Returns ``(index, highest id added (0: none))``."""
+    """A new index: ``current``'s lists (left untouched) without ``gone (g,) int64``, then shards of ``chunks``,
+    merged into ``data_tmp``. Returns ``(index, highest id added (0: none))``. Without deletions the published
+    lists are merged from where they lie; with some, their live entries are first copied into shards
+    (:func:`live_shards`). Nothing is encoded again."""
     import faiss
 
     empty = empty_copy(current)
-    paths, max_id = write_shards(empty, chunks, shard_file, shard_vectors)
+    paths: list[Path] = []
     try:
+        if len(gone):
+            paths = live_shards(current, np.sort(np.asarray(gone, np.int64)), empty, shard_file, shard_vectors)
+        new, max_id = write_shards(empty, chunks, lambda i: shard_file(len(paths) + i), shard_vectors)
+        paths += new
         shards = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP) for p in paths]  # mapped, not loaded
-        lists = [faiss.extract_index_ivf(current).invlists] + [faiss.extract_index_ivf(s).invlists for s in shards]
+        lists = [] if len(gone) else [faiss.extract_index_ivf(current).invlists]
+        lists += [faiss.extract_index_ivf(s).invlists for s in shards]
         index = merge_lists(empty, lists, data_tmp)
         del lists, shards
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
-    if len(gone):
-        index.remove_ids(np.ascontiguousarray(gone, np.int64))
     return index, max_id
 
 
