@@ -265,6 +265,32 @@ def test_deleting_whole_regions_keeps_exact_ids(index_dir: Path) -> None:
         assert np.array_equal(np.sort(ivf_ids(s.index_for("audio").index)), np.sort(live))
 
 
+def test_a_compressed_index_published_in_memory_is_served_then_moved_on_disk(index_dir: Path) -> None:
+    """A generation written before on-disk lists (codes inside the .faiss file, no data_size) still loads, and the
+    next publish merges its lists into a data file."""
+    from diffgap_search.store import ondisk_index as ondisk
+    from diffgap_search.store.faiss_files import write_atomic
+    from diffgap_search.store.vector_index import faiss_path
+
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        legacy = ondisk.empty_copy(s.index_for("audio").index)
+        for ids, vecs in s.catalog.read_vectors("audio", dim=D):
+            legacy.add_with_ids(vecs, ids)
+    (index_dir / "audio.1.ivfdata").unlink()
+    size, crc = write_atomic(legacy, faiss_path(index_dir, "audio", 1))
+    with Catalog.open(index_dir) as cat:
+        old = {k: v for k, v in cat.get_meta("faiss.audio").items() if not k.startswith("data_")}
+        cat.set_meta({"faiss.audio": {**old, "size": size, "crc32": crc}})
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        loaded = s.index_for("audio")
+        assert (loaded.rebuilt, ondisk.is_on_disk(loaded.index), loaded.ntotal) == (False, False, 12_000)
+    with Catalog.open(index_dir) as cat:
+        _add(cat, N_FILES, 100, np.random.default_rng(3))
+        rec = publish(index_dir, cat, "audio", D, TINY)
+    assert (rec.generation, rec.count, rec.data_size) == (2, 12_200, 12_200 * 12)
+    assert _check_against_brute_force(index_dir, seed=9) == 1.0
+
+
 def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

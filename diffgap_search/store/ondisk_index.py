@@ -62,7 +62,11 @@ def quiet_stdout() -> Iterator[None]:
     whenever it sizes a data file, and a command's stdout may be JSON. C's buffer is flushed before fd 1 is
     restored, so the line is not written later."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a daemon): nothing to keep clean
+        yield
+        return
     null = os.open(os.devnull, os.O_WRONLY)
     fflush = libc_function("fflush")
     try:
