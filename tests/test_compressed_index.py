@@ -291,6 +291,16 @@ def test_a_compressed_index_published_in_memory_is_served_then_moved_on_disk(ind
     assert _check_against_brute_force(index_dir, seed=9) == 1.0
 
 
+def test_a_merge_that_cannot_fit_the_disk_is_refused_before_faiss_maps_it(tmp_path: Path) -> None:
+    from diffgap_search.errors import StorageError
+    from diffgap_search.store.ondisk_index import check_room
+
+    check_room(tmp_path / ".audio.2.ivfdata.tmp", 1000, 64)
+    with pytest.raises(StorageError, match=r"^cannot merge the index into .*: it needs 72000000000 MB, \d+ MB are free;"
+                                           r" the published index is unchanged"):
+        check_room(tmp_path / ".audio.2.ivfdata.tmp", 10**15, 64)
+
+
 def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -79,6 +79,26 @@ def write_atomic(index: Any, path: Path) -> tuple[int, int]:
     return size, crc
 
 
+def write_plain(index: Any, path: Path) -> int:
+    """Write ``index`` to ``path`` (a writer's own temporary file: a shard) through a Python file, so a full
+    disk raises StorageError instead of leaving a short file FAISS would later map; returns its size."""
+    import faiss
+
+    try:
+        with open(path, "wb") as fh:
+            writer = faiss.PyCallbackIOWriter(fh.write)
+            faiss.write_index(index, writer)
+            del writer
+            fh.flush()
+            return os.fstat(fh.fileno()).st_size
+    except (OSError, RuntimeError) as exc:
+        if not isinstance(exc, OSError) and type(exc) is not RuntimeError:
+            raise
+        path.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {_io_reason(exc)}; the published index is unchanged"
+                           " (free some space, then run `dgsearch index` again)") from exc
+
+
 def _io_reason(exc: BaseException) -> str:
     """One line saying why a write failed (``No space left on device``), from an OSError or faiss's text."""
     if isinstance(exc, OSError) and exc.strerror:

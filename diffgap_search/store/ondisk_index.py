@@ -29,6 +29,7 @@ mapped until the reader drops the index (the writer deletes old generations only
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.atomic_files import fsync_folder
+from diffgap_search.errors import StorageError
+from diffgap_search.store.faiss_files import write_plain
 from diffgap_search.libc import libc_function
 
 DATA_SUFFIX = ".ivfdata"
@@ -145,10 +148,13 @@ def build_sharded(trained: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]],
     """Fill the trained, empty compressed ``trained`` from ``chunks`` (see :func:`write_shards`) through shards
     merged by ``merge_ondisk`` into the data file ``data_tmp``: returns ``(trained, now holding every vector
     in on-disk lists mapped read-write, highest id)``. The shard files are deleted on return."""
+    import faiss
     from faiss.contrib.ondisk import merge_ondisk
 
     paths, max_id = write_shards(trained, chunks, shard_file, shard_vectors)
     try:
+        ivf = faiss.extract_index_ivf(trained)
+        check_room(data_tmp, sum(faiss.read_index(str(p), faiss.IO_FLAG_MMAP).ntotal for p in paths), ivf.code_size)
         if paths:
             with quiet_stdout():
                 merge_ondisk(trained, [str(p) for p in paths], str(data_tmp))
@@ -171,7 +177,9 @@ def merge_lists(empty: Any, lists: list[Any], data_tmp: Path) -> Any:
     vec = faiss.InvertedListsPtrVector()
     for il in lists:
         vec.push_back(il)
-    if lists and sum(il.compute_ntotal() for il in lists):
+    entries = sum(il.compute_ntotal() for il in lists)
+    check_room(data_tmp, entries, ivf.code_size)
+    if entries:
         with quiet_stdout():
             out.merge_from_multiple(vec.data(), vec.size(), False)
     else:  # nothing to copy (FAISS cannot size a file to 0 bytes): an empty data file, never mapped
@@ -229,8 +237,19 @@ def _write_shard(shard: Any, path: Path) -> Path:
 
     ivf = faiss.extract_index_ivf(shard)
     shard.ntotal = ivf.ntotal = ivf.invlists.compute_ntotal()
-    faiss.write_index(shard, str(path))
+    write_plain(shard, path)
     return path
+
+
+def check_room(data_tmp: Path, entries: int, code_size: int) -> None:
+    """StorageError unless ``data_tmp``'s disk has room for ``entries`` codes and ids: FAISS sizes the file
+    with ``truncate`` and fills it through a mapping, where a full disk is a SIGBUS, not an error."""
+    need = entries * (code_size + 8)
+    free = shutil.disk_usage(data_tmp.parent).free
+    if need > free:
+        raise StorageError(f"cannot merge the index into {data_tmp.parent}: it needs {need / 1e6:.0f} MB,"
+                           f" {free / 1e6:.0f} MB are free; the published index is unchanged"
+                           " (free some space, then run `dgsearch index` again)")
 
 
 def extend(current: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], gone: np.ndarray, data_tmp: Path,
