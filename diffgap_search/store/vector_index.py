@@ -15,9 +15,9 @@ just published a newer generation) and otherwise answers by exact search over th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -253,9 +253,10 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     Incremental where the published file is usable, its index type still fits the size and the space is not
     marked for a rebuild (remove deleted ids, add ids above the old ``max_id``; a compressed index gets a new
     data file merged from the published lists and the new vectors' shards: ``ondisk_index.extend``); rebuilt
-    from the catalog otherwise (a compressed one through shards on disk: ``ondisk_index.build_sharded``). A space whose stored vectors were replaced under the same ids (a bridged space after a new
-    bridge) is marked in ``meta["rebuild_faiss"]`` by the transaction that replaced them, so a kill before
-    this publish leaves the mark for the next one; it is cleared with the new record. The record is committed
+    from the catalog otherwise (a compressed one through shards on disk: ``ondisk_index.build_sharded``). A
+    space whose stored vectors were replaced under the same ids (a bridged space after a new bridge) is marked
+    in ``meta["rebuild_faiss"]`` by the transaction that replaced them, so a kill before this publish leaves
+    the mark for the next one; it is cleared with the new record. The record is committed
     durably (fsynced) before older generations are deleted, and those are deleted only when no reader can
     still need them (``generations.remove_stale_files``; otherwise the next run does it).
     """
