@@ -46,6 +46,9 @@ from diffgap_search.libc import libc_function
 
 DATA_SUFFIX = ".ivfdata"
 CRC_CHUNK = 8 << 20  # bytes read at a time when checking a data file
+# vectors encoded per FAISS call: PQ with ≥ 16 dimensions per sub-quantiser encodes through distance tables of
+# m · 256 floats per vector (16 KB at m = 16: 1 GB for a 65 536-row chunk); 16 384 rows keep that ≤ 256 MB
+ADD_ROWS = 16_384
 
 
 def data_path(index_dir: Path, space: str, generation: int) -> Path:
@@ -129,7 +132,9 @@ def write_shards(empty: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], sh
                 continue
             if shard is None:
                 shard = empty_copy(empty)
-            shard.add_with_ids(np.ascontiguousarray(vecs, np.float32), np.ascontiguousarray(ids, np.int64))
+            for lo in range(0, len(ids), ADD_ROWS):  # FAISS's encoding scratch grows with the rows per call
+                shard.add_with_ids(np.ascontiguousarray(vecs[lo : lo + ADD_ROWS], np.float32),
+                                   np.ascontiguousarray(ids[lo : lo + ADD_ROWS], np.int64))
             max_id = max(max_id, int(ids.max()))
             if shard.ntotal >= shard_vectors:
                 paths.append(_write_shard(shard, shard_file(len(paths))))
