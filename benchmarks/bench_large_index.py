@@ -5,12 +5,15 @@ built in bounded memory, searched with exact re-scoring.
    text-side queries across the modality gap, a third near-duplicates), generated in chunks of 10⁵ into a
    float32 vector file read through ``np.memmap`` (the per-space vector file re-scoring reads).
 2. **Build** (a child process, so its peak RSS is its own): the kind ``store/index_budget.choose_index``
-   gives for ``--budget-mb``; trained on a sample (``index_choice.build_index``), filled in chunks into
+   gives for ``--budget-mb``; trained on a sample (``index_choice.build_index``), then the path ``dgsearch
+   index`` publishes a compressed index by (``store/ondisk_index.build_sharded``): filled in chunks into
    shards of ``--shard`` vectors written to disk, the shards merged into on-disk inverted lists
-   (``faiss.contrib.ondisk.merge_ondisk``). IVF-Flat (below the budget) is built the same way.
+   (``faiss.contrib.ondisk.merge_ondisk``), the data file fsynced and CRC'd (``seal``). IVF-Flat (below the
+   budget) is built the same way here, for comparison (``dgsearch`` keeps IVF-Flat in memory).
 3. **Ground truth**: exact top-10 of every query, by chunked float32 products, re-ranked in float64.
-4. **Query** (a child process): the merged index read back, its ``OnDiskInvertedLists`` memory-mapping
-   ``index.ivfdata`` (the shards were read with ``IO_FLAG_MMAP`` while merging); one query at a time on one thread
+4. **Query** (a child process): the merged index read back as a reader does (``IO_FLAG_MMAP |
+   IO_FLAG_READ_ONLY``, then ``ondisk_index.map_data``: size and CRC-32 checked, ``index.ivfdata`` mapped
+   read-only); one query at a time on one thread
    (as ``search_threads`` does for a query), FAISS's candidates (``(10 + 32) · rescore_factor`` for a
    compressed index, ``10 + 32`` for IVF-Flat, as ``search/scoring.py`` asks) re-scored exactly from the
    vector file; recall@10 against the ground truth, median / p95 of FAISS + re-scoring, RSS after.
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,36 +85,76 @@ def generate(path: Path, n: int, seed: int, n_queries: int) -> np.ndarray:
 
 
 def build(work: Path, kind: str, cfg: FaissConfig, shard: int) -> dict[str, float]:
-    """Child process: trains, fills shards, merges them on disk; writes ``work/index.faiss``."""
-    import faiss
-    from faiss.contrib.ondisk import merge_ondisk
-
+    """Child process: trains on a sample, then publish's path (``store/ondisk_index.py``): chunks into shards of
+    ``shard`` vectors on disk, merged by ``merge_ondisk`` into ``index.ivfdata``, made durable (``seal``);
+    writes ``work/index.faiss`` (naming its data file by base name) and ``work/data.json`` (its size, CRC-32)."""
+    from diffgap_search.libc import libc_function
+    from diffgap_search.store import ondisk_index as ondisk
+    from diffgap_search.store.faiss_files import write_atomic
     from diffgap_search.store.index_choice import build_index
 
+    anon = AnonPeak()
     t0 = time.perf_counter()
     vecs = np.load(work / "vectors.npy", mmap_mode="r")
     wrapped = build_index(kind, D, vecs, cfg)
     index = wrapped if is_compressed(kind) else wrapped.index  # IVF keeps the ids itself: no IndexIDMap2
     t1 = time.perf_counter()
-    faiss.write_index(index, str(work / "trained.faiss"))
-    shards = []
-    for lo in range(0, len(vecs), shard):
-        part = faiss.read_index(str(work / "trained.faiss"))
-        for c in range(lo, min(len(vecs), lo + shard), CHUNK):
-            rows = np.ascontiguousarray(vecs[c : min(len(vecs), lo + shard, c + CHUNK)])
-            part.add_with_ids(rows, np.arange(c, c + len(rows), dtype=np.int64))
-        shards.append(str(work / f"shard{len(shards)}.faiss"))
-        faiss.write_index(part, shards[-1])
-        del part
+    trim = libc_function("malloc_trim")
+    if trim is not None:  # hand back what training freed, so the fill's peak is its own
+        trim(0)
+    train_anon = anon.reset()
+    after_train = anon.now()
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for lo in range(0, len(vecs), CHUNK):
+            rows = np.ascontiguousarray(vecs[lo : lo + CHUNK])
+            yield np.arange(lo, lo + len(rows), dtype=np.int64), rows
+
+    times: dict[str, float] = {}
+
+    def shard_file(i: int) -> Path:  # called as a shard is full: the time to here is encoding (add)
+        times.setdefault("first_shard_s", time.perf_counter() - t1)
+        times["add_s"] = time.perf_counter() - t1
+        return work / f".shard{i}.tmp"
+
+    merged, _ = ondisk.build_sharded(index, chunks(), work / ".index.ivfdata.tmp", shard_file, shard)
     t2 = time.perf_counter()
-    merged = faiss.read_index(str(work / "trained.faiss"))
-    merge_ondisk(merged, shards, str(work / "index.ivfdata"))
-    faiss.write_index(merged, str(work / "index.faiss"))
-    for s in shards:
-        os.unlink(s)
+    size, crc = ondisk.seal(merged, work / ".index.ivfdata.tmp", work / "index.ivfdata")
+    write_atomic(merged, work / "index.faiss")
+    (work / "data.json").write_text(json.dumps({"size": size, "crc32": crc}))
     t3 = time.perf_counter()
-    return {"train_s": t1 - t0, "add_s": t2 - t1, "merge_s": t3 - t2, "build_s": t3 - t0,
-            "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"train_s": t1 - t0, "add_s": times.get("add_s", t2 - t1), "merge_s": t2 - t1 - times.get("add_s", 0.0),
+            "seal_s": t3 - t2, "build_s": t3 - t0,
+            "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_peak_anon_mb": train_anon, "anon_after_train_mb": after_train,
+            "fill_merge_peak_anon_mb": anon.reset()}
+
+
+class AnonPeak:
+    """The highest ``RssAnon`` (the process's own memory, without mapped file pages) seen since the last
+    :meth:`reset`, sampled every 50 ms by a daemon thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.05)
+
+    @staticmethod
+    def now() -> float:
+        """``RssAnon`` now, in MB."""
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("RssAnon:"))
+
+    def reset(self) -> float:
+        """The peak in MB so far; the next one starts from now (from the memory held now, which it includes)."""
+        peak, self.peak = self.peak, 0.0
+        return peak
 
 
 def ground_truth(vecs: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
@@ -140,7 +184,12 @@ def query(work: Path, kind: str, cfg: FaissConfig) -> dict[str, object]:
     from diffgap_search.store.index_choice import set_search_params
 
     faiss.omp_set_num_threads(1)
-    index = faiss.read_index(str(work / "index.faiss"))  # its OnDiskInvertedLists mmap index.ivfdata themselves
+    from diffgap_search.store import ondisk_index as ondisk
+    from diffgap_search.store.faiss_files import read_checked
+
+    data = json.loads((work / "data.json").read_text())  # as a reader opens a published generation
+    index = read_checked(work / "index.faiss", None, None, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    ondisk.map_data(index, work / "index.ivfdata", data["size"], data["crc32"])  # checked, mapped read-only
     set_search_params(index, cfg)
     vecs = np.load(work / "vectors.npy", mmap_mode="r")
     queries = np.load(work / "queries.npy")
@@ -223,10 +272,13 @@ def main() -> None:
     }
     out = args.out or Path(__file__).resolve().parent / "results" / f"large_index_{args.size}.json"
     table = [("size", "kind", "recall@10", "FAISS+rescore median ms", "p95 ms", "build s", "build peak MB",
-              "query RSS MB", "disk B/vector"),
+              "peak own (RssAnon) MB train / fill+merge", "query RSS MB (own)", "disk B/vector"),
              (str(args.size), choice.kind, f"{recall:.3f}", f"{payload['faiss_rescore_ms_median']:.2f}",
               f"{payload['faiss_rescore_ms_p95']:.2f}", f"{payload['build_s']:.0f}",
-              f"{payload['build_peak_rss_mb']:.0f}", f"{payload['query_rss_mb']:.0f}",
+              f"{payload['build_peak_rss_mb']:.0f}",
+              f"{payload['train_peak_anon_mb']:.0f} / {payload['fill_merge_peak_anon_mb']:.0f}"
+              f" (from {payload['anon_after_train_mb']:.0f})",
+              f"{payload['query_rss_mb']:.0f} ({payload['query_rss_anon_mb']:.0f})",
               f"{payload['disk_bytes_per_vector']:.0f}")]
     write_results(out.stem, payload, table, [choice.reason, f"load average {os.getloadavg()}"], out_dir=out.parent)
     print(json.dumps({k: v for k, v in payload.items() if k != "machine"}, indent=1))

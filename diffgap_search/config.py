@@ -225,7 +225,8 @@ class FaissConfig:
     Above ``memory_budget_mb`` (MB of RAM per space's index; None: the budget recorded with the space, else
     an eighth of the machine's RAM: ``store/index_budget.py``) a compressed OPQ/IVF-PQ index with
     ``pq_bytes``-byte codes (its OPQ rotation trained in ``opq_iterations`` rounds); its searches take ``rescore_factor`` times as many candidates and re-score
-    them exactly from the float32 vectors.
+    them exactly from the float32 vectors. It is built in shards of ``shard_vectors`` vectors (``m + 8`` bytes
+    each in memory while filled) merged into on-disk lists that queries memory-map (``store/ondisk_index.py``).
     """
 
     flat_max: int = 50_000
@@ -236,6 +237,7 @@ class FaissConfig:
     pq_bytes: int = 64
     opq_iterations: int = 10
     rescore_factor: int = 4
+    shard_vectors: int = 1_000_000
 
 
 class SearchMode(Choice):

@@ -100,9 +100,11 @@ def _bridge(record: dict[str, Any]) -> str:
 
 def _space(name: str, rec: dict[str, Any]) -> str:
     """``audio (12000 vectors, opq64_ivf256_pq64, 93 B/vector, budget 3145 MB, generation 2)``: the FAISS
-    file's type, its bytes per vector (file size / count: about the RAM it takes once loaded) and the memory
-    budget it was chosen under (``budget -`` for a space published before budgets)."""
-    per = f"{rec['size'] / rec['count']:.0f} B/vector" if rec.get("count") and rec.get("size") else "- B/vector"
+    file's type, its bytes per vector on disk (the file's size, plus a compressed index's on-disk lists, over
+    the count: about the memory it takes once loaded, the lists memory-mapped) and the memory budget it was
+    chosen under (``budget -`` for a space published before budgets)."""
+    size = (rec.get("size") or 0) + (rec.get("data_size") or 0)
+    per = f"{size / rec['count']:.0f} B/vector" if rec.get("count") and size else "- B/vector"
     budget = f"{rec['budget_mb']:g} MB" if rec.get("budget_mb") is not None else "-"
     return f"{name} ({rec['count']} vectors, {rec['kind']}, {per}, budget {budget}, generation {rec['generation']})"
 

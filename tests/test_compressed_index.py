@@ -22,7 +22,8 @@ from diffgap_search.store.vector_index import Published, ivf_ids, publish
 D = 16
 N_FILES, PER_FILE = 6000, 2  # 12 000 windows: enough to train 8-bit PQ (9 984)
 # flat would take 0.86 MB; 4-byte codes and 2 OPQ rounds keep training short on a busy 2-core machine
-TINY = FaissConfig(memory_budget_mb=0.5, nprobe=64, pq_bytes=4, opq_iterations=2)
+# 5 000-vector shards: publish builds 3 (5 000, 5 000, 2 000) and merges them on disk
+TINY = FaissConfig(memory_budget_mb=0.5, nprobe=64, pq_bytes=4, opq_iterations=2, shard_vectors=5000)
 CFG = SearchConfig(top_k=10, group_by_file=False, all_copies=True)
 
 
@@ -123,7 +124,8 @@ def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(in
         rec = Published.read(cat, "audio")
     assert rec is not None
     assert (rec.kind, rec.count, rec.max_id, rec.budget_mb) == ("opq4_ivf256_pq4", 12_000, 12_000, 0.5)
-    assert rec.size < 12_000 * (4 + 24) + 100_000  # codes, ids, centroids, OPQ: not 4·D = 64 B per vector
+    assert rec.data_size == 12_000 * (4 + 8)  # on-disk lists: 4-byte codes and int64 ids, merged without gaps
+    assert rec.size < 100_000  # the trained parts and the lists' directory: no codes
     with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
         loaded = s.index_for("audio")
         assert (loaded.kind, loaded.rebuilt, loaded.ntotal) == ("opq4_ivf256_pq4", False, 12_000)
@@ -131,10 +133,12 @@ def test_tiny_budget_publishes_a_compressed_index_and_search_rescores_exactly(in
         assert held.tolist() == [False, False, False] and vecs.shape == (0, D)
     assert _check_against_brute_force(index_dir, seed=5) >= 0.95
     assert index_info(index_dir).summary["vector spaces"] == (
-        f"audio (12000 vectors, opq4_ivf256_pq4, {rec.size / 12_000:.0f} B/vector, budget 0.5 MB, generation 1)")
+        f"audio (12000 vectors, opq4_ivf256_pq4, {(rec.size + rec.data_size) / 12_000:.0f} B/vector, budget 0.5 MB,"
+        " generation 1)")
 
 
-def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: Path) -> None:
+def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: Path,
+                                                                     capfd: pytest.CaptureFixture[str]) -> None:
     with Catalog.open(index_dir) as cat:
         gone = [cat.file_by_key(f"/lib/{f:05d}.wav".encode()).id for f in range(0, 6000, 6)]  # type: ignore[union-attr]
         cat.delete_files(gone)
@@ -142,14 +146,159 @@ def test_deletions_and_incremental_publish_keep_the_compressed_index(index_dir: 
         rec = publish(index_dir, cat, "audio", D, replace(TINY, memory_budget_mb=None))  # no budget given: the recorded one
         assert (rec.generation, rec.kind, rec.count, rec.max_id, rec.budget_mb) == (
             2, "opq4_ivf256_pq4", 12_000 - 2_000 + 1_000, 13_000, 0.5)
+        assert rec.data_size == 11_000 * 12  # the live 10 000 copied, the 1 000 new ones encoded, merged
         live = set(cat.live_ids("audio").tolist())
-    assert _check_against_brute_force(index_dir, seed=6) >= 0.95
+    assert sorted(p.name for p in index_dir.glob("audio.*")) == ["audio.2.faiss", "audio.2.ivfdata"]
+    assert _check_against_brute_force(index_dir, seed=6) == 1.0  # exact ids, as brute force
+    with Catalog.open(index_dir) as cat:
+        again = publish(index_dir, cat, "audio", D, TINY)  # nothing new: the published lists merged as they are
+        assert (again.generation, again.count, again.data_size) == (3, 11_000, 11_000 * 12)
+    assert capfd.readouterr().out == ""  # FAISS's "resizing <file>" lines kept off stdout
     with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
-        held = np.sort(ivf_ids(s.index_for("audio").index))  # removed in place: the lists hold the live ids
+        held = np.sort(ivf_ids(s.index_for("audio").index))  # the lists hold exactly the live ids
         assert np.array_equal(held, np.array(sorted(live), np.int64))
         _, ids = s.index_for("audio").search(_clustered(np.random.default_rng(7), 50), 40)
         assert set(ids[ids >= 0].tolist()) <= live  # no deleted window is ever a candidate
         assert (ids > 12_000).any()  # the new windows are in the index
+
+
+def _maps(path: Path) -> list[str]:
+    """This process's memory mappings of ``path`` (``/proc/self/maps`` lines: ``ADDR PERMS OFFSET DEV INODE PATH``)."""
+    with open("/proc/self/maps") as fh:
+        return [line.split()[1] for line in fh if line.rstrip().endswith(" " + str(path))]
+
+
+def test_the_sharded_on_disk_build_equals_the_in_memory_build(index_dir: Path, tmp_path: Path) -> None:
+    """The same trained index filled in memory, through 3 shards merged on disk, and as publish built it (3 shards
+    of TINY.shard_vectors): the same ids and distances, in the same order, for every query."""
+    import faiss
+
+    from diffgap_search.store import ondisk_index as ondisk
+
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        published = s.index_for("audio").index
+        assert ondisk.is_on_disk(published)
+        in_memory = ondisk.empty_copy(published)  # the trained parts only: nothing is trained again
+        assert in_memory.ntotal == 0 and not ondisk.is_on_disk(in_memory)
+        for ids, vecs in s.catalog.read_vectors("audio", dim=D):
+            in_memory.add_with_ids(vecs, ids)
+        shards: list[Path] = []
+
+        def shard(i: int) -> Path:
+            shards.append(tmp_path / f"shard{i}.faiss")
+            return shards[-1]
+
+        on_disk, max_id = ondisk.build_sharded(ondisk.empty_copy(published), s.catalog.read_vectors(
+            "audio", dim=D, chunk_rows=2000), tmp_path / "data.ivfdata", shard, shard_vectors=4000)
+        assert (len(shards), max_id, on_disk.ntotal) == (3, 12_000, 12_000)
+        assert not any(p.exists() for p in shards)  # merged, then deleted
+        assert (tmp_path / "data.ivfdata").stat().st_size == 12_000 * (4 + 8)
+        queries = _clustered(np.random.default_rng(11), 30)
+        results = []
+        for index in (in_memory, on_disk, published):
+            faiss.extract_index_ivf(index).nprobe = TINY.nprobe
+            results.append(index.search(queries, 40))
+    for dist, ids in results[1:]:
+        assert np.array_equal(ids, results[0][1]) and np.array_equal(dist, results[0][0])
+    assert (results[0][1] >= 0).all()
+
+
+def test_the_published_lists_are_memory_mapped_read_only(index_dir: Path) -> None:
+    import faiss
+
+    data = index_dir / "audio.1.ivfdata"
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(s.index_for("audio").index).invlists)
+        assert isinstance(lists, faiss.OnDiskInvertedLists)
+        assert (lists.read_only, lists.filename, lists.totsize) == (True, str(data), 12_000 * 12)
+        assert _maps(data) == ["r--s"]  # mapped shared, read-only: its pages are the page cache's, not read in
+        assert faiss.read_index(str(index_dir / "audio.1.faiss"), faiss.IO_FLAG_SKIP_IVF_DATA).ntotal == 12_000
+    with open(index_dir / "audio.1.faiss", "rb") as fh:  # the .faiss file names its data file by base name
+        raw = fh.read()
+    assert b"audio.1.ivfdata" in raw and str(index_dir).encode() not in raw
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing"])
+def test_a_damaged_data_file_is_never_served(index_dir: Path, damage: str) -> None:
+    data = index_dir / "audio.1.ivfdata"
+    if damage == "missing":
+        data.unlink()
+    else:
+        raw = bytearray(data.read_bytes())
+        raw[1000] ^= 0xFF
+        data.write_bytes(bytes(raw))
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        loaded = s.index_for("audio")
+        assert (loaded.kind, loaded.rebuilt, loaded.ntotal) == ("flat", True, 12_000)  # exact search instead
+
+
+def test_a_killed_publish_leaves_nothing_the_next_run_keeps(index_dir: Path) -> None:
+    from diffgap_search.store.generations import sweep_unpublished
+
+    left = [index_dir / ".audio.2.shard0.tmp", index_dir / ".audio.2.ivfdata.tmp", index_dir / "audio.2.ivfdata",
+            index_dir / "audio.2.faiss"]  # a kill while merging, or after the files but before the record
+    for path in left:
+        path.write_bytes(b"x" * 100)
+    with Catalog.open(index_dir) as cat:
+        assert sweep_unpublished(index_dir, cat)
+    assert not any(p.exists() for p in left)
+    assert sorted(p.name for p in index_dir.glob("audio.*")) == ["audio.1.faiss", "audio.1.ivfdata"]
+
+
+def test_deleting_whole_regions_keeps_exact_ids(index_dir: Path) -> None:
+    """Every file with a window near 10 of the 64 centres deleted: the lists there lose most of their entries
+    (where removing ids from merged on-disk lists in place would move a list over another); ids stay exact."""
+    centres = np.random.default_rng(99).normal(size=(64, D))
+    with Catalog.open(index_dir) as cat:
+        ids, vecs = [np.concatenate(p) for p in zip(*cat.read_vectors("audio"))]
+        near = np.argmax(vecs @ (centres / np.linalg.norm(centres, axis=1, keepdims=True)).T, axis=1) < 10
+        keys = sorted({f"/lib/{(int(i) - 1) // PER_FILE:05d}.wav" for i in ids[near]})
+        cat.delete_files([cat.file_by_key(k.encode()).id for k in keys])  # type: ignore[union-attr]
+        _add(cat, N_FILES, 1500, np.random.default_rng(2))  # 3 000 new windows keep it over PQ_MIN_TRAIN
+        rec = publish(index_dir, cat, "audio", D, TINY)
+        n_live = len(cat.live_ids("audio"))
+        assert (rec.kind, rec.count, rec.data_size) == ("opq4_ivf256_pq4", n_live, n_live * 12)
+        assert 2 * len(keys) > 3000  # over a quarter of the windows went
+        live = cat.live_ids("audio")
+    assert _check_against_brute_force(index_dir, seed=8) == 1.0  # 0.965 when removed from the merged file in place
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        assert np.array_equal(np.sort(ivf_ids(s.index_for("audio").index)), np.sort(live))
+
+
+def test_a_compressed_index_published_in_memory_is_served_then_moved_on_disk(index_dir: Path) -> None:
+    """A generation written before on-disk lists (codes inside the .faiss file, no data_size) still loads, and the
+    next publish merges its lists into a data file."""
+    from diffgap_search.store import ondisk_index as ondisk
+    from diffgap_search.store.faiss_files import write_atomic
+    from diffgap_search.store.vector_index import faiss_path
+
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        legacy = ondisk.empty_copy(s.index_for("audio").index)
+        for ids, vecs in s.catalog.read_vectors("audio", dim=D):
+            legacy.add_with_ids(vecs, ids)
+    (index_dir / "audio.1.ivfdata").unlink()
+    size, crc = write_atomic(legacy, faiss_path(index_dir, "audio", 1))
+    with Catalog.open(index_dir) as cat:
+        old = {k: v for k, v in cat.get_meta("faiss.audio").items() if not k.startswith("data_")}
+        cat.set_meta({"faiss.audio": {**old, "size": size, "crc32": crc}})
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        loaded = s.index_for("audio")
+        assert (loaded.rebuilt, ondisk.is_on_disk(loaded.index), loaded.ntotal) == (False, False, 12_000)
+    with Catalog.open(index_dir) as cat:
+        _add(cat, N_FILES, 100, np.random.default_rng(3))
+        rec = publish(index_dir, cat, "audio", D, TINY)
+    assert (rec.generation, rec.count, rec.data_size) == (2, 12_200, 12_200 * 12)
+    assert _check_against_brute_force(index_dir, seed=9) == 1.0
+
+
+def test_a_merge_that_cannot_fit_the_disk_is_refused_before_faiss_maps_it(tmp_path: Path) -> None:
+    from diffgap_search.errors import StorageError
+    from diffgap_search.store.ondisk_index import check_room
+
+    check_room(tmp_path / ".audio.2.ivfdata.tmp", 1000, 64)
+    with pytest.raises(StorageError, match=r"^cannot merge the index into .*: it needs 72000000000 MB, \d+ MB are free;"
+                                           r" the published index is unchanged"):
+        check_room(tmp_path / ".audio.2.ivfdata.tmp", 10**15, 64)
 
 
 def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:

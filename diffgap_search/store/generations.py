@@ -105,11 +105,12 @@ def _exclusive(index_dir: Path, wait_s: float) -> Iterator[bool]:
         os.close(fd)
 
 
-def generation_files(index_dir: Path, space: str) -> dict[int, Path]:
-    """Generation -> ``<space>.<generation>.faiss`` for every such file present (temporary files excluded)."""
+def generation_files(index_dir: Path, space: str, suffix: str = ".faiss") -> dict[int, Path]:
+    """Generation -> ``<space>.<generation><suffix>`` for every such file present (temporary files excluded):
+    the FAISS files, or (``.ivfdata``) a compressed index's on-disk lists."""
     out: dict[int, Path] = {}
-    for path in index_dir.glob(f"{space}.*.faiss"):
-        gen = path.name[len(space) + 1 : -len(".faiss")]
+    for path in index_dir.glob(f"{space}.*{suffix}"):
+        gen = path.name[len(space) + 1 : -len(suffix)]
         if gen.isdigit():
             out[int(gen)] = path
     return out
@@ -126,6 +127,7 @@ def remove_stale_files(index_dir: Path, space: str, keep: int, *, wait_s: float 
     for path in index_dir.glob(f".{space}.*.tmp"):  # only ever the writer's own: no reader opens them
         path.unlink(missing_ok=True)
     stale = [p for gen, p in sorted(generation_files(index_dir, space).items()) if gen != keep]
+    stale += [p for gen, p in sorted(generation_files(index_dir, space, ".ivfdata").items()) if gen != keep]
     return remove_unread(index_dir, stale, wait_s=wait_s)
 
 

@@ -59,7 +59,8 @@ def train_sample(vectors: np.ndarray, n_train: int, seed: int) -> np.ndarray:
 
 def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg: FaissConfig, seed: int = 0) -> Any:
     """An empty, trained ``OPQ{m},IVF{nlist}[_HNSW32],PQ{m}`` for inner product. Not wrapped in
-    ``IndexIDMap2``: the inverted lists keep the segment ids themselves, so ``remove_ids`` works in place.
+    ``IndexIDMap2``: the inverted lists keep the segment ids themselves (publish filters deleted ones out
+    when it merges the next generation's lists: ``ondisk_index.py``).
 
     Trained on a sample of ``train_vectors (n, D) float32`` (an array or a ``np.memmap``): ``nlist ·
     ivf_train_per_list`` rows for the coarse k-means, at least :data:`PQ_TRAIN` for the codebooks (OPQ uses

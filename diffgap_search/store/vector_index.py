@@ -15,18 +15,17 @@ just published a newer generation) and otherwise answers by exact search over th
 from __future__ import annotations
 
 import logging
-import os
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from diffgap_search.atomic_files import replacing
 from diffgap_search.config import FaissConfig
-from diffgap_search.errors import StorageError
+from diffgap_search.store import ondisk_index as ondisk
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.faiss_files import read_checked, write_atomic
 from diffgap_search.store.generations import reading, remove_stale_files, sweep_unpublished
 from diffgap_search.store.index_budget import choose_index, default_budget_mb, is_compressed
 from diffgap_search.store.index_choice import build_index, search_threads, set_search_params
@@ -45,6 +44,8 @@ class Published:
     kind: str
     crc32: int | None = None  # None in records written before checksums
     budget_mb: float | None = None  # the memory budget the kind was chosen under (None: before budgets)
+    data_size: int | None = None  # a compressed index's on-disk lists (``<space>.<g>.ivfdata``); None: none
+    data_crc32: int | None = None
 
     @classmethod
     def read(cls, catalog: Catalog, space: str) -> Published | None:
@@ -55,6 +56,7 @@ class Published:
         return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})  # a newer record's extras ignored
 
 
+CHUNK_ROWS = 65_536  # vectors read from the catalog at a time (a shard fills from whole chunks)
 REBUILD_KEY = "rebuild_faiss"  # meta: spaces whose next publish must rebuild (their vectors were replaced)
 
 
@@ -123,12 +125,16 @@ class LoadedIndex:
 
 
 def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig,
-                       kind: str | None = None) -> tuple[Any, int, str]:
+                       kind: str | None = None, data: tuple[Path, Callable[[int], Path]] | None = None,
+                       ) -> tuple[Any, int, str]:
     """A fresh index of every vector of ``space`` of ``kind`` (default: the kind its size calls for without
     a budget; IVF is trained here: for writers only): returns ``(index, max_id, kind)``.
 
     A compressed kind is built in bounded memory: trained on a sample read in one pass over the catalog,
-    then filled chunk by chunk (its float32 vectors are never all in memory)."""
+    then filled chunk by chunk (its float32 vectors are never all in memory). With ``data`` (``(the data
+    file to merge into, shard file i)``) chunks go into shards of ``cfg.shard_vectors`` vectors on disk,
+    merged into on-disk lists (``ondisk_index.build_sharded``: publish's path); without it, into one index
+    in memory (the same trained index, the same lists in the same order)."""
     n = catalog.count_vectors(space)
     kind = kind if kind is not None else choose_index(n, dim, cfg, None).kind
     if kind == "flat":
@@ -136,6 +142,10 @@ def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig,
         return index, max_id, kind
     if is_compressed(kind):
         index = build_index(kind, dim, _sample(catalog, space, dim, n), cfg)
+        if data is not None:
+            chunks = catalog.read_vectors(space, dim=dim, chunk_rows=min(CHUNK_ROWS, cfg.shard_vectors))
+            index, max_id = ondisk.build_sharded(index, chunks, data[0], data[1], cfg.shard_vectors)
+            return index, max_id, kind
         max_id = 0
         for ids, vecs in catalog.read_vectors(space, dim=dim):
             index.add_with_ids(vecs, ids)
@@ -187,11 +197,19 @@ def _read_all(catalog: Catalog, space: str, dim: int) -> tuple[np.ndarray, np.nd
 def open_published(index_dir: Path, space: str, pub: Published, cfg: FaissConfig) -> LoadedIndex | None:
     """The file ``pub`` names, verified, or None (logged) when it is missing, short, damaged or disagrees.
 
-    Verification: the file exists, has the recorded size and CRC-32, reads, and holds the recorded count.
+    Verification: the file exists, has the recorded size and CRC-32, reads, and holds the recorded count;
+    a compressed index's data file (``ondisk_index.py``) exists and has its recorded size and CRC-32.
     """
+    import faiss
+
     path = faiss_path(index_dir, space, pub.generation)
     try:
-        index = read_checked(path, pub.crc32, pub.size)
+        if pub.data_size is None:
+            index = read_checked(path, pub.crc32, pub.size)
+        else:  # on-disk lists: read their directory, then map the data file read-only (ondisk_index.py)
+            index = read_checked(path, pub.crc32, pub.size, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            ondisk.map_data(index, ondisk.data_path(index_dir, space, pub.generation), pub.data_size,
+                            pub.data_crc32)
         if index.ntotal != pub.count:
             raise ValueError(f"holds {index.ntotal} vectors, catalog recorded {pub.count}")
     except (OSError, RuntimeError, ValueError) as exc:
@@ -233,10 +251,12 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     only, under the writer lock, outside any open transaction).
 
     Incremental where the published file is usable, its index type still fits the size and the space is not
-    marked for a rebuild (remove deleted ids, add ids above the old ``max_id``); rebuilt from the catalog
-    otherwise. A space whose stored vectors were replaced under the same ids (a bridged space after a new
-    bridge) is marked in ``meta["rebuild_faiss"]`` by the transaction that replaced them, so a kill before
-    this publish leaves the mark for the next one; it is cleared with the new record. The record is committed
+    marked for a rebuild (remove deleted ids, add ids above the old ``max_id``; a compressed index gets a new
+    data file merged from the published lists and the new vectors' shards: ``ondisk_index.extend``); rebuilt
+    from the catalog otherwise (a compressed one through shards on disk: ``ondisk_index.build_sharded``). A
+    space whose stored vectors were replaced under the same ids (a bridged space after a new bridge) is marked
+    in ``meta["rebuild_faiss"]`` by the transaction that replaced them, so a kill before this publish leaves
+    the mark for the next one; it is cleared with the new record. The record is committed
     durably (fsynced) before older generations are deleted, and those are deleted only when no reader can
     still need them (``generations.remove_stale_files``; otherwise the next run does it).
     """
@@ -248,7 +268,21 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
     wanted = choice.kind
     marked = list(catalog.get_meta(REBUILD_KEY) or [])
     current = open_published(index_dir, space, pub, cfg) if pub is not None and space not in marked else None
-    if current is not None and current.kind == wanted:
+    generation = (pub.generation if pub else 0) + 1
+    compressed = is_compressed(wanted)
+    data_tmp = ondisk.temporary(index_dir, space, generation, "ivfdata")
+
+    def shard(i: int) -> Path:
+        return ondisk.temporary(index_dir, space, generation, f"shard{i}")
+
+    if current is not None and current.kind == wanted and compressed:  # a new data file; the published one is read
+        gone = np.setdiff1d(ivf_ids(current.index), catalog.live_ids(space))
+        chunks = catalog.read_vectors(space, after_id=current.max_id, dim=dim,
+                                      chunk_rows=min(CHUNK_ROWS, cfg.shard_vectors))
+        index, _ = ondisk.extend(current.index, chunks, gone, data_tmp, shard, cfg.shard_vectors)
+        max_id = max(current.max_id, catalog.max_segment_id(space))
+        kind = wanted
+    elif current is not None and current.kind == wanted:
         index = current.index
         after_id = current.max_id if _remove_deleted(index, catalog, space, current.kind) else 0
         for ids, vecs in catalog.read_vectors(space, after_id=after_id, dim=dim):
@@ -256,13 +290,17 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
         max_id = max(current.max_id, catalog.max_segment_id(space))
         kind = wanted
     else:
-        index, max_id, kind = build_from_catalog(catalog, space, dim, cfg, wanted)
+        index, max_id, kind = build_from_catalog(catalog, space, dim, cfg, wanted, (data_tmp, shard) if compressed
+                                                 else None)
     if index.ntotal != n:
         raise RuntimeError(f"FAISS index of {space!r} holds {index.ntotal} vectors, catalog has {n}")
-    generation = (pub.generation if pub else 0) + 1
+    data_size = data_crc = None
+    if compressed:  # the data file first (durable, in place), then the .faiss file that names it
+        data_size, data_crc = ondisk.seal(index, data_tmp, ondisk.data_path(index_dir, space, generation))
     size, crc = write_atomic(index, faiss_path(index_dir, space, generation))
+    del index, current  # a compressed index's mapping of its data file is let go here
     record = Published(generation=generation, count=n, max_id=max_id, size=size, kind=kind, crc32=crc,
-                       budget_mb=budget)
+                       budget_mb=budget, data_size=data_size, data_crc32=data_crc)
     with catalog.durable():
         catalog.set_meta({f"faiss.{space}": record.__dict__, **({REBUILD_KEY: [m for m in marked if m != space]}
                                                                  if space in marked else {})})
@@ -271,22 +309,20 @@ def publish(index_dir: Path, catalog: Catalog, space: str, dim: int, cfg: FaissC
 
 
 def _remove_deleted(index: Any, catalog: Catalog, space: str, kind: str) -> bool:
-    """Remove from ``index`` the ids the catalog no longer has; False when it was emptied instead (the
-    caller then adds every vector again).
+    """Remove from a flat or IVF-Flat ``index`` the ids the catalog no longer has; False when it was emptied
+    instead (the caller then adds every vector again).
 
     ``IndexFlat`` renumbers its rows on removal, as ``IndexIDMap2`` assumes; ``IndexIVF`` does not, so an
     IVF-Flat index wrapped in ``IndexIDMap2`` would afterwards map its hits to the wrong ids: it is reset
-    (its trained centroids kept: no training again) and refilled. A compressed index holds the segment ids
-    in its own inverted lists (no ``IndexIDMap2``), so its deleted ids are removed in place: one scan of the
-    lists, nothing encoded again.
+    (its trained centroids kept: no training again) and refilled. (A compressed index keeps the segment ids
+    in its own lists; its deleted ids are removed from the next generation's data file: ``ondisk_index``.)
     """
     import faiss
 
-    in_index = ivf_ids(index) if is_compressed(kind) else faiss.vector_to_array(index.id_map).astype(np.int64)
-    gone = np.setdiff1d(in_index, catalog.live_ids(space), assume_unique=False)
+    gone = np.setdiff1d(faiss.vector_to_array(index.id_map).astype(np.int64), catalog.live_ids(space))
     if not len(gone):
         return True
-    if kind != "flat" and not is_compressed(kind):
+    if kind != "flat":
         index.reset()
         return False
     index.remove_ids(gone)
@@ -302,75 +338,6 @@ def ivf_ids(index: Any) -> np.ndarray:
     parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).astype(np.int64)
              for i in range(ivf.nlist) if inv.list_size(i)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-
-def read_checked(path: Path, crc32: int | None, size: int | None = None) -> Any:
-    """``faiss.read_index`` of ``path`` in one pass that also computes the file's CRC-32; ValueError when the
-    opened file's size differs from ``size``, or its CRC-32 from ``crc32`` (or bytes follow the index).
-    ``None`` skips a check. Once open, the file is read whole even if a writer unlinks it meanwhile."""
-    import faiss
-
-    crc = 0
-    with open(path, "rb") as fh:
-        found = os.fstat(fh.fileno()).st_size
-        if size is not None and found != size:
-            raise ValueError(f"size {found} != recorded {size}")
-
-        def read(n: int) -> bytes:
-            nonlocal crc
-            chunk = fh.read(n)
-            crc = zlib.crc32(chunk, crc)
-            return chunk
-
-        reader = faiss.PyCallbackIOReader(read)
-        index = faiss.read_index(reader)
-        del reader
-        trailing = fh.read(1)
-    if crc32 is not None and (crc != crc32 or trailing):
-        raise ValueError(f"CRC-32 {crc:08x} != recorded {crc32:08x}: the file was damaged or altered")
-    return index
-
-
-def write_atomic(index: Any, path: Path) -> tuple[int, int]:
-    """Write ``index`` to ``path`` via tmp + fsync + ``os.replace`` + fsync(dir); returns ``(size in bytes,
-    CRC-32 of the bytes)``, the CRC computed as they are written.
-
-    The bytes go through a Python file, not ``write_index(index, filename)``: faiss only prints an error
-    when flushing its own file fails at close (a full disk), and would leave a short file behind silently.
-    """
-    import faiss
-
-    crc = 0
-    try:
-        with replacing(path, durable=True) as tmp, open(tmp, "xb") as fh:
-
-            def write(chunk: bytes) -> int:
-                nonlocal crc
-                crc = zlib.crc32(chunk, crc)
-                return fh.write(chunk)
-
-            writer = faiss.PyCallbackIOWriter(write)
-            faiss.write_index(index, writer)
-            del writer
-            fh.flush()
-            size = os.fstat(fh.fileno()).st_size
-    except (OSError, RuntimeError) as exc:
-        if not isinstance(exc, OSError) and type(exc) is not RuntimeError:
-            raise  # a RecursionError, NotImplementedError…: a bug, not a write failure
-        # faiss reports its I/O failures as a plain RuntimeError
-        raise StorageError(
-            f"cannot write the FAISS index {path}: {_io_reason(exc)}; the previous index is unchanged"
-            " (free some space, then run `dgsearch index` again)"
-        ) from exc
-    return size, crc
-
-
-def _io_reason(exc: BaseException) -> str:
-    """One line saying why a write failed (``No space left on device``), from an OSError or faiss's text."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return text.split("failed: ", 1)[-1]
 
 
 __all__ = [
