@@ -100,8 +100,11 @@ def test_a_gain_of_one_validation_clip_is_not_evidence(setting: dict) -> None:
     assert max(v["fused_R@1"] - v["anchor_served_R@1"] for v in old_val.values()) > 0
     new, _, new_val = _choose(setting, "only", only=only)
     assert new == {"audio|video": 0.0, "video|audio": 0.0}
-    confidence = {v["gain_confidence"] for v in new_val.values()}
-    assert len(confidence) == 1 and 0.5 < confidence.pop() < 0.75
+    joint = {v["pair_confidence"] for v in new_val.values()}
+    assert len(joint) == 1 and 0.5 < joint.pop() < 0.75
+    # the clip is gained in one task only (the other ties): that task's own share is the joint's, the other's 0
+    assert sorted(v["task_confidence"] for v in new_val.values()) == [0.0, new_val["audio->video"]["pair_confidence"]]
+    assert {v["gain_confidence"] for v in new_val.values()} == {0.0}
 
 
 def test_gain_confidence_known_answers() -> None:
@@ -141,7 +144,7 @@ def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) 
     def make(a: dict) -> FakeBridge:
         return FakeBridge(a, "only", setting["partners"], setting["maps"], only)
 
-    unconfirmed, _, _ = choose_residual(make, choice)
+    unconfirmed, _, _ = choose_residual(make, choice, per_task=False)  # the joint bootstrap on the choosing clips
     assert unconfirmed != {"audio|video": 0.0, "video|audio": 0.0}
     alphas, _, val = choose_residual(make, choice, confirm=confirm, final=setting["tasks"])
     assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
@@ -155,7 +158,9 @@ def test_the_truth_is_confirmed_on_clips_that_took_no_part_in_the_choice(setting
     alphas, _, val = choose_residual(lambda a: FakeBridge(a, "truth", setting["partners"], setting["maps"]), choice,
                                      confirm=confirm, final=setting["tasks"])
     assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
-    assert {v["gain_confidence"] for v in val.values()} == {1.0}
+    assert {v["pair_confidence"] for v in val.values()} == {1.0}
+    assert all(v["task_confidence"] >= 0.99 and v["confirm_gain"] > 5.0 for v in val.values())
+    assert {v["gain_confidence"] for v in val.values()} == {min(v["task_confidence"] for v in val.values())}
     assert all(v["fused_R@1"] == 100.0 for v in val.values())
 
 
