@@ -21,9 +21,9 @@ on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
   when, re-tuned on every validation clip as the counterparts are, it is at least the anchor in every task;
   else the anchor is served. (A bootstrap of the two tasks averaged let one direction's large gain carry the
   other's loss: 3 of the 5 runs that lost a task on test at 1,000 clips; ``benchmarks/confirm_evidence.py``.)
-  Clips that chose the checkpoint, the sampler, alpha and the fusion weights flatter what they chose: on them the best of 25 pairs won by a few queries and lost on test
-  (``benchmarks/diagnose_selection.py``). (The bridged query alone is
-  not constrained: one alpha serves a direction both as the bridged query of one task and as the bridged items
+  Clips that chose the checkpoint, the sampler, alpha and the fusion weights flatter what they chose: on them
+  the best of 25 pairs won by a few queries and lost on test (``benchmarks/diagnose_selection.py``). (The
+  bridged query alone is not constrained: one alpha serves a direction both as the bridged query of one task and as the bridged items
   of the other, and requiring both made validation give up served points for the figure nobody is served.);
 - **fair counterparts**: ridge + fusion and Procrustes + fusion, the same fusion with the linear map in place of
   the bridge (``LinearBridge``), tuned the same way on the same clips; their weights are stored with the bridge
