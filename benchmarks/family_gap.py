@@ -41,7 +41,7 @@ from diffgap_search.gap.bridge import Bridge  # noqa: E402
 from diffgap_search.gap.evaluation import evaluate_methods  # noqa: E402
 from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.selection import choose_residual  # noqa: E402
-from diffgap_search.gap.training_data import split_pairs  # noqa: E402
+from diffgap_search.gap.training_data import confirmation_split, split_pairs  # noqa: E402
 from diffgap_search.gap.validation import validation_tasks  # noqa: E402
 from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
 
@@ -102,28 +102,40 @@ def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
         ev = evaluate_methods(test, b, groups=test_groups)
         return {k: {m: round(v[m]["R@1"], 2) for m in keep if m in v} for k, v in ev["results"].items()}
 
-    before_alpha, before = before_rule(bridge, train, groups, cfg)
+    joint_alpha, joint, joint_val = joint_rule(bridge, train, groups, cfg)
     return {"cell": c, "seed": seed, "seconds": round(seconds, 1), "epochs_run": report.selection["checkpoint"]["epochs_run"],
             "epoch": report.selection["checkpoint"]["epoch"], "alpha": report.selection.get("residual_scale", {}),
             "gain_confidence": {k: v.get("gain_confidence") for k, v in report.val.items()},
-            "results": scored(bridge), "alpha_before": before_alpha, "results_before": scored(before)}
+            "evidence": {k: {f: v.get(f) for f in EVIDENCE} for k, v in report.val.items()},
+            "results": scored(bridge), "alpha_joint": joint_alpha, "results_joint": scored(joint),
+            "evidence_joint": {k: {f: v.get(f) for f in EVIDENCE} for k, v in joint_val.items()}}
 
 
-def before_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray, cfg: TrainConfig
-                ) -> tuple[dict[str, float], Bridge]:
-    """The same trained network served by the rule before issue 20's fix (the best alpha pair on validation,
-    no bootstrap evidence: ``confidence=0``) -> its alphas and the bridge (counterparts unchanged): a paired
+EVIDENCE = ("task_confidence", "pair_confidence", "confirm_gain", "fused_R@1", "anchor_served_R@1")
+
+
+def joint_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray, cfg: TrainConfig
+               ) -> tuple[dict[str, float], Bridge, dict[str, dict[str, float]]]:
+    """The same trained network served by the rule before the per-task fix (choose on one half of the validation
+    clips, confirm the pair with one bootstrap of its two tasks averaged on the other half, re-tune on all:
+    ``per_task=False``) -> its alphas, the bridge (counterparts unchanged) and its validation figures: a paired
     before/after on one training run."""
-    tasks = validation_tasks(split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction),
-                             cfg.max_val_groups, cfg.shared_spaces)
+    sets = split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction)
+    choice, confirm = confirmation_split(sets, cfg.val_fraction)
+    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces)
+    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces)
+    if not tasks or not confirm_tasks:
+        tasks, confirm_tasks = every, []
 
     def make(alphas: dict[str, float], fusion: dict | None = None) -> Bridge:
         return Bridge(bridge.denoiser, bridge.schedule, bridge.sample, bridge.encoder_fingerprints, bridge.directions,
                       fusion or {}, bridge.train_info, bridge.record,
                       selection={**bridge.selection, "residual_scale": alphas})
 
-    alphas, fusion, _ = choose_residual(make, tasks, cfg.residual_grid, confidence=0.0)
-    return alphas, make(alphas, fusion)
+    alphas, fusion, val = choose_residual(make, tasks, cfg.residual_grid, cfg.serve_confidence, confirm_tasks, every,
+                                          per_task=False)
+    return alphas, make(alphas, fusion), val
 
 
 def _ms(vals: list[float]) -> str:
@@ -136,9 +148,15 @@ def _best(res: list[dict[str, float]]) -> str:
     return max(("ridge_fusion", "procrustes_fusion"), key=lambda m: np.mean([x[m] for x in res]))
 
 
+def _old(line: dict[str, Any]) -> str:
+    """The key of the line's paired earlier rule: ``results_joint`` (the joint confirmation, before the per-task
+    fix) or, in lines written before it, ``results_before`` (no confirmation at all); "" if neither."""
+    return next((k for k in ("results_joint", "results_before") if k in line), "")
+
+
 def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = None) -> str:
     """Per cell and direction: DiffGAP alone vs ridge, served vs the best fair counterpart (by mean), the per-seed
-    gap, (where the line has it) the gap under the rule before issue 20's fix on the same training run, and
+    gap, (where the line has it) the gap under the rule before on the same training run (``_old``), and
     with ``previous`` (an earlier run's lines, ``--previous``) that run's gap for the same cell."""
     grouped: dict[tuple[str, str], list[dict[str, float]]] = {}
     for line in previous or []:
@@ -149,15 +167,15 @@ def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = N
     for line in lines:
         by_cell.setdefault(cell_id(line["cell"]), []).append(line)
     out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served | served − counterpart "
-           "| old rule, same run: served − counterpart |" + (" previous run: served − counterpart |" if previous else ""),
+           "| rule before, same run: served − counterpart |" + (" previous run: served − counterpart |" if previous else ""),
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if previous else "")]
     for cid, runs in by_cell.items():
         for key in runs[0]["results"]:
             res = [r["results"][key] for r in runs]
             best = _best(res)
             diff = [x["diffgap_fusion"] - x[best] for x in res]
-            old = [r["results_before"][key]["diffgap_fusion"] - r["results_before"][key][best]
-                   for r in runs if "results_before" in r]
+            olds = [r[_old(r)][key] for r in runs if _old(r)]
+            old = [x["diffgap_fusion"] - x[best] for x in olds]
             out.append(f"| {cid} | {key} | {len(runs)} | {_ms([x['diffgap'] for x in res])} | {_ms([x['ridge'] for x in res])} "
                        f"| {_ms([x['diffgap_fusion'] for x in res])} | {best.replace('_fusion', '')} {_ms([x[best] for x in res])} "
                        f"| {_ms(diff)} | {_ms(old) if old else '–'} |"

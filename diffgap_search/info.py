@@ -91,9 +91,9 @@ def _bridge(record: dict[str, Any]) -> str:
     ridge = chosen.get("counterparts_served_R@1", {}).get("ridge", {})
     served = "; ".join(f"{k} {v:.1f}" + (f" (ridge + fusion {ridge[k]:.1f})" if k in ridge else "")
                        for k, v in chosen.get("served_R@1", {}).items() if v is not None)
-    shares = sorted(set((chosen.get("confirmation") or {}).values()))
-    confirm = f"; residual confirmed in {', '.join(f'{100 * v:.0f} %' for v in shares)} of resamples (90 % needed)" \
-        if shares else ""
+    shares = chosen.get("confirmation") or {}
+    confirm = (f"; residual confirmed in {', '.join(f'{k} {100 * v:.0f} %' for k, v in sorted(shares.items()))} "
+               "of resamples (90 % needed)") if shares else ""
     return (f"{text}; chosen on validation: epoch {chosen.get('epoch')} of {chosen.get('epochs_run')}, residual scale "
             f"{alphas}; validation served R@1 {served or '-'}{confirm}")
 

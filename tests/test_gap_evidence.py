@@ -100,8 +100,11 @@ def test_a_gain_of_one_validation_clip_is_not_evidence(setting: dict) -> None:
     assert max(v["fused_R@1"] - v["anchor_served_R@1"] for v in old_val.values()) > 0
     new, _, new_val = _choose(setting, "only", only=only)
     assert new == {"audio|video": 0.0, "video|audio": 0.0}
-    confidence = {v["gain_confidence"] for v in new_val.values()}
-    assert len(confidence) == 1 and 0.5 < confidence.pop() < 0.75
+    joint = {v["pair_confidence"] for v in new_val.values()}
+    assert len(joint) == 1 and 0.5 < joint.pop() < 0.75
+    # the clip is gained in one task only (the other ties): that task's own share is the joint's, the other's 0
+    assert sorted(v["task_confidence"] for v in new_val.values()) == [0.0, new_val["audio->video"]["pair_confidence"]]
+    assert {v["gain_confidence"] for v in new_val.values()} == {0.0}
 
 
 def test_gain_confidence_known_answers() -> None:
@@ -141,7 +144,7 @@ def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) 
     def make(a: dict) -> FakeBridge:
         return FakeBridge(a, "only", setting["partners"], setting["maps"], only)
 
-    unconfirmed, _, _ = choose_residual(make, choice)
+    unconfirmed, _, _ = choose_residual(make, choice, per_task=False)  # the joint bootstrap on the choosing clips
     assert unconfirmed != {"audio|video": 0.0, "video|audio": 0.0}
     alphas, _, val = choose_residual(make, choice, confirm=confirm, final=setting["tasks"])
     assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
@@ -155,7 +158,9 @@ def test_the_truth_is_confirmed_on_clips_that_took_no_part_in_the_choice(setting
     alphas, _, val = choose_residual(lambda a: FakeBridge(a, "truth", setting["partners"], setting["maps"]), choice,
                                      confirm=confirm, final=setting["tasks"])
     assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
-    assert {v["gain_confidence"] for v in val.values()} == {1.0}
+    assert {v["pair_confidence"] for v in val.values()} == {1.0}
+    assert all(v["task_confidence"] >= 0.99 and v["confirm_gain"] > 5.0 for v in val.values())
+    assert {v["gain_confidence"] for v in val.values()} == {min(v["task_confidence"] for v in val.values())}
     assert all(v["fused_R@1"] == 100.0 for v in val.values())
 
 
@@ -174,3 +179,32 @@ def test_the_confirmation_half_is_a_stable_disjoint_half_of_the_validation_clips
     assert np.array_equal(choice[0].train_a, sets[0].train_a)
     again = confirmation_split(sets, 0.1)[1]
     assert list(again[0].val_groups) == list(confirm[0].val_groups)
+
+
+class _TruthOrNoise(FakeBridge):
+    """The truth on the rows in ``good``, pure noise on every other row."""
+
+    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+        anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])
+        noise = _unit(np.random.default_rng(11).standard_normal(anchor.shape))
+        goal = np.stack([self.partners[r.tobytes()] if r.tobytes() in self.only else n for r, n in zip(x, noise)])
+        return _unit(anchor + self.alphas[Direction.of(source, target).value] * (goal - anchor))
+
+
+def test_a_pair_below_the_anchor_once_re_tuned_on_the_final_clips_is_not_served(setting: dict) -> None:
+    """Confirmed on both halves (the truth there), but noise on the clips it is finally re-tuned on: served there
+    it would be below ridge + fusion, so the anchor is served, with the anchor's figures."""
+    choice, confirm = _halves(setting)
+    good = {r.tobytes() for r in np.r_[setting["va"][:200], setting["vv"][:200]]}
+    va, vv = _world(100, seed=5)
+    partners = {**setting["partners"], **{a.tobytes(): v for a, v in zip(va, vv)}, **{v.tobytes(): a for a, v in zip(va, vv)}}
+    final = list(tasks_for("audio", "video", va, vv, np.arange(100)))
+
+    def make(a: dict) -> FakeBridge:
+        return _TruthOrNoise(a, "only", partners, setting["maps"], good)
+
+    confirmed, _, _ = choose_residual(make, choice, confirm=confirm)
+    assert confirmed == {"audio|video": 1.0, "video|audio": 1.0}
+    alphas, _, val = choose_residual(make, choice, confirm=confirm, final=final)
+    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    assert all(v["fused_R@1"] == v["anchor_served_R@1"] and v["task_confidence"] >= 0.99 for v in val.values())

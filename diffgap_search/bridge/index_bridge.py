@@ -178,6 +178,8 @@ def chosen_record(selection: dict[str, Any]) -> dict[str, Any]:
     return {"residual_scale": selection.get("residual_scale", {}), "epoch": checkpoint.get("epoch"),
             "epochs_run": checkpoint.get("epochs_run"), "stopped_early": checkpoint.get("stopped_early"),
             "served_R@1": {k: v.get("fused_R@1") for k, v in sorted(val.items())},
-            "confirmation": {k: v["gain_confidence"] for k, v in sorted(val.items()) if "gain_confidence" in v},
+            # each task's own bootstrap share (since the per-task rule); bridges before it stored the pair's joint one
+            "confirmation": {k: v.get("task_confidence", v["gain_confidence"]) for k, v in sorted(val.items())
+                             if "gain_confidence" in v},
             "counterparts_served_R@1": {kind: {k: v["served_R@1"] for k, v in sorted(per.items())}
                                         for kind, per in sorted(selection.get("counterparts_val", {}).items())}}

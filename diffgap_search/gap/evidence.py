@@ -5,8 +5,9 @@ R@1 near its ceiling: 92-99 % on validation where the same methods score 55-77 %
 so a served gain of one or two validation queries is noise, and the best of 25 residual scales is chosen for
 its luck (``benchmarks/diagnose_selection.py``). ``gain_confidence`` resamples the validation *clips* (a clip's
 captions move together) and returns the share of resamples in which the candidate's served R@1, averaged over
-the tasks given, is strictly above the anchor's: ``selection.choose_residual`` serves a residual only when that
-share reaches ``TrainConfig.serve_confidence``. Seeded: the same inputs give the same figure in any process.
+the tasks given, is strictly above the anchor's; ``task_evidence`` gives it for each task alone, and
+``selection.choose_residual`` serves a residual only when every task's own share reaches
+``TrainConfig.serve_confidence`` (``serve_share``). Seeded: the same inputs give the same figure in any process.
 """
 
 from __future__ import annotations
@@ -54,4 +55,24 @@ def gain_confidence(paired: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     return float(np.mean(gains / len(paired) > 1e-12))
 
 
-__all__ = ["N_RESAMPLES", "gain_confidence", "query_hits"]
+def task_evidence(paired: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """``(key, labels (U_q,), candidate hits (U_q,), anchor hits (U_q,))`` per task of one pair set -> per task key
+    ``(its own bootstrap share, its mean served R@1 gain in points)``, and under key ``""`` ``(the joint share of
+    the tasks averaged in one bootstrap, 0.0)``."""
+    out = {key: (gain_confidence([(labels, new, old)]), float(100.0 * np.mean(np.asarray(new) - np.asarray(old))))
+           for key, labels, new, old in paired}
+    out[""] = (gain_confidence([p[1:] for p in paired]), 0.0)
+    return out
+
+
+def serve_share(per_task: dict[str, tuple[float, float]], joint: float, each: bool = True) -> float:
+    """The share ``selection.choose_residual`` compares with ``serve_confidence``: the smallest of the tasks' own
+    shares (``each``: a pair is served only if no task is likely to lose; a tie is no gain), or the joint share
+    (``each=False``: the rule before, under which one task's large gain carried the other's loss). 0.0 with no
+    task."""
+    if not each:
+        return joint
+    return min((share for share, _ in per_task.values()), default=0.0)
+
+
+__all__ = ["N_RESAMPLES", "gain_confidence", "query_hits", "serve_share", "task_evidence"]

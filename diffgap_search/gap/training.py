@@ -91,7 +91,7 @@ class TrainConfig:
     patience: int = 5
     eval_every: int = 1
     residual_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    # a residual is served only if it beats the anchor in this share of resamples of the confirmation half of
+    # a residual is served only if each task beats the anchor in this share of resamples of the confirmation half of
     # the validation clips, which took part in no choice (0: no test; ``selection.choose_residual``)
     serve_confidence: float = 0.9
     dropout: float = 0.0
