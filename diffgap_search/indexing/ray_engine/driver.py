@@ -44,8 +44,13 @@ class RayEmbedFiles:
     @contextmanager
     def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
                  tasks: Sequence[DecodeArgs]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
-        with ray_session(self.options.address) as ray:
-            yield _results(ray, self.options, _spec(models), todo, tasks)
+        with ray_session(self.options.address) as (ray, watch):
+            try:
+                yield _results(ray, self.options, _spec(models), todo, tasks)
+            except KeyboardInterrupt:
+                if watch.message is None:
+                    raise  # the user's Ctrl-C
+                raise watch.lost_error() from None  # the watch's interrupt: the cluster is gone
 
 
 def ray_stages(options: RayOptions = RayOptions(), base: Stages | None = None) -> Stages:
