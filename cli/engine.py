@@ -39,6 +39,6 @@ def engine_stages(engine: str, address: str | None, batch_size: int | None, acto
     from diffgap_search.indexing.ray_engine.connect import import_ray
     from diffgap_search.indexing.ray_engine.watch import lost_after_s
 
-    import_ray()  # one line saying how to install it, before anything is read or planned
-    lost_after_s()  # a bad DGSEARCH_RAY_LOST_S, likewise
+    lost_after_s()  # a bad DGSEARCH_RAY_LOST_S: refused before anything is read or planned
+    import_ray()  # likewise, one line saying how to install it
     return ray_stages(RayOptions(address=address, batch_size=batch_size, actors=actors))
