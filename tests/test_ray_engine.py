@@ -148,6 +148,19 @@ def _start(folder: Path, index_dir: Path, model: Path, cluster: RayCluster | Non
     return subprocess.Popen(args, env=env, stdout=open(work / "out", "wb"), stderr=open(work / "err", "wb"))
 
 
+def _kill_all(cluster: RayCluster) -> None:
+    """SIGKILL every process of ``cluster``, again until none is left (a worker may be forking meanwhile)."""
+    deadline = time.monotonic() + 30
+    while pids := cluster.processes():
+        assert time.monotonic() < deadline, f"Ray processes that survive SIGKILL: {pids}"
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
 def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -215,8 +228,7 @@ def test_cluster_gone_mid_run_exits_16_keeps_what_was_committed_and_a_local_reru
     try:
         _wait_for(lambda: _committed(ix) >= 1 and proc.poll() is None, 180, "a first commit")
         gone = time.monotonic()
-        for pid in cluster.processes():  # the whole runtime, for real: GCS, raylet, workers, actors
-            os.kill(pid, signal.SIGKILL)
+        _kill_all(cluster)  # the whole runtime, for real: GCS, raylet, workers, actors
         before = committed_paths(ix)  # committed before the loss (more may follow from rows already here)
         rc = proc.wait(120)
         took = time.monotonic() - gone

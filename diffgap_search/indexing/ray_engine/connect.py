@@ -81,7 +81,8 @@ def _gcs_address(ray: ModuleType) -> str | None:
 def _quiet_core_worker() -> Iterator[None]:
     """Ray's C++ core worker in this process logs fatal errors only: it reads ``RAY_BACKEND_LOG_LEVEL`` when
     ``ray.init`` starts it (and says so on stderr, which is therefore muted for that call). Without this a
-    normal run prints Ray's notes on stderr, and a lost cluster a line per task it can no longer report.
+    normal run prints Ray's notes on stderr, and a lost cluster a line per task it can no longer report. A
+    local runtime that ``ray.init`` starts inherits the level (its logs are files in its session folder).
     ``DGSEARCH_DEBUG=1``, or a ``RAY_BACKEND_LOG_LEVEL`` of the user's, keeps Ray's logs."""
     key = "RAY_BACKEND_LOG_LEVEL"
     if os.environ.get("DGSEARCH_DEBUG") or key in os.environ:
