@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
-from diffgap_search.errors import EngineUnavailableError
+from diffgap_search.errors import EngineUnavailableError, UsageError
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch, lost_after_s, lost_message
 
 
@@ -36,7 +36,7 @@ def test_a_gcs_that_stops_answering_interrupts_a_main_thread_blocked_in_a_queue(
     address = _address(gcs)
     watch = ClusterWatch(address, f"the Ray cluster at {address}", lost_s=0.3, interval_s=0.05).start()
     try:
-        time.sleep(0.3)
+        time.sleep(0.2)
         assert watch.message is None  # answering: nothing happens
         gcs.close()  # the GCS goes away
         started = time.monotonic()
@@ -57,7 +57,7 @@ def test_a_run_that_ended_is_not_interrupted(gcs: socket.socket) -> None:
     watch = ClusterWatch(address, "a local Ray runtime", lost_s=0.1, interval_s=0.02).start()
     watch.stop()  # the run is over (its local runtime is being stopped): the GCS going is expected
     gcs.close()
-    time.sleep(0.4)  # a KeyboardInterrupt here would fail the test
+    time.sleep(0.25)  # a KeyboardInterrupt here would fail the test
     watch.close()
     assert watch.message is None
 
@@ -80,9 +80,13 @@ def test_lost_after_s(monkeypatch: pytest.MonkeyPatch, clips_dir: Path, tmp_path
     assert lost_after_s() == 10.0
     monkeypatch.setenv("DGSEARCH_RAY_LOST_S", "2.5")
     assert lost_after_s() == 2.5
-    for bad in ("0", "soon", "nan"):
+    for bad in ("0", "-1", "nan", "inf"):
         monkeypatch.setenv("DGSEARCH_RAY_LOST_S", bad)
-        r = CliRunner().invoke(app, ["index", str(clips_dir), "--index", str(tmp_path / "ix"), "--engine", "ray"])
-        assert (r.exit_code, r.stderr.strip()) == (
-            2, f"dgsearch: error: DGSEARCH_RAY_LOST_S must be a positive number of seconds, not {bad!r}")
+        with pytest.raises(UsageError) as info:
+            lost_after_s()
+        assert str(info.value) == f"DGSEARCH_RAY_LOST_S must be a positive number of seconds, not {bad!r}"
+    monkeypatch.setenv("DGSEARCH_RAY_LOST_S", "soon")
+    r = CliRunner().invoke(app, ["index", str(clips_dir), "--index", str(tmp_path / "ix"), "--engine", "ray"])
+    assert (r.exit_code, r.stderr.strip()) == (
+        2, "dgsearch: error: DGSEARCH_RAY_LOST_S must be a positive number of seconds, not 'soon'")
     assert not (tmp_path / "ix").exists()  # refused before anything is planned or written (or Ray imported)
