@@ -1,16 +1,20 @@
 """``dgsearch index --engine ray`` against ``--engine local`` on one machine: the same ~600 windows, each run a
 fresh ``dgsearch index`` process (process start, model loads and, for Ray, joining or starting the runtime
-included). Issue 22's target: Ray's overhead <= 15 % here.
+included). Issue 22's target: Ray's overhead <= 15 % here, against the faster of the two local rows.
 
 Four runs per repeat, each into a new index: ``local`` (default decode workers: 1 on 2 CPUs) and ``local,
---workers 2`` (as many decoders as Ray runs decode tasks on 2 CPUs); ``ray, joined``: a driver
-joining a loopback Ray runtime started by this script beforehand (``ray start --head``, its start not counted:
-a cluster is up before its jobs); ``ray, own runtime``: no ``RAY_ADDRESS``, so the run starts (and stops) a
-local Ray runtime itself. The model is the tests' tiny CLAP (``tests/fixtures_models.py``, dim 32): its
-embedding is cheap, so the fixed costs of Ray show at their largest; with a real model they are a smaller
-share.
+--workers 2`` (as many decoders as Ray runs decode tasks on 2 CPUs); ``ray, joined``: a driver joining a
+loopback Ray runtime started by this script just before that run (``ray start --head``, its start not
+counted: a cluster is up before its jobs) and stopped after it, so that no idle runtime takes CPU from the
+other rows; ``ray, own runtime``: no ``RAY_ADDRESS``, so the run starts (and stops) a local Ray runtime
+itself. Fairness: one untimed warm-up run first (the clips and the model read into the page cache, a
+5-clip run for the imports), the order of the
+four rows rotated from repeat to repeat, and the load average recorded before the first run and after each
+(the 1-minute figure after a run includes the run itself, about 2 on 2 CPUs). The model is the tests' tiny
+CLAP (``tests/fixtures_models.py``, dim 32): its embedding is cheap, so the fixed costs of Ray show at their
+largest; with a real model they are a smaller share.
 
-    python benchmarks/bench_ray.py --clips 200 --repeats 1
+    python benchmarks/bench_ray.py --clips 200 --repeats 3
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +54,39 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
+@contextmanager
+def _runtime(work: Path, env: dict[str, str]) -> Iterator[str]:
+    """A loopback Ray runtime (``ray start --head --block``) for one run: its address; stopped, with anything
+    left of it in its session, on exit."""
+    port = _free_port()
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                             "--disable-usage-stats", f"--temp-dir={work}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise SystemExit("ray start did not come up")
+                time.sleep(0.5)
+        time.sleep(3)  # the raylet registers after the GCS listens
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # anything of the runtime left in its session
+        except ProcessLookupError:
+            pass
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=200, help="30 s clips: 3 windows of 10 s each")
@@ -62,61 +101,61 @@ def main() -> int:
     windows = 3 * args.clips
     dg = str(Path(sys.executable).with_name("dgsearch"))
     base = [dg, "index", str(work / "clips"), "--model", str(model), "--device", "cpu", "--json"]
-    port, token = _free_port(), secrets.token_hex(16)
-    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-                "RAY_USAGE_STATS_ENABLED": "0"}
+    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                             "--disable-usage-stats", f"--temp-dir={work / 'ray'}"],
-                            env={**env, **loopback}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    times: dict[str, list[float]] = {"local": [], "local, --workers 2": [], "ray, joined": [], "ray, own runtime": []}
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("ray start did not come up")
-                time.sleep(0.5)
-        time.sleep(3)  # the raylet registers after the GCS listens
-        for r in range(args.repeats):
-            times["local"].append(_run([*base, "--index", str(work / f"local{r}")], env))
-            times["local, --workers 2"].append(_run([*base, "--index", str(work / f"local2w{r}"), "--workers", "2"],
-                                                    env))  # as many decoders as Ray's 2 CPUs run tasks
-            times["ray, joined"].append(_run([*base, "--index", str(work / f"joined{r}"), "--engine", "ray"],
-                                             {**env, **loopback, "RAY_ADDRESS": f"127.0.0.1:{port}"}))
-            times["ray, own runtime"].append(_run([*base, "--index", str(work / f"own{r}"), "--engine", "ray"],
-                                                  {**env, **loopback}))
-    finally:
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # anything of the runtime left in its session
-        except ProcessLookupError:
-            pass
+
+    def joined(ix: Path) -> float:
+        with _runtime(work / "ray", {**env, **loopback}) as address:
+            return _run([*base, "--index", str(ix), "--engine", "ray"], {**env, **loopback, "RAY_ADDRESS": address})
+
+    rows: dict[str, Callable[[Path], float]] = {
+        "local": lambda ix: _run([*base, "--index", str(ix)], env),
+        "local, --workers 2": lambda ix: _run([*base, "--index", str(ix), "--workers", "2"], env),
+        "ray, joined": joined,
+        "ray, own runtime": lambda ix: _run([*base, "--index", str(ix), "--engine", "ray"], {**env, **loopback}),
+    }
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    load_before = os.getloadavg()
+    for f in [*(work / "clips").rglob("*"), *model.rglob("*")]:  # untimed warm-up: files in the page cache,
+        if f.is_file():
+            f.read_bytes()
+    make_clips(work / "warm", 5, min_s=29.95, max_s=30.0)  # ... and a small run for the imports
+    _run([dg, "index", str(work / "warm"), "--model", str(model), "--device", "cpu", "--json", "--index",
+          str(work / "warm-ix")], env)
+    loads: list[dict[str, object]] = []
+    names = list(rows)
+    for r in range(args.repeats):
+        for k in names[r % len(names):] + names[: r % len(names)]:  # rotated: no row always first or last
+            times[k].append(rows[k](work / f"ix-{r}-{names.index(k)}"))
+            loads.append({"repeat": r, "run": k, "load_avg_after": os.getloadavg()})
     med = {k: statistics.median(v) for k, v in times.items()}
     load = os.getloadavg()
-    best = min(med["local"], med["local, --workers 2"])
-    table = [("run", "median s (wall, process start included)", "windows/s", "overhead vs the faster local run")]
+    after_1min = [float(x["load_avg_after"][0]) for x in loads]  # type: ignore[index]
+    best_name = min(("local", "local, --workers 2"), key=lambda k: med[k])
+    best = med[best_name]
+    table = [("run", "median s (wall, process start included)", "windows/s", f"overhead vs {best_name}")]
     for k, v in med.items():
         table.append((k, f"{v:.1f}", f"{windows / v:.1f}", "" if k.startswith("local") else f"{v / best - 1:+.0%}"))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = load_before[0] > 0.5 * cpus
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
     write_results("ray", {"clips": args.clips, "windows": windows, "model": "tiny CLAP (tests/fixtures_models.py)",
-                          "times_s": times, "median_s": med, "load_avg": load,
+                          "repeats": args.repeats, "times_s": times, "median_s": med, "baseline": best_name,
+                          "load_avg_before": load_before, "load_avg_after_each_run": loads, "load_avg": load,
                           "overhead_joined": med["ray, joined"] / best - 1,
                           "overhead_own_runtime": med["ray, own runtime"] / best - 1}, table,
                   [f"{args.clips} clips of 30 s = {windows} windows of 10 s; tiny CLAP (dim 32): Ray's fixed costs"
-                   " at their largest share", f"load average during the run: {load[0]:.1f} / {load[1]:.1f} /"
-                   f" {load[2]:.1f} (a shared machine: compare the rows, not absolute times)",
-                   "ray, joined: a loopback runtime started beforehand (not counted); ray, own runtime: the run"
-                   " starts and stops one itself"], **kwargs)
+                   " at their largest share; overhead against the faster local row",
+                   f"load average (1 / 5 / 15 min) before the first run: {load_before[0]:.1f} / {load_before[1]:.1f}"
+                   f" / {load_before[2]:.1f} on {cpus} CPUs; 1-minute load after each run: {min(after_1min):.1f} to"
+                   f" {max(after_1min):.1f} (the run itself adds about {min(2, cpus)})"
+                   + (" -- a BUSY machine: compare the rows of this run, not absolute times, and rerun on a quiet"
+                      " one before quoting the overhead" if busy else ""),
+                   f"{args.repeats} repeat(s), medians; one untimed warm-up run first; the rows' order rotated"
+                   " from repeat to repeat",
+                   "ray, joined: a loopback runtime started before its run (not counted) and stopped after it;"
+                   " ray, own runtime: the run starts and stops one itself"], **kwargs)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -26,8 +26,9 @@ RayActorsOpt = Annotated[Optional[int], typer.Option("--ray-actors", min=1, help
 
 
 def engine_stages(engine: str, address: str | None, batch_size: int | None, actors: int | None) -> Stages | None:
-    """The stages of ``--engine`` (None: the local engine's defaults). Raises UsageError for an unknown engine
-    or Ray flags without ``--engine ray``, EngineUnavailableError when Ray is not installed."""
+    """The stages of ``--engine`` (None: the local engine's defaults). Raises UsageError for an unknown engine,
+    Ray flags without ``--engine ray`` or a bad ``DGSEARCH_RAY_LOST_S``, EngineUnavailableError when Ray is not
+    installed."""
     from diffgap_search.errors import UsageError
 
     if Engine.parse(engine, f"--engine must be {choices_text(Engine)}, not {{!r}}") is Engine.LOCAL:
@@ -36,6 +37,8 @@ def engine_stages(engine: str, address: str | None, batch_size: int | None, acto
         return None
     from diffgap_search.indexing.ray_engine import RayOptions, ray_stages
     from diffgap_search.indexing.ray_engine.connect import import_ray
+    from diffgap_search.indexing.ray_engine.watch import lost_after_s
 
-    import_ray()  # one line saying how to install it, before anything is read or planned
+    lost_after_s()  # a bad DGSEARCH_RAY_LOST_S: refused before anything is read or planned
+    import_ray()  # likewise, one line saying how to install it
     return ray_stages(RayOptions(address=address, batch_size=batch_size, actors=actors))

@@ -1,4 +1,5 @@
-"""One real Ray runtime per pytest session, on loopback, for ``--engine ray`` tests (issue 22).
+"""One real Ray runtime per pytest session, on loopback, for ``--engine ray`` tests (issue 22), and one of its
+own for a test that kills it (``own_ray_cluster``).
 
 ``ray start --head --block`` runs under this venv's Python (its workers import this tree's package) with
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a single node on 127.0.0.1, not the machine's interface address) and
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,16 +100,10 @@ def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
     return marked(marker, session)
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when imported
-        pytest.skip("Ray is not installed (pip install -e '.[ray]')")
-    # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported: set before any import of it in this process,
-    # so that this process, as a driver, stays on loopback too
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    work = tmp_path_factory.mktemp("ray")
+@contextmanager
+def loopback_runtime(work: Path) -> Iterator[RayCluster]:
+    """A Ray runtime of its own on 127.0.0.1 (``ray start --head --block``, its files under ``work``), stopped
+    on exit, none of its processes left behind."""
     port, marker, token = _free_port(), f"ray-{secrets.token_hex(6)}", secrets.token_hex(16)
     joins = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
              "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -131,6 +127,32 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         left = _stop(head, marker)
         log.close()
         assert left == [], f"Ray processes left behind: {left}"
+
+
+def _skip_without_ray() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when imported
+        pytest.skip("Ray is not installed (pip install -e '.[ray]')")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """The session's runtime, shared by the tests that join it (never killed by one)."""
+    _skip_without_ray()
+    # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported: set before any import of it in this process,
+    # so that this process, as a driver, stays on loopback too
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    with loopback_runtime(tmp_path_factory.mktemp("ray")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """A runtime for one test that kills it (drivers join it from subprocesses only)."""
+    _skip_without_ray()
+    with loopback_runtime(tmp_path_factory.mktemp("ray-own")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -42,6 +42,15 @@ def dump(index_dir: Path) -> dict[str, Any]:
         conn.close()
 
 
+def committed_paths(index_dir: Path) -> set[str]:
+    """The paths of the files committed ``ok`` now (one read: a consistent snapshot, even mid-run)."""
+    conn = sqlite3.connect(f"file:{index_dir / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+    try:
+        return {r[0] for r in conn.execute("SELECT path FROM files WHERE status = 'ok'")}
+    finally:
+        conn.close()
+
+
 def assert_same_index(a: Path, b: Path) -> None:
     """``a`` and ``b`` hold the same files, windows, captions, tags and vectors (within ``VEC_ATOL``)."""
     da, db = dump(a), dump(b)

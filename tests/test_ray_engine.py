@@ -15,11 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures_index import INLINE, CountingLoader
 from fixtures_media import write_noise, write_tone
 from fixtures_ray import SEGV_NAME, RayCluster
-from ray_helpers import assert_same_index, dump, query_hits
+from ray_helpers import VEC_ATOL, assert_same_index, committed_paths, dump, query_hits
 from reliability_helpers import build_corpus, write_clip
 from typer.testing import CliRunner
 
@@ -137,11 +138,39 @@ def _actors(cluster: RayCluster) -> list[int]:
     return out
 
 
-def _start(folder: Path, index_dir: Path, model: Path, cluster: RayCluster, work: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **cluster.env, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
-    args = [str(DGSEARCH), "index", str(folder), "--index", str(index_dir), "--model", str(model), "--engine", "ray",
-            "--batch-size", "2", "--ray-batch-size", "2", "--window", "2", "--json"]
+def _start(folder: Path, index_dir: Path, model: Path, cluster: RayCluster | None, work: Path,
+           **env_extra: str) -> subprocess.Popen[bytes]:
+    """``dgsearch index`` as a process: ``--engine ray`` joined to ``cluster`` (None: ``--engine local``)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, "NO_COLOR": "1",
+           "HF_HUB_OFFLINE": "1", **(cluster.env if cluster else {}), **env_extra}
+    args = [str(DGSEARCH), "index", str(folder), "--index", str(index_dir), "--model", str(model), "--engine",
+            "ray" if cluster else "local", "--batch-size", "2", "--window", "2", "--json"]
+    args += ["--ray-batch-size", "2"] if cluster else []
     return subprocess.Popen(args, env=env, stdout=open(work / "out", "wb"), stderr=open(work / "err", "wb"))
+
+
+def _kill_all(cluster: RayCluster) -> None:
+    """SIGKILL every process of ``cluster``, again until none is left (a worker may be forking meanwhile)."""
+    deadline = time.monotonic() + 30
+    while pids := cluster.processes():
+        assert time.monotonic() < deadline, f"Ray processes that survive SIGKILL: {pids}"
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _kill_head(cluster: RayCluster) -> None:
+    """SIGKILL the head's control plane: ``ray start --block`` (which would stop the rest) and the GCS."""
+    for pid in cluster.processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if pid == cluster.session or b"gcs_server" in fh.read():
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
 
 
 def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -198,5 +227,46 @@ def test_driver_killed_mid_run_then_rerun_equals_a_clean_build(
     assert 1 <= _committed(ix) < 40
     _wait_for(lambda: not _actors(ray_cluster), 60, "the dead driver's actors to go")
     again = _start(folder, ix, tiny_clap_dir, ray_cluster, tmp_path)
+    assert again.wait(300) == 0, (tmp_path / "err").read_text()
+    assert_same_index(clean, ix)
+
+
+@pytest.mark.slow
+def test_cluster_gone_mid_run_exits_16_keeps_what_was_committed_and_a_local_rerun_completes(
+        own_ray_cluster: RayCluster, clean_build: tuple[Path, Path], tmp_path: Path, tiny_clap_dir: Path) -> None:
+    # The head's GCS is killed, the raylet beside the driver is not: a driver on another node than the head sees
+    # exactly this. Were this node's raylet killed too, Ray itself may end the driver at once (exit 1, "the
+    # Raylet IPC connection failed"), whenever it next talks to it: nothing in the driver can catch that.
+    folder, clean = clean_build
+    ix, cluster = tmp_path / "ix", own_ray_cluster
+    proc = _start(folder, ix, tiny_clap_dir, cluster, tmp_path, DGSEARCH_RAY_LOST_S="3")
+    try:
+        _wait_for(lambda: _committed(ix) >= 1 and proc.poll() is None, 180, "a first commit")
+        gone = time.monotonic()
+        _kill_head(cluster)  # the head's control plane, for real; this node's raylet lives on, as a driver's would
+        before = committed_paths(ix)  # committed before the loss (more may follow from rows already here)
+        rc = proc.wait(120)
+        took = time.monotonic() - gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _kill_all(cluster)  # what is left of the runtime
+    err = (tmp_path / "err").read_text()
+    assert rc == 16, err
+    assert took < 45, took  # 3 s to notice, ~10 s for Ray to let go of its GCS; Ray alone: 60 s, then exit 1
+    assert [line for line in err.splitlines() if "indexing" not in line] == [  # no Ray noise beside progress
+        f"dgsearch: error: the Ray cluster at {cluster.address} went away mid-run (its GCS did not answer for 3 s);"
+        " what was committed is kept: run `dgsearch index` again (--engine ray or local) to resume"]
+    assert 1 <= len(before) < 40
+    kept, expected = dump(ix), dump(clean)
+    assert before <= committed_paths(ix)
+    for path in before:  # still there, with its windows and vectors
+        assert (kept[path]["row"], kept[path]["windows"]) == (expected[path]["row"], expected[path]["windows"])
+        assert sorted(kept[path]["vectors"]) == sorted(expected[path]["vectors"]) != []
+        for key, vec in expected[path]["vectors"].items():
+            np.testing.assert_allclose(kept[path]["vectors"][key], vec, rtol=0, atol=VEC_ATOL)
+
+    again = _start(folder, ix, tiny_clap_dir, None, tmp_path)  # no cluster at all: the local engine resumes
     assert again.wait(300) == 0, (tmp_path / "err").read_text()
     assert_same_index(clean, ix)

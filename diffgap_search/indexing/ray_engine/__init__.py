@@ -11,6 +11,7 @@ Ray is optional (``pip install 'diffgap-search[ray]'``) and imported only when `
 
 - ``options.py``: the engine's settings (``RayOptions``).
 - ``connect.py``: joining the cluster (``RAY_ADDRESS`` / ``--ray-address``, else a local runtime).
+- ``watch.py``: noticing a cluster that goes away mid-run (exit 16 in bounded time, one line).
 - ``work.py``: what runs on the cluster (the decode task, the ``Embedder`` actor), rows as ``Row`` bytes.
 - ``driver.py``: ``ray_stages`` (the stages with Ray's ``embed_files``), the dataset, and the windows
   regrouped into files for the runner to commit.

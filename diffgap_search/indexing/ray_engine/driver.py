@@ -17,6 +17,7 @@ from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.ray_engine.connect import ray_session, where
 from diffgap_search.indexing.ray_engine.options import RayOptions
 from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
+from diffgap_search.indexing.ray_engine.watch import ClusterWatch
 from diffgap_search.indexing.ray_engine.work import END, Embedder, FileEnd, ModelSpec, decode_rows
 from diffgap_search.indexing.stages import Stages, default_stages
 
@@ -44,8 +45,14 @@ class RayEmbedFiles:
     @contextmanager
     def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
                  tasks: Sequence[DecodeArgs]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
-        with ray_session(self.options.address) as ray:
-            yield _results(ray, self.options, _spec(models), todo, tasks)
+        watch: ClusterWatch | None = None
+        try:
+            with ray_session(self.options.address) as (ray, watch):
+                yield _results(ray, self.options, _spec(models), todo, tasks)
+        except KeyboardInterrupt:  # however late it lands, up to the session's end
+            if watch is None or watch.message is None:
+                raise  # the user's Ctrl-C
+            raise watch.lost_error() from None  # the watch's interrupt: the cluster is gone
 
 
 def ray_stages(options: RayOptions = RayOptions(), base: Stages | None = None) -> Stages:
