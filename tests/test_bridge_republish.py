@@ -27,7 +27,9 @@ D = 16
 
 
 def _bridge(seed: int) -> Bridge:
-    a, b = GapWorld(GapSpec(dim=D, latent_dim=3, features=16), seed=0).sample(200, seed=1)
+    # pairs drawn per seed: on 200 pairs validation may serve the ridge anchor alone (alpha 0), and two bridges
+    # must differ even then
+    a, b = GapWorld(GapSpec(dim=D, latent_dim=3, features=16), seed=0).sample(200, seed=1 + seed)
     cfg = TrainConfig(epochs=1, batch_size=64, hidden=32, depth=1, seed=seed)
     return train_bridge({"audio": a, "text": b}, cfg=cfg, encoder_fingerprints={})[0]
 
