@@ -6,6 +6,7 @@ The resolved configuration of an index (windowing, encoder, FAISS rule) is writt
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -336,3 +337,18 @@ def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:
     if len(path.parts) == 1 and not value.startswith(".") and not path.is_absolute():
         path = Path("indexes") / value
     return path
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive, finite number of seconds from the environment variable ``name``; ``default`` when it is unset
+    or blank. Raises UsageError (exit 2) for any other value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value

@@ -12,16 +12,14 @@ a video without a soundtrack has frame-only segments cut from the video's own du
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from diffgap_search.config import VideoConfig, WindowConfig
-from diffgap_search.errors import MediaDecodeError, UsageError
+from diffgap_search.config import VideoConfig, WindowConfig, env_seconds
+from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media.tags import FileTags, read_tags
 
 BLOCK_SECONDS = 30.0
@@ -185,13 +183,4 @@ def decode_timeout_s() -> float:
     windows; longer files are streamed), so 10 minutes is far past any healthy decoder. Raises
     UsageError for a value that is not a positive number.
     """
-    raw = os.environ.get(DECODE_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_DECODE_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"{DECODE_TIMEOUT_ENV} must be a positive number of seconds, not {raw!r}")
-    return value
+    return env_seconds(DECODE_TIMEOUT_ENV, DEFAULT_DECODE_TIMEOUT_S)

@@ -12,7 +12,6 @@ batch in flight.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import socket
@@ -20,7 +19,8 @@ import sys
 import threading
 import time
 
-from diffgap_search.errors import EngineUnavailableError, UsageError
+from diffgap_search.config import env_seconds
+from diffgap_search.errors import EngineUnavailableError
 
 LOST_ENV = "DGSEARCH_RAY_LOST_S"
 DEFAULT_LOST_S = 10.0
@@ -29,16 +29,7 @@ DEFAULT_LOST_S = 10.0
 def lost_after_s() -> float:
     """``DGSEARCH_RAY_LOST_S``: seconds the GCS may not answer before the cluster counts as gone (default 10).
     Raises UsageError for a value that is not a positive number."""
-    raw = os.environ.get(LOST_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LOST_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"{LOST_ENV} must be a positive number of seconds, not {raw!r}")
-    return value
+    return env_seconds(LOST_ENV, DEFAULT_LOST_S)
 
 
 def lost_message(what: str, gcs: str, lost_s: float) -> str:
