@@ -121,30 +121,24 @@ def write_shards(empty: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], sh
     """Encode ``chunks`` of ``(ids (n,) int64, vectors (n, D) float32)`` into copies of the trained, empty
     ``empty``, each written to ``shard_file(i)`` once it holds ≥ ``shard_vectors`` vectors (and the last one)
     and freed: returns ``(shard files, highest id added (0: none))``. One shard is in memory at a time."""
-    import faiss
-
-    paths: list[Path] = []
-    shard: Any = None
     max_id = 0
-    try:
+
+    def fills() -> Iterator[Callable[[Any], int]]:
+        nonlocal max_id
         for ids, vecs in chunks:
             if not len(ids):
                 continue
-            if shard is None:
-                shard = empty_copy(empty)
-            for lo in range(0, len(ids), ADD_ROWS):  # FAISS's encoding scratch grows with the rows per call
-                shard.add_with_ids(np.ascontiguousarray(vecs[lo : lo + ADD_ROWS], np.float32),
-                                   np.ascontiguousarray(ids[lo : lo + ADD_ROWS], np.int64))
             max_id = max(max_id, int(ids.max()))
-            if shard.ntotal >= shard_vectors:
-                paths.append(_write_shard(shard, shard_file(len(paths))))
-                shard = None
-        if shard is not None:
-            paths.append(_write_shard(shard, shard_file(len(paths))))
-    except BaseException:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        raise
+
+            def fill(shard: Any, ids: np.ndarray = ids, vecs: np.ndarray = vecs) -> int:
+                for lo in range(0, len(ids), ADD_ROWS):  # FAISS's encoding scratch grows with the rows per call
+                    shard.add_with_ids(np.ascontiguousarray(vecs[lo : lo + ADD_ROWS], np.float32),
+                                       np.ascontiguousarray(ids[lo : lo + ADD_ROWS], np.int64))
+                return len(ids)
+
+            yield fill
+
+    paths = _cut_shards(empty, fills(), shard_file, shard_vectors)
     return paths, max_id
 
 
@@ -205,10 +199,8 @@ def live_shards(current: Any, gone: np.ndarray, empty: Any, shard_file: Callable
 
     inv = faiss.extract_index_ivf(current).invlists
     code_size = inv.code_size
-    paths: list[Path] = []
-    shard: Any = None
-    held = 0
-    try:
+
+    def fills() -> Iterator[Callable[[Any], int]]:
         for j in range(inv.nlist):
             n = inv.list_size(j)
             if not n:
@@ -219,11 +211,31 @@ def live_shards(current: Any, gone: np.ndarray, empty: Any, shard_file: Callable
                 continue
             codes = faiss.rev_swig_ptr(inv.get_codes(j), n * code_size).reshape(n, code_size)
             kept_ids, kept_codes = np.ascontiguousarray(ids[keep]), np.ascontiguousarray(codes[keep])
+
+            def fill(shard: Any, j: int = j, kept_ids: np.ndarray = kept_ids,
+                     kept_codes: np.ndarray = kept_codes) -> int:
+                lists = faiss.extract_index_ivf(shard).invlists
+                lists.add_entries(j, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(kept_codes))
+                return len(kept_ids)
+
+            yield fill
+
+    return _cut_shards(empty, fills(), shard_file, shard_vectors)
+
+
+def _cut_shards(empty: Any, fills: Iterable[Callable[[Any], int]], shard_file: Callable[[int], Path],
+                shard_vectors: int) -> list[Path]:
+    """Run each ``fill(shard) -> entries added`` on the shard in memory (a copy of the trained, empty ``empty``,
+    made when needed); a shard holding ≥ ``shard_vectors`` entries, and the last one, is written to
+    ``shard_file(i)`` and freed. On any error the shard files written so far are removed."""
+    paths: list[Path] = []
+    shard: Any = None
+    held = 0
+    try:
+        for fill in fills:
             if shard is None:
                 shard = empty_copy(empty)
-            lists = faiss.extract_index_ivf(shard).invlists
-            lists.add_entries(j, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(kept_codes))
-            held += len(kept_ids)
+            held += fill(shard)
             if held >= shard_vectors:
                 paths.append(_write_shard(shard, shard_file(len(paths))))
                 shard, held = None, 0
