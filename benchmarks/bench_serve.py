@@ -3,8 +3,11 @@
 Three measurements in one run, the same query mix each time (text queries, and one in five "more like
 this" from a segment id):
 
-1. baseline: a warm in-process ``Searcher.search``, one query at a time (what the server wraps);
-2. the server, one client, no writer (the HTTP and JSON cost); with ``--compare-pool-threads``, also a server
+1. baseline: a warm in-process ``Searcher.search``, one query at a time (what the server wraps), and
+2. the server, one client, no writer (the HTTP and JSON cost), measured in alternating rounds of
+   ``--round-queries`` queries each (in process, then over HTTP, ``--rounds`` times), the same queries in the
+   same mode (``semantic``) both ways: this machine's speed drifts by 2-3x over minutes (shared host), so
+   two phases run one after the other compare the minutes, not the paths; with ``--compare-pool-threads``, also a server
    running its searches on whichever pool thread took the request (``DGSEARCH_SERVE_POOL_THREADS=1``, the way
    before issue 24; ``serve/state.py``), one client, for the before/after ratio in one run;
 3. the server, ``--clients`` threads (httpx, one connection each), while a ``dgsearch index`` of
@@ -47,8 +50,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def query_params(i: int, segments: list[int]) -> dict[str, Any]:
     if i % 5 == 4 and segments:
-        return {"like": segments[i % len(segments)], "k": 10}
-    return {"q": TEXTS[i % len(TEXTS)], "k": 10}
+        return {"like": segments[i % len(segments)], "k": 10, "mode": "semantic"}
+    return {"q": TEXTS[i % len(TEXTS)], "k": 10, "mode": "semantic"}
 
 
 def summary(lat_s: list[float], errors: int, wall_s: float) -> dict[str, float]:
@@ -57,22 +60,66 @@ def summary(lat_s: list[float], errors: int, wall_s: float) -> dict[str, float]:
             "qps": len(lat_s) / wall_s if wall_s > 0 else 0.0, "seconds": wall_s}
 
 
-def baseline(index: Path, device: str, n: int, segments: list[int]) -> dict[str, float]:
+def in_process_searcher(index: Path, device: str) -> Any:
+    """A warm in-process ``Searcher`` (the object the server wraps), opened as the server opens its own."""
     from diffgap_search.config import SearchConfig, SearchMode
     from diffgap_search.encoders.loading import load_encoder
     from diffgap_search.search import Query, Searcher
 
-    with Searcher(index, lambda cfg: load_encoder(cfg, progress=False), device=device) as searcher:
-        searcher.search(Query(text="warm up"), SearchConfig(mode=SearchMode.SEMANTIC))
-        lat = []
-        t0 = time.perf_counter()
-        for i in range(n):
-            p = query_params(i, segments)
-            q = Query(text=p["q"]) if "q" in p else Query(segment_id=int(p["like"]))
-            s = time.perf_counter()
-            searcher.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10))
-            lat.append(time.perf_counter() - s)
-        return summary(lat, 0, time.perf_counter() - t0)
+    searcher = Searcher(index, lambda cfg: load_encoder(cfg, progress=False), device=device)
+    searcher.search(Query(text="warm up"), SearchConfig(mode=SearchMode.SEMANTIC))
+    return searcher
+
+
+def in_process_queries(searcher: Any, first: int, n: int, segments: list[int]) -> list[float]:
+    """Seconds of queries ``first .. first + n - 1`` of the mix, run by ``searcher`` one at a time."""
+    from diffgap_search.config import SearchConfig, SearchMode
+    from diffgap_search.search import Query
+
+    lat = []
+    for i in range(first, first + n):
+        p = query_params(i, segments)
+        q = Query(text=p["q"]) if "q" in p else Query(segment_id=int(p["like"]))
+        s = time.perf_counter()
+        searcher.search(q, SearchConfig(mode=SearchMode.SEMANTIC, top_k=10))
+        lat.append(time.perf_counter() - s)
+    return lat
+
+
+def http_queries(http: Any, first: int, n: int, segments: list[int]) -> tuple[list[float], list[str]]:
+    """Seconds of queries ``first .. first + n - 1`` over one keep-alive connection; problems seen."""
+    lat, problems = [], []
+    for i in range(first, first + n):
+        s = time.perf_counter()
+        r = http.get("api/search", params=query_params(i, segments))
+        took = time.perf_counter() - s
+        if r.status_code == 200 and r.json()["hits"]:
+            lat.append(took)
+        else:
+            problems.append(f"HTTP {r.status_code}: {r.text[:200]}")
+    return lat, problems
+
+
+def interleaved(url: str, searcher: Any, rounds: int, per_round: int, segments: list[int]
+                ) -> tuple[dict[str, float], dict[str, Any]]:
+    """In process and over HTTP in alternating rounds of the same queries: ``(baseline, single client)``."""
+    import httpx
+
+    inproc: list[float] = []
+    served: list[float] = []
+    problems: list[str] = []
+    wall_in = wall_http = 0.0
+    with httpx.Client(base_url=url, timeout=120) as http:
+        http_queries(http, 0, 3, segments)  # the connection and the server's first requests
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            inproc += in_process_queries(searcher, r * per_round, per_round, segments)
+            t1 = time.perf_counter()
+            lat, why = http_queries(http, r * per_round, per_round, segments)
+            wall_in, wall_http = wall_in + t1 - t0, wall_http + time.perf_counter() - t1
+            served += lat
+            problems += why
+    return summary(inproc, 0, wall_in), {**summary(served, len(problems), wall_http), "problems": problems[:5]}
 
 
 def start_server(dg: list[str], index: Path, device: str, env: dict[str, str] | None = None
@@ -136,7 +183,8 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=30, help="clips in the index before the load phase")
     ap.add_argument("--new-clips", type=int, default=60, help="clips the concurrent `dgsearch index` adds")
     ap.add_argument("--min-seconds", type=float, default=20.0)
-    ap.add_argument("--baseline-queries", type=int, default=60, help="queries of the two sequential phases")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating in-process / HTTP rounds")
+    ap.add_argument("--round-queries", type=int, default=10, help="queries per round, each way")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: full-size random CLAP)")
     ap.add_argument("--out-dir", type=Path, default=None)
@@ -159,15 +207,14 @@ def main() -> int:
     with Catalog.open(index) as cat:
         segments = [int(r[0]) for r in cat.conn.execute("SELECT id FROM segments ORDER BY id")]
     load_before = os.getloadavg()
-    base = baseline(index, args.device, args.baseline_queries, segments)
-    print(f"baseline (in-process Searcher, sequential): {base}", file=sys.stderr)
+    n_single = args.rounds * args.round_queries
     pool: dict[str, Any] | None = None
     if args.compare_pool_threads:
         old, old_url, old_err = start_server(dg, index, args.device, {"DGSEARCH_SERVE_POOL_THREADS": "1"})
         try:
             done = threading.Event()
             done.set()
-            latp, errp, whyp, wallp = clients(old_url, 1, segments, done, min_queries=args.baseline_queries)
+            latp, errp, whyp, wallp = clients(old_url, 1, segments, done, min_queries=n_single)
             pool = {**summary(latp, errp, wallp), "problems": whyp}
         finally:
             old.terminate()
@@ -176,10 +223,12 @@ def main() -> int:
         print(f"server searching from its pool threads (before issue 24), 1 client: {pool}", file=sys.stderr)
     proc, url, err = start_server(dg, index, args.device)
     try:
-        one_stop = threading.Event()
-        one_stop.set()  # a fixed number of queries: the baseline's
-        lat1, err1, why1, wall1 = clients(url, 1, segments, one_stop, min_queries=args.baseline_queries)
-        single = {**summary(lat1, err1, wall1), "problems": why1}
+        searcher = in_process_searcher(index, args.device)
+        try:
+            base, single = interleaved(url, searcher, args.rounds, args.round_queries, segments)
+        finally:
+            searcher.close()
+        print(f"baseline (in-process Searcher, sequential): {base}", file=sys.stderr)
         print(f"server, 1 client, no writer: {single}", file=sys.stderr)
         stop = threading.Event()
         files_before = httpx.get(url + "api/info").json()["summary"]["files"]
@@ -211,11 +260,11 @@ def main() -> int:
     ok = loaded["errors"] == 0 and writer_result.get("exit_code") == 0 and files_after == files_before + args.new_clips
     ratio = loaded["qps"] / base["qps"] if base["qps"] else float("nan")
     table = [("phase", "queries", "errors", "p50 ms", "p99 ms", "queries/s"),
-             ("baseline: in-process Searcher.search, sequential", base["queries"], 0, f"{base['p50_ms']:.1f}",
+             ("baseline: in-process Searcher.search, sequential (rounds alternating with the next row)", base["queries"], 0, f"{base['p50_ms']:.1f}",
               f"{base['p99_ms']:.1f}", f"{base['qps']:.1f}"),
              *([("server searching from pool threads (before), 1 client", pool["queries"], pool["errors"],
                  f"{pool['p50_ms']:.1f}", f"{pool['p99_ms']:.1f}", f"{pool['qps']:.1f}")] if pool else []),
-             ("server, 1 client, no writer", single["queries"], single["errors"], f"{single['p50_ms']:.1f}",
+             ("server, 1 client, no writer (rounds alternating with the row above)", single["queries"], single["errors"], f"{single['p50_ms']:.1f}",
               f"{single['p99_ms']:.1f}", f"{single['qps']:.1f}"),
              (f"server, {args.clients} clients, `dgsearch index` writing", loaded["queries"], loaded["errors"],
               f"{loaded['p50_ms']:.1f}", f"{loaded['p99_ms']:.1f}", f"{loaded['qps']:.1f}")]
@@ -228,7 +277,8 @@ def main() -> int:
              f"(was {files_before}): new generations picked up without a restart",
              f"throughput under load / sequential in-process baseline: {ratio:.2f} (queries run one at a time "
              "behind the server's lock, sharing 2 cores with the writer; see serve/state.py)",
-             "query mix: text queries, one in five 'more like this' (segment id); k = 10; full-size CLAP "
+             f"query mix: text queries, one in five 'more like this' (segment id); k = 10, mode semantic; in process "
+             f"and over HTTP alternate in {args.rounds} rounds of {args.round_queries} queries each; full-size CLAP "
              "architecture with random weights" if args.model is None else f"model {args.model}",
              f"load average (1 min) before / after the run: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on "
              f"{os.cpu_count()} CPUs: other processes shared the machine; compare phases of one run only",

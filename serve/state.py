@@ -7,9 +7,11 @@ waiting for the answer. Why not under a lock from whichever pool thread took the
 and FAISS parallelise with OpenMP, and GNU OpenMP keeps one team of worker threads *per calling thread*:
 queries arriving on N pool threads built N teams, each spinning after its turn (``OMP_WAIT_POLICY``'s
 default) while the next query's team wanted the same cores, and each thread's own ``omp_set_num_threads``
-settings (``torch_threads``, ``search_threads``) applied to that thread only. A served text query measured
-three times one in process (76 vs 24 ms; ``benchmarks/bench_serve.py``); on one thread it is one process's
-single team again. ``DGSEARCH_SERVE_POOL_THREADS=1`` restores the old way, for that benchmark's comparison. Why not one Searcher per worker thread: each would load its own copy of the
+settings (``torch_threads``, ``search_threads``) applied to that thread only; on one thread it is one
+process's single team again. ``DGSEARCH_SERVE_POOL_THREADS=1`` restores the old way, for
+``benchmarks/bench_serve.py``'s comparison. (Most of the "three times one in process" measured before, 76 vs
+24 ms, was not threads but Nagle's algorithm: ~50 ms per keep-alive request, fixed in ``run.py``'s listening
+socket.) Why not one Searcher per worker thread: each would load its own copy of the
 model and of every FAISS index (10⁶ × 512 vectors are 2 GB per copy), and concurrent queries would not be
 faster anyway, because one query already keeps the cores busy (torch's and FAISS's own threads); and
 HF tokenizers are not safe to call from several threads at once. So queries queue: under N concurrent
