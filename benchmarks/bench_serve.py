@@ -67,6 +67,8 @@ def in_process_searcher(index: Path, device: str) -> Any:
     from diffgap_search.search import Query, Searcher
 
     searcher = Searcher(index, lambda cfg: load_encoder(cfg, progress=False), device=device)
+    if hasattr(searcher.encoder, "text_serving"):  # the text path the server takes (serve/state.py's warm-up)
+        searcher.encoder.text_serving = True
     searcher.search(Query(text="warm up"), SearchConfig(mode=SearchMode.SEMANTIC))
     return searcher
 
@@ -188,6 +190,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", type=Path, default=None, help="model folder (default: full-size random CLAP)")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an environment variable for the servers only (repeatable), e.g. OMP_WAIT_POLICY=ACTIVE")
     ap.add_argument("--compare-pool-threads", action="store_true",
                     help="also measure one client against a server searching from its pool threads (the old way)")
     args = ap.parse_args()
@@ -208,9 +212,10 @@ def main() -> int:
         segments = [int(r[0]) for r in cat.conn.execute("SELECT id FROM segments ORDER BY id")]
     load_before = os.getloadavg()
     n_single = args.rounds * args.round_queries
+    server_env = dict(item.split("=", 1) for item in args.server_env)
     pool: dict[str, Any] | None = None
     if args.compare_pool_threads:
-        old, old_url, old_err = start_server(dg, index, args.device, {"DGSEARCH_SERVE_POOL_THREADS": "1"})
+        old, old_url, old_err = start_server(dg, index, args.device, {**server_env, "DGSEARCH_SERVE_POOL_THREADS": "1"})
         try:
             done = threading.Event()
             done.set()
@@ -221,7 +226,7 @@ def main() -> int:
             old.wait(timeout=30)
             old_err.close()
         print(f"server searching from its pool threads (before issue 24), 1 client: {pool}", file=sys.stderr)
-    proc, url, err = start_server(dg, index, args.device)
+    proc, url, err = start_server(dg, index, args.device, server_env)
     try:
         searcher = in_process_searcher(index, args.device)
         try:
@@ -280,6 +285,7 @@ def main() -> int:
              f"query mix: text queries, one in five 'more like this' (segment id); k = 10, mode semantic; in process "
              f"and over HTTP alternate in {args.rounds} rounds of {args.round_queries} queries each; full-size CLAP "
              "architecture with random weights" if args.model is None else f"model {args.model}",
+             *([f"servers' environment: {' '.join(args.server_env)}"] if args.server_env else []),
              f"load average (1 min) before / after the run: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on "
              f"{os.cpu_count()} CPUs: other processes shared the machine; compare phases of one run only",
              "PASS: 0 errors, writer succeeded, every new file visible" if ok else "FAIL: see serve.json"]

@@ -9,6 +9,7 @@ the server plays every file of the index to whoever can reach it.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 import threading
@@ -59,10 +60,29 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+OPENMP_WAIT_ENV = "OMP_WAIT_POLICY"
+
+
+def passive_openmp() -> bool:
+    """Make GNU OpenMP's idle threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``) in this process, unless the
+    user set a policy; True when it takes effect (neither torch nor faiss, which each load a libgomp that reads
+    the variable once, is imported yet).
+
+    Why: by default an OpenMP team spins for a while after every parallel region, waiting for the next one.
+    For one process alone that is free; beside a ``dgsearch index`` writing the same index on the same cores,
+    the server's spinning team and the writer's took the CPU from each other's real work. The server has one
+    team (one search thread, ``state.py``): with 8 clients and a writer it answered 4.1-8.8 queries/s spinning
+    and 19.9 passive, the same as the many-team pool-thread server, whose libgomp had already throttled its
+    spinning for having more threads than cores (``benchmarks/bench_serve_load_ab.py``)."""
+    os.environ.setdefault(OPENMP_WAIT_ENV, "PASSIVE")
+    return "torch" not in sys.modules and "faiss" not in sys.modules
+
+
 def serve_forever(cfg: ServeConfig, *, load_encoder: EncoderLoader,
                   load_video_encoder: QueryVideoLoader | None = None, open_browser: bool = False) -> None:
     """Serve ``cfg.index_dir`` until interrupted. Raises IndexNotFoundError (exit 4) for a missing index,
     UsageError for a refused or unavailable address."""
+    passive_openmp()  # before anything imports torch or faiss
     import uvicorn
 
     from diffgap_search.serve.app import create_app, wrap

@@ -11,7 +11,8 @@ settings (``torch_threads``, ``search_threads``) applied to that thread only; on
 process's single team again. ``DGSEARCH_SERVE_POOL_THREADS=1`` restores the old way, for
 ``benchmarks/bench_serve.py``'s comparison. (Most of the "three times one in process" measured before, 76 vs
 24 ms, was not threads but Nagle's algorithm: ~50 ms per keep-alive request, fixed in ``run.py``'s listening
-socket.) Why not one Searcher per worker thread: each would load its own copy of the
+socket.) The one team idles passively (``run.passive_openmp``): spinning, it fought a writer beside the
+server for the cores. Why not one Searcher per worker thread: each would load its own copy of the
 model and of every FAISS index (10⁶ × 512 vectors are 2 GB per copy), and concurrent queries would not be
 faster anyway, because one query already keeps the cores busy (torch's and FAISS's own threads); and
 HF tokenizers are not safe to call from several threads at once. So queries queue: under N concurrent
@@ -85,12 +86,15 @@ class SharedSearcher:
 
     def warm_up(self) -> None:
         """Load the encoder now (not on the first query), and embed one text on the search thread, so the first
-        text query does not pay the text tower's one-time precision choice (a bf16 probe and copy); an index
+        text query does not pay the text tower's one-time precision choice (a probe, a copy or an int8 quantisation:
+        a serving process may take the int8 path, ``encoders/clap/text_path.py``); an index
         not ready yet stays cold, quietly."""
         def load() -> None:
             try:
                 encoder = self.searcher.encoder
                 if "text" in tuple(getattr(encoder, "modalities", AUDIO_TEXT)):
+                    if hasattr(encoder, "text_serving"):  # CLAP: auto may quantise its text tower here
+                        encoder.text_serving = True
                     encoder.embed_text(["warm up"])
             except DGSearchError:
                 pass
