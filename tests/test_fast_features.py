@@ -116,25 +116,3 @@ def test_precision_probe_verdict_is_remembered(tiny_encoder: Any, tmp_path: Any,
     assert calls == ["probe", "probe"]
     assert second._low_precision_agrees("audio", agreement(0.9999)) is False
     assert calls == ["probe", "probe"]
-
-
-def test_a_known_bf16_verdict_converts_the_loaded_text_tower_in_place(tiny_clap_dir: Path, tiny_encoder: Any,
-                                                                      tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cold query with a remembered (or forced) bf16 verdict converts its own text tower instead of copying
-    it: the same vectors as the copy, one tower in memory, and no float32 path left to call by mistake."""
-    monkeypatch.setenv("DGSEARCH_CACHE_DIR", str(tmp_path))
-    texts = ["dog barking", "rain falling on a roof in the city at night"]
-    copied = _encoder(tiny_encoder, precision="bf16")  # shares the fixture's model: must copy, never convert
-    expected = copied.embed_text(texts)
-    assert copied._text_lowp[0] is not copied.model.text_model
-    assert next(tiny_encoder.model.text_model.parameters()).dtype == torch.float32
-    own = ClapEncoder.from_folder(tiny_clap_dir, model_id="tiny", device="cpu", batch_size=4, precision="bf16")
-    assert np.array_equal(own.embed_text(texts), expected)
-    assert own.text_dtype == torch.bfloat16 and own._text_lowp[0] is own.model.text_model
-    assert next(own.model.text_model.parameters()).dtype == torch.bfloat16
-    with pytest.raises(RuntimeError, match="converted to bfloat16 in place"):
-        own._text_batch(texts, low_precision=False)
-    probed = ClapEncoder.from_folder(tiny_clap_dir, model_id="tiny", device="cpu", batch_size=4, precision="auto")
-    probed.embed_text(texts)  # auto on a tiny tower: float32, nothing converted
-    assert probed.text_dtype == torch.float32 and probed._text_lowp is None

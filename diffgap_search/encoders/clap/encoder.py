@@ -18,8 +18,8 @@ Speed (see benchmarks/bench_indexing.py): the log-mel features are computed in t
 the supported ones; the audio tower runs on a precision path (``precision.Precision``: fp32, bf16, torch
 int8, ONNX Runtime fp32 or int8): ``precision="auto"`` takes the fastest one this machine runs natively whose
 vectors equal float32's within cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) on a fixed probe, remembered per
-machine (``path_choice.py``); any other value forces its path. The text tower runs in bfloat16 by the old
-rule (native bf16, large tower, its own probe texts agree), else in float32; texts are padded to the longest in the batch,
+machine (``path_choice.py``); any other value forces its path. The text tower chooses among fp32, bf16 and
+torch int8 the same way on its own probe texts (``text_path.py``); texts are padded to the longest in the batch,
 not to 77 tokens (the padding is masked out: same vectors, fewer positions). A text query uses every
 torch thread: RoBERTa-base is memory-bound even for a few tokens, and on a quiet 2-core machine two
 threads embed one query in 25 ms against 39 ms on one (measured; a busy machine reverses it).
@@ -40,14 +40,13 @@ from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_r
 from diffgap_search.encoders.clap.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
 )
-from diffgap_search.encoders.runtime import native_bf16, prepare_device, quiet_transformers
+from diffgap_search.encoders.runtime import prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
 from diffgap_search.errors import ModelUnavailableError
 
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 _IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
 PRECISIONS = tuple(str(p) for p in Precision)
-_PROBE_TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music")
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 # Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
 # ``ClapFeatureExtractor`` on the float waveform; 2 = LAION-CLAP's int16 round trip first (``.pt`` checkpoints
@@ -117,8 +116,11 @@ class ClapEncoder:
         self._audio_run: Any = None  # its runner: (B, C, T, M) float32 features -> (B, D) float32
         self.probe_report: dict[str, float] = {}  # path -> min cosine to float32 on the probe (auto, this process)
         self.min_params_for_lowp = MIN_PARAMS_FOR_BF16  # smaller towers stay in float32 under auto
-        self.text_dtype: torch.dtype | None = None
-        self._text_lowp: tuple[Any, Any] | None = None  # bf16 copies of (text_model, text_projection)
+        self.text_dtype: torch.dtype | None = None  # bfloat16 on the bf16 text path, else float32 (first use)
+        self.text_path: Precision | None = None  # the text tower's precision path (encoders/clap/text_path.py)
+        self._text_run: Any = None  # its runner: (input_ids, attention_mask) -> (B, D)
+        self._text_converted = False  # the float32 text tower was converted in place (no float32 path left)
+        self.text_serving = False  # set by a long-lived process before its first text: auto may take int8 there
         self._owns_model = owns_model  # loaded for this encoder alone: its towers may be converted in place
         self.int16_round_trip = int16_round_trip
         self.preprocessing = {"audio": AUDIO_PREPROCESSING[int16_round_trip], "text": TEXT_PREPROCESSING}
@@ -284,13 +286,8 @@ class ClapEncoder:
         (None: not probed yet on these weights, device type and torch build)."""
         return True if self.precision == Precision.BF16 else cached_verdict(self._verdict_key(tower))
 
-    def _text_batch(self, texts: list[str], low_precision: bool | None = None) -> np.ndarray:
-        """B strings -> ``(B, D) float32``."""
-        if low_precision is None:
-            low_precision = self.text_dtype == torch.bfloat16
-        in_place = self._text_lowp is not None and self._text_lowp[0] is self.model.text_model
-        if not low_precision and in_place:  # _choose_text_dtype converted the float32 tower itself
-            raise RuntimeError("this encoder's float32 text tower was converted to bfloat16 in place")
+    def _tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """B strings -> ``(input_ids, attention_mask)``, each ``(B, L) int64`` on the device, L <= 77."""
         tokens = self.tokenizer(
             texts,
             padding="longest",  # masked padding changes nothing but the cost
@@ -298,62 +295,36 @@ class ClapEncoder:
             max_length=self.text_max_tokens,
             return_tensors="pt",
         )
-        input_ids = tokens["input_ids"].to(self.device)
-        attention_mask = tokens["attention_mask"].to(self.device)
+        return tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+
+    def _text_batch(self, texts: list[str], run: Any = None) -> np.ndarray:
+        """B strings -> ``(B, D) float32`` unit rows, by ``run`` (default: the chosen text path's runner)."""
+        ids, mask = self._tokens(texts)
         with torch.inference_mode():
-            if low_precision and self._text_lowp is not None:
-                text_model, projection = self._text_lowp
-                pooled = text_model(input_ids=input_ids, attention_mask=attention_mask)
-                output = projection(pooled.pooler_output if not isinstance(pooled, tuple) else pooled[1])
-            else:
-                output = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-        return unit_rows(output)
+            return unit_rows((run or self._text_run)(ids, mask))
 
     def _choose_text_dtype(self) -> None:
-        """The text tower's dtype, by the same rule as the audio tower's (fixed probe texts).
+        """The text tower's precision path (``text_path``: forced, remembered or probed) and its runner. A path
+        known before any text is embedded, on a model this encoder loaded itself (``owns_model``), converts the
+        tower in place instead of copying it; its float32 path then raises if called."""
+        from diffgap_search.encoders.clap import text_path
 
-        When the verdict is already known (``precision="bf16"``, or remembered from an earlier probe), the
-        float32 text tower would never run again in this process, so a model this encoder loaded itself
-        (``owns_model``) has it converted in place instead of copied: a cold ``dgsearch query`` saves the
-        copy (≈ 0.3 s and 250 MB for LAION-CLAP's RoBERTa)."""
-        self.text_dtype = torch.float32
-        if self._owns_model and self._known_verdict("text") is True and self._wants_low_precision("text_model"):
-            self._text_lowp = (self.model.text_model.to(torch.bfloat16).eval(),
-                               self.model.text_projection.to(torch.bfloat16).eval())
-            self.text_dtype = torch.bfloat16
-            return
-        lowp = self._low_precision_copy("text_model", "text_projection")
-        if lowp is None:
-            return
-        self._text_lowp = lowp
-
-        def agreement() -> float:
-            probe = list(_PROBE_TEXTS)
-            exact = self._text_batch(probe, low_precision=False)
-            low = self._text_batch(probe, low_precision=True)
-            return float(np.min(np.sum(exact * low, axis=1)))
-
-        if self._low_precision_agrees("text", agreement):
-            self.text_dtype = torch.bfloat16
+        path = text_path.remembered(self)
+        if path is None:
+            path, self._text_run = text_path.probe(self, self._tokens)
         else:
-            self._text_lowp = None
+            self._text_run = text_path.runner(self.model, path, in_place=self._owns_model)
+            self._text_converted = self._owns_model and path != Precision.FP32
+        self.text_path = path
+        self.text_dtype = torch.bfloat16 if path == Precision.BF16 else torch.float32
 
-    def _wants_low_precision(self, tower: str) -> bool:
-        """Whether ``precision`` (and, for auto, the hardware and the tower's size) calls for bf16."""
-        if self.precision not in (Precision.AUTO, Precision.BF16):  # the text tower has no int8/ONNX path yet
-            return False
-        params = sum(p.numel() for p in getattr(self.model, tower).parameters())
-        return not (self.precision == Precision.AUTO and (not native_bf16(self.device) or params < self.min_params_for_lowp))
+    def _exact_text_run(self) -> Any:
+        """The float32 text runner (for comparisons). Raises RuntimeError once the tower was converted in place."""
+        from diffgap_search.encoders.clap import text_path
 
-    def _low_precision_copy(self, tower: str, projection: str) -> tuple[Any, Any] | None:
-        """bf16 copies of a tower and its projection when :meth:`_wants_low_precision`; None for float32."""
-        if not self._wants_low_precision(tower):
-            return None
-        module = getattr(self.model, tower)
-        import copy
-
-        return (copy.deepcopy(module).to(torch.bfloat16).eval(),
-                copy.deepcopy(getattr(self.model, projection)).to(torch.bfloat16).eval())
+        if self._text_converted:
+            raise RuntimeError(f"this encoder's float32 text tower was converted to {self.text_path} in place")
+        return text_path.runner(self.model, Precision.FP32)
 
 
 def _with_channels(features: np.ndarray, channels: int) -> np.ndarray:
