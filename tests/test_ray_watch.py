@@ -5,6 +5,7 @@ interrupts nothing. A real listener on 127.0.0.1 stands for the GCS; no Ray need
 from __future__ import annotations
 
 import queue
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -32,16 +33,29 @@ def _address(server: socket.socket) -> str:
     return f"127.0.0.1:{server.getsockname()[1]}"
 
 
-def test_a_gcs_that_stops_answering_interrupts_a_main_thread_blocked_in_a_queue(gcs: socket.socket) -> None:
+@pytest.fixture
+def python_handles_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in `dgsearch`: a pytest started as a background job of a non-interactive
+    shell inherits SIGINT ignored, and Python then installs none (the watch would have nothing to interrupt)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_gcs_that_stops_answering_interrupts_a_main_thread_blocked_in_a_queue(
+        gcs: socket.socket, python_handles_sigint: None) -> None:
     address = _address(gcs)
-    watch = ClusterWatch(address, f"the Ray cluster at {address}", lost_s=0.3, interval_s=0.05).start()
+    # exit_after_s beyond the queue's timeout: should the interrupt not come, this test fails, and the watch's
+    # last resort (os._exit(16), meant for a driver stuck in Ray) does not end the whole test run
+    watch = ClusterWatch(address, f"the Ray cluster at {address}", lost_s=0.3, interval_s=0.05,
+                         exit_after_s=600).start()
     try:
         time.sleep(0.2)
         assert watch.message is None  # answering: nothing happens
         gcs.close()  # the GCS goes away
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            queue.Queue().get()  # blocked with no timeout, as the driver is in Ray Data's iterator
+            queue.Queue().get(timeout=60)  # blocked in a lock, as the driver is in Ray Data's iterator
         assert 0.3 <= time.monotonic() - started < 5
     finally:
         watch.close()  # the driver let go of Ray: the watch ends nothing
