@@ -15,6 +15,10 @@ CLAP (``tests/fixtures_models.py``, dim 32): its embedding is cheap, so the fixe
 largest; with a real model they are a smaller share.
 
     python benchmarks/bench_ray.py --clips 200 --repeats 3
+    python benchmarks/bench_ray.py --clips 100 --model-dir /tmp/dgsearch-bench-clap --name ray_full_clap
+
+The second line measures the full-size CLAP (``bench_indexing.py`` writes that folder): the embedding's real
+cost, against which Ray's fixed costs are a smaller share.
 """
 
 from __future__ import annotations
@@ -92,11 +96,17 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=200, help="30 s clips: 3 windows of 10 s each")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--model-dir", type=Path, default=None,
+                    help="a CLAP folder to index with (default: the tests' tiny CLAP, Ray's fixed costs at their"
+                         " largest share); e.g. bench_indexing.py's full-size one, /tmp/dgsearch-bench-clap")
+    ap.add_argument("--name", default="ray", help="results file name (benchmarks/results/NAME.md)")
     args = ap.parse_args()
     from fixtures_models import make_tiny_clap
 
     work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-ray-"))
-    model = make_tiny_clap(work / "model")
+    model = args.model_dir or make_tiny_clap(work / "model")
+    model_words = (f"the CLAP at {args.model_dir}" if args.model_dir
+                   else "tiny CLAP (dim 32): Ray's fixed costs at their largest share")
     make_clips(work / "clips", args.clips, min_s=29.95, max_s=30.0)
     windows = 3 * args.clips
     dg = str(Path(sys.executable).with_name("dgsearch"))
@@ -140,13 +150,14 @@ def main() -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = load_before[0] > 0.5 * cpus
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
-    write_results("ray", {"clips": args.clips, "windows": windows, "model": "tiny CLAP (tests/fixtures_models.py)",
+    write_results(args.name, {"clips": args.clips, "windows": windows,
+                              "model": str(args.model_dir or "tiny CLAP (tests/fixtures_models.py)"),
                           "repeats": args.repeats, "times_s": times, "median_s": med, "baseline": best_name,
                           "load_avg_before": load_before, "load_avg_after_each_run": loads, "load_avg": load,
                           "overhead_joined": med["ray, joined"] / best - 1,
                           "overhead_own_runtime": med["ray, own runtime"] / best - 1}, table,
-                  [f"{args.clips} clips of 30 s = {windows} windows of 10 s; tiny CLAP (dim 32): Ray's fixed costs"
-                   " at their largest share; overhead against the faster local row",
+                  [f"{args.clips} clips of 30 s = {windows} windows of 10 s; {model_words}; overhead against the"
+                   " faster local row",
                    f"load average (1 / 5 / 15 min) before the first run: {load_before[0]:.1f} / {load_before[1]:.1f}"
                    f" / {load_before[2]:.1f} on {cpus} CPUs; 1-minute load after each run: {min(after_1min):.1f} to"
                    f" {max(after_1min):.1f} (the run itself adds about {min(2, cpus)})"

@@ -5,6 +5,7 @@ decoder that kills its worker, the embedding actor's worker SIGKILLed mid-run, t
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from fixtures_index import INLINE, CountingLoader
 from fixtures_media import write_noise, write_tone
-from fixtures_ray import SEGV_NAME, RayCluster
+from fixtures_ray import SEGV_NAME, RayCluster, marked
 from ray_helpers import VEC_ATOL, assert_same_index, committed_paths, dump, query_hits
 from reliability_helpers import build_corpus, write_clip
 from typer.testing import CliRunner
@@ -67,6 +68,50 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_while_ray_joins_fails_with_its_own_line(ray_env: RayCluster, clips_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    # the driver loads its models while ray.init joins on another thread, which mutes stderr meanwhile: the
+    # model's error must still be the run's last line, once Ray has let go, and nothing be committed
+    missing = tmp_path / "no-model"
+    r = subprocess.run([str(DGSEARCH), "index", str(clips_dir), "--index", str(tmp_path / "ix"), "--model",
+                        str(missing), "--engine", "ray"], env={**ray_env.env, "NO_COLOR": "1"},
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr.strip().splitlines()[-1].split(";")[0]) == (
+        5, f"dgsearch: error: model directory '{missing}' does not exist")
+    assert committed_paths(tmp_path / "ix") == set()
+
+
+@pytest.mark.slow
+def test_a_run_without_a_cluster_starts_its_own_runtime_and_leaves_nothing(clips_dir: Path, tmp_path: Path,
+                                                                           tiny_clap_dir: Path) -> None:
+    # no RAY_ADDRESS: the run starts a local runtime (on its init thread, while the driver loads its models)
+    # and stops it. That runtime's processes die with the thread that started them (PR_SET_PDEATHSIG), so the
+    # thread must outlive the run: the first version of this change lost its GCS at the first task.
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed")
+    marker = f"own-{os.getpid()}-{time.monotonic_ns()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_AUTH_TOKEN": f"{time.monotonic_ns():032x}"[-32:], "DGS_PROC_MARKER": marker, "NO_COLOR": "1"})
+    proc = subprocess.Popen([str(DGSEARCH), "index", str(clips_dir), "--index", str(tmp_path / "ix"), "--model",
+                             str(tiny_clap_dir), "--engine", "ray", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-2000:]
+    report = json.loads(out)
+    assert (report["embedded_files"], report["failed"]) == (5, [])
+    assert len(committed_paths(tmp_path / "ix")) == 5
+    deadline = time.monotonic() + 15
+    while marked(marker, proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked(marker, proc.pid) == []
 
 
 @pytest.mark.slow

@@ -77,16 +77,17 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         run = _Run(stages, catalog, models, captions, progress, report)
         models.bind_text()  # an existing index gains (or checks) its --text-model even with nothing to embed
         if plan.embed:
-            models.load_for({t.file.kind for t in plan.embed})  # fail fast, before any decoding
-            progress.start(len(plan.embed))
-            try:
-                if stages.embed_files is not None:  # another engine decodes and embeds; this process commits
-                    run.embed_elsewhere(plan.embed, settings.indexing_cfg.files_per_batch)
-                else:
+            kinds = {t.file.kind for t in plan.embed}
+            if stages.embed_files is not None:  # another engine decodes and embeds; this process commits
+                run.embed_elsewhere(plan.embed, kinds, settings.indexing_cfg.files_per_batch)
+            else:
+                models.load_for(kinds)  # fail fast, before any decoding
+                progress.start(len(plan.embed))
+                try:
                     run.embed_all(plan.embed, settings.indexing_cfg.decode_workers,
                                   settings.indexing_cfg.files_per_batch)
-            finally:
-                progress.stop()
+                finally:
+                    progress.stop()
         if models.is_cavp:  # CAVP vectors the index's windows lack (an index switched to --video-model cavp)
             from diffgap_search.indexing.cavp_run import fill_cavp_gaps
 
@@ -173,21 +174,34 @@ class _Run:
                     self.flush()
         self.flush()
 
-    def embed_elsewhere(self, todo: list[ToEmbed], files_per_batch: int) -> None:
+    def embed_elsewhere(self, todo: list[ToEmbed], kinds: set[str], files_per_batch: int) -> None:
         """Files embedded by another engine (``stages.embed_files``: a Ray cluster), committed here batch by
         batch with the same commit stage and batch rule as ``embed_all``; the engine is stopped however the
-        run ends."""
+        run ends. The models ``kinds`` need are loaded (and bound) while the engine starts: a missing one
+        fails before any decoding, as with ``embed_all``."""
         assert self.stages.embed_files is not None
-        with self.stages.embed_files(self.models, todo, [self.task(t) for t in todo]) as results:
-            for result in results:
-                if isinstance(result, FailedFile):
-                    self.failed.append(result)
-                else:
-                    self.embedded.append(result)
-                files = len(self.embedded) + len(self.failed)
-                if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
-                    self.commit_batch(self.embedded)
-        self.commit_batch(self.embedded)
+
+        def prepare() -> list[DecodeArgs]:
+            self.models.load_for(kinds)
+            return [self.task(t) for t in todo]  # after the load: the windows at the encoder's rate
+
+        started = False  # the progress shows once the engine is up (a failed load prints only its error)
+        try:
+            with self.stages.embed_files(self.models, todo, prepare) as results:
+                self.progress.start(len(todo))
+                started = True
+                for result in results:
+                    if isinstance(result, FailedFile):
+                        self.failed.append(result)
+                    else:
+                        self.embedded.append(result)
+                    files = len(self.embedded) + len(self.failed)
+                    if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
+                        self.commit_batch(self.embedded)
+            self.commit_batch(self.embedded)
+        finally:
+            if started:
+                self.progress.stop()
 
     def task(self, item: ToEmbed) -> DecodeArgs:
         return (item.file.path, item.file.kind, self.models.window, self.models.video_cfg, MAX_WINDOWS_PER_TASK)

@@ -72,11 +72,13 @@ class Bridge(Protocol):
 
 
 class EmbedFiles(Protocol):
-    def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
-                 tasks: Sequence[DecodeArgs]) -> AbstractContextManager[Iterator[EmbeddedFile | FailedFile]]:
+    def __call__(self, models: RunModels, todo: Sequence[ToEmbed], prepare: Callable[[], Sequence[DecodeArgs]],
+                 ) -> AbstractContextManager[Iterator[EmbeddedFile | FailedFile]]:
         """Another engine's decode, embed and bridge stages in one (``indexing/ray_engine``): each file of
-        ``todo`` (``tasks[i]`` its decode arguments) once, embedded with its vectors or failed with its reason,
-        in any order, as they finish. Closing the context stops the engine's work."""
+        ``todo`` once, embedded with its vectors or failed with its reason, in any order, as they finish.
+        ``prepare`` loads the run's models (binding them to the index) and returns each file's decode
+        arguments; the engine calls it once on entering, while it starts (Ray: while it joins the cluster),
+        and raises what it raises. Closing the context stops the engine's work."""
         ...
 
 

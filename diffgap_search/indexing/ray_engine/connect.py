@@ -6,7 +6,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -34,27 +35,33 @@ def where(address: str | None) -> str:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[tuple[ModuleType, ClusterWatch]]:
+def ray_session(address: str | None, meanwhile: Callable[[], None] = lambda: None,
+                ) -> Iterator[tuple[ModuleType, ClusterWatch]]:
     """Ray connected to ``address`` (None: ``RAY_ADDRESS``, else a local runtime started for the run), quiet on
     stderr, with a ``ClusterWatch`` on its GCS; disconnected (a local runtime stopped) on exit. Raises
-    EngineUnavailableError when Ray is missing or the cluster cannot be reached."""
+    EngineUnavailableError when Ray is missing or the cluster cannot be reached.
+
+    ``meanwhile`` runs on this thread while ``ray.init`` joins (or starts) the cluster on another: the driver
+    loads its models then, instead of before (measured: the ~5 s of a local runtime's start hidden behind the
+    model load; ``docs/ray.md``). Whatever it raises is raised once Ray has let go again, stderr restored."""
     ray = import_ray()
     chosen = address or os.environ.get(ADDRESS_ENV, "").strip() or None
     lost_s = lost_after_s()  # a bad DGSEARCH_RAY_LOST_S is refused before joining
     logging.getLogger("ray").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # an ignored crashed task: recorded as a failure
     _check_reachable(chosen, where(address))
+    joining = _Joining(ray, chosen, address)
     try:
-        with _quiet_core_worker():
-            # no address: "local" starts a runtime for this run (a bare init() would join whatever cluster
-            # /tmp/ray/ray_current_cluster last named, and wait forever for one that is gone)
-            ray.init(address=chosen or "local", log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False, include_dashboard=False if chosen is None else None)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        raise EngineUnavailableError(
-            f"cannot join {where(address)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            " (is it running, and is RAY_AUTH_TOKEN set where it asks for a token?)") from None
-    watch = ClusterWatch(_gcs_address(ray), where(address), lost_s).start()
+        meanwhile()
+    except BaseException:
+        joining.undo()
+        raise
+    joining.result()
+    try:
+        watch = ClusterWatch(_gcs_address(ray), where(address), lost_s).start()
+    except BaseException:
+        joining.undo()
+        raise
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -66,6 +73,66 @@ def ray_session(address: str | None) -> Iterator[tuple[ModuleType, ClusterWatch]
             ray.shutdown()  # a lost cluster: Ray waits ~10 s for its GCS, then lets go
         finally:
             watch.close()
+            joining.release()
+
+
+class _Joining:
+    """``ray.init`` on a thread of its own (Ray sets no SIGTERM handler from one: a SIGTERM ends the driver as
+    the local engine's, by the crash rule); ``result()`` waits and raises its EngineUnavailableError,
+    ``undo()`` waits and disconnects whatever it joined (the run failed meanwhile).
+
+    The thread lives until ``release()``: a local runtime's processes are started with ``PR_SET_PDEATHSIG``,
+    which Linux fires when the *thread* that started them ends, so a thread that returned after ``ray.init``
+    would take the run's GCS and raylet with it (seen: "went away mid-run" at the first task)."""
+
+    def __init__(self, ray: ModuleType, chosen: str | None, address: str | None) -> None:
+        self.ray, self.chosen, self.address = ray, chosen, address
+        self.error: BaseException | None = None
+        self._joined, self._released = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, name="dgsearch-ray-init", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._init()
+        finally:
+            self._joined.set()
+        self._released.wait()  # the runtime's processes are this thread's children until the run lets go
+
+    def _init(self) -> None:
+        try:
+            with _quiet_core_worker():
+                # no address: "local" starts a runtime for this run (a bare init() would join whatever cluster
+                # /tmp/ray/ray_current_cluster last named, and wait forever for one that is gone)
+                self.ray.init(address=self.chosen or "local", log_to_driver=False, logging_level=logging.ERROR,
+                              configure_logging=False, include_dashboard=False if self.chosen is None else None)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.error = EngineUnavailableError(
+                f"cannot join {where(self.address)}: {first} (is it running, and is RAY_AUTH_TOKEN set where it"
+                " asks for a token?)")
+            self.error.__suppress_context__ = True  # as ``raise ... from None``: one line, not Ray's traceback
+        except BaseException as exc:  # noqa: BLE001 - raised on the driver's thread by result()
+            self.error = exc
+
+    def result(self) -> None:
+        self._joined.wait()
+        if self.error is not None:
+            self.release()
+            raise self.error
+
+    def undo(self) -> None:
+        self._joined.wait()
+        try:
+            if self.error is None and self.ray.is_initialized():
+                self.ray.shutdown()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Let the thread end (after ``ray.shutdown``: nothing of the runtime is left to outlive it)."""
+        self._released.set()
+        self.thread.join()
 
 
 def _gcs_address(ray: ModuleType) -> str | None:

@@ -4,7 +4,7 @@ pool), its rows streamed back and regrouped into files for the runner to commit 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,10 +44,16 @@ class RayEmbedFiles:
 
     @contextmanager
     def __call__(self, models: RunModels, todo: Sequence[ToEmbed],
-                 tasks: Sequence[DecodeArgs]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
+                 prepare: Callable[[], Sequence[DecodeArgs]]) -> Iterator[Iterator[EmbeddedFile | FailedFile]]:
         watch: ClusterWatch | None = None
+        tasks: Sequence[DecodeArgs] = ()
+
+        def load() -> None:  # the driver's models, loaded while Ray joins the cluster
+            nonlocal tasks
+            tasks = prepare()
+
         try:
-            with ray_session(self.options.address) as (ray, watch):
+            with ray_session(self.options.address, meanwhile=load) as (ray, watch):
                 yield _results(ray, self.options, _spec(models), todo, tasks)
         except KeyboardInterrupt:  # however late it lands, up to the session's end
             if watch is None or watch.message is None:
@@ -125,6 +131,8 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
     embed_args: dict[str, Any] = {"num_gpus": per_actor} if per_actor else {}
+    if not per_actor:  # CPU actors share the cluster's CPUs for torch (as the local engine's encoder uses all)
+        spec = replace(spec, cpu_threads=max(1, int(ray.cluster_resources().get("CPU", 1) // actors)))
     with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
         warnings.simplefilter("ignore")
         return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))

@@ -58,9 +58,12 @@ def _decode_one(file: int, task: DecodeArgs) -> Iterator[Batch]:
     decoded = decode_file(*task)  # short files whole, with the local engine's reasons for bad media
     if not decoded.too_long:
         items = [(i, (s.start_s, s.end_s, s.audio, s.frames)) for i, s in enumerate(decoded.segments)]
-        for start in range(0, len(items), CHUNK_WINDOWS):
-            yield rows(file, items[start : start + CHUNK_WINDOWS])
-        yield rows(file, [(END, FileEnd(len(items), decoded.has_audio, decoded.tags, decoded.error))])
+        blocks = [items[start : start + CHUNK_WINDOWS] for start in range(0, len(items), CHUNK_WINDOWS)] or [[]]
+        # the end row rides in the last block: one block per short file, not two (each block costs the
+        # driver's scheduler and the object store a round of bookkeeping)
+        blocks[-1] = [*blocks[-1], (END, FileEnd(len(items), decoded.has_audio, decoded.tags, decoded.error))]
+        for block in blocks:
+            yield rows(file, block)
         return
     n, chunk = 0, []
     try:
@@ -95,6 +98,7 @@ class ModelSpec:
     bridge: Any
     is_cavp: bool
     fingerprints: dict[str, str] = field(default_factory=dict)  # "audio" / "video" -> fingerprint
+    cpu_threads: int | None = None  # torch threads of an actor without a GPU (None: Ray's, 1 per CPU it holds)
 
 
 class ActorModels:
@@ -131,11 +135,28 @@ class ActorModels:
                 f" ({expected[:12]}): every node needs the same model files")
 
 
+def set_cpu_threads(wanted: int) -> int:
+    """Give this actor's torch ``wanted`` intra-op threads, at most its node's usable CPUs; returns the count.
+
+    Ray starts a worker with ``OMP_NUM_THREADS`` = the CPUs it holds (1 for an embedding actor), so without
+    this an actor on a CPU-only node runs the encoder on one thread while the local engine uses every core
+    (measured: the full-size CLAP tower about twice as slow on 2 cores; ``docs/ray.md``)."""
+    import torch
+
+    from diffgap_search.encoders.runtime import available_cpus
+
+    threads = max(1, min(wanted, available_cpus()))
+    torch.set_num_threads(threads)
+    return threads
+
+
 class Embedder:
     """The embedding actor (``map_batches`` callable class): models loaded once, then each batch's windows
     embedded and bridged in calls of at most the encoder's batch size; end rows pass through."""
 
     def __init__(self, spec: ModelSpec) -> None:
+        if spec.cpu_threads is not None:
+            set_cpu_threads(spec.cpu_threads)
         self.models = ActorModels(spec)
         self.models.audio()  # load now, not inside the first batch
         if spec.is_cavp:
