@@ -31,10 +31,12 @@ class RichIndexProgress:
             transient=False,
         )
         self.task = self.progress.add_task("index", total=0, windows=0, rate="-")
+        self.started = False
 
     def start(self, total_files: int) -> None:
         self.progress.update(self.task, total=total_files)
         self.progress.start()
+        self.started = True
 
     def advance(self, files: int, windows: int) -> None:
         self.windows += windows
@@ -46,7 +48,8 @@ class RichIndexProgress:
         self.console.print(f"[dim]{message}[/dim]")
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.started:  # rich's stop() of a bar never started still prints a blank line
+            self.progress.stop()
 
 
 class RichTrainProgress:

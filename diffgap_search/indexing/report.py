@@ -46,7 +46,9 @@ class IndexProgress(Protocol):
 
     def note(self, message: str) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """End the display; shows nothing when ``start`` was never called (a run that failed before it)."""
+        ...
 
 
 class NoProgress:

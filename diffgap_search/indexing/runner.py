@@ -185,11 +185,9 @@ class _Run:
             self.models.load_for(kinds)
             return [self.task(t) for t in todo]  # after the load: the windows at the encoder's rate
 
-        started = False  # the progress shows once the engine is up (a failed load prints only its error)
         try:
             with self.stages.embed_files(self.models, todo, prepare) as results:
-                self.progress.start(len(todo))
-                started = True
+                self.progress.start(len(todo))  # once the engine is up: a failed load prints only its error
                 for result in results:
                     if isinstance(result, FailedFile):
                         self.failed.append(result)
@@ -200,8 +198,7 @@ class _Run:
                         self.commit_batch(self.embedded)
             self.commit_batch(self.embedded)
         finally:
-            if started:
-                self.progress.stop()
+            self.progress.stop()
 
     def task(self, item: ToEmbed) -> DecodeArgs:
         return (item.file.path, item.file.kind, self.models.window, self.models.video_cfg, MAX_WINDOWS_PER_TASK)

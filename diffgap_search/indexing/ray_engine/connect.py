@@ -53,11 +53,7 @@ def ray_session(address: str | None, meanwhile: Callable[[], None] = lambda: Non
     joining = _Joining(ray, chosen, address)
     try:
         meanwhile()
-    except BaseException:
-        joining.undo()
-        raise
-    joining.result()
-    try:
+        joining.result()
         watch = ClusterWatch(_gcs_address(ray), where(address), lost_s).start()
     except BaseException:
         joining.undo()
@@ -79,7 +75,7 @@ def ray_session(address: str | None, meanwhile: Callable[[], None] = lambda: Non
 class _Joining:
     """``ray.init`` on a thread of its own (Ray sets no SIGTERM handler from one: a SIGTERM ends the driver as
     the local engine's, by the crash rule); ``result()`` waits and raises its EngineUnavailableError,
-    ``undo()`` waits and disconnects whatever it joined (the run failed meanwhile).
+    ``undo()`` waits, disconnects whatever it joined (the run failed meanwhile, or joining did) and releases.
 
     The thread lives until ``release()``: a local runtime's processes are started with ``PR_SET_PDEATHSIG``,
     which Linux fires when the *thread* that started them ends, so a thread that returned after ``ray.init``
@@ -118,7 +114,6 @@ class _Joining:
     def result(self) -> None:
         self._joined.wait()
         if self.error is not None:
-            self.release()
             raise self.error
 
     def undo(self) -> None:
