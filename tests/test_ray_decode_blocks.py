@@ -12,9 +12,9 @@ import torch
 from fixtures_media import write_tone
 
 from diffgap_search.config import VideoConfig, WindowConfig
-from diffgap_search.encoders.runtime import available_cpus
+from diffgap_search.encoders.runtime import available_cpus, limit_cpu_threads
 from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
-from diffgap_search.indexing.ray_engine.work import CHUNK_WINDOWS, END, FileEnd, decode_rows, set_cpu_threads
+from diffgap_search.indexing.ray_engine.work import CHUNK_WINDOWS, END, FileEnd, decode_rows
 
 WINDOW = WindowConfig(window_s=2.0, hop_s=2.0, sample_rate=8_000)
 
@@ -61,6 +61,6 @@ def torch_threads_restored() -> object:
 
 
 def test_an_actor_without_a_gpu_takes_the_threads_asked_at_most_its_cpus(torch_threads_restored: object) -> None:
-    assert set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
-    assert set_cpu_threads(10_000) == available_cpus() == torch.get_num_threads()
-    assert set_cpu_threads(0) == 1  # never below one
+    assert limit_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+    assert limit_cpu_threads(10_000) == available_cpus() == torch.get_num_threads()
+    assert limit_cpu_threads(0) == 1  # never below one

@@ -60,9 +60,11 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def limit_cpu_threads() -> int:
-    """Cap torch's intra-op threads at the CPUs actually available (never raise it); returns the count."""
-    threads = min(torch.get_num_threads(), available_cpus())
+def limit_cpu_threads(wanted: int | None = None) -> int:
+    """Torch's intra-op threads: ``wanted`` (default: as many as now: never raised), at least one and at most
+    the CPUs actually available; returns the count. (A Ray actor starts with ``OMP_NUM_THREADS`` = the CPUs
+    it holds, one for an embedding actor: ``indexing/ray_engine/work.py`` asks for its share of the node.)"""
+    threads = max(1, min(torch.get_num_threads() if wanted is None else wanted, available_cpus()))
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return threads

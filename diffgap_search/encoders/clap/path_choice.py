@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -118,14 +119,14 @@ def agreement(reference: np.ndarray, run: Runner, features: torch.Tensor) -> flo
     return float(np.min(np.sum(reference * rows, axis=1)))
 
 
-def best_time(run: Runner, features: torch.Tensor, repeats: int = 2) -> float:
-    """Seconds of the fastest of ``repeats`` calls (after one untimed call)."""
+def best_time(call: Callable[[], object], repeats: int = 2) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``call`` (after one untimed call), in inference mode."""
     best = float("inf")
     with torch.inference_mode():
-        run(features)
+        call()
         for _ in range(repeats):
             start = time.perf_counter()
-            run(features)
+            call()
             best = min(best, time.perf_counter() - start)
     return best
 
@@ -135,7 +136,7 @@ def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]
     features = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate))
     with torch.inference_mode():
         reference = unit_rows(exact(features))
-    best: tuple[float, Precision, Runner] = (best_time(exact, features), Precision.FP32, exact)
+    best: tuple[float, Precision, Runner] = (best_time(partial(exact, features)), Precision.FP32, exact)
     for path in candidates:
         try:
             run = audio_runner(encoder, path, features[:1])
@@ -150,7 +151,7 @@ def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]
             remember_verdict(f"{base_key(encoder, 'audio')}|{path}", ok)
         encoder.probe_report[str(path)] = cosine
         if ok:
-            seconds = best_time(run, features)
+            seconds = best_time(partial(run, features))
             if seconds < best[0]:
                 best = (seconds, path, run)
     return best[1], best[2]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 
 from diffgap_search.encoders.clap.batches import unit_rows
-from diffgap_search.encoders.clap.path_choice import ClapEncoder, auto_key, base_key
+from diffgap_search.encoders.clap.path_choice import ClapEncoder, auto_key, base_key, best_time
 from diffgap_search.encoders.clap.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict,
 )
@@ -137,7 +136,7 @@ def probe(encoder: ClapEncoder, tokens: Callable[[list[str]], tuple[torch.Tensor
     all_ids, all_mask = tokens(list(PROBE_TEXTS))
     with torch.inference_mode():
         reference = unit_rows(exact(all_ids, all_mask))
-    best: tuple[float, Precision, TextRunner] = (_best_time(exact, each), Precision.FP32, exact)
+    best: tuple[float, Precision, TextRunner] = (_pass_time(exact, each), Precision.FP32, exact)
     for path in candidates(encoder):
         try:
             run = runner(encoder.model, path)
@@ -152,22 +151,13 @@ def probe(encoder: ClapEncoder, tokens: Callable[[list[str]], tuple[torch.Tensor
         remember_verdict(key, ok)
         encoder.probe_report[f"text {path}"] = cosine
         if ok:
-            seconds = _best_time(run, each)
+            seconds = _pass_time(run, each)
             if seconds < best[0]:
                 best = (seconds, path, run)
     remember_verdict(auto_key(encoder, tower_key(encoder)), str(best[1]))
     return best[1], best[2]
 
 
-def _best_time(run: TextRunner, each: list[tuple[torch.Tensor, torch.Tensor]], rounds: int = 3) -> float:
-    """Seconds of the fastest of ``rounds`` passes over one-text calls (after one untimed pass)."""
-    best = float("inf")
-    with torch.inference_mode():
-        for ids, mask in each:
-            run(ids, mask)
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for ids, mask in each:
-                run(ids, mask)
-            best = min(best, time.perf_counter() - start)
-    return best
+def _pass_time(run: TextRunner, each: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Seconds of the fastest of 3 passes over one-text calls (after one untimed pass)."""
+    return best_time(lambda: [run(ids, mask) for ids, mask in each], repeats=3)

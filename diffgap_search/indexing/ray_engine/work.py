@@ -135,28 +135,15 @@ class ActorModels:
                 f" ({expected[:12]}): every node needs the same model files")
 
 
-def set_cpu_threads(wanted: int) -> int:
-    """Give this actor's torch ``wanted`` intra-op threads, at most its node's usable CPUs; returns the count.
-
-    Ray starts a worker with ``OMP_NUM_THREADS`` = the CPUs it holds (1 for an embedding actor), so without
-    this an actor on a CPU-only node runs the encoder on one thread while the local engine uses every core
-    (measured: the full-size CLAP tower about twice as slow on 2 cores; ``docs/ray.md``)."""
-    import torch
-
-    from diffgap_search.encoders.runtime import available_cpus
-
-    threads = max(1, min(wanted, available_cpus()))
-    torch.set_num_threads(threads)
-    return threads
-
-
 class Embedder:
     """The embedding actor (``map_batches`` callable class): models loaded once, then each batch's windows
     embedded and bridged in calls of at most the encoder's batch size; end rows pass through."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        if spec.cpu_threads is not None:
-            set_cpu_threads(spec.cpu_threads)
+        if spec.cpu_threads is not None:  # Ray started it with OMP_NUM_THREADS=1 (CPUs held)
+            from diffgap_search.encoders.runtime import limit_cpu_threads
+
+            limit_cpu_threads(spec.cpu_threads)
         self.models = ActorModels(spec)
         self.models.audio()  # load now, not inside the first batch
         if spec.is_cavp:
