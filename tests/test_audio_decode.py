@@ -75,6 +75,15 @@ def test_downmix_is_channel_mean_and_nonfinite_become_zero(tmp_path: Path) -> No
     np.testing.assert_array_equal(x, np.array([0.3, 0.0, 0.0, 1.0, 0.0, -1.0], dtype=np.float32))
 
 
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_downmix_equals_numpys_float64_mean_bit_for_bit(channels: int) -> None:
+    frames = (np.random.default_rng(channels).standard_normal((48_000, channels)) * 0.4).astype(np.float32)
+    frames[::997] *= 1e-30  # tiny samples beside loud ones
+    want = frames.mean(axis=1, dtype=np.float64).astype(np.float32)
+    np.testing.assert_array_equal(audio_mod._mono(frames), want)
+    assert audio_mod._mono(frames) is not frames  # a new array: the conditioner clips it in place
+
+
 def test_hostile_nan_file_is_finite_and_bounded(hostile_files: dict[str, Path]) -> None:
     x = load_audio(hostile_files["nan"], SR)
     assert np.all(np.isfinite(x)) and float(np.max(np.abs(x))) <= 1.0
