@@ -114,3 +114,32 @@ def test_meta_roundtrip(tmp_path: Path) -> None:
         cat.set_meta({"encoder": {"model": "m", "dim": 8}})
         assert cat.get_meta("encoder") == {"model": "m", "dim": 8}
         assert cat.get_meta("absent", 5) == 5
+
+
+def test_a_new_catalog_keeps_a_512_float_vector_in_its_row_and_an_old_one_keeps_its_pages(tmp_path: Path) -> None:
+    """16 KB pages: a D = 512 vector (2 048 bytes) is stored inline, ≈ 2.3 KB per window on disk (4.7 KB with
+    SQLite's default 4 KB pages, where every vector spilled into an overflow page of its own). A catalog
+    made with 4 KB pages opens and is written as before."""
+    rng = np.random.default_rng(3)
+    with Catalog.open(tmp_path / "new", create=True) as cat:
+        with cat.batch():
+            for f in range(40):
+                cat.put_file(path_key=f"/c/{f}".encode(), path=f"/c/{f}", kind="audio", size=1, mtime_ns=1,
+                             sha256=str(f), segments=[SegmentInput(s * 10.0, s * 10.0 + 10.0, {"audio": unit(rng, 512)})
+                                                      for s in range(50)])
+        page = cat.conn.execute("PRAGMA page_size").fetchone()[0]
+        overflow = cat.conn.execute("SELECT count(*) FROM dbstat WHERE name = 'vectors' AND pagetype = 'overflow'"
+                                    ).fetchone()[0]
+        table = cat.conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'vectors'").fetchone()[0]
+    assert (page, overflow) == (16_384, 0)
+    assert 2048 < table / 2000 < 2400
+    import diffgap_search.store.catalog as catalog_module
+
+    with pytest.MonkeyPatch.context() as mp:  # made as releases before 16 KB pages made it
+        mp.setattr(catalog_module, "PAGE_SIZE", 4096)
+        with Catalog.open(tmp_path / "old", create=True) as cat:
+            put(cat, "a.wav", 2, rng)
+    with Catalog.open(tmp_path / "old") as cat:
+        put(cat, "b.wav", 1, rng)
+        assert cat.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert next(cat.read_vectors("audio", dim=8))[0].tolist() == [1, 2, 3]
