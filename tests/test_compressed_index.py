@@ -314,3 +314,58 @@ def test_cli_refuses_a_bad_budget_before_doing_anything(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "DGSEARCH_INDEX_BUDGET_MB must be a number of megabytes, got 'lots'" in r.output
     assert not (tmp_path / "ix").exists()
+
+
+_PUBLISH_CHILD = """
+import sys
+from pathlib import Path
+from diffgap_search.config import FaissConfig
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.vector_index import publish
+cfg = FaissConfig(memory_budget_mb=0.5, nprobe=64, pq_bytes=4, opq_iterations=2, shard_vectors=5000)
+with Catalog.open(Path(sys.argv[1])) as cat:
+    publish(Path(sys.argv[1]), cat, "audio", 16, cfg)
+"""
+
+
+@pytest.mark.parametrize("stage", ["shard", "ivfdata"])
+def test_a_publish_process_killed_while_writing_shards_or_merging_loses_nothing(built: Path, tmp_path: Path,
+                                                                               stage: str) -> None:
+    """A real process publishing the next generation is SIGKILLed the moment its first shard file (``shard``)
+    or its merged data file (``ivfdata``) appears: generation 1 stays published and served as it was, and the
+    next writer sweeps the leftovers and publishes generation 2 exactly (ids checked against brute force).
+    The kill races the child; an attempt the child finished first is made again on a fresh copy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from diffgap_search.store.vector_index import sweep_unpublished
+
+    for attempt in range(6):
+        index_dir = tmp_path / f"index{attempt}"
+        shutil.copytree(built, index_dir)
+        with Catalog.open(index_dir) as cat:
+            _add(cat, N_FILES, 100, np.random.default_rng(3))  # committed, not yet published
+        child = subprocess.Popen([sys.executable, "-c", _PUBLISH_CHILD, str(index_dir)])
+        seen: list[str] = []
+        while child.poll() is None and not seen:
+            seen = [n for n in os.listdir(index_dir) if n.startswith(".audio.2.") and stage in n]
+        if seen and child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        if child.wait(timeout=120) == -signal.SIGKILL:
+            break
+    else:
+        pytest.fail("the publishing child finished before every kill")
+    with Catalog.open(index_dir) as cat:
+        assert (Published.read(cat, "audio").generation, cat.count_vectors("audio")) == (1, 12_200)  # type: ignore[union-attr]
+    assert (index_dir / seen[0]).exists() or stage == "shard"  # killed mid-merge: the data file is still a .tmp
+    with Searcher(index_dir, load_encoder=None, faiss_cfg=TINY) as s:  # type: ignore[arg-type]
+        loaded = s.index_for("audio")
+        assert (loaded.kind, loaded.rebuilt, loaded.ntotal) == ("opq4_ivf256_pq4", False, 12_000)
+    with Catalog.open(index_dir) as cat:
+        sweep_unpublished(index_dir, cat)  # what the next `dgsearch index` does first
+        assert not [n for n in os.listdir(index_dir) if n.endswith(".tmp")]
+        rec = publish(index_dir, cat, "audio", D, TINY)
+    assert (rec.generation, rec.count, rec.data_size) == (2, 12_200, 12_200 * 12)
+    assert _check_against_brute_force(index_dir, seed=10) == 1.0
