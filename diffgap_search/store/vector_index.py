@@ -27,8 +27,8 @@ from diffgap_search.store import ondisk_index as ondisk
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.faiss_files import read_checked, write_atomic
 from diffgap_search.store.generations import reading, remove_stale_files, sweep_unpublished
-from diffgap_search.store.index_budget import choose_index, default_budget_mb, is_compressed
-from diffgap_search.store.index_choice import build_index, search_threads, set_search_params
+from diffgap_search.store.index_budget import choose_index, default_budget_mb, is_compressed, parse_compressed
+from diffgap_search.store.index_choice import build_index, search_threads, set_search_params, train_rows
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,9 @@ def build_from_catalog(catalog: Catalog, space: str, dim: int, cfg: FaissConfig,
         index, max_id = exact_from_catalog(catalog, space, dim)
         return index, max_id, kind
     if is_compressed(kind):
-        index = build_index(kind, dim, _sample(catalog, space, dim, n), cfg)
+        comp = parse_compressed(kind)
+        assert comp is not None
+        index = build_index(kind, dim, _sample(catalog, space, dim, n, train_rows(comp, cfg)), cfg)
         if data is not None:
             chunks = catalog.read_vectors(space, dim=dim, chunk_rows=min(CHUNK_ROWS, cfg.shard_vectors))
             index, max_id = ondisk.build_sharded(index, chunks, data[0], data[1], cfg.shard_vectors)
@@ -173,9 +175,10 @@ def exact_from_catalog(catalog: Catalog, space: str, dim: int) -> tuple[Any, int
     return index, max_id
 
 
-def _sample(catalog: Catalog, space: str, dim: int, n: int, rows: int = 262_144, seed: int = 0) -> np.ndarray:
+def _sample(catalog: Catalog, space: str, dim: int, n: int, rows: int, seed: int = 0) -> np.ndarray:
     """``(min(rows, n), D) float32``: a seeded sample of ``space``'s ``n`` vectors, read in one streaming pass
-    (``rows`` bounds the memory: 512 MB at D = 512); the compressed kinds train on a sample of it."""
+    (``rows``, ``index_choice.train_rows``, bounds the memory: 512 MB at 4 096 lists, 2 GB at 16 384, D = 512);
+    the compressed index trains on it."""
     picked = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
     out = np.empty((len(picked), dim), np.float32)
     start = filled = 0
