@@ -9,7 +9,7 @@ import pytest
 
 from diffgap_search.config import FaissConfig
 from diffgap_search.store.coarse_training import split_lists, two_level_centroids
-from diffgap_search.store.index_choice import COARSE_EF_SEARCH, build_index, probes
+from diffgap_search.store.index_choice import COARSE_EF_SEARCH, build_index, probes, set_search_params
 
 D = 32
 
@@ -63,7 +63,9 @@ def test_an_hnsw_coarse_index_trained_two_level_finds_the_exact_neighbours_after
     index = build_index("opq8_ivf256_hnsw32_pq8", D, x, cfg)
     ivf = faiss.extract_index_ivf(index)
     assert (index.is_trained, ivf.quantizer.ntotal, ivf.nlist) == (True, 256, 256)
-    assert (ivf.nprobe, faiss.downcast_index(ivf.quantizer).hnsw.efSearch) == (16, COARSE_EF_SEARCH)
+    assert (ivf.nprobe, faiss.downcast_index(ivf.quantizer).hnsw.efSearch) == (16, 16)  # FAISS's beam to add
+    set_search_params(index, cfg)  # as a reader does
+    assert faiss.downcast_index(ivf.quantizer).hnsw.efSearch == COARSE_EF_SEARCH
     index.add_with_ids(x, np.arange(len(x), dtype=np.int64))
     queries = _clumped(50, seed=3)
     _, cand = index.search(queries, 100)

@@ -21,6 +21,18 @@ import math
 import numpy as np
 
 COARSE_ITERATIONS = 10  # FAISS's IVF default (ClusteringParameters.niter for an index's coarse quantiser)
+ADD_EF_SEARCH = 16  # FAISS's HNSW beam, kept to assign added vectors to their list (k = 1); queries use more
+
+
+def set_add_beam(index: object) -> None:
+    """Give ``index``'s HNSW coarse quantiser (if it has one) the beam it adds vectors with,
+    :data:`ADD_EF_SEARCH`: a reader's wider query beam (``index_choice.set_search_params``, 128) made encoding
+    several times slower at 10⁷ vectors, for an assignment of one nearest list per vector."""
+    import faiss
+
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = ADD_EF_SEARCH
 
 
 def split_lists(counts: np.ndarray, nlist: int) -> np.ndarray:

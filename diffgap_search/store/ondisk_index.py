@@ -41,8 +41,9 @@ import numpy as np
 
 from diffgap_search.atomic_files import fsync_folder
 from diffgap_search.errors import StorageError
-from diffgap_search.store.faiss_files import write_plain
 from diffgap_search.libc import libc_function
+from diffgap_search.store.coarse_training import set_add_beam
+from diffgap_search.store.faiss_files import write_plain
 
 DATA_SUFFIX = ".ivfdata"
 CRC_CHUNK = 8 << 20  # bytes read at a time when checking a data file
@@ -122,6 +123,7 @@ def write_shards(empty: Any, chunks: Iterable[tuple[np.ndarray, np.ndarray]], sh
     ``empty``, each written to ``shard_file(i)`` once it holds ≥ ``shard_vectors`` vectors (and the last one)
     and freed: returns ``(shard files, highest id added (0: none))``. One shard is in memory at a time."""
     max_id = 0
+    set_add_beam(empty)  # a loaded index carries a reader's wider HNSW beam: adding needs FAISS's
 
     def fills() -> Iterator[Callable[[Any], int]]:
         nonlocal max_id
