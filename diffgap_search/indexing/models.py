@@ -1,10 +1,12 @@
 """The models of one indexing run: which ones (an existing index keeps its own), and each loaded on first use.
 
 An unchanged folder loads none; the first model load binds the model (and its sample rate, the windows')
-to the catalog, so a mismatch with the index fails before any decoding.
+to the catalog, so a mismatch with the index fails before anything is embedded.
 """
 
 from __future__ import annotations
+
+import threading
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -149,7 +151,7 @@ class RunModels:
         return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
 
     def load_for(self, kinds: set[str]) -> None:
-        """Load what these file kinds need now, so a missing model fails before any decoding."""
+        """Load what these file kinds need now, so a missing model fails before anything is embedded."""
         self.audio()
         self.bridge()
         if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:
@@ -158,3 +160,26 @@ class RunModels:
     def dim_of(self, space: str) -> int | None:
         """D of ``space``'s vectors, as its encoder was recorded (None: not recorded yet)."""
         return space_dim(self._catalog, space)
+
+
+class Loading:
+    """``models.load_for(kinds)`` on a thread of its own, so the decode workers start on the first files while
+    the encoders load (``runner._Run.embed_all``); :meth:`wait` joins it and raises what the load raised."""
+
+    def __init__(self, models: RunModels, kinds: set[str]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(models, kinds), name="dgsearch-load", daemon=True)
+        self._thread.start()
+
+    def _load(self, models: RunModels, kinds: set[str]) -> None:
+        try:
+            models.load_for(kinds)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the models are loaded; raise the load's exception, if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -86,6 +86,12 @@ class Prefetched(Generic[R]):
                 raise error
             raise StopIteration
 
+    def set_budget(self, budget: int) -> None:
+        """Hold at most ``budget`` windows from now on (results already held above it stay until taken)."""
+        with self._cond:
+            self._budget = max(1, budget)
+            self._cond.notify_all()
+
     def close(self) -> None:
         """Stop the map (workers in flight are killed) and wait for the thread; idempotent."""
         with self._cond:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import closing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, Vi
 from diffgap_search.encoders.base import EncoderLoader, VideoEncoderLoader
 from diffgap_search.errors import MediaDecodeError, NothingIndexedError
 from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, apply_bookkeeping
-from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, SegmentData, decode_timeout_s
+from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, Decoded, SegmentData, decode_timeout_s
 from diffgap_search.indexing.embed import Vectors
 from diffgap_search.indexing.memory import release_free_memory
-from diffgap_search.indexing.models import RunModels
+from diffgap_search.indexing.models import Loading, RunModels
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.indexing.stages import Stages
@@ -33,6 +34,11 @@ from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, updat
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import check_window
 from diffgap_search.store.vector_index import Published, sweep_unpublished
+
+
+# Windows decoded ahead while the models load (then 2 batches): 256 ten-second windows at 48 kHz hold 490 MB,
+# about a third of the full-size CLAP run's peak; the 240-clip benchmark has 598.
+LOAD_AHEAD_WINDOWS = 256
 
 
 @dataclass(frozen=True)
@@ -81,10 +87,8 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             if stages.embed_files is not None:  # another engine decodes and embeds; this process commits
                 run.embed_elsewhere(plan.embed, kinds, settings.indexing_cfg.files_per_batch)
             else:
-                models.load_for(kinds)  # fail fast, before any decoding
-                progress.start(len(plan.embed))
                 try:
-                    run.embed_all(plan.embed, settings.indexing_cfg.decode_workers,
+                    run.embed_all(plan.embed, kinds, settings.indexing_cfg.decode_workers,
                                   settings.indexing_cfg.files_per_batch)
                 finally:
                     progress.stop()
@@ -115,6 +119,12 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
+
+
+def _decodes_alike(a: WindowConfig, b: WindowConfig) -> bool:
+    """Whether windows cut by ``a`` and ``b`` are the same samples (the encoder's ``model_samples`` matters
+    only through the length a window is padded to: CLAP's 480 000 is a 10 s window at 48 kHz already)."""
+    return (a.window_s, a.hop_s, a.sample_rate, a.embed_samples) == (b.window_s, b.hop_s, b.sample_rate, b.embed_samples)
 
 
 def stale_spaces(catalog: Catalog) -> list[str]:
@@ -153,32 +163,54 @@ class _Run:
             return []
         return self.stages.bridge(self.models, self.stages.embed(self.models, segments))
 
-    def embed_all(self, todo: list[ToEmbed], decode_workers: int, files_per_batch: int) -> None:
-        """Decode ``todo`` (in order), embed and commit batch by batch: a batch closes at ``batch_size``
-        windows or ``files_per_batch`` files; a long file is streamed and committed on its own. The decode
-        stage's context is closed however the run ends: no worker outlives it."""
-        tasks = [self.task(t) for t in todo]
+    def embed_all(self, todo: list[ToEmbed], kinds: set[str], decode_workers: int, files_per_batch: int) -> None:
+        """Load the models ``kinds`` need, decode ``todo`` (in order), embed and commit batch by batch: a batch
+        closes at ``batch_size`` windows or ``files_per_batch`` files; a long file is streamed and committed on
+        its own. The decode stage's context is closed however the run ends: no worker outlives it.
+
+        The models load on a thread while the decode workers start on the first files, up to
+        :data:`LOAD_AHEAD_WINDOWS` windows ahead (a fresh process spends ~13 s in imports and the model load on
+        one core: the other was idle), at the window the run was given; in the rare case the loaded encoder
+        asks for another (its sample rate, or fewer samples than the window), they decode again. A model that
+        cannot load fails the run before anything is embedded or committed, and its workers are stopped."""
         workers, deadline_s = min(decode_workers, len(todo)), decode_timeout_s()
-        with self.stages.decode(tasks, workers, deadline_s, 2 * self.models.batch_size) as decoded:
-            for item, result in zip(todo, decoded):
-                if result.too_long:
-                    self.flush()
-                    self.index_long_file(item, workers, deadline_s)
-                    continue
-                if result.error is not None:
-                    self.failed.append(FailedFile(item.file, item.sha256, result.error))
-                else:
-                    self.embedded.append(EmbeddedFile(item, result.segments, [], result.has_audio, result.tags))
-                files = len(self.embedded) + len(self.failed)
-                if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
-                    self.flush()
+        budget = 2 * self.models.batch_size
+        window = self.models.window
+        loading = Loading(self.models, kinds)
+        with self.stages.decode([self.task(t) for t in todo], workers, deadline_s,
+                                max(budget, LOAD_AHEAD_WINDOWS)) as decoded:
+            loading.wait()
+            if _decodes_alike(self.models.window, window):
+                decoded.set_budget(budget)
+                self.progress.start(len(todo))
+                self.consume(todo, decoded, workers, deadline_s, files_per_batch)
+                return
+        with self.stages.decode([self.task(t) for t in todo], workers, deadline_s, budget) as decoded:
+            self.progress.start(len(todo))
+            self.consume(todo, decoded, workers, deadline_s, files_per_batch)
+
+    def consume(self, todo: list[ToEmbed], decoded: Iterator[Decoded], workers: int, deadline_s: float | None,
+                files_per_batch: int) -> None:
+        """``embed_all``'s loop over the decoded files of ``todo``."""
+        for item, result in zip(todo, decoded):
+            if result.too_long:
+                self.flush()
+                self.index_long_file(item, workers, deadline_s)
+                continue
+            if result.error is not None:
+                self.failed.append(FailedFile(item.file, item.sha256, result.error))
+            else:
+                self.embedded.append(EmbeddedFile(item, result.segments, [], result.has_audio, result.tags))
+            files = len(self.embedded) + len(self.failed)
+            if self.pending_windows >= self.models.batch_size or files >= files_per_batch:
+                self.flush()
         self.flush()
 
     def embed_elsewhere(self, todo: list[ToEmbed], kinds: set[str], files_per_batch: int) -> None:
         """Files embedded by another engine (``stages.embed_files``: a Ray cluster), committed here batch by
         batch with the same commit stage and batch rule as ``embed_all``; the engine is stopped however the
         run ends. The models ``kinds`` need are loaded (and bound) while the engine starts: a missing one
-        fails before any decoding, as with ``embed_all``."""
+        fails before anything is embedded, as with ``embed_all``."""
         assert self.stages.embed_files is not None
 
         def prepare() -> list[DecodeArgs]:

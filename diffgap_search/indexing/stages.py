@@ -41,9 +41,21 @@ class PlanFiles(Protocol):
         ...
 
 
+class DecodedFiles(Protocol):
+    """The decode stage's results, in order, with a budget of windows decoded ahead that can change."""
+
+    def __iter__(self) -> Iterator[Decoded]: ...
+
+    def __next__(self) -> Decoded: ...
+
+    def set_budget(self, budget: int) -> None:
+        """At most about ``budget`` windows decoded ahead of the consumer from now on."""
+        ...
+
+
 class Decode(Protocol):
     def __call__(self, tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None,
-                 budget: int) -> AbstractContextManager[Iterator[Decoded]]:
+                 budget: int) -> AbstractContextManager[DecodedFiles]:
         """The files of ``tasks`` decoded into windows, one ``Decoded`` per task, in order; a file with more than
         its ``max_windows`` comes back ``too_long``. ``workers`` processes (0: in this process), each file within
         ``deadline_s``; at most about ``budget`` windows decoded ahead of the consumer. Closing the context
@@ -123,7 +135,7 @@ def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes
 
 
 def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None,
-                      budget: int) -> AbstractContextManager[Iterator[Decoded]]:
+                      budget: int) -> AbstractContextManager[DecodedFiles]:
     """The default decode stage: ``decode_task`` in ``workers`` processes (``indexing/pool.py``: a worker that
     crashes or hangs fails its file only), pulled ahead by a thread while the encoder runs, up to ``budget``
     windows (``indexing/prefetch.py``)."""
