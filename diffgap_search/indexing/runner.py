@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,8 +169,8 @@ class _Run:
         its own. The decode stage's context is closed however the run ends: no worker outlives it.
 
         The models load on a thread while the decode workers start on the first files, up to
-        :data:`LOAD_AHEAD_WINDOWS` windows ahead (a fresh process spends ~13 s in imports and the model load on
-        one core: the other was idle), at the window the run was given; in the rare case the loaded encoder
+        :data:`LOAD_AHEAD_WINDOWS` windows ahead (a fresh process spends ~7 s in imports and loading the
+        full-size CLAP, on one core: the other was idle), at the window the run was given; in the rare case the loaded encoder
         asks for another (its sample rate, or fewer samples than the window), they decode again. A model that
         cannot load fails the run before anything is embedded or committed, and its workers are stopped."""
         workers, deadline_s = min(decode_workers, len(todo)), decode_timeout_s()
