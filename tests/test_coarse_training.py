@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diffgap_search.config import FaissConfig
-from diffgap_search.store.coarse_training import split_lists, two_level_centroids
+from diffgap_search.store.coarse_training import faiss_gpus, split_lists, two_level_centroids
 from diffgap_search.store.index_choice import COARSE_EF_SEARCH, build_index, probes, set_search_params
 
 D = 32
@@ -78,3 +78,38 @@ def test_an_hnsw_coarse_index_trained_two_level_finds_the_exact_neighbours_after
 def test_lists_probed_grow_with_the_square_root_of_the_lists_above_4096() -> None:
     assert [probes(n, 32) for n in (16, 256, 4096, 8192, 16384, 65536)] == [16, 32, 32, 45, 64, 128]
     assert probes(16384, 1) == 2 and probes(16, 0) == 1
+
+
+def test_no_gpu_training_where_turned_off_or_without_faiss_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    from diffgap_search.store.coarse_training import GPU_ENV, clustering_index
+
+    assert faiss_gpus() == (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)
+    monkeypatch.setenv(GPU_ENV, "0")
+    assert (faiss_gpus(), clustering_index(D)) == (0, None)
+
+
+@pytest.mark.skipif(faiss_gpus() == 0, reason="needs faiss-gpu and a CUDA device")
+def test_coarse_training_on_the_gpu_builds_an_index_as_good_as_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    from diffgap_search.store.coarse_training import GPU_ENV
+
+    x = _clumped(20_000, seed=2)
+    queries = _clumped(50, seed=3)
+    exact = np.argsort(-(queries @ x.T), axis=1, kind="stable")[:, :10]
+    cfg = FaissConfig(nprobe=16, pq_bytes=8, opq_iterations=2)
+    recalls = {}
+    for where in ("gpu", "cpu"):
+        monkeypatch.setenv(GPU_ENV, "1" if where == "gpu" else "0")
+        for kind in ("opq8_ivf256_pq8", "opq8_ivf256_hnsw32_pq8"):  # flat coarse (clustering_index), two-level
+            index = build_index(kind, D, x, cfg)
+            assert faiss.extract_index_ivf(index).clustering_index is None  # the GPU index is let go
+            index.add_with_ids(x, np.arange(len(x), dtype=np.int64))
+            set_search_params(index, cfg)
+            _, cand = index.search(queries, 100)
+            found = [c[np.argsort(-(x[c] @ q), kind="stable")[:10]] for q, c in zip(queries, cand)]
+            recalls[where, kind] = np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact)])
+    for kind in ("opq8_ivf256_pq8", "opq8_ivf256_hnsw32_pq8"):
+        assert recalls["gpu", kind] >= 0.95 and abs(recalls["gpu", kind] - recalls["cpu", kind]) <= 0.02, recalls

@@ -17,10 +17,54 @@ give the same index.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
 COARSE_ITERATIONS = 10  # FAISS's IVF default (ClusteringParameters.niter for an index's coarse quantiser)
+GPU_ENV = "DGSEARCH_FAISS_GPU"  # "0": train on the CPU even where faiss-gpu sees a GPU
+
+
+def faiss_gpus() -> int:
+    """GPUs FAISS trains k-means on here: faiss-gpu's count of devices (0 with faiss-cpu, without a device,
+    or with ``DGSEARCH_FAISS_GPU=0``). The k-means of a compressed or IVF index's coarse quantiser runs on
+    them (its assignment step is a product of every sampled row with every centroid); the codes and the
+    index itself stay on the CPU, so a GPU changes the time of training, not what is built from it beyond
+    floating-point order."""
+    import faiss
+
+    if os.environ.get(GPU_ENV, "").strip() == "0" or not hasattr(faiss, "get_num_gpus"):
+        return 0
+    return int(faiss.get_num_gpus())
+
+
+def clustering_index(dim: int) -> Any | None:
+    """An inner-product ``IndexFlatIP`` of ``dim`` on every GPU :func:`faiss_gpus` counts, for an IVF's
+    ``clustering_index`` (its coarse k-means' assignment); None without a GPU."""
+    gpus = faiss_gpus()
+    if not gpus:
+        return None
+    import faiss
+
+    return faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(dim), ngpu=gpus)
+
+
+@contextmanager
+def trained_on_gpu(ivf: Any) -> Iterator[None]:
+    """While inside, ``ivf`` (an ``IndexIVF``) runs its coarse k-means on the GPUs (:func:`clustering_index`),
+    where there are some; the GPU index is let go on leaving (FAISS keeps only a pointer to it)."""
+    gpu_index = clustering_index(ivf.d)
+    if gpu_index is None:
+        yield
+        return
+    ivf.clustering_index = gpu_index
+    try:
+        yield
+    finally:
+        ivf.clustering_index = None
 ADD_EF_SEARCH = 16  # FAISS's HNSW beam, kept to assign added vectors to their list (k = 1); queries use more
 
 
@@ -47,8 +91,9 @@ def split_lists(counts: np.ndarray, nlist: int) -> np.ndarray:
 
 def two_level_centroids(rows: np.ndarray, nlist: int, seed: int, niter: int = COARSE_ITERATIONS) -> np.ndarray:
     """``(nlist, D) float32`` unit-norm centroids of ``rows (n, D) float32`` (n ≥ nlist) by two-level
-    spherical k-means (module docstring). Centroids a small cluster could not take (it has fewer rows than
-    its share) are given to the largest clusters, so exactly ``nlist`` come back."""
+    spherical k-means (module docstring), on the GPUs :func:`faiss_gpus` counts, if any. Centroids a small
+    cluster could not take (it has fewer rows than its share) are given to the largest clusters, so exactly
+    ``nlist`` come back."""
     import faiss
 
     rows = np.ascontiguousarray(rows, dtype=np.float32)
@@ -56,7 +101,8 @@ def two_level_centroids(rows: np.ndarray, nlist: int, seed: int, niter: int = CO
     if n < nlist:
         raise ValueError(f"{n} rows cannot give {nlist} centroids")
     n1 = max(1, int(round(math.sqrt(nlist))))
-    top = faiss.Kmeans(dim, n1, niter=niter, spherical=True, seed=seed, max_points_per_centroid=2000)
+    gpus = faiss_gpus()
+    top = faiss.Kmeans(dim, n1, niter=niter, spherical=True, seed=seed, max_points_per_centroid=2000, gpu=gpus)
     top.train(rows)
     _, assign = top.index.search(rows, 1)
     assign = assign[:, 0]
@@ -80,7 +126,8 @@ def two_level_centroids(rows: np.ndarray, nlist: int, seed: int, niter: int = CO
         if k == len(sub):  # as many centroids as rows: the rows themselves
             parts.append(sub)
             continue
-        km = faiss.Kmeans(dim, k, niter=niter, spherical=True, seed=seed + 1 + c, max_points_per_centroid=256)
+        km = faiss.Kmeans(dim, k, niter=niter, spherical=True, seed=seed + 1 + c, max_points_per_centroid=256,
+                          gpu=gpus)
         km.train(sub)
         parts.append(km.centroids)
     return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
-from diffgap_search.store.coarse_training import set_add_beam, train_two_level
+from diffgap_search.store.coarse_training import set_add_beam, train_two_level, trained_on_gpu
 from diffgap_search.store.index_budget import Compressed, index_kind_for, ivf_lists, parse_compressed
 
 __all__ = ["build_index", "build_compressed", "index_kind_for", "ivf_lists", "probes", "search_threads",
@@ -46,7 +46,8 @@ def build_index(kind: str, dim: int, train_vectors: np.ndarray | None, cfg: Fais
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = seed
     assert train_vectors is not None
-    ivf.train(train_sample(train_vectors, nlist * cfg.ivf_train_per_list, seed))
+    with trained_on_gpu(ivf):
+        ivf.train(train_sample(train_vectors, nlist * cfg.ivf_train_per_list, seed))
     ivf.nprobe = probes(nlist, cfg.nprobe)
     return faiss.IndexIDMap2(ivf)  # faiss's wrappers keep ivf and quantizer referenced
 
@@ -90,7 +91,8 @@ def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg:
     if comp.hnsw:  # many lists: two-level k-means (coarse_training.py); the sample is dropped once rotated
         train_two_level(index, train_sample(train_vectors, n_train, seed), seed)
     else:
-        index.train(train_sample(train_vectors, n_train, seed))
+        with trained_on_gpu(ivf):
+            index.train(train_sample(train_vectors, n_train, seed))
     ivf.nprobe = probes(ivf.nlist, cfg.nprobe)  # the query beam is a reader's (set_search_params); adding
     set_add_beam(index)  # keeps FAISS's
     return index
