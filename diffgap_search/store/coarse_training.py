@@ -1,4 +1,5 @@
-"""Two-level k-means for the coarse quantiser of a compressed index with many lists.
+"""Training and feeding the coarse quantiser of an IVF or compressed index: two-level k-means for many lists,
+k-means on the GPU where faiss-gpu has one, and the HNSW beam vectors are added with.
 
 A compressed index above :data:`~diffgap_search.store.index_budget.FLAT_COARSE_MAX_LISTS` lists (an HNSW32
 coarse quantiser, from about 2·10⁶ vectors: ``IVF16384_HNSW32`` at 10⁷) trains its ``nlist`` centroids on
@@ -13,7 +14,6 @@ FAISS's helper asserts the L2 metric; here the k-means is spherical (the centroi
 iteration), as FAISS trains an inner-product IVF's coarse quantiser itself, and seeded, so the same vectors
 give the same index.
 """
-
 from __future__ import annotations
 
 import math
@@ -65,17 +65,25 @@ def trained_on_gpu(ivf: Any) -> Iterator[None]:
         yield
     finally:
         ivf.clustering_index = None
+
+
 ADD_EF_SEARCH = 16  # FAISS's HNSW beam, kept to assign added vectors to their list (k = 1); queries use more
 
 
-def set_add_beam(index: object) -> None:
-    """Give ``index``'s HNSW coarse quantiser (if it has one) the beam it adds vectors with,
-    :data:`ADD_EF_SEARCH`: a reader's wider query beam (``index_choice.set_search_params``, 128) made encoding
-    several times slower at 10⁷ vectors, for an assignment of one nearest list per vector."""
+def hnsw_quantizer(index: Any) -> Any | None:
+    """The ``IndexHNSW`` coarse quantiser of an IVF ``index`` (any wrapping), or None (a flat one)."""
     import faiss
 
     quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
-    if isinstance(quantizer, faiss.IndexHNSW):
+    return quantizer if isinstance(quantizer, faiss.IndexHNSW) else None
+
+
+def set_add_beam(index: Any) -> None:
+    """Give ``index``'s HNSW coarse quantiser (if it has one) the beam it adds vectors with,
+    :data:`ADD_EF_SEARCH`: a reader's wider query beam (``index_choice.set_search_params``, 128) made encoding
+    several times slower at 10⁷ vectors, for an assignment of one nearest list per vector."""
+    quantizer = hnsw_quantizer(index)
+    if quantizer is not None:
         quantizer.hnsw.efSearch = ADD_EF_SEARCH
 
 

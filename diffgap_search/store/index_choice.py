@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.config import FaissConfig
-from diffgap_search.store.coarse_training import set_add_beam, train_two_level, trained_on_gpu
+from diffgap_search.store.coarse_training import hnsw_quantizer, train_two_level, trained_on_gpu
 from diffgap_search.store.index_budget import Compressed, index_kind_for, ivf_lists, parse_compressed
 
 __all__ = ["build_index", "build_compressed", "index_kind_for", "ivf_lists", "probes", "search_threads",
@@ -93,8 +93,7 @@ def build_compressed(comp: Compressed, dim: int, train_vectors: np.ndarray, cfg:
     else:
         with trained_on_gpu(ivf):
             index.train(train_sample(train_vectors, n_train, seed))
-    ivf.nprobe = probes(ivf.nlist, cfg.nprobe)  # the query beam is a reader's (set_search_params); adding
-    set_add_beam(index)  # keeps FAISS's
+    ivf.nprobe = probes(ivf.nlist, cfg.nprobe)  # the HNSW beam stays FAISS's to add; readers widen it
     return index
 
 
@@ -122,8 +121,8 @@ def set_search_params(index: Any, cfg: FaissConfig) -> None:
     except (RuntimeError, TypeError):
         return
     ivf.nprobe = probes(ivf.nlist, cfg.nprobe)
-    quantizer = faiss.downcast_index(ivf.quantizer)
-    if isinstance(quantizer, faiss.IndexHNSW):
+    quantizer = hnsw_quantizer(ivf)
+    if quantizer is not None:
         quantizer.hnsw.efSearch = max(COARSE_EF_SEARCH, ivf.nprobe)
 
 
