@@ -70,8 +70,9 @@ class PairedBridges:
         self.by_dir = {d: b for b in bridges for d in b.directions}
         self.directions = tuple(self.by_dir)
 
-    def apply(self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None) -> np.ndarray:
-        return self.by_dir[Direction.of(source, target)].apply(x, source, target, sample=sample)
+    def apply(self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None,
+              role: str = "query") -> np.ndarray:
+        return self.by_dir[Direction.of(source, target)].apply(x, source, target, sample=sample, role=role)
 
 
 class LinearBridge:
@@ -81,7 +82,8 @@ class LinearBridge:
         self.baselines, self.kind = baselines, kind
         self.directions = (Direction.AUDIO_GIVEN_TEXT, Direction.TEXT_GIVEN_AUDIO)
 
-    def apply(self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None) -> np.ndarray:
+    def apply(self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None,
+              role: str = "query") -> np.ndarray:
         return self.baselines.linear(self.kind, source, target)(x)
 
 
@@ -92,10 +94,10 @@ class WithSample:
         self.bridge, self.sample = bridge, sample
         self.directions = bridge.directions
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         if self.sample is None:
-            return self.bridge.apply(x, source, target)
-        return self.bridge.apply(x, source, target, sample=self.sample)
+            return self.bridge.apply(x, source, target, role=role)
+        return self.bridge.apply(x, source, target, sample=self.sample, role=role)
 
 
 def score_bridge(bridge: Any, val: list[Task], test: list[Task]) -> dict[str, dict[str, float]]:

@@ -68,7 +68,8 @@ def end_to_end(n_pairs: int, precision: str) -> dict[str, Any]:
     ck = report.selection["checkpoint"]
     return {"pairs": len(groups), "precision": precision, "threads": report.selection["threads"], "wall_s": round(wall, 1),
             "loop_s": round(report.seconds, 1), "epochs_run": ck["epochs_run"], "epoch_kept": ck["epoch"],
-            "alpha": report.selection.get("residual_scale", {}),
+            "alpha": {"query": report.selection.get("residual_scale", {}),
+                      "items": report.selection.get("residual_scale_items", {})},
             "val": {k: {m: v[m] for m in ("bridged_R@1", "fused_R@1", "anchor_R@1", "anchor_served_R@1") if m in v}
                     for k, v in report.val.items()}}
 

@@ -41,6 +41,7 @@ from gap_worlds import World, WorldSpec  # noqa: E402
 from residual_mlp import train_residual_mlp  # noqa: E402
 from synthetic_gap import machine  # noqa: E402
 
+from diffgap_search.gap.directions import describe_scales  # noqa: E402
 from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.protocol import group_codes, tasks_for  # noqa: E402
 from diffgap_search.gap.schedule import ScheduleKind  # noqa: E402
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             record = bridge.record
             sel = report.selection
             info = {"epoch": sel["checkpoint"]["epoch"], "epochs_run": sel["checkpoint"]["epochs_run"],
-                    "val_curve": sel["checkpoint"]["scores"], "alpha": sel.get("residual_scale", {}),
+                    "val_curve": sel["checkpoint"]["scores"],
+                    "alpha": {"query": sel.get("residual_scale", {}), "items": sel.get("residual_scale_items", {})},
                     "sampler": {k: report.sample[k] for k in ("steps", "guidance_scale")}, "val": report.val}
         rows[name] = {"test": score_bridge(bridge, val, test), "seconds": round(time.perf_counter() - t0, 1), **info}
         print(f"{time.perf_counter() - started:6.0f} s {name}: {json.dumps(rows[name]['test'])} "
@@ -132,7 +134,7 @@ def write(args: argparse.Namespace, command: str, started: float, record: Any, v
           f"{args.private}, D = {args.dim}, {args.captions} captions/clip, "
           f"{args.clips} training clips, {args.n_test} test clips)", "",
           f"- date {doc['date']}, {doc['seconds']:.0f} s; command `{command}`; torch threads {args.threads}", "",
-          "| variant | t→a alone | a→t alone | t→a served | a→t served | epoch kept / run | alpha (a\\|t, t\\|a) | s |",
+          "| variant | t→a alone | a→t alone | t→a served | a→t served | epoch kept / run | alpha | s |",
           "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
     for m, res in baselines.items():
         cells = [f"{res[k].get(f, float('nan')):.1f}" if f in res[k] else "–" for f in ("alone_R@1", "fused_R@1") for k in keys]
@@ -141,7 +143,7 @@ def write(args: argparse.Namespace, command: str, started: float, record: Any, v
         cells = [f"{r['test'][k][f]:.1f}" for f in ("alone_R@1", "fused_R@1") for k in keys]
         alpha = r.get("alpha") or {}
         md.append(f"| {name} | " + " | ".join(cells) + f" | {r.get('epoch', '–')} / {r.get('epochs_run', '–')} | "
-                  + (", ".join(f"{alpha[d]:g}" for d in ("audio|text", "text|audio") if d in alpha) or "–")
+                  + (describe_scales(alpha.get("query", {}), alpha.get("items", {})) if alpha else "–")
                   + f" | {r['seconds']:.0f} |")
     md += ["", "Validation curves (epoch, served R@1, bridged R@1 of the full residual, mean of both directions):", ""]
     md += [f"- {n}: " + ", ".join(f"{e}: {f:.1f}/{a:.1f}" for e, f, a in r["val_curve"]) for n, r in rows.items()

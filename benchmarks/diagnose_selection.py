@@ -47,7 +47,8 @@ from diffgap_search.gap.validation import validation_tasks  # noqa: E402
 def with_alphas(bridge: Any, alphas: dict[str, float]) -> Any:
     """A shallow copy of ``bridge`` serving ``alphas`` (the network and everything else shared)."""
     out = copy.copy(bridge)
-    out._alpha = {Direction(k): float(v) for k, v in alphas.items()}
+    scales = {Direction(k): float(v) for k, v in alphas.items()}
+    out._alpha = {"query": scales, "items": scales}  # one alpha per direction for both roles (format 4's rule)
     return out
 
 
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                                                 "test_served_oracle": served(tt, tterms)}
     return {"seed": seed, "seconds": round(seconds, 1), "n_val_groups": report.n_groups["val"],
             "n_val_units": {t.key: [t.queries.n_units, t.items.n_units] for t in val_tasks},
-            "chosen_alpha": report.selection.get("residual_scale"),
+            "chosen_alpha": {"query": report.selection.get("residual_scale"),
+                             "items": report.selection.get("residual_scale_items")},
             "gain_confidence": {k: v.get("gain_confidence") for k, v in report.val.items()}, "epoch": report.selection["checkpoint"]["epoch"],
             "rows": rows, "linear": lin}
 

@@ -102,24 +102,30 @@ def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
         ev = evaluate_methods(test, b, groups=test_groups)
         return {k: {m: round(v[m]["R@1"], 2) for m in keep if m in v} for k, v in ev["results"].items()}
 
-    joint_alpha, joint, joint_val = joint_rule(bridge, train, groups, cfg)
-    return {"cell": c, "seed": seed, "seconds": round(seconds, 1), "epochs_run": report.selection["checkpoint"]["epochs_run"],
-            "epoch": report.selection["checkpoint"]["epoch"], "alpha": report.selection.get("residual_scale", {}),
+    old_scales, old, old_val = coupled_rule(bridge, train, groups, cfg)
+    bare_scales, bare, _ = coupled_rule(bridge, train, groups, cfg, coupled=False, confidence=0.0)
+    sel = report.selection
+    return {"cell": c, "seed": seed, "seconds": round(seconds, 1), "epochs_run": sel["checkpoint"]["epochs_run"],
+            "epoch": sel["checkpoint"]["epoch"],
+            "alpha": {"query": sel.get("residual_scale", {}), "items": sel.get("residual_scale_items", {})},
             "gain_confidence": {k: v.get("gain_confidence") for k, v in report.val.items()},
             "evidence": {k: {f: v.get(f) for f in EVIDENCE} for k, v in report.val.items()},
-            "results": scored(bridge), "alpha_joint": joint_alpha, "results_joint": scored(joint),
-            "evidence_joint": {k: {f: v.get(f) for f in EVIDENCE} for k, v in joint_val.items()}}
+            "results": scored(bridge), "alpha_coupled": old_scales["residual_scale"], "results_coupled": scored(old),
+            "evidence_coupled": {k: {f: v.get(f) for f in EVIDENCE} for k, v in old_val.items()},
+            "alpha_unconfirmed": bare_scales, "results_unconfirmed": scored(bare)}
 
 
 EVIDENCE = ("task_confidence", "pair_confidence", "confirm_gain", "fused_R@1", "anchor_served_R@1")
 
 
-def joint_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray, cfg: TrainConfig
-               ) -> tuple[dict[str, float], Bridge, dict[str, dict[str, float]]]:
-    """The same trained network served by the rule before the per-task fix (choose on one half of the validation
-    clips, confirm the pair with one bootstrap of its two tasks averaged on the other half, re-tune on all:
-    ``per_task=False``) -> its alphas, the bridge (counterparts unchanged) and its validation figures: a paired
-    before/after on one training run."""
+def coupled_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray, cfg: TrainConfig,
+                 coupled: bool = True, confidence: float | None = None
+                 ) -> tuple[dict[str, dict[str, float]], Bridge, dict[str, dict[str, float]]]:
+    """The same trained network served by the rule of format 4 (one alpha per direction for both roles, chosen on
+    a pair set's two tasks together on one half of the validation clips, each task confirmed by its own
+    bootstrap on the other half, re-tuned on all: ``coupled=True``) -> its scales, the bridge (counterparts
+    unchanged) and its validation figures: a paired before/after on one training run. ``coupled=False,
+    confidence=0``: today's per-task choice served without the confirmation (what the bootstrap withheld)."""
     sets = split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction)
     choice, confirm = confirmation_split(sets, cfg.val_fraction)
     every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
@@ -128,14 +134,13 @@ def joint_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarray,
     if not tasks or not confirm_tasks:
         tasks, confirm_tasks = every, []
 
-    def make(alphas: dict[str, float], fusion: dict | None = None) -> Bridge:
+    def make(scales: dict[str, dict[str, float]], fusion: dict | None = None) -> Bridge:
         return Bridge(bridge.denoiser, bridge.schedule, bridge.sample, bridge.encoder_fingerprints, bridge.directions,
-                      fusion or {}, bridge.train_info, bridge.record,
-                      selection={**bridge.selection, "residual_scale": alphas})
+                      fusion or {}, bridge.train_info, bridge.record, selection={**bridge.selection, **scales})
 
-    alphas, fusion, val = choose_residual(make, tasks, cfg.residual_grid, cfg.serve_confidence, confirm_tasks, every,
-                                          per_task=False)
-    return alphas, make(alphas, fusion), val
+    share = cfg.serve_confidence if confidence is None else confidence
+    scales, fusion, val = choose_residual(make, tasks, cfg.residual_grid, share, confirm_tasks, every, coupled=coupled)
+    return scales, make(scales, fusion), val
 
 
 def _ms(vals: list[float]) -> str:
@@ -149,9 +154,10 @@ def _best(res: list[dict[str, float]]) -> str:
 
 
 def _old(line: dict[str, Any]) -> str:
-    """The key of the line's paired earlier rule: ``results_joint`` (the joint confirmation, before the per-task
-    fix) or, in lines written before it, ``results_before`` (no confirmation at all); "" if neither."""
-    return next((k for k in ("results_joint", "results_before") if k in line), "")
+    """The key of the line's paired earlier rule: ``results_coupled`` (format 4: one alpha per direction for
+    both tasks), in lines written before it ``results_joint`` (the joint confirmation, before the per-task fix)
+    or ``results_before`` (no confirmation at all); "" if none."""
+    return next((k for k in ("results_coupled", "results_joint", "results_before") if k in line), "")
 
 
 def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = None) -> str:
@@ -226,6 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def withheld(lines: list[dict[str, Any]]) -> str:
+    """What the confirmation withheld: per (run, task) whose served figure is the anchor's but whose choice, served
+    unconfirmed (``results_unconfirmed``), differs -> one sentence with its test outcome against the served one."""
+    diffs = [r["results_unconfirmed"][k]["diffgap_fusion"] - r["results"][k]["diffgap_fusion"]
+             for r in lines if "results_unconfirmed" in r for k in r["results"]
+             if r["results_unconfirmed"][k]["diffgap_fusion"] != r["results"][k]["diffgap_fusion"]]
+    if not diffs:
+        return ""
+    won, lost = [d for d in diffs if d > 0], [d for d in diffs if d < 0]
+    return (f"Withheld by the confirmation (chosen on the choice half, served unconfirmed on test): {len(diffs)} "
+            f"(run, task) figures differ from what was served: {len(won)} would have won (+{sum(won):.1f} points in "
+            f"all), {len(lost)} lost ({sum(lost):.1f}).\n")
+
+
 def write_md(args: argparse.Namespace, done: list[dict[str, Any]], previous: list[dict[str, Any]] | None) -> None:
     m = machine()
     secs = [x["seconds"] for x in done]
@@ -233,7 +253,8 @@ def write_md(args: argparse.Namespace, done: list[dict[str, Any]], previous: lis
         f"# DiffGAP across a family of gaps\n\n- {m['cpu_count']} CPUs ({m['processor']}; "
         f"{', '.join(m['cpu_flags']) or 'no avx2'}), torch {torch.__version__}, {args.threads} "
         f"thread(s); R@1 in percent, mean ± sd over the seeds that ran; {N_TEST} test clips; "
-        f"{len(done)} runs, {sum(secs):.0f} s of training in all\n\n" + table(done, previous) + "\n")
+        f"{len(done)} runs, {sum(secs):.0f} s of training in all\n\n" + table(done, previous) + "\n\n"
+        + withheld(done))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class ResidualMLPBridge:
         self.record, self.heads = record, heads
         self.directions = tuple(heads)
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         d = Direction.of(source, target)
         name = f"audio-{target if source == 'audio' else source}"
         anchor = self.record.baselines[name].linear("ridge", source, target)(x)

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from diffgap_search.gap.directions import describe_scales
 from diffgap_search.indexing.report import IndexReport
 from diffgap_search.search import SearchResult
 
@@ -162,7 +163,7 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
         console.print(f"  validation {key}: {figures}")
     chosen = outcome.get("chosen") or {}
     if chosen:
-        alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen["residual_scale"].items())) or "-"
+        alphas = describe_scales(chosen["residual_scale"], chosen.get("residual_scale_items"))
         stop = " (stopped early)" if chosen.get("stopped_early") else ""
         console.print(f"  chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']}{stop}, residual scale"
                       f" {alphas} (0 = the ridge map alone)", markup=False)
@@ -199,7 +200,7 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
                       markup=False)
     chosen = result.get("chosen") or {}
     if chosen:
-        alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen["residual_scale"].items())) or "-"
+        alphas = describe_scales(chosen["residual_scale"], chosen.get("residual_scale_items"))
         console.print(f"chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']}, residual scale {alphas}"
                       " (0 = the ridge map alone)", markup=False)
     tables = [(d, ms) for d, ms in result["results"].items()] + [(f"{d} (weak captions)", ms) for d, ms in weak.items()]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from diffgap_search.gap.directions import describe_scales
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.tags import TagStats, tag_stats
 
@@ -79,15 +80,16 @@ def _video(encoder: dict[str, Any]) -> str:
 
 
 def _bridge(record: dict[str, Any]) -> str:
-    """The DiffGAP bridge and what validation chose for it: epoch kept, residual scale per direction (0 = the
-    ridge map alone), validation served R@1 beside ridge + fusion's. ``-`` without a bridge."""
+    """The DiffGAP bridge and what validation chose for it: epoch kept, residual scale per direction and role (0 =
+    the ridge map alone), validation served R@1 beside ridge + fusion's. ``-`` without a bridge."""
     if not record:
         return "-"
     text = f"{record['fingerprint'][:12]} ({', '.join(record.get('directions', []))})"
     chosen = record.get("chosen") or {}
     if not chosen:
         return text + "; trained before validation chose its checkpoint and residual scale"
-    alphas = ", ".join(f"{d} {a:g}" for d, a in sorted(chosen.get("residual_scale", {}).items())) or "1"
+    scales = chosen.get("residual_scale", {})
+    alphas = describe_scales(scales, chosen.get("residual_scale_items", scales)) if scales else "1"
     ridge = chosen.get("counterparts_served_R@1", {}).get("ridge", {})
     served = "; ".join(f"{k} {v:.1f}" + (f" (ridge + fusion {ridge[k]:.1f})" if k in ridge else "")
                        for k, v in chosen.get("served_R@1", {}).items() if v is not None)

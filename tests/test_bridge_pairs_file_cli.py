@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.gap.baselines import LinearMap
+from diffgap_search.gap.directions import describe_scales
 from diffgap_search.gap.fusion import FusionConfig, fused_unit_scores
 from diffgap_search.gap.groups import validation_mask
 from diffgap_search.gap.protocol import group_codes, tasks_for
@@ -102,7 +103,8 @@ def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(f
     with Catalog.open(ix) as catalog:
         bridge = load_index_bridge(ix, catalog)
     weights = bridge.selection["counterpart_fusion"]
-    assert res["chosen"]["residual_scale"] == bridge.selection["residual_scale"] == out["chosen"]["residual_scale"]
+    for role in ("residual_scale", "residual_scale_items"):
+        assert res["chosen"][role] == bridge.selection[role] == out["chosen"][role]
     for task in tasks_for("audio", "text", test["audio"], test["text"], group_codes(test["group"])):
         methods = res["results"][task.key]
         assert list(methods)[-3:] == ["diffgap_fusion", "ridge_fusion", "procrustes_fusion"]
@@ -127,6 +129,8 @@ def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(f
     shown = json.loads(info.stdout)["summary"]["bridge"]
     assert shown.startswith(f"{bridge.fingerprint[:12]} (audio|text, text|audio); chosen on validation: epoch ")
     assert "(ridge + fusion " in shown
+    scales = describe_scales(bridge.selection["residual_scale"], bridge.selection["residual_scale_items"])
+    assert f", residual scale {scales}; validation served R@1 " in shown
     assert "of resamples (90 % needed)" in shown  # the confirmation half's bootstrap share, as validation found it
 
 

@@ -71,8 +71,8 @@ def test_a_new_bridge_rebuilds_its_faiss_files_even_after_a_kill(tmp_path: Path,
         assert cat.get_meta(REBUILD_KEY) == ["audio_as_video"]
         ids, stored = next(cat.read_vectors("audio_as_text"))
         in_faiss = _faiss_vectors(tmp_path, cat, "audio_as_text")
-    expected = bridges[1].apply(audio, "audio", "text")
-    assert not np.allclose(expected, bridges[0].apply(audio, "audio", "text"), atol=1e-3)  # the bridges differ
+    expected = bridges[1].apply(audio, "audio", "text", role="items")  # audio windows are indexed items
+    assert not np.allclose(expected, bridges[0].apply(audio, "audio", "text", role="items"), atol=1e-3)  # they differ
     np.testing.assert_allclose(stored, expected, rtol=0, atol=1e-6)
     assert sorted(in_faiss) == ids.tolist()
     for i, vec in zip(ids.tolist(), stored):

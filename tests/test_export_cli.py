@@ -91,7 +91,7 @@ def test_every_window_is_exported_with_its_segment_file_and_seconds(trained: Pat
         (hits[i].path, hits[i].start_s, hits[i].end_s) for i in ids.tolist()]
     long = [row for row in side["rows"] if row["path"].endswith("tone00.wav")]
     assert [(row["start_s"], row["end_s"]) for row in long] == [(0.0, 10.0), (2.0, 12.0)]
-    np.testing.assert_allclose(vectors, bridge.apply(audio, "audio", "text"), atol=1e-6)
+    np.testing.assert_allclose(vectors, bridge.apply(audio, "audio", "text", role="items"), atol=1e-6)
 
 
 def test_refusals(trained: Path, tmp_path: Path, tiny_clap_dir: Path) -> None:

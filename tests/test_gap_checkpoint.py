@@ -69,8 +69,9 @@ def test_file_is_safetensors_with_versioned_json_and_deterministic(bridge_and_da
         meta = json.loads(fh.metadata()["diffgap"])
         assert "in_x.weight" in fh.keys()
         names = set(fh.keys())
-    assert meta["format_version"] == FORMAT_VERSION == 4
-    assert set(meta["selection"]) >= {"checkpoint", "residual_scale", "counterpart_fusion", "val"}
+    assert meta["format_version"] == FORMAT_VERSION == 5
+    assert set(meta["selection"]) >= {"checkpoint", "residual_scale", "residual_scale_items", "counterpart_fusion",
+                                      "val"}
     assert meta["denoiser"]["anchor"] == "ridge" and {"anchor_mu_src", "anchor_weight", "anchor_mu_tgt"} <= names
     assert {"record.groups.train", "record.groups.val", "record.baselines.audio-text.mean.audio",
             "record.baselines.audio-text.mean.text", "record.baselines.audio-text.ridge.text->audio",
@@ -105,10 +106,10 @@ def test_other_encoder_is_refused_with_a_clear_message(bridge_and_data: tuple, t
 def test_newer_missing_and_corrupt_files_are_refused(bridge_and_data: tuple, tmp_path: Path) -> None:
     bridge, _ = bridge_and_data
     meta = bridge.metadata() | {"format_version": FORMAT_VERSION + 1}
-    assert FORMAT_VERSION + 1 == 5
+    assert FORMAT_VERSION + 1 == 6
     newer = tmp_path / "newer.safetensors"
     save_file({k: v.contiguous() for k, v in bridge.denoiser.state_dict().items()}, str(newer), {"diffgap": json.dumps(meta)})
-    with pytest.raises(BridgeMismatchError, match="format version 5, newer than this diffgap-search reads"):
+    with pytest.raises(BridgeMismatchError, match="format version 6, newer than this diffgap-search reads"):
         load_bridge(newer, None)
     odd = tmp_path / "odd.safetensors"
     save_file(dict(bridge.denoiser.state_dict()), str(odd), {"diffgap": json.dumps(bridge.metadata() | {"schedule": {"kind": "cosine-v9", "num_steps": 1000}})})
@@ -135,9 +136,13 @@ def plain_bridge(bridge_and_data: tuple) -> Bridge:
 
 
 def _old_meta(bridge: Bridge, version: int) -> dict:
-    """The metadata an older diffgap-search wrote: no format-3 keys (``denoiser.anchor``, ``sample.samples``)
-    and no format-4 keys (``selection``, ``denoiser.dropout``)."""
+    """The metadata an older diffgap-search wrote: format 4 has no ``selection.residual_scale_items``; before
+    it, no format-4 keys (``selection``, ``denoiser.dropout``) and before 3 no format-3 keys
+    (``denoiser.anchor``, ``sample.samples``)."""
     meta = json.loads(json.dumps(bridge.metadata())) | {"format_version": version}
+    if version == 4:
+        del meta["selection"]["residual_scale_items"]
+        return meta
     del meta["selection"], meta["denoiser"]["dropout"]
     if version == 3:
         return meta
@@ -201,3 +206,43 @@ def test_a_bridge_of_unrecorded_encoders_is_refused_once_the_index_records_them(
     assert load_bridge(path, None).fingerprint == anonymous.fingerprint
     with pytest.raises(BridgeMismatchError, match="trained on pairs from unrecorded encoders"):
         load_bridge(path, {"audio": A, "text": A})
+
+
+def test_format_4_bridges_serve_one_alpha_per_direction_for_queries_and_items(bridge_and_data: tuple,
+                                                                             tmp_path: Path) -> None:
+    """A format-4 file (one residual scale per direction, before each task chose its query's and its items'
+    alphas) keeps its fingerprint and serves its alpha in both roles, bit for bit a format-5 bridge with both
+    roles set to it."""
+    bridge, q = bridge_and_data
+    meta = _old_meta(bridge, 4)
+    meta["selection"]["residual_scale"] = {"audio|text": 0.5, "text|audio": 0.0}
+    tensors = dict(bridge.tensors())
+    path = tmp_path / "v4.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+              {"diffgap": json.dumps(meta, sort_keys=True, separators=(",", ":"))})
+    old = load_bridge(path, {"audio": A, "text": A})
+    assert old.format_version == 4 and old.metadata() == meta and old.fingerprint == fingerprint(tensors, meta)
+    for role in ("query", "items"):
+        assert old.residual_scale("audio|text", role) == 0.5 and old.residual_scale("text|audio", role) == 0.0
+    same = {"audio|text": 0.5, "text|audio": 0.0}
+    new = Bridge(bridge.denoiser, bridge.schedule, bridge.sample, {"audio": A, "text": A}, bridge.directions,
+                 selection={"residual_scale": same, "residual_scale_items": same})
+    for source, target in (("text", "audio"), ("audio", "text")):
+        for role in ("query", "items"):
+            assert np.array_equal(old.apply(q if source == "text" else q[:, ::-1].copy(), source, target, role=role),
+                                  new.apply(q if source == "text" else q[:, ::-1].copy(), source, target, role=role))
+
+
+def test_the_two_roles_of_a_direction_serve_their_own_alpha(bridge_and_data: tuple) -> None:
+    """Format 5: ``residual_scale`` for queries, ``residual_scale_items`` for indexed items; alpha 0 is the ridge
+    map alone in either role; an unknown role is refused."""
+    bridge, q = bridge_and_data
+    split = Bridge(bridge.denoiser, bridge.schedule, bridge.sample, {"audio": A, "text": A}, bridge.directions,
+                   selection={"residual_scale": {"audio|text": 0.0}, "residual_scale_items": {"audio|text": 1.0}})
+    whole = Bridge(bridge.denoiser, bridge.schedule, bridge.sample, {"audio": A, "text": A}, bridge.directions)
+    ridge = bridge.record.baselines["audio-text"].linear("ridge", "text", "audio")
+    np.testing.assert_allclose(split.apply(q, "text", "audio"), ridge(q), atol=2e-6)
+    assert np.array_equal(split.apply(q, "text", "audio", role="items"), whole.apply(q, "text", "audio"))
+    assert not np.allclose(split.apply(q, "text", "audio"), whole.apply(q, "text", "audio"), atol=1e-3)
+    with pytest.raises(ValueError, match="role must be one of"):
+        split.apply(q, "text", "audio", role="gallery")

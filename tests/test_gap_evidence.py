@@ -29,19 +29,34 @@ def _world(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return audio, video
 
 
+def _scales(query: float, items: float | None = None) -> dict[str, dict[str, float]]:
+    """Both directions at ``query`` for queries and ``items`` (default the same) for indexed items."""
+    items = query if items is None else items
+    return {"residual_scale": {"audio|video": query, "video|audio": query},
+            "residual_scale_items": {"audio|video": items, "video|audio": items}}
+
+
+ANCHOR = _scales(0.0)
+ROLE_KEYS = {"query": "residual_scale", "items": "residual_scale_items"}
+
+
 class FakeBridge:
-    """``anchor + alpha * (residual target - anchor)`` per direction: the anchor a ridge map fitted on training
-    clips, the residual's target ``truth`` (the partner row itself), ``noise`` or the truth on ``only`` rows."""
+    """``anchor + alpha * (residual target - anchor)`` per direction and role: the anchor a ridge map fitted on
+    training clips, the residual's target ``truth`` (the partner row itself), ``noise`` or the truth on ``only``
+    rows."""
 
     directions = (Direction.of("video", "audio"), Direction.of("audio", "video"))
 
-    def __init__(self, alphas: dict[str, float], kind: str, partners: dict[bytes, np.ndarray],
+    def __init__(self, scales: dict[str, dict[str, float]], kind: str, partners: dict[bytes, np.ndarray],
                  maps: dict[tuple[str, str], np.ndarray], only: set[bytes] = frozenset()) -> None:
-        self.alphas, self.kind, self.partners, self.maps, self.only = alphas, kind, partners, maps, only
+        self.scales, self.kind, self.partners, self.maps, self.only = scales, kind, partners, maps, only
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    def alpha(self, source: str, target: str, role: str) -> float:
+        return self.scales[ROLE_KEYS[role]].get(Direction.of(source, target).value, 1.0)
+
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])
-        alpha = self.alphas[Direction.of(source, target).value]
+        alpha = self.alpha(source, target, role)
         if self.kind == "noise":
             goal = _unit(np.random.default_rng(11).standard_normal(anchor.shape))
         else:
@@ -72,16 +87,16 @@ def test_the_anchor_alone_leaves_room_to_gain(setting: dict) -> None:
 
 
 def test_a_residual_that_is_exactly_the_truth_is_served_whole(setting: dict) -> None:
-    alphas, _, val = _choose(setting, "truth")
-    assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
+    scales, _, val = _choose(setting, "truth")
+    assert scales == _scales(1.0, 0.0)  # items bridged with the truth add nothing to a perfect query: ties -> 0
     for figures in val.values():
         assert figures["fused_R@1"] == 100.0 and figures["bridged_R@1"] == 100.0
         assert figures["gain_confidence"] == 1.0
 
 
 def test_a_residual_of_pure_noise_is_served_at_alpha_zero(setting: dict) -> None:
-    alphas, _, val = _choose(setting, "noise")
-    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    scales, _, val = _choose(setting, "noise")
+    assert scales == ANCHOR
     for figures in val.values():
         assert figures["fused_R@1"] == figures["anchor_served_R@1"]
 
@@ -90,21 +105,21 @@ def test_a_gain_of_one_validation_clip_is_not_evidence(setting: dict) -> None:
     """The truth on a single clip the anchor misses: the rule before the fix (no bootstrap) serves it; with the
     bootstrap it wins only in the resamples that draw that clip (1 - (199/200)^200 = 63 %), so the anchor is served."""
     anchor_task = setting["tasks"][0]  # video->audio
-    lone = FakeBridge({"audio|video": 0.0, "video|audio": 0.0}, "truth", setting["partners"], setting["maps"])
+    lone = FakeBridge(ANCHOR, "truth", setting["partners"], setting["maps"])
     q, g = anchor_task.queries.vectors, anchor_task.items.vectors
     scores = lone.apply(q, "video", "audio") @ g.T
     missed = int(np.flatnonzero(scores.argmax(1) != np.arange(len(q)))[0])
     only = {setting["va"][missed].tobytes(), setting["vv"][missed].tobytes()}
     old, _, old_val = _choose(setting, "only", confidence=0.0, only=only)
-    assert old != {"audio|video": 0.0, "video|audio": 0.0}
+    assert old != ANCHOR
     assert max(v["fused_R@1"] - v["anchor_served_R@1"] for v in old_val.values()) > 0
     new, _, new_val = _choose(setting, "only", only=only)
-    assert new == {"audio|video": 0.0, "video|audio": 0.0}
-    joint = {v["pair_confidence"] for v in new_val.values()}
-    assert len(joint) == 1 and 0.5 < joint.pop() < 0.75
-    # the clip is gained in one task only (the other ties): that task's own share is the joint's, the other's 0
-    assert sorted(v["task_confidence"] for v in new_val.values()) == [0.0, new_val["audio->video"]["pair_confidence"]]
-    assert {v["gain_confidence"] for v in new_val.values()} == {0.0}
+    assert new == ANCHOR
+    # the clip is gained in one task only (the other ties and keeps the anchor: no evidence, share 0); each task
+    # is its own unit, so its joint share is its own
+    shares = sorted(v["task_confidence"] for v in new_val.values())
+    assert shares[0] == 0.0 and 0.5 < shares[1] < 0.75
+    assert all(v["gain_confidence"] == v["pair_confidence"] == v["task_confidence"] for v in new_val.values())
 
 
 def test_gain_confidence_known_answers() -> None:
@@ -136,7 +151,7 @@ def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) 
     would serve it; the confirmation half sees no gain (share 0) and the anchor is served, with its figures
     reported on every validation clip (``final``)."""
     choice, confirm = _halves(setting)
-    lone = FakeBridge({"audio|video": 0.0, "video|audio": 0.0}, "truth", setting["partners"], setting["maps"])
+    lone = FakeBridge(ANCHOR, "truth", setting["partners"], setting["maps"])
     q, g = choice[0].queries.vectors, choice[0].items.vectors
     missed = np.flatnonzero((lone.apply(q, "video", "audio") @ g.T).argmax(1) != np.arange(len(q)))[:8]
     only = {r.tobytes() for i in missed for r in (setting["va"][i], setting["vv"][i])}
@@ -145,9 +160,9 @@ def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) 
         return FakeBridge(a, "only", setting["partners"], setting["maps"], only)
 
     unconfirmed, _, _ = choose_residual(make, choice, per_task=False)  # the joint bootstrap on the choosing clips
-    assert unconfirmed != {"audio|video": 0.0, "video|audio": 0.0}
-    alphas, _, val = choose_residual(make, choice, confirm=confirm, final=setting["tasks"])
-    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    assert unconfirmed != ANCHOR
+    scales, _, val = choose_residual(make, choice, confirm=confirm, final=setting["tasks"])
+    assert scales == ANCHOR
     assert {v["gain_confidence"] for v in val.values()} == {0.0}
     _, _, every = _choose(setting, "noise")  # the anchor's figures on all 200 clips
     assert {k: v["fused_R@1"] for k, v in val.items()} == {k: v["anchor_served_R@1"] for k, v in every.items()}
@@ -155,12 +170,12 @@ def test_a_gain_only_on_the_clips_that_chose_it_is_not_confirmed(setting: dict) 
 
 def test_the_truth_is_confirmed_on_clips_that_took_no_part_in_the_choice(setting: dict) -> None:
     choice, confirm = _halves(setting)
-    alphas, _, val = choose_residual(lambda a: FakeBridge(a, "truth", setting["partners"], setting["maps"]), choice,
+    scales, _, val = choose_residual(lambda a: FakeBridge(a, "truth", setting["partners"], setting["maps"]), choice,
                                      confirm=confirm, final=setting["tasks"])
-    assert alphas == {"audio|video": 1.0, "video|audio": 1.0}
-    assert {v["pair_confidence"] for v in val.values()} == {1.0}
-    assert all(v["task_confidence"] >= 0.99 and v["confirm_gain"] > 5.0 for v in val.values())
-    assert {v["gain_confidence"] for v in val.values()} == {min(v["task_confidence"] for v in val.values())}
+    assert scales == _scales(1.0, 0.0)
+    assert all(v["pair_confidence"] == v["task_confidence"] for v in val.values())  # each task is its own unit
+    assert all(v["task_confidence"] >= 0.99 and v["confirm_gain"] >= 5.0 for v in val.values())
+    assert all(v["gain_confidence"] == v["task_confidence"] for v in val.values())
     assert all(v["fused_R@1"] == 100.0 for v in val.values())
 
 
@@ -184,11 +199,11 @@ def test_the_confirmation_half_is_a_stable_disjoint_half_of_the_validation_clips
 class _TruthOrNoise(FakeBridge):
     """The truth on the rows in ``good``, pure noise on every other row."""
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])
         noise = _unit(np.random.default_rng(11).standard_normal(anchor.shape))
         goal = np.stack([self.partners[r.tobytes()] if r.tobytes() in self.only else n for r, n in zip(x, noise)])
-        return _unit(anchor + self.alphas[Direction.of(source, target).value] * (goal - anchor))
+        return _unit(anchor + self.alpha(source, target, role) * (goal - anchor))
 
 
 def test_a_pair_below_the_anchor_once_re_tuned_on_the_final_clips_is_not_served(setting: dict) -> None:
@@ -204,7 +219,33 @@ def test_a_pair_below_the_anchor_once_re_tuned_on_the_final_clips_is_not_served(
         return _TruthOrNoise(a, "only", partners, setting["maps"], good)
 
     confirmed, _, _ = choose_residual(make, choice, confirm=confirm)
-    assert confirmed == {"audio|video": 1.0, "video|audio": 1.0}
-    alphas, _, val = choose_residual(make, choice, confirm=confirm, final=final)
-    assert alphas == {"audio|video": 0.0, "video|audio": 0.0}
+    assert confirmed == _scales(1.0, 0.0)
+    scales, _, val = choose_residual(make, choice, confirm=confirm, final=final)
+    assert scales == ANCHOR
     assert all(v["fused_R@1"] == v["anchor_served_R@1"] and v["task_confidence"] >= 0.99 for v in val.values())
+
+
+class _TruthForItems(FakeBridge):
+    """Pure noise for a bridged query, the truth for bridged items, in both directions."""
+
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
+        anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])
+        goal = (np.stack([self.partners[r.tobytes()] for r in x]) if role == "items"
+                else _unit(np.random.default_rng(11).standard_normal(anchor.shape)))
+        return _unit(anchor + self.alpha(source, target, role) * (goal - anchor))
+
+
+def test_each_task_chooses_the_alpha_of_its_query_and_of_its_items_apart(setting: dict) -> None:
+    """A residual that is noise for queries and the truth for items: each task serves its query's anchor and its
+    items' residual whole (a direction's two roles belong to different tasks). One alpha per direction for both
+    roles (``coupled``, the rule of format 4) cannot say that."""
+    def make(a: dict) -> FakeBridge:
+        return _TruthForItems(a, "truth", setting["partners"], setting["maps"])
+
+    scales, _, val = choose_residual(make, setting["tasks"], confidence=0.0)
+    assert scales["residual_scale"] == ANCHOR["residual_scale"]  # the noisy query term: the anchor
+    assert sorted(scales["residual_scale_items"]) == ["audio|video", "video|audio"]
+    assert all(a > 0.0 for a in scales["residual_scale_items"].values())  # the true items term: served
+    assert all(v["bridged_R@1"] == v["anchor_R@1"] < 95.0 and v["fused_R@1"] == 100.0 for v in val.values())
+    coupled, _, _ = choose_residual(make, setting["tasks"], confidence=0.0, coupled=True)
+    assert coupled["residual_scale"] == coupled["residual_scale_items"]

@@ -53,9 +53,9 @@ def _choose(bridge: Bridge, data: tuple) -> tuple[dict, dict, dict]:
     pairs, groups = data
     tasks = validation_tasks(split_pairs(pairs, as_groups(groups, pairs["audio"]), 0.1), 2000)
 
-    def make(alphas: dict[str, float]) -> Bridge:
+    def make(scales: dict[str, dict[str, float]]) -> Bridge:
         return Bridge(bridge.denoiser, bridge.schedule, bridge.sample, bridge.encoder_fingerprints,
-                      bridge.directions, {}, {}, bridge.record, selection={"residual_scale": alphas})
+                      bridge.directions, {}, {}, bridge.record, selection=scales)
 
     return choose_residual(make, tasks)
 
@@ -65,26 +65,29 @@ def test_a_useless_residual_gets_alpha_zero_and_serves_exactly_the_anchor(traine
                                                                          kind: str) -> None:
     """Pure noise hurts every direction; a zero residual ties the anchor everywhere and ties go to alpha 0."""
     useless = _with_residual(trained[0], kind)
-    alphas, fusion, val = _choose(useless, data)
-    assert alphas == {"audio|text": 0.0, "text|audio": 0.0}
+    scales, fusion, val = _choose(useless, data)
+    assert scales == {"residual_scale": {"audio|text": 0.0, "text|audio": 0.0},
+                      "residual_scale_items": {"audio|text": 0.0, "text|audio": 0.0}}
     assert set(fusion) == set(val) == {"text->audio", "audio->text"}
     for figures in val.values():
         assert figures["fused_R@1"] == figures["anchor_served_R@1"] and figures["bridged_R@1"] == figures["anchor_R@1"]
     served = Bridge(useless.denoiser, useless.schedule, useless.sample, useless.encoder_fingerprints,
-                    useless.directions, fusion, {}, useless.record, selection={"residual_scale": alphas})
+                    useless.directions, fusion, {}, useless.record, selection=scales)
     q = data[0]["text"][:40]
     ridge = useless.record.baselines["audio-text"].linear("ridge", "text", "audio")
     for sample in (SampleConfig(steps=1), SampleConfig(steps=4, guidance_scale=2.0)):  # any sampler: the anchor
         np.testing.assert_allclose(served.apply(q, "text", "audio", sample=sample), ridge(q), atol=2e-6)
     assert useless.residual_scale("audio|text") == 1.0 and served.residual_scale("audio|text") == 0.0
+    assert served.residual_scale("text|audio", "items") == 0.0
 
 
 def test_the_served_bridge_is_never_below_its_anchor_on_validation(trained: tuple) -> None:
     bridge, report = trained
     sel = report.selection
-    assert set(sel["residual_scale"]) == {"audio|text", "text|audio"}
-    assert all(a in (0.0, 0.25, 0.5, 0.75, 1.0) for a in sel["residual_scale"].values())
-    assert bridge.selection["residual_scale"] == sel["residual_scale"]
+    for role in ("residual_scale", "residual_scale_items"):
+        assert set(sel[role]) == {"audio|text", "text|audio"}
+        assert all(a in (0.0, 0.25, 0.5, 0.75, 1.0) for a in sel[role].values())
+        assert bridge.selection[role] == sel[role]
     for key, figures in report.val.items():
         assert figures["fused_R@1"] >= figures["anchor_served_R@1"], key
         # the anchor served is ridge + fusion, tuned the same way on the same clips

@@ -85,7 +85,7 @@ def semantic_scores(q: np.ndarray, windows: np.ndarray, owner: np.ndarray, n_fil
     """Method -> ``(Q, F)`` for the embedding methods; ``q (Q, D)`` WordLlama, ``windows (V, D)`` aisfx."""
     base = bridge.record.baselines["audio-text"]
     bq = bridge.apply(q, "text", "audio")
-    items_as_text = bridge.apply(windows, "audio", "text")
+    items_as_text = bridge.apply(windows, "audio", "text", role="items")
     w = served_weights(bridge)
     vector = {
         "raw": q @ windows.T,

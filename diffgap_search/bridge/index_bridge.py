@@ -110,7 +110,7 @@ def bridge_vectors(bridge: Bridge, audio: np.ndarray | None, *,
     for space, (src, dst) in bridged_spaces_of(bridge).items():
         source = video_side if dst == "video" and video_side is not None else audio
         if source is not None:
-            out[space] = bridge.apply(source, src, dst)
+            out[space] = bridge.apply(source, src, dst, role="items")
     return out
 
 
@@ -132,7 +132,7 @@ def stage_bridged_spaces(catalog: Catalog, bridge: Bridge, *, chunk_rows: int = 
     for source in sorted({audio_source(catalog, dst) for _, dst in spaces.values()}):
         from_source = {space: sd for space, sd in spaces.items() if audio_source(catalog, sd[1]) == source}
         for ids, vecs in catalog.read_vectors(source, chunk_rows=chunk_rows):
-            derived = {space: bridge.apply(vecs, src, dst) for space, (src, dst) in from_source.items()}
+            derived = {space: bridge.apply(vecs, src, dst, role="items") for space, (src, dst) in from_source.items()}
             with catalog.batch():
                 for space, out in derived.items():
                     catalog.put_vectors(space + STAGING_SUFFIX, ids, out)
@@ -175,7 +175,9 @@ def chosen_record(selection: dict[str, Any]) -> dict[str, Any]:
         return {}
     checkpoint = selection.get("checkpoint", {})
     val = selection.get("val", {})
-    return {"residual_scale": selection.get("residual_scale", {}), "epoch": checkpoint.get("epoch"),
+    return {"residual_scale": selection.get("residual_scale", {}),
+            "residual_scale_items": selection.get("residual_scale_items", selection.get("residual_scale", {})),
+            "epoch": checkpoint.get("epoch"),
             "epochs_run": checkpoint.get("epochs_run"), "stopped_early": checkpoint.get("stopped_early"),
             "served_R@1": {k: v.get("fused_R@1") for k, v in sorted(val.items())},
             # each task's own bootstrap share (since the per-task rule); bridges before it stored the pair's joint one

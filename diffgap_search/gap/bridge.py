@@ -45,6 +45,9 @@ from .record import TrainingRecord
 from .schedule import NoiseSchedule, ScheduleKind
 
 
+ROLES: tuple[str, ...] = ("query", "items")  # a query bridged at search time; indexed items bridged at index time
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     """How a bridge samples. Stored in the checkpoint; ``Bridge.apply`` may override it per call.
@@ -110,9 +113,12 @@ class Bridge:
         self.record = record
         self.format_version = format_version  # of the file it was loaded from: keeps its fingerprint
         self.selection = dict(selection or {})  # what validation chose (format 4; ``selection``)
-        self._alpha = {Direction(k): float(v) for k, v in self.selection.get("residual_scale", {}).items()}
-        if any(not 0.0 <= a <= 1.0 for a in self._alpha.values()):
-            raise ValueError(f"residual scales must be in [0, 1], got {self.selection['residual_scale']}")
+        query = self.selection.get("residual_scale", {})
+        items = self.selection.get("residual_scale_items", query)  # format 4: one alpha per direction, both roles
+        self._alpha = {role: {Direction(k): float(v) for k, v in scales.items()}
+                       for role, scales in (("query", query), ("items", items))}
+        if any(not 0.0 <= a <= 1.0 for scales in self._alpha.values() for a in scales.values()):
+            raise ValueError(f"residual scales must be in [0, 1], got {query} (queries), {items} (items)")
         self._t_emb: dict[int, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- description
@@ -142,11 +148,15 @@ class Bridge:
         """The network (in eval mode, frozen)."""
         return self._net
 
-    def residual_scale(self, direction: Direction | str) -> float:
-        """alpha in [0, 1] of ``direction``: the share of the network's residual added to its linear anchor
-        (0 serves the ridge map alone). Chosen on validation (``selection``); 1 for bridges before format 4
-        and for bridges without an anchor."""
-        return self._alpha.get(Direction(direction), 1.0) if self._net.cfg.anchor != "none" else 1.0
+    def residual_scale(self, direction: Direction | str, role: str = "query") -> float:
+        """alpha in [0, 1] of ``direction`` in ``role``: the share of the network's residual added to its linear
+        anchor (0 serves the ridge map alone). ``role``: ``"query"`` (a query bridged at search time) or
+        ``"items"`` (indexed items bridged at index time, the third fusion term). Chosen on validation per task
+        (``selection``: ``residual_scale`` for queries, ``residual_scale_items`` since format 5; format 4 has one
+        alpha per direction for both roles); 1 for bridges before format 4 and for bridges without an anchor."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        return self._alpha[role].get(Direction(direction), 1.0) if self._net.cfg.anchor != "none" else 1.0
 
     def fusion_for(self, source: str, target: str) -> FusionConfig:
         """Fusion weights for queries of ``source`` against items of ``target`` (tuned on validation pairs)."""
@@ -189,11 +199,14 @@ class Bridge:
 
     # ----------------------------------------------------------------- use
     def apply(
-        self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None, batch_size: int = 4096
+        self, x: np.ndarray, source: str, target: str, *, sample: SampleConfig | None = None, batch_size: int = 4096,
+        role: str = "query",
     ) -> np.ndarray:
         """Generate the ``target``-modality counterparts of ``source`` embeddings.
 
         ``x``: ``(N, D)`` float rows (normalised here). Returns ``(N, D) float32``, L2-normalised.
+        ``role``: ``"query"`` for queries bridged at search time, ``"items"`` for indexed items bridged at index
+        time: each role has its own residual scale (``residual_scale``).
         Raises ``BridgeUnavailableError`` if this bridge was not trained for that direction.
         """
         direction = Direction.of(source, target)
@@ -208,13 +221,14 @@ class Bridge:
         if not np.isfinite(x).all():
             raise ValueError("embeddings to bridge contain NaN or inf")
         cfg = sample or self.sample
+        alpha = self.residual_scale(direction, role)
         out = np.empty_like(x)
         # One query is a few small matrix products: a second thread only adds synchronisation (and on a busy
         # machine stalls every step), so small batches run single-threaded.
         threads = torch_threads(1) if len(x) <= 8 else contextlib.nullcontext()
         with threads, torch.inference_mode():
             for i in range(0, len(x), batch_size):
-                out[i : i + batch_size] = self._sample(torch.from_numpy(x[i : i + batch_size]), direction, cfg)
+                out[i : i + batch_size] = self._sample(torch.from_numpy(x[i : i + batch_size]), direction, cfg, alpha)
         return out
 
     def _time_embedding(self, t: int) -> torch.Tensor:
@@ -223,15 +237,15 @@ class Bridge:
             self._t_emb[t] = self._net.time_embedding(torch.full((1,), t, dtype=torch.int64)).clone()
         return self._t_emb[t]
 
-    def _sample(self, x: torch.Tensor, direction: Direction, cfg: SampleConfig) -> np.ndarray:
-        """``(B, D)`` condition rows -> ``(B, D) float32`` L2-normalised generated rows (under inference mode)."""
+    def _sample(self, x: torch.Tensor, direction: Direction, cfg: SampleConfig, alpha: float) -> np.ndarray:
+        """``(B, D)`` condition rows -> ``(B, D) float32`` L2-normalised generated rows (under inference mode);
+        ``alpha``: the residual scale of the role served."""
         b, d = x.shape
         net = self._net
         cond = to_diffusion_space(x)
         dirs = torch.full((b,), direction.index, dtype=torch.int64)
         guided = cfg.guidance_scale != 1.0
         on = torch.ones(b, dtype=torch.bool)
-        alpha = self.residual_scale(direction)
         if alpha == 0.0:  # the linear anchor alone: no network evaluation, whatever the sampler
             a = net.anchor(cond, dirs, on)
             assert a is not None
@@ -328,4 +342,4 @@ def bridging_latency_ms(bridge: Bridge, x: np.ndarray, source: str, target: str,
     return float(np.median(times) * 1e3)
 
 
-__all__ = ["Bridge", "SampleConfig", "bridging_latency_ms", "load_bridge"]
+__all__ = ["ROLES", "Bridge", "SampleConfig", "bridging_latency_ms", "load_bridge"]

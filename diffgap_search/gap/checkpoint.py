@@ -16,6 +16,10 @@ Format 3 adds the denoiser's linear anchor (``denoiser.anchor``, its ``anchor_*`
 Format 4 adds ``selection``: what validation chose (the checkpoint kept, the residual scale alpha of each
 direction, the counterparts' fusion weights) and the validation scores behind it (``gap.selection``), and
 the denoiser's ``dropout``; files of formats 1 to 3 lack both and serve with alpha = 1, as before.
+Format 5 chooses alpha per task and role (issue 20): ``selection.residual_scale`` is each direction's alpha for
+queries bridged at search time and ``selection.residual_scale_items`` its alpha for indexed items bridged at
+index time, so one task's choice no longer binds the other task's; format-4 files keep one alpha per direction
+for both roles.
 
 ``fingerprint(tensors, meta)`` is the sha256 of the canonical JSON plus every tensor's name, dtype,
 shape and bytes in name order: it identifies the bridge before it is saved and after it is loaded.
@@ -36,7 +40,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from ..atomic_files import replacing
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 META_KEY = "diffgap"
 
 

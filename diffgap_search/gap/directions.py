@@ -8,6 +8,7 @@ are part of the checkpoint format and are never renumbered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 
 
@@ -71,3 +72,15 @@ PAIR_SETS: tuple[tuple[Modality, Modality], ...] = (
 def directions_of_pair(a: Modality, b: Modality) -> tuple[Direction, Direction]:
     """The two directions trained on an (a, b) pair set: ``a|b`` and ``b|a`` (Bidirectional Split Training)."""
     return Direction.of(b, a), Direction.of(a, b)
+
+
+def describe_scales(query: Mapping[str, float], items: Mapping[str, float] | None = None) -> str:
+    """Residual scales as one line: ``audio|text 0.5 (queries) / 1 (items), text|audio 0`` (one figure where
+    both roles agree, as in format-4 bridges); ``-`` when none was chosen. ``items`` defaults to ``query``."""
+    items = query if items is None else items
+    parts = []
+    for d in sorted(set(query) | set(items)):
+        q, i = query.get(d), items.get(d)
+        parts.append(f"{d} {q:g}" if q == i else f"{d} {'-' if q is None else f'{q:g}'} (queries) / "
+                     f"{'-' if i is None else f'{i:g}'} (items)")
+    return ", ".join(parts) or "-"

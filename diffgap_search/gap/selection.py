@@ -7,24 +7,29 @@ on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
   its full residual (one DDIM step from the zero start, fusion weights tuned on a coarse grid) plus its
   bridged-query R@1; training keeps the best-rated weights and stops after ``TrainConfig.patience`` ratings
   without improvement;
-- **residual scale** ``alpha`` per direction (``choose_residual``): the bridge serves ``anchor + alpha *
-  residual``; ``alpha = 0`` is the ridge map alone (``Bridge.residual_scale``). Each pair of alphas of a pair
-  set's two directions on ``RESIDUAL_GRID`` gets its fusion weights tuned; kept is the pair with the best mean
-  served R@1 (then mAP@10, then bridged-query R@1; ties to the smaller alphas) among those whose served R@1 is
-  at least the anchor's in *every* direction (a last tie-break: the bridged query's mean cosine to its partner,
-  then the smaller alphas). ``(0, 0)`` — the anchor, i.e. ridge + fusion — always qualifies, so by construction
-  the served bridge is never below its anchor on validation. **Confirmation before a residual is served**:
+- **residual scale** ``alpha`` per task and role (``choose_residual``): the bridge serves ``anchor + alpha *
+  residual``; ``alpha = 0`` is the ridge map alone (``Bridge.residual_scale``). A task (text -> audio) serves
+  two bridged terms: its query bridged at search time (``audio|text``, role ``query``) and its items bridged at
+  index time (``text|audio``, role ``items``); the other task of the pair set uses the same two directions in
+  the opposite roles. So each task chooses its own pair ``(query alpha, items alpha)`` on ``RESIDUAL_GRID``,
+  each pair's fusion weights tuned; kept is the pair with the best served R@1 (then mAP@10, then bridged-query
+  R@1; ties to the smaller alphas) among those whose served R@1 is at least the anchor's (a last tie-break: the
+  bridged query's mean cosine to its partner, then the smaller alphas). (Until format 5 one alpha per
+  direction served both roles, chosen on the two tasks together: one task's loss withdrew the other's
+  confirmed gain, ``docs/diffgap.md``.) ``(0, 0)`` — the anchor, i.e. ridge + fusion — always qualifies, so by
+  construction the served bridge is never below its anchor on validation. **Confirmation before a residual is
+  served**:
   training chooses on one half of the validation clips and passes the other half as ``confirm``; the kept pair
   (fusion re-tuned on the fine grid) replaces the anchor only when a paired bootstrap over the confirmation
-  clips (``evidence.gain_confidence``), both served with the weights tuned on the choosing half, finds *each*
+  clips (``evidence.gain_confidence``), both served with the weights tuned on the choosing half, finds the
   task's served R@1 above the anchor's in at least ``confidence`` of the resamples (``SERVE_CONFIDENCE``), and
-  when, re-tuned on every validation clip as the counterparts are, it is at least the anchor in every task;
-  else the anchor is served. (A bootstrap of the two tasks averaged let one direction's large gain carry the
+  when, re-tuned on every validation clip as the counterparts are, it is above the anchor there; else (a tie
+  included) the anchor is served. (A bootstrap of the two tasks averaged let one direction's large gain carry the
   other's loss: 3 of the 5 runs that lost a task on test at 1,000 clips; ``benchmarks/confirm_evidence.py``.)
   Clips that chose the checkpoint, the sampler, alpha and the fusion weights flatter what they chose: on them
   the best of 25 pairs won by a few queries and lost on test (``benchmarks/diagnose_selection.py``). (The
-  bridged query alone is not constrained: one alpha serves a direction both as the bridged query of one task and as the bridged items
-  of the other, and requiring both made validation give up served points for the figure nobody is served.);
+  bridged query alone is not constrained: requiring it made validation give up served points for a figure
+  nobody is served.);
 - **fair counterparts**: ridge + fusion and Procrustes + fusion, the same fusion with the linear map in place of
   the bridge (``LinearBridge``), tuned the same way on the same clips; their weights are stored with the bridge
   so ``dgsearch eval`` serves them beside it on test clips.
@@ -32,7 +37,7 @@ on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import product
 from typing import Any
 
@@ -64,15 +69,15 @@ class LinearBridge:
         name = f"audio-{target if source == 'audio' else source}"
         return self.record.baselines[name]
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
-        """``(N, D)`` rows of ``source`` -> ``(N, D) float32`` unit rows mapped into ``target``."""
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
+        """``(N, D)`` rows of ``source`` -> ``(N, D) float32`` unit rows mapped into ``target`` (either role)."""
         return self._baselines(source, target).linear(self.kind, source, target)(x)
 
 
 def _terms(task: Task, bridge: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q, g = task.queries.vectors, task.items.vectors
     qm, gm = task.queries.modality, task.items.modality
-    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm).T
+    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm, role="items").T
 
 
 def _served(task: Task, terms: tuple[np.ndarray, np.ndarray, np.ndarray], step: float) -> tuple[dict, FusionConfig]:
@@ -110,21 +115,24 @@ def counterpart_fusion(record: TrainingRecord, tasks: Sequence[Task]) -> tuple[d
     return weights, scores
 
 
-Make = Callable[[dict[str, float]], Bridge]
+Scales = dict[str, dict[str, float]]  # {"residual_scale": {direction: alpha}, "residual_scale_items": {...}}
+Make = Callable[[Scales], Bridge]
+SCALE_KEYS = {"query": "residual_scale", "items": "residual_scale_items"}
 
 
 class _Memo:
-    """``bridge.apply`` remembered per (direction, its alpha, input array): the alpha grid re-bridges nothing."""
+    """``bridge.apply`` remembered per (direction, role, its alpha, input array): the alpha grid re-bridges
+    nothing."""
 
-    def __init__(self, bridge: Bridge, alphas: dict[str, float], store: dict[tuple, np.ndarray]) -> None:
-        self.bridge, self.alphas, self.store = bridge, alphas, store
+    def __init__(self, bridge: Bridge, scales: Scales, store: dict[tuple, np.ndarray]) -> None:
+        self.bridge, self.scales, self.store = bridge, scales, store
         self.directions = bridge.directions
 
-    def apply(self, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         d = Direction.of(source, target).value
-        key = (d, self.alphas.get(d, 1.0), id(x))
+        key = (d, role, self.scales[SCALE_KEYS[role]].get(d, 1.0), id(x))
         if key not in self.store:
-            self.store[key] = self.bridge.apply(x, source, target)
+            self.store[key] = self.bridge.apply(x, source, target, role=role)
         return self.store[key]
 
 
@@ -135,67 +143,94 @@ def _partner_cosine(task: Task, bridged: np.ndarray) -> float:
     return float(np.mean(np.where(rel, units, -np.inf).max(axis=1)))
 
 
-def _by_pair(tasks: Sequence[Task] | None) -> dict[frozenset[str], list[Task]]:
-    out: dict[frozenset[str], list[Task]] = {}
+def _unit_key(task: Task, coupled: bool) -> Hashable:
+    """What one choice of alphas serves: a task (its query's and its items' alphas), or with ``coupled`` the pair
+    set's two tasks sharing one alpha per direction (the rule of format 4)."""
+    return frozenset((task.queries.modality, task.items.modality)) if coupled else task.key
+
+
+def _by_unit(tasks: Sequence[Task] | None, coupled: bool) -> dict[Hashable, list[Task]]:
+    out: dict[Hashable, list[Task]] = {}
     for task in tasks or ():
-        out.setdefault(frozenset((task.queries.modality, task.items.modality)), []).append(task)
+        out.setdefault(_unit_key(task, coupled), []).append(task)
     return out
 
 
-def _confirm_hits(make: Callable[[dict[str, float]], Any], alphas: dict[str, float], tasks: Sequence[Task],
+def _scales(task: Task, pair: tuple[float, float], coupled: bool) -> Scales:
+    """The alphas of ``pair`` for the unit of ``task``: ``(query alpha, items alpha)`` of the task, or with
+    ``coupled`` one alpha per direction ``(task's query direction, its items' direction)`` for both roles."""
+    dq, di = Direction.of(task.queries.modality, task.items.modality).value, \
+        Direction.of(task.items.modality, task.queries.modality).value
+    if coupled:
+        both = {dq: pair[0], di: pair[1]}
+        return {"residual_scale": dict(both), "residual_scale_items": dict(both)}
+    return {"residual_scale": {dq: pair[0]}, "residual_scale_items": {di: pair[1]}}
+
+
+def _confirm_hits(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task],
                   weights: dict[str, FusionConfig]) -> list[np.ndarray]:
-    """Per task, ``query_hits`` of ``alphas`` served with weights tuned elsewhere (the choice clips)."""
-    bridge = make(alphas)
+    """Per task, ``query_hits`` of ``scales`` served with weights tuned elsewhere (the choice clips)."""
+    bridge = make(scales)
     return [query_hits(t, fused_unit_scores(t, *_terms(t, bridge), weights[t.key])) for t in tasks]
 
 
 def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = RESIDUAL_GRID,
                     confidence: float = SERVE_CONFIDENCE, confirm: Sequence[Task] | None = None,
-                    final: Sequence[Task] | None = None, per_task: bool = True
-                    ) -> tuple[dict[str, float], dict[str, FusionConfig], dict[str, dict[str, float]]]:
-    """Pick alpha per direction on validation ``tasks`` (module docstring).
+                    final: Sequence[Task] | None = None, per_task: bool = True, coupled: bool = False
+                    ) -> tuple[Scales, dict[str, FusionConfig], dict[str, dict[str, float]]]:
+    """Pick the residual scales on validation ``tasks`` (module docstring).
 
-    ``make(alphas)`` builds the bridge with ``{"audio|text": alpha, ...}``. Returns ``(alphas, fusion, val)``:
-    the alphas kept, their fusion weights per task (re-tuned on the fine 0.1 grid) and per task ``{"anchor_R@1",
-    "anchor_served_R@1", "bridged_R@1", "fused_R@1", "gain_confidence", "task_confidence", "pair_confidence",
-    "confirm_gain"}`` (the anchor's figures are ridge's, alone and served; for the best pair found, whether or
-    not it was served: ``task_confidence`` the bootstrap share of this task alone, ``pair_confidence`` that of
-    the pair's tasks averaged, ``gain_confidence`` the share the rule compared with ``confidence`` — the
-    smallest ``task_confidence`` of the pair's tasks, or with ``per_task=False`` the pair's joint share, the
-    rule before the per-task fix; ``confirm_gain``: this task's served R@1 gain in points on the clips the
-    bootstrap resampled). ``confidence`` 0 serves the best pair without the bootstrap (the rule before issue
-    20's fix). **Every task must be confirmed**: a pair is served only if each of the pair set's tasks beats
-    the anchor in ``confidence`` of the resamples on its own; averaged over the tasks, one task's large gain
-    carried the other's loss (``docs/diffgap.md``). Then, re-tuned on ``final``, the pair must still be at
-    least the anchor in every task there, else the anchor is served.
+    ``make(scales)`` builds the bridge with ``scales`` = ``{"residual_scale": {"audio|text": alpha, ...},
+    "residual_scale_items": {...}}`` (the bridge's ``selection`` keys: alphas for queries and for indexed items).
+    **Each task chooses its own pair** ``(alpha of its bridged query, alpha of its bridged items)``: a task's
+    query direction is the other task's items direction, so the two tasks of a pair set never share an alpha
+    (with ``coupled``, the rule of format 4, they do: one alpha per direction serves both roles, chosen on the
+    pair set's two tasks together). Returns ``(scales, fusion, val)``: the scales kept, their fusion weights per
+    task (re-tuned on the fine 0.1 grid) and per task ``{"anchor_R@1", "anchor_served_R@1", "bridged_R@1",
+    "fused_R@1", "gain_confidence", "task_confidence", "pair_confidence", "confirm_gain"}`` (the anchor's figures
+    are ridge's, alone and served; for the best pair found, whether or not it was served: ``task_confidence``
+    the bootstrap share of this task alone, ``pair_confidence`` that of the unit's tasks averaged (its own share
+    when a unit is one task), ``gain_confidence`` the share the rule compared with ``confidence`` — the smallest
+    ``task_confidence`` of the unit's tasks, or with ``per_task=False`` the joint share, the rule before the
+    per-task fix; ``confirm_gain``: this task's served R@1 gain in points on the clips the bootstrap resampled).
+    ``confidence`` 0 serves the best pair without the bootstrap (the rule before issue 20's fix). A pair is
+    served only if each of the unit's tasks beats the anchor in ``confidence`` of the resamples on its own.
+    Then, re-tuned on ``final``, it must still be at least the anchor in every task of the unit and above it in
+    one, else the anchor is served (a tie goes to the anchor, as everywhere: a task whose re-tuned fusion
+    weights drop a bad bridged term ties its anchor served, and its bridged vectors would still be served).
     ``confirm``: validation tasks on clips that took no part in any choice (``training_data.confirmation_split``);
     the bootstrap runs there, both candidates served with the fusion weights tuned on ``tasks`` (without them:
     on ``tasks`` themselves, whose figures the choice has already flattered). ``final``: the tasks the kept
     pair's fusion weights are re-tuned on and its figures reported on (default ``tasks``; training passes every
     validation clip, as the counterparts are tuned on).
-    Directions without a task both ways keep alpha 1 and get no entry.
+    Tasks whose pair set lacks a direction keep alpha 1 and get no entry.
     """
     grid = sorted(set(float(a) for a in grid) | {0.0})
     store: dict[tuple, np.ndarray] = {}
     build = make
 
-    def make(alphas: dict[str, float]) -> Any:  # type: ignore[no-redef]
-        return _Memo(build(alphas), alphas, store)
+    def make(scales: Scales) -> Any:  # type: ignore[no-redef]
+        return _Memo(build(scales), scales, store)
 
-    alphas: dict[str, float] = {}
+    chosen: Scales = {key: {} for key in SCALE_KEYS.values()}
     fusion: dict[str, FusionConfig] = {}
     val: dict[str, dict[str, float]] = {}
-    confirm_by, final_by = _by_pair(confirm), _by_pair(final)
-    for which, pair_tasks in _by_pair(tasks).items():
-        qm, gm = pair_tasks[0].queries.modality, pair_tasks[0].items.modality
-        dirs = (Direction.of(qm, gm).value, Direction.of(gm, qm).value)
+    confirm_by, final_by = _by_unit(confirm, coupled), _by_unit(final, coupled)
+    for which, unit_tasks in _by_unit(tasks, coupled).items():
+        first = unit_tasks[0]
+        needed = (Direction.of(first.queries.modality, first.items.modality),
+                  Direction.of(first.items.modality, first.queries.modality))
+
+        def scales(pair: tuple[float, float]) -> Scales:
+            return _scales(first, pair, coupled)
+
         cache: dict[tuple[float, float], dict[str, tuple[dict, float, float]]] = {}
         for pair in sorted(product(grid, grid), key=lambda p: (p[0] + p[1], p)):
-            bridge = make(dict(zip(dirs, pair)))
-            if not all(Direction(d) in bridge.directions for d in dirs):
+            bridge = make(scales(pair))
+            if not all(d in bridge.directions for d in needed):
                 break
             cache[pair] = {}
-            for task in pair_tasks:
+            for task in unit_tasks:
                 terms = _terms(task, bridge)
                 cache[pair][task.key] = (_served(task, terms, COARSE_STEP)[0], task.vector_metrics(terms[1])["R@1"],
                                          _partner_cosine(task, terms[1]))
@@ -212,30 +247,32 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
                     float(np.mean([a for _, a, _ in runs])), float(np.mean([c for _, _, c in runs])))
 
         best = max((p for p in cache if ok(p)), key=lambda p: (key(p), -(p[0] + p[1])))
-        fine = _fine(make, dict(zip(dirs, best)), pair_tasks)
-        fine_anchor = _fine(make, dict(zip(dirs, (0.0, 0.0))), pair_tasks)
+        fine = _fine(make, scales(best), unit_tasks)
+        fine_anchor = _fine(make, scales((0.0, 0.0)), unit_tasks)
         check = confirm_by.get(which)
         if best == (0.0, 0.0):
             evidence: dict[str, tuple[float, float]] = {}
         elif check:
-            new = _confirm_hits(make, dict(zip(dirs, best)), check, {k: v[1] for k, v in fine.items()})
-            old = _confirm_hits(make, dict(zip(dirs, (0.0, 0.0))), check, {k: v[1] for k, v in fine_anchor.items()})
+            new = _confirm_hits(make, scales(best), check, {k: v[1] for k, v in fine.items()})
+            old = _confirm_hits(make, scales((0.0, 0.0)), check, {k: v[1] for k, v in fine_anchor.items()})
             evidence = task_evidence([(t.key, t.queries.labels, n, o) for t, n, o in zip(check, new, old)])
         else:
             evidence = task_evidence([(t.key, t.queries.labels, fine[t.key][3], fine_anchor[t.key][3])
-                                      for t in pair_tasks])
+                                      for t in unit_tasks])
         joint = evidence.pop("", (0.0, 0.0))[0]
         sure = serve_share(evidence, joint, per_task)
         below = any(fine[k][0]["R@1"] < fine_anchor[k][0]["R@1"] for k in fine)  # the finer grid may reorder
         if below or (confidence > 0 and sure < confidence):
             best = (0.0, 0.0)
-        report = final_by.get(which, pair_tasks)
-        if report is not pair_tasks or best == (0.0, 0.0):
-            fine_anchor = _fine(make, dict(zip(dirs, (0.0, 0.0))), report)
-            fine = fine_anchor if best == (0.0, 0.0) else _fine(make, dict(zip(dirs, best)), report)
-            if any(fine[k][0]["R@1"] < fine_anchor[k][0]["R@1"] for k in fine):  # re-tuned on every clip: below
+        report = final_by.get(which, unit_tasks)
+        if report is not unit_tasks or best == (0.0, 0.0):
+            fine_anchor = _fine(make, scales((0.0, 0.0)), report)
+            fine = fine_anchor if best == (0.0, 0.0) else _fine(make, scales(best), report)
+            gains = [fine[k][0]["R@1"] - fine_anchor[k][0]["R@1"] for k in fine]
+            if min(gains) < 0 or max(gains) <= 0:  # re-tuned on every clip: below in a task, or a tie: the anchor
                 best, fine = (0.0, 0.0), fine_anchor
-        alphas.update(zip(dirs, best))
+        for role_key, part in scales(best).items():
+            chosen[role_key].update(part)
         anchor_alone = {t.key: fine_anchor[t.key][2] for t in report}
         for task in report:
             m, cfg, alone, _ = fine[task.key]
@@ -244,12 +281,12 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
             val[task.key] = {"anchor_R@1": anchor_alone[task.key], "anchor_served_R@1": fine_anchor[task.key][0]["R@1"],
                              "bridged_R@1": alone, "fused_R@1": m["R@1"], "gain_confidence": sure,
                              "task_confidence": own, "pair_confidence": joint, "confirm_gain": gain}
-    return alphas, fusion, val
+    return chosen, fusion, val
 
 
-def _fine(make: Callable[[dict[str, float]], Any], alphas: dict[str, float], tasks: Sequence[Task]
+def _fine(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task]
           ) -> dict[str, tuple[dict, FusionConfig, float, np.ndarray]]:
-    bridge = make(alphas)
+    bridge = make(scales)
     out = {}
     for task in tasks:
         terms = _terms(task, bridge)

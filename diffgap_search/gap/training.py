@@ -359,15 +359,14 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces)
     selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32"}
     if cfg.anchor == "ridge" and cfg.residual_grid and only is None and tasks:
-        alphas, alpha_fusion, alpha_val = choose_residual(
-            lambda a: make(sample, {}, {"residual_scale": a}), tasks, cfg.residual_grid, cfg.serve_confidence,
-            confirm_tasks, every)
+        scales, alpha_fusion, alpha_val = choose_residual(
+            lambda a: make(sample, {}, a), tasks, cfg.residual_grid, cfg.serve_confidence, confirm_tasks, every)
         fusion = {**fusion, **alpha_fusion}
         for key, figures in alpha_val.items():
             val[key] = {**val.get(key, {}), "full_residual_fused_R@1": val.get(key, {}).get("fused_R@1", 0.0),
                         **figures}
         weights, counterparts = counterpart_fusion(record, every)
-        selection.update(residual_scale=alphas, counterpart_fusion=weights, counterparts_val=counterparts)
+        selection.update(**scales, counterpart_fusion=weights, counterparts_val=counterparts)
     selection["val"] = val
     bridge = make(sample, fusion, selection)
     report = TrainReport(

@@ -23,10 +23,11 @@ Scores = dict[str, dict[str, float]]
 
 
 def term_matrices(task: Task, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The three ``(V_q, V_i)`` cosine terms of ``task``: raw, bridged query, bridged items."""
+    """The three ``(V_q, V_i)`` cosine terms of ``task``: raw, bridged query, bridged items (each bridged in its
+    role: the residual scale of a query, of indexed items)."""
     q, g = task.queries.vectors, task.items.vectors
     qm, gm = task.queries.modality, task.items.modality
-    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm).T
+    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm, role="items").T
 
 
 def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequence[str] = ()) -> list[Task]:
