@@ -103,6 +103,7 @@ def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
         return {k: {m: round(v[m]["R@1"], 2) for m in keep if m in v} for k, v in ev["results"].items()}
 
     old_scales, old, old_val = coupled_rule(bridge, train, groups, cfg)
+    half_scales, half, half_val = coupled_rule(bridge, train, groups, cfg, coupled=False)
     bare_scales, bare, _ = coupled_rule(bridge, train, groups, cfg, coupled=False, confidence=0.0)
     sel = report.selection
     return {"cell": c, "seed": seed, "seconds": round(seconds, 1), "epochs_run": sel["checkpoint"]["epochs_run"],
@@ -112,6 +113,8 @@ def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
             "evidence": {k: {f: v.get(f) for f in EVIDENCE} for k, v in report.val.items()},
             "results": scored(bridge), "alpha_coupled": old_scales["residual_scale"], "results_coupled": scored(old),
             "evidence_coupled": {k: {f: v.get(f) for f in EVIDENCE} for k, v in old_val.items()},
+            "alpha_uncrossed": half_scales, "results_uncrossed": scored(half),
+            "evidence_uncrossed": {k: {f: v.get(f) for f in EVIDENCE} for k, v in half_val.items()},
             "alpha_unconfirmed": bare_scales, "results_unconfirmed": scored(bare)}
 
 
@@ -124,8 +127,9 @@ def coupled_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarra
     """The same trained network served by the rule of format 4 (one alpha per direction for both roles, chosen on
     a pair set's two tasks together on one half of the validation clips, each task confirmed by its own
     bootstrap on the other half, re-tuned on all: ``coupled=True``) -> its scales, the bridge (counterparts
-    unchanged) and its validation figures: a paired before/after on one training run. ``coupled=False,
-    confidence=0``: today's per-task choice served without the confirmation (what the bootstrap withheld)."""
+    unchanged) and its validation figures: a paired before/after on one training run. ``coupled=False``: the
+    per-task rule confirmed on one half only (before cross-fitting: ``results_uncrossed``); with
+    ``confidence=0``, the per-task choice served without any confirmation (what the bootstrap withheld)."""
     sets = split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction)
     choice, confirm = confirmation_split(sets, cfg.val_fraction)
     every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
@@ -154,16 +158,21 @@ def _best(res: list[dict[str, float]]) -> str:
 
 
 def _old(line: dict[str, Any]) -> str:
-    """The key of the line's paired earlier rule: ``results_coupled`` (format 4: one alpha per direction for
-    both tasks), in lines written before it ``results_joint`` (the joint confirmation, before the per-task fix)
+    """The key of the line's paired earlier rule: ``results_uncrossed`` (per task, confirmed on one half, before
+    cross-fitting), in lines before it ``results_coupled`` (format 4: one alpha per direction for both tasks),
+    ``results_joint`` (the joint confirmation, before the per-task fix)
     or ``results_before`` (no confirmation at all); "" if none."""
-    return next((k for k in ("results_coupled", "results_joint", "results_before") if k in line), "")
+    return next((k for k in ("results_uncrossed", "results_coupled", "results_joint", "results_before") if k in line), "")
+
+
+SAME_RUN = {"results_uncrossed": "per task, one half confirms (no cross-fit)",
+            "results_coupled": "format 4: one α per direction"}
 
 
 def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = None) -> str:
     """Per cell and direction: DiffGAP alone vs ridge, served vs the best fair counterpart (by mean), the per-seed
-    gap, (where the line has it) the gap under the rule before on the same training run (``_old``), and
-    with ``previous`` (an earlier run's lines, ``--previous``) that run's gap for the same cell."""
+    gap, the gap under earlier rules on the same training run (``SAME_RUN`` columns where the lines have them,
+    else ``_old``'s), and with ``previous`` (an earlier run's lines, ``--previous``) that run's gap for the cell."""
     grouped: dict[tuple[str, str], list[dict[str, float]]] = {}
     for line in previous or []:
         for key, x in line["results"].items():
@@ -172,20 +181,27 @@ def table(lines: list[dict[str, Any]], previous: list[dict[str, Any]] | None = N
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_cell.setdefault(cell_id(line["cell"]), []).append(line)
-    out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served | served − counterpart "
-           "| rule before, same run: served − counterpart |" + (" previous run: served − counterpart |" if previous else ""),
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if previous else "")]
+    olds = [k for k in SAME_RUN if any(k in line for line in lines)]
+    heads = [f"{SAME_RUN[k]}, same run: served − counterpart" for k in olds] or ["rule before, same run: served − counterpart"]
+    if previous:
+        heads.append("previous run: served − counterpart")
+    out = ["| cell | direction | seeds | DiffGAP alone | ridge | DiffGAP served | best counterpart served "
+           "| served − counterpart | " + " | ".join(heads) + " |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(heads)]
     for cid, runs in by_cell.items():
         for key in runs[0]["results"]:
             res = [r["results"][key] for r in runs]
             best = _best(res)
             diff = [x["diffgap_fusion"] - x[best] for x in res]
-            olds = [r[_old(r)][key] for r in runs if _old(r)]
-            old = [x["diffgap_fusion"] - x[best] for x in olds]
+            cols = []
+            for k in olds or [""]:
+                old = [r[k or _old(r)][key]["diffgap_fusion"] - r["results"][key][best] for r in runs if (k or _old(r)) in r]
+                cols.append(_ms(old) if old else "–")
+            if previous:
+                cols.append(_ms(before[(cid, key)]) if (cid, key) in before else "–")
             out.append(f"| {cid} | {key} | {len(runs)} | {_ms([x['diffgap'] for x in res])} | {_ms([x['ridge'] for x in res])} "
                        f"| {_ms([x['diffgap_fusion'] for x in res])} | {best.replace('_fusion', '')} {_ms([x[best] for x in res])} "
-                       f"| {_ms(diff)} | {_ms(old) if old else '–'} |"
-                       + (f" {_ms(before[(cid, key)]) if (cid, key) in before else '–'} |" if previous else ""))
+                       f"| {_ms(diff)} | " + " | ".join(cols) + " |")
     return "\n".join(out)
 
 

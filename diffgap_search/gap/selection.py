@@ -174,9 +174,44 @@ def _confirm_hits(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence
     return [query_hits(t, fused_unit_scores(t, *_terms(t, bridge), weights[t.key])) for t in tasks]
 
 
+Crossed = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # task key -> (labels, hits, anchor hits)
+
+
+def mirror_evidence(make: Make, choose_on: Sequence[Task], judge_on: Sequence[Task],
+                    grid: Sequence[float] = RESIDUAL_GRID) -> Crossed:
+    """Cross-fitting's mirror: choose every task's alphas on ``choose_on`` (the confirmation half, with a bridge
+    whose checkpoint and sampler were chosen there too) and serve the choice and the anchor on ``judge_on`` (the
+    choice half), each with fusion weights tuned on ``choose_on`` -> per task key ``(query labels (U_q,), hits
+    (U_q,), anchor hits (U_q,))``: evidence on clips that took no part in the mirror's choices, added to the
+    confirmation's by ``choose_residual(crossed=...)``."""
+    scales, fusion, _ = choose_residual(make, choose_on, grid, confidence=0.0)
+    anchor: Scales = {key: {} for key in SCALE_KEYS.values()}
+    for task in choose_on:
+        for role_key, part in _scales(task, (0.0, 0.0), False).items():
+            anchor[role_key].update(part)
+    tuned = {k: v[1] for k, v in _fine(make, anchor, choose_on).items()}
+    judged = [t for t in judge_on if t.key in fusion and t.key in tuned]
+    new = _confirm_hits(make, scales, judged, fusion)
+    old = _confirm_hits(make, anchor, judged, tuned)
+    return {t.key: (t.queries.labels, n, o) for t, n, o in zip(judged, new, old)}
+
+
+def _pooled(task: Task, hits: np.ndarray, anchor_hits: np.ndarray, crossed: Crossed | None
+            ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """``task_evidence``'s row for ``task``, with the mirror's evidence of the same task appended (its clips
+    relabelled after the task's own: the two halves hold different clips)."""
+    labels = np.asarray(task.queries.labels)
+    if not crossed or task.key not in crossed:
+        return task.key, labels, hits, anchor_hits
+    other, new, old = crossed[task.key]
+    shifted = np.asarray(other) + (int(labels.max()) + 1 if len(labels) else 0)
+    return task.key, np.r_[labels, shifted], np.r_[hits, new], np.r_[anchor_hits, old]
+
+
 def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = RESIDUAL_GRID,
                     confidence: float = SERVE_CONFIDENCE, confirm: Sequence[Task] | None = None,
-                    final: Sequence[Task] | None = None, per_task: bool = True, coupled: bool = False
+                    final: Sequence[Task] | None = None, per_task: bool = True, coupled: bool = False,
+                    crossed: Crossed | None = None
                     ) -> tuple[Scales, dict[str, FusionConfig], dict[str, dict[str, float]]]:
     """Pick the residual scales on validation ``tasks`` (module docstring).
 
@@ -200,7 +235,10 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
     weights drop a bad bridged term ties its anchor served, and its bridged vectors would still be served).
     ``confirm``: validation tasks on clips that took no part in any choice (``training_data.confirmation_split``);
     the bootstrap runs there, both candidates served with the fusion weights tuned on ``tasks`` (without them:
-    on ``tasks`` themselves, whose figures the choice has already flattered). ``final``: the tasks the kept
+    on ``tasks`` themselves, whose figures the choice has already flattered). ``crossed`` (cross-fitting,
+    ``mirror_evidence``): the same procedure run the other way round, chosen on ``confirm`` and judged on
+    ``tasks``; its per-query hits join the confirmation's in each task's bootstrap (twice the clips; the
+    evidence is then for the procedure, whose choice on ``tasks`` is what is served). ``final``: the tasks the kept
     pair's fusion weights are re-tuned on and its figures reported on (default ``tasks``; training passes every
     validation clip, as the counterparts are tuned on).
     Tasks whose pair set lacks a direction keep alpha 1 and get no entry.
@@ -255,7 +293,7 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
         elif check:
             new = _confirm_hits(make, scales(best), check, {k: v[1] for k, v in fine.items()})
             old = _confirm_hits(make, scales((0.0, 0.0)), check, {k: v[1] for k, v in fine_anchor.items()})
-            evidence = task_evidence([(t.key, t.queries.labels, n, o) for t, n, o in zip(check, new, old)])
+            evidence = task_evidence([_pooled(t, n, o, crossed) for t, n, o in zip(check, new, old)])
         else:
             evidence = task_evidence([(t.key, t.queries.labels, fine[t.key][3], fine_anchor[t.key][3])
                                       for t in unit_tasks])
@@ -296,4 +334,5 @@ def _fine(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task]
     return out
 
 
-__all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "SERVE_CONFIDENCE", "LinearBridge", "choose_residual", "counterpart_fusion", "progress_score"]
+__all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "SERVE_CONFIDENCE", "LinearBridge", "choose_residual", "counterpart_fusion",
+           "mirror_evidence", "progress_score"]
