@@ -163,8 +163,8 @@ def _scales(task: Task, pair: tuple[float, float], coupled: bool) -> Scales:
         Direction.of(task.items.modality, task.queries.modality).value
     if coupled:
         both = {dq: pair[0], di: pair[1]}
-        return {"residual_scale": dict(both), "residual_scale_items": dict(both)}
-    return {"residual_scale": {dq: pair[0]}, "residual_scale_items": {di: pair[1]}}
+        return {key: dict(both) for key in SCALE_KEYS.values()}
+    return {SCALE_KEYS["query"]: {dq: pair[0]}, SCALE_KEYS["items"]: {di: pair[1]}}
 
 
 def _confirm_hits(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task],

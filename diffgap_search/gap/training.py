@@ -133,7 +133,8 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     batcher = Batcher(sets, cfg.batch_size, np.random.default_rng(cfg.seed + 1), only)
     first_step = replace(cfg.sample, steps=1, guidance_scale=1.0, noise_scale=0.0, samples=1)
 
-    tracks = [tasks] + ([confirm_tasks] if cfg.cross_fit and confirm_tasks and cfg.residual_grid else [])
+    chooses_residual = cfg.anchor == "ridge" and bool(cfg.residual_grid) and only is None
+    tracks = [tasks] + ([confirm_tasks] if cfg.cross_fit and confirm_tasks and chooses_residual else [])
 
     def rate(net_now: Denoiser) -> list[tuple[float, float]]:
         return [progress_score(Bridge(net_now, schedule, first_step, {}, directions), t) for t in tracks]
@@ -151,7 +152,7 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
         candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
     sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces)
     selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32"}
-    if cfg.anchor == "ridge" and cfg.residual_grid and only is None and tasks:
+    if chooses_residual and tasks:
         crossed = None
         if mirror is not None:  # cross-fitting: the same procedure on the other half, judged on the choice half
             twin = copy.deepcopy(ema)
