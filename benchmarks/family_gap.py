@@ -86,14 +86,14 @@ def cell_id(c: dict[str, Any]) -> str:
     return f"{c['family']}-{c['level']} D{c['dim']} {c['captions']}cap {c['clips']} clips {c['modality']}"
 
 
-def run(c: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
-    """Train and evaluate one cell with one seed -> its JSON line."""
+def run(c: dict[str, Any], seed: int, epochs: int, val_fraction: float | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell with one seed -> its JSON line (``val_fraction``: None = the default's)."""
     world = World(WorldSpec(c["family"], c["dim"], **LEVELS[c["family"]][c["level"]]), seed=0)
     pick = "text_pairs" if c["modality"] == "text" else "video_pairs"
     train, groups = getattr(world.sample(c["clips"], 100 + seed, c["captions"]), pick)()
     test, test_groups = getattr(world.sample(N_TEST, 200 + seed, c["captions"]), pick)()
     t0 = time.perf_counter()
-    cfg = TrainConfig(seed=seed, epochs=epochs)
+    cfg = TrainConfig(seed=seed, epochs=epochs, **({} if val_fraction is None else {"val_fraction": val_fraction}))
     bridge, report = train_bridge(train, groups=groups, cfg=cfg, encoder_fingerprints={"audio": FP, c["modality"]: FP})
     seconds = time.perf_counter() - t0
     keep = ("raw", "ridge", "procrustes", "diffgap", "ridge_fusion", "procrustes_fusion", "diffgap_fusion")
@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=40, help="at most (validation stops training earlier)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the training clips held out for validation (default: TrainConfig's)")
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument("--name", default="family_gap")
     p.add_argument("--previous", type=Path, help="an earlier run's JSONL: its served − counterpart per cell beside")
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         if (cell_id(c), seed) in have:
             continue
-        line = run(c, seed, args.epochs)
+        line = run(c, seed, args.epochs, args.val_fraction)
         done.append(line)
         with jsonl.open("a") as fh:
             fh.write(json.dumps(line) + "\n")

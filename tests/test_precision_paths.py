@@ -93,7 +93,7 @@ def test_auto_picks_an_agreeing_path_and_remembers_it(tiny_clap_dir: Path, cache
     chosen = str(first.audio_path)
     assert chosen == "fp32" or first.probe_report[chosen] >= MIN_LOW_PRECISION_COSINE
     where = (f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-             f"ort {fast_paths.onnx_runtime_version() or 'none'}")
+             f"{fast_paths.onnx_stamp()}")
     assert remembered_paths(first.fingerprint) == {where: chosen}
     second = _encoder(tiny_clap_dir, "auto")  # a cold process: the remembered path, no probe
     second.min_params_for_lowp = 0
@@ -113,7 +113,7 @@ def test_the_onnx_export_is_cached_by_weights_and_versions(tiny_clap_dir: Path, 
     encoder = _encoder(tiny_clap_dir, "onnx-int8")
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
     files = sorted((p.name for p in (cache / "onnx").iterdir()), key=len)  # the float32 export, then int8's
-    assert len(files) == 2 and files[0].startswith(encoder.fingerprint) and files[1] == files[0][:-5] + "-int8.onnx"
+    assert len(files) == 2 and files[0].startswith(encoder.fingerprint) and files[1] == files[0][:-5] + fast_paths.int8_suffix() + ".onnx"
     assert f"torch{torch.__version__}".replace("+", "_") in files[0]
     stamp = (cache / "onnx" / files[1]).stat().st_mtime_ns
     _encoder(tiny_clap_dir, "onnx-int8").embed_audio(np.zeros((1, encoder.window_samples), np.float32))
@@ -172,8 +172,7 @@ def test_info_shows_the_path_auto_chose_on_this_machine(tiny_clap_dir: Path, cac
     encoder = _encoder(tiny_clap_dir, "auto")
     encoder.min_params_for_lowp = 0
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
-    ort = fast_paths.onnx_runtime_version() or "none"
-    where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, ort {ort}"
+    where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {fast_paths.onnx_stamp()}"
     assert index_info(index_dir).summary["precision path"] == f"{where}: {encoder.audio_path}"
 
 

@@ -58,7 +58,7 @@ def test_auto_probes_a_serving_text_tower_picks_an_agreeing_path_and_remembers_i
     assert chosen == Precision.FP32 or first.probe_report[f"text {chosen}"] >= MIN_LOW_PRECISION_COSINE
     assert _min_cosine(exact, vectors) >= MIN_LOW_PRECISION_COSINE
     where = (f"text serving on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-             f"ort {fast_paths.onnx_runtime_version() or 'none'}")
+             f"{fast_paths.onnx_stamp()}")
     assert remembered_paths(first.fingerprint) == {where: str(chosen)}  # what `dgsearch info` lists
 
     def no_probe(*_args: Any) -> Any:

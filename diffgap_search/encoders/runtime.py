@@ -87,6 +87,24 @@ def native_bf16(device: torch.device) -> bool:
         return False
 
 
+def int8_products_saturate() -> bool:
+    """True on an x86 CPU without VNNI (no AVX512-VNNI, AVX-VNNI or AMX-INT8: AVX2-only CPUs, AVX-512 before
+    Cascade Lake). There ONNX Runtime's int8 matrix products multiply unsigned by signed bytes with
+    ``vpmaddubsw``, whose pairwise sums saturate at 32767 when both bytes are large, so weights need 7-bit
+    ranges (``reduce_range``): measured on an AVX2-only EPYC (2026-12-03), the tiny test CLAP's int8 tower fell
+    to cosine 0.981 to float32 with 8-bit weights, and held 0.999 with 7-bit ones. False elsewhere (VNNI's
+    ``vpdpbusd`` and AMX accumulate in 32 bits; ARM's dot products do not saturate)."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # an older torch: assume the worst on x86
+        import platform
+
+        return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+    if not str(caps.get("architecture", "")).startswith(("x86", "i386", "i686", "amd64")):
+        return False
+    return not any(caps.get(flag, False) for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
     """transformers' warnings and progress bars off for a local load (instant; its bars would clutter stderr)."""

@@ -5,13 +5,15 @@ not yet normalised embeddings ``(B, D) float32``. Paths:
 
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` on a copy's ``nn.Linear`` layers (weights int8 per
   tensor, activations quantised per batch at run time);
-- ``onnx``: the tower exported once to ONNX (torch's TorchScript exporter, opset 17, dynamic batch) and run by
-  ONNX Runtime's CPU execution provider with every graph optimisation;
+- ``onnx``: the tower exported once to ONNX (torch's TorchScript exporter, opset 17, dynamic batch; HTSAT's
+  bicubic time stretch exported as four gathers, ``time_stretch``, not as a ``Resize`` ONNX Runtime runs 10x
+  slower than torch) and run by ONNX Runtime's CPU execution provider with every graph optimisation;
 - ``onnx-int8``: that export through ``onnxruntime.quantization.quantize_dynamic`` (int8 weights with
-  per-channel scales, MatMuls on constant weights only).
+  per-channel scales, MatMuls on constant weights only; 7-bit weights on x86 CPUs without VNNI, where 8-bit
+  ones saturate ONNX Runtime's int8 products: ``runtime.int8_products_saturate``).
 
-Exports are cached in ``<cache_dir>/onnx/`` under the weights' sha256, the tower, and the torch, transformers
-and onnxruntime versions, written to a temporary name and renamed, so a cold process only opens a session.
+Exports are cached in ``<cache_dir>/onnx/`` under the weights' sha256, the tower, the export's own version
+(``EXPORT_VERSION``), and the torch, transformers and onnxruntime versions, written to a temporary name and renamed, so a cold process only opens a session.
 Imports torch; onnxruntime is imported only by the ONNX paths (``onnx_available`` says whether it is there).
 """
 
@@ -26,10 +28,13 @@ from typing import Any
 
 import torch
 
+from diffgap_search.encoders.clap.time_stretch import gathered_stretch
+from diffgap_search.encoders.runtime import int8_products_saturate
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 INPUT_NAME = "input_features"
+EXPORT_VERSION = 2  # 2: the time stretch as gathers (1: a Resize node); part of the cached file's name
 
 
 class AudioTower(torch.nn.Module):
@@ -78,12 +83,30 @@ def torch_int8_runner(model: Any) -> Runner:
     return run
 
 
+def onnx_stamp() -> str:
+    """``"ort <version> export <EXPORT_VERSION>"`` (``"ort none"`` without onnxruntime): what a remembered
+    ``auto`` choice is keyed by besides torch, so a new export or runtime is probed again."""
+    version = onnx_runtime_version()
+    return f"ort {version} export {EXPORT_VERSION}" if version else "ort none"
+
+
+def reduced_range() -> bool:
+    """Whether this CPU's int8 export quantises weights to 7 bits (``runtime.int8_products_saturate``)."""
+    return int8_products_saturate()
+
+
+def int8_suffix() -> str:
+    """The int8 export's file suffix: ``-int8``, or ``-int8r`` with 7-bit weights (``reduced_range``)."""
+    return "-int8r" if reduced_range() else "-int8"
+
+
 def onnx_file(fingerprint: str, tower: str, quantized: bool) -> Path:
-    """Where the export of these weights' ``tower`` lives (``<cache_dir>/onnx/…``), keyed by versions."""
+    """Where the export of these weights' ``tower`` lives (``<cache_dir>/onnx/…``), keyed by versions (and for
+    int8, by whether its weights have 7 bits)."""
     import transformers
 
-    versions = f"torch{torch.__version__}-tf{transformers.__version__}-ort{onnx_runtime_version()}"
-    name = f"{fingerprint}-{tower}-{versions}{'-int8' if quantized else ''}.onnx"
+    versions = f"x{EXPORT_VERSION}-torch{torch.__version__}-tf{transformers.__version__}-ort{onnx_runtime_version()}"
+    name = f"{fingerprint}-{tower}-{versions}{int8_suffix() if quantized else ''}.onnx"
     return cache_dir() / "onnx" / name.replace("+", "_")
 
 
@@ -106,7 +129,7 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         level = root.level
         root.setLevel(logging.ERROR)  # its advice to pre-process, and a note per shape it cannot infer
         try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduced_range(),
                              extra_options={"MatMulConstBOnly": True})
         finally:
             root.setLevel(level)
@@ -115,7 +138,7 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         tower = AudioTower(model).float().eval()
         import warnings
 
-        with warnings.catch_warnings(), torch.inference_mode():
+        with warnings.catch_warnings(), torch.inference_mode(), gathered_stretch(model):
             warnings.simplefilter("ignore")
             torch.onnx.export(tower, (example.float().cpu(),), str(tmp), input_names=[INPUT_NAME],
                               output_names=["embedding"], dynamic_axes={INPUT_NAME: {0: "batch"}, "embedding": {0: "batch"}},

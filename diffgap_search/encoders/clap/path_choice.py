@@ -5,7 +5,7 @@ probes: every candidate this device runs natively (bf16 where native; on the CPU
 ``onnx-int8`` and ``onnx`` where onnxruntime is installed) embeds two fixed probe windows; a candidate whose
 vectors fall below cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) to float32's on either window is rejected; of
 float32 and the accepted ones, the fastest on the probe batch (best of two timed runs) wins, and is
-remembered under the weights, tower, device type, torch build and CPU capability, and onnxruntime version
+remembered under the weights, tower, device type, torch build and CPU capability, and onnxruntime and export versions
 (``precision.py``). Towers below ``encoder.min_params_for_lowp`` parameters stay in float32 (nothing to gain).
 """
 
@@ -54,9 +54,10 @@ def base_key(encoder: ClapEncoder, tower: str) -> str:
 
 
 def auto_key(encoder: ClapEncoder, tower: str) -> str:
-    """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, onnxruntime's version."""
+    """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, onnxruntime's version and the
+    ONNX export's (``fast_paths.onnx_stamp``: a new export is probed again)."""
     capability = torch.backends.cpu.get_cpu_capability() if encoder.device.type == "cpu" else encoder.device.type
-    return f"{base_key(encoder, tower)}|{capability}|ort {fast_paths.onnx_runtime_version() or 'none'}|auto"
+    return f"{base_key(encoder, tower)}|{capability}|{fast_paths.onnx_stamp()}|auto"
 
 
 def auto_candidates(encoder: ClapEncoder) -> list[Precision]:
