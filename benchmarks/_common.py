@@ -69,6 +69,17 @@ def _cpu_name() -> str:
     return _cpuinfo_field("model name") or platform.processor()
 
 
+def memory_status_mb(*fields: str) -> dict[str, float]:
+    """This process's ``/proc/self/status`` memory lines named ``fields`` (``VmRSS``, ``RssAnon``, …), in MB;
+    a field the kernel does not report is absent (empty off Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            lines = [line.split() for line in fh if line.split(":")[0] in fields]
+    except OSError:
+        return {}
+    return {parts[0].rstrip(":"): int(parts[1]) / 1024 for parts in lines if len(parts) >= 2}
+
+
 def write_results(name: str, payload: dict[str, Any], table: list[tuple[str, ...]], notes: list[str] = (),
                   out_dir: Path = RESULTS) -> None:
     """``out_dir/name.json`` (payload + date, machine, command) and ``out_dir/name.md`` (table + notes)."""

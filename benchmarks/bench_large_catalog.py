@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, memory_status_mb, write_results  # noqa: E402
 from bench_large_index import D, K, AnonPeak, generate, ground_truth  # noqa: E402
 
 PER_FILE = 100  # windows per file (a 1 000 s recording in 10 s windows)
@@ -113,8 +113,7 @@ def query(index_dir: Path, queries: Path) -> dict[str, object]:
         hnsw = isinstance(quantizer, faiss.IndexHNSW)
         default = {"nprobe": ivf.nprobe, "ef_search": quantizer.hnsw.efSearch if hnsw else None}
         found, ms = run(s, qs)
-        with open("/proc/self/status") as fh:
-            status = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in fh if line.startswith(("VmRSS", "Rss"))}
+        status = memory_status_mb("VmRSS", "RssAnon", "RssFile", "RssShmem")
         sweep = []
         for nprobe, ef in SWEEP if hnsw else []:
             ivf.nprobe = nprobe

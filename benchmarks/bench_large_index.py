@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, memory_status_mb, write_results  # noqa: E402
 
 from diffgap_search.config import FaissConfig  # noqa: E402
 from diffgap_search.store.index_budget import bytes_in_ram, choose_index, is_compressed  # noqa: E402
@@ -148,8 +148,7 @@ class AnonPeak:
     @staticmethod
     def now() -> float:
         """``RssAnon`` now, in MB."""
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("RssAnon:"))
+        return memory_status_mb("RssAnon")["RssAnon"]
 
     def reset(self) -> float:
         """The peak in MB so far; the next one starts from now (from the memory held now, which it includes)."""
@@ -206,8 +205,7 @@ def query(work: Path, kind: str, cfg: FaissConfig) -> dict[str, object]:
         found.append(top.tolist())
         faiss_ms.append((t1 - t0) * 1000)
         total_ms.append((t2 - t0) * 1000)
-    with open("/proc/self/status") as fh:
-        status = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in fh if line.startswith(("VmRSS", "Rss"))}
+    status = memory_status_mb("VmRSS", "RssAnon", "RssFile", "RssShmem")
     # RssFile: pages of the memory-mapped vector file and lists, shared with the page cache (fault-around maps
     # up to 64 KB around each re-scored row); RssAnon: the process's own memory.
     return {"found": found, "faiss_ms": faiss_ms, "total_ms": total_ms, "query_rss_mb": status["VmRSS"],

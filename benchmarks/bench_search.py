@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_device, make_full_clap, write_results  # noqa: E402
+from _common import bench_device, make_full_clap, memory_status_mb, write_results  # noqa: E402
 
 D = 512
 QUERIES = ["dog barking", "rain falling on a tin roof", "a car engine starting", "people cheering in a stadium",
@@ -106,11 +106,7 @@ def realistic(n: int, seed: int, rng_q: int | None = None, n_queries: int = 0) -
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return memory_status_mb("VmRSS").get("VmRSS", float("nan"))
 
 
 def write_catalog(index_dir: Path, vecs: np.ndarray, per_file: int = 1000) -> float:

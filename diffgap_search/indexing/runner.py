@@ -182,16 +182,17 @@ class _Run:
             loading.wait()
             if _decodes_alike(self.models.window, window):
                 decoded.set_budget(budget)
-                self.progress.start(len(todo))
                 self.consume(todo, decoded, workers, deadline_s, files_per_batch)
                 return
+        # the loaded encoder asked for another window: the files are decoded again at it
         with self.stages.decode([self.task(t) for t in todo], workers, deadline_s, budget) as decoded:
-            self.progress.start(len(todo))
             self.consume(todo, decoded, workers, deadline_s, files_per_batch)
 
     def consume(self, todo: list[ToEmbed], decoded: Iterator[Decoded], workers: int, deadline_s: float | None,
                 files_per_batch: int) -> None:
-        """``embed_all``'s loop over the decoded files of ``todo``."""
+        """``embed_all``'s loop over the decoded files of ``todo`` (its progress starts here: once the models
+        are loaded, so a failed load prints only its error)."""
+        self.progress.start(len(todo))
         for item, result in zip(todo, decoded):
             if result.too_long:
                 self.flush()
