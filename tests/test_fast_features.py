@@ -55,6 +55,31 @@ def test_torch_log_mel_refuses_other_lengths(tiny_clap_dir: Path) -> None:
         fast(np.zeros((1, S - 1), np.float32))
 
 
+def test_the_float32_stft_stays_within_a_fraction_of_a_db(tiny_clap_dir: Path) -> None:
+    """The low-precision paths' features: on the six signals (noise, tone, silence, burst, faint hiss,
+    lowpassed tone), within 0.2 dB of the float64 STFT's everywhere and 0.002 dB on average (measured on real
+    recordings: 0.12 and 0.0004)."""
+    from transformers import ClapFeatureExtractor
+
+    fast = TorchLogMel(ClapFeatureExtractor.from_pretrained(str(tiny_clap_dir)))
+    windows = _signals()
+    exact, low = fast(windows), fast(windows, torch.float32)
+    assert low.shape == exact.shape and low.dtype == np.float32
+    gap = np.abs(low - exact)
+    assert gap.max() < 0.2 and gap.mean() < 0.002 and gap.max() > 0  # a real difference, and a small one
+    with pytest.raises(ValueError, match="stft_dtype"):
+        fast(windows, torch.float16)
+
+
+@pytest.mark.parametrize(("precision", "stft"), [("fp32", torch.float64), ("int8", torch.float32),
+                                                 ("bf16", torch.float32)])
+def test_only_the_fp32_path_keeps_the_float64_stft(tiny_encoder: Any, precision: str, stft: torch.dtype) -> None:
+    encoder = _encoder(tiny_encoder, precision=precision)
+    assert encoder.stft_dtype == torch.float64  # before the path is known
+    encoder.embed_audio(_signals()[:2])
+    assert encoder.audio_path == precision and encoder.stft_dtype == stft
+
+
 def _encoder(base: Any, **kwargs: Any) -> ClapEncoder:
     return ClapEncoder(base.model, base.feature_extractor, base.tokenizer, model_id=base.model_id,
                        fingerprint=base.fingerprint, device=torch.device("cpu"), **kwargs)

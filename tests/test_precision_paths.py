@@ -16,6 +16,7 @@ import torch
 
 from diffgap_search.config import EncoderConfig, WindowConfig
 from diffgap_search.encoders.clap import fast_paths
+from diffgap_search.encoders.clap.path_choice import runtime_stamp
 from diffgap_search.encoders.clap.precision import FILE_NAME, MIN_LOW_PRECISION_COSINE, remembered_paths
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.encoders.runtime import native_bf16
@@ -93,7 +94,7 @@ def test_auto_picks_an_agreeing_path_and_remembers_it(tiny_clap_dir: Path, cache
     chosen = str(first.audio_path)
     assert chosen == "fp32" or first.probe_report[chosen] >= MIN_LOW_PRECISION_COSINE
     where = (f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-             f"{fast_paths.onnx_stamp()}")
+             f"{runtime_stamp()}")
     assert remembered_paths(first.fingerprint) == {where: chosen}
     second = _encoder(tiny_clap_dir, "auto")  # a cold process: the remembered path, no probe
     second.min_params_for_lowp = 0
@@ -172,7 +173,7 @@ def test_info_shows_the_path_auto_chose_on_this_machine(tiny_clap_dir: Path, cac
     encoder = _encoder(tiny_clap_dir, "auto")
     encoder.min_params_for_lowp = 0
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
-    where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {fast_paths.onnx_stamp()}"
+    where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {runtime_stamp()}"
     assert index_info(index_dir).summary["precision path"] == f"{where}: {encoder.audio_path}"
 
 

@@ -15,6 +15,7 @@ import torch
 from diffgap_search.config import EncoderConfig
 from diffgap_search.encoders.clap import fast_paths, text_path
 from diffgap_search.encoders.clap.encoder import ClapEncoder
+from diffgap_search.encoders.clap.path_choice import runtime_stamp
 from diffgap_search.encoders.clap.precision import MIN_LOW_PRECISION_COSINE, Precision, remembered_paths
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.encoders.runtime import native_bf16
@@ -58,7 +59,7 @@ def test_auto_probes_a_serving_text_tower_picks_an_agreeing_path_and_remembers_i
     assert chosen == Precision.FP32 or first.probe_report[f"text {chosen}"] >= MIN_LOW_PRECISION_COSINE
     assert _min_cosine(exact, vectors) >= MIN_LOW_PRECISION_COSINE
     where = (f"text serving on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-             f"{fast_paths.onnx_stamp()}")
+             f"{runtime_stamp()}")
     assert remembered_paths(first.fingerprint) == {where: str(chosen)}  # what `dgsearch info` lists
 
     def no_probe(*_args: Any) -> Any:

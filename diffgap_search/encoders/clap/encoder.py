@@ -125,6 +125,8 @@ class ClapEncoder:
         self.int16_round_trip = int16_round_trip
         self.preprocessing = {"audio": AUDIO_PREPROCESSING[int16_round_trip], "text": TEXT_PREPROCESSING}
         self._fast_features: Any = None
+        # the STFT of the torch log-mel: float64 (the extractor's numbers) on the fp32 path, float32 on the others
+        self.stft_dtype = torch.float64
         # A fused model (``enable_fusion``) reads 4 mel channels; for a window of at most 10 s they are 4
         # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
         # ``is_longer`` False only the first goes through the patch embedding. Unfused models read 1.
@@ -233,14 +235,15 @@ class ClapEncoder:
         parts = [self._text_batch(chunk) for chunk in even_chunks(items, self.batch_size)]
         return stack_rows(parts, self.dim)
 
-    def _features(self, windows: np.ndarray) -> torch.Tensor:
-        """``(B, S) float32`` -> the model's ``input_features`` ``(B, C, T, M) float32`` on the device."""
+    def _features(self, windows: np.ndarray, stft_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(B, S) float32`` -> the model's ``input_features`` ``(B, C, T, M) float32`` on the device;
+        ``stft_dtype`` (default ``self.stft_dtype``) applies to the torch log-mel only."""
         if self.int16_round_trip:
             from diffgap_search.encoders.clap.features import int16_round_trip
 
             windows = int16_round_trip(windows)
         if self._fast_features is not None:
-            features = self._fast_features(windows)
+            features = self._fast_features(windows, stft_dtype or self.stft_dtype)
         else:
             state = np.random.get_state()
             try:
@@ -267,6 +270,7 @@ class ClapEncoder:
 
         self.audio_path, self._audio_run = choose_audio_path(self)
         self.audio_dtype = torch.bfloat16 if self.audio_path == Precision.BF16 else torch.float32
+        self.stft_dtype = torch.float64 if self.audio_path == Precision.FP32 else torch.float32
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool:
         """Whether the bf16 copy of ``tower`` may serve: forced by ``precision="bf16"``, else the probe's

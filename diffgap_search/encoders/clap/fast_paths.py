@@ -83,13 +83,6 @@ def torch_int8_runner(model: Any) -> Runner:
     return run
 
 
-def onnx_stamp() -> str:
-    """``"ort <version> export <EXPORT_VERSION>"`` (``"ort none"`` without onnxruntime): what a remembered
-    ``auto`` choice is keyed by besides torch, so a new export or runtime is probed again."""
-    version = onnx_runtime_version()
-    return f"ort {version} export {EXPORT_VERSION}" if version else "ort none"
-
-
 def reduced_range() -> bool:
     """Whether this CPU's int8 export quantises weights to 7 bits (``runtime.int8_products_saturate``)."""
     return int8_products_saturate()

@@ -5,7 +5,14 @@ float64: about a third of the time a bfloat16 HTSAT forward takes on a CPU. This
 thing batched in torch: centred reflect-padded STFT (periodic Hann, ``n_fft`` 1024, hop 480), the power
 spectrum rounded through complex64 as the extractor stores it (the STFT in float64 like ``np.fft``; the
 power, mel and dB steps in float32, which moves no feature by more than ~1e-5 dB), the same mel filter
-bank (Slaney for ``rand_trunc``, HTK for ``fusion``), the same floors, ``10·log10`` dB, float32 out. It only covers windows
+bank (Slaney for ``rand_trunc``, HTK for ``fusion``), the same floors, ``10·log10`` dB, float32 out.
+
+``stft_dtype=torch.float32`` computes the STFT in float32 instead: 3-4x faster (2.0 vs 8-12 ms a window on 2
+cores of an AVX2-only EPYC), features 0.0004 dB apart on average and at most 0.12 dB on real recordings, and
+the full-size float32 tower's vectors from them within cosine 0.9999999 of those from the float64 STFT. The
+encoder takes it on every precision path but ``fp32`` (whose features equal the extractor's), where the
+tower's own error is three orders of magnitude larger; the probe judges each path with its own features.
+It only covers windows
 of exactly ``nb_max_samples`` samples (what ``ClapEncoder`` feeds: callers repeat-pad), so neither random
 cropping nor the fused model's random ``is_longer`` choice can happen. tests/test_fast_features.py checks
 it against the extractor.
@@ -73,25 +80,29 @@ class TorchLogMel:
             and int(getattr(fe, "fft_window_size", 0)) == int(getattr(fe, "n_fft", getattr(fe, "fft_window_size", 0)))
         )
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    def __call__(self, windows: np.ndarray, stft_dtype: torch.dtype = torch.float64) -> np.ndarray:
+        """``(B, S) float32`` -> ``(B, C, T, M) float32``; ``stft_dtype``: float64 (the extractor's) or float32."""
+        if stft_dtype not in (torch.float64, torch.float32):
+            raise ValueError(f"stft_dtype must be torch.float64 or torch.float32, got {stft_dtype}")
         batch = np.ascontiguousarray(windows, dtype=np.float32)
         if batch.ndim != 2 or batch.shape[1] != self.samples:
             raise ValueError(f"expected (B, {self.samples}) windows, got {tuple(batch.shape)}")
         # Two windows at a time: the float64 STFT of a window and its frames take ~25 MB, so a batch of 16 at
         # once would hold ~400 MB for no speed gain (every row is transformed on its own anyway).
         tensor = torch.from_numpy(batch)
-        out = np.concatenate([self._features(tensor[i : i + ROWS_PER_STFT]) for i in range(0, len(batch), ROWS_PER_STFT)])
+        out = np.concatenate([self._features(tensor[i : i + ROWS_PER_STFT], stft_dtype)
+                              for i in range(0, len(batch), ROWS_PER_STFT)])
         if self.channels > 1:
             out = np.repeat(out, self.channels, axis=1)
         return np.ascontiguousarray(out)
 
-    def _features(self, batch: torch.Tensor) -> np.ndarray:
+    def _features(self, batch: torch.Tensor, stft_dtype: torch.dtype = torch.float64) -> np.ndarray:
         """``(b, S) float32`` -> ``(b, 1, T, M) float32``."""
         with torch.inference_mode():
             spec = torch.stft(
-                batch.to(torch.float64), self.n_fft, hop_length=self.hop, window=self.window, center=True,
-                pad_mode="reflect", return_complex=True,
-            )  # (B, freq, T) complex128: float64 like the extractor's np.fft
+                batch.to(stft_dtype), self.n_fft, hop_length=self.hop, window=self.window.to(stft_dtype),
+                center=True, pad_mode="reflect", return_complex=True,
+            )  # (B, freq, T) complex128: float64 like the extractor's np.fft (complex64 when asked for float32)
             parts = torch.view_as_real(spec.to(torch.complex64))  # the extractor stores frames as complex64
             power = parts[..., 0].square() + parts[..., 1].square()  # float32 from here on (<= 1e-5 dB apart)
             mel = torch.clamp(torch.matmul(self.filters.T, power), min=MEL_FLOOR)  # (B, mel, T)

@@ -5,8 +5,10 @@ probes: every candidate this device runs natively (bf16 where native; on the CPU
 ``onnx-int8`` and ``onnx`` where onnxruntime is installed) embeds two fixed probe windows; a candidate whose
 vectors fall below cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) to float32's on either window is rejected; of
 float32 and the accepted ones, the fastest on the probe batch (best of two timed runs) wins, and is
-remembered under the weights, tower, device type, torch build and CPU capability, and onnxruntime and export versions
-(``precision.py``). Towers below ``encoder.min_params_for_lowp`` parameters stay in float32 (nothing to gain).
+remembered under the weights, tower, device type, torch build and CPU capability, onnxruntime's version and
+``PATHS_VERSION`` (``precision.py``). Each path is judged with the features it runs on (float32's with the float64
+STFT, the others with the float32 one: ``ClapEncoder.stft_dtype``). Towers below ``encoder.min_params_for_lowp``
+parameters stay in float32 (nothing to gain).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from diffgap_search.encoders.clap import fast_paths
 from diffgap_search.encoders.clap.batches import probe_windows, unit_rows
 from diffgap_search.encoders.clap.fast_paths import Runner
 from diffgap_search.encoders.clap.precision import (
-    CPU_ONLY, MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict,
+    CPU_ONLY, MIN_LOW_PRECISION_COSINE, PATHS_VERSION, Precision, cached_choice, remember_verdict,
 )
 from diffgap_search.encoders.runtime import native_bf16
 from diffgap_search.errors import ModelUnavailableError, UsageError
@@ -43,7 +45,7 @@ class ClapEncoder(Protocol):
     min_params_for_lowp: int
     probe_report: dict[str, float]
 
-    def _features(self, windows: np.ndarray) -> torch.Tensor: ...
+    def _features(self, windows: np.ndarray, stft_dtype: torch.dtype | None = None) -> torch.Tensor: ...
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool: ...
 
@@ -53,11 +55,16 @@ def base_key(encoder: ClapEncoder, tower: str) -> str:
     return f"{encoder.fingerprint}|{tower}|{encoder.device.type}|torch {torch.__version__}"
 
 
+def runtime_stamp() -> str:
+    """``"ort <onnxruntime version, or none>, paths <PATHS_VERSION>"``: the part of a remembered ``auto``
+    choice's key that changes with onnxruntime and with the paths themselves (their versions probe again)."""
+    return f"ort {fast_paths.onnx_runtime_version() or 'none'}, paths {PATHS_VERSION}"
+
+
 def auto_key(encoder: ClapEncoder, tower: str) -> str:
-    """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, onnxruntime's version and the
-    ONNX export's (``fast_paths.onnx_stamp``: a new export is probed again)."""
+    """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, ``runtime_stamp``."""
     capability = torch.backends.cpu.get_cpu_capability() if encoder.device.type == "cpu" else encoder.device.type
-    return f"{base_key(encoder, tower)}|{capability}|{fast_paths.onnx_stamp()}|auto"
+    return f"{base_key(encoder, tower)}|{capability}|{runtime_stamp()}|auto"
 
 
 def auto_candidates(encoder: ClapEncoder) -> list[Precision]:
@@ -133,18 +140,23 @@ def best_time(call: Callable[[], object], repeats: int = 2) -> float:
 
 
 def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]) -> tuple[Precision, Runner]:
-    """Probe ``candidates`` against float32 on the fixed windows; the fastest agreeing path (or float32)."""
-    features = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate))
+    """Probe ``candidates`` against float32 on the fixed windows; the fastest agreeing path (or float32).
+
+    Each path is judged end to end as it would run: float32 with the float64 STFT, every candidate with the
+    float32 STFT it takes (``ClapEncoder.stft_dtype``); a path's time is its tower's alone."""
+    windows = probe_windows(encoder.window_samples, encoder.sample_rate)
+    features = encoder._features(windows, torch.float64)
+    lowp_features = encoder._features(windows, torch.float32)
     with torch.inference_mode():
         reference = unit_rows(exact(features))
     best: tuple[float, Precision, Runner] = (best_time(partial(exact, features)), Precision.FP32, exact)
     for path in candidates:
         try:
-            run = audio_runner(encoder, path, features[:1])
+            run = audio_runner(encoder, path, lowp_features[:1])
         except Exception as error:  # noqa: BLE001 - a path that cannot be built here is skipped, said once
             print(f"precision probe: skipping {path} ({type(error).__name__}: {error})", file=sys.stderr)
             continue
-        cosine = agreement(reference, run, features)
+        cosine = agreement(reference, run, lowp_features)
         if path == Precision.BF16:  # the bf16 verdict keeps its old key (and a remembered one still counts)
             ok = encoder._low_precision_agrees("audio", lambda: cosine)
         else:
@@ -152,7 +164,7 @@ def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]
             remember_verdict(f"{base_key(encoder, 'audio')}|{path}", ok)
         encoder.probe_report[str(path)] = cosine
         if ok:
-            seconds = best_time(partial(run, features))
+            seconds = best_time(partial(run, lowp_features))
             if seconds < best[0]:
                 best = (seconds, path, run)
     return best[1], best[2]

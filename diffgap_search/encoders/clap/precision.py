@@ -22,6 +22,10 @@ from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 FILE_NAME = "precision-probes.json"
 MIN_LOW_PRECISION_COSINE = 0.999  # every path's vectors must stay this close to float32's, per window
+# The version of the paths as the probe judges them, part of a remembered ``auto`` choice's key: a choice made
+# on older paths is probed again. 2 (2026-12-03): ONNX export 2 (time stretch as gathers, 7-bit int8 weights
+# without VNNI) and the float32 STFT on every path but fp32.
+PATHS_VERSION = 2
 
 
 class Precision(Choice):
@@ -75,7 +79,7 @@ def remember_verdict(key: str, ok: bool | str) -> None:
 
 
 def remembered_paths(fingerprint: str) -> dict[str, str]:
-    """``{"<tower> on <device>, torch <ver>, <cpu capability>, ort <ver> export <n>": path}`` of every
+    """``{"<tower> on <device>, torch <ver>, <cpu capability>, ort <ver>, paths <n>": path}`` of every
     ``auto`` choice remembered for these weights on this machine (``dgsearch info`` shows them without loading the model)."""
     out: dict[str, str] = {}
     for key, value in sorted(_read().items()):
