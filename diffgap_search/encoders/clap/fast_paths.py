@@ -13,7 +13,8 @@ not yet normalised embeddings ``(B, D) float32``. Paths:
   ones saturate ONNX Runtime's int8 products: ``runtime.int8_products_saturate``).
 
 Exports are cached in ``<cache_dir>/onnx/`` under the weights' sha256, the tower, the export's own version
-(``EXPORT_VERSION``), and the torch, transformers and onnxruntime versions, written to a temporary name and renamed, so a cold process only opens a session.
+(``EXPORT_VERSION``), and the torch, transformers and onnxruntime versions, written to a temporary name and
+renamed, so a cold process only opens a session.
 Imports torch; onnxruntime is imported only by the ONNX paths (``onnx_available`` says whether it is there).
 """
 
@@ -83,14 +84,10 @@ def torch_int8_runner(model: Any) -> Runner:
     return run
 
 
-def reduced_range() -> bool:
-    """Whether this CPU's int8 export quantises weights to 7 bits (``runtime.int8_products_saturate``)."""
-    return int8_products_saturate()
-
-
 def int8_suffix() -> str:
-    """The int8 export's file suffix: ``-int8``, or ``-int8r`` with 7-bit weights (``reduced_range``)."""
-    return "-int8r" if reduced_range() else "-int8"
+    """The int8 export's file suffix: ``-int8``, or ``-int8r`` with 7-bit weights (this CPU's int8 products
+    saturate with 8-bit ones: ``runtime.int8_products_saturate``)."""
+    return "-int8r" if int8_products_saturate() else "-int8"
 
 
 def onnx_file(fingerprint: str, tower: str, quantized: bool) -> Path:
@@ -122,7 +119,8 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         level = root.level
         root.setLevel(logging.ERROR)  # its advice to pre-process, and a note per shape it cannot infer
         try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduced_range(),
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=int8_products_saturate(),
                              extra_options={"MatMulConstBOnly": True})
         finally:
             root.setLevel(level)

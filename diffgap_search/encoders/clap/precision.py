@@ -80,7 +80,8 @@ def remember_verdict(key: str, ok: bool | str) -> None:
 
 def remembered_paths(fingerprint: str) -> dict[str, str]:
     """``{"<tower> on <device>, torch <ver>, <cpu capability>, ort <ver>, paths <n>": path}`` of every
-    ``auto`` choice remembered for these weights on this machine (``dgsearch info`` shows them without loading the model)."""
+    ``auto`` choice remembered for these weights on this machine (``dgsearch info`` shows them without loading
+    the model)."""
     out: dict[str, str] = {}
     for key, value in sorted(_read().items()):
         parts = key.split("|")
