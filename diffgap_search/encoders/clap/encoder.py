@@ -27,7 +27,9 @@ threads embed one query in 25 ms against 39 ms on one (measured; a busy machine 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,18 @@ import torch
 
 from diffgap_search.config import Device
 from diffgap_search.encoders.base import check_batch_size
+from diffgap_search.encoders.clap import parts
 from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
+from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
+from diffgap_search.encoders.clap.feature_settings import FeatureSettings
+from diffgap_search.encoders.clap.features import TorchLogMel
 from diffgap_search.encoders.clap.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
 )
 from diffgap_search.encoders.runtime import prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
-from diffgap_search.errors import ModelUnavailableError
 
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
-_IGNORED_MISSING = ("position_ids", "token_type_ids")  # buffers, not weights
 PRECISIONS = tuple(str(p) for p in Precision)
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 # Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
@@ -90,26 +94,33 @@ class ClapEncoder:
         precision: str = Precision.AUTO,
         owns_model: bool = False,
         int16_round_trip: bool = False,
+        deferred: Deferred | None = None,
     ) -> None:
+        """``model``, ``feature_extractor`` and ``tokenizer`` may be None with ``deferred`` (``deferred.py``):
+        they are loaded on first use, and ``feature_extractor`` is then the extractor's numbers
+        (``feature_settings.FeatureSettings``) until the real one is asked for."""
         check_batch_size(batch_size)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.model = model.to(device=device, dtype=torch.float32).eval()
-        self.feature_extractor = feature_extractor
-        self.tokenizer = tokenizer
+        if model is None and deferred is None:
+            raise ValueError("a ClapEncoder needs its model, or how to load it (deferred)")
+        self._model = None if model is None else model.to(device=device, dtype=torch.float32).eval()
+        self._feature_extractor = feature_extractor
+        self._tokenizer = tokenizer
+        self._deferred = deferred
+        self._loading = threading.Lock()
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.provenance: dict[str, Any] = {}
         self.device = device
         self.batch_size = batch_size
-        self.dim = int(model.config.projection_dim)
+        numbers = ModelNumbers.of_config(model.config) if model is not None else deferred.numbers  # type: ignore[union-attr]
+        self.dim = numbers.projection_dim
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.window_samples = int(feature_extractor.nb_max_samples)
         self.input_samples = self.window_samples  # what the model hears at once (encoders.base.input_samples)
-        max_positions = int(model.config.text_config.max_position_embeddings)
-        pad_id = int(model.config.text_config.pad_token_id or 0)
         # RoBERTa positions start after the padding index.
-        self.text_max_tokens = min(TEXT_MAX_TOKENS, max_positions - pad_id - 1)
+        self.text_max_tokens = min(TEXT_MAX_TOKENS, numbers.text_positions - numbers.text_pad_id - 1)
         self.precision = Precision(precision)
         self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
         self.audio_path: Precision | None = None  # the audio tower's precision path (encoders/clap/path_choice.py)
@@ -130,11 +141,52 @@ class ClapEncoder:
         # A fused model (``enable_fusion``) reads 4 mel channels; for a window of at most 10 s they are 4
         # copies of the same mel (the extractor's "fusion" path for short audio, LAION-CLAP's too), and with
         # ``is_longer`` False only the first goes through the patch embedding. Unfused models read 1.
-        self.mel_channels = 4 if getattr(model.config.audio_config, "enable_fusion", False) else 1
-        from diffgap_search.encoders.clap.features import TorchLogMel
-
+        self.mel_channels = 4 if numbers.enable_fusion else 1
         if TorchLogMel.supports(feature_extractor) and int(feature_extractor.nb_max_samples) == self.window_samples:
             self._fast_features = TorchLogMel(feature_extractor, channels=self.mel_channels)
+
+    @property
+    def model(self) -> Any:
+        """The float32 ``ClapModel`` on ``device`` (loaded now if this encoder started without it)."""
+        if self._model is None:
+            with self._loading:
+                if self._model is None:
+                    model = self._deferred.load_model()  # type: ignore[union-attr]
+                    self._model = model.to(device=self.device, dtype=torch.float32).eval()
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the torch model is in memory (False for a deferred start until something needs it)."""
+        return self._model is not None
+
+    @property
+    def feature_extractor(self) -> Any:
+        """transformers' ``ClapFeatureExtractor`` (loaded now if this encoder started without it)."""
+        if self._deferred is not None and not self._extractor_loaded():
+            with self._loading:
+                if not self._extractor_loaded():
+                    self._feature_extractor = self._deferred.load_feature_extractor()
+        return self._feature_extractor
+
+    def _extractor_loaded(self) -> bool:
+        return not isinstance(self._feature_extractor, FeatureSettings)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The text tower's tokenizer (loaded now if this encoder started without it)."""
+        if self._tokenizer is None:
+            with self._loading:
+                if self._tokenizer is None:
+                    self._tokenizer = self._deferred.load_tokenizer()  # type: ignore[union-attr]
+        return self._tokenizer
+
+    def audio_tower_size(self) -> int:
+        """Elements of the audio tower's state dict (parameters and saved buffers): what ``auto`` compares
+        with ``min_params_for_lowp``; read from the weights' headers while the model is not loaded."""
+        if self._model is None and self._deferred is not None:
+            return self._deferred.audio_size
+        return sum(t.numel() for t in self.model.audio_model.state_dict().values())
 
     @classmethod
     def from_folder(
@@ -149,25 +201,22 @@ class ClapEncoder:
         """Load a folder in any layout transformers reads (``encoders/weights/layout.py``): safetensors or pickled
         weights (the latter converted once, ``encoders/weights/convert.py``), ``preprocessor_config.json`` or
         ``processor_config.json``, ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. Never the network."""
-        from transformers import ClapConfig, ClapModel
-
+        from diffgap_search.encoders.clap.path_choice import ready_onnx_path
         from diffgap_search.encoders.weights.convert import prepared_weights
 
         torch_device = prepare_device(device)
         weights_dir, fingerprint = prepared_weights(folder)
-        with quiet_transformers():
-            config = ClapConfig.from_pretrained(str(folder), local_files_only=True)
-            model, info = ClapModel.from_pretrained(
-                str(weights_dir), config=config, use_safetensors=True, local_files_only=True, output_loading_info=True
-            )
-            feature_extractor = _feature_extractor(processor_settings(folder, "clap"))
-            tokenizer = _tokenizer(folder)
-        missing = [key for key in info.get("missing_keys", []) if not key.endswith(_IGNORED_MISSING)]
-        if missing:
-            raise ModelUnavailableError(
-                f"the weights in '{folder}' do not fit the CLAP config: {len(missing)} tensor(s) missing "
-                f"(first: {sorted(missing)[0]}); re-download the model or re-export it with save_pretrained"
-            )
+        settings = processor_settings(folder, "clap")
+        numbers = FeatureSettings(settings)
+        ready = precision in PRECISIONS and ready_onnx_path(fingerprint, torch_device, Precision(precision))
+        if ready and TorchLogMel.supports(numbers):  # the audio tower runs from a cached ONNX file
+            deferred = Deferred(ModelNumbers.of_folder(folder), tower_size(weights_dir),  # deferred.py
+                                partial(parts.clap_model, folder, weights_dir),
+                                partial(parts.feature_extractor, settings), partial(parts.tokenizer, folder))
+            return cls(None, numbers, None, model_id=model_id, fingerprint=fingerprint, device=torch_device,
+                       batch_size=batch_size, precision=precision, owns_model=True, deferred=deferred)
+        model, feature_extractor, tokenizer = (parts.clap_model(folder, weights_dir),
+                                               parts.feature_extractor(settings), parts.tokenizer(folder))
         return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=fingerprint,
                    device=torch_device, batch_size=batch_size, precision=precision, owns_model=True)
 
@@ -193,8 +242,8 @@ class ClapEncoder:
         checkpoint = read_laion_checkpoint(path)
         model = build_clap_model(checkpoint)
         with quiet_transformers():
-            feature_extractor = _feature_extractor(dict(checkpoint.feature_extractor_kwargs))
-            tokenizer = _tokenizer(tokenizer_folder)
+            feature_extractor = parts.feature_extractor(dict(checkpoint.feature_extractor_kwargs))
+            tokenizer = parts.tokenizer(tokenizer_folder)
         return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=file_sha256(path),
                    device=torch_device, batch_size=batch_size, precision=precision, owns_model=True,
                    int16_round_trip=True)
@@ -337,18 +386,3 @@ def _with_channels(features: np.ndarray, channels: int) -> np.ndarray:
     if features.shape[1] == channels:
         return features
     return np.repeat(features[:, :1], channels, axis=1)
-
-
-def _feature_extractor(settings: dict[str, Any]) -> Any:
-    """A ``ClapFeatureExtractor`` from its settings (a preprocessor config, or a processor config's section)."""
-    from transformers import ClapFeatureExtractor
-
-    return ClapFeatureExtractor.from_dict(settings)
-
-
-def _tokenizer(folder: Path) -> Any:
-    """The tokenizer in ``folder``: ``tokenizer.json``, or ``vocab.json`` + ``merges.txt`` (byte-level BPE);
-    the class comes from ``tokenizer_config.json``, else from ``config.json``'s model type."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

@@ -93,9 +93,9 @@ def int8_suffix() -> str:
 def onnx_file(fingerprint: str, tower: str, quantized: bool) -> Path:
     """Where the export of these weights' ``tower`` lives (``<cache_dir>/onnx/…``), keyed by versions (and for
     int8, by whether its weights have 7 bits)."""
-    import transformers
+    from importlib.metadata import version  # transformers' own, without importing it (~1 s cold)
 
-    versions = f"x{EXPORT_VERSION}-torch{torch.__version__}-tf{transformers.__version__}-ort{onnx_runtime_version()}"
+    versions = f"x{EXPORT_VERSION}-torch{torch.__version__}-tf{version('transformers')}-ort{onnx_runtime_version()}"
     name = f"{fingerprint}-{tower}-{versions}{int8_suffix() if quantized else ''}.onnx"
     return cache_dir() / "onnx" / name.replace("+", "_")
 

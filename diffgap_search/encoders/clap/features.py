@@ -55,7 +55,7 @@ class TorchLogMel:
     """
 
     def __init__(self, feature_extractor: Any, channels: int | None = None) -> None:
-        from transformers.audio_utils import window_function
+        from diffgap_search.encoders.clap.feature_settings import periodic_hann
 
         fe = feature_extractor
         if fe.truncation not in ("rand_trunc", "fusion"):
@@ -67,7 +67,7 @@ class TorchLogMel:
         self.channels = channels if channels is not None else 4 if fe.truncation == "fusion" else 1
         filters = fe.mel_filters if fe.truncation == "fusion" else fe.mel_filters_slaney  # (freq, mel)
         self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))
-        self.window = torch.from_numpy(np.asarray(window_function(self.n_fft, "hann"), dtype=np.float64))
+        self.window = torch.from_numpy(periodic_hann(self.n_fft))  # transformers' window_function(n, "hann")
 
     @staticmethod
     def supports(feature_extractor: Any) -> bool:

@@ -45,6 +45,8 @@ class ClapEncoder(Protocol):
     min_params_for_lowp: int
     probe_report: dict[str, float]
 
+    def audio_tower_size(self) -> int: ...
+
     def _features(self, windows: np.ndarray, stft_dtype: torch.dtype | None = None) -> torch.Tensor: ...
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool: ...
@@ -52,7 +54,12 @@ class ClapEncoder(Protocol):
 
 def base_key(encoder: ClapEncoder, tower: str) -> str:
     """``"<weights sha256>|<tower>|<device type>|torch <ver>"``: the bf16 verdict's key, the others' stem."""
-    return f"{encoder.fingerprint}|{tower}|{encoder.device.type}|torch {torch.__version__}"
+    return weights_key(encoder.fingerprint, encoder.device, tower)
+
+
+def weights_key(fingerprint: str, device: torch.device, tower: str) -> str:
+    """``base_key`` from the weights' sha256 and the device alone (no encoder built yet)."""
+    return f"{fingerprint}|{tower}|{device.type}|torch {torch.__version__}"
 
 
 def runtime_stamp() -> str:
@@ -63,14 +70,36 @@ def runtime_stamp() -> str:
 
 def auto_key(encoder: ClapEncoder, tower: str) -> str:
     """The key of ``auto``'s remembered choice: the stem, torch's CPU capability, ``runtime_stamp``."""
-    capability = torch.backends.cpu.get_cpu_capability() if encoder.device.type == "cpu" else encoder.device.type
-    return f"{base_key(encoder, tower)}|{capability}|{runtime_stamp()}|auto"
+    return choice_key(encoder.fingerprint, encoder.device, tower)
+
+
+def choice_key(fingerprint: str, device: torch.device, tower: str) -> str:
+    """``auto_key`` from the weights' sha256 and the device alone (no encoder built yet)."""
+    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+    return f"{weights_key(fingerprint, device, tower)}|{capability}|{runtime_stamp()}|auto"
+
+
+def ready_onnx_path(fingerprint: str, device: torch.device, precision: Precision) -> Precision | None:
+    """The ONNX path the audio tower of these weights will take on ``device``, when its runner needs nothing
+    but the exported file: ``precision`` forces an ONNX path, or ``auto`` remembers one for this machine,
+    and that path's export is in the cache. None otherwise (the path needs the torch model: float32, bf16,
+    torch int8, a probe, or an export still to write). ``deferred.py`` starts an encoder without its model
+    then."""
+    if device.type != "cpu" or not fast_paths.onnx_available():
+        return None
+    if precision == Precision.AUTO:
+        remembered = cached_choice(choice_key(fingerprint, device, "audio"))
+        path = Precision(remembered) if remembered is not None else None
+    else:
+        path = precision
+    if path not in (Precision.ONNX, Precision.ONNX_INT8):
+        return None
+    return path if fast_paths.onnx_file(fingerprint, "audio", path == Precision.ONNX_INT8).is_file() else None
 
 
 def auto_candidates(encoder: ClapEncoder) -> list[Precision]:
     """The paths ``auto`` tries on the audio tower, fastest expected first (float32 is always the fallback)."""
-    params = sum(p.numel() for p in encoder.model.audio_model.parameters())
-    if params < encoder.min_params_for_lowp:
+    if encoder.audio_tower_size() < encoder.min_params_for_lowp:
         return []
     out = [Precision.BF16] if native_bf16(encoder.device) else []
     if encoder.device.type == "cpu":
@@ -96,9 +125,11 @@ def audio_runner(encoder: ClapEncoder, path: Precision, example: torch.Tensor | 
             f"precision '{path}' needs ONNX Runtime, which is not installed: "
             "pip install 'diffgap-search[onnx]' (or use --precision auto)"
         )
-    if example is None:
-        example = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate)[:1])
-    file = fast_paths.export_audio_onnx(encoder.model, encoder.fingerprint, example, path == Precision.ONNX_INT8)
+    file = fast_paths.onnx_file(encoder.fingerprint, "audio", path == Precision.ONNX_INT8)
+    if not file.is_file():  # exported once per weights and versions; a cold process only opens the file
+        if example is None:
+            example = encoder._features(probe_windows(encoder.window_samples, encoder.sample_rate)[:1])
+        file = fast_paths.export_audio_onnx(encoder.model, encoder.fingerprint, example, path == Precision.ONNX_INT8)
     return fast_paths.onnx_runner(file)
 
 
@@ -106,16 +137,15 @@ def choose_audio_path(encoder: ClapEncoder) -> tuple[Precision, Runner]:
     """The audio tower's path and runner for ``encoder.precision`` (see the module's docstring)."""
     if encoder.precision != Precision.AUTO:
         return encoder.precision, audio_runner(encoder, encoder.precision)
-    exact = audio_runner(encoder, Precision.FP32)
     candidates = auto_candidates(encoder)
     if not candidates:
-        return Precision.FP32, exact
+        return Precision.FP32, audio_runner(encoder, Precision.FP32)
     key = auto_key(encoder, "audio")
     remembered = cached_choice(key)
     if remembered is not None and (remembered == Precision.FP32 or remembered in candidates):
         path = Precision(remembered)
-        return path, (exact if path == Precision.FP32 else audio_runner(encoder, path))
-    path, run = probe_paths(encoder, exact, candidates)
+        return path, audio_runner(encoder, path)  # a remembered ONNX path never touches the torch model
+    path, run = probe_paths(encoder, audio_runner(encoder, Precision.FP32), candidates)
     remember_verdict(key, str(path))
     return path, run
 
