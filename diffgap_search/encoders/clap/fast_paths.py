@@ -7,7 +7,9 @@ not yet normalised embeddings ``(B, D) float32``. Paths:
   tensor, activations quantised per batch at run time);
 - ``onnx``: the tower exported once to ONNX (torch's TorchScript exporter, opset 17, dynamic batch; HTSAT's
   bicubic time stretch exported as four gathers, ``time_stretch``, not as a ``Resize`` ONNX Runtime runs 10x
-  slower than torch) and run by ONNX Runtime's CPU execution provider with every graph optimisation;
+  slower than torch; each Swin block's pad, rolls and window partitions and each patch merging's slices as
+  one gather each way, ``window_gather``) and run by ONNX Runtime's CPU execution provider with every graph
+  optimisation;
 - ``onnx-int8``: that export through ``onnxruntime.quantization.quantize_dynamic`` (int8 weights with
   per-channel scales, MatMuls on constant weights only; 7-bit weights on x86 CPUs without VNNI, where 8-bit
   ones saturate ONNX Runtime's int8 products: ``runtime.int8_products_saturate``).
@@ -30,12 +32,14 @@ from typing import Any
 import torch
 
 from diffgap_search.encoders.clap.time_stretch import gathered_stretch
+from diffgap_search.encoders.clap.window_gather import gathered_windows
 from diffgap_search.encoders.runtime import int8_products_saturate
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 INPUT_NAME = "input_features"
-EXPORT_VERSION = 2  # 2: the time stretch as gathers (1: a Resize node); part of the cached file's name
+EXPORT_VERSION = 3  # part of the cached file's name. 3: the Swin token shuffles as gathers; 2: the time
+# stretch as gathers (1: a Resize node)
 
 
 class AudioTower(torch.nn.Module):
@@ -129,7 +133,7 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         tower = AudioTower(model).float().eval()
         import warnings
 
-        with warnings.catch_warnings(), torch.inference_mode(), gathered_stretch(model):
+        with warnings.catch_warnings(), torch.inference_mode(), gathered_stretch(model), gathered_windows(model):
             warnings.simplefilter("ignore")
             torch.onnx.export(tower, (example.float().cpu(),), str(tmp), input_names=[INPUT_NAME],
                               output_names=["embedding"], dynamic_axes={INPUT_NAME: {0: "batch"}, "embedding": {0: "batch"}},
