@@ -90,12 +90,12 @@ def test_bytes_that_are_not_a_numeric_row_are_refused_when_unpacked() -> None:
     with pytest.raises(ValueError, match="not a diffgap-search Ray row"):
         unpack(pickle.dumps((0.0, 1.0)))
     with pytest.raises(ValueError, match="only numeric arrays travel"):
-        unpack(_payload({"$nd": 0}, [{"dtype": "|O", "shape": [1], "offset": 64}], bytes(128)))
+        unpack(_payload({"$nd": 0}, [{"dtype": "|O", "shape": [1], "offset": 0}], bytes(256)))
     with pytest.raises(ValueError, match="only numeric arrays travel"):
-        unpack(_payload({"$nd": 0}, [{"dtype": "<U4", "shape": [1], "offset": 64}], bytes(128)))
+        unpack(_payload({"$nd": 0}, [{"dtype": "<U4", "shape": [1], "offset": 0}], bytes(256)))
     with pytest.raises(ValueError, match="a Ray row's array runs past its end"):
-        unpack(_payload({"$nd": 0}, [{"dtype": "<f4", "shape": [1000], "offset": 64}], bytes(128)))
+        unpack(_payload({"$nd": 0}, [{"dtype": "<f4", "shape": [1000], "offset": 0}], bytes(256)))
     with pytest.raises(ValueError, match="a Ray row names array 1 of 1"):
-        unpack(_payload({"$nd": 1}, [{"dtype": "<f4", "shape": [1], "offset": 64}], bytes(128)))
+        unpack(_payload({"$nd": 1}, [{"dtype": "<f4", "shape": [1], "offset": 0}], bytes(256)))
     with pytest.raises(ValueError, match="a Ray row's header runs past its end"):
         unpack(MAGIC + struct.pack("<I", 1000) + b"{}")
