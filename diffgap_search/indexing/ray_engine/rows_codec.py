@@ -2,7 +2,8 @@
 array's dtype, shape and offset) followed by the arrays' raw bytes, read back with ``np.frombuffer``, so a row
 can never run code where it is read. Layout: ``MAGIC``, the header's length (``uint32``, little-endian), the
 header (UTF-8 JSON), then the data, from the next multiple of ``ALIGN`` bytes: each array's bytes at its offset
-from the data's start (multiples of ``ALIGN`` too). Only plain numeric dtypes travel (bool, integers, floats, complex; no objects, no records).
+from the data's start (multiples of ``ALIGN`` too). Only plain numeric dtypes travel (bool, integers, floats,
+complex; no objects, no records).
 
 Until 2026-12-04 a payload was an ``.npz`` (``np.savez``): a 10 s window at 48 kHz (480,000 float32) took
 1.09 ms to pack and 2.01 ms to unpack on an AVX2 EPYC, against 0.12 and 0.09 ms now (medians;
