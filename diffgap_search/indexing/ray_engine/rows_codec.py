@@ -81,6 +81,11 @@ def unpack(data: bytes) -> Any:
     return _decode(header["tree"], arrays)
 
 
+def _numeric(dtype: np.dtype) -> bool:
+    """Whether arrays of ``dtype`` may travel: bool, integers, floats or complex; no objects, no records."""
+    return dtype.kind in _NUMERIC_KINDS and dtype.fields is None and not dtype.hasobject
+
+
 def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
@@ -88,7 +93,7 @@ def _aligned(n: int) -> int:
 def _array(data: memoryview, spec: dict[str, Any]) -> np.ndarray:
     """One array of a payload, copied out of its data; its dtype must be plain numeric and its bytes inside."""
     dtype = np.dtype(str(spec["dtype"]))
-    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.hasobject:
+    if not _numeric(dtype):
         raise ValueError(f"a Ray row holds an array of dtype {dtype.str!r}: only numeric arrays travel")
     shape = tuple(int(n) for n in spec["shape"])
     if any(n < 0 for n in shape):
@@ -109,7 +114,7 @@ def _encode(obj: Any, arrays: list[np.ndarray]) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
             raise TypeError("an array of Python objects cannot travel in a Ray row")
-        if obj.dtype.kind not in _NUMERIC_KINDS or obj.dtype.fields is not None:
+        if not _numeric(obj.dtype):
             raise TypeError(f"an array of dtype {obj.dtype.str!r} cannot travel in a Ray row: only numeric ones")
         arrays.append(obj)
         return {"$nd": len(arrays) - 1}
