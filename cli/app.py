@@ -254,6 +254,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,
     guidance: Annotated[str, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none), or auto: tuned on the validation clips with the fusion weights.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads; 0 (default): the cores idle now (a busy core slows every thread). Fix it for bit-for-bit reruns.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="Where training and its validation run: auto (CUDA where torch sees a GPU), cpu, cuda or cuda:N. The bridge is stored and served from the CPU.")] = Device.AUTO.value,
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     memory_budget: BudgetOpt = None,
@@ -273,7 +274,7 @@ def train(
     from diffgap_search.cli.progress import RichTrainProgress
 
     fmt = _fmt(json_, jsonl)
-    cfg = TrainConfig(seed=seed, threads=threads).with_guidance(guidance)
+    cfg = TrainConfig(seed=seed, threads=threads, device=device).with_guidance(guidance)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
     if batch_size is not None:

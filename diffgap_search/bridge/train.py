@@ -121,12 +121,14 @@ def train_index_bridge(
     ``auto``, ``sidecars``, ``names`` or ``all`` (module docstring); ``tags_of(file)`` gives a file's tag
     values for its weak captions. With ``pairs_file`` the index need not exist (its catalog is created);
     without, IndexNotFoundError. Raises IndexBusyError, InputNotFoundError (no pairs file), UsageError (too
-    few pairs, bad pairs file, bad choice).
+    few pairs, bad pairs file, bad choice, a training device that is not here).
     """
     from diffgap_search.gap.training import TrainConfig, train_bridge
 
     pair_set = PairSet.parse(pairs, PAIRS_ERROR)
     caption_choice = Captions.parse(captions, CAPTIONS_ERROR)
+    if cfg is not None:
+        cfg.torch_device()  # UsageError for a CUDA device that is not here, before anything is read or created
     started = time.perf_counter()
     if pairs_file is None:
         Catalog.open(index_dir).close()  # IndexNotFoundError before taking the lock

@@ -119,7 +119,7 @@ class Bridge:
                        for role, scales in (("query", query), ("items", items))}
         if any(not 0.0 <= a <= 1.0 for scales in self._alpha.values() for a in scales.values()):
             raise ValueError(f"residual scales must be in [0, 1], got {query} (queries), {items} (items)")
-        self._t_emb: dict[int, torch.Tensor] = {}
+        self._t_emb: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- description
     @property
@@ -187,7 +187,7 @@ class Bridge:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor of the checkpoint: the denoiser's weights and the training record's ``record.*``."""
-        out = dict(self._net.state_dict())
+        out = {k: v.cpu() for k, v in self._net.state_dict().items()}  # a bridge trained on a GPU is saved from the CPU
         if self.record is not None:
             out.update(self.record.tensors())
         return out
@@ -231,27 +231,31 @@ class Bridge:
                 out[i : i + batch_size] = self._sample(torch.from_numpy(x[i : i + batch_size]), direction, cfg, alpha)
         return out
 
-    def _time_embedding(self, t: int) -> torch.Tensor:
-        """``(1, H)`` embedding of timestep ``t``, computed once per bridge (the weights are frozen)."""
-        if t not in self._t_emb:
-            self._t_emb[t] = self._net.time_embedding(torch.full((1,), t, dtype=torch.int64)).clone()
-        return self._t_emb[t]
+    def _time_embedding(self, t: int, device: torch.device) -> torch.Tensor:
+        """``(1, H)`` embedding of timestep ``t`` on ``device``, computed once per bridge and device (the
+        weights are frozen)."""
+        key = f"{t}@{device}"
+        if key not in self._t_emb:
+            self._t_emb[key] = self._net.time_embedding(torch.full((1,), t, dtype=torch.int64, device=device)).clone()
+        return self._t_emb[key]
 
     def _sample(self, x: torch.Tensor, direction: Direction, cfg: SampleConfig, alpha: float) -> np.ndarray:
         """``(B, D)`` condition rows -> ``(B, D) float32`` L2-normalised generated rows (under inference mode);
-        ``alpha``: the residual scale of the role served."""
+        ``alpha``: the residual scale of the role served. Runs where the denoiser is (the CPU, except while a
+        bridge trained on a GPU is validated there); the rows come back on the CPU."""
         b, d = x.shape
         net = self._net
-        cond = to_diffusion_space(x)
-        dirs = torch.full((b,), direction.index, dtype=torch.int64)
+        dev = net.null_cond.device
+        cond = to_diffusion_space(x.to(dev))
+        dirs = torch.full((b,), direction.index, dtype=torch.int64, device=dev)
         guided = cfg.guidance_scale != 1.0
-        on = torch.ones(b, dtype=torch.bool)
+        on = torch.ones(b, dtype=torch.bool, device=dev)
         if alpha == 0.0:  # the linear anchor alone: no network evaluation, whatever the sampler
             a = net.anchor(cond, dirs, on)
             assert a is not None
-            return (a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
+            return (a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
         if guided:
-            keep = torch.cat([on, torch.zeros(b, dtype=torch.bool)])
+            keep = torch.cat([on, torch.zeros(b, dtype=torch.bool, device=dev)])
             cond_h = net.encode_condition(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
             anchor = net.anchor(torch.cat([cond, cond]), torch.cat([dirs, dirs]), keep)
         else:
@@ -259,8 +263,8 @@ class Bridge:
             anchor = net.anchor(cond, dirs, on)
 
         def x0_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
-            step = torch.full((1,), t, dtype=torch.int64)  # one timestep for all rows: broadcast
-            e = self._time_embedding(t)
+            step = torch.full((1,), t, dtype=torch.int64, device=dev)  # one timestep for all rows: broadcast
+            e = self._time_embedding(t, dev)
             if not guided:
                 out = net.denoise(x_t, step, cond_h, e, anchor)
             else:
@@ -274,15 +278,15 @@ class Bridge:
 
         timesteps = self.schedule.ddim_timesteps(cfg.steps)
         if cfg.noise_scale == 0.0:
-            x0 = ddim_sample(x0_fn, torch.zeros(b, d), timesteps, self.schedule, cfg.renorm_x0)
+            x0 = ddim_sample(x0_fn, torch.zeros(b, d, device=dev), timesteps, self.schedule, cfg.renorm_x0)
         else:
-            total = torch.zeros(b, d)
+            total = torch.zeros(b, d, device=dev)
             for k in range(cfg.samples):
-                z = torch.randn(d, generator=torch.Generator().manual_seed(cfg.seed + k)) * cfg.noise_scale
+                z = torch.randn(d, generator=torch.Generator().manual_seed(cfg.seed + k)).to(dev) * cfg.noise_scale
                 out = ddim_sample(x0_fn, z.expand(b, d).contiguous(), timesteps, self.schedule, cfg.renorm_x0)
                 total += out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)
             x0 = total
-        return (x0 / x0.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
+        return (x0 / x0.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: Path) -> None:

@@ -65,7 +65,7 @@ class DenoiserConfig:
 def timestep_features(t: torch.Tensor, n: int) -> torch.Tensor:
     """Sinusoidal features of integer timesteps: ``(B,) int64 -> (B, n) float32``."""
     half = n // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.to(torch.float32)[:, None] * freqs[None, :]
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 

@@ -24,7 +24,8 @@ def to_diffusion_space(x: torch.Tensor) -> torch.Tensor:
 
 
 def _abar(schedule: NoiseSchedule, t: torch.Tensor | int) -> torch.Tensor:
-    ac = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float64)
+    device = t.device if isinstance(t, torch.Tensor) else None
+    ac = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float64, device=device)
     return ac[t].to(torch.float32)
 
 
@@ -99,6 +100,6 @@ def info_nce(
     """
     logits = F.normalize(x0_hat, dim=-1) @ F.normalize(x0, dim=-1).T / temperature
     if groups is not None:
-        same = (groups[:, None] == groups[None, :]) & ~torch.eye(len(groups), dtype=torch.bool)
+        same = (groups[:, None] == groups[None, :]) & ~torch.eye(len(groups), dtype=torch.bool, device=x0.device)
         logits = logits.masked_fill(same, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(x0.shape[0]))
+    return F.cross_entropy(logits, torch.arange(x0.shape[0], device=x0.device))

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from ..config import device_name
 from ..errors import UsageError
 from .bridge import SampleConfig
 from .directions import Direction, Modality
@@ -68,6 +69,11 @@ class TrainConfig:
     precision: str = "auto"
     # torch threads of the run; 0: as many as the machine has idle cores now (``threads.idle_cores``)
     threads: int = 0
+    # where the optimiser loop and validation's ratings and choices run: "cpu", "cuda", "cuda:N", or "auto"
+    # (CUDA when torch sees a GPU). The random draws (noise, timesteps, condition drops) come from the same CPU
+    # generator on every device, so a CUDA run differs from a CPU run by floating-point order only; the bridge
+    # is moved to the CPU once validation has chosen, and stored and served from there.
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 4:
@@ -95,6 +101,7 @@ class TrainConfig:
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError("val_fraction and cond_drop_prob must be in [0, 1)")
         object.__setattr__(self, "schedule", ScheduleKind(self.schedule))
+        object.__setattr__(self, "device", device_name(self.device))  # UsageError for an unknown name
 
     def with_guidance(self, value: str) -> TrainConfig:
         """``--guidance``: ``"auto"`` tunes the scale on validation over ``guidance_grid``; a number >= 0 fixes
@@ -118,10 +125,26 @@ class TrainConfig:
         d["residual_grid"] = list(self.residual_grid)
         return d
 
+    def torch_device(self) -> torch.device:
+        """``device`` as a ``torch.device`` (``auto``: ``cuda`` where torch sees a GPU, else ``cpu``).
+
+        Raises UsageError for a CUDA device this machine does not have."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.device)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.type == "cuda" and (device.index or 0) >= count:
+            raise UsageError(f"training device '{self.device}' is not here: torch {torch.__version__} sees {count} "
+                             "CUDA device(s); use --device cpu or auto")
+        return device
+
     def use_bf16(self) -> bool:
-        """Whether the forward pass runs under bfloat16 autocast (``precision``)."""
+        """Whether the forward pass runs under bfloat16 autocast (``precision``; ``auto``: where bf16 is native,
+        a CUDA device with bf16 or a CPU with AVX512-BF16 / AMX)."""
         if self.precision != "auto":
             return self.precision == "bf16"
+        if self.torch_device().type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN

@@ -151,7 +151,8 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
         steps_grid = (1,) if cfg.objective == "regression" else cfg.steps_grid
         candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
     sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces)
-    selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32"}
+    selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32",
+                                    "device": str(cfg.torch_device())}
     if chooses_residual and tasks:
         crossed = None
         if mirror is not None:  # cross-fitting: the same procedure on the other half, judged on the choice half
@@ -174,6 +175,7 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
         weights, counterparts = counterpart_fusion(record, every)
         selection.update(**scales, counterpart_fusion=weights, counterparts_val=counterparts)
     selection["val"] = val
+    ema.cpu()  # validated on the training device; stored and served from the CPU
     bridge = make(sample, fusion, selection)
     report = TrainReport(
         n_train={s.name: len(s.train_a) for s in sets},

@@ -105,6 +105,13 @@ class Batch:
     codes: torch.Tensor
     halves: list[slice]
 
+    def to(self, device: torch.device) -> Batch:
+        """This batch with its tensors on ``device`` (itself where they are there already)."""
+        if self.x0.device == device:
+            return self
+        move = [t.to(device, non_blocking=True) for t in (self.x0, self.cond, self.direction, self.codes)]
+        return Batch(*move, self.halves)
+
 
 class Batcher:
     """Draws batches from the pair sets: each epoch a fresh seeded permutation of every pair set.

@@ -23,14 +23,15 @@ from .training_data import Batch, Batcher
 def _loss(net: Denoiser, schedule: NoiseSchedule, cfg: TrainConfig, batch: Batch, gen: torch.Generator) -> torch.Tensor:
     """x0 MSE + ``infonce_weight`` x InfoNCE (per direction half, conditioned rows only); scalar."""
     x0 = batch.x0
-    n = x0.shape[0]
-    keep = torch.rand(n, generator=gen) >= cfg.cond_drop_prob
+    n, device = x0.shape[0], x0.device
+    # every random draw from the one CPU generator, then moved: the same stream on every device
+    keep = (torch.rand(n, generator=gen) >= cfg.cond_drop_prob).to(device)
     if cfg.objective == "regression":  # the sampler's first step from the zero start, and nothing else
-        t = torch.full((n,), schedule.num_steps - 1, dtype=torch.int64)
+        t = torch.full((n,), schedule.num_steps - 1, dtype=torch.int64, device=device)
         x_t = torch.zeros_like(x0)
     else:
-        t = torch.randint(0, schedule.num_steps, (n,), generator=gen)
-        x_t = q_sample(x0, t, torch.randn(x0.shape, generator=gen), schedule)
+        t = torch.randint(0, schedule.num_steps, (n,), generator=gen).to(device)
+        x_t = q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(device), schedule)
     x0_hat = net(x_t, t, batch.cond, batch.direction, keep)
     loss = denoising_loss(x0_hat, x0)
     if cfg.infonce_weight > 0:
@@ -63,7 +64,11 @@ def optimise(
     keeps its own best weights and closes after ``cfg.patience`` ratings without improvement (a closed track's
     choice never changes, so the first track keeps what it would alone); the loop stops when every track is
     closed. ``mirror``: the second track's best weights (``checkpoint["mirror"]``: its epoch and scores), else None.
+    The loop and the ratings run on ``cfg.device``, and the network comes back there: the caller moves it to the CPU
+    once validation has chosen what is served.
     """
+    device = cfg.torch_device()
+    net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     bf16 = cfg.use_bf16()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -85,8 +90,8 @@ def optimise(
         batcher.new_epoch()
         epoch_loss = 0.0
         for i in range(batcher.steps_per_epoch):
-            batch = batcher.batch(i)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            batch = batcher.batch(i).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = _loss(net, schedule, cfg, batch, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
