@@ -18,4 +18,4 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   exit 0
 fi
 nvidia-smi -L >&2
-exec timeout 470 nice -n 5 "$PY" benchmarks/gpu_check.py "$@"
+exec timeout 470 "$PY" benchmarks/gpu_check.py "$@"

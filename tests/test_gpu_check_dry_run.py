@@ -1,0 +1,45 @@
+"""``benchmarks/gpu_check.py --dry-run`` runs its parts' code on the CPU, so a GPU machine's rare, short lease is
+not spent finding a broken script: the training and FAISS parts here (the others load full-size models and take
+minutes on 2 cores); a part that fails is recorded with its error and the results are still written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dry_run(out: Path, only: str, budget_s: int) -> dict:
+    """Run the check's dry run of the parts ``only`` into ``out``; its JSON results (exit 0 asserted)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--only", only,
+                           "--out-dir", str(out), "--budget-s", str(budget_s)],
+                          capture_output=True, text=True, timeout=600, cwd=out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((out / "gpu_check.json").read_text())
+
+
+@pytest.mark.slow
+def test_dry_run_measures_the_training_and_faiss_parts_and_writes_results(tmp_path: Path) -> None:
+    doc = _dry_run(tmp_path, "training,faiss,nonesuch", 600)
+    assert doc["gpu"] == "CPU (dry run)"
+    assert sorted(doc["parts"]) == ["faiss", "training"]
+    assert doc["parts"]["training"].startswith("ok in "), doc["parts"]
+    assert doc["parts"]["faiss"].startswith("ok in "), doc["parts"]
+    assert doc["train_gpu_fp32"]["device"] == "cpu" and doc["train_gpu_fp32"]["seconds_per_10k_pairs"] > 0
+    assert doc["train_cpu_fp32"]["steps_timed"] >= 1
+    assert doc["faiss_gpus"] == 0 and doc["faiss_kmeans_cpu_s"] > 0
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert "| DiffGAP training, D = 512, cpu, fp32 |" in table
+    assert "| FAISS k-means on the GPU | not measured |" in table
+
+
+@pytest.mark.slow
+def test_a_part_out_of_budget_is_skipped_and_said(tmp_path: Path) -> None:
+    doc = _dry_run(tmp_path, "train_cli", 1)
+    assert doc["parts"]["train_cli"].startswith("skipped: "), doc["parts"]
+    assert "| train_cli | not measured | out of time" in (tmp_path / "gpu_check.md").read_text()
