@@ -49,6 +49,7 @@ def main() -> int:
     from diffgap_search.encoders.cavp import features as feats
     from diffgap_search.encoders.cavp.model import CavpModel
     from diffgap_search.encoders.cavp.encoder import CavpEncoder
+    from diffgap_search.encoders.cavp.spec_torch import SpecClips
     from diffgap_search.encoders.runtime import limit_cpu_threads
 
     device = torch.device(bench_device(args.device))
@@ -74,9 +75,17 @@ def main() -> int:
 
     video_s, video_net_s = _best([lambda: enc.embed_video(frames), lambda: net(clips, model.encode_video)],
                                  args.repeats)
-    audio_s, audio_net_s, mel_s = _best([lambda: enc.embed_audio(audio, sample_rate=48_000),
-                                         lambda: net(specs, model.encode_spec),
-                                         lambda: [feats.spec_clips(a, 48_000, 10.0) for a in audio]], args.repeats)
+    spec_torch = SpecClips(device)
+
+    def torch_clips() -> None:
+        [spec_torch(a, 48_000, 10.0) for a in audio]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    audio_s, audio_net_s, mel_s, mel_torch_s = _best([lambda: enc.embed_audio(audio, sample_rate=48_000),
+                                                      lambda: net(specs, model.encode_spec),
+                                                      lambda: [feats.spec_clips(a, 48_000, 10.0) for a in audio],
+                                                      torch_clips], args.repeats)
     nv, na = args.video_windows, args.audio_windows
     payload = {
         "device": str(device), "threads": threads, "batch_clips": args.batch_size,
@@ -86,7 +95,8 @@ def main() -> int:
                   "efficiency": video_net_s / video_s},
         "audio": {"windows": na, "clips": int(specs.shape[0]), "windows_per_s": na / audio_s,
                   "clips_per_s": specs.shape[0] / audio_s, "network_windows_per_s": na / audio_net_s,
-                  "log_mel_windows_per_s": na / mel_s, "efficiency": audio_net_s / audio_s},
+                  "log_mel_windows_per_s": na / mel_s, "log_mel_torch_windows_per_s": na / mel_torch_s,
+                  "efficiency": audio_net_s / audio_s},
     }
     table = [("tower", "encoder windows/s (10 s)", "clips/s", "network alone windows/s", "encoder / network"),
              ("video (40 frames, 3 clips)", f"{nv / video_s:.3f}", f"{clips.shape[0] / video_s:.2f}",
@@ -95,7 +105,8 @@ def main() -> int:
               f"{na / audio_net_s:.2f}", f"{audio_net_s / audio_s:.0%}")]
     notes = [(f"full-size CAVP, random weights ({payload['parameters_millions']} M parameters), device {device}, "
               f"{threads} threads, {args.batch_size} clips per pass, best of {args.repeats}"),
-             f"log-mel features alone (resample 48 -> 16 kHz, librosa STFT + mel): {na / mel_s:.1f} windows/s"]
+             f"log-mel clips alone, numpy (scipy FIR 48 -> 16 kHz, librosa STFT + mel): {na / mel_s:.1f} windows/s; "
+             f"torch on {device} (spec_torch.py, what the encoder runs): {na / mel_torch_s:.1f} windows/s"]
     write_results("cavp", payload, table, notes, out_dir=args.out_dir)
     return 0
 

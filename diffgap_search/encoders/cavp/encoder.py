@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import torch
 
     from diffgap_search.encoders.cavp.model import CavpModel
+    from diffgap_search.encoders.cavp.spec_torch import SpecClips
 
 CAVP = "cavp"  # --video-model value naming the published checkpoint
 CAVP_REPO = "SimianLuo/Diff-Foley"
@@ -85,6 +86,7 @@ class CavpEncoder:
         self.sample_rate = feats.SAMPLE_RATE
         self.provenance: dict[str, Any] = {}
         self.preprocessing = dict(PREPROCESSING)
+        self._spec: SpecClips | None = None  # made at the first audio window
 
     def embed_video(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """N windows of ``(F_i, H, W, 3) uint8`` frames sampled at 4 fps -> ``(N, D) float32``, L2-normalised."""
@@ -99,9 +101,7 @@ class CavpEncoder:
         ``durations_s``: the seconds each window spans (``end - start``), which decide its clips as its frames'
         count does for video; default ``S / sample_rate`` (a full window).
         """
-        import torch
-
-        from diffgap_search.encoders.cavp.features import spec_clips
+        from diffgap_search.encoders.cavp.spec_torch import SpecClips
 
         arr = np.asarray(windows, dtype=np.float32)
         if arr.ndim != 2:
@@ -110,7 +110,9 @@ class CavpEncoder:
         spans = list(durations_s) if durations_s is not None else [arr.shape[1] / rate] * len(arr)
         if len(spans) != len(arr):
             raise ValueError(f"{len(arr)} windows but {len(spans)} durations")
-        clips = (torch.from_numpy(spec_clips(w, rate, d)) for w, d in zip(arr, spans))
+        if self._spec is None:
+            self._spec = SpecClips(self.device)  # the log-mel clips on the model's device (spec_torch.py)
+        clips = (self._spec(w, rate, d) for w, d in zip(arr, spans))
         return self._pooled(clips, len(arr), self.model.encode_spec)
 
     def _pooled(self, per_window: Iterator[torch.Tensor], n: int, forward: Any) -> np.ndarray:
