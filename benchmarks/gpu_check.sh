@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The GPU check of issue 22 (docs/ray.md "Throughput"): on a machine with a CUDA GPU, in under 8 minutes,
-# windows/s per model (full-size CLAP architecture, aisfx when installed) on CUDA and on the CPU, the cosine of
-# fp16 and bf16 CLAP audio vectors to fp32, FAISS k-means on the GPU (faiss-gpu) against the CPU, and
-# `dgsearch index --engine ray` with one GPU actor. Writes benchmarks/results/gpu_check.{json,md}.
-# Without a GPU (or without CUDA in torch) it says so and exits 0, having measured nothing.
+# The GPU check of issue 22 (docs/ray.md "On one GPU"): on a machine with a CUDA GPU, in under 8 minutes, the
+# parts of benchmarks/gpu_check.py in order of what they tell: CLAP windows/s on CUDA (auto and fp32) and on the
+# CPU with the fp16/bf16 cosines to fp32; DiffGAP training per 10k pairs; `dgsearch index` and `dgsearch train`
+# with --device cuda; CLIP, CAVP and aisfx on CUDA and on the CPU; FAISS k-means (on the GPU with faiss-gpu);
+# `dgsearch index --engine ray` with one GPU actor where Ray is installed. A part that fails or would overrun
+# --budget-s is recorded as such. Writes benchmarks/results/gpu_check.{json,md} (or --out-dir).
+# Without a GPU (or without CUDA in torch) it says so and exits 0, having measured nothing; `python
+# benchmarks/gpu_check.py --dry-run` runs every part on the CPU instead, to check the code.
 #
-#     benchmarks/gpu_check.sh [--out-dir DIR]
+#     benchmarks/gpu_check.sh [--out-dir DIR] [--budget-s 420] [--only clap,training,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
