@@ -4,7 +4,8 @@ Forced paths are used as asked. ``auto`` takes a path remembered for these weigh
 probes: every candidate this device runs natively (bf16 where native; on the CPU torch ``int8``, and
 ``onnx-int8`` and ``onnx`` where onnxruntime is installed) embeds two fixed probe windows; a candidate whose
 vectors fall below cosine ``MIN_LOW_PRECISION_COSINE`` (0.999) to float32's on either window is rejected; of
-float32 and the accepted ones, the fastest on the probe batch (best of two timed runs) wins, and is
+float32 and the accepted ones, the fastest on the probe batch (best of two timed runs; on a GPU the batch is
+repeated to the encoder's batch size and each run waited for) wins, and is
 remembered under the weights, tower, device type, torch build and CPU capability, onnxruntime's version and
 ``PATHS_VERSION`` (``precision.py``). Each path is judged with the features it runs on (float32's with the float64
 STFT, the others with the float32 one: ``ClapEncoder.stft_dtype``). Towers below ``encoder.min_params_for_lowp``
@@ -42,6 +43,7 @@ class ClapEncoder(Protocol):
     precision: Precision
     window_samples: int
     sample_rate: int
+    batch_size: int
     min_params_for_lowp: int
     probe_report: dict[str, float]
 
@@ -75,7 +77,8 @@ def auto_key(encoder: ClapEncoder, tower: str) -> str:
 
 def choice_key(fingerprint: str, device: torch.device, tower: str) -> str:
     """``auto_key`` from the weights' sha256 and the device alone (no encoder built yet)."""
-    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+    # a GPU's choices are keyed apart from those made before its probe timed synchronised, full batches
+    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else f"{device.type} synced"
     return f"{weights_key(fingerprint, device, tower)}|{capability}|{runtime_stamp()}|auto"
 
 
@@ -158,15 +161,33 @@ def agreement(reference: np.ndarray, run: Runner, features: torch.Tensor) -> flo
 
 
 def best_time(call: Callable[[], object], repeats: int = 2) -> float:
-    """Seconds of the fastest of ``repeats`` calls of ``call`` (after one untimed call), in inference mode."""
+    """Seconds of the fastest of ``repeats`` calls of ``call`` (after one untimed call), in inference mode. A
+    call that returns a CUDA tensor is waited for (its kernels run asynchronously: unsynchronised, a GPU path's
+    time is its launches')."""
+
+    def run() -> None:
+        out = call()
+        if isinstance(out, torch.Tensor) and out.is_cuda:
+            torch.cuda.synchronize(out.device)
+
     best = float("inf")
     with torch.inference_mode():
-        call()
+        run()
         for _ in range(repeats):
             start = time.perf_counter()
-            call()
+            run()
             best = min(best, time.perf_counter() - start)
     return best
+
+
+def timing_batch(encoder: ClapEncoder, features: torch.Tensor) -> torch.Tensor:
+    """The features a path is timed on: the probe's own on the CPU, where time grows with the batch; on a GPU
+    they are repeated up to the encoder's batch size, since at two windows every path runs launch-bound and
+    takes the same time (measured on an H200: ``auto`` kept fp32 there)."""
+    if encoder.device.type == "cpu" or encoder.batch_size <= len(features):
+        return features
+    reps = -(-encoder.batch_size // len(features))
+    return features.repeat(reps, *([1] * (features.dim() - 1)))[: encoder.batch_size]
 
 
 def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]) -> tuple[Precision, Runner]:
@@ -179,7 +200,8 @@ def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]
     lowp_features = encoder._features(windows, torch.float32)
     with torch.inference_mode():
         reference = unit_rows(exact(features))
-    best: tuple[float, Precision, Runner] = (best_time(partial(exact, features)), Precision.FP32, exact)
+    best: tuple[float, Precision, Runner] = (best_time(partial(exact, timing_batch(encoder, features))),
+                                             Precision.FP32, exact)
     for path in candidates:
         try:
             run = audio_runner(encoder, path, lowp_features[:1])
@@ -194,7 +216,7 @@ def probe_paths(encoder: ClapEncoder, exact: Runner, candidates: list[Precision]
             remember_verdict(f"{base_key(encoder, 'audio')}|{path}", ok)
         encoder.probe_report[str(path)] = cosine
         if ok:
-            seconds = best_time(partial(run, lowp_features))
+            seconds = best_time(partial(run, timing_batch(encoder, lowp_features)))
             if seconds < best[0]:
                 best = (seconds, path, run)
     return best[1], best[2]
