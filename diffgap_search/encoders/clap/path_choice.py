@@ -161,14 +161,14 @@ def agreement(reference: np.ndarray, run: Runner, features: torch.Tensor) -> flo
 
 
 def best_time(call: Callable[[], object], repeats: int = 2) -> float:
-    """Seconds of the fastest of ``repeats`` calls of ``call`` (after one untimed call), in inference mode. A
-    call that returns a CUDA tensor is waited for (its kernels run asynchronously: unsynchronised, a GPU path's
-    time is its launches')."""
+    """Seconds of the fastest of ``repeats`` calls of ``call`` (after one untimed call), in inference mode. Where
+    CUDA is in use each call is waited for (its kernels run asynchronously: unsynchronised, a GPU path's time is
+    its launches'); the audio and the text probes both time through here."""
 
     def run() -> None:
-        out = call()
-        if isinstance(out, torch.Tensor) and out.is_cuda:
-            torch.cuda.synchronize(out.device)
+        call()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
 
     best = float("inf")
     with torch.inference_mode():
