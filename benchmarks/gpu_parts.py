@@ -91,6 +91,7 @@ def clap(check: Check) -> None:
     gpu_best = max(check.results["clap_gpu_auto"]["windows_per_s"], check.results["clap_gpu_fp32"]["windows_per_s"])
     check.results["clap_speedup"] = gpu_best / check.results["clap_cpu_fp32"]["windows_per_s"]
     check.row(f"CLAP {check.gpu} over {os.cpu_count()} CPUs (fp32)", f"{check.results['clap_speedup']:.1f}x", "")
+    from indexing_loops import _embeds  # get_audio_features' vectors under transformers 4 and 5
     from transformers import ClapFeatureExtractor, ClapModel
 
     feats = ClapFeatureExtractor.from_pretrained(str(check.model_dir))(list(batch[:16]), sampling_rate=48_000,
@@ -109,12 +110,6 @@ def clap(check: Check) -> None:
             check.row(f"CLAP {name} vs fp32 audio vectors, cosine min / mean", f"{cos.min():.5f} / {cos.mean():.5f}",
                       "fit for indexing if min >= 0.999")
             del low
-
-
-def _embeds(out: Any) -> Any:
-    """``get_audio_features``'s projected vectors: the tensor itself (transformers 4) or its ``pooler_output``
-    (transformers 5 returns a model output)."""
-    return out if hasattr(out, "float") else out.pooler_output
 
 
 def training(check: Check) -> None:

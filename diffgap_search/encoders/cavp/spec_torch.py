@@ -44,11 +44,11 @@ class SpecClips:
 
     def to_16k(self, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
         """``features.to_16k`` -> ``(ceil(S * 16000 / sample_rate),) float32`` on the device."""
+        if sample_rate % SAMPLE_RATE:  # not a whole multiple: resampy itself, on the CPU
+            return torch.from_numpy(to_16k(np.asarray(samples, dtype=np.float32), sample_rate)).to(self.device)
         x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(self.device)
         if sample_rate == SAMPLE_RATE:
             return x
-        if sample_rate % SAMPLE_RATE:  # not a whole multiple: resampy itself, on the CPU
-            return torch.from_numpy(to_16k(np.asarray(samples, dtype=np.float32), sample_rate)).to(self.device)
         factor = sample_rate // SAMPLE_RATE
         n = math.ceil(x.shape[-1] / factor)
         taps, lead = self._decimation(factor)
