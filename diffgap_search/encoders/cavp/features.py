@@ -171,6 +171,11 @@ def spec_clips(window: np.ndarray, sample_rate: int, duration_s: float) -> np.nd
     mel = log_mel(to_16k(window, sample_rate))
     if mel.shape[1] < CLIP_MEL:
         mel = np.tile(mel, (1, math.ceil(CLIP_MEL / mel.shape[1])))
-    last = mel.shape[1] - CLIP_MEL
-    starts = [min(o * MEL_PER_FRAME, last) for o in clip_offsets(frame_count(duration_s))]
-    return np.stack([mel[:, s : s + CLIP_MEL] for s in starts])
+    return np.stack([mel[:, s : s + CLIP_MEL] for s in clip_starts(mel.shape[1], duration_s)])
+
+
+def clip_starts(mel_frames: int, duration_s: float) -> list[int]:
+    """First spectrogram frames of a window's clips (``spec_clips``): ``16 x`` each clip's first video frame,
+    a clip that would run past the ``mel_frames`` (>= 256, tiled already) moved back to end with them."""
+    last = mel_frames - CLIP_MEL
+    return [min(o * MEL_PER_FRAME, last) for o in clip_offsets(frame_count(duration_s))]

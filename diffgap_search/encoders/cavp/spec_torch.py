@@ -18,9 +18,7 @@ import math
 import numpy as np
 import torch
 
-from .features import (
-    CLIP_MEL, HOP, MEL_PER_FRAME, N_FFT, SAMPLE_RATE, _decimation_fir, clip_offsets, frame_count, mel_basis, to_16k,
-)
+from .features import CLIP_MEL, HOP, N_FFT, SAMPLE_RATE, _decimation_fir, clip_starts, mel_basis, to_16k
 
 
 class SpecClips:
@@ -38,9 +36,7 @@ class SpecClips:
         mel = self.log_mel(self.to_16k(window, sample_rate))
         if mel.shape[1] < CLIP_MEL:
             mel = mel.repeat(1, math.ceil(CLIP_MEL / mel.shape[1]))
-        last = mel.shape[1] - CLIP_MEL
-        starts = [min(o * MEL_PER_FRAME, last) for o in clip_offsets(frame_count(duration_s))]
-        return torch.stack([mel[:, s : s + CLIP_MEL] for s in starts])
+        return torch.stack([mel[:, s : s + CLIP_MEL] for s in clip_starts(mel.shape[1], duration_s)])
 
     def to_16k(self, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
         """``features.to_16k`` -> ``(ceil(S * 16000 / sample_rate),) float32`` on the device."""
