@@ -21,6 +21,9 @@ sum to 1; ``tune_fusion`` picks them on validation pairs (R@1, then mAP@10) from
 
 from __future__ import annotations
 
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from itertools import product
 
@@ -59,18 +62,20 @@ def raw_term_served(query_modality: str, item_modality: str, shared_space: bool 
 
 
 def fuse(
-    raw: np.ndarray | None, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig
+    raw: np.ndarray | None, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig,
+    out: np.ndarray | None = None, scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted mean of ``(Q, N)`` cosine matrices -> ``(Q, N) float32``; ``raw=None`` drops the raw term
-    (weight and all), as the searcher does for video. ValueError if no served term has weight."""
+    (weight and all), as the searcher does for video. ValueError if no served term has weight. ``out`` and
+    ``scratch``: ``(Q, N) float32`` buffers to compute in (a tuning loop's), the same numbers either way."""
     w_raw = cfg.w_raw if raw is not None else 0.0
     total = w_raw + cfg.w_query_bridged + cfg.w_item_bridged
     if total <= 0:
         raise ValueError(f"fusion weights {cfg.to_dict()} give no weight to a served term")
-    out = np.multiply(query_bridged, cfg.w_query_bridged / total, dtype=np.float32)
-    out += np.multiply(item_bridged, cfg.w_item_bridged / total, dtype=np.float32)
+    out = np.multiply(query_bridged, cfg.w_query_bridged / total, dtype=np.float32, out=out)
+    out += np.multiply(item_bridged, cfg.w_item_bridged / total, dtype=np.float32, out=scratch)
     if w_raw:
-        out += np.multiply(raw, w_raw / total, dtype=np.float32)
+        out += np.multiply(raw, w_raw / total, dtype=np.float32, out=scratch)
     return out
 
 
@@ -90,17 +95,41 @@ def tune_fusion(
 ) -> FusionConfig:
     """Grid-search the weights (multiples of ``step`` summing to 1) on validation ``(V_q, V_i)`` cosine
     matrices of ``task``, by the served score's R@1 then mAP@10; ties go to the first grid point (least
-    raw weight, then least query-bridged weight). The raw weight stays 0 where the raw term is not served."""
+    raw weight, then least query-bridged weight). The raw weight stays 0 where the raw term is not served.
+
+    Each grid point's figures are those of ``task.metrics(fused_unit_scores(...))``, bit for bit: the terms
+    are pooled over the query's vectors once, each point's fused score is computed in reused buffers and
+    ranked only as far as R@1 and mAP@10 need (``Task.cutoff_metrics``), and the points are scored on
+    ``ranking_threads()`` threads (numpy releases the GIL; the choice does not depend on the thread count)."""
     n = round(1 / step)
     allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
-    best: tuple[tuple[float, float], FusionConfig] | None = None
-    for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)):
-        if i + j > n:
-            continue
-        cfg = FusionConfig(w_raw=i / n, w_query_bridged=j / n, w_item_bridged=(n - i - j) / n)
-        m = task.metrics(fused_unit_scores(task, raw, query_bridged, item_bridged, cfg))
-        key = (m["R@1"], m["mAP@10"])
-        if best is None or key > best[0]:
-            best = (key, cfg)
-    assert best is not None
-    return best[1]
+    pq = task.queries.pool
+    pooled = [pq(t, 0) for t in ((raw,) if allow_raw else ()) + (query_bridged, item_bridged)]
+    if not all(np.isfinite(t).all() for t in pooled):
+        raise ValueError("retrieval scores contain NaN or inf")
+    p_raw, p_query, p_items = pooled if allow_raw else [None, *pooled]
+    grid = [FusionConfig(w_raw=i / n, w_query_bridged=j / n, w_item_bridged=(n - i - j) / n)
+            for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)) if i + j <= n]
+    task.relevance  # computed once, before any thread needs it
+    local = threading.local()
+
+    def score(cfg: FusionConfig) -> tuple[float, float]:
+        if not hasattr(local, "buffers"):
+            local.buffers = (np.empty(p_query.shape, np.float32), np.empty(p_query.shape, np.float32))
+        m = task.cutoff_metrics(task.items.pool(fuse(p_raw, p_query, p_items, cfg, *local.buffers), axis=1))
+        return m["R@1"], m["mAP@10"]
+
+    threads = min(len(grid), ranking_threads())
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            keys = list(pool.map(score, grid))
+    else:
+        keys = [score(cfg) for cfg in grid]
+    return grid[max(range(len(grid)), key=lambda k: (keys[k], -k))]
+
+
+def ranking_threads() -> int:
+    """Threads for the tuning grids: torch's intra-op thread count where torch is loaded (training sets it to
+    the idle cores, ``threads.torch_threads``), else 1."""
+    torch = sys.modules.get("torch")
+    return max(1, int(torch.get_num_threads())) if torch is not None else 1

@@ -27,11 +27,42 @@ that collapsed to one vector - ranks the truth last, never first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 KS: tuple[int, ...] = (1, 5, 10)
 AP_CUTOFF = 10
 _CHUNK = 1024  # query rows compared at once: bounds memory at _CHUNK x N
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """Where each query's relevant items are, computed once per (queries, items) labelling.
+
+    ``columns (Q, R_max) int64``: row i's relevant item columns in increasing order, then zeros;
+    ``n_relevant (Q,) int64``; ``valid (Q, R_max) bool``: the columns that are real (not padding).
+    """
+
+    columns: np.ndarray
+    n_relevant: np.ndarray
+    valid: np.ndarray
+
+
+def relevance(query_labels: np.ndarray, item_labels: np.ndarray) -> Relevance:
+    """``(Q,)`` and ``(N,)`` int labels -> ``Relevance``. ValueError if a query has no relevant item."""
+    ql, il = np.asarray(query_labels).ravel(), np.asarray(item_labels).ravel()
+    order = np.argsort(il, kind="stable")
+    ordered = il[order]
+    lo, hi = np.searchsorted(ordered, ql, "left"), np.searchsorted(ordered, ql, "right")
+    n_rel = (hi - lo).astype(np.int64)
+    if (n_rel == 0).any():
+        raise ValueError(f"query {int(np.flatnonzero(n_rel == 0)[0])} has no relevant item")
+    k = np.arange(int(n_rel.max()) if len(ql) else 0)
+    valid = k[None, :] < n_rel[:, None]
+    columns = np.where(valid, order[np.minimum(lo[:, None] + k, max(len(il) - 1, 0))], 0) if len(il) else \
+        np.zeros(valid.shape, dtype=np.int64)
+    return Relevance(columns.astype(np.int64), n_rel, valid)
 
 
 def relevant_ranks(
@@ -44,54 +75,69 @@ def relevant_ranks(
     ranks in increasing order then zeros; ``n_relevant (Q,) int64``. ValueError if a query has no
     relevant item or the scores are not finite.
     """
-    sim = np.asarray(sim)
-    if sim.dtype not in (np.float32, np.float64):
-        sim = sim.astype(np.float64)
+    sim = _scores(sim)
     ql, il = np.asarray(query_labels).ravel(), np.asarray(item_labels).ravel()
     if sim.ndim != 2 or sim.shape != (len(ql), len(il)):
         raise ValueError(f"sim must be (Q, N) = ({len(ql)}, {len(il)}), got {sim.shape}")
     if not np.isfinite(sim).all():
         raise ValueError("retrieval scores contain NaN or inf")
-    labels, counts = np.unique(il, return_counts=True)
-    pos = np.searchsorted(labels, ql)
-    if len(labels):
-        found = (pos < len(labels)) & (labels[np.minimum(pos, len(labels) - 1)] == ql)
-    else:
-        found = np.zeros(len(ql), dtype=bool)
-    if not found.all():
-        raise ValueError(f"query {int(np.flatnonzero(~found)[0])} has no relevant item")
-    n_rel = counts[pos].astype(np.int64)
-    ranks = np.zeros((len(ql), int(n_rel.max()) if len(ql) else 0), dtype=np.int64)
-    for lo in range(0, len(ql), _CHUNK):
-        hi = min(lo + _CHUNK, len(ql))
-        ranks[lo:hi] = _chunk_ranks(sim[lo:hi], ql[lo:hi, None] == il[None, :], n_rel[lo:hi], ranks.shape[1])
-    return ranks, n_rel
+    rel = relevance(ql, il)
+    return ranks_of(sim, rel), rel.n_relevant
 
 
-def _chunk_ranks(s: np.ndarray, rel: np.ndarray, n_rel: np.ndarray, r_max: int) -> np.ndarray:
-    """Ranks of a chunk of queries: ``s (c, N)`` scores, ``rel (c, N) bool`` -> ``(c, r_max) int64``.
+def _scores(sim: np.ndarray) -> np.ndarray:
+    sim = np.asarray(sim)
+    return sim if sim.dtype in (np.float32, np.float64) else sim.astype(np.float64)
 
-    The relevant scores are taken best first, one at a time (a tie between two relevant items takes two
-    turns), and each is ranked after every irrelevant item scoring at least as much.
+
+def ranks_of(sim: np.ndarray, rel: Relevance, cutoff: int | None = None) -> np.ndarray:
+    """``relevant_ranks``' ranks of finite ``(Q, N)`` scores whose relevance is known: ``(Q, R_max) int64``.
+
+    Each relevant score (best first) is ranked ``j + #{items >= it} - #{relevant items >= it}``: one
+    comparison pass over the scores per relevant item. With ``cutoff`` (what R@k and mAP@10 need) a rank
+    above it reads ``cutoff + 1``, and a query with 3 or more relevant items is ranked from its
+    ``cutoff + R_max`` best scores (``np.partition``) instead: above the lowest of them that count is exact;
+    at or below it all ``cutoff + R_max`` are counted, of which at least ``cutoff`` are irrelevant, so the rank
+    is beyond the cutoff either way. Padding reads 0.
     """
-    out = np.zeros((len(s), r_max), dtype=np.int64)
-    remaining = np.where(rel, s, -np.inf)
-    wrong = ~rel
-    rows = np.arange(len(s))
-    for j in range(r_max):
-        best = remaining.argmax(axis=1)
-        score = remaining[rows, best]
-        remaining[rows, best] = -np.inf
-        wrong_ge = ((s >= score[:, None]) & wrong).sum(axis=1)
-        out[:, j] = np.where(j < n_rel, j + 1 + wrong_ge, 0)
-    return out
+    sim = _scores(sim)
+    q, n = sim.shape
+    r_max = rel.columns.shape[1]
+    s = np.where(rel.valid, sim[np.arange(q)[:, None], rel.columns], -np.inf)
+    s = -np.sort(-s, axis=1)  # relevant scores best first, padding (-inf) last
+    rel_ge = np.empty((q, r_max), dtype=np.int64)  # relevant items scoring >= the j-th (ties included)
+    if r_max:
+        rel_ge[:, -1] = r_max
+    for j in range(r_max - 2, -1, -1):
+        rel_ge[:, j] = np.where(s[:, j] == s[:, j + 1], rel_ge[:, j + 1], j + 1)
+    if cutoff is not None and r_max >= 3 and n > cutoff + r_max:
+        top = np.partition(sim, n - cutoff - r_max, axis=1)[:, n - cutoff - r_max:]
+        all_ge = (top[:, None, :] >= s[:, :, None]).sum(axis=2)  # exact above the lowest of them, else K
+    else:
+        all_ge = np.zeros((q, r_max), dtype=np.int64)
+        for lo in range(0, q, _CHUNK):
+            block = sim[lo:lo + _CHUNK]
+            for j in range(r_max):
+                all_ge[lo:lo + _CHUNK, j] = np.count_nonzero(block >= s[lo:lo + _CHUNK, j:j + 1], axis=1)
+    ranks = np.arange(1, r_max + 1, dtype=np.int64)[None, :] + all_ge - rel_ge
+    if cutoff is not None:
+        ranks = np.minimum(ranks, cutoff + 1)
+    return np.where(rel.valid, ranks, 0)
 
 
 def metrics_from_ranks(ranks: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
     """R@k (percent), median rank and mAP@10 (percent) from ``relevant_ranks``' output."""
+    out = cutoff_metrics(ranks, n_relevant, ks)
+    out["median_rank"] = float(np.floor(np.median(ranks[:, 0])))
+    out["mAP@10"] = out.pop("mAP@10")
+    return out
+
+
+def cutoff_metrics(ranks: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """R@k (``k <= AP_CUTOFF``) and mAP@10, percent, from ranks that are exact up to ``AP_CUTOFF`` (``ranks_of``
+    with ``cutoff=AP_CUTOFF``, or ``relevant_ranks``): equal to ``metrics_from_ranks``' figures, bit for bit."""
     first = ranks[:, 0]
     out: dict[str, float] = {f"R@{k}": float(100.0 * np.mean(first <= k)) for k in ks}
-    out["median_rank"] = float(np.floor(np.median(first)))
     j = np.arange(1, ranks.shape[1] + 1, dtype=np.float64)[None, :]
     within = (ranks >= 1) & (ranks <= AP_CUTOFF)
     ap = np.where(within, j / np.maximum(ranks, 1), 0.0).sum(axis=1) / n_relevant

@@ -19,10 +19,11 @@ then pool over the item's vectors: the order ``search.Searcher`` computes them i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from .metrics import retrieval_metrics
+from .metrics import AP_CUTOFF, KS, Relevance, cutoff_metrics, ranks_of, relevance, retrieval_metrics
 
 CLIP_LEVEL: frozenset[str] = frozenset({"audio", "video"})
 
@@ -94,6 +95,16 @@ class Task:
     def metrics(self, unit_scores: np.ndarray) -> dict[str, float]:
         """``metrics.retrieval_metrics`` of ``(U_q, U_i)`` unit scores (relevant = same group)."""
         return retrieval_metrics(unit_scores, self.queries.labels, self.items.labels)
+
+    @cached_property
+    def relevance(self) -> Relevance:
+        """Where each query unit's relevant item units are (computed once per task)."""
+        return relevance(self.queries.labels, self.items.labels)
+
+    def cutoff_metrics(self, unit_scores: np.ndarray) -> dict[str, float]:
+        """R@1, R@5, R@10 and mAP@10 of finite ``(U_q, U_i)`` unit scores, equal to ``metrics``' (no median
+        rank): ranks are counted only as far as those need (``metrics.ranks_of``), the tuning loops' metric."""
+        return cutoff_metrics(ranks_of(unit_scores, self.relevance, AP_CUTOFF), self.relevance.n_relevant, KS)
 
     def vector_metrics(self, sim: np.ndarray) -> dict[str, float]:
         """``metrics`` of ``(V_q, V_i)`` vector scores, pooled first."""

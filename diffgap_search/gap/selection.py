@@ -138,9 +138,8 @@ class _Memo:
 
 def _partner_cosine(task: Task, bridged: np.ndarray) -> float:
     """Mean over query units of the best cosine between the bridged query and a relevant item (tie-break)."""
-    units = task.pool(bridged)
-    rel = task.queries.labels[:, None] == task.items.labels[None, :]
-    return float(np.mean(np.where(rel, units, -np.inf).max(axis=1)))
+    units, rel = task.pool(bridged), task.relevance
+    return float(np.mean(np.where(rel.valid, units[np.arange(len(units))[:, None], rel.columns], -np.inf).max(axis=1)))
 
 
 def _unit_key(task: Task, coupled: bool) -> Hashable:
