@@ -110,6 +110,7 @@ def test_tune_fusion_chooses_what_the_plain_loop_chose(seed: int, other: str, mo
         qb, ib = np.round(q @ g.T + noise[1], 2), np.round(q @ g.T + noise[2], 2)
         for step, threads in product((0.25, 0.1), (1, 3)):
             monkeypatch.setattr(fusion, "ranking_threads", lambda: threads)
+            monkeypatch.setattr(fusion, "THREADED_SIZE", 0)
             assert tune_fusion(task, raw, qb, ib, step) == _old_tune(task, raw, qb, ib, step)
         cfg = FusionConfig(w_raw=0.2, w_query_bridged=0.3, w_item_bridged=0.5)
         units = fused_unit_scores(task, raw, qb, ib, cfg)
@@ -131,6 +132,7 @@ def test_a_tie_over_the_whole_grid_goes_to_its_first_point(threads: int, monkeyp
     """Perfect terms score R@1 = mAP@10 = 100 at every grid point: the first point (no raw weight, no
     query-bridged weight) is kept, whatever the threads' finishing order."""
     monkeypatch.setattr(fusion, "ranking_threads", lambda: threads)
+    monkeypatch.setattr(fusion, "THREADED_SIZE", 0)
     x = np.eye(6, dtype=np.float32)
     task = tasks_for("audio", "text", x, x, np.arange(6))[0]
     assert tune_fusion(task, x, x, x) == FusionConfig(w_raw=0.0, w_query_bridged=0.0, w_item_bridged=1.0)

@@ -32,6 +32,9 @@ import numpy as np
 from .protocol import Task
 
 
+THREADED_SIZE = 1 << 16  # unit-score entries from which the grid's points are scored on several threads
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """Weights of the three cosine terms.
@@ -100,7 +103,8 @@ def tune_fusion(
     Each grid point's figures are those of ``task.metrics(fused_unit_scores(...))``, bit for bit: the terms
     are pooled over the query's vectors once, each point's fused score is computed in reused buffers and
     ranked only as far as R@1 and mAP@10 need (``Task.cutoff_metrics``), and the points are scored on
-    ``ranking_threads()`` threads (numpy releases the GIL; the choice does not depend on the thread count)."""
+    ``ranking_threads()`` threads from ``THREADED_SIZE`` entries on (numpy releases the GIL; the choice does not
+    depend on the thread count)."""
     n = round(1 / step)
     allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
     pq = task.queries.pool
@@ -119,7 +123,7 @@ def tune_fusion(
         m = task.cutoff_metrics(task.items.pool(fuse(p_raw, p_query, p_items, cfg, *local.buffers), axis=1))
         return m["R@1"], m["mAP@10"]
 
-    threads = min(len(grid), ranking_threads())
+    threads = min(len(grid), ranking_threads()) if p_query.size >= THREADED_SIZE else 1
     if threads > 1:
         with ThreadPoolExecutor(threads) as pool:
             keys = list(pool.map(score, grid))
