@@ -114,7 +114,7 @@ def tune_fusion(
     p_raw, p_query, p_items = pooled if allow_raw else [None, *pooled]
     grid = [FusionConfig(w_raw=i / n, w_query_bridged=j / n, w_item_bridged=(n - i - j) / n)
             for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)) if i + j <= n]
-    task.relevance  # computed once, before any thread needs it
+    _ = task.relevance  # computed once, before any thread needs it
     local = threading.local()
 
     def score(cfg: FusionConfig) -> tuple[float, float]:
