@@ -13,7 +13,7 @@ import pytest
 
 from diffgap_search.gap import fusion
 from diffgap_search.gap.fusion import FusionConfig, fused_unit_scores, raw_term_served, tune_fusion
-from diffgap_search.gap.metrics import AP_CUTOFF, cutoff_metrics, ranks_of, relevance, relevant_ranks
+from diffgap_search.gap.metrics import AP_CUTOFF, cutoff_metrics, ranks_of, relevance, relevant_ranks, retrieval_metrics
 from diffgap_search.gap.protocol import Task, tasks_for
 
 
@@ -115,6 +115,7 @@ def test_tune_fusion_chooses_what_the_plain_loop_chose(seed: int, other: str, mo
         cfg = FusionConfig(w_raw=0.2, w_query_bridged=0.3, w_item_bridged=0.5)
         units = fused_unit_scores(task, raw, qb, ib, cfg)
         full = task.metrics(units)
+        assert full == retrieval_metrics(units, task.queries.labels, task.items.labels)  # the cached relevance
         assert task.cutoff_metrics(units) == {k: v for k, v in full.items() if k != "median_rank"}
 
 

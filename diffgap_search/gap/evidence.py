@@ -25,7 +25,7 @@ N_RESAMPLES = 2000
 def query_hits(task: Task, unit_scores: np.ndarray) -> np.ndarray:
     """``(U_q, U_i)`` unit scores of ``task`` -> ``(U_q,) float64``: 1 where a relevant item is ranked first
     (the per-query terms of R@1, ties broken against the truth as ``metrics``)."""
-    ranks, _ = relevant_ranks(unit_scores, task.queries.labels, task.items.labels)
+    ranks, _ = relevant_ranks(unit_scores, task.queries.labels, task.items.labels, task.relevance)
     return (ranks[:, 0] == 1).astype(np.float64)
 
 

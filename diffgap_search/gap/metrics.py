@@ -66,11 +66,12 @@ def relevance(query_labels: np.ndarray, item_labels: np.ndarray) -> Relevance:
 
 
 def relevant_ranks(
-    sim: np.ndarray, query_labels: np.ndarray, item_labels: np.ndarray
+    sim: np.ndarray, query_labels: np.ndarray, item_labels: np.ndarray, rel: Relevance | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks of every query's relevant items under the tie rule above.
 
-    ``sim``: ``(Q, N)`` finite scores; ``query_labels``: ``(Q,)`` int; ``item_labels``: ``(N,)`` int.
+    ``sim``: ``(Q, N)`` finite scores; ``query_labels``: ``(Q,)`` int; ``item_labels``: ``(N,)`` int;
+    ``rel``: their ``relevance``, where the caller keeps it (``protocol.Task.relevance``).
     Returns ``(ranks, n_relevant)``: ``ranks (Q, R_max) int64``, row i holding its ``n_relevant[i]``
     ranks in increasing order then zeros; ``n_relevant (Q,) int64``. ValueError if a query has no
     relevant item or the scores are not finite.
@@ -81,7 +82,7 @@ def relevant_ranks(
         raise ValueError(f"sim must be (Q, N) = ({len(ql)}, {len(il)}), got {sim.shape}")
     if not np.isfinite(sim).all():
         raise ValueError("retrieval scores contain NaN or inf")
-    rel = relevance(ql, il)
+    rel = rel if rel is not None else relevance(ql, il)
     return ranks_of(sim, rel), rel.n_relevant
 
 

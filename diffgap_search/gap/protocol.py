@@ -23,7 +23,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .metrics import AP_CUTOFF, KS, Relevance, cutoff_metrics, ranks_of, relevance, retrieval_metrics
+from .metrics import (AP_CUTOFF, KS, Relevance, cutoff_metrics, metrics_from_ranks, ranks_of, relevance,
+                      relevant_ranks)
 
 CLIP_LEVEL: frozenset[str] = frozenset({"audio", "video"})
 
@@ -94,7 +95,7 @@ class Task:
 
     def metrics(self, unit_scores: np.ndarray) -> dict[str, float]:
         """``metrics.retrieval_metrics`` of ``(U_q, U_i)`` unit scores (relevant = same group)."""
-        return retrieval_metrics(unit_scores, self.queries.labels, self.items.labels)
+        return metrics_from_ranks(*relevant_ranks(unit_scores, self.queries.labels, self.items.labels, self.relevance))
 
     @cached_property
     def relevance(self) -> Relevance:
