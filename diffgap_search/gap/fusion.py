@@ -86,11 +86,17 @@ def fused_unit_scores(
     task: Task, raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray, cfg: FusionConfig
 ) -> np.ndarray:
     """The served fused score of ``task``'s units: three ``(V_q, V_i)`` term matrices -> ``(U_q, U_i)``."""
+    return task.items.pool(fuse(*query_pooled_terms(task, raw, query_bridged, item_bridged), cfg), axis=1)
+
+
+def query_pooled_terms(
+    task: Task, raw: np.ndarray, query_bridged: np.ndarray, item_bridged: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The three ``(V_q, V_i)`` terms pooled over each query unit's vectors -> ``(U_q, V_i)`` each, the raw one
+    ``None`` where it is not served: what ``fuse`` takes, before the items are pooled."""
     pq = task.queries.pool
     served = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
-    served_raw = pq(raw, 0) if served else None
-    fused = fuse(served_raw, pq(query_bridged, 0), pq(item_bridged, 0), cfg)
-    return task.items.pool(fused, axis=1)
+    return pq(raw, 0) if served else None, pq(query_bridged, 0), pq(item_bridged, 0)
 
 
 def tune_fusion(
@@ -106,12 +112,10 @@ def tune_fusion(
     ``ranking_threads()`` threads from ``THREADED_SIZE`` entries on (numpy releases the GIL; the choice does not
     depend on the thread count)."""
     n = round(1 / step)
-    allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
-    pq = task.queries.pool
-    pooled = [pq(t, 0) for t in ((raw,) if allow_raw else ()) + (query_bridged, item_bridged)]
-    if not all(np.isfinite(t).all() for t in pooled):
+    p_raw, p_query, p_items = query_pooled_terms(task, raw, query_bridged, item_bridged)
+    allow_raw = p_raw is not None
+    if not all(np.isfinite(t).all() for t in (p_raw, p_query, p_items) if t is not None):
         raise ValueError("retrieval scores contain NaN or inf")
-    p_raw, p_query, p_items = pooled if allow_raw else [None, *pooled]
     grid = [FusionConfig(w_raw=i / n, w_query_bridged=j / n, w_item_bridged=(n - i - j) / n)
             for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)) if i + j <= n]
     _ = task.relevance  # computed once, before any thread needs it

@@ -60,8 +60,7 @@ def relevance(query_labels: np.ndarray, item_labels: np.ndarray) -> Relevance:
         raise ValueError(f"query {int(np.flatnonzero(n_rel == 0)[0])} has no relevant item")
     k = np.arange(int(n_rel.max()) if len(ql) else 0)
     valid = k[None, :] < n_rel[:, None]
-    columns = np.where(valid, order[np.minimum(lo[:, None] + k, max(len(il) - 1, 0))], 0) if len(il) else \
-        np.zeros(valid.shape, dtype=np.int64)
+    columns = np.where(valid, order[np.minimum(lo[:, None] + k, max(len(il) - 1, 0))], 0)
     return Relevance(columns.astype(np.int64), n_rel, valid)
 
 
