@@ -22,7 +22,7 @@ from diffgap_search.errors import MediaDecodeError, NothingIndexedError
 from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, apply_bookkeeping
 from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, Decoded, SegmentData, decode_timeout_s
 from diffgap_search.indexing.embed import Vectors
-from diffgap_search.indexing.memory import release_free_memory
+from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
 from diffgap_search.indexing.models import Loading, RunModels
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
@@ -80,7 +80,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         apply_bookkeeping(catalog, plan, captions, report)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
-        run = _Run(stages, catalog, models, captions, progress, report)
+        run = _Run(stages, catalog, models, captions, progress, report, heap=HeapGuard(keep_freed_memory()))
         models.bind_text()  # an existing index gains (or checks) its --text-model even with nothing to embed
         if plan.embed:
             kinds = {t.file.kind for t in plan.embed}
@@ -152,6 +152,7 @@ class _Run:
     report: IndexReport
     embedded: list[EmbeddedFile] = field(default_factory=list)
     failed: list[FailedFile] = field(default_factory=list)
+    heap: HeapGuard = field(default_factory=lambda: HeapGuard(keep=False))
 
     @property
     def pending_windows(self) -> int:
@@ -263,7 +264,7 @@ class _Run:
         self.report.embedded_files += len(ready)
         self.progress.advance(len(ready) + len(self.failed), windows)
         self.embedded, self.failed = [], []
-        release_free_memory()  # flat memory however many files (see indexing/memory.py)
+        self.heap.after_batch()  # flat memory however many files, pages reused (see indexing/memory.py)
 
     def index_long_file(self, item: ToEmbed, workers: int, deadline_s: float | None) -> None:
         """Stream a long file's windows (decoded in a worker of its own unless ``workers`` is 0) through the
@@ -281,7 +282,7 @@ class _Run:
                         vectors.extend(self.vectors(batch))
                         segments.extend(_drop_media(batch))
                         batch = []
-                        release_free_memory()  # as after every batch of short files
+                        self.heap.after_batch()  # as after every batch of short files
                 vectors.extend(self.vectors(batch))
                 segments.extend(_drop_media(batch))
         except MediaDecodeError as exc:

@@ -19,6 +19,7 @@ from diffgap_search.errors import MediaDecodeError, ModelUnavailableError
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData, decode_file, iter_segments
 from diffgap_search.indexing.decode import _tags_of as tags_of
 from diffgap_search.indexing.embed import bridge_segments, embed_segments
+from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
 from diffgap_search.indexing.ray_engine.rows_codec import pack, register, unpack
 from diffgap_search.media.tags import FileTags
 
@@ -144,6 +145,7 @@ class Embedder:
             from diffgap_search.encoders.runtime import limit_cpu_threads
 
             limit_cpu_threads(spec.cpu_threads)
+        self.heap = HeapGuard(keep_freed_memory())  # pages reused batch after batch, memory flat (indexing/memory.py)
         self.models = ActorModels(spec)
         self.models.audio()  # load now, not inside the first batch
         if spec.is_cavp:
@@ -161,5 +163,6 @@ class Embedder:
         out = [payload for _, _, payload in items]
         for i, seg, vec in zip(windows, segments, vectors):
             out[i] = (seg.start_s, seg.end_s, vec)
+        self.heap.after_batch()
         return {"file": batch["file"], "seq": batch["seq"],
                 "payload": np.array([pack(o) for o in out] + [b""], dtype=object)[:-1]}
