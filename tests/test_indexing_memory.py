@@ -14,10 +14,8 @@ from diffgap_search.libc import libc_function
 
 # With glibc's malloc itself (as torch's CPU allocator uses it; NumPy asks for huge pages, which would hide the
 # count): allocates, writes and frees 64 MiB three times; prints the minor page faults of the last two rounds.
-_FAULTS = """
-import ctypes, json, resource, sys
-from diffgap_search.indexing.memory import keep_freed_memory
-kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+_BLOCKS = """
+import ctypes, json, resource
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -28,6 +26,12 @@ for _ in range(3):
     ctypes.memset(block, 1, 64 << 20)
     libc.free(block)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+_FAULTS = """
+import sys
+from diffgap_search.indexing.memory import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+""" + _BLOCKS + """
 print(json.dumps({"kept": kept, "faults": faults[1:]}))
 """
 
@@ -72,23 +76,14 @@ def test_keep_freed_memory_applies_once_per_process() -> None:
 
 
 _RUN_THEN_FAULTS = """
-import ctypes, json, resource, sys
+import sys
 from pathlib import Path
 from diffgap_search.config import EncoderConfig
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.indexing import index_folder
 report = index_folder(Path(sys.argv[1]), Path(sys.argv[2]), encoder_cfg=EncoderConfig(model=sys.argv[3], device="cpu"),
                       load_encoder=lambda c: load_encoder(c, progress=False))
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-faults = []
-for _ in range(2):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    block = libc.malloc(64 << 20)
-    ctypes.memset(block, 1, 64 << 20)
-    libc.free(block)
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""" + _BLOCKS + """
 print(json.dumps({"windows": report.windows_embedded, "second_block_faults": faults[1]}))
 """
 
