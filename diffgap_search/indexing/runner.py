@@ -80,7 +80,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         apply_bookkeeping(catalog, plan, captions, report)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
-        run = _Run(stages, catalog, models, captions, progress, report, heap=HeapGuard(keep_freed_memory()))
+        run = _Run(stages, catalog, models, captions, progress, report, HeapGuard(keep_freed_memory()))
         models.bind_text()  # an existing index gains (or checks) its --text-model even with nothing to embed
         if plan.embed:
             kinds = {t.file.kind for t in plan.embed}
@@ -150,9 +150,9 @@ class _Run:
     captions: CaptionIndex
     progress: IndexProgress
     report: IndexReport
+    heap: HeapGuard  # trims the heap after a batch when it has grown (indexing/memory.py)
     embedded: list[EmbeddedFile] = field(default_factory=list)
     failed: list[FailedFile] = field(default_factory=list)
-    heap: HeapGuard = field(default_factory=lambda: HeapGuard(keep=False))
 
     @property
     def pending_windows(self) -> int:
