@@ -6,15 +6,15 @@ Measured on the full-size CLAP in bf16, 2 cores of an AMX Xeon, 240 clips = 581 
   (at most 32 MiB) with a fresh ``mmap`` and unmaps them when freed; torch's large activations are such
   blocks, so every batch faulted them in afresh: the encoder alone on 96 pre-decoded windows took 1.0-1.2 M
   minor faults and 1.6-1.9 s of kernel time out of 8.7 CPU-s. And after each committed batch ``malloc_trim(0)``
-  handed every free heap page back, to be faulted in again by the next batch: 5.3-5.7 M faults and 9-10 s of
+  handed every free heap page back, to be faulted in again by the next batch: 5.0-5.6 M faults and 9-10 s of
   kernel time in a 31 s run. :func:`keep_freed_memory` makes malloc take large blocks from its heap
   (``M_MMAP_MAX = 0``) and keep what is freed there (``M_TRIM_THRESHOLD`` 1 GiB), so each batch reuses the
-  last one's pages: the encoder alone 4.25-4.49 -> 3.11-3.29 s, the run in process 30.5-32.0 -> 26.2-27.8 s
-  (alternated fresh processes), the vectors bit-identical (the same arithmetic at other addresses).
-- **The price is memory.** The heap keeps its working set: peak RSS of that run 1.22-1.28 -> 1.44 GB, and the
+  last one's pages: the encoder alone 4.25-4.49 -> 3.11-3.29 s, the run in process 30.3-30.8 -> 25.6-27.0 s
+  (``benchmarks/bench_heap.py``, ``results/heap-amx-xeon-20261205.md``), the vectors bit-identical (the same arithmetic at other addresses).
+- **The price is memory.** The heap keeps its working set: peak RSS of that run 1.22-1.26 -> 1.35-1.39 GB, and the
   resident size between batches settles near 1.65 GB where trimming after every batch brought it back to
-  1.05-1.2 GB. Capping the mmap threshold at 32 or 8 MiB instead kept less (1.29-1.35 / 1.22-1.26 GB peak) but
-  saved little or lost (27.8-30.7 / 33.7-34.6 s).
+  1.05-1.2 GB. Capping the mmap threshold at 32 or 8 MiB instead kept less (1.30-1.41 / 1.24 GB peak) but
+  saved less or lost (28.6-29.1 / 33.8-34.3 s).
 - **Still bounded.** Files differ in length, so a heap that is never trimmed fragments (peak RSS 1.24 -> 1.88
   GB from 20 to 200 clips with no trim at all). :class:`HeapGuard` trims only when resident memory has grown
   more than ``GROWTH_ALLOWED`` past what it was after the run's first batch: in the run above once, after the
