@@ -3,10 +3,16 @@ the engine in process, one fresh process per run, the policies alternated round 
 
 - ``trim-each-batch``: malloc as glibc sets it, ``malloc_trim(0)`` after every committed batch (the engine
   before 2026-12-05);
-- ``keep``: ``keep_freed_memory()`` (large blocks from the heap, freed memory kept) and the ``HeapGuard``
-  (trims only past 10 % growth) — what ``run_index`` does now;
+- ``keep-first-limit``: ``keep_freed_memory()`` (large blocks from the heap, freed memory kept) in the indexing
+  process, and a guard that trims whenever resident memory is 10 % past its size after the run's first batch;
+  the decode workers' malloc as glibc sets it (the engine from the first to the second change of 2026-12-05);
+- ``keep-rebase``: the same, but the guard measures the working set again one batch after each trim (the
+  ``HeapGuard`` of now);
+- ``keep``: that, and each decode worker keeping its freed heap too (``decode.decode_task``) — what
+  ``run_index`` does now;
 - ``mmap-threshold-32`` / ``mmap-threshold-8``: the alternatives measured and not taken — the mmap threshold
-  pinned at 32 or 8 MiB (blocks above it still mapped and unmapped each time), freed heap kept, the same guard.
+  pinned at 32 or 8 MiB (blocks above it still mapped and unmapped each time), freed heap kept, the guard and
+  the decode workers of ``keep-first-limit``.
 
 Each child loads the model (untimed, as ``indexing_measures.engine`` does), indexes the clips, and reports the
 run's seconds and its ``getrusage`` deltas; the peak RSS includes the model. The full-size CLAP architecture with
@@ -28,8 +34,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import make_clips, make_full_clap, write_results  # noqa: E402
 
-POLICIES = ("trim-each-batch", "keep", "mmap-threshold-32", "mmap-threshold-8")
+POLICIES = ("trim-each-batch", "keep-first-limit", "keep-rebase", "keep", "mmap-threshold-32", "mmap-threshold-8")
 M_MMAP_THRESHOLD = -3
+
+
+class FirstLimitGuard:
+    """``HeapGuard`` before 2026-12-05's second change: the limit set after the run's first batch, kept after trims."""
+
+    def __init__(self, keep: bool) -> None:
+        from diffgap_search.indexing.memory import HeapGuard
+
+        self._guard = HeapGuard(keep)
+
+    def after_batch(self) -> bool:
+        limit = self._guard.limit
+        trimmed = self._guard.after_batch()
+        if trimmed and limit is not None:
+            self._guard.limit = limit
+        return trimmed
 
 
 def child(policy: str, folder: Path, index_dir: Path, model_dir: Path) -> dict:
@@ -39,6 +61,25 @@ def child(policy: str, folder: Path, index_dir: Path, model_dir: Path) -> dict:
     from diffgap_search.indexing import memory, runner
     from diffgap_search.libc import libc_function
 
+    trims = [0]
+    release = memory.release_free_memory
+
+    def counted() -> bool:
+        trims[0] += 1
+        return release()
+
+    memory.release_free_memory = counted  # the guard's trims, counted
+    if policy == "keep-first-limit" or policy.startswith("mmap-threshold-"):
+        runner.HeapGuard = FirstLimitGuard
+    stages = None
+    if policy != "keep":
+        from dataclasses import replace
+
+        from indexing_measures import decode_in_workers_with, decode_plain
+
+        from diffgap_search.indexing import default_stages
+
+        stages = replace(default_stages(), decode=decode_in_workers_with(decode_plain))  # workers as glibc sets them
     if policy == "trim-each-batch":
         runner.keep_freed_memory = lambda: False  # the guard then trims after every batch
     elif policy.startswith("mmap-threshold-"):
@@ -48,12 +89,14 @@ def child(policy: str, folder: Path, index_dir: Path, model_dir: Path) -> dict:
         runner.keep_freed_memory = lambda: ok
     from indexing_measures import engine
 
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    windows, seconds, info = engine(folder, index_dir, model_dir, "cpu", 16)
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    before, workers0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    windows, seconds, info = engine(folder, index_dir, model_dir, "cpu", 16, stages)
+    after, workers1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"policy": policy, "windows": windows, "seconds": seconds, "audio_path": info["audio_path"],
             "sys_s": after.ru_stime - before.ru_stime, "user_s": after.ru_utime - before.ru_utime,
-            "minor_faults": after.ru_minflt - before.ru_minflt, "peak_rss_mb": after.ru_maxrss / 1024}
+            "minor_faults": after.ru_minflt - before.ru_minflt, "peak_rss_mb": after.ru_maxrss / 1024,
+            "decoders_cpu_s": workers1.ru_utime - workers0.ru_utime + workers1.ru_stime - workers0.ru_stime,
+            "decoders_faults": workers1.ru_minflt - workers0.ru_minflt, "trims": trims[0]}
 
 
 def main() -> int:
@@ -86,15 +129,18 @@ def main() -> int:
                                      check=True, capture_output=True, text=True).stdout
                 runs[policy].append(json.loads(out.strip().splitlines()[-1]))
                 print(runs[policy][-1], flush=True)
-    table = [("policy", "windows", "seconds (median; each run)", "kernel s", "minor faults", "peak RSS MB")]
+    table = [("policy", "windows", "seconds (median; each run)", "kernel s", "minor faults", "peak RSS MB", "trims",
+              "decode workers: CPU s, minor faults")]
     for policy, rs in runs.items():
         med = statistics.median(r["seconds"] for r in rs)
         table.append((policy, rs[0]["windows"], f"{med:.1f} ({', '.join(format(r['seconds'], '.1f') for r in rs)})",
                       ", ".join(f"{r['sys_s']:.1f}" for r in rs), ", ".join(f"{r['minor_faults'] / 1e6:.2f} M" for r in rs),
-                      ", ".join(f"{r['peak_rss_mb']:.0f}" for r in rs)))
+                      ", ".join(f"{r['peak_rss_mb']:.0f}" for r in rs), ", ".join(str(r["trims"]) for r in rs),
+                      ", ".join(f"{r['decoders_cpu_s']:.1f} s, {r['decoders_faults'] / 1e3:.0f} k" for r in rs)))
     notes = [f"engine in process (model loaded before the clock), full-size CLAP, audio path {rs[0]['audio_path']};"
              f" {args.clips} clips of 10–30 s; one fresh process per run, policies alternated over {args.rounds} rounds",
-             "kernel s, minor faults and peak RSS from getrusage of the child, model load included"]
+             "kernel s, minor faults and peak RSS from getrusage of the child, model load included; the decode"
+             " workers' from its RUSAGE_CHILDREN over the run"]
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
     write_results("heap", {"runs": runs, "clips": args.clips}, table, notes, **kwargs)
     return 0

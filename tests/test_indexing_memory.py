@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,7 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 print(json.dumps({"kept": kept, "faults": faults[1:]}))
 """
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "clips"  # real recordings (CREDITS.md)
 needs_glibc = pytest.mark.skipif(libc_function("mallopt") is None, reason="malloc is not glibc's here")
 
 
@@ -54,12 +56,16 @@ def test_kept_memory_is_reused_without_page_faults() -> None:
     assert all(f <= min(plain["faults"]) // 10 for f in kept["faults"]), (plain, kept)
 
 
-def test_the_guard_trims_only_past_the_first_batchs_size_plus_growth() -> None:
-    sizes = iter([1000, 1050, 1100, 1101, 1090, None])
+def test_the_guard_trims_past_the_working_set_plus_growth_and_measures_it_again_after_a_trim() -> None:
+    sizes = iter([1000, 1050, 1100, 1101, 1200, 1319, 1320, None])
     guard = HeapGuard(keep=True, rss=lambda: next(sizes))
     assert GROWTH_ALLOWED == 0.10
-    assert [guard.after_batch() for _ in range(6)] == [False, False, False, True, False, True]
-    assert (guard.limit, guard.trims) == (1100, 2)  # None (no /proc): trimmed, as without the guard
+    assert [guard.after_batch() for _ in range(4)] == [False, False, False, True]  # the first batch's 1000 + 10 %
+    assert (guard.limit, guard.trims) == (None, 1)
+    assert guard.after_batch() is False  # the batch after a trim: its 1200 is the working set now
+    assert guard.limit == 1320
+    assert [guard.after_batch() for _ in range(3)] == [False, False, True]  # None (no /proc): trimmed, as without the guard
+    assert guard.trims == 2
 
 
 def test_without_kept_memory_the_guard_trims_after_every_batch() -> None:
@@ -101,3 +107,24 @@ def test_an_indexing_run_leaves_its_process_reusing_freed_memory(tmp_path, tiny_
     out = subprocess.run([sys.executable, "-c", _RUN_THEN_FAULTS, str(clips), str(tmp_path / "index"), str(tiny_clap_dir)],
                          check=True, capture_output=True, text=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"windows": 2, "second_block_faults": 0}
+
+
+_DECODE_THEN_FAULTS = """
+import sys
+from pathlib import Path
+from diffgap_search.config import VideoConfig, WindowConfig
+from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, decode_task
+decoded = decode_task((Path(sys.argv[1]), "audio", WindowConfig(), VideoConfig(), MAX_WINDOWS_PER_TASK))
+""" + _BLOCKS + """
+print(json.dumps({"windows": len(decoded.segments), "error": decoded.error, "second_block_faults": faults[1]}))
+"""
+
+
+@needs_glibc
+def test_a_decode_worker_keeps_its_freed_memory_too() -> None:
+    """``decode_task`` (what each decode worker runs per file) applies ``keep_freed_memory`` to its process: after
+    decoding a real recording, a freed 64 MiB block is reused without a page fault (measured: 3.6 -> 3.0 CPU-s of
+    decoding per 240 clips, ``benchmarks/bench_heap.py``)."""
+    out = subprocess.run([sys.executable, "-c", _DECODE_THEN_FAULTS, str(EXAMPLES / "bell.ogg")],
+                         check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"windows": 1, "error": None, "second_block_faults": 0}

@@ -20,6 +20,7 @@ import numpy as np
 
 from diffgap_search.config import VideoConfig, WindowConfig, env_seconds
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.indexing.memory import keep_freed_memory
 from diffgap_search.media.tags import FileTags, read_tags
 
 BLOCK_SECONDS = 30.0
@@ -127,13 +128,16 @@ DecodeArgs = tuple[Path, str, WindowConfig, VideoConfig, int]  # (path, kind, wi
 
 
 def decode_task(args: DecodeArgs) -> Decoded:
-    """What a decode worker runs for one file: ``decode_file(*args)``."""
+    """What a decode worker runs for one file: ``decode_file(*args)``, its process keeping its freed heap
+    (``indexing/memory.py``: each file's blocks reuse the last one's pages instead of faulting in new ones)."""
+    keep_freed_memory()
     return decode_file(*args)
 
 
 def stream_task(args: DecodeArgs) -> Iterator[tuple[bool, FileTags] | SegmentData]:
     """What a worker runs for a long file: ``(has_audio, tags)`` first, then the file's segments one by one."""
     path, kind, cfg, video, _ = args
+    keep_freed_memory()
     has_audio, segments = iter_segments(path, kind, cfg, video)
     first = next(segments, None)  # the decoder has opened the stream: its rate and channels are known
     yield has_audio, _tags_of(path)

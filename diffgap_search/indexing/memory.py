@@ -17,12 +17,17 @@ Measured on the full-size CLAP in bf16, 2 cores of an AMX Xeon, 240 clips = 581 
   saved less or lost (28.6-29.1 / 33.8-34.3 s).
 - **Still bounded.** Files differ in length, so a heap that is never trimmed fragments (peak RSS 1.24 -> 1.88
   GB from 20 to 200 clips with no trim at all). :class:`HeapGuard` trims only when resident memory has grown
-  more than ``GROWTH_ALLOWED`` past what it was after the run's first batch: in the run above once, after the
-  fourth batch, then it stayed flat. Where ``keep_freed_memory`` cannot apply (a malloc that is not glibc's)
-  the guard trims after every batch, as runs always did.
+  more than ``GROWTH_ALLOWED`` past the working set: the resident size after the run's first batch, measured
+  again one batch after each trim. The first batch's size alone was too low a mark (the decode prefetch and the
+  heap's spread grow over the first batches): a guard that kept it trimmed 5-16 times in 35 batches of the run
+  above, each trim faulting the next batch's activations in afresh; measuring again after a trim, 1-3 times,
+  0.40-0.59 M faults instead of 0.95-2.15 M, 24.8 s instead of 26.4 (medians of 3), the same peak RSS
+  (``results/heap-rebase-amx-xeon-20261205.md``). Where ``keep_freed_memory`` cannot apply (a malloc that is not
+  glibc's) the guard trims after every batch, as runs always did.
 
-These are process-wide settings, for the rest of the process: an indexing run (``run_index``) and an
-embedding actor of the Ray engine apply them; a program that indexes once and then needs its heap back can
+These are process-wide settings, for the rest of the process: an indexing run (``run_index``), its decode
+workers (``decode.decode_task``: 3.6 -> 3.0 CPU-s of decoding for those 240 clips, 296 k -> 15 k faults) and
+the Ray engine's embedding actors and decode tasks apply them; a program that indexes once and then needs its heap back can
 call :func:`release_free_memory`.
 """
 
@@ -68,16 +73,18 @@ def resident_bytes() -> int | None:
 
 
 class HeapGuard:
-    """Called after each committed batch: trims the heap when it has grown past its first batch's size.
+    """Called after each committed batch: trims the heap when it has grown past its working set.
 
-    ``keep``: whether :func:`keep_freed_memory` applies (False: trim after every batch, the behaviour without
-    it). ``growth``: the share resident memory may grow past the RSS seen after the first batch. ``rss``: the
-    reader of resident bytes (:func:`resident_bytes`; None from it means "unknown": trim)."""
+    The working set is the resident size after the run's first batch, and after the first batch that follows
+    each trim (a freshly trimmed heap holds what a batch needs, not what fragments left). ``keep``: whether
+    :func:`keep_freed_memory` applies (False: trim after every batch, the behaviour without it). ``growth``: the
+    share resident memory may grow past the working set. ``rss``: the reader of resident bytes
+    (:func:`resident_bytes`; None from it means "unknown": trim)."""
 
     def __init__(self, keep: bool, growth: float = GROWTH_ALLOWED,
                  rss: Callable[[], int | None] = resident_bytes) -> None:
         self.keep, self.growth, self._rss = keep, growth, rss
-        self.limit: int | None = None  # bytes; set after the first batch
+        self.limit: int | None = None  # bytes; set after the first batch, and again after the one after a trim
         self.trims = 0
 
     def after_batch(self) -> bool:
@@ -90,4 +97,5 @@ class HeapGuard:
             return False
         self.trims += 1
         release_free_memory()
+        self.limit = None  # the next batch measures the working set again
         return True

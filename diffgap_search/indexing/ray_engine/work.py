@@ -51,6 +51,7 @@ def decode_rows(batch: Batch) -> Iterator[Batch]:
     a packed ``DecodeArgs``, see ``rows_codec``): each file's windows in blocks of ``CHUNK_WINDOWS``, then its end row. A bad file
     ends with its reason; a decoder that kills its process is retried by Ray, then its file is lost (the
     driver records it)."""
+    keep_freed_memory()  # as the local engine's decode workers: each file reuses the last one's pages
     for file, raw in zip(batch["file"], batch["task"]):
         yield from _decode_one(int(file), unpack(raw))
 
