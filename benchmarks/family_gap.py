@@ -5,7 +5,9 @@ The worlds are ``gap_worlds``' (held apart from ``gap.synthetic``, on which the 
 log-normal loudness, interactions, captions that miss quiet events, Student-t noise: not additive Gaussian).
 Axes (``--families``, ``--levels``, ``--dims``, ``--captions``, ``--clips``, ``--modalities``, ``--seeds``):
 
-- level ``mild`` / ``strong``: how nonlinear and how noisy the gap is (``LEVELS``);
+- level ``mild`` / ``strong``: how nonlinear and how noisy the gap is (``LEVELS``); for ``mlp`` also
+  ``mild-sqrtd`` / ``strong-sqrtd``, the same with the noise grown as sqrt(D / 64) so that D does not make the
+  world easier (``gap_worlds.WorldSpec.noise_ref_dim``);
 - D in 64, 256, 512; captions per clip 1 or 5 (video pairs have one clip each: the axis collapses);
 - training clips 1k, 4k, 20k; 600 test clips; text <-> audio and video <-> audio;
 - seeds 0, 1, 2: seed s draws the training clips, the test clips and the training run.
@@ -47,7 +49,11 @@ from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
 
 FP = "synthetic-" + "0" * 54
 LEVELS: dict[str, dict[str, dict[str, float]]] = {
-    "mlp": {"mild": {"nonlin": 1.0, "noise": 0.2, "private": 0.5}, "strong": {"nonlin": 1.5, "noise": 0.3, "private": 0.7}},
+    "mlp": {"mild": {"nonlin": 1.0, "noise": 0.2, "private": 0.5}, "strong": {"nonlin": 1.5, "noise": 0.3, "private": 0.7},
+            # the same, with the noise grown as sqrt(D / 64) (``WorldSpec.noise_ref_dim``): identical at D = 64,
+            # as hard along the signal's manifold at D = 256 and 512 (added 2026-12-05, before any run on them)
+            "mild-sqrtd": {"nonlin": 1.0, "noise": 0.2, "private": 0.5, "noise_ref_dim": 64},
+            "strong-sqrtd": {"nonlin": 1.5, "noise": 0.3, "private": 0.7, "noise_ref_dim": 64}},
     "events": {"mild": {"nonlin": 0.5, "noise": 0.3}, "strong": {"nonlin": 1.5, "noise": 0.6}},
 }
 N_TEST = 600

@@ -51,6 +51,11 @@ class WorldSpec:
     noise: float = 0.3
     caption_jitter: float = 0.3
     private: float = 0.7  # ``"mlp"``: how much each modality's network differs from the shared one
+    # ``"mlp"``: None, the noise per coordinate is ``noise`` at every D; R (e.g. 64), it is ``noise * sqrt(D / R)``.
+    # The signal lies on a LATENT-dimensional manifold and its total energy grows with D while the noise along
+    # that manifold stays ``noise`` per direction, so with None the signal-to-noise ratio where it matters grows
+    # as D (the D = 256 cells of 2026-12-05 were saturated: every method at 99-100 R@1); with R it stays D = R's.
+    noise_ref_dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -114,7 +119,9 @@ class World:
         a = self.spec.nonlin
         x = _gelu(a * (z @ w1) + b1) @ w2 / max(a, 1e-3) + self.offsets[m]
         x = x / np.linalg.norm(x, axis=-1, keepdims=True) * np.sqrt(x.shape[-1]) / 2
-        return _normalise(x + self.spec.noise * rng.standard_normal(x.shape))
+        ref = self.spec.noise_ref_dim
+        noise = self.spec.noise * (np.sqrt(x.shape[-1] / ref) if ref else 1.0)
+        return _normalise(x + noise * rng.standard_normal(x.shape))
 
     # ------------------------------------------------------------------ events family
     def _events(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
