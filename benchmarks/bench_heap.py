@@ -74,12 +74,14 @@ def child(policy: str, folder: Path, index_dir: Path, model_dir: Path) -> dict:
     stages = None
     if policy != "keep":
         from dataclasses import replace
+        from functools import partial
 
-        from indexing_measures import decode_in_workers_with, decode_plain
+        from indexing_measures import decode_plain
 
         from diffgap_search.indexing import default_stages
+        from diffgap_search.indexing.stages import decode_in_workers
 
-        stages = replace(default_stages(), decode=decode_in_workers_with(decode_plain))  # workers as glibc sets them
+        stages = replace(default_stages(), decode=partial(decode_in_workers, task=decode_plain))  # workers as glibc sets them
     if policy == "trim-each-batch":
         runner.keep_freed_memory = lambda: False  # the guard then trims after every batch
     elif policy.startswith("mmap-threshold-"):

@@ -199,22 +199,9 @@ def engine_ab(folder: Path, work: Path, model_dir: Path, device: str, batch_size
 
 def decode_plain(args):
     """The decode task as it was before 2026-12-05's second heap change: ``decode_file`` in a worker whose malloc
-    is as glibc sets it (``bench_heap.py``'s ``keep-main-only``). Module level: spawned workers import it."""
+    is as glibc sets it (``bench_heap.py``'s policies other than ``keep``, through ``stages.decode_in_workers``'s
+    ``task``). Module level: spawned workers import it."""
     from diffgap_search.indexing.decode import decode_file
 
     return decode_file(*args)
 
-
-def decode_in_workers_with(fn):
-    """The local engine's decode stage (``stages.decode_in_workers``) running ``fn`` in its workers."""
-    from diffgap_search.indexing.decode import lost_decode
-    from diffgap_search.indexing.pool import ordered_map
-    from diffgap_search.indexing.prefetch import Prefetched
-
-    def stage(tasks, workers, deadline_s, budget):
-        def decode_all(cancel):
-            return ordered_map(fn, iter(tasks), workers, on_lost=lost_decode, deadline_s=deadline_s, cancel=cancel)
-
-        return Prefetched(decode_all, cost=lambda d: max(1, len(d.segments)), budget=budget)
-
-    return stage

@@ -134,17 +134,17 @@ def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes
     return make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
 
 
-def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None,
-                      budget: int) -> AbstractContextManager[DecodedFiles]:
-    """The default decode stage: ``decode_task`` in ``workers`` processes (``indexing/pool.py``: a worker that
-    crashes or hangs fails its file only), pulled ahead by a thread while the encoder runs, up to ``budget``
-    windows (``indexing/prefetch.py``)."""
+def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None, budget: int,
+                      task: Callable[[DecodeArgs], Decoded] | None = None) -> AbstractContextManager[DecodedFiles]:
+    """The default decode stage: ``task`` (default ``decode.decode_task``; another must be importable by the
+    spawned workers) in ``workers`` processes (``indexing/pool.py``: a worker that crashes or hangs fails its
+    file only), pulled ahead by a thread while the encoder runs, up to ``budget`` windows (``indexing/prefetch.py``)."""
     from diffgap_search.indexing.decode import decode_task, lost_decode
     from diffgap_search.indexing.pool import ordered_map
     from diffgap_search.indexing.prefetch import Prefetched
 
     def decode_all(cancel: Connection) -> Iterator[Decoded]:
-        return ordered_map(decode_task, iter(tasks), workers, on_lost=lost_decode, deadline_s=deadline_s,
+        return ordered_map(task or decode_task, iter(tasks), workers, on_lost=lost_decode, deadline_s=deadline_s,
                            cancel=cancel)
 
     cost: Callable[[Decoded], int] = lambda d: max(1, len(d.segments))  # noqa: E731
