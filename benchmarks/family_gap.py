@@ -50,8 +50,9 @@ from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
 FP = "synthetic-" + "0" * 54
 LEVELS: dict[str, dict[str, dict[str, float]]] = {
     "mlp": {"mild": {"nonlin": 1.0, "noise": 0.2, "private": 0.5}, "strong": {"nonlin": 1.5, "noise": 0.3, "private": 0.7},
-            # the same, with the noise grown as sqrt(D / 64) (``WorldSpec.noise_ref_dim``): identical at D = 64,
-            # as hard along the signal's manifold at D = 256 and 512 (added 2026-12-05, before any run on them)
+            # the same, with the noise grown as sqrt(D / 64) (``WorldSpec.noise_ref_dim``): identical at D = 64, meant
+            # to be as hard along the signal's manifold at D = 256 and 512 (added 2026-12-05, before any run on them;
+            # measured at D = 256: strong is, mild is still near-saturated, docs/diffgap.md)
             "mild-sqrtd": {"nonlin": 1.0, "noise": 0.2, "private": 0.5, "noise_ref_dim": 64},
             "strong-sqrtd": {"nonlin": 1.5, "noise": 0.3, "private": 0.7, "noise_ref_dim": 64}},
     "events": {"mild": {"nonlin": 0.5, "noise": 0.3}, "strong": {"nonlin": 1.5, "noise": 0.6}},
