@@ -62,36 +62,55 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
 
 
 @contextmanager
-def _runtime(work: Path, env: dict[str, str]) -> Iterator[str]:
+def _runtime(work: Path, env: dict[str, str], tries: int = 3) -> Iterator[str]:
     """A loopback Ray runtime (``ray start --head --block``) for one run: its address; stopped, with anything
-    left of it in its session, on exit."""
-    port = _free_port()
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                             "--disable-usage-stats", f"--temp-dir={work}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    left of it in its session, on exit. A start that fails (seen once in ~10: the free port taken again
+    before the GCS bound it) is retried on another port, up to ``tries`` times, each failure's log kept."""
+    for attempt in range(1, tries + 1):
+        port = _free_port()
+        log = work / f"ray-start-{port}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                                     f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                                     "--disable-usage-stats", f"--temp-dir={work}"],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        if _came_up(head, port):
+            break
+        _stop(head)
+        if attempt == tries:
+            raise SystemExit(f"ray start did not come up {tries} times; last log {log}:\n"
+                             + log.read_text(errors="replace")[-2000:])
+        print(f"ray start on port {port} did not come up (try {attempt}); see {log}", file=sys.stderr)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or head.poll() is not None:
-                    raise SystemExit("ray start did not come up")
-                time.sleep(0.5)
         time.sleep(3)  # the raylet registers after the GCS listens
         yield f"127.0.0.1:{port}"
     finally:
-        head.send_signal(signal.SIGTERM)
+        _stop(head)
+
+
+def _came_up(head: subprocess.Popen[bytes], port: int, timeout_s: float = 120) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # anything of the runtime left in its session
-        except ProcessLookupError:
-            pass
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline or head.poll() is not None:
+                return False
+            time.sleep(0.5)
+
+
+def _stop(head: subprocess.Popen[bytes]) -> None:
+    head.send_signal(signal.SIGTERM)
+    try:
+        head.wait(60)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(head.pid, signal.SIGKILL)  # anything of the runtime left in its session
+    except ProcessLookupError:
+        pass
 
 
 def main() -> int:
