@@ -192,6 +192,7 @@ class EncoderConfig:
     revision: str | None = None
     text_model: str | None = None
     precision: str = "auto"  # CLAP's precision path (encoders/clap/precision.Precision); not part of the index
+    defer_model: bool = False  # start a CLAP folder's encoder without its torch model (weights read on first use)
 
 
 DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"

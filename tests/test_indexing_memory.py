@@ -4,6 +4,7 @@ own page-fault count in a real process) and the guard that trims only when the h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,69 @@ def test_kept_memory_is_reused_without_page_faults() -> None:
     assert kept["kept"] is True
     assert all(f >= 32 for f in plain["faults"]), plain
     assert all(f <= min(plain["faults"]) // 10 for f in kept["faults"]), (plain, kept)
+
+
+# The same blocks on a thread other than the main one, as a Ray actor runs its methods (its own arena).
+_ON_A_THREAD = """
+import json, sys, threading
+from diffgap_search.indexing.memory import keep_freed_memory
+keep_freed_memory()
+scope = {}
+worker = threading.Thread(target=exec, args=(sys.argv[1], scope))
+worker.start()
+worker.join()
+print(json.dumps(scope["faults"][1:]))
+"""
+
+
+def _thread_faults(env: dict[str, str]) -> list[int]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    out = subprocess.run([sys.executable, "-c", _ON_A_THREAD, _BLOCKS], check=True, capture_output=True, text=True,
+                         env={**clean, **env})
+    return list(json.loads(out.stdout))
+
+
+@needs_glibc
+def test_an_actor_thread_reuses_kept_memory_only_in_the_actors_environment() -> None:
+    """On a thread of its own (how Ray runs an actor's methods) keep_freed_memory is not enough: the thread's
+    arena cannot hold a 64 MiB block, so each is a fresh mmap, faulted in again every time. The embedding
+    actor's environment (``ray_engine.work.ACTOR_ENV``, one arena) puts them on the main heap, reused."""
+    from diffgap_search.indexing.ray_engine.work import ACTOR_ENV
+
+    own_arena, actor = _thread_faults({}), _thread_faults(ACTOR_ENV)
+    assert all(f >= 32 for f in own_arena), own_arena
+    assert all(f <= min(own_arena) // 10 for f in actor), (own_arena, actor)
+
+
+# A fresh process (a test process's heap may hold free pages already): maps and reads a 64 MiB file, then
+# writes 64 MiB into its heap; prints the guard's measure before, after the mapping and after the writing.
+_MAPPED_THEN_HEAP = """
+import json, mmap, sys
+from diffgap_search.indexing.memory import anonymous_resident_bytes
+size = 64 << 20
+before = anonymous_resident_bytes()
+with open(sys.argv[1], "rb") as fh, mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+    assert sum(mapped[i] for i in range(0, size, 4096)) == size // 4096  # every page resident now
+    mapped_file = anonymous_resident_bytes()
+    heap = b"\\x02" * size
+    written = anonymous_resident_bytes()
+print(json.dumps([before, mapped_file, written, heap[-1]]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="no /proc here")
+def test_the_guard_counts_the_heap_not_mapped_files(tmp_path: Path) -> None:
+    """A mapped file read through (as a Ray actor's input blocks from the object store) leaves the guard's
+    measure where it was; the same 64 MiB written into the heap moves it by that much."""
+    size = 64 << 20
+    data = tmp_path / "blocks.bin"
+    data.write_bytes(b"\x01" * size)
+    out = subprocess.run([sys.executable, "-c", _MAPPED_THEN_HEAP, str(data)], check=True, capture_output=True,
+                         text=True)
+    before, mapped_file, written, last = json.loads(out.stdout)
+    assert last == 2
+    assert abs(mapped_file - before) < 8 << 20, (before, mapped_file)
+    assert written - mapped_file >= size - (4 << 20), (mapped_file, written)
 
 
 def test_the_guard_trims_past_the_working_set_plus_growth_and_measures_it_again_after_a_trim() -> None:

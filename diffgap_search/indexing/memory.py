@@ -16,8 +16,9 @@ Measured on the full-size CLAP in bf16, 2 cores of an AMX Xeon, 240 clips = 581 
   1.05-1.2 GB. Capping the mmap threshold at 32 or 8 MiB instead kept less (1.30-1.41 / 1.24 GB peak) but
   saved less or lost (28.6-29.1 / 33.8-34.3 s).
 - **Still bounded.** Files differ in length, so a heap that is never trimmed fragments (peak RSS 1.24 -> 1.88
-  GB from 20 to 200 clips with no trim at all). :class:`HeapGuard` trims only when resident memory has grown
-  more than ``GROWTH_ALLOWED`` past the working set: the resident size after the run's first batch, measured
+  GB from 20 to 200 clips with no trim at all). :class:`HeapGuard` trims only when anonymous resident memory
+  (the heap's: not mapped files' or shared memory's) has grown more than ``GROWTH_ALLOWED`` past the working
+  set: that size after the run's first batch, measured
   again one batch after each trim. The first batch's size alone was too low a mark (the decode prefetch and the
   heap's spread grow over the first batches): a guard that kept it trimmed 5-16 times in 35 batches of the run
   above, each trim faulting the next batch's activations in afresh; measuring again after a trim, 1-3 times,
@@ -63,11 +64,15 @@ def keep_freed_memory() -> bool:
     return _kept
 
 
-def resident_bytes() -> int | None:
-    """This process's resident set size in bytes (``/proc/self/statm``), None where there is no such file."""
+def anonymous_resident_bytes() -> int | None:
+    """This process's anonymous resident memory in bytes (``/proc/self/statm``: resident minus shared pages),
+    where its heap lives; None where there is no such file. Not the whole resident set: the pages of mapped
+    files (libraries, weights) and of shared memory come and go without the heap, e.g. a Ray actor's input
+    blocks mapped from the object store, which made the guard trim 5 times instead of once in 50 batches."""
     try:
         with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            fields = fh.read().split()
+            return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
 
@@ -79,10 +84,10 @@ class HeapGuard:
     each trim (a freshly trimmed heap holds what a batch needs, not what fragments left). ``keep``: whether
     :func:`keep_freed_memory` applies (False: trim after every batch, the behaviour without it). ``growth``: the
     share resident memory may grow past the working set. ``rss``: the reader of resident bytes
-    (:func:`resident_bytes`; None from it means "unknown": trim)."""
+    (:func:`anonymous_resident_bytes`; None from it means "unknown": trim)."""
 
     def __init__(self, keep: bool, growth: float = GROWTH_ALLOWED,
-                 rss: Callable[[], int | None] = resident_bytes) -> None:
+                 rss: Callable[[], int | None] = anonymous_resident_bytes) -> None:
         self.keep, self.growth, self._rss = keep, growth, rss
         self.limit: int | None = None  # bytes; set after the first batch, and again after the one after a trim
         self.trims = 0

@@ -100,10 +100,11 @@ class RunModels:
         """Windows per encoder call (and per committed batch of short files)."""
         return self.cfg.batch_size
 
-    def audio(self) -> Encoder:
-        """The audio encoder, loaded and bound to the index (with the windows' sample rate) on first use."""
+    def audio(self, *, defer: bool = False) -> Encoder:
+        """The audio encoder, loaded and bound to the index (with the windows' sample rate) on first use.
+        ``defer``: a CLAP folder's torch model is built only if this process embeds (``EncoderConfig.defer_model``)."""
         if self._audio is None:
-            audio = self._loader(self.cfg)
+            audio = self._loader(replace(self.cfg, defer_model=True) if defer else self.cfg)
             # the window at the encoder's rate, refused (before anything is recorded) if the model hears less
             window = fit_window(replace(self.window, sample_rate=int(audio.sample_rate)), audio)
             bind_encoder(self._catalog, identity_of(audio), self._where)
@@ -150,9 +151,11 @@ class RunModels:
 
         return self.video_cfg.frames and is_cavp_reference(self.video_cfg.model)
 
-    def load_for(self, kinds: set[str]) -> None:
-        """Load what these file kinds need now, so a missing model fails before anything is embedded."""
-        self.audio()
+    def load_for(self, kinds: set[str], *, embeds: bool = True) -> None:
+        """Load what these file kinds need now, so a missing model fails before anything is embedded.
+        ``embeds`` False: another engine embeds (Ray's actors), so the audio encoder is bound without its model
+        where it can start without it (``audio(defer=True)``)."""
+        self.audio(defer=not embeds)
         self.bridge()
         if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:
             self.video()

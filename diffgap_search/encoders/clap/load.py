@@ -42,7 +42,8 @@ def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder:
 
     try:
         encoder = ClapEncoder.from_folder(
-            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision
+            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
+            defer=cfg.defer_model,
         )
     except DGSearchError:
         raise

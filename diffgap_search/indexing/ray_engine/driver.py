@@ -18,7 +18,15 @@ from diffgap_search.indexing.ray_engine.connect import ray_session, where
 from diffgap_search.indexing.ray_engine.options import RayOptions
 from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch
-from diffgap_search.indexing.ray_engine.work import END, Embedder, FileEnd, ModelSpec, decode_rows
+from diffgap_search.indexing.ray_engine.work import (
+    ACTOR_ENV,
+    END,
+    FILES_PER_TASK,
+    Embedder,
+    FileEnd,
+    ModelSpec,
+    decode_rows,
+)
 from diffgap_search.indexing.stages import Stages, default_stages
 
 LOST = "lost on the Ray cluster: the task decoding it failed on every try (a decoder that crashes?); see the Ray logs"
@@ -77,11 +85,13 @@ def _spec(models: RunModels) -> ModelSpec:
 
 
 def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEmbed],
-             tasks: Sequence[DecodeArgs]) -> Iterator[EmbeddedFile | FailedFile]:
-    """Each file of ``todo`` once, embedded or failed, as the cluster finishes it; files the cluster lost
-    (every try of their decode task died) come last, failed. Raises EngineUnavailableError when the cluster
+             tasks: Sequence[DecodeArgs], per_task_asked: int | None = None) -> Iterator[EmbeddedFile | FailedFile]:
+    """Each file of ``todo`` once, embedded or failed, as the cluster finishes it. The files of a decode task
+    that died on every try are decoded again one per task (``per_task_asked`` 1), so that only a file whose
+    decoder kills its process is lost: those come last, failed. Raises EngineUnavailableError when the cluster
     goes away (what was committed stays), the cause of an actor's DGSearchError as itself."""
-    ds = _dataset(ray, options, spec, tasks)
+    per_task = per_task_asked or files_per_task(len(tasks), int(ray.cluster_resources().get("CPU", 1)))
+    ds = _dataset(ray, options, spec, tasks, per_task)
     pending: dict[int, _Pending] = {}
     done: set[int] = set()
     try:
@@ -105,9 +115,18 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
         if cause is not None:
             raise cause from None
         raise EngineUnavailableError(_explain(exc, options)) from None
-    for file in range(len(todo)):
-        if file not in done:
-            yield FailedFile(todo[file].file, todo[file].sha256, LOST)
+    lost = [file for file in range(len(todo)) if file not in done]
+    if lost and per_task > 1:  # each again on its own: only the file whose decoder crashes is lost
+        yield from _results(ray, options, spec, [todo[f] for f in lost], [tasks[f] for f in lost], 1)
+        return
+    for file in lost:
+        yield FailedFile(todo[file].file, todo[file].sha256, LOST)
+
+
+def files_per_task(files: int, cpus: int) -> int:
+    """Files per decode task: up to ``FILES_PER_TASK``, as long as there are at least as many tasks as the
+    cluster has CPUs (a small run on a large cluster still decodes on all of them)."""
+    return max(1, min(FILES_PER_TASK, files // max(1, cpus)))
 
 
 def _file_result(item: ToEmbed, got: _Pending) -> EmbeddedFile | FailedFile:
@@ -120,9 +139,9 @@ def _file_result(item: ToEmbed, got: _Pending) -> EmbeddedFile | FailedFile:
     return EmbeddedFile(item, segments, [got.windows[s][2] for s in seqs], end.has_audio, end.tags)
 
 
-def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[DecodeArgs]) -> Any:
-    """Files -> decode tasks (one file each, retried ``decode_retries`` times, never fused with the actors)
-    -> the embedding actor pool."""
+def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[DecodeArgs], per_task: int) -> Any:
+    """Files -> decode tasks (``per_task`` files each, retried ``decode_retries`` times, never fused with the
+    actors) -> the embedding actor pool."""
     ctx = ray.data.DataContext.get_current()
     ctx.max_errored_blocks = -1  # a file whose decoder kills every try is lost, not the run (recorded failed)
     items = [{"file": i, "task": pack(t)} for i, t in enumerate(tasks)]
@@ -130,13 +149,15 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus else 0)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
-    embed_args: dict[str, Any] = {"num_gpus": per_actor} if per_actor else {}
+    embed_args: dict[str, Any] = {"runtime_env": {"env_vars": dict(ACTOR_ENV)}}  # one malloc arena (work.py)
+    if per_actor:
+        embed_args["num_gpus"] = per_actor
     if not per_actor:  # CPU actors share the cluster's CPUs for torch (as the local engine's encoder uses all)
         spec = replace(spec, cpu_threads=max(1, int(ray.cluster_resources().get("CPU", 1) // actors)))
     with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
         warnings.simplefilter("ignore")
-        return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-                .map_batches(decode_rows, batch_size=1, **decode_args)  # its own max_retries: never fused
+        return (ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // per_task)))
+                .map_batches(decode_rows, batch_size=per_task, **decode_args)  # its own max_retries: never fused
                 .map_batches(Embedder, fn_constructor_args=(spec,),
                              batch_size=options.batch_size or spec.cfg.batch_size,
                              compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **embed_args))

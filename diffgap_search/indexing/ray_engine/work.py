@@ -1,8 +1,8 @@
-"""What runs on the Ray cluster: the decode task (a file -> its windows) and the ``Embedder`` actor (windows ->
-vectors by space, bridged). Rows are ``{"file": int64, "seq": int64, "payload": bytes}``: ``seq`` >= 0 a window
+"""What runs on the Ray cluster: the decode task (a few files -> their windows) and the ``Embedder`` actor
+(windows -> vectors by space, bridged). Rows are ``{"file": int64, "seq": int64, "payload": bytes}``: ``seq`` >= 0 a window
 (payload: ``(start_s, end_s, audio, frames)`` decoded, ``(start_s, end_s, vectors)`` embedded), ``seq`` -1 the
 file's end (payload: ``FileEnd``), the last row of every file, passed through the actor unchanged. Payloads
-are bytes of ``rows_codec.pack`` (JSON and ``.npz``: nothing read from a row is unpickled).
+are bytes of ``rows_codec.pack`` (a JSON header and raw array bytes: nothing read from a row is unpickled).
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from diffgap_search.indexing.ray_engine.rows_codec import pack, register, unpack
 from diffgap_search.media.tags import FileTags
 
 END = -1  # ``seq`` of a file's end row
-CHUNK_WINDOWS = 8  # windows per block a long file's decode task yields (bounded memory on the worker)
+CHUNK_WINDOWS = 8  # windows per block a decode task yields at most (bounded memory on the worker)
+FILES_PER_TASK = 4  # files per decode task at most: Ray Data's per-task work paid once for several (docs/ray.md)
+# The embedding actor's process environment (its ``runtime_env``, merged with the job's). Ray runs an actor's
+# methods on a thread of its own, and glibc gives such a thread an arena of its own whose heaps hold at most
+# 64 MiB: every larger block (torch's activations) is then a fresh mmap, unmapped when freed, whatever
+# keep_freed_memory() asked. One arena puts them on the main heap, where they are reused. Measured on the
+# full-size CLAP, 600 windows, 2 cores of an AMX Xeon: the actor 54-55 -> 46 CPU-s (docs/ray.md).
+ACTOR_ENV = {"MALLOC_ARENA_MAX": "1"}
 Batch = dict[str, np.ndarray]
 
 
@@ -39,51 +46,66 @@ class FileEnd:
     error: str | None = None
 
 
-def rows(file: int, items: list[tuple[int, Any]]) -> Batch:
-    """One block of rows of ``file``: ``items`` as ``(seq, payload object)``."""
-    return {"file": np.full(len(items), file, dtype=np.int64),
-            "seq": np.array([seq for seq, _ in items], dtype=np.int64),
-            "payload": np.array([pack(obj) for _, obj in items] + [b""], dtype=object)[:-1]}
+def rows(items: list[tuple[int, int, Any]]) -> Batch:
+    """One block of rows: ``items`` as ``(file, seq, payload object)``."""
+    return {"file": np.array([file for file, _, _ in items], dtype=np.int64),
+            "seq": np.array([seq for _, seq, _ in items], dtype=np.int64),
+            "payload": np.array([pack(obj) for _, _, obj in items] + [b""], dtype=object)[:-1]}
 
 
 def decode_rows(batch: Batch) -> Iterator[Batch]:
-    """The decode task (``map_batches`` over the planned files, one per batch; columns ``file`` and ``task``,
-    a packed ``DecodeArgs``, see ``rows_codec``): each file's windows in blocks of ``CHUNK_WINDOWS``, then its end row. A bad file
-    ends with its reason; a decoder that kills its process is retried by Ray, then its file is lost (the
-    driver records it)."""
+    """The decode task (``map_batches`` over the planned files, up to ``FILES_PER_TASK`` per batch; columns
+    ``file`` and ``task``, a packed ``DecodeArgs``, see ``rows_codec``): the files' rows in order, in blocks of
+    at most ``CHUNK_WINDOWS`` windows, several short files sharing one (each block and each task costs Ray Data
+    and the object store a round of bookkeeping); a file's end row follows its last window. A bad file ends with
+    its reason; a decoder that kills its process is retried by Ray, then its task's files are lost (the driver
+    decodes them again one per task, so that only the file that kills its decoder is lost)."""
     keep_freed_memory()  # as the local engine's decode workers: each file reuses the last one's pages
+    block: list[tuple[int, int, Any]] = []
     for file, raw in zip(batch["file"], batch["task"]):
-        yield from _decode_one(int(file), unpack(raw))
+        for part in _decode_one(int(file), unpack(raw)):
+            if block and _windows(block) + _windows(part) > CHUNK_WINDOWS:
+                yield rows(block)
+                block = []
+            block.extend(part)
+            if _windows(block) >= CHUNK_WINDOWS:
+                yield rows(block)
+                block = []
+    if block:
+        yield rows(block)
 
 
-def _decode_one(file: int, task: DecodeArgs) -> Iterator[Batch]:
+def _windows(items: list[tuple[int, int, Any]]) -> int:
+    return sum(1 for _, seq, _ in items if seq != END)
+
+
+def _decode_one(file: int, task: DecodeArgs) -> Iterator[list[tuple[int, int, Any]]]:
+    """One file's rows ``(file, seq, payload object)``, in parts of at most ``CHUNK_WINDOWS`` windows, the end
+    row in the last part."""
     decoded = decode_file(*task)  # short files whole, with the local engine's reasons for bad media
     if not decoded.too_long:
-        items = [(i, (s.start_s, s.end_s, s.audio, s.frames)) for i, s in enumerate(decoded.segments)]
-        blocks = [items[start : start + CHUNK_WINDOWS] for start in range(0, len(items), CHUNK_WINDOWS)] or [[]]
-        # the end row rides in the last block: one block per short file, not two (each block costs the
-        # driver's scheduler and the object store a round of bookkeeping)
-        blocks[-1] = [*blocks[-1], (END, FileEnd(len(items), decoded.has_audio, decoded.tags, decoded.error))]
-        for block in blocks:
-            yield rows(file, block)
+        items = [(file, i, (s.start_s, s.end_s, s.audio, s.frames)) for i, s in enumerate(decoded.segments)]
+        parts = [items[start : start + CHUNK_WINDOWS] for start in range(0, len(items), CHUNK_WINDOWS)] or [[]]
+        parts[-1] = [*parts[-1], (file, END, FileEnd(len(items), decoded.has_audio, decoded.tags, decoded.error))]
+        yield from parts
         return
     n, chunk = 0, []
     try:
         has_audio, segments = iter_segments(*task[:4])  # a long file: streamed, a block at a time
         for seg in segments:
-            chunk.append((n, (seg.start_s, seg.end_s, seg.audio, seg.frames)))
+            chunk.append((file, n, (seg.start_s, seg.end_s, seg.audio, seg.frames)))
             n += 1
             if len(chunk) == CHUNK_WINDOWS:
-                yield rows(file, chunk)
+                yield chunk
                 chunk = []
         if chunk:
-            yield rows(file, chunk)
+            yield chunk
         end = FileEnd(n, has_audio, tags_of(task[0])) if n else FileEnd(0, error="no audio samples")
     except MediaDecodeError as exc:
         end = FileEnd(0, error=getattr(exc, "reason", None) or str(exc))
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         end = FileEnd(0, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-    yield rows(file, [(END, end)])
+    yield [(file, END, end)]
 
 
 @dataclass
