@@ -152,7 +152,7 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     embed_args: dict[str, Any] = {"runtime_env": {"env_vars": dict(ACTOR_ENV)}}  # one malloc arena (work.py)
     if per_actor:
         embed_args["num_gpus"] = per_actor
-    if not per_actor:  # CPU actors share the cluster's CPUs for torch (as the local engine's encoder uses all)
+    else:  # CPU actors share the cluster's CPUs for torch (as the local engine's encoder uses all)
         spec = replace(spec, cpu_threads=max(1, int(ray.cluster_resources().get("CPU", 1) // actors)))
     with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
         warnings.simplefilter("ignore")
