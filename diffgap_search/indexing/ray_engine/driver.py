@@ -90,8 +90,9 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
     that died on every try are decoded again one per task (``per_task_asked`` 1), so that only a file whose
     decoder kills its process is lost: those come last, failed. Raises EngineUnavailableError when the cluster
     goes away (what was committed stays), the cause of an actor's DGSearchError as itself."""
-    per_task = per_task_asked or files_per_task(len(tasks), int(ray.cluster_resources().get("CPU", 1)))
-    ds = _dataset(ray, options, spec, tasks, per_task)
+    resources = ray.cluster_resources()
+    per_task = per_task_asked or files_per_task(len(tasks), int(resources.get("CPU", 1)))
+    ds = _dataset(ray, options, spec, tasks, per_task, resources)
     pending: dict[int, _Pending] = {}
     done: set[int] = set()
     try:
@@ -139,13 +140,14 @@ def _file_result(item: ToEmbed, got: _Pending) -> EmbeddedFile | FailedFile:
     return EmbeddedFile(item, segments, [got.windows[s][2] for s in seqs], end.has_audio, end.tags)
 
 
-def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[DecodeArgs], per_task: int) -> Any:
+def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[DecodeArgs], per_task: int,
+             resources: dict[str, float]) -> Any:
     """Files -> decode tasks (``per_task`` files each, retried ``decode_retries`` times, never fused with the
-    actors) -> the embedding actor pool."""
+    actors) -> the embedding actor pool, sized by the cluster's ``resources`` (``ray.cluster_resources()``)."""
     ctx = ray.data.DataContext.get_current()
     ctx.max_errored_blocks = -1  # a file whose decoder kills every try is lost, not the run (recorded failed)
     items = [{"file": i, "task": pack(t)} for i, t in enumerate(tasks)]
-    gpus = ray.cluster_resources().get("GPU", 0)
+    gpus = resources.get("GPU", 0)
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus else 0)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
@@ -153,7 +155,7 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     if per_actor:
         embed_args["num_gpus"] = per_actor
     else:  # CPU actors share the cluster's CPUs for torch (as the local engine's encoder uses all)
-        spec = replace(spec, cpu_threads=max(1, int(ray.cluster_resources().get("CPU", 1) // actors)))
+        spec = replace(spec, cpu_threads=max(1, int(resources.get("CPU", 1) // actors)))
     with warnings.catch_warnings():  # max_retries goes through ray_remote_args, deprecated for 2.64 (pinned < 2.64)
         warnings.simplefilter("ignore")
         return (ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // per_task)))
