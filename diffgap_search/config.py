@@ -192,7 +192,7 @@ class EncoderConfig:
     revision: str | None = None
     text_model: str | None = None
     precision: str = "auto"  # CLAP's precision path (encoders/clap/precision.Precision); not part of the index
-    defer_model: bool = False  # start a CLAP folder's encoder without its torch model (weights read on first use)
+    defer_model: bool = False  # the process records the encoder, embeds nothing: a CLAP folder's is read without torch
 
 
 DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"

@@ -35,6 +35,24 @@ class CountingLoader:
         return encoder
 
 
+@dataclass(frozen=True)
+class NoModelOnWorkers:
+    """Loads the real (tiny) encoder in the process ``driver`` only; anywhere else (a Ray worker: loaders pickle
+    by reference, ``tests/`` is on the workers' path) it fails as a node without the model's files does."""
+
+    driver: int
+
+    def __call__(self, cfg: EncoderConfig) -> Any:
+        import os
+
+        from diffgap_search.encoders.loading import load_encoder
+        from diffgap_search.errors import ModelUnavailableError
+
+        if os.getpid() != self.driver:
+            raise ModelUnavailableError(f"model directory '{cfg.model}' does not exist")
+        return load_encoder(cfg, progress=False)
+
+
 INLINE = IndexingConfig(decode_workers=0)
 
 

@@ -14,11 +14,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_index import INLINE, CountingLoader
+from fixtures_index import INLINE, CountingLoader, NoModelOnWorkers
 from fixtures_media import write_noise, write_tone
 from fixtures_ray import SEGV_NAME, RayCluster, marked
 from ray_helpers import VEC_ATOL, assert_same_index, committed_paths, dump, query_hits
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
 from diffgap_search.config import EncoderConfig, WindowConfig
+from diffgap_search.errors import EngineUnavailableError, ModelUnavailableError
 from diffgap_search.indexing import index_folder
 from diffgap_search.indexing.ray_engine import RayOptions, ray_stages
 from diffgap_search.indexing.ray_engine.driver import LOST
@@ -156,6 +158,35 @@ def test_a_decoder_that_kills_its_worker_fails_its_file_only(ray_env: RayCluster
     assert report.failed == [(str(folder / SEGV_NAME), LOST)]
     rows = {Path(p).name: f["row"][0] for p, f in dump(tmp_path / "ix").items()}
     assert rows == {**{f"c{i:02d}.wav": "ok" for i in range(6)}, SEGV_NAME: "error"}
+
+
+@pytest.mark.slow
+def test_actors_that_cannot_load_the_model_end_the_run_in_one_line_and_print_nothing(
+        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(EngineUnavailableError) as failed:
+        index_folder(clips_dir, tmp_path / "ix", load_encoder=NoModelOnWorkers(os.getpid()), encoder_cfg=tiny_cfg,
+                     window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
+    assert str(failed.value) == (
+        f"the embedding actors cannot start on the Ray cluster at {ray_env.address}:"
+        f" diffgap_search.errors.ModelUnavailableError: model directory '{tiny_cfg.model}' does not exist"
+        " (every node needs diffgap-search, its models and the files, at the same paths)")
+    out, _ = capfd.readouterr()
+    assert out == ""  # Ray's driver printed the raylet's traceback of every try here, where --json writes
+    assert _committed(tmp_path / "ix") == 0
+
+
+@pytest.mark.slow
+def test_a_cuda_device_is_refused_before_any_actor_starts_on_a_cluster_without_gpus(
+        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
+    cfg = replace(tiny_cfg, device="cuda")
+    with pytest.raises(ModelUnavailableError) as failed:  # exit 5, as the local engine without a GPU
+        index_folder(clips_dir, tmp_path / "ix", load_encoder=CountingLoader(), encoder_cfg=cfg, window_cfg=WINDOW,
+                     stages=ray_stages(RayOptions(batch_size=4, actors=1)))
+    assert str(failed.value) == (
+        f"device 'cuda' was requested, but the embedding actors on the Ray cluster at {ray_env.address} get no GPU"
+        " (it has none): use --device cpu or --device auto")
+    assert _committed(tmp_path / "ix") == 0
 
 
 # -- the driver and the actor killed mid-run, as real processes ------------------------------------------

@@ -68,12 +68,12 @@ def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
 
 
 def _load_recorded_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
-    from diffgap_search.gap.bridge import load_bridge
-
     with reading(index_dir):
         record = catalog.get_meta("bridge")
         if record is None:
             return None
+        from diffgap_search.gap.bridge import load_bridge  # imports torch: only for an index that has a bridge
+
         path = index_dir / record["file"]
         # An index that records no encoder yet (a catalog made by `train --pairs-file`) has nothing to check against.
         bridge = load_bridge(path, expected_fingerprints=encoder_fingerprints(catalog) or None)

@@ -102,7 +102,8 @@ class RunModels:
 
     def audio(self, *, defer: bool = False) -> Encoder:
         """The audio encoder, loaded and bound to the index (with the windows' sample rate) on first use.
-        ``defer``: a CLAP folder's torch model is built only if this process embeds (``EncoderConfig.defer_model``)."""
+        ``defer``: this process embeds nothing, so a CLAP folder's encoder is read without torch and its model
+        built only if asked to embed after all (``EncoderConfig.defer_model``, ``encoders/clap/record.py``)."""
         if self._audio is None:
             audio = self._loader(replace(self.cfg, defer_model=True) if defer else self.cfg)
             # the window at the encoder's rate, refused (before anything is recorded) if the model hears less
@@ -153,8 +154,8 @@ class RunModels:
 
     def load_for(self, kinds: set[str], *, embeds: bool = True) -> None:
         """Load what these file kinds need now, so a missing model fails before anything is embedded.
-        ``embeds`` False: another engine embeds (Ray's actors), so the audio encoder is bound without its model
-        where it can start without it (``audio(defer=True)``)."""
+        ``embeds`` False: another engine embeds (Ray's actors), so the audio encoder is bound without its model,
+        or torch, where it can be (``audio(defer=True)``)."""
         self.audio(defer=not embeds)
         self.bridge()
         if ("video" in kinds and self.video_cfg.frames) or self.is_cavp:

@@ -216,7 +216,7 @@ class _Run:
         assert self.stages.embed_files is not None
 
         def prepare() -> list[DecodeArgs]:
-            self.models.load_for(kinds, embeds=False)  # the actors embed: a CLAP folder's torch model is not built
+            self.models.load_for(kinds, embeds=False)  # the actors embed: a CLAP folder's needs no torch here
             return [self.task(t) for t in todo]  # after the load: the windows at the encoder's rate
 
         try:

@@ -197,15 +197,14 @@ class ClapEncoder:
         device: str = Device.AUTO,
         batch_size: int = 16,
         precision: str = Precision.AUTO,
-        defer: bool = False,
     ) -> ClapEncoder:
         """Load a folder in any layout transformers reads (``encoders/weights/layout.py``): safetensors or pickled
         weights (the latter converted once, ``encoders/weights/convert.py``), ``preprocessor_config.json`` or
         ``processor_config.json``, ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``. Never the network.
 
         The torch model is built on first use instead of now (``deferred.py``) where the audio tower runs from
-        a cached ONNX export, or where ``defer`` asks (a process that records the encoder but embeds nothing:
-        the Ray engine's driver); its numbers and fingerprint are read now either way."""
+        a cached ONNX export; its numbers and fingerprint are read now either way. (A process that records the
+        encoder but embeds nothing, the Ray engine's driver, uses ``record.ClapRecord`` instead: no torch.)"""
         from diffgap_search.encoders.clap.path_choice import ready_onnx_path
         from diffgap_search.encoders.weights.convert import prepared_weights
 
@@ -214,7 +213,7 @@ class ClapEncoder:
         settings = processor_settings(folder, "clap")
         numbers = FeatureSettings(settings)
         ready = precision in PRECISIONS and ready_onnx_path(fingerprint, torch_device, Precision(precision))
-        if (ready or defer) and TorchLogMel.supports(numbers):  # e.g. the audio tower runs from a cached ONNX file
+        if ready and TorchLogMel.supports(numbers):  # e.g. the audio tower runs from a cached ONNX file
             deferred = Deferred(ModelNumbers.of_folder(folder), tower_size(weights_dir),  # deferred.py
                                 partial(parts.clap_model, folder, weights_dir),
                                 partial(parts.feature_extractor, settings), partial(parts.tokenizer, folder))

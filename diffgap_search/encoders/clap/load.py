@@ -15,6 +15,8 @@ transformers are imported only when a model is loaded.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,35 +27,56 @@ from diffgap_search.errors import DGSearchError, ModelUnavailableError
 
 if TYPE_CHECKING:
     from diffgap_search.encoders.clap.encoder import ClapEncoder
+    from diffgap_search.encoders.clap.record import ClapRecord
     from diffgap_search.encoders.weights.progress import DownloadProgress
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 LAION_TOKENIZER = "FacebookAI/roberta-base"  # LAION-CLAP's RobertaTokenizer.from_pretrained("roberta-base")
 
 
-def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder:
-    """The CLAP encoder ``cfg.model`` names, on ``cfg.device``, its ``provenance`` set; downloads report to ``sink``."""
+def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder | ClapRecord:
+    """The CLAP encoder ``cfg.model`` names, on ``cfg.device``, its ``provenance`` set; downloads report to ``sink``.
+    ``cfg.defer_model`` (a process that records the encoder and embeds nothing): a hub or folder model is a
+    ``record.ClapRecord``, read without torch, that builds the encoder only if asked to embed."""
     if is_checkpoint_file(cfg.model):
         return _load_laion_checkpoint(cfg, sink)
     source = resolve_model(cfg.model, cfg.revision, role="clap", progress=sink)
     check_clap_config(source.folder, _label(cfg.model, source))
+    encoder = _clap_record(source.folder, cfg) if cfg.defer_model else _clap_encoder(source.folder, cfg)
+    encoder.provenance = source.provenance()
+    return encoder
+
+
+def _clap_encoder(folder: Path, cfg: EncoderConfig) -> ClapEncoder:
+    """``folder``'s ``ClapEncoder``, built now; whatever transformers raises becomes one ModelUnavailableError."""
     from diffgap_search.encoders.clap.encoder import ClapEncoder
     from diffgap_search.encoders.weights.convert import first_line
 
     try:
-        encoder = ClapEncoder.from_folder(
-            source.folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
-            defer=cfg.defer_model,
+        return ClapEncoder.from_folder(
+            folder, model_id=cfg.model, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
         )
     except DGSearchError:
         raise
     except Exception as error:  # noqa: BLE001 - transformers raises many kinds; the user gets one message
         raise ModelUnavailableError(
-            f"cannot load the CLAP model in '{source.folder}' ({type(error).__name__}: {first_line(error)}); "
-            f"{LAYOUT_HINT}"
+            f"cannot load the CLAP model in '{folder}' ({type(error).__name__}: {first_line(error)}); {LAYOUT_HINT}"
         ) from error
-    encoder.provenance = source.provenance()
-    return encoder
+
+
+def _clap_record(folder: Path, cfg: EncoderConfig) -> ClapRecord:
+    """``folder``'s encoder as a ``record.ClapRecord``: its identity read without torch, ``_clap_encoder`` built
+    from it only if something asks it to embed."""
+    from diffgap_search.encoders.clap.record import ClapRecord
+    from diffgap_search.encoders.weights.fingerprint import weights_fingerprint
+    from diffgap_search.encoders.weights.layout import choose_weights, folder_names
+
+    weights = choose_weights(folder_names(folder))
+    if weights is None:
+        raise ModelUnavailableError(f"'{folder}' holds no weights (model.safetensors or pytorch_model.bin)")
+    return ClapRecord(folder, model_id=cfg.model, fingerprint=weights_fingerprint(folder, weights),
+                      device=cfg.device, batch_size=cfg.batch_size,
+                      build=partial(_clap_encoder, folder, replace(cfg, defer_model=False)))
 
 
 def check_clap_config(path: Path, label: str) -> None:

@@ -10,12 +10,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 from diffgap_search.errors import EngineUnavailableError
 from diffgap_search.indexing.ray_engine.options import ADDRESS_ENV
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch, lost_after_s
 
 INSTALL_HINT = "pip install 'diffgap-search[ray]'"
+RAYLET_LOG = logging.getLogger("ray.raylet_notes")  # what the raylet pushes to this driver (_raylet_notes_logged)
 
 
 def import_ray() -> ModuleType:
@@ -50,26 +52,27 @@ def ray_session(address: str | None, meanwhile: Callable[[], None] = lambda: Non
     logging.getLogger("ray").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # an ignored crashed task: recorded as a failure
     _check_reachable(chosen, where(address))
-    joining = _Joining(ray, chosen, address)
-    try:
-        meanwhile()
-        joining.result()
-        watch = ClusterWatch(_gcs_address(ray), where(address), lost_s).start()
-    except BaseException:
-        joining.undo()
-        raise
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        yield ray, watch
-    finally:
-        watch.stop()
+    with _raylet_notes_logged():
+        joining = _Joining(ray, chosen, address)
         try:
-            ray.shutdown()  # a lost cluster: Ray waits ~10 s for its GCS, then lets go
+            meanwhile()
+            joining.result()
+            watch = ClusterWatch(_gcs_address(ray), where(address), lost_s).start()
+        except BaseException:
+            joining.undo()
+            raise
+        try:
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ctx.print_on_execution_start = False
+            yield ray, watch
         finally:
-            watch.close()
-            joining.release()
+            watch.stop()
+            try:
+                ray.shutdown()  # a lost cluster: Ray waits ~10 s for its GCS, then lets go
+            finally:
+                watch.close()
+                joining.release()
 
 
 class _Joining:
@@ -128,6 +131,34 @@ class _Joining:
         """Let the thread end (after ``ray.shutdown``: nothing of the runtime is left to outlive it)."""
         self._released.set()
         self.thread.join()
+
+
+@contextmanager
+def _raylet_notes_logged() -> Iterator[None]:
+    """What the raylet pushes to a driver (an actor whose constructor raised: its traceback, once per retry) goes
+    to the ``ray`` logger instead of stdout, where Ray's driver prints it and ``--json`` writes the report: the
+    run says what failed itself, in one line on stderr. ``DGSEARCH_DEBUG=1`` keeps Ray's printing. (Ray prints
+    these from a thread of its own through ``ray._private.worker.print_to_stdstream``; where a Ray version has
+    no such function, nothing is changed.)"""
+    import ray._private.worker as ray_worker
+
+    printing = getattr(ray_worker, "print_to_stdstream", None)
+    if printing is None or os.environ.get("DGSEARCH_DEBUG"):
+        yield
+        return
+
+    def logged(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            printing(data, ignore_prefix)
+            return
+        for line in data.get("lines") or ():
+            RAYLET_LOG.debug("%s", line)
+
+    ray_worker.print_to_stdstream = logged
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = printing
 
 
 def _gcs_address(ray: ModuleType) -> str | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from diffgap_search.errors import DGSearchError, EngineUnavailableError
+from diffgap_search.errors import DGSearchError, EngineUnavailableError, ModelUnavailableError
 from diffgap_search.indexing.commit import EmbeddedFile, FailedFile
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData
 from diffgap_search.indexing.models import RunModels
@@ -149,6 +149,7 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
     items = [{"file": i, "task": pack(t)} for i, t in enumerate(tasks)]
     gpus = resources.get("GPU", 0)
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus else 0)
+    check_device(spec.cfg.device, gpus, per_actor, options.address)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     decode_args = {"num_cpus": 1, "max_retries": options.decode_retries, "retry_exceptions": False}
     embed_args: dict[str, Any] = {"runtime_env": {"env_vars": dict(ACTOR_ENV)}}  # one malloc arena (work.py)
@@ -163,6 +164,16 @@ def _dataset(ray: Any, options: RayOptions, spec: ModelSpec, tasks: Sequence[Dec
                 .map_batches(Embedder, fn_constructor_args=(spec,),
                              batch_size=options.batch_size or spec.cfg.batch_size,
                              compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **embed_args))
+
+
+def check_device(device: str, gpus: float, gpus_per_actor: float, address: str | None) -> None:
+    """A CUDA ``--device`` for embedding actors that get no GPU (a cluster of ``gpus`` 0, or
+    ``RayOptions.gpus_per_actor`` 0) is refused here, before any actor starts, as the local engine refuses it
+    (ModelUnavailableError). The driver needs no GPU of its own: it embeds nothing (``encoders/clap/record.py``)."""
+    if device.strip().lower().startswith("cuda") and not gpus_per_actor:
+        why = "it has none" if not gpus else "they are given none (gpus_per_actor 0)"
+        raise ModelUnavailableError(f"device '{device}' was requested, but the embedding actors on {where(address)}"
+                                    f" get no GPU ({why}): use --device cpu or --device auto")
 
 
 def _dgsearch_cause(exc: BaseException) -> DGSearchError | None:

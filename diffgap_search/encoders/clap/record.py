@@ -1,0 +1,84 @@
+"""A CLAP folder's encoder for a process that records it but embeds nothing: no torch, no model.
+
+The Ray engine's driver binds the run's encoder to the index (``encoders.base.identity_of``: model,
+fingerprint, D, sample rate, preprocessing, provenance) and fits the windows to what it hears; its actors
+embed. All of that comes from the folder's ``config.json`` (``deferred.ModelNumbers``), its preprocessor
+settings (``feature_settings.FeatureSettings``) and the weights' sha256, so the driver needs neither torch's
+import (~1 s of a core, measured before the actors could start: ``docs/ray.md``) nor transformers' model.
+
+Asked to embed after all, a record builds the real ``ClapEncoder`` once (``encoder()``) and hands the call to
+it: the same vectors as an encoder loaded eagerly (``tests/test_indexing_models_defer.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from diffgap_search.config import device_name
+from diffgap_search.encoders.base import check_batch_size
+from diffgap_search.encoders.clap.deferred import ModelNumbers
+from diffgap_search.encoders.clap.feature_settings import FeatureSettings
+from diffgap_search.encoders.weights.layout import processor_settings
+
+if TYPE_CHECKING:
+    from diffgap_search.encoders.clap.encoder import ClapEncoder
+
+FOLDER_PREPROCESSING = {"audio": 1, "text": 1}  # ClapEncoder's for a transformers folder (no int16 round trip)
+
+
+class ClapRecord:
+    """What an index records of a CLAP folder's encoder, and what the windows need of it (an
+    ``encoders.base.Encoder`` whose embedding builds the ``ClapEncoder``).
+
+    Attributes:
+        model_id, fingerprint, dim, sample_rate, provenance, preprocessing: as ``ClapEncoder``'s.
+        window_samples, input_samples: the samples the model hears at once (480 000 = 10 s at 48 kHz).
+        device: the device as asked (``auto``, ``cpu``, ``cuda[:N]``), checked by name only: whether it exists
+            is for the process that embeds to say.
+    """
+
+    modalities = ("audio", "text")
+
+    def __init__(self, folder: Path, *, model_id: str, fingerprint: str, build: Callable[[], ClapEncoder],
+                 device: str = "auto", batch_size: int = 16) -> None:
+        """``build``: the folder's ``ClapEncoder`` on the same settings (``load._clap_encoder``), called once if
+        this record is asked to embed."""
+        numbers, settings = ModelNumbers.of_folder(folder), FeatureSettings(processor_settings(folder, "clap"))
+        self.model_id, self.fingerprint, self._build = model_id, fingerprint, build
+        self.device, self.batch_size = device_name(device), check_batch_size(batch_size)
+        self.dim = numbers.projection_dim
+        self.sample_rate = int(settings.sampling_rate)
+        self.window_samples = int(settings.nb_max_samples)
+        self.input_samples = self.window_samples
+        self.provenance: dict[str, Any] = {}
+        self.preprocessing = dict(FOLDER_PREPROCESSING)
+        self._encoder: ClapEncoder | None = None
+        self._loading = threading.Lock()
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the torch model has been built (only once something asked this record to embed)."""
+        return self._encoder is not None and bool(self._encoder.model_loaded)
+
+    def encoder(self) -> ClapEncoder:
+        """The real encoder of the same folder and settings (``build``), built on the first call, once."""
+        if self._encoder is None:
+            with self._loading:
+                if self._encoder is None:
+                    encoder = self._build()
+                    encoder.provenance = self.provenance
+                    self._encoder = encoder
+        return self._encoder
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, S) float32`` windows at ``sample_rate`` -> ``(N, D) float32``, L2-normalised (``encoder()``'s)."""
+        return self.encoder().embed_audio(windows)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """N non-empty strings -> ``(N, D) float32``, L2-normalised (``encoder()``'s)."""
+        return self.encoder().embed_text(texts)
