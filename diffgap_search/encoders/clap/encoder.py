@@ -41,7 +41,7 @@ from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.clap import parts
 from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
-from diffgap_search.encoders.clap.feature_settings import FeatureSettings
+from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.clap.features import TorchLogMel
 from diffgap_search.encoders.clap.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
@@ -52,11 +52,6 @@ from diffgap_search.encoders.weights.layout import processor_settings
 TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 PRECISIONS = tuple(str(p) for p in Precision)
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
-# Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
-# ``ClapFeatureExtractor`` on the float waveform; 2 = LAION-CLAP's int16 round trip first (``.pt`` checkpoints
-# since dgsearch 0.1, issue 25). Text has one version. Hub models stay at 1 (docs/models.md says why).
-AUDIO_PREPROCESSING = {False: 1, True: 2}  # keyed by int16_round_trip
-TEXT_PREPROCESSING = 1
 
 
 class ClapEncoder:

@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+# Preprocessing versions, recorded per space in an index (``store/settings.bind_encoder``): 1 = transformers'
+# ``ClapFeatureExtractor`` on the float waveform; 2 = LAION-CLAP's int16 round trip first (``.pt`` checkpoints
+# since dgsearch 0.1, issue 25). Text has one version. Hub models stay at 1 (docs/models.md says why).
+AUDIO_PREPROCESSING = {False: 1, True: 2}  # keyed by int16_round_trip
+TEXT_PREPROCESSING = 1
 # ClapFeatureExtractor.__init__'s defaults (transformers/models/clap/feature_extraction_clap.py)
 EXTRACTOR_DEFAULTS: dict[str, Any] = {
     "feature_size": 64, "sampling_rate": 48_000, "hop_length": 480, "max_length_s": 10, "fft_window_size": 1024,

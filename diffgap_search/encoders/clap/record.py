@@ -22,14 +22,11 @@ import numpy as np
 from diffgap_search.config import device_name
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.clap.deferred import ModelNumbers
-from diffgap_search.encoders.clap.feature_settings import FeatureSettings
+from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.weights.layout import processor_settings
 
 if TYPE_CHECKING:
     from diffgap_search.encoders.clap.encoder import ClapEncoder
-
-FOLDER_PREPROCESSING = {"audio": 1, "text": 1}  # ClapEncoder's for a transformers folder (no int16 round trip)
-
 
 class ClapRecord:
     """What an index records of a CLAP folder's encoder, and what the windows need of it (an
@@ -56,7 +53,8 @@ class ClapRecord:
         self.window_samples = int(settings.nb_max_samples)
         self.input_samples = self.window_samples
         self.provenance: dict[str, Any] = {}
-        self.preprocessing = dict(FOLDER_PREPROCESSING)
+        # a folder's weights: transformers' preprocessing, no int16 round trip (LAION .pt checkpoints only)
+        self.preprocessing = {"audio": AUDIO_PREPROCESSING[False], "text": TEXT_PREPROCESSING}
         self._encoder: ClapEncoder | None = None
         self._loading = threading.Lock()
 
