@@ -68,13 +68,9 @@ def _clap_record(folder: Path, cfg: EncoderConfig) -> ClapRecord:
     """``folder``'s encoder as a ``record.ClapRecord``: its identity read without torch, ``_clap_encoder`` built
     from it only if something asks it to embed."""
     from diffgap_search.encoders.clap.record import ClapRecord
-    from diffgap_search.encoders.weights.fingerprint import weights_fingerprint
-    from diffgap_search.encoders.weights.layout import choose_weights, folder_names
+    from diffgap_search.encoders.weights.convert import published_weights
 
-    weights = choose_weights(folder_names(folder))
-    if weights is None:
-        raise ModelUnavailableError(f"'{folder}' holds no weights (model.safetensors or pytorch_model.bin)")
-    return ClapRecord(folder, model_id=cfg.model, fingerprint=weights_fingerprint(folder, weights),
+    return ClapRecord(folder, model_id=cfg.model, fingerprint=published_weights(folder)[1],
                       device=cfg.device, batch_size=cfg.batch_size,
                       build=partial(_clap_encoder, folder, replace(cfg, defer_model=False)))
 

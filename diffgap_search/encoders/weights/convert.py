@@ -38,14 +38,20 @@ WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 def prepared_weights(folder: Path) -> tuple[Path, str]:
     """``(weights folder, fingerprint)`` of a model folder: where ``from_pretrained`` finds safetensors
     (``folder`` or our converted copy) and the sha256 of the weights as published."""
+    weights, fingerprint = published_weights(folder)
+    return safetensors_folder(folder, weights, fingerprint), fingerprint
+
+
+def published_weights(folder: Path) -> tuple[WeightsChoice, str]:
+    """The weights a model folder holds (``layout.choose_weights``) and their sha256 as published, converting
+    nothing (a process that records the model without loading it: ``encoders/clap/record.py``)."""
     from diffgap_search.encoders.weights.fingerprint import weights_fingerprint
     from diffgap_search.encoders.weights.layout import choose_weights, folder_names
 
     weights = choose_weights(folder_names(folder))
     if weights is None:
         raise ModelUnavailableError(f"'{folder}' holds no weights (model.safetensors or pytorch_model.bin)")
-    fingerprint = weights_fingerprint(folder, weights)
-    return safetensors_folder(folder, weights, fingerprint), fingerprint
+    return weights, weights_fingerprint(folder, weights)
 
 
 def safetensors_folder(folder: Path, weights: WeightsChoice, fingerprint: str) -> Path:
