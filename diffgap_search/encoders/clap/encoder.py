@@ -208,7 +208,7 @@ class ClapEncoder:
         settings = processor_settings(folder, "clap")
         numbers = FeatureSettings(settings)
         ready = precision in PRECISIONS and ready_onnx_path(fingerprint, torch_device, Precision(precision))
-        if ready and TorchLogMel.supports(numbers):  # e.g. the audio tower runs from a cached ONNX file
+        if ready and TorchLogMel.supports(numbers):  # the audio tower runs from a cached ONNX file
             deferred = Deferred(ModelNumbers.of_folder(folder), tower_size(weights_dir),  # deferred.py
                                 partial(parts.clap_model, folder, weights_dir),
                                 partial(parts.feature_extractor, settings), partial(parts.tokenizer, folder))
