@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from diffgap_search.config import Device, device_name
 from diffgap_search.errors import DGSearchError, EngineUnavailableError, ModelUnavailableError
 from diffgap_search.indexing.commit import EmbeddedFile, FailedFile
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData
@@ -170,7 +171,7 @@ def check_device(device: str, gpus: float, gpus_per_actor: float, address: str |
     """A CUDA ``--device`` for embedding actors that get no GPU (a cluster of ``gpus`` 0, or
     ``RayOptions.gpus_per_actor`` 0) is refused here, before any actor starts, as the local engine refuses it
     (ModelUnavailableError). The driver needs no GPU of its own: it embeds nothing (``encoders/clap/record.py``)."""
-    if device.strip().lower().startswith("cuda") and not gpus_per_actor:
+    if device_name(device).startswith(Device.CUDA) and not gpus_per_actor:
         why = "it has none" if not gpus else "they are given none (gpus_per_actor 0)"
         raise ModelUnavailableError(f"device '{device}' was requested, but the embedding actors on {where(address)}"
                                     f" get no GPU ({why}): use --device cpu or --device auto")
