@@ -53,6 +53,68 @@ class NoModelOnWorkers:
         return load_encoder(cfg, progress=False)
 
 
+@dataclass(frozen=True)
+class BrokenEncoderOnWorkers:
+    """Loads the real (tiny) encoder; anywhere but in the process ``driver`` its ``embed_audio`` raises a plain
+    ValueError, as a bug in an encoder would (not a DGSearchError: no exit code of its own)."""
+
+    driver: int
+
+    def __call__(self, cfg: EncoderConfig) -> Any:
+        import os
+
+        from diffgap_search.encoders.loading import load_encoder
+
+        encoder = load_encoder(cfg, progress=False)
+        if os.getpid() != self.driver:
+            def broken(windows: Any) -> Any:
+                raise ValueError("this encoder cannot embed here")
+
+            encoder.embed_audio = broken  # type: ignore[method-assign]
+        return encoder
+
+
+@dataclass(frozen=True)
+class OtherWeightsOnWorkers:
+    """Loads the real (tiny) encoder in the process ``driver``; anywhere else the model at ``other`` instead, as a
+    node whose copy of the model folder holds other weights."""
+
+    driver: int
+    other: str
+
+    def __call__(self, cfg: EncoderConfig) -> Any:
+        import os
+        from dataclasses import replace
+
+        from diffgap_search.encoders.loading import load_encoder
+
+        return load_encoder(cfg if os.getpid() == self.driver else replace(cfg, model=self.other), progress=False)
+
+
+@dataclass(frozen=True)
+class UnpicklableOnWorkers:
+    """Loads the real (tiny) encoder in the process ``driver``; anywhere else it cannot even be unpickled, as
+    on a node without diffgap-search (the actor's constructor arguments fail to import there)."""
+
+    driver: int
+
+    def __call__(self, cfg: EncoderConfig) -> Any:
+        from diffgap_search.encoders.loading import load_encoder
+
+        return load_encoder(cfg, progress=False)
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return _unpickled_on_the_driver_only, (self.driver,)
+
+
+def _unpickled_on_the_driver_only(driver: int) -> UnpicklableOnWorkers:
+    import os
+
+    if os.getpid() != driver:
+        raise ModuleNotFoundError("No module named 'diffgap_search'")
+    return UnpicklableOnWorkers(driver)
+
+
 INLINE = IndexingConfig(decode_workers=0)
 
 

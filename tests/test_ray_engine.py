@@ -19,8 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_index import INLINE, CountingLoader, NoModelOnWorkers
+from fixtures_index import (
+    INLINE,
+    BrokenEncoderOnWorkers,
+    CountingLoader,
+    NoModelOnWorkers,
+    OtherWeightsOnWorkers,
+    UnpicklableOnWorkers,
+)
 from fixtures_media import write_noise, write_tone
+from fixtures_models import make_tiny_clap
 from fixtures_ray import SEGV_NAME, RayCluster, marked
 from ray_helpers import VEC_ATOL, assert_same_index, committed_paths, dump, query_hits
 from reliability_helpers import build_corpus, write_clip
@@ -31,6 +39,7 @@ from diffgap_search.config import EncoderConfig, WindowConfig
 from diffgap_search.errors import EngineUnavailableError, ModelUnavailableError
 from diffgap_search.indexing import index_folder
 from diffgap_search.indexing.ray_engine import RayOptions, ray_stages
+from diffgap_search.indexing.ray_engine.failure import ActorError
 from diffgap_search.indexing.ray_engine.driver import LOST
 
 DGSEARCH = Path(sys.executable).with_name("dgsearch")
@@ -161,18 +170,66 @@ def test_a_decoder_that_kills_its_worker_fails_its_file_only(ray_env: RayCluster
 
 
 @pytest.mark.slow
-def test_actors_that_cannot_load_the_model_end_the_run_in_one_line_and_print_nothing(
+def test_actors_that_cannot_load_the_model_end_the_run_as_a_missing_model_in_one_line_and_print_nothing(
         ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig,
         capfd: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(EngineUnavailableError) as failed:
+    with pytest.raises(ModelUnavailableError) as failed:  # exit 5, as the local engine without the model
         index_folder(clips_dir, tmp_path / "ix", load_encoder=NoModelOnWorkers(os.getpid()), encoder_cfg=tiny_cfg,
                      window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
     assert str(failed.value) == (
+        "an embedding actor on the Ray node 127.0.0.1 cannot start:"
+        f" model directory '{tiny_cfg.model}' does not exist"
+        " (every node needs diffgap-search, its models and the files, at the same paths)")
+    out, _ = capfd.readouterr()
+    assert out == ""
+    assert _committed(tmp_path / "ix") == 0
+
+
+@pytest.mark.slow
+def test_an_actor_with_other_weights_than_the_drivers_refuses_to_embed(
+        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
+    from diffgap_search.encoders.loading import load_encoder
+
+    other = str(make_tiny_clap(tmp_path / "other-model", seed=1))  # same architecture, other weights
+    ours, theirs = (load_encoder(replace(tiny_cfg, model=m), progress=False).fingerprint for m in (tiny_cfg.model, other))
+    with pytest.raises(ModelUnavailableError) as failed:  # exit 5: vectors of two spaces must never mix
+        index_folder(clips_dir, tmp_path / "ix", load_encoder=OtherWeightsOnWorkers(os.getpid(), other),
+                     encoder_cfg=tiny_cfg, window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
+    assert str(failed.value) == (
+        f"an embedding actor on the Ray node 127.0.0.1 cannot start: its audio weights ({theirs[:12]}) are not the"
+        f" driver's ({ours[:12]}) (every node needs diffgap-search, its models and the files, at the same paths)")
+    assert ours != theirs
+    assert _committed(tmp_path / "ix") == 0
+
+
+@pytest.mark.slow
+def test_actors_that_cannot_be_created_end_the_run_in_one_line_and_print_nothing(
+        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(EngineUnavailableError) as failed:  # exit 16: the actor's own code never ran
+        index_folder(clips_dir, tmp_path / "ix", load_encoder=UnpicklableOnWorkers(os.getpid()), encoder_cfg=tiny_cfg,
+                     window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
+    assert str(failed.value) == (
         f"the embedding actors cannot start on the Ray cluster at {ray_env.address}:"
-        f" diffgap_search.errors.ModelUnavailableError: model directory '{tiny_cfg.model}' does not exist"
+        " ModuleNotFoundError: No module named 'diffgap_search'"
         " (every node needs diffgap-search, its models and the files, at the same paths)")
     out, _ = capfd.readouterr()
     assert out == ""  # Ray's driver printed the raylet's traceback of every try here, where --json writes
+    assert _committed(tmp_path / "ix") == 0
+
+
+@pytest.mark.slow
+def test_an_actor_whose_encoder_raises_ends_the_run_as_an_internal_error_with_the_actors_traceback(
+        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
+    # as the local engine, whose encoder's exception ends the run; Ray Data alone would drop the block and
+    # every file would end as "lost" (then "nothing indexed")
+    with pytest.raises(ActorError) as failed:
+        index_folder(clips_dir, tmp_path / "ix", load_encoder=BrokenEncoderOnWorkers(os.getpid()),
+                     encoder_cfg=tiny_cfg, window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
+    assert str(failed.value) == "an embedding actor failed: ValueError: this encoder cannot embed here"
+    (note,) = failed.value.__notes__
+    assert note.startswith("the actor's traceback:\nTraceback (most recent call last):")
+    assert note.rstrip().endswith("ValueError: this encoder cannot embed here")
     assert _committed(tmp_path / "ix") == 0
 
 

@@ -16,6 +16,7 @@ from diffgap_search.indexing.decode import DecodeArgs, SegmentData
 from diffgap_search.indexing.models import RunModels
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.ray_engine.connect import ray_session, where
+from diffgap_search.indexing.ray_engine.failure import FAILED, ActorError
 from diffgap_search.indexing.ray_engine.options import RayOptions
 from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch
@@ -90,7 +91,8 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
     """Each file of ``todo`` once, embedded or failed, as the cluster finishes it. The files of a decode task
     that died on every try are decoded again one per task (``per_task_asked`` 1), so that only a file whose
     decoder kills its process is lost: those come last, failed. Raises EngineUnavailableError when the cluster
-    goes away (what was committed stays), the cause of an actor's DGSearchError as itself."""
+    goes away (what was committed stays); an actor's error as the actor sent it (``failure.py``: a
+    DGSearchError as itself, anything else as ActorError)."""
     resources = ray.cluster_resources()
     per_task = per_task_asked or files_per_task(len(tasks), int(resources.get("CPU", 1)))
     ds = _dataset(ray, options, spec, tasks, per_task, resources)
@@ -102,6 +104,8 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
                 file, seq = int(file), int(seq)
                 if file in done:
                     continue  # a retried task's rows, already committed
+                if seq == FAILED:
+                    raise unpack(payload).raised()
                 got = pending.setdefault(file, _Pending())
                 if seq == END:
                     got.end = unpack(payload)
@@ -110,12 +114,9 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
                 if got.complete:
                     done.add(file)
                     yield _file_result(todo[file], pending.pop(file))
-    except DGSearchError:
+    except (DGSearchError, ActorError):
         raise
-    except Exception as exc:  # noqa: BLE001 - Ray's errors: a user error inside an actor, or the cluster gone
-        cause = _dgsearch_cause(exc)
-        if cause is not None:
-            raise cause from None
+    except Exception as exc:  # noqa: BLE001 - Ray's errors: actors that cannot start, or the cluster gone
         raise EngineUnavailableError(_explain(exc, options)) from None
     lost = [file for file in range(len(todo)) if file not in done]
     if lost and per_task > 1:  # each again on its own: only the file whose decoder crashes is lost
@@ -175,19 +176,6 @@ def check_device(device: str, gpus: float, gpus_per_actor: float, address: str |
         why = "it has none" if not gpus else "they are given none (gpus_per_actor 0)"
         raise ModelUnavailableError(f"device '{device}' was requested, but the embedding actors on {where(address)}"
                                     f" get no GPU ({why}): use --device cpu or --device auto")
-
-
-def _dgsearch_cause(exc: BaseException) -> DGSearchError | None:
-    """The DGSearchError an actor or task raised, found in a Ray error's causes (None: none)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DGSearchError):
-            return current
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else (current.__cause__ or current.__context__)
-    return None
 
 
 def _explain(exc: BaseException, options: RayOptions) -> str:

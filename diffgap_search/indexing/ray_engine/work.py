@@ -15,11 +15,12 @@ import numpy as np
 
 from diffgap_search.config import EncoderConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, VideoEncoderLoader
-from diffgap_search.errors import MediaDecodeError, ModelUnavailableError
+from diffgap_search.errors import DGSearchError, MediaDecodeError, ModelUnavailableError
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData, decode_file, iter_segments
 from diffgap_search.indexing.decode import _tags_of as tags_of
 from diffgap_search.indexing.embed import bridge_segments, embed_segments
 from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
+from diffgap_search.indexing.ray_engine.failure import FAILED, ActorFailure
 from diffgap_search.indexing.ray_engine.rows_codec import pack, register, unpack
 from diffgap_search.media.tags import FileTags
 
@@ -155,8 +156,19 @@ class ActorModels:
         expected = self.spec.fingerprints.get(role)
         if expected is not None and encoder.fingerprint != expected:
             raise ModelUnavailableError(
-                f"a Ray worker loaded other {role} weights ({encoder.fingerprint[:12]}) than this run's"
-                f" ({expected[:12]}): every node needs the same model files")
+                f"its {role} weights ({encoder.fingerprint[:12]}) are not the driver's ({expected[:12]})")
+
+
+def _on_this_node(exc: DGSearchError) -> DGSearchError:
+    """``exc`` (same class, so the same exit code) with its message saying which node's actor could not start."""
+    import copy
+
+    import ray
+
+    located = copy.copy(exc)
+    located.args = (f"an embedding actor on the Ray node {ray.util.get_node_ip_address()} cannot start: {exc} (every"
+                    " node needs diffgap-search, its models and the files, at the same paths)",)
+    return located
 
 
 class Embedder:
@@ -170,11 +182,24 @@ class Embedder:
             limit_cpu_threads(spec.cpu_threads)
         self.heap = HeapGuard(keep_freed_memory())  # pages reused batch after batch, memory flat (indexing/memory.py)
         self.models = ActorModels(spec)
-        self.models.audio()  # load now, not inside the first batch
-        if spec.is_cavp:
-            self.models.video()
+        self.unavailable: Exception | None = None
+        try:
+            self.models.audio()  # load now, not inside the first batch
+            if spec.is_cavp:
+                self.models.video()
+        except Exception as exc:  # noqa: BLE001 - answered to the first batch: Ray keeps a creation error's text only
+            self.unavailable = _on_this_node(exc) if isinstance(exc, DGSearchError) else exc
 
     def __call__(self, batch: Batch) -> Batch:
+        """The batch's rows, windows embedded; or one ``FAILED`` row with the ``ActorFailure`` (failure.py)."""
+        try:
+            if self.unavailable is not None:
+                raise self.unavailable
+            return self._embedded(batch)
+        except Exception as exc:  # noqa: BLE001 - to the driver whole: Ray Data would drop the block (failure.py)
+            return rows([(int(batch["file"][0]), FAILED, ActorFailure.of(exc))])
+
+    def _embedded(self, batch: Batch) -> Batch:
         items = [(int(f), int(s), unpack(p)) for f, s, p in zip(batch["file"], batch["seq"], batch["payload"])]
         windows = [i for i, (_, seq, _) in enumerate(items) if seq != END]
         segments = [SegmentData(*items[i][2]) for i in windows]
