@@ -9,7 +9,8 @@ and scored on the same test clips, under the standard protocol:
 - ``early stop``: the checkpoint chosen on validation, alpha = 1;
 - ``early stop + alpha``: the new default (checkpoint and residual scale chosen on validation);
 - one factor changed from the new default: the regression objective (the served step only: no noise
-  levels), capacity (hidden 128), dropout 0.1, InfoNCE temperature 0.05 / 0.3, the linear schedule;
+  levels), capacity (hidden 128), dropout 0.1, InfoNCE temperature 0.05 / 0.3, the linear schedule, and the
+  residual MLP's own weight decay (0.01) and InfoNCE weight (0.1);
 - ``residual MLP``: the plain regressor on top of the same ridge map (``residual_mlp``).
 
 Each row: test R@1 of the bridged query alone and served (fusion weights tuned on validation), both
@@ -60,6 +61,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dropout 0.1": {"dropout": 0.1},
     "temperature 0.05": {"infonce_temperature": 0.05},
     "linear schedule": {"schedule": ScheduleKind.LINEAR_V1},
+    # the residual MLP's own settings, one at a time (its weight decay, its InfoNCE weight)
+    "weight decay 0.01": {"weight_decay": 1e-2},
+    "InfoNCE weight 0.1": {"infonce_weight": 0.1},
     "residual MLP": {},
 }
 
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nonlin", type=float, default=1.0)
     p.add_argument("--noise", type=float, default=0.2)
     p.add_argument("--private", type=float, default=0.5)
+    p.add_argument("--noise-ref-dim", type=int, default=None,
+                   help="grow the noise as sqrt(D / this) (family_gap's *-sqrtd levels: 64); default: fixed noise")
     p.add_argument("--clips", type=int, default=4000)
     p.add_argument("--captions", type=int, default=5)
     p.add_argument("--n-test", type=int, default=600)
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
-    world = World(WorldSpec(args.family, args.dim, args.nonlin, args.noise, private=args.private), seed=0)
+    world = World(WorldSpec(args.family, args.dim, args.nonlin, args.noise, private=args.private,
+                            noise_ref_dim=args.noise_ref_dim), seed=0)
     train, groups = world.sample(args.clips, 1, args.captions).text_pairs()
     test_pairs, test_groups = world.sample(args.n_test, 2, args.captions).text_pairs()
     test = list(tasks_for("audio", "text", test_pairs["audio"], test_pairs["text"], group_codes(test_groups)))
@@ -130,7 +137,8 @@ def write(args: argparse.Namespace, command: str, started: float, record: Any, v
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     keys = ("text->audio", "audio->text")
-    md = [f"# DiffGAP diagnosis on a held-apart world ({args.family}, nonlin {args.nonlin}, noise {args.noise}, private "
+    noise = f"{args.noise} x sqrt(D / {args.noise_ref_dim})" if args.noise_ref_dim else f"{args.noise}"
+    md = [f"# DiffGAP diagnosis on a held-apart world ({args.family}, nonlin {args.nonlin}, noise {noise}, private "
           f"{args.private}, D = {args.dim}, {args.captions} captions/clip, "
           f"{args.clips} training clips, {args.n_test} test clips)", "",
           f"- date {doc['date']}, {doc['seconds']:.0f} s; command `{command}`; torch threads {args.threads}", "",
