@@ -102,10 +102,10 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
             for file, seq, payload in zip(batch["file"], batch["seq"], batch["payload"]):
                 file, seq = int(file), int(seq)
+                if seq == FAILED:  # whichever file the failed batch began with
+                    raise unpack(payload).raised()
                 if file in done:
                     continue  # a retried task's rows, already committed
-                if seq == FAILED:
-                    raise unpack(payload).raised()
                 got = pending.setdefault(file, _Pending())
                 if seq == END:
                     got.end = unpack(payload)

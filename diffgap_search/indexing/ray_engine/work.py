@@ -7,6 +7,7 @@ are bytes of ``rows_codec.pack`` (a JSON header and raw array bytes: nothing rea
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,8 +162,6 @@ class ActorModels:
 
 def _on_this_node(exc: DGSearchError) -> DGSearchError:
     """``exc`` (same class, so the same exit code) with its message saying which node's actor could not start."""
-    import copy
-
     import ray
 
     located = copy.copy(exc)
