@@ -36,9 +36,9 @@ class CountingLoader:
 
 
 @dataclass(frozen=True)
-class NoModelOnWorkers:
-    """Loads the real (tiny) encoder in the process ``driver`` only; anywhere else (a Ray worker: loaders pickle
-    by reference, ``tests/`` is on the workers' path) it fails as a node without the model's files does."""
+class OnWorkers:
+    """A loader of the real (tiny) encoder in the process ``driver``; in any other process (a Ray worker: loaders
+    pickle by reference, ``tests/`` is on the workers' path) ``on_worker`` decides what loading does."""
 
     driver: int
 
@@ -46,62 +46,58 @@ class NoModelOnWorkers:
         import os
 
         from diffgap_search.encoders.loading import load_encoder
-        from diffgap_search.errors import ModelUnavailableError
 
-        if os.getpid() != self.driver:
-            raise ModelUnavailableError(f"model directory '{cfg.model}' does not exist")
-        return load_encoder(cfg, progress=False)
+        return load_encoder(cfg, progress=False) if os.getpid() == self.driver else self.on_worker(cfg)
+
+    def on_worker(self, cfg: EncoderConfig) -> Any:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class BrokenEncoderOnWorkers:
-    """Loads the real (tiny) encoder; anywhere but in the process ``driver`` its ``embed_audio`` raises a plain
-    ValueError, as a bug in an encoder would (not a DGSearchError: no exit code of its own)."""
+class NoModelOnWorkers(OnWorkers):
+    """Fails on the workers as a node without the model's files does."""
 
-    driver: int
+    def on_worker(self, cfg: EncoderConfig) -> Any:
+        from diffgap_search.errors import ModelUnavailableError
 
-    def __call__(self, cfg: EncoderConfig) -> Any:
-        import os
+        raise ModelUnavailableError(f"model directory '{cfg.model}' does not exist")
 
+
+@dataclass(frozen=True)
+class BrokenEncoderOnWorkers(OnWorkers):
+    """On the workers the encoder's ``embed_audio`` raises a plain ValueError, as a bug in an encoder would (not a
+    DGSearchError: no exit code of its own)."""
+
+    def on_worker(self, cfg: EncoderConfig) -> Any:
         from diffgap_search.encoders.loading import load_encoder
 
         encoder = load_encoder(cfg, progress=False)
-        if os.getpid() != self.driver:
-            def broken(windows: Any) -> Any:
-                raise ValueError("this encoder cannot embed here")
 
-            encoder.embed_audio = broken  # type: ignore[method-assign]
+        def broken(windows: Any) -> Any:
+            raise ValueError("this encoder cannot embed here")
+
+        encoder.embed_audio = broken  # type: ignore[method-assign]
         return encoder
 
 
 @dataclass(frozen=True)
-class OtherWeightsOnWorkers:
-    """Loads the real (tiny) encoder in the process ``driver``; anywhere else the model at ``other`` instead, as a
-    node whose copy of the model folder holds other weights."""
+class OtherWeightsOnWorkers(OnWorkers):
+    """On the workers the model at ``other`` instead, as a node whose copy of the model folder holds other weights."""
 
-    driver: int
-    other: str
+    other: str = ""
 
-    def __call__(self, cfg: EncoderConfig) -> Any:
-        import os
+    def on_worker(self, cfg: EncoderConfig) -> Any:
         from dataclasses import replace
 
         from diffgap_search.encoders.loading import load_encoder
 
-        return load_encoder(cfg if os.getpid() == self.driver else replace(cfg, model=self.other), progress=False)
+        return load_encoder(replace(cfg, model=self.other), progress=False)
 
 
 @dataclass(frozen=True)
-class UnpicklableOnWorkers:
-    """Loads the real (tiny) encoder in the process ``driver``; anywhere else it cannot even be unpickled, as
-    on a node without diffgap-search (the actor's constructor arguments fail to import there)."""
-
-    driver: int
-
-    def __call__(self, cfg: EncoderConfig) -> Any:
-        from diffgap_search.encoders.loading import load_encoder
-
-        return load_encoder(cfg, progress=False)
+class UnpicklableOnWorkers(OnWorkers):
+    """Cannot even be unpickled on the workers, as on a node without diffgap-search (the actor's constructor
+    arguments fail to import there)."""
 
     def __reduce__(self) -> tuple[Any, tuple[int]]:
         return _unpickled_on_the_driver_only, (self.driver,)
