@@ -10,7 +10,7 @@ and scored on the same test clips, under the standard protocol:
 - ``early stop + alpha``: the new default (checkpoint and residual scale chosen on validation);
 - one factor changed from the new default: the regression objective (the served step only: no noise
   levels), capacity (hidden 128), dropout 0.1, InfoNCE temperature 0.05 / 0.3, the linear schedule, and the
-  residual MLP's own weight decay (0.01) and InfoNCE weight (0.1);
+  residual MLP's own weight decay (0.01) and InfoNCE weight (0.1), a lower learning rate (3e-4, 1e-4);
 - ``residual MLP``: the plain regressor on top of the same ridge map (``residual_mlp``).
 
 Each row: test R@1 of the bridged query alone and served (fusion weights tuned on validation), both
@@ -64,6 +64,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the residual MLP's own settings, one at a time (its weight decay, its InfoNCE weight)
     "weight decay 0.01": {"weight_decay": 1e-2},
     "InfoNCE weight 0.1": {"infonce_weight": 0.1},
+    "lr 3e-4": {"lr": 3e-4},
+    "lr 1e-4": {"lr": 1e-4},
     "residual MLP": {},
 }
 
