@@ -51,6 +51,18 @@ def committed_paths(index_dir: Path) -> set[str]:
         conn.close()
 
 
+def committed_count(index_dir: Path) -> int:
+    """Files committed ``ok`` in the index's catalog, read-only (0 when there is no readable catalog yet)."""
+    try:
+        conn = sqlite3.connect(f"file:{index_dir / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(conn.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def assert_same_index(a: Path, b: Path) -> None:
     """``a`` and ``b`` hold the same files, windows, captions, tags and vectors (within ``VEC_ATOL``)."""
     da, db = dump(a), dump(b)

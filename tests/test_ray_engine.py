@@ -7,39 +7,26 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_index import (
-    INLINE,
-    BrokenEncoderOnWorkers,
-    CountingLoader,
-    NoModelOnWorkers,
-    OtherWeightsOnWorkers,
-    UnpicklableOnWorkers,
-)
+from fixtures_index import INLINE, CountingLoader
 from fixtures_media import write_noise, write_tone
-from fixtures_models import make_tiny_clap
 from fixtures_ray import SEGV_NAME, RayCluster, marked
-from ray_helpers import VEC_ATOL, assert_same_index, committed_paths, dump, query_hits
+from ray_helpers import VEC_ATOL, assert_same_index, committed_count, committed_paths, dump, query_hits
 from reliability_helpers import build_corpus, write_clip
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
 from diffgap_search.config import EncoderConfig, WindowConfig
-from diffgap_search.errors import EngineUnavailableError, ModelUnavailableError
 from diffgap_search.indexing import index_folder
 from diffgap_search.indexing.ray_engine import RayOptions, ray_stages
-from diffgap_search.indexing.ray_engine.failure import ActorError
 from diffgap_search.indexing.ray_engine.driver import LOST
 
 DGSEARCH = Path(sys.executable).with_name("dgsearch")
@@ -169,95 +156,7 @@ def test_a_decoder_that_kills_its_worker_fails_its_file_only(ray_env: RayCluster
     assert rows == {**{f"c{i:02d}.wav": "ok" for i in range(6)}, SEGV_NAME: "error"}
 
 
-@pytest.mark.slow
-def test_actors_that_cannot_load_the_model_end_the_run_as_a_missing_model_in_one_line_and_print_nothing(
-        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig,
-        capfd: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ModelUnavailableError) as failed:  # exit 5, as the local engine without the model
-        index_folder(clips_dir, tmp_path / "ix", load_encoder=NoModelOnWorkers(os.getpid()), encoder_cfg=tiny_cfg,
-                     window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
-    assert str(failed.value) == (
-        "an embedding actor on the Ray node 127.0.0.1 cannot start:"
-        f" model directory '{tiny_cfg.model}' does not exist"
-        " (every node needs diffgap-search, its models and the files, at the same paths)")
-    out, _ = capfd.readouterr()
-    assert out == ""
-    assert _committed(tmp_path / "ix") == 0
-
-
-@pytest.mark.slow
-def test_an_actor_with_other_weights_than_the_drivers_refuses_to_embed(
-        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
-    from diffgap_search.encoders.loading import load_encoder
-
-    other = str(make_tiny_clap(tmp_path / "other-model", seed=1))  # same architecture, other weights
-    ours, theirs = (load_encoder(replace(tiny_cfg, model=m), progress=False).fingerprint for m in (tiny_cfg.model, other))
-    with pytest.raises(ModelUnavailableError) as failed:  # exit 5: vectors of two spaces must never mix
-        index_folder(clips_dir, tmp_path / "ix", load_encoder=OtherWeightsOnWorkers(os.getpid(), other),
-                     encoder_cfg=tiny_cfg, window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
-    assert str(failed.value) == (
-        f"an embedding actor on the Ray node 127.0.0.1 cannot start: its audio weights ({theirs[:12]}) are not the"
-        f" driver's ({ours[:12]}) (every node needs diffgap-search, its models and the files, at the same paths)")
-    assert ours != theirs
-    assert _committed(tmp_path / "ix") == 0
-
-
-@pytest.mark.slow
-def test_actors_that_cannot_be_created_end_the_run_in_one_line_and_print_nothing(
-        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig,
-        capfd: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(EngineUnavailableError) as failed:  # exit 16: the actor's own code never ran
-        index_folder(clips_dir, tmp_path / "ix", load_encoder=UnpicklableOnWorkers(os.getpid()), encoder_cfg=tiny_cfg,
-                     window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
-    assert str(failed.value) == (
-        f"the embedding actors cannot start on the Ray cluster at {ray_env.address}:"
-        " ModuleNotFoundError: No module named 'diffgap_search'"
-        " (every node needs diffgap-search, its models and the files, at the same paths)")
-    out, _ = capfd.readouterr()
-    assert out == ""  # Ray's driver printed the raylet's traceback of every try here, where --json writes
-    assert _committed(tmp_path / "ix") == 0
-
-
-@pytest.mark.slow
-def test_an_actor_whose_encoder_raises_ends_the_run_as_an_internal_error_with_the_actors_traceback(
-        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
-    # as the local engine, whose encoder's exception ends the run; Ray Data alone would drop the block and
-    # every file would end as "lost" (then "nothing indexed")
-    with pytest.raises(ActorError) as failed:
-        index_folder(clips_dir, tmp_path / "ix", load_encoder=BrokenEncoderOnWorkers(os.getpid()),
-                     encoder_cfg=tiny_cfg, window_cfg=WINDOW, stages=ray_stages(RayOptions(batch_size=4, actors=1)))
-    assert str(failed.value) == "an embedding actor failed: ValueError: this encoder cannot embed here"
-    (note,) = failed.value.__notes__
-    assert note.startswith("the actor's traceback:\nTraceback (most recent call last):")
-    assert note.rstrip().endswith("ValueError: this encoder cannot embed here")
-    assert _committed(tmp_path / "ix") == 0
-
-
-@pytest.mark.slow
-def test_a_cuda_device_is_refused_before_any_actor_starts_on_a_cluster_without_gpus(
-        ray_env: RayCluster, clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
-    cfg = replace(tiny_cfg, device="cuda")
-    with pytest.raises(ModelUnavailableError) as failed:  # exit 5, as the local engine without a GPU
-        index_folder(clips_dir, tmp_path / "ix", load_encoder=CountingLoader(), encoder_cfg=cfg, window_cfg=WINDOW,
-                     stages=ray_stages(RayOptions(batch_size=4, actors=1)))
-    assert str(failed.value) == (
-        f"device 'cuda' was requested, but the embedding actors on the Ray cluster at {ray_env.address} get no GPU"
-        " (it has none): use --device cpu or --device auto")
-    assert _committed(tmp_path / "ix") == 0
-
-
 # -- the driver and the actor killed mid-run, as real processes ------------------------------------------
-def _committed(index_dir: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{index_dir / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(conn.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _actors(cluster: RayCluster) -> list[int]:
     """The cluster's embedding actor processes (their title names the Ray Data map worker)."""
     out = []
@@ -330,9 +229,9 @@ def test_actor_killed_mid_run_is_restarted_and_the_run_equals_a_clean_build(
     ix = tmp_path / "ix"
     proc = _start(folder, ix, tiny_clap_dir, ray_cluster, tmp_path)
     try:
-        _wait_for(lambda: _committed(ix) >= 1 and _actors(ray_cluster), 180, "a first commit")
+        _wait_for(lambda: committed_count(ix) >= 1 and _actors(ray_cluster), 180, "a first commit")
         victims = _actors(ray_cluster)
-        assert _committed(ix) < 40 and proc.poll() is None  # mid-run
+        assert committed_count(ix) < 40 and proc.poll() is None  # mid-run
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         assert proc.wait(300) == 0, (tmp_path / "err").read_text()
@@ -350,14 +249,14 @@ def test_driver_killed_mid_run_then_rerun_equals_a_clean_build(
     ix = tmp_path / "ix"
     proc = _start(folder, ix, tiny_clap_dir, ray_cluster, tmp_path)
     try:
-        _wait_for(lambda: _committed(ix) >= 1, 180, "a first commit")
+        _wait_for(lambda: committed_count(ix) >= 1, 180, "a first commit")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert 1 <= _committed(ix) < 40
+    assert 1 <= committed_count(ix) < 40
     _wait_for(lambda: not _actors(ray_cluster), 60, "the dead driver's actors to go")
     again = _start(folder, ix, tiny_clap_dir, ray_cluster, tmp_path)
     assert again.wait(300) == 0, (tmp_path / "err").read_text()
@@ -374,7 +273,7 @@ def test_cluster_gone_mid_run_exits_16_keeps_what_was_committed_and_a_local_reru
     ix, cluster = tmp_path / "ix", own_ray_cluster
     proc = _start(folder, ix, tiny_clap_dir, cluster, tmp_path, DGSEARCH_RAY_LOST_S="3")
     try:
-        _wait_for(lambda: _committed(ix) >= 1 and proc.poll() is None, 180, "a first commit")
+        _wait_for(lambda: committed_count(ix) >= 1 and proc.poll() is None, 180, "a first commit")
         gone = time.monotonic()
         _kill_head(cluster)  # the head's control plane, for real; this node's raylet lives on, as a driver's would
         before = committed_paths(ix)  # committed before the loss (more may follow from rows already here)
