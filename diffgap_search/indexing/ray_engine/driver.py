@@ -16,7 +16,7 @@ from diffgap_search.indexing.decode import DecodeArgs, SegmentData
 from diffgap_search.indexing.models import RunModels
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.ray_engine.connect import ray_session, where
-from diffgap_search.indexing.ray_engine.failure import FAILED, ActorError
+from diffgap_search.indexing.ray_engine.failure import FAILED, SAME_ON_EVERY_NODE, ActorError
 from diffgap_search.indexing.ray_engine.options import RayOptions
 from diffgap_search.indexing.ray_engine.rows_codec import pack, unpack
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch
@@ -184,7 +184,6 @@ def _explain(exc: BaseException, options: RayOptions) -> str:
     text = " ".join(str(exc).split())
     if "creation task" in text:
         last = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
-        return (f"the embedding actors cannot start on {where(options.address)}: {last[:300]} (every node needs"
-                " diffgap-search, its models and the files, at the same paths)")
+        return f"the embedding actors cannot start on {where(options.address)}: {last[:300]} ({SAME_ON_EVERY_NODE})"
     return (f"{where(options.address)} failed mid-run ({type(exc).__name__}: {text[:200]}); what was committed"
             " is kept: run again to resume")

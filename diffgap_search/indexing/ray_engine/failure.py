@@ -19,6 +19,8 @@ from diffgap_search.errors import DGSearchError
 from diffgap_search.indexing.ray_engine.rows_codec import register
 
 FAILED = -2  # ``seq`` of a row holding an ActorFailure (windows are >= 0, a file's end -1)
+# What every message about actors that cannot start ends with (``work._on_this_node``, ``driver._explain``).
+SAME_ON_EVERY_NODE = "every node needs diffgap-search, its models and the files, at the same paths"
 
 
 class ActorError(RuntimeError):

@@ -21,7 +21,7 @@ from diffgap_search.indexing.decode import DecodeArgs, SegmentData, decode_file,
 from diffgap_search.indexing.decode import _tags_of as tags_of
 from diffgap_search.indexing.embed import bridge_segments, embed_segments
 from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
-from diffgap_search.indexing.ray_engine.failure import FAILED, ActorFailure
+from diffgap_search.indexing.ray_engine.failure import FAILED, SAME_ON_EVERY_NODE, ActorFailure
 from diffgap_search.indexing.ray_engine.rows_codec import pack, register, unpack
 from diffgap_search.media.tags import FileTags
 
@@ -165,8 +165,8 @@ def _on_this_node(exc: DGSearchError) -> DGSearchError:
     import ray
 
     located = copy.copy(exc)
-    located.args = (f"an embedding actor on the Ray node {ray.util.get_node_ip_address()} cannot start: {exc} (every"
-                    " node needs diffgap-search, its models and the files, at the same paths)",)
+    located.args = (f"an embedding actor on the Ray node {ray.util.get_node_ip_address()} cannot start: {exc}"
+                    f" ({SAME_ON_EVERY_NODE})",)
     return located
 
 
