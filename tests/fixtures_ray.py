@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ray_helpers import ray_left_alone
 
 TESTS = Path(__file__).resolve().parent
 SHIM = TESTS / "fault_injection"
@@ -156,8 +157,14 @@ def own_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayClu
 
 
 @pytest.fixture
-def ray_env(ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> RayCluster:
-    """This process joins the session's runtime (``RAY_ADDRESS`` and the token in its environment)."""
+def ray_env(ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[RayCluster]:
+    """This process joins the session's runtime (``RAY_ADDRESS`` and the token in its environment). After the
+    test nothing of Ray may be left running in this process (``ray_left_alone``): the test that left it fails
+    in its teardown, and Ray is let go so that the next test starts clean."""
     for key, value in ray_cluster.env.items():
         monkeypatch.setenv(key, value)
-    return ray_cluster
+    yield ray_cluster
+    left = ray_left_alone()
+    if "initialized" in left:
+        sys.modules["ray"].shutdown()
+    assert left == [], f"a run left Ray running in the test process: {left}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,17 @@ def committed_count(index_dir: Path) -> int:
             conn.close()
     except sqlite3.Error:
         return 0
+
+
+def ray_left_alone() -> list[str]:
+    """What of Ray a run left in this process once its frames are collected: "initialized" while it is joined
+    (a Ray Data iterator left open finishes when collected, and calls Ray then: Ray joins ``RAY_ADDRESS`` or
+    starts a runtime by itself; seen as the next test's "ray.init twice"), and the name of each Ray Data
+    executor thread still alive. [] when none."""
+    gc.collect()
+    ray = sys.modules.get("ray")  # not imported: nothing of it can be left
+    left = ["initialized"] if ray is not None and ray.is_initialized() else []
+    return left + sorted(t.name for t in threading.enumerate() if t.name.startswith("StreamingExecutor"))
 
 
 def assert_same_index(a: Path, b: Path) -> None:

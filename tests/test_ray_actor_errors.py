@@ -19,7 +19,7 @@ from fixtures_index import (
 )
 from fixtures_models import make_tiny_clap
 from fixtures_ray import RayCluster
-from ray_helpers import committed_count
+from ray_helpers import committed_count, ray_left_alone
 
 from diffgap_search.config import EncoderConfig, WindowConfig
 from diffgap_search.errors import EngineUnavailableError, ModelUnavailableError
@@ -92,6 +92,8 @@ def test_an_actor_whose_encoder_raises_ends_the_run_as_an_internal_error_with_th
     assert note.startswith("the actor's traceback:\nTraceback (most recent call last):")
     assert note.rstrip().endswith("ValueError: this encoder cannot embed here")
     assert committed_count(tmp_path / "ix") == 0
+    del failed  # the run's frames go with its exception: nothing of Ray may be left to finish then
+    assert ray_left_alone() == []
 
 
 @pytest.mark.slow

@@ -17,17 +17,35 @@ from diffgap_search.indexing.ray_engine.options import ADDRESS_ENV
 from diffgap_search.indexing.ray_engine.watch import ClusterWatch, lost_after_s
 
 INSTALL_HINT = "pip install 'diffgap-search[ray]'"
+AUTO_CONNECT_ENV = "RAY_ENABLE_AUTO_CONNECT"
 RAYLET_LOG = logging.getLogger("ray.raylet_notes")  # what the raylet pushes to this driver (_raylet_notes_logged)
 
 
 def import_ray() -> ModuleType:
-    """The ``ray`` module with Ray Data, or EngineUnavailableError saying how to install it."""
+    """The ``ray`` module with Ray Data, or EngineUnavailableError saying how to install it; its automatic
+    ``ray.init`` off for this process (``no_auto_connect``)."""
+    no_auto_connect()
     try:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
         raise EngineUnavailableError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
+    no_auto_connect()
     return ray
+
+
+def no_auto_connect() -> None:
+    """Ray's first API call in a process not joined calls ``ray.init()`` itself (joining ``RAY_ADDRESS``, or
+    starting a runtime) unless ``RAY_ENABLE_AUTO_CONNECT`` is 0: off here, unless the user set it. A run joins
+    only where ``ray_session`` says; a thread of Ray Data still stopping after ``ray.shutdown`` then fails in
+    Ray's own logs instead of joining behind the run's back (seen: the next run in the process refused
+    "ray.init twice"). Ray reads the variable once, when imported: where it was imported already, its module's
+    flag is set too."""
+    if os.environ.setdefault(AUTO_CONNECT_ENV, "0") != "0":
+        return
+    hook = sys.modules.get("ray._private.auto_init_hook")
+    if hook is not None and hasattr(hook, "enable_auto_connect"):
+        hook.enable_auto_connect = False
 
 
 def where(address: str | None) -> str:

@@ -4,7 +4,7 @@ pool), its rows streamed back and regrouped into files for the runner to commit 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,7 +64,11 @@ class RayEmbedFiles:
 
         try:
             with ray_session(self.options.address, meanwhile=load) as (ray, watch):
-                yield _results(ray, self.options, _spec(models), todo, tasks)
+                results = _results(ray, self.options, _spec(models), todo, tasks)
+                try:
+                    yield results
+                finally:  # the runner failed mid-way, or is done: Ray Data's executor stops before Ray lets go
+                    results.close()
         except KeyboardInterrupt:  # however late it lands, up to the session's end
             if watch is None or watch.message is None:
                 raise  # the user's Ctrl-C
@@ -87,7 +91,8 @@ def _spec(models: RunModels) -> ModelSpec:
 
 
 def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEmbed],
-             tasks: Sequence[DecodeArgs], per_task_asked: int | None = None) -> Iterator[EmbeddedFile | FailedFile]:
+             tasks: Sequence[DecodeArgs], per_task_asked: int | None = None,
+             ) -> Generator[EmbeddedFile | FailedFile, None, None]:
     """Each file of ``todo`` once, embedded or failed, as the cluster finishes it. The files of a decode task
     that died on every try are decoded again one per task (``per_task_asked`` 1), so that only a file whose
     decoder kills its process is lost: those come last, failed. Raises EngineUnavailableError when the cluster
@@ -98,8 +103,9 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
     ds = _dataset(ray, options, spec, tasks, per_task, resources)
     pending: dict[int, _Pending] = {}
     done: set[int] = set()
+    batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+        for batch in batches:
             for file, seq, payload in zip(batch["file"], batch["seq"], batch["payload"]):
                 file, seq = int(file), int(seq)
                 if seq == FAILED:  # whichever file the failed batch began with
@@ -118,6 +124,8 @@ def _results(ray: Any, options: RayOptions, spec: ModelSpec, todo: Sequence[ToEm
         raise
     except Exception as exc:  # noqa: BLE001 - Ray's errors: actors that cannot start, or the cluster gone
         raise EngineUnavailableError(_explain(exc, options)) from None
+    finally:  # now, not when the frames are collected (after ray.shutdown): its executor calls Ray as it stops
+        batches.close()
     lost = [file for file in range(len(todo)) if file not in done]
     if lost and per_task > 1:  # each again on its own: only the file whose decoder crashes is lost
         yield from _results(ray, options, spec, [todo[f] for f in lost], [tasks[f] for f in lost], 1)
