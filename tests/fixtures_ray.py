@@ -108,7 +108,10 @@ def loopback_runtime(work: Path) -> Iterator[RayCluster]:
     port, marker, token = _free_port(), f"ray-{secrets.token_hex(6)}", secrets.token_hex(16)
     joins = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
              "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0"}
+    # no drain on SIGTERM: a node that had run a Ray Data job (its detached helper actors) waited out Ray's 30 s
+    # drain, then this fixture its own 30 s, at every session's end
     env = {**os.environ, **joins, "DGS_PROC_MARKER": marker, "DGS_DECODE_FAULT": f"segv:{SEGV_NAME}",
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
            "PYTHONPATH": os.pathsep.join([str(SHIM), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     env.pop("RAY_ADDRESS")
     log = open(work / "head.log", "w+b")

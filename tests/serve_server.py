@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,10 @@ class Served:
 
 
 def serve_env() -> dict[str, str]:
-    return {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    """The test process's environment, offline and plain; ``PYTHONFAULTHANDLER``: a server stuck at its start
+    says where (``start_serve``)."""
+    return {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONFAULTHANDLER": "1"}
 
 
 def start_serve(index_dir: Path, *args: str, timeout_s: float = 180.0) -> Served:
@@ -63,8 +67,15 @@ def start_serve(index_dir: Path, *args: str, timeout_s: float = 180.0) -> Served
         if proc.poll() is not None:
             raise RuntimeError(f"dgsearch serve exited with {proc.returncode}: {served.log()}")
         time.sleep(0.1)
+    proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER, serve_env) writes every thread's stack
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    log = served.log()
     served.stop()
-    raise RuntimeError(f"dgsearch serve printed no address within {timeout_s} s")
+    raise RuntimeError(f"dgsearch serve printed no address within {timeout_s} s; its stderr, its threads' stacks"
+                       f" last:\n{log}")
 
 
 def run_dgsearch(*args: str | Path, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
