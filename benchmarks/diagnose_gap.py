@@ -15,7 +15,7 @@ and scored on the same test clips, under the standard protocol:
 
 Each row: test R@1 of the bridged query alone and served (fusion weights tuned on validation), both
 directions, the validation curve (served and bridged R@1 of the full residual after each epoch), the epoch
-and alphas kept, seconds. Writes ``results/diagnose_gap.json`` and ``.md``.
+and alphas kept, the training loss per epoch, seconds. Writes ``results/diagnose_gap.json`` and ``.md``.
 
     python benchmarks/diagnose_gap.py                             # the world, every variant
     python benchmarks/diagnose_gap.py --variants before,default --clips 1000 --out-dir /tmp/d
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             info = {"epoch": sel["checkpoint"]["epoch"], "epochs_run": sel["checkpoint"]["epochs_run"],
                     "val_curve": sel["checkpoint"]["scores"],
                     "alpha": {"query": sel.get("residual_scale", {}), "items": sel.get("residual_scale_items", {})},
-                    "sampler": {k: report.sample[k] for k in ("steps", "guidance_scale")}, "val": report.val}
+                    "sampler": {k: report.sample[k] for k in ("steps", "guidance_scale")}, "val": report.val,
+                    "train_loss": [round(x, 5) for x in report.loss_history]}
         rows[name] = {"test": score_bridge(bridge, val, test), "seconds": round(time.perf_counter() - t0, 1), **info}
         print(f"{time.perf_counter() - started:6.0f} s {name}: {json.dumps(rows[name]['test'])} "
               f"epoch {info.get('epoch')} alpha {info.get('alpha')} ({rows[name]['seconds']} s)", file=sys.stderr,
@@ -158,6 +159,9 @@ def write(args: argparse.Namespace, command: str, started: float, record: Any, v
     md += ["", "Validation curves (epoch, served R@1, bridged R@1 of the full residual, mean of both directions):", ""]
     md += [f"- {n}: " + ", ".join(f"{e}: {f:.1f}/{a:.1f}" for e, f, a in r["val_curve"]) for n, r in rows.items()
            if r.get("val_curve")]
+    md += ["", "Training loss per epoch (x0 MSE + weighted InfoNCE, mean over the epoch's steps):", ""]
+    md += [f"- {n}: " + ", ".join(f"{e}: {x:.4f}" for e, x in enumerate(r["train_loss"], 1)) for n, r in rows.items()
+           if r.get("train_loss")]
     (args.out_dir / f"{args.name}.md").write_text("\n".join(md) + "\n")
 
 
