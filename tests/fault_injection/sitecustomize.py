@@ -52,12 +52,20 @@ def _log(line: str) -> None:
             os.close(fd)
 
 
+def _announce_pause(line: str) -> None:
+    """``DGS_FAULT_DIR/paused`` holding ``line``, whole the moment it exists: written under another name, then
+    renamed (a test that saw an empty ``paused`` being written read no pid: seen once in CI)."""
+    tmp = os.path.join(_DIR, f".paused.{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(line)
+    os.replace(tmp, os.path.join(_DIR, "paused"))
+
+
 def _maybe_pause(point: str) -> None:
     _COUNTS[point] = _COUNTS.get(point, 0) + 1
     if point != _POINT or _COUNTS[point] != int(_NTH or 1):
         return
-    with open(os.path.join(_DIR, "paused"), "w") as fh:
-        fh.write(f"{point}:{_COUNTS[point]} pid {os.getpid()}\n")
+    _announce_pause(f"{point}:{_COUNTS[point]} pid {os.getpid()}\n")
     while not os.path.exists(os.path.join(_DIR, "continue")):
         time.sleep(0.02)
 
@@ -333,8 +341,7 @@ def _worker_pause(point: str) -> None:
     if point != _WORKER_POINT or not _WORKER_ORDINAL or _WORKER_ORDINAL[0] != int(_WORKER_NTH or 1):
         return
     _WORKER_ORDINAL[0] = -1  # once
-    with open(os.path.join(_DIR, "paused"), "w") as fh:
-        fh.write(f"worker_{point}:{_WORKER_NTH} pid {os.getpid()}\n")
+    _announce_pause(f"worker_{point}:{_WORKER_NTH} pid {os.getpid()}\n")
     while not os.path.exists(os.path.join(_DIR, "continue")):
         time.sleep(0.02)
 
