@@ -24,13 +24,12 @@ RAYLET_LOG = logging.getLogger("ray.raylet_notes")  # what the raylet pushes to 
 def import_ray() -> ModuleType:
     """The ``ray`` module with Ray Data, or EngineUnavailableError saying how to install it; its automatic
     ``ray.init`` off for this process (``no_auto_connect``)."""
-    no_auto_connect()
+    no_auto_connect()  # before the import, which reads the variable (or after one: the module's flag)
     try:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
         raise EngineUnavailableError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
-    no_auto_connect()
     return ray
 
 
