@@ -121,10 +121,17 @@ def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(f
         margin = methods["diffgap_fusion"]["R@1"] - methods[best]["R@1"]
         assert served["winner"] == ("tie" if abs(margin) < 0.05 else "diffgap_fusion" if margin > 0 else best)
         assert set(res["verdict"][task.key]["alone"]) == {"diffgap", "best_counterpart", "counterpart_R@1", "winner",
-                                                          "margin"}
+                                                          "margin", "interval", "queries", "clips"}
+        for duel in res["verdict"][task.key].values():  # the margin's bootstrap interval over the test clips holds it
+            lo, hi = duel["interval"]
+            assert lo <= duel["margin"] + 1e-9 and duel["margin"] <= hi + 1e-9
+            assert duel["queries"] == task.queries.n_units and duel["clips"] == len(np.unique(test["group"]))
     table = dg("eval", "--pairs-file", test_file, "--index", ix)
     lines = [line for line in table.stdout.splitlines() if line.startswith(("text->audio: served", "audio->text: served"))]
     assert len(lines) == 2 and all("DiffGAP + fusion" in line and "alone, DiffGAP" in line for line in lines)
+    clips = len(np.unique(test["group"]))
+    assert all(line.count(" query clips") == 2 and line.count(" (95 % interval ") == 2 for line in lines), lines
+    assert all(f"over {clips} query clips" in line for line in lines)
     info = dg("info", "--index", ix, "--json")
     shown = json.loads(info.stdout)["summary"]["bridge"]
     assert shown.startswith(f"{bridge.fingerprint[:12]} (audio|text, text|audio); chosen on validation: epoch ")

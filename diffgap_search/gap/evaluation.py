@@ -19,7 +19,8 @@ captions is in the top k), video<->audio one clip per video; a clip's windows sc
 
 ``verdict`` says, per direction, which wins alone (DiffGAP vs the better of ridge and Procrustes) and
 served (DiffGAP + fusion vs the better fair counterpart): ``{"alone": {...}, "served": {...}}``, each with
-the figures, the ``winner`` and the ``margin`` in R@1 points (``"tie"`` within 0.05).
+the figures, the ``winner`` and the ``margin`` in R@1 points (``"tie"`` within 0.05), and the margin's 95 %
+paired-bootstrap ``interval`` over the test clips: whether the test set can tell the two apart.
 
 Every baseline comes from the bridge's training record: fitted on the very pairs the bridge trained on.
 """
@@ -35,6 +36,7 @@ from ..errors import UsageError
 from .baselines import l2n
 from .bridge import Bridge
 from .directions import PAIR_SETS
+from .evidence import gain_interval, query_hits
 from .fusion import FusionConfig, fused_unit_scores
 from .gap_picture import gap_picture
 from .groups import as_groups
@@ -85,29 +87,57 @@ def method_scores(task: Task, bridge: Bridge, baselines: PairBaselines, fusion: 
     return out
 
 
-def _duel(results: Mapping[str, Mapping[str, float]], ours: str, theirs: tuple[str, ...]) -> dict[str, object] | None:
+def _duel(results: Mapping[str, Mapping[str, float]], ours: str, theirs: tuple[str, ...],
+          paired: tuple[Task, Mapping[str, np.ndarray]] | None = None) -> dict[str, object] | None:
     present = [m for m in theirs if m in results]
     if ours not in results or not present:
         return None
     best = max(present, key=lambda m: (results[m]["R@1"], -present.index(m)))
     margin = round(results[ours]["R@1"] - results[best]["R@1"], 2)
     winner = "tie" if abs(margin) < 0.05 else (ours if margin > 0 else best)
-    return {ours: results[ours]["R@1"], "best_counterpart": best, "counterpart_R@1": results[best]["R@1"],
-            "winner": winner, "margin": margin}
+    duel: dict[str, object] = {ours: results[ours]["R@1"], "best_counterpart": best,
+                               "counterpart_R@1": results[best]["R@1"], "winner": winner, "margin": margin}
+    if paired is not None:
+        task, scores = paired
+        lo, hi = gain_interval(task.queries.labels, query_hits(task, scores[ours]), query_hits(task, scores[best]))
+        duel.update(interval=[round(lo, 2), round(hi, 2)], queries=task.queries.n_units,
+                    clips=int(len(np.unique(task.queries.labels))))
+    return duel
 
 
-def verdict(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, object]]:
-    """Per direction: ``{"alone": duel, "served": duel}`` (module docstring); a duel is absent without its methods."""
+def verdict(results: Mapping[str, Mapping[str, Mapping[str, float]]],
+            scores: Mapping[str, tuple[Task, Mapping[str, np.ndarray]]] | None = None) -> dict[str, dict[str, object]]:
+    """Per direction: ``{"alone": duel, "served": duel}`` (module docstring); a duel is absent without its methods.
+
+    With ``scores`` (direction -> its task and each method's ``(U_q, U_i)`` unit scores) each duel also carries
+    ``interval``: the 95 % paired-bootstrap interval of DiffGAP's margin in R@1 points over the test clips
+    (``evidence.gain_interval``), with the ``queries`` and the query ``clips`` it rests on. An interval that holds
+    0 means this test set cannot tell the two apart: measured (``benchmarks/gallery_size.py``), one 600-clip
+    test gallery put a served margin 1-2 points below what ten others of the same world gave on average."""
     out: dict[str, dict[str, object]] = {}
     for key, methods in results.items():
-        duels = {"alone": _duel(methods, "diffgap", ("ridge", "procrustes")),
-                 "served": _duel(methods, "diffgap_fusion", ("ridge_fusion", "procrustes_fusion"))}
+        paired = (scores or {}).get(key)
+        duels = {"alone": _duel(methods, "diffgap", ("ridge", "procrustes"), paired),
+                 "served": _duel(methods, "diffgap_fusion", ("ridge_fusion", "procrustes_fusion"), paired)}
         out[key] = {k: v for k, v in duels.items() if v is not None}
     return out
 
 
+def _interval_words(d: Mapping[str, Any]) -> str:
+    """`` (95 % interval +0.3 to +1.9 over 600 query clips)``, and where it holds 0 and a method won: that this
+    test set cannot tell them apart; "" for a duel without an interval (``verdict`` without scores)."""
+    if "interval" not in d:
+        return ""
+    lo, hi = d["interval"]
+    words = f" (95 % interval {lo:+.1f} to {hi:+.1f} over {d['clips']} query clips"
+    if d["winner"] != "tie" and lo <= 0.0 <= hi:
+        words += ": within this test set's noise"
+    return words + ")"
+
+
 def verdict_line(key: str, duels: Mapping[str, Any]) -> str:
-    """One sentence: ``text->audio: served, DiffGAP + fusion 89.2 vs ridge + fusion 88.1: DiffGAP + fusion wins by 1.1; ...``."""
+    """One sentence: ``text->audio: served, DiffGAP + fusion 89.2 vs ridge + fusion 88.1: DiffGAP + fusion wins by
+    1.1 (95 % interval +0.2 to +2.0 over 600 query clips); ...`` (the interval is DiffGAP's margin's)."""
     parts = []
     for kind in ("served", "alone"):
         d = duels.get(kind)
@@ -116,7 +146,8 @@ def verdict_line(key: str, duels: Mapping[str, Any]) -> str:
         ours = "diffgap_fusion" if kind == "served" else "diffgap"
         other = str(d["best_counterpart"])
         head = f"{kind}, {LABELS[ours]} {d[ours]:.1f} vs {LABELS[other]} {d['counterpart_R@1']:.1f}: "
-        parts.append(head + ("tie" if d["winner"] == "tie" else f"{LABELS[str(d['winner'])]} wins by {abs(d['margin']):.1f}"))
+        won = "tie" if d["winner"] == "tie" else f"{LABELS[str(d['winner'])]} wins by {abs(d['margin']):.1f}"
+        parts.append(head + won + _interval_words(d))
     if "served" not in duels:
         parts.append("no fair served counterpart (a bridge trained before format 4: train it again)")
     return f"{key}: " + "; ".join(parts)
@@ -165,6 +196,7 @@ def evaluate_methods(
     curves: dict[str, dict[str, list[float]]] = {}
     pictures: dict[str, dict[str, Any]] = {}
     n_test: dict[str, dict[str, int]] = {}
+    duel_scores: dict[str, tuple[Task, dict[str, np.ndarray]]] = {}
     for a, b in PAIR_SETS:
         rows = _pair_rows(test_pairs, a.value, b.value)
         baselines = bridge.record.baselines.get(f"{a.value}-{b.value}")
@@ -184,12 +216,13 @@ def evaluate_methods(
             fcfg = (fusion or {}).get(task.key) or bridge.fusion_for(qm, gm)
             scores = method_scores(task, bridge, baselines, fcfg)
             results[task.key] = {m: task.metrics(scores[m]) for m in METHODS if m in scores}
+            duel_scores[task.key] = (task, scores)
             if curves_k:
                 ks = tuple(range(1, min(curves_k, task.items.n_units) + 1))
                 curves[task.key] = {m: [v for k, v in retrieval_metrics(scores[m], task.queries.labels,
                                                                        task.items.labels, ks=ks).items()
                                         if k.startswith("R@")] for m in METHODS if m in scores}
-    out: dict[str, object] = {"n_test": n_test, "results": results, "verdict": verdict(results)}
+    out: dict[str, object] = {"n_test": n_test, "results": results, "verdict": verdict(results, duel_scores)}
     if curves_k:
         out["curves"] = curves
     if picture:
