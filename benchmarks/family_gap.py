@@ -45,7 +45,7 @@ from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.selection import choose_residual  # noqa: E402
 from diffgap_search.gap.training_data import confirmation_split, split_pairs  # noqa: E402
 from diffgap_search.gap.validation import validation_tasks  # noqa: E402
-from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
+from diffgap_search.gap.training import TrainConfig, TrainReport, train_bridge  # noqa: E402
 
 FP = "synthetic-" + "0" * 54
 LEVELS: dict[str, dict[str, dict[str, float]]] = {
@@ -93,16 +93,31 @@ def cell_id(c: dict[str, Any]) -> str:
     return f"{c['family']}-{c['level']} D{c['dim']} {c['captions']}cap {c['clips']} clips {c['modality']}"
 
 
-def run(c: dict[str, Any], seed: int, epochs: int, val_fraction: float | None = None) -> dict[str, Any]:
-    """Train and evaluate one cell with one seed -> its JSON line (``val_fraction``: None = the default's)."""
+def draw(c: dict[str, Any], n: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``n`` clips of cell ``c``'s world drawn with ``seed`` -> ``(pairs, groups)``: ``{"audio", "text" | "video"}:
+    (N, D) float32`` unit rows, one per caption (text) or clip (video), and ``groups (N,) int64``, the clip of
+    each row (0 .. n - 1). Training draws use seed ``100 + s``, the table's 600 test clips ``200 + s``."""
     world = World(WorldSpec(c["family"], c["dim"], **LEVELS[c["family"]][c["level"]]), seed=0)
     pick = "text_pairs" if c["modality"] == "text" else "video_pairs"
-    train, groups = getattr(world.sample(c["clips"], 100 + seed, c["captions"]), pick)()
-    test, test_groups = getattr(world.sample(N_TEST, 200 + seed, c["captions"]), pick)()
+    return getattr(world.sample(n, seed, c["captions"]), pick)()
+
+
+def train_cell(c: dict[str, Any], seed: int, epochs: int = 40, val_fraction: float | None = None
+               ) -> tuple[Bridge, TrainReport, TrainConfig, float, dict[str, np.ndarray], np.ndarray]:
+    """Cell ``c``'s bridge for ``seed``, trained as ``dgsearch train`` would (``val_fraction``: None = the
+    default's) -> ``(bridge, report, config, training seconds, training pairs, their groups)``. Deterministic:
+    the same cell and seed rebuild the same bridge (``gallery_size.py`` relies on it)."""
+    train, groups = draw(c, c["clips"], 100 + seed)
     t0 = time.perf_counter()
     cfg = TrainConfig(seed=seed, epochs=epochs, **({} if val_fraction is None else {"val_fraction": val_fraction}))
     bridge, report = train_bridge(train, groups=groups, cfg=cfg, encoder_fingerprints={"audio": FP, c["modality"]: FP})
-    seconds = time.perf_counter() - t0
+    return bridge, report, cfg, time.perf_counter() - t0, train, groups
+
+
+def run(c: dict[str, Any], seed: int, epochs: int, val_fraction: float | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell with one seed -> its JSON line (``val_fraction``: None = the default's)."""
+    bridge, report, cfg, seconds, train, groups = train_cell(c, seed, epochs, val_fraction)
+    test, test_groups = draw(c, N_TEST, 200 + seed)
     keep = ("raw", "ridge", "procrustes", "diffgap", "ridge_fusion", "procrustes_fusion", "diffgap_fusion")
 
     def scored(b: Bridge) -> dict[str, dict[str, float]]:

@@ -29,12 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
-from family_gap import FP, LEVELS, N_TEST, _ms, cell_id  # noqa: E402
-from gap_worlds import World, WorldSpec  # noqa: E402
+from family_gap import N_TEST, _ms, cell_id, draw, train_cell  # noqa: E402
 
 from diffgap_search.gap.bridge import Bridge, load_bridge  # noqa: E402
 from diffgap_search.gap.evaluation import evaluate_methods  # noqa: E402
-from diffgap_search.gap.training import TrainConfig, train_bridge  # noqa: E402
 
 KEEP = ("ridge", "procrustes", "diffgap", "ridge_fusion", "procrustes_fusion", "diffgap_fusion")
 COUNTERPARTS = ("ridge_fusion", "procrustes_fusion")
@@ -56,23 +54,18 @@ def _mean(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]
     return {k: {m: float(np.mean([r[k][m] for r in runs])) for m in runs[0][k]} for k in runs[0]}
 
 
-def run(c: dict[str, Any], seed: int, sizes: list[int], draw: int, max_galleries: int, bridges: Path) -> dict[str, Any]:
+def run(c: dict[str, Any], seed: int, sizes: list[int], draw_size: int, max_galleries: int, bridges: Path) -> dict[str, Any]:
     """Train (or load) one cell's bridge for ``seed`` and score it on galleries of each size -> its JSON line."""
-    world = World(WorldSpec(c["family"], c["dim"], **LEVELS[c["family"]][c["level"]]), seed=0)
-    pick = "text_pairs" if c["modality"] == "text" else "video_pairs"
     path = bridges / f"{cell_id(c).replace(' ', '_')}_s{seed}.safetensors"
     seconds, val = None, None
     if path.exists():
         bridge = load_bridge(path)
     else:
-        train, groups = getattr(world.sample(c["clips"], 100 + seed, c["captions"]), pick)()
-        t0 = time.perf_counter()
-        bridge, report = train_bridge(train, groups=groups, cfg=TrainConfig(seed=seed),
-                                      encoder_fingerprints={"audio": FP, c["modality"]: FP})
-        seconds, val = time.perf_counter() - t0, report.val
+        bridge, report, _, seconds, _, _ = train_cell(c, seed)
+        val = report.val
         bridge.save(path)
-    table, table_groups = getattr(world.sample(N_TEST, 200 + seed, c["captions"]), pick)()
-    big, big_groups = getattr(world.sample(draw, 300 + seed, c["captions"]), pick)()
+    table, table_groups = draw(c, N_TEST, 200 + seed)
+    big, big_groups = draw(c, draw_size, 300 + seed)
     clips = np.unique(big_groups)
     by_size: dict[str, Any] = {}
     for s in sizes:
