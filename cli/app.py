@@ -255,6 +255,7 @@ def train(
     guidance: Annotated[str, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none), or auto: tuned on the validation clips with the fusion weights.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads; 0 (default): the cores idle now (a busy core slows every thread). Fix it for bit-for-bit reruns.")] = 0,
     device: Annotated[str, typer.Option("--device", help="Where training and its validation run: auto (CUDA where torch sees a GPU), cpu, cuda or cuda:N. The bridge is stored and served from the CPU.")] = Device.AUTO.value,
+    anchor: Annotated[str, typer.Option("--anchor", help="The linear map the bridge learns a residual on, per pair set: auto (Procrustes where the validation clips are 90 % sure Procrustes + fusion beats ridge + fusion, else ridge), ridge or procrustes.")] = "auto",
     index: IndexOpt = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     memory_budget: BudgetOpt = None,
@@ -274,11 +275,8 @@ def train(
     from diffgap_search.cli.progress import RichTrainProgress
 
     fmt = _fmt(json_, jsonl)
-    cfg = TrainConfig(seed=seed, threads=threads, device=device).with_guidance(guidance)
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if batch_size is not None:
-        cfg = replace(cfg, batch_size=batch_size)
+    cfg = TrainConfig(seed=seed, threads=threads, device=device).with_guidance(guidance).with_anchor(anchor)
+    cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
     progress = RichTrainProgress(stderr_console(), cfg.epochs)
     try:
         outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,

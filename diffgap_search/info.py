@@ -79,9 +79,13 @@ def _video(encoder: dict[str, Any]) -> str:
     return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}"
 
 
+LINEAR_NAMES = {"ridge": "ridge", "procrustes": "Procrustes"}
+
+
 def _bridge(record: dict[str, Any]) -> str:
-    """The DiffGAP bridge and what validation chose for it: epoch kept, residual scale per direction and role (0 =
-    the ridge map alone), validation served R@1 beside ridge + fusion's. ``-`` without a bridge."""
+    """The DiffGAP bridge and what validation chose for it: epoch kept, the anchor where it is not ridge (``anchored
+    audio-text on Procrustes``), residual scale per direction and role (0 = the anchor map alone), validation
+    served R@1 beside the anchor + fusion's. ``-`` without a bridge."""
     if not record:
         return "-"
     text = f"{record['fingerprint'][:12]} ({', '.join(record.get('directions', []))})"
@@ -90,14 +94,25 @@ def _bridge(record: dict[str, Any]) -> str:
         return text + "; trained before validation chose its checkpoint and residual scale"
     scales = chosen.get("residual_scale", {})
     alphas = describe_scales(scales, chosen.get("residual_scale_items", scales)) if scales else "1"
-    ridge = chosen.get("counterparts_served_R@1", {}).get("ridge", {})
-    served = "; ".join(f"{k} {v:.1f}" + (f" (ridge + fusion {ridge[k]:.1f})" if k in ridge else "")
-                       for k, v in chosen.get("served_R@1", {}).items() if v is not None)
+    counterparts = chosen.get("counterparts_served_R@1", {})
+    anchors = chosen.get("anchor") or {}
+
+    def anchor_of(task: str) -> str:  # "text->audio" -> its pair set's anchor kind
+        return anchors.get("audio-" + next((m for m in task.split("->") if m != "audio"), "audio"), "ridge")
+
+    def beside(task: str) -> str:
+        kind = anchor_of(task)
+        figure = counterparts.get(kind, {}).get(task)
+        return f" ({LINEAR_NAMES[kind]} + fusion {figure:.1f})" if figure is not None else ""
+
+    served = "; ".join(f"{k} {v:.1f}{beside(k)}" for k, v in chosen.get("served_R@1", {}).items() if v is not None)
+    anchored = [f"{name} on {LINEAR_NAMES[kind]}" for name, kind in anchors.items() if kind != "ridge"]
     shares = chosen.get("confirmation") or {}
     confirm = (f"; residual confirmed in {', '.join(f'{k} {100 * v:.0f} %' for k, v in sorted(shares.items()))} "
                "of resamples (90 % needed)") if shares else ""
-    return (f"{text}; chosen on validation: epoch {chosen.get('epoch')} of {chosen.get('epochs_run')}, residual scale "
-            f"{alphas}; validation served R@1 {served or '-'}{confirm}")
+    anchor = f", anchored {', '.join(anchored)}" if anchored else ""
+    return (f"{text}; chosen on validation: epoch {chosen.get('epoch')} of {chosen.get('epochs_run')}{anchor}, "
+            f"residual scale {alphas}; validation served R@1 {served or '-'}{confirm}")
 
 
 def _space(name: str, rec: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.gap.baselines import LinearMap
-from diffgap_search.gap.directions import describe_scales
+from diffgap_search.gap.directions import Direction, describe_scales
 from diffgap_search.gap.fusion import FusionConfig, fused_unit_scores
 from diffgap_search.gap.groups import validation_mask
 from diffgap_search.gap.protocol import group_codes, tasks_for
@@ -245,3 +245,24 @@ def test_a_replaced_bridge_is_kept_while_a_reader_loads_it(tmp_path: Path) -> No
         assert load_index_bridge(ix, catalog).fingerprint.startswith(new[len("bridge-"):-len(".safetensors")])
         assert sweep_unpublished(ix, catalog, wait_s=0)
     assert sorted(p.name for p in ix.glob("bridge-*")) == [new]
+
+
+def test_train_anchor_forced_to_procrustes_is_served_and_shown_and_a_bad_anchor_is_refused(from_pairs: tuple) -> None:
+    """``--anchor procrustes`` anchors the pair set on Procrustes (``dgsearch info`` says so); ``--anchor lasso``
+    stops before anything is trained, with exit 2 and one line."""
+    root, _, _, _, _, _ = from_pairs
+    ix = root / "procrustes"
+    t = dg("train", "--pairs-file", root / "train.npz", "--index", ix, "--epochs", "1", "--batch-size", "64",
+           "--anchor", "procrustes", "--threads", "1", "--json")
+    assert t.exit_code == 0, t.output
+    with Catalog.open(ix) as catalog:
+        bridge = load_index_bridge(ix, catalog)
+    assert bridge.selection["anchor_kind"] == {"audio-text": "procrustes"}
+    m = bridge.record.baselines["audio-text"].linear("procrustes", "text", "audio")
+    k = Direction.of("text", "audio").index
+    assert np.array_equal(bridge.denoiser.anchor_weight[k].numpy(), m.weight)
+    info = json.loads(dg("info", "--index", ix, "--json").stdout)["summary"]["bridge"]
+    assert ", anchored audio-text on Procrustes, residual scale " in info and "(Procrustes + fusion " in info
+    bad = dg("train", "--pairs-file", root / "train.npz", "--index", root / "never", "--anchor", "lasso")
+    assert bad.exit_code == 2 and bad.stderr == "dgsearch: error: --anchor takes auto, ridge or procrustes, got 'lasso'\n"
+    assert not (root / "never").exists()

@@ -184,4 +184,6 @@ def chosen_record(selection: dict[str, Any]) -> dict[str, Any]:
             "confirmation": {k: v.get("task_confidence", v["gain_confidence"]) for k, v in sorted(val.items())
                              if "gain_confidence" in v},
             "counterparts_served_R@1": {kind: {k: v["served_R@1"] for k, v in sorted(per.items())}
-                                        for kind, per in sorted(selection.get("counterparts_val", {}).items())}}
+                                        for kind, per in sorted(selection.get("counterparts_val", {}).items())},
+            # the linear map each pair set's network is anchored on (bridges before the choice: ridge)
+            "anchor": dict(sorted(selection.get("anchor_kind", {}).items()))}

@@ -42,6 +42,10 @@ class TrainConfig:
     num_timesteps: int = 1000
     sample: SampleConfig = field(default_factory=SampleConfig)
     anchor: str = "ridge"
+    # which linear map the anchor is, per pair set: "auto" (Procrustes where validation finds Procrustes + fusion
+    # above ridge + fusion in ``serve_confidence`` of the clip resamples, else ridge: ``anchor_choice``), "ridge"
+    # (every bridge before this choice) or "procrustes"
+    anchor_kind: str = "auto"
     objective: str = "diffusion"  # or "regression" (ablation: no diffusion)
     only_direction: str | None = None  # e.g. "audio|text" (ablation: no BST)
     tune_sampler: bool = True  # pick steps and guidance on validation; False keeps ``sample`` as given
@@ -96,12 +100,20 @@ class TrainConfig:
         object.__setattr__(self, "residual_grid", tuple(float(a) for a in self.residual_grid))
         if not 0.0 <= self.serve_confidence <= 1.0:
             raise ValueError(f"TrainConfig.serve_confidence must be in [0, 1], got {self.serve_confidence}")
+        if self.anchor_kind not in ("auto", "ridge", "procrustes"):
+            raise ValueError(f"TrainConfig.anchor_kind must be auto, ridge or procrustes, got {self.anchor_kind!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"TrainConfig.precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not 0.0 <= self.val_fraction < 1.0 or not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError("val_fraction and cond_drop_prob must be in [0, 1)")
         object.__setattr__(self, "schedule", ScheduleKind(self.schedule))
         object.__setattr__(self, "device", device_name(self.device))  # UsageError for an unknown name
+
+    def with_anchor(self, value: str) -> TrainConfig:
+        """``--anchor``: ``auto``, ``ridge`` or ``procrustes`` (``anchor_kind``); UsageError else."""
+        if value not in ("auto", "ridge", "procrustes"):
+            raise UsageError(f"--anchor takes auto, ridge or procrustes, got {value!r}")
+        return replace(self, anchor_kind=value)
 
     def with_guidance(self, value: str) -> TrainConfig:
         """``--guidance``: ``"auto"`` tunes the scale on validation over ``guidance_grid``; a number >= 0 fixes

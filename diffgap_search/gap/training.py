@@ -75,11 +75,12 @@ def _record(sets: list[PairSet]) -> TrainingRecord:
     return TrainingRecord(train, val, baselines)
 
 
-def _install_anchors(net: Denoiser, record: TrainingRecord) -> None:
-    """Give ``net`` each direction's ridge map, fitted on the training pairs (``record``), as its anchor."""
-    for pb in record.baselines.values():
+def _install_anchors(net: Denoiser, record: TrainingRecord, kinds: dict[str, str]) -> None:
+    """Give ``net`` each direction's linear map fitted on the training pairs (``record``) as its anchor: the kind
+    ``kinds`` names for its pair set (``anchor_choice``; ridge where it names none)."""
+    for name, pb in record.baselines.items():
         for qm, gm in ((pb.a, pb.b), (pb.b, pb.a)):
-            m = pb.linear("ridge", qm, gm)
+            m = pb.linear(kinds.get(name, "ridge"), qm, gm)
             net.set_anchor(Direction.of(qm, gm).index, *(torch.from_numpy(v) for v in (m.mu_src, m.weight, m.mu_tgt)))
 
 
@@ -106,6 +107,7 @@ def train_bridge(
 
 def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints: dict[str, str],
            groups: np.ndarray | None, on_step: OnStep | None) -> tuple[Bridge, TrainReport]:
+    from .anchor_choice import choose_anchors
     from .selection import choose_residual, counterpart_fusion, mirror_evidence, progress_score
     from .validation import validate, validation_tasks
 
@@ -118,13 +120,16 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
         net = Denoiser(DenoiserConfig(dim=dim, hidden=cfg.hidden, depth=cfg.depth, expansion=cfg.expansion,
                                       anchor=cfg.anchor, dropout=cfg.dropout))
     record = _record(sets)
-    if cfg.anchor == "ridge":
-        _install_anchors(net, record)
     only = Direction(cfg.only_direction) if cfg.only_direction else None
     directions = tuple(d for s in sets for d in directions_of_pair(s.a, s.b) if only in (None, d))
     if not directions:
         raise ValueError(f"only_direction {cfg.only_direction!r} is not a direction of the pairs given")
     every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    counterparts = counterpart_fusion(record, every) if cfg.anchor == "ridge" else None  # (weights, figures)
+    kinds, kind_evidence = ({}, {}) if counterparts is None else choose_anchors(
+        record, every, counterparts[0], cfg.anchor_kind, cfg.serve_confidence)
+    if cfg.anchor == "ridge":
+        _install_anchors(net, record, kinds)
     choice, confirm = confirmation_split(sets, cfg.val_fraction)  # halves: choices, then their confirmation
     tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces)
     confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces)
@@ -172,8 +177,9 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
         for key, figures in alpha_val.items():
             val[key] = {**val.get(key, {}), "full_residual_fused_R@1": val.get(key, {}).get("fused_R@1", 0.0),
                         **figures}
-        weights, counterparts = counterpart_fusion(record, every)
-        selection.update(**scales, counterpart_fusion=weights, counterparts_val=counterparts)
+        assert counterparts is not None
+        selection.update(**scales, counterpart_fusion=counterparts[0], counterparts_val=counterparts[1],
+                         anchor_kind=kinds, anchor_evidence=kind_evidence)
     selection["val"] = val
     ema.cpu()  # validated on the training device; stored and served from the CPU
     bridge = make(sample, fusion, selection)
