@@ -98,7 +98,7 @@ def check_no_leak(train: list[Sound], test: list[Sound]) -> int:
 
 
 def run_split(sounds: list[Sound], test_mask: np.ndarray, audio: dict[str, np.ndarray], encoder: Any,
-              seed: int, epochs: int) -> dict[str, Any]:
+              seed: int, epochs: int, anchor_kind: str = "auto") -> dict[str, Any]:
     """Train on ``~test_mask``, score the held-out files: per query kind, method -> metrics, and per-query ranks."""
     from diffgap_search.gap.training import TrainConfig, train_bridge
 
@@ -119,7 +119,7 @@ def run_split(sounds: list[Sound], test_mask: np.ndarray, audio: dict[str, np.nd
         owner_texts.extend(ts)
     pairs = {"audio": np.stack(rows_a).astype(np.float32), "text": np.stack(rows_t).astype(np.float32)}
     t0 = time.perf_counter()
-    bridge, report = train_bridge(pairs, cfg=TrainConfig(seed=seed, epochs=epochs),
+    bridge, report = train_bridge(pairs, cfg=TrainConfig(seed=seed, epochs=epochs, anchor_kind=anchor_kind),
                                   encoder_fingerprints={"audio": "aisfx", "text": "wordllama"},
                                   groups=np.array(groups, dtype=object))
     train_s = time.perf_counter() - t0
@@ -133,6 +133,8 @@ def run_split(sounds: list[Sound], test_mask: np.ndarray, audio: dict[str, np.nd
     train_files = unit(np.stack([audio[s.sha256].mean(0) for s in train]))
     out: dict[str, Any] = {"train_files": len(train), "test_files": len(test), "train_pairs": len(groups),
                            "shared_descriptions": shared_words, "train_s": round(train_s, 1),
+                           "anchor": bridge.selection.get("anchor_kind", {}),
+                           "anchor_evidence": bridge.selection.get("anchor_evidence", {}),
                            "fusion": bridge.fusion_for("text", "audio").to_dict()}
     descriptions = sorted({s.description for s in test})
     categories = sorted({s.category for s in test} & set(CATEGORY_QUERIES))
@@ -230,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--anchor-kind", default="auto", choices=("auto", "ridge", "procrustes"),
+                    help="the bridges' linear anchor (TrainConfig.anchor_kind; default: chosen on validation)")
     args = ap.parse_args(argv)
     import torch
 
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {"file": [], "package": []}
     seed0: dict[str, Any] = {}
     for seed in args.seeds:
-        r = run_split(sounds, file_split(sounds, seed), audio, encoder, seed, args.epochs)
+        r = run_split(sounds, file_split(sounds, seed), audio, encoder, seed, args.epochs, args.anchor_kind)
         runs["file"].append(r)
         print(f"file split, seed {seed}: {r['test_files']} held out, served R@1 "
               f"{r['description']['metrics']['diffgap_served']['R@1']:.1f}, keyword {r['description']['metrics']['keyword']['R@1']:.1f}",
@@ -253,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if seed == args.seeds[0]:
             seed0["file"] = r
         for package in args.packages:
-            r = run_split(sounds, np.array([s.package == package for s in sounds]), audio, encoder, seed, args.epochs)
+            r = run_split(sounds, np.array([s.package == package for s in sounds]), audio, encoder, seed, args.epochs, args.anchor_kind)
             r["held_out_package"] = package
             runs["package"].append(r)
             print(f"package {package}, seed {seed}: served R@1 {r['description']['metrics']['diffgap_served']['R@1']:.1f}, "
