@@ -150,10 +150,11 @@ class Bridge:
 
     def residual_scale(self, direction: Direction | str, role: str = "query") -> float:
         """alpha in [0, 1] of ``direction`` in ``role``: the share of the network's residual added to its linear
-        anchor (0 serves the ridge map alone). ``role``: ``"query"`` (a query bridged at search time) or
-        ``"items"`` (indexed items bridged at index time, the third fusion term). Chosen on validation per task
-        (``selection``: ``residual_scale`` for queries, ``residual_scale_items`` since format 5; format 4 has one
-        alpha per direction for both roles); 1 for bridges before format 4 and for bridges without an anchor."""
+        anchor (0 serves the anchor map alone: ridge, or Procrustes where ``anchor_choice`` chose it). ``role``:
+        ``"query"`` (a query bridged at search time) or ``"items"`` (indexed items bridged at index time, the
+        third fusion term). Chosen on validation per task (``selection``: ``residual_scale`` for queries,
+        ``residual_scale_items`` since format 5; format 4 has one alpha per direction for both roles); 1 for
+        bridges before format 4 and for bridges without an anchor."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         return self._alpha[role].get(Direction(direction), 1.0) if self._net.cfg.anchor != "none" else 1.0

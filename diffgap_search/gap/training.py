@@ -17,8 +17,9 @@ A ``val_fraction`` of the groups, chosen by a salted hash of the group id, is he
 raw vs bridged R@1 on it, and the sampler (DDIM steps, guidance scale) and the fusion weights are tuned on
 it (never on anyone's test set; ``validation``). The mean shift, ridge and Procrustes baselines are fitted
 on the very pairs the bridge trains on and kept with it (``record``), with the keys of every group it saw;
-with ``anchor = "ridge"`` (the default) those ridge maps are also the denoiser's linear anchor, installed
-before training (``denoiser``).
+with ``anchor = "ridge"`` (the default: a linear anchor) one of those maps per pair set is also the denoiser's
+anchor, installed before training (``denoiser``): ridge, or Procrustes where validation is sure Procrustes +
+fusion serves better (``anchor_kind``, ``anchor_choice``).
 
 Ablation switches (``benchmarks/ablation_gap.py``; the defaults are the method): ``objective =
 "regression"`` trains the same network as a one-step regressor (input always the zero vector at the
