@@ -42,6 +42,7 @@ from methods import keyword_scores, names_keyword_scores, rrf, semantic_scores  
 from packages import PACKAGES, Sound, build_table  # noqa: E402
 
 from diffgap_search.gap.metrics import retrieval_metrics  # noqa: E402
+from diffgap_search.gap.train_config import ANCHOR_KINDS  # noqa: E402
 
 CATEGORY_QUERIES = {
     "animal": "an animal", "instrument": "a musical instrument", "percussion": "a percussion hit",
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out-dir", type=Path, default=None)
-    ap.add_argument("--anchor-kind", default="auto", choices=("auto", "ridge", "procrustes"),
+    ap.add_argument("--anchor-kind", default="auto", choices=ANCHOR_KINDS,
                     help="the bridges' linear anchor (TrainConfig.anchor_kind; default: chosen on validation)")
     args = ap.parse_args(argv)
     import torch

@@ -25,10 +25,9 @@ from .evidence import gain_confidence, query_hits
 from .fusion import FusionConfig, fused_unit_scores
 from .protocol import Task
 from .record import TrainingRecord
-from .selection import LinearBridge
+from .selection import COUNTERPARTS, LinearBridge
+from .train_config import ANCHOR_KINDS
 from .validation import term_matrices
-
-ANCHOR_KINDS: tuple[str, ...] = ("auto", "ridge", "procrustes")
 
 
 def pair_set_of(task: Task) -> str:
@@ -51,11 +50,11 @@ def choose_anchors(record: TrainingRecord, tasks: Sequence[Task], weights: Mappi
     """
     if mode not in ANCHOR_KINDS:
         raise ValueError(f"anchor kind must be one of {ANCHOR_KINDS}, got {mode!r}")
-    lines = {kind: LinearBridge(record, kind) for kind in ("ridge", "procrustes")}
+    lines = {kind: LinearBridge(record, kind) for kind in COUNTERPARTS}  # ridge, procrustes
     kinds: dict[str, str] = {}
     evidence: dict[str, dict[str, float]] = {}
     for name in record.baselines:
-        paired, served = [], {"ridge": [], "procrustes": []}
+        paired, served = [], {kind: [] for kind in COUNTERPARTS}
         for task in (t for t in tasks if pair_set_of(t) == name):
             hits = {}
             for kind, lin in lines.items():
@@ -70,4 +69,4 @@ def choose_anchors(record: TrainingRecord, tasks: Sequence[Task], weights: Mappi
     return kinds, evidence
 
 
-__all__ = ["ANCHOR_KINDS", "choose_anchors", "pair_set_of"]
+__all__ = ["choose_anchors", "pair_set_of"]

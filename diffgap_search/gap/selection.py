@@ -16,9 +16,9 @@ on the score ``dgsearch query`` serves (``fusion.fused_unit_scores``):
   R@1; ties to the smaller alphas) among those whose served R@1 is at least the anchor's (a last tie-break: the
   bridged query's mean cosine to its partner, then the smaller alphas). (Until format 5 one alpha per
   direction served both roles, chosen on the two tasks together: one task's loss withdrew the other's
-  confirmed gain, ``docs/diffgap.md``.) ``(0, 0)`` — the anchor, i.e. ridge + fusion (Procrustes + fusion where ``anchor_choice`` anchored the pair set on
-  Procrustes) — always qualifies, so by
-  construction the served bridge is never below its anchor on validation. **Confirmation before a residual is
+  confirmed gain, ``docs/diffgap.md``.) ``(0, 0)`` — the anchor, i.e. ridge + fusion (Procrustes + fusion where
+  ``anchor_choice`` anchored the pair set on Procrustes) — always qualifies, so by construction the served
+  bridge is never below its anchor on validation. **Confirmation before a residual is
   served**:
   training chooses on one half of the validation clips and passes the other half as ``confirm``; the kept pair
   (fusion re-tuned on the fine grid) replaces the anchor only when a paired bootstrap over the confirmation

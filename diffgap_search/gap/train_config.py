@@ -19,6 +19,8 @@ OnStep = Callable[[int, int, float, float], None]
 """``on_step(epoch, step, loss, pairs_per_s)``: called after every optimiser step (epoch and step from 0)."""
 
 
+ANCHOR_KINDS: tuple[str, ...] = ("auto", "ridge", "procrustes")  # ``TrainConfig.anchor_kind``, ``--anchor``
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run (stored in the checkpoint's ``train`` section)."""
@@ -100,7 +102,7 @@ class TrainConfig:
         object.__setattr__(self, "residual_grid", tuple(float(a) for a in self.residual_grid))
         if not 0.0 <= self.serve_confidence <= 1.0:
             raise ValueError(f"TrainConfig.serve_confidence must be in [0, 1], got {self.serve_confidence}")
-        if self.anchor_kind not in ("auto", "ridge", "procrustes"):
+        if self.anchor_kind not in ANCHOR_KINDS:
             raise ValueError(f"TrainConfig.anchor_kind must be auto, ridge or procrustes, got {self.anchor_kind!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"TrainConfig.precision must be auto, bf16 or fp32, got {self.precision!r}")
@@ -111,7 +113,7 @@ class TrainConfig:
 
     def with_anchor(self, value: str) -> TrainConfig:
         """``--anchor``: ``auto``, ``ridge`` or ``procrustes`` (``anchor_kind``); UsageError else."""
-        if value not in ("auto", "ridge", "procrustes"):
+        if value not in ANCHOR_KINDS:
             raise UsageError(f"--anchor takes auto, ridge or procrustes, got {value!r}")
         return replace(self, anchor_kind=value)
 
