@@ -51,7 +51,7 @@ def plain_tune(task: Task, raw: np.ndarray, qb: np.ndarray, ib: np.ndarray, step
     """The grid as a competent user writes it: every point fused, pooled and ranked in full (``masked``: with
     the ranking as it was, ``masked_ranks``)."""
     n = round(1 / step)
-    allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
+    allow_raw = raw_term_served(task.queries.modality, task.items.modality, task.shared_space, task.separate_space)
     best: tuple[tuple[float, float], FusionConfig] | None = None
     for i, j in product(range(n + 1 if allow_raw else 1), range(n + 1)):
         if i + j > n:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     bridge, report = train_bridge(train, groups=groups, cfg=cfg, encoder_fingerprints={"audio": FP, args.modality: FP})
     seconds = time.perf_counter() - t0
     sets = split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction)
-    val_tasks = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    val_tasks = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
     codes = group_codes(test_groups)
     test_tasks = tasks_for("audio", args.modality, l2n(test["audio"]), l2n(test[args.modality]), codes)
     dirs = (Direction.of(val_tasks[0].queries.modality, val_tasks[0].items.modality).value,

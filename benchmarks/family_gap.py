@@ -154,9 +154,9 @@ def coupled_rule(bridge: Bridge, train: dict[str, np.ndarray], groups: np.ndarra
     ``confidence=0``, the per-task choice served without any confirmation (what the bootstrap withheld)."""
     sets = split_pairs(train, as_groups(groups, train["audio"]), cfg.val_fraction)
     choice, confirm = confirmation_split(sets, cfg.val_fraction)
-    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
-    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces)
-    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces)
+    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
+    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
+    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
     if not tasks or not confirm_tasks:
         tasks, confirm_tasks = every, []
 

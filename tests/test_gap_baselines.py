@@ -16,6 +16,7 @@ from diffgap_search.gap.fusion import (
 from diffgap_search.gap.metrics import retrieval_metrics, true_ranks
 from diffgap_search.gap.protocol import Task, build_side
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
+from diffgap_search.gap.train_config import TrainConfig
 
 
 def _gapped(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +136,26 @@ def test_a_shared_video_audio_space_cavp_gets_its_raw_term_tuned_and_served() ->
     assert cavp.metrics(fused_unit_scores(cavp, good, noise, noise, tuned))["R@1"] == 100.0
     with_raw = fused_unit_scores(cavp, good, noise, noise, FusionConfig(0.5, 0.5, 0.0))
     assert np.allclose(with_raw, (good + noise) / 2, atol=1e-6)  # the raw term is part of the served score
+
+
+def test_words_from_a_text_encoder_of_their_own_get_no_raw_term_tuned_or_served() -> None:
+    """WordLlama beside aisfx (``--text-model``): text and audio, yet unrelated spaces. Even where the raw
+    cosine would rank perfectly on validation, the weight goes to the terms the searcher serves."""
+    rng = np.random.default_rng(6)
+    noise = rng.standard_normal((50, 50)).astype(np.float32)
+    good = (np.eye(50) + 0.1 * rng.standard_normal((50, 50))).astype(np.float32)
+    assert not raw_term_served("text", "audio", separate_space=True)
+    assert not raw_term_served("text", "audio", shared_space=True, separate_space=True)
+    words = Task(*(build_side(m, np.eye(50, dtype=np.float32), np.arange(50)) for m in ("text", "audio")),
+                 separate_space=True)
+    tuned = tune_fusion(words, good, noise, good.T.copy())
+    assert tuned.w_raw == 0.0 and tuned.w_query_bridged + tuned.w_item_bridged == pytest.approx(1.0)
+    assert tuned.w_item_bridged >= 0.5  # the one served term that ranks well
+    served = fused_unit_scores(words, good, noise, noise, FusionConfig(0.5, 0.5, 0.0))
+    assert np.allclose(served, noise, atol=1e-6)  # the raw term's weight is left out, as search drops it
+    with pytest.raises(ValueError, match="separate_spaces"):
+        TrainConfig(shared_spaces=("text",), separate_spaces=("text",))
+    assert TrainConfig(separate_spaces=("text",)).to_dict()["separate_spaces"] == ["text"]
 
 
 def test_fused_unit_scores_follow_the_searchers_order() -> None:

@@ -21,12 +21,14 @@ from debian_sounds import qabcs_noises
 from serve_server import start_serve
 from typer.testing import CliRunner
 
+from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.bridge.pairs import is_test_group
 from diffgap_search.cli.app import app
 from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.hashing import sha256_file
 from diffgap_search.search import Query, Searcher
+from diffgap_search.store.catalog import Catalog
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
@@ -92,6 +94,16 @@ def test_the_bridge_serves_the_words_it_learnt(trained) -> None:
             first += Path(hits[0].path).name == path.name
     print(f"training nouns first for their own noise: {first} of {len(kept)}")
     assert first / len(kept) >= MIN_TRAINED_AT_1
+
+
+def test_validation_tuned_only_the_terms_search_serves(trained) -> None:
+    """The words share no space with aisfx's audio: training tuned no weight on their raw cosine, which the
+    searcher drops (``TrainConfig.separate_spaces``), so what validation chose is what is served."""
+    index, _, _ = trained
+    with Catalog.open(index) as catalog:
+        bridge = load_index_bridge(index, catalog)
+    assert bridge is not None and bridge.separate_spaces == ("text",)
+    assert bridge.fusion_for("text", "audio").w_raw == 0.0 and bridge.fusion_for("audio", "text").w_raw == 0.0
 
 
 def test_the_page_answers_words_as_the_cli_does(trained) -> None:

@@ -98,6 +98,21 @@ def check_no_leak(train: list[Sound], test: list[Sound]) -> int:
     return sum(s.description.lower() in train_texts for s in test)
 
 
+def training_pairs(train: list[Sound], audio: dict[str, np.ndarray], encoder: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The bridge's training rows: every window of a training file paired with each of its texts ->
+    ``({"audio": (N, 512), "text": (N, 512)} float32, (N,) object groups: the file's hash)``."""
+    rows_a, rows_t, groups = [], [], []
+    for s in train:
+        tv = encoder.embed_text(texts_of(s))
+        for w in audio[s.sha256]:
+            for v in tv:
+                rows_a.append(w)
+                rows_t.append(v)
+                groups.append(s.sha256)
+    pairs = {"audio": np.stack(rows_a).astype(np.float32), "text": np.stack(rows_t).astype(np.float32)}
+    return pairs, np.array(groups, dtype=object)
+
+
 def run_split(sounds: list[Sound], test_mask: np.ndarray, audio: dict[str, np.ndarray], encoder: Any,
               seed: int, epochs: int, anchor_kind: str = "auto") -> dict[str, Any]:
     """Train on ``~test_mask``, score the held-out files: per query kind, method -> metrics, and per-query ranks."""
@@ -106,23 +121,14 @@ def run_split(sounds: list[Sound], test_mask: np.ndarray, audio: dict[str, np.nd
     train = [s for s, t in zip(sounds, test_mask) if not t]
     test = [s for s, t in zip(sounds, test_mask) if t]
     shared_words = check_no_leak(train, test)
-    rows_a, rows_t, groups, owner_texts, owner_idx, all_texts = [], [], [], [], [], []
-    for fi, s in enumerate(train):
-        ts = texts_of(s)
-        tv = encoder.embed_text(ts)
-        for w in audio[s.sha256]:
-            for v in tv:
-                rows_a.append(w)
-                rows_t.append(v)
-                groups.append(s.sha256)
-        all_texts.extend(ts)
-        owner_idx.extend([fi] * len(ts))
-        owner_texts.extend(ts)
-    pairs = {"audio": np.stack(rows_a).astype(np.float32), "text": np.stack(rows_t).astype(np.float32)}
+    pairs, groups = training_pairs(train, audio, encoder)
+    owner_texts = [t for s in train for t in texts_of(s)]
+    owner_idx = [fi for fi, s in enumerate(train) for _ in texts_of(s)]
     t0 = time.perf_counter()
-    bridge, report = train_bridge(pairs, cfg=TrainConfig(seed=seed, epochs=epochs, anchor_kind=anchor_kind),
+    cfg = TrainConfig(seed=seed, epochs=epochs, anchor_kind=anchor_kind, separate_spaces=("text",))  # as dgsearch train
+    bridge, report = train_bridge(pairs, cfg=cfg,
                                   encoder_fingerprints={"audio": "aisfx", "text": "wordllama"},
-                                  groups=np.array(groups, dtype=object))
+                                  groups=groups)
     train_s = time.perf_counter() - t0
     windows = np.concatenate([audio[s.sha256] for s in test]).astype(np.float32)
     owner = np.concatenate([[i] * len(audio[s.sha256]) for i, s in enumerate(test)])

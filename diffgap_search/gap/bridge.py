@@ -134,6 +134,12 @@ class Bridge:
         return tuple(self.train_info.get("shared_spaces", ()))
 
     @property
+    def separate_spaces(self) -> tuple[str, ...]:
+        """Modalities trained as sharing no space with audio (``TrainConfig.separate_spaces``: words from a text
+        encoder of their own); their raw cosine to audio is no fusion term. Empty for bridges trained before it."""
+        return tuple(self.train_info.get("separate_spaces", ()))
+
+    @property
     def encoder_fingerprints(self) -> dict[str, str]:
         """Modality name -> sha256 of the encoder weights the bridge was trained on (a copy)."""
         return dict(self._fingerprints)

@@ -207,7 +207,8 @@ def evaluate_methods(
         if len(np.unique(codes[keep])) < 2:
             continue
         xa, xb = (np.asarray(test_pairs[m.value], np.float32)[rows][keep] for m in (a, b))
-        tasks = tasks_for(a.value, b.value, l2n(xa), l2n(xb), codes[keep], b.value in bridge.shared_spaces)
+        tasks = tasks_for(a.value, b.value, l2n(xa), l2n(xb), codes[keep], b.value in bridge.shared_spaces,
+                          b.value in bridge.separate_spaces)
         n_test[f"{a.value}-{b.value}"] = _counts(tasks)
         if picture:
             pictures[f"{a.value}-{b.value}"] = gap_picture(l2n(xa), l2n(xb), codes[keep], bridge, a.value, b.value)

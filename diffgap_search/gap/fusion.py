@@ -57,10 +57,14 @@ class FusionConfig:
         return asdict(self)
 
 
-def raw_term_served(query_modality: str, item_modality: str, shared_space: bool = False) -> bool:
+def raw_term_served(query_modality: str, item_modality: str, shared_space: bool = False,
+                    separate_space: bool = False) -> bool:
     """Whether the raw cosine is a term of the served score: within CLAP's shared text-audio space, and
     between any two modalities whose encoder embeds both into one space (``shared_space``: CAVP's video and
-    audio towers, ``TrainConfig.shared_spaces``)."""
+    audio towers, ``TrainConfig.shared_spaces``); never where the two sides' encoders are unrelated
+    (``separate_space``: words from a text encoder of their own, ``TrainConfig.separate_spaces``)."""
+    if separate_space:
+        return False
     return shared_space or {query_modality, item_modality} == {"text", "audio"}
 
 
@@ -95,7 +99,7 @@ def query_pooled_terms(
     """The three ``(V_q, V_i)`` terms pooled over each query unit's vectors -> ``(U_q, V_i)`` each, the raw one
     ``None`` where it is not served: what ``fuse`` takes, before the items are pooled."""
     pq = task.queries.pool
-    served = raw_term_served(task.queries.modality, task.items.modality, task.shared_space)
+    served = raw_term_served(task.queries.modality, task.items.modality, task.shared_space, task.separate_space)
     return pq(raw, 0) if served else None, pq(query_bridged, 0), pq(item_bridged, 0)
 
 

@@ -83,6 +83,7 @@ class Task:
     queries: Side
     items: Side
     shared_space: bool = False  # raw vectors of both sides in one space besides CLAP's text–audio (CAVP's video–audio)
+    separate_space: bool = False  # raw vectors in unrelated spaces although text–audio (a text encoder of its own)
 
     @property
     def key(self) -> str:
@@ -118,12 +119,14 @@ def group_codes(groups: np.ndarray) -> np.ndarray:
 
 
 def tasks_for(
-    a: str, b: str, xa: np.ndarray, xb: np.ndarray, codes: np.ndarray, shared_space: bool = False
+    a: str, b: str, xa: np.ndarray, xb: np.ndarray, codes: np.ndarray, shared_space: bool = False,
+    separate_space: bool = False,
 ) -> tuple[Task, Task]:
     """Both directions of one pair set from paired rows ``xa, xb (N, D)`` -> ``(b->a, a->b)`` tasks;
-    ``shared_space``: the two modalities' raw vectors lie in one space (see ``Task.shared_space``)."""
+    ``shared_space``: the two modalities' raw vectors lie in one space (see ``Task.shared_space``);
+    ``separate_space``: they do not, although text and audio (see ``Task.separate_space``)."""
     side_a, side_b = build_side(a, xa, codes), build_side(b, xb, codes)
-    return Task(side_b, side_a, shared_space), Task(side_a, side_b, shared_space)
+    return Task(side_b, side_a, shared_space, separate_space), Task(side_a, side_b, shared_space, separate_space)
 
 
 def first_groups(codes: np.ndarray, limit: int | None) -> np.ndarray:

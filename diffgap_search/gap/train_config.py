@@ -56,6 +56,10 @@ class TrainConfig:
     # Modalities besides text whose raw vectors lie in the audio rows' space (("video",) when the video
     # encoder is CAVP): their raw cosine to audio is a fusion term, tuned on validation like text's.
     shared_spaces: tuple[str, ...] = ()
+    # Modalities whose raw vectors share no space with the audio rows although the default says they do:
+    # ("text",) when the words come from a text encoder of their own (``dgsearch index --text-model``, e.g.
+    # WordLlama beside aisfx). Their raw cosine to audio is no fusion term, as the searcher serves it.
+    separate_spaces: tuple[str, ...] = ()
     # Validation chooses what is served (``selection``): the network is rated every ``eval_every`` epochs and
     # the best-rated weights kept; training stops after ``patience`` ratings without improvement (0: runs
     # every epoch, still keeping the best). ``residual_grid``: the residual scales tried per direction
@@ -95,6 +99,10 @@ class TrainConfig:
         object.__setattr__(self, "shared_spaces", tuple(Modality(m).value for m in self.shared_spaces))
         if "audio" in self.shared_spaces:
             raise ValueError("TrainConfig.shared_spaces names the modalities that share the audio space, not audio")
+        object.__setattr__(self, "separate_spaces", tuple(Modality(m).value for m in self.separate_spaces))
+        if "audio" in self.separate_spaces or set(self.separate_spaces) & set(self.shared_spaces):
+            raise ValueError("TrainConfig.separate_spaces names modalities apart from the audio space: not audio, "
+                             f"none of shared_spaces, got {self.separate_spaces}")
         if self.patience < 0 or self.eval_every < 1 or self.threads < 0:
             raise ValueError("TrainConfig needs patience >= 0, eval_every >= 1 and threads >= 0")
         if any(not 0.0 <= a <= 1.0 for a in self.residual_grid):
@@ -136,6 +144,7 @@ class TrainConfig:
         d["schedule"] = self.schedule.value
         d["guidance_grid"], d["steps_grid"] = list(self.guidance_grid), list(self.steps_grid)
         d["shared_spaces"] = list(self.shared_spaces)
+        d["separate_spaces"] = list(self.separate_spaces)
         d["residual_grid"] = list(self.residual_grid)
         return d
 

@@ -125,15 +125,15 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     directions = tuple(d for s in sets for d in directions_of_pair(s.a, s.b) if only in (None, d))
     if not directions:
         raise ValueError(f"only_direction {cfg.only_direction!r} is not a direction of the pairs given")
-    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces)
+    every = validation_tasks(sets, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
     counterparts = counterpart_fusion(record, every) if cfg.anchor == "ridge" else None  # (weights, figures)
     kinds, kind_evidence = ({}, {}) if counterparts is None else choose_anchors(
         record, every, counterparts[0], cfg.anchor_kind, cfg.serve_confidence)
     if cfg.anchor == "ridge":
         _install_anchors(net, record, kinds)
     choice, confirm = confirmation_split(sets, cfg.val_fraction)  # halves: choices, then their confirmation
-    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces)
-    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces)
+    tasks = validation_tasks(choice, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
+    confirm_tasks = validation_tasks(confirm, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
     if not tasks or not confirm_tasks:  # too few validation clips to halve: choose and confirm on all of them
         tasks, confirm_tasks, choice = every, [], sets
     batcher = Batcher(sets, cfg.batch_size, np.random.default_rng(cfg.seed + 1), only)
@@ -156,7 +156,7 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
     if cfg.tune_sampler:
         steps_grid = (1,) if cfg.objective == "regression" else cfg.steps_grid
         candidates = [replace(cfg.sample, steps=k, guidance_scale=g) for k in steps_grid for g in cfg.guidance_grid]
-    sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces)
+    sample, val, fusion = validate(make, candidates, choice, cfg.max_val_groups, cfg.shared_spaces, cfg.separate_spaces)
     selection: dict[str, object] = {"checkpoint": checkpoint, "precision": "bf16" if cfg.use_bf16() else "fp32",
                                     "device": str(cfg.torch_device())}
     if chooses_residual and tasks:
@@ -168,7 +168,8 @@ def _train(pairs: dict[str, np.ndarray], cfg: TrainConfig, encoder_fingerprints:
             def make_twin(smp: SampleConfig, fus: dict, sel: dict | None = None) -> Bridge:
                 return Bridge(twin, schedule, smp, {}, directions, fus, selection=sel, record=record)
 
-            twin_sample = validate(make_twin, candidates, confirm, cfg.max_val_groups, cfg.shared_spaces)[0]
+            twin_sample = validate(make_twin, candidates, confirm, cfg.max_val_groups, cfg.shared_spaces,
+                                   cfg.separate_spaces)[0]
             crossed = mirror_evidence(lambda a: make_twin(twin_sample, {}, a), confirm_tasks, tasks, cfg.residual_grid)
             checkpoint["mirror"] = {**checkpoint["mirror"], "sample": asdict(twin_sample)}  # type: ignore[dict-item]
         scales, alpha_fusion, alpha_val = choose_residual(

@@ -30,9 +30,11 @@ def term_matrices(task: Task, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, n
     return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm, role="items").T
 
 
-def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequence[str] = ()) -> list[Task]:
+def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequence[str] = (),
+                     separate_spaces: Sequence[str] = ()) -> list[Task]:
     """Both query directions of every pair set with at least 2 validation groups (the first ``max_groups``);
-    a pair set whose non-audio modality is in ``shared_spaces`` gets tasks whose raw term is served."""
+    a pair set whose non-audio modality is in ``shared_spaces`` gets tasks whose raw term is served, one in
+    ``separate_spaces`` tasks whose raw term is not (``TrainConfig``)."""
     tasks: list[Task] = []
     for s in sets:
         codes = group_codes(s.val_groups)
@@ -40,7 +42,7 @@ def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequen
             continue
         keep = first_groups(codes, max_groups)
         tasks.extend(tasks_for(s.a.value, s.b.value, s.val_a[keep], s.val_b[keep], codes[keep],
-                               s.b.value in shared_spaces))  # a is always audio (directions.PAIR_SETS)
+                               s.b.value in shared_spaces, s.b.value in separate_spaces))  # a: audio (PAIR_SETS)
     return tasks
 
 
@@ -79,6 +81,7 @@ def validate(
     sets: list[PairSet],
     max_groups: int,
     shared_spaces: Sequence[str] = (),
+    separate_spaces: Sequence[str] = (),
 ) -> tuple[SampleConfig, Scores, dict[str, FusionConfig]]:
     """Pick the sampler and the fusion weights on at most ``max_groups`` validation groups of each pair set.
 
@@ -87,9 +90,10 @@ def validate(
     "bridged_R@1", "fused_R@1"}`` for the sampler kept, ``fusion`` its tuned weights. With no pair set
     holding 2 validation groups the first candidate is kept with default weights. A direction the bridge
     serves one way only (the "no BST" ablation) reports its bridged R@1 and gets no fusion weights.
-    ``shared_spaces``: modalities whose raw cosine to audio is a tuned term (``TrainConfig.shared_spaces``).
+    ``shared_spaces`` / ``separate_spaces``: modalities whose raw cosine to audio is / is not a tuned term
+    (``TrainConfig``).
     """
-    tasks = validation_tasks(sets, max_groups, shared_spaces)
+    tasks = validation_tasks(sets, max_groups, shared_spaces, separate_spaces)
     best: tuple[tuple[float, float], SampleConfig, Scores, dict[str, FusionConfig]] | None = None
     for sample in candidates if tasks else candidates[:1]:
         val, fusion, key = _score(make(sample, {}), tasks)
