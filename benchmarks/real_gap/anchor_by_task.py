@@ -13,6 +13,7 @@ its best window). Per task it gives the share of validation clip resamples in wh
 ridge/ridge (``evidence.gain_confidence``, the anchor choice's standard).
 
     python benchmarks/real_gap/anchor_by_task.py --out-dir benchmarks/results   # anchor_by_task.{md,jsonl}
+    python benchmarks/real_gap/anchor_by_task.py --split package --out-dir benchmarks/results  # ..._package.*
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def test_scores(q: np.ndarray, windows: np.ndarray, owner: np.ndarray, n_files: 
     return file_max(s, owner, n_files)
 
 
-def run_seed(sounds: list, audio: dict[str, np.ndarray], encoder: Any, seed: int) -> dict[str, Any]:
-    """One file split: per combination, validation R@1 and confidence per task, held-out R@1 / mAP@10."""
-    mask = file_split(sounds, seed)
+def run_split(sounds: list, audio: dict[str, np.ndarray], encoder: Any, mask: np.ndarray, name: str) -> dict[str, Any]:
+    """One split (``mask``: the held-out files): per combination, validation R@1 and confidence per task,
+    held-out R@1 / mAP@10."""
     train = [s for s, t in zip(sounds, mask) if not t]
     test = [s for s, t in zip(sounds, mask) if t]
     pairs, groups = training_pairs(train, audio, encoder)
@@ -92,8 +93,8 @@ def run_seed(sounds: list, audio: dict[str, np.ndarray], encoder: Any, seed: int
     kinds = {"description": (descriptions, np.array([descriptions.index(x.description) for x in test])),
              "category": ([CATEGORY_QUERIES[c] for c in categories],
                           np.array([categories.index(x.category) if x.category in categories else -1 for x in test]))}
-    queries = {k: (encoder.embed_text(texts), labels) for k, (texts, labels) in kinds.items()}
-    out: dict[str, Any] = {"seed": seed, "validation_clips": int(len(np.unique(s.val_groups))), "combos": {}}
+    queries = {k: (encoder.embed_text(texts), labels) for k, (texts, labels) in kinds.items() if texts}
+    out: dict[str, Any] = {"split": name, "validation_clips": int(len(np.unique(s.val_groups))), "combos": {}}
     hits: dict[tuple[str, str], list[np.ndarray]] = {}
     for combo in COMBOS:
         maps = Maps(record, *combo)
@@ -121,16 +122,22 @@ def run_seed(sounds: list, audio: dict[str, np.ndarray], encoder: Any, seed: int
 
 
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
-    """Mean over seeds per combination; per-seed confidences."""
+    """Mean over the splits per combination; per-split confidences."""
     lines = ["# Real gap: each map's kind per task (validation vs held-out files)", "", f"- {machine()}",
-             f"- command: `{command}`", "- validation clips per seed: "
-             + ", ".join(str(r["validation_clips"]) for r in rows), "",
+             f"- command: `{command}`", "- splits (validation clips): "
+             + ", ".join(f"{r['split']} ({r['validation_clips']})" for r in rows), "",
              "| text->audio map / audio->text map | validation text->audio R@1 | validation audio->text R@1 | "
-             "confidence over ridge/ridge: text->audio, audio->text, both (per seed) | held-out descriptions R@1 / "
+             "confidence over ridge/ridge: text->audio, audio->text, both (per split) | held-out descriptions R@1 / "
              "mAP@10 | held-out categories R@1 / mAP@10 |", "| --- | ---: | ---: | --- | ---: | ---: |"]
     for combo in ("/".join(c) for c in COMBOS):
         def mean(get: Any) -> float:
-            return float(np.mean([get(r["combos"][combo]) for r in rows]))
+            values = []
+            for r in rows:
+                try:
+                    values.append(get(r["combos"][combo]))
+                except KeyError:  # a split with no query of that kind (no canonical category held out)
+                    pass
+            return float(np.mean(values)) if values else float("nan")
         conf = "; ".join(", ".join(f"{v:.2f}" for v in r["combos"][combo]["confidence"].values())
                          for r in rows) if combo != "ridge/ridge" else "—"
         lines.append(
@@ -153,20 +160,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path,
                     default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgsearch-real-gap")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--split", choices=("file", "package"), default="file",
+                    help="file: a seeded fifth of the files held out per seed; package: each package in turn")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     sounds, _ = build_table(args.cache_dir, tuple(PACKAGES))
     audio = embed_audio(sounds, args.cache_dir)
     encoder = load_wordllama_encoder(512)
-    rows = [run_seed(sounds, audio, encoder, seed) for seed in args.seeds]
+    if args.split == "file":
+        rows = [run_split(sounds, audio, encoder, file_split(sounds, seed), f"file seed {seed}") for seed in args.seeds]
+    else:  # the linear maps and the fusion do not depend on the seed: one run per package
+        rows = [run_split(sounds, audio, encoder, np.array([s.package == p for s in sounds]), f"package {p}")
+                for p in PACKAGES]
+    name = "anchor_by_task" if args.split == "file" else "anchor_by_task_package"
     command = "python benchmarks/real_gap/anchor_by_task.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = markdown(rows, command)
     print(text)
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / "anchor_by_task.md").write_text(text)
-        (args.out_dir / "anchor_by_task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (args.out_dir / f"{name}.md").write_text(text)
+        (args.out_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return 0
 
 
