@@ -143,8 +143,9 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         lines.append(
             f"| {combo} | {mean(lambda c: c['validation_R@1']['text->audio']):.1f} | "
             f"{mean(lambda c: c['validation_R@1']['audio->text']):.1f} | {conf} | "
-            f"{mean(lambda c: c['test']['description']['R@1']):.1f} / {mean(lambda c: c['test']['description']['mAP@10']):.1f} | "
-            f"{mean(lambda c: c['test']['category']['R@1']):.1f} / {mean(lambda c: c['test']['category']['mAP@10']):.1f} |")
+            + " | ".join(f"{mean(lambda c, k=k: c['test'][k]['R@1']):.1f} / "
+                         f"{mean(lambda c, k=k: c['test'][k]['mAP@10']):.1f}" for k in ("description", "category"))
+            + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -98,7 +98,8 @@ def check_no_leak(train: list[Sound], test: list[Sound]) -> int:
     return sum(s.description.lower() in train_texts for s in test)
 
 
-def training_pairs(train: list[Sound], audio: dict[str, np.ndarray], encoder: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def training_pairs(train: list[Sound], audio: dict[str, np.ndarray],
+                   encoder: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The bridge's training rows: every window of a training file paired with each of its texts ->
     ``({"audio": (N, 512), "text": (N, 512)} float32, (N,) object groups: the file's hash)``."""
     rows_a, rows_t, groups = [], [], []
