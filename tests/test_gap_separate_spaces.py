@@ -46,3 +46,25 @@ def test_a_text_space_of_its_own_gets_no_raw_weight_where_one_space_would(tmp_pa
     apart.save(tmp_path / "b.safetensors")
     again = load_bridge(tmp_path / "b.safetensors", FP)
     assert again.separate_spaces == ("text",) and again.train_info["separate_spaces"] == ["text"]
+
+
+def test_eval_scores_a_bridge_from_before_as_search_serves_it_on_an_index_of_separate_words() -> None:
+    """A bridge trained as if text shared audio's space carries a raw weight; on an index whose words come from
+    a model of their own search drops that term and renormalises the other two. ``evaluate_methods`` told so
+    (``separate_spaces``, from the index) scores DiffGAP + fusion exactly as those renormalised weights do."""
+    from diffgap_search.gap.evaluation import evaluate_methods
+    from diffgap_search.gap.fusion import FusionConfig
+
+    bridge = _train(())
+    audio, text = _world(300, seed=7)
+    served = {}
+    for q, g in (("text", "audio"), ("audio", "text")):
+        f = bridge.fusion_for(q, g)
+        total = f.w_query_bridged + f.w_item_bridged  # 0: only the raw term was tuned, the bridged query serves
+        served[f"{q}->{g}"] = (FusionConfig(0.0, f.w_query_bridged / total, f.w_item_bridged / total) if total
+                               else FusionConfig(0.0, 1.0, 0.0))
+    pairs = {"audio": audio, "text": text}
+    told = evaluate_methods(pairs, bridge, separate_spaces=("text",))["results"]
+    renormalised = evaluate_methods(pairs, bridge, fusion=served)["results"]
+    assert told["text->audio"]["diffgap_fusion"] == renormalised["text->audio"]["diffgap_fusion"]
+    assert told["audio->text"]["diffgap_fusion"] == renormalised["audio->text"]["diffgap_fusion"]

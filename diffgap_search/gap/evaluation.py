@@ -27,7 +27,7 @@ Every baseline comes from the bridge's training record: fitted on the very pairs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,6 +175,7 @@ def evaluate_methods(
     max_groups: int | None = None,
     curves_k: int | None = None,
     picture: bool = False,
+    separate_spaces: Sequence[str] = (),
 ) -> dict[str, object]:
     """Evaluate ``METHODS`` -> ``{"n_test": {pair set: {modality: units}}, "results": {"text->audio": {method:
     metrics}}, "verdict": {"text->audio": ...}}`` (the counterparts only for bridges that carry their weights).
@@ -186,7 +187,10 @@ def evaluate_methods(
     group-id order). Metrics are those of ``metrics.retrieval_metrics`` (percentages). For pictures
     (``dgsearch eval --plot``): ``curves_k`` adds ``"curves"``, ``{direction: {method: [R@1, ..., R@K]}}`` with
     ``K = min(curves_k, items)``, from the same scores and the same function as ``results``; ``picture`` adds
-    ``"pictures"``, ``{pair set: gap_picture.gap_picture(...)}`` of the same test rows. Raises UsageError
+    ``"pictures"``, ``{pair set: gap_picture.gap_picture(...)}`` of the same test rows. ``separate_spaces``:
+    modalities whose raw cosine to audio search does not serve, beside the bridge's own
+    (``Bridge.separate_spaces``): what an index knows of its words' encoder, for bridges trained before
+    training knew it. Raises UsageError
     when the bridge carries no training record (a format-1 bridge: train it again).
     """
     if bridge.record is None:
@@ -208,7 +212,7 @@ def evaluate_methods(
             continue
         xa, xb = (np.asarray(test_pairs[m.value], np.float32)[rows][keep] for m in (a, b))
         tasks = tasks_for(a.value, b.value, l2n(xa), l2n(xb), codes[keep], b.value in bridge.shared_spaces,
-                          b.value in bridge.separate_spaces)
+                          b.value in {*bridge.separate_spaces, *separate_spaces})
         n_test[f"{a.value}-{b.value}"] = _counts(tasks)
         if picture:
             pictures[f"{a.value}-{b.value}"] = gap_picture(l2n(xa), l2n(xb), codes[keep], bridge, a.value, b.value)

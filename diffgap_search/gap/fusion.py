@@ -73,12 +73,13 @@ def fuse(
     out: np.ndarray | None = None, scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted mean of ``(Q, N)`` cosine matrices -> ``(Q, N) float32``; ``raw=None`` drops the raw term
-    (weight and all), as the searcher does for video. ValueError if no served term has weight. ``out`` and
+    (weight and all), as the searcher does for video; where only that dropped term had weight the bridged query
+    serves alone, as ``search/terms.py`` does. ``out`` and
     ``scratch``: ``(Q, N) float32`` buffers to compute in (a tuning loop's), the same numbers either way."""
     w_raw = cfg.w_raw if raw is not None else 0.0
     total = w_raw + cfg.w_query_bridged + cfg.w_item_bridged
-    if total <= 0:
-        raise ValueError(f"fusion weights {cfg.to_dict()} give no weight to a served term")
+    if total <= 0:  # only the dropped raw term had weight (a FusionConfig's sum is positive)
+        cfg, total = FusionConfig(0.0, 1.0, 0.0), 1.0
     out = np.multiply(query_bridged, cfg.w_query_bridged / total, dtype=np.float32, out=out)
     out += np.multiply(item_bridged, cfg.w_item_bridged / total, dtype=np.float32, out=scratch)
     if w_raw:
