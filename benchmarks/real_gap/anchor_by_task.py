@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine  # noqa: E402
-from methods import file_max  # noqa: E402
+from methods import file_max, without_raw  # noqa: E402
 from packages import PACKAGES, build_table  # noqa: E402
 from run import CATEGORY_QUERIES, embed_audio, file_split, training_pairs  # noqa: E402
 
@@ -40,6 +40,7 @@ from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.metrics import retrieval_metrics  # noqa: E402
 from diffgap_search.gap.protocol import Task  # noqa: E402
 from diffgap_search.gap.record import TrainingRecord, fit_pair_baselines  # noqa: E402
+from diffgap_search.gap.selection import LinearBridge  # noqa: E402
 from diffgap_search.gap.training_data import split_pairs  # noqa: E402
 from diffgap_search.gap.validation import term_matrices, validation_tasks  # noqa: E402
 
@@ -48,15 +49,14 @@ COMBOS = tuple(itertools.product(KINDS, KINDS))  # (text -> audio map, audio -> 
 
 
 class Maps:
-    """Bridge-like linear maps with a kind per direction (``apply`` as ``Bridge.apply``)."""
+    """The fair counterparts' linear bridges (``selection.LinearBridge``) with a kind per direction."""
 
     def __init__(self, record: TrainingRecord, t2a: str, a2t: str) -> None:
-        self.base = record.baselines["audio-text"]
-        self.kinds = {("text", "audio"): t2a, ("audio", "text"): a2t}
+        self.kinds = {("text", "audio"): LinearBridge(record, t2a), ("audio", "text"): LinearBridge(record, a2t)}
 
     def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         """``(N, D)`` rows of ``source`` -> ``(N, D) float32`` unit rows in ``target`` by this direction's kind."""
-        return self.base.linear(self.kinds[(source, target)], source, target)(x)
+        return self.kinds[(source, target)].apply(x, source, target, role=role)
 
 
 def served(task: Task, maps: Maps) -> tuple[FusionConfig, np.ndarray]:
@@ -69,9 +69,9 @@ def served(task: Task, maps: Maps) -> tuple[FusionConfig, np.ndarray]:
 def test_scores(q: np.ndarray, windows: np.ndarray, owner: np.ndarray, n_files: int, maps: Maps,
                 cfg: FusionConfig) -> np.ndarray:
     """``(Q, F)`` served text -> audio scores of held-out files, as ``methods.semantic_scores``' diffgap_served."""
-    total = cfg.w_query_bridged + cfg.w_item_bridged
-    wq, wi = (cfg.w_query_bridged / total, cfg.w_item_bridged / total) if total > 0 else (1.0, 0.0)
-    s = wq * (maps.apply(q, "text", "audio") @ windows.T) + wi * (q @ maps.apply(windows, "audio", "text").T)
+    w = without_raw(cfg)
+    s = (w.w_query_bridged * (maps.apply(q, "text", "audio") @ windows.T)
+         + w.w_item_bridged * (q @ maps.apply(windows, "audio", "text", role="items").T))
     return file_max(s, owner, n_files)
 
 

@@ -74,7 +74,12 @@ def file_max(scores: np.ndarray, owner: np.ndarray, n_files: int) -> np.ndarray:
 
 def served_weights(bridge: Bridge) -> FusionConfig:
     """The bridge's text -> audio fusion weights with the raw term dropped, renormalised (as served)."""
-    f = bridge.fusion_for("text", "audio")
+    return without_raw(bridge.fusion_for("text", "audio"))
+
+
+def without_raw(f: FusionConfig) -> FusionConfig:
+    """Tuned weights as search serves them when the words share no space with the audio: the raw term dropped,
+    the other two renormalised (``search/terms.py``)."""
     total = f.w_query_bridged + f.w_item_bridged
     if total <= 0:
         return FusionConfig(0.0, 1.0, 0.0)  # the raw term alone was tuned: the bridged query serves
