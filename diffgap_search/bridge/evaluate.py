@@ -19,7 +19,7 @@ from diffgap_search.bridge.pairs import EncoderLoader, Pairs, TagReader, gather_
 from diffgap_search.config import Captions
 from diffgap_search.errors import BridgeUnavailableError, UsageError
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.settings import text_shares_audio
+from diffgap_search.store.settings import spaces_apart_from_audio
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
@@ -122,7 +122,7 @@ def evaluate_index_bridge(
             raise UsageError(f"the DiffGAP bridge of index {index_dir} predates stored baselines and training groups:"
                              " run `dgsearch train` again")
         kinds = tuple(sorted({d.value.split("|")[0] for d in bridge.directions} - {"audio"}))
-        apart = () if text_shares_audio(catalog) else ("text",)  # --text-model: search serves no raw text term
+        apart = spaces_apart_from_audio(catalog)  # --text-model: search serves no raw text term
         data = gather_pairs(catalog, index_dir, load_encoder, kinds, pairs_file, Captions.ALL, tags_of)
     test = data if pairs_file is not None else data.split()[1]
     source = str(pairs_file) if pairs_file is not None else f"index {index_dir}'s held-out clips"

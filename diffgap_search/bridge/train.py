@@ -44,7 +44,7 @@ from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.pair_rows import count_captions
-from diffgap_search.store.settings import text_shares_audio
+from diffgap_search.store.settings import spaces_apart_from_audio
 from diffgap_search.store.vector_index import publish
 
 if TYPE_CHECKING:
@@ -146,8 +146,8 @@ def train_index_bridge(
         cfg = cfg or TrainConfig()
         if "video" in train.arrays and audio_source(catalog, "video") == "cavp_audio":
             cfg = replace(cfg, shared_spaces=tuple(sorted({*cfg.shared_spaces, "video"})))  # CAVP: one space
-        if "text" in train.arrays and not text_shares_audio(catalog):  # --text-model: words in a space of their own
-            cfg = replace(cfg, separate_spaces=tuple(sorted({*cfg.separate_spaces, "text"})))
+        if "text" in train.arrays and (apart := spaces_apart_from_audio(catalog)):  # --text-model: words apart
+            cfg = replace(cfg, separate_spaces=tuple(sorted({*cfg.separate_spaces, *apart})))
         bridge, report = train_bridge(train.arrays, groups=train.groups, cfg=cfg,
                                       encoder_fingerprints=fingerprints, on_step=on_step)
         source = str(pairs_file) if pairs_file else f"index:{pair_set.value}"

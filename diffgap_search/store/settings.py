@@ -100,6 +100,12 @@ def text_shares_audio(catalog: Catalog) -> bool:
     return stored_encoder(catalog, EncoderRole.TEXT) is None
 
 
+def spaces_apart_from_audio(catalog: Catalog) -> tuple[str, ...]:
+    """The modalities whose raw cosine to audio search never serves on this index although the default says it
+    would: ``("text",)`` for words from a text encoder of their own, else ``()`` (``TrainConfig.separate_spaces``)."""
+    return () if text_shares_audio(catalog) else ("text",)
+
+
 def bind_encoder(catalog: Catalog, encoder: EncoderIdentity, where: str, role: str = EncoderRole.AUDIO) -> None:
     """Record the encoder (with its provenance) in a new index, or refuse one whose weights differ or whose
     preprocessing of a space differs from the one that space's vectors were made with (``stale_spaces``).
