@@ -52,7 +52,11 @@ class FakeBridge:
         self.scales, self.kind, self.partners, self.maps, self.only = scales, kind, partners, maps, only
 
     def alpha(self, source: str, target: str, role: str) -> float:
-        return self.scales[ROLE_KEYS[role]].get(Direction.of(source, target).value, 1.0)
+        return self.residual_scale(Direction.of(source, target), role)
+
+    def residual_scale(self, direction: Direction, role: str = "query") -> float:
+        """As ``Bridge.residual_scale``: what ``selection.ApplyMemo`` keys its store by."""
+        return self.scales[ROLE_KEYS[role]].get(Direction(direction).value, 1.0)
 
     def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
         anchor = _unit(np.c_[x, np.ones(len(x))] @ self.maps[(source, target)])

@@ -90,11 +90,12 @@ def progress_score(bridge: Bridge, tasks: Sequence[Task]) -> tuple[float, float]
     """``(mean served R@1, mean bridged-query R@1)`` over ``tasks`` served both ways by ``bridge`` (coarse
     fusion grid): the early-stopping score. ``(0, 0)`` with no such task."""
     fused, alone = [], []
+    memo = ApplyMemo(bridge, {}, share_roles=True)  # the two tasks' shared vectors bridged once
     for task in tasks:
         qm, gm = task.queries.modality, task.items.modality
         if not all(d in bridge.directions for d in (Direction.of(qm, gm), Direction.of(gm, qm))):
             continue
-        terms = _terms(task, bridge)
+        terms = _terms(task, memo)
         fused.append(_served(task, terms, COARSE_STEP)[0]["R@1"])
         alone.append(task.vector_metrics(terms[1])["R@1"])
     return (float(np.mean(fused)), float(np.mean(alone))) if fused else (0.0, 0.0)
@@ -121,17 +122,20 @@ Make = Callable[[Scales], Bridge]
 SCALE_KEYS = {"query": "residual_scale", "items": "residual_scale_items"}
 
 
-class _Memo:
-    """``bridge.apply`` remembered per (direction, role, its alpha, input array): the alpha grid re-bridges
-    nothing."""
+class ApplyMemo:
+    """``bridge.apply`` remembered per (direction, role, the role's residual scale, input array) in ``store``, shared
+    by bridges that differ only in their scales: the alpha grid re-bridges nothing. ``share_roles``: the role left
+    out of the key, for a ``Bridge``, whose ``apply`` depends on the role only through its residual scale: a pair
+    set's two tasks then bridge their shared vectors once where the two roles' scales agree (one task's query texts
+    are the other's item texts: ``protocol.tasks_for``); the same call, so the same numbers."""
 
-    def __init__(self, bridge: Bridge, scales: Scales, store: dict[tuple, np.ndarray]) -> None:
-        self.bridge, self.scales, self.store = bridge, scales, store
+    def __init__(self, bridge: Bridge, store: dict[tuple, np.ndarray], share_roles: bool = False) -> None:
+        self.bridge, self.store, self.share_roles = bridge, store, share_roles
         self.directions = bridge.directions
 
     def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
-        d = Direction.of(source, target).value
-        key = (d, role, self.scales[SCALE_KEYS[role]].get(d, 1.0), id(x))
+        d = Direction.of(source, target)
+        key = (d.value, None if self.share_roles else role, self.bridge.residual_scale(d, role), id(x))
         if key not in self.store:
             self.store[key] = self.bridge.apply(x, source, target, role=role)
         return self.store[key]
@@ -248,7 +252,7 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
     build = make
 
     def make(scales: Scales) -> Any:  # type: ignore[no-redef]
-        return _Memo(build(scales), scales, store)
+        return ApplyMemo(build(scales), store)
 
     chosen: Scales = {key: {} for key in SCALE_KEYS.values()}
     fusion: dict[str, FusionConfig] = {}
@@ -334,5 +338,5 @@ def _fine(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task]
     return out
 
 
-__all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "SERVE_CONFIDENCE", "LinearBridge", "choose_residual", "counterpart_fusion",
-           "mirror_evidence", "progress_score"]
+__all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "SERVE_CONFIDENCE", "ApplyMemo", "LinearBridge", "choose_residual",
+           "counterpart_fusion", "mirror_evidence", "progress_score"]

@@ -17,6 +17,7 @@ from .bridge import Bridge, SampleConfig
 from .directions import Direction
 from .fusion import FusionConfig, fused_unit_scores, tune_fusion
 from .protocol import Task, first_groups, group_codes, tasks_for
+from .selection import ApplyMemo
 from .training_data import PairSet
 
 Scores = dict[str, dict[str, float]]
@@ -47,6 +48,7 @@ def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequen
 
 
 def _score(bridge: Bridge, tasks: list[Task]) -> tuple[Scores, dict[str, FusionConfig], tuple[float, float]]:
+    memo = ApplyMemo(bridge, {}, share_roles=True)  # a pair set's shared vectors bridged once
     val: Scores = {}
     fusion: dict[str, FusionConfig] = {}
     r1, ap = [], []
@@ -55,7 +57,7 @@ def _score(bridge: Bridge, tasks: list[Task]) -> tuple[Scores, dict[str, FusionC
         if not all(d in bridge.directions for d in (Direction.of(qm, gm), Direction.of(gm, qm))):
             raw, qb = task.queries.vectors @ task.items.vectors.T, None
             if Direction.of(qm, gm) in bridge.directions:
-                qb = bridge.apply(task.queries.vectors, qm, gm) @ task.items.vectors.T
+                qb = memo.apply(task.queries.vectors, qm, gm) @ task.items.vectors.T
             val[task.key] = {"raw_R@1": task.vector_metrics(raw)["R@1"]}
             if qb is not None:
                 m = task.vector_metrics(qb)
@@ -63,7 +65,7 @@ def _score(bridge: Bridge, tasks: list[Task]) -> tuple[Scores, dict[str, FusionC
                 r1.append(m["R@1"])
                 ap.append(m["mAP@10"])
             continue
-        raw, qb, ib = term_matrices(task, bridge)
+        raw, qb, ib = term_matrices(task, memo)
         cfg = tune_fusion(task, raw, qb, ib)
         fused = task.metrics(fused_unit_scores(task, raw, qb, ib, cfg))
         fusion[task.key] = cfg
