@@ -20,13 +20,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from ray_helpers import ray_left_alone
+from ray_postmortem import STOPPED
+from ray_processes import kill_what_is_left, marked
 
 TESTS = Path(__file__).resolve().parent
 SHIM = TESTS / "fault_injection"
@@ -46,30 +48,6 @@ class RayCluster:
         return marked(self.marker, self.session)
 
 
-def marked(marker: str, session: int) -> list[int]:
-    """Live (non-zombie) processes in ``session`` or whose environment holds ``DGS_PROC_MARKER=<marker>``."""
-    needle = f"DGS_PROC_MARKER={marker}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z":
-                continue
-            if int(fields[3]) == session:
-                out.append(int(entry))
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if needle in env:
-            out.append(int(entry))
-    return out
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +55,6 @@ def _free_port() -> int:
 
 
 def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
-    session = head.pid
     """Stop the runtime: SIGTERM to ``ray start --block`` (it stops what it started), then SIGKILL to any
     process of it still alive after 30 s; returns those that survived even that (should be none)."""
     if head.poll() is None:
@@ -87,24 +64,31 @@ def _stop(head: subprocess.Popen[bytes], marker: str) -> list[int]:
         except subprocess.TimeoutExpired:
             head.kill()
             head.wait(10)
-    deadline = time.monotonic() + 30
-    while marked(marker, session) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in marked(marker, session):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while marked(marker, session) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return marked(marker, session)
+    return kill_what_is_left(marker, head.pid)
+
+
+def _watch(work: Path, head: int, marker: str, terminal: Callable[[], AbstractContextManager[object]]
+           ) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``ray_postmortem.py`` beside the runtime, with the terminal's stderr (``terminal()`` lifts the
+    capture while it starts); returns it and the write end of its pipe, which only this process holds."""
+    read_end, write_end = os.pipe()
+    try:
+        with terminal():
+            watcher = subprocess.Popen(
+                [sys.executable, str(TESTS / "ray_postmortem.py"), str(work), str(head), marker, str(os.getpid())],
+                stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        os.close(read_end)
+    return watcher, write_end
 
 
 @contextmanager
-def loopback_runtime(work: Path) -> Iterator[RayCluster]:
+def loopback_runtime(work: Path, terminal: Callable[[], AbstractContextManager[object]] = nullcontext
+                     ) -> Iterator[RayCluster]:
     """A Ray runtime of its own on 127.0.0.1 (``ray start --head --block``, its files under ``work``), stopped
-    on exit, none of its processes left behind."""
+    on exit, none of its processes left behind; should this process die first, ``ray_postmortem.py`` writes
+    the runtime's last words to the terminal (``terminal()``: a context in which stderr is the terminal's)
+    and stops it."""
     port, marker, token = _free_port(), f"ray-{secrets.token_hex(6)}", secrets.token_hex(16)
     joins = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
              "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -120,6 +104,7 @@ def loopback_runtime(work: Path) -> Iterator[RayCluster]:
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
          f"--temp-dir={work / 't'}"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    watcher, said = _watch(work, head.pid, marker, terminal)
     try:
         deadline = time.monotonic() + 120
         while b"Ray runtime started" not in (work / "head.log").read_bytes():
@@ -130,6 +115,9 @@ def loopback_runtime(work: Path) -> Iterator[RayCluster]:
     finally:
         left = _stop(head, marker)
         log.close()
+        os.write(said, STOPPED)
+        os.close(said)
+        watcher.wait(30)
         assert left == [], f"Ray processes left behind: {left}"
 
 
@@ -141,21 +129,27 @@ def _skip_without_ray() -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     """The session's runtime, shared by the tests that join it (never killed by one)."""
     _skip_without_ray()
     # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported: set before any import of it in this process,
     # so that this process, as a driver, stays on loopback too
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    with loopback_runtime(tmp_path_factory.mktemp("ray")) as cluster:
+    with loopback_runtime(tmp_path_factory.mktemp("ray"), _terminal(request)) as cluster:
         yield cluster
 
 
+def _terminal(request: pytest.FixtureRequest) -> Callable[[], AbstractContextManager[object]]:
+    """A context in which this process's stderr is the terminal's, not pytest's capture."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    return capman.global_and_fixture_disabled if capman is not None else nullcontext
+
+
 @pytest.fixture
-def own_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+def own_ray_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     """A runtime for one test that kills it (drivers join it from subprocesses only)."""
     _skip_without_ray()
-    with loopback_runtime(tmp_path_factory.mktemp("ray-own")) as cluster:
+    with loopback_runtime(tmp_path_factory.mktemp("ray-own"), _terminal(request)) as cluster:
         yield cluster
 
 
