@@ -53,7 +53,8 @@ from diffgap_search.gap.record import PairBaselines
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 from diffgap_search.gap.training_data import split_pairs
-from diffgap_search.gap.validation import term_matrices, validation_tasks
+from diffgap_search.gap.selection import term_matrices
+from diffgap_search.gap.validation import validation_tasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from residual_mlp import train_residual_mlp  # noqa: E402

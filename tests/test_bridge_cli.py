@@ -21,7 +21,7 @@ from diffgap_search.errors import BridgeMismatchError
 from diffgap_search.gap.fusion import fused_unit_scores
 from diffgap_search.gap.protocol import Task, build_side
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
-from diffgap_search.gap.validation import term_matrices
+from diffgap_search.gap.selection import term_matrices
 from diffgap_search.bridge.pairs import index_pairs
 from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog

@@ -15,7 +15,8 @@ from diffgap_search.gap.selection import progress_score
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.gap.training import TrainConfig, train_bridge
 from diffgap_search.gap.training_data import split_pairs
-from diffgap_search.gap.validation import _score, term_matrices, validation_tasks
+from diffgap_search.gap.selection import term_matrices
+from diffgap_search.gap.validation import _score, validation_tasks
 
 FP = {"audio": "a" * 64, "text": "b" * 64}
 

@@ -25,9 +25,8 @@ from .evidence import gain_confidence, query_hits
 from .fusion import FusionConfig, fused_unit_scores
 from .protocol import Task
 from .record import TrainingRecord
-from .selection import COUNTERPARTS, LinearBridge
+from .selection import COUNTERPARTS, LinearBridge, term_matrices
 from .train_config import ANCHOR_KINDS
-from .validation import term_matrices
 
 
 def pair_set_of(task: Task) -> str:

@@ -43,8 +43,7 @@ from .groups import as_groups
 from .metrics import retrieval_metrics
 from .protocol import Task, first_groups, group_codes, tasks_for
 from .record import PairBaselines
-from .selection import COUNTERPARTS, LinearBridge
-from .validation import term_matrices
+from .selection import COUNTERPARTS, LinearBridge, term_matrices
 
 METHODS: tuple[str, ...] = (
     "raw",

@@ -75,7 +75,10 @@ class LinearBridge:
         return self._baselines(source, target).linear(self.kind, source, target)(x)
 
 
-def _terms(task: Task, bridge: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def term_matrices(task: Task, bridge: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three ``(V_q, V_i) float32`` cosine terms of ``task``: raw, bridged query, bridged items (each bridged
+    in its role: the residual scale of a query, of indexed items). ``bridge``: anything with ``Bridge.apply``'s
+    signature (a ``Bridge``, a ``LinearBridge``, an ``ApplyMemo``)."""
     q, g = task.queries.vectors, task.items.vectors
     qm, gm = task.queries.modality, task.items.modality
     return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm, role="items").T
@@ -95,7 +98,7 @@ def progress_score(bridge: Bridge, tasks: Sequence[Task]) -> tuple[float, float]
         qm, gm = task.queries.modality, task.items.modality
         if not all(d in bridge.directions for d in (Direction.of(qm, gm), Direction.of(gm, qm))):
             continue
-        terms = _terms(task, memo)
+        terms = term_matrices(task, memo)
         fused.append(_served(task, terms, COARSE_STEP)[0]["R@1"])
         alone.append(task.vector_metrics(terms[1])["R@1"])
     return (float(np.mean(fused)), float(np.mean(alone))) if fused else (0.0, 0.0)
@@ -109,7 +112,7 @@ def counterpart_fusion(record: TrainingRecord, tasks: Sequence[Task]) -> tuple[d
     for kind in COUNTERPARTS:
         lin = LinearBridge(record, kind)
         for task in tasks:
-            terms = _terms(task, lin)
+            terms = term_matrices(task, lin)
             m, cfg = _served(task, terms, 0.1)
             weights.setdefault(kind, {})[task.key] = cfg.to_dict()
             scores.setdefault(kind, {})[task.key] = {"alone_R@1": task.vector_metrics(terms[1])["R@1"],
@@ -175,7 +178,7 @@ def _confirm_hits(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence
                   weights: dict[str, FusionConfig]) -> list[np.ndarray]:
     """Per task, ``query_hits`` of ``scales`` served with weights tuned elsewhere (the choice clips)."""
     bridge = make(scales)
-    return [query_hits(t, fused_unit_scores(t, *_terms(t, bridge), weights[t.key])) for t in tasks]
+    return [query_hits(t, fused_unit_scores(t, *term_matrices(t, bridge), weights[t.key])) for t in tasks]
 
 
 Crossed = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # task key -> (labels, hits, anchor hits)
@@ -273,7 +276,7 @@ def choose_residual(make: Make, tasks: Sequence[Task], grid: Sequence[float] = R
                 break
             cache[pair] = {}
             for task in unit_tasks:
-                terms = _terms(task, bridge)
+                terms = term_matrices(task, bridge)
                 cache[pair][task.key] = (_served(task, terms, COARSE_STEP)[0], task.vector_metrics(terms[1])["R@1"],
                                          _partner_cosine(task, terms[1]))
         if not cache:
@@ -331,7 +334,7 @@ def _fine(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task]
     bridge = make(scales)
     out = {}
     for task in tasks:
-        terms = _terms(task, bridge)
+        terms = term_matrices(task, bridge)
         cfg = tune_fusion(task, *terms, step=0.1)
         units = fused_unit_scores(task, *terms, cfg)
         out[task.key] = (task.metrics(units), cfg, task.vector_metrics(terms[1])["R@1"], query_hits(task, units))
@@ -339,4 +342,4 @@ def _fine(make: Callable[[Scales], Any], scales: Scales, tasks: Sequence[Task]
 
 
 __all__ = ["COUNTERPARTS", "RESIDUAL_GRID", "SERVE_CONFIDENCE", "ApplyMemo", "LinearBridge", "choose_residual",
-           "counterpart_fusion", "mirror_evidence", "progress_score"]
+           "counterpart_fusion", "mirror_evidence", "progress_score", "term_matrices"]

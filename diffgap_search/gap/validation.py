@@ -17,18 +17,10 @@ from .bridge import Bridge, SampleConfig
 from .directions import Direction
 from .fusion import FusionConfig, fused_unit_scores, tune_fusion
 from .protocol import Task, first_groups, group_codes, tasks_for
-from .selection import ApplyMemo
+from .selection import ApplyMemo, term_matrices
 from .training_data import PairSet
 
 Scores = dict[str, dict[str, float]]
-
-
-def term_matrices(task: Task, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The three ``(V_q, V_i)`` cosine terms of ``task``: raw, bridged query, bridged items (each bridged in its
-    role: the residual scale of a query, of indexed items)."""
-    q, g = task.queries.vectors, task.items.vectors
-    qm, gm = task.queries.modality, task.items.modality
-    return q @ g.T, bridge.apply(q, qm, gm) @ g.T, q @ bridge.apply(g, gm, qm, role="items").T
 
 
 def validation_tasks(sets: list[PairSet], max_groups: int, shared_spaces: Sequence[str] = (),
@@ -105,4 +97,4 @@ def validate(
     return best[1], best[2], best[3]
 
 
-__all__ = ["term_matrices", "validate", "validation_tasks"]
+__all__ = ["validate", "validation_tasks"]
