@@ -40,9 +40,8 @@ from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.metrics import retrieval_metrics  # noqa: E402
 from diffgap_search.gap.protocol import Task  # noqa: E402
 from diffgap_search.gap.record import TrainingRecord, fit_pair_baselines  # noqa: E402
-from diffgap_search.gap.selection import LinearBridge  # noqa: E402
+from diffgap_search.gap.selection import LinearBridge, term_matrices  # noqa: E402
 from diffgap_search.gap.training_data import split_pairs  # noqa: E402
-from diffgap_search.gap.selection import term_matrices  # noqa: E402
 from diffgap_search.gap.validation import validation_tasks  # noqa: E402
 
 KINDS = ("ridge", "procrustes")
