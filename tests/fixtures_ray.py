@@ -82,6 +82,21 @@ def _watch(work: Path, head: int, marker: str, terminal: Callable[[], AbstractCo
     return watcher, write_end
 
 
+def _release(watcher: subprocess.Popen[bytes], said: int) -> None:
+    """Tell the watcher the runtime was stopped as planned, and wait for it (killed if it does not end)."""
+    try:
+        os.write(said, STOPPED)
+    except BrokenPipeError:  # the watcher is gone already
+        pass
+    finally:
+        os.close(said)
+    try:
+        watcher.wait(30)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watcher.wait(10)
+
+
 @contextmanager
 def loopback_runtime(work: Path, terminal: Callable[[], AbstractContextManager[object]] = nullcontext
                      ) -> Iterator[RayCluster]:
@@ -115,9 +130,7 @@ def loopback_runtime(work: Path, terminal: Callable[[], AbstractContextManager[o
     finally:
         left = _stop(head, marker)
         log.close()
-        os.write(said, STOPPED)
-        os.close(said)
-        watcher.wait(30)
+        _release(watcher, said)
         assert left == [], f"Ray processes left behind: {left}"
 
 
