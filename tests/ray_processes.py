@@ -8,29 +8,14 @@ import os
 import signal
 import time
 
+from process_watch import live_processes, proc_file
+
 
 def marked(marker: str, session: int) -> list[int]:
     """Live (non-zombie) processes in ``session`` or whose environment holds ``DGS_PROC_MARKER=<marker>``."""
     needle = f"DGS_PROC_MARKER={marker}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z":
-                continue
-            if int(fields[3]) == session:
-                out.append(int(entry))
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if needle in env:
-            out.append(int(entry))
-    return out
+    return [pid for pid, fields in live_processes()
+            if int(fields[3]) == session or needle in (proc_file(pid, "environ") or b"").split(b"\0")]
 
 
 def kill_what_is_left(marker: str, session: int, grace_s: float = 30.0) -> list[int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pool_tasks
 import pytest
-from process_watch import alive, wait_gone
+from process_watch import alive, live_processes, proc_file, wait_gone
 
 from diffgap_search.indexing.pool import crash_reason, deadline_reason, ordered_map
 
@@ -22,20 +22,8 @@ TESTS = Path(__file__).resolve().parent
 
 def workers_of(pid: int) -> list[int]:
     """Live (non-zombie) spawned worker processes whose parent is ``pid``, from /proc."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == pid and b"spawn_main" in cmdline:
-            out.append(int(entry))
-    return out
+    return [p for p, fields in live_processes()
+            if int(fields[1]) == pid and b"spawn_main" in (proc_file(p, "cmdline") or b"")]
 
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from fixtures_index import INLINE, CountingLoader
 from fixtures_media import write_tone
+from process_watch import live_processes, proc_file
 from reliability_helpers import VEC_TOL, DGProcess, Fault, build_corpus, dgsearch, oracle_from, read_state
 
 from diffgap_search.config import EncoderConfig
@@ -35,20 +36,7 @@ exec sleep 600
 def marked(marker: str) -> list[int]:
     """Live (non-zombie) processes whose environment holds ``DGS_PROC_MARKER=<marker>``."""
     needle = f"DGS_PROC_MARKER={marker}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and needle in env:
-            out.append(int(entry))
-    return out
+    return [pid for pid, _ in live_processes() if needle in (proc_file(pid, "environ") or b"").split(b"\0")]
 
 
 def left_behind(marker: str, timeout: float = 5.0) -> list[int]:
