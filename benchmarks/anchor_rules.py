@@ -85,6 +85,13 @@ class Maps:
         return self.kinds[(source, target)].apply(x, source, target, role=role)
 
 
+def served(task: Task, maps: Maps) -> tuple[FusionConfig, np.ndarray]:
+    """Fusion tuned on ``task`` (validation) and the ``(U_q,) float64`` R@1 hits it gives there."""
+    terms = term_matrices(task, maps)
+    cfg = tune_fusion(task, *terms)
+    return cfg, query_hits(task, fused_unit_scores(task, *terms, cfg))
+
+
 def choose(validation: dict[tuple[str, str], list[tuple[Task, np.ndarray]]]) -> tuple[dict[str, tuple[str, str]], dict]:
     """Each rule's combination from per-combination ``[(task, hits)]`` on validation -> ``(picks, evidence)``."""
     def mean(combo: tuple[str, str]) -> float:
@@ -116,9 +123,8 @@ def run(c: dict[str, Any], seed: int, galleries: int) -> dict[str, Any]:
     for combo in COMBOS:
         weights[combo], validation[combo] = {}, []
         for task in tasks:
-            terms = term_matrices(task, maps[combo])
-            weights[combo][task.key] = tune_fusion(task, *terms)
-            validation[combo].append((task, query_hits(task, fused_unit_scores(task, *terms, weights[combo][task.key]))))
+            weights[combo][task.key], hits = served(task, maps[combo])
+            validation[combo].append((task, hits))
     picks, evidence = choose(validation)
     big, big_groups = draw(c, GALLERY * galleries, 500 + seed)  # this script's own galleries
     clips = np.unique(big_groups)

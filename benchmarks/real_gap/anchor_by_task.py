@@ -19,7 +19,6 @@ ridge/ridge (``evidence.gain_confidence``, the anchor choice's standard).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -30,40 +29,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine  # noqa: E402
+from anchor_rules import COMBOS, Maps, served  # noqa: E402
 from methods import file_max, without_raw  # noqa: E402
 from packages import PACKAGES, build_table  # noqa: E402
 from run import CATEGORY_QUERIES, embed_audio, file_split, training_pairs  # noqa: E402
 
-from diffgap_search.gap.evidence import gain_confidence, query_hits  # noqa: E402
-from diffgap_search.gap.fusion import FusionConfig, fused_unit_scores, tune_fusion  # noqa: E402
+from diffgap_search.gap.evidence import gain_confidence  # noqa: E402
+from diffgap_search.gap.fusion import FusionConfig  # noqa: E402
 from diffgap_search.gap.groups import as_groups  # noqa: E402
 from diffgap_search.gap.metrics import retrieval_metrics  # noqa: E402
-from diffgap_search.gap.protocol import Task  # noqa: E402
 from diffgap_search.gap.record import TrainingRecord, fit_pair_baselines  # noqa: E402
-from diffgap_search.gap.selection import LinearBridge, term_matrices  # noqa: E402
 from diffgap_search.gap.training_data import split_pairs  # noqa: E402
 from diffgap_search.gap.validation import validation_tasks  # noqa: E402
-
-KINDS = ("ridge", "procrustes")
-COMBOS = tuple(itertools.product(KINDS, KINDS))  # (text -> audio map, audio -> text map)
-
-
-class Maps:
-    """The fair counterparts' linear bridges (``selection.LinearBridge``) with a kind per direction."""
-
-    def __init__(self, record: TrainingRecord, t2a: str, a2t: str) -> None:
-        self.kinds = {("text", "audio"): LinearBridge(record, t2a), ("audio", "text"): LinearBridge(record, a2t)}
-
-    def apply(self, x: np.ndarray, source: str, target: str, *, role: str = "query") -> np.ndarray:
-        """``(N, D)`` rows of ``source`` -> ``(N, D) float32`` unit rows in ``target`` by this direction's kind."""
-        return self.kinds[(source, target)].apply(x, source, target, role=role)
-
-
-def served(task: Task, maps: Maps) -> tuple[FusionConfig, np.ndarray]:
-    """Fusion tuned on ``task`` (validation) and the ``(U_q,) bool`` R@1 hits it gives there."""
-    terms = term_matrices(task, maps)
-    cfg = tune_fusion(task, *terms)
-    return cfg, query_hits(task, fused_unit_scores(task, *terms, cfg))
 
 
 def test_scores(q: np.ndarray, windows: np.ndarray, owner: np.ndarray, n_files: int, maps: Maps,
@@ -97,7 +74,7 @@ def run_split(sounds: list, audio: dict[str, np.ndarray], encoder: Any, mask: np
     out: dict[str, Any] = {"split": name, "validation_clips": int(len(np.unique(s.val_groups))), "combos": {}}
     hits: dict[tuple[str, str], list[np.ndarray]] = {}
     for combo in COMBOS:
-        maps = Maps(record, *combo)
+        maps = Maps(record, "text", *combo)
         row: dict[str, Any] = {"validation_R@1": {}, "test": {}}
         hits[combo] = []
         for task in tasks:
