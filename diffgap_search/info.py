@@ -82,6 +82,12 @@ def _video(encoder: dict[str, Any]) -> str:
 LINEAR_NAMES = {"ridge": "ridge", "procrustes": "Procrustes"}
 
 
+def task_anchor(anchors: dict[str, str], task: str) -> str:
+    """The linear map under a task's pair set: ``task_anchor({"audio-text": "procrustes"}, "text->audio")`` ->
+    ``"procrustes"``; ``"ridge"`` where the bridge recorded none (bridges before the anchor choice)."""
+    return anchors.get("audio-" + next((m for m in task.split("->") if m != "audio"), "audio"), "ridge")
+
+
 def _bridge(record: dict[str, Any]) -> str:
     """The DiffGAP bridge and what validation chose for it: epoch kept, the anchor where it is not ridge (``anchored
     audio-text on Procrustes``), residual scale per direction and role (0 = the anchor map alone), validation
@@ -97,11 +103,8 @@ def _bridge(record: dict[str, Any]) -> str:
     counterparts = chosen.get("counterparts_served_R@1", {})
     anchors = chosen.get("anchor") or {}
 
-    def anchor_of(task: str) -> str:  # "text->audio" -> its pair set's anchor kind
-        return anchors.get("audio-" + next((m for m in task.split("->") if m != "audio"), "audio"), "ridge")
-
     def beside(task: str) -> str:
-        kind = anchor_of(task)
+        kind = task_anchor(anchors, task)
         figure = counterparts.get(kind, {}).get(task)
         return f" ({LINEAR_NAMES[kind]} + fusion {figure:.1f})" if figure is not None else ""
 
