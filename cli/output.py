@@ -216,14 +216,14 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
     console = stdout_console()
     trained = result["trained_on"]
     console.print(
-        f"test set ({result['pairs_source']}): {result['n_test']}; bridge {result['bridge'][:12]} trained on"
-        f" {trained['pairs']} pairs of {trained['groups']} clips ({trained['validation_groups']} more tuned its"
-        " fusion weights); baselines fitted on the same training pairs",
+        f"test set ({result['pairs_source']}): {_units(result['n_test']) or 'no held-out clip with a real caption'};"
+        f" bridge {result['bridge'][:12]} trained on {_pairs(trained['pairs'])} pairs of {trained['groups']} clips"
+        f" ({trained['validation_groups']} more tuned its fusion weights); baselines fitted on the same training pairs",
         markup=False,
     )
     if weak:
-        console.print(f"weak captions (file names, tags) of the same clips, scored apart: {result['weak_captions']['n_test']}",
-                      markup=False)
+        console.print(f"weak captions (file names, tags) of held-out clips, scored apart:"
+                      f" {_units(result['weak_captions']['n_test'])}", markup=False)
     chosen = result.get("chosen") or {}
     if chosen:
         alphas = describe_scales(chosen["residual_scale"], chosen.get("residual_scale_items"))
@@ -242,6 +242,17 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
 
     for direction, duels in (result.get("verdict") or {}).items():
         console.print(verdict_line(direction, duels), markup=False)
+    for direction, duels in (result.get("weak_captions", {}).get("verdict") or {}).items():
+        console.print(verdict_line(f"{direction} (weak captions)", duels), markup=False)
+
+
+UNIT_NOUNS = {"audio": "audio clips", "text": "texts", "video": "videos"}
+
+
+def _units(n_test: dict[str, dict[str, int]]) -> str:
+    """``{"audio-text": {"audio": 72, "text": 81}}`` -> ``audio-text: 72 audio clips, 81 texts`` (``""`` when empty)."""
+    return "; ".join(f"{kind}: {', '.join(f'{n} {UNIT_NOUNS.get(m, m)}' for m, n in units.items())}"
+                     for kind, units in sorted(n_test.items()) if units)
 
 
 def print_dupes(result: dict[str, Any], *, fmt: str) -> None:

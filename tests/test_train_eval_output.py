@@ -1,11 +1,12 @@
-"""``dgsearch train``'s words for people: every figure a user compares, named, and none of Python's dict syntax."""
+"""``dgsearch train``'s and ``dgsearch eval``'s words for people: every figure a user compares, named, and none of
+Python's dict syntax."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
-from diffgap_search.cli.output import print_train
+from diffgap_search.cli.output import print_eval, print_train
 
 
 def outcome(**changes: Any) -> dict[str, Any]:
@@ -70,4 +71,34 @@ def test_a_pairs_file_bridge_on_procrustes_names_its_anchor_and_where_to_evaluat
                          " (0 = the Procrustes map alone)")
     assert lines[-2] == "  sampler     4 DDIM steps, guidance 1.5 (chosen on validation)"
     assert lines[-1] == "  written     no bridged vectors (the index holds no audio yet)"
+    assert not any("{" in line or "'" in line for line in lines)
+
+
+def test_eval_of_a_names_only_index_says_so_and_gives_the_weak_captions_verdict(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``dgsearch eval --index`` on an aisfx + WordLlama index of file names alone (Debian's five real-gap packages):
+    no real caption is held out, the weak captions are scored apart, each with its verdict line."""
+    row = {"R@1": 13.58, "R@5": 29.63, "R@10": 44.44, "median_rank": 14.0, "mAP@10": 21.3}
+    verdict = {"alone": {"diffgap": 13.58, "best_counterpart": "procrustes", "counterpart_R@1": 22.22,
+                         "winner": "procrustes", "margin": -8.64, "interval": [-16.05, -2.3], "queries": 81,
+                         "clips": 72},
+               "served": {"diffgap_fusion": 23.46, "best_counterpart": "ridge_fusion", "counterpart_R@1": 23.46,
+                          "winner": "tie", "margin": 0.0, "interval": [0.0, 0.0], "queries": 81, "clips": 72}}
+    result = {"n_test": {}, "results": {}, "verdict": {}, "bridge": "965e76ba59a0b1dac5", "pairs_source": "index",
+              "weak_captions": {"n_test": {"audio-text": {"audio": 72, "text": 81}},
+                                "results": {"text->audio": {"ridge": row}}, "verdict": {"text->audio": verdict}},
+              "trained_on": {"groups": 603, "validation_groups": 68, "pairs": {"audio-text": 673}},
+              "chosen": outcome()["chosen"]}
+    print_eval(result, fmt="table")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "test set (index): no held-out clip with a real caption; bridge 965e76ba59a0 trained on 673 audio-text pairs"
+        " of 603 clips (68 more tuned its fusion weights); baselines fitted on the same training pairs",
+        "weak captions (file names, tags) of held-out clips, scored apart: audio-text: 72 audio clips, 81 texts",
+        "chosen on validation: epoch 2 of 7, residual scale audio|text 0, text|audio 0 (0 = the ridge map alone)",
+    ]
+    assert lines[-1] == (
+        "text->audio (weak captions): served, DiffGAP + fusion 23.5 vs ridge + fusion 23.5: tie (95 % interval +0.0"
+        " to +0.0 over 72 query clips); alone, DiffGAP 13.6 vs Procrustes 22.2: Procrustes wins by 8.6 (95 % interval"
+        " -16.1 to -2.3 over 72 query clips)")
     assert not any("{" in line or "'" in line for line in lines)
