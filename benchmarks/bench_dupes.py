@@ -5,7 +5,7 @@ in which 1 % of the files get 1–3 near-copies (the original plus Gaussian nois
 the engine publishes its FAISS index (IVF-Flat above 50 000 vectors). Timed, in one process:
 
 - ``engine``: ``dupes.find_dupes`` end to end (catalog read, the published IVF index probed at
-  ``DUPES_NPROBE`` lists, one batched ``range_search`` of every window, exact verification, union-find),
+  ``DUPES_NPROBE`` lists, one batched ``range_search`` of every window, exact verification, grouping),
   and the same probing search's 32 lists;
 - ``exact``: the same on a copy of the catalog published with an exact (flat) index: the ground truth
   (``--no-exact`` skips it: at 10⁵ vectors it costs minutes, and the planted pairs are a ground truth too);

@@ -18,8 +18,10 @@ publishing), which returns every window pair with cosine ≥ ``threshold``. Sinc
 never exceeds the best match, a file pair with ``sim ≥ threshold`` always has such a window pair, so these
 candidate pairs miss none (on an exact index; IVF's recall is measured in ``benchmarks/bench_dupes.py``).
 Each candidate file pair is then scored exactly from the catalog's vectors, and pairs with
-``sim ≥ threshold`` are joined by union-find into groups: a group is every file linked by a chain of
-such pairs.
+``sim ≥ threshold`` form groups by complete linkage (``group_pairs``): every two files of a group are such a
+pair. Single linkage (union-find: every file linked by a *chain* of pairs) was the rule until 2026-12-06; on
+short one-shots of similar kinds it chained unrelated sounds (a cow, a cello and a rooster through the wind
+instruments between them) into groups of 15-19 files (``benchmarks/bench_dupes_threshold.py``).
 
 The default threshold (``DEFAULT_THRESHOLD``) is measured on real recordings with the real aisfx model:
 see ``tests/test_dupes.py`` and the README.
@@ -129,37 +131,34 @@ def _files_of(seg_ids: np.ndarray, seg_files: np.ndarray, ids: np.ndarray) -> np
     return np.where(seg_ids[pos] == ids, seg_files[pos], -1)
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent.setdefault(root, root) != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def group_pairs(pairs: Iterable[tuple[int, int, float]]) -> list[tuple[list[int], list[tuple[int, int, float]]]]:
-    """Union-find over ``(file a, file b, score)`` edges -> ``[(file ids sorted, its edges)]``."""
-    uf = _UnionFind()
-    edges = list(pairs)
-    for a, b, _s in edges:
-        uf.union(a, b)
-    members: dict[int, set[int]] = {}
-    links: dict[int, list[tuple[int, int, float]]] = {}
-    for a, b, s in edges:
-        root = uf.find(a)
-        members.setdefault(root, set()).update((a, b))
-        links.setdefault(root, []).append((a, b, s))
-    return [(sorted(members[r]), links[r]) for r in sorted(members)]
+    """Complete linkage over ``(file a, file b, score)`` edges (every edge at or above the threshold) ->
+    ``[(file ids sorted, every edge among them)]``, groups by their smallest file id, files without a partner
+    left out. Edges are taken best first (ties by ids); an edge joins its two files' groups only when every
+    file of one has an edge with every file of the other, so every two files of a group are near-duplicates
+    and a group's lowest pair is its weakest member, not a link of a chain (A ~ B ~ C with A, C apart joins
+    the better pair and leaves the third alone)."""
+    edges = sorted({(min(a, b), max(a, b)): s for a, b, s in pairs}.items(), key=lambda e: (-e[1], e[0]))
+    score = dict(edges)
+    group: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for (a, b), _s in edges:
+        for f in (a, b):
+            if f not in group:
+                group[f], members[f] = f, [f]
+        ga, gb = group[a], group[b]
+        if ga == gb or not all((min(x, y), max(x, y)) in score for x in members[ga] for y in members[gb]):
+            continue
+        keep, gone = min(ga, gb), max(ga, gb)
+        for f in members[gone]:
+            group[f] = keep
+        members[keep] += members.pop(gone)
+    out = []
+    for root in sorted(members):
+        files = sorted(members[root])
+        if len(files) > 1:
+            out.append((files, [(x, y, score[(x, y)]) for i, x in enumerate(files) for y in files[i + 1:]]))
+    return out
 
 
 def find_dupes(index_dir: Path, *, threshold: float = DEFAULT_THRESHOLD, space: str = "audio",
