@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine  # noqa: E402
 from anchor_rules import COMBOS, Maps, served  # noqa: E402
 from methods import file_max, without_raw  # noqa: E402
-from packages import PACKAGES, build_table  # noqa: E402
-from run import CATEGORY_QUERIES, embed_audio, file_split, training_pairs  # noqa: E402
+from outputs import command_line, write_outputs  # noqa: E402
+from packages import CATEGORY_QUERIES, PACKAGES, build_table  # noqa: E402
+from run import embed_audio, file_split, training_pairs  # noqa: E402
 
 from diffgap_search.gap.evidence import gain_confidence  # noqa: E402
 from diffgap_search.gap.fusion import FusionConfig  # noqa: E402
@@ -128,8 +129,6 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import os
-    import shlex
-
     import torch
 
     from diffgap_search.encoders.wordllama.encoder import load_wordllama_encoder
@@ -152,13 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [run_split(sounds, audio, encoder, np.array([s.package == p for s in sounds]), f"package {p}")
                 for p in PACKAGES]
     name = "anchor_by_task" if args.split == "file" else "anchor_by_task_package"
-    command = "python benchmarks/real_gap/anchor_by_task.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("anchor_by_task.py", argv)
     text = markdown(rows, command)
     print(text)
-    if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / f"{name}.md").write_text(text)
-        (args.out_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_outputs(args.out_dir, {f"{name}.md": text, f"{name}.jsonl": "".join(json.dumps(r) + "\n" for r in rows)})
     return 0
 
 

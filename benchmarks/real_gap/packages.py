@@ -53,6 +53,12 @@ CATEGORY_WORDS = {  # a package's category label -> the canonical category of th
     "beats": "music loop", "bassloops": "music loop", "latin": "instrument",
 }
 
+# a canonical category -> the words that query it (the category queries of run.py, unseen.py and hybrid.py)
+CATEGORY_QUERIES = {
+    "animal": "an animal", "instrument": "a musical instrument", "percussion": "a percussion hit",
+    "toy": "a toy", "human": "a human sound", "voice": "a singing voice", "effect": "a sound effect",
+    "electronic": "an electronic sound", "music loop": "a music loop", "household": "a household object",
+}
 
 @dataclass(frozen=True)
 class Sound:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,16 +38,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import keyword_scores, names_keyword_scores, rrf, semantic_scores  # noqa: E402
-from packages import PACKAGES, Sound, build_table  # noqa: E402
+from outputs import command_line, write_outputs  # noqa: E402
+from packages import CATEGORY_QUERIES, PACKAGES, Sound, build_table  # noqa: E402
 
 from diffgap_search.gap.metrics import retrieval_metrics  # noqa: E402
 from diffgap_search.gap.train_config import ANCHOR_KINDS  # noqa: E402
 
-CATEGORY_QUERIES = {
-    "animal": "an animal", "instrument": "a musical instrument", "percussion": "a percussion hit",
-    "toy": "a toy", "human": "a human sound", "voice": "a singing voice", "effect": "a sound effect",
-    "electronic": "an electronic sound", "music loop": "a music loop", "household": "a household object",
-}
 METHODS = ("random", "raw", "ridge", "procrustes", "diffgap", "diffgap_served", "keyword", "hybrid", "names_keyword")
 SHOWN = ("R@1", "R@10", "mAP@10")
 
@@ -281,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in sounds:
         by_package[s.package] = by_package.get(s.package, 0) + 1
     result = {
-        "command": "python benchmarks/real_gap/run.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("run.py", argv),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared), torch threads {args.threads}",
         "table": {"sounds": len(sounds), "duplicates_dropped": dropped, "by_package": by_package,
@@ -294,12 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed0": seed0, "seconds": round(time.perf_counter() - started, 1),
     }
     print(markdown(result))
-    if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / "real_gap.json").write_text(json.dumps(without_queries(result), indent=1) + "\n")
-        (args.out_dir / "real_gap_queries.jsonl").write_text(queries_jsonl(result))
-        (args.out_dir / "real_gap.md").write_text(markdown(result) + "\n")
-        (args.out_dir / "real_gap_failures.md").write_text(failures_markdown(result) + "\n")
+    write_outputs(args.out_dir, {"real_gap.json": json.dumps(without_queries(result), indent=1) + "\n",
+                                 "real_gap_queries.jsonl": queries_jsonl(result), "real_gap.md": markdown(result) + "\n",
+                                 "real_gap_failures.md": failures_markdown(result) + "\n"})
     return 0
 
 

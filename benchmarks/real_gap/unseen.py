@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anchor_by_task  # noqa: E402
 from _common import machine  # noqa: E402
+from outputs import command_line, report  # noqa: E402
 from packages import JUDGE_PACKAGES, PACKAGES, build_table  # noqa: E402
 from run import SHOWN, embed_audio, run_split, summarise  # noqa: E402
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
               f"anchor {runs[-1]['anchor']}", file=sys.stderr)
     combos = anchor_by_task.run_split(sounds, audio, encoder, held, f"package {args.judge}")
     result = {"judge": args.judge, "machine": str(machine()), "seeds": args.seeds, "epochs": args.epochs,
-              "command": "python benchmarks/real_gap/unseen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+              "command": command_line("unseen.py", argv),
               "train_files": runs[0]["train_files"], "test_files": runs[0]["test_files"],
               "queries": runs[0]["description"]["queries"],
               "anchors": [json.dumps(r["anchor"]) for r in runs],
@@ -96,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
               "runs": [{k: v for k, v in r.items() if k not in ("description", "category")}
                        | {"metrics": r["description"]["metrics"]} for r in runs],
               "combos": combos, "seconds": round(time.perf_counter() - started, 1)}
-    text = markdown(result)
-    print(text)
-    if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / "real_gap_unseen.md").write_text(text)
-        (args.out_dir / "real_gap_unseen.json").write_text(json.dumps(result, indent=1) + "\n")
+    report(args.out_dir, "real_gap_unseen", markdown(result), result)
     return 0
 
 
