@@ -90,7 +90,7 @@ def test_eval_on_a_whole_pairs_file_with_baselines_fitted_on_the_training_pairs(
         assert res["results"][task.key]["raw"] == pytest.approx(
             task.vector_metrics(task.queries.vectors @ task.items.vectors.T), abs=1e-9)
     table = dg("eval", "--pairs-file", test_file, "--index", ix, "--max-clips", "10")
-    assert table.exit_code == 0 and "{'audio': 10, 'text': 50}" in table.stdout
+    assert table.exit_code == 0 and "audio-text: 10 audio clips, 50 texts" in table.stdout
 
 
 def test_eval_serves_the_fair_counterparts_beside_the_bridge_and_says_who_wins(from_pairs: tuple) -> None:
