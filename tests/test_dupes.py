@@ -72,6 +72,30 @@ def test_a_group_grows_only_when_every_pair_holds() -> None:
     assert min(s for _, _, s in groups[0][1]) == 0.97
 
 
+def _complete_linkage_reference(edges: list[tuple[int, int, float]]) -> list[list[int]]:
+    """The rule as the docstring states it, with nothing remembered between edges: best edge first, merge two
+    groups when every cross pair is an edge."""
+    score = {(min(a, b), max(a, b)) for a, b, _ in edges}
+    groups = {f: {f} for a, b, _ in edges for f in (a, b)}
+    for a, b, _ in sorted(edges, key=lambda e: (-e[2], min(e[:2]), max(e[:2]))):
+        ga, gb = groups[a], groups[b]
+        if ga is not gb and all((min(x, y), max(x, y)) in score for x in ga for y in gb):
+            ga |= gb
+            for f in gb:
+                groups[f] = ga
+    return sorted({tuple(sorted(g)) for g in groups.values() if len(g) > 1})
+
+
+def test_complete_linkage_matches_the_plain_rule_on_random_near_cliques() -> None:
+    """The groups found unable to merge are remembered (a missing pair stays missing): the same groups as the
+    plain rule, on near-cliques where most pairs hold."""
+    rng = np.random.default_rng(7)
+    for n, missing in ((30, 0.02), (60, 0.1), (80, 0.4)):
+        edges = [(a, b, float(0.94 + 0.06 * rng.random())) for a in range(n) for b in range(a + 1, n)
+                 if rng.random() > missing]
+        assert [tuple(m) for m, _ in group_pairs(edges)] == _complete_linkage_reference(edges)
+
+
 # -- the planted library -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[set[str]]]:

@@ -142,17 +142,27 @@ def group_pairs(pairs: Iterable[tuple[int, int, float]]) -> list[tuple[list[int]
     score = dict(edges)
     group: dict[int, int] = {}
     members: dict[int, list[int]] = {}
+    # groups found unable to merge: a missing pair stays missing as either grows, so they never can
+    apart: dict[int, set[int]] = {}
     for (a, b), _s in edges:
         for f in (a, b):
             if f not in group:
                 group[f], members[f] = f, [f]
         ga, gb = group[a], group[b]
-        if ga == gb or not all((min(x, y), max(x, y)) in score for x in members[ga] for y in members[gb]):
+        if ga == gb or gb in apart.get(ga, ()):
+            continue
+        if not all((min(x, y), max(x, y)) in score for x in members[ga] for y in members[gb]):
+            apart.setdefault(ga, set()).add(gb)
+            apart.setdefault(gb, set()).add(ga)
             continue
         keep, gone = min(ga, gb), max(ga, gb)
         for f in members[gone]:
             group[f] = keep
         members[keep] += members.pop(gone)
+        for other in apart.pop(gone, set()):
+            apart[other].discard(gone)
+            apart[other].add(keep)
+            apart.setdefault(keep, set()).add(other)
     out = []
     for root in sorted(members):
         files = sorted(members[root])
