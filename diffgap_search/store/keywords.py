@@ -76,7 +76,11 @@ def folder_words(path: str) -> str:
 
 def match_expression(text: str) -> str | None:
     """An FTS5 MATCH expression for user ``text``: every word quoted, joined by OR; None without words."""
-    tokens = query_tokens(text)
+    return expression_of(query_tokens(text))
+
+
+def expression_of(tokens: Sequence[str]) -> str | None:
+    """``"dog" OR "bark"``: each token quoted (FTS5 syntax in it is plain text), joined by OR; None for none."""
     if not tokens:
         return None
     return " OR ".join('"' + token.replace('"', '""') + '"' for token in tokens)
@@ -87,16 +91,34 @@ def query_tokens(text: str) -> list[str]:
     return list(dict.fromkeys(token.lower() for token in _PARTS.findall(text)))
 
 
-def coverage(catalog: Connected, text: str, file_ids: Sequence[int]) -> dict[int, float]:
-    """file id -> the share of ``text``'s distinct words its keyword row holds (0..1), for ``file_ids``:
-    one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur`` holds ``Tür``)."""
+def informative_tokens(catalog: Connected, text: str) -> list[str]:
+    """The words of ``text`` that say something about this library: those held by fewer than half of the files
+    with a keyword row, the words BM25 gives a positive weight (FTS5's idf ``log((N - n + 0.5) / (n + 0.5))``
+    is 0 or less from half on, and FTS5 then scores the word 1e-6). A word in half the library or more ("a",
+    "the", a folder every file sits in) adds nothing to any file's score, yet under OR it made every file holding
+    it a match: "a bell ringing" listed every captioned file. Those words are dropped when another word of the
+    query is informative; when none is (a drum library asked for "drum"), every word is kept. One count per
+    word, with the ranking's tokenizer (``tur`` counts ``Tür``)."""
     tokens = query_tokens(text)
+    if len(tokens) < 2:
+        return tokens
+    total = catalog.conn.execute("SELECT count(*) FROM keywords_docsize").fetchone()[0]
+    kept = [t for t in tokens if 2 * catalog.conn.execute(
+        "SELECT count(*) FROM keywords WHERE keywords MATCH ?", (expression_of([t]),)).fetchone()[0] < total]
+    return kept or tokens
+
+
+def coverage(catalog: Connected, text: str, file_ids: Sequence[int]) -> dict[int, float]:
+    """file id -> the share of ``text``'s informative words (``informative_tokens``) its keyword row holds (0..1),
+    for ``file_ids``: one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur``
+    holds ``Tür``)."""
+    tokens = informative_tokens(catalog, text)
     ids = sorted({int(i) for i in file_ids})
     if not tokens or not ids:
         return {}
     held = dict.fromkeys(ids, 0)
     for token in tokens:
-        expr = '"' + token.replace('"', '""') + '"'
+        expr = expression_of([token])
         for chunk in id_chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for (fid,) in catalog.conn.execute(
@@ -138,7 +160,7 @@ def ranked_files(catalog: Connected, text: str, *, limit: int,
     when given. Only files indexed ok have a row (``refresh``; the trigger removes a deleted file's), so no
     join with ``files`` is needed: scoring every match is the cost (≈ 25 ms for 10⁴ matches on 2 cores),
     a join to order ties by path would nearly double it."""
-    expr = match_expression(text)
+    expr = expression_of(informative_tokens(catalog, text))
     if expr is None or limit < 1:
         return []
     weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
