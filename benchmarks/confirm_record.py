@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from family_gap import cell_id  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FILES = ("gallery_size_mlp_scale.jsonl", "gallery_size_events_text.jsonl", "gallery_size_events_video.jsonl",
+FILES = ("gallery_size_d256_20k.jsonl", "gallery_size_d256_4k.jsonl", "gallery_size_mlp_scale.jsonl", "gallery_size_events_text.jsonl", "gallery_size_events_video.jsonl",
          "gallery_size_slice.jsonl", "gallery_size.jsonl")
 BUCKETS = ((0.90, 0.95), (0.95, 0.99), (0.99, 1.01))
 
@@ -94,15 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     seen: set[str] = set()
-    lines = []
+    lines, read = [], []
     for name in args.files:
+        if not (args.results / name).exists():
+            print(f"{name}: not written yet, skipped", file=sys.stderr)
+            continue
+        read.append(name)
         for text in (args.results / name).read_text().splitlines():
             line = json.loads(text)
             key = json.dumps([line["cell"], line["seed"]], sort_keys=True)
             if text.strip() and key not in seen:
                 seen.add(key)
                 lines.append(line)
-    result = {"files": args.files, "summary": summary(records(lines))}
+    result = {"files": read, "summary": summary(records(lines))}
     text = markdown(result)
     print(text)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -168,7 +168,10 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
         (emit_json if fmt == "json" else lambda d: emit_jsonl([d]))(outcome)
         return
     console = stdout_console()
-    say = lambda label, text: console.print(f"  {label:<11} {text}", markup=False)  # noqa: E731
+
+    def say(label: str, text: str) -> None:  # "  pairs       163 audio-text ...": a label column, then the words
+        console.print(f"  {label:<11} {text}", markup=False)
+
     groups = outcome["groups"]
     chosen = outcome.get("chosen") or {}
     ran = chosen.get("epochs_run")
