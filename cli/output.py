@@ -100,15 +100,17 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
             f" {report.deleted} removed)"
         )
     else:
+        failed = f", {len(report.failed)} failed" if report.failed else ""
         console.print(
-            f"indexed {report.embedded_files} files ({report.new} new, {report.changed} changed):"
+            f"indexed {report.embedded_files} files ({report.new} new, {report.changed} changed{failed}):"
             f" {report.windows_embedded} windows, {report.audio_seconds:.1f} s of audio in"
             f" {report.elapsed_s:.1f} s ({report.windows_per_s:.1f} windows/s);"
             f" {report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
             f" {report.deleted} removed"
         )
     if report.failed:
-        console.print(f"{len(report.failed)} files could not be indexed:")
+        n = len(report.failed)
+        console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
         for path, reason in report.failed:
             console.print(f"  {path}: {reason}", markup=False)
     if report.previously_failed:
