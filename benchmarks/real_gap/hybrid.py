@@ -93,8 +93,9 @@ def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int
         stemmed = stemmed_keywords(s.catalog.conn)
         for _kind, text, _rel in asked:
             sem = s.search(Query(text=text), SearchConfig(top_k=HYBRID_DEPTH, mode="semantic")).hits
-            words = keyword_groups(s.catalog, text, HYBRID_DEPTH, allowed=None, all_copies=False)
-            cover = keywords.coverage(s.catalog, text, [h.file_id for g in words for h in g])
+            terms = keywords.informative_tokens(s.catalog, text)
+            words = keyword_groups(s.catalog, terms, HYBRID_DEPTH, allowed=None, all_copies=False)
+            cover = keywords.coverage(s.catalog, terms, [h.file_id for g in words for h in g])
             best = max(cover.values(), default=0.0) or 1.0
             fused = {"rrf_plain": fuse_groups([[h] for h in sem], words),
                      "rrf_relative": fuse_groups([[h] for h in sem], words,
@@ -107,31 +108,30 @@ def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int
     return out
 
 
-NOT_FOUND = 10**6  # the rank of a relevant file a ranking does not hold: past every cutoff
-
-
 def stemmed_keywords(conn: sqlite3.Connection) -> Callable[[str, int], list[str]]:
     """The catalog's keyword rows copied into an in-memory FTS5 table that stems (``porter unicode61
-    remove_diacritics 2``); returns ``search(text, k) -> paths``, ranked as ``--mode keyword`` ranks (the same
-    MATCH expression, BM25 column weights and tie order)."""
-    from diffgap_search.store.keywords import COLUMN_WEIGHTS, match_expression
+    remove_diacritics 2``); returns ``search(text, k) -> paths``, ranked by ``store/keywords``' own code, as
+    ``--mode keyword`` ranks (the same words kept, MATCH expression, BM25 column weights and tie order)."""
+    from types import SimpleNamespace
+
+    from diffgap_search.store import keywords
 
     mem = sqlite3.connect(":memory:")
-    mem.execute("CREATE VIRTUAL TABLE kw USING fts5(name, folders, captions, tags,"
+    mem.execute("CREATE VIRTUAL TABLE keywords USING fts5(name, folders, captions, tags,"
                 " tokenize = 'porter unicode61 remove_diacritics 2')")
-    mem.executemany("INSERT INTO kw(rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
+    mem.executemany("INSERT INTO keywords(rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
                     conn.execute("SELECT rowid, name, folders, captions, tags FROM keywords"))
+    stemmed = SimpleNamespace(conn=mem)  # what store/keywords reads of a catalog: its connection
     paths = dict(conn.execute("SELECT id, path FROM files"))
-    weights = ", ".join(map(str, COLUMN_WEIGHTS))
 
     def search(text: str, k: int) -> list[str]:
-        expr = match_expression(text)
-        if expr is None:
-            return []
-        return [paths[i] for (i,) in mem.execute(
-            f"SELECT rowid FROM kw WHERE kw MATCH ? ORDER BY bm25(kw, {weights}), rowid LIMIT ?", (expr, k))]
+        terms = keywords.informative_tokens(stemmed, text)
+        return [paths[fid] for fid, _ in keywords.ranked_files(stemmed, terms, limit=k)]
 
     return search
+
+
+NOT_FOUND = 10**6  # the rank of a relevant file a ranking does not hold: past every cutoff
 
 
 def scores(ranked: Sequence[str], relevant: set[str]) -> tuple[np.ndarray, int]:

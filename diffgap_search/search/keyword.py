@@ -61,9 +61,10 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
     return fused
 
 
-def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] | None) -> list[Hit]:
-    """The files matching ``text``'s words, best BM25 first (ties by file id), at most ``limit``."""
-    ranked = keywords.ranked_files(catalog, text, limit=limit, allowed=allowed)
+def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed: set[int] | None) -> list[Hit]:
+    """The files matching the query's ``terms`` (``store/keywords.informative_tokens``), best BM25 first (ties by
+    file id), at most ``limit``."""
+    ranked = keywords.ranked_files(catalog, terms, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
     rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
@@ -79,14 +80,14 @@ def keyword_hits(catalog: Catalog, text: str, *, limit: int, allowed: set[int] |
     return hits
 
 
-def keyword_groups(catalog: Catalog, text: str, n_groups: int, *, allowed: set[int] | None,
+def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, allowed: set[int] | None,
                    all_copies: bool = False) -> list[list[Hit]]:
     """The first ``n_groups`` groups of copies (``search/copies.py``; one hit each with ``all_copies``) of
-    the files matching ``text``'s words, best BM25 first: files are read until that many groups are found
+    the files matching the query's ``terms``, best BM25 first: files are read until that many groups are found
     or none is left."""
     limit = n_groups
     while True:
-        hits = keyword_hits(catalog, text, limit=limit, allowed=allowed)
+        hits = keyword_hits(catalog, terms, limit=limit, allowed=allowed)
         groups = group_hits(catalog, hits, by_window=False, all_copies=all_copies)
         if len(groups) >= n_groups or len(hits) < limit:
             return groups[:n_groups]
@@ -108,7 +109,8 @@ def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
     if allowed is _FROM_CFG:
         allowed = allowed_file_ids(catalog, cfg)
     t1 = time.perf_counter()
-    groups = keyword_groups(catalog, text, cfg.top_k, allowed=allowed, all_copies=cfg.all_copies)
+    terms = keywords.informative_tokens(catalog, text)
+    groups = keyword_groups(catalog, terms, cfg.top_k, allowed=allowed, all_copies=cfg.all_copies)
     hits = [replace(h, ranks={"keyword": rank})
             for rank, h in enumerate(shown(catalog, groups, all_copies=cfg.all_copies, allowed=allowed), 1)]
     t2 = time.perf_counter()
@@ -145,11 +147,11 @@ def fuse_groups(semantic: Sequence[Sequence[Hit]], keyword: Sequence[Sequence[Hi
     return [replace(by_file[fid], score=scores[fid], ranks=ranks[fid]) for fid in order]
 
 
-def fuse_by_coverage(catalog: Catalog, text: str, semantic: Sequence[Sequence[Hit]],
+def fuse_by_coverage(catalog: Catalog, terms: Sequence[str], semantic: Sequence[Sequence[Hit]],
                      words: Sequence[Sequence[Hit]], cfg: SearchConfig) -> list[list[Hit]]:
     """The first ``cfg.top_k`` groups of copies of :func:`fuse_groups`, each keyword term weighted by the
-    share of ``text``'s words its file holds (``store/keywords.coverage``; module docstring)."""
-    cover = keywords.coverage(catalog, text, [h.file_id for g in words for h in g])
+    share of the query's ``terms`` its file holds (``store/keywords.coverage``; module docstring)."""
+    cover = keywords.coverage(catalog, terms, [h.file_id for g in words for h in g])
     hits = fuse_groups(semantic, words, coverage=cover)
     return group_hits(catalog, hits, by_window=False, all_copies=cfg.all_copies)[: cfg.top_k]
 

@@ -42,6 +42,7 @@ from diffgap_search.search.open_index import OpenIndex
 from diffgap_search.search.terms import bridge_for, query_terms
 from diffgap_search.search.types import Hit, Query, SearchResult, SearchTerm
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.keywords import informative_tokens
 from diffgap_search.store.vector_index import LoadedIndex
 
 if TYPE_CHECKING:
@@ -205,10 +206,10 @@ class Searcher:
         depth = hybrid_depth(cfg)
         semantic, sem_timings = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
         t1 = time.perf_counter()
-        text = query.text or ""
-        words = keyword_groups(self.catalog, text, depth, allowed=allowed, all_copies=cfg.all_copies)
+        terms = informative_tokens(self.catalog, query.text or "")  # counted once, for ranking and coverage
+        words = keyword_groups(self.catalog, terms, depth, allowed=allowed, all_copies=cfg.all_copies)
         t2 = time.perf_counter()
-        groups = fuse_by_coverage(self.catalog, text, semantic, words, cfg)
+        groups = fuse_by_coverage(self.catalog, terms, semantic, words, cfg)
         hits = with_tags(self.opened, shown(self.catalog, groups, all_copies=cfg.all_copies, allowed=allowed))
         t3 = time.perf_counter()
         timings = {**{f"semantic.{k}": v for k, v in sem_timings.items()},

@@ -108,23 +108,22 @@ def informative_tokens(catalog: Connected, text: str) -> list[str]:
     return kept or tokens
 
 
-def coverage(catalog: Connected, text: str, file_ids: Sequence[int]) -> dict[int, float]:
-    """file id -> the share of ``text``'s informative words (``informative_tokens``) its keyword row holds (0..1),
-    for ``file_ids``: one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur``
+def coverage(catalog: Connected, terms: Sequence[str], file_ids: Sequence[int]) -> dict[int, float]:
+    """file id -> the share of the query's ``terms`` (``informative_tokens``) its keyword row holds (0..1), for
+    ``file_ids``: one MATCH per word, restricted to those files (the same tokenizer as the ranking, so ``tur``
     holds ``Tür``)."""
-    tokens = informative_tokens(catalog, text)
     ids = sorted({int(i) for i in file_ids})
-    if not tokens or not ids:
+    if not terms or not ids:
         return {}
     held = dict.fromkeys(ids, 0)
-    for token in tokens:
+    for token in terms:
         expr = expression_of([token])
         for chunk in id_chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for (fid,) in catalog.conn.execute(
                     f"SELECT rowid FROM keywords WHERE keywords MATCH ? AND rowid IN ({marks})", (expr, *chunk)):
                 held[int(fid)] += 1
-    return {fid: n / len(tokens) for fid, n in held.items()}
+    return {fid: n / len(terms) for fid, n in held.items()}
 
 
 def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
@@ -153,14 +152,15 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
         )
 
 
-def ranked_files(catalog: Connected, text: str, *, limit: int,
+def ranked_files(catalog: Connected, terms: Sequence[str], *, limit: int,
                  allowed: set[int] | None = None) -> list[tuple[int, float]]:
-    """``[(file id, bm25)]`` of the files matching ``text``, best first (BM25 is negative: lower is a better
+    """``[(file id, bm25)]`` of the files matching any of the query's ``terms`` (``informative_tokens``, counted
+    once per query by the caller), best first (BM25 is negative: lower is a better
     match), ties by file id (the order files were indexed in); at most ``limit``, only ``allowed`` file ids
     when given. Only files indexed ok have a row (``refresh``; the trigger removes a deleted file's), so no
     join with ``files`` is needed: scoring every match is the cost (≈ 25 ms for 10⁴ matches on 2 cores),
     a join to order ties by path would nearly double it."""
-    expr = expression_of(informative_tokens(catalog, text))
+    expr = expression_of(terms)
     if expr is None or limit < 1:
         return []
     weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
