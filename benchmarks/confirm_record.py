@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: not written yet, skipped", file=sys.stderr)
             continue
         read.append(name)
-        for text in (args.results / name).read_text().splitlines():
+        for text in filter(str.strip, (args.results / name).read_text().splitlines()):
             line = json.loads(text)
             key = json.dumps([line["cell"], line["seed"]], sort_keys=True)
-            if text.strip() and key not in seen:
+            if key not in seen:
                 seen.add(key)
                 lines.append(line)
     result = {"files": read, "summary": summary(records(lines))}
