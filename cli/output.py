@@ -163,6 +163,20 @@ def _validation_line(task: str, figures: dict[str, float], chosen: dict[str, Any
     return line + (f"; residual confirmed in {100 * share:.0f} % of resamples (90 % needed)" if share is not None else "")
 
 
+def _scales_in_words(chosen: dict[str, Any]) -> str:
+    """The residual scales validation chose and what 0 means under this bridge's anchors: ``audio|text 0,
+    text|audio 0.5 (0 = the Procrustes map alone)``; where the pair sets differ, ``(0 = the linear map alone:
+    Procrustes for audio-text, ridge for audio-video)``; ``ridge`` for a bridge that recorded no anchor.
+    ``dgsearch train`` and ``dgsearch eval`` print the same words."""
+    anchors = chosen.get("anchor") or {}
+    names = {LINEAR_NAMES.get(kind, kind) for kind in anchors.values()} or {"ridge"}
+    alphas = describe_scales(chosen["residual_scale"], chosen.get("residual_scale_items"))
+    if len(names) == 1:
+        return f"{alphas} (0 = the {names.pop()} map alone)"
+    per = ", ".join(f"{LINEAR_NAMES.get(kind, kind)} for {pairs}" for pairs, kind in sorted(anchors.items()))
+    return f"{alphas} (0 = the linear map alone: {per})"
+
+
 def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
     """What ``dgsearch train`` did: pairs and clips, loss, validation R@1 beside the fair counterparts, what
     validation chose, the bridged spaces written. ``--json`` carries every figure under the same keys."""
@@ -193,11 +207,7 @@ def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
     for i, (task, figures) in enumerate(sorted(outcome["validation"].items())):
         say("validation" if i == 0 else "", _validation_line(task, figures, chosen))
     if chosen:
-        anchors = {LINEAR_NAMES.get(k, k) for k in (chosen.get("anchor") or {"": "ridge"}).values()}
-        alone = " or ".join(sorted(anchors))
-        say("chosen", f"epoch {chosen['epoch']}; residual scale"
-                      f" {describe_scales(chosen['residual_scale'], chosen.get('residual_scale_items'))}"
-                      f" (0 = the {alone} map alone)")
+        say("chosen", f"epoch {chosen['epoch']}; residual scale {_scales_in_words(chosen)}")
     sampler = outcome.get("sampler") or {}
     if sampler:
         say("sampler", f"{sampler['steps']} DDIM step{'s' if sampler['steps'] != 1 else ''},"
@@ -231,9 +241,8 @@ def print_eval(result: dict[str, Any], *, fmt: str) -> None:
                       f" {_units(result['weak_captions']['n_test'])}", markup=False)
     chosen = result.get("chosen") or {}
     if chosen:
-        alphas = describe_scales(chosen["residual_scale"], chosen.get("residual_scale_items"))
-        console.print(f"chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']}, residual scale {alphas}"
-                      " (0 = the ridge map alone)", markup=False)
+        console.print(f"chosen on validation: epoch {chosen['epoch']} of {chosen['epochs_run']},"
+                      f" residual scale {_scales_in_words(chosen)}", markup=False)
     tables = [(d, ms) for d, ms in result["results"].items()] + [(f"{d} (weak captions)", ms) for d, ms in weak.items()]
     for direction, methods in tables:
         table = Table(title=direction, show_edge=False, pad_edge=False)

@@ -102,3 +102,20 @@ def test_eval_of_a_names_only_index_says_so_and_gives_the_weak_captions_verdict(
         " to +0.0 over 72 query clips); alone, DiffGAP 13.6 vs Procrustes 22.2: Procrustes wins by 8.6 (95 % interval"
         " -16.1 to -2.3 over 72 query clips)")
     assert not any("{" in line or "'" in line for line in lines)
+
+
+def test_eval_names_the_procrustes_anchor_as_train_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bridge anchored on Procrustes: ``eval``'s "chosen on validation" line says what 0 means under that anchor,
+    in the same words as ``train``'s "chosen" line (was always "the ridge map alone")."""
+    chosen = {**outcome()["chosen"], "anchor": {"audio-text": "procrustes", "audio-video": "ridge"},
+              "residual_scale": {"audio|text": 0.0, "text|audio": 0.5},
+              "residual_scale_items": {"audio|text": 0.0, "text|audio": 0.5}}
+    result = {"n_test": {}, "results": {}, "verdict": {}, "bridge": "965e76ba59a0b1dac5", "pairs_source": "index",
+              "trained_on": {"groups": 603, "validation_groups": 68, "pairs": {"audio-text": 673}}, "chosen": chosen}
+    print_eval(result, fmt="table")
+    eval_line = capsys.readouterr().out.splitlines()[1]
+    assert eval_line == ("chosen on validation: epoch 2 of 7, residual scale audio|text 0, text|audio 0.5"
+                         " (0 = the linear map alone: Procrustes for audio-text, ridge for audio-video)")
+    print_train(outcome(chosen=chosen), fmt="table")
+    train_line = next(line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("chosen"))
+    assert train_line.split("residual scale ")[1] == eval_line.split("residual scale ")[1]
