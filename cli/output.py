@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -46,6 +47,26 @@ def copies_note(copies: list[str]) -> str:
     return f" (+{len(copies)} {'copy' if len(copies) == 1 else 'copies'})" if copies else ""
 
 
+def working_directory() -> Path | None:
+    """The working directory, ``None`` where it was removed under the process."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        return None
+
+
+def shown_path(path: str, here: Path | None) -> str:
+    """A hit's path as the table shows it: relative to the working directory ``here`` where the file lies below
+    it (``clips/dog.wav``, as ``rg`` and ``fd`` print theirs), else as stored (absolute). ``--format paths`` and
+    ``--json`` keep the stored path."""
+    if here is None or not Path(path).is_absolute():
+        return path
+    try:
+        return str(Path(path).relative_to(here))
+    except ValueError:
+        return path
+
+
 def print_hits(result: SearchResult, *, fmt: str) -> None:
     """Hits as a table, one JSON document, JSON lines, or bare paths (a note on how it was ranked goes to
     stderr, or into the JSON document)."""
@@ -71,13 +92,18 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     table.add_column("file", overflow="fold")
     table.add_column("from", justify="right")
     table.add_column("to", justify="right")
-    table.add_column("caption", overflow="fold")
+    with_captions = any(h.caption for h in result.hits)
+    if with_captions:
+        table.add_column("caption", overflow="fold")
     with_tags = any(h.tags for h in result.hits)
     if with_tags:
         table.add_column("tags", overflow="fold")
+    here = working_directory()
     for rank, h in enumerate(result.hits, 1):
-        row = [str(rank), f"{h.score:.3f}", h.path + copies_note(h.copies), timecode(h.start_s), timecode(h.end_s),
-               h.caption or ""]
+        row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + copies_note(h.copies), timecode(h.start_s),
+               timecode(h.end_s)]
+        if with_captions:
+            row.append(h.caption or "")
         if with_tags:
             row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
         table.add_row(*row)

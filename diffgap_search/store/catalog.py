@@ -22,6 +22,15 @@ from diffgap_search.store.vectors import VectorRows, id_chunks, vector_blob
 CATALOG_NAME = "catalog.sqlite"
 
 
+def _folder_hint(index_dir: Path) -> str:
+    """Where a bare ``--index NAME`` (read as ``indexes/NAME``) missed an index in the folder ``./NAME``: ``" (the
+    folder ./NAME holds an index: pass --index ./NAME)"``; ``""`` otherwise."""
+    here = Path(index_dir.name)
+    if index_dir.parent != Path("indexes") or not (here / CATALOG_NAME).is_file():
+        return ""
+    return f" (the folder ./{here} holds an index: pass --index ./{here})"
+
+
 def _table_names(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
@@ -75,6 +84,7 @@ class Catalog(VectorRows):
             if not create:
                 raise IndexNotFoundError(
                     f"no index at {index_dir}: run `dgsearch index FOLDER --index {index_dir}` first"
+                    + _folder_hint(index_dir)
                 )
             index_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,0 +1,77 @@
+"""How `dgsearch query` lays its hits out in the terminal: paths below the working directory shown relative to it
+(as rg and fd print theirs), columns only for what the hits hold, and a bare --index NAME that misses an index
+sitting in ./NAME says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from diffgap_search.cli.app import app
+
+runner = CliRunner()
+
+
+def dg(*args: str | Path):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def index_dir(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> Path:
+    index = tmp_path / "ix"
+    r = dg("index", clips_dir, "--index", index, "--model", tiny_clap_dir, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    return index
+
+
+def rows(stdout: str) -> list[list[str]]:
+    """The table's body, one list of cells per row (rich draws the header, a rule, then ``│``-separated rows)."""
+    return [[cell.strip() for cell in line.split("│")] for line in stdout.splitlines()[2:]]
+
+
+def test_paths_below_the_working_directory_are_shown_relative_to_it(
+        index_dir: Path, clips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = [h["path"] for h in json.loads(dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir,
+                                               "--json").stdout)["hits"]]
+    assert all(Path(p).is_absolute() for p in stored) and len(stored) == 5
+
+    monkeypatch.chdir(tmp_path)
+    table = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir)
+    assert table.exit_code == 0, table.output
+    assert [r[2] for r in rows(table.stdout)] == [str(Path(p).relative_to(tmp_path)) for p in stored]
+    assert rows(table.stdout)[0][2:] == ["clips/dog_bark.wav", "0:00.0", "0:03.0", "a dog barks"]
+    # --paths (for pipes) and --json keep the stored, absolute path
+    assert dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir,
+              "--paths").stdout.splitlines() == stored
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    table = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir)
+    assert [r[2] for r in rows(table.stdout)] == stored
+
+
+def test_the_caption_column_appears_only_when_a_hit_has_a_caption(index_dir: Path, clips_dir: Path) -> None:
+    header = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir).stdout.splitlines()[0]
+    assert [c.strip() for c in header.split("┃")] == ["#", "score", "file", "from", "to", "caption"]
+    # chirp.ogg has no caption: alone (--glob), its table has no empty caption column
+    alone = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", index_dir, "--glob", "chirp.ogg")
+    assert alone.exit_code == 0, alone.output
+    assert [c.strip() for c in alone.stdout.splitlines()[0].split("┃")] == ["#", "score", "file", "from", "to"]
+    assert len(rows(alone.stdout)) == 1 and rows(alone.stdout)[0][2].endswith("clips/birds/chirp.ogg")
+
+
+def test_a_bare_index_name_that_misses_an_index_in_the_working_directory_says_where_it_is(
+        index_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # ./ix holds the index; --index ix means indexes/ix
+    r = dg("info", "--index", "ix")
+    assert r.exit_code == 4
+    assert r.stderr.strip() == ("dgsearch: error: no index at indexes/ix: run `dgsearch index FOLDER --index"
+                                " indexes/ix` first (the folder ./ix holds an index: pass --index ./ix)")
+    assert dg("info", "--index", "./ix").exit_code == 0
+    r = dg("info", "--index", "other")  # no folder ./other either: no hint
+    assert r.stderr.strip() == ("dgsearch: error: no index at indexes/other: run `dgsearch index FOLDER --index"
+                                " indexes/other` first")
