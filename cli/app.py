@@ -180,7 +180,8 @@ def query(
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
-    with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c), model=model, device=device,
+    # One query: an audio network a text query never runs is loaded only if an audio window needs it.
+    with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c, audio_on_demand=True), model=model, device=device,
                   load_video_encoder=_query_video_loader, precision=precision) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffgap_search.config import CAVP_SPACE, EncoderRole
-from diffgap_search.errors import BridgeUnavailableError, IncompatibleIndexError
+from diffgap_search.errors import BridgeUnavailableError, CorruptIndexError, IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import reading
 from diffgap_search.store.settings import stored_encoder
@@ -23,6 +23,7 @@ from diffgap_search.store.vector_index import REBUILD_KEY
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.served_bridge import ServedBridge
     from diffgap_search.gap.training import TrainReport
 
 STAGING_SUFFIX = ".staging"
@@ -51,8 +52,9 @@ def encoder_fingerprints(catalog: Catalog) -> dict[str, str]:
     return out
 
 
-def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
+def load_index_bridge(index_dir: Path, catalog: Catalog, *, served: bool = False) -> Bridge | ServedBridge | None:
     """The index's bridge, checked against its encoders and its recorded fingerprint; None when absent.
+    ``served``: as a search serves it (``gap/served_bridge.py``: no torch until a query needs the network).
 
     The record is read and its file loaded under the readers' lock (``store/generations.reading``), so a
     writer replacing the bridge keeps the old file until this read is done; a file gone all the same (a
@@ -62,21 +64,31 @@ def load_index_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
     the file is not the one the catalog recorded.
     """
     try:
-        return _load_recorded_bridge(index_dir, catalog)
+        return _load_recorded_bridge(index_dir, catalog, served)
     except BridgeUnavailableError:
-        return _load_recorded_bridge(index_dir, catalog)
+        return _load_recorded_bridge(index_dir, catalog, served)
 
 
-def _load_recorded_bridge(index_dir: Path, catalog: Catalog) -> Bridge | None:
+def _load_recorded_bridge(index_dir: Path, catalog: Catalog, served: bool) -> Bridge | ServedBridge | None:
     with reading(index_dir):
         record = catalog.get_meta("bridge")
         if record is None:
             return None
-        from diffgap_search.gap.bridge import load_bridge  # imports torch: only for an index that has a bridge
-
         path = index_dir / record["file"]
         # An index that records no encoder yet (a catalog made by `train --pairs-file`) has nothing to check against.
-        bridge = load_bridge(path, expected_fingerprints=encoder_fingerprints(catalog) or None)
+        expected = encoder_fingerprints(catalog) or None
+        if served:
+            from diffgap_search.gap.served_bridge import ServedBridge
+
+            try:
+                light = ServedBridge.read(path, expected)
+                if light.fingerprint == record["fingerprint"]:
+                    return light
+            except CorruptIndexError:  # numpy cannot hold it (or it is corrupt): the full load says which
+                pass
+        from diffgap_search.gap.bridge import load_bridge  # imports torch: only for an index that has a bridge
+
+        bridge = load_bridge(path, expected_fingerprints=expected)
     if bridge.fingerprint != record["fingerprint"]:
         raise IncompatibleIndexError(
             f"{path} is not the bridge this index recorded (fingerprint {bridge.fingerprint[:12]}, expected "

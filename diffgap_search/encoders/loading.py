@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from diffgap_search.config import EncoderConfig, FrameFit, VideoConfig
+from diffgap_search.config import Device, EncoderConfig, FrameFit, VideoConfig
 from diffgap_search.encoders.cavp.encoder import is_cavp_reference
 from diffgap_search.errors import UsageError
 
@@ -30,14 +30,28 @@ TEXT_MODELS = ("wordllama",)  # what --text-model takes
 CAVP_BATCH = 8  # 4 s clips of 16 x 224 x 224 frames per forward pass (~80 MB of pixels)
 
 
-def load_encoder(cfg: EncoderConfig, *, progress: bool = True) -> Encoder:
+def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: bool = False) -> Encoder:
     """Load the audio encoder ``cfg`` names, downloading it into the Hugging Face cache on first use.
 
-    ``progress`` shows download progress on stderr. Raises ``ModelUnavailableError`` (any reason the
-    weights cannot be had) or ``UsageError`` (an unknown ``cfg.device``).
+    ``progress`` shows download progress on stderr. ``audio_on_demand`` (queries): an audio-only model paired
+    with a text model of its own (aisfx + WordLlama) is loaded at its first audio window, not now, so words are
+    searched without torch (``encoders/aisfx/on_demand.py``; CPU and auto devices: a named one loads now).
+    Raises ``ModelUnavailableError`` (any reason the weights cannot be had) or ``UsageError`` (an unknown
+    ``cfg.device``).
     """
     check_text_model(cfg)
     if cfg.model == AISFX:
+        if cfg.text_model is not None and audio_on_demand and str(cfg.device) in (Device.AUTO, Device.CPU):
+            from diffgap_search.encoders.aisfx.on_demand import OnDemandAisfx
+            from diffgap_search.encoders.paired import PairedEncoder
+
+            def load_now() -> Encoder:
+                from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
+
+                return load_aisfx_encoder(cfg.device, cfg.batch_size)
+
+            audio = OnDemandAisfx(load_now)  # type: ignore[arg-type]
+            return PairedEncoder(audio, load_text_encoder(cfg.text_model, audio.dim))  # type: ignore[arg-type, return-value]
         from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
         encoder = load_aisfx_encoder(cfg.device, cfg.batch_size)

@@ -13,6 +13,7 @@ retrieval time. Modules, one job each:
 - ``validation``  fusion weights tuned, and R@1 reported, on the validation groups;
 - ``selection``   what validation chooses: the checkpoint kept, the residual scale, the fair counterparts;
 - ``bridge``      the public ``Bridge`` (``apply``, ``save``) and ``load_bridge``;
+- ``served_bridge`` the bridge as a search serves it: the anchor map in numpy where alpha = 0, torch on demand;
 - ``checkpoint``  safetensors + JSON header, format version, encoder fingerprints;
 - ``record``      what a bridge keeps of its training: the groups it saw, the fitted baselines;
 - ``baselines``   mean shift and linear maps (ridge, orthogonal Procrustes);

@@ -312,6 +312,13 @@ def load_bridge(path: Path, expected_fingerprints: dict[str, str] | None = None)
     path = Path(path)
     tensors, meta = load_checkpoint(path)
     check_fingerprints(path, meta.get("encoder_fingerprints", {}), expected_fingerprints)
+    return bridge_from_checkpoint(path, tensors, meta)
+
+
+def bridge_from_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Bridge:
+    """The ``Bridge`` of a checkpoint already read and checked (``load_checkpoint``, ``check_fingerprints``):
+    ``tensors`` by name, ``meta`` its JSON. Raises ``CorruptIndexError`` naming ``path`` when they do not make
+    a bridge, ``BridgeMismatchError`` for an unknown noise schedule."""
     try:
         kind = ScheduleKind(meta["schedule"]["kind"])
     except ValueError:
@@ -353,4 +360,4 @@ def bridging_latency_ms(bridge: Bridge, x: np.ndarray, source: str, target: str,
     return float(np.median(times) * 1e3)
 
 
-__all__ = ["ROLES", "Bridge", "SampleConfig", "bridging_latency_ms", "load_bridge"]
+__all__ = ["ROLES", "Bridge", "SampleConfig", "bridge_from_checkpoint", "bridging_latency_ms", "load_bridge"]

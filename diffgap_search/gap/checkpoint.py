@@ -31,14 +31,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+import numpy as np
+from safetensors import SafetensorError, safe_open
 
 from ..atomic_files import replacing
 from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_VERSION = 5
 META_KEY = "diffgap"
@@ -51,11 +53,30 @@ def canonical_json(meta: Mapping[str, Any]) -> str:
 
 def fingerprint(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
     """sha256 hex digest of the metadata and the tensors (name, dtype, shape, bytes), in name order."""
+    import torch
+
     h = hashlib.sha256(canonical_json(meta).encode())
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+# numpy's name of a dtype -> torch's, as ``fingerprint`` writes it into the digest
+TORCH_DTYPE_NAMES = {"float32": "torch.float32", "float64": "torch.float64", "float16": "torch.float16",
+                     "int64": "torch.int64", "int32": "torch.int32", "int16": "torch.int16", "int8": "torch.int8",
+                     "uint8": "torch.uint8", "bool": "torch.bool"}
+
+
+def fingerprint_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:
+    """``fingerprint`` of the same tensors held as numpy arrays (``load_checkpoint_arrays``), without torch: the
+    same digest, byte for byte. Raises KeyError for a dtype numpy and torch do not share."""
+    h = hashlib.sha256(canonical_json(meta).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{TORCH_DTYPE_NAMES[a.dtype.name]}|{tuple(a.shape)}".encode())
+        h.update(a.view(np.uint8).tobytes() if a.size else b"")
     return h.hexdigest()
 
 
@@ -66,6 +87,8 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mappi
     the rename itself survives a crash: once this returns, ``path`` holds the whole new checkpoint (a
     catalog record naming it may be committed); before, it holds the previous file or none.
     """
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {"format_version": FORMAT_VERSION, **meta}
@@ -80,11 +103,34 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     Raises ``BridgeUnavailableError`` if the file is missing, ``CorruptIndexError`` if it is not a bridge
     checkpoint, ``BridgeMismatchError`` if it was written by a newer format version.
     """
+    from safetensors.torch import load_file
+
     path = Path(path)
+    meta = read_checkpoint_meta(path)
+    return load_file(str(path)), meta
+
+
+def load_checkpoint_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``load_checkpoint`` without torch: ``(arrays, meta)``, the tensors as numpy arrays (same names, dtypes,
+    shapes, bytes). The same errors, and CorruptIndexError for a tensor numpy cannot hold (bfloat16)."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    meta = read_checkpoint_meta(path)
+    try:
+        return load_file(str(path)), meta
+    except (SafetensorError, TypeError, ValueError, OSError) as exc:
+        raise CorruptIndexError(f"{path}: its tensors cannot be read as numpy arrays ({exc})") from exc
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    """The JSON metadata of a bridge file, checked. Raises ``BridgeUnavailableError`` if the file is missing,
+    ``CorruptIndexError`` if it is not a bridge checkpoint, ``BridgeMismatchError`` if it was written by a newer
+    format version."""
     if not path.is_file():
         raise BridgeUnavailableError(f"no DiffGAP bridge at {path}: train one with `dgsearch train`")
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="numpy") as fh:
             header = fh.metadata() or {}
         meta = json.loads(header[META_KEY])
         version = int(meta["format_version"])
@@ -95,7 +141,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             f"bridge {path} has format version {version}, newer than this diffgap-search reads ({FORMAT_VERSION}): "
             "upgrade diffgap-search"
         )
-    return load_file(str(path)), meta
+    return meta
 
 
 def check_fingerprints(path: Path, trained: Mapping[str, str], expected: Mapping[str, str] | None) -> None:

@@ -31,6 +31,7 @@ from diffgap_search.store.vector_index import LoadedIndex, Published, load_index
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.served_bridge import ServedBridge
 
 _UNSET: object = object()
 
@@ -53,7 +54,7 @@ class OpenIndex:
         self._device = device
         self._encoder: Encoder | None = None
         self._video_encoder: FrameEncoder | None = None
-        self._bridge: Bridge | None | object = _UNSET
+        self._bridge: Bridge | ServedBridge | None | object = _UNSET
         self._bridge_record: object = None
         self._indexes: dict[str, tuple[Published | None, LoadedIndex]] = {}
 
@@ -96,12 +97,22 @@ class OpenIndex:
         a text encoder of their own and no bridge with a text direction is in use; None otherwise."""
         if self.text_shares_audio():
             return None
-        trained = self.bridge is not None and "audio|text" in {d.value for d in self.bridge.directions}
+        trained = "audio|text" in self.bridge_directions()
         if trained and use_bridge:
             return None
         text_model = (stored_encoder(self.catalog, EncoderRole.TEXT) or {}).get("model")
         why = "it is off (--no-bridge)" if trained else "the index has none for text yet: run `dgsearch train`"
         return f"the index's words ({text_model}) reach its sounds only through a DiffGAP bridge, and {why}"
+
+    def bridge_directions(self) -> set[str]:
+        """The directions (``"audio|text"``) of the index's bridge as its catalog record names them: no need to
+        load the bridge (and torch) to know; the loaded bridge's own where a record lacks them."""
+        record = self.catalog.get_meta("bridge")
+        if record is None:
+            return set()
+        if "directions" in record:
+            return set(record["directions"])
+        return {d.value for d in self.bridge.directions} if self.bridge is not None else set()
 
     def cavp_video(self) -> bool:
         """Whether the index's video encoder is CAVP (its windows' sound is in the ``cavp_audio`` space)."""
@@ -142,7 +153,7 @@ class OpenIndex:
         return self._video_encoder
 
     @property
-    def bridge(self) -> Bridge | None:
+    def bridge(self) -> Bridge | ServedBridge | None:
         """The index's DiffGAP bridge (checked against its encoders), or None when it has none.
 
         Reloaded when the catalog's ``meta["bridge"]`` record changes (a ``dgsearch train`` committed a new
@@ -151,7 +162,7 @@ class OpenIndex:
         if self._bridge is _UNSET or record != self._bridge_record:
             from diffgap_search.bridge.index_bridge import load_index_bridge
 
-            self._bridge = load_index_bridge(self.index_dir, self.catalog)
+            self._bridge = load_index_bridge(self.index_dir, self.catalog, served=True)
             self._bridge_record = record
         return self._bridge
 

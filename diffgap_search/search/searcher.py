@@ -47,6 +47,7 @@ from diffgap_search.store.vector_index import LoadedIndex
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.served_bridge import ServedBridge
 
 class Searcher:
     """An open index ready to answer queries (see the module docstring). ``model`` overrides the index's
@@ -110,11 +111,11 @@ class Searcher:
         return self.opened.index_for(space)
 
     @property
-    def bridge(self) -> Bridge | None:
+    def bridge(self) -> Bridge | ServedBridge | None:
         """The index's DiffGAP bridge, or None (absent, or the searcher opened with ``use_bridge`` off)."""
         return self.opened.bridge if self.use_bridge else None
 
-    def bridge_for(self, modality: str) -> Bridge | None:
+    def bridge_for(self, modality: str) -> Bridge | ServedBridge | None:
         """The bridge when it can turn ``modality`` queries into audio-side vectors, else None."""
         return bridge_for(self.bridge, modality) if modality != "audio" else None
 

@@ -19,9 +19,10 @@ from diffgap_search.search.types import SearchTerm
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
+    from diffgap_search.gap.served_bridge import ServedBridge
 
 
-def bridge_for(bridge: Bridge | None, modality: str) -> Bridge | None:
+def bridge_for(bridge: Bridge | ServedBridge | None, modality: str) -> Bridge | ServedBridge | None:
     """``bridge`` when it can turn ``modality`` queries into audio-side vectors, else None."""
     if modality == "audio" or bridge is None:
         return None
@@ -30,7 +31,7 @@ def bridge_for(bridge: Bridge | None, modality: str) -> Bridge | None:
     return bridge
 
 
-def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | None, *, cavp_video: bool,
+def query_terms(modality: str, qvecs: np.ndarray, bridge: Bridge | ServedBridge | None, *, cavp_video: bool,
                 text_shares_audio: bool = True) -> list[SearchTerm]:
     """The terms of a query of ``modality`` with vectors ``qvecs (Q, D) float32`` (one term without a
     usable bridge); ``cavp_video``: the index's video encoder is CAVP; ``text_shares_audio`` False: the

@@ -64,7 +64,6 @@ CPU cores in two runs: 432 frames of network instead of 700).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,24 +74,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from diffgap_search.config import Device
-from diffgap_search.encoders.aisfx.features import ESSENTIA, SAMPLE_RATE, LogMel, frame_count
+from diffgap_search.encoders.aisfx.features import ESSENTIA, LogMel, frame_count
+from diffgap_search.encoders.aisfx.package import DIM, INSTALL_HINT, MODEL_ID, SAMPLE_RATE, find_checkpoint
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.runtime import prepare_device
 from diffgap_search.encoders.weights.convert import load_restricted
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 
-MODEL_ID = "aisfx"
-DIM = 512
 PEAK_FLOOR = 0.01  # -40 dBFS: per-window peak normalisation raises a window by at most +40 dB
 BLOCK_FRAMES = 100  # inference.EMB_BLOCK_LENGTH: the shortest input; shorter windows are zero-padded to it
 # Frames per network pass: on CPU 4 windows of 10 s run 10 % faster per window than 16 (cache-sized
 # activations; measured 11.0 vs 10.0 windows/s on 2 cores) in a quarter of the memory; GPUs take 16.
 CPU_FRAMES_PER_PASS = 4 * 432
 GPU_FRAMES_PER_PASS = 16 * 432
-CHECKPOINT_IN_PACKAGE = ("models", "checkpoint.pth")
 EMBEDDING_PREFIX = "embedding_net."
-INSTALL_HINT = "pip install --no-deps aisfx==0.1.2 (its model ships inside the package)"
 TEXT_REFUSAL = (
     "model 'aisfx' embeds audio only: a text query cannot be searched in this index; "
     "query with --audio FILE, or index with a CLAP model"
@@ -224,24 +220,6 @@ def _checked_windows(windows: np.ndarray) -> np.ndarray:
 def _chunks(batch: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for lo in range(0, batch.shape[0], size):
         yield batch[lo : lo + size]
-
-
-def find_checkpoint() -> Path:
-    """``aisfx/models/checkpoint.pth`` of the installed package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("aisfx")
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ModelUnavailableError(f"model 'aisfx' needs the aisfx package: {INSTALL_HINT}")
-    path = Path(locations[0]).joinpath(*CHECKPOINT_IN_PACKAGE)
-    if not path.is_file():
-        raise ModelUnavailableError(
-            f"model 'aisfx': the aisfx package at '{locations[0]}' has no {'/'.join(CHECKPOINT_IN_PACKAGE)}; "
-            f"reinstall it: {INSTALL_HINT}"
-        )
-    return path
 
 
 def _numpy_scalar_globals() -> list[Any]:

@@ -56,7 +56,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-SAMPLE_RATE = 44_100  # inference.SAMPLE_RATE
+from diffgap_search.encoders.aisfx.package import SAMPLE_RATE
+
 FRAME_SIZE = 2048  # inference.SPEC_BLOCK_LENGTH
 HOP_SIZE = 1024  # inference.SPEC_HOP_LENGTH
 N_MELS = 96  # inference.MEL_BINS

@@ -1,0 +1,33 @@
+"""What is known of the aisfx model without loading it (no torch): its name, size and rate, and where the
+installed package keeps its checkpoint (found without importing aisfx)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from diffgap_search.errors import ModelUnavailableError
+
+MODEL_ID = "aisfx"
+DIM = 512
+SAMPLE_RATE = 44_100  # inference.SAMPLE_RATE
+CHECKPOINT_IN_PACKAGE = ("models", "checkpoint.pth")
+INSTALL_HINT = "pip install --no-deps aisfx==0.1.2 (its model ships inside the package)"
+
+
+def find_checkpoint() -> Path:
+    """``aisfx/models/checkpoint.pth`` of the installed package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("aisfx")
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ModelUnavailableError(f"model 'aisfx' needs the aisfx package: {INSTALL_HINT}")
+    path = Path(locations[0]).joinpath(*CHECKPOINT_IN_PACKAGE)
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"model 'aisfx': the aisfx package at '{locations[0]}' has no {'/'.join(CHECKPOINT_IN_PACKAGE)}; "
+            f"reinstall it: {INSTALL_HINT}"
+        )
+    return path
