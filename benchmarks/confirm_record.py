@@ -26,7 +26,7 @@ from family_gap import cell_id  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FILES = ("gallery_size_d256_20k.jsonl", "gallery_size_d256_4k.jsonl", "gallery_size_mlp_scale.jsonl", "gallery_size_events_text.jsonl", "gallery_size_events_video.jsonl",
-         "gallery_size_slice.jsonl", "gallery_size.jsonl")
+         "gallery_size_slice.jsonl", "gallery_size.jsonl", "gallery_size_4k_rest.jsonl")
 BUCKETS = ((0.90, 0.95), (0.95, 0.99), (0.99, 1.01))
 
 
