@@ -56,9 +56,9 @@ def working_directory() -> Path | None:
 
 
 def shown_path(path: str, here: Path | None) -> str:
-    """A hit's path as the table shows it: relative to the working directory ``here`` where the file lies below
-    it (``clips/dog.wav``, as ``rg`` and ``fd`` print theirs), else as stored (absolute). ``--format paths`` and
-    ``--json`` keep the stored path."""
+    """A file's path as the human output shows it (hits, dupes, failed files): relative to the working directory
+    ``here`` where the file lies below it (``clips/dog.wav``, as ``rg`` and ``fd`` print theirs), else as stored
+    (absolute). ``--paths``, ``--json`` and ``--jsonl`` keep the stored path."""
     if here is None or not Path(path).is_absolute():
         return path
     try:
@@ -137,8 +137,9 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
     if report.failed:
         n = len(report.failed)
         console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
+        here = working_directory()
         for path, reason in report.failed:
-            console.print(f"  {path}: {reason}", markup=False)
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
     if report.previously_failed:
         console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
                       " (`dgsearch info --errors`; `--retry-failed` tries them again)")
@@ -155,8 +156,9 @@ def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
     if errors:
         if not info["errors"]:
             console.print("no failed files")
+        here = working_directory()
         for row in info["errors"]:
-            console.print(f"{row['path']}: {row['error']}", markup=False)
+            console.print(f"{shown_path(row['path'], here)}: {row['error']}", markup=False)
         return
     table = Table(show_header=False, show_edge=False, pad_edge=False)
     table.add_column("key", style="bold")
@@ -308,7 +310,8 @@ def print_dupes(result: dict[str, Any], *, fmt: str) -> None:
     console.print(f"{len(groups)} groups of near-duplicates (similarity ≥ {result['threshold']:g}) among"
                   f" {result['files']} files, {result['vectors']} windows, in {result['timings_ms']['total'] / 1000:.2f} s",
                   markup=False)
+    here = working_directory()
     for number, group in enumerate(groups, 1):
         console.print(f"group {number}: {group['size']} files, lowest similarity {group['min_score']:.3f}", markup=False)
         for f in group["files"]:
-            console.print(f"  {f['path']}", markup=False)
+            console.print(f"  {shown_path(f['path'], here)}", markup=False)

@@ -75,3 +75,23 @@ def test_a_bare_index_name_that_misses_an_index_in_the_working_directory_says_wh
     r = dg("info", "--index", "other")  # no folder ./other either: no hint
     assert r.stderr.strip() == ("dgsearch: error: no index at indexes/other: run `dgsearch index FOLDER --index"
                                 " indexes/other` first")
+
+
+def test_failed_files_and_dupes_are_listed_relative_to_the_working_directory(
+        clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile as sf
+
+    (clips_dir / "bad.wav").write_text("this is text")
+    samples, rate = sf.read(clips_dir / "dog_bark.wav", dtype="float32")
+    sf.write(clips_dir / "dog_bark_copy.flac", samples, rate)  # the same sound, re-encoded: a near-duplicate
+    monkeypatch.chdir(tmp_path)
+    r = dg("index", "clips", "--index", "./ix", "--model", tiny_clap_dir, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    failed = r.stdout.splitlines()[-2:]
+    assert failed[0] == "1 file could not be indexed:"
+    assert failed[1].startswith("  clips/bad.wav: ")
+    assert dg("info", "--index", "./ix", "--errors").stdout.startswith("clips/bad.wav: ")
+    dupes = dg("dupes", "--index", "./ix").stdout.splitlines()
+    assert "  clips/dog_bark.wav" in dupes and "  clips/dog_bark_copy.flac" in dupes
+    stored = json.loads(dg("dupes", "--index", "./ix", "--json").stdout)["groups"]
+    assert str(tmp_path / "clips" / "dog_bark.wav") in [f["path"] for g in stored for f in g["files"]]
