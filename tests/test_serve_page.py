@@ -50,6 +50,7 @@ def wait_for(driver: Any, script: str, timeout: float = 30.0) -> Any:
 def hits(driver: Any) -> list[dict[str, str]]:
     return driver.execute_script("""return Array.from(document.querySelectorAll('#hits .hit')).map(li => ({
         segment: li.dataset.segment, path: li.querySelector('.path').textContent,
+        name: li.querySelector('.path .name').textContent, title: li.querySelector('.path').title,
         caption: li.querySelector('.caption').textContent, score: li.querySelector('.score').textContent,
         time: li.querySelector('.time').textContent, selected: li.classList.contains('selected')}))""")
 
@@ -70,6 +71,9 @@ def test_type_a_query_and_see_the_hits(browser: Any, served: Served) -> None:
     expected = api_hits(served, q="a bell ringing")
     assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
     assert [h["path"] for h in shown] == [h["path"] for h in expected]
+    # the file's name apart from its folder (in the text's colour), the whole path on hover
+    assert [h["name"] for h in shown] == [h["path"].rsplit("/", 1)[-1] for h in expected]
+    assert [h["title"] for h in shown] == [h["path"] for h in expected]
     assert [h["score"] for h in shown] == [f"{h['score']:.3f}" for h in expected]
     assert [h["caption"] for h in shown] == [h["caption"] or "" for h in expected]
     assert shown[0]["selected"] and not any(h["selected"] for h in shown[1:])
@@ -162,13 +166,13 @@ def test_filters_change_the_hits_and_the_url_and_a_reload_restores_them(browser:
     assert sorted(h["path"].rsplit("/", 1)[-1] for h in mono) == ["elec_ping.flac", "guit_harmonics.flac", "long take.wav"]
     assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in mono]
     browser.find_element("css selector", "#f-dmax").send_keys("3", Keys.TAB)  # the page says ..3 seconds
-    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for')")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 result for')")
     assert browser.current_url == served.url + "?q=a+bell+ringing&kind=audio&duration=..3&channels=1"
     short = api_hits(served, q="a bell ringing", kind="audio", channels=1, duration="..3")
     assert [h["path"].rsplit("/", 1)[-1] for h in short] == ["elec_ping.flac"]
     assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]
     browser.refresh()  # the URL is the state: a reload shows the same search, its filters in their controls
-    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 results for “a bell ringing”')")
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('1 result for “a bell ringing”')")
     assert browser.execute_script("return ['#q', '#f-kind', '#f-dmin', '#f-dmax', '#f-channels', '#f-rate', '#f-tag']"
                                   ".map(s => document.querySelector(s).value)") == ["a bell ringing", "audio", "", "3", "1", "", ""]
     assert [h["segment"] for h in hits(browser)] == [str(h["segment_id"]) for h in short]

@@ -140,7 +140,8 @@
       setStatus("No results for " + what + ".", "");
       return;
     }
-    setStatus(result.hits.length + " results for " + what + (ms != null ? " in " + Math.round(ms) + " ms" : ""), "");
+    const n = result.hits.length;
+    setStatus(n + (n === 1 ? " result for " : " results for ") + what + (ms != null ? " in " + Math.round(ms) + " ms" : ""), "");
     const tpl = $("#hit-template");
     result.hits.forEach((hit, i) => {
       const li = tpl.content.firstElementChild.cloneNode(true);
@@ -150,7 +151,7 @@
       li.querySelector(".score").textContent = hit.score.toFixed(3);
       li.querySelector(".time").textContent = timecode(hit.start_s) + " → " + timecode(hit.end_s);
       li.querySelector(".caption").textContent = hit.caption || "";
-      li.querySelector(".path").textContent = hit.path;
+      showPath(li.querySelector(".path"), hit.path);
       showCopies(li.querySelector(".copies"), hit.copies || []);
       li.querySelector(".play").addEventListener("click", (e) => { e.stopPropagation(); select(i); toggleWindow(i); });
       li.querySelector(".play-file").addEventListener("click", (e) => { e.stopPropagation(); select(i); playFile(i); });
@@ -166,6 +167,15 @@
       loadPeaks(hit.file_id).then(() => draw(i));
     });
     select(0, false);
+  }
+  // the file's folder muted, its name in the text's colour: the name is what a listener scans for
+  function showPath(el, path) {
+    const cut = path.lastIndexOf("/") + 1;
+    const dir = document.createElement("span"), name = document.createElement("span");
+    dir.className = "dir"; dir.textContent = path.slice(0, cut);
+    name.className = "name"; name.textContent = path.slice(cut);
+    el.replaceChildren(dir, name);
+    el.title = path;
   }
   // other files with the same content, collapsed into this hit: "+3 copies", opened to list their paths
   function showCopies(el, copies) {
