@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,15 +100,22 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if with_tags:
         table.add_column("tags", overflow="fold")
     here = working_directory()
+    missing = [h.path for h in result.hits if not os.path.exists(h.path)]
     for rank, h in enumerate(result.hits, 1):
-        row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + copies_note(h.copies), timecode(h.start_s),
-               timecode(h.end_s)]
+        gone = " (missing)" if h.path in missing else ""
+        row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + gone + copies_note(h.copies),
+               timecode(h.start_s), timecode(h.end_s)]
         if with_captions:
             row.append(h.caption or "")
         if with_tags:
             row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
         table.add_row(*row)
     console.print(table)
+    if missing:
+        n = len(missing)
+        stderr_console().print(
+            f"note: {n} of these files {'are' if n > 1 else 'is'} no longer where {'they were' if n > 1 else 'it was'}"
+            " indexed (moved or deleted): run `dgsearch index FOLDER` again to update the index", markup=False)
 
 
 def print_index_report(report: IndexReport, *, fmt: str) -> None:

@@ -95,3 +95,23 @@ def test_failed_files_and_dupes_are_listed_relative_to_the_working_directory(
     assert "  clips/dog_bark.wav" in dupes and "  clips/dog_bark_copy.flac" in dupes
     stored = json.loads(dg("dupes", "--index", "./ix", "--json").stdout)["groups"]
     assert str(tmp_path / "clips" / "dog_bark.wav") in [f["path"] for g in stored for f in g["files"]]
+
+
+def test_a_hit_whose_file_is_gone_is_marked_and_a_note_says_what_to_do(
+        index_dir: Path, clips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files moved or deleted since indexing are still in the index until the next `dgsearch index`: the table
+    says which hits are gone (a real stat of each hit's path), JSON keeps its shape."""
+    (clips_dir / "birds").rename(tmp_path / "birds moved")
+    monkeypatch.chdir(tmp_path)
+    table = dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir)
+    assert table.exit_code == 0, table.output
+    shown = {r[2] for r in rows(table.stdout)}
+    assert shown == {"clips/dog_bark.wav", "clips/rain.flac", "clips/long/siren.wav", "clips/birds/chirp.ogg (missing)",
+                     "clips/birds/Yabc123.mp3 (missing)"}
+    assert table.stderr.splitlines()[-1] == ("note: 2 of these files are no longer where they were indexed (moved or"
+                                             " deleted): run `dgsearch index FOLDER` again to update the index")
+    one = dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir, "--glob", "chirp.ogg")
+    assert one.stderr.splitlines()[-1].startswith("note: 1 of these files is no longer where it was indexed")
+    doc = json.loads(dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir,
+                        "--json").stdout)
+    assert "missing" not in json.dumps(doc) and len(doc["hits"]) == 5

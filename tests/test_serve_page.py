@@ -270,6 +270,35 @@ def test_error_state_and_a_phone_screen(browser: Any, served: Served) -> None:
         browser.set_window_size(1280, 900)
 
 
+def test_a_file_gone_since_indexing_is_marked_and_offers_nothing_to_play(browser: Any, served: Served,
+                                                                         serve_corpus: ServeCorpus) -> None:
+    gone = serve_corpus.clips / "elec_ping.flac"
+    file_id = next(h["file_id"] for h in api_hits(served, q="a bell ringing") if h["path"] == str(gone))
+    moved = gone.with_name("elec_ping.moved")
+    gone.rename(moved)  # moved away after indexing: the index still lists it until the next `dgsearch index`
+    try:
+        browser.get(served.url + "?q=" + quote("a bell ringing"))
+        wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results')")
+        wait_for(browser, "document.querySelector('.hit.gone')")
+        marked = browser.execute_script("""return Array.from(document.querySelectorAll('#hits .hit.gone')).map(li =>
+            [li.querySelector('.path').textContent, li.querySelector('.gone-note').textContent,
+             li.querySelector('.play').disabled, li.querySelector('.play-file').disabled])""")
+        assert marked == [[str(gone), f"file {file_id} ({gone}) is gone or changed since it was indexed: run"
+                                      " `dgsearch index` again", True, True]]
+        assert not browser.execute_script("return document.querySelector('#status').classList.contains('error')")
+        # the keyboard plays the selected hit: select the gone one, press space
+        index = browser.execute_script("return Array.from(document.querySelectorAll('#hits .hit'))"
+                                       ".findIndex(li => li.classList.contains('gone'))")
+        browser.find_elements("css selector", "#hits .hit")[index].click()
+        browser.find_element("css selector", "body").send_keys(" ")
+        wait_for(browser, "document.querySelector('#status').classList.contains('error')")
+        assert browser.execute_script("return document.querySelector('#status').textContent") == (
+            f"Cannot play: file {file_id} ({gone}) is gone or changed since it was indexed: run `dgsearch index` again")
+        assert browser.execute_script("return document.querySelector('#player').paused")
+    finally:
+        moved.rename(gone)
+
+
 def test_screenshot_of_a_results_page(browser: Any, served: Served, tmp_path: Path) -> None:
     browser.set_window_size(1100, 820)
     try:

@@ -164,9 +164,20 @@
       });
       li.addEventListener("click", () => select(i));
       hitsEl.appendChild(li);
-      loadPeaks(hit.file_id).then(() => draw(i));
+      loadPeaks(hit.file_id).then((doc) => { draw(i); if (doc && doc.exitCode === 3) markGone(li, doc.error); });
     });
     select(0, false);
+  }
+  // a file moved or deleted since it was indexed (the server answers exit code 3): say so where its waveform was
+  // drawn and offer nothing to play
+  function markGone(li, message) {
+    if (li.classList.contains("gone")) return;
+    li.classList.add("gone");
+    const note = document.createElement("p");
+    note.className = "gone-note";
+    note.textContent = message;
+    li.lastElementChild.after(note);
+    li.querySelectorAll(".play, .play-file").forEach((b) => { b.disabled = true; b.title = "The file is gone"; });
   }
   // the file's folder muted, its name in the text's colour: the name is what a listener scans for
   function showPath(el, path) {
@@ -190,7 +201,8 @@
     if (!state.peaks.has(fileId)) {
       state.peaks.set(fileId, null);
       const p = api("/files/" + fileId + "/peaks").then((doc) => { state.peaks.set(fileId, doc); return doc; },
-        () => { state.peaks.set(fileId, { duration_s: 0, peaks: [] }); });
+        (err) => { const doc = { duration_s: 0, peaks: [], error: err.message, exitCode: err.exitCode };
+                   state.peaks.set(fileId, doc); return doc; });
       state.peaks.set(fileId + ":p", p);
     }
     return state.peaks.get(fileId + ":p");
@@ -250,7 +262,8 @@
   function playFile(i) { playFrom(i, 0, null); }
   function playFrom(i, start, end) {
     stopPlayback();
-    const hit = state.hits[i];
+    const hit = state.hits[i], gone = hitsEl.children[i].querySelector(".gone-note");
+    if (gone) { setStatus("Cannot play: " + gone.textContent, "error"); return; }  // the keyboard, the waveform
     const src = withToken("/files/" + hit.file_id + "/audio");
     if (player.dataset.src !== src) { player.src = src; player.dataset.src = src; }
     state.playing = { index: i, start: start, end: end };
