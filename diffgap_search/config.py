@@ -340,6 +340,13 @@ def resolve_index_dir(index: str | os.PathLike[str] | None) -> Path:
     return path
 
 
+def index_option(index_dir: Path) -> str:
+    """What to pass as ``--index`` to name the folder ``index_dir`` again (``resolve_index_dir``'s inverse): a
+    one-part relative folder is written ``./NAME``, since a bare ``NAME`` means ``indexes/NAME``."""
+    text = str(index_dir)
+    return f"./{text}" if len(index_dir.parts) == 1 and not index_dir.is_absolute() and text != "." else text
+
+
 def env_seconds(name: str, default: float) -> float:
     """A positive, finite number of seconds from the environment variable ``name``; ``default`` when it is unset
     or blank. Raises UsageError (exit 2) for any other value."""

@@ -64,8 +64,9 @@ def test_a_semantic_text_query_is_refused_with_exit_13(sfx_index: tuple[Path, li
     assert result.exit_code == 13
     assert result.output.strip() == (
         f"dgsearch: error: index {index} was built with model 'aisfx', which embeds audio only: a text query "
-        "cannot be searched in it; query with --audio FILE, or build an index with a CLAP model (the default) "
-        "to search by words"
+        f"cannot be searched in it; query with --audio FILE, give it words of its own (`dgsearch index FOLDER --index"
+        f" {index} --text-model wordllama`, then `dgsearch train --index {index}`), or build an index with a CLAP model"
+        " (the default) to search by words"
     )
 
 

@@ -115,3 +115,16 @@ def test_a_hit_whose_file_is_gone_is_marked_and_a_note_says_what_to_do(
     doc = json.loads(dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir,
                         "--json").stdout)
     assert "missing" not in json.dumps(doc) and len(doc["hits"]) == 5
+
+
+def test_commands_suggested_in_errors_name_the_same_index_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--index ./ix`` is a folder; the ``--index ix`` an error used to suggest would mean ``indexes/ix``."""
+    from diffgap_search.config import index_option, resolve_index_dir
+
+    monkeypatch.chdir(tmp_path)
+    for given in ("./ix", "ix", "indexes/ix", str(tmp_path / "ix"), "../ix", "a/b"):
+        folder = resolve_index_dir(given)
+        assert resolve_index_dir(index_option(folder)) == folder
+    assert index_option(resolve_index_dir("./ix")) == "./ix"
+    r = dg("info", "--index", "./nope")
+    assert r.stderr.strip() == "dgsearch: error: no index at nope: run `dgsearch index FOLDER --index ./nope` first"

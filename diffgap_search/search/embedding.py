@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diffgap_search.config import index_option
 from diffgap_search.encoders.base import fit_window
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, QueryNotSupportedError
 from diffgap_search.search.terms import bridge_for
@@ -30,8 +31,10 @@ def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> 
         if not opened.embeds_text():
             raise QueryNotSupportedError(
                 f"index {opened.index_dir} was built with model {opened.encoder_cfg.model!r}, which embeds"
-                " audio only: a text query cannot be searched in it; query with --audio FILE, or build an index"
-                " with a CLAP model (the default) to search by words"
+                " audio only: a text query cannot be searched in it; query with --audio FILE, give it words of its"
+                f" own (`dgsearch index FOLDER --index {index_option(opened.index_dir)} --text-model wordllama`, then"
+                f" `dgsearch train --index {index_option(opened.index_dir)}`), or build an index with a CLAP model (the"
+                " default) to search by words"
             )
         reason = opened.words_need_bridge(use_bridge)
         if reason is not None:

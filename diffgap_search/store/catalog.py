@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from diffgap_search.config import index_option
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
@@ -83,7 +84,7 @@ class Catalog(VectorRows):
         if not path.exists():
             if not create:
                 raise IndexNotFoundError(
-                    f"no index at {index_dir}: run `dgsearch index FOLDER --index {index_dir}` first"
+                    f"no index at {index_dir}: run `dgsearch index FOLDER --index {index_option(index_dir)}` first"
                     + _folder_hint(index_dir)
                 )
             index_dir.mkdir(parents=True, exist_ok=True)
