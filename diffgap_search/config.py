@@ -183,7 +183,10 @@ class EncoderConfig:
     present, ``cpu``, ``cuda``) or ``cuda:N``. ``text_model``: a separate text encoder for an audio-only
     ``model`` (``wordllama``), None for none (CLAP embeds text itself). ``precision``: the path CLAP's towers
     run on (``auto``, ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``; every path gives vectors within
-    cosine 0.999 of float32's, so it is a property of this run, not of the index).
+    cosine 0.999 of float32's, so it is a property of this run, not of the index). ``preprocessing``: the
+    versions the index's vectors were made with, by space (``EncoderIdentity.preprocessing``; a space it does not
+    name is at 1), None for a new index (this dgsearch's own); a model that can still make an older version makes
+    the index's (aisfx's ``audio`` 1), so an old index keeps answering and growing without mixing two.
     """
 
     model: str = DEFAULT_MODEL
@@ -193,6 +196,12 @@ class EncoderConfig:
     text_model: str | None = None
     precision: str = "auto"  # CLAP's precision path (encoders/clap/precision.Precision); not part of the index
     defer_model: bool = False  # the process records the encoder, embeds nothing: a CLAP folder's is read without torch
+    preprocessing: dict[str, int] | None = None
+
+    def preprocessing_of(self, space: str, current: int) -> int:
+        """The version of ``space``'s preprocessing to make: the index's (1 where it names none), ``current``
+        (this dgsearch's) for a new index."""
+        return current if self.preprocessing is None else int(self.preprocessing.get(space, 1))
 
 
 DEFAULT_VIDEO_MODEL = "openai/clip-vit-base-patch32"

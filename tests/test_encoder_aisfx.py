@@ -216,6 +216,34 @@ def test_encoder_shapes_dtype_norm_and_determinism(encoder: AisfxEncoder) -> Non
     assert encoder.embed_audio(np.zeros((0, 4410), np.float32)).shape == (0, 512)
 
 
+def test_a_short_window_is_embedded_from_its_own_samples(encoder: AisfxEncoder) -> None:
+    """Preprocessing version 2: with its seconds, a short file repeat-padded to the 10 s window (media/windows)
+    gets the vector of its own samples, as aisfx embeds a short file; windows of several lengths in one call keep
+    their order; a full window (or a last one joined by a short tail) is embedded whole."""
+    from diffgap_search.config import WindowConfig
+    from diffgap_search.media.windows import window_audio
+
+    cfg = WindowConfig(window_s=10.0, hop_s=10.0, sample_rate=RATE)
+    clips = [_signal(1.3, 1), _signal(10.0, 2), _signal(0.4, 3), _signal(1.3, 4), _signal(10.1, 5)]
+    windows = [window_audio(c, cfg) for c in clips]
+    samples = np.concatenate([w.samples for w in windows])
+    seconds = np.concatenate([w.ends - w.starts for w in windows])
+    assert samples.shape == (5, 441_000) and seconds.round(3).tolist() == [1.3, 10.0, 0.4, 1.3, 10.1]
+    mine = encoder.embed_audio(samples, seconds)
+    own = np.concatenate([encoder.embed_audio(c[None]) for c in (clips[0], clips[1], clips[2], clips[3])]
+                         + [encoder.embed_audio(clips[4][None, :441_000])])
+    np.testing.assert_allclose(mine, own, rtol=0, atol=1e-5)
+    tiled = encoder.embed_audio(samples)  # version 1: the repeat-padded window as given
+    assert np.array_equal(tiled[[1, 4]], encoder.embed_audio(samples[[1, 4]]))
+    np.testing.assert_allclose(mine[[1, 4]], tiled[[1, 4]], rtol=0, atol=1e-5)
+    assert float(mine[0] @ tiled[0]) < 0.999  # the short ones moved
+    assert encoder.preprocessing == {"audio": 2} and encoder.own_lengths
+    with pytest.raises(ValueError, match="expected 5 window durations, got 4"):
+        encoder.embed_audio(samples, seconds[:4])
+    with pytest.raises(ValueError, match="window durations must be finite seconds above 0"):
+        encoder.embed_audio(samples, [1.0, 0.0, 1.0, 1.0, 1.0])
+
+
 def test_vectors_do_not_depend_on_the_recording_level(encoder: AisfxEncoder) -> None:
     windows = np.stack([_signal(3.0, seed) for seed in range(3)])  # peaks about 0.6
     for gain in (0.05, 1.5):  # -26 dB, and above full scale (never from the decoder, still fine)

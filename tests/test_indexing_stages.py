@@ -106,7 +106,8 @@ def test_the_default_stages_build_what_index_folder_builds(clips_dir: Path, tmp_
 def test_an_existing_index_keeps_its_models(indexed: tuple[Path, Path], tmp_path: Path, tiny_clap_dir: Path) -> None:
     _, index_dir = indexed
     kept, video = run_configs(index_dir, ModelChoice(device="cpu", batch_size=4))
-    assert kept == EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=4, revision=None)
+    assert kept == EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=4, revision=None,
+                                 preprocessing={"audio": 1, "text": 1})  # the versions its vectors were made with
     assert video == VideoConfig()  # no video encoder recorded yet: the default
     fresh, video = run_configs(tmp_path / "new", ModelChoice())
     assert (fresh, video) == (EncoderConfig(), VideoConfig()) and fresh.model == DEFAULT_MODEL

@@ -49,13 +49,16 @@ SHOWN = ("R@1", "R@10", "mAP@10")
 
 
 def embed_audio(sounds: list[Sound], cache: Path) -> dict[str, np.ndarray]:
-    """sha256 -> ``(W, 512) float32`` aisfx windows, cached in ``cache/aisfx_windows.npz``."""
+    """sha256 -> ``(W, 512) float32`` aisfx windows as an index embeds them (``embed_windows``: aisfx's
+    preprocessing version 2, a short file from its own samples), cached in ``cache/aisfx_windows_v2.npz`` (the
+    figures before 2026-12-06 came from version 1's ``aisfx_windows.npz``)."""
     from diffgap_search.config import EncoderConfig, WindowConfig
+    from diffgap_search.encoders.base import embed_windows
     from diffgap_search.encoders.loading import load_encoder
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
 
-    store = cache / "aisfx_windows.npz"
+    store = cache / "aisfx_windows_v2.npz"
     done: dict[str, np.ndarray] = dict(np.load(store)) if store.exists() else {}
     todo = [s for s in sounds if s.sha256 not in done]
     if todo:
@@ -64,8 +67,8 @@ def embed_audio(sounds: list[Sound], cache: Path) -> dict[str, np.ndarray]:
         started = time.perf_counter()
         n = 0
         for i, s in enumerate(todo):
-            windows = window_audio(load_audio(Path(s.path), window.sample_rate), window).samples
-            done[s.sha256] = encoder.embed_audio(windows)
+            windows = window_audio(load_audio(Path(s.path), window.sample_rate), window)
+            done[s.sha256] = embed_windows(encoder, windows.samples, windows.ends - windows.starts)
             n += len(windows)
             if i % 50 == 49:
                 print(f"  embedded {i + 1}/{len(todo)} files, {n / (time.perf_counter() - started):.1f} windows/s",

@@ -105,6 +105,15 @@ class AudioVisualEncoder(FrameEncoder, Protocol):
         ...
 
 
+def embed_windows(encoder: AudioEncoder, windows: np.ndarray, durations_s: Sequence[float]) -> np.ndarray:
+    """``(N, S) float32`` windows as an index embeds them -> ``(N, D) float32``, L2-normalised: with each window's
+    seconds (``durations_s``, its end minus its start) for an encoder that embeds a short window from its own
+    samples (``own_lengths``: aisfx), as given to any other (CLAP hears a repeat-padded short clip)."""
+    if getattr(encoder, "own_lengths", False):
+        return encoder.embed_audio(windows, durations_s)  # type: ignore[call-arg]
+    return encoder.embed_audio(windows)
+
+
 def input_samples(encoder: object) -> int:
     """The samples an audio encoder hears at once (its ``input_samples``: 480 000 for CLAP, 10 s at 48 kHz);
     0 for one that takes windows of any length (aisfx, CAVP)."""

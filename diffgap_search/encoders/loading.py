@@ -41,6 +41,9 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
     """
     check_text_model(cfg)
     if cfg.model == AISFX:
+        from diffgap_search.encoders.aisfx.package import PREPROCESSING, supported_version
+
+        version = supported_version(cfg.preprocessing_of("audio", PREPROCESSING["audio"]))  # the index's
         if cfg.text_model is not None and audio_on_demand and str(cfg.device) in (Device.AUTO, Device.CPU):
             from diffgap_search.encoders.aisfx.on_demand import OnDemandAisfx
             from diffgap_search.encoders.paired import PairedEncoder
@@ -48,13 +51,13 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
             def load_now() -> Encoder:
                 from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
-                return load_aisfx_encoder(cfg.device, cfg.batch_size)
+                return load_aisfx_encoder(cfg.device, cfg.batch_size, version=version)
 
-            audio = OnDemandAisfx(load_now)  # type: ignore[arg-type]
+            audio = OnDemandAisfx(load_now, version)  # type: ignore[arg-type]
             return PairedEncoder(audio, load_text_encoder(cfg.text_model, audio.dim))  # type: ignore[arg-type, return-value]
         from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
-        encoder = load_aisfx_encoder(cfg.device, cfg.batch_size)
+        encoder = load_aisfx_encoder(cfg.device, cfg.batch_size, version=version)
         encoder.provenance = {"source": "package"}
         if cfg.text_model is not None:
             from diffgap_search.encoders.paired import PairedEncoder

@@ -32,9 +32,12 @@ class PairedEncoder:
         self.modalities: tuple[str, ...] = tuple(getattr(audio, "modalities", ("audio",)))
         self.provenance: dict[str, Any] = dict(getattr(audio, "provenance", None) or {})
 
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` windows -> ``(N, D) float32``, L2-normalised (the audio encoder's)."""
-        return self.audio.embed_audio(windows)
+    def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
+        """``(N, S) float32`` windows -> ``(N, D) float32``, L2-normalised (the audio encoder's; ``durations_s``
+        for one that embeds windows at their own lengths, ``own_lengths``)."""
+        if durations_s is None:
+            return self.audio.embed_audio(windows)
+        return self.audio.embed_audio(windows, durations_s)  # type: ignore[call-arg]
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N strings -> ``(N, D) float32``, L2-normalised, in the text encoder's own space."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from diffgap_search.bridge.index_bridge import bridge_vectors
 from diffgap_search.config import CAVP_SPACE, VIDEO_SPACE
+from diffgap_search.encoders.base import embed_windows
 from diffgap_search.indexing.decode import SegmentData
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def embed_segments(models: RunModels, segments: list[SegmentData]) -> list[Vecto
     out: list[Vectors] = [{} for _ in segments]
     with_audio = [i for i, s in enumerate(segments) if s.audio is not None]
     if with_audio:
-        vecs = models.audio().embed_audio(np.stack([segments[i].audio for i in with_audio]))  # type: ignore[misc]
+        vecs = embed_windows(models.audio(), np.stack([segments[i].audio for i in with_audio]),  # type: ignore[arg-type]
+                             [segments[i].end_s - segments[i].start_s for i in with_audio])
         for i, v in zip(with_audio, vecs):
             out[i][AUDIO_SPACE] = v
     if with_audio and models.is_cavp:

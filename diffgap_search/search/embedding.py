@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from diffgap_search.config import index_option
-from diffgap_search.encoders.base import fit_window
+from diffgap_search.encoders.base import embed_windows, fit_window
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, QueryNotSupportedError
 from diffgap_search.search.terms import bridge_for
 from diffgap_search.search.types import Query
@@ -105,4 +105,5 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
     if len(samples) == 0:
         raise MediaDecodeError(f"{path}: no audio in the requested span")
     encoder = opened.encoder  # loaded once the file has decoded: a bad file costs no model load
-    return encoder.embed_audio(window_audio(samples, fit_window(window_cfg, encoder)).samples)  # as the index
+    windows = window_audio(samples, fit_window(window_cfg, encoder))
+    return embed_windows(encoder, windows.samples, windows.ends - windows.starts)  # as the index embeds them

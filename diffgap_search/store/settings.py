@@ -75,13 +75,18 @@ def stored_encoder_config(catalog: Catalog, *, model: str | None = None, device:
                           precision: str = EncoderConfig.precision) -> EncoderConfig:
     """The ``EncoderConfig`` that loads the index's own audio encoder: its model at the commit it was built
     from (so a moved branch cannot change the weights under an index), unless ``model`` names another copy;
-    with the index's separate text model (``text_model``), if it records one; ``precision`` as asked."""
+    with the index's separate text model (``text_model``), if it records one, and the preprocessing versions its
+    vectors were made with (``preprocessing``; an encoder able to makes those); ``precision`` as asked."""
     stored = stored_encoder(catalog) or {}
     text_model = (stored_encoder(catalog, EncoderRole.TEXT) or {}).get("model")
+    recorded = stored.get("preprocessing")
+    versions = (dict(recorded) if isinstance(recorded, dict) else {}) if stored else None  # the index's (1 if unnamed)
     if model is not None and model != stored.get("model"):
-        return EncoderConfig(model=model, device=device, text_model=text_model, precision=precision)
+        return EncoderConfig(model=model, device=device, text_model=text_model, precision=precision,
+                             preprocessing=versions)
     return EncoderConfig(model=stored.get("model", DEFAULT_MODEL), device=device, precision=precision,
-                         revision=stored.get("commit") or stored.get("revision"), text_model=text_model)
+                         revision=stored.get("commit") or stored.get("revision"), text_model=text_model,
+                         preprocessing=versions)
 
 
 def embeds(catalog: Catalog, modality: str) -> bool:

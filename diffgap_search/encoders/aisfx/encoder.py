@@ -19,6 +19,13 @@ From a window to one vector (``AisfxEncoder.embed_audio``, ``(N, S) float32`` ->
 3. the network over the whole window at once, zero-padded to 100 frames (one block) when shorter;
 4. L2 normalisation of the ``(512,)`` output (non-negative: it comes after a ReLU).
 
+Short windows (preprocessing version 2). The index cuts a file shorter than its window into one window
+repeat-padded to the window's length (LAION-CLAP's rule, for CLAP, which hears 10 s at once). Given each window's
+seconds (``embed_audio(windows, durations_s)``), this encoder embeds such a window from its own samples instead,
+as aisfx embeds a short file: the max over time of step 3 gains nothing from the tiles but their cost
+(``benchmarks/bench_aisfx_short.py``: 2.8-4.1x less time on one-shot libraries, kind agreement equal or better).
+An index made at version 1 (the tiled window) keeps version 1 (``version``; ``docs/models.md``).
+
 Step 1. aisfx normalises nothing in the paper's Essentia path (``EasyLoader``'s default ``replayGain=-6``
 is a gain of 1: checked against essentia 2.1b6) and divides each *file* by its peak in its librosa path
 (``spectrogram_librosa.compute_spectrogram``). The encoder sees windows, not files: per window or not at
@@ -75,7 +82,14 @@ from torch.nn import functional as F
 
 from diffgap_search.config import Device
 from diffgap_search.encoders.aisfx.features import ESSENTIA, LogMel, frame_count
-from diffgap_search.encoders.aisfx.package import DIM, INSTALL_HINT, MODEL_ID, SAMPLE_RATE, find_checkpoint
+from diffgap_search.encoders.aisfx.package import (
+    DIM,
+    INSTALL_HINT,
+    MODEL_ID,
+    PREPROCESSING,
+    SAMPLE_RATE,
+    find_checkpoint,
+)
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.runtime import prepare_device
 from diffgap_search.encoders.weights.convert import load_restricted
@@ -155,8 +169,12 @@ class AisfxEncoder:
     modalities: tuple[str, ...] = ("audio",)
     dim: int = DIM
     sample_rate: int = SAMPLE_RATE
-
-    def __init__(self, net: AisfxNet, *, fingerprint: str, device: torch.device, batch_size: int = 16) -> None:
+    def __init__(self, net: AisfxNet, *, fingerprint: str, device: torch.device, batch_size: int = 16,
+                 version: int = PREPROCESSING["audio"]) -> None:
+        # version 2: embed_audio takes each window's seconds and embeds a short one as itself (own_lengths);
+        # 1: the window as given, a short file repeat-padded to it (an index made at 1 keeps it)
+        self.preprocessing = {"audio": version}
+        self.own_lengths = version >= 2
         self.batch_size = check_batch_size(batch_size)
         self.net = net.to(device=device, dtype=torch.float32).eval()
         self.fingerprint = fingerprint
@@ -164,14 +182,30 @@ class AisfxEncoder:
         self.device = device
         self._log_mel = LogMel(ESSENTIA, device)
 
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+    def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
         """``(N, S) float32`` mono windows at 44.1 kHz, any one length S >= 1 -> ``(N, 512) float32``, unit rows.
 
-        Raises ValueError for another shape, a non-float dtype, or NaN/inf samples.
+        ``durations_s``: each window's own seconds (its end minus its start). A window shorter than S (a short
+        file, repeat-padded to the window by ``media/windows``) is then embedded from its own samples, its first
+        ``min(S, round(seconds * 44 100))``, as aisfx embeds a short file (preprocessing version 2; without
+        durations, or at version 1, the S samples as given). Windows of one length run in batches; the output keeps the input's
+        order. Raises ValueError for another shape, a non-float dtype, NaN/inf samples or a durations count other
+        than N.
         """
         batch = _checked_windows(windows)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if durations_s is None or not self.own_lengths:  # version 1 embeds the windows as given
+            return self._embed_equal(batch)
+        lengths = window_lengths(durations_s, batch.shape)
+        out = np.empty((batch.shape[0], self.dim), dtype=np.float32)
+        for n in np.unique(lengths):
+            rows = np.flatnonzero(lengths == n)
+            out[rows] = self._embed_equal(np.ascontiguousarray(batch[rows, :n]))
+        return out
+
+    def _embed_equal(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, S) float32`` checked windows of one length -> ``(N, 512) float32`` unit rows."""
         budget = CPU_FRAMES_PER_PASS if self.device.type == "cpu" else GPU_FRAMES_PER_PASS
         per_pass = max(1, min(self.batch_size, budget // self.input_frames(batch.shape[1])))
         with torch.inference_mode():
@@ -196,6 +230,18 @@ class AisfxEncoder:
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Always raises ``QueryNotSupportedError``: aisfx has no text tower."""
         raise QueryNotSupportedError(TEXT_REFUSAL)
+
+
+def window_lengths(durations_s: Sequence[float], shape: tuple[int, ...]) -> np.ndarray:
+    """``(N,) int64`` samples of each of ``shape = (N, S)`` windows that are its own: ``round(seconds * 44 100)``,
+    at least 1 and at most S (a last window joined by a short tail runs past its S samples: its S are its own).
+    Raises ValueError when there are not N durations or one is not a finite number above 0."""
+    seconds = np.asarray(durations_s, dtype=np.float64)
+    if seconds.shape != (shape[0],):
+        raise ValueError(f"expected {shape[0]} window durations, got {seconds.shape[0] if seconds.ndim else 'one'}")
+    if not (np.isfinite(seconds).all() and (seconds > 0).all()):
+        raise ValueError("window durations must be finite seconds above 0")
+    return np.clip(np.rint(seconds * SAMPLE_RATE).astype(np.int64), 1, shape[1])
 
 
 def peak_normalise(windows: torch.Tensor) -> torch.Tensor:
@@ -260,8 +306,10 @@ def build_net(state: dict[str, torch.Tensor], path: Path) -> AisfxNet:
     return net.eval()
 
 
-def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoint: Path | None = None) -> AisfxEncoder:
-    """The aisfx encoder from the installed package's checkpoint (or ``checkpoint``) on ``device``.
+def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoint: Path | None = None,
+                       version: int = PREPROCESSING["audio"]) -> AisfxEncoder:
+    """The aisfx encoder from the installed package's checkpoint (or ``checkpoint``) on ``device``, making
+    preprocessing ``version`` of its ``audio`` space (``package.supported_version``).
 
     Raises ``ModelUnavailableError`` (package or file missing, a file that is not plain weights or does
     not fit the network, or a CUDA device that is not there) or ``UsageError`` (an unknown device name).
@@ -271,4 +319,5 @@ def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoi
         raise ModelUnavailableError(f"model 'aisfx': checkpoint '{path}' does not exist; {INSTALL_HINT}")
     torch_device = prepare_device(device)
     net = build_net(read_checkpoint(path), path)
-    return AisfxEncoder(net, fingerprint=file_sha256(path), device=torch_device, batch_size=batch_size)
+    return AisfxEncoder(net, fingerprint=file_sha256(path), device=torch_device, batch_size=batch_size,
+                        version=version)

@@ -12,12 +12,12 @@ device or checkpoint error stops the run before any file rather than failing eac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.encoders.aisfx.package import DIM, MODEL_ID, SAMPLE_RATE, find_checkpoint
+from diffgap_search.encoders.aisfx.package import DIM, MODEL_ID, PREPROCESSING, SAMPLE_RATE, find_checkpoint
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 
 if TYPE_CHECKING:
@@ -26,16 +26,17 @@ if TYPE_CHECKING:
 
 class OnDemandAisfx:
     """An ``AisfxEncoder`` not loaded yet. ``model_id``, ``modalities``, ``dim``, ``sample_rate``, ``fingerprint``
-    (sha256 of the package's checkpoint), ``provenance`` and ``preprocessing`` as the loaded one has them;
+    (sha256 of the package's checkpoint), ``provenance``, ``preprocessing`` and ``own_lengths`` as the loaded one
+    has them;
     ``embed_audio`` and any other attribute load it (``load``: returns the ``AisfxEncoder``) once."""
 
     model_id: str = MODEL_ID
     modalities: tuple[str, ...] = ("audio",)
     dim: int = DIM
     sample_rate: int = SAMPLE_RATE
-    preprocessing: dict[str, int] | None = None  # as AisfxEncoder, which states none (1 for every space)
-
-    def __init__(self, load: Callable[[], AisfxEncoder]) -> None:
+    def __init__(self, load: Callable[[], AisfxEncoder], version: int = PREPROCESSING["audio"]) -> None:
+        self.preprocessing = {"audio": version}  # as the loaded one will make (``load`` makes the same version)
+        self.own_lengths = version >= 2
         self.fingerprint = file_sha256(find_checkpoint())
         self.provenance: dict[str, Any] = {"source": "package"}
         self._load = load
@@ -49,9 +50,9 @@ class OnDemandAisfx:
             self._loaded = encoder
         return self._loaded
 
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+    def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
         """``(N, S) float32`` windows at 44.1 kHz -> ``(N, 512) float32``, unit rows (the loaded encoder's)."""
-        return self.loaded().embed_audio(windows)
+        return self.loaded().embed_audio(windows, durations_s)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

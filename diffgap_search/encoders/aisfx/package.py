@@ -11,6 +11,16 @@ from diffgap_search.errors import ModelUnavailableError
 MODEL_ID = "aisfx"
 DIM = 512
 SAMPLE_RATE = 44_100  # inference.SAMPLE_RATE
+# 2: a window shorter than the index's window (a short file) is embedded from its own samples, not repeat-padded
+# to the window (1); docs/models.md, "Preprocessing versions"
+PREPROCESSING = {"audio": 2}
+VERSIONS = (1, 2)  # what this dgsearch can still make
+
+
+def supported_version(wanted: int) -> int:
+    """``wanted`` (an index's version of the ``audio`` space) where this dgsearch can make it, else the current
+    one (and the index, recorded at a version from elsewhere, refuses it: ``store/settings.bind_encoder``)."""
+    return wanted if wanted in VERSIONS else PREPROCESSING["audio"]
 CHECKPOINT_IN_PACKAGE = ("models", "checkpoint.pth")
 INSTALL_HINT = "pip install --no-deps aisfx==0.1.2 (its model ships inside the package)"
 
