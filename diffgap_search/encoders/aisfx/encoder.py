@@ -71,6 +71,7 @@ CPU cores in two runs: 432 frames of network instead of 700).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,14 @@ from diffgap_search.encoders.runtime import prepare_device
 from diffgap_search.encoders.weights.convert import load_restricted
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
+from diffgap_search.threads import torch_threads
 
 PEAK_FLOOR = 0.01  # -40 dBFS: per-window peak normalisation raises a window by at most +40 dB
 BLOCK_FRAMES = 100  # inference.EMB_BLOCK_LENGTH: the shortest input; shorter windows are zero-padded to it
 # Frames per network pass: on CPU 4 windows of 10 s run 10 % faster per window than 16 (cache-sized
 # activations; measured 11.0 vs 10.0 windows/s on 2 cores) in a quarter of the memory; GPUs take 16.
 CPU_FRAMES_PER_PASS = 4 * 432
+SMALL_CALL_FRAMES = 432  # under one 10 s window's frames in a call: one thread (see AisfxEncoder._embed_equal)
 GPU_FRAMES_PER_PASS = 16 * 432
 EMBEDDING_PREFIX = "embedding_net."
 TEXT_REFUSAL = (
@@ -205,10 +208,14 @@ class AisfxEncoder:
         return out
 
     def _embed_equal(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` checked windows of one length -> ``(N, 512) float32`` unit rows."""
+        """``(N, S) float32`` checked windows of one length -> ``(N, 512) float32`` unit rows. On the CPU, a call
+        of fewer than ``SMALL_CALL_FRAMES`` frames in all (one short file) runs on one thread: its convolutions
+        are too small to share, and a second thread descheduled on a busy machine stalls every one."""
+        frames = self.input_frames(batch.shape[1])
         budget = CPU_FRAMES_PER_PASS if self.device.type == "cpu" else GPU_FRAMES_PER_PASS
-        per_pass = max(1, min(self.batch_size, budget // self.input_frames(batch.shape[1])))
-        with torch.inference_mode():
+        per_pass = max(1, min(self.batch_size, budget // frames))
+        small = self.device.type == "cpu" and frames * batch.shape[0] < SMALL_CALL_FRAMES
+        with torch_threads(1) if small else contextlib.nullcontext(), torch.inference_mode():
             parts = [self.net(self.model_input(chunk)) for chunk in _chunks(batch, per_pass)]
             vectors = F.normalize(torch.cat(parts, dim=0).float(), dim=1)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
