@@ -26,8 +26,16 @@ from family_gap import cell_id  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FILES = ("gallery_size_d256_20k.jsonl", "gallery_size_d256_4k.jsonl", "gallery_size_mlp_scale.jsonl", "gallery_size_events_text.jsonl", "gallery_size_events_video.jsonl",
-         "gallery_size_slice.jsonl", "gallery_size.jsonl", "gallery_size_4k_rest.jsonl")
+         "gallery_size_slice.jsonl", "gallery_size.jsonl", "gallery_size_4k_rest.jsonl",
+         "gallery_size_5cap4k.jsonl", "gallery_size_20k_rest.jsonl")
 BUCKETS = ((0.90, 0.95), (0.95, 0.99), (0.99, 1.01))
+# the family-of-gaps tally's 80 cells (160 directions) as docs/diffgap.md counts them, by the files that measured them
+TALLY_FILES = ("family_gap_crossfit.jsonl", "family_gap_d256_events.jsonl", "family_gap_d256_mlp.jsonl",
+               "family_gap_d256_mlp_sqrtd.jsonl", "family_gap_d512_events.jsonl", "family_gap_d512_events_video.jsonl",
+               "family_gap_d512_mlp_sqrtd.jsonl", "family_gap_d512_mlp_strong_sqrtd_40k.jsonl",
+               "family_gap_events_scale.jsonl", "family_gap_mlp_scale.jsonl", "family_gap_5cap4k_events.jsonl",
+               "family_gap_5cap4k_mlp.jsonl", "family_gap_5cap20k_events.jsonl", "family_gap_5cap20k_events_mild.jsonl",
+               "family_gap_5cap20k_mlp.jsonl", "family_gap_5cap20k_mlp_mild.jsonl")
 
 
 def served_alphas(alpha: dict[str, dict[str, float]], task: str) -> tuple[float, float]:
@@ -72,6 +80,40 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                        "galleries": len(w["margins"])} for m, w in worst]}
 
 
+def tally_cells(results: Path) -> set[str]:
+    """The tally's cells (``cell_id``) from those of ``TALLY_FILES`` in ``results``."""
+    cells = set()
+    for name in TALLY_FILES:
+        if not (results / name).exists():
+            continue
+        for text in filter(str.strip, (results / name).read_text().splitlines()):
+            line = json.loads(text)
+            if "cell" in line:
+                cells.add(cell_id(line["cell"]))
+    return cells
+
+
+def direction_tally(rows: list[dict[str, Any]], cells: set[str]) -> dict[str, Any]:
+    """Each direction of the tally's ``cells`` judged on unseen galleries: served − best counterpart, each seed the
+    mean over its galleries, then mean ± sd over the seeds; *tied* where both round to 0.0, *below* where the
+    mean is under 0, *above by more than a sd* where it exceeds the sd, else *within*."""
+    by: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if cell_id(r["cell"]) in cells:
+            by.setdefault((cell_id(r["cell"]), r["task"]), []).append(float(np.mean(r["margins"])))
+    counts = {"above by more than a sd": 0, "above within a sd": 0, "tied": 0, "below": 0}
+    below = []
+    for (cell, task), seeds in sorted(by.items()):
+        mean, sd = float(np.mean(seeds)), float(np.std(seeds, ddof=1)) if len(seeds) > 1 else 0.0
+        kind = ("tied" if round(mean, 1) == 0 and round(sd, 1) == 0 else "below" if mean < 0
+                else "above by more than a sd" if mean > sd else "above within a sd")
+        counts[kind] += 1
+        if kind == "below":
+            below.append({"cell": cell, "task": task, "mean": round(mean, 2), "sd": round(sd, 2)})
+    return {"directions": len(by), "cells": len({c for c, _ in by}), "of_cells": len(cells), "counts": counts,
+            "below": below}
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines = ["# The confirmation's record on unseen galleries", "",
@@ -84,6 +126,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "The worst three:", ""]
     lines += [f"- {cell_id(w['cell'])} seed {w['seed']} {w['task']}: share {w['share']}, {w['mean_margin']:+.2f} on average,"
               f" below on {w['galleries_below']} of {w['galleries']} galleries" for w in s["worst"]]
+    t = result.get("tally")
+    if t:
+        lines += ["", f"## The family tally's directions judged on unseen galleries: {t['directions']} of"
+                      f" {2 * t['of_cells']} ({t['cells']} of {t['of_cells']} cells)", "",
+                  "Served − the best counterpart, each seed the mean over its ten 600-clip galleries, mean ± sd over"
+                  " seeds (a run found in several files counts from the first):", "",
+                  "| " + " | ".join(t["counts"]) + " |", "|" + " ---: |" * len(t["counts"]),
+                  "| " + " | ".join(str(v) for v in t["counts"].values()) + " |", "", "Below on average:", ""]
+        lines += [f"- {b['cell']} {b['task']}: {b['mean']:+.2f} ± {b['sd']:.2f}" for b in t["below"]]
     return "\n".join(lines) + "\n"
 
 
@@ -106,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             if key not in seen:
                 seen.add(key)
                 lines.append(line)
-    result = {"files": read, "summary": summary(records(lines))}
+    rows = records(lines)
+    result = {"files": read, "summary": summary(rows), "tally": direction_tally(rows, tally_cells(args.results))}
     text = markdown(result)
     print(text)
     args.out_dir.mkdir(parents=True, exist_ok=True)

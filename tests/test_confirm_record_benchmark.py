@@ -45,3 +45,20 @@ def test_each_task_is_judged_by_its_own_alphas_and_losses_are_counted(tmp_path: 
     assert out["by_share"][0] == {"share": "0.90-0.95", "served": 1, "lost_on_average": 1, "lost_on_most_galleries": 1,
                                   "mean_margin": round(-2 / 3, 2)}
     assert out["worst"][0]["galleries_below"] == 2 and out["worst"][0]["seed"] == 0
+
+
+def test_the_tally_counts_each_direction_of_the_family_cells_once(tmp_path: Path) -> None:
+    """text->audio: seeds -2/3, +3, 0 (mean 0.78, sd 1.9: above within a sd); audio->text 0, 0, 0: tied."""
+    import confirm_record
+
+    lost = _line(0, {"audio|text": 1.0}, {}, 0.93, [_gallery(-1.0, 0.0), _gallery(-2.0, 0.0), _gallery(1.0, 0.0)])
+    won = _line(1, {}, {"text|audio": 0.25}, 0.995, [_gallery(3.0, 0.0)] * 3)
+    anchor = _line(2, {}, {}, 0.4, [_gallery(0.0, 0.0)] * 3)
+    other = {**_line(0, {}, {}, 0.4, [_gallery(-5.0, -5.0)]), "cell": {**CELL, "clips": 4000}}  # not a tally cell
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in (lost, won, anchor, other)))
+    (tmp_path / "family_gap_crossfit.jsonl").write_text(json.dumps({"cell": CELL, "seed": 0}) + "\n")
+    assert confirm_record.main(["--files", "a.jsonl", "--results", str(tmp_path), "--out-dir", str(tmp_path)]) == 0
+    tally = json.loads((tmp_path / "confirm_record.json").read_text())["tally"]
+    assert (tally["directions"], tally["cells"], tally["of_cells"]) == (2, 1, 1)
+    assert tally["counts"] == {"above by more than a sd": 0, "above within a sd": 1, "tied": 1, "below": 0}
+    assert "| 0 | 1 | 1 | 0 |" in (tmp_path / "confirm_record.md").read_text()
