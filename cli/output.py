@@ -100,7 +100,7 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if with_tags:
         table.add_column("tags", overflow="fold")
     here = working_directory()
-    missing = [h.path for h in result.hits if not os.path.exists(h.path)]
+    missing = {path for path in {h.path for h in result.hits} if not os.path.exists(path)}  # files, not windows
     for rank, h in enumerate(result.hits, 1):
         gone = " (missing)" if h.path in missing else ""
         row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + gone + copies_note(h.copies),

@@ -112,6 +112,11 @@ def test_a_hit_whose_file_is_gone_is_marked_and_a_note_says_what_to_do(
                                              " deleted): run `dgsearch index FOLDER` again to update the index")
     one = dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir, "--glob", "chirp.ogg")
     assert one.stderr.splitlines()[-1].startswith("note: 1 of these files is no longer where it was indexed")
+    (clips_dir / "long").rename(tmp_path / "long moved")  # siren.wav: 25 s, three windows, one file
+    windows = dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir, "--segments",
+                 "--glob", "siren.wav")
+    assert [r[2] for r in rows(windows.stdout)] == ["clips/long/siren.wav (missing)"] * 3
+    assert windows.stderr.splitlines()[-1].startswith("note: 1 of these files is no longer where it was indexed")
     doc = json.loads(dg("query", "--audio", tmp_path / "birds moved" / "chirp.ogg", "--index", index_dir,
                         "--json").stdout)
     assert "missing" not in json.dumps(doc) and len(doc["hits"]) == 5
