@@ -86,11 +86,10 @@ def install_bridge(index_dir: Path, audio: np.ndarray, seed: int) -> tuple[dict,
                                       encoder_fingerprints=encoder_fingerprints(cat))
         # Every term weighted, so the query runs all three FAISS searches (the tuner may zero the raw term
         # on synthetic pairs, which would time an easier query than a real index may serve).
-        from diffgap_search.gap.bridge import _fusion_key
-        from diffgap_search.gap.directions import Modality
         from diffgap_search.gap.fusion import FusionConfig
+        from diffgap_search.gap.serving import fusion_key
 
-        bridge._fusion[_fusion_key(Modality("text"), Modality("audio"))] = FusionConfig(0.2, 0.2, 0.6)
+        bridge._fusion[fusion_key("text", "audio")] = FusionConfig(0.2, 0.2, 0.6)
         bridge.save(index_dir / bridge_file_name(bridge))
         for lo in range(0, len(audio), 100_000):
             with cat.batch():

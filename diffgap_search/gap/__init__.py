@@ -14,6 +14,7 @@ retrieval time. Modules, one job each:
 - ``selection``   what validation chooses: the checkpoint kept, the residual scale, the fair counterparts;
 - ``bridge``      the public ``Bridge`` (``apply``, ``save``) and ``load_bridge``;
 - ``served_bridge`` the bridge as a search serves it: the anchor map in numpy where alpha = 0, torch on demand;
+- ``serving``     what both serve alike: roles, residual scales, fusion keys, the checks on rows (no torch);
 - ``checkpoint``  safetensors + JSON header, format version, encoder fingerprints;
 - ``record``      what a bridge keeps of its training: the groups it saw, the fitted baselines;
 - ``baselines``   mean shift and linear maps (ridge, orthogonal Procrustes);

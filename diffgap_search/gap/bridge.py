@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BridgeMismatchError, BridgeUnavailableError, CorruptIndexError
+from ..errors import BridgeMismatchError, CorruptIndexError
 from ..threads import torch_threads
 from .checkpoint import (
     FORMAT_VERSION,
@@ -38,14 +38,14 @@ from .checkpoint import (
 )
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import ddim_sample, to_diffusion_space
-from .directions import Direction, Modality
+from .directions import Direction
 from .fusion import FusionConfig
 from .record import PREFIX as RECORD_PREFIX
 from .record import TrainingRecord
 from .schedule import NoiseSchedule, ScheduleKind
+from .serving import ROLES, checked_rows, fusion_key, residual_scales, scale_of, served_direction
 
 
-ROLES: tuple[str, ...] = ("query", "items")  # a query bridged at search time; indexed items bridged at index time
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,6 @@ class SampleConfig:
             raise ValueError("SampleConfig.guidance_scale must be >= 0")
         if self.noise_scale < 0:
             raise ValueError("SampleConfig.noise_scale must be >= 0")
-
-
-def _fusion_key(source: Modality, target: Modality) -> str:
-    return f"{source.value}->{target.value}"
 
 
 class Bridge:
@@ -113,12 +109,7 @@ class Bridge:
         self.record = record
         self.format_version = format_version  # of the file it was loaded from: keeps its fingerprint
         self.selection = dict(selection or {})  # what validation chose (format 4; ``selection``)
-        query = self.selection.get("residual_scale", {})
-        items = self.selection.get("residual_scale_items", query)  # format 4: one alpha per direction, both roles
-        self._alpha = {role: {Direction(k): float(v) for k, v in scales.items()}
-                       for role, scales in (("query", query), ("items", items))}
-        if any(not 0.0 <= a <= 1.0 for scales in self._alpha.values() for a in scales.values()):
-            raise ValueError(f"residual scales must be in [0, 1], got {query} (queries), {items} (items)")
+        self._alpha = residual_scales(self.selection)
         self._t_emb: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- description
@@ -161,13 +152,11 @@ class Bridge:
         third fusion term). Chosen on validation per task (``selection``: ``residual_scale`` for queries,
         ``residual_scale_items`` since format 5; format 4 has one alpha per direction for both roles); 1 for
         bridges before format 4 and for bridges without an anchor."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-        return self._alpha[role].get(Direction(direction), 1.0) if self._net.cfg.anchor != "none" else 1.0
+        return scale_of(self._alpha, self._net.cfg.anchor != "none", direction, role)
 
     def fusion_for(self, source: str, target: str) -> FusionConfig:
         """Fusion weights for queries of ``source`` against items of ``target`` (tuned on validation pairs)."""
-        return self._fusion.get(_fusion_key(Modality(source), Modality(target)), FusionConfig())
+        return self._fusion.get(fusion_key(source, target), FusionConfig())
 
     def metadata(self) -> dict[str, Any]:
         """The JSON metadata stored next to the weights (see ``checkpoint``)."""
@@ -216,17 +205,8 @@ class Bridge:
         time: each role has its own residual scale (``residual_scale``).
         Raises ``BridgeUnavailableError`` if this bridge was not trained for that direction.
         """
-        direction = Direction.of(source, target)
-        if direction not in self._directions:
-            raise BridgeUnavailableError(
-                f"this DiffGAP bridge serves {[d.value for d in self._directions]}, not {source} -> {target}: "
-                "train it on the missing pairs with `dgsearch train`"
-            )
-        x = np.array(x, dtype=np.float32)  # a writable copy: catalog vectors come from read-only buffers
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected (N, {self.dim}) embeddings, got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("embeddings to bridge contain NaN or inf")
+        direction = served_direction(self._directions, source, target)
+        x = checked_rows(x, self.dim)
         cfg = sample or self.sample
         alpha = self.residual_scale(direction, role)
         out = np.empty_like(x)

@@ -20,21 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BridgeUnavailableError
+from ..errors import CorruptIndexError
 from .checkpoint import check_fingerprints, fingerprint_arrays, load_checkpoint_arrays
-from .directions import Direction, Modality
+from .directions import Direction
 from .fusion import FusionConfig
+from .serving import checked_rows, fusion_key, residual_scales, scale_of, served_direction
 
 if TYPE_CHECKING:
     from .bridge import Bridge
 
-ROLES: tuple[str, ...] = ("query", "items")  # as ``bridge.ROLES``: a query bridged at search time; indexed items
-
-
 class ServedBridge:
     """A checked bridge checkpoint served without torch where its residual scale is 0; ``full()`` (the torch
-    ``Bridge``, loaded once by ``load_full``) for everything else. Attributes it does not hold are the full
-    bridge's (``__getattr__``)."""
+    ``Bridge``, built once from the same arrays) for everything else. Attributes it does not hold are the full
+    bridge's (``__getattr__``). What both serve alike (roles, residual scales, fusion keys, checks) is
+    ``gap/serving.py``'s."""
 
     def __init__(self, path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], digest: str) -> None:
         self.path = path
@@ -47,11 +46,7 @@ class ServedBridge:
         self.train_info: dict[str, Any] = dict(meta.get("train", {}))
         self._anchored = meta["denoiser"].get("anchor", "none") != "none"
         self._dim = int(meta["denoiser"]["dim"])
-        selection = meta.get("selection") or {}
-        query = selection.get("residual_scale", {})
-        items = selection.get("residual_scale_items", query)  # format 4: one alpha per direction, both roles
-        self._alpha = {role: {Direction(k): float(v) for k, v in scales.items()}
-                       for role, scales in (("query", query), ("items", items))}
+        self._alpha = residual_scales(meta.get("selection") or {})
         # (K, D, D), (K, D), (K, D) float32: the anchor map of direction index k (``Denoiser.anchor``)
         self._anchor = ((arrays["anchor_weight"], arrays["anchor_mu_src"], arrays["anchor_mu_tgt"])
                         if self._anchored else None)
@@ -63,7 +58,10 @@ class ServedBridge:
         arrays in memory, so a bridge file replaced in the meantime does not matter."""
         arrays, meta = load_checkpoint_arrays(path)
         check_fingerprints(path, meta.get("encoder_fingerprints", {}), expected_fingerprints)
-        served = cls(path, arrays, meta, "")
+        try:
+            served = cls(path, arrays, meta, "")
+        except (KeyError, TypeError, ValueError) as exc:  # as bridge_from_checkpoint says it
+            raise CorruptIndexError(f"{path} is not a valid DiffGAP bridge checkpoint: {exc}") from exc
         try:
             served.fingerprint = fingerprint_arrays(arrays, meta)
         except KeyError:  # a dtype numpy does not share with torch: the full bridge says what it is
@@ -93,33 +91,21 @@ class ServedBridge:
 
     def residual_scale(self, direction: Direction | str, role: str = "query") -> float:
         """As ``Bridge.residual_scale``: alpha of ``direction`` in ``role``; 1 without an anchor."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-        return self._alpha[role].get(Direction(direction), 1.0) if self._anchored else 1.0
+        return scale_of(self._alpha, self._anchored, direction, role)
 
     def fusion_for(self, source: str, target: str) -> FusionConfig:
         """Fusion weights for queries of ``source`` against items of ``target`` (tuned on validation pairs)."""
-        return self._fusion.get(f"{Modality(source).value}->{Modality(target).value}", FusionConfig())
+        return self._fusion.get(fusion_key(source, target), FusionConfig())
 
     def apply(self, x: np.ndarray, source: str, target: str, *, sample: Any = None, batch_size: int = 4096,
               role: str = "query") -> np.ndarray:
         """As ``Bridge.apply``: ``(N, D)`` rows of ``source`` -> ``(N, D) float32`` L2-normalised ``target`` rows.
         The anchor map in numpy where this role's residual scale is 0 and no sampler is given; else the full
         bridge's ``apply``."""
-        direction = Direction.of(source, target)
-        if direction not in self._directions:
-            raise BridgeUnavailableError(
-                f"this DiffGAP bridge serves {[d.value for d in self._directions]}, not {source} -> {target}: "
-                "train it on the missing pairs with `dgsearch train`"
-            )
+        direction = served_direction(self._directions, source, target)
         if sample is not None or self._anchor is None or self.residual_scale(direction, role) != 0.0:
             return self.full().apply(x, source, target, sample=sample, batch_size=batch_size, role=role)
-        rows = np.array(x, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != self._dim:
-            raise ValueError(f"expected (N, {self._dim}) embeddings, got {rows.shape}")
-        if not np.isfinite(rows).all():
-            raise ValueError("embeddings to bridge contain NaN or inf")
-        return anchor_answer(rows, *(part[direction.index] for part in self._anchor))
+        return anchor_answer(checked_rows(x, self._dim), *(part[direction.index] for part in self._anchor))
 
     # ----------------------------------------------------------------- the rest: the torch bridge
     def full(self) -> Bridge:
@@ -143,11 +129,12 @@ def anchor_answer(x: np.ndarray, weight: np.ndarray, mu_src: np.ndarray, mu_tgt:
     """The linear anchor's answer as ``Denoiser.anchor`` and ``Bridge`` give it at residual scale 0: ``x (N, D)
     float32`` rows -> ``(N, D) float32`` L2-normalised ``normalize((normalize(x) - mu_src) @ weight + mu_tgt)``;
     ``weight (D, D)``, ``mu_src, mu_tgt (D,)`` float32."""
-    d = np.float32(np.sqrt(x.shape[1]))
-    cond = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12)) * d  # to_diffusion_space
-    y = (cond / d - mu_src) @ weight + mu_tgt
-    y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), np.float32(1e-12)) * d
-    return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), np.float32(1e-12))).astype(np.float32)
+    def unit(rows: np.ndarray) -> np.ndarray:  # F.normalize's rule: a zero row stays zero
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.float32(1e-12))
+
+    # Denoiser.anchor scales its rows by sqrt(D) into the diffusion space and back, and Bridge normalises its
+    # answer again: the same map once the scales cancel
+    return unit((unit(x) - mu_src) @ weight + mu_tgt).astype(np.float32)
 
 
 __all__ = ["ServedBridge", "anchor_answer"]

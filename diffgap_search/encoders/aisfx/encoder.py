@@ -89,6 +89,7 @@ from diffgap_search.encoders.aisfx.package import (
     MODEL_ID,
     PREPROCESSING,
     SAMPLE_RATE,
+    embeds_own_lengths,
     find_checkpoint,
 )
 from diffgap_search.encoders.base import check_batch_size
@@ -177,7 +178,7 @@ class AisfxEncoder:
         # version 2: embed_audio takes each window's seconds and embeds a short one as itself (own_lengths);
         # 1: the window as given, a short file repeat-padded to it (an index made at 1 keeps it)
         self.preprocessing = {"audio": version}
-        self.own_lengths = version >= 2
+        self.own_lengths = embeds_own_lengths(version)
         self.batch_size = check_batch_size(batch_size)
         self.net = net.to(device=device, dtype=torch.float32).eval()
         self.fingerprint = fingerprint

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffgap_search.encoders.aisfx.package import DIM, MODEL_ID, PREPROCESSING, SAMPLE_RATE, find_checkpoint
+from diffgap_search.encoders.aisfx.package import (
+    DIM,
+    MODEL_ID,
+    PREPROCESSING,
+    SAMPLE_RATE,
+    embeds_own_lengths,
+    find_checkpoint,
+)
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 
 if TYPE_CHECKING:
@@ -36,7 +43,7 @@ class OnDemandAisfx:
     sample_rate: int = SAMPLE_RATE
     def __init__(self, load: Callable[[], AisfxEncoder], version: int = PREPROCESSING["audio"]) -> None:
         self.preprocessing = {"audio": version}  # as the loaded one will make (``load`` makes the same version)
-        self.own_lengths = version >= 2
+        self.own_lengths = embeds_own_lengths(version)
         self.fingerprint = file_sha256(find_checkpoint())
         self.provenance: dict[str, Any] = {"source": "package"}
         self._load = load

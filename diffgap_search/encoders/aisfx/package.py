@@ -21,6 +21,12 @@ def supported_version(wanted: int) -> int:
     """``wanted`` (an index's version of the ``audio`` space) where this dgsearch can make it, else the current
     one (and the index, recorded at a version from elsewhere, refuses it: ``store/settings.bind_encoder``)."""
     return wanted if wanted in VERSIONS else PREPROCESSING["audio"]
+def embeds_own_lengths(version: int) -> bool:
+    """Whether ``version`` embeds a short window from its own samples (2) rather than as given, repeat-padded to
+    the window (1): the encoder's ``own_lengths``."""
+    return version >= 2
+
+
 CHECKPOINT_IN_PACKAGE = ("models", "checkpoint.pth")
 INSTALL_HINT = "pip install --no-deps aisfx==0.1.2 (its model ships inside the package)"
 
