@@ -43,6 +43,31 @@ def test_pca_finds_the_two_widest_directions_with_fixed_signs() -> None:
         fit_pca([np.zeros((0, DIM))])
 
 
+@pytest.mark.parametrize("splits", [(40,), (10, 30), (10, 20, 10, 30)])
+def test_pca_of_fewer_rows_than_dimensions_equals_the_svd_whether_or_not_the_chunks_cross_d(splits: tuple[int, ...]) -> None:
+    # 40 rows in 64 dimensions (a small library of one-shots: the Gram path); 70 rows cross D mid-stream
+    rng = np.random.default_rng(11)
+    dim = 64
+    x = rng.normal(size=(sum(splits), dim)) * np.linspace(3.0, 0.1, dim) + 2.0
+    chunks = np.split(x, np.cumsum(splits)[:-1])
+    basis = fit_pca(chunks)
+    _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    assert np.allclose(np.abs(basis.axes), np.abs(vt[:2]), atol=1e-5)
+    assert np.allclose(basis.axes @ basis.axes.T, np.eye(2), atol=1e-5)
+    assert np.allclose(basis.mean, x.mean(0), atol=1e-5)
+    assert all(row[np.argmax(np.abs(row))] > 0 for row in basis.axes)
+
+
+def test_pca_of_one_or_two_distinct_rows_gives_orthonormal_axes() -> None:
+    one = fit_pca([np.ones((3, 5))])
+    assert np.allclose(one.axes, np.eye(5)[:2]) and np.allclose(one.mean, 1.0)
+    two = fit_pca([np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 3.0, 4.0, 0.0]])])
+    assert np.allclose(two.axes[0], [0.0, 0.6, 0.8, 0.0], atol=1e-6)  # along the difference, largest part > 0
+    assert np.allclose(two.axes @ two.axes.T, np.eye(2), atol=1e-6)
+    xy = two.project(np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 3.0, 4.0, 0.0]]))
+    assert np.allclose(xy[:, 0], [-2.5, 2.5], atol=1e-5) and np.allclose(xy[:, 1], 0.0, atol=1e-5)
+
+
 def _add_files(cat: Catalog, root: Path, start: int, count: int, rng: np.random.Generator) -> None:
     with cat.batch():
         for i in range(start, start + count):

@@ -20,15 +20,17 @@ same update in memory (:func:`current_map`) and writes nothing.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from diffgap_search.atomic_files import replacing
-from diffgap_search.projection import Basis, fit_pca, project_2d
+from diffgap_search.projection import UMAP_MAX, Basis, fit_pca, project_2d, umap_available
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.vector_index import Published
+from diffgap_search.threads import blas_threads, idle_cores
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,9 @@ def current_map(catalog: Catalog, old: StoredMap | None, method: str = "auto") -
         updated = _extended(catalog, old, generation)
         if updated is not None:
             return updated
-    if method != "pca":  # UMAP (all vectors in memory) where asked for and installed
+    if method not in ("pca", "umap", "auto"):
+        raise ValueError(f"unknown projection {method!r}: pca, umap or auto")
+    if method == "umap" or (method == "auto" and umap_available() and 3 <= n <= UMAP_MAX):  # all in memory
         chunks = list(catalog.read_vectors(SPACE))
         xy_all, used = project_2d(np.concatenate([c[1] for c in chunks]), method)
         if used != "pca":
@@ -127,7 +131,8 @@ def update_map(index_dir: Path, catalog: Catalog, method: str = "auto") -> Store
     old = read_map(index_dir)
     if old is not None and old.generation == current_generation(catalog) and len(old.ids) == catalog.count_vectors(SPACE):
         return old
-    new = current_map(catalog, old, method)
+    with blas_threads(idle_cores(os.cpu_count() or 1)):  # the idle cores: one right after indexing on 2 (why: blas_threads)
+        new = current_map(catalog, old, method)
     write_map(index_dir, new)
     return new
 
