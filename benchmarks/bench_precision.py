@@ -102,7 +102,7 @@ def child(args: argparse.Namespace) -> dict:
     from diffgap_search.encoders.clap import fast_paths
     from diffgap_search.encoders.clap.encoder import ClapEncoder
     from diffgap_search.encoders.clap.path_choice import audio_runner
-    from diffgap_search.encoders.clap.precision import Precision
+    from diffgap_search.encoders.precision import Precision
 
     os.environ.setdefault("DGSEARCH_CACHE_DIR", str(args.model_dir / "cache"))
     enc = ClapEncoder.from_folder(args.model_dir, model_id="bench", device="cpu", precision="fp32")

@@ -15,6 +15,7 @@ DEVICE="${2:-cpu}"
 "$PY" benchmarks/synthetic_gap.py
 "$PY" benchmarks/ablation_gap.py
 "$PY" benchmarks/bench_aisfx.py
+"$PY" benchmarks/bench_aisfx_precision.py
 "$PY" benchmarks/bench_dupes.py --size 100000 --no-exact
 "$PY" benchmarks/bench_dupes_threshold.py
 "$PY" benchmarks/bench_cavp.py --device "$DEVICE"

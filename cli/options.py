@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from diffgap_search.config import Device, choices_text
-from diffgap_search.encoders.clap.precision import Precision
+from diffgap_search.encoders.precision import Precision
 
 IndexOpt = Annotated[
     Optional[str],
@@ -44,6 +44,6 @@ def _precision(value: str) -> str:
 
 
 PrecisionOpt = Annotated[str, typer.Option("--precision", callback=_precision, help=(
-    f"CLAP's precision path: {choices_text(Precision)}. auto: the fastest path this machine runs natively whose "
-    "vectors stay within cosine 0.999 of fp32's on a probe (run once, remembered); the onnx paths need "
-    "onnxruntime. Any path can query an index built with another."))]
+    f"The audio model's precision path: {choices_text(Precision)} (aisfx: auto, fp32 or bf16). auto: the fastest "
+    "path this machine runs natively whose vectors stay within cosine 0.999 of fp32's on a probe (run once, "
+    "remembered); the onnx paths need onnxruntime. Any path can query an index built with another."))]

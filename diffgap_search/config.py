@@ -182,8 +182,9 @@ class EncoderConfig:
     ``revision`` pins a hub model to a branch, tag or commit. ``device`` is a ``Device`` (``auto``: CUDA when
     present, ``cpu``, ``cuda``) or ``cuda:N``. ``text_model``: a separate text encoder for an audio-only
     ``model`` (``wordllama``), None for none (CLAP embeds text itself). ``precision``: the path CLAP's towers
-    run on (``auto``, ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``; every path gives vectors within
-    cosine 0.999 of float32's, so it is a property of this run, not of the index). ``preprocessing``: the
+    run on (``auto``, ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``), aisfx's network (``auto``, ``fp32``,
+    ``bf16``); every path gives vectors within cosine 0.999 of float32's, so it is a property of this run, not of
+    the index. ``preprocessing``: the
     versions the index's vectors were made with, by space (``EncoderIdentity.preprocessing``; a space it does not
     name is at 1), None for a new index (this dgsearch's own); a model that can still make an older version makes
     the index's (aisfx's ``audio`` 1), so an old index keeps answering and growing without mixing two.
@@ -194,7 +195,7 @@ class EncoderConfig:
     batch_size: int = 16
     revision: str | None = None
     text_model: str | None = None
-    precision: str = "auto"  # CLAP's precision path (encoders/clap/precision.Precision); not part of the index
+    precision: str = "auto"  # the audio model's precision path (encoders/precision.Precision); not part of the index
     defer_model: bool = False  # the process records the encoder, embeds nothing: a CLAP folder's is read without torch
     preprocessing: dict[str, int] | None = None
 

@@ -61,10 +61,10 @@ def _source(encoder: dict[str, Any]) -> str:
 
 def _precision(encoder: dict[str, Any]) -> str:
     """The precision paths ``--precision auto`` chose for the index's model on this machine (remembered by its
-    probe, ``encoders/clap/precision.py``), or that it has not run here yet; ``-`` for a model without paths."""
-    from diffgap_search.encoders.clap.precision import remembered_paths
+    probe, ``encoders/precision.py``), or that it has not run here yet; ``-`` for a model without paths."""
+    from diffgap_search.encoders.precision import remembered_paths
 
-    if not encoder or str(encoder.get("model", "")).lower() == "aisfx":
+    if not encoder:
         return "-"
     chosen = remembered_paths(str(encoder.get("fingerprint")))
     if not chosen:

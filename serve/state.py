@@ -57,7 +57,7 @@ class ServeConfig:
     max_upload_bytes: int = 100_000_000
     model: str | None = None
     device: str = "auto"
-    precision: str = "auto"  # CLAP's precision path (``--precision``)
+    precision: str = "auto"  # the audio model's precision path (``--precision``)
 
 
 class SharedSearcher:

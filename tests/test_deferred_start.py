@@ -23,7 +23,7 @@ from diffgap_search.config import EncoderConfig
 from diffgap_search.encoders.clap import fast_paths
 from diffgap_search.encoders.clap.deferred import ModelNumbers
 from diffgap_search.encoders.clap.path_choice import choice_key
-from diffgap_search.encoders.clap.precision import remember_verdict
+from diffgap_search.encoders.precision import remember_verdict
 from diffgap_search.encoders.loading import load_encoder
 
 pytestmark = pytest.mark.skipif(not fast_paths.onnx_available(), reason="onnxruntime not installed (the onnx extra)")

@@ -67,7 +67,7 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AisfxEncoder]:
         pytest.skip(f"the aisfx package is not installed: {INSTALL_HINT}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DGSEARCH_CACHE_DIR", str(tmp_path_factory.mktemp("dgsearch-cache")))
-        yield load_aisfx_encoder("cpu", batch_size=4)
+        yield load_aisfx_encoder("cpu", batch_size=4, precision="fp32")  # the reference's arithmetic; bf16 below
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,8 @@ def test_network_equals_aisfx_embedding_net(encoder: AisfxEncoder, reference_net
             ours = encoder.net(spec)
             theirs = reference_net.get_embedding(spec)
         assert ours.shape == (3, DIM)
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+        # channels-last convolutions sum in another order: 1.3e-5 of outputs near 25 (5e-7 relative) measured
+        torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=1e-5)
 
 
 def test_checkpoint_loads_strictly_and_drops_only_the_classifier_heads() -> None:
@@ -345,7 +346,7 @@ def test_a_checkpoint_path_loads_the_same_network(encoder: AisfxEncoder, tmp_pat
     monkeypatch.setenv("DGSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     copy = tmp_path / "checkpoint.pth"
     copy.write_bytes(find_checkpoint().read_bytes())
-    other = load_aisfx_encoder("cpu", checkpoint=copy)
+    other = load_aisfx_encoder("cpu", checkpoint=copy, precision="fp32")
     assert other.fingerprint == encoder.fingerprint
     window = _signal(2.0)[None]
     assert np.array_equal(other.embed_audio(window), encoder.embed_audio(window))

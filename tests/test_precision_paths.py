@@ -17,7 +17,7 @@ import torch
 from diffgap_search.config import EncoderConfig, WindowConfig
 from diffgap_search.encoders.clap import fast_paths
 from diffgap_search.encoders.clap.path_choice import runtime_stamp
-from diffgap_search.encoders.clap.precision import FILE_NAME, MIN_LOW_PRECISION_COSINE, remembered_paths
+from diffgap_search.encoders.precision import FILE_NAME, MIN_LOW_PRECISION_COSINE, remembered_paths
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.encoders.runtime import native_bf16
 from real_sounds import require_real_sounds

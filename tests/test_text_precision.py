@@ -16,7 +16,7 @@ from diffgap_search.config import EncoderConfig
 from diffgap_search.encoders.clap import fast_paths, text_path
 from diffgap_search.encoders.clap.encoder import ClapEncoder
 from diffgap_search.encoders.clap.path_choice import runtime_stamp
-from diffgap_search.encoders.clap.precision import MIN_LOW_PRECISION_COSINE, Precision, remembered_paths
+from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, remembered_paths
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.encoders.runtime import native_bf16
 

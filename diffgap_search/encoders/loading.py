@@ -41,9 +41,10 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
     """
     check_text_model(cfg)
     if cfg.model == AISFX:
-        from diffgap_search.encoders.aisfx.package import PREPROCESSING, supported_version
+        from diffgap_search.encoders.aisfx.package import PREPROCESSING, checked_precision, supported_version
 
         version = supported_version(cfg.preprocessing_of("audio", PREPROCESSING["audio"]))  # the index's
+        checked_precision(cfg.precision)  # before anything loads (a word query may never load the network)
         if cfg.text_model is not None and audio_on_demand and str(cfg.device) in (Device.AUTO, Device.CPU):
             from diffgap_search.encoders.aisfx.on_demand import OnDemandAisfx
             from diffgap_search.encoders.paired import PairedEncoder
@@ -51,13 +52,13 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
             def load_now() -> Encoder:
                 from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
-                return load_aisfx_encoder(cfg.device, cfg.batch_size, version=version)
+                return load_aisfx_encoder(cfg.device, cfg.batch_size, version=version, precision=cfg.precision)
 
             audio = OnDemandAisfx(load_now, version)  # type: ignore[arg-type]
             return PairedEncoder(audio, load_text_encoder(cfg.text_model, audio.dim))  # type: ignore[arg-type, return-value]
         from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
-        encoder = load_aisfx_encoder(cfg.device, cfg.batch_size, version=version)
+        encoder = load_aisfx_encoder(cfg.device, cfg.batch_size, version=version, precision=cfg.precision)
         encoder.provenance = {"source": "package"}
         if cfg.text_model is not None:
             from diffgap_search.encoders.paired import PairedEncoder

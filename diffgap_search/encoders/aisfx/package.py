@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from diffgap_search.errors import ModelUnavailableError
+from diffgap_search.encoders.precision import Precision
+from diffgap_search.errors import ModelUnavailableError, UsageError
 
 MODEL_ID = "aisfx"
 DIM = 512
@@ -21,10 +22,28 @@ def supported_version(wanted: int) -> int:
     """``wanted`` (an index's version of the ``audio`` space) where this dgsearch can make it, else the current
     one (and the index, recorded at a version from elsewhere, refuses it: ``store/settings.bind_encoder``)."""
     return wanted if wanted in VERSIONS else PREPROCESSING["audio"]
+
+
 def embeds_own_lengths(version: int) -> bool:
     """Whether ``version`` embeds a short window from its own samples (2) rather than as given, repeat-padded to
     the window (1): the encoder's ``own_lengths``."""
     return version >= 2
+
+
+PATHS = (Precision.FP32, Precision.BF16)  # what aisfx's network runs (``precision.py``); ``auto`` chooses
+
+
+def checked_precision(precision: str) -> Precision:
+    """``--precision`` for aisfx: ``auto``, ``fp32`` or ``bf16``. Raises UsageError for CLAP's other paths
+    (int8, onnx, onnx-int8 quantise or export CLAP's towers; aisfx is a convolutional network)."""
+    try:
+        chosen = Precision(precision)
+    except ValueError:
+        chosen = None
+    if chosen is None or (chosen != Precision.AUTO and chosen not in PATHS):
+        raise UsageError(f"precision '{precision}' is not a path of model 'aisfx': use auto, fp32 or bf16 "
+                         "(int8 and the onnx paths are CLAP's)")
+    return chosen
 
 
 CHECKPOINT_IN_PACKAGE = ("models", "checkpoint.pth")

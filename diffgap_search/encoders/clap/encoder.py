@@ -43,7 +43,7 @@ from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_r
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
 from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.clap.features import TorchLogMel
-from diffgap_search.encoders.clap.precision import (
+from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
 )
 from diffgap_search.encoders.runtime import prepare_device, quiet_transformers

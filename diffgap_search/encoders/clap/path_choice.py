@@ -26,7 +26,7 @@ import torch
 from diffgap_search.encoders.clap import fast_paths
 from diffgap_search.encoders.clap.batches import probe_windows, unit_rows
 from diffgap_search.encoders.clap.fast_paths import Runner
-from diffgap_search.encoders.clap.precision import (
+from diffgap_search.encoders.precision import (
     CPU_ONLY, MIN_LOW_PRECISION_COSINE, PATHS_VERSION, Precision, cached_choice, remember_verdict,
 )
 from diffgap_search.encoders.runtime import native_bf16

@@ -38,7 +38,7 @@ import torch
 
 from diffgap_search.encoders.clap.batches import unit_rows
 from diffgap_search.encoders.clap.path_choice import ClapEncoder, auto_key, base_key, best_time
-from diffgap_search.encoders.clap.precision import (
+from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict,
 )
 from diffgap_search.encoders.runtime import native_bf16

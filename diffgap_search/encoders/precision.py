@@ -1,5 +1,6 @@
-"""The CLAP towers' precision paths: the choices (``Precision``), and the remembered probe verdicts, so a cold
-process does not re-run the agreement probe.
+"""The encoders' precision paths: the choices (``Precision``), and the remembered probe verdicts, so a cold
+process does not re-run the agreement probe. CLAP's towers take any path (``encoders/clap/path_choice.py``);
+aisfx's network fp32 or bf16 (``encoders/aisfx/precision.py``).
 
 A verdict depends only on the weights, the tower, the device type and the runtime builds, so it is kept in
 ``<cache_dir>/precision-probes.json``. Keys (values):
@@ -7,7 +8,8 @@ A verdict depends only on the weights, the tower, the device type and the runtim
 - ``"<weights sha256>|<tower>|<device>|torch <ver>"`` (bool): the bf16 copy agrees with float32 (the key
   predates the other paths and is kept as it was, so old verdicts stay valid);
 - ``"... |torch <ver>|<path>"`` (bool), ``path`` one of ``int8``, ``onnx``, ``onnx-int8``: that path agrees;
-- ``"... |torch <ver>|<cpu capability>|ort <ver or none>|auto"`` (str): the path ``auto`` chose there.
+- ``"... |torch <ver>|<cpu capability>|<runtime stamp>|auto"`` (str): the path ``auto`` chose there (CLAP's
+  stamp ``ort <ver or none>, paths <n>``, aisfx's ``aisfx paths <n>``).
 
 A missing or unreadable file only means the probe runs again.
 """
