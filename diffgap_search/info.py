@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -129,10 +130,22 @@ def _space(name: str, rec: dict[str, Any]) -> str:
     return f"{name} ({rec['count']} vectors, {rec['kind']}, {per}, budget {budget}, generation {rec['generation']})"
 
 
+def library_folder(bounds: tuple[str, str] | None) -> str:
+    """The deepest folder holding every indexed file, from ``Catalog.path_bounds`` (the first and last path in
+    byte order share what all share): ``("/sfx/a/x.wav", "/sfx/b/y.wav")`` -> ``"/sfx"``; one file -> its folder;
+    files with no common folder but the root -> ``"/"``; ``"-"`` for an empty index."""
+    if bounds is None:
+        return "-"
+    first, last = bounds
+    common = first if first == last else os.path.commonprefix([first, last])
+    return common[: common.rfind("/")] or "/"  # back to the last whole folder name
+
+
 def index_info(index_dir: Path) -> IndexInfo:
     """What the index at ``index_dir`` holds (:class:`IndexInfo`)."""
     with Catalog.open(index_dir) as cat:
         stats = cat.stats()
+        bounds = cat.path_bounds()
         meta = cat.all_meta()
         errors = [FailedFile(f.path, f.error or "") for f in cat.files(status="error")]
         tags = tag_stats(cat)
@@ -141,6 +154,7 @@ def index_info(index_dir: Path) -> IndexInfo:
     spaces = {k[6:]: v for k, v in meta.items() if k.startswith("faiss.")}
     summary: dict[str, Any] = {
         "index": str(index_dir),
+        "library folder": library_folder(bounds),
         "files": stats["files"],
         "audio files": stats["by_kind"].get("audio", 0),
         "video files": stats["by_kind"].get("video", 0),

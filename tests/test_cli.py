@@ -14,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
+from diffgap_search.info import library_folder
+from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
 
 runner = CliRunner()
@@ -51,6 +53,29 @@ def test_index_then_query_then_info(cli_index: Path, clips_dir: Path, tiny_clap_
     info = json.loads(dg("info", "--index", cli_index, "--json").stdout)
     assert (info["summary"]["files"], info["summary"]["segments"], info["summary"]["dim"]) == (5, 7, 32)
     assert info["summary"]["model"] == str(tiny_clap_dir)
+    assert info["summary"]["library folder"] == str(clips_dir.resolve())  # the deepest folder holding every file
+
+
+@pytest.mark.parametrize(("bounds", "folder"), [
+    (None, "-"),
+    (("/sfx/a/x.wav", "/sfx/b/y.wav"), "/sfx"),
+    (("/sfx/ab/x.wav", "/sfx/ac/y.wav"), "/sfx"),  # a shared start of two names is not a folder
+    (("/sfx/a/x.wav", "/sfx/a/x.wav"), "/sfx/a"),  # one file: its folder
+    (("/sfx/a.wav", "/sfx/a.wav.d/x.wav"), "/sfx"),
+    (("/a/x.wav", "/b/y.wav"), "/"),
+])
+def test_library_folder_from_the_first_and_last_paths(bounds: tuple[str, str] | None, folder: str) -> None:
+    assert library_folder(bounds) == folder
+
+
+def test_path_bounds_are_the_first_and_last_ok_files_in_byte_order(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "ix", create=True) as cat:
+        assert cat.path_bounds() is None
+        with cat.batch():
+            for i, path in enumerate(["/lib/b/k.wav", "/lib/a/z.wav", "/lib/c/\u00e9t\u00e9.wav", "/lib/0/bad.wav"]):
+                cat.put_file(path_key=os.fsencode(path), path=path, kind="audio", size=1, mtime_ns=i, sha256=f"{i:064x}",
+                             duration_s=1.0, error="unreadable" if path.endswith("bad.wav") else None)
+        assert cat.path_bounds() == ("/lib/a/z.wav", "/lib/c/\u00e9t\u00e9.wav")
 
 
 def test_failed_files_are_listed_and_info_errors_shows_them(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> None:

@@ -59,10 +59,20 @@ def api_hits(served: Served, **params: Any) -> list[dict[str, Any]]:
     return httpx.get(served.url + "api/search", params=params).json()["hits"]
 
 
+def below_library(served: Served, path: str) -> str:
+    """``path`` as the page shows it: from the library folder that ``/api/info`` names (``dgsearch info``)."""
+    folder = httpx.get(served.url + "api/info").json()["summary"]["library folder"]
+    assert path.startswith(folder + "/"), (path, folder)
+    return path[len(folder) + 1:]
+
+
 def test_type_a_query_and_see_the_hits(browser: Any, served: Served) -> None:
     browser.get(served.url)
     assert browser.execute_script("return !document.querySelector('#empty').hidden")  # the empty state
     wait_for(browser, "document.querySelector('#index-info').textContent.includes('8 files')")
+    folder = httpx.get(served.url + "api/info").json()["summary"]["library folder"]
+    assert browser.execute_script("return document.querySelector('#index-info').textContent").startswith(
+        f"8 files in {folder}, ")
     box = browser.find_element("css selector", "#q")
     box.send_keys("a bell ringing\n")
     wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for “a bell ringing”')")
@@ -70,8 +80,10 @@ def test_type_a_query_and_see_the_hits(browser: Any, served: Served) -> None:
     shown = hits(browser)
     expected = api_hits(served, q="a bell ringing")
     assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
-    assert [h["path"] for h in shown] == [h["path"] for h in expected]
-    # the file's name apart from its folder (in the text's colour), the whole path on hover
+    # below the library folder, as the CLI shows paths below the working directory; the whole path on hover
+    assert [h["path"] for h in shown] == [below_library(served, h["path"]) for h in expected]
+    assert all(not h["path"].startswith("/") for h in shown)
+    # the file's name apart from its folder (in the text's colour)
     assert [h["name"] for h in shown] == [h["path"].rsplit("/", 1)[-1] for h in expected]
     assert [h["title"] for h in shown] == [h["path"] for h in expected]
     assert [h["score"] for h in shown] == [f"{h['score']:.3f}" for h in expected]
@@ -145,7 +157,7 @@ def test_drop_a_file_to_search_with_it(browser: Any, served: Served, serve_corpu
     wait_for(browser, "document.querySelector('#status').textContent.startsWith('8 results for with dropped ping.flac')")
     assert browser.execute_script("return document.querySelector('#drop').hidden")
     shown = hits(browser)
-    assert shown[0]["path"].endswith("/elec_ping.flac") and shown[0]["score"] == "1.000"
+    assert shown[0]["name"] == "elec_ping.flac" and shown[0]["score"] == "1.000"
     with open(serve_corpus.clips / "elec_ping.flac", "rb") as fh:
         expected = httpx.post(served.url + "api/search/file", files={"file": ("x.flac", fh)}).json()["hits"]
     assert [h["segment"] for h in shown] == [str(h["segment_id"]) for h in expected]
@@ -283,7 +295,7 @@ def test_a_file_gone_since_indexing_is_marked_and_offers_nothing_to_play(browser
         marked = browser.execute_script("""return Array.from(document.querySelectorAll('#hits .hit.gone')).map(li =>
             [li.querySelector('.path').textContent, li.querySelector('.gone-note').textContent,
              li.querySelector('.play').disabled, li.querySelector('.play-file').disabled])""")
-        assert marked == [[str(gone), f"file {file_id} ({gone}) is gone or changed since it was indexed: run"
+        assert marked == [[below_library(served, str(gone)), f"file {file_id} ({gone}) is gone or changed since it was indexed: run"
                                       " `dgsearch index` again", True, True]]
         assert not browser.execute_script("return document.querySelector('#status').classList.contains('error')")
         # the keyboard plays the selected hit: select the gone one, press space
@@ -308,6 +320,7 @@ def test_screenshot_of_a_results_page(browser: Any, served: Served, tmp_path: Pa
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })""")
         wait_for(browser, "document.querySelector('#map').dataset.lit === '8'")  # the map, its hits lit
+        wait_for(browser, "document.querySelector('#index-info').textContent.includes('8 files')")  # paths below it
         time.sleep(0.3)
         shot = tmp_path / "serve.png"
         assert browser.save_screenshot(str(shot))

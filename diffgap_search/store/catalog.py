@@ -355,6 +355,15 @@ class Catalog(VectorRows):
                 out[sid] = HitRow(sid, fid, path, kind, start, end)
         return out
 
+    def path_bounds(self) -> tuple[str, str] | None:
+        """The display paths of the first and the last file indexed ok in the byte order of their absolute paths
+        (``path_key``'s index: two index probes), or None when none is: every other file sorts between them, so
+        what the two share at their start every file shares (``info.library_folder``)."""
+        q = "SELECT path FROM files WHERE status = 'ok' ORDER BY path_key {} LIMIT 1"
+        first = self.conn.execute(q.format("ASC")).fetchone()
+        last = self.conn.execute(q.format("DESC")).fetchone()
+        return (str(first[0]), str(last[0])) if first and last else None
+
     def stats(self) -> dict[str, Any]:
         """Counts for ``dgsearch info``: files (ok, failed, by kind, videos without sound), segments, seconds
         of media, vectors per space."""

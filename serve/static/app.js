@@ -10,7 +10,9 @@
   const player = $("#player");
   const hitsEl = $("#hits");
   const statusEl = $("#status");
-  const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0 };
+  // folder: the deepest folder holding every indexed file (dgsearch info's "library folder"); paths below it are
+  // shown from it, as the CLI shows them from the working directory, the whole path on hover
+  const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0, folder: "" };
   const hooks = { hits: [] };  // map.js: called with the hits shown (or [])
 
   function withToken(url) {
@@ -180,13 +182,25 @@
     li.querySelectorAll(".play, .play-file").forEach((b) => { b.disabled = true; b.title = "The file is gone"; });
   }
   // the file's folder muted, its name in the text's colour: the name is what a listener scans for
+  function shownPath(path) {
+    const below = state.folder && state.folder !== "/" ? state.folder + "/" : "";
+    return below && path.startsWith(below) ? path.slice(below.length) : path;
+  }
   function showPath(el, path) {
-    const cut = path.lastIndexOf("/") + 1;
+    const shown = shownPath(path), cut = shown.lastIndexOf("/") + 1;
     const dir = document.createElement("span"), name = document.createElement("span");
-    dir.className = "dir"; dir.textContent = path.slice(0, cut);
-    name.className = "name"; name.textContent = path.slice(cut);
+    dir.className = "dir"; dir.textContent = shown.slice(0, cut);
+    name.className = "name"; name.textContent = shown.slice(cut);
     el.replaceChildren(dir, name);
     el.title = path;
+  }
+  function showPaths() {  // again, once the library folder is known
+    hitsEl.querySelectorAll(".hit").forEach((li, i) => {
+      const hit = state.hits[i];
+      if (!hit) return;
+      showPath(li.querySelector(".path"), hit.path);
+      li.querySelectorAll(".copies li").forEach((item, j) => { item.textContent = shownPath(hit.copies[j]); item.title = hit.copies[j]; });
+    });
   }
   // other files with the same content, collapsed into this hit: "+3 copies", opened to list their paths
   function showCopies(el, copies) {
@@ -194,7 +208,10 @@
     el.hidden = false;
     el.querySelector("summary").textContent = "+" + copies.length + (copies.length === 1 ? " copy" : " copies");
     const ul = el.querySelector("ul");
-    copies.forEach((path) => { const item = document.createElement("li"); item.textContent = path; ul.appendChild(item); });
+    copies.forEach((path) => {
+      const item = document.createElement("li");
+      item.textContent = shownPath(path); item.title = path; ul.appendChild(item);
+    });
     el.addEventListener("click", (e) => e.stopPropagation());
   }
   function loadPeaks(fileId) {
@@ -344,8 +361,13 @@
                       setStatus: setStatus, onHits: (f) => hooks.hits.push(f), hits: () => state.hits };
 
   api("/api/info").then((info) => {
-    const s = info.summary;
-    $("#index-info").textContent = s.files + " files, " + s.segments + " windows, model " + s.model;
+    const s = info.summary, folder = s["library folder"];
+    state.folder = folder && folder !== "-" ? folder : "";
+    $("#index-info").textContent = s.files + " files" + (state.folder ? " in " + state.folder : "") + ", " +
+      s.segments + " windows, model " + s.model;
+    $("#index-info").title = state.folder;
+    document.querySelector(".brand").title = $("#index-info").textContent;  // seen beside the results too
+    showPaths();
   }, () => {});
   searchFromUrl();
 })();
