@@ -29,6 +29,14 @@ from diffgap_search.store.vectors import id_chunks
 COLUMN_WEIGHTS = (4.0, 1.0, 2.0, 2.0)
 
 _PARTS = re.compile(r"[^\W_]+")  # runs of letters and digits (any script); '_' is a separator
+# English function words, Lucene's EnglishAnalyzer stop set (the 33 of ENGLISH_STOP_WORDS_SET): in a query
+# beside a word that says something, they only match every file whose name, folder, caption or tag happens to
+# hold them ("Sing-me-a-song.mp3" came 4th for "a bell ringing" on Debian's 743 sounds)
+STOP_WORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with",
+))
 
 
 def words(text: str) -> list[str]:
@@ -94,18 +102,21 @@ def query_tokens(text: str) -> list[str]:
 def informative_tokens(catalog: Connected, text: str) -> list[str]:
     """The words of ``text`` that say something about this library: those held by fewer than half of the files
     with a keyword row, the words BM25 gives a positive weight (FTS5's idf ``log((N - n + 0.5) / (n + 0.5))``
-    is 0 or less from half on, and FTS5 then scores the word 1e-6). A word in half the library or more ("a",
-    "the", a folder every file sits in) adds nothing to any file's score, yet under OR it made every file holding
-    it a match: "a bell ringing" listed every captioned file. Those words are dropped when another word of the
-    query is informative; when none is (a drum library asked for "drum"), every word is kept. One count per
-    word, with the ranking's tokenizer (``tur`` counts ``Tür``)."""
+    is 0 or less from half on, and FTS5 then scores the word 1e-6), and not English function words
+    (:data:`STOP_WORDS`). A word in half the library or more ("a", "the", a folder every file sits in) adds
+    nothing to any file's score, yet under OR it made every file holding it a match: "a bell ringing" listed
+    every captioned file; a function word held by fewer files (a library where few captions start "a") made
+    every file holding it a match all the same. Those words are dropped when another word of the query is
+    informative; a query of function words alone keeps those under half the library ("the who"), and when no
+    word is under half (a drum library asked for "drum kit"), every word is kept. One count per word, with the
+    ranking's tokenizer (``tur`` counts ``Tür``)."""
     tokens = query_tokens(text)
     if len(tokens) < 2:
         return tokens
     total = catalog.conn.execute("SELECT count(*) FROM keywords_docsize").fetchone()[0]
-    kept = [t for t in tokens if 2 * catalog.conn.execute(
+    rare = [t for t in tokens if 2 * catalog.conn.execute(
         "SELECT count(*) FROM keywords WHERE keywords MATCH ?", (expression_of([t]),)).fetchone()[0] < total]
-    return kept or tokens
+    return [t for t in rare if t not in STOP_WORDS] or rare or tokens
 
 
 def coverage(catalog: Connected, terms: Sequence[str], file_ids: Sequence[int]) -> dict[int, float]:
