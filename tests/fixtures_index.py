@@ -132,3 +132,14 @@ def indexed(clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> tuple[P
     index_dir = tmp_path / "index"
     index_folder(clips_dir, index_dir, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, indexing_cfg=INLINE)
     return clips_dir, index_dir
+
+
+@pytest.fixture
+def cli_index(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> Path:
+    """``clips_dir`` indexed by ``dgsearch index`` with the tiny CLAP, decoding inline: ``tmp_path / "ix"``."""
+    from cli_runner import dg
+
+    index_dir = tmp_path / "ix"
+    r = dg("index", clips_dir, "--index", index_dir, "--model", tiny_clap_dir, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    return index_dir

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from fixtures_index import CountingLoader
 from fixtures_media import chirp, noise, tone, write_audio
 from fixtures_video import make_testsrc, make_tiny_clip_vision
-from typer.testing import CliRunner
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.config import SearchConfig, SearchMode
@@ -27,12 +27,7 @@ from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 
-runner = CliRunner()
 N_AUDIO, N_VIDEO = 32, 20
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffgap_search.cli.app import app
-from typer.testing import CliRunner
+from cli_runner import dg
+
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.gap.baselines import LinearMap
@@ -21,11 +21,6 @@ from diffgap_search.gap.protocol import group_codes, tasks_for
 from diffgap_search.gap.synthetic import GapSpec, GapWorld
 from diffgap_search.store.catalog import Catalog
 
-runner = CliRunner()
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 # -- pairs files: train and eval without any media ------------------------------------------------------
 N_TRAIN_CLIPS, N_TEST_CLIPS, CAPTIONS = 50, 40, 5

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import dg
+
 from diffgap_search.cli.app import app
 from fixtures_cavp import (
     TINY_CAVP_DIM,
@@ -25,7 +27,6 @@ from fixtures_cavp import (
 from fixtures_video import make_grey_video, make_testsrc
 from hub_server import HubServer
 from real_sounds import require_real_sounds
-from typer.testing import CliRunner
 
 from diffgap_search.config import WindowConfig
 from diffgap_search.encoders.cavp import features as feats
@@ -41,12 +42,7 @@ from diffgap_search.errors import ModelUnavailableError
 from diffgap_search.media.video import iter_frame_windows, sample_times
 from diffgap_search.store.catalog import Catalog
 
-runner = CliRunner()
 N_VIDEOS = 24
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 # -- the module tree and the checkpoint ----------------------------------------------------------------------

@@ -11,26 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from diffgap_search.info import library_folder
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
-
-runner = CliRunner()
-
-
-def dg(*args: str | Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-@pytest.fixture
-def cli_index(clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> Path:
-    index_dir = tmp_path / "ix"
-    r = dg("index", clips_dir, "--index", index_dir, "--model", tiny_clap_dir, "--workers", "0")
-    assert r.exit_code == 0, r.output
-    return index_dir
 
 
 def test_index_then_query_then_info(cli_index: Path, clips_dir: Path, tiny_clap_dir: Path) -> None:

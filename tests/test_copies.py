@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from diffgap_search.cli.app import app
+from cli_runner import wide
+
 from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, SearchMode
 from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog
@@ -32,7 +32,8 @@ from serve_server import Served, start_serve
 
 COPIES = ("a/bell.flac", "b/bell_copy.flac", "c/0001.flac", "z/ring.flac")
 OTHERS = ("ambi_choir", "bd_haus", "elec_ping", "guit_harmonics", "loop_amen")
-runner = CliRunner()
+
+dg = wide(250, NO_COLOR="1")
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,6 @@ def test_byte_identical_files_tie_by_path_and_show_once(corpus: Corpus) -> None:
     assert [h.score for h in once] == [apart[0].score, apart[4].score, apart[5].score]
     assert len(every) == 6 and sum(1 for h in every if h.copies) == 1  # all six sounds of the library
     assert (windows[0].path, windows[0].copies, windows[0].start_s) == (corpus.copies[0], corpus.copies[1:], 0.0)
-
-
-def dg(*args: str | Path) -> Any:
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250", "NO_COLOR": "1"})
 
 
 def test_query_and_similar_commands(corpus: Corpus) -> None:
@@ -201,13 +198,23 @@ def test_page_shows_the_copies_of_a_hit(served: Served, corpus: Corpus) -> None:
         while not browser.execute_script(status).startswith("6 results") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert browser.execute_script(status).startswith(f"6 results for sounds like segment {like}")
+        # paths are shown below the library folder once /api/info has named it; the whole path on hover
+        folder = httpx.get(served.url + "api/info").json()["summary"]["library folder"]
+        while f" in {folder}," not in browser.execute_script("return document.querySelector('#index-info').textContent"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        def below(path: str) -> str:
+            assert path.startswith(folder + "/")
+            return path[len(folder) + 1:]
+
         shown = browser.execute_script("""return Array.from(document.querySelectorAll('#hits .hit')).map(li => {
             const c = li.querySelector('.copies');
             return [li.querySelector('.path').textContent, c.hidden, c.querySelector('summary').textContent,
                     c.open]; })""")
-        assert shown[0] == [corpus.copies[0], False, "+3 copies", False]
+        assert shown[0] == [below(corpus.copies[0]), False, "+3 copies", False]
         assert all(hidden for _, hidden, _, _ in shown[1:]) and len(shown) == 6
         browser.find_element("css selector", "#hits .hit .copies summary").click()
         listed = browser.execute_script("""const c = document.querySelector('#hits .hit .copies');
-            return [c.open, Array.from(c.querySelectorAll('li')).map(li => li.textContent)]""")
-        assert listed == [True, corpus.copies[1:]]
+            return [c.open, Array.from(c.querySelectorAll('li')).map(li => [li.textContent, li.title])]""")
+        assert listed == [True, [[below(p), p] for p in corpus.copies[1:]]]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from planted_dupes import VARIANTS, plant
 from real_sounds import REAL_SOUNDS, RealSound, require_real_sounds
-from typer.testing import CliRunner
 
 from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.search.dupes import DEFAULT_THRESHOLD, file_similarity, find_dupes, group_pairs
@@ -29,15 +29,10 @@ from diffgap_search.search.similar import similar
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.similarity_rows import file_segment_ids
 
-runner = CliRunner()
 ORIGINALS = ("ambi_lunar_land", "perc_bell", "guit_e_slide", "loop_tabla")
 DISTINCT = ("ambi_drone", "ambi_haunted_hum", "bass_voxy_c", "bd_boom", "drum_roll", "drum_splash_hard",
             "drum_tom_lo_hard", "tabla_ghe5", "elec_chime", "guit_harmonics", "loop_safari", "loop_amen_full",
             "vinyl_hiss", "ambi_dark_woosh", "misc_cineboom", "perc_till", "misc_crow")
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _sounds(stems: tuple[str, ...]) -> list[RealSound]:

@@ -8,23 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from fixtures_media import chirp, noise, tone, write_audio
 from fixtures_video import make_testsrc
-from typer.testing import CliRunner
 
 from diffgap_search.bridge.index_bridge import load_index_bridge
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder, stored_encoder_config
 
-runner = CliRunner()
 N_CLIPS = 24
 TEXTS = ["a tone around 300 hertz", "white noise", "a rising chirp"]
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

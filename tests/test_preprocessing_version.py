@@ -12,21 +12,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from fixtures_video import make_testsrc
 from real_sounds import require_real_sounds
-from typer.testing import CliRunner
 
 from diffgap_search.config import EncoderIdentity, EncoderRole
 from diffgap_search.errors import IncompatibleIndexError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import bind_encoder, stale_spaces
-
-runner = CliRunner()
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _old_record(index: Path, role: str) -> dict:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffgap_search.cli.app import app
+from cli_runner import dg
+
 from real_sounds import REAL_SOUNDS, require_real_sounds
-from typer.testing import CliRunner
 
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.weak_captions import name_words, weak_captions
@@ -23,12 +23,7 @@ from diffgap_search.bridge.pairs import index_pairs
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 
-runner = CliRunner()
 N_FILES = 40
-
-
-def dg(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.mark.parametrize(("name", "caption"), [
