@@ -271,19 +271,26 @@ def cavp(check: Check) -> None:
 
 
 def aisfx(check: Check) -> None:
-    """aisfx (the package's real weights) windows/s on the GPU and on the CPUs."""
+    """aisfx (the package's real weights) windows/s on the GPU in fp32 and bf16 (with bf16's min cosine to fp32 on
+    the batch) and on the CPUs on the path ``auto`` takes there."""
     import aisfx as _  # noqa: F401 - absent: the part is skipped with its reason
 
     from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.loading import load_encoder
 
-    rng = np.random.default_rng(1)
-    for role, device, n, secs in (("gpu", check.gpu, 32, 15.0), ("cpu", "cpu", 8, 10.0)):
-        enc = load_encoder(EncoderConfig(model="aisfx", device=device, batch_size=32), progress=False)
-        batch = (0.1 * rng.standard_normal((n, int(enc.sample_rate * 10)))).astype(np.float32)
+    vectors = {}
+    for role, device, n, secs, precision in (("gpu", check.gpu, 32, 8.0, "fp32"), ("gpu_bf16", check.gpu, 32, 8.0, "bf16"),
+                                             ("cpu", "cpu", 8, 10.0, "auto")):
+        enc = load_encoder(EncoderConfig(model="aisfx", device=device, batch_size=32, precision=precision), progress=False)
+        batch = (0.1 * np.random.default_rng(1).standard_normal((n, int(enc.sample_rate * 10)))).astype(np.float32)
         r = rate(enc.embed_audio, batch, n, check.seconds(secs), device)
+        vectors[role] = enc.embed_audio(batch[:8])
         check.results[f"aisfx_{role}_windows_per_s"] = r
-        check.row(f"aisfx windows/s, {device}", f"{r:.1f}", "real weights from the aisfx package")
+        check.results[f"aisfx_{role}_precision"] = str(enc.precision)
+        check.row(f"aisfx windows/s, {device} {enc.precision}", f"{r:.1f}", "real weights from the aisfx package")
+    cosine = float(np.min(np.sum(vectors["gpu"] * vectors["gpu_bf16"], axis=1)))
+    check.results["aisfx_gpu_bf16_min_cosine"] = cosine
+    check.row("aisfx bf16 vs fp32 on the GPU, min cosine", f"{cosine:.5f}", "8 noise windows; must be >= 0.999")
 
 
 def faiss_kmeans(check: Check) -> None:
