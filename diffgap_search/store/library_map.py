@@ -131,7 +131,7 @@ def update_map(index_dir: Path, catalog: Catalog, method: str = "auto") -> Store
     old = read_map(index_dir)
     if old is not None and old.generation == current_generation(catalog) and len(old.ids) == catalog.count_vectors(SPACE):
         return old
-    with blas_threads(idle_cores(os.cpu_count() or 1)):  # the idle cores: one right after indexing on 2 (why: blas_threads)
+    with blas_threads(idle_cores(os.cpu_count() or 1)):  # one thread right after indexing on 2 cores
         new = current_map(catalog, old, method)
     write_map(index_dir, new)
     return new

@@ -9,12 +9,12 @@ The choice is remembered per weights, device type, torch build and CPU capabilit
 ``precision-probes.json`` (``encoders/precision.py``), so a cold process skips the probe; elsewhere ``auto`` is
 float32 without a probe (emulated bfloat16 is slower), and is remembered too, so ``dgsearch info`` can say so.
 
-Measured before taking it (2026-12-06, the 2-core Zen 4 EPYC: avx512_bf16, no AMX; one torch thread; the
-package's real weights): per-window cosine of bf16 to float32 on the 130 sonic-pi recordings min 0.99990
-(median 0.99998), on 300 of Debian's described sounds min 0.99985; the network 1.75x faster on those files,
-2.0-2.5x on 1-10 s windows with the channels-last layout (which also makes float32 7-20 % faster, on AVX2
-caps too, changing float32's vectors by under 1e-6 in cosine). The probe's noise window is the hardest input
-measured (min 0.99958 on white noise): it sits between real recordings and the threshold.
+Measured before taking it (``benchmarks/bench_aisfx_precision.py``, 2026-12-06, the 2-core Zen 4 EPYC:
+avx512_bf16, no AMX; one torch thread; the package's real weights; each file embedded once as the index does):
+bf16's per-file cosine to float32 min 0.99990 on the 130 sonic-pi recordings, 0.99981 on Debian's 743
+described sounds (none below 0.999); the network 2.30x and 1.99x as fast as before, of which channels-last
+alone gives float32 1.19x and 1.07x (1.09x under AVX2 caps, float32's vectors within 1e-6 of cosine). White
+noise is the hardest input measured (min 0.99958), hence the probe's noise window.
 
 An index's vectors stay comparable across paths (the probe's tolerance, not another space): an index built
 in bf16 on one machine answers queries embedded in float32 on another, and grows with them.
