@@ -245,6 +245,34 @@ def test_a_short_window_is_embedded_from_its_own_samples(encoder: AisfxEncoder) 
         encoder.embed_audio(samples, [1.0, 0.0, 1.0, 1.0, 1.0])
 
 
+def test_short_files_of_several_lengths_side_by_side_give_the_vectors_of_one_after_another(
+        encoder: AisfxEncoder) -> None:
+    """The small calls of one embed_audio run on as many threads as torch may use; on one, one after another:
+    the same vectors bit for bit, in the input's order (real recordings of sonic-pi, their own lengths)."""
+    from real_sounds import require_real_sounds
+
+    from diffgap_search.threads import torch_threads
+
+    require_real_sounds()  # skips, saying why, where Debian's sonic-pi-samples is not installed
+    clips = [load_audio(SAMPLES_DIR / f"{name}.flac", RATE) for name in
+             ("drum_snare_hard", "elec_ping", "bd_haus", "drum_cymbal_closed", "perc_bell", "tabla_na")]
+    width = max(len(c) for c in clips)
+    samples = np.stack([np.resize(c, width) for c in clips]).astype(np.float32)  # repeat-padded, as windowed
+    seconds = [len(c) / RATE for c in clips]
+    assert len(set(seconds)) == 6 and width < 10 * RATE
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        side_by_side = encoder.embed_audio(samples, seconds)
+        with torch_threads(1):
+            one_after_another = encoder.embed_audio(samples, seconds)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(side_by_side, one_after_another)
+    alone = np.concatenate([encoder.embed_audio(c[None].astype(np.float32)) for c in clips])
+    assert np.array_equal(side_by_side, alone)
+
+
 def test_vectors_do_not_depend_on_the_recording_level(encoder: AisfxEncoder) -> None:
     windows = np.stack([_signal(3.0, seed) for seed in range(3)])  # peaks about 0.6
     for gain in (0.05, 1.5):  # -26 dB, and above full scale (never from the decoder, still fine)

