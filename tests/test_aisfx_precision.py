@@ -114,3 +114,28 @@ def test_cli_refuses_int8_for_aisfx_with_exit_2_and_info_shows_the_path_taken(tm
     (chosen,) = _remembered(cache).values()
     assert summary["precision path"].startswith("audio on cpu, torch ")
     assert summary["precision path"].endswith(f", aisfx paths 1: {chosen}")
+
+
+def test_a_gpu_probe_times_the_two_windows_repeated_to_the_batch_size(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At two windows a GPU runs launch-bound (every path the same time): there the timing runs on batch_size
+    windows; the agreement is still judged on the two. No GPU is needed to see which windows the probe asks for."""
+    import torch
+
+    monkeypatch.setattr(aisfx_precision, "native_bf16", lambda device: True)
+    asked: list[tuple[int, str]] = []
+
+    def embed(windows: np.ndarray, path: Precision) -> np.ndarray:
+        asked.append((len(windows), str(path)))
+        rows = np.zeros((len(windows), 4), np.float32)
+        rows[:, 0] = 1.0
+        return rows
+
+    path, report = aisfx_precision.choose_path("auto", "f" * 64, torch.device("cuda"), embed, RATE, batch_size=16)
+    assert asked == [(2, "fp32"), (2, "bf16")] + [(16, "fp32")] * 3 + [(16, "bf16")] * 3
+    assert report["bf16"] == 1.0 and path in (Precision.FP32, Precision.BF16)
+    key = aisfx_precision.choice_key("f" * 64, torch.device("cuda"))
+    assert key.endswith("|cuda synced|aisfx paths 1|auto") and _remembered(cache) == {key: str(path)}
+    asked.clear()
+    aisfx_precision.choose_path("auto", "e" * 64, torch.device("cpu"), embed, RATE, batch_size=16)
+    assert asked[2:] == [(2, "fp32")] * 3 + [(2, "bf16")] * 3  # on the CPU the two windows are timed as they are

@@ -193,7 +193,7 @@ class AisfxEncoder:
         self.device = device
         self._log_mel = LogMel(ESSENTIA, device)
         self.precision, self.probe_report = choose_path(precision, fingerprint, device, self._embed_equal,
-                                                        self.sample_rate)
+                                                        self.sample_rate, self.batch_size)
 
     def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
         """``(N, S) float32`` mono windows at 44.1 kHz, any one length S >= 1 -> ``(N, 512) float32``, unit rows.

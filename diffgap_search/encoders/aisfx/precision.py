@@ -56,10 +56,12 @@ Embed = Callable[[np.ndarray, Precision], np.ndarray]  # (N, S) float32 windows,
 
 
 def choose_path(precision: str, fingerprint: str, device: torch.device, embed: Embed,
-                sample_rate: int) -> tuple[Precision, dict[str, float]]:
+                sample_rate: int, batch_size: int = 16) -> tuple[Precision, dict[str, float]]:
     """The path for ``precision`` (checked by ``checked_precision``) and the probe's report (``{"bf16": min
     cosine to float32, "fp32 s": ..., "bf16 s": ...}``, empty when no probe ran). ``embed`` runs the
-    encoder's network on windows in a given path."""
+    encoder's network on windows in a given path. On a GPU the two probe windows are timed repeated to
+    ``batch_size`` (at two windows a GPU runs launch-bound and every path takes the same time, as CLAP's probe
+    found on an H200)."""
     asked = checked_precision(precision)
     if asked != Precision.AUTO:
         return asked, {}
@@ -70,14 +72,16 @@ def choose_path(precision: str, fingerprint: str, device: torch.device, embed: E
     if not native_bf16(device):
         remember_verdict(key, str(Precision.FP32))
         return Precision.FP32, {}
-    path, report = probe(embed, sample_rate)
+    copies = max(1, batch_size // 2) if device.type != "cpu" else 1
+    path, report = probe(embed, sample_rate, copies)
     remember_verdict(key, str(path))
     return path, report
 
 
-def probe(embed: Embed, sample_rate: int) -> tuple[Precision, dict[str, float]]:
+def probe(embed: Embed, sample_rate: int, timing_copies: int = 1) -> tuple[Precision, dict[str, float]]:
     """bf16 when its vectors of the probe windows are all within cosine 0.999 of float32's and it is faster
-    (best of two runs after one untimed each); else float32. Returns the path and the figures behind it."""
+    (best of two runs after one untimed each, on ``timing_copies`` copies of the two windows); else float32.
+    Returns the path and the figures behind it."""
     windows = probe_windows(int(PROBE_SECONDS * sample_rate), sample_rate)
     reference = embed(windows, Precision.FP32)
     low = embed(windows, Precision.BF16)
@@ -85,8 +89,9 @@ def probe(embed: Embed, sample_rate: int) -> tuple[Precision, dict[str, float]]:
     report = {"bf16": cosine}
     if cosine < MIN_LOW_PRECISION_COSINE:
         return Precision.FP32, report
-    report["fp32 s"] = _best_time(lambda: embed(windows, Precision.FP32))
-    report["bf16 s"] = _best_time(lambda: embed(windows, Precision.BF16))
+    timed = np.tile(windows, (timing_copies, 1))
+    report["fp32 s"] = _best_time(lambda: embed(timed, Precision.FP32))
+    report["bf16 s"] = _best_time(lambda: embed(timed, Precision.BF16))
     return (Precision.BF16 if report["bf16 s"] < report["fp32 s"] else Precision.FP32), report
 
 
