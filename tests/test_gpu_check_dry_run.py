@@ -1,6 +1,6 @@
 """``benchmarks/gpu_check.py --dry-run`` runs its parts' code on the CPU, so a GPU machine's rare, short lease is
-not spent finding a broken script: the training and FAISS parts here (the others load full-size models and take
-minutes on 2 cores); a part that fails is recorded with its error and the results are still written."""
+not spent finding a broken script: the training, FAISS and aisfx parts here (the others load full-size models
+and take minutes on 2 cores); a part that fails is recorded with its error and the results are still written."""
 
 from __future__ import annotations
 
@@ -43,3 +43,15 @@ def test_a_part_out_of_budget_is_skipped_and_said(tmp_path: Path) -> None:
     doc = _dry_run(tmp_path, "train_cli", 1)
     assert doc["parts"]["train_cli"].startswith("skipped: "), doc["parts"]
     assert "| train_cli | not measured | out of time" in (tmp_path / "gpu_check.md").read_text()
+
+
+@pytest.mark.slow
+def test_dry_run_measures_aisfx_in_fp32_and_bf16_and_their_agreement(tmp_path: Path) -> None:
+    pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
+    doc = _dry_run(tmp_path, "aisfx", 600)
+    assert doc["parts"]["aisfx"].startswith("ok in "), doc["parts"]
+    assert (doc["aisfx_gpu_precision"], doc["aisfx_gpu_bf16_precision"]) == ("fp32", "bf16")
+    assert doc["aisfx_cpu_precision"] in ("fp32", "bf16")  # auto: what this CPU takes
+    assert doc["aisfx_gpu_bf16_min_cosine"] >= 0.999
+    assert min(doc[f"aisfx_{r}_windows_per_s"] for r in ("gpu", "gpu_bf16", "cpu")) > 0
+    assert "| aisfx bf16 vs fp32 on the GPU, min cosine |" in (tmp_path / "gpu_check.md").read_text()
