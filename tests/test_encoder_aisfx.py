@@ -1,26 +1,27 @@
-"""``--model aisfx``: our network, spectrogram and loader against aisfx's own code and Essentia's output.
+"""``--model aisfx``: our network, encoder and loader against aisfx's own code (the spectrogram:
+``test_aisfx_spectrogram.py``).
 
-Oracles: aisfx's ``models/cnn2d.py`` (``CrossNet(EmbeddingNet('max', 3, 1, 64)).get_embedding``),
-``preprocessing.py`` (``spectrogram_normalize``, ``blocking``) and ``spectrogram/spectrogram_librosa.py``,
-loaded from the installed package by file path (``import aisfx`` would pull in its pinned, missing
-dependencies); Essentia's spectrograms recorded in ``tests/data/aisfx_essentia_oracle.npz`` (made by
-``tests/data/make_aisfx_essentia_oracle.py``). Real recordings: the CC0 sonic-pi samples.
+Oracles: aisfx's ``models/cnn2d.py`` (``CrossNet(EmbeddingNet('max', 3, 1, 64)).get_embedding``) and
+``preprocessing.py`` (``spectrogram_normalize``, ``blocking``), loaded from the installed package by file path
+(``aisfx_oracle.py``: ``import aisfx`` would pull in its pinned, missing dependencies). Real recordings: the CC0
+sonic-pi samples.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
+
+from aisfx_oracle import AISFX_INSTALLED, RATE, aisfx_module, sweep_and_bursts
+from neighbour_agreement import embed_files, file_similarity, file_windows, mfcc_files, neighbour_agreement
+from real_sounds import SAMPLES_DIR, RealSound, real_sounds  # noqa: F401 - real_sounds is a fixture
 
 from diffgap_search.encoders.aisfx.encoder import (
     DIM,
@@ -33,32 +34,12 @@ from diffgap_search.encoders.aisfx.encoder import (
     load_aisfx_encoder,
     peak_normalise,
 )
-from diffgap_search.encoders.aisfx.features import ESSENTIA, LIBROSA, LogMel, frame_count, mel_filterbank
+from diffgap_search.encoders.aisfx.features import ESSENTIA, LogMel
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 from diffgap_search.media.audio import load_audio
-from neighbour_agreement import embed_files, file_similarity, file_windows, mfcc_files, neighbour_agreement
-from real_sounds import SAMPLES_DIR, RealSound, real_sounds  # noqa: F401 - real_sounds is a fixture
 
-RATE = 44_100
-ORACLE = Path(__file__).parent / "data" / "aisfx_essentia_oracle.npz"
-ESSENTIA_TOL = 2.5e-4  # measured worst 1.55e-4 over 130 files (float32 FFT rounding), mean 6.8e-7
-LIBROSA_TOL = 1.5e-4  # measured worst 9.5e-5 over 130 files, mean 6.3e-7
-MEAN_TOL = 5e-6
-AISFX_INSTALLED = importlib.util.find_spec("aisfx") is not None
 needs_aisfx = pytest.mark.skipif(not AISFX_INSTALLED, reason=f"the aisfx package is not installed: {INSTALL_HINT}")
-
-
-def _aisfx_module(relative: str) -> ModuleType:
-    """One file of the installed aisfx package, loaded on its own (its ``__init__`` is not run)."""
-    spec = importlib.util.find_spec("aisfx")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    module_spec = importlib.util.spec_from_file_location(f"aisfx_oracle_{path.stem}", path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +56,12 @@ def reference_net() -> torch.nn.Module:
     """aisfx's own ``CrossNet`` with the shipped weights (the same restricted read as ours)."""
     if not AISFX_INSTALLED:
         pytest.skip(f"the aisfx package is not installed: {INSTALL_HINT}")
-    cnn2d = _aisfx_module("models/cnn2d.py")
+    cnn2d = aisfx_module("models/cnn2d.py")
     with torch.serialization.safe_globals(_numpy_scalar_globals()):
         state, ds_dict = torch.load(find_checkpoint(), map_location="cpu", weights_only=True)
     net = cnn2d.CrossNet(cnn2d.EmbeddingNet("max", 3, 1, 64), ds_dict, "cpu")
     net.load_state_dict(state)
     return net.eval()
-
-
-def _signal(seconds: float, seed: int = 0) -> np.ndarray:
-    """``(S,) float32``: a seeded mix of a sweep and noise bursts at about -10 dBFS."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * RATE))) / RATE
-    sweep = 0.3 * np.sin(2 * np.pi * (100 * t + 900 * t**2 / max(seconds, 1e-3)))
-    bursts = 0.3 * rng.standard_normal(t.shape) * (np.sin(2 * np.pi * 1.5 * t) > 0.6)
-    return (sweep + bursts).astype(np.float32)
 
 
 # --- the network -------------------------------------------------------------------------------------
@@ -123,8 +95,8 @@ def test_short_windows_match_aisfx_blocking(
     encoder: AisfxEncoder, reference_net: torch.nn.Module, seconds: float
 ) -> None:
     """Below one block, and at exactly one block (100 frames), our vector is aisfx's block vector."""
-    preprocessing = _aisfx_module("preprocessing.py")
-    window = _signal(seconds)[None]
+    preprocessing = aisfx_module("preprocessing.py")
+    window = sweep_and_bursts(seconds)[None]
     as_file = window / np.abs(window).max()  # one window is the whole file: per-file peak normalisation
     spec = LogMel(ESSENTIA)(torch.from_numpy(as_file), normalise=False)[0].numpy().astype(np.float64)
     scaled = preprocessing.spectrogram_normalize(spec, spec_norm="original")
@@ -136,69 +108,6 @@ def test_short_windows_match_aisfx_blocking(
     np.testing.assert_allclose(encoder.embed_audio(window), theirs, rtol=0, atol=1e-5)
 
 
-# --- the spectrogram -----------------------------------------------------------------------------------
-
-
-def test_spectrogram_matches_recorded_essentia_on_a_test_signal() -> None:
-    oracle = np.load(ORACLE)
-    samples = oracle["signal_int16"].astype(np.float32) / 32768.0
-    ours = LogMel(ESSENTIA)(torch.from_numpy(samples)[None], normalise=False)[0].numpy()
-    expected = oracle["spec_signal"]
-    assert ours.shape == expected.shape == (frame_count(samples.shape[0]), 96)
-    assert np.abs(ours - expected).max() <= ESSENTIA_TOL
-    assert np.abs(ours - expected).mean() <= MEAN_TOL
-
-
-def test_filterbank_matches_essentia_melbands() -> None:
-    oracle = np.load(ORACLE)
-    bank = np.zeros((96, 1025))
-    bank[oracle["bank_rows"], oracle["bank_cols"]] = oracle["bank_vals"]
-    np.testing.assert_allclose(mel_filterbank(ESSENTIA), bank, rtol=0, atol=2e-6)
-
-
-def test_spectrogram_matches_recorded_essentia_on_real_samples() -> None:
-    oracle = np.load(ORACLE)
-    stems = [key[len("spec_"):] for key in oracle.files if key.startswith("spec_") and key != "spec_signal"]
-    if not (SAMPLES_DIR / f"{stems[0]}.flac").is_file():
-        pytest.skip(f"real recordings absent: {SAMPLES_DIR} (apt-get install sonic-pi-samples)")
-    log_mel = LogMel(ESSENTIA)
-    for stem in stems:
-        samples = load_audio(SAMPLES_DIR / f"{stem}.flac", RATE)
-        ours = log_mel(torch.from_numpy(samples)[None], normalise=False)[0].numpy()
-        assert ours.shape == oracle[f"spec_{stem}"].shape, stem
-        assert np.abs(ours - oracle[f"spec_{stem}"]).max() <= ESSENTIA_TOL, stem
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # audioread, imported by librosa.load
-def test_librosa_flavour_equals_aisfx_librosa_function(tmp_path: Path) -> None:
-    if not AISFX_INSTALLED:
-        pytest.skip(f"the aisfx package is not installed: {INSTALL_HINT}")
-    spectrogram_librosa = _aisfx_module("spectrogram/spectrogram_librosa.py")
-    path = tmp_path / "signal.wav"
-    sf.write(path, _signal(1.7, seed=3), RATE, subtype="PCM_16")
-    theirs = spectrogram_librosa.compute_spectrogram(str(path), RATE, 2048, 1024, 96, 0.0, 22050.0)
-    samples = load_audio(path, RATE)
-    samples = samples / np.abs(samples).max()  # the librosa path's per-file peak normalisation
-    ours = LogMel(LIBROSA)(torch.from_numpy(samples)[None], normalise=False)[0].numpy().T
-    assert ours.shape == theirs.shape  # (96, T): aisfx's librosa path returns frequency first
-    assert np.abs(ours - theirs).max() <= LIBROSA_TOL
-    assert np.abs(ours - theirs).mean() <= MEAN_TOL
-
-
-def test_librosa_flavour_filterbank_equals_librosa() -> None:
-    import librosa
-
-    expected = librosa.filters.mel(sr=RATE, n_fft=2048, n_mels=96, fmin=0.0, fmax=22050.0, htk=True, norm=1.0)
-    np.testing.assert_allclose(mel_filterbank(LIBROSA), expected, rtol=0, atol=1e-6)
-
-
-def test_frame_counts_follow_essentia_framecutter() -> None:
-    # FrameCutter(frameSize=2048, hopSize=1024, startFromZero=False), read out from essentia 2.1b6
-    for length, frames in [(1, 2), (1023, 2), (1024, 2), (1025, 3), (2048, 3), (2049, 4), (441_000, 432)]:
-        assert frame_count(length, ESSENTIA) == frames
-        assert LogMel(ESSENTIA)(torch.zeros(1, length)).shape == (1, frames, 96)
-
-
 # --- the encoder ---------------------------------------------------------------------------------------
 
 
@@ -207,7 +116,7 @@ def test_encoder_shapes_dtype_norm_and_determinism(encoder: AisfxEncoder) -> Non
     assert (encoder.model_id, encoder.dim, encoder.sample_rate) == ("aisfx", 512, 44_100)
     assert encoder.modalities == ("audio",)
     for seconds in (0.01, 1.0, 10.0):
-        windows = np.stack([_signal(seconds, seed) for seed in range(5)])
+        windows = np.stack([sweep_and_bursts(seconds, seed) for seed in range(5)])
         first = encoder.embed_audio(windows)
         assert first.shape == (5, 512) and first.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
@@ -225,7 +134,7 @@ def test_a_short_window_is_embedded_from_its_own_samples(encoder: AisfxEncoder) 
     from diffgap_search.media.windows import window_audio
 
     cfg = WindowConfig(window_s=10.0, hop_s=10.0, sample_rate=RATE)
-    clips = [_signal(1.3, 1), _signal(10.0, 2), _signal(0.4, 3), _signal(1.3, 4), _signal(10.1, 5)]
+    clips = [sweep_and_bursts(1.3, 1), sweep_and_bursts(10.0, 2), sweep_and_bursts(0.4, 3), sweep_and_bursts(1.3, 4), sweep_and_bursts(10.1, 5)]
     windows = [window_audio(c, cfg) for c in clips]
     samples = np.concatenate([w.samples for w in windows])
     seconds = np.concatenate([w.ends - w.starts for w in windows])
@@ -274,7 +183,7 @@ def test_short_files_of_several_lengths_side_by_side_give_the_vectors_of_one_aft
 
 
 def test_vectors_do_not_depend_on_the_recording_level(encoder: AisfxEncoder) -> None:
-    windows = np.stack([_signal(3.0, seed) for seed in range(3)])  # peaks about 0.6
+    windows = np.stack([sweep_and_bursts(3.0, seed) for seed in range(3)])  # peaks about 0.6
     for gain in (0.05, 1.5):  # -26 dB, and above full scale (never from the decoder, still fine)
         np.testing.assert_allclose(encoder.embed_audio(windows * gain), encoder.embed_audio(windows),
                                    rtol=0, atol=1e-5)
@@ -376,7 +285,7 @@ def test_a_checkpoint_path_loads_the_same_network(encoder: AisfxEncoder, tmp_pat
     copy.write_bytes(find_checkpoint().read_bytes())
     other = load_aisfx_encoder("cpu", checkpoint=copy, precision="fp32")
     assert other.fingerprint == encoder.fingerprint
-    window = _signal(2.0)[None]
+    window = sweep_and_bursts(2.0)[None]
     assert np.array_equal(other.embed_audio(window), encoder.embed_audio(window))
 
 
