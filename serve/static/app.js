@@ -181,11 +181,12 @@
     li.lastElementChild.after(note);
     li.querySelectorAll(".play, .play-file").forEach((b) => { b.disabled = true; b.title = "The file is gone"; });
   }
-  // the file's folder muted, its name in the text's colour: the name is what a listener scans for
+  // a path below the library folder, from it (the whole path is each element's title)
   function shownPath(path) {
     const below = state.folder && state.folder !== "/" ? state.folder + "/" : "";
     return below && path.startsWith(below) ? path.slice(below.length) : path;
   }
+  // the file's folder muted, its name in the text's colour: the name is what a listener scans for
   function showPath(el, path) {
     const shown = shownPath(path), cut = shown.lastIndexOf("/") + 1;
     const dir = document.createElement("span"), name = document.createElement("span");
@@ -199,8 +200,12 @@
       const hit = state.hits[i];
       if (!hit) return;
       showPath(li.querySelector(".path"), hit.path);
-      li.querySelectorAll(".copies li").forEach((item, j) => { item.textContent = shownPath(hit.copies[j]); item.title = hit.copies[j]; });
+      li.querySelectorAll(".copies li").forEach((item, j) => labelCopy(item, hit.copies[j]));
     });
+  }
+  function labelCopy(item, path) {
+    item.textContent = shownPath(path);
+    item.title = path;
   }
   // other files with the same content, collapsed into this hit: "+3 copies", opened to list their paths
   function showCopies(el, copies) {
@@ -208,10 +213,7 @@
     el.hidden = false;
     el.querySelector("summary").textContent = "+" + copies.length + (copies.length === 1 ? " copy" : " copies");
     const ul = el.querySelector("ul");
-    copies.forEach((path) => {
-      const item = document.createElement("li");
-      item.textContent = shownPath(path); item.title = path; ul.appendChild(item);
-    });
+    copies.forEach((path) => { const item = document.createElement("li"); labelCopy(item, path); ul.appendChild(item); });
     el.addEventListener("click", (e) => e.stopPropagation());
   }
   function loadPeaks(fileId) {
