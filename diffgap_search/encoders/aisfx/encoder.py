@@ -220,9 +220,11 @@ class AisfxEncoder:
         def embed(rows: np.ndarray) -> np.ndarray:
             return self._embed_equal(np.ascontiguousarray(batch[rows, :lengths[rows[0]]]))
 
-        small = [rows for rows in groups if self._small_call(int(lengths[rows[0]]), len(rows))]
+        small: list[np.ndarray] = []
         for rows in groups:
-            if not self._small_call(int(lengths[rows[0]]), len(rows)):
+            if self._small_call(int(lengths[rows[0]]), len(rows)):
+                small.append(rows)
+            else:  # a batch of long windows: torch's own threads
                 out[rows] = embed(rows)
         threads = min(len(small), torch.get_num_threads())
         if threads > 1:  # independent calls on threads of their own: no intra-op barrier to stall on
