@@ -27,7 +27,8 @@ from family_gap import cell_id  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 FILES = ("gallery_size_d256_20k.jsonl", "gallery_size_d256_4k.jsonl", "gallery_size_mlp_scale.jsonl", "gallery_size_events_text.jsonl", "gallery_size_events_video.jsonl",
          "gallery_size_slice.jsonl", "gallery_size.jsonl", "gallery_size_4k_rest.jsonl",
-         "gallery_size_5cap4k.jsonl", "gallery_size_20k_rest.jsonl")
+         "gallery_size_5cap4k.jsonl", "gallery_size_20k_rest.jsonl", "gallery_size_20k_video512.jsonl",
+         "gallery_size_20k_mlp512.jsonl", "gallery_size_40k_video.jsonl", "gallery_size_5cap20k.jsonl")
 BUCKETS = ((0.90, 0.95), (0.95, 0.99), (0.99, 1.01))
 # the family-of-gaps tally's 80 cells (160 directions) as docs/diffgap.md counts them, by the files that measured them
 TALLY_FILES = ("family_gap_crossfit.jsonl", "family_gap_d256_events.jsonl", "family_gap_d256_mlp.jsonl",
