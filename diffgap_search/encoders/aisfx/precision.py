@@ -23,7 +23,6 @@ in bf16 on one machine answers queries embedded in float32 on another, and grows
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 
 from diffgap_search.encoders.aisfx.package import PATHS, checked_precision
 from diffgap_search.encoders.clap.batches import probe_windows
+from diffgap_search.encoders.clap.path_choice import best_time, device_capability, weights_key
 from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE,
     Precision,
@@ -48,8 +48,7 @@ PROBE_SECONDS = 3.0
 def choice_key(fingerprint: str, device: torch.device) -> str:
     """``"<sha256>|audio|<device type>|torch <ver>|<cpu capability>|aisfx paths <n>|auto"``: where ``auto``'s
     choice for these weights on this machine is remembered (``encoders/precision.remembered_paths`` reads it)."""
-    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else f"{device.type} synced"
-    return f"{fingerprint}|audio|{device.type}|torch {torch.__version__}|{capability}|{PATHS_STAMP}|auto"
+    return f"{weights_key(fingerprint, device, 'audio')}|{device_capability(device)}|{PATHS_STAMP}|auto"
 
 
 Embed = Callable[[np.ndarray, Precision], np.ndarray]  # (N, S) float32 windows, a path -> (N, 512) unit rows
@@ -90,22 +89,9 @@ def probe(embed: Embed, sample_rate: int, timing_copies: int = 1) -> tuple[Preci
     if cosine < MIN_LOW_PRECISION_COSINE:
         return Precision.FP32, report
     timed = np.tile(windows, (timing_copies, 1))
-    report["fp32 s"] = _best_time(lambda: embed(timed, Precision.FP32))
-    report["bf16 s"] = _best_time(lambda: embed(timed, Precision.BF16))
+    report["fp32 s"] = best_time(lambda: embed(timed, Precision.FP32))
+    report["bf16 s"] = best_time(lambda: embed(timed, Precision.BF16))
     return (Precision.BF16 if report["bf16 s"] < report["fp32 s"] else Precision.FP32), report
-
-
-def _best_time(call: Callable[[], object], repeats: int = 2) -> float:
-    """Seconds of the fastest of ``repeats`` calls of ``call`` after one untimed call (CUDA waited for)."""
-    best = float("inf")
-    for i in range(repeats + 1):
-        start = time.perf_counter()
-        call()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        if i:
-            best = min(best, time.perf_counter() - start)
-    return best
 
 
 def path_context(path: Precision, device: torch.device) -> contextlib.AbstractContextManager[None]:

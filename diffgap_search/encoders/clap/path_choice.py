@@ -77,9 +77,14 @@ def auto_key(encoder: ClapEncoder, tower: str) -> str:
 
 def choice_key(fingerprint: str, device: torch.device, tower: str) -> str:
     """``auto_key`` from the weights' sha256 and the device alone (no encoder built yet)."""
-    # a GPU's choices are keyed apart from those made before its probe timed synchronised, full batches
-    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else f"{device.type} synced"
-    return f"{weights_key(fingerprint, device, tower)}|{capability}|{runtime_stamp()}|auto"
+    return f"{weights_key(fingerprint, device, tower)}|{device_capability(device)}|{runtime_stamp()}|auto"
+
+
+def device_capability(device: torch.device) -> str:
+    """The part of a remembered ``auto`` choice's key that names what the device can run: torch's CPU
+    capability (``AVX2``, ``AVX512``, ...) on the CPU; ``"<type> synced"`` on a GPU (its choices are keyed apart
+    from those made before its probe timed synchronised, full batches)."""
+    return torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else f"{device.type} synced"
 
 
 def ready_onnx_path(fingerprint: str, device: torch.device, precision: Precision) -> Precision | None:
