@@ -112,8 +112,10 @@ def test_cli_refuses_int8_for_aisfx_with_exit_2_and_info_shows_the_path_taken(tm
     assert done.exit_code == 0, done.output
     summary = json.loads(CliRunner().invoke(app, ["info", "--index", str(index), "--json"]).stdout)["summary"]
     (chosen,) = _remembered(cache).values()
-    assert summary["precision path"].startswith("audio on cpu, torch ")
-    assert summary["precision path"].endswith(f", aisfx paths 1: {chosen}")
+    query_path, network_path = summary["precision path"].split("; ")  # onnx_query.py's export, then the network's
+    assert query_path.startswith("audio query on cpu, torch ") and query_path.endswith(", aisfx onnx 1: onnx")
+    assert network_path.startswith("audio on cpu, torch ")
+    assert network_path.endswith(f", aisfx paths 1: {chosen}")
 
 
 def test_a_gpu_probe_times_the_two_windows_repeated_to_the_batch_size(

@@ -15,7 +15,15 @@ import torch
 from aisfx_oracle import AISFX_INSTALLED, RATE, aisfx_module, sweep_and_bursts
 from real_sounds import SAMPLES_DIR
 
-from diffgap_search.encoders.aisfx.features import ESSENTIA, LIBROSA, LogMel, frame_count, mel_filterbank
+from diffgap_search.encoders.aisfx.features import LogMel
+from diffgap_search.encoders.aisfx.spectrogram import (
+    ESSENTIA,
+    LIBROSA,
+    MelFlavour,
+    frame_count,
+    log_mel,
+    mel_filterbank,
+)
 from diffgap_search.encoders.aisfx.package import INSTALL_HINT
 from diffgap_search.media.audio import load_audio
 
@@ -23,12 +31,22 @@ ORACLE = Path(__file__).parent / "data" / "aisfx_essentia_oracle.npz"
 ESSENTIA_TOL = 2.5e-4  # measured worst 1.55e-4 over 130 files (float32 FFT rounding), mean 6.8e-7
 LIBROSA_TOL = 1.5e-4  # measured worst 9.5e-5 over 130 files, mean 6.3e-7
 MEAN_TOL = 5e-6
+TORCH_NUMPY_TOL = 2e-5  # scaled units: measured worst 1.3e-5 over 40 sonic-pi files (float32 FFTs' rounding)
+IMPLEMENTATIONS = ("torch", "numpy")  # features.LogMel (indexing) and spectrogram.log_mel (ONNX queries)
 
 
-def test_spectrogram_matches_recorded_essentia_on_a_test_signal() -> None:
+def spectrogram(impl: str, samples: np.ndarray, flavour: MelFlavour = ESSENTIA, normalise: bool = False) -> np.ndarray:
+    """``(S,) float32`` samples -> ``(T, 96) float32`` by one of the two implementations."""
+    if impl == "torch":
+        return LogMel(flavour)(torch.from_numpy(samples)[None], normalise=normalise)[0].numpy()
+    return log_mel(samples[None], flavour, normalise=normalise)[0]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_spectrogram_matches_recorded_essentia_on_a_test_signal(impl: str) -> None:
     oracle = np.load(ORACLE)
     samples = oracle["signal_int16"].astype(np.float32) / 32768.0
-    ours = LogMel(ESSENTIA)(torch.from_numpy(samples)[None], normalise=False)[0].numpy()
+    ours = spectrogram(impl, samples)
     expected = oracle["spec_signal"]
     assert ours.shape == expected.shape == (frame_count(samples.shape[0]), 96)
     assert np.abs(ours - expected).max() <= ESSENTIA_TOL
@@ -42,15 +60,15 @@ def test_filterbank_matches_essentia_melbands() -> None:
     np.testing.assert_allclose(mel_filterbank(ESSENTIA), bank, rtol=0, atol=2e-6)
 
 
-def test_spectrogram_matches_recorded_essentia_on_real_samples() -> None:
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_spectrogram_matches_recorded_essentia_on_real_samples(impl: str) -> None:
     oracle = np.load(ORACLE)
     stems = [key[len("spec_"):] for key in oracle.files if key.startswith("spec_") and key != "spec_signal"]
     if not (SAMPLES_DIR / f"{stems[0]}.flac").is_file():
         pytest.skip(f"real recordings absent: {SAMPLES_DIR} (apt-get install sonic-pi-samples)")
-    log_mel = LogMel(ESSENTIA)
     for stem in stems:
         samples = load_audio(SAMPLES_DIR / f"{stem}.flac", RATE)
-        ours = log_mel(torch.from_numpy(samples)[None], normalise=False)[0].numpy()
+        ours = spectrogram(impl, samples)
         assert ours.shape == oracle[f"spec_{stem}"].shape, stem
         assert np.abs(ours - oracle[f"spec_{stem}"]).max() <= ESSENTIA_TOL, stem
 
@@ -65,10 +83,11 @@ def test_librosa_flavour_equals_aisfx_librosa_function(tmp_path: Path) -> None:
     theirs = spectrogram_librosa.compute_spectrogram(str(path), RATE, 2048, 1024, 96, 0.0, 22050.0)
     samples = load_audio(path, RATE)
     samples = samples / np.abs(samples).max()  # the librosa path's per-file peak normalisation
-    ours = LogMel(LIBROSA)(torch.from_numpy(samples)[None], normalise=False)[0].numpy().T
-    assert ours.shape == theirs.shape  # (96, T): aisfx's librosa path returns frequency first
-    assert np.abs(ours - theirs).max() <= LIBROSA_TOL
-    assert np.abs(ours - theirs).mean() <= MEAN_TOL
+    for impl in IMPLEMENTATIONS:
+        ours = spectrogram(impl, samples, LIBROSA).T
+        assert ours.shape == theirs.shape  # (96, T): aisfx's librosa path returns frequency first
+        assert np.abs(ours - theirs).max() <= LIBROSA_TOL, impl
+        assert np.abs(ours - theirs).mean() <= MEAN_TOL, impl
 
 
 def test_librosa_flavour_filterbank_equals_librosa() -> None:
@@ -83,3 +102,18 @@ def test_frame_counts_follow_essentia_framecutter() -> None:
     for length, frames in [(1, 2), (1023, 2), (1024, 2), (1025, 3), (2048, 3), (2049, 4), (441_000, 432)]:
         assert frame_count(length, ESSENTIA) == frames
         assert LogMel(ESSENTIA)(torch.zeros(1, length)).shape == (1, frames, 96)
+        assert log_mel(np.zeros((1, length), np.float32)).shape == (1, frames, 96)
+
+
+@pytest.mark.parametrize("flavour", [ESSENTIA, LIBROSA], ids=lambda f: f.name)
+def test_numpy_and_torch_spectrograms_agree_on_real_recordings(flavour: MelFlavour) -> None:
+    """The network's scaled input, batched as indexing and a query make it: 12 real files cut to 3 s windows."""
+    paths = sorted(SAMPLES_DIR.glob("*.flac"))[::11][:12]
+    if len(paths) < 12:
+        pytest.skip(f"real recordings absent: {SAMPLES_DIR} (apt-get install sonic-pi-samples)")
+    windows = np.stack([np.resize(load_audio(path, RATE), 3 * RATE) for path in paths])
+    windows /= np.maximum(np.abs(windows).max(axis=1, keepdims=True), 0.01)
+    ours = log_mel(windows, flavour)
+    theirs = LogMel(flavour)(torch.from_numpy(windows)).numpy()
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape == (12, frame_count(3 * RATE, flavour), 96)
+    assert np.abs(ours - theirs).max() <= TORCH_NUMPY_TOL

@@ -26,7 +26,6 @@ from real_sounds import SAMPLES_DIR, RealSound, real_sounds  # noqa: F401 - real
 from diffgap_search.encoders.aisfx.encoder import (
     DIM,
     INSTALL_HINT,
-    PEAK_FLOOR,
     AisfxEncoder,
     AisfxNet,
     _numpy_scalar_globals,
@@ -34,7 +33,9 @@ from diffgap_search.encoders.aisfx.encoder import (
     load_aisfx_encoder,
     peak_normalise,
 )
-from diffgap_search.encoders.aisfx.features import ESSENTIA, LogMel
+from diffgap_search.encoders.aisfx.features import LogMel
+from diffgap_search.encoders.aisfx.inputs import PEAK_FLOOR, peak_normalised
+from diffgap_search.encoders.aisfx.spectrogram import ESSENTIA
 from diffgap_search.encoders.base import Encoder
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 from diffgap_search.media.audio import load_audio
@@ -192,10 +193,11 @@ def test_vectors_do_not_depend_on_the_recording_level(encoder: AisfxEncoder) -> 
 def test_peak_normalisation_raises_quiet_windows_by_at_most_40_db() -> None:
     windows = torch.zeros(3, 100)
     windows[0, 10], windows[1, 20], windows[2, 30] = 0.5, -0.001, 0.0
-    out = peak_normalise(windows)
-    assert out[0, 10] == 1.0  # normalised to full scale
-    assert out[1, 20] == pytest.approx(-0.001 / PEAK_FLOOR)  # below -40 dBFS: raised by exactly +40 dB
-    assert torch.count_nonzero(out[2]) == 0  # digital silence stays silent
+    for out in (peak_normalise(windows).numpy(), peak_normalised(windows.numpy())):  # torch's and numpy's
+        assert out.dtype == np.float32
+        assert out[0, 10] == 1.0  # normalised to full scale
+        assert out[1, 20] == pytest.approx(-0.001 / PEAK_FLOOR)  # below -40 dBFS: raised by exactly +40 dB
+        assert np.count_nonzero(out[2]) == 0  # digital silence stays silent
     assert PEAK_FLOOR == pytest.approx(10 ** (-40 / 20))
 
 

@@ -27,8 +27,9 @@ PAIRED = EncoderConfig(model="aisfx", text_model="wordllama", device="cpu")
 
 
 def test_the_on_demand_encoder_is_the_loaded_one_until_audio_needs_it() -> None:
-    eager = load_encoder(PAIRED)
-    lazy = load_encoder(PAIRED, audio_on_demand=True)
+    forced = EncoderConfig(model="aisfx", text_model="wordllama", device="cpu", precision="fp32")  # never ONNX
+    eager = load_encoder(forced)
+    lazy = load_encoder(forced, audio_on_demand=True)
     assert identity_of(lazy) == identity_of(eager) and text_identity_of(lazy) == text_identity_of(eager)
     assert np.array_equal(lazy.embed_text(["a dog barking"]), eager.embed_text(["a dog barking"]))
     assert lazy.audio._loaded is None  # identity and words: no network yet
@@ -39,6 +40,24 @@ def test_the_on_demand_encoder_is_the_loaded_one_until_audio_needs_it() -> None:
     # a named GPU loads at once (its errors belong to loading, not to the first window)
     assert type(load_encoder(EncoderConfig(model="aisfx", text_model="wordllama", device="cpu"),
                              audio_on_demand=False).audio).__name__ == "AisfxEncoder"
+
+
+def test_with_auto_the_on_demand_encoder_embeds_audio_through_the_checked_onnx_export() -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'diffgap-search[onnx]'")
+    pytest.importorskip("onnx", reason="the onnx extra: pip install 'diffgap-search[onnx]'")
+    load_encoder(PAIRED)  # an eager auto load exports and checks once (a no-op once the run's cache has it)
+    lazy = load_encoder(PAIRED, audio_on_demand=True)
+    window = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 44_100)).astype(np.float32)
+    vectors = lazy.embed_audio(window)
+    assert lazy.audio.onnx_runner() is not None and lazy.audio._loaded is None  # no torch network
+    fp32 = load_encoder(EncoderConfig(model="aisfx", device="cpu", precision="fp32")).embed_audio(window)
+    assert vectors.shape == (2, 512) and vectors.dtype == np.float32
+    assert np.min(np.sum(vectors * fp32, axis=1)) >= 0.9999
+    twelve = np.random.default_rng(1).uniform(-0.5, 0.5, (12, 441_000)).astype(np.float32)
+    lazy.embed_audio(twelve)  # twelve 10 s windows (onnx_query.QUERY_FRAMES): still ONNX Runtime
+    assert lazy.audio._loaded is None
+    lazy.embed_audio(np.concatenate([twelve, twelve[:1]]))  # thirteen: the torch network is loaded for them
+    assert lazy.audio._loaded is not None
 
 
 def test_words_are_embedded_without_importing_torch() -> None:

@@ -33,9 +33,10 @@ CAVP_BATCH = 8  # 4 s clips of 16 x 224 x 224 frames per forward pass (~80 MB of
 def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: bool = False) -> Encoder:
     """Load the audio encoder ``cfg`` names, downloading it into the Hugging Face cache on first use.
 
-    ``progress`` shows download progress on stderr. ``audio_on_demand`` (queries): an audio-only model paired
-    with a text model of its own (aisfx + WordLlama) is loaded at its first audio window, not now, so words are
-    searched without torch (``encoders/aisfx/on_demand.py``; CPU and auto devices: a named one loads now).
+    ``progress`` shows download progress on stderr. ``audio_on_demand`` (queries): aisfx (alone or paired with
+    WordLlama) is loaded at its first audio window, not now, so words are searched without torch, and an audio
+    window runs through this machine's checked ONNX export where there is one (``encoders/aisfx/on_demand.py``;
+    CPU and auto devices: a named one loads now).
     Raises ``ModelUnavailableError`` (any reason the weights cannot be had) or ``UsageError`` (an unknown
     ``cfg.device``).
     """
@@ -45,16 +46,19 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
 
         version = supported_version(cfg.preprocessing_of("audio", PREPROCESSING["audio"]))  # the index's
         checked_precision(cfg.precision)  # before anything loads (a word query may never load the network)
-        if cfg.text_model is not None and audio_on_demand and str(cfg.device) in (Device.AUTO, Device.CPU):
+        if audio_on_demand and str(cfg.device) in (Device.AUTO, Device.CPU):
             from diffgap_search.encoders.aisfx.on_demand import OnDemandAisfx
-            from diffgap_search.encoders.paired import PairedEncoder
 
             def load_now() -> Encoder:
                 from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 
                 return load_aisfx_encoder(cfg.device, cfg.batch_size, version=version, precision=cfg.precision)
 
-            audio = OnDemandAisfx(load_now, version)  # type: ignore[arg-type]
+            audio = OnDemandAisfx(load_now, version, cfg.precision)  # type: ignore[arg-type]
+            if cfg.text_model is None:
+                return audio  # type: ignore[return-value]
+            from diffgap_search.encoders.paired import PairedEncoder
+
             return PairedEncoder(audio, load_text_encoder(cfg.text_model, audio.dim))  # type: ignore[arg-type, return-value]
         from diffgap_search.encoders.aisfx.encoder import load_aisfx_encoder
 

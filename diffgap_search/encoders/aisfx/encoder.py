@@ -72,7 +72,7 @@ CPU cores in two runs: 432 frames of network instead of 700).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from diffgap_search.config import Device
-from diffgap_search.encoders.aisfx.features import ESSENTIA, LogMel, frame_count
+from diffgap_search.encoders.aisfx.features import LogMel
+from diffgap_search.encoders.aisfx.inputs import (
+    BLOCK_FRAMES,
+    PEAK_FLOOR,
+    checked_windows,
+    chunks,
+    input_frames,
+    length_groups,
+    window_lengths,
+)
+from diffgap_search.encoders.aisfx.onnx_query import export_checked
 from diffgap_search.encoders.aisfx.package import (
     DIM,
     INSTALL_HINT,
@@ -94,8 +104,10 @@ from diffgap_search.encoders.aisfx.package import (
     embeds_own_lengths,
     find_checkpoint,
 )
-from diffgap_search.encoders.aisfx.precision import choose_path, path_context
+from diffgap_search.encoders.aisfx.precision import PROBE_SECONDS, choose_path, path_context
+from diffgap_search.encoders.aisfx.spectrogram import ESSENTIA
 from diffgap_search.encoders.base import check_batch_size
+from diffgap_search.encoders.clap.batches import probe_windows
 from diffgap_search.encoders.precision import Precision
 from diffgap_search.encoders.runtime import prepare_device
 from diffgap_search.encoders.weights.convert import load_restricted
@@ -103,8 +115,6 @@ from diffgap_search.encoders.weights.fingerprint import file_sha256
 from diffgap_search.errors import ModelUnavailableError, QueryNotSupportedError
 from diffgap_search.threads import torch_threads
 
-PEAK_FLOOR = 0.01  # -40 dBFS: per-window peak normalisation raises a window by at most +40 dB
-BLOCK_FRAMES = 100  # inference.EMB_BLOCK_LENGTH: the shortest input; shorter windows are zero-padded to it
 # Frames per network pass: on CPU 4 windows of 10 s run 10 % faster per window than 16 (cache-sized
 # activations; measured 11.0 vs 10.0 windows/s on 2 cores) in a quarter of the memory; GPUs take 16.
 CPU_FRAMES_PER_PASS = 4 * 432
@@ -208,14 +218,14 @@ class AisfxEncoder:
         one-thread job. Raises ValueError for another shape, a non-float dtype, NaN/inf samples or a durations
         count other than N.
         """
-        batch = _checked_windows(windows)
+        batch = checked_windows(windows)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         if durations_s is None or not self.own_lengths:  # version 1 embeds the windows as given
             return self._embed_equal(batch)
         lengths = window_lengths(durations_s, batch.shape)
         out = np.empty((batch.shape[0], self.dim), dtype=np.float32)
-        groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]  # rows of one length each
+        groups = length_groups(lengths)  # rows of one length each
 
         def embed(rows: np.ndarray) -> np.ndarray:
             return self._embed_equal(np.ascontiguousarray(batch[rows, :lengths[rows[0]]]))
@@ -251,7 +261,7 @@ class AisfxEncoder:
         per_pass = max(1, min(self.batch_size, budget // frames))
         small = self._small_call(batch.shape[1], batch.shape[0])
         with torch_threads(1) if small else contextlib.nullcontext(), torch.inference_mode():
-            inputs = [self.model_input(chunk) for chunk in _chunks(batch, per_pass)]
+            inputs = [self.model_input(chunk) for chunk in chunks(batch, per_pass)]
             with path_context(path or self.precision, self.device):
                 parts = [self.net(x) for x in inputs]
             vectors = F.normalize(torch.cat(parts, dim=0).float(), dim=1)
@@ -266,50 +276,17 @@ class AisfxEncoder:
         frames = int(spec.shape[1])
         return F.pad(spec, (0, 0, 0, BLOCK_FRAMES - frames)) if frames < BLOCK_FRAMES else spec
 
-    @staticmethod
-    def input_frames(samples: int) -> int:
-        """Frames of network input for windows of ``samples`` samples: ``max(frame_count(S), 100)``."""
-        return max(frame_count(samples, ESSENTIA), BLOCK_FRAMES)
+    input_frames = staticmethod(input_frames)  # ``inputs.input_frames``
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Always raises ``QueryNotSupportedError``: aisfx has no text tower."""
         raise QueryNotSupportedError(TEXT_REFUSAL)
 
 
-def window_lengths(durations_s: Sequence[float], shape: tuple[int, ...]) -> np.ndarray:
-    """``(N,) int64`` samples of each of ``shape = (N, S)`` windows that are its own: ``round(seconds * 44 100)``,
-    at least 1 and at most S (a last window joined by a short tail runs past its S samples: its S are its own).
-    Raises ValueError when there are not N durations or one is not a finite number above 0."""
-    seconds = np.asarray(durations_s, dtype=np.float64)
-    if seconds.shape != (shape[0],):
-        raise ValueError(f"expected {shape[0]} window durations, got {seconds.shape[0] if seconds.ndim else 'one'}")
-    if not (np.isfinite(seconds).all() and (seconds > 0).all()):
-        raise ValueError("window durations must be finite seconds above 0")
-    return np.clip(np.rint(seconds * SAMPLE_RATE).astype(np.int64), 1, shape[1])
-
-
 def peak_normalise(windows: torch.Tensor) -> torch.Tensor:
     """``(N, S) float32`` -> each row divided by ``max(its peak |sample|, PEAK_FLOOR)`` (step 2 above)."""
     peaks = windows.abs().amax(dim=1, keepdim=True).clamp_min(PEAK_FLOOR)
     return windows / peaks
-
-
-def _checked_windows(windows: np.ndarray) -> np.ndarray:
-    """``(N, S)`` finite floating samples as a float32 array, or ValueError."""
-    batch = np.asarray(windows)
-    if batch.ndim != 2 or batch.shape[1] < 1:
-        raise ValueError(f"expected (N, S) mono windows with S >= 1, got an array of shape {batch.shape}")
-    if not np.issubdtype(batch.dtype, np.floating):
-        raise ValueError(f"windows must be floating point samples in [-1, 1], got dtype {batch.dtype}")
-    batch = batch.astype(np.float32, copy=False)
-    if not np.isfinite(batch).all():
-        raise ValueError("windows contain NaN or infinite samples")
-    return batch
-
-
-def _chunks(batch: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for lo in range(0, batch.shape[0], size):
-        yield batch[lo : lo + size]
 
 
 def _numpy_scalar_globals() -> list[Any]:
@@ -354,7 +331,8 @@ def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoi
                        version: int = PREPROCESSING["audio"], precision: str = Precision.AUTO) -> AisfxEncoder:
     """The aisfx encoder from the installed package's checkpoint (or ``checkpoint``) on ``device``, making
     preprocessing ``version`` of its ``audio`` space (``package.supported_version``), its network in
-    ``precision`` (auto, fp32 or bf16: ``precision.py``).
+    ``precision`` (auto, fp32 or bf16: ``precision.py``). With ``auto``, the first load on a machine with
+    onnxruntime also exports the network for torch-free queries and checks it (``onnx_query.export_checked``).
 
     Raises ``ModelUnavailableError`` (package or file missing, a file that is not plain weights or does
     not fit the network, or a CUDA device that is not there) or ``UsageError`` (an unknown device name, or
@@ -366,5 +344,9 @@ def load_aisfx_encoder(device: str = Device.AUTO, batch_size: int = 16, checkpoi
         raise ModelUnavailableError(f"model 'aisfx': checkpoint '{path}' does not exist; {INSTALL_HINT}")
     torch_device = prepare_device(device)
     net = build_net(read_checkpoint(path), path)
-    return AisfxEncoder(net, fingerprint=file_sha256(path), device=torch_device, batch_size=batch_size,
-                        version=version, precision=precision)
+    encoder = AisfxEncoder(net, fingerprint=file_sha256(path), device=torch_device, batch_size=batch_size,
+                           version=version, precision=precision)
+    if checked_precision(precision) == Precision.AUTO:  # once per machine: queries then run without torch
+        windows = probe_windows(int(PROBE_SECONDS * SAMPLE_RATE), SAMPLE_RATE)
+        export_checked(encoder.net, encoder.fingerprint, lambda w: encoder._embed_equal(w, Precision.FP32), windows)
+    return encoder

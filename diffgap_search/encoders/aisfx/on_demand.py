@@ -1,10 +1,13 @@
-"""The aisfx encoder as a text query meets it: known by its identity, loaded at its first audio window.
+"""The aisfx encoder as one query meets it: known by its identity, its network run only for an audio window,
+and then without torch where this machine has a checked ONNX export.
 
 An index of ``--model aisfx --text-model wordllama`` answers words with WordLlama (numpy) and, through its bridge,
 the stored audio vectors: no aisfx network is run. Loading it anyway imports torch and reads its checkpoint
 (about 1.2 s of a 2.3 s query on a 2-core EPYC). ``OnDemandAisfx`` holds what the index checks of the encoder
 (``encoders.base.identity_of``: the model, the checkpoint's sha256, its size and rate) and loads the network only
-when a window is to be embedded or an attribute of the loaded encoder is asked for.
+when a window is to be embedded or an attribute of the loaded encoder is asked for. A window is embedded by
+ONNX Runtime on the export ``onnx_query.py`` made and checked (with ``--precision auto``, where onnxruntime is
+installed and an earlier run made it), else by the torch encoder, loaded then.
 
 For queries only (``load_encoder(..., audio_on_demand=True)``): an indexing run loads the network at once, so a
 device or checkpoint error stops the run before any file rather than failing each file.
@@ -17,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffgap_search.encoders.aisfx.inputs import checked_windows
+from diffgap_search.encoders.aisfx.onnx_query import OnnxAisfx, ready_file, worth_it
 from diffgap_search.encoders.aisfx.package import (
     DIM,
     MODEL_ID,
@@ -25,6 +30,7 @@ from diffgap_search.encoders.aisfx.package import (
     embeds_own_lengths,
     find_checkpoint,
 )
+from diffgap_search.encoders.precision import Precision
 from diffgap_search.encoders.weights.fingerprint import file_sha256
 
 if TYPE_CHECKING:
@@ -41,13 +47,19 @@ class OnDemandAisfx:
     modalities: tuple[str, ...] = ("audio",)
     dim: int = DIM
     sample_rate: int = SAMPLE_RATE
-    def __init__(self, load: Callable[[], AisfxEncoder], version: int = PREPROCESSING["audio"]) -> None:
+    input_samples: int = 0  # windows of any length (``encoders.base.input_samples``), known without loading
+
+    def __init__(self, load: Callable[[], AisfxEncoder], version: int = PREPROCESSING["audio"],
+                 precision: str = Precision.AUTO) -> None:
         self.preprocessing = {"audio": version}  # as the loaded one will make (``load`` makes the same version)
         self.own_lengths = embeds_own_lengths(version)
         self.fingerprint = file_sha256(find_checkpoint())
         self.provenance: dict[str, Any] = {"source": "package"}
         self._load = load
         self._loaded: AisfxEncoder | None = None
+        self._version = version
+        self._onnx_allowed = Precision(precision) == Precision.AUTO  # fp32 or bf16 asked: the torch network
+        self._onnx: OnnxAisfx | None = None
 
     def loaded(self) -> AisfxEncoder:
         """The ``AisfxEncoder``, loaded on first use (its provenance set as this one's)."""
@@ -58,8 +70,23 @@ class OnDemandAisfx:
         return self._loaded
 
     def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
-        """``(N, S) float32`` windows at 44.1 kHz -> ``(N, 512) float32``, unit rows (the loaded encoder's)."""
-        return self.loaded().embed_audio(windows, durations_s)
+        """``(N, S) float32`` windows at 44.1 kHz -> ``(N, 512) float32``, unit rows: ONNX Runtime's on this
+        machine's checked export for up to ``onnx_query.QUERY_FRAMES`` frames (one query file), else the loaded
+        encoder's."""
+        batch = checked_windows(windows)
+        runner = self.onnx_runner() if worth_it(batch) else None
+        if runner is not None:
+            return runner.embed_audio(batch, durations_s)
+        return self.loaded().embed_audio(batch, durations_s)
+
+    def onnx_runner(self) -> OnnxAisfx | None:
+        """The ONNX Runtime session on this machine's checked export (made once), or None: precision other than
+        ``auto``, no onnxruntime, no export yet, or the torch network already loaded in this process."""
+        if self._onnx is None and self._loaded is None and self._onnx_allowed:
+            path = ready_file(self.fingerprint)
+            if path is not None:
+                self._onnx = OnnxAisfx(path, self._version)
+        return self._onnx
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
