@@ -153,3 +153,18 @@ def test_a_query_process_embeds_without_torch_once_an_index_run_exported(tmp_pat
     summary = json.loads(CliRunner().invoke(app, ["info", "--index", str(index), "--json"]).stdout)["summary"]
     assert summary["precision path"].startswith(f"audio query on cpu, torch {_torch()}, ort {runtime_version()}, "
                                                 "aisfx onnx 1: onnx; audio on cpu, torch ")
+
+
+def test_a_damaged_export_is_removed_and_the_query_embeds_with_torch(
+        fp32, cache: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    from diffgap_search.encoders.aisfx.on_demand import OnDemandAisfx
+
+    path = export_checked(fp32.net, fp32.fingerprint, _reference(fp32), probe_windows(3 * RATE, RATE))
+    assert path is not None
+    path.write_bytes(path.read_bytes()[:1000])  # cut short, as a full disk or a killed copy would leave it
+    lazy = OnDemandAisfx(lambda: load_aisfx_encoder("cpu", precision="fp32"))
+    window = probe_windows(RATE, RATE)
+    np.testing.assert_array_equal(lazy.embed_audio(window), fp32.embed_audio(window))  # the torch network's
+    assert lazy._loaded is not None and lazy.onnx_runner() is None
+    assert not path.exists()  # the next run that loads torch exports it again
+    assert f"ONNX Runtime cannot open {path}" in caplog.text

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffgap_search.encoders.aisfx.inputs import checked_windows
-from diffgap_search.encoders.aisfx.onnx_query import OnnxAisfx, ready_file, worth_it
+from diffgap_search.encoders.aisfx.onnx_query import OnnxAisfx, open_ready, worth_it
 from diffgap_search.encoders.aisfx.package import (
     DIM,
     MODEL_ID,
@@ -83,9 +83,8 @@ class OnDemandAisfx:
         """The ONNX Runtime session on this machine's checked export (made once), or None: precision other than
         ``auto``, no onnxruntime, no export yet, or the torch network already loaded in this process."""
         if self._onnx is None and self._loaded is None and self._onnx_allowed:
-            path = ready_file(self.fingerprint)
-            if path is not None:
-                self._onnx = OnnxAisfx(path, self._version)
+            self._onnx = open_ready(self.fingerprint, self._version)
+            self._onnx_allowed = self._onnx is not None  # looked once
         return self._onnx
 
     def __getattr__(self, name: str) -> Any:

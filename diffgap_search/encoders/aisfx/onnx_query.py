@@ -102,6 +102,21 @@ def onnx_file(fingerprint: str) -> Path:
     return cache_dir() / "onnx" / name.replace("+", "_")
 
 
+def open_ready(fingerprint: str, version: int) -> OnnxAisfx | None:
+    """A session on the checked export of these weights (``ready_file``), or None. A file ONNX Runtime cannot
+    open (damaged in the cache, a broken install) is logged and removed, so the next run that loads the torch
+    network exports it again: the query goes on with torch."""
+    path = ready_file(fingerprint)
+    if path is None:
+        return None
+    try:
+        return OnnxAisfx(path, version)
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own classes; torch answers instead
+        log.warning("aisfx: ONNX Runtime cannot open %s (%s); this query loads torch", path, error)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def ready_file(fingerprint: str) -> Path | None:
     """The checked export of these weights, when onnxruntime is installed and it was made and kept on this
     machine; else None (the caller loads the torch network)."""
@@ -191,6 +206,7 @@ def export_checked(net: nn.Module, fingerprint: str, reference: Callable[[np.nda
     except Exception as error:  # noqa: BLE001 - an optional speed-up: any failure leaves queries on torch
         log.warning("aisfx: the ONNX export for queries failed (%s); audio queries load torch", error)
         tmp.unlink(missing_ok=True)
+        remember_verdict(key, str(Precision.FP32))  # not tried at every load (an upgrade of torch or ORT retries)
         return None
     if cosine < MIN_LOW_PRECISION_COSINE:
         log.warning("aisfx: the ONNX export's vectors are at cosine %.6f of float32's; audio queries load torch", cosine)
