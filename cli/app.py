@@ -220,7 +220,6 @@ def similar(
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
                          channels, folder, all_copies=all_copies, tag=tag)
-    # One file at most to embed (a file not in the index): as `query --audio`, the network only if it is needed.
     with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         result = find_similar(searcher, target, cfg)

@@ -95,7 +95,8 @@ def test_auto_picks_an_agreeing_path_and_remembers_it(tiny_clap_dir: Path, cache
     assert chosen == "fp32" or first.probe_report[chosen] >= MIN_LOW_PRECISION_COSINE
     where = (f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
              f"{runtime_stamp()}")
-    assert remembered_paths(first.fingerprint) == {where: chosen}
+    audio = {k: v for k, v in remembered_paths(first.fingerprint).items() if k.startswith("audio on ")}
+    assert audio == {where: chosen}  # (beside it, the text tower's export for word queries: test_clap_text_onnx.py)
     second = _encoder(tiny_clap_dir, "auto")  # a cold process: the remembered path, no probe
     second.min_params_for_lowp = 0
     np.testing.assert_array_equal(second.embed_audio(real_windows[:4]), vectors)
@@ -106,7 +107,7 @@ def test_small_towers_stay_in_fp32_under_auto(tiny_clap_dir: Path, cache: Path) 
     encoder = _encoder(tiny_clap_dir, "auto")
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
     assert encoder.audio_path == "fp32" and encoder.probe_report == {}
-    assert not (cache / "onnx").exists()
+    assert [p.name for p in (cache / "onnx").glob(f"{encoder.fingerprint}-audio-*")] == []  # no audio export
 
 
 @ONNX
@@ -158,6 +159,7 @@ def test_an_fp32_index_queried_through_another_path_gives_the_same_hits(tiny_cla
         assert all(found_a[name] >= fifth - 4e-3 for name in found_b)
 
 
+@ONNX
 def test_info_shows_the_path_auto_chose_on_this_machine(tiny_clap_dir: Path, cache: Path, clips_dir: Path,
                                                         tmp_path: Path) -> None:
     from diffgap_search.config import IndexingConfig
@@ -168,13 +170,13 @@ def test_info_shows_the_path_auto_chose_on_this_machine(tiny_clap_dir: Path, cac
     cfg = EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=8)
     index_folder(clips_dir, index_dir, load_encoder=lambda c: load_encoder(c, progress=False), encoder_cfg=cfg,
                  indexing_cfg=IndexingConfig(decode_workers=0))
-    assert index_info(index_dir).summary["precision path"] == (
-        "auto: not probed on this machine yet (the first index or query run does)")
+    text = index_info(index_dir).summary["precision path"]  # the eager load exported the text tower, no audio probe
+    assert text.startswith(f"text query on cpu, torch {torch.__version__}, ") and text.endswith(": onnx")
     encoder = _encoder(tiny_clap_dir, "auto")
     encoder.min_params_for_lowp = 0
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))
     where = f"audio on cpu, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {runtime_stamp()}"
-    assert index_info(index_dir).summary["precision path"] == f"{where}: {encoder.audio_path}"
+    assert index_info(index_dir).summary["precision path"] == f"{where}: {encoder.audio_path}; {text}"
 
 
 def test_cli_index_and_query_take_a_precision(tiny_clap_dir: Path, cache: Path, clips_dir: Path,

@@ -36,7 +36,8 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
     ``progress`` shows download progress on stderr. ``audio_on_demand`` (queries): aisfx (alone or paired with
     WordLlama) is loaded at its first audio window, not now, so words are searched without torch, and an audio
     window runs through this machine's checked ONNX export where there is one (``encoders/aisfx/on_demand.py``;
-    CPU and auto devices: a named one loads now).
+    CPU and auto devices: a named one loads now); a CLAP folder model is a record whose words run through this
+    machine's checked ONNX export of its text tower, where there is one (``encoders/clap/text_onnx.py``).
     Raises ``ModelUnavailableError`` (any reason the weights cannot be had) or ``UsageError`` (an unknown
     ``cfg.device``).
     """
@@ -72,7 +73,7 @@ def load_encoder(cfg: EncoderConfig, *, progress: bool = True, audio_on_demand: 
     from diffgap_search.encoders.clap.load import load_clap
     from diffgap_search.encoders.weights.progress import stderr_download_progress
 
-    return load_clap(cfg, stderr_download_progress(progress))
+    return load_clap(cfg, stderr_download_progress(progress), query=audio_on_demand)
 
 
 def check_text_model(cfg: EncoderConfig) -> None:

@@ -32,6 +32,7 @@ DEFAULT_PROJECTION_DIM = 512
 DEFAULT_TEXT_POSITIONS = 514
 DEFAULT_TEXT_PAD_ID = 1
 AUDIO_PREFIX = "audio_model."  # the audio tower's tensors in a ClapModel state dict
+TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class ModelNumbers:
     text_positions: int
     text_pad_id: int
     enable_fusion: bool
+
+    @property
+    def text_max_tokens(self) -> int:
+        """Tokens a text is cut at: 77 (LAION-CLAP's), fewer where the tower has fewer positions (RoBERTa's
+        positions start after the padding index)."""
+        return min(TEXT_MAX_TOKENS, self.text_positions - self.text_pad_id - 1)
 
     @classmethod
     def of_config(cls, config: Any) -> ModelNumbers:
@@ -82,10 +89,12 @@ class Deferred:
 
     ``load_model`` returns the float32 ``ClapModel`` (raising ``ModelUnavailableError`` as an eager load would),
     ``load_feature_extractor`` the ``ClapFeatureExtractor``, ``load_tokenizer`` the tokenizer;
-    ``audio_size`` is ``tower_size`` of the weights (what ``auto`` compares with ``min_params_for_lowp``)."""
+    ``audio_size`` is ``tower_size`` of the weights (what ``auto`` compares with ``min_params_for_lowp``);
+    ``on_model``, when set, is called with the encoder once the model is built (the text tower's export)."""
 
     numbers: ModelNumbers
     audio_size: int
     load_model: Callable[[], Any]
     load_feature_extractor: Callable[[], Any]
     load_tokenizer: Callable[[], Any]
+    on_model: Callable[[Any], None] | None = None

@@ -43,13 +43,13 @@ from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_r
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
 from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.clap.features import TorchLogMel
+from diffgap_search.encoders.clap.text_onnx import export_for_queries
 from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
 )
 from diffgap_search.encoders.runtime import prepare_device, quiet_transformers
 from diffgap_search.encoders.weights.layout import processor_settings
 
-TEXT_MAX_TOKENS = 77  # LAION-CLAP tokenises text to 77 tokens, padded to that length
 PRECISIONS = tuple(str(p) for p in Precision)
 MIN_PARAMS_FOR_BF16 = 5_000_000  # below this (test-sized towers) bf16 saves nothing: stay exact
 
@@ -114,8 +114,7 @@ class ClapEncoder:
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.window_samples = int(feature_extractor.nb_max_samples)
         self.input_samples = self.window_samples  # what the model hears at once (encoders.base.input_samples)
-        # RoBERTa positions start after the padding index.
-        self.text_max_tokens = min(TEXT_MAX_TOKENS, numbers.text_positions - numbers.text_pad_id - 1)
+        self.text_max_tokens = numbers.text_max_tokens
         self.precision = Precision(precision)
         self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
         self.audio_path: Precision | None = None  # the audio tower's precision path (encoders/clap/path_choice.py)
@@ -142,12 +141,17 @@ class ClapEncoder:
 
     @property
     def model(self) -> Any:
-        """The float32 ``ClapModel`` on ``device`` (loaded now if this encoder started without it)."""
+        """The float32 ``ClapModel`` on ``device`` (loaded now if this encoder started without it; then, before any
+        text converts it, ``Deferred.on_model`` runs: the text tower's export for word queries)."""
+        built = False
         if self._model is None:
             with self._loading:
                 if self._model is None:
                     model = self._deferred.load_model()  # type: ignore[union-attr]
                     self._model = model.to(device=self.device, dtype=torch.float32).eval()
+                    built = True
+        if built and self._deferred is not None and self._deferred.on_model is not None:
+            self._deferred.on_model(self)
         return self._model
 
     @property
@@ -208,16 +212,20 @@ class ClapEncoder:
         settings = processor_settings(folder, "clap")
         numbers = FeatureSettings(settings)
         ready = precision in PRECISIONS and ready_onnx_path(fingerprint, torch_device, Precision(precision))
+        export_text = partial(export_for_queries, folder=folder)  # once per machine: word queries without torch
         if ready and TorchLogMel.supports(numbers):  # the audio tower runs from a cached ONNX file
             deferred = Deferred(ModelNumbers.of_folder(folder), tower_size(weights_dir),  # deferred.py
                                 partial(parts.clap_model, folder, weights_dir),
-                                partial(parts.feature_extractor, settings), partial(parts.tokenizer, folder))
+                                partial(parts.feature_extractor, settings), partial(parts.tokenizer, folder),
+                                on_model=export_text)
             return cls(None, numbers, None, model_id=model_id, fingerprint=fingerprint, device=torch_device,
                        batch_size=batch_size, precision=precision, owns_model=True, deferred=deferred)
         model, feature_extractor, tokenizer = (parts.clap_model(folder, weights_dir),
                                                parts.feature_extractor(settings), parts.tokenizer(folder))
-        return cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=fingerprint,
-                   device=torch_device, batch_size=batch_size, precision=precision, owns_model=True)
+        encoder = cls(model, feature_extractor, tokenizer, model_id=model_id, fingerprint=fingerprint,
+                      device=torch_device, batch_size=batch_size, precision=precision, owns_model=True)
+        export_text(encoder)
+        return encoder
 
     @classmethod
     def from_laion_checkpoint(
@@ -385,3 +393,4 @@ def _with_channels(features: np.ndarray, channels: int) -> np.ndarray:
     if features.shape[1] == channels:
         return features
     return np.repeat(features[:, :1], channels, axis=1)
+

@@ -20,7 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diffgap_search.config import EncoderConfig
+from diffgap_search.config import Device, EncoderConfig, device_name
+from diffgap_search.encoders.precision import Precision
 from diffgap_search.encoders.weights.layout import read_config
 from diffgap_search.encoders.weights.source import LAYOUT_HINT, ModelSource, is_local_reference, resolve_model
 from diffgap_search.errors import DGSearchError, ModelUnavailableError
@@ -34,15 +35,24 @@ CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 LAION_TOKENIZER = "FacebookAI/roberta-base"  # LAION-CLAP's RobertaTokenizer.from_pretrained("roberta-base")
 
 
-def load_clap(cfg: EncoderConfig, sink: DownloadProgress) -> ClapEncoder | ClapRecord:
+def load_clap(cfg: EncoderConfig, sink: DownloadProgress, query: bool = False) -> ClapEncoder | ClapRecord:
     """The CLAP encoder ``cfg.model`` names, on ``cfg.device``, its ``provenance`` set; downloads report to ``sink``.
     ``cfg.defer_model`` (a process that records the encoder and embeds nothing): a hub or folder model is a
-    ``record.ClapRecord``, read without torch, that builds the encoder only if asked to embed."""
+    ``record.ClapRecord``, read without torch, that builds the encoder only if asked to embed. ``query`` (one
+    query's process, ``precision`` auto on the CPU): a record too where this machine holds a checked ONNX export
+    of the text tower, so words are embedded without torch (``text_onnx.py``)."""
     if is_checkpoint_file(cfg.model):
         return _load_laion_checkpoint(cfg, sink)
     source = resolve_model(cfg.model, cfg.revision, role="clap", progress=sink)
     check_clap_config(source.folder, _label(cfg.model, source))
-    encoder = _clap_record(source.folder, cfg) if cfg.defer_model else _clap_encoder(source.folder, cfg)
+    encoder: ClapEncoder | ClapRecord
+    if cfg.defer_model:
+        encoder = _clap_record(source.folder, cfg)
+    elif query and cfg.precision == Precision.AUTO and device_name(cfg.device) in (Device.AUTO, Device.CPU):
+        record = _clap_record(source.folder, cfg, text_onnx=True)
+        encoder = record if record.text_runner is not None else _clap_encoder(source.folder, cfg)
+    else:
+        encoder = _clap_encoder(source.folder, cfg)
     encoder.provenance = source.provenance()
     return encoder
 
@@ -64,14 +74,14 @@ def _clap_encoder(folder: Path, cfg: EncoderConfig) -> ClapEncoder:
         ) from error
 
 
-def _clap_record(folder: Path, cfg: EncoderConfig) -> ClapRecord:
+def _clap_record(folder: Path, cfg: EncoderConfig, text_onnx: bool = False) -> ClapRecord:
     """``folder``'s encoder as a ``record.ClapRecord``: its identity read without torch, ``_clap_encoder`` built
     from it only if something asks it to embed."""
     from diffgap_search.encoders.clap.record import ClapRecord
     from diffgap_search.encoders.weights.convert import published_weights
 
     return ClapRecord(folder, model_id=cfg.model, fingerprint=published_weights(folder)[1],
-                      device=cfg.device, batch_size=cfg.batch_size,
+                      device=cfg.device, batch_size=cfg.batch_size, text_onnx=text_onnx,
                       build=partial(_clap_encoder, folder, replace(cfg, defer_model=False)))
 
 

@@ -8,6 +8,10 @@ import (~1 s of a core, measured before the actors could start: ``docs/ray.md``)
 
 Asked to embed after all, a record builds the real ``ClapEncoder`` once (``encoder()``) and hands the call to
 it: the same vectors as an encoder loaded eagerly (``tests/test_indexing_models_defer.py``).
+
+A query process (``load_clap(..., query=True)``) gets a record too where this machine holds a checked ONNX export
+of the text tower (``text_onnx.py``): words are then embedded by that session, without torch or transformers, and
+only an audio window would build the encoder.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from diffgap_search.encoders.weights.layout import processor_settings
 
 if TYPE_CHECKING:
     from diffgap_search.encoders.clap.encoder import ClapEncoder
+    from diffgap_search.encoders.clap.text_onnx import OnnxClapText
 
 class ClapRecord:
     """What an index records of a CLAP folder's encoder, and what the windows need of it (an
@@ -42,10 +47,12 @@ class ClapRecord:
     modalities = ("audio", "text")
 
     def __init__(self, folder: Path, *, model_id: str, fingerprint: str, build: Callable[[], ClapEncoder],
-                 device: str = "auto", batch_size: int = 16) -> None:
+                 device: str = "auto", batch_size: int = 16, text_onnx: bool = False) -> None:
         """``build``: the folder's ``ClapEncoder`` on the same settings (``load._clap_encoder``), called once if
-        this record is asked to embed."""
+        this record is asked to embed. ``text_onnx``: embed texts with this machine's checked ONNX export of the
+        text tower where there is one (``text_onnx.open_ready_text``; a query process)."""
         numbers, settings = ModelNumbers.of_folder(folder), FeatureSettings(processor_settings(folder, "clap"))
+        self.text_max_tokens = numbers.text_max_tokens
         self.model_id, self.fingerprint, self._build = model_id, fingerprint, build
         self.device, self.batch_size = device_name(device), check_batch_size(batch_size)
         self.dim = numbers.projection_dim
@@ -57,6 +64,11 @@ class ClapRecord:
         self.preprocessing = {"audio": AUDIO_PREPROCESSING[False], "text": TEXT_PREPROCESSING}
         self._encoder: ClapEncoder | None = None
         self._loading = threading.Lock()
+        self.text_runner: OnnxClapText | None = None
+        if text_onnx:
+            from diffgap_search.encoders.clap.text_onnx import open_ready_text
+
+            self.text_runner = open_ready_text(folder, fingerprint, self.text_max_tokens, self.batch_size)
 
     @property
     def model_loaded(self) -> bool:
@@ -78,5 +90,8 @@ class ClapRecord:
         return self.encoder().embed_audio(windows)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """N non-empty strings -> ``(N, D) float32``, L2-normalised (``encoder()``'s)."""
+        """N non-empty strings -> ``(N, D) float32``, L2-normalised: the ONNX text tower's (``text_runner``),
+        else ``encoder()``'s."""
+        if self.text_runner is not None and self._encoder is None:
+            return self.text_runner.embed_text(texts)
         return self.encoder().embed_text(texts)
