@@ -23,9 +23,9 @@ from diffgap_search.encoders.aisfx.onnx_query import (
     onnx_file,
     query_key,
     ready_file,
-    runtime_version,
 )
 from diffgap_search.encoders.clap.batches import probe_windows
+from diffgap_search.encoders.onnx_session import runtime_version
 from diffgap_search.encoders.precision import FILE_NAME, Precision
 from diffgap_search.media.audio import load_audio
 from diffgap_search.media.windows import window_audio

@@ -83,6 +83,7 @@ def test_an_eager_auto_load_exports_the_text_tower_whose_tokens_and_vectors_equa
     vectors = runner.embed_text(TEXTS)
     assert vectors.shape == fp32.shape == (len(TEXTS), encoder.dim) and vectors.dtype == np.float32
     assert np.min(np.sum(vectors * fp32, axis=1)) >= 0.9999
+    assert runner.embed_text([]).shape == encoder.embed_text([]).shape == (0, encoder.dim)
     made = path.stat().st_mtime_ns
     _eager(folder)  # a second load exports nothing
     assert path.stat().st_mtime_ns == made

@@ -34,7 +34,6 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +50,7 @@ from diffgap_search.encoders.aisfx.inputs import (
 )
 from diffgap_search.encoders.aisfx.package import DIM, PREPROCESSING, embeds_own_lengths
 from diffgap_search.encoders.aisfx.spectrogram import log_mel
+from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
 from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE,
     Precision,
@@ -58,7 +58,6 @@ from diffgap_search.encoders.precision import (
     remember_verdict,
 )
 from diffgap_search.encoders.weights.fingerprint import cache_dir
-from diffgap_search.threads import idle_cores
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,38 +66,18 @@ EXPORT_VERSION = 1  # 1 (2026-12-06): the float32 AisfxNet, opset 17, input (bat
 INPUT_NAME = "spectrogram"
 FRAMES_PER_RUN = 4 * 432  # at most this many input frames per session run (the torch encoder's CPU budget)
 QUERY_FRAMES = 12 * 432  # up to twelve 10 s windows a query runs here; more load torch (module docstring)
-RUNTIME_PACKAGES = ("onnxruntime-gpu", "onnxruntime")  # distributions that provide the onnxruntime module
 log = logging.getLogger(__name__)
-
-
-def runtime_version() -> str | None:
-    """The installed onnxruntime's version (read from its metadata, not imported), or None without it."""
-    if importlib.util.find_spec("onnxruntime") is None:
-        return None
-    for name in RUNTIME_PACKAGES:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return None
-
-
-def _torch_version() -> str:
-    try:
-        return version("torch")
-    except PackageNotFoundError:
-        return "none"
 
 
 def query_key(fingerprint: str) -> str:
     """``"<sha256>|audio query|cpu|torch <ver>|ort <ver>|aisfx onnx <n>|auto"``: where the export's verdict is
     remembered (an ``auto`` choice: ``encoders/precision.remembered_paths`` shows it in ``dgsearch info``)."""
-    return f"{fingerprint}|audio query|cpu|torch {_torch_version()}|ort {runtime_version()}|aisfx onnx {EXPORT_VERSION}|auto"
+    return f"{fingerprint}|audio query|cpu|torch {installed_version('torch')}|ort {runtime_version()}|aisfx onnx {EXPORT_VERSION}|auto"
 
 
 def onnx_file(fingerprint: str) -> Path:
     """Where the export of these weights lives: ``<cache_dir>/onnx/<sha256>-aisfx-x<n>-torch<v>-ort<v>.onnx``."""
-    name = f"{fingerprint}-aisfx-x{EXPORT_VERSION}-torch{_torch_version()}-ort{runtime_version()}.onnx"
+    name = f"{fingerprint}-aisfx-x{EXPORT_VERSION}-torch{installed_version('torch')}-ort{runtime_version()}.onnx"
     return cache_dir() / "onnx" / name.replace("+", "_")
 
 
@@ -138,16 +117,8 @@ class OnnxAisfx:
     ``embed_audio`` takes and returns what ``AisfxEncoder.embed_audio`` does, at preprocessing ``version``."""
 
     def __init__(self, path: Path, version: int = PREPROCESSING["audio"], threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or idle_cores(os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         self.own_lengths = embeds_own_lengths(version)
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads)
 
     def embed_audio(self, windows: np.ndarray, durations_s: Sequence[float] | None = None) -> np.ndarray:
         """``(N, S) float32`` mono windows at 44.1 kHz -> ``(N, 512) float32``, unit rows; a short window (its

@@ -145,17 +145,9 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
 def onnx_runner(path: Path) -> Runner:
     """An ONNX Runtime session on ``path`` (CPU execution provider, all graph optimisations, torch's CPU
     thread count), as a runner."""
-    import logging
+    from diffgap_search.encoders.onnx_session import cpu_session
 
-    import onnxruntime as ort
-
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, torch.get_num_threads())
 
     def run(features: torch.Tensor) -> torch.Tensor:
         array = features.detach().float().cpu().contiguous().numpy()

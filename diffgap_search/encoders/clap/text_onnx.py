@@ -29,15 +29,14 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
 from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict
 from diffgap_search.encoders.weights.fingerprint import cache_dir
-from diffgap_search.threads import idle_cores
 
 EXPORT_VERSION = 1  # 1 (2026-12-06): TextTower in float32, opset 17, input_ids and attention_mask (batch, length)
 TOKENIZER_FILE = "tokenizer.json"
@@ -45,28 +44,13 @@ INPUTS = ("input_ids", "attention_mask")
 log = logging.getLogger(__name__)
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "none"
-
-
 def runtime_ready() -> bool:
     """Whether onnxruntime and tokenizers can be imported (read from the installed packages, nothing imported)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers"))
-
-
-def _ort_version() -> str:
-    for name in ("onnxruntime-gpu", "onnxruntime"):
-        found = _version(name)
-        if found != "none":
-            return found
-    return "none"
+    return runtime_version() is not None and importlib.util.find_spec("tokenizers") is not None
 
 
 def _versions() -> str:
-    return f"torch {_version('torch')}|tf {_version('transformers')}|ort {_ort_version()}"
+    return f"torch {installed_version('torch')}|tf {installed_version('transformers')}|ort {runtime_version() or 'none'}"
 
 
 def text_query_key(fingerprint: str) -> str:
@@ -88,7 +72,6 @@ class OnnxClapText:
     """
 
     def __init__(self, path: Path, tokenizer_file: Path, max_tokens: int, batch_size: int = 16) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.max_tokens, self.batch_size = max_tokens, batch_size
@@ -96,13 +79,9 @@ class OnnxClapText:
         self._tokenizer.enable_truncation(max_length=max_tokens)
         pad = _pad_token(tokenizer_file)
         self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id(pad) or 0, pad_token=pad)
-        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = idle_cores(os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path)
+        width = self._session.get_outputs()[0].shape[-1]
+        self.dim = width if isinstance(width, int) else 0  # the projection's size (static in the export)
 
     def tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """B strings -> ``(input_ids, attention_mask)``, each ``(B, L) int64``, L <= ``max_tokens``."""
@@ -124,7 +103,7 @@ class OnnxClapText:
             ids, mask = self.tokens(items[lo : lo + self.batch_size])
             parts.append(self._session.run(None, {INPUTS[0]: ids, INPUTS[1]: mask})[0])
         if not parts:
-            return np.zeros((0, 0), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         vectors = np.concatenate(parts, axis=0).astype(np.float32, copy=False)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.float32(1e-12))
 
