@@ -131,8 +131,10 @@ def test_a_damaged_text_export_is_removed_and_the_query_builds_the_model(tiny_cl
     path = text_onnx_file(encoder.fingerprint)
     path.write_bytes(path.read_bytes()[:1000])
     query = load_encoder(EncoderConfig(model=str(tiny_clap_dir), device="cpu"), progress=False, audio_on_demand=True)
-    assert type(query).__name__ == "ClapEncoder"  # no session: the model, as before the export
-    assert f"ONNX Runtime cannot open {path}" in caplog.text
+    assert isinstance(query, ClapRecord)  # the file is there: its session opens at the first text
+    vectors = query.embed_text(TEXTS[:2])  # it cannot: the model is built and embeds the text
+    assert query.model_loaded and f"ONNX Runtime cannot open {path}" in caplog.text
+    np.testing.assert_allclose(vectors, _eager(tiny_clap_dir, "fp32").embed_text(TEXTS[:2]), atol=1e-5)
     # the damaged file was removed, and the model this query built exported it again, whole: the next query has it
     assert path.stat().st_size > 1000
     assert open_ready_text(tiny_clap_dir, encoder.fingerprint, encoder.text_max_tokens) is not None

@@ -39,6 +39,7 @@ import torch
 from diffgap_search.config import Device
 from diffgap_search.encoders.base import check_batch_size
 from diffgap_search.encoders.clap import parts
+from diffgap_search.encoders.clap.audio_query import record_encoder_path
 from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
 from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
@@ -327,6 +328,7 @@ class ClapEncoder:
         self.audio_path, self._audio_run = choose_audio_path(self)
         self.audio_dtype = torch.bfloat16 if self.audio_path == Precision.BF16 else torch.float32
         self.stft_dtype = torch.float64 if self.audio_path == Precision.FP32 else torch.float32
+        record_encoder_path(self)  # an ONNX path under auto: audio queries then run without torch (audio_query.py)
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool:
         """Whether the bf16 copy of ``tower`` may serve: forced by ``precision="bf16"``, else the probe's

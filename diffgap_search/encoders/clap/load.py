@@ -39,8 +39,9 @@ def load_clap(cfg: EncoderConfig, sink: DownloadProgress, query: bool = False) -
     """The CLAP encoder ``cfg.model`` names, on ``cfg.device``, its ``provenance`` set; downloads report to ``sink``.
     ``cfg.defer_model`` (a process that records the encoder and embeds nothing): a hub or folder model is a
     ``record.ClapRecord``, read without torch, that builds the encoder only if asked to embed. ``query`` (one
-    query's process, ``precision`` auto on the CPU): a record too where this machine holds a checked ONNX export
-    of the text tower, so words are embedded without torch (``text_onnx.py``)."""
+    query's process, ``precision`` auto on the CPU): a record too where this machine holds a checked ONNX file of
+    the text tower or the audio tower, so words or windows are embedded without torch (``text_onnx.py``,
+    ``audio_query.py``)."""
     if is_checkpoint_file(cfg.model):
         return _load_laion_checkpoint(cfg, sink)
     source = resolve_model(cfg.model, cfg.revision, role="clap", progress=sink)
@@ -49,8 +50,8 @@ def load_clap(cfg: EncoderConfig, sink: DownloadProgress, query: bool = False) -
     if cfg.defer_model:
         encoder = _clap_record(source.folder, cfg)
     elif query and cfg.precision == Precision.AUTO and device_name(cfg.device) in (Device.AUTO, Device.CPU):
-        record = _clap_record(source.folder, cfg, text_onnx=True)
-        encoder = record if record.text_runner is not None else _clap_encoder(source.folder, cfg)
+        record = _clap_record(source.folder, cfg, query_paths=True)
+        encoder = record if record.has_query_sessions else _clap_encoder(source.folder, cfg)
     else:
         encoder = _clap_encoder(source.folder, cfg)
     encoder.provenance = source.provenance()
@@ -74,14 +75,14 @@ def _clap_encoder(folder: Path, cfg: EncoderConfig) -> ClapEncoder:
         ) from error
 
 
-def _clap_record(folder: Path, cfg: EncoderConfig, text_onnx: bool = False) -> ClapRecord:
+def _clap_record(folder: Path, cfg: EncoderConfig, query_paths: bool = False) -> ClapRecord:
     """``folder``'s encoder as a ``record.ClapRecord``: its identity read without torch, ``_clap_encoder`` built
     from it only if something asks it to embed."""
     from diffgap_search.encoders.clap.record import ClapRecord
     from diffgap_search.encoders.weights.convert import published_weights
 
     return ClapRecord(folder, model_id=cfg.model, fingerprint=published_weights(folder)[1],
-                      device=cfg.device, batch_size=cfg.batch_size, text_onnx=text_onnx,
+                      device=cfg.device, batch_size=cfg.batch_size, query_paths=query_paths,
                       build=partial(_clap_encoder, folder, replace(cfg, defer_model=False)))
 
 

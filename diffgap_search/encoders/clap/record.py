@@ -10,8 +10,8 @@ Asked to embed after all, a record builds the real ``ClapEncoder`` once (``encod
 it: the same vectors as an encoder loaded eagerly (``tests/test_indexing_models_defer.py``).
 
 A query process (``load_clap(..., query=True)``) gets a record too where this machine holds a checked ONNX export
-of the text tower (``text_onnx.py``): words are then embedded by that session, without torch or transformers, and
-only an audio window would build the encoder.
+of the text tower (``text_onnx.py``) or a recorded ONNX file of the audio tower (``audio_query.py``): words, or
+windows, are then embedded by that session without torch, and only what has no session builds the encoder.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from diffgap_search.encoders.weights.layout import processor_settings
 
 if TYPE_CHECKING:
     from diffgap_search.encoders.clap.encoder import ClapEncoder
+    from diffgap_search.encoders.clap.audio_query import OnnxClapAudio
     from diffgap_search.encoders.clap.text_onnx import OnnxClapText
 
 class ClapRecord:
@@ -47,10 +48,11 @@ class ClapRecord:
     modalities = ("audio", "text")
 
     def __init__(self, folder: Path, *, model_id: str, fingerprint: str, build: Callable[[], ClapEncoder],
-                 device: str = "auto", batch_size: int = 16, text_onnx: bool = False) -> None:
+                 device: str = "auto", batch_size: int = 16, query_paths: bool = False) -> None:
         """``build``: the folder's ``ClapEncoder`` on the same settings (``load._clap_encoder``), called once if
-        this record is asked to embed. ``text_onnx``: embed texts with this machine's checked ONNX export of the
-        text tower where there is one (``text_onnx.open_ready_text``; a query process)."""
+        this record is asked to embed. ``query_paths`` (a query process): embed texts and windows with this
+        machine's checked ONNX files where it has them (``text_onnx.open_ready_text``,
+        ``audio_query.open_ready_audio``), else by ``encoder()``."""
         numbers, settings = ModelNumbers.of_folder(folder), FeatureSettings(processor_settings(folder, "clap"))
         self.text_max_tokens = numbers.text_max_tokens
         self.model_id, self.fingerprint, self._build = model_id, fingerprint, build
@@ -64,11 +66,43 @@ class ClapRecord:
         self.preprocessing = {"audio": AUDIO_PREPROCESSING[False], "text": TEXT_PREPROCESSING}
         self._encoder: ClapEncoder | None = None
         self._loading = threading.Lock()
-        self.text_runner: OnnxClapText | None = None
-        if text_onnx:
+        # A query's sessions on this machine's checked ONNX files, opened at first use (a word query never opens
+        # the audio tower's, nor an audio query the 500 MB text tower's); False: none, or it failed to open.
+        self._folder, self._settings, self._channels = folder, settings, 4 if numbers.enable_fusion else 1
+        self._sessions: dict[str, Any] = {}
+        if query_paths:
+            from diffgap_search.encoders.clap.audio_query import ready_audio_file
+            from diffgap_search.encoders.clap.text_onnx import ready_text_file
+
+            self._sessions = {"text": None if ready_text_file(folder, fingerprint) else False,
+                              "audio": None if ready_audio_file(fingerprint) else False}
+
+    @property
+    def has_query_sessions(self) -> bool:
+        """Whether a text or audio session on this machine's ONNX files is ready to open (``query_paths``)."""
+        return any(session is not False for session in self._sessions.values())
+
+    @property
+    def text_runner(self) -> OnnxClapText | None:
+        """The text tower's ONNX session (opened now), or None (none here, it failed to open, or the model is built)."""
+        if self._sessions.get("text", False) is None:
             from diffgap_search.encoders.clap.text_onnx import open_ready_text
 
-            self.text_runner = open_ready_text(folder, fingerprint, self.text_max_tokens, self.batch_size)
+            opened = open_ready_text(self._folder, self.fingerprint, self.text_max_tokens, self.batch_size)
+            self._sessions["text"] = opened if opened is not None else False
+        found = self._sessions.get("text", False)
+        return found if found is not False and self._encoder is None else None
+
+    @property
+    def audio_runner(self) -> OnnxClapAudio | None:
+        """The audio tower's ONNX session on numpy features (opened now), or None (as ``text_runner``)."""
+        if self._sessions.get("audio", False) is None:
+            from diffgap_search.encoders.clap.audio_query import open_ready_audio
+
+            opened = open_ready_audio(self.fingerprint, self._settings, self._channels, self.batch_size)
+            self._sessions["audio"] = opened if opened is not None else False
+        found = self._sessions.get("audio", False)
+        return found if found is not False and self._encoder is None else None
 
     @property
     def model_loaded(self) -> bool:
@@ -86,12 +120,13 @@ class ClapRecord:
         return self._encoder
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, S) float32`` windows at ``sample_rate`` -> ``(N, D) float32``, L2-normalised (``encoder()``'s)."""
-        return self.encoder().embed_audio(windows)
+        """``(N, S) float32`` windows at ``sample_rate`` -> ``(N, D) float32``, L2-normalised: the ONNX audio
+        tower's on numpy features (``audio_runner``), else ``encoder()``'s."""
+        runner = self.audio_runner
+        return runner.embed_audio(windows) if runner is not None else self.encoder().embed_audio(windows)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N non-empty strings -> ``(N, D) float32``, L2-normalised: the ONNX text tower's (``text_runner``),
         else ``encoder()``'s."""
-        if self.text_runner is not None and self._encoder is None:
-            return self.text_runner.embed_text(texts)
-        return self.encoder().embed_text(texts)
+        runner = self.text_runner
+        return runner.embed_text(texts) if runner is not None else self.encoder().embed_text(texts)

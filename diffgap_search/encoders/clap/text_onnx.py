@@ -118,20 +118,25 @@ def _pad_token(tokenizer_file: Path) -> str:
     return str(pad.get("content", "<pad>") if isinstance(pad, dict) else pad)
 
 
-def open_ready_text(folder: Path, fingerprint: str, max_tokens: int, batch_size: int = 16) -> OnnxClapText | None:
-    """A session on the checked export of these weights' text tower, when onnxruntime and tokenizers are here,
-    the folder has a ``tokenizer.json`` and this machine made and kept the export; else None. A file ONNX Runtime
-    cannot open is logged and removed (the next eager load exports it again)."""
-    tokenizer_file = folder / TOKENIZER_FILE
-    if not (runtime_ready() and tokenizer_file.is_file()):
+def ready_text_file(folder: Path, fingerprint: str) -> Path | None:
+    """The checked export of these weights' text tower, when onnxruntime and tokenizers are here, the folder has a
+    ``tokenizer.json`` and this machine made and kept the export; else None. Opens nothing."""
+    if not (runtime_ready() and (folder / TOKENIZER_FILE).is_file()):
         return None
     if cached_choice(text_query_key(fingerprint)) != Precision.ONNX:
         return None
     path = text_onnx_file(fingerprint)
-    if not path.is_file():
+    return path if path.is_file() else None
+
+
+def open_ready_text(folder: Path, fingerprint: str, max_tokens: int, batch_size: int = 16) -> OnnxClapText | None:
+    """A session on ``ready_text_file``'s export, or None. A file ONNX Runtime cannot open is logged and removed
+    (the next eager load exports it again)."""
+    path = ready_text_file(folder, fingerprint)
+    if path is None:
         return None
     try:
-        return OnnxClapText(path, tokenizer_file, max_tokens, batch_size)
+        return OnnxClapText(path, folder / TOKENIZER_FILE, max_tokens, batch_size)
     except Exception as error:  # noqa: BLE001 - onnxruntime and tokenizers raise their own classes
         log.warning("CLAP: ONNX Runtime cannot open %s (%s); this query loads the model", path, error)
         path.unlink(missing_ok=True)
