@@ -6,13 +6,11 @@ then embeds its file with ONNX Runtime and numpy, never importing torch, and fin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from query_process import query_process
 from real_sounds import require_real_sounds
 
 from diffgap_search.config import WindowConfig
@@ -110,21 +108,6 @@ def _torch() -> str:
     return version("torch")
 
 
-def _query_process(index: Path, cache: Path, *args: str) -> tuple[list[tuple[str, float]], bool]:
-    """A real ``dgsearch ARGS --index INDEX -k 3 --json`` process: its hits (file name, score) and whether it
-    imported torch."""
-    code = ("import json, sys\n"
-            "from diffgap_search.cli.app import main\n"
-            f"sys.argv = ['dgsearch', *{list(args)!r}, '--index', {str(index)!r}, '-k', '3', '--json']\n"
-            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-            "print('torch' in sys.modules, file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "DGSEARCH_CACHE_DIR": str(cache)})
-    assert done.returncode == 0, done.stderr
-    hits = [(Path(h["path"]).name, h["score"]) for h in json.loads(done.stdout)["hits"]]
-    return hits, done.stderr.strip().splitlines()[-1] == "True"
-
-
 def test_a_query_process_embeds_without_torch_once_an_index_run_exported(tmp_path: Path, cache: Path) -> None:
     from typer.testing import CliRunner
 
@@ -137,9 +120,9 @@ def test_a_query_process_embeds_without_torch_once_an_index_run_exported(tmp_pat
     remembered = json.loads((cache / FILE_NAME).read_text())
     assert [v for k, v in remembered.items() if "|audio query|" in k] == ["onnx"]  # the index run exported
     snare = str(EXAMPLES / "snare.ogg")
-    onnx_hits, onnx_torch = _query_process(index, cache, "query", "--audio", snare)
-    torch_hits, torch_torch = _query_process(index, cache, "query", "--audio", snare, "--precision", "fp32")
-    assert (onnx_torch, torch_torch) == (False, True)  # forced fp32: the torch network
+    onnx_hits, onnx_torch = query_process(index, cache, "query", "--audio", snare)
+    torch_hits, torch_torch = query_process(index, cache, "query", "--audio", snare, "--precision", "fp32")
+    assert (onnx_torch, torch_torch) == ([False], [True])  # forced fp32: the torch network
     assert [name for name, _ in onnx_hits] == [name for name, _ in torch_hits] == ["snare.ogg", "tabla.ogg",
                                                                                   "hihat_open.ogg"]
     np.testing.assert_allclose([s for _, s in onnx_hits], [s for _, s in torch_hits], atol=1e-3)
@@ -147,8 +130,8 @@ def test_a_query_process_embeds_without_torch_once_an_index_run_exported(tmp_pat
     outside = tmp_path / "elsewhere" / "snare copy.ogg"
     outside.parent.mkdir()
     outside.write_bytes((EXAMPLES / "snare.ogg").read_bytes())
-    similar_hits, similar_torch = _query_process(index, cache, "similar", str(outside))
-    assert similar_torch is False
+    similar_hits, similar_torch = query_process(index, cache, "similar", str(outside))
+    assert similar_torch == [False]
     assert [name for name, _ in similar_hits] == ["snare.ogg", "tabla.ogg", "hihat_open.ogg"]
     summary = json.loads(CliRunner().invoke(app, ["info", "--index", str(index), "--json"]).stdout)["summary"]
     assert summary["precision path"].startswith(f"audio query on cpu, torch {_torch()}, ort {runtime_version()}, "

@@ -7,15 +7,13 @@ random seeded weights; real recordings (Debian's CC0 sonic-pi samples) for the f
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from query_process import query_process
 from real_sounds import SAMPLES_DIR
 from typer.testing import CliRunner
 
@@ -103,19 +101,6 @@ def test_forced_paths_and_fp32_record_nothing(tiny_clap_dir: Path, cache: Path) 
     assert query_key(auto.fingerprint) not in json.loads((cache / FILE_NAME).read_text())
 
 
-def _process(index: Path, cache: Path, *args: str) -> tuple[list[tuple[str, float]], bool]:
-    code = ("import json, sys\n"
-            "from diffgap_search.cli.app import main\n"
-            f"sys.argv = ['dgsearch', *{list(args)!r}, '--index', {str(index)!r}, '-k', '3', '--json']\n"
-            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-            "print('torch' in sys.modules, file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "DGSEARCH_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 0, done.stderr
-    hits = [(Path(h["path"]).name, h["score"]) for h in json.loads(done.stdout)["hits"]]
-    return hits, done.stderr.strip().splitlines()[-1] == "True"
-
-
 def test_an_audio_query_process_imports_no_torch(tiny_clap_dir: Path, tmp_path: Path, cache: Path) -> None:
     index = tmp_path / "ix"
     done = CliRunner().invoke(app, ["index", str(EXAMPLES), "--index", str(index), "--model", str(tiny_clap_dir),
@@ -123,9 +108,9 @@ def test_an_audio_query_process_imports_no_torch(tiny_clap_dir: Path, tmp_path: 
     assert done.exit_code == 0, done.output
     _auto_on_onnx(tiny_clap_dir).embed_audio(_windows(1))  # this machine's auto path: onnx, recorded
     snare = str(EXAMPLES / "snare.ogg")
-    onnx_hits, onnx_torch = _process(index, cache, "query", "--audio", snare)
-    torch_hits, torch_torch = _process(index, cache, "query", "--audio", snare, "--precision", "onnx")
-    assert (onnx_torch, torch_torch) == (False, True)  # forced onnx: the same file, through torch
+    onnx_hits, onnx_torch = query_process(index, cache, "query", "--audio", snare)
+    torch_hits, torch_torch = query_process(index, cache, "query", "--audio", snare, "--precision", "onnx")
+    assert (onnx_torch, torch_torch) == ([False], [True])  # forced onnx: the same file, through torch
     assert len(onnx_hits) == 3 and [n for n, _ in onnx_hits] == [n for n, _ in torch_hits]
     np.testing.assert_allclose([s for _, s in onnx_hits], [s for _, s in torch_hits], atol=1e-3)
     summary = json.loads(CliRunner().invoke(app, ["info", "--index", str(index), "--json"]).stdout)["summary"]

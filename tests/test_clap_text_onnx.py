@@ -9,16 +9,14 @@ Tiny CLAP models in today's ``save_pretrained`` layout and in the default model'
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from fixtures_published import CLAP_DEFAULT, CLAP_VARIANTS, publish_clap
+from query_process import query_process
 from typer.testing import CliRunner
 
 from diffgap_search.cli.app import app
@@ -140,21 +138,6 @@ def test_a_damaged_text_export_is_removed_and_the_query_builds_the_model(tiny_cl
     assert open_ready_text(tiny_clap_dir, encoder.fingerprint, encoder.text_max_tokens) is not None
 
 
-def _process(index: Path, cache: Path, *args: str) -> tuple[list[tuple[str, float]], list[bool]]:
-    """A real ``dgsearch ARGS --index INDEX -k 3 --json`` process: its hits (file name, score) and whether it
-    imported torch and transformers."""
-    code = ("import json, sys\n"
-            "from diffgap_search.cli.app import main\n"
-            f"sys.argv = ['dgsearch', *{list(args)!r}, '--index', {str(index)!r}, '-k', '3', '--json']\n"
-            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-            "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "DGSEARCH_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 0, done.stderr
-    hits = [(Path(h["path"]).name, h["score"]) for h in json.loads(done.stdout)["hits"]]
-    return hits, [word == "True" for word in done.stderr.strip().splitlines()[-1].split()]
-
-
 def test_a_word_query_process_imports_neither_torch_nor_transformers(tiny_clap_dir: Path, tmp_path: Path,
                                                                      cache: Path) -> None:
     index = tmp_path / "ix"
@@ -162,8 +145,9 @@ def test_a_word_query_process_imports_neither_torch_nor_transformers(tiny_clap_d
                                     "--no-frames", "--workers", "0"])
     assert done.exit_code == 0, done.output
     words = ["query", "a bell ringing", "--mode", "semantic"]
-    onnx_hits, onnx_imports = _process(index, cache, *words)
-    torch_hits, torch_imports = _process(index, cache, *words, "--precision", "fp32")
+    both = ("torch", "transformers")
+    onnx_hits, onnx_imports = query_process(index, cache, *words, modules=both)
+    torch_hits, torch_imports = query_process(index, cache, *words, "--precision", "fp32", modules=both)
     assert onnx_imports == [False, False] and torch_imports == [True, True]
     assert len(onnx_hits) == 3 and [n for n, _ in onnx_hits] == [n for n, _ in torch_hits]
     np.testing.assert_allclose([s for _, s in onnx_hits], [s for _, s in torch_hits], atol=1e-3)

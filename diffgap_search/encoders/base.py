@@ -162,3 +162,15 @@ def check_batch_size(batch_size: int) -> int:
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     return batch_size
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of non-empty strings (what every ``embed_text`` takes). Raises TypeError for one string
+    (a sequence of its characters, by mistake) and ValueError for an empty or non-string item."""
+    if isinstance(texts, str):
+        raise TypeError("embed_text takes a sequence of strings, not one string")
+    items = list(texts)
+    for text in items:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"texts must be non-empty strings, got {text!r}")
+    return items

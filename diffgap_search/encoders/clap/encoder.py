@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from diffgap_search.config import Device
-from diffgap_search.encoders.base import check_batch_size
+from diffgap_search.encoders.base import check_batch_size, checked_texts
 from diffgap_search.encoders.clap import parts
 from diffgap_search.encoders.clap.audio_query import record_encoder_path
 from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_rows
@@ -281,12 +281,7 @@ class ClapEncoder:
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N non-empty strings -> ``(N, D) float32``, unit rows. Texts are cut at 77 tokens, like LAION-CLAP."""
-        if isinstance(texts, str):
-            raise TypeError("embed_text takes a sequence of strings, not one string")
-        items = list(texts)
-        for text in items:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"texts must be non-empty strings, got {text!r}")
+        items = checked_texts(texts)
         if self.text_dtype is None:
             self._choose_text_dtype()
         parts = [self._text_batch(chunk) for chunk in even_chunks(items, self.batch_size)]

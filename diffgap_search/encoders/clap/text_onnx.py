@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from diffgap_search.encoders.base import checked_texts
 from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
 from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict
 from diffgap_search.encoders.weights.fingerprint import cache_dir
@@ -92,12 +93,7 @@ class OnnxClapText:
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """N non-empty strings -> ``(N, D) float32``, unit rows (``ClapEncoder.embed_text``'s checks)."""
-        if isinstance(texts, str):
-            raise TypeError("embed_text takes a sequence of strings, not one string")
-        items = list(texts)
-        for text in items:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"texts must be non-empty strings, got {text!r}")
+        items = checked_texts(texts)
         parts = []
         for lo in range(0, len(items), self.batch_size):
             ids, mask = self.tokens(items[lo : lo + self.batch_size])
