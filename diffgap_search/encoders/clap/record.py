@@ -85,23 +85,26 @@ class ClapRecord:
     @property
     def text_runner(self) -> OnnxClapText | None:
         """The text tower's ONNX session (opened now), or None (none here, it failed to open, or the model is built)."""
-        if self._sessions.get("text", False) is None:
-            from diffgap_search.encoders.clap.text_onnx import open_ready_text
+        from diffgap_search.encoders.clap.text_onnx import open_ready_text
 
-            opened = open_ready_text(self._folder, self.fingerprint, self.text_max_tokens, self.batch_size)
-            self._sessions["text"] = opened if opened is not None else False
-        found = self._sessions.get("text", False)
-        return found if found is not False and self._encoder is None else None
+        return self._session("text", lambda: open_ready_text(self._folder, self.fingerprint, self.text_max_tokens,
+                                                             self.batch_size))
 
     @property
     def audio_runner(self) -> OnnxClapAudio | None:
         """The audio tower's ONNX session on numpy features (opened now), or None (as ``text_runner``)."""
-        if self._sessions.get("audio", False) is None:
-            from diffgap_search.encoders.clap.audio_query import open_ready_audio
+        from diffgap_search.encoders.clap.audio_query import open_ready_audio
 
-            opened = open_ready_audio(self.fingerprint, self._settings, self._channels, self.batch_size)
-            self._sessions["audio"] = opened if opened is not None else False
-        found = self._sessions.get("audio", False)
+        return self._session("audio", lambda: open_ready_audio(self.fingerprint, self._settings, self._channels,
+                                                               self.batch_size))
+
+    def _session(self, tower: str, open_session: Callable[[], Any]) -> Any:
+        """``tower``'s query session: opened by ``open_session`` on first use if one was ready (None: it failed,
+        remembered as False); None once the model is built (it answers everything then)."""
+        if self._sessions.get(tower, False) is None:
+            opened = open_session()
+            self._sessions[tower] = opened if opened is not None else False
+        found = self._sessions.get(tower, False)
         return found if found is not False and self._encoder is None else None
 
     @property
