@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,17 @@ def test_a_new_catalog_keeps_a_512_float_vector_in_its_row_and_an_old_one_keeps_
         put(cat, "b.wav", 1, rng)
         assert cat.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
         assert next(cat.read_vectors("audio", dim=8))[0].tolist() == [1, 2, 3]
+
+
+def test_a_writer_imports_sqlite_utils_without_pandas(tmp_path: Path) -> None:
+    """sqlite-utils would import pandas (0.45 s) only to map pandas values, which the catalog never writes: a
+    writing process imports neither, and ``import pandas`` still works after it (a fresh interpreter)."""
+    code = ("import sys\nfrom pathlib import Path\nfrom diffgap_search.store.catalog import Catalog\n"
+            f"with Catalog.open(Path({str(tmp_path)!r}), create=True) as cat:\n"
+            "    with cat.batch():\n        cat.set_meta({'probe': {'ok': 1}})\n"
+            "print('sqlite_utils' in sys.modules, 'pandas' in sys.modules)\n"
+            "import importlib, importlib.util\nprint(importlib.util.find_spec('pandas') is None or"
+            " bool(importlib.import_module('pandas').__version__))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]

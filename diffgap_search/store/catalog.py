@@ -18,6 +18,7 @@ from diffgap_search.config import index_option
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
 from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
+from diffgap_search.store.sqlite_utils_module import import_sqlite_utils
 from diffgap_search.store.vectors import VectorRows, id_chunks, vector_blob
 
 CATALOG_NAME = "catalog.sqlite"
@@ -65,11 +66,10 @@ class Catalog(VectorRows):
     @property
     def db(self) -> Any:
         """sqlite-utils' ``Database`` over this connection, made on first use (a writer's transactions):
-        a reader (``dgsearch query``) never imports sqlite-utils, a tenth of a cold query's overhead."""
+        a reader (``dgsearch query``) never imports sqlite-utils, a tenth of a cold query's overhead; a writer
+        imports it without pandas (``store/sqlite_utils_module.py``)."""
         if self._db is None:
-            import sqlite_utils
-
-            self._db = sqlite_utils.Database(self._conn)
+            self._db = import_sqlite_utils().Database(self._conn)
         return self._db
 
     # -- opening -------------------------------------------------------------------------------------
