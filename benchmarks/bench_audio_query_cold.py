@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _alternated import alternated, timing_rows  # noqa: E402
 from _common import write_results  # noqa: E402
 
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
@@ -80,19 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             commands[f"{label}: auto (onnx)"] = base
             commands[f"{label}: --precision {torch_path} (torch)"] = [*base, "--precision", torch_path]
         commands["python -c 'import torch'"] = [sys.executable, "-c", "import torch"]
-        times: dict[str, list[float]] = {k: [] for k in commands}
-        outputs: dict[str, str] = {}
-        for _ in range(args.repeats):  # alternated: each round runs every command once
-            for label, cmd in commands.items():
-                t0 = time.perf_counter()
-                done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-                times[label].append(time.perf_counter() - t0)
-                outputs[label] = done.stdout
+        times, outputs = alternated(commands, args.repeats, env)
         medians = {k: statistics.median(v) for k, v in times.items()}
         same = {label: outputs[f"{label}: auto (onnx)"] == outputs[f"{label}: --precision {torch_path} (torch)"]
                 for label in queries}
-        rows = [("command", "median s", "min s", "max s")] + [
-            (k, f"{medians[k]:.2f}", f"{min(v):.2f}", f"{max(v):.2f}") for k, v in times.items()]
+        rows = timing_rows(times)
         notes = [f"index: {SONIC_PI} ({len(list(SONIC_PI.glob('*.flac')))} files), --model aisfx --no-frames; "
                  f"{args.repeats} fresh processes per command, alternated; top 10, --paths",
                  f"the torch path: --precision {torch_path}, what auto chose for the network on this machine",

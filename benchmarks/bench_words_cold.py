@@ -28,25 +28,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _alternated import alternated, timing_rows, tree_cli  # noqa: E402
 from _common import ROOT, write_results  # noqa: E402
 
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
 QUERY = "a bell ringing"
-# Runs the CLI of the source tree given first (its diffgap_search and cli/), whatever the environment installed.
-RUNNER = """import sys
-root = sys.argv.pop(1)
-sys.path.insert(0, root)
-import diffgap_search
-diffgap_search.__path__.append(root)
-from diffgap_search.cli.app import main
-sys.argv = ["dgsearch", *sys.argv[1:]]
-main()
-"""
 
 
 def build_index(folder: Path, index: Path) -> None:
     """Index ``folder`` with aisfx + WordLlama and train its bridge on the file names (the CLI, this tree)."""
-    dg = [sys.executable, "-c", RUNNER, str(ROOT)]
+    dg = tree_cli(ROOT)
     subprocess.run([*dg, "index", str(folder), "--index", str(index), "--model", "aisfx", "--text-model", "wordllama",
                     "--no-frames"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([*dg, "train", "--index", str(index), "--captions", "names"], check=True, stdout=subprocess.DEVNULL)
@@ -54,7 +45,7 @@ def build_index(folder: Path, index: Path) -> None:
 
 def served_scale(index: Path) -> float | None:
     """The residual scale the index's bridge serves text queries (``audio|text``, queries), from ``info``."""
-    done = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT), "info", "--index", str(index), "--json"],
+    done = subprocess.run([*tree_cli(ROOT), "info", "--index", str(index), "--json"],
                           check=True, capture_output=True, text=True)
     chosen = (json.loads(done.stdout)["meta"].get("bridge") or {}).get("chosen") or {}
     return (chosen.get("residual_scale") or {}).get("audio|text")
@@ -79,24 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         trees = {"this tree": ROOT} | ({"--against": args.against.resolve()} if args.against else {})
         commands: dict[str, list[str]] = {}
         for label, tree in trees.items():
-            base = [sys.executable, "-c", RUNNER, str(tree), "query", QUERY, "--index", str(index), "--paths", "-k", "5"]
+            base = [*tree_cli(tree), "query", QUERY, "--index", str(index), "--paths", "-k", "5"]
             commands[f"{label}: hybrid"] = base
             commands[f"{label}: semantic"] = [*base, "--mode", "semantic"]
             commands[f"{label}: keyword"] = [*base, "--mode", "keyword"]
         commands["python -c 'import torch'"] = [sys.executable, "-c", "import torch"]
-        times: dict[str, list[float]] = {k: [] for k in commands}
-        outputs: dict[str, str] = {}
-        for _ in range(args.repeats):  # alternated: each round runs every command once
-            for label, cmd in commands.items():
-                t0 = time.perf_counter()
-                done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-                times[label].append(time.perf_counter() - t0)
-                outputs[label] = done.stdout
+        times, outputs = alternated(commands, args.repeats, env)
         medians = {k: statistics.median(v) for k, v in times.items()}
         same = all(outputs[f"--against: {m}"] == outputs[f"this tree: {m}"] for m in ("hybrid", "semantic", "keyword")
                    ) if args.against else None
-        rows = [("command", "median s", "min s", "max s")] + [
-            (k, f"{medians[k]:.2f}", f"{min(v):.2f}", f"{max(v):.2f}") for k, v in times.items()]
+        rows = timing_rows(times)
         scale = served_scale(index)
         notes = [f"query {QUERY!r}, top 5, {args.repeats} fresh processes per command, alternated",
                  f"index: {index if args.index else 'sonic-pi samples (built for this run)'}; its bridge serves text"
