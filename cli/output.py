@@ -142,11 +142,23 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
             f" {report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
             f" {report.deleted} removed"
         )
+    here = working_directory()
     if report.failed:
         n = len(report.failed)
         console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
-        here = working_directory()
         for path, reason in report.failed:
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+    if report.unreadable:
+        n, kept = len(report.unreadable), report.kept_unreadable
+        console.print(f"{n} path{'s' if n > 1 else ''} skipped"
+                      + (f"; the {kept} file{'s' if kept > 1 else ''} indexed there {'are' if kept > 1 else 'is'}"
+                         " kept as they were" if kept else "") + ":")
+        for path, reason in report.unreadable:
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+    if report.caption_errors:
+        n = len(report.caption_errors)
+        console.print(f"{n} caption file{'s' if n > 1 else ''} could not be used:")
+        for path, reason in report.caption_errors:
             console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
     if report.previously_failed:
         console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"

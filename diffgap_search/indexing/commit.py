@@ -85,6 +85,7 @@ def apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, repo
     report.renamed = len(plan.renamed)
     report.copied = len(plan.copied)
     report.deleted = len(plan.deleted)
+    report.kept_unreadable = len(plan.kept_unreadable)
     report.previously_failed = len(plan.previously_failed)
     report.new = sum(1 for t in plan.embed if t.replaces is None)
     report.changed = len(plan.embed) - report.new

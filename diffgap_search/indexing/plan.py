@@ -3,15 +3,18 @@
 Pure bookkeeping, no decoding: a file whose (size, mtime) match its row is unchanged; a changed stat is
 confirmed by content hash; a new path whose hash matches a row that vanished from disk is a rename (the
 row moves, keeping its vectors); a new path whose hash matches a live row copies that row's vectors; only
-the rest is embedded. Rows under the folder that are no longer on disk are deleted.
+the rest is embedded. Rows under the folder that are no longer on disk are deleted, except those at or below a
+path the walk could not read (a folder without permission, a stale mount, a broken symlink): they are kept as
+they are (``Plan.kept_unreadable``), neither deleted nor taken as the source of a rename.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from diffgap_search.media.discover import DiscoveredFile
+from diffgap_search.media.listing import is_at_or_below
 from diffgap_search.store.catalog import Catalog, FileRow
 
 
@@ -34,6 +37,7 @@ class Plan:
     copied: list[tuple[DiscoveredFile, FileRow, str]] = field(default_factory=list)
     embed: list[ToEmbed] = field(default_factory=list)
     deleted: list[FileRow] = field(default_factory=list)
+    kept_unreadable: list[FileRow] = field(default_factory=list)  # not on disk as far as the walk could read
     previously_failed: list[FileRow] = field(default_factory=list)
     hash_errors: list[tuple[DiscoveredFile, str]] = field(default_factory=list)
 
@@ -49,9 +53,11 @@ def make_plan(
     hash_file: Callable[[DiscoveredFile], str],
     *,
     retry_failed: bool = False,
+    unreadable: Sequence[bytes] = (),
 ) -> Plan:
     """Compare the discovered files with the catalog rows under ``root_prefix`` (a key ending in ``/``,
-    or a single file's key). ``hash_file`` returns a sha256 hex digest or raises ``OSError``."""
+    or a single file's key). ``hash_file`` returns a sha256 hex digest or raises ``OSError``. Rows at or below
+    an ``unreadable`` path key (``Listing.unreadable_keys``) that were not found go to ``kept_unreadable``."""
     plan = Plan()
     existing = {row.path_key: row for row in catalog.files_under(root_prefix)}
     seen: set[bytes] = set()
@@ -80,6 +86,10 @@ def make_plan(
         else:
             new_files.append((f, sha))
     vanished = {key: row for key, row in existing.items() if key not in seen}
+    if unreadable:
+        plan.kept_unreadable = [row for key, row in sorted(vanished.items()) if is_at_or_below(key, unreadable)]
+        for row in plan.kept_unreadable:
+            del vanished[row.path_key]
     vanished_by_sha: dict[str, list[FileRow]] = {}
     for row in vanished.values():
         if row.status == "ok" and row.sha256:

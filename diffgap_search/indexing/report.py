@@ -8,7 +8,9 @@ from typing import Any, Protocol
 
 @dataclass
 class IndexReport:
-    """Counts of one run. ``failed`` lists ``(path, one-line reason)`` for the files that failed in it."""
+    """Counts of one run. ``failed`` lists ``(path, one-line reason)`` for the files that failed in it,
+    ``unreadable`` the paths the walk could not read (``kept_unreadable``: the indexed files at or below them,
+    kept as they were), ``caption_errors`` the caption files that were ignored (bad UTF-8, JSON or CSV)."""
 
     root: str
     index: str
@@ -25,6 +27,9 @@ class IndexReport:
     audio_seconds: float = 0.0
     elapsed_s: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    kept_unreadable: int = 0
+    caption_errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def windows_per_s(self) -> float:
@@ -32,7 +37,8 @@ class IndexReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["failed"] = [{"path": p, "error": e} for p, e in self.failed]
+        for name in ("failed", "unreadable", "caption_errors"):
+            out[name] = [{"path": p, "error": e} for p, e in getattr(self, name)]
         out["windows_per_s"] = round(self.windows_per_s, 3)
         return out
 

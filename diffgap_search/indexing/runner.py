@@ -29,6 +29,7 @@ from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgres
 from diffgap_search.indexing.stages import Stages
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import display_path, path_key
+from diffgap_search.media.listing import EMPTY_ROOT
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, update_map
 from diffgap_search.store.lock import writer_lock
@@ -69,14 +70,17 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     progress = progress or NoProgress()
     started = time.perf_counter()
     root, index_dir = Path(os.path.abspath(settings.root)), settings.index_dir
-    found = stages.discover(root, index_dir)  # raises InputNotFoundError first
-    report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found))
+    listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
+    found = listing.media
+    report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found),
+                         unreadable=[(display_path(p), reason) for p, reason in listing.unreadable])
+    captions = CaptionIndex.from_files(listing.files,
+                                       on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))
     with writer_lock(index_dir, wait_s=settings.wait_s), Catalog.open(index_dir, create=True) as catalog:
         # the recorded window, or the asked one (bound with the encoder when that is loaded)
         window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
-        captions = CaptionIndex.build(root, exclude=[index_dir])
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
-        plan = stages.plan(found, catalog, prefix, settings.retry_failed)
+        plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys())
         apply_bookkeeping(catalog, plan, captions, report)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
@@ -110,7 +114,10 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     report.elapsed_s = time.perf_counter() - started
     if total_ok == 0:
         if report.found == 0:
-            err = NothingIndexedError(f"no audio or video files found under {display_path(root)}")
+            unread = (f" ({len(report.unreadable)} paths could not be read, the first: {report.unreadable[0][0]}:"
+                      f" {report.unreadable[0][1]})" if report.unreadable and report.unreadable[0][1] != EMPTY_ROOT
+                      else "")
+            err = NothingIndexedError(f"no audio or video files found under {display_path(root)}{unread}")
         else:
             err = NothingIndexedError(
                 f"none of the {report.found} files under {display_path(root)} could be indexed:"

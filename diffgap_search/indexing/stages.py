@@ -23,21 +23,25 @@ from diffgap_search.indexing.embed import Vectors, bridge_segments, embed_segmen
 from diffgap_search.indexing.models import RunModels
 from diffgap_search.indexing.plan import Plan, ToEmbed, make_plan
 from diffgap_search.media.captions import CaptionIndex
-from diffgap_search.media.discover import DiscoveredFile, discover
+from diffgap_search.media.discover import DiscoveredFile
+from diffgap_search.media.listing import Listing, list_library
 from diffgap_search.media.tags import FileTags
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.vector_index import publish
 
 
 class Discover(Protocol):
-    def __call__(self, root: Path, index_dir: Path) -> list[DiscoveredFile]:
-        """Every audio and video file under ``root`` (``index_dir`` excluded). Raises InputNotFoundError."""
+    def __call__(self, root: Path, index_dir: Path) -> Listing:
+        """The audio, video and caption files under ``root`` (``index_dir`` excluded) and the paths that could not
+        be read (``media/listing.py``). Raises InputNotFoundError."""
         ...
 
 
 class PlanFiles(Protocol):
-    def __call__(self, found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool) -> Plan:
-        """What changed between ``found`` and the catalog rows under ``prefix`` (``indexing/plan.py``)."""
+    def __call__(self, found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool,
+                 unreadable: Sequence[bytes] = ()) -> Plan:
+        """What changed between ``found`` and the catalog rows under ``prefix`` (``indexing/plan.py``); rows at
+        or below an ``unreadable`` path key are left as they are."""
         ...
 
 
@@ -122,16 +126,19 @@ class Stages:
     embed_files: EmbedFiles | None = None  # None: decode, embed and bridge here (the local engine)
 
 
-def discover_files(root: Path, index_dir: Path) -> list[DiscoveredFile]:
-    """The default discover stage: ``media.discover`` of ``root``, the index folder left out."""
-    return list(discover(root, exclude=[index_dir]))
+def discover_files(root: Path, index_dir: Path) -> Listing:
+    """The default discover stage: one walk of ``root`` (``media.listing.list_library``), the index folder
+    left out."""
+    return list_library(root, exclude=[index_dir])
 
 
-def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool) -> Plan:
+def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool,
+                    unreadable: Sequence[bytes] = ()) -> Plan:
     """The default plan stage: ``make_plan`` with changed files confirmed by their sha256."""
     from diffgap_search.media.hashing import sha256_file
 
-    return make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed)
+    return make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed,
+                     unreadable=unreadable)
 
 
 def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None, budget: int,

@@ -28,12 +28,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffgap_search.media.discover import media_kind, walk_files
+from diffgap_search.media.discover import MEDIA_EXTENSIONS, media_kind, name_extension, walk_files
 
 OnError = Callable[[Path, str], None]
 
 _CAPTION_COLUMN = re.compile(r"^(caption|captions|caption_\d+|caption\d+)$", re.IGNORECASE)
 _NAME_PREFERENCE = ("file_name", "filename", "fname", "path", "file", "audio", "youtube_id", "ytid", "id")
+
+
+SIDECAR_EXTENSIONS = frozenset({".txt", ".json", ".csv"})
+_LISTED = MEDIA_EXTENSIONS | SIDECAR_EXTENSIONS
+
+
+def is_listed_name(name: str) -> bool:
+    """Whether a file named ``name`` matters to an indexing run: media, or a caption sidecar by its extension
+    (``walk_files``' ``wanted`` for the run's one walk)."""
+    return name_extension(name) in _LISTED
 
 
 @dataclass
@@ -59,7 +69,14 @@ class CaptionIndex:
     ) -> CaptionIndex:
         """Scan ``root`` (same walk rules as ``discover``) and read every sidecar that belongs to a clip."""
         report: OnError = on_error or (lambda _p, _r: None)
-        files = [p for p, _st in walk_files(root, exclude=exclude, on_error=report)]
+        files = [p for p, _st in walk_files(root, exclude=exclude, on_error=report, wanted=is_listed_name)]
+        return cls.from_files(files, on_error=report)
+
+    @classmethod
+    def from_files(cls, files: Sequence[Path], *, on_error: OnError | None = None) -> CaptionIndex:
+        """Read every sidecar among ``files`` (absolute paths of every regular file under a root, as
+        ``media.listing.list_library`` lists them) that belongs to a media file among them."""
+        report: OnError = on_error or (lambda _p, _r: None)
         present = {str(p) for p in files}
         media = [p for p in files if media_kind(p) is not None]
         index = cls()

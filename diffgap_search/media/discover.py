@@ -110,10 +110,25 @@ def discover(
 
     ``root`` may also be a single media file. Raises ``InputNotFoundError`` when ``root`` does not exist.
     """
-    for path, st in walk_files(root, exclude=exclude, on_error=on_error):
+    for path, st in walk_files(root, exclude=exclude, on_error=on_error, wanted=is_media_name):
         kind = media_kind(path)
         if kind is not None:
             yield DiscoveredFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+MEDIA_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+def name_extension(name: str) -> str:
+    """A file name's extension, lower-cased, with its dot (``"Dog.WAV"`` -> ``".wav"``; ``""`` for none): what
+    ``os.path.splitext`` gives for a name without a folder, at a third of its cost (every name of a walk)."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+def is_media_name(name: str) -> bool:
+    """Whether a file named ``name`` is audio or video by its extension (``walk_files``' ``wanted``)."""
+    return name_extension(name) in MEDIA_EXTENSIONS
 
 
 def walk_files(
@@ -121,10 +136,14 @@ def walk_files(
     *,
     exclude: Sequence[Path] = (),
     on_error: OnError | None = None,
+    wanted: Callable[[str], bool] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield ``(absolute path, stat)`` for every non-hidden regular file under ``root``, in path-byte order.
+    """Yield ``(absolute path, stat)`` for every non-hidden regular file under ``root`` whose name ``wanted``
+    accepts (default: every name), in path-byte order.
 
-    The shared walker of ``discover`` and the caption sidecar scan; see the module docstring for the rules.
+    The shared walker of ``discover`` and the caption sidecar scan; see the module docstring for the rules. A file
+    whose name is not wanted costs no ``stat`` and no ``Path`` (most of a big tree: 0.9 of 1.5 s on /usr/share's
+    52,000 files), and its broken symlink is not reported: nothing would have read it.
     """
     report: OnError = on_error or (lambda _p, _r: None)
     top = Path(os.path.abspath(os.fspath(root)))
@@ -142,7 +161,8 @@ def walk_files(
         return
     if not stat_mod.S_ISDIR(st.st_mode):
         return
-    yield from _walk_dir(top, excluded, {_identity(st)}, report)
+    for path, file_st in _walk_dir(str(top), excluded, {_identity(st)}, report, wanted or (lambda _name: True)):
+        yield Path(path), file_st
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -160,33 +180,41 @@ def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
 
 
 def _walk_dir(
-    folder: Path,
+    folder: str,
     excluded: set[tuple[int, int]],
     visited: set[tuple[int, int]],
     report: OnError,
-) -> Iterator[tuple[Path, os.stat_result]]:
+    wanted: Callable[[str], bool],
+) -> Iterator[tuple[str, os.stat_result]]:
+    """``walk_files`` below one folder (``folder`` a string path: a ``Path`` per entry costs more than its stat)."""
     try:
         with os.scandir(folder) as it:
             entries = [e for e in it if not e.name.startswith(".")]
     except OSError as exc:
-        report(folder, f"cannot read folder: {exc.strerror or exc}")
+        report(Path(folder), f"cannot read folder: {exc.strerror or exc}")
         return
     # A folder sorts as "name/" so that the walk's order is the byte order of the full paths.
-    listed: list[tuple[bytes, Path, os.stat_result]] = []
+    listed: list[tuple[bytes, str, os.stat_result]] = []
     for entry in entries:
-        path = folder / entry.name
+        try:
+            is_dir = entry.is_dir()  # follows symlinks; a plain entry's type comes with the listing, no syscall
+        except OSError:
+            is_dir = False
+        if not is_dir and not wanted(entry.name):
+            continue
+        path = entry.path
         try:
             st = os.stat(path)  # follows symlinks
         except OSError as exc:
             reason = "broken symlink" if entry.is_symlink() else f"cannot stat: {exc.strerror or exc}"
-            report(path, reason)
+            report(Path(path), reason)
             continue
         if _identity(st) in excluded:
             continue
         name = os.fsencode(entry.name)
         if stat_mod.S_ISDIR(st.st_mode):
             listed.append((name + b"/", path, st))
-        elif stat_mod.S_ISREG(st.st_mode):
+        elif stat_mod.S_ISREG(st.st_mode) and wanted(entry.name):
             listed.append((name, path, st))
     listed.sort(key=lambda item: item[0])
     for _key, path, st in listed:
@@ -195,6 +223,6 @@ def _walk_dir(
             if ident in visited:
                 continue  # a symlink loop, or a folder already listed under another path
             visited.add(ident)
-            yield from _walk_dir(path, excluded, visited, report)
+            yield from _walk_dir(path, excluded, visited, report, wanted)
         else:
             yield path, st
