@@ -12,6 +12,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 
+from diffgap_search.cli.notices import shown_notices
 from diffgap_search.errors import EXIT_INTERNAL, DGSearchError, InputNotFoundError
 
 # What the OS answers about a path the user gave (a name too long, a file where a folder must be, a folder
@@ -33,13 +34,15 @@ R = TypeVar("R")
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a command: a ``DGSearchError`` prints ``dgsearch: error: <message>`` and exits with its code;
-    anything else is a bug (exit 1) with the traceback shown only under ``DGSEARCH_DEBUG=1``."""
+    """Wrap a command: its notices are shown (``cli/notices.py``); a ``DGSearchError`` prints ``dgsearch: error:
+    <message>`` and exits with its code; anything else is a bug (exit 1) with the traceback shown only under
+    ``DGSEARCH_DEBUG=1``."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            with shown_notices():
+                return fn(*args, **kwargs)
         except DGSearchError as exc:
             print(f"dgsearch: error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None

@@ -31,6 +31,7 @@ from diffgap_search.encoders.precision import (
 )
 from diffgap_search.encoders.runtime import native_bf16
 from diffgap_search.errors import ModelUnavailableError, UsageError
+from diffgap_search.notices import notice
 
 
 
@@ -153,6 +154,8 @@ def choose_audio_path(encoder: ClapEncoder) -> tuple[Precision, Runner]:
     if remembered is not None and (remembered == Precision.FP32 or remembered in candidates):
         path = Precision(remembered)
         return path, audio_runner(encoder, path)  # a remembered ONNX path never touches the torch model
+    notice("CLAP, first use on this machine: timing the audio tower's precision paths against float32 and keeping"
+           f" the fastest that agrees ({', '.join(candidates)}), once (about 10 s on 2 cores)")
     path, run = probe_paths(encoder, audio_runner(encoder, Precision.FP32), candidates)
     remember_verdict(key, str(path))
     return path, run

@@ -38,6 +38,7 @@ from diffgap_search.encoders.base import checked_texts
 from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
 from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict
 from diffgap_search.encoders.weights.fingerprint import cache_dir
+from diffgap_search.notices import notice
 
 EXPORT_VERSION = 1  # 1 (2026-12-06): TextTower in float32, opset 17, input_ids and attention_mask (batch, length)
 TOKENIZER_FILE = "tokenizer.json"
@@ -157,6 +158,8 @@ def export_text_checked(model: Any, folder: Path, fingerprint: str, tokens: Toke
         return target if remembered == Precision.ONNX else None
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     texts = list(PROBE_TEXTS)
+    notice(f"CLAP, first use on this machine: exporting the text tower for word queries without torch, once"
+           f" (about 10 s on 2 cores, ~500 MB in {target.parent})")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         ids, mask = tokens(texts)
