@@ -68,6 +68,18 @@ def shown_path(path: str, here: Path | None) -> str:
         return path
 
 
+def whereabouts(path: str) -> str | None:
+    """``None`` where the file at ``path`` is there; ``"missing"`` where it is gone (moved or deleted);
+    ``"unreadable"`` where the OS refuses to look (a folder's permission, a drive or share that is away)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "unreadable"
+    return None
+
+
 def print_hits(result: SearchResult, *, fmt: str) -> None:
     """Hits as a table, one JSON document, JSON lines, or bare paths (a note on how it was ranked goes to
     stderr, or into the JSON document)."""
@@ -100,9 +112,9 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if with_tags:
         table.add_column("tags", overflow="fold")
     here = working_directory()
-    missing = {path for path in {h.path for h in result.hits} if not os.path.exists(path)}  # files, not windows
+    away = {path: state for path in {h.path for h in result.hits} if (state := whereabouts(path))}  # files
     for rank, h in enumerate(result.hits, 1):
-        gone = " (missing)" if h.path in missing else ""
+        gone = f" ({away[h.path]})" if h.path in away else ""
         row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + gone + copies_note(h.copies),
                timecode(h.start_s), timecode(h.end_s)]
         if with_captions:
@@ -111,11 +123,17 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
             row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
         table.add_row(*row)
     console.print(table)
-    if missing:
-        n = len(missing)
+    n = sum(1 for state in away.values() if state == "missing")
+    if n:
         stderr_console().print(
             f"note: {n} of these files {'are' if n > 1 else 'is'} no longer where {'they were' if n > 1 else 'it was'}"
             " indexed (moved or deleted): run `dgsearch index FOLDER` again to update the index", markup=False)
+    n = sum(1 for state in away.values() if state == "unreadable")
+    if n:
+        stderr_console().print(
+            f"note: {n} of these files cannot be read now (a folder's permission, or a drive or share that is"
+            f" away); {'they stay' if n > 1 else 'it stays'} in the index until a run can read"
+            f" {'them' if n > 1 else 'it'} again", markup=False)
 
 
 def print_index_report(report: IndexReport, *, fmt: str) -> None:

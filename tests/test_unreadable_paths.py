@@ -152,12 +152,17 @@ def test_a_folder_that_cannot_be_read_keeps_its_files(indexed: tuple[Path, Path]
             f"sys.argv = ['dgsearch', 'index', {str(clips)!r}, '--index', {str(index_dir)!r},"
             f" '--model', {str(tiny_clap_dir)!r}, '--workers', '0', *sys.argv[1:]]\nmain()\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    query = ("import sys\nfrom diffgap_search.cli.app import main\n"
+             f"sys.argv = ['dgsearch', 'query', '--audio', {str(clips / 'dog_bark.wav')!r}, '--index',"
+             f" {str(index_dir)!r}, '--model', {str(tiny_clap_dir)!r}]\nmain()\n")
     (clips / "birds").chmod(0)
     try:
         shown = subprocess.run(_denied([sys.executable, "-c", code]), capture_output=True, text=True, timeout=120,
                                env=env, cwd=clips.parent)
         as_json = subprocess.run(_denied([sys.executable, "-c", code, "--json"]), capture_output=True, text=True,
                                  timeout=120, env=env)
+        hits = subprocess.run(_denied([sys.executable, "-c", query]), capture_output=True, text=True, timeout=120,
+                              env=env, cwd=clips.parent)
     finally:
         (clips / "birds").chmod(0o755)
     assert shown.returncode == 0, shown.stderr
@@ -171,5 +176,12 @@ def test_a_folder_that_cannot_be_read_keeps_its_files(indexed: tuple[Path, Path]
     assert (report["found"], report["deleted"], report["kept_unreadable"]) == (3, 0, 2)
     assert report["unreadable"] == [{"path": str(clips / "birds"), "error": "cannot read folder: Permission denied"}]
     assert indexed_names(index_dir) == LIBRARY
+    assert hits.returncode == 0, hits.stderr
+    files = [line.split("│")[2].strip() for line in hits.stdout.splitlines() if line.count("│") >= 4]
+    assert sorted(files) == ["clips/birds/Yabc123.mp3 (unreadable)", "clips/birds/chirp.ogg (unreadable)",
+                             "clips/dog_bark.wav", "clips/long/siren.wav", "clips/rain.flac"]
+    assert hits.stderr.splitlines()[-1] == ("note: 2 of these files cannot be read now (a folder's permission, or a"
+                                            " drive or share that is away); they stay in the index until a run can"
+                                            " read them again")
     again = subprocess.run([sys.executable, "-c", code, "--json"], capture_output=True, text=True, timeout=120, env=env)
     assert json.loads(again.stdout)["unchanged"] == 5 and json.loads(again.stdout)["unreadable"] == []
