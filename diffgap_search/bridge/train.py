@@ -40,10 +40,11 @@ from diffgap_search.bridge.index_bridge import (
 from diffgap_search.bridge.pairs import CAPTION_CHOICES, EncoderLoader, Pairs, TagReader, file_pairs, gather_pairs
 from diffgap_search.config import DEFAULT_CAPTIONS, DEFAULT_PAIRS, Captions, FaissConfig, PairSet
 from diffgap_search.errors import UsageError
+from diffgap_search.notices import notice
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.pair_rows import count_captions
+from diffgap_search.store.pair_rows import captioned_files, count_captions
 from diffgap_search.store.settings import spaces_apart_from_audio
 from diffgap_search.store.vector_index import publish
 
@@ -90,6 +91,16 @@ def resolve_captions(catalog: Catalog, captions: Captions | str) -> Captions:
     if chosen is Captions.AUTO:
         return Captions.SIDECARS if count_captions(catalog) else Captions.NAMES
     return chosen
+
+
+def _say_if_few_captioned(catalog: Catalog) -> None:
+    """``auto`` took the sidecar captions: say so where fewer than half the files have any (measured on Debian's
+    sound packages, 135 of 10,883 files captioned: a bridge of 114 clips, weak-caption R@1 0.4 where
+    ``--captions names`` served 7.9 on the same held-out clips)."""
+    captioned, files = captioned_files(catalog)
+    if 2 * captioned < files:
+        notice(f"only {captioned} of the {files} indexed files have sidecar captions, and `--captions auto` trains"
+               " on those alone: `--captions all` adds every file's name and tags")
 
 
 def _training_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader, pairs: PairSet,
@@ -140,6 +151,8 @@ def train_index_bridge(
         if chosen is Captions.SIDECARS and pair_set is PairSet.TEXT and not count_captions(catalog):
             raise UsageError(f"no file in index {index_dir} has a caption sidecar: train on the file names with"
                              " --captions names")
+        if caption_choice is Captions.AUTO and chosen is Captions.SIDECARS and pair_set is not PairSet.VIDEO:
+            _say_if_few_captioned(catalog)
         train, test = _training_pairs(catalog, index_dir, load_encoder, pair_set, pairs_file,
                                       chosen or Captions.SIDECARS, tags_of)
         fingerprints = {m: fp for m, fp in encoder_fingerprints(catalog).items() if m in train.arrays}

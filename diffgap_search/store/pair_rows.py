@@ -30,6 +30,15 @@ def count_captions(catalog: Catalog) -> int:
     return int(row[0])
 
 
+def captioned_files(catalog: Catalog) -> tuple[int, int]:
+    """``(files with at least one sidecar caption, files)``, both among the successfully indexed files."""
+    row = catalog.conn.execute(
+        "SELECT (SELECT count(DISTINCT c.file_id) FROM captions c JOIN files f ON f.id = c.file_id"
+        " WHERE f.status = 'ok'), (SELECT count(*) FROM files WHERE status = 'ok')"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def paired_vectors(catalog: Catalog, first: str, second: str) -> Iterator[PairedVectors]:
     """Every window of a file indexed ok with a vector in both space ``first`` and space ``second``, in
     segment-id order (``first="audio", second="video"``: each video window's soundtrack and frames)."""
