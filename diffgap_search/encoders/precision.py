@@ -17,6 +17,8 @@ A missing or unreadable file only means the probe runs again.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from diffgap_search.atomic_files import write_text
 from diffgap_search.config import Choice
@@ -78,6 +80,20 @@ def remember_verdict(key: str, ok: bool | str) -> None:
         write_text(folder / FILE_NAME, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass
+
+
+def settle_export(key: str, tmp: Path, target: Path, kept: bool) -> Path | None:
+    """The end of an ONNX export checked against torch before a query path may use it: where ``kept``, ``tmp``
+    becomes ``target`` and ``onnx`` is remembered under ``key`` (the kept file's path is returned); else ``tmp``
+    is removed and ``fp32`` remembered, so the export is not tried again at every load (a torch or ONNX Runtime
+    upgrade changes the key and retries it), and None is returned."""
+    if kept:
+        os.replace(tmp, target)
+        remember_verdict(key, str(Precision.ONNX))
+        return target
+    tmp.unlink(missing_ok=True)
+    remember_verdict(key, str(Precision.FP32))
+    return None
 
 
 def remembered_paths(fingerprint: str) -> dict[str, str]:

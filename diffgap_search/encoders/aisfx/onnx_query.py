@@ -55,7 +55,7 @@ from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE,
     Precision,
     cached_choice,
-    remember_verdict,
+    settle_export,
 )
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 
@@ -176,17 +176,11 @@ def export_checked(net: nn.Module, fingerprint: str, reference: Callable[[np.nda
         cosine = float(np.min(np.sum(reference(windows) * OnnxAisfx(tmp).embed_equal(windows), axis=1)))
     except Exception as error:  # noqa: BLE001 - an optional speed-up: any failure leaves queries on torch
         log.warning("aisfx: the ONNX export for queries failed (%s); audio queries load torch", error)
-        tmp.unlink(missing_ok=True)
-        remember_verdict(key, str(Precision.FP32))  # not tried at every load (an upgrade of torch or ORT retries)
-        return None
-    if cosine < MIN_LOW_PRECISION_COSINE:
+        return settle_export(key, tmp, target, kept=False)
+    kept = cosine >= MIN_LOW_PRECISION_COSINE
+    if not kept:
         log.warning("aisfx: the ONNX export's vectors are at cosine %.6f of float32's; audio queries load torch", cosine)
-        tmp.unlink(missing_ok=True)
-        remember_verdict(key, str(Precision.FP32))
-        return None
-    os.replace(tmp, target)
-    remember_verdict(key, str(Precision.ONNX))
-    return target
+    return settle_export(key, tmp, target, kept)
 
 
 def _export(net: nn.Module, path: Path) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from diffgap_search.encoders.base import checked_texts
 from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
-from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, remember_verdict
+from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, settle_export
 from diffgap_search.encoders.weights.fingerprint import cache_dir
 from diffgap_search.notices import notice
 
@@ -170,18 +170,12 @@ def export_text_checked(model: Any, folder: Path, fingerprint: str, tokens: Toke
         cosine = float(np.min(np.sum(ours * reference, axis=1)))
     except Exception as error:  # noqa: BLE001 - an optional speed-up: any failure leaves word queries on torch
         log.warning("CLAP: the text tower's ONNX export failed (%s); word queries load the model", error)
-        tmp.unlink(missing_ok=True)
-        remember_verdict(key, str(Precision.FP32))
-        return None
-    if not same_ids or cosine < MIN_LOW_PRECISION_COSINE:
+        return settle_export(key, tmp, target, kept=False)
+    kept = same_ids and cosine >= MIN_LOW_PRECISION_COSINE
+    if not kept:
         log.warning("CLAP: the text tower's ONNX export disagrees (same tokens %s, cosine %.6f); word queries load "
                     "the model", same_ids, cosine)
-        tmp.unlink(missing_ok=True)
-        remember_verdict(key, str(Precision.FP32))
-        return None
-    os.replace(tmp, target)
-    remember_verdict(key, str(Precision.ONNX))
-    return target
+    return settle_export(key, tmp, target, kept)
 
 
 def export_for_queries(encoder: Any, folder: Path) -> None:
