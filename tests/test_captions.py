@@ -49,6 +49,22 @@ def test_txt_json_variants_and_order(tmp_path: Path) -> None:
     assert index.captions_for(tmp_path / "missing.wav") == []
 
 
+def test_tux_paint_translation_lines_are_not_captions(tmp_path: Path) -> None:
+    # lines of tuxpaint-stamps-default's stamps/animals/mammals/deer/caribou.txt, in its order (67 lines there):
+    # the English line, then LOCALE.utf8=TEXT translations, the English variants among them
+    touch(tmp_path / "caribou.ogg")
+    (tmp_path / "caribou.txt").write_text(
+        "A caribou.\nach.utf8=Karibou.\nca@valencia.utf8=Un caribú.\nen_AU.utf8=A caribou. A large deer.\n"
+        "en_GB.utf8=A caribou.\nfr.utf8=Un caribou.\npt_BR.utf8=Uma rena.\nsr@latin.utf8=Vrsta jelena.\n"
+        "zh_TW.utf8=馴鹿\nen.utf8=\n", encoding="utf-8")
+    touch(tmp_path / "meter.wav")
+    (tmp_path / "meter.txt").write_text("ratio=3:2\nde=ein Zähler\n", encoding="utf-8")  # not the locale form
+    index, errors = build(tmp_path)
+    assert errors == []
+    assert index.captions_for(tmp_path / "caribou.ogg") == ["A caribou.", "A caribou. A large deer."]
+    assert index.captions_for(tmp_path / "meter.wav") == ["ratio=3:2", "de=ein Zähler"]
+
+
 def test_relative_lookup_path(tmp_path: Path, monkeypatch) -> None:
     touch(tmp_path / "d" / "a.wav")
     (tmp_path / "d" / "a.txt").write_text("hello", encoding="utf-8")

@@ -2,7 +2,11 @@
 
 Three sources, looked up for a media file ``dir/clip.wav``, in this order:
 
-1. ``dir/clip.txt`` (or ``dir/clip.wav.txt``): UTF-8 text; every non-empty stripped line is one caption.
+1. ``dir/clip.txt`` (or ``dir/clip.wav.txt``): UTF-8 text; every non-empty stripped line is one caption,
+   except a translation line ``LOCALE.utf8=TEXT`` (``fr.utf8=``, ``pt_BR.utf8=``, ``sr@latin.utf8=``: the
+   form Tux Paint's stamp descriptions ship in, ~75 languages under one English line), whose TEXT is a
+   caption only when LOCALE is English (``en``, ``en_GB`` ...): the text encoders are English, and 75
+   translations per clip would outweigh every other clip's one caption in training.
 2. ``dir/clip.json`` (or ``dir/clip.wav.json``): an object with ``"caption"`` or ``"captions"``, each a
    string or a list of strings.
 3. Any ``*.csv`` in ``dir`` or a folder above it whose header has caption columns (``caption``,
@@ -33,6 +37,8 @@ from diffgap_search.media.discover import MEDIA_EXTENSIONS, media_kind, name_ext
 OnError = Callable[[Path, str], None]
 
 _CAPTION_COLUMN = re.compile(r"^(caption|captions|caption_\d+|caption\d+)$", re.IGNORECASE)
+# gettext locale + ".utf8=" (Tux Paint's stamp descriptions): ll[l][_CC][@variant].utf8=text
+_TRANSLATION_LINE = re.compile(r"^(?P<lang>[a-z]{2,3})(?:_[A-Z]{2})?(?:@[a-z]+)?\.(?:utf8|UTF-8)=(?P<text>.*)$")
 _NAME_PREFERENCE = ("file_name", "filename", "fname", "path", "file", "audio", "youtube_id", "ytid", "id")
 
 
@@ -128,7 +134,16 @@ def _read_text(path: Path, report: OnError) -> str | None:
 
 def _read_txt(path: Path, report: OnError) -> list[str]:
     text = _read_text(path, report)
-    return [] if text is None else [line.strip() for line in text.splitlines() if line.strip()]
+    return [] if text is None else [c for line in text.splitlines() if (c := _txt_caption(line))]
+
+
+def _txt_caption(line: str) -> str:
+    """A ``.txt`` line's caption: the stripped line; an English translation line's text; ``""`` for another
+    language's translation line (module docstring)."""
+    found = _TRANSLATION_LINE.match(line.strip())
+    if found is None:
+        return line.strip()
+    return found["text"].strip() if found["lang"] == "en" else ""
 
 
 def _read_json(path: Path, report: OnError) -> list[str]:
