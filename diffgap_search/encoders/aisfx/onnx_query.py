@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diffgap_search.atomic_files import temporary_beside
 from diffgap_search.encoders.aisfx.inputs import (
     BLOCK_FRAMES,
     checked_windows,
@@ -169,7 +169,7 @@ def export_checked(net: nn.Module, fingerprint: str, reference: Callable[[np.nda
         return None
     if remembered == Precision.ONNX and target.is_file():
         return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temporary_beside(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _export(net, tmp)

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from diffgap_search.atomic_files import temporary_beside
 from diffgap_search.encoders.clap.time_stretch import gathered_stretch
 from diffgap_search.encoders.clap.window_gather import gathered_windows
 from diffgap_search.encoders.runtime import int8_products_saturate
@@ -116,7 +117,7 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         source = export_audio_onnx(model, fingerprint, example, quantized=False)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = temporary_beside(target)
         import logging
 
         root = logging.getLogger()
@@ -129,7 +130,7 @@ def export_audio_onnx(model: Any, fingerprint: str, example: torch.Tensor, quant
         finally:
             root.setLevel(level)
     else:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = temporary_beside(target)
         tower = AudioTower(model).float().eval()
         import warnings
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from diffgap_search.atomic_files import temporary_beside
 from diffgap_search.encoders.base import checked_texts
 from diffgap_search.encoders.onnx_session import cpu_session, installed_version, runtime_version
 from diffgap_search.encoders.precision import MIN_LOW_PRECISION_COSINE, Precision, cached_choice, settle_export
@@ -156,7 +156,7 @@ def export_text_checked(model: Any, folder: Path, fingerprint: str, tokens: Toke
         return None
     if remembered == Precision.FP32 or (remembered == Precision.ONNX and target.is_file()):
         return target if remembered == Precision.ONNX else None
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temporary_beside(target)
     texts = list(PROBE_TEXTS)
     notice(f"CLAP, first use on this machine: exporting the text tower for word queries without torch, once"
            f" (about 10 s on 2 cores, ~500 MB in {target.parent})")
