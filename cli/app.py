@@ -250,7 +250,7 @@ def dupes(
 def train(
     pairs: Annotated[str, typer.Option("--pairs", help="Which pairs: text (captions), video (video windows), or all.")] = DEFAULT_PAIRS.value,
     pairs_file: Annotated[Optional[Path], typer.Option("--pairs-file", help="Train on all of this .npz (arrays audio, text, video: row i = pair i; optional group: clip ids). The index need not exist.")] = None,
-    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, or auto (sidecars when any file has one, else names).")] = DEFAULT_CAPTIONS.value,
+    captions: Annotated[str, typer.Option("--captions", help="Text pairs' captions: sidecars, names (cleaned file names and tags), all, per-file (a file's sidecars where it has any, else its name and tags), or auto (sidecars when at least half the files have one, per-file when fewer do, names when none does).")] = DEFAULT_CAPTIONS.value,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=4, help="Pairs per step and pair set.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random generator of the run.")] = 0,

@@ -313,13 +313,16 @@ class PairSet(Choice):
 
 
 class Captions(Choice):
-    """``dgsearch train --captions``: the text pairs' captions. ``auto`` resolves to ``sidecars`` when the index
-    holds any sidecar caption, else ``names`` (``bridge/train.py``)."""
+    """``dgsearch train --captions``: the text pairs' captions. ``per-file``: each file's sidecar captions where
+    it has any, its weak captions (name, tags) where it has none; ``auto`` resolves to ``sidecars`` where at
+    least half the indexed files have sidecar captions, ``per-file`` where fewer do, ``names`` where none does
+    (``bridge/train.py``)."""
 
     AUTO = "auto"
     SIDECARS = "sidecars"
     NAMES = "names"
     ALL = "all"
+    PER_FILE = "per-file"
 
 
 class ExportFormat(Choice):

@@ -19,7 +19,7 @@ from real_sounds import REAL_SOUNDS, require_real_sounds
 
 from diffgap_search.encoders.loading import load_encoder
 from diffgap_search.media.weak_captions import name_words, weak_captions
-from diffgap_search.bridge.pairs import index_pairs
+from diffgap_search.bridge.pairs import index_pairs, is_test_group
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder_config
 
@@ -109,7 +109,8 @@ def test_a_library_without_sidecars_trains_its_own_bridge_from_names(named_index
                                       " on the file names with --captions names")
     bad = dg("train", "--index", named_index, "--captions", "titles")
     assert bad.exit_code == 2
-    assert bad.stderr.strip() == "dgsearch: error: --captions must be auto, sidecars, names, all; got 'titles'"
+    assert bad.stderr.strip() == ("dgsearch: error: --captions must be auto, sidecars, names, all, per-file;"
+                                  " got 'titles'")
     r = dg("train", "--index", named_index, "--captions", "names", "--epochs", "2", "--batch-size", "16", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -155,10 +156,11 @@ def test_a_captioned_library_keeps_its_captions_and_eval_scores_names_apart(
     assert weak["audio"] >= real["audio"] >= 2 and weak["text"] == weak["audio"]  # one name per held-out clip
 
 
-def test_auto_says_when_few_files_have_captions(library: tuple[Path, dict[str, str]], tiny_clap_dir: Path,
-                                                tmp_path: Path) -> None:
-    """A library whose sidecars cover few files (Debian's sound packages: 135 of 10,883) trains on those alone
-    under ``auto``: a note says so and names the choice that adds the rest."""
+def test_auto_trains_each_file_on_its_own_captions_where_few_have_any(
+        library: tuple[Path, dict[str, str]], tiny_clap_dir: Path, tmp_path: Path) -> None:
+    """A library whose sidecars cover few files (Debian's sound packages: 135 of 10,140) trains, under ``auto``,
+    every file on its sidecar captions where it has any and on its name elsewhere (``per-file``), not on the
+    few captioned files alone."""
     root = tmp_path / "few"
     shutil.copytree(library[0], root)
     names = sorted(p.name for p in root.iterdir())
@@ -166,11 +168,21 @@ def test_auto_says_when_few_files_have_captions(library: tuple[Path, dict[str, s
         (root / name).with_suffix(".txt").write_text(f"a recording {i}\nrecording number {i}\nsound {i}\n")
     ix = tmp_path / "ix"
     assert dg("index", root, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+    with Catalog.open(ix) as cat:
+        encoder = load_encoder(stored_encoder_config(cat, device="cpu"), progress=False)
+        files = cat.files(status="ok")
+        per_file = index_pairs(cat, encoder, ["text"], captions="per-file")
+        sidecars = index_pairs(cat, encoder, ["text"], captions="sidecars")
+    captioned = {f.sha256 for f in files if Path(f.path).name in names[:10]}
+    # every recording here is one window: 3 sidecar pairs per captioned file, 1 name pair per other file
+    assert per_file.caption_counts() == {"sidecar": 30, "name": len(files) - 10}
+    assert set(per_file.groups[~per_file.weak_mask()].tolist()) == captioned
+    assert set(per_file.groups[per_file.weak_mask()].tolist()) == {f.sha256 for f in files} - captioned
+    np.testing.assert_array_equal(per_file.take(~per_file.weak_mask()).arrays["text"], sidecars.arrays["text"])
     auto = dg("train", "--index", ix, "--epochs", "1", "--batch-size", "16", "--json")
     assert auto.exit_code == 0, auto.output
-    assert json.loads(auto.stdout)["captions"] == "sidecars"
-    assert [line for line in auto.stderr.splitlines() if line.startswith("note: ")] == [
-        f"note: only 10 of the {len(names)} indexed files have sidecar captions, and `--captions auto` trains on"
-        " those alone: `--captions all` adds every file's name and tags"]
-    named = dg("train", "--index", ix, "--captions", "all", "--epochs", "1", "--batch-size", "16")
-    assert named.exit_code == 0 and "note: only" not in named.stderr
+    out = json.loads(auto.stdout)
+    held_out = {g for g in {f.sha256 for f in files} if is_test_group(g)}
+    assert out["captions"] == "per-file" and "note:" not in auto.stderr
+    assert out["caption_pairs"] == {"sidecar": 3 * len(captioned - held_out),
+                                    "name": len(files) - 10 - len(held_out - captioned)}

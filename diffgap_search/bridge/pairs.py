@@ -6,7 +6,8 @@ From an index (no labels needed):
   that granularity (on the synthetic benchmark training on clip means instead loses R@1: README).
   ``captions`` picks which captions: ``sidecars`` (the real ones, from sidecar files), ``names`` (weak
   captions: the cleaned file name and tag values, ``media/weak_captions.py``, for every file) or ``all``
-  (both). Weak captions are derived here, at train time, never stored: they are a function of the file's
+  (both) or ``per-file`` (a file's sidecar captions where it has any, else its weak captions: ``sidecars`` on
+  a library captioned throughout, ``names`` on one without a sidecar). Weak captions are derived here, at train time, never stored: they are a function of the file's
   current name and tags, so a rename or a re-tag needs no re-indexing, and search hits and the keyword
   index never show a file's own name back as if it were a caption. Each text pair remembers its source
   (``Pairs.sources``) so ``dgsearch eval`` scores weak-caption pairs apart from real ones;
@@ -47,7 +48,7 @@ from diffgap_search.store.tags import tags_of as stored_tags
 
 MODALITIES = ("audio", "text", "video")
 TEST_MODULUS = 10  # one group in ten is held out
-CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL)  # what ``auto`` resolves to, and the rest
+CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL, Captions.PER_FILE)  # what ``auto`` resolves to, and the rest
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
 # the embedded tags that describe a sound, in this order, become weak captions; artist and library do not,
@@ -115,12 +116,14 @@ def _file_captions(catalog: Catalog, files: dict[int, FileRow], captions: Captio
                    tags_of: TagReader | None) -> dict[int, list[tuple[str, str]]]:
     """file id -> its ``(caption, source)`` list for the ``captions`` choice (sidecar ones first)."""
     out: dict[int, list[tuple[str, str]]] = {}
-    if captions in (Captions.SIDECARS, Captions.ALL):
+    if captions in (Captions.SIDECARS, Captions.ALL, Captions.PER_FILE):
         for fid, caps in catalog.captions_of(files).items():
             out.setdefault(fid, []).extend((c, SIDECAR) for c in caps)
-    if captions in (Captions.NAMES, Captions.ALL):
+    if captions in (Captions.NAMES, Captions.ALL, Captions.PER_FILE):
         stored = stored_tags(catalog, files) if tags_of is None else {}
         for fid, row in files.items():
+            if captions is Captions.PER_FILE and out.get(fid):
+                continue  # per-file: a file's own sidecar captions stand for it
             if tags_of is not None:
                 tags: Sequence[str] = tags_of(row)
             else:  # the tags read from the file when it was indexed (title, description, keywords ...)

@@ -40,7 +40,6 @@ from diffgap_search.bridge.index_bridge import (
 from diffgap_search.bridge.pairs import CAPTION_CHOICES, EncoderLoader, Pairs, TagReader, file_pairs, gather_pairs
 from diffgap_search.config import DEFAULT_CAPTIONS, DEFAULT_PAIRS, Captions, FaissConfig, PairSet
 from diffgap_search.errors import UsageError
-from diffgap_search.notices import notice
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
@@ -86,21 +85,17 @@ class TrainOutcome:
 
 
 def resolve_captions(catalog: Catalog, captions: Captions | str) -> Captions:
-    """``auto`` -> ``sidecars`` when the index holds any sidecar caption, else ``names``; others as given."""
+    """``auto`` -> ``sidecars`` where at least half the indexed files have sidecar captions (a captioned library:
+    the few others' names may be ids, not words), ``per-file`` where fewer do (a library of named files, some
+    of them described: measured on Debian's sound packages, ``docs/commands/train.md``), ``names`` where none
+    does; the other choices as given."""
     chosen = Captions.parse(captions, CAPTIONS_ERROR)
     if chosen is Captions.AUTO:
-        return Captions.SIDECARS if count_captions(catalog) else Captions.NAMES
+        captioned, files = captioned_files(catalog)
+        if not captioned:
+            return Captions.NAMES
+        return Captions.SIDECARS if 2 * captioned >= files else Captions.PER_FILE
     return chosen
-
-
-def _say_if_few_captioned(catalog: Catalog) -> None:
-    """``auto`` took the sidecar captions: say so where fewer than half the files have any (measured on Debian's
-    sound packages, 135 of 10,883 files captioned: a bridge of 114 clips, weak-caption R@1 0.4 where
-    ``--captions names`` served 7.9 on the same held-out clips)."""
-    captioned, files = captioned_files(catalog)
-    if 2 * captioned < files:
-        notice(f"only {captioned} of the {files} indexed files have sidecar captions, and `--captions auto` trains"
-               " on those alone: `--captions all` adds every file's name and tags")
 
 
 def _training_pairs(catalog: Catalog, index_dir: Path, load_encoder: EncoderLoader, pairs: PairSet,
@@ -151,8 +146,6 @@ def train_index_bridge(
         if chosen is Captions.SIDECARS and pair_set is PairSet.TEXT and not count_captions(catalog):
             raise UsageError(f"no file in index {index_dir} has a caption sidecar: train on the file names with"
                              " --captions names")
-        if caption_choice is Captions.AUTO and chosen is Captions.SIDECARS and pair_set is not PairSet.VIDEO:
-            _say_if_few_captioned(catalog)
         train, test = _training_pairs(catalog, index_dir, load_encoder, pair_set, pairs_file,
                                       chosen or Captions.SIDECARS, tags_of)
         fingerprints = {m: fp for m, fp in encoder_fingerprints(catalog).items() if m in train.arrays}
