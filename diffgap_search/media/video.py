@@ -29,10 +29,8 @@ applies it; see ``video_geometry`` for the quarter-turn workaround).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,9 @@ import numpy as np
 
 from diffgap_search.config import WindowConfig
 from diffgap_search.errors import MediaDecodeError
+from diffgap_search.media.frame_times import FrameTimes, frame_times
+from diffgap_search.media.ffmpeg_frames import FfmpegFrameSampler
+from diffgap_search.media.video_types import FrameWindow, VideoInfo, sample_times
 from diffgap_search.media.video_geometry import DecodePlan, finish_frames, plan_decode
 from diffgap_search.media.discover import VIDEO_EXTENSIONS
 from diffgap_search.media.video_probe import StreamsInfo, probe_streams
@@ -64,41 +65,8 @@ _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_FRACTION = 0.05
 # Source frames decoded per decord call: bounds a window's native-size frames in memory (8 x 1080p RGB = 50 MB).
 _DECODE_CHUNK = 8
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video holds, as decoded.
-
-    ``duration_s``: from the first frame's timestamp to the end of the last decodable frame.
-    ``fps``: the container's average frame rate (``n_frames / duration_s`` when it has none).
-    ``n_frames``: decodable frames. ``width``/``height``: the displayed size, after rotation.
-    ``rotation``: the rotation metadata in degrees (0, 90, 180 or 270), already applied to frames.
-    """
-
-    duration_s: float
-    fps: float
-    n_frames: int
-    width: int
-    height: int
-    has_audio: bool
-    rotation: int
-
-
-@dataclass(frozen=True)
-class FrameWindow:
-    """The frames of one window.
-
-    ``frames``: ``(F, H, W, 3) uint8`` RGB (``H = W = size`` unless ``size=None``).
-    ``times_s``: ``(F,) float64`` sample times in seconds. ``frame_indices``: ``(F,) int64`` decodable
-    source frame sampled at each time.
-    """
-
-    start_s: float
-    end_s: float
-    frames: np.ndarray
-    times_s: np.ndarray
-    frame_indices: np.ndarray
+# The frame rate that times a video none of whose frames has a timestamp and whose stream declares none.
+_UNTIMED_FPS = 25.0
 
 
 def window_bounds(duration_s: float, cfg: WindowConfig) -> list[tuple[float, float]]:
@@ -115,12 +83,6 @@ def window_bounds(duration_s: float, cfg: WindowConfig) -> list[tuple[float, flo
     if not spans:
         return [(0.0, float(duration_s))]
     return [(begin / sr, end / sr) for begin, end in spans]
-
-
-def sample_times(start_s: float, end_s: float, fps: float) -> np.ndarray:
-    """``(F,) float64`` slot-centre times ``start + (k + 0.5) / fps`` inside ``[start, end)``; at least one."""
-    n = max(1, math.ceil(round((end_s - start_s) * fps - 0.5, 6)))
-    return start_s + (np.arange(n, dtype=np.float64) + 0.5) / fps
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -166,15 +128,16 @@ class FrameSampler:
     module docstring for the sampling rule), so a soundtrack's windows get exactly their own seconds' frames.
     """
 
-    def __init__(self, path: Path, info: VideoInfo, reader: Any, starts: np.ndarray, plan: DecodePlan,
+    def __init__(self, path: Path, info: VideoInfo, reader: Any, times: FrameTimes, plan: DecodePlan,
                  fps: float) -> None:
         self.path, self.info, self.fps = path, info, fps
-        self._reader, self._starts, self._plan = reader, starts, plan
+        self._reader, self._starts, self._indices, self._plan = reader, times.starts, times.indices, plan
 
     def window(self, start_s: float, end_s: float) -> FrameWindow:
         """The frames of ``[start_s, end_s]``: ``(F, size, size, 3) uint8``; one-line ``MediaDecodeError``."""
         times = sample_times(start_s, end_s, self.fps)
-        idx = np.clip(np.searchsorted(self._starts, times, side="right") - 1, 0, len(self._starts) - 1)
+        timed = np.clip(np.searchsorted(self._starts, times, side="right") - 1, 0, len(self._starts) - 1)
+        idx = self._indices[timed]  # decord's index of each timed frame
         uniq, inverse = np.unique(idx, return_inverse=True)
         parts = []
         for at in range(0, len(uniq), _DECODE_CHUNK):  # native-size frames (squash) are large: a few at a time
@@ -190,7 +153,7 @@ class FrameSampler:
 
 
 def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: int | None = 224,
-                fit: str = "crop") -> FrameSampler:
+                fit: str = "crop") -> FrameSampler | FfmpegFrameSampler:
     """Open ``path`` for frame sampling at ``fps`` into ``size x size`` frames (None: displayed size);
     ``fit="squash"`` scales the whole frame to ``size x size`` (aspect not kept) instead of centre-cropping.
 
@@ -200,12 +163,14 @@ def open_frames(path: str | os.PathLike[str], fps: float = DEFAULT_FPS, size: in
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     p = Path(path)
-    info, reader, starts, plan = _open(p, size, squash=fit == "squash")
-    return FrameSampler(p, info, reader, starts, plan, fps)
+    info, reader, times, plan = _open(p, size, squash=fit == "squash")
+    if times.untimed:  # decord's index is no longer the picture's place in time (media/frame_times)
+        return FfmpegFrameSampler(p, info, plan, fps, info.fps or _UNTIMED_FPS)
+    return FrameSampler(p, info, reader, times, plan, fps)
 
 
-def _open(path: Path, size: int | None, squash: bool = False) -> tuple[VideoInfo, Any, np.ndarray, DecodePlan]:
-    """ffprobe, then decord: (info, VideoReader, (n,) float64 frame start times from 0, decode plan)."""
+def _open(path: Path, size: int | None, squash: bool = False) -> tuple[VideoInfo, Any, FrameTimes, DecodePlan]:
+    """ffprobe, then decord: (info, VideoReader, the timed frames' start times from 0, decode plan)."""
     streams = probe_streams(path)
     if streams.width <= 0 or streams.height <= 0:
         raise MediaDecodeError(f"{path}: video stream has no picture size")
@@ -217,13 +182,16 @@ def _open(path: Path, size: int | None, squash: bool = False) -> tuple[VideoInfo
     if n == 0:
         raise MediaDecodeError(f"{path}: video stream has no frames")
     stamps = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64).reshape(n, 2)
-    origin = stamps[0, 0]
-    starts = stamps[:, 0] - origin
-    duration = float(max(stamps[-1, 1] - origin, starts[-1]))
-    _check_truncation(path, streams, float(stamps[-1, 1]))
+    times = frame_times(stamps, streams.fps or _UNTIMED_FPS)  # frames without a timestamp set apart
+    duration = times.end_s
+    if times.untimed:  # decord cannot say where its frames end: its frame count at the stream's rate (an MPEG-PS
+        # stream's declared duration is a bitrate estimate: 2.52 s for 3 s of pictures), else the container's
+        duration = n / streams.fps if streams.fps else (streams.video_duration_s or n / _UNTIMED_FPS)
+    else:
+        _check_truncation(path, streams, times.last_end_s)
     fps = streams.fps or (n / duration if duration > 0 else 0.0)
     info = VideoInfo(duration, fps, n, disp_w, disp_h, streams.has_audio, streams.rotation)
-    return info, reader, starts, plan
+    return info, reader, times, plan
 
 
 def _video_reader(path: Path, plan: DecodePlan) -> Any:
