@@ -26,6 +26,26 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# CPython's own test recordings (one pluck as AIFF, AIFF-C a-law/u-law, Sun au and WAV at 8-32 bits, from Debian's
+# libpython3.X-testsuite) for the media-format tests: unpacked into tests/.media (git-ignored), not installed (the
+# package pins the system Python's exact build). Skipped where apt is not at hand: those tests then skip, saying so.
+audiodata=tests/.media/cpython-audiodata
+if [ ! -f "$audiodata/pluck-pcm16.aiff" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  pkg=$(apt-cache search --names-only '^libpython3\.[0-9]+-testsuite$' 2>/dev/null | cut -d' ' -f1 | sort -V | tail -1)
+  if [ -z "$pkg" ] || ! (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(apt-cache search --names-only '^libpython3\.[0-9]+-testsuite$' 2>/dev/null | cut -d' ' -f1 | sort -V | tail -1)
+    [ -n "$pkg" ] && (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1) || true
+  fi
+  if ls "$tmp"/*.deb >/dev/null 2>&1 && dpkg -x "$tmp"/*.deb "$tmp/x"; then
+    mkdir -p "$audiodata"
+    cp "$tmp"/x/usr/lib/python3*/test/audiodata/pluck-* "$audiodata"/ 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+  [ -f "$audiodata/pluck-pcm16.aiff" ] || echo "warning: CPython's test recordings could not be fetched; the AIFF/au tests will skip" >&2
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "$TORCH_SPEC"

@@ -27,8 +27,18 @@ from diffgap_search.errors import InputNotFoundError
 MediaKind = Literal["audio", "video"]
 OnError = Callable[[Path, str], None]
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus"})
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi"})
+# What sound libraries, studios and archives hold: the web's formats; AIFF/AIFC and CAF (macOS, Logic, many
+# commercial SFX libraries); Broadcast WAVE (.bwf), RF64 and Sony Wave64 for long recordings; Sun .au; WavPack
+# (archives); MPEG-1 Layer II (broadcast playout); AAC and WMA. libsndfile reads most, ffmpeg the rest.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({
+    ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus",
+    ".aif", ".aiff", ".aifc", ".caf", ".bwf", ".rf64", ".w64", ".au", ".wv", ".mp2", ".aac", ".wma",
+})
+# Besides the web's: MPEG program and transport streams (.mpg, camcorders' AVCHD .mts/.m2ts), MXF (broadcast
+# archives), .m4v and .wmv. Not ".ts": as often a TypeScript source as a transport stream.
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts", ".mxf", ".wmv",
+})
 
 
 @dataclass(frozen=True)

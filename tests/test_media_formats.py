@@ -1,0 +1,89 @@
+"""The formats studios and archives keep sound in, found, decoded and indexed: AIFF/AIFF-C, CAF, Broadcast WAVE,
+RF64, Wave64, Sun au, WavPack, MPEG-1 Layer II, AAC, WMA; and video as MPEG program/transport streams, MXF,
+.m4v, .wmv.
+
+Two kinds of real file we did not write: CPython's own test recordings (one pluck as AIFF, AIFF-C a-law/u-law, au
+and WAV at 8-32 bits; Debian's libpython3.X-testsuite, unpacked by ``scripts/install.sh`` into tests/.media), and
+a CC0 recording of Debian's sonic-pi-samples encoded by ffmpeg's own muxers and encoders into every other format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_runner import dg
+from fixtures_video import ffmpeg
+
+from real_sounds import SAMPLES_DIR
+
+from diffgap_search.media.audio import load_audio
+from diffgap_search.media.discover import media_kind
+
+AUDIODATA = Path(__file__).parent / ".media" / "cpython-audiodata"
+PLUCKS = ("pcm8.aiff", "pcm16.aiff", "pcm24.aiff", "pcm32.aiff", "alaw.aifc", "ulaw.aifc",
+          "pcm8.au", "pcm16.au", "pcm24.au", "pcm32.au", "ulaw.au", "pcm8.wav", "pcm24.wav", "pcm32.wav")
+SOURCE = SAMPLES_DIR / "loop_amen.flac"  # CC0 (freesound), 1.75 s, 44.1 kHz stereo
+AUDIO_ENCODES = {  # name -> ffmpeg output options
+    "amen.aif": [], "amen_24bit.aiff": ["-c:a", "pcm_s24be"], "amen.caf": ["-c:a", "alac"],
+    "amen.bwf": ["-write_bext", "1", "-metadata", "description=Amen break drum loop", "-f", "wav"],
+    "amen.rf64": ["-rf64", "always", "-f", "wav"], "amen.w64": [], "amen.au": [], "amen.wv": [],
+    "amen.mp2": [], "amen.aac": [], "amen.wma": ["-c:a", "wmav2"],
+}
+PICTURE = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25"]
+VIDEO_ENCODES = {  # name -> ffmpeg output options (the recording as the soundtrack of a test pattern)
+    "amen.m4v": ["-c:v", "mpeg4", "-c:a", "aac", "-f", "mp4"], "amen.mpg": ["-c:v", "mpeg2video", "-c:a", "mp2"],
+    "amen.mpeg": ["-c:v", "mpeg1video", "-c:a", "mp2"], "amen.mts": ["-c:v", "mpeg2video", "-c:a", "mp2"],
+    "amen.m2ts": ["-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"],
+    "amen.mxf": ["-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000"],
+    "amen.wmv": ["-c:v", "wmv2", "-c:a", "wmav2"],
+}
+
+
+@pytest.mark.parametrize("name", PLUCKS)
+def test_cpythons_recordings_decode_to_the_same_pluck(name: str) -> None:
+    path = AUDIODATA / f"pluck-{name}"
+    if not path.is_file():
+        pytest.skip(f"{AUDIODATA} lacks CPython's test recordings: scripts/install.sh unpacks them (needs apt)")
+    assert media_kind(path) == "audio"
+    reference = load_audio(AUDIODATA / "pluck-pcm16.wav", 11025)  # 3,307 samples, 11.025 kHz stereo
+    got = load_audio(path, 11025)
+    assert got.shape == reference.shape == (3307,) and got.dtype == np.float32
+    tolerance = 1e-4 if "pcm8" not in name and "law" not in name else 0.02  # 8-bit and G.711: coarser steps
+    assert float(np.abs(got - reference).max()) < tolerance
+    assert float(np.corrcoef(got, reference)[0, 1]) > 0.9999
+
+
+@pytest.fixture(scope="module")
+def encoded_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recording in each audio format above and as the soundtrack of each video format."""
+    if not SOURCE.is_file():
+        pytest.skip(f"{SOURCE} is absent (apt-get install sonic-pi-samples)")
+    folder = tmp_path_factory.mktemp("formats") / "library"
+    folder.mkdir()
+    for name, options in AUDIO_ENCODES.items():
+        ffmpeg("-i", str(SOURCE), *options, str(folder / name))
+    for name, options in VIDEO_ENCODES.items():
+        ffmpeg(*PICTURE, "-i", str(SOURCE), "-shortest", *options, str(folder / name))
+    return folder
+
+
+def test_every_format_is_found_indexed_and_found_again(encoded_library: Path, tmp_path: Path) -> None:
+    names = sorted(p.name for p in encoded_library.iterdir())
+    assert [media_kind(encoded_library / n) for n in names].count("video") == len(VIDEO_ENCODES)
+    ix = tmp_path / "ix"
+    r = dg("index", encoded_library, "--index", ix, "--model", "aisfx", "--no-frames", "--workers", "0", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert (report["found"], report["embedded_files"], report["failed"]) == (len(names), len(names), [])
+    q = dg("query", "--audio", SOURCE, "--index", ix, "--mode", "semantic", "-k", len(names), "--jsonl")
+    assert q.exit_code == 0, q.output
+    hits = {Path(h["path"]).name: h["score"] for h in map(json.loads, q.stdout.splitlines())}
+    assert sorted(hits) == names  # every format's copy of the recording comes back
+    lossless = [n for n in names if n.rsplit(".", 1)[1] in ("aif", "aiff", "caf", "bwf", "rf64", "w64", "au", "wv")]
+    assert min(hits[n] for n in lossless) > 0.999, hits
+    assert min(hits.values()) > 0.9, hits  # MPEG-1/2 audio, AAC, WMA: lossy, the same sound
+    words = dg("query", "amen break drum loop", "--index", ix, "--mode", "keyword", "--jsonl")
+    assert [Path(json.loads(line)["path"]).name for line in words.stdout.splitlines()][0] == "amen.bwf"  # its bext
