@@ -7,12 +7,34 @@
   const panel = document.querySelector("#map-panel"), canvas = document.querySelector("#map");
   const info = document.querySelector("#map-info"), legend = document.querySelector("#map-legend");
   const colourSel = document.querySelector("#map-colour");
+  // eleven colours told apart at a glance; past eleven folders (or tags) the largest ten keep one each and the
+  // rest share OTHER, so a colour always means one group (a real library has hundreds of folders)
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
-                   "#9c755f", "#bab0ac", "#1b9e77", "#d95f02"];
+                   "#9c755f", "#1b9e77", "#d95f02"];
+  const OTHER = "#c9c4c1";
   const HOVER_PX = 8, HOVER_DELAY_MS = 150;
-  const m = { doc: null, sx: null, sy: null, grid: new Map(), lit: new Set(), hover: -1, timer: null, playing: null };
+  const m = { doc: null, sx: null, sy: null, grid: new Map(), lit: new Set(), hover: -1, timer: null, playing: null,
+              colours: [], order: [] };
 
-  function colourOf(key) { return PALETTE[key % PALETTE.length]; }
+  function colourOf(key) { return m.colours[key] || OTHER; }
+
+  // each key's colour and the drawing order (grey first, so the named groups sit on top); the legend's entries
+  function rank(doc) {
+    const counts = new Array(doc.keys.length).fill(0);
+    for (let i = 0; i < doc.count; i++) counts[doc.key[i]]++;
+    const present = counts.map((_, k) => k).filter((k) => counts[k] > 0).sort((a, b) => counts[b] - counts[a] || a - b);
+    const named = present.length <= PALETTE.length ? present : present.slice(0, PALETTE.length - 1);
+    m.colours = doc.keys.map(() => OTHER);
+    named.forEach((k, j) => { m.colours[k] = PALETTE[j]; });
+    const rest = present.filter((k) => m.colours[k] === OTHER);
+    m.order = [...rest, ...named];
+    const entries = named.map((k) => ({ text: (doc.keys[k] || "(none)") + " " + counts[k], colour: m.colours[k] }));
+    if (rest.length) {
+      const points = rest.reduce((sum, k) => sum + counts[k], 0);
+      entries.push({ text: rest.length + " other " + (doc.colour === "tag" ? "tags" : "folders") + " " + points, colour: OTHER });
+    }
+    return entries;
+  }
 
   function load() {
     dg.api("/api/map?colour=" + encodeURIComponent(colourSel.value)).then((doc) => {
@@ -20,12 +42,12 @@
       panel.hidden = doc.count === 0;
       info.textContent = doc.count + (doc.count < doc.total ? " of " + doc.total : "") + " windows · " + doc.method;
       legend.replaceChildren();
-      doc.keys.forEach((k, i) => {
+      rank(doc).forEach((entry) => {
         const item = document.createElement("span");
         item.className = "key";
         const dot = document.createElement("i");
-        dot.style.background = colourOf(i);
-        item.append(dot, document.createTextNode(k || "(none)"));
+        dot.style.background = entry.colour;
+        item.append(dot, document.createTextNode(entry.text));
         legend.appendChild(item);
       });
       light(dg.hits());
@@ -56,7 +78,7 @@
     }
     const r = n > 20000 ? 1 : n > 2000 ? 1.5 : 3;
     g.globalAlpha = n > 20000 ? 0.6 : 0.85;
-    for (let k = 0; k < doc.keys.length; k++) {  // one fill colour at a time
+    for (const k of m.order) {  // one fill colour at a time, the grey of the many small groups first
       g.fillStyle = colourOf(k);
       g.beginPath();
       for (let i = 0; i < n; i++) if (doc.key[i] === k) { g.moveTo(m.sx[i] + r, m.sy[i]); g.arc(m.sx[i], m.sy[i], r, 0, 2 * Math.PI); }
