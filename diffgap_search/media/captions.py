@@ -9,13 +9,9 @@ Three sources, looked up for a media file ``dir/clip.wav``, in this order:
    translations per clip would outweigh every other clip's one caption in training.
 2. ``dir/clip.json`` (or ``dir/clip.wav.json``): an object with ``"caption"`` or ``"captions"``, each a
    string or a list of strings.
-3. Any ``*.csv`` in ``dir`` or a folder above it whose header has caption columns (``caption``,
-   ``captions``, ``caption_1`` … ``caption_N``): AudioCaps (``audiocap_id, youtube_id, start_time,
-   caption``) and Clotho (``file_name, caption_1 … caption_5``) forms. The *name column* is the non-caption
-   column whose values match the most media files below the CSV's folder (ties broken by a preference for
-   ``file_name``, ``filename``, ``path``, ``file``, ``youtube_id``, …). A value matches a file when it equals
-   the file's path relative to the CSV's folder (with or without extension), its name, its stem, or its
-   stem without an AudioCaps ``Y`` prefix. CSVs nearer to the file come first.
+3. Any caption table: a ``*.csv`` in ``dir`` or a folder above it (or in a metadata folder beside one) with
+   caption, description or label columns, as AudioCaps, Clotho, the BBC Sound Effects archive, ESC-50,
+   UrbanSound8K and FSD50K publish them (``media/caption_tables.py``). Tables nearer to the file come first.
 
 Captions are stripped, empty ones dropped, duplicates removed keeping the first. A sidecar that cannot be
 read (bad UTF-8, bad JSON, bad CSV, wrong types) is skipped and reported through ``on_error(path, reason)``.
@@ -23,8 +19,6 @@ read (bad UTF-8, bad JSON, bad CSV, wrong types) is skipped and reported through
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -32,14 +26,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffgap_search.media.caption_tables import CaptionTable, match_keys, read_table
 from diffgap_search.media.discover import MEDIA_EXTENSIONS, media_kind, name_extension, walk_files
 
 OnError = Callable[[Path, str], None]
 
-_CAPTION_COLUMN = re.compile(r"^(caption|captions|caption_\d+|caption\d+)$", re.IGNORECASE)
 # gettext locale + ".utf8=" (Tux Paint's stamp descriptions): ll[l][_CC][@variant].utf8=text
 _TRANSLATION_LINE = re.compile(r"^(?P<lang>[a-z]{2,3})(?:_[A-Z]{2})?(?:@[a-z]+)?\.(?:utf8|UTF-8)=(?P<text>.*)$")
-_NAME_PREFERENCE = ("file_name", "filename", "fname", "path", "file", "audio", "youtube_id", "ytid", "id")
 
 
 SIDECAR_EXTENSIONS = frozenset({".txt", ".json", ".csv"})
@@ -53,17 +46,11 @@ def is_listed_name(name: str) -> bool:
 
 
 @dataclass
-class _CaptionCsv:
-    folder: str
-    rows: dict[str, list[tuple[int, str]]]  # name-column value -> (row number, caption), in file order
-
-
-@dataclass
 class CaptionIndex:
     """Captions of every media file under a root, built by one scan (``CaptionIndex.build``)."""
 
     sidecars: dict[str, list[str]] = field(default_factory=dict)  # absolute media path -> captions
-    csvs: dict[str, list[_CaptionCsv]] = field(default_factory=dict)  # absolute folder -> its caption CSVs
+    csvs: dict[str, list[CaptionTable]] = field(default_factory=dict)  # absolute folder -> its caption CSVs
 
     @classmethod
     def build(
@@ -108,7 +95,7 @@ class CaptionIndex:
         found = list(self.sidecars.get(str(clip), ()))
         for folder in clip.parents:
             for table in self.csvs.get(str(folder), ()):
-                hits = [hit for key in _match_keys(clip, folder) for hit in table.rows.get(key, ())]
+                hits = [hit for key in match_keys(clip, folder) for hit in table.rows.get(key, ())]
                 found += [caption for _row, caption in sorted(hits, key=lambda h: h[0])]
         return _dedup(found)
 
@@ -172,59 +159,6 @@ def _read_json(path: Path, report: OnError) -> list[str]:
     return out
 
 
-def _match_keys(clip: Path, folder: Path) -> list[str]:
-    """The strings a CSV name cell may hold for ``clip`` relative to the CSV's ``folder``."""
-    rel = clip.relative_to(folder).as_posix()
-    stem = clip.stem
-    keys = [rel, rel[: -len(clip.suffix)] if clip.suffix else rel, clip.name, stem]
-    if stem.startswith("Y") and len(stem) > 1:
-        keys.append(stem[1:])
-    return list(dict.fromkeys(keys))
-
-
-def _read_csv(path: Path, media: list[Path], report: OnError) -> _CaptionCsv | None:
+def _read_csv(path: Path, media: list[Path], report: OnError) -> CaptionTable | None:
     text = _read_text(path, report)
-    if text is None:
-        return None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        report(path, f"bad CSV: {exc}")
-        return None
-    if not records:
-        return None
-    header = [h.strip() for h in records[0]]
-    caption_cols = [i for i, h in enumerate(header) if _CAPTION_COLUMN.match(h)]
-    if not caption_cols:
-        return None  # some other CSV: not ours, not an error
-    rows = [r for r in records[1:] if any(cell.strip() for cell in r)]
-    if any(len(r) != len(header) for r in rows):
-        report(path, f"bad CSV: rows do not all have the {len(header)} columns of the header")
-        return None
-    folder = path.parent
-    below = [m for m in media if folder in m.parents]
-    keys = {k for m in below for k in _match_keys(m, folder)}
-    name_col = _pick_name_column(header, caption_cols, rows, keys)
-    if name_col is None:
-        report(path, "no column of this CSV names the clips")
-        return None
-    table: dict[str, list[tuple[int, str]]] = {}
-    for number, r in enumerate(rows):
-        table.setdefault(r[name_col].strip(), []).extend((number, r[i]) for i in caption_cols)
-    return _CaptionCsv(folder=str(folder), rows=table)
-
-
-def _pick_name_column(header: list[str], caption_cols: list[int], rows: list[list[str]], keys: set[str]) -> int | None:
-    def preference(i: int) -> int:
-        name = header[i].lower()
-        return _NAME_PREFERENCE.index(name) if name in _NAME_PREFERENCE else len(_NAME_PREFERENCE)
-
-    candidates = [i for i in range(len(header)) if i not in caption_cols]
-    if not candidates:
-        return None
-    scored = [(sum(r[i].strip() in keys for r in rows), -preference(i), -i) for i in candidates]
-    best = max(range(len(candidates)), key=lambda j: scored[j])
-    hits, pref, _ = scored[best]
-    if hits == 0 and -pref == len(_NAME_PREFERENCE):
-        return None
-    return candidates[best]
+    return None if text is None else read_table(path, text, media, report)
