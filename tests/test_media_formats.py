@@ -87,3 +87,17 @@ def test_every_format_is_found_indexed_and_found_again(encoded_library: Path, tm
     assert min(hits.values()) > 0.9, hits  # MPEG-1/2 audio, AAC, WMA: lossy, the same sound
     words = dg("query", "amen break drum loop", "--index", ix, "--mode", "keyword", "--jsonl")
     assert [Path(json.loads(line)["path"]).name for line in words.stdout.splitlines()][0] == "amen.bwf"  # its bext
+
+
+def test_the_pages_file_picker_offers_every_format() -> None:
+    """Browsers filter the picker by MIME type, and know none for .mxf, .wv, .caf, .w64, .mts …: the page names
+    every extension an index reads."""
+    import re
+    from importlib import resources
+
+    page = resources.files("diffgap_search.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
+    accept = re.search(r'<input id="file" type="file" accept="([^"]+)"', page)
+    assert accept is not None
+    from diffgap_search.media.discover import MEDIA_EXTENSIONS
+
+    assert set(accept.group(1).split(",")) == {"audio/*", "video/*", *MEDIA_EXTENSIONS}
