@@ -94,3 +94,37 @@ def test_an_untimed_video_indexes_with_its_frames(untimed_videos: dict[str, Path
         " JOIN vectors v ON v.segment_id = s.id GROUP BY s.id ORDER BY f.path").fetchall()
     assert [(Path(p).name, a, b, space) for p, a, b, space in rows] == [
         ("program.mpg", 0.0, pytest.approx(2.5), "video"), ("xvid.avi", 0.0, pytest.approx(2.5), "video")]
+
+
+HANG = """#!/bin/sh
+echo $$ > "$DGS_FAKE_PID.tmp" && mv "$DGS_FAKE_PID.tmp" "$DGS_FAKE_PID"
+exec sleep 600
+"""
+
+
+def test_an_ffmpeg_that_never_answers_is_killed(untimed_videos: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    from process_watch import alive
+
+    from diffgap_search.errors import MediaDecodeError
+    from diffgap_search.media import process
+
+    path = untimed_videos["xvid.avi"]
+    sampler = open_frames(path, size=16)  # probed by the real ffprobe and decord
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ffmpeg").write_text(HANG)
+    (fake / "ffmpeg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DGS_FAKE_PID", str(tmp_path / "fake.pid"))
+    monkeypatch.setattr(process, "BASE_LIMIT_S", 1.0)
+    monkeypatch.setattr(process, "PER_MEDIA_SECOND_S", 0.0)
+    started = time.monotonic()
+    with pytest.raises(MediaDecodeError) as info:
+        sampler.window(0.0, 1.0)
+    assert 1.0 <= time.monotonic() - started < 10.0
+    assert str(info.value) == f"{path}: decoder timed out after 1 s (ffmpeg)"
+    assert not alive(int((tmp_path / "fake.pid").read_text()))

@@ -15,8 +15,9 @@ at time ``t`` (``video.sample_times``) is grid frame ``j = floor((t - START) * R
 frame early after a seek, as ffmpeg itself times them; ``-copyts`` was no better); ``select``
 keeps only those, so a window holds its samples in memory, not its every frame. Frames are scaled to the
 decode plan's target size (rotation applied by ffmpeg, as decord applies it), then cropped or squashed as
-decord's are (``video_geometry.finish_frames``). A sample past the last picture repeats the last. ffmpeg runs
-under the decoders' time limit (``media/process``); a failure is one ``MediaDecodeError`` line.
+decord's are (``video_geometry.finish_frames``), eight at a time as they stream from the pipe. A sample past the
+last picture repeats the last. Each wait for ffmpeg's output has the decoders' time limit (``media/process``); a
+failure is one ``MediaDecodeError`` line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,8 @@ from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.video_geometry import DecodePlan, finish_frames
 from diffgap_search.media.video_types import FrameWindow, VideoInfo, sample_times
+
+_CHUNK = 8  # pictures read and finished at a time (as decord's sampler decodes 8 at a time)
 
 
 class FfmpegFrameSampler:
@@ -50,14 +55,15 @@ class FfmpegFrameSampler:
         times = sample_times(start_s, end_s, self.fps)
         slots = np.floor((times - start_s) * self._grid + 1e-9).astype(np.int64)
         uniq, inverse = np.unique(slots, return_inverse=True)
-        frames = self._decode(start_s, uniq)
-        picked = frames[np.minimum(np.arange(len(uniq)), len(frames) - 1)]
-        out = finish_frames(picked, self._plan)[inverse]
+        finished = self._decode(start_s, uniq)
+        picked = finished[np.minimum(np.arange(len(uniq)), len(finished) - 1)]
         first = int(math.floor(start_s * self._grid + 1e-9))
-        return FrameWindow(start_s, end_s, out, times, (first + slots).astype(np.int64))
+        return FrameWindow(start_s, end_s, picked[inverse], times, (first + slots).astype(np.int64))
 
     def _decode(self, start_s: float, slots: np.ndarray) -> np.ndarray:
-        """Grid frames ``slots`` (ascending) after ``start_s``: ``(<= len(slots), h, w, 3) uint8``, at least one."""
+        """Grid frames ``slots`` (ascending) after ``start_s``, finished to the plan's output: ``(<= len(slots),
+        *out_shape, 3) uint8``, at least one. Read ``_CHUNK`` pictures at a time, so native-size ones (CAVP's
+        squash decodes 1080p at 6 MB a picture) never sit in memory a window's worth at once."""
         exe = shutil.which("ffmpeg")
         if exe is None:
             raise MediaDecodeError(f"{self.path}: needs ffmpeg to decode this video's frames, which is not installed")
@@ -70,11 +76,38 @@ class FfmpegFrameSampler:
             "-vf", f"fps={self._grid:.6f},select='{select}'{self._scale}",
             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
         ]
-        done = process.run_limited(cmd, self.path, process.time_limit(span), "ffmpeg")
         h, w = self._size
-        n = len(done.stdout) // (h * w * 3)
-        if done.returncode != 0 or n == 0:
-            lines = [ln for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-            why = lines[-1].strip() if lines else f"ffmpeg exited with status {done.returncode}, no frame"
-            raise MediaDecodeError(f"{self.path}: decoding failed near {start_s:.1f} s ({why})")
-        return np.frombuffer(done.stdout, np.uint8)[: n * h * w * 3].reshape(n, h, w, 3)
+        size = h * w * 3
+        parts: list[np.ndarray] = []
+        with tempfile.TemporaryFile() as errfile:
+            proc = process.start(cmd, stdout=subprocess.PIPE, stderr=errfile)
+            assert proc.stdout is not None
+            watchdog = process.Watchdog(proc)
+            try:
+                for _ in range(0, len(slots), _CHUNK):
+                    with watchdog.waiting(process.time_limit(span)):
+                        raw = proc.stdout.read(size * _CHUNK) or b""
+                    if watchdog.fired is not None:
+                        raise MediaDecodeError(f"{self.path}: {process.timed_out(watchdog.fired, 'ffmpeg')}")
+                    n = len(raw) // size
+                    if n:
+                        parts.append(finish_frames(np.frombuffer(raw, np.uint8)[: n * size].reshape(n, h, w, 3),
+                                                   self._plan))
+                    if len(raw) < size * _CHUNK:
+                        break
+                with watchdog.waiting(process.time_limit(None)):
+                    while proc.stdout.read(size):  # more pictures than asked for cannot block ffmpeg's exit
+                        pass
+                    code = proc.wait()
+            finally:
+                watchdog.close()
+                if proc.poll() is None:
+                    proc.kill()
+                proc.stdout.close()
+                proc.wait()
+            if code != 0 or not parts:
+                errfile.seek(0)
+                lines = [ln for ln in errfile.read(4096).decode("utf-8", "replace").splitlines() if ln.strip()]
+                why = lines[-1].strip() if lines else f"ffmpeg exited with status {code}, no frame"
+                raise MediaDecodeError(f"{self.path}: decoding failed near {start_s:.1f} s ({why})")
+        return np.concatenate(parts)
