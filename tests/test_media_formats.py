@@ -30,7 +30,7 @@ AUDIO_ENCODES = {  # name -> ffmpeg output options
     "amen.aif": [], "amen_24bit.aiff": ["-c:a", "pcm_s24be"], "amen.caf": ["-c:a", "alac"],
     "amen.bwf": ["-write_bext", "1", "-metadata", "description=Amen break drum loop", "-f", "wav"],
     "amen.rf64": ["-rf64", "always", "-f", "wav"], "amen.w64": [], "amen.au": [], "amen.wv": [],
-    "amen.mp2": [], "amen.aac": [], "amen.wma": ["-c:a", "wmav2"],
+    "amen.mp2": [], "amen.aac": [], "amen.wma": ["-c:a", "wmav2"], "amen.mka": ["-c:a", "libopus"],
 }
 PICTURE = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25"]
 VIDEO_ENCODES = {  # name -> ffmpeg output options (the recording as the soundtrack of a test pattern)
@@ -38,7 +38,12 @@ VIDEO_ENCODES = {  # name -> ffmpeg output options (the recording as the soundtr
     "amen.mpeg": ["-c:v", "mpeg1video", "-c:a", "mp2"], "amen.mts": ["-c:v", "mpeg2video", "-c:a", "mp2"],
     "amen.m2ts": ["-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"],
     "amen.mxf": ["-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000"],
-    "amen.wmv": ["-c:v", "wmv2", "-c:a", "wmav2"],
+    "amen.wmv": ["-c:v", "wmv2", "-c:a", "wmav2"], "amen.vob": ["-c:v", "mpeg2video", "-c:a", "ac3", "-f", "vob"],
+    "amen.dv": ["-c:v", "dvvideo", "-s", "720x576", "-r", "25", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le",
+                "-ar", "48000"],
+    "amen.ogv": ["-c:v", "libtheora", "-c:a", "libvorbis"], "amen.flv": ["-c:v", "flv1", "-c:a", "aac"],
+    "amen.3gp": ["-c:v", "h263", "-s", "176x144", "-c:a", "aac", "-ar", "16000", "-ac", "1"],
+    "amen.3g2": ["-c:v", "h263", "-s", "176x144", "-c:a", "aac", "-ar", "16000", "-ac", "1"],
 }
 
 

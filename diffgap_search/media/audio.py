@@ -4,7 +4,7 @@ Two decoders, one conditioning path:
 
 - soundfile (libsndfile) reads wav (and Broadcast WAVE, RF64, Wave64), flac, ogg/oga/opus, mp3 and mp2, AIFF/AIFC,
   CAF and Sun au, and anything else it recognises by content;
-- an ``ffmpeg`` subprocess reads the rest (m4a, aac, wma, WavPack, video containers, codecs libsndfile lacks;
+- an ``ffmpeg`` subprocess reads the rest (m4a, aac, wma, WavPack, mka, video containers, codecs libsndfile lacks;
   ``_FFMPEG_ONLY`` names go to it directly). It writes
   32-bit float WAV at the source's own rate and channel count to a pipe, read in chunks, so a long file
   never sits whole in memory. For ``.wav``/``.flac``/``.ogg``-family names ffmpeg is told the container
@@ -45,7 +45,7 @@ from diffgap_search.media import process
 from diffgap_search.media.discover import VIDEO_EXTENSIONS, display_path
 
 # Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
-_FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv"}) | VIDEO_EXTENSIONS
+_FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka"}) | VIDEO_EXTENSIONS
 # Names whose container is certain: ffmpeg is told it rather than left to probe the bytes.
 _FFMPEG_FORMAT = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg"}
 _RESAMPLE_QUALITY = "HQ"

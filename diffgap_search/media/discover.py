@@ -29,15 +29,18 @@ OnError = Callable[[Path, str], None]
 
 # What sound libraries, studios and archives hold: the web's formats; AIFF/AIFC and CAF (macOS, Logic, many
 # commercial SFX libraries); Broadcast WAVE (.bwf), RF64 and Sony Wave64 for long recordings; Sun .au; WavPack
-# (archives); MPEG-1 Layer II (broadcast playout); AAC and WMA. libsndfile reads most, ffmpeg the rest.
+# (archives); MPEG-1 Layer II (broadcast playout); AAC, WMA and Matroska audio. libsndfile reads most, ffmpeg
+# the rest.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus",
-    ".aif", ".aiff", ".aifc", ".caf", ".bwf", ".rf64", ".w64", ".au", ".wv", ".mp2", ".aac", ".wma",
+    ".aif", ".aiff", ".aifc", ".caf", ".bwf", ".rf64", ".w64", ".au", ".wv", ".mp2", ".aac", ".wma", ".mka",
 })
-# Besides the web's: MPEG program and transport streams (.mpg, camcorders' AVCHD .mts/.m2ts), MXF (broadcast
-# archives), .m4v and .wmv. Not ".ts": as often a TypeScript source as a transport stream.
+# Besides the web's: MPEG program and transport streams (.mpg, DVD .vob, camcorders' AVCHD .mts/.m2ts), MXF
+# (broadcast archives), DV tape transfers, Ogg Theora (.ogv: Wikimedia, archive.org), old phones' .3gp/.3g2, Flash
+# .flv, .m4v and .wmv. Not ".ts": as often a TypeScript source as a transport stream.
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({
-    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts", ".mxf", ".wmv",
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".vob", ".mts", ".m2ts", ".mxf", ".dv",
+    ".ogv", ".3gp", ".3g2", ".flv", ".wmv",
 })
 
 
