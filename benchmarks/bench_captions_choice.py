@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 scored = run_json(["eval", "--index", str(index)], env)
                 runs.append({"choice": choice, "seed": seed, "caption_pairs": trained["caption_pairs"],
                              "train_pairs": trained["train_pairs"], "seconds": trained["seconds"],
-                             "n_test": {"real": scored["n_test"], "weak": scored.get("weak_captions", {}).get("n_test")},
+                             "n_test": {"real": scored["n_test"],
+                                        "weak": scored.get("weak_captions", {}).get("n_test")},
                              "real": served(scored["results"]),
                              "weak": served(scored.get("weak_captions", {}).get("results", {}))})
                 print(json.dumps(runs[-1]), flush=True)
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                       *[mean_sd([r["weak"][k] for r in mine]) if k in mine[0]["weak"] else "-" for k in keys]))
     first = runs[0]["n_test"]
     notes = [f"index {args.index}; seeds {args.seeds}; served = DiffGAP + fusion, as `dgsearch eval` reports it",
-             f"held-out clips (the same for every choice): real captions {first['real']}, weak captions {first['weak']}",
+             f"held-out clips (the same for every choice): real captions {first['real']},"
+             f" weak captions {first['weak']}",
              "real: the held-out clips' sidecar captions, ranked among the held-out captioned clips; weak: their"
              " file names and tags, ranked among every held-out clip"]
     write_results(args.name, {"runs": runs, "index": str(args.index)}, table, notes)

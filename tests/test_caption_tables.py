@@ -40,7 +40,8 @@ def test_the_bbc_archives_descriptions_name_its_catalogue_numbers(tmp_path: Path
     (tmp_path / "BBCSoundEffects.csv").write_text(
         "location,description,secs,category,CDNumber,CDName,tracknum\n"
         '07076051.wav,"Birds - dawn chorus in a wood, blackbird prominent.",182,Nature,EC10D2,Birds,4\n'
-        '07070175.wav,"Steam train - departs from station, whistle.",96,Transport,EC17D1,Railways,12\n', encoding="utf-8")
+        '07070175.wav,"Steam train - departs from station, whistle.",96,Transport,EC17D1,Railways,12\n',
+        encoding="utf-8")
     index, errors = build(tmp_path)
     assert errors == []
     assert index.captions_for(tmp_path / "07076051.wav") == ["Birds - dawn chorus in a wood, blackbird prominent."]

@@ -5,9 +5,10 @@ From an index (no labels needed):
   windows (a text query against each window, each window's ``audio_as_text``), so the bridge learns at
   that granularity (on the synthetic benchmark training on clip means instead loses R@1: README).
   ``captions`` picks which captions: ``sidecars`` (the real ones, from sidecar files), ``names`` (weak
-  captions: the cleaned file name and tag values, ``media/weak_captions.py``, for every file) or ``all``
+  captions: the cleaned file name and tag values, ``media/weak_captions.py``, for every file), ``all``
   (both) or ``per-file`` (a file's sidecar captions where it has any, else its weak captions: ``sidecars`` on
-  a library captioned throughout, ``names`` on one without a sidecar). Weak captions are derived here, at train time, never stored: they are a function of the file's
+  a library captioned throughout, ``names`` on one without a sidecar). Weak captions are derived here, at
+  train time, never stored: they are a function of the file's
   current name and tags, so a rename or a re-tag needs no re-indexing, and search hits and the keyword
   index never show a file's own name back as if it were a caption. Each text pair remembers its source
   (``Pairs.sources``) so ``dgsearch eval`` scores weak-caption pairs apart from real ones;
@@ -48,7 +49,8 @@ from diffgap_search.store.tags import tags_of as stored_tags
 
 MODALITIES = ("audio", "text", "video")
 TEST_MODULUS = 10  # one group in ten is held out
-CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL, Captions.PER_FILE)  # what ``auto`` resolves to, and the rest
+# what ``auto`` resolves to, and the rest
+CAPTION_CHOICES = (Captions.SIDECARS, Captions.NAMES, Captions.ALL, Captions.PER_FILE)
 SIDECAR, NAME = "sidecar", "name"  # Pairs.sources of a text pair; "" for a video pair
 TagReader = Callable[[FileRow], Sequence[str]]
 # the embedded tags that describe a sound, in this order, become weak captions; artist and library do not,

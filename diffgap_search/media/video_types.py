@@ -13,7 +13,8 @@ import numpy as np
 class VideoInfo:
     """What a video holds, as decoded.
 
-    ``duration_s``: from the first frame's timestamp to the end of the last decodable frame.
+    ``duration_s``: from the first frame's timestamp to the end of the last decodable frame (a video with frames
+    decord cannot time, ``media/frame_times``: its frame count at the stream's rate).
     ``fps``: the container's average frame rate (``n_frames / duration_s`` when it has none).
     ``n_frames``: decodable frames. ``width``/``height``: the displayed size, after rotation.
     ``rotation``: the rotation metadata in degrees (0, 90, 180 or 270), already applied to frames.
