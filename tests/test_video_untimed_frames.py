@@ -42,14 +42,14 @@ def untimed_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_frames_without_a_timestamp_are_set_apart() -> None:
     stamps = np.array([[NOPTS_AVI, NOPTS_AVI], [NOPTS_AVI, NOPTS_AVI], [0.08, 0.12], [0.12, 0.16], [0.2, 0.24]])
-    times = frame_times(stamps, fps=25.0)
+    times = frame_times(stamps)
     assert times.indices.tolist() == [2, 3, 4] and times.untimed == 2
     assert np.allclose(times.starts, [0.0, 0.04, 0.12]) and times.end_s == pytest.approx(0.16)
     assert times.last_end_s == pytest.approx(0.24)
-    none = frame_times(np.full((4, 2), NOPTS_AVI), fps=25.0)  # nothing timed: decord's order at the stream's rate
-    assert none.indices.tolist() == [0, 1, 2, 3] and np.allclose(none.starts, [0, 0.04, 0.08, 0.12])
-    assert (none.end_s, none.untimed) == (pytest.approx(0.16), 4)
-    timed = frame_times(np.array([[0.5, 0.6], [0.6, 0.7]]), fps=10.0)  # an ordinary video: as decord says
+    none = frame_times(np.full((4, 2), NOPTS_AVI))  # nothing timed (the video is then timed by its frame count)
+    assert none.indices.tolist() == [] and none.starts.tolist() == []
+    assert (none.end_s, none.last_end_s, none.untimed) == (0.0, 0.0, 4)
+    timed = frame_times(np.array([[0.5, 0.6], [0.6, 0.7]]))  # an ordinary video: as decord says
     assert timed.indices.tolist() == [0, 1] and np.allclose(timed.starts, [0.0, 0.1]) and timed.untimed == 0
 
 

@@ -8,9 +8,9 @@ From an index (no labels needed):
   captions: the cleaned file name and tag values, ``media/weak_captions.py``, for every file), ``all``
   (both) or ``per-file`` (a file's sidecar captions where it has any, else its weak captions: ``sidecars`` on
   a library captioned throughout, ``names`` on one without a sidecar). Weak captions are derived here, at
-  train time, never stored: they are a function of the file's
-  current name and tags, so a rename or a re-tag needs no re-indexing, and search hits and the keyword
-  index never show a file's own name back as if it were a caption. Each text pair remembers its source
+  train time, never stored: they are a function of the file's current name and tags, so a rename or a
+  re-tag needs no re-indexing, and search hits and the keyword index never show a file's own name back as
+  if it were a caption. Each text pair remembers its source
   (``Pairs.sources``) so ``dgsearch eval`` scores weak-caption pairs apart from real ones;
 - audio–video: every video window with both vectors gives (its soundtrack's embedding, its frames').
 

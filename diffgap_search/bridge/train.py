@@ -43,7 +43,7 @@ from diffgap_search.errors import UsageError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.generations import remove_unread
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.pair_rows import captioned_files, count_captions
+from diffgap_search.store.pair_rows import captioned_files
 from diffgap_search.store.settings import spaces_apart_from_audio
 from diffgap_search.store.vector_index import publish
 
@@ -143,7 +143,7 @@ def train_index_bridge(
         file_pairs(pairs_file)  # InputNotFoundError / UsageError before creating anything
     with writer_lock(index_dir, wait_s=wait_s), Catalog.open(index_dir, create=pairs_file is not None) as catalog:
         chosen = resolve_captions(catalog, caption_choice) if pairs_file is None else None
-        if chosen is Captions.SIDECARS and pair_set is PairSet.TEXT and not count_captions(catalog):
+        if chosen is Captions.SIDECARS and pair_set is PairSet.TEXT and not captioned_files(catalog)[0]:
             raise UsageError(f"no file in index {index_dir} has a caption sidecar: train on the file names with"
                              " --captions names")
         train, test = _training_pairs(catalog, index_dir, load_encoder, pair_set, pairs_file,

@@ -213,19 +213,10 @@ def _ffmpeg_blocks(
         cmd += ["-f", forced_format]
     cmd += ["-i", b"file:" + os.fsencode(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
-    with tempfile.TemporaryFile() as errfile:
-        proc = process.start(cmd, stdout=subprocess.PIPE, stderr=errfile)
+    with tempfile.TemporaryFile() as errfile, process.watched(cmd, errfile) as (proc, watchdog):
         assert proc.stdout is not None
-        watchdog = process.Watchdog(proc)
-        try:
-            yield from _read_wav_pipe(path, _TimedReader(path, proc.stdout, watchdog), sample_rate, block_seconds,
-                                      proc, errfile)
-        finally:
-            watchdog.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.stdout.close()
-            proc.wait()
+        yield from _read_wav_pipe(path, _TimedReader(path, proc.stdout, watchdog), sample_rate, block_seconds,
+                                  proc, errfile)
 
 
 class _TimedReader:

@@ -82,9 +82,11 @@ def read_table(path: Path, text: str, media: list[Path], report: OnError) -> Cap
         return None  # some other CSV: not ours, not an error
     rows = [r for r in records[1:] if any(cell.strip() for cell in r)]
     folder = path.parent
-    if not any(folder in m.parents for m in media):
-        folder = folder.parent  # a metadata folder beside the audio (ESC-50, UrbanSound8K, FSD50K)
-    keys = {k for m in media if folder in m.parents for k in match_keys(m, folder)}
+    below = [m for m in media if folder in m.parents]
+    if not below:  # a metadata folder beside the audio (ESC-50, UrbanSound8K, FSD50K)
+        folder = folder.parent
+        below = [m for m in media if folder in m.parents]
+    keys = {k for m in below for k in match_keys(m, folder)}
     if any(len(r) != len(header) for r in rows):
         if strict or any(cell.strip() in keys for r in rows for cell in r):  # it is about these clips: say so
             report(path, f"bad CSV: rows do not all have the {len(header)} columns of the header")

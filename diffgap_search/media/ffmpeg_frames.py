@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -81,10 +80,8 @@ class FfmpegFrameSampler:
         size = h * w * 3
         parts: list[np.ndarray] = []
         with tempfile.TemporaryFile() as errfile:
-            proc = process.start(cmd, stdout=subprocess.PIPE, stderr=errfile)
-            assert proc.stdout is not None
-            watchdog = process.Watchdog(proc)
-            try:
+            with process.watched(cmd, errfile) as (proc, watchdog):
+                assert proc.stdout is not None
                 for _ in range(0, len(slots), _CHUNK):
                     with watchdog.waiting(process.time_limit(span)):
                         raw = proc.stdout.read(size * _CHUNK) or b""
@@ -100,12 +97,6 @@ class FfmpegFrameSampler:
                     while proc.stdout.read(size):  # more pictures than asked for cannot block ffmpeg's exit
                         pass
                     code = proc.wait()
-            finally:
-                watchdog.close()
-                if proc.poll() is None:
-                    proc.kill()
-                proc.stdout.close()
-                proc.wait()
             if code != 0 or not parts:
                 errfile.seek(0)
                 lines = [ln for ln in errfile.read(4096).decode("utf-8", "replace").splitlines() if ln.strip()]

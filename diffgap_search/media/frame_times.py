@@ -11,8 +11,8 @@ unknown. Taken as they are, the video's "duration" was 3.7e17 s and cutting it i
 So: a timestamp is usable when it is finite and within ``MAX_PTS_S`` of zero (a broadcast transport stream's
 33-bit 90 kHz clock wraps at 26.5 h; NOPTS scaled by any real time base is above 1e9 s). The timed frames give
 the video's duration and decord's samples; a video with any untimed frame is sampled by ffmpeg instead
-(``media/ffmpeg_frames``: decord's index no longer says which picture is which there). A video none of whose
-frames is timed is counted in decord's order at the stream's frame rate.
+(``media/ffmpeg_frames``: decord's index no longer says which picture is which there), and is timed by its frame
+count at the stream's rate (``media/video``), so a video none of whose frames is timed has no timed frames here.
 """
 
 from __future__ import annotations
@@ -38,15 +38,12 @@ class FrameTimes:
     untimed: int = 0
 
 
-def frame_times(stamps: np.ndarray, fps: float) -> FrameTimes:
-    """The timed frames of ``stamps`` (``(N, 2) float64``, decord's ``[start, end]`` per frame, N >= 1); ``fps``
-    (> 0) times a video that has no timed frame at all (its frames in decord's order, ``i / fps``)."""
+def frame_times(stamps: np.ndarray) -> FrameTimes:
+    """The timed frames of ``stamps`` (``(N, 2) float64``, decord's ``[start, end]`` per frame, N >= 1)."""
     stamps = np.asarray(stamps, dtype=np.float64).reshape(-1, 2)
     timed = np.isfinite(stamps).all(axis=1) & (np.abs(stamps) < MAX_PTS_S).all(axis=1)
     if not timed.any():
-        n = len(stamps)
-        starts = np.arange(n, dtype=np.float64) / fps
-        return FrameTimes(starts, np.arange(n, dtype=np.int64), n / fps, n / fps, untimed=n)
+        return FrameTimes(np.zeros(0), np.zeros(0, np.int64), 0.0, 0.0, untimed=len(stamps))
     indices = np.flatnonzero(timed)
     order = np.argsort(stamps[indices, 0], kind="stable")
     indices = indices[order]

@@ -98,6 +98,24 @@ def run_limited(cmd: Sequence[str | bytes], path: Path, limit_s: float, what: st
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@contextmanager
+def watched(cmd: Sequence[str | bytes], stderr: Any) -> Iterator[tuple[subprocess.Popen[bytes], Watchdog]]:
+    """A decoder streaming to a pipe (``start(cmd)``, stdout piped, ``stderr`` where given) and its ``Watchdog``;
+    on leaving, the watchdog stops and the process is killed if still running, its pipe closed and it waited
+    for, whatever happened inside."""
+    proc = start(cmd, stdout=subprocess.PIPE, stderr=stderr)
+    assert proc.stdout is not None
+    watchdog = Watchdog(proc)
+    try:
+        yield proc, watchdog
+    finally:
+        watchdog.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
 class Watchdog:
     """Kills ``proc`` when one wait for its output (``with watchdog.waiting(limit_s): read``) runs past
     its limit. ``fired`` is then the limit that expired (else None). ``close()`` stops the thread."""

@@ -182,7 +182,7 @@ def _open(path: Path, size: int | None, squash: bool = False) -> tuple[VideoInfo
     if n == 0:
         raise MediaDecodeError(f"{path}: video stream has no frames")
     stamps = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64).reshape(n, 2)
-    times = frame_times(stamps, streams.fps or _UNTIMED_FPS)  # frames without a timestamp set apart
+    times = frame_times(stamps)  # frames without a timestamp set apart
     duration = times.end_s
     if times.untimed:  # decord cannot say where its frames end: its frame count at the stream's rate (an MPEG-PS
         # stream's declared duration is a bitrate estimate: 2.52 s for 3 s of pictures), else the container's

@@ -22,14 +22,6 @@ class PairedVectors:
     second: np.ndarray
 
 
-def count_captions(catalog: Catalog) -> int:
-    """How many sidecar captions the index's successfully indexed files carry (0: a library without captions)."""
-    row = catalog.conn.execute(
-        "SELECT count(*) FROM captions c JOIN files f ON f.id = c.file_id WHERE f.status = 'ok'"
-    ).fetchone()
-    return int(row[0])
-
-
 def captioned_files(catalog: Catalog) -> tuple[int, int]:
     """``(files with at least one sidecar caption, files)``, both among the successfully indexed files."""
     row = catalog.conn.execute(
