@@ -14,23 +14,11 @@ import json
 import shutil
 from pathlib import Path
 
+from caption_files import build, touch
 from cli_runner import dg
 
 from real_sounds import SAMPLES_DIR
 
-from diffgap_search.media.captions import CaptionIndex
-
-
-def touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
-    return path
-
-
-def build(root: Path) -> tuple[CaptionIndex, list[tuple[str, str]]]:
-    errors: list[tuple[str, str]] = []
-    index = CaptionIndex.build(root, on_error=lambda p, r: errors.append((str(p.relative_to(root)), r)))
-    return index, errors
 
 
 def test_the_bbc_archives_descriptions_name_its_catalogue_numbers(tmp_path: Path) -> None:

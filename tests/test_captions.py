@@ -6,19 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from diffgap_search.media.captions import CaptionIndex
-
-
-def touch(path: Path, data: bytes = b"x") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def build(root: Path) -> tuple[CaptionIndex, list[tuple[str, str]]]:
-    errors: list[tuple[str, str]] = []
-    index = CaptionIndex.build(root, on_error=lambda p, r: errors.append((str(p.relative_to(root)), r)))
-    return index, errors
+from caption_files import build, touch
 
 
 def test_clips_dir_exact_captions(clips_dir: Path) -> None:
