@@ -91,9 +91,10 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if fmt == "jsonl":
         emit_jsonl([h.to_dict() for h in result.hits])
         return
-    if fmt == "paths":
-        for h in result.hits:
-            sys.stdout.write(h.path + "\n")
+    if fmt == "paths":  # the exact bytes of each path, as find and fd print them: a pipe can open any name
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"".join(os.fsencode(h.fs_path) + b"\n" for h in result.hits))
+        sys.stdout.buffer.flush()
         return
     console = stdout_console()
     if not result.hits:
@@ -112,7 +113,7 @@ def print_hits(result: SearchResult, *, fmt: str) -> None:
     if with_tags:
         table.add_column("tags", overflow="fold")
     here = working_directory()
-    away = {path: state for path in {h.path for h in result.hits} if (state := whereabouts(path))}  # files
+    away = {h.path: state for h in result.hits if (state := whereabouts(h.fs_path))}  # files
     for rank, h in enumerate(result.hits, 1):
         gone = f" ({away[h.path]})" if h.path in away else ""
         row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + gone + copies_note(h.copies),

@@ -28,6 +28,7 @@ import numpy as np
 from diffgap_search.atomic_files import write_bytes
 from diffgap_search.config import DEFAULT_EXPORT_FORMAT, EncoderRole, ExportFormat, ExportWindows
 from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, UsageError
+from diffgap_search.media.discover import exact_path_field
 from diffgap_search.store.settings import stored_encoder
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def _window_rows(searcher: Searcher, target: ExportWindows) -> tuple[np.ndarray,
     hits = catalog.hit_rows(ids.tolist())
     keep = np.array([int(i) in hits for i in ids], dtype=bool)  # windows of files still indexed
     rows = [{"segment_id": int(i), "path": hits[int(i)].path, "kind": hits[int(i)].kind,
-             "start_s": hits[int(i)].start_s, "end_s": hits[int(i)].end_s} for i in ids[keep]]
+             "start_s": hits[int(i)].start_s, "end_s": hits[int(i)].end_s,
+             **exact_path_field(hits[int(i)].path, hits[int(i)].path_key)} for i in ids[keep]]
     return vectors[keep], rows, f"audio->{target.value}"
 
 

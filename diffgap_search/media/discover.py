@@ -15,6 +15,7 @@ skipped and reported through ``on_error(path, reason)``; the walk never raises f
 
 from __future__ import annotations
 
+import base64
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +100,15 @@ def display_path(p: Path | str | bytes) -> str:
     if text.isprintable():
         return text
     return "".join(_escape_char(ch) for ch in text)
+
+
+def exact_path_field(shown: str, key: bytes) -> dict[str, str]:
+    """``{"path_bytes": base64 of key}`` where ``shown`` (a ``display_path``) is not the file's exact name
+    (bytes that are not UTF-8, an escaped control character), else ``{}``: what JSON output adds beside
+    ``path`` so a program can open any file (ripgrep's JSON does the same with ``bytes``)."""
+    if not key or os.fsencode(shown) == key:
+        return {}
+    return {"path_bytes": base64.b64encode(key).decode("ascii")}
 
 
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

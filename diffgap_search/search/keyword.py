@@ -73,10 +73,10 @@ def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed:
     for rank, (fid, bm25) in enumerate(ranked, 1):
         if fid not in rows:
             continue
-        sid, path, kind, duration = rows[fid]
+        sid, path, kind, duration, key = rows[fid]
         caps = captions.get(fid)
         hits.append(Hit(path, kind, 0.0, duration, -bm25, caps[0] if caps else None, sid, fid,
-                        tags=tags.get(fid, {}), ranks={"keyword": rank}))
+                        tags=tags.get(fid, {}), ranks={"keyword": rank}, path_key=key))
     return hits
 
 

@@ -191,7 +191,7 @@ def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig, allo
             continue
         caps = captions.get(row.file_id)
         hits.append(Hit(row.path, row.kind, row.start_s, row.end_s, score, caps[0] if caps else None,
-                        sid, row.file_id))
+                        sid, row.file_id, path_key=row.path_key))
     hits.sort(key=lambda h: (-h.score, h.path, h.start_s))
     if cfg.group_by_file:
         seen: set[int] = set()

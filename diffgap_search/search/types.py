@@ -1,11 +1,12 @@
 """The value types of search, at the bottom of the package: a query, one term of its score, a hit, a result.
 
 Nothing here opens an index or imports a model: every other module of ``search/`` may import this one, and
-this one imports only the core.
+this one imports only the core (and ``media/discover``'s path helper).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.errors import UsageError
+from diffgap_search.media.discover import exact_path_field
 
 EMPTY_QUERY = 'the query is empty: give some words, e.g. dgsearch query "dog barking"'
 ONE_QUERY = "give exactly one query: TEXT, --audio FILE, --video FILE or --like SEGMENT_ID"
@@ -77,9 +79,20 @@ class Hit:
     tags: dict[str, list[str]] = field(default_factory=dict)  # the file's embedded tags (media/tags.py)
     ranks: dict[str, int] = field(default_factory=dict)  # hybrid/keyword: its rank in each ranking holding it
     copies: list[str] = field(default_factory=list)  # the other files with its content (search/copies.py), by path
+    path_key: bytes = field(default=b"", repr=False)  # the exact path's bytes (``files.path_key``); b"": ``path``'s
+
+    @property
+    def fs_path(self) -> str:
+        """The path to open: ``path`` is for people (a name that is not UTF-8 shows its bytes as ``\\xNN``), this
+        one round-trips through ``os.fsencode`` to the file's exact bytes."""
+        return os.fsdecode(self.path_key) if self.path_key else self.path
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form: every field but ``path_key``; ``path_bytes`` (base64 of the exact path) is added only
+        where ``path`` is not the file's exact name (not UTF-8, or a control character escaped)."""
+        out = asdict(self)
+        out.update(exact_path_field(self.path, out.pop("path_key")))
+        return out
 
 
 @dataclass

@@ -347,12 +347,12 @@ class Catalog(VectorRows):
         out: dict[int, HitRow] = {}
         for chunk in id_chunks(ids, 900):
             marks = ",".join("?" * len(chunk))
-            for sid, fid, path, kind, start, end in self.conn.execute(
-                "SELECT s.id, f.id, f.path, f.kind, s.start_s, s.end_s FROM segments s"
+            for sid, fid, path, kind, start, end, key in self.conn.execute(
+                "SELECT s.id, f.id, f.path, f.kind, s.start_s, s.end_s, f.path_key FROM segments s"
                 f" JOIN files f ON f.id = s.file_id WHERE s.id IN ({marks}) AND f.status = 'ok'",
                 chunk,
             ):
-                out[sid] = HitRow(sid, fid, path, kind, start, end)
+                out[sid] = HitRow(sid, fid, path, kind, start, end, bytes(key))
         return out
 
     def path_bounds(self) -> tuple[str, str] | None:

@@ -75,17 +75,19 @@ def segments_of_files(catalog: Catalog, file_ids: Iterable[int]) -> tuple[np.nda
             np.array([f for _, f in out], dtype=np.int64).reshape(-1))
 
 
-def first_segments(catalog: Catalog, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float]]:
-    """file id -> ``(first segment id, path, kind, duration_s)`` for files indexed ok that have a segment."""
+def first_segments(catalog: Catalog, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str, float, bytes]]:
+    """file id -> ``(first segment id, path, kind, duration_s, path_key)`` for files indexed ok that have a
+    segment (``path`` the display form, ``path_key`` the exact bytes)."""
     ids = sorted({int(i) for i in file_ids})
-    out: dict[int, tuple[int, str, str, float]] = {}
+    out: dict[int, tuple[int, str, str, float, bytes]] = {}
     for chunk in id_chunks(ids, 900):
         marks = ",".join("?" * len(chunk))
-        for fid, sid, path, kind, dur in catalog.conn.execute(
+        for fid, sid, path, kind, dur, key in catalog.conn.execute(
             "SELECT f.id, (SELECT s.id FROM segments s WHERE s.file_id = f.id ORDER BY s.seq LIMIT 1), f.path,"
-            f" f.kind, coalesce(f.duration_s, 0) FROM files f WHERE f.id IN ({marks}) AND f.status = 'ok'",
+            f" f.kind, coalesce(f.duration_s, 0), f.path_key FROM files f WHERE f.id IN ({marks})"
+            " AND f.status = 'ok'",
             chunk,
         ):
             if sid is not None:
-                out[int(fid)] = (int(sid), path, kind, float(dur))
+                out[int(fid)] = (int(sid), path, kind, float(dur), bytes(key))
     return out

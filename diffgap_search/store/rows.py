@@ -53,10 +53,11 @@ class HitRow:
 
     segment_id: int
     file_id: int
-    path: str
+    path: str  # display form (non-UTF-8 bytes escaped)
     kind: str
     start_s: float
     end_s: float
+    path_key: bytes  # the file's exact path, os.fsencode'd (``files.path_key``)
 
 
 def now_iso() -> str:
