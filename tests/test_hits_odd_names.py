@@ -93,3 +93,14 @@ def test_path_bytes_is_given_exactly_where_the_shown_path_differs_from_the_name(
     from diffgap_search.media.discover import display_path, exact_path_field
 
     assert exact_path_field(display_path(key), key) == field
+
+
+def test_dupes_json_gives_the_exact_name_of_a_copy_whose_name_is_not_utf8(odd_index: tuple[bytes, Path]) -> None:
+    exact, index_dir = odd_index
+    copy = exact.replace(b"caf\xe9", b"caf\xe9 copy")
+    with open(exact, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    assert dg("index", os.fsdecode(os.path.dirname(exact)), "--index", index_dir, "--workers", "0").exit_code == 0
+    # the tiny random CLAP finds every clip alike: only byte-equal files reach 0.99999
+    groups = json.loads(dg("dupes", "--index", index_dir, "--threshold", "0.99999", "--json").stdout)["groups"]
+    assert [[base64.b64decode(f["path_bytes"]) for f in g["files"]] for g in groups] == [[exact, copy]]

@@ -39,6 +39,7 @@ import numpy as np
 
 from diffgap_search.config import FaissConfig
 from diffgap_search.errors import IndexNotReadyError, UsageError
+from diffgap_search.media.discover import exact_path_field
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.settings import stored_encoder
 from diffgap_search.store.similarity_rows import file_segment_ids, files_by_id, segment_files
@@ -60,8 +61,9 @@ class DupeFile:
     """One file of a group."""
 
     file_id: int
-    path: str
+    path: str  # display form
     duration_s: float | None
+    path_key: bytes = b""  # the exact path (``files.path_key``)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class DupeGroup:
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": len(self.files), "min_score": round(self.min_score, 6),
-                "files": [{"path": f.path, "file_id": f.file_id, "duration_s": f.duration_s} for f in self.files],
+                "files": [{"path": f.path, "file_id": f.file_id, "duration_s": f.duration_s,
+                           **exact_path_field(f.path, f.path_key)} for f in self.files],
                 "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6)} for p in self.pairs]}
 
 
@@ -223,7 +226,8 @@ def find_dupes(index_dir: Path, *, threshold: float = DEFAULT_THRESHOLD, space: 
         t3 = time.perf_counter()
     groups = []
     for members, links in grouped:
-        files = sorted((DupeFile(f, rows[f].path, rows[f].duration_s) for f in members), key=lambda d: d.path)
+        files = sorted((DupeFile(f, rows[f].path, rows[f].duration_s, rows[f].path_key) for f in members),
+                       key=lambda d: d.path)
         pairs = sorted((DupePair(*sorted((rows[a].path, rows[b].path)), s) for a, b, s in links),
                        key=lambda p: (-p.score, p.a, p.b))
         groups.append(DupeGroup(files, pairs))
