@@ -1,4 +1,4 @@
-"""The FastAPI application of ``dgsearch serve``: the page, the JSON API, playback and peaks.
+"""The FastAPI application of ``dgsearch serve``: the page, the JSON API, playback, peaks and downloads.
 
 Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``/docs`` and
 ``/openapi.json`` from the endpoint signatures themselves, and query parameters are validated for free.
@@ -14,6 +14,8 @@ Routes (all ``GET`` unless said):
 - ``/api/info``: ``dgsearch info --json``.
 - ``/api/map?cap=N&colour=folder|tag``: the library map (``search/library_map.py``), one point per audio window.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
+- ``/files/{id}/original``: the file itself to save; ``/files/{id}/window?start=S&end=E``: that span as WAV
+  (``serve/downloads.py``).
 
 Errors are JSON ``{"exit_code", "error", "message"}`` (``serve/errors.py``). With ``--token`` every request
 needs it (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``); without one (loopback only), a request must
@@ -23,6 +25,7 @@ name a loopback ``Host``, so a web page elsewhere cannot reach the server throug
 from __future__ import annotations
 
 import hmac
+import mimetypes
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -30,6 +33,7 @@ from typing import Any, Optional
 from fastapi import FastAPI, File, Form, Query as Param, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from diffgap_search import __version__
@@ -46,7 +50,7 @@ from diffgap_search.search import Query
 from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
 from diffgap_search.search.upload import search_upload
-from diffgap_search.serve import media
+from diffgap_search.serve import downloads, media
 from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
@@ -286,6 +290,25 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
             row, path = media.catalog_file(catalog, file_id)
         send, media_type = media.playable(index_dir, row, path)
         return FileResponse(send, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/files/{file_id}/original", summary="The file itself, as indexed, to save (an attachment)",
+             response_class=FileResponse)
+    def original(file_id: str) -> FileResponse:
+        with reading_catalog(index_dir) as catalog:
+            row, path = media.catalog_file(catalog, file_id, sound=False)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=kind, filename=downloads.attachment_name(path.name),
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/files/{file_id}/window", summary="One span of a file's audio as WAV, to save (an attachment)",
+             response_class=FileResponse)
+    def window(file_id: str, start: float, end: float) -> FileResponse:
+        with reading_catalog(index_dir) as catalog:
+            row, path = media.catalog_file(catalog, file_id)
+        start, end = downloads.checked_span(row, start, end)
+        wav = downloads.window_wav(path, start, end)
+        return FileResponse(wav, media_type="audio/wav", filename=downloads.window_name(path, start, end),
+                            background=BackgroundTask(wav.unlink, missing_ok=True))
 
     @app.get("/files/{file_id}/peaks", summary="A file's waveform: peaks in [0, 1] over its duration")
     def peaks(file_id: str) -> dict[str, Any]:

@@ -51,12 +51,13 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def catalog_file(catalog: Catalog, file_id: str) -> tuple[FileRow, Path]:
-    """The catalog's row and path of ``file_id`` (URL text), or InputNotFoundError (see the module doc)."""
+def catalog_file(catalog: Catalog, file_id: str, *, sound: bool = True) -> tuple[FileRow, Path]:
+    """The catalog's row and path of ``file_id`` (URL text), or InputNotFoundError (see the module doc);
+    ``sound=False`` lets a video without a soundtrack through (saving the file itself)."""
     row = catalog.file_by_id(int(file_id)) if file_id.isdecimal() and len(file_id) < 19 else None
     if row is None or row.status != "ok":
         raise InputNotFoundError(f"no file with id {file_id!r} in index {catalog.path.parent}")
-    if row.kind == "video" and not row.has_audio:
+    if sound and row.kind == "video" and not row.has_audio:
         raise InputNotFoundError(f"file {row.id} ({row.path}) is a video without a soundtrack: nothing to play")
     path = Path(os.fsdecode(row.path_key))
     try:

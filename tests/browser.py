@@ -32,8 +32,9 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
-    """A Selenium ``webdriver.Chrome`` on headless Chromium with a fresh profile; quit on exit."""
+def chromium(width: int = 1280, height: int = 900, downloads: Path | None = None) -> Iterator[Any]:
+    """A Selenium ``webdriver.Chrome`` on headless Chromium with a fresh profile; quit on exit. ``downloads``:
+    the folder a download lands in, without asking (else downloads are Chromium's default)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -43,7 +44,12 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
         options.add_argument(flag)
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if downloads is not None:  # headless Chromium takes the folder from the DevTools protocol
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     try:
         driver.set_script_timeout(60)
         yield driver

@@ -18,6 +18,7 @@ from serve_server import Served, run_dgsearch, start_serve
 @pytest.mark.parametrize("path", [
     "files/999999/audio", "files/999999/peaks", "files/abc/audio", "files/-1/audio", "files/1.0/audio",
     "files/%2E%2E/audio", "files/0x1/peaks", "files/99999999999999999999999/audio",
+    "files/999999/original", "files/abc/original", "files/999999/window?start=0&end=1", "files/..%2F/window?start=0&end=1",
 ])
 def test_unknown_file_ids_are_404(served: Served, path: str) -> None:
     r = httpx.get(served.url + path)
@@ -36,6 +37,8 @@ def test_path_traversal_is_404_and_opens_nothing(served: Served, tmp_path: Path)
         f"files/{secret}/audio", f"files/..%2F..%2F..%2F{rel.replace('/', '%2F')}/audio", f"static/..%2F..%2F{rel}",
         f"static/%2e%2e/%2e%2e/{rel}", f"static/{secret}", f"files/1/audio/../../../{rel}", f"{rel}",
         f"files/%2F{rel.replace('/', '%2F')}/peaks", f"static/app.js%2F..%2F..%2F{rel}",
+        f"files/{secret}/original", f"files/..%2F..%2F..%2F{rel.replace('/', '%2F')}/original",
+        f"files/{secret}/window?start=0&end=1",
     ]
     with httpx.Client(timeout=10) as client:
         for attempt in attempts:
@@ -82,7 +85,8 @@ def test_a_foreign_host_header_is_refused(served: Served) -> None:
 def test_token_is_required_on_every_request(serve_corpus: ServeCorpus) -> None:
     server = start_serve(serve_corpus.index, "--token", "s3cret-token")
     try:
-        for path in ("", "api/info", "api/search?q=bell", "files/1/audio", "docs", "openapi.json", "static/app.js"):
+        for path in ("", "api/info", "api/search?q=bell", "files/1/audio", "files/1/original",
+                     "files/1/window?start=0&end=1", "docs", "openapi.json", "static/app.js"):
             bare = httpx.get(server.url + path)
             assert bare.status_code == 401 and bare.json()["exit_code"] == 2, path
             assert bare.headers["www-authenticate"] == "Bearer"

@@ -158,6 +158,7 @@
       li.querySelector(".play").addEventListener("click", (e) => { e.stopPropagation(); select(i); toggleWindow(i); });
       li.querySelector(".play-file").addEventListener("click", (e) => { e.stopPropagation(); select(i); playFile(i); });
       li.querySelector(".like").addEventListener("click", (e) => { e.stopPropagation(); navigate("like", hit.segment_id); });
+      saveLinks(li, hit);
       const canvas = li.querySelector(".wave");
       canvas.addEventListener("click", (e) => {
         const r = canvas.getBoundingClientRect(), d = (state.peaks.get(hit.file_id) || {}).duration_s;
@@ -180,6 +181,14 @@
     note.textContent = message;
     li.lastElementChild.after(note);
     li.querySelectorAll(".play, .play-file").forEach((b) => { b.disabled = true; b.title = "The file is gone"; });
+    li.querySelectorAll(".actions a").forEach((a) => { a.removeAttribute("href"); a.title = "The file is gone"; });
+  }
+  // take the sound away: the window as WAV (cut by the server at the file's own rate) or the file itself
+  function saveLinks(li, hit) {
+    const file = "/files/" + hit.file_id;
+    li.querySelector(".save-window").href = withToken(file + "/window?start=" + hit.start_s + "&end=" + hit.end_s);
+    li.querySelector(".save-file").href = withToken(file + "/original");
+    li.querySelectorAll(".actions a").forEach((a) => a.addEventListener("click", (e) => e.stopPropagation()));
   }
   // a path below the library folder, from it (the whole path is each element's title)
   function shownPath(path) {
