@@ -1,6 +1,6 @@
 """The formats studios and archives keep sound in, found, decoded and indexed: AIFF/AIFF-C, CAF, Broadcast WAVE,
 RF64, Wave64, Sun au, WavPack, MPEG-1 Layer II, AAC, WMA; and video as MPEG program/transport streams, MXF,
-.m4v, .wmv.
+.m4v, .wmv (transport streams told from TypeScript and schematics by their bytes: test_media_sniff.py).
 
 Two kinds of real file we did not write: CPython's own test recordings (one pluck as AIFF, AIFF-C a-law/u-law, au
 and WAV at 8-32 bits; Debian's libpython3.X-testsuite, unpacked by ``scripts/install.sh`` into tests/.media), and
@@ -36,7 +36,8 @@ PICTURE = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25"]
 VIDEO_ENCODES = {  # name -> ffmpeg output options (the recording as the soundtrack of a test pattern)
     "amen.m4v": ["-c:v", "mpeg4", "-c:a", "aac", "-f", "mp4"], "amen.mpg": ["-c:v", "mpeg2video", "-c:a", "mp2"],
     "amen.mpeg": ["-c:v", "mpeg1video", "-c:a", "mp2"], "amen.mts": ["-c:v", "mpeg2video", "-c:a", "mp2"],
-    "amen.m2ts": ["-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"],
+    "amen.m2ts": ["-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"],  # 192-byte packets (m2ts mode: auto)
+    "amen.ts": ["-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-c:a", "aac"],  # a DVB/IPTV-style recording: 188-byte packets
     "amen.mxf": ["-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000"],
     "amen.wmv": ["-c:v", "wmv2", "-c:a", "wmav2"], "amen.vob": ["-c:v", "mpeg2video", "-c:a", "ac3", "-f", "vob"],
     "amen.dv": ["-c:v", "dvvideo", "-s", "720x576", "-r", "25", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le",

@@ -74,7 +74,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     found = listing.media
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found),
                          unreadable=[(display_path(p), reason) for p, reason in listing.unreadable])
-    captions = CaptionIndex.from_files(listing.files,
+    captions = CaptionIndex.from_files(listing.files, media=[f.path for f in found],
                                        on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))
     with writer_lock(index_dir, wait_s=settings.wait_s), Catalog.open(index_dir, create=True) as catalog:
         # the recorded window, or the asked one (bound with the encoder when that is loaded)

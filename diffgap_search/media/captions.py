@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffgap_search.media.caption_tables import CaptionTable, match_keys, read_table
-from diffgap_search.media.discover import MEDIA_EXTENSIONS, media_kind, name_extension, walk_files
+from diffgap_search.media.discover import MEDIA_EXTENSIONS, file_media_kind, name_extension, walk_files
 
 OnError = Callable[[Path, str], None]
 
@@ -66,12 +66,15 @@ class CaptionIndex:
         return cls.from_files(files, on_error=report)
 
     @classmethod
-    def from_files(cls, files: Sequence[Path], *, on_error: OnError | None = None) -> CaptionIndex:
+    def from_files(cls, files: Sequence[Path], *, on_error: OnError | None = None,
+                   media: Sequence[Path] | None = None) -> CaptionIndex:
         """Read every sidecar among ``files`` (absolute paths of every regular file under a root, as
-        ``media.listing.list_library`` lists them) that belongs to a media file among them."""
+        ``media.listing.list_library`` lists them) that belongs to a media file among them (``media``: those
+        files, as the listing found them; else told by ``file_media_kind``)."""
         report: OnError = on_error or (lambda _p, _r: None)
         present = {str(p) for p in files}
-        media = [p for p in files if media_kind(p) is not None]
+        if media is None:
+            media = [p for p in files if file_media_kind(p) is not None]
         index = cls()
         for clip in media:
             captions: list[str] = []

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from diffgap_search.errors import InputNotFoundError
+from diffgap_search.media.sniff import AMBIGUOUS_EXTENSIONS, looks_like_media
 
 MediaKind = Literal["audio", "video"]
 OnError = Callable[[Path, str], None]
@@ -36,12 +37,13 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus",
     ".aif", ".aiff", ".aifc", ".caf", ".bwf", ".rf64", ".w64", ".au", ".wv", ".mp2", ".aac", ".wma", ".mka",
 })
-# Besides the web's: MPEG program and transport streams (.mpg, DVD .vob, camcorders' AVCHD .mts/.m2ts), MXF
-# (broadcast archives), DV tape transfers, Ogg Theora (.ogv: Wikimedia, archive.org), old phones' .3gp/.3g2, Flash
-# .flv, .m4v and .wmv. Not ".ts": as often a TypeScript source as a transport stream.
+# Besides the web's: MPEG program and transport streams (.mpg, DVD .vob, DVB/IPTV recordings' .ts, camcorders'
+# AVCHD .mts/.m2ts), MXF (broadcast archives), DV tape transfers, Ogg Theora (.ogv: Wikimedia, archive.org), old
+# phones' .3gp/.3g2, Flash .flv, .m4v and .wmv. A .ts, .mts or .m2ts file is kept only where its first bytes are
+# transport-stream packets (``media/sniff.py``: TypeScript sources and Minetest schematics share them).
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({
-    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".vob", ".mts", ".m2ts", ".mxf", ".dv",
-    ".ogv", ".3gp", ".3g2", ".flv", ".wmv",
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".vob", ".ts", ".mts", ".m2ts", ".mxf",
+    ".dv", ".ogv", ".3gp", ".3g2", ".flv", ".wmv",
 })
 
 
@@ -73,6 +75,15 @@ def media_kind(path: Path | str) -> MediaKind | None:
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     return None
+
+
+def file_media_kind(path: Path) -> MediaKind | None:
+    """:func:`media_kind` of a file on disk: for an extension that other files share (``.ts``, ``.mts``,
+    ``.m2ts``) also by its first bytes (``media/sniff.py``), so a TypeScript source is not a video."""
+    kind = media_kind(path)
+    if kind is not None and name_extension(path.name) in AMBIGUOUS_EXTENSIONS and not looks_like_media(path):
+        return None
+    return kind
 
 
 def query_file_kind(name: str, content_type: str | None = None) -> MediaKind:
@@ -134,7 +145,7 @@ def discover(
     ``root`` may also be a single media file. Raises ``InputNotFoundError`` when ``root`` does not exist.
     """
     for path, st in walk_files(root, exclude=exclude, on_error=on_error, wanted=is_media_name):
-        kind = media_kind(path)
+        kind = file_media_kind(path)
         if kind is not None:
             yield DiscoveredFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
 

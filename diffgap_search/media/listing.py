@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffgap_search.media.captions import is_listed_name
-from diffgap_search.media.discover import DiscoveredFile, media_kind, path_key, walk_files
+from diffgap_search.media.discover import DiscoveredFile, file_media_kind, path_key, walk_files
 
 
 @dataclass
@@ -41,7 +41,7 @@ def list_library(root: Path, *, exclude: Sequence[Path] = ()) -> Listing:
     for path, st in walk_files(root, exclude=exclude, on_error=lambda p, r: listing.unreadable.append((p, r)),
                                wanted=is_listed_name):
         listing.files.append(path)
-        kind = media_kind(path)
+        kind = file_media_kind(path)
         if kind is not None:
             listing.media.append(DiscoveredFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns))
     if not listing.files and not listing.unreadable and _empty_folder(root):
