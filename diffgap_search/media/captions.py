@@ -94,11 +94,16 @@ class CaptionIndex:
 
     def captions_for(self, path: Path) -> list[str]:
         """The captions of ``path`` (deduplicated, in source order); ``[]`` when it has none."""
-        clip = Path(os.path.abspath(os.fspath(path)))
-        found = list(self.sidecars.get(str(clip), ()))
-        for folder in clip.parents:
-            for table in self.csvs.get(str(folder), ()):
-                hits = [hit for key in match_keys(clip, folder) for hit in table.rows.get(key, ())]
+        text = os.path.abspath(os.fspath(path))
+        found = list(self.sidecars.get(text, ()))
+        folder = text
+        while self.csvs:  # its folders, nearest first (as strings: Path.parents took 0.4 s per 10,000 files)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+            for table in self.csvs.get(folder, ()):
+                hits = [hit for key in match_keys(Path(text), Path(folder)) for hit in table.rows.get(key, ())]
                 found += [caption for _row, caption in sorted(hits, key=lambda h: h[0])]
         return _dedup(found)
 
