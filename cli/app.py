@@ -7,13 +7,15 @@ instant. Results go to stdout, progress and messages to stderr; ``NO_COLOR`` is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from diffgap_search import __version__
 from diffgap_search.cli.engine import EngineOpt, RayActorsOpt, RayAddressOpt, RayBatchOpt, engine_stages
+from diffgap_search.cli.watching import IntervalOpt, SettleOpt, WatchOpt, watch_folder, watching
 from diffgap_search.cli.errors import handle_errors
+from diffgap_search.cli.loaders import encoder_loader, query_video_loader, video_encoder_loader
 from diffgap_search.cli.options import (
     AllCopiesOpt, BatchOpt, BudgetOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt,
     JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, PrecisionOpt, SampleRateOpt, SegmentsOpt, TagOpt, TopKOpt,
@@ -25,10 +27,6 @@ from diffgap_search.config import (
     DEFAULT_PAIRS,
     Device,
 )
-
-if TYPE_CHECKING:
-    from diffgap_search.config import VideoConfig
-    from diffgap_search.encoders.base import EncoderLoader, FrameEncoder
 
 app = typer.Typer(
     name="dgsearch",
@@ -45,24 +43,6 @@ def _fmt(json_: bool, jsonl: bool, paths: bool = False) -> str:
     if sum([json_, jsonl, paths]) > 1:
         raise UsageError("choose one of --json, --jsonl, --paths")
     return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
-
-
-def _encoder_loader() -> EncoderLoader:
-    from diffgap_search.encoders.loading import load_encoder
-
-    return load_encoder
-
-
-def _video_encoder_loader(cfg: VideoConfig, device: str) -> FrameEncoder:
-    from diffgap_search.encoders.loading import load_video_model
-
-    return load_video_model(cfg, device)
-
-
-def _query_video_loader(model: str, device: str, revision: str | None) -> FrameEncoder:
-    from diffgap_search.encoders.loading import load_query_video_model
-
-    return load_query_video_model(model, device, revision)
 
 
 def version_callback(value: bool) -> None:
@@ -102,13 +82,17 @@ def index(
     ray_address: RayAddressOpt = None,
     ray_batch_size: RayBatchOpt = None,
     ray_actors: RayActorsOpt = None,
+    watch: WatchOpt = False,
+    interval: IntervalOpt = None,
+    settle: SettleOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
-    """Index a folder: embed new and changed files, follow renames and deletions (incremental)."""
+    """Index a folder: embed new and changed files, follow renames and deletions (incremental); --watch keeps
+    doing it."""
     from diffgap_search.config import IndexingConfig, WindowConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
-    from diffgap_search.indexing import ModelChoice, update_index
+    from diffgap_search.indexing import IndexReport, ModelChoice, update_index
     from diffgap_search.store.index_budget import faiss_config
 
     from diffgap_search.cli.output import print_index_report, stderr_console
@@ -126,12 +110,24 @@ def index(
                          frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     stages = engine_stages(engine, ray_address, ray_batch_size, ray_actors)
-    progress = RichIndexProgress(stderr_console())
+    watch_cfg = watching(watch, interval, settle, engine, fmt)
+    load_encoder, load_video = encoder_loader(), video_encoder_loader
+    if watch_cfg is not None:  # the models a run loads stay loaded for the next
+        from diffgap_search.indexing.watch import remembered
+
+        load_encoder, load_video = remembered(load_encoder), remembered(load_video)
+
+    def run(settle_s: float) -> IndexReport:
+        return update_index(folder, index_dir, choice, load_encoder=load_encoder, load_video_encoder=load_video,
+                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry_failed,
+                            progress=RichIndexProgress(stderr_console()), wait_s=wait, stages=stages,
+                            faiss_cfg=faiss_config(memory_budget), settle_s=settle_s)
+
+    if watch_cfg is not None:
+        watch_folder(lambda: run(watch_cfg.settle_s), folder, watch_cfg, fmt)
+        return
     try:
-        report = update_index(folder, index_dir, choice, load_encoder=_encoder_loader(),
-                              load_video_encoder=_video_encoder_loader, window_cfg=window_cfg,
-                              indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait,
-                              faiss_cfg=faiss_config(memory_budget), stages=stages)
+        report = run(0.0)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]
@@ -181,8 +177,8 @@ def query(
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
-    with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c, audio_on_demand=True), model=model, device=device,
-                  load_video_encoder=_query_video_loader, precision=precision) as searcher:
+    with Searcher(resolve_index_dir(index), lambda c: encoder_loader()(c, audio_on_demand=True), model=model, device=device,
+                  load_video_encoder=query_video_loader, precision=precision) as searcher:
         result = searcher.search(q, cfg)
     print_hits(result, fmt=fmt)
 
@@ -220,7 +216,7 @@ def similar(
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
                          channels, folder, all_copies=all_copies, tag=tag)
-    with Searcher(resolve_index_dir(index), lambda c: _encoder_loader()(c, audio_on_demand=True), model=model,
+    with Searcher(resolve_index_dir(index), lambda c: encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         result = find_similar(searcher, target, cfg)
     print_hits(result, fmt=fmt)
@@ -281,7 +277,7 @@ def train(
     cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
     progress = RichTrainProgress(stderr_console(), cfg.epochs)
     try:
-        outcome = train_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs=pairs,
+        outcome = train_index_bridge(resolve_index_dir(index), load_encoder=encoder_loader(), pairs=pairs,
                                      pairs_file=pairs_file, cfg=cfg, on_step=progress.step, wait_s=wait,
                                      captions=captions, faiss_cfg=faiss_cfg)
     finally:
@@ -310,7 +306,7 @@ def eval_(
         from diffgap_search.bridge.plot import check_plot_path
 
         check_plot_path(plot)  # before the work
-    result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=_encoder_loader(), pairs_file=pairs_file,
+    result = evaluate_index_bridge(resolve_index_dir(index), load_encoder=encoder_loader(), pairs_file=pairs_file,
                                    max_test=max_clips, plot=plot is not None)
     if plot is not None:
         from diffgap_search.bridge.plot import write_plot
@@ -343,8 +339,8 @@ def export(
 
     fmt = _fmt(json_, jsonl)
     texts = list(text or []) + (read_lines(text_file) if text_file is not None else [])
-    with Searcher(resolve_index_dir(index), _encoder_loader(), model=model, device=device,
-                  load_video_encoder=_query_video_loader) as searcher:
+    with Searcher(resolve_index_dir(index), encoder_loader(), model=model, device=device,
+                  load_video_encoder=query_video_loader) as searcher:
         outcome = export_bridged(searcher, out, texts=texts, videos=list(video or []), windows=windows, fmt=format_)
     if fmt == "json":
         emit_json(outcome.to_dict())
@@ -392,7 +388,7 @@ def serve(
     cfg = ServeConfig(index_dir=resolve_index_dir(index), host=host, port=port, token=token or None,
                       max_upload_bytes=int(max_upload_mb * 1_000_000), model=model, device=device_name(device),
                       precision=precision)
-    serve_forever(cfg, load_encoder=_encoder_loader(), load_video_encoder=_query_video_loader, open_browser=open_)
+    serve_forever(cfg, load_encoder=encoder_loader(), load_video_encoder=query_video_loader, open_browser=open_)
 
 
 def main() -> None:

@@ -162,6 +162,10 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
             f" {report.deleted} removed"
         )
     here = working_directory()
+    if report.deferred:
+        n = report.deferred
+        console.print(f"{n} file{'' if n == 1 else 's'} still being written (changed in the last seconds): left for"
+                      " the next look")
     if report.failed:
         n = len(report.failed)
         console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 class IndexReport:
     """Counts of one run. ``failed`` lists ``(path, one-line reason)`` for the files that failed in it,
     ``unreadable`` the paths the walk could not read (``kept_unreadable``: the indexed files at or below them,
-    kept as they were), ``caption_errors`` the caption files that were ignored (bad UTF-8, JSON or CSV)."""
+    kept as they were), ``deferred`` the files left for a later run because they were still changing (``--watch``'s
+    settle time), ``caption_errors`` the caption files that were ignored (bad UTF-8, JSON or CSV)."""
 
     root: str
     index: str
@@ -29,6 +30,7 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     kept_unreadable: int = 0
+    deferred: int = 0  # found, but modified too recently (still being written?): left for a later run
     caption_errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property

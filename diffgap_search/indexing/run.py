@@ -30,15 +30,17 @@ def index_folder(
     retry_failed: bool = False,
     wait_s: float = 0.0,
     stages: Stages | None = None,
+    settle_s: float = 0.0,
 ) -> IndexReport:
-    """Index (or update the index of) every audio/video file under ``root`` into ``index_dir``.
+    """Index (or update the index of) every audio/video file under ``root`` into ``index_dir``; a file modified
+    less than ``settle_s`` seconds ago is left for a later run (``IndexReport.deferred``).
 
     Raises InputNotFoundError (no ``root``), IndexBusyError (another writer), IncompatibleIndexError
     (other window settings or model weights), NothingIndexedError (files found, none indexable, with the
     report attached as ``.report``).
     """
     settings = RunSettings(root, index_dir, load_encoder, encoder_cfg, load_video_encoder, video_cfg, window_cfg,
-                           faiss_cfg, indexing_cfg, retry_failed, wait_s)
+                           faiss_cfg, indexing_cfg, retry_failed, wait_s, settle_s)
     return run_index(settings, stages or default_stages(), progress)
 
 
@@ -56,6 +58,7 @@ def update_index(
     wait_s: float = 0.0,
     faiss_cfg: FaissConfig = FaissConfig(),
     stages: Stages | None = None,
+    settle_s: float = 0.0,
 ) -> IndexReport:
     """``index_folder`` with the models ``choice`` asks for, an existing index keeping its own models at their
     recorded commits where ``choice`` leaves them open (``indexing.models.run_configs``). Raises as
@@ -64,4 +67,4 @@ def update_index(
     return index_folder(root, index_dir, load_encoder=load_encoder, encoder_cfg=encoder_cfg,
                         load_video_encoder=load_video_encoder, video_cfg=video_cfg, window_cfg=window_cfg,
                         indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait_s,
-                        faiss_cfg=faiss_cfg, stages=stages)
+                        faiss_cfg=faiss_cfg, stages=stages, settle_s=settle_s)

@@ -29,7 +29,7 @@ from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgres
 from diffgap_search.indexing.stages import Stages
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import display_path, path_key
-from diffgap_search.media.listing import EMPTY_ROOT
+from diffgap_search.media.listing import EMPTY_ROOT, split_settled
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, update_map
 from diffgap_search.store.lock import writer_lock
@@ -57,6 +57,7 @@ class RunSettings:
     indexing_cfg: IndexingConfig = IndexingConfig()
     retry_failed: bool = False
     wait_s: float = 0.0
+    settle_s: float = 0.0  # files modified less than this long ago wait for a later run (media/listing.py)
 
 
 def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | None = None) -> IndexReport:
@@ -71,8 +72,9 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     started = time.perf_counter()
     root, index_dir = Path(os.path.abspath(settings.root)), settings.index_dir
     listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
-    found = listing.media
-    report = IndexReport(root=display_path(root), index=str(index_dir), found=len(found),
+    found, deferred = split_settled(listing.media, settings.settle_s)
+    report = IndexReport(root=display_path(root), index=str(index_dir), found=len(listing.media),
+                         deferred=len(deferred),
                          unreadable=[(display_path(p), reason) for p, reason in listing.unreadable])
     captions = CaptionIndex.from_files(listing.files, media=[f.path for f in found],
                                        on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))
@@ -80,8 +82,10 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         # the recorded window, or the asked one (bound with the encoder when that is loaded)
         window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
-        plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys())
+        waiting = {f.key for f in deferred}  # kept as they are, like the files under an unreadable path
+        plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys() + sorted(waiting))
         apply_bookkeeping(catalog, plan, captions, report)
+        report.kept_unreadable -= sum(1 for row in plan.kept_unreadable if row.path_key in waiting)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
         run = _Run(stages, catalog, models, captions, progress, report, HeapGuard(keep_freed_memory()))

@@ -11,6 +11,7 @@ a library folder with nothing in it at all (the mount point of a drive that is n
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,21 @@ def list_library(root: Path, *, exclude: Sequence[Path] = ()) -> Listing:
 
 
 EMPTY_ROOT = "the folder is empty (a drive or share not mounted?)"
+
+
+def split_settled(media: Sequence[DiscoveredFile], settle_s: float,
+                  now_ns: int | None = None) -> tuple[list[DiscoveredFile], list[DiscoveredFile]]:
+    """``(settled, deferred)``: a file modified less than ``settle_s`` seconds ago may still be being written
+    (a copy, a recorder) and is deferred to a later run; a modification time in the future (a share's clock
+    ahead of this one) is not waited for. ``settle_s`` 0 defers nothing."""
+    if settle_s <= 0:
+        return list(media), []
+    now = time.time_ns() if now_ns is None else now_ns
+    limit = int(settle_s * 1e9)
+    settled, deferred = [], []
+    for f in media:
+        (deferred if 0 <= now - f.mtime_ns < limit else settled).append(f)
+    return settled, deferred
 
 
 def _empty_folder(root: Path) -> bool:

@@ -1,0 +1,89 @@
+"""``dgsearch index FOLDER --watch``: keep an index up to date with a folder that keeps changing.
+
+A watch folder, as sound-library managers have them: the folder is indexed, then looked at again every
+``interval_s`` seconds, and whatever was added, changed, renamed or deleted is taken in by an ordinary incremental
+run (``indexing/runner.py``: the same plan, the same crash rule, the same report). A server beside it
+(``dgsearch serve``) sees each run's committed files at its next query.
+
+- **Polling, not file-system events**: a walk that finds nothing new costs about 0.6-0.7 s of one core per
+  10,000 files here (Debian's 10,140 recordings; 2-core Zen 4 EPYC), and it works where events do not reach: network
+  shares (NFS, SMB) and removable drives, which is where libraries and archives live.
+- **Settle time**: a file modified less than ``settle_s`` seconds ago is being copied or recorded; it is left
+  for a later run (``IndexReport.deferred``), and an indexed file being rewritten keeps its old vectors until
+  then.
+- **Models load once**: the encoders a run loads are kept for the next one (:func:`remembered`), so a new
+  file is searchable seconds after it settles instead of after a model load.
+- **What ends it**: Ctrl-C (KeyboardInterrupt) or ``stop`` while it waits, cleanly; during a run, what any
+  interrupted run does (the batch in flight is lost, the next run resumes). A run that finds the index busy
+  (another writer), the folder gone (an unmounted drive) or nothing indexable yet (an empty drop folder) is
+  reported once and tried again at the next look; any other error ends the watch with its exit code.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from diffgap_search.errors import IndexBusyError, InputNotFoundError, NothingIndexedError
+from diffgap_search.indexing.report import IndexReport
+
+DEFAULT_INTERVAL_S = 10.0
+DEFAULT_SETTLE_S = 5.0
+
+L = TypeVar("L", bound=Callable[..., Any])
+
+
+def remembered(loader: L) -> L:
+    """``loader`` that loads each configuration once and returns the same model after (arguments compared by
+    equality: configurations are frozen dataclasses)."""
+    loaded: list[tuple[tuple[Any, ...], Any]] = []
+
+    def load(*args: Any) -> Any:
+        for seen, model in loaded:
+            if seen == args:
+                return model
+        model = loader(*args)
+        loaded.append((args, model))
+        return model
+
+    return load  # type: ignore[return-value]
+
+
+def changed(report: IndexReport) -> bool:
+    """Whether a run changed the catalog (or failed a file): what a watch reports."""
+    return bool(report.embedded_files or report.failed or report.renamed or report.copied or report.deleted
+                or report.changed or report.new)
+
+
+def watch(run_once: Callable[[], IndexReport], *, interval_s: float, on_report: Callable[[IndexReport], None],
+          on_note: Callable[[str], None], stop: threading.Event | None = None) -> None:
+    """Run ``run_once`` now and again ``interval_s`` seconds after each run ends, until ``stop`` is set or
+    KeyboardInterrupt arrives while waiting. ``on_report`` gets the first run's report and every later one
+    that changed something; ``on_note`` the reason a run was skipped, once until it changes."""
+    stop = stop or threading.Event()
+    first, last_note = True, ""
+    while True:
+        note = ""
+        try:
+            report = run_once()
+        except (IndexBusyError, InputNotFoundError) as exc:
+            if first and isinstance(exc, InputNotFoundError):
+                raise  # a folder that is not there at all is a mistake, not a drive to wait for
+            note = f"{exc}; looking again every {interval_s:g} s"
+        except NothingIndexedError as exc:
+            found: IndexReport | None = getattr(exc, "report", None)
+            if found is not None and (first or changed(found)):
+                on_report(found)  # the files that failed, each with its reason
+            note = f"{exc}; looking again every {interval_s:g} s"
+        else:
+            if first or changed(report):
+                on_report(report)
+        if note and note != last_note:
+            on_note(note)
+        last_note, first = note, False
+        try:
+            if stop.wait(interval_s):
+                return
+        except KeyboardInterrupt:
+            return
