@@ -18,7 +18,8 @@ from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.loaders import encoder_loader, query_video_loader, video_encoder_loader
 from diffgap_search.cli.options import (
     AllCopiesOpt, BatchOpt, BudgetOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt,
-    JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, PrecisionOpt, SampleRateOpt, SegmentsOpt, TagOpt, TopKOpt,
+    JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt, TagOpt,
+    TopKOpt,
 )
 from diffgap_search.config import (
     DEFAULT_CAPTIONS,
@@ -157,6 +158,7 @@ def query(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
+    save: SaveOpt = None,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = DEFAULT_MODE.value,
     duration: DurationOpt = None,
@@ -170,7 +172,7 @@ def query(
     from diffgap_search.search import Query, Searcher
     from diffgap_search.search.options import search_options
 
-    from diffgap_search.cli.output import print_hits
+    from diffgap_search.cli.output import show_hits
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
@@ -180,7 +182,7 @@ def query(
     with Searcher(resolve_index_dir(index), lambda c: encoder_loader()(c, audio_on_demand=True), model=model, device=device,
                   load_video_encoder=query_video_loader, precision=precision) as searcher:
         result = searcher.search(q, cfg)
-    print_hits(result, fmt=fmt)
+    show_hits(result, fmt=fmt, save=save)
 
 
 @app.command()
@@ -199,6 +201,7 @@ def similar(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
+    save: SaveOpt = None,
     duration: DurationOpt = None,
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
@@ -211,7 +214,7 @@ def similar(
     from diffgap_search.search.options import search_options
     from diffgap_search.search.similar import similar as find_similar
 
-    from diffgap_search.cli.output import print_hits
+    from diffgap_search.cli.output import show_hits
 
     fmt = _fmt(json_, jsonl, paths)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
@@ -219,7 +222,7 @@ def similar(
     with Searcher(resolve_index_dir(index), lambda c: encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         result = find_similar(searcher, target, cfg)
-    print_hits(result, fmt=fmt)
+    show_hits(result, fmt=fmt, save=save)
 
 
 @app.command()

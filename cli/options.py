@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -26,6 +27,7 @@ GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths match
 SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
 AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
+SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="DIR", help="Also cut each hit's window out into DIR as WAV, at its file's own rate and channels, named 'RANK NAME START-ENDs.wav'.")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]
 ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", min=1, max=65_535, help="Only files with this many channels.")]

@@ -14,6 +14,7 @@ from rich.table import Table
 from diffgap_search.gap.directions import describe_scales
 from diffgap_search.indexing.report import IndexReport
 from diffgap_search.info import LINEAR_NAMES, task_anchor
+from diffgap_search.media.discover import display_path
 from diffgap_search.search import SearchResult
 
 
@@ -80,16 +81,37 @@ def whereabouts(path: str) -> str | None:
     return None
 
 
-def print_hits(result: SearchResult, *, fmt: str) -> None:
+def show_hits(result: SearchResult, *, fmt: str, save: Path | None) -> None:
+    """:func:`print_hits`, after cutting the hits' windows into ``save`` where given (``--save``: each hit's JSON
+    gains ``saved``, the WAV's path; a note on stderr says where they went and which were skipped, and why)."""
+    if save is None:
+        print_hits(result, fmt=fmt)
+        return
+    from diffgap_search.search.saved_windows import save_windows
+
+    done = save_windows(result.hits, save)
+    print_hits(result, fmt=fmt, saved={sid: str(p) for sid, p in done.saved.items()})
+    notes = stderr_console()
+    n = len(done.saved)
+    notes.print(f"saved {n} window{'' if n == 1 else 's'} to {display_path(done.folder)}", markup=False)
+    for path, reason in done.skipped:
+        notes.print(f"  not saved: {path}: {reason}", markup=False)
+
+
+def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None = None) -> None:
     """Hits as a table, one JSON document, JSON lines, or bare paths (a note on how it was ranked goes to
-    stderr, or into the JSON document)."""
+    stderr, or into the JSON document); ``saved``: segment id -> the WAV ``--save`` wrote (JSON's ``saved``)."""
     if result.note and fmt != "json":
         stderr_console().print(f"note: {result.note}", markup=False)
-    if fmt == "json":
-        emit_json(result.to_dict())
-        return
-    if fmt == "jsonl":
-        emit_jsonl([h.to_dict() for h in result.hits])
+    if fmt in ("json", "jsonl"):
+        doc = result.to_dict()
+        if saved is not None:
+            for hit in doc["hits"]:
+                hit["saved"] = saved.get(hit["segment_id"])
+        if fmt == "json":
+            emit_json(doc)
+        else:
+            emit_jsonl(doc["hits"])
         return
     if fmt == "paths":  # the exact bytes of each path, as find and fd print them: a pipe can open any name
         sys.stdout.flush()

@@ -46,6 +46,7 @@ from diffgap_search.errors import (
     UploadTooLargeError,
 )
 from diffgap_search.info import index_info
+from diffgap_search.media.cut import cut_window, window_name
 from diffgap_search.search import Query
 from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
@@ -306,8 +307,8 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         with reading_catalog(index_dir) as catalog:
             row, path = media.catalog_file(catalog, file_id)
         start, end = downloads.checked_span(row, start, end)
-        wav = downloads.window_wav(path, start, end)
-        return FileResponse(wav, media_type="audio/wav", filename=downloads.window_name(path, start, end),
+        wav = cut_window(path, start, end)
+        return FileResponse(wav, media_type="audio/wav", filename=window_name(path, start, end),
                             background=BackgroundTask(wav.unlink, missing_ok=True))
 
     @app.get("/files/{file_id}/peaks", summary="A file's waveform: peaks in [0, 1] over its duration")

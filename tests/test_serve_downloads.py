@@ -25,6 +25,7 @@ from fixtures_serve import ServeCorpus
 from serve_server import Served
 
 from diffgap_search.errors import UsageError
+from diffgap_search.media.cut import window_name
 from diffgap_search.serve import downloads
 from diffgap_search.store.catalog import Catalog
 
@@ -91,7 +92,7 @@ def test_a_bad_window_is_400_with_its_reason(served: Served, serve_corpus: Serve
 
 def test_names_and_the_longest_window(serve_corpus: ServeCorpus) -> None:
     assert downloads.attachment_name(os.fsdecode(b"caf\xe9.wav")) == "caf\ufffd.wav"  # not UTF-8: shown as U+FFFD
-    assert downloads.window_name(Path("/a/dog bark.mp3"), 1.5, 2.0) == "dog bark 1.5-2s.wav"
+    assert window_name(Path("/a/dog bark.mp3"), 1.5, 2.0) == "dog bark 1.5-2s.wav"
     with Catalog.open(serve_corpus.index) as catalog:
         row = catalog.file_by_key(os.fsencode(serve_corpus.clips / "long take.wav"))
     assert row is not None
@@ -128,7 +129,7 @@ def test_the_page_saves_a_hits_window_and_its_file(served: Served, serve_corpus:
         first = browser.find_elements("css selector", "#hits .hit")[0]
         first.find_element("css selector", ".save-window").click()
         (window,) = downloaded(folder)
-        assert window.name == downloads.window_name(Path(hit["path"]), start, end)
+        assert window.name == window_name(Path(hit["path"]), start, end)
         source, rate = sf.read(serve_corpus.clips / "long take.wav", dtype="int16")
         assert np.array_equal(sf.read(window, dtype="int16")[0], source[round(start * rate): round(end * rate)])
         window.unlink()

@@ -1,0 +1,56 @@
+"""``dgsearch query --save DIR`` (and ``similar``): each hit's window cut out into a folder as WAV.
+
+Against the tiny-CLAP index of the clip tree (``cli_index``): the names, the order, the samples (equal to the
+source's over the window), ``saved`` in JSON, a hit whose file is gone skipped with its reason, and a folder
+that cannot be made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from cli_runner import wide
+
+dg = wide(400)  # rich wraps stderr to the terminal: these paths are long
+
+
+def test_each_hits_window_is_saved_in_rank_order_with_its_own_samples(cli_index: Path, clips_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    out = tmp_path / "picked"
+    r = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", cli_index, "-k", 3, "--save", out, "--jsonl")
+    assert r.exit_code == 0, r.output
+    hits = [json.loads(line) for line in r.stdout.splitlines()]
+    names = [f"{rank:02d} {Path(h['path']).stem} {h['start_s']:.3f}".rstrip("0").rstrip(".") + "-"
+             + f"{h['end_s']:.3f}".rstrip("0").rstrip(".") + "s.wav" for rank, h in enumerate(hits, 1)]
+    assert sorted(p.name for p in out.iterdir()) == names and names[0] == "01 dog_bark 0-3s.wav"
+    assert [h["saved"] for h in hits] == [str(out / n) for n in names]
+    source, rate = sf.read(clips_dir / "dog_bark.wav", dtype="int16")
+    cut, cut_rate = sf.read(out / names[0], dtype="int16")
+    assert cut_rate == rate == 16_000 and np.array_equal(cut, source)
+    assert r.stderr.splitlines()[-1] == f"saved 3 windows to {out}"
+
+
+def test_a_hit_whose_file_is_gone_is_skipped_with_its_reason(cli_index: Path, clips_dir: Path,
+                                                           tmp_path: Path) -> None:
+    (clips_dir / "rain.flac").unlink()
+    out = tmp_path / "picked"
+    r = dg("similar", clips_dir / "dog_bark.wav", "--index", cli_index, "-k", 10, "--save", out, "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)["hits"]
+    gone = [h for h in hits if h["path"].endswith("rain.flac")]
+    assert len(hits) == 4 and len(gone) == 1 and gone[0]["saved"] is None
+    assert len(list(out.iterdir())) == 3
+    assert f"  not saved: {clips_dir / 'rain.flac'}: no longer there (moved or deleted since it was indexed)" in (
+        r.stderr.splitlines())
+
+
+def test_a_folder_that_cannot_be_made_is_exit_12(cli_index: Path, clips_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a file"
+    blocker.write_text("in the way")
+    r = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", cli_index, "--save", blocker / "picked")
+    assert r.exit_code == 12
+    assert r.stderr == f"dgsearch: error: cannot write to {blocker / 'picked'}: Not a directory\n"
