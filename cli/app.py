@@ -13,7 +13,6 @@ import typer
 
 from diffgap_search import __version__
 from diffgap_search.cli.engine import EngineOpt, RayActorsOpt, RayAddressOpt, RayBatchOpt, engine_stages
-from diffgap_search.cli.watching import IntervalOpt, SettleOpt, WatchOpt, watch_folder, watching
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.loaders import encoder_loader, query_video_loader, video_encoder_loader
 from diffgap_search.cli.options import (
@@ -21,6 +20,7 @@ from diffgap_search.cli.options import (
     JsonlOpt, JsonOpt, KindOpt, MinScoreOpt, ModelOpt, PathsOpt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt, TagOpt,
     TopKOpt,
 )
+from diffgap_search.cli.watching import IntervalOpt, SettleOpt, WatchOpt, watch_folder, watching
 from diffgap_search.config import (
     DEFAULT_CAPTIONS,
     DEFAULT_EXPORT_FORMAT,
