@@ -5,8 +5,9 @@ Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``
 
 Routes (all ``GET`` unless said):
 
-- ``/``: the page; ``/static/app.js``, ``/static/map.js``, ``/static/app.css``: its code (fixed names, read from the package).
-- ``/api/search?q=TEXT | like=SEGMENT_ID`` and ``POST /api/search/file`` (multipart ``file``, optional
+- ``/``: the page; ``/static/app.js``, ``/static/map.js``, ``/static/selection.js``, ``/static/app.css``: its code
+  (fixed names, read from the package).
+- ``/api/search?q=TEXT | like=SEGMENT_ID | file=FILE_ID&start=S&end=E`` (a span of an indexed file) and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
   ``all_copies``, ``tag``, ...), through
@@ -44,9 +45,10 @@ from diffgap_search.errors import (
     ForbiddenHostError,
     UnauthorizedError,
     UploadTooLargeError,
+    UsageError,
 )
 from diffgap_search.info import index_info
-from diffgap_search.media.cut import cut_window, window_name
+from diffgap_search.media.cut import MAX_WINDOW_S, cut_window, window_name
 from diffgap_search.search import Query
 from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
@@ -56,6 +58,7 @@ from diffgap_search.serve.errors import error_body, status_of
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8",
+                "selection.js": "text/javascript; charset=utf-8",
                 "app.css": "text/css; charset=utf-8"}
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
                "favicon-32x32.png": "image/png"}
@@ -217,10 +220,13 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
             raise StarletteHTTPException(404)
         return Response(pages[name], media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
 
-    @app.get("/api/search", summary="Search by text, or more like an indexed window")
+    @app.get("/api/search", summary="Search by text, more like an indexed window, or like a span of an indexed file")
     def search(
         q: Optional[str] = Param(None, description="What to look for, in words (text -> audio)."),
         like: Optional[int] = Param(None, description="More like this: a hit's segment_id."),
+        file: Optional[str] = Param(None, description="Like a span of an indexed file: its file_id (with start, end)."),
+        start: Optional[float] = Param(None, description="With file: the span's first second (default 0)."),
+        end: Optional[float] = Param(None, description="With file: the span's last second (default: the file's end)."),
         k: int = Param(10, ge=1, le=1000, description="How many results."),
         min_score: Optional[float] = Param(None, description="Drop hits scoring below this cosine."),
         kind: Optional[str] = Param(None, description="Only 'audio' files or only 'video' soundtracks."),
@@ -235,11 +241,25 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         all_copies: bool = Param(False, description="Copies (files with the same content) apart, not as one hit."),
         tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
     ) -> dict[str, Any]:
-        """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``)."""
-        query = Query(text=q, segment_id=like)
+        """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``); with
+        ``file``, as ``dgsearch query --audio THAT_FILE --start S --end E --json``."""
+        query = Query(text=q, segment_id=like, audio=span_file(file, start, end), start_s=start, end_s=end)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
                            all_copies, tag)
         return shared.search(query, sc).to_dict()
+
+    def span_file(file_id: str | None, start: float | None, end: float | None) -> Path | None:
+        """The indexed file a span query names (None without ``file``), its span checked as a saved window's."""
+        if file_id is None:
+            if start is not None or end is not None:
+                raise UsageError("start and end need file (the file_id of an indexed file)")
+            return None
+        with reading_catalog(index_dir) as catalog:
+            row, path = media.catalog_file(catalog, file_id)
+        first = 0.0 if start is None else start
+        last = end if end is not None else row.duration_s if row.duration_s is not None else first + MAX_WINDOW_S
+        downloads.checked_span(row, first, last)  # inside the file, at most MAX_WINDOW_S: one query, not an hour
+        return path
 
     @app.post("/api/search/file", summary="Search with an audio or video file")
     def search_file(

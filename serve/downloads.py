@@ -30,11 +30,14 @@ def checked_span(row: FileRow, start_s: float, end_s: float) -> tuple[float, flo
     """``(start_s, end_s)`` with ``end_s`` clipped to the file's duration; UsageError (exit 2, HTTP 400) for a
     span that is not finite, empty, outside the file or longer than :data:`MAX_WINDOW_S`."""
     duration = row.duration_s
-    if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s < 0 or end_s <= start_s:
-        raise UsageError(f"a window needs 0 <= start < end, in seconds (got start={start_s}, end={end_s})")
+    bad = UsageError(f"a window needs 0 <= start < end, in seconds (got start={start_s}, end={end_s})")
+    if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s < 0:
+        raise bad
+    if duration is not None and start_s >= duration:
+        raise UsageError(f"start={start_s} s is past the end of file {row.id} ({duration:.3f} s)")
+    if end_s <= start_s:
+        raise bad
     if duration is not None:
-        if start_s >= duration:
-            raise UsageError(f"start={start_s} s is past the end of file {row.id} ({duration:.3f} s)")
         end_s = min(end_s, duration)
     if end_s - start_s > MAX_WINDOW_S:
         raise UsageError(f"a window is at most {MAX_WINDOW_S:g} s long (asked for {end_s - start_s:g} s):"

@@ -127,10 +127,11 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert info["summary"] == expected["summary"]
     assert (info["summary"]["files"], info["summary"]["audio files"], info["summary"]["video files"]) == (8, 7, 1)
     spec = httpx.get(served.url + "openapi.json").json()
-    assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks"} <= set(spec["paths"])
+    assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks",
+            "/files/{file_id}/original", "/files/{file_id}/window"} <= set(spec["paths"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
-    assert params == {"q", "like", "k", "min_score", "kind", "glob", "segments", "no_bridge", "mode", "duration",
-                      "sample_rate", "channels", "folder", "all_copies", "tag"}
+    assert params == {"q", "like", "file", "start", "end", "k", "min_score", "kind", "glob", "segments", "no_bridge",
+                      "mode", "duration", "sample_rate", "channels", "folder", "all_copies", "tag"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN
@@ -144,7 +145,8 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert httpx.get(served.url + "docs-assets/..%2F__init__.py").status_code == 404
     page = httpx.get(served.url)
     assert page.status_code == 200 and '<ol id="hits"' in page.text
-    assert httpx.get(served.url + "static/app.js").headers["content-type"].startswith("text/javascript")
+    for script in ("app.js", "map.js", "selection.js"):
+        assert httpx.get(served.url + "static/" + script).headers["content-type"].startswith("text/javascript")
 
 
 def test_the_map_is_the_stored_projection_of_every_window(served: Served, serve_corpus: ServeCorpus) -> None:

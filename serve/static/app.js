@@ -13,7 +13,8 @@
   // folder: the deepest folder holding every indexed file (dgsearch info's "library folder"); paths below it are
   // shown from it, as the CLI shows them from the working directory, the whole path on hover
   const state = { hits: [], selected: -1, playing: null, peaks: new Map(), seq: 0, folder: "" };
-  const hooks = { hits: [] };  // map.js: called with the hits shown (or [])
+  // map.js: hits, called with the hits shown (or []); selection.js: rendered (li, hit, i), drawn (i, g, w, h, dur)
+  const hooks = { hits: [], rendered: [], drawn: [] };
 
   function withToken(url) {
     if (!token) return url;
@@ -71,16 +72,20 @@
   // -- searching ------------------------------------------------------------------------------------
   function searchFromUrl() {
     const p = new URLSearchParams(location.search);
-    const q = p.get("q"), like = p.get("like");
+    const q = p.get("q"), like = p.get("like"), file = p.get("file");
     $("#q").value = q || "";
     controlsFromUrl(p);
     if (q && q.trim()) return run("/api/search?q=" + encodeURIComponent(q) + filterQuery(p), "“" + q + "”");
     if (like) return run("/api/search?like=" + encodeURIComponent(like) + filterQuery(p), "sounds like segment " + like);
+    if (file) {  // a span of an indexed file (selection.js)
+      const span = ["file", "start", "end"].filter((n) => p.get(n)).map((n) => n + "=" + encodeURIComponent(p.get(n)));
+      return run("/api/search?" + span.join("&") + filterQuery(p), "sounds like file " + file +
+                 (p.get("start") ? " from " + timecode(+p.get("start")) + " to " + timecode(+p.get("end")) : ""));
+    }
     showEmpty();
   }
-  function navigate(key, value) {
-    const p = new URLSearchParams();
-    p.set(key, value);
+  function navigate(key, value) {  // navigate("q", words), or navigate({file, start, end})
+    const p = new URLSearchParams(typeof key === "object" ? key : { [key]: value });
     filtersFromControls().forEach((v, n) => p.set(n, v));
     history.pushState(null, "", "?" + p.toString());
     searchFromUrl();
@@ -89,6 +94,7 @@
     const p = new URLSearchParams(location.search), q = p.get("q"), like = p.get("like");
     if (q) navigate("q", q);
     else if (like) navigate("like", like);
+    else if (p.get("file")) navigate(Object.fromEntries(["file", "start", "end"].filter((n) => p.get(n)).map((n) => [n, p.get(n)])));
     else { const f = filtersFromControls().toString(); history.replaceState(null, "", f ? "?" + f : location.pathname); }
   }
   async function run(url, what, options) {
@@ -161,12 +167,14 @@
       saveLinks(li, hit);
       const canvas = li.querySelector(".wave");
       canvas.addEventListener("click", (e) => {
+        if (canvas.dataset.dragged) { delete canvas.dataset.dragged; return; }  // the end of a selection (selection.js)
         const r = canvas.getBoundingClientRect(), d = (state.peaks.get(hit.file_id) || {}).duration_s;
         select(i);
         if (d) playFrom(i, d * (e.clientX - r.left) / r.width, null);
       });
       li.addEventListener("click", () => select(i));
       hitsEl.appendChild(li);
+      hooks.rendered.forEach((f) => f(li, hit, i));
       loadPeaks(hit.file_id).then((doc) => { draw(i); if (doc && doc.exitCode === 3) markGone(li, doc.error); });
     });
     select(0, false);
@@ -259,6 +267,7 @@
       const bar = Math.max(1, p * (h - 4));
       g.fillRect(x, (h - bar) / 2, 1, bar);
     }
+    hooks.drawn.forEach((f) => f(i, g, w, h, dur));
     if (state.playing && state.playing.index === i) {
       g.fillStyle = css.getPropertyValue("--fg");
       g.fillRect(w * player.currentTime / dur, 0, 1.5, h);
@@ -369,7 +378,10 @@
 
   // what map.js (the library map) shares with this page
   window.dgsearch = { api: api, withToken: withToken, navigate: navigate, stopPlayback: stopPlayback, player: player,
-                      setStatus: setStatus, onHits: (f) => hooks.hits.push(f), hits: () => state.hits };
+                      setStatus: setStatus, onHits: (f) => hooks.hits.push(f), hits: () => state.hits,
+                      onRendered: (f) => hooks.rendered.push(f), onDrawn: (f) => hooks.drawn.push(f), draw: draw,
+                      playFrom: playFrom, select: select, timecode: timecode,
+                      duration: (fileId) => (state.peaks.get(fileId) || {}).duration_s || 0 };
 
   api("/api/info").then((info) => {
     const s = info.summary, folder = s["library folder"];
