@@ -118,17 +118,17 @@ def index(
 
         load_encoder, load_video = remembered(load_encoder), remembered(load_video)
 
-    def run(settle_s: float) -> IndexReport:
+    def run(settle_s: float, retry: bool) -> IndexReport:
         return update_index(folder, index_dir, choice, load_encoder=load_encoder, load_video_encoder=load_video,
-                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry_failed,
+                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry,
                             progress=RichIndexProgress(stderr_console()), wait_s=wait, stages=stages,
                             faiss_cfg=faiss_config(memory_budget), settle_s=settle_s)
 
     if watch_cfg is not None:
-        watch_folder(lambda: run(watch_cfg.settle_s), folder, watch_cfg, fmt)
+        watch_folder(lambda first: run(watch_cfg.settle_s, retry_failed and first), folder, watch_cfg, fmt)
         return
     try:
-        report = run(0.0)
+        report = run(0.0, retry_failed)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ def watching(watch: bool, interval: float | None, settle: float | None, engine: 
     return Watching(DEFAULT_INTERVAL_S if interval is None else interval, DEFAULT_SETTLE_S if settle is None else settle)
 
 
-def watch_folder(run_once: Callable[[], IndexReport], folder: Path, settings: Watching, fmt: str) -> None:
+def watch_folder(run_once: Callable[[bool], IndexReport], folder: Path, settings: Watching, fmt: str) -> None:
     """Index ``folder`` now and at every look until Ctrl-C: each run that changed something is printed (the table
     form after its time of day, ``--jsonl`` with an ``at`` field), flushed at once for a pipe."""
     from diffgap_search.cli.output import emit_jsonl, print_index_report, stderr_console, stdout_console

@@ -81,8 +81,9 @@ def test_the_watch_loads_its_models_once_and_takes_in_each_change(
                stop.set]
     runs = 0
 
-    def run_once() -> IndexReport:
+    def run_once(first: bool) -> IndexReport:
         nonlocal runs
+        assert first is (runs == 0)
         runs += 1
         return index_folder(clips_dir, ix, load_encoder=load, encoder_cfg=tiny_cfg, indexing_cfg=INLINE)
 
@@ -103,9 +104,10 @@ def test_a_busy_index_is_noted_once_and_tried_again(clips_dir: Path, tmp_path: P
     holder.__enter__()  # another writer (this process) holds the index
     tries = 0
 
-    def run_once() -> IndexReport:
+    def run_once(first: bool) -> IndexReport:
         nonlocal tries
         tries += 1
+        assert first  # no run has completed yet: --retry-failed would still apply
         if tries == 4:
             holder.__exit__(None, None, None)
         return index_folder(clips_dir, ix, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, indexing_cfg=INLINE)
@@ -172,3 +174,24 @@ def test_a_watching_process_indexes_what_arrives_and_stops_on_ctrl_c(
     said = " ".join(err.split())  # rich wraps stderr at 80 columns
     assert out == "" and said.startswith(f"watching {clips_dir} every 1 s (files wait until unchanged for 1 s);")
     assert said.endswith("stopped watching") and "interrupted" not in said
+
+
+def test_retry_failed_retries_on_the_first_run_only(clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
+    (clips_dir / "broken.wav").write_bytes(b"RIFF....WAVE but nothing after")
+    ix, reports, stop = tmp_path / "ix", [], threading.Event()
+    assert len(index_folder(clips_dir, ix, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg,
+                            indexing_cfg=INLINE).failed) == 1
+    runs = 0
+
+    def run_once(first: bool) -> IndexReport:  # what `dgsearch index --watch --retry-failed` runs
+        nonlocal runs
+        runs += 1
+        if runs == 3:
+            stop.set()
+        return index_folder(clips_dir, ix, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, indexing_cfg=INLINE,
+                            retry_failed=first)
+
+    watch(run_once, interval_s=0.01, on_report=reports.append, on_note=lambda text: pytest.fail(text), stop=stop)
+    assert runs == 3 and len(reports) == 1  # the later looks found nothing new: not tried again, nothing printed
+    assert [p.rsplit("/", 1)[1] for p, _ in reports[0].failed] == ["broken.wav"]
+    assert reports[0].previously_failed == 0

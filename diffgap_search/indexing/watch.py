@@ -56,27 +56,31 @@ def changed(report: IndexReport) -> bool:
                 or report.changed or report.new)
 
 
-def watch(run_once: Callable[[], IndexReport], *, interval_s: float, on_report: Callable[[IndexReport], None],
+def watch(run_once: Callable[[bool], IndexReport], *, interval_s: float, on_report: Callable[[IndexReport], None],
           on_note: Callable[[str], None], stop: threading.Event | None = None) -> None:
     """Run ``run_once`` now and again ``interval_s`` seconds after each run ends, until ``stop`` is set or
-    KeyboardInterrupt arrives while waiting. ``on_report`` gets the first run's report and every later one
-    that changed something; ``on_note`` the reason a run was skipped, once until it changes."""
+    KeyboardInterrupt arrives while waiting. ``run_once(first)``: ``first`` is True until a run has completed
+    (``--retry-failed`` retries the failed files once, not at every look). ``on_report`` gets the first run's
+    report and every later one that changed something; ``on_note`` the reason a run was skipped, once until it
+    changes."""
     stop = stop or threading.Event()
-    first, last_note = True, ""
+    first, completed, last_note = True, False, ""
     while True:
         note = ""
         try:
-            report = run_once()
+            report = run_once(not completed)
         except (IndexBusyError, InputNotFoundError) as exc:
             if first and isinstance(exc, InputNotFoundError):
                 raise  # a folder that is not there at all is a mistake, not a drive to wait for
             note = f"{exc}; looking again every {interval_s:g} s"
         except NothingIndexedError as exc:
+            completed = True  # its bookkeeping was committed
             found: IndexReport | None = getattr(exc, "report", None)
             if found is not None and (first or changed(found)):
                 on_report(found)  # the files that failed, each with its reason
             note = f"{exc}; looking again every {interval_s:g} s"
         else:
+            completed = True
             if first or changed(report):
                 on_report(report)
         if note and note != last_note:
