@@ -254,8 +254,8 @@ def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_
     import diffgap_search.cli.app as cli
 
     loads: list[str] = []
-    real_loader = cli._video_encoder_loader
-    monkeypatch.setattr(cli, "_video_encoder_loader", lambda cfg, device: loads.append(cfg.model) or real_loader(cfg, device))
+    real_loader = cli.video_encoder_loader
+    monkeypatch.setattr(cli, "video_encoder_loader", lambda cfg, device: loads.append(cfg.model) or real_loader(cfg, device))
     ix = tmp_path / "ix"
     assert dg("index", sfx, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
     with Catalog.open(ix) as cat:

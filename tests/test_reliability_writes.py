@@ -137,7 +137,7 @@ def test_cli_reports_a_full_disk_in_one_line_with_its_exit_code(fault: str, inde
     cause = FAULTS[fault](monkeypatch)
     import diffgap_search.cli.app as cli_app
 
-    monkeypatch.setattr(cli_app, "_encoder_loader", lambda: arming_loader)
+    monkeypatch.setattr(cli_app, "encoder_loader", lambda: arming_loader)
     r = CliRunner().invoke(app, ["index", str(clips), "--index", str(index_dir), "--workers", "0"])
     assert r.exit_code == 12, r.output
     errors = [line for line in r.stderr.splitlines() if line.startswith("dgsearch:")]  # after the progress bar
