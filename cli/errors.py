@@ -42,7 +42,15 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             with shown_notices():
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a reader gone (`| head`) shows here, not at the interpreter's exit
+            return result
+        except BrokenPipeError:
+            # The reader of stdout stopped reading (`dgsearch query dog --paths | head -1`): it has what it wanted,
+            # nothing failed. Later writes (the interpreter's last flush) go nowhere, quietly; exit 0.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except DGSearchError as exc:
             print(f"dgsearch: error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None

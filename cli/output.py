@@ -18,8 +18,17 @@ from diffgap_search.media.discover import display_path
 from diffgap_search.search import SearchResult
 
 
+class _PipedConsole(Console):
+    """rich's Console, but a reader gone (``| head``) is left to ``cli/errors.handle_errors`` (exit 0, quietly)
+    instead of rich's own ``SystemExit(1)``."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+    return _PipedConsole(file=sys.stdout, soft_wrap=True, highlight=False)
 
 
 def stderr_console() -> Console:
