@@ -114,7 +114,8 @@ class EngineUnavailableError(DGSearchError):
 
 # code -> (name, meaning); the README's exit-code table is checked against this.
 EXIT_CODES: dict[int, tuple[str, str]] = {
-    EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed)"),
+    EXIT_OK: ("ok", "success (an indexing run where some files failed still exits 0; they are listed); also when"
+                    " whatever reads its output stops early, as `head -1` does: it has what it wanted"),
     EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback that `DGSEARCH_DEBUG=1` prints"),
     EXIT_USAGE: ("usage", "bad flags or arguments, an empty query, conflicting query kinds"),
     InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable"),
