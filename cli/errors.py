@@ -29,6 +29,9 @@ def path_error(exc: OSError) -> InputNotFoundError | None:
     shown = name if len(name) <= 120 else name[:60] + "…" + name[-40:]
     return InputNotFoundError(f"cannot use {shown!r}: {exc.strerror}")
 
+# The commands that write an index: Ctrl-C in one of them says what is kept (``interrupted`` alone elsewhere).
+WRITING_COMMANDS = frozenset({"index", "train"})
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -55,7 +58,9 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             print(f"dgsearch: error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            print("dgsearch: interrupted (what was committed is kept; run again to resume)", file=sys.stderr)
+            writes = fn.__name__ in WRITING_COMMANDS  # a search or `info` has nothing to keep or resume
+            print("dgsearch: interrupted" + (" (what was committed is kept; run again to resume)" if writes else ""),
+                  file=sys.stderr)
             raise typer.Exit(130) from None
         except typer.Exit:
             raise
