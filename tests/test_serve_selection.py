@@ -147,3 +147,37 @@ def wait_for_download(folder: Path, timeout: float = 30.0) -> list[Path]:
             return files
         time.sleep(0.1)
     raise AssertionError(f"nothing downloaded into {folder}")
+
+
+def test_space_plays_the_selection_and_escape_drops_it(browser: tuple[Any, Path], served: Served,
+                                                       serve_corpus: ServeCorpus) -> None:
+    driver, _ = browser
+    fid = file_id(serve_corpus, LONG_TAKE)
+    driver.get(served.url + "?q=" + quote("a drum break, a bell, a choir"))
+    wait_for(driver, "document.querySelectorAll('#hits .hit').length > 0")
+    index = driver.execute_script("return Array.from(document.querySelectorAll('#hits .hit .path'))"
+                                  ".findIndex(p => p.title.endsWith('long take.wav'))")
+    hit = driver.find_elements("css selector", "#hits .hit")[index]
+    wait_for(driver, f"window.dgsearch.duration({fid}) > 0")
+    drag_across(driver, hit.find_element("css selector", ".wave"), 21.0, 22.0, 25.0)
+    wait_for(driver, "document.querySelector('#player').paused && document.querySelector('#player').currentTime > 21.5")
+    href = hit.find_element("css selector", ".span-save").get_attribute("href")
+    span = {k: float(v[0]) for k, v in parse_qs(urlparse(href).query).items()}
+    body = driver.find_element("css selector", "body")
+
+    body.send_keys(" ")  # the selected hit has a selection: space plays it, from its start to its end
+    wait_for(driver, "!document.querySelector('#player').paused")
+    now = driver.execute_script("return document.querySelector('#player').currentTime")
+    assert span["start"] - 0.05 <= now < span["start"] + 0.5
+    wait_for(driver, "document.querySelector('#player').paused")
+    assert driver.execute_script("return document.querySelector('#player').currentTime") == pytest.approx(span["end"])
+
+    body.send_keys("\ue00c")  # Escape: the selection is gone; space plays the hit's window again
+    wait_for(driver, "document.querySelectorAll('#hits .hit .span-actions')[%d].hidden" % index)
+    window_start = driver.execute_script(f"return window.dgsearch.hits()[{index}].start_s")
+    body.send_keys(" ")
+    wait_for(driver, "!document.querySelector('#player').paused")
+    now = driver.execute_script("return document.querySelector('#player').currentTime")
+    assert window_start - 0.05 <= now < window_start + 0.5 and window_start != span["start"]
+    body.send_keys(" ")  # and stops it
+    wait_for(driver, "document.querySelector('#player').paused")

@@ -1,6 +1,7 @@
 // dgsearch serve: drag across a hit's waveform to select a span of its file, which plays at once; then play it
 // again, search for sounds like it (/api/search?file=ID&start=S&end=E, a shareable URL), or save it as WAV
 // (/files/ID/window). One selection at a time; a click without a drag still plays from that point (app.js).
+// Keys: space plays (or stops) the selection while its hit is selected, Escape drops it.
 "use strict";
 (function () {
   const dg = window.dgsearch;
@@ -69,6 +70,18 @@
     });
     box.querySelector(".span-save").addEventListener("click", (e) => e.stopPropagation());
   });
+  // keys: space plays the selection (not the window) while its hit is the selected one; Escape drops it
+  window.addEventListener("keydown", (e) => {
+    if (!sel || (e.target.closest && e.target.closest("input, select, textarea"))) return;
+    const li = document.querySelectorAll("#hits .hit")[sel.index];
+    if (e.key === "Escape") { clear(); return; }
+    if ((e.key === " " || e.code === "Space") && li && li.classList.contains("selected")) {
+      e.preventDefault();
+      e.stopImmediatePropagation();  // app.js would play the window
+      if (li.classList.contains("playing") && !dg.player.paused) dg.stopPlayback();
+      else dg.playFrom(sel.index, sel.start, sel.end);
+    }
+  }, true);
   dg.onDrawn((i, g, w, h, dur) => {
     if (!sel || sel.index !== i || !dur) return;
     const x0 = w * sel.start / dur, x1 = w * sel.end / dur;
