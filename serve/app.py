@@ -49,6 +49,7 @@ from diffgap_search.errors import (
 )
 from diffgap_search.info import index_info
 from diffgap_search.media.cut import MAX_WINDOW_S, cut_window, window_name
+from diffgap_search.media.discover import utf8_name
 from diffgap_search.search import Query
 from diffgap_search.search.library_map import DEFAULT_CAP, map_points
 from diffgap_search.search.options import search_options
@@ -318,7 +319,7 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         with reading_catalog(index_dir) as catalog:
             row, path = media.catalog_file(catalog, file_id, sound=False)
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=kind, filename=downloads.attachment_name(path.name),
+        return FileResponse(path, media_type=kind, filename=utf8_name(path.name),
                             headers={"Cache-Control": "no-cache"})
 
     @app.get("/files/{file_id}/window", summary="One span of a file's audio as WAV, to save (an attachment)",

@@ -1,8 +1,8 @@
 """Taking a found sound away from ``dgsearch serve``: the file itself, or one window of it as WAV.
 
-- :func:`attachment_name` is the name a browser saves under: the file's own name, with bytes that are not
-  UTF-8 shown as U+FFFD (a header cannot carry them; Starlette writes any name that is not plain ASCII as
-  RFC 6266's ``filename*=utf-8''...``, quotes and line breaks included, so no name can break the header).
+- A download is named by the file's own name, with bytes that are not UTF-8 as U+FFFD (``media/discover.utf8_name``:
+  a header cannot carry them; Starlette writes any name that is not plain ASCII as RFC 6266's
+  ``filename*=utf-8''...``, quotes and line breaks included, so no name can break the header).
 - A window is cut by ``media/cut.py`` (the file's own rate, channels and resolution, sample-exact) into a
   temporary file that the route deletes once sent; :func:`checked_span` keeps the span inside the file and at
   most ``MAX_WINDOW_S`` (600 s) long.
@@ -13,17 +13,11 @@ The file is one the catalog named (``media.catalog_file``): nothing here sees a 
 from __future__ import annotations
 
 import math
-import os
 
 from diffgap_search.errors import UsageError
 from diffgap_search.media.cut import MAX_WINDOW_S
 from diffgap_search.store.rows import FileRow
 
-
-
-def attachment_name(name: str) -> str:
-    """``name`` (a file name, perhaps surrogate-escaped) as text a Content-Disposition header can carry."""
-    return os.fsencode(name).decode("utf-8", "replace")
 
 
 def checked_span(row: FileRow, start_s: float, end_s: float) -> tuple[float, float]:

@@ -120,8 +120,7 @@ def _transcode(path: Path, target: Path, duration_s: float | None) -> None:
                                       "0:a:0", "-vn", "-sn", "-dn", *codec, "-f", "mp3", b"file:" + os.fsencode(tmp)]
             done = process.run_limited(cmd, path, process.time_limit(duration_s), "ffmpeg")
             if done.returncode != 0:
-                detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-                raise MediaDecodeError(f"{path}: cannot transcode for playback ({detail[-1] if detail else done.returncode})")
+                raise MediaDecodeError(f"{path}: cannot transcode for playback ({process.failure(done)})")
     except OSError as exc:
         raise StorageError(f"cannot write the playback cache {target.parent}: {exc.strerror or exc}") from None
 

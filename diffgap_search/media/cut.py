@@ -18,7 +18,7 @@ from pathlib import Path
 from diffgap_search.atomic_files import replacing
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
-from diffgap_search.media.discover import display_path
+from diffgap_search.media.discover import display_path, utf8_name
 
 # libsndfile subtypes -> ffmpeg's WAV codec of the same resolution; anything else (24-bit, lossy, unknown) 24-bit
 _CODECS = {"PCM_S8": "pcm_s16le", "PCM_U8": "pcm_s16le", "PCM_16": "pcm_s16le", "ALAW": "pcm_s16le",
@@ -32,8 +32,7 @@ def window_name(path: Path, start_s: float, end_s: float) -> str:
     bytes of the name that are not UTF-8 become U+FFFD."""
     def seconds(x: float) -> str:
         return f"{x:.3f}".rstrip("0").rstrip(".")
-    name = f"{path.stem} {seconds(start_s)}-{seconds(end_s)}s.wav"
-    return os.fsencode(name).decode("utf-8", "replace")
+    return utf8_name(f"{path.stem} {seconds(start_s)}-{seconds(end_s)}s.wav")
 
 
 def wav_codec(path: Path) -> str:
@@ -76,5 +75,4 @@ def _run_cut(exe: str, path: Path, start_s: float, end_s: float, out: Path) -> N
                               "-sn", "-dn", "-c:a", wav_codec(path), "-f", "wav", b"file:" + os.fsencode(out)]
     done = process.run_limited(cmd, path, process.time_limit(end_s), "ffmpeg")  # a file ffmpeg cannot seek: from 0
     if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise MediaDecodeError(f"{display_path(path)}: cannot cut a window ({detail[-1] if detail else done.returncode})")
+        raise MediaDecodeError(f"{display_path(path)}: cannot cut a window ({process.failure(done)})")

@@ -113,6 +113,12 @@ def display_path(p: Path | str | bytes) -> str:
     return "".join(_escape_char(ch) for ch in text)
 
 
+def utf8_name(name: str) -> str:
+    """A file name (surrogate-escaped where its bytes are not UTF-8) as UTF-8 text, such bytes as U+FFFD: for
+    a name that must be text (an HTTP header, a new file's name), not for finding the file again."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def exact_path_field(shown: str, key: bytes) -> dict[str, str]:
     """``{"path_bytes": base64 of key}`` where ``shown`` (a ``display_path``) is not the file's exact name
     (bytes that are not UTF-8, an escaped control character), else ``{}``: what JSON output adds beside

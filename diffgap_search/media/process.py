@@ -43,6 +43,13 @@ def time_limit(duration_s: float | None) -> float:
     return BASE_LIMIT_S + extra
 
 
+def failure(done: subprocess.CompletedProcess[bytes]) -> str:
+    """Why a decoder that ran to its end (``run_limited``) failed, in one line: the last line it wrote to
+    stderr, else its exit status."""
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
 def timed_out(limit_s: float, what: str = "") -> str:
     """The one-line reason of a decoder that ran past ``limit_s``: ``"decoder timed out after 60 s"``."""
     return f"decoder timed out after {limit_s:g} s" + (f" ({what})" if what else "")
