@@ -56,3 +56,17 @@ def chromium(width: int = 1280, height: int = 900, downloads: Path | None = None
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def downloaded(folder: Path, timeout: float = 30.0) -> list[Path]:
+    """The downloads in ``folder`` once none is still arriving (Chromium writes ``NAME.crdownload`` until one is
+    done), sorted; AssertionError when nothing arrives within ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(folder.iterdir())
+        if files and not any(p.name.endswith(".crdownload") for p in files):
+            return files
+        time.sleep(0.1)
+    raise AssertionError(f"nothing downloaded into {folder}: {sorted(folder.iterdir())}")

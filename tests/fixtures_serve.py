@@ -84,6 +84,18 @@ def write_long_take(path: Path) -> Path:
     return path
 
 
+def corpus_file_id(corpus: ServeCorpus, name: str) -> int:
+    """The catalog's id of the corpus file ``name`` (as the API's ``file_id``)."""
+    import os
+
+    from diffgap_search.store.catalog import Catalog
+
+    with Catalog.open(corpus.index) as catalog:
+        row = catalog.file_by_key(os.fsencode(corpus.clips / name))
+    assert row is not None, name
+    return row.id
+
+
 @pytest.fixture(scope="session")
 def serve_corpus(tmp_path_factory: pytest.TempPathFactory, tiny_clap_dir: Path) -> ServeCorpus:
     return build_serve_corpus(tmp_path_factory.mktemp("serve"), tiny_clap_dir)

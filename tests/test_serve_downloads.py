@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from browser import chromium, require_chromium
-from fixtures_serve import ServeCorpus
+from browser import chromium, downloaded, require_chromium
+from fixtures_serve import ServeCorpus, corpus_file_id
 from serve_server import Served
 
 from diffgap_search.errors import UsageError
 from diffgap_search.media.cut import window_name
+from diffgap_search.media.discover import utf8_name
 from diffgap_search.serve import downloads
 from diffgap_search.store.catalog import Catalog
-
-
-def file_id(served: Served, corpus: ServeCorpus, name: str) -> int:
-    with Catalog.open(corpus.index) as catalog:
-        row = catalog.file_by_key(os.fsencode(corpus.clips / name))
-    assert row is not None
-    return row.id
 
 
 def saved_as(r: httpx.Response) -> str:
@@ -44,7 +37,7 @@ def saved_as(r: httpx.Response) -> str:
 
 
 def test_a_window_is_the_files_own_samples_at_its_own_rate(served: Served, serve_corpus: ServeCorpus) -> None:
-    fid = file_id(served, serve_corpus, "long take.wav")
+    fid = corpus_file_id(serve_corpus, "long take.wav")
     source, rate = sf.read(serve_corpus.clips / "long take.wav", dtype="int16")
     r = httpx.get(served.url + f"files/{fid}/window", params={"start": 10, "end": 20})
     assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
@@ -60,7 +53,7 @@ def test_a_window_is_the_files_own_samples_at_its_own_rate(served: Served, serve
 
 
 def test_a_window_of_a_stereo_flac_keeps_its_channels(served: Served, serve_corpus: ServeCorpus) -> None:
-    fid = file_id(served, serve_corpus, "perc_bell.flac")
+    fid = corpus_file_id(serve_corpus, "perc_bell.flac")
     source, rate = sf.read(serve_corpus.clips / "perc_bell.flac", dtype="int16", always_2d=True)
     r = httpx.get(served.url + f"files/{fid}/window", params={"start": 0.5, "end": 1.5})
     cut, cut_rate = sf.read(io.BytesIO(r.content), dtype="int16", always_2d=True)
@@ -70,7 +63,7 @@ def test_a_window_of_a_stereo_flac_keeps_its_channels(served: Served, serve_corp
 
 def test_the_original_is_the_file_itself_under_its_own_name(served: Served, serve_corpus: ServeCorpus) -> None:
     for name, kind in (("perc_bell.flac", "audio/flac"), ("testsrc.mp4", "video/mp4")):
-        r = httpx.get(served.url + f"files/{file_id(served, serve_corpus, name)}/original")
+        r = httpx.get(served.url + f"files/{corpus_file_id(serve_corpus, name)}/original")
         assert (r.status_code, r.headers["content-type"]) == (200, kind)
         assert saved_as(r) == f'filename="{name}"'
         assert r.content == (serve_corpus.clips / name).read_bytes()
@@ -85,13 +78,13 @@ def test_the_original_is_the_file_itself_under_its_own_name(served: Served, serv
 ])
 def test_a_bad_window_is_400_with_its_reason(served: Served, serve_corpus: ServeCorpus, params: dict[str, Any],
                                              message: str) -> None:
-    fid = file_id(served, serve_corpus, "long take.wav")
+    fid = corpus_file_id(serve_corpus, "long take.wav")
     r = httpx.get(served.url + f"files/{fid}/window", params=params)
     assert (r.status_code, r.json()) == (400, {"exit_code": 2, "error": "usage", "message": message.format(fid=fid)})
 
 
 def test_names_and_the_longest_window(serve_corpus: ServeCorpus) -> None:
-    assert downloads.attachment_name(os.fsdecode(b"caf\xe9.wav")) == "caf\ufffd.wav"  # not UTF-8: shown as U+FFFD
+    assert utf8_name(os.fsdecode(b"caf\xe9.wav")) == "caf\ufffd.wav"  # not UTF-8: shown as U+FFFD
     assert window_name(Path("/a/dog bark.mp3"), 1.5, 2.0) == "dog bark 1.5-2s.wav"
     with Catalog.open(serve_corpus.index) as catalog:
         row = catalog.file_by_key(os.fsencode(serve_corpus.clips / "long take.wav"))
@@ -101,17 +94,6 @@ def test_names_and_the_longest_window(serve_corpus: ServeCorpus) -> None:
     with pytest.raises(UsageError) as exc:
         downloads.checked_span(hour, 100.0, 700.5)
     assert str(exc.value) == "a window is at most 600 s long (asked for 600.5 s): save the whole file instead"
-
-
-def downloaded(folder: Path, timeout: float = 30.0) -> list[Path]:
-    """The finished downloads in ``folder`` (Chromium writes ``.crdownload`` until one is done)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = sorted(p for p in folder.iterdir() if not p.name.endswith(".crdownload"))
-        if done and not any(p.name.endswith(".crdownload") for p in folder.iterdir()):
-            return done
-        time.sleep(0.1)
-    raise AssertionError(f"nothing downloaded into {folder}: {sorted(folder.iterdir())}")
 
 
 def test_the_page_saves_a_hits_window_and_its_file(served: Served, serve_corpus: ServeCorpus, tmp_path: Path) -> None:

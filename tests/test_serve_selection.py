@@ -8,7 +8,6 @@ take" hit's waveform (the bell, 10-20 s), the audio clock inside the span, the s
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,26 +19,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from browser import chromium, require_chromium
-from fixtures_serve import ServeCorpus
+from browser import chromium, downloaded, require_chromium
+from fixtures_serve import ServeCorpus, corpus_file_id
 from serve_server import Served
 from test_serve_api import cli_json, same_hits
-
-from diffgap_search.store.catalog import Catalog
 
 LONG_TAKE = "long take.wav"  # 25 s at 44.1 kHz: amen 0-10 s, the bell 10-20 s, the choir 20-25 s
 
 
-def file_id(corpus: ServeCorpus, name: str) -> int:
-    with Catalog.open(corpus.index) as catalog:
-        row = catalog.file_by_key(os.fsencode(corpus.clips / name))
-    assert row is not None
-    return row.id
-
-
 def test_a_span_of_an_indexed_file_is_dgsearch_query_audio_with_start_and_end(
         served: Served, serve_corpus: ServeCorpus) -> None:
-    fid = file_id(serve_corpus, LONG_TAKE)
+    fid = corpus_file_id(serve_corpus, LONG_TAKE)
     r = httpx.get(served.url + "api/search", params={"file": fid, "start": 10, "end": 14, "k": 5})
     assert r.status_code == 200, r.text
     same_hits(r.json(), cli_json("--audio", serve_corpus.clips / LONG_TAKE, "--start", "10", "--end", "14", "-k", "5",
@@ -56,7 +46,7 @@ def test_a_span_of_an_indexed_file_is_dgsearch_query_audio_with_start_and_end(
 ])
 def test_a_bad_span_query_says_why(served: Served, serve_corpus: ServeCorpus, params: dict[str, Any], status: int,
                                    message: str) -> None:
-    fid = file_id(serve_corpus, LONG_TAKE)
+    fid = corpus_file_id(serve_corpus, LONG_TAKE)
     sent = {k: str(v).format(fid=fid) for k, v in params.items()}
     r = httpx.get(served.url + "api/search", params=sent)
     assert (r.status_code, r.json()["message"]) == (status, message.format(fid=fid, index=serve_corpus.index))
@@ -93,7 +83,7 @@ def drag_across(driver: Any, canvas: Any, start_s: float, end_s: float, duration
 def test_drag_a_span_to_hear_it_search_with_it_and_save_it(browser: tuple[Any, Path], served: Served,
                                                            serve_corpus: ServeCorpus) -> None:
     driver, downloads = browser
-    fid = file_id(serve_corpus, LONG_TAKE)
+    fid = corpus_file_id(serve_corpus, LONG_TAKE)
     driver.get(served.url + "?q=" + quote("a drum break, a bell, a choir"))
     wait_for(driver, "document.querySelectorAll('#hits .hit').length > 0")
     index = driver.execute_script("return Array.from(document.querySelectorAll('#hits .hit .path'))"
@@ -115,7 +105,7 @@ def test_drag_a_span_to_hear_it_search_with_it_and_save_it(browser: tuple[Any, P
     assert driver.execute_script("return document.querySelector('#player').currentTime") == pytest.approx(span["end"])
 
     hit.find_element("css selector", ".span-save").click()
-    (saved,) = wait_for_download(downloads)
+    (saved,) = downloaded(downloads)
     source, rate = sf.read(serve_corpus.clips / LONG_TAKE, dtype="int16")
     assert np.array_equal(sf.read(saved, dtype="int16")[0],
                           source[round(span["start"] * rate): round(span["end"] * rate)])
@@ -139,20 +129,10 @@ def time_code(s: float) -> str:
     return f"{t // 600}:{(t % 600) / 10:04.1f}"
 
 
-def wait_for_download(folder: Path, timeout: float = 30.0) -> list[Path]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(folder.iterdir())
-        if files and not any(p.name.endswith(".crdownload") for p in files):
-            return files
-        time.sleep(0.1)
-    raise AssertionError(f"nothing downloaded into {folder}")
-
-
 def test_space_plays_the_selection_and_escape_drops_it(browser: tuple[Any, Path], served: Served,
                                                        serve_corpus: ServeCorpus) -> None:
     driver, _ = browser
-    fid = file_id(serve_corpus, LONG_TAKE)
+    fid = corpus_file_id(serve_corpus, LONG_TAKE)
     driver.get(served.url + "?q=" + quote("a drum break, a bell, a choir"))
     wait_for(driver, "document.querySelectorAll('#hits .hit').length > 0")
     index = driver.execute_script("return Array.from(document.querySelectorAll('#hits .hit .path'))"
