@@ -80,16 +80,22 @@ def drag_across(driver: Any, canvas: Any, start_s: float, end_s: float, duration
         .move_by_offset((x1 - x0) // 2, 0).move_by_offset(x1 - x0 - (x1 - x0) // 2, 0).release().perform()
 
 
-def test_drag_a_span_to_hear_it_search_with_it_and_save_it(browser: tuple[Any, Path], served: Served,
-                                                           serve_corpus: ServeCorpus) -> None:
-    driver, downloads = browser
-    fid = corpus_file_id(serve_corpus, LONG_TAKE)
+def long_take_hit(driver: Any, served: Served, corpus: ServeCorpus) -> tuple[int, int, Any]:
+    """``(its file id, its index among the hits, its element)``: the long take's hit for words of its caption,
+    once its waveform (and so its duration) has arrived."""
+    fid = corpus_file_id(corpus, LONG_TAKE)
     driver.get(served.url + "?q=" + quote("a drum break, a bell, a choir"))
     wait_for(driver, "document.querySelectorAll('#hits .hit').length > 0")
     index = driver.execute_script("return Array.from(document.querySelectorAll('#hits .hit .path'))"
                                   ".findIndex(p => p.title.endsWith('long take.wav'))")
-    hit = driver.find_elements("css selector", "#hits .hit")[index]
-    wait_for(driver, f"window.dgsearch.duration({fid}) > 0")  # its waveform (and duration) arrived
+    wait_for(driver, f"window.dgsearch.duration({fid}) > 0")
+    return fid, index, driver.find_elements("css selector", "#hits .hit")[index]
+
+
+def test_drag_a_span_to_hear_it_search_with_it_and_save_it(browser: tuple[Any, Path], served: Served,
+                                                           serve_corpus: ServeCorpus) -> None:
+    driver, downloads = browser
+    fid, index, hit = long_take_hit(driver, served, serve_corpus)
     assert hit.find_element("css selector", ".span-actions").get_attribute("hidden") is not None
 
     drag_across(driver, hit.find_element("css selector", ".wave"), 11.0, 13.0, 25.0)
@@ -132,13 +138,7 @@ def time_code(s: float) -> str:
 def test_space_plays_the_selection_and_escape_drops_it(browser: tuple[Any, Path], served: Served,
                                                        serve_corpus: ServeCorpus) -> None:
     driver, _ = browser
-    fid = corpus_file_id(serve_corpus, LONG_TAKE)
-    driver.get(served.url + "?q=" + quote("a drum break, a bell, a choir"))
-    wait_for(driver, "document.querySelectorAll('#hits .hit').length > 0")
-    index = driver.execute_script("return Array.from(document.querySelectorAll('#hits .hit .path'))"
-                                  ".findIndex(p => p.title.endsWith('long take.wav'))")
-    hit = driver.find_elements("css selector", "#hits .hit")[index]
-    wait_for(driver, f"window.dgsearch.duration({fid}) > 0")
+    _, index, hit = long_take_hit(driver, served, serve_corpus)
     drag_across(driver, hit.find_element("css selector", ".wave"), 21.0, 22.0, 25.0)
     wait_for(driver, "document.querySelector('#player').paused && document.querySelector('#player').currentTime > 21.5")
     href = hit.find_element("css selector", ".span-save").get_attribute("href")
