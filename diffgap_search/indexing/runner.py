@@ -84,8 +84,8 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         waiting = {f.key for f in deferred}  # kept as they are, like the files under an unreadable path
         plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys() + sorted(waiting))
+        plan.kept_unreadable = [row for row in plan.kept_unreadable if row.path_key not in waiting]  # only changing
         apply_bookkeeping(catalog, plan, captions, report)
-        report.kept_unreadable -= sum(1 for row in plan.kept_unreadable if row.path_key in waiting)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)
         run = _Run(stages, catalog, models, captions, progress, report, HeapGuard(keep_freed_memory()))
