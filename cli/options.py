@@ -10,6 +10,16 @@ import typer
 from diffgap_search.config import Device, choices_text
 from diffgap_search.encoders.precision import Precision
 
+
+def output_format(json_: bool, jsonl: bool, paths: bool = False) -> str:
+    """The one output format ``--json``, ``--jsonl`` and ``--paths`` ask for: json, jsonl, paths or table.
+    Raises UsageError (exit 2) when more than one is given."""
+    from diffgap_search.errors import UsageError
+
+    if sum([json_, jsonl, paths]) > 1:
+        raise UsageError("choose one of --json, --jsonl, --paths")
+    return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
+
 IndexOpt = Annotated[
     Optional[str],
     typer.Option("--index", "-i", help="Index name (under indexes/) or folder. Env DGSEARCH_INDEX; default indexes/default."),

@@ -251,7 +251,7 @@ def test_video_query_on_an_audio_only_index_needs_no_bridge(sfx: Path, tiny_clap
 
 def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_clap_dir: Path, tiny_cavp_ckpt: Path,
                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import diffgap_search.cli.app as cli
+    import diffgap_search.cli.loaders as cli
 
     loads: list[str] = []
     real_loader = cli.video_encoder_loader

@@ -135,7 +135,7 @@ def test_cli_reports_a_full_disk_in_one_line_with_its_exit_code(fault: str, inde
     clips, index_dir = indexed
     write_noise(clips / "more.wav", 1.0, seed=9)
     cause = FAULTS[fault](monkeypatch)
-    import diffgap_search.cli.app as cli_app
+    import diffgap_search.cli.loaders as cli_app
 
     monkeypatch.setattr(cli_app, "encoder_loader", lambda: arming_loader)
     r = CliRunner().invoke(app, ["index", str(clips), "--index", str(index_dir), "--workers", "0"])

@@ -1,0 +1,1 @@
+"""The ``dgsearch`` commands, one module per job; ``cli/app.py`` registers them in the order ``--help`` lists."""

@@ -1,0 +1,92 @@
+"""``dgsearch index``: embed a folder into an index, incrementally, once or watching it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from diffgap_search.cli import loaders
+from diffgap_search.cli.engine import EngineOpt, RayActorsOpt, RayAddressOpt, RayBatchOpt, engine_stages
+from diffgap_search.cli.errors import handle_errors
+from diffgap_search.cli.options import (
+    BatchOpt, BudgetOpt, DeviceOpt, IndexOpt, JsonlOpt, JsonOpt, ModelOpt, output_format, PrecisionOpt,
+)
+from diffgap_search.cli.watching import IntervalOpt, SettleOpt, WatchOpt, watch_folder, watching
+from diffgap_search.config import Device
+
+
+@handle_errors
+def index(
+    folder: Annotated[Path, typer.Argument(help="Folder (or single file) of audio/video clips to index.")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = Device.AUTO.value,
+    batch_size: BatchOpt = 16,
+    precision: PrecisionOpt = "auto",
+    window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the hub model to this branch, tag or commit (recorded in the index).")] = None,
+    text_model: Annotated[Optional[str], typer.Option("--text-model", help="A text encoder for an audio-only --model: 'wordllama' (recorded in the index; words reach the sounds through the bridge `dgsearch train` learns from the library's captions and names). Default: the index's, else none.")] = None,
+    video_model: Annotated[Optional[str], typer.Option("--video-model", help="Video encoder: 'cavp' (Diff-Foley's CAVP, video and sound in one space: --video queries need no bridge), a CAVP checkpoint file (.ckpt), or a CLIP hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
+    video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
+    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    memory_budget: BudgetOpt = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_batch_size: RayBatchOpt = None,
+    ray_actors: RayActorsOpt = None,
+    watch: WatchOpt = False,
+    interval: IntervalOpt = None,
+    settle: SettleOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Index a folder: embed new and changed files, follow renames and deletions; --watch keeps doing it."""
+    from diffgap_search.config import IndexingConfig, WindowConfig, resolve_index_dir
+    from diffgap_search.errors import NothingIndexedError
+    from diffgap_search.indexing import IndexReport, ModelChoice, update_index
+    from diffgap_search.store.index_budget import faiss_config
+
+    from diffgap_search.cli.output import print_index_report, stderr_console
+    from diffgap_search.cli.progress import RichIndexProgress
+
+    fmt = output_format(json_, jsonl)
+    index_dir = resolve_index_dir(index)
+    try:
+        window_cfg = WindowConfig(window_s=window, hop_s=hop if hop is not None else window)
+    except ValueError as exc:
+        from diffgap_search.errors import UsageError
+
+        raise UsageError(str(exc)) from None
+    choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
+                         frames=frames, device=device, batch_size=batch_size, precision=precision)
+    indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
+    stages = engine_stages(engine, ray_address, ray_batch_size, ray_actors)
+    watch_cfg = watching(watch, interval, settle, engine, fmt)
+    load_encoder, load_video = loaders.encoder_loader(), loaders.video_encoder_loader
+    if watch_cfg is not None:  # the models a run loads stay loaded for the next
+        from diffgap_search.indexing.watch import remembered
+
+        load_encoder, load_video = remembered(load_encoder), remembered(load_video)
+
+    def run(settle_s: float, retry: bool) -> IndexReport:
+        return update_index(folder, index_dir, choice, load_encoder=load_encoder, load_video_encoder=load_video,
+                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry,
+                            progress=RichIndexProgress(stderr_console()), wait_s=wait, stages=stages,
+                            faiss_cfg=faiss_config(memory_budget), settle_s=settle_s)
+
+    if watch_cfg is not None:
+        watch_folder(lambda first: run(watch_cfg.settle_s, retry_failed and first), folder, watch_cfg, fmt)
+        return
+    try:
+        report = run(0.0, retry_failed)
+    except NothingIndexedError as exc:
+        if getattr(exc, "report", None) is not None:
+            print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]
+        raise
+    print_index_report(report, fmt=fmt)
