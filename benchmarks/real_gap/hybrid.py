@@ -18,9 +18,17 @@ Rankings, all through the product's own code (``Searcher.search``, ``search.keyw
 by ``keyword.fuse_groups`` from the same two rankings cut at the same depth: ``rrf_plain`` (no coverage weight)
 and ``rrf_relative`` (the coverage divided by the best coverage among the keyword hits, so the best partial match
 weighs as a full one when no file holds every word); and ``keyword_stemmed``: the same keyword rows and BM25 in an
-FTS5 table with the ``porter`` tokenizer (stemming) in front of ``unicode61``, the product's. R@1, R@10 and mAP@10 (percent, ``gap.metrics``) per kind.
+FTS5 table with the ``porter`` tokenizer (stemming) in front of ``unicode61``, the product's; ``keyword_fts5`` and
+``hybrid_fts5``: the keyword and hybrid rankings with FTS5's own ``bm25()`` (one length for the whole row) in place
+of the product's BM25F (each column normalised by its own length, ``store/bm25f.py``), as before 2026-12-06.
+R@1, R@10 and mAP@10 (percent, ``gap.metrics``) per kind.
+
+``--index DIR`` judges an index of the packages' own folders instead (``dgsearch index`` of the cache folder: every
+recording of the six packages, 10,140 with wesnoth's, at their real depths, the described ones among them): the
+same questions, the relevant files at their real paths, every other recording a distractor.
 
     python benchmarks/real_gap/hybrid.py --out-dir benchmarks/results   # real_gap_hybrid.{md,json}
+    python benchmarks/real_gap/hybrid.py --index IX --out-dir benchmarks/results   # real_gap_hybrid_full.{md,json}
 """
 
 from __future__ import annotations
@@ -41,10 +49,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine  # noqa: E402
+from fts5_ranking import row_length_bm25  # noqa: E402
 from outputs import command_line, report  # noqa: E402
 from packages import CATEGORY_QUERIES, PACKAGES, Sound, build_table  # noqa: E402
 
-RULES = ("semantic", "keyword", "hybrid", "rrf_plain", "rrf_relative", "keyword_stemmed")
+RULES = ("semantic", "keyword", "hybrid", "rrf_plain", "rrf_relative", "keyword_stemmed", "keyword_fts5", "hybrid_fts5")
 KINDS = ("sentence", "name", "category")
 SHOWN = ("R@1", "R@10", "mAP@10")
 
@@ -101,9 +110,13 @@ def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int
                      "rrf_relative": fuse_groups([[h] for h in sem], words,
                                                  coverage={f: c / best for f, c in cover.items()})}
             hybrid = s.search(Query(text=text), SearchConfig(top_k=depth, mode="hybrid")).hits
+            with row_length_bm25():
+                words_fts5 = keyword_groups(s.catalog, terms, HYBRID_DEPTH, allowed=None, all_copies=False)
+                hybrid_fts5 = s.search(Query(text=text), SearchConfig(top_k=depth, mode="hybrid")).hits
             row = {"semantic": [h.path for h in sem], "keyword": [h.path for g in words for h in g],
                    "hybrid": [h.path for h in hybrid], **{k: [h.path for h in v] for k, v in fused.items()},
-                   "keyword_stemmed": stemmed(text, depth)}
+                   "keyword_stemmed": stemmed(text, depth),
+                   "keyword_fts5": [h.path for g in words_fts5 for h in g], "hybrid_fts5": [h.path for h in hybrid_fts5]}
             out.append({k: [str(Path(p).resolve()) for p in v][:depth] for k, v in row.items()})
     return out
 
@@ -166,7 +179,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["# Search modes on real described sounds", "",
              f"- {m['processor']}, {m['cpus_usable']} CPUs ({', '.join(m['cpu_flags'])}), torch {m['torch']}, faiss"
              f" {m['faiss']}", f"- command: `{result['command']}`",
-             f"- library: {result['files']} files of {', '.join(PACKAGES)}, indexed with aisfx + WordLlama, bridge"
+             (f"- library: {result['files']} files of {', '.join(PACKAGES)}" if result["indexed"] == result["files"] else
+              f"- library: the packages' own folders, {result['indexed']} files at their real depths (their sidecar"
+              f" captions indexed too), {result['files']} of them the described files of {', '.join(PACKAGES)}")
+             + ", indexed with aisfx + WordLlama, bridge"
              f" {result['bridge'][:12]} trained by `dgsearch train` (defaults: weak captions from the names)",
              f"- {result['seconds']:.0f} s in all", ""]
     for kind, per in result["metrics"].items():
@@ -182,23 +198,31 @@ def main(argv: list[str] | None = None) -> int:
                     default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgsearch-real-gap")
     ap.add_argument("--work", type=Path, default=None, help="library copy and index (default <cache-dir>/hybrid)")
     ap.add_argument("--depth", type=int, default=10, help="hits ranked per query")
+    ap.add_argument("--index", type=Path, default=None,
+                    help="judge this index of the cache folder itself (real depths, every recording) instead")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.perf_counter()
     work = args.work or args.cache_dir / "hybrid"
     sounds, _ = build_table(args.cache_dir, PACKAGES)
-    files = library(sounds, args.cache_dir, work / "library")
-    index = work / "index"
-    dgsearch("index", str(work / "library"), "--index", str(index), "--model", "aisfx", "--text-model", "wordllama")
+    if args.index is not None:
+        files = {str(Path(s.path).resolve()): s for s in sounds}
+        index = args.index
+    else:
+        files = library(sounds, args.cache_dir, work / "library")
+        index = work / "index"
+        dgsearch("index", str(work / "library"), "--index", str(index), "--model", "aisfx", "--text-model", "wordllama")
     if not list(index.glob("bridge-*.safetensors")):
         dgsearch("train", "--index", str(index), "--threads", "1")
     asked = queries(files)
     rows = rankings(index, asked, args.depth)
     bridge = next(index.glob("bridge-*.safetensors")).stem.removeprefix("bridge-")
-    result = {"machine": machine(), "files": len(files), "bridge": bridge,
+    with sqlite3.connect(index / "catalog.sqlite") as conn:
+        indexed = conn.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0]
+    result = {"machine": machine(), "files": len(files), "indexed": indexed, "bridge": bridge,
               "command": command_line("hybrid.py", argv),
               "metrics": metrics(rows, asked), "seconds": round(time.perf_counter() - started, 1)}
-    report(args.out_dir, "real_gap_hybrid", markdown(result), result)
+    report(args.out_dir, "real_gap_hybrid" if args.index is None else "real_gap_hybrid_full", markdown(result), result)
     return 0
 
 

@@ -12,9 +12,9 @@ A file's row (``keywords``, rowid = file id) has four columns:
 FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) then lower-cases and folds accents, so ``tur``
 finds ``Tür``. User text is always words, never FTS5 syntax: it is cut into runs of letters and digits, and
 each run becomes a quoted string joined by ``OR`` — quotes, ``*``, ``-``, ``NEAR``, ``AND``, ``NOT``,
-``:`` and parentheses are separators or plain words. A file matches when it holds any of the words; BM25
-(column weights :data:`COLUMN_WEIGHTS`) ranks files holding more, rarer words in shorter fields first;
-equal scores are ordered by file id.
+``:`` and parentheses are separators or plain words. A file matches when it holds any of the words; BM25F
+(column weights :data:`COLUMN_WEIGHTS`, each column normalised by its own length: ``store/bm25f.py``) ranks
+files holding more, rarer words in shorter fields first; equal scores are ordered by file id.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
+from diffgap_search.store.bm25f import bm25f
 from diffgap_search.store.rows import Connected
 from diffgap_search.store.vectors import id_chunks
 
@@ -165,26 +168,20 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
 
 def ranked_files(catalog: Connected, terms: Sequence[str], *, limit: int,
                  allowed: set[int] | None = None) -> list[tuple[int, float]]:
-    """``[(file id, bm25)]`` of the files matching any of the query's ``terms`` (``informative_tokens``, counted
-    once per query by the caller), best first (BM25 is negative: lower is a better
-    match), ties by file id (the order files were indexed in); at most ``limit``, only ``allowed`` file ids
-    when given. Only files indexed ok have a row (``refresh``; the trigger removes a deleted file's), so no
-    join with ``files`` is needed: scoring every match is the cost (≈ 25 ms for 10⁴ matches on 2 cores),
-    a join to order ties by path would nearly double it."""
-    expr = expression_of(terms)
-    if expr is None or limit < 1:
+    """``[(file id, score)]`` of the files matching any of the query's ``terms`` (``informative_tokens``, counted
+    once per query by the caller), best first: BM25F with :data:`COLUMN_WEIGHTS`, each column normalised by its
+    own length (``store/bm25f.py``; negative, lower is a better match, as FTS5's ``bm25()``), ties by file id
+    (the order files were indexed in); at most ``limit``, only ``allowed`` file ids when given. Only files
+    indexed ok have a row (``refresh``; the trigger removes a deleted file's), so no join with ``files`` is
+    needed: scoring every match is the cost."""
+    if not terms or limit < 1:
         return []
-    weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
-    sql = f"SELECT rowid, bm25(keywords, {weights}) AS rank FROM keywords WHERE keywords MATCH ? ORDER BY rank, rowid"
-    if allowed is None:
-        return [(int(i), float(r)) for i, r in catalog.conn.execute(sql + " LIMIT ?", (expr, limit))]
-    out: list[tuple[int, float]] = []
-    for fid, rank in catalog.conn.execute(sql, (expr,)):
-        if fid in allowed:
-            out.append((int(fid), float(rank)))
-            if len(out) == limit:
-                break
-    return out
+    ids, scores = bm25f(catalog, terms, COLUMN_WEIGHTS)
+    if allowed is not None:
+        keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, scores))[:limit]  # by score, then by file id
+    return [(int(ids[i]), float(scores[i])) for i in order]
 
 
 def rebuild_all(catalog: Connected) -> int:
