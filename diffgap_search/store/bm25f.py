@@ -69,8 +69,8 @@ def token_counts(catalog: Connected, token: str) -> np.ndarray:
     (an index token), ordered by file id. One text of ``file id * 4 + column`` per occurrence comes back
     (``group_concat``: half the time of a row per occurrence) and numpy counts them."""
     conn = catalog.conn
-    if conn.execute("SELECT 1 FROM sqlite_temp_master WHERE name = 'dgsearch_keyword_instances'").fetchone() is None:
-        conn.execute("CREATE VIRTUAL TABLE temp.dgsearch_keyword_instances USING fts5vocab(main, keywords, instance)")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.dgsearch_keyword_instances"
+                 " USING fts5vocab(main, keywords, instance)")
     width = len(COLUMNS)
     (text,) = conn.execute(f"SELECT group_concat(doc * {width} + {_COLUMN_INDEX}) FROM"
                            " temp.dgsearch_keyword_instances WHERE term = ?", (token,)).fetchone()
