@@ -11,14 +11,15 @@ from diffgap_search.config import Device, choices_text
 from diffgap_search.encoders.precision import Precision
 
 
-def output_format(json_: bool, jsonl: bool, paths: bool = False) -> str:
-    """The one output format ``--json``, ``--jsonl`` and ``--paths`` ask for: json, jsonl, paths or table.
-    Raises UsageError (exit 2) when more than one is given."""
+def output_format(json_: bool, jsonl: bool, paths: bool = False, print0: bool = False) -> str:
+    """The one output format ``--json``, ``--jsonl``, ``--paths`` and ``--print0`` ask for: json, jsonl, paths,
+    paths0 or table. Raises UsageError (exit 2) when more than one is given."""
     from diffgap_search.errors import UsageError
 
-    if sum([json_, jsonl, paths]) > 1:
-        raise UsageError("choose one of --json, --jsonl, --paths")
-    return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "table"
+    if sum([json_, jsonl, paths, print0]) > 1:
+        raise UsageError("choose one of --json, --jsonl, --paths, --print0" if print0 else
+                         "choose one of --json, --jsonl, --paths")
+    return "json" if json_ else "jsonl" if jsonl else "paths" if paths else "paths0" if print0 else "table"
 
 IndexOpt = Annotated[
     Optional[str],
@@ -37,6 +38,7 @@ GlobOpt = Annotated[Optional[str], typer.Option("--glob", help="Only paths match
 SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matching window, not the best per file.")]
 AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
+Print0Opt = Annotated[bool, typer.Option("--print0", "-0", help="Print only the matching paths, each followed by a NUL byte (for xargs -0: any name passes, newlines included).")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="DIR", help="Also cut each hit's window out into DIR as WAV, at its file's own rate and channels, named 'RANK NAME START-ENDs.wav'.")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]

@@ -122,9 +122,10 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
         else:
             emit_jsonl(doc["hits"])
         return
-    if fmt == "paths":  # the exact bytes of each path, as find and fd print them: a pipe can open any name
+    if fmt in ("paths", "paths0"):  # the exact bytes of each path, as find and fd print them: a pipe can open any name
+        end = b"\n" if fmt == "paths" else b"\0"
         sys.stdout.flush()
-        sys.stdout.buffer.write(b"".join(os.fsencode(h.fs_path) + b"\n" for h in result.hits))
+        sys.stdout.buffer.write(b"".join(os.fsencode(h.fs_path) + end for h in result.hits))
         sys.stdout.buffer.flush()
         return
     console = stdout_console()

@@ -1,9 +1,10 @@
-"""Hits whose file name is not UTF-8 (old Windows archives, Latin-1 zips): shown readably, opened exactly.
+"""Hits whose file name is not UTF-8 (old Windows archives, Latin-1 zips) or holds a newline: shown readably,
+opened exactly.
 
 The catalog keeps a file's exact bytes (``path_key``) and a printable form (``path``: ``caf\\xe9.wav``). A hit
 shows the printable form, but `--paths` prints the exact bytes (as find and fd do, so a pipe opens the file),
 the table's "(missing)" mark looks at the exact file, and `--json` adds ``path_bytes`` (base64 of the bytes)
-only to hits whose shown path is not their exact name.
+only to hits whose shown path is not their exact name; `--print0` ends each exact path with a NUL byte.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,20 @@ def test_dupes_json_gives_the_exact_name_of_a_copy_whose_name_is_not_utf8(odd_in
     # the tiny random CLAP finds every clip alike: only byte-equal files reach 0.99999
     groups = json.loads(dg("dupes", "--index", index_dir, "--threshold", "0.99999", "--json").stdout)["groups"]
     assert [[base64.b64decode(f["path_bytes"]) for f in g["files"]] for g in groups] == [[exact, copy]]
+
+
+def test_print0_ends_each_path_with_nul_so_xargs_0_opens_a_name_holding_a_newline(
+        clips_dir: Path, tmp_path: Path, tiny_clap_dir: Path) -> None:
+    exact = os.path.join(os.fsencode(clips_dir), b"dog\nbark.wav")  # legal on Linux: only / and NUL are not
+    os.rename(clips_dir / "dog_bark.wav", exact)
+    index_dir = tmp_path / "ix"
+    assert dg("index", clips_dir, "--index", index_dir, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+    r = dg("query", "--audio", os.fsdecode(exact), "--index", index_dir, "-0", "-k", "3")
+    assert r.exit_code == 0, r.output
+    paths = r.stdout_bytes.split(b"\0")
+    assert paths[0] == exact and paths[-1] == b"" and len(paths) == 4 and all(b"\0" not in p for p in paths)
+    sizes = subprocess.run(["xargs", "-0", "stat", "--format=%s"], input=r.stdout_bytes, capture_output=True,
+                           check=True).stdout.split()
+    assert [int(s) for s in sizes] == [os.path.getsize(p) for p in paths[:-1]]
+    r = dg("query", "--audio", os.fsdecode(exact), "--index", index_dir, "--paths", "--print0")
+    assert r.exit_code == 2 and "choose one of --json, --jsonl, --paths, --print0" in r.stderr

@@ -11,8 +11,8 @@ from diffgap_search.cli import loaders
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     AllCopiesOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt, JsonlOpt, JsonOpt, KindOpt,
-    MinScoreOpt, ModelOpt, output_format, PathsOpt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt, TagOpt,
-    TopKOpt,
+    MinScoreOpt, ModelOpt, output_format, PathsOpt, Print0Opt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt,
+    TagOpt, TopKOpt,
 )
 from diffgap_search.config import DEFAULT_MODE, Device
 
@@ -38,6 +38,7 @@ def query(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
+    print0: Print0Opt = False,
     save: SaveOpt = None,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = DEFAULT_MODE.value,
@@ -54,7 +55,7 @@ def query(
 
     from diffgap_search.cli.output import show_hits
 
-    fmt = output_format(json_, jsonl, paths)
+    fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
@@ -80,6 +81,7 @@ def similar(
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     paths: PathsOpt = False,
+    print0: Print0Opt = False,
     save: SaveOpt = None,
     duration: DurationOpt = None,
     sample_rate: SampleRateOpt = None,
@@ -95,7 +97,7 @@ def similar(
 
     from diffgap_search.cli.output import show_hits
 
-    fmt = output_format(json_, jsonl, paths)
+    fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
                          channels, folder, all_copies=all_copies, tag=tag)
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model,
