@@ -82,3 +82,12 @@ def run_dgsearch(*args: str | Path, timeout_s: float = 300.0) -> subprocess.Comp
     """The console script as a subprocess (text output)."""
     return subprocess.run([str(DGSEARCH), *(str(a) for a in args)], capture_output=True, text=True,
                           env=serve_env(), timeout=timeout_s, check=False)
+
+
+def below_library(served: Served, path: str) -> str:
+    """``path`` as the page shows it: from the library folder that ``/api/info`` names (``dgsearch info``)."""
+    import httpx
+
+    folder = httpx.get(served.url + "api/info").json()["summary"]["library folder"]
+    assert path.startswith(folder + "/"), (path, folder)
+    return path[len(folder) + 1:]

@@ -28,7 +28,7 @@ from diffgap_search.config import EncoderConfig, IndexingConfig, SearchConfig, S
 from diffgap_search.search import Query, Searcher
 from diffgap_search.store.catalog import Catalog
 from real_sounds import MISSING_REASON, SAMPLES_DIR
-from serve_server import Served, start_serve
+from serve_server import Served, below_library, start_serve
 
 COPIES = ("a/bell.flac", "b/bell_copy.flac", "c/0001.flac", "z/ring.flac")
 OTHERS = ("ambi_choir", "bd_haus", "elec_ping", "guit_harmonics", "loop_amen")
@@ -204,17 +204,13 @@ def test_page_shows_the_copies_of_a_hit(served: Served, corpus: Corpus) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
 
-        def below(path: str) -> str:
-            assert path.startswith(folder + "/")
-            return path[len(folder) + 1:]
-
         shown = browser.execute_script("""return Array.from(document.querySelectorAll('#hits .hit')).map(li => {
             const c = li.querySelector('.copies');
             return [li.querySelector('.path').textContent, c.hidden, c.querySelector('summary').textContent,
                     c.open]; })""")
-        assert shown[0] == [below(corpus.copies[0]), False, "+3 copies", False]
+        assert shown[0] == [below_library(served, corpus.copies[0]), False, "+3 copies", False]
         assert all(hidden for _, hidden, _, _ in shown[1:]) and len(shown) == 6
         browser.find_element("css selector", "#hits .hit .copies summary").click()
         listed = browser.execute_script("""const c = document.querySelector('#hits .hit .copies');
             return [c.open, Array.from(c.querySelectorAll('li')).map(li => [li.textContent, li.title])]""")
-        assert listed == [True, [[below(p), p] for p in corpus.copies[1:]]]
+        assert listed == [True, [[below_library(served, p), p] for p in corpus.copies[1:]]]

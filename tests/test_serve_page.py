@@ -21,7 +21,7 @@ import pytest
 
 from browser import chromium, require_chromium
 from fixtures_serve import ServeCorpus
-from serve_server import Served
+from serve_server import Served, below_library
 
 from diffgap_search.store.catalog import Catalog
 
@@ -57,13 +57,6 @@ def hits(driver: Any) -> list[dict[str, str]]:
 
 def api_hits(served: Served, **params: Any) -> list[dict[str, Any]]:
     return httpx.get(served.url + "api/search", params=params).json()["hits"]
-
-
-def below_library(served: Served, path: str) -> str:
-    """``path`` as the page shows it: from the library folder that ``/api/info`` names (``dgsearch info``)."""
-    folder = httpx.get(served.url + "api/info").json()["summary"]["library folder"]
-    assert path.startswith(folder + "/"), (path, folder)
-    return path[len(folder) + 1:]
 
 
 def test_type_a_query_and_see_the_hits(browser: Any, served: Served) -> None:
