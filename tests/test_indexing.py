@@ -173,3 +173,37 @@ def test_worker_processes_give_the_same_index(clips_dir: Path, tmp_path: Path, t
         pb = {f.id: os.path.basename(f.path) for f in cb.files()}
     assert sorted(pa.values()) == sorted(pb.values())
     np.testing.assert_allclose(np.sort(va, axis=0), np.sort(vb, axis=0), atol=1e-6)
+
+
+def test_a_run_after_the_last_window_was_deleted_leaves_the_faiss_file_alone(
+        indexed: tuple[Path, Path], tiny_cfg: EncoderConfig, loader: CountingLoader) -> None:
+    """Segment ids are never reused, so the published highest id stays above the catalog's once the last window
+    is deleted; that is no reason to publish again (it was, at every run and every look of --watch)."""
+    clips, index_dir = indexed
+    last = max(rows(index_dir), key=lambda r: r[1])[0]
+    next(clips.rglob(last)).unlink()
+    run(clips, index_dir, tiny_cfg, loader)
+    with Catalog.open(index_dir) as cat:
+        pub = Published.read(cat, "audio")
+        assert pub is not None and pub.max_id > cat.max_segment_id("audio") and pub.count == cat.count_vectors("audio")
+    files = sorted(p.name for p in index_dir.glob("*.faiss"))
+    report = run(clips, index_dir, tiny_cfg, loader)
+    assert (report.embedded_files, report.deleted) == (0, 0)
+    with Catalog.open(index_dir) as cat:
+        assert Published.read(cat, "audio") == pub
+    assert sorted(p.name for p in index_dir.glob("*.faiss")) == files
+
+
+def test_a_space_marked_for_rebuild_is_published_again_and_the_mark_cleared(
+        indexed: tuple[Path, Path], tiny_cfg: EncoderConfig, loader: CountingLoader) -> None:
+    """A writer killed between replacing a space's vectors and publishing leaves the mark: the next run
+    rebuilds that space even though its count and ids match."""
+    clips, index_dir = indexed
+    with Catalog.open(index_dir) as cat:
+        before = Published.read(cat, "audio")
+        cat.set_meta({"rebuild_faiss": ["audio"]})
+    run(clips, index_dir, tiny_cfg, loader)
+    with Catalog.open(index_dir) as cat:
+        after = Published.read(cat, "audio")
+        assert before is not None and after is not None and after.generation == before.generation + 1
+        assert cat.get_meta("rebuild_faiss") == []

@@ -34,7 +34,7 @@ from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, update_map
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import check_window
-from diffgap_search.store.vector_index import Published, sweep_unpublished
+from diffgap_search.store.vector_index import REBUILD_KEY, Published, sweep_unpublished
 
 
 # Windows decoded ahead while the models load (then 2 batches): 256 ten-second windows at 48 kHz hold 490 MB,
@@ -139,11 +139,18 @@ def _decodes_alike(a: WindowConfig, b: WindowConfig) -> bool:
 
 
 def stale_spaces(catalog: Catalog) -> list[str]:
-    """Spaces whose published FAISS file does not match the catalog (count or highest id)."""
+    """Spaces whose published FAISS file does not match the catalog: none published, another count, vectors
+    above its highest id, or marked for a rebuild (vectors replaced under their ids: ``REBUILD_KEY``). Segment
+    ids are never reused (AUTOINCREMENT), so a published ``max_id`` above the catalog's highest id only means
+    the last windows were deleted since, which the count says; comparing the two for equality made a space
+    whose highest window had been deleted stale forever, and every run (every look of ``--watch``) wrote its
+    FAISS file again."""
+    marked = set(catalog.get_meta(REBUILD_KEY) or [])
     stale = []
     for space in catalog.spaces():
         pub = Published.read(catalog, space)
-        if pub is None or pub.count != catalog.count_vectors(space) or pub.max_id != catalog.max_segment_id(space):
+        if (pub is None or pub.count != catalog.count_vectors(space) or catalog.max_segment_id(space) > pub.max_id
+                or space in marked):
             stale.append(space)
     for key, value in catalog.all_meta().items():  # spaces that lost all their vectors
         if key.startswith("faiss.") and value.get("count") and key[6:] not in stale and catalog.count_vectors(key[6:]) == 0:
