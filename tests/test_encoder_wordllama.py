@@ -68,6 +68,25 @@ def test_identity_is_the_digest_of_both_files(wordllama) -> None:
                                     "weights": "l2_supercat_256.safetensors", "native_dim": 256}
 
 
+def test_it_loads_once_while_its_files_stay_as_they_were(tmp_path: Path) -> None:
+    """Each look of `index --watch` and each query of a server asks again: the same encoder comes back, and a
+    file that changed (a package upgrade) is read again, with its new fingerprint."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    weights, tokenizer = (Path(shutil.copy(p, tmp_path / p.name)) for p in package_files())
+    first = load_wordllama_encoder(512, files=(weights, tokenizer))
+    assert load_wordllama_encoder(512, files=(weights, tokenizer)) is first
+    assert load_wordllama_encoder(256, files=(weights, tokenizer)) is not first  # another width
+    tensors = load_file(str(weights))
+    tensors["embedding.weight"][1] += 1
+    save_file(tensors, str(weights))
+    again = load_wordllama_encoder(512, files=(weights, tokenizer))
+    assert again is not first and again.fingerprint != first.fingerprint
+    assert not np.array_equal(again.table[1][:256], first.table[1][:256])
+
+
 def test_a_file_that_is_not_wordllamas_table_is_refused(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
