@@ -8,8 +8,9 @@ not valid UTF-8 are carried as Python's surrogate-escaped strings and round-trip
 
 The walk follows symlinks to folders but remembers every folder it entered by ``(st_dev, st_ino)``, so
 loops end and a folder reached twice is listed once (under the first path in byte order). Hidden entries
-(a name starting with ``.``), the ``exclude`` paths and everything below them, and anything that is not a
-regular file (fifos, sockets, devices) are skipped. A folder that cannot be read, or a broken symlink, is
+(a name starting with ``.``), the ``exclude`` paths and everything below them, what a ``.dgsearchignore`` in the
+folder or a folder above says (``media/ignore.py``), and anything that is not a regular file (fifos, sockets,
+devices) are skipped. A folder that cannot be read, or a broken symlink, is
 skipped and reported through ``on_error(path, reason)``; the walk never raises for them.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from diffgap_search.errors import InputNotFoundError
+from diffgap_search.media.ignore import IGNORE_FILE, IgnoreFile, ignored, parent_ignores, read_ignore_file
 from diffgap_search.media.sniff import AMBIGUOUS_EXTENSIONS, looks_like_media
 
 MediaKind = Literal["audio", "video"]
@@ -201,7 +203,8 @@ def walk_files(
         return
     if not stat_mod.S_ISDIR(st.st_mode):
         return
-    for path, file_st in _walk_dir(str(top), excluded, {_identity(st)}, report, wanted or (lambda _name: True)):
+    for path, file_st in _walk_dir(str(top), excluded, {_identity(st)}, report, wanted or (lambda _name: True),
+                                   parent_ignores(str(top), report)):
         yield Path(path), file_st
 
 
@@ -225,14 +228,20 @@ def _walk_dir(
     visited: set[tuple[int, int]],
     report: OnError,
     wanted: Callable[[str], bool],
+    ignores: tuple[IgnoreFile, ...] = (),
 ) -> Iterator[tuple[str, os.stat_result]]:
-    """``walk_files`` below one folder (``folder`` a string path: a ``Path`` per entry costs more than its stat)."""
+    """``walk_files`` below one folder (``folder`` a string path: a ``Path`` per entry costs more than its stat);
+    ``ignores``: the ignore files of the folders above (outermost first), this folder's own added here."""
     try:
         with os.scandir(folder) as it:
-            entries = [e for e in it if not e.name.startswith(".")]
+            every = list(it)
     except OSError as exc:
         report(Path(folder), f"cannot read folder: {exc.strerror or exc}")
         return
+    entries = [e for e in every if not e.name.startswith(".")]
+    if any(e.name == IGNORE_FILE for e in every):
+        own = read_ignore_file(folder, report)
+        ignores = ignores + (own,) if own is not None else ignores
     # A folder sorts as "name/" so that the walk's order is the byte order of the full paths.
     listed: list[tuple[bytes, str, os.stat_result]] = []
     for entry in entries:
@@ -243,6 +252,8 @@ def _walk_dir(
         if not is_dir and not wanted(entry.name):
             continue
         path = entry.path
+        if ignores and ignored(ignores, path, is_dir):
+            continue
         try:
             st = os.stat(path)  # follows symlinks
         except OSError as exc:
@@ -263,6 +274,6 @@ def _walk_dir(
             if ident in visited:
                 continue  # a symlink loop, or a folder already listed under another path
             visited.add(ident)
-            yield from _walk_dir(path, excluded, visited, report, wanted)
+            yield from _walk_dir(path, excluded, visited, report, wanted, ignores)
         else:
             yield path, st
