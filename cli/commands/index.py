@@ -43,6 +43,7 @@ def index(
     watch: WatchOpt = False,
     interval: IntervalOpt = None,
     settle: SettleOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show which files a run would index, re-index, follow (renamed, copied) and remove, and change nothing: no model is loaded, nothing is written.")] = False,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
@@ -57,6 +58,16 @@ def index(
 
     fmt = output_format(json_, jsonl)
     index_dir = resolve_index_dir(index)
+    if dry_run:
+        from diffgap_search.errors import UsageError
+        from diffgap_search.indexing.preview import preview_index
+
+        from diffgap_search.cli.index_output import print_preview
+
+        if watch:
+            raise UsageError("--dry-run shows one run's changes: leave out --watch")
+        print_preview(preview_index(folder, index_dir, retry_failed=retry_failed), fmt=fmt)
+        return
     try:
         window_cfg = WindowConfig(window_s=window, hop_s=hop if hop is not None else window)
     except ValueError as exc:

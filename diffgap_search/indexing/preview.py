@@ -1,0 +1,80 @@
+"""``dgsearch index FOLDER --dry-run``: what a run would do to the index, and nothing done.
+
+The run's own first two stages, and only those: the walk (``.dgsearchignore`` files, hidden entries and the
+index folder left out, as a run leaves them) and the plan against the catalog (``indexing/plan.py``: a file
+whose size or time changed is hashed, so a rename and a copy are told from a new file, exactly as the run
+will). No model is loaded, no lock is taken, nothing is written; a folder never indexed into ``index_dir``
+shows every file as new.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffgap_search.errors import IndexNotFoundError
+from diffgap_search.indexing.plan import Plan, ToEmbed
+from diffgap_search.indexing.stages import Stages, default_stages
+from diffgap_search.media.discover import display_path, path_key
+from diffgap_search.store.catalog import Catalog
+
+
+@dataclass
+class Preview:
+    """What ``dgsearch index`` would do. Paths are display paths (``display_path``), each list in path order.
+
+    ``renamed``: ``[old, new]`` (the row moves, keeping its vectors); ``copied``: ``[new, same content as]``
+    (its vectors copied); ``unreadable``: ``[path, reason]`` of what the walk could not read (rows below it
+    are kept as they are); ``failed_before``: files that failed in an earlier run and would be left alone
+    (``--retry-failed`` tries them again: then they are in ``changed``)."""
+
+    root: str
+    index: str
+    indexed_before: bool
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    renamed: list[list[str]] = field(default_factory=list)
+    copied: list[list[str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    failed_before: list[str] = field(default_factory=list)
+    cannot_read: list[list[str]] = field(default_factory=list)
+    unreadable: list[list[str]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.new or self.changed or self.renamed or self.copied or self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": True, **asdict(self)}
+
+
+def preview_index(root: Path, index_dir: Path, *, retry_failed: bool = False,
+                  stages: Stages | None = None) -> Preview:
+    """The :class:`Preview` of indexing ``root`` into ``index_dir``. Raises InputNotFoundError (no ``root``)."""
+    stages = stages or default_stages()
+    root = Path(os.path.abspath(root))
+    listing = stages.discover(root, index_dir)
+    preview = Preview(root=display_path(root), index=str(index_dir), indexed_before=False,
+                      unreadable=[[display_path(p), reason] for p, reason in listing.unreadable])
+    prefix = path_key(root) + (b"" if root.is_file() else b"/")
+    try:
+        catalog = Catalog.open(index_dir)
+    except IndexNotFoundError:
+        plan = Plan(embed=[ToEmbed(f, "", None) for f in listing.media])
+    else:
+        with catalog:
+            plan = stages.plan(listing.media, catalog, prefix, retry_failed, listing.unreadable_keys())
+            preview.indexed_before = bool(catalog.files_under(prefix)) if not root.is_file() else bool(
+                catalog.file_by_key(prefix))
+    preview.new = [display_path(t.file.path) for t in plan.embed if t.replaces is None]
+    preview.changed = [display_path(t.file.path) for t in plan.embed if t.replaces is not None]
+    preview.renamed = [[row.path, display_path(f.path)] for f, row in plan.renamed]
+    preview.copied = [[display_path(f.path), twin.path] for f, twin, _sha in plan.copied]
+    preview.removed = [row.path for row in plan.deleted]
+    preview.unchanged = len(plan.unchanged) + len(plan.touched)
+    preview.failed_before = [row.path for row in plan.previously_failed]
+    preview.cannot_read = [[display_path(f.path), reason] for f, reason in plan.hash_errors]
+    return preview
