@@ -123,8 +123,9 @@ def test_a_busy_index_is_noted_once_and_tried_again(clips_dir: Path, tmp_path: P
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--interval", "5"], "--interval and --settle need --watch"),
-    (["--settle", "5"], "--interval and --settle need --watch"),
+    (["--interval", "5"], "--interval, --settle and --poll need --watch"),
+    (["--settle", "5"], "--interval, --settle and --poll need --watch"),
+    (["--poll"], "--interval, --settle and --poll need --watch"),
     (["--watch", "--json"], "--watch prints one report per run: use --jsonl (one JSON line each) instead of --json"),
     (["--watch", "--engine", "ray"], "--watch runs the local engine; on a Ray cluster, run `dgsearch index --engine"
                                      " ray` on a schedule instead"),
@@ -172,7 +173,9 @@ def test_a_watching_process_indexes_what_arrives_and_stops_on_ctrl_c(
             proc.communicate()
     assert proc.returncode == 0, err
     said = " ".join(err.split())  # rich wraps stderr at 80 columns
-    assert out == "" and said.startswith(f"watching {clips_dir} every 1 s (files wait until unchanged for 1 s);")
+    assert out == "" and said.startswith(f"watching {clips_dir} every 1 s (files wait until unchanged for 1 s),"
+                                         " looking only after a change (inotify on 3 folders) or 10 min without one;"
+                                         " Ctrl-C stops")
     assert said.endswith("stopped watching") and "interrupted" not in said
 
 

@@ -13,7 +13,7 @@ from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     BatchOpt, BudgetOpt, DeviceOpt, IndexOpt, JsonlOpt, JsonOpt, ModelOpt, output_format, PrecisionOpt,
 )
-from diffgap_search.cli.watching import IntervalOpt, SettleOpt, WatchOpt, watch_folder, watching
+from diffgap_search.cli.watching import IntervalOpt, PollOpt, SettleOpt, WatchOpt, watch_folder, watching
 from diffgap_search.config import Device
 
 
@@ -43,6 +43,7 @@ def index(
     watch: WatchOpt = False,
     interval: IntervalOpt = None,
     settle: SettleOpt = None,
+    poll: PollOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show which files a run would index, re-index, follow (renamed, copied) and remove, and change nothing: no model is loaded, nothing is written.")] = False,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
@@ -78,7 +79,7 @@ def index(
                          frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)
     stages = engine_stages(engine, ray_address, ray_batch_size, ray_actors)
-    watch_cfg = watching(watch, interval, settle, engine, fmt)
+    watch_cfg = watching(watch, interval, settle, engine, fmt, poll)
     load_encoder, load_video = loaders.encoder_loader(), loaders.video_encoder_loader
     if watch_cfg is not None:  # the models a run loads stay loaded for the next
         from diffgap_search.indexing.watch import remembered
@@ -92,7 +93,7 @@ def index(
                             faiss_cfg=faiss_config(memory_budget), settle_s=settle_s)
 
     if watch_cfg is not None:
-        watch_folder(lambda first: run(watch_cfg.settle_s, retry_failed and first), folder, watch_cfg, fmt)
+        watch_folder(lambda first: run(watch_cfg.settle_s, retry_failed and first), folder, index_dir, watch_cfg, fmt)
         return
     try:
         report = run(0.0, retry_failed)
