@@ -23,7 +23,7 @@ COLUMNS = ("name", "folders", "captions", "tags")  # the keywords table's column
 class ColumnSizes:
     """Every keyword row's column sizes.
 
-    ``ids``: (N,) int64, the rows' file ids, ascending; ``sizes``: (N, 4) int64, tokens per column;
+    ``ids``: (N,) int64, the rows' file ids, ascending; ``sizes``: (N, 4) int32, tokens per column;
     ``averages``: (4,) float64, each column's mean size over the rows where it holds text (0 where none does),
     as Lucene's BM25 averages a field over the documents that have it."""
 
@@ -36,12 +36,12 @@ class ColumnSizes:
         return int(self.ids.shape[0])
 
     def of(self, file_ids: np.ndarray) -> np.ndarray:
-        """(M, 4) int64: the sizes of ``file_ids`` ((M,) int64); a row unknown here (written after this was
+        """(M, 4) int32: the sizes of ``file_ids`` ((M,) int64); a row unknown here (written after this was
         read) gets the averages, rounded."""
         at = np.searchsorted(self.ids, file_ids)
         found = at < self.rows
         found[found] = self.ids[at[found]] == file_ids[found]
-        out = np.repeat(np.rint(self.averages)[None, :].astype(np.int64), len(file_ids), axis=0)
+        out = np.repeat(np.rint(self.averages)[None, :].astype(np.int32), len(file_ids), axis=0)
         out[found] = self.sizes[at[found]]
         return out
 
@@ -100,16 +100,16 @@ def read_sizes(catalog: Connected) -> ColumnSizes:
     ids_text, sizes_text = catalog.conn.execute("SELECT group_concat(id), group_concat(hex(sz), ',') FROM"
                                         " (SELECT id, sz FROM keywords_docsize ORDER BY id)").fetchone()
     if not ids_text:
-        return ColumnSizes(ids=np.zeros(0, np.int64), sizes=np.zeros((0, width), np.int64),
+        return ColumnSizes(ids=np.zeros(0, np.int64), sizes=np.zeros((0, width), np.int32),
                            averages=np.zeros(width, np.float64))
     ids = np.array(ids_text.split(","), dtype=np.int64)
     in_bytes = len(sizes_text) == len(ids) * (2 * width + 1) - 1  # every row's sizes in `width` bytes
     raw = np.frombuffer(bytes.fromhex(sizes_text.replace(",", "")), dtype=np.uint8) if in_bytes else None
     if raw is not None and raw.max(initial=0) < 0x80:
-        sizes = raw.reshape(len(ids), width).astype(np.int64)
+        sizes = raw.reshape(len(ids), width).astype(np.int32)
     else:
         sizes = np.array([(varints(bytes.fromhex(h)) + [0] * width)[:width] for h in sizes_text.split(",")],
-                         dtype=np.int64).reshape(-1, width)
+                         dtype=np.int32).reshape(-1, width)
     held = (sizes > 0).sum(axis=0)
-    averages = np.where(held > 0, sizes.sum(axis=0) / np.maximum(held, 1), 0.0).astype(np.float64)
+    averages = np.where(held > 0, sizes.sum(axis=0, dtype=np.int64) / np.maximum(held, 1), 0.0).astype(np.float64)
     return ColumnSizes(ids=ids, sizes=sizes, averages=averages)
