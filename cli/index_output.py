@@ -1,12 +1,16 @@
-"""What ``dgsearch index --dry-run`` prints: the files a run would take in, follow and remove, one per line,
-below the library folder (``--json``/``--jsonl``: the whole preview as one document or one line)."""
+"""What ``dgsearch index`` prints: a run's report (with every failed file and its reason), and with
+``--dry-run`` the files a run would take in, follow and remove, one per line, below the library folder
+(``--json``/``--jsonl``: the whole report or preview as one document or one line)."""
 
 from __future__ import annotations
 
-from diffgap_search.cli.output import emit_json, emit_jsonl, stderr_console, stdout_console
+from diffgap_search.cli.output import (
+    emit_json, emit_jsonl, shown_path, stderr_console, stdout_console, working_directory,
+)
 from diffgap_search.indexing.preview import Preview
+from diffgap_search.indexing.report import IndexReport
 
-MARKS = {"new": "+", "changed": "~", "renamed": ">", "copied": "=", "removed": "-"}
+MARKS = {"new": "+", "changed": "~", "renamed": ">", "copied": "=", "removed": "-", "ignored": "!"}
 
 
 def _plural(n: int, word: str) -> str:
@@ -47,8 +51,65 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
         lines += [f"{MARKS['removed']} {below(p)}" for p in preview.removed]
         for line in lines:
             out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for path in preview.ignored:
+        out.print(f"{MARKS['ignored']} {below(path)} (left out by a .dgsearchignore)", markup=False, highlight=False, soft_wrap=True)
     for path, reason in preview.unreadable + preview.cannot_read:
         notes.print(f"note: cannot read {path}: {reason}", markup=False)
     if preview.failed_before:
         notes.print(f"note: {_plural(len(preview.failed_before), 'file')} failed in an earlier run and would be left"
                     " alone (--retry-failed tries them again; `dgsearch info --errors` says why)", markup=False)
+
+
+def print_index_report(report: IndexReport, *, fmt: str) -> None:
+    """The summary of an indexing run (stdout) with every failed file and its reason."""
+    if fmt == "json":
+        emit_json(report.to_dict())
+        return
+    if fmt == "jsonl":
+        emit_jsonl([report.to_dict()])
+        return
+    console = stdout_console()
+    if report.embedded_files == 0 and not report.failed:
+        console.print(
+            f"index {report.index} is up to date: {report.found} files found, nothing to embed"
+            f" ({report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
+            f" {report.deleted} removed)"
+        )
+    else:
+        failed = f", {len(report.failed)} failed" if report.failed else ""
+        console.print(
+            f"indexed {report.embedded_files} files ({report.new} new, {report.changed} changed{failed}):"
+            f" {report.windows_embedded} windows, {report.audio_seconds:.1f} s of audio in"
+            f" {report.elapsed_s:.1f} s ({report.windows_per_s:.1f} windows/s);"
+            f" {report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
+            f" {report.deleted} removed"
+        )
+    here = working_directory()
+    if report.ignored:
+        n = report.ignored
+        console.print(f"{n} file{'' if n == 1 else 's'} or folder{'' if n == 1 else 's'} left out by .dgsearchignore"
+                      " files")
+    if report.deferred:
+        n = report.deferred
+        console.print(f"{n} file{'' if n == 1 else 's'} still being written (changed in the last seconds): left for"
+                      " the next look")
+    if report.failed:
+        n = len(report.failed)
+        console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
+        for path, reason in report.failed:
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+    if report.unreadable:
+        n, kept = len(report.unreadable), report.kept_unreadable
+        console.print(f"{n} path{'s' if n > 1 else ''} skipped"
+                      + (f"; the {kept} file{'s' if kept > 1 else ''} indexed there {'are' if kept > 1 else 'is'}"
+                         " kept as they were" if kept else "") + ":")
+        for path, reason in report.unreadable:
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+    if report.caption_errors:
+        n = len(report.caption_errors)
+        console.print(f"{n} caption file{'s' if n > 1 else ''} could not be used:")
+        for path, reason in report.caption_errors:
+            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+    if report.previously_failed:
+        console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
+                      " (`dgsearch info --errors`; `--retry-failed` tries them again)")

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from diffgap_search.gap.directions import describe_scales
-from diffgap_search.indexing.report import IndexReport
 from diffgap_search.info import LINEAR_NAMES, task_anchor
 from diffgap_search.media.discover import display_path
 from diffgap_search.search import SearchResult
@@ -167,57 +166,6 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
             f"note: {n} of these files cannot be read now (a folder's permission, or a drive or share that is"
             f" away); {'they stay' if n > 1 else 'it stays'} in the index until a run can read"
             f" {'them' if n > 1 else 'it'} again", markup=False)
-
-
-def print_index_report(report: IndexReport, *, fmt: str) -> None:
-    """The summary of an indexing run (stdout) with every failed file and its reason."""
-    if fmt == "json":
-        emit_json(report.to_dict())
-        return
-    if fmt == "jsonl":
-        emit_jsonl([report.to_dict()])
-        return
-    console = stdout_console()
-    if report.embedded_files == 0 and not report.failed:
-        console.print(
-            f"index {report.index} is up to date: {report.found} files found, nothing to embed"
-            f" ({report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
-            f" {report.deleted} removed)"
-        )
-    else:
-        failed = f", {len(report.failed)} failed" if report.failed else ""
-        console.print(
-            f"indexed {report.embedded_files} files ({report.new} new, {report.changed} changed{failed}):"
-            f" {report.windows_embedded} windows, {report.audio_seconds:.1f} s of audio in"
-            f" {report.elapsed_s:.1f} s ({report.windows_per_s:.1f} windows/s);"
-            f" {report.unchanged} unchanged, {report.renamed} renamed, {report.copied} copied,"
-            f" {report.deleted} removed"
-        )
-    here = working_directory()
-    if report.deferred:
-        n = report.deferred
-        console.print(f"{n} file{'' if n == 1 else 's'} still being written (changed in the last seconds): left for"
-                      " the next look")
-    if report.failed:
-        n = len(report.failed)
-        console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
-        for path, reason in report.failed:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
-    if report.unreadable:
-        n, kept = len(report.unreadable), report.kept_unreadable
-        console.print(f"{n} path{'s' if n > 1 else ''} skipped"
-                      + (f"; the {kept} file{'s' if kept > 1 else ''} indexed there {'are' if kept > 1 else 'is'}"
-                         " kept as they were" if kept else "") + ":")
-        for path, reason in report.unreadable:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
-    if report.caption_errors:
-        n = len(report.caption_errors)
-        console.print(f"{n} caption file{'s' if n > 1 else ''} could not be used:")
-        for path, reason in report.caption_errors:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
-    if report.previously_failed:
-        console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
-                      " (`dgsearch info --errors`; `--retry-failed` tries them again)")
 
 
 def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:

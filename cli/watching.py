@@ -53,7 +53,8 @@ def watch_folder(run_once: Callable[[bool], IndexReport], folder: Path, index_di
     """Index ``folder`` now and at every look until Ctrl-C: each run that changed something is printed (the table
     form after its time of day, ``--jsonl`` with an ``at`` field), flushed at once for a pipe. Where the system
     tells of changes (and not ``--poll``), a look whose interval brought none is skipped."""
-    from diffgap_search.cli.output import emit_jsonl, print_index_report, stderr_console, stdout_console
+    from diffgap_search.cli.index_output import print_index_report
+    from diffgap_search.cli.output import emit_jsonl, stderr_console, stdout_console
     from diffgap_search.indexing.watch import BACKSTOP_S, change_signal, watch
     from diffgap_search.media.discover import display_path
 

@@ -146,6 +146,13 @@ def test_an_index_run_leaves_out_what_the_library_says_and_drops_it_once_indexed
     (lib / "sfx" / IGNORE_FILE).write_text("take*\n")
     r = dg("index", lib, "--index", ix, "--model", tiny_clap_dir, "--workers", "0")
     assert r.exit_code == 0, r.output
-    assert "0 unchanged" not in r.stdout and ", 2 removed)" in r.stdout, r.stdout
+    assert r.stdout.splitlines() == [
+        f"index {ix} is up to date: 2 files found, nothing to embed (2 unchanged, 0 renamed, 0 copied, 2 removed)",
+        "2 files or folders left out by .dgsearchignore files"]
     r = dg("query", "--audio", lib / "door.wav", "--index", ix, "--paths")
     assert sorted(os.path.relpath(p, lib) for p in r.stdout.splitlines()) == ["door.wav", "sfx/rain.wav"]
+    (lib / IGNORE_FILE).write_text("*\n")  # everything: the error says why nothing was found
+    r = dg("index", lib, "--index", tmp_path / "ix2", "--model", tiny_clap_dir, "--workers", "0")
+    assert r.exit_code == 7 and r.stderr.endswith(
+        f"no audio or video files found under {lib} (3 files or folders left out by .dgsearchignore files, the"
+        f" first: {lib / 'Bounces'})\n")

@@ -44,6 +44,7 @@ def test_a_dry_run_lists_what_the_run_then_does_and_changes_nothing(
         "= siren copy.wav (same content as long/siren.wav)",
         "- birds/Yabc123.mp3",
         "- birds/chirp.ogg",
+        "! birds/chirp.ogg (left out by a .dgsearchignore)",
     ]
     assert snapshot(ix) == before
     preview = json.loads(dg("index", clips_dir, "--index", ix, "--dry-run", "--json").stdout)
@@ -55,8 +56,10 @@ def test_a_dry_run_lists_what_the_run_then_does_and_changes_nothing(
     assert (done["new"], done["changed"], done["renamed"], done["copied"], done["deleted"], done["unchanged"]) == (
         len(preview["new"]), len(preview["changed"]), len(preview["renamed"]), len(preview["copied"]),
         len(preview["removed"]), preview["unchanged"])
+    assert done["ignored"] == 1
     r = dg("index", clips_dir, "--index", ix, "--dry-run")
-    assert r.stdout == f"dry run: nothing would change: {clips_dir} is up to date in {ix} (5 files unchanged)\n"
+    assert r.stdout == (f"dry run: nothing would change: {clips_dir} is up to date in {ix} (5 files unchanged)\n"
+                        "! birds/chirp.ogg (left out by a .dgsearchignore)\n")
 
 
 def test_a_folder_never_indexed_is_all_new_and_no_index_is_made(clips_dir: Path, tmp_path: Path) -> None:

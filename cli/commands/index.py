@@ -54,7 +54,8 @@ def index(
     from diffgap_search.indexing import IndexReport, ModelChoice, update_index
     from diffgap_search.store.index_budget import faiss_config
 
-    from diffgap_search.cli.output import print_index_report, stderr_console
+    from diffgap_search.cli.index_output import print_index_report
+    from diffgap_search.cli.output import stderr_console
     from diffgap_search.cli.progress import RichIndexProgress
 
     fmt = output_format(json_, jsonl)

@@ -28,7 +28,8 @@ class Preview:
     ``renamed``: ``[old, new]`` (the row moves, keeping its vectors); ``copied``: ``[new, same content as]``
     (its vectors copied); ``unreadable``: ``[path, reason]`` of what the walk could not read (rows below it
     are kept as they are); ``failed_before``: files that failed in an earlier run and would be left alone
-    (``--retry-failed`` tries them again: then they are in ``changed``)."""
+    (``--retry-failed`` tries them again: then they are in ``changed``); ``ignored``: the recordings and
+    folders a ``.dgsearchignore`` leaves out (a folder, not what it holds; a folder's path ends with ``/``)."""
 
     root: str
     index: str
@@ -42,6 +43,7 @@ class Preview:
     failed_before: list[str] = field(default_factory=list)
     cannot_read: list[list[str]] = field(default_factory=list)
     unreadable: list[list[str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -58,7 +60,8 @@ def preview_index(root: Path, index_dir: Path, *, retry_failed: bool = False,
     root = Path(os.path.abspath(root))
     listing = stages.discover(root, index_dir)
     preview = Preview(root=display_path(root), index=str(index_dir), indexed_before=False,
-                      unreadable=[[display_path(p), reason] for p, reason in listing.unreadable])
+                      unreadable=[[display_path(p), reason] for p, reason in listing.unreadable],
+                      ignored=[display_path(p) + ("/" if p.is_dir() else "") for p in listing.ignored])
     prefix = path_key(root) + (b"" if root.is_file() else b"/")
     try:
         catalog = Catalog.open(index_dir)

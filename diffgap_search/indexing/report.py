@@ -31,6 +31,7 @@ class IndexReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     kept_unreadable: int = 0
     deferred: int = 0  # found, but modified too recently (still being written?): left for a later run
+    ignored: int = 0  # files and folders a .dgsearchignore left out (a folder counts once)
     caption_errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property

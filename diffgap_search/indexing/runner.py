@@ -74,7 +74,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
     found, deferred = split_settled(listing.media, settings.settle_s)
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(listing.media),
-                         deferred=len(deferred),
+                         deferred=len(deferred), ignored=len(listing.ignored),
                          unreadable=[(display_path(p), reason) for p, reason in listing.unreadable])
     captions = CaptionIndex.from_files(listing.files, media=[f.path for f in found],
                                        on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))
@@ -121,7 +121,9 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             unread = (f" ({len(report.unreadable)} paths could not be read, the first: {report.unreadable[0][0]}:"
                       f" {report.unreadable[0][1]})" if report.unreadable and report.unreadable[0][1] != EMPTY_ROOT
                       else "")
-            err = NothingIndexedError(f"no audio or video files found under {display_path(root)}{unread}")
+            left = (f" ({_entries(len(listing.ignored))} left out by .dgsearchignore files, the first:"
+                    f" {display_path(listing.ignored[0])})" if listing.ignored else "")
+            err = NothingIndexedError(f"no audio or video files found under {display_path(root)}{unread}{left}")
         else:
             err = NothingIndexedError(
                 f"none of the {report.found} files under {display_path(root)} could be indexed:"
@@ -130,6 +132,10 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
+
+
+def _entries(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'} or folder{'' if n == 1 else 's'}"
 
 
 def _decodes_alike(a: WindowConfig, b: WindowConfig) -> bool:

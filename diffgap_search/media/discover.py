@@ -179,13 +179,16 @@ def walk_files(
     exclude: Sequence[Path] = (),
     on_error: OnError | None = None,
     wanted: Callable[[str], bool] | None = None,
+    on_ignored: Callable[[Path, bool], None] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Yield ``(absolute path, stat)`` for every non-hidden regular file under ``root`` whose name ``wanted``
     accepts (default: every name), in path-byte order.
 
     The shared walker of ``discover`` and the caption sidecar scan; see the module docstring for the rules. A file
     whose name is not wanted costs no ``stat`` and no ``Path`` (most of a big tree: 0.9 of 1.5 s on /usr/share's
-    52,000 files), and its broken symlink is not reported: nothing would have read it.
+    52,000 files), and its broken symlink is not reported: nothing would have read it. ``on_ignored`` gets each
+    wanted file and each folder a ``.dgsearchignore`` leaves out (a folder once, not its contents), and whether it
+    is a folder.
     """
     report: OnError = on_error or (lambda _p, _r: None)
     top = Path(os.path.abspath(os.fspath(root)))
@@ -204,7 +207,7 @@ def walk_files(
     if not stat_mod.S_ISDIR(st.st_mode):
         return
     for path, file_st in _walk_dir(str(top), excluded, {_identity(st)}, report, wanted or (lambda _name: True),
-                                   parent_ignores(str(top), report)):
+                                   parent_ignores(str(top), report), on_ignored or (lambda _path, _is_dir: None)):
         yield Path(path), file_st
 
 
@@ -229,6 +232,7 @@ def _walk_dir(
     report: OnError,
     wanted: Callable[[str], bool],
     ignores: tuple[IgnoreFile, ...] = (),
+    on_ignored: Callable[[Path, bool], None] = lambda _path, _is_dir: None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """``walk_files`` below one folder (``folder`` a string path: a ``Path`` per entry costs more than its stat);
     ``ignores``: the ignore files of the folders above (outermost first), this folder's own added here."""
@@ -253,6 +257,7 @@ def _walk_dir(
             continue
         path = entry.path
         if ignores and ignored(ignores, path, is_dir):
+            on_ignored(Path(path), is_dir)
             continue
         try:
             st = os.stat(path)  # follows symlinks
@@ -274,6 +279,6 @@ def _walk_dir(
             if ident in visited:
                 continue  # a symlink loop, or a folder already listed under another path
             visited.add(ident)
-            yield from _walk_dir(path, excluded, visited, report, wanted, ignores)
+            yield from _walk_dir(path, excluded, visited, report, wanted, ignores, on_ignored)
         else:
             yield path, st

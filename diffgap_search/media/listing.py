@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffgap_search.media.captions import is_listed_name
-from diffgap_search.media.discover import DiscoveredFile, file_media_kind, path_key, walk_files
+from diffgap_search.media.discover import DiscoveredFile, file_media_kind, is_media_name, path_key, walk_files
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Listing:
     files: list[Path] = field(default_factory=list)
     media: list[DiscoveredFile] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)  # media files and folders a .dgsearchignore left out
 
     def unreadable_keys(self) -> list[bytes]:
         """The catalog keys (``path_key``) of the unreadable paths: a row at or below one is not known gone."""
@@ -40,14 +41,20 @@ def list_library(root: Path, *, exclude: Sequence[Path] = ()) -> Listing:
     loops cut). Raises ``InputNotFoundError`` when ``root`` does not exist."""
     listing = Listing()
     for path, st in walk_files(root, exclude=exclude, on_error=lambda p, r: listing.unreadable.append((p, r)),
-                               wanted=is_listed_name):
+                               wanted=is_listed_name, on_ignored=lambda p, is_dir: _left_out(listing, p, is_dir)):
         listing.files.append(path)
         kind = file_media_kind(path)
         if kind is not None:
             listing.media.append(DiscoveredFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns))
+    listing.ignored.sort(key=os.fsencode)  # met folder by folder, in listing order: now in path-byte order
     if not listing.files and not listing.unreadable and _empty_folder(root):
         listing.unreadable.append((Path(os.path.abspath(os.fspath(root))), EMPTY_ROOT))
     return listing
+
+
+def _left_out(listing: Listing, path: Path, is_dir: bool) -> None:
+    if is_dir or is_media_name(path.name):  # a sidecar left out with its recording is not counted apart
+        listing.ignored.append(path)
 
 
 EMPTY_ROOT = "the folder is empty (a drive or share not mounted?)"
