@@ -14,7 +14,7 @@ MARKS = {"new": "+", "changed": "~", "renamed": ">", "copied": "=", "removed": "
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def print_preview(preview: Preview, *, fmt: str) -> None:
@@ -42,7 +42,7 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
                  if preview.copied else "",
                  f"remove {len(preview.removed)}" if preview.removed else ""]
         out.print(f"dry run: indexing {preview.root} into {preview.index} would "
-                  f"{', '.join(p for p in parts if p)} ({preview.unchanged} unchanged); nothing was changed",
+                  f"{', '.join(p for p in parts if p)} ({preview.unchanged:,} unchanged); nothing was changed",
                   markup=False)
         lines = [f"{MARKS['new']} {below(p)}" for p in preview.new]
         lines += [f"{MARKS['changed']} {below(p)}" for p in preview.changed]
