@@ -134,8 +134,9 @@ class FolderEvents:
         """Whether an event came since the last call, waiting up to ``timeout_s`` for one; folders created or
         moved in are watched from now on. Where that fails, or the kernel's queue overflowed, :attr:`lost` says
         why and the caller should look for itself from then on."""
-        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout_s))
-        if not ready:
+        poller = select.poll()  # not select(): it cannot wait on a descriptor numbered 1024 or more
+        poller.register(self._fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout_s * 1000))):
             return False
         new_folders: list[str] = []
         while True:
