@@ -5,7 +5,7 @@
 the flags that say so), ``open_index`` (catalog, encoders, bridge, FAISS indexes), ``embedding`` (a query's
 vectors), ``terms`` (the cosines it is scored by), ``copies`` (hits of one content as one group),
 ``rescore`` (final scores: by content, exactly), ``scoring`` (candidates, the growing top-k, presentation),
-``keyword`` (BM25 and reciprocal-rank fusion), ``searcher`` (the one dispatcher of the modes); beside them
+``keyword`` (BM25F and reciprocal-rank fusion), ``searcher`` (the one dispatcher of the modes); beside them
 ``similar`` and ``dupes``. No module of the package imports one above it.
 """
 

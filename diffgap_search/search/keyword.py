@@ -1,7 +1,7 @@
-"""Keyword and hybrid search: file names, folders, captions and tags (SQLite FTS5, BM25) beside the
+"""Keyword and hybrid search: file names, folders, captions and tags (SQLite FTS5, BM25F) beside the
 embeddings, fused by reciprocal rank.
 
-``--mode keyword`` ranks files by BM25 over their keyword rows (``store/keywords.py``): it opens the
+``--mode keyword`` ranks files by BM25F over their keyword rows (``store/keywords.py``): it opens the
 catalog only, loads no model and imports neither torch nor FAISS. A hit is the whole file (its first
 window's segment id, from 0 s to its duration); its score is ``-bm25`` (higher is better).
 
@@ -62,7 +62,7 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
 
 
 def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed: set[int] | None) -> list[Hit]:
-    """The files matching the query's ``terms`` (``store/keywords.informative_tokens``), best BM25 first (ties by
+    """The files matching the query's ``terms`` (``store/keywords.informative_tokens``), best BM25F first (ties by
     file id), at most ``limit``."""
     ranked = keywords.ranked_files(catalog, terms, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
@@ -83,7 +83,7 @@ def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed:
 def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, allowed: set[int] | None,
                    all_copies: bool = False) -> list[list[Hit]]:
     """The first ``n_groups`` groups of copies (``search/copies.py``; one hit each with ``all_copies``) of
-    the files matching the query's ``terms``, best BM25 first: files are read until that many groups are found
+    the files matching the query's ``terms``, best BM25F first: files are read until that many groups are found
     or none is left."""
     limit = n_groups
     while True:
@@ -96,7 +96,7 @@ def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, all
 
 def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
                    allowed: set[int] | None = _FROM_CFG) -> SearchResult:
-    """``--mode keyword``: files ranked by BM25 over names, folders, captions and tags; no model; one hit
+    """``--mode keyword``: files ranked by BM25F over names, folders, captions and tags; no model; one hit
     per content unless ``cfg.all_copies`` (its rank counts contents).
 
     ``allowed``: the files the filters let through, when the caller has decided them already (None: all);

@@ -5,7 +5,7 @@ seconds, score, caption), ranked by the query's mode.
 
 - ``semantic``: the query's vectors (``search/embedding.py``) scored by its terms (``search/terms.py``:
   one cosine, or the bridge's fusion) over the index's vector spaces (``search/scoring.py``);
-- ``keyword``: BM25 over names, folders, captions and tags (``search/keyword.py``); no model is loaded;
+- ``keyword``: BM25F over names, folders, captions and tags (``search/keyword.py``); no model is loaded;
 - ``hybrid``: both, fused by reciprocal rank (``search/keyword.py``), or one of them alone when the query
   has no words or the index's model cannot embed them (the result says which, in ``mode`` and ``note``).
 
