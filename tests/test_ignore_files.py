@@ -31,6 +31,7 @@ FILES = [
     "renders/r.wav", "sfx/renders/r2.wav", "sfx/renders", "stems/one.wav", "stems/two/t.wav", "stemsx/s.wav",
     "sub/x.mid", "sub/y.mid", "sub/top.wav", "sub/deep/x.mid", "sub/deep/z.wav", "sub/Bounces/s.wav",
     "deep/d.wav", "deeper/d.wav", "sfx/deep/d.wav", "café/ü.wav", "space name/a b.wav",
+    "take1.wav", "takeA.wav", "Door.aif", "door.aif", "x!y.wav", "xay.wav",
 ]
 ROOT_RULES = """# a comment
 *.mid
@@ -49,6 +50,9 @@ trailing\\
 *.WAV
 deep/
 café/
+take[[:digit:]].wav
+[[:upper:]]*.aif
+x[[:punct:]]y.wav
 """
 SUB_RULES = """!x.mid
 top.wav
@@ -96,6 +100,8 @@ def test_the_patterns_of_gitignore_leave_out_what_git_leaves_out(tmp_path: Path)
     assert "x.mid" not in found and "important.mid" in found and "sub/x.mid" in found  # re-included below
     assert "Bounces/keep.wav" not in found and "sub/Bounces/s.wav" in found  # a left-out folder is not walked
     assert {"quiet.wav", "top.wav"} - found == {"top.wav"} and "sub/top.wav" not in found
+    assert {"take1.wav", "takeA.wav", "Door.aif", "door.aif", "x!y.wav", "xay.wav"} & found == {
+        "takeA.wav", "door.aif", "xay.wav"}  # [[:digit:]], [[:upper:]], [[:punct:]]
 
 
 @needs_git

@@ -6,7 +6,8 @@ lines and lines starting with ``#`` are skipped; trailing spaces are dropped unl
 re-includes what an earlier pattern left out (a file below a left-out folder stays out: the folder is not
 walked); a trailing ``/`` matches folders only; a pattern holding another ``/`` is matched against the path
 from the ignore file's folder (a leading ``/`` only anchors it there), one without against the name at any
-depth; ``*`` and ``?`` match within a name, ``[...]`` one of a set of characters, ``**`` any number of folders
+depth; ``*`` and ``?`` match within a name, ``[...]`` one of a set of characters (ranges, ``!`` or ``^`` to negate,
+POSIX classes such as ``[[:digit:]]``), ``**`` any number of folders
 (``**/x``, ``a/**/b``, ``a/**``); ``\\`` makes the next character literal. The last pattern that matches
 decides; a deeper ignore file's patterns come after its parents'. Checked against ``git check-ignore`` on the
 same trees (``tests/test_ignore_files.py``).
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IGNORE_FILE = ".dgsearchignore"
-MAX_IGNORE_BYTES = 1_000_000  # a bigger "ignore file" is not one: it is reported and not read
+MAX_IGNORE_BYTES = 1_000_000
+# git's wildmatch takes the POSIX character classes inside [...] (ASCII, as in the C locale)
+POSIX_CLASSES = {
+    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "blank": " \\t", "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9",
+    "graph": "\\x21-\\x7e", "lower": "a-z", "print": "\\x20-\\x7e", "punct": "!-/:-@\\[-`{-~", "space": " \\t\\n\\r\\f\\v",
+    "upper": "A-Z", "xdigit": "0-9a-fA-F",
+}  # a bigger "ignore file" is not one: it is reported and not read
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,11 @@ def _bracket(pattern: str, start: int) -> tuple[int, str]:
     first = True
     while i < len(pattern) and (pattern[i] != "]" or first):
         c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
+        named = next((name for name in POSIX_CLASSES if pattern.startswith(f"[:{name}:]", i)), None)
+        if named is not None:
+            members.append(POSIX_CLASSES[named])
+            i += len(named) + 4
+        elif c == "\\" and i + 1 < len(pattern):
             members.append(re.escape(pattern[i + 1]))
             i += 2
         elif c == "-" and members and i + 1 < len(pattern) and pattern[i + 1] != "]":
