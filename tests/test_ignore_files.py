@@ -137,6 +137,7 @@ def test_random_patterns_and_trees_agree_with_git(tmp_path: Path, seed: int) -> 
 def test_parse_skips_what_is_not_a_pattern() -> None:
     assert parse("# only a comment\n\n   \n/\n!\n") == ()
     assert [r.regex.pattern for r in parse("a\\ \n")] == ["(?:.*/)?a\\ "]
+    assert [r.regex.pattern for r in parse("\ufeffb.wav\r\n")] == ["(?:.*/)?b\\.wav"]  # a BOM, CRLF lines
 
 
 def test_an_index_run_leaves_out_what_the_library_says_and_drops_it_once_indexed(

@@ -56,7 +56,7 @@ class IgnoreFile:
 def parse(text: str) -> tuple[Rule, ...]:
     """The rules of an ignore file's ``text`` (module docstring), in file order."""
     rules = []
-    for line in text.splitlines():
+    for line in text.removeprefix("\ufeff").splitlines():  # a byte-order mark skipped, as git skips it
         line = _strip_trailing_spaces(line)
         if not line or line.startswith("#"):
             continue
