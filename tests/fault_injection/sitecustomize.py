@@ -259,7 +259,9 @@ else:  # no fault asked for: leave the process untouched
 #   ``exit``   calls ``os._exit(3)`` (a library that exits the process);
 #   ``hang``   blocks forever in native code *holding the GIL* (``sleep`` through ``ctypes.PyDLL``), so no
 #              Python thread of that process runs again: only a kill from outside ends it;
-#   ``raise``  raises ``AssertionError`` (a bug in the decoding code, not bad media: the run aborts).
+#   ``raise``  raises ``AssertionError`` (a bug in the decoding code, not bad media: the run aborts), once
+#              every ``hang`` asked beside it has begun (up to 60 s), so the run aborts while they hang
+#              whatever order a busy machine's workers reach their files in.
 # ``stream-ACTION`` does the same in the worker that streams a long file (``indexing.decode.stream_task``)
 # instead, once it has produced its first window. Each logs ``decode_fault ACTION NAME PID`` to
 # ``DGS_FAULT_LOG`` first.
@@ -285,7 +287,24 @@ def _decode_fault(action: str, path) -> None:  # type: ignore[no-untyped-def]
         while True:
             ctypes.PyDLL(None).sleep(3600)
     elif action == "raise":
+        _await_hangs()
         raise AssertionError(f"injected decoder bug on {name}")
+
+
+def _await_hangs(timeout_s: float = 60.0) -> None:
+    """Until the fault log shows every ``hang`` of ``DGS_DECODE_FAULT`` begun (or ``timeout_s`` passed)."""
+    import time
+
+    wanted = {f"decode_fault hang {name} " for name, action in _DECODE_FAULTS.items() if action == "hang"}
+    deadline = time.monotonic() + timeout_s
+    while wanted and _LOG and time.monotonic() < deadline:
+        try:
+            with open(_LOG) as f:
+                seen = f.read()
+        except OSError:
+            seen = ""
+        wanted = {w for w in wanted if w not in seen}
+        time.sleep(0.05)
 
 
 def _patch_decode(mod) -> None:  # type: ignore[no-untyped-def]
