@@ -126,12 +126,13 @@ def test_scores_equal_the_formula_worked_by_hand(tmp_path: Path) -> None:
 def test_words_are_cut_and_folded_as_match_cuts_them(tmp_path: Path) -> None:
     """``tur`` counts ``Tür``; a word the tokenizer cuts in two (a New Tai Lue vowel sign is a letter to Python,
     a separator to unicode61) is the phrase MATCH makes of it: only rows holding "a b" in that order."""
-    paths = ["/lib/Tür_knarrt.wav", "/lib/a_b.wav", "/lib/b_a.wav", "/lib/zz_a.wav", "/lib/yy.wav"]
+    paths = ["/lib/Tür_knarrt.wav", "/lib/a_b.wav", "/lib/b_a.wav", "/lib/zz_a.wav", "/lib/yy.wav", "/lib/a_a.wav"]
     with Catalog.open(tmp_path / "ix", create=True) as cat, cat.batch():
         put(cat, paths)
     assert dict(ranked(tmp_path / "ix", "tur")) == pytest.approx(dict(ranked(tmp_path / "ix", "TÜR")))
     assert [p for p, _ in ranked(tmp_path / "ix", "tur")] == ["/lib/Tür_knarrt.wav"]
     assert [p for p, _ in ranked(tmp_path / "ix", "a\u19b0b")] == ["/lib/a_b.wav"]
+    assert [p for p, _ in ranked(tmp_path / "ix", "a\u19b0a")] == ["/lib/a_a.wav"]  # its one token twice: "a a"
 
 
 def test_an_open_transaction_ranks_as_the_committed_rows_do(tmp_path: Path) -> None:

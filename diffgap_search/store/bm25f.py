@@ -83,15 +83,12 @@ def token_counts(catalog: Connected, token: str) -> np.ndarray:
 def _word_counts(catalog: Connected, tokens: Sequence[str]) -> np.ndarray:
     """``token_counts`` of a query word: of its one token, or, for a word the tokenizer cuts in several (MATCH
     takes it as a phrase), its rarest token's counts in the rows holding the phrase."""
-    options = [token_counts(catalog, t) for t in dict.fromkeys(tokens)]
-    if len(options) == 1:
-        return options[0]
-    counts = min(options, key=lambda c: len(np.unique(c[:, 0])))
-    if len(tokens) > 1:
-        phrase = '"' + " ".join(tokens).replace('"', '""') + '"'
-        held = [r for (r,) in catalog.conn.execute("SELECT rowid FROM keywords WHERE keywords MATCH ?", (phrase,))]
-        counts = counts[np.isin(counts[:, 0], np.array(held, dtype=np.int64))]
-    return counts
+    if len(tokens) == 1:
+        return token_counts(catalog, tokens[0])
+    counts = min((token_counts(catalog, t) for t in dict.fromkeys(tokens)), key=lambda c: len(np.unique(c[:, 0])))
+    phrase = '"' + " ".join(tokens).replace('"', '""') + '"'
+    held = [r for (r,) in catalog.conn.execute("SELECT rowid FROM keywords WHERE keywords MATCH ?", (phrase,))]
+    return counts[np.isin(counts[:, 0], np.array(held, dtype=np.int64))]
 
 
 def bm25f(catalog: Connected, terms: Sequence[str], weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
