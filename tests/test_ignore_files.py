@@ -17,7 +17,7 @@ from cli_runner import wide
 from fixtures_media import write_noise
 
 from diffgap_search.media.discover import walk_files
-from diffgap_search.media.ignore import IGNORE_FILE, parse
+from diffgap_search.media.ignore import IGNORE_FILE, ignored, parse, read_ignore_file
 
 dg = wide(200)
 GIT = shutil.which("git")
@@ -132,6 +132,14 @@ def test_random_patterns_and_trees_agree_with_git(tmp_path: Path, seed: int) -> 
     root = tmp_path / "lib"
     make_tree(root, sorted(files), rules)
     assert ours(root) == gits(root, tmp_path), rules
+
+
+def test_a_folder_named_with_its_trailing_slash_matches_as_without(tmp_path: Path) -> None:
+    """As "/" is: its ignore file's patterns are relative to it, so its folder is kept without the slash."""
+    (tmp_path / IGNORE_FILE).write_text("lib/x.wav\n")
+    own = read_ignore_file(str(tmp_path) + "/", lambda p, r: pytest.fail(r))
+    assert own is not None and own.folder == str(tmp_path)
+    assert ignored((own,), str(tmp_path / "lib" / "x.wav"), False) is True
 
 
 def test_parse_skips_what_is_not_a_pattern() -> None:

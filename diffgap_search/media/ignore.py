@@ -175,7 +175,7 @@ def read_ignore_file(folder: str, report: Callable[[Path, str], None]) -> Ignore
         report(Path(path), f"ignore file larger than {MAX_IGNORE_BYTES:,} bytes: not read")
         return None
     rules = parse(data.decode("utf-8", errors="replace"))
-    return IgnoreFile(folder, rules) if rules else None
+    return IgnoreFile(folder.rstrip("/"), rules) if rules else None  # "/" as "": paths below it start "/"
 
 
 def parent_ignores(top: str, report: Callable[[Path, str], None]) -> tuple[IgnoreFile, ...]:
