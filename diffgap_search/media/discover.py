@@ -198,7 +198,7 @@ def walk_files(
         raise InputNotFoundError(f"no such file or folder: {display_path(top)}") from None
     except OSError as exc:
         raise InputNotFoundError(f"cannot read {display_path(top)}: {exc.strerror or exc}") from None
-    excluded = _identities(exclude)
+    excluded = identities(exclude)
     if _identity(st) in excluded:
         return
     if stat_mod.S_ISREG(st.st_mode):
@@ -215,7 +215,8 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
+def identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of each of ``paths`` that exists (what the walk and the watch leave out by)."""
     found: set[tuple[int, int]] = set()
     for p in paths:
         try:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from diffgap_search.libc import libc_function
+from diffgap_search.media.discover import identities
 
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
 IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
@@ -77,14 +78,7 @@ class FolderEvents:
         fd = init(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             return None, f"inotify: {os.strerror(ctypes.get_errno())}"
-        excluded = set()
-        for p in exclude:
-            try:
-                st = os.stat(p)
-                excluded.add((st.st_dev, st.st_ino))
-            except OSError:
-                continue
-        events = cls(fd, excluded)
+        events = cls(fd, identities(exclude))
         why = events._watch_tree(top)
         if why:
             events.close()
@@ -92,7 +86,9 @@ class FolderEvents:
         return events, ""
 
     def _watch_tree(self, top: str) -> str:
-        """Watch ``top`` and every folder below it that the walk would enter; "" or why it cannot be done."""
+        """Watch ``top`` and every folder below it that is not hidden or excluded (folders a ``.dgsearchignore``
+        leaves out are watched too: a change there costs a look that finds nothing); "" or why it cannot be
+        done."""
         devices: dict[int, int | None] = {}
         pending = [top]
         seen: set[tuple[int, int]] = set()
