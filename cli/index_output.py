@@ -52,7 +52,8 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
         for line in lines:
             out.print(line, markup=False, highlight=False, soft_wrap=True)
     for path in preview.ignored:
-        out.print(f"{MARKS['ignored']} {below(path)} (left out by a .dgsearchignore)", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"{MARKS['ignored']} {below(path)} (left out by a .dgsearchignore)", markup=False, highlight=False,
+                  soft_wrap=True)
     for path, reason in preview.unreadable + preview.cannot_read:
         notes.print(f"note: cannot read {path}: {reason}", markup=False)
     if preview.failed_before:

@@ -98,7 +98,7 @@ def read_sizes(catalog: Connected) -> ColumnSizes:
     128 tokens (one byte each) the sizes are the bytes themselves; else each row is parsed as varints."""
     width = len(COLUMNS)
     ids_text, sizes_text = catalog.conn.execute("SELECT group_concat(id), group_concat(hex(sz), ',') FROM"
-                                        " (SELECT id, sz FROM keywords_docsize ORDER BY id)").fetchone()
+                                                " (SELECT id, sz FROM keywords_docsize ORDER BY id)").fetchone()
     if not ids_text:
         return ColumnSizes(ids=np.zeros(0, np.int64), sizes=np.zeros((0, width), np.int32),
                            averages=np.zeros(width, np.float64))
