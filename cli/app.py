@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from diffgap_search import __version__
-from diffgap_search.cli.commands import bridge, index, info, search, serve
+from diffgap_search.cli.commands import bridge, index, info, labels, search, serve
 
 app = typer.Typer(
     name="dgsearch",
@@ -41,6 +41,8 @@ app.command(name="index")(index.index)
 app.command(name="query")(search.query)
 app.command(name="similar")(search.similar)
 app.command(name="dupes")(search.dupes)
+app.command(name="label")(labels.label)
+app.command(name="labels")(labels.labels)
 app.command(name="train")(bridge.train)
 app.command(name="eval")(bridge.eval_)
 app.command(name="export")(bridge.export)

@@ -47,6 +47,7 @@ FolderOpt = Annotated[Optional[str], typer.Option("--folder", help="Only files b
 DeviceOpt = Annotated[str, typer.Option("--device", help=f"{choices_text(Device)}.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per encoder call.")]
 TagOpt = Annotated[Optional[str], typer.Option("--tag", help="Only files with an embedded tag containing this text, any case (KEY=TEXT: tag KEY's value).")]
+LabelOpt = Annotated[Optional[str], typer.Option("--label", "-l", help="Only files carrying this label of yours (`dgsearch label`), any case.")]
 BudgetOpt = Annotated[Optional[float], typer.Option("--memory-budget", metavar="MB", help="RAM one space's FAISS index may take (MB); above it a compressed index whose hits are re-scored exactly. Env DGSEARCH_INDEX_BUDGET_MB; default: the budget recorded in the index, else 1/8 of the machine's RAM.")]
 
 

@@ -143,6 +143,9 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
     with_tags = any(h.tags for h in result.hits)
     if with_tags:
         table.add_column("tags", overflow="fold")
+    with_labels = any(h.labels for h in result.hits)
+    if with_labels:
+        table.add_column("labels", overflow="fold")
     here = working_directory()
     away = {h.path: state for h in result.hits if (state := whereabouts(h.fs_path))}  # files
     for rank, h in enumerate(result.hits, 1):
@@ -153,6 +156,8 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
             row.append(h.caption or "")
         if with_tags:
             row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
+        if with_labels:
+            row.append(", ".join(h.labels))
         table.add_row(*row)
     console.print(table)
     n = sum(1 for state in away.values() if state == "missing")

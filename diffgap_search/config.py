@@ -289,6 +289,7 @@ class SearchConfig:
     channels: int | None = None
     folder: str | None = None
     tag: str | None = None  # an embedded tag's value contains this (``KEY=TEXT``: tag KEY's value), any case
+    label: str | None = None  # the file carries this label of the user's (``dgsearch label``), any case
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
                     " whatever reads its output stops early, as `head -1` does: it has what it wanted"),
     EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback that `DGSEARCH_DEBUG=1` prints"),
     EXIT_USAGE: ("usage", "bad flags or arguments, an empty query, conflicting query kinds"),
-    InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable"),
+    InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable; a file to label is not in the index"),
     IndexNotFoundError.exit_code: ("no index", "the index does not exist yet: run `dgsearch index FOLDER` first"),
     ModelUnavailableError.exit_code: ("model unavailable", "weights missing and not downloadable, or unknown model"),
     IncompatibleIndexError.exit_code: (
@@ -158,5 +158,12 @@ class UnauthorizedError(UsageError):
 class ForbiddenHostError(UsageError):
     """``dgsearch serve``: a request naming another ``Host`` than this loopback server (DNS rebinding;
     exit 2, HTTP 403)."""
+
+    http_status = 403
+
+
+class CrossSiteWriteError(UsageError):
+    """``dgsearch serve``: a request that would change the index (``POST /api/labels``) coming from another web
+    page than the server's own (its ``Origin`` or ``Sec-Fetch-Site`` says so; exit 2, HTTP 403)."""
 
     http_status = 403

@@ -9,6 +9,7 @@ from typing import Any
 
 from diffgap_search.gap.directions import describe_scales
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.labels import label_counts
 from diffgap_search.store.tags import TagStats, tag_stats
 
 
@@ -149,6 +150,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         meta = cat.all_meta()
         errors = [FailedFile(f.path, f.error or "") for f in cat.files(status="error")]
         tags = tag_stats(cat)
+        labels = label_counts(cat)
     encoder = meta.get("encoder") or {}
     window = meta.get("window") or {}
     spaces = {k[6:]: v for k, v in meta.items() if k.startswith("faiss.")}
@@ -174,6 +176,8 @@ def index_info(index_dir: Path) -> IndexInfo:
         "vector spaces": ", ".join(_space(name, rec) for name, rec in sorted(spaces.items())) or "-",
         "tags": (f"{tags.files_with_tags} files tagged: "
                  + ", ".join(f"{key} {n}" for key, n in tags.by_key.items())) if tags.by_key else "none",
+        "labels": ", ".join(f"{c.label} {c.files}" for c in labels[:10]) + (
+            f" and {len(labels) - 10} more (dgsearch labels)" if len(labels) > 10 else "") if labels else "none",
         "bridge": _bridge(meta.get("bridge") or {}),
         "size on disk": f"{_disk_usage(index_dir) / 1e6:.2f} MB",
         "schema version": meta.get("schema_version"),

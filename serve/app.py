@@ -5,14 +5,15 @@ Why FastAPI (on uvicorn) rather than bare Starlette: the API is documented at ``
 
 Routes (all ``GET`` unless said):
 
-- ``/``: the page; ``/static/app.js``, ``/static/map.js``, ``/static/selection.js``, ``/static/app.css``: its code
+- ``/``: the page; ``/static/app.js``, ``map.js``, ``selection.js``, ``labels.js``, ``app.css``: its code
   (fixed names, read from the package).
 - ``/api/search?q=TEXT | like=SEGMENT_ID | file=FILE_ID&start=S&end=E`` (a span of an indexed file) and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
   ``all_copies``, ``tag``, ...), through
   the same ``Searcher.search``.
-- ``/api/info``: ``dgsearch info --json``.
+- ``/api/info``: ``dgsearch info --json``; ``/api/labels`` and ``POST /api/labels``: ``dgsearch labels --json``
+  and ``dgsearch label`` by file ids (``serve/labels_api.py``, guarded against other sites' pages).
 - ``/api/map?cap=N&colour=folder|tag``: the library map (``search/library_map.py``), one point per audio window.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
 - ``/files/{id}/original``: the file itself to save; ``/files/{id}/window?start=S&end=E``: that span as WAV
@@ -56,10 +57,11 @@ from diffgap_search.search.options import search_options
 from diffgap_search.search.upload import search_upload
 from diffgap_search.serve import downloads, media
 from diffgap_search.serve.errors import error_body, status_of
+from diffgap_search.serve.labels_api import add_label_routes
 from diffgap_search.serve.state import ServeConfig, SharedSearcher, reading_catalog
 
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8",
-                "selection.js": "text/javascript; charset=utf-8",
+                "selection.js": "text/javascript; charset=utf-8", "labels.js": "text/javascript; charset=utf-8",
                 "app.css": "text/css; charset=utf-8"}
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
                "favicon-32x32.png": "image/png"}
@@ -86,11 +88,11 @@ def host_name(header: str) -> str:
 def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
                   mode: str = DEFAULT_MODE.value, duration: str | None = None, sample_rate: int | None = None,
                   channels: int | None = None, folder: str | None = None, no_bridge: bool = False,
-                  all_copies: bool = False, tag: str | None = None) -> SearchConfig:
+                  all_copies: bool = False, tag: str | None = None, label: str | None = None) -> SearchConfig:
     """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
     defaults)."""
     return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                          no_bridge=no_bridge, all_copies=all_copies, tag=tag)
+                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label)
 
 
 class BodyLimit:
@@ -241,12 +243,13 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         folder: Optional[str] = Param(None, description="Only files below this folder (or with a folder of this name)."),
         all_copies: bool = Param(False, description="Copies (files with the same content) apart, not as one hit."),
         tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
+        label: Optional[str] = Param(None, description="Only files carrying this label of the user's (dgsearch label), any case."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``); with
         ``file``, as ``dgsearch query --audio THAT_FILE --start S --end E --json``."""
         query = Query(text=q, segment_id=like, audio=span_file(file, start, end), start_s=start, end_s=end)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
-                           all_copies, tag)
+                           all_copies, tag, label)
         return shared.search(query, sc).to_dict()
 
     def span_file(file_id: str | None, start: float | None, end: float | None) -> Path | None:
@@ -280,15 +283,18 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         folder: Optional[str] = Form(None),
         all_copies: bool = Form(False),
         tag: Optional[str] = Form(None),
+        label: Optional[str] = Form(None),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
         sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
-                           no_bridge, all_copies, tag)
+                           no_bridge, all_copies, tag, label)
         return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
                              start_s=start, end_s=end).to_dict()
+
+    add_label_routes(app, cfg)
 
     @app.get("/api/info", summary="What the index holds (dgsearch info --json)")
     def info() -> dict[str, Any]:

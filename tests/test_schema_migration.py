@@ -1,6 +1,7 @@
-"""Schema version 2: a catalog written with version 1's SQL opens, is upgraded in one transaction (its files
+"""Schema versions 2 and 3: a catalog written with version 1's SQL opens, is upgraded in one transaction (its files
 become searchable by name and caption at once), keeps every row, and its next `dgsearch index` reads the
-files' tags without decoding or embedding anything. A migration that fails leaves the catalog at version 1."""
+files' tags without decoding or embedding anything. A migration that fails leaves the catalog at version 1.
+A version-2 catalog gains the labels table (version 3) and can be labelled at once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from diffgap_search.config import EncoderConfig, SearchConfig, SearchMode
 from diffgap_search.errors import CorruptIndexError
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.schema import SCHEMA_V1, SCHEMA_VERSION
+from diffgap_search.store.schema import SCHEMA_V1, SCHEMA_V2_ADDITIONS, SCHEMA_VERSION
 from fixtures_index import INLINE, CountingLoader
 from fixtures_tags import needs_ffmpeg, tag_mp3, encode
 
@@ -54,9 +55,9 @@ def test_a_version_1_catalog_is_upgraded_in_place_and_searchable_by_words(tmp_pa
     ix = tmp_path / "ix"
     _v1_catalog(ix, [(tmp_path / "lib" / "Metal_Gate_Creak.wav", None),
                      (tmp_path / "lib" / "birds" / "dawnChorus02.flac", "songbirds at dawn")])
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     with Catalog.open(ix) as cat:
-        assert cat.get_meta("schema_version") == 2
+        assert cat.get_meta("schema_version") == 3
         assert [f.path for f in cat.files()] == [str(tmp_path / "lib" / "Metal_Gate_Creak.wav"),
                                                  str(tmp_path / "lib" / "birds" / "dawnChorus02.flac")]
         assert cat.count_vectors("audio") == 2 and cat.captions_of([2]) == {2: ["songbirds at dawn"]}
@@ -65,7 +66,7 @@ def test_a_version_1_catalog_is_upgraded_in_place_and_searchable_by_words(tmp_pa
         assert [h.file_id for h in search_keyword(cat, "songbirds birds", SearchConfig(mode=SearchMode.SEMANTIC)).hits] == [2]
     assert {"file_info", "tags", "keywords", "files_keywords_delete"} <= _tables(ix / "catalog.sqlite")
     with Catalog.open(ix) as cat:  # opening again changes nothing
-        assert cat.get_meta("schema_version") == 2
+        assert cat.get_meta("schema_version") == 3
         cat.delete_files([1])
         assert search_keyword(cat, "gate", SearchConfig(mode=SearchMode.SEMANTIC)).hits == []  # the trigger removed its keyword row
 
@@ -103,7 +104,7 @@ def test_the_next_index_run_reads_tags_of_upgraded_files_without_embedding(tmp_p
     index_folder(lib, ix, load_encoder=CountingLoader(), encoder_cfg=cfg, indexing_cfg=INLINE)
     conn = sqlite3.connect(ix / "catalog.sqlite")
     conn.executescript("DROP TRIGGER files_keywords_delete; DROP TABLE keywords; DROP TABLE tags;"
-                       " DROP TABLE file_info; UPDATE meta SET value = '1' WHERE key = 'schema_version';")
+                       " DROP TABLE file_info; DROP TABLE labels; UPDATE meta SET value = '1' WHERE key = 'schema_version';")
     conn.close()
     loader = CountingLoader()
     report = index_folder(lib, ix, load_encoder=loader, encoder_cfg=cfg, indexing_cfg=INLINE)
@@ -112,3 +113,25 @@ def test_the_next_index_run_reads_tags_of_upgraded_files_without_embedding(tmp_p
         hits = search_keyword(cat, "shatter", SearchConfig(mode=SearchMode.SEMANTIC)).hits
         assert [Path(h.path).name for h in hits] == ["take_01.mp3"]
         assert hits[0].tags == {"title": ["Glass shatter"], "comment": ["bottle smashed on concrete"]}
+
+
+def test_a_version_2_catalog_gains_the_labels_table_and_keeps_its_keyword_rows(tmp_path: Path) -> None:
+    from diffgap_search.search.keyword import search_keyword
+    from diffgap_search.store.labels import add_label, labels_of
+
+    ix = tmp_path / "ix"
+    _v1_catalog(ix, [(tmp_path / "lib" / "Metal_Gate_Creak.wav", None), (tmp_path / "lib" / "rain.wav", "steady rain")])
+    conn = sqlite3.connect(ix / "catalog.sqlite")  # version 2 exactly as it was created: version 1 + its additions
+    conn.executescript("BEGIN;" + SCHEMA_V2_ADDITIONS + "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                       "INSERT INTO keywords (rowid, name, folders, captions, tags) VALUES"
+                       " (1, 'Metal Gate Creak', 'lib', '', ''), (2, 'rain', 'lib', 'steady rain', '');COMMIT;")
+    conn.close()
+    assert "labels" not in _tables(ix / "catalog.sqlite")
+    with Catalog.open(ix) as cat:
+        assert cat.get_meta("schema_version") == 3
+        semantic = SearchConfig(mode=SearchMode.SEMANTIC)
+        assert [h.file_id for h in search_keyword(cat, "gate", semantic).hits] == [1]  # rows kept, not rebuilt
+        assert add_label(cat, "Spooky", [1]) == 1
+        assert labels_of(cat, [1, 2]) == {1: ["Spooky"]}
+        assert [h.file_id for h in search_keyword(cat, "spooky", semantic).hits] == [1]
+    assert "labels" in _tables(ix / "catalog.sqlite")

@@ -127,11 +127,14 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert info["summary"] == expected["summary"]
     assert (info["summary"]["files"], info["summary"]["audio files"], info["summary"]["video files"]) == (8, 7, 1)
     spec = httpx.get(served.url + "openapi.json").json()
-    assert {"/api/search", "/api/search/file", "/api/info", "/files/{file_id}/audio", "/files/{file_id}/peaks",
-            "/files/{file_id}/original", "/files/{file_id}/window"} <= set(spec["paths"])
+    assert {"/api/search", "/api/search/file", "/api/info", "/api/labels", "/files/{file_id}/audio",
+            "/files/{file_id}/peaks", "/files/{file_id}/original", "/files/{file_id}/window"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/labels"]) == {"get", "post"}
+    body = spec["paths"]["/api/labels"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert (set(body["properties"]), body["required"]) == ({"label", "file_ids", "remove"}, ["label", "file_ids"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert params == {"q", "like", "file", "start", "end", "k", "min_score", "kind", "glob", "segments", "no_bridge",
-                      "mode", "duration", "sample_rate", "channels", "folder", "all_copies", "tag"}
+                      "mode", "duration", "sample_rate", "channels", "folder", "all_copies", "tag", "label"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN

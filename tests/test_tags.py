@@ -91,7 +91,7 @@ def test_hits_and_info_carry_the_tags(tagged_index: tuple[Path, Path]) -> None:
                                        "library": 2, "title": 5}}
     assert info["summary"]["tags"] == ("6 files tagged: artist 2, category 4, comment 2, description 2, keywords 3,"
                                        " library 2, title 5")
-    assert info["summary"]["schema version"] == 2
+    assert info["summary"]["schema version"] == 3 and info["summary"]["labels"] == "none"
     table = CliRunner().invoke(app, ["query", "engine", "--index", str(ix), "--mode", "keyword"], env={"COLUMNS": "400"})
     assert "title: Engine idle; keywords: car motor; artist: Garage" in table.stdout
 

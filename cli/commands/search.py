@@ -10,7 +10,7 @@ import typer
 from diffgap_search.cli import loaders
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
-    AllCopiesOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt, JsonlOpt, JsonOpt, KindOpt,
+    AllCopiesOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt, JsonlOpt, JsonOpt, KindOpt, LabelOpt,
     MinScoreOpt, ModelOpt, output_format, PathsOpt, Print0Opt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt,
     TagOpt, TopKOpt,
 )
@@ -47,6 +47,7 @@ def query(
     channels: ChannelsOpt = None,
     folder: FolderOpt = None,
     tag: TagOpt = None,
+    label: LabelOpt = None,
 ) -> None:
     """Search the index with words, an audio file (--audio), a video (--video) or a hit (--like SEGMENT_ID)."""
     from diffgap_search.config import resolve_index_dir
@@ -57,7 +58,7 @@ def query(
 
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                         no_bridge=no_bridge, all_copies=all_copies, tag=tag)
+                         no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model, device=device,
@@ -88,6 +89,7 @@ def similar(
     channels: ChannelsOpt = None,
     folder: FolderOpt = None,
     tag: TagOpt = None,
+    label: LabelOpt = None,
 ) -> None:
     """Sounds like one file or window of the library (its own file left out)."""
     from diffgap_search.config import SearchMode, resolve_index_dir
@@ -99,7 +101,7 @@ def similar(
 
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
-                         channels, folder, all_copies=all_copies, tag=tag)
+                         channels, folder, all_copies=all_copies, tag=tag, label=label)
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         result = find_similar(searcher, target, cfg)

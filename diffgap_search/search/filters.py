@@ -1,5 +1,5 @@
 """Search filters: which files a search may return (``--duration``, ``--sample-rate``, ``--channels``,
-``--folder``, ``--tag``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
+``--folder``, ``--tag``, ``--label``, ``--kind``, ``--glob``), decided before ranking so ``k`` hits come back whenever ``k`` files
 pass (``search/searcher.py`` decides them once per query, for every ranking)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import filtered_files
+from diffgap_search.store.labels import fold
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -23,7 +24,7 @@ def glob_match(path: str, pattern: str) -> bool:
 
 def filters_active(cfg: SearchConfig) -> bool:
     return any(v is not None for v in (cfg.kind, cfg.path_glob, cfg.duration_min, cfg.duration_max,
-                                       cfg.sample_rate, cfg.channels, cfg.folder, cfg.tag))
+                                       cfg.sample_rate, cfg.channels, cfg.folder, cfg.tag, cfg.label))
 
 
 def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
@@ -49,7 +50,8 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
     rows = filtered_files(catalog, kind=cfg.kind, duration_min=cfg.duration_min,
                           duration_max=cfg.duration_max, sample_rate=cfg.sample_rate, channels=cfg.channels,
                           folder_key=folder_key, folder_name=folder_name,
-                          tag_key=tag_key, tag_text=tag_text)
+                          tag_key=tag_key, tag_text=tag_text,
+                          label_folded=fold(cfg.label) if cfg.label is not None else None)
     if cfg.path_glob is not None:
         rows = [(i, p) for i, p in rows if glob_match(p, cfg.path_glob)]
     return {i for i, _ in rows}

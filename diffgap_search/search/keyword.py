@@ -42,6 +42,7 @@ from diffgap_search.search.types import EMPTY_QUERY, Hit, SearchResult
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import first_segments
+from diffgap_search.store.labels import labels_of
 from diffgap_search.store.tags import tags_of
 
 RRF_K = 60
@@ -69,6 +70,7 @@ def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed:
     rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
     tags = tags_of(catalog, ids)
+    labels = labels_of(catalog, ids)
     hits: list[Hit] = []
     for rank, (fid, bm25) in enumerate(ranked, 1):
         if fid not in rows:
@@ -76,7 +78,7 @@ def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed:
         sid, path, kind, duration, key = rows[fid]
         caps = captions.get(fid)
         hits.append(Hit(path, kind, 0.0, duration, -bm25, caps[0] if caps else None, sid, fid,
-                        tags=tags.get(fid, {}), ranks={"keyword": rank}, path_key=key))
+                        tags=tags.get(fid, {}), labels=labels.get(fid, []), ranks={"keyword": rank}, path_key=key))
     return hits
 
 

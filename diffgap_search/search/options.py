@@ -6,6 +6,7 @@ from __future__ import annotations
 from diffgap_search.config import DEFAULT_MODE, SearchConfig, SearchMode
 from diffgap_search.errors import UsageError
 from diffgap_search.search.filters import parse_range, parse_tag
+from diffgap_search.store.labels import clean_label
 
 KINDS = ("audio", "video")
 
@@ -24,6 +25,7 @@ def search_options(
     no_bridge: bool = False,
     all_copies: bool = False,
     tag: str | None = None,
+    label: str | None = None,
 ) -> SearchConfig:
     """The ``SearchConfig`` of these options (``duration`` as ``MIN..MAX`` seconds, either bound optional).
 
@@ -34,7 +36,9 @@ def search_options(
     low, high = parse_range(duration) if duration is not None else (None, None)
     if tag is not None:
         parse_tag(tag)
+    if label is not None:
+        label = clean_label(label)
     return SearchConfig(top_k=top_k, min_score=min_score, kind=kind, path_glob=glob, group_by_file=not segments,
                         mode=SearchMode.of(mode), duration_min=low, duration_max=high, sample_rate=sample_rate,
                         channels=channels, folder=folder, use_bridge=not no_bridge, all_copies=all_copies,
-                        tag=tag)
+                        tag=tag, label=label)

@@ -33,6 +33,7 @@ from diffgap_search.search.rescore import (  # noqa: F401 - term_vectors, fused:
 from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
 from diffgap_search.store.index_budget import is_compressed
+from diffgap_search.store.labels import labels_of
 from diffgap_search.store.tags import tags_of
 from diffgap_search.store.vector_index import LoadedIndex
 
@@ -200,6 +201,8 @@ def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig, allo
 
 
 def with_tags(opened: OpenIndex, hits: list[Hit]) -> list[Hit]:
-    """The hits with their files' embedded tags (read for the hits shown only)."""
-    tags = tags_of(opened.catalog, {h.file_id for h in hits})
-    return [replace(h, tags=tags[h.file_id]) if h.file_id in tags else h for h in hits]
+    """The hits with their files' embedded tags and the user's labels (read for the hits shown only)."""
+    files = {h.file_id for h in hits}
+    tags = tags_of(opened.catalog, files)
+    labels = labels_of(opened.catalog, files)
+    return [replace(h, tags=tags.get(h.file_id, {}), labels=labels.get(h.file_id, [])) for h in hits]

@@ -77,6 +77,7 @@ class Hit:
     segment_id: int
     file_id: int
     tags: dict[str, list[str]] = field(default_factory=dict)  # the file's embedded tags (media/tags.py)
+    labels: list[str] = field(default_factory=list)  # the user's labels on the file (store/labels.py)
     ranks: dict[str, int] = field(default_factory=dict)  # hybrid/keyword: its rank in each ranking holding it
     copies: list[str] = field(default_factory=list)  # the other files with its content (search/copies.py), by path
     path_key: bytes = field(default=b"", repr=False)  # the exact path's bytes (``files.path_key``); b"": ``path``'s

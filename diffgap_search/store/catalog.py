@@ -40,7 +40,7 @@ def _table_names(conn: sqlite3.Connection) -> set[str]:
 # SQLite's messages for SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY and SQLITE_CANTOPEN.
 _STORAGE_FAILURES = ("database or disk is full", "disk I/O error", "readonly database", "unable to open")
 
-_TABLES = frozenset({"files", "segments", "vectors", "captions", "meta", "file_info", "tags", "keywords"})
+_TABLES = frozenset({"files", "segments", "vectors", "captions", "meta", "file_info", "tags", "keywords", "labels"})
 
 # Settings SQLite keeps per connection (forgotten when it closes), so every open applies them, readers and
 # writers alike: wait up to 30 s for a lock instead of failing at once; enforce foreign keys (deleting a file
@@ -204,13 +204,17 @@ class Catalog(VectorRows):
         return [file_row(r) for r in rows]
 
     def delete_files(self, file_ids: Sequence[int]) -> None:
-        """Remove files with their segments, vectors and captions (cascade), in one transaction."""
+        """Remove files with their segments, vectors and captions (cascade) and their labels, in one transaction."""
         with self._atomic():
+            self.conn.executemany("DELETE FROM labels WHERE path_key = (SELECT path_key FROM files WHERE id = ?)",
+                                  [(i,) for i in file_ids])
             self.conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
 
     def move_file(self, file_id: int, path_key: bytes, path: str, size: int, mtime_ns: int) -> None:
-        """A rename: the row keeps its id, segments and vectors; only its path and stat change."""
+        """A rename: the row keeps its id, segments, vectors and labels; only its path and stat change."""
         with self._atomic():
+            self.conn.execute("UPDATE OR REPLACE labels SET path_key = ? WHERE path_key ="
+                              " (SELECT path_key FROM files WHERE id = ?)", (path_key, file_id))
             self.conn.execute(
                 "UPDATE files SET path_key = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
                 (path_key, path, size, mtime_ns, file_id),

@@ -1,5 +1,5 @@
-"""The SQL of search filters: which indexed files pass (duration, sample rate, channels, kind, folder, tag),
-and their segments."""
+"""The SQL of search filters: which indexed files pass (duration, sample rate, channels, kind, folder, tag,
+label), and their segments."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ def filtered_files(
     folder_name: str | None = None,
     tag_key: str | None = None,
     tag_text: str | None = None,
+    label_folded: str | None = None,
 ) -> list[tuple[int, str]]:
     """``[(file id, display path)]`` of the files indexed ok that pass every given condition, by path.
 
     ``folder_key`` is a folder's path key ending in ``/`` (files anywhere below it); ``folder_name`` a
     single folder name (files with a folder of that exact name above them). ``tag_text``: some embedded tag's
-    value contains it, ignoring case (only tag ``tag_key``'s, compared ignoring case, when given). A file whose sample rate or
+    value contains it, ignoring case (only tag ``tag_key``'s, compared ignoring case, when given). ``label_folded``:
+    the file carries that label (its folded form, ``store/labels.fold``). A file whose sample rate or
     channel count is unknown does not pass a condition on it.
     """
     where = ["f.status = 'ok'"]
@@ -58,6 +60,9 @@ def filtered_files(
         key_sql = " AND lower(t.key) = lower(?)" if tag_key is not None else ""
         where.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.file_id = f.id AND instr(lower(t.value), lower(?)) > 0{key_sql})")
         args.extend([tag_text, *([tag_key] if tag_key is not None else [])])
+    if label_folded is not None:
+        where.append("EXISTS (SELECT 1 FROM labels l WHERE l.path_key = f.path_key AND l.folded = ?)")
+        args.append(label_folded)
     sql = ("SELECT f.id, f.path FROM files f LEFT JOIN file_info i ON i.file_id = f.id WHERE "
            + " AND ".join(where) + " ORDER BY f.path_key")
     return [(int(i), p) for i, p in catalog.conn.execute(sql, args)]

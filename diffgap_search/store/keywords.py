@@ -7,7 +7,8 @@ A file's row (``keywords``, rowid = file id) has four columns:
   whole too, so ``DoorSlam03.wav`` gives ``DoorSlam03 Door Slam 03`` and both ``doorslam03`` and
   ``door slam`` find it;
 - ``folders``: the names of the folders above it, split the same way;
-- ``captions``: its captions; ``tags``: its embedded tags' values (``media/tags.py``).
+- ``captions``: its captions; ``tags``: its embedded tags' values (``media/tags.py``), then the user's labels
+  (``store/labels.py``).
 
 FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) then lower-cases and folds accents, so ``tur``
 finds ``Tür``. User text is always words, never FTS5 syntax: it is cut into runs of letters and digits, and
@@ -159,6 +160,9 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
         for fid, value in conn.execute(f"SELECT file_id, value FROM tags WHERE file_id IN ({marks}) ORDER BY id",
                                        chunk):
             tags.setdefault(fid, []).append(value)
+        for fid, label in conn.execute(f"SELECT f.id, l.label FROM files f JOIN labels l ON l.path_key = f.path_key"
+                                       f" WHERE f.id IN ({marks}) ORDER BY f.id, l.added_at, l.folded", chunk):
+            tags.setdefault(fid, []).append(label)
         conn.executemany(
             "INSERT INTO keywords (rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
             [(fid, name_words(path), folder_words(path), "\n".join(captions.get(fid, [])),

@@ -13,7 +13,7 @@ from diffgap_search.errors import IncompatibleIndexError
 from diffgap_search.store.keywords import rebuild_all
 from diffgap_search.store.rows import Connected
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = """
 CREATE TABLE files (
@@ -86,13 +86,28 @@ CREATE TRIGGER files_keywords_delete AFTER DELETE ON files BEGIN
 END;
 """
 
+# Version 3 adds the user's own labels (``dgsearch label``, ``store/labels.py``). A label belongs to a path, not
+# to a file row: indexing replaces a changed file's row (a new id) and keeps its path, and a rename moves the
+# path (``Catalog.move_file`` moves its labels along); a file leaving the index takes its labels with it
+# (``Catalog.delete_files``). Keyed so, no write of the indexer has to read a label first.
+SCHEMA_V3_ADDITIONS = """
+CREATE TABLE labels (
+    path_key BLOB NOT NULL,                 -- files.path_key of the labelled file
+    folded TEXT NOT NULL,                   -- the label NFKC-normalised and case-folded: what is compared
+    label TEXT NOT NULL,                    -- the label as written (one spelling per folded form)
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (path_key, folded)
+) WITHOUT ROWID;
+CREATE INDEX labels_folded ON labels(folded);
+"""
+
 # Migrations: version N -> N+1, each a script run inside the one transaction that upgrades the catalog.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V2_ADDITIONS}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V2_ADDITIONS, 2: SCHEMA_V3_ADDITIONS}
 
 
 def create_schema(catalog: Connected) -> None:
     """Create every table of the current schema version in the empty database of ``catalog`` (one transaction)."""
-    catalog.conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS
+    catalog.conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS + SCHEMA_V3_ADDITIONS
                        + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
 
 

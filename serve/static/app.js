@@ -1,6 +1,6 @@
 // dgsearch serve: the page. Vanilla JS, no build step, no network but this server.
 // State lives in the URL (?q=TEXT or ?like=SEGMENT_ID, plus the filters: kind, duration=MIN..MAX, sample_rate,
-// channels, folder, tag: the API's own parameters), so a search can be shared, reloaded, and the back button works.
+// channels, folder, tag, label: the API's own parameters), so a search can be shared, reloaded, and the back button works.
 "use strict";
 (function () {
   const $ = (sel) => document.querySelector(sel);
@@ -44,9 +44,9 @@
   }
 
   // -- filters: controls <-> URL parameters (the names /api/search takes) ----------------------------
-  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag"];
+  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag", "label"];
   const controls = { kind: $("#f-kind"), sample_rate: $("#f-rate"), channels: $("#f-channels"), folder: $("#f-folder"),
-                     tag: $("#f-tag") };
+                     tag: $("#f-tag"), label: $("#f-label") };
   function filtersFromControls() {
     const out = new URLSearchParams();
     for (const name of FILTERS) {
