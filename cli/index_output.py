@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from diffgap_search.cli.output import (
-    emit_json, emit_jsonl, shown_path, stderr_console, stdout_console, working_directory,
+    emitted_as_json, shown_path, stderr_console, stdout_console, working_directory,
 )
 from diffgap_search.indexing.preview import Preview
 from diffgap_search.indexing.report import IndexReport
@@ -19,11 +19,7 @@ def _plural(n: int, word: str) -> str:
 
 def print_preview(preview: Preview, *, fmt: str) -> None:
     """``preview`` as ``fmt`` (table, json or jsonl); the table's notes (unreadable paths, failed files) on stderr."""
-    if fmt == "json":
-        emit_json(preview.to_dict())
-        return
-    if fmt == "jsonl":
-        emit_jsonl([preview.to_dict()])
+    if emitted_as_json(fmt, preview.to_dict()):
         return
     out, notes = stdout_console(), stderr_console()
     root = preview.root.rstrip("/") + "/"
@@ -63,11 +59,7 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
 
 def print_index_report(report: IndexReport, *, fmt: str) -> None:
     """The summary of an indexing run (stdout) with every failed file and its reason."""
-    if fmt == "json":
-        emit_json(report.to_dict())
-        return
-    if fmt == "jsonl":
-        emit_jsonl([report.to_dict()])
+    if emitted_as_json(fmt, report.to_dict()):
         return
     console = stdout_console()
     if report.embedded_files == 0 and not report.failed:

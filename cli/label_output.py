@@ -8,7 +8,7 @@ import sys
 
 from rich.table import Table
 
-from diffgap_search.cli.output import emit_json, emit_jsonl, shown_path, stderr_console, stdout_console, working_directory
+from diffgap_search.cli.output import emitted_as_json, shown_path, stderr_console, stdout_console, working_directory
 from diffgap_search.labels import LabelledFile, LabelOutcome
 from diffgap_search.store.labels import LabelCount
 
@@ -19,8 +19,7 @@ def _files(n: int) -> str:
 
 def print_label_outcome(outcome: LabelOutcome, *, fmt: str) -> None:
     """One line saying what was labelled (``labelled 3 files 'door' (1 had it already)``), or its JSON."""
-    if fmt == "json":
-        emit_json(outcome.to_dict())
+    if emitted_as_json(fmt, outcome.to_dict()):
         return
     name = repr(outcome.label)
     if outcome.removed:
@@ -37,11 +36,7 @@ def print_label_outcome(outcome: LabelOutcome, *, fmt: str) -> None:
 def print_label_counts(counts: list[LabelCount], *, fmt: str) -> None:
     """Every label with its count of files: a table, one JSON document or JSON lines."""
     rows = [{"label": c.label, "files": c.files} for c in counts]
-    if fmt == "json":
-        emit_json({"labels": rows})
-        return
-    if fmt == "jsonl":
-        emit_jsonl(rows)
+    if emitted_as_json(fmt, {"labels": rows}, rows):
         return
     if not counts:
         stderr_console().print("no labels yet: `dgsearch label NAME PATH...` puts one on files", markup=False)
@@ -58,11 +53,7 @@ def print_labelled_files(label: str, files: list[LabelledFile], *, fmt: str) -> 
     """The files carrying ``label``: their paths (relative to the working folder below it), one JSON document,
     JSON lines, or the exact paths' bytes one per line (``paths``) or NUL-ended (``paths0``)."""
     rows = [f.to_dict() for f in files]
-    if fmt == "json":
-        emit_json({"label": label, "files": rows})
-        return
-    if fmt == "jsonl":
-        emit_jsonl(rows)
+    if emitted_as_json(fmt, {"label": label, "files": rows}, rows):
         return
     if fmt in ("paths", "paths0"):
         end = b"\n" if fmt == "paths" else b"\0"

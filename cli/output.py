@@ -52,6 +52,18 @@ def emit_jsonl(rows: list[dict[str, Any]]) -> None:
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def emitted_as_json(fmt: str, doc: Any, rows: list[dict[str, Any]] | None = None) -> bool:
+    """For ``--json`` print ``doc``, for ``--jsonl`` print ``rows`` (``[doc]`` when None): True when ``fmt`` was
+    one of them, so the caller has nothing left to print; False for a human format."""
+    if fmt == "json":
+        emit_json(doc)
+    elif fmt == "jsonl":
+        emit_jsonl([doc] if rows is None else rows)
+    else:
+        return False
+    return True
+
+
 def copies_note(copies: list[str]) -> str:
     """``" (+3 copies)"`` after a hit's path when other files hold its content; ``""`` when none do."""
     return f" (+{len(copies)} {'copy' if len(copies) == 1 else 'copies'})" if copies else ""
@@ -174,11 +186,7 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
 
 
 def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
-    if fmt == "json":
-        emit_json(info)
-        return
-    if fmt == "jsonl":
-        emit_jsonl(info["errors"] if errors else [info])
+    if emitted_as_json(fmt, info, info["errors"] if errors else None):
         return
     console = stdout_console()
     if errors:
@@ -236,8 +244,7 @@ def _scales_in_words(chosen: dict[str, Any]) -> str:
 def print_train(outcome: dict[str, Any], *, fmt: str) -> None:
     """What ``dgsearch train`` did: pairs and clips, loss, validation R@1 beside the fair counterparts, what
     validation chose, the bridged spaces written. ``--json`` carries every figure under the same keys."""
-    if fmt in ("json", "jsonl"):
-        (emit_json if fmt == "json" else lambda d: emit_jsonl([d]))(outcome)
+    if emitted_as_json(fmt, outcome):
         return
     console = stdout_console()
 
@@ -327,11 +334,7 @@ def _units(n_test: dict[str, dict[str, int]]) -> str:
 
 def print_dupes(result: dict[str, Any], *, fmt: str) -> None:
     """Near-duplicate groups: one JSON document, one group per JSON line, or a list per group."""
-    if fmt == "json":
-        emit_json(result)
-        return
-    if fmt == "jsonl":
-        emit_jsonl(result["groups"])
+    if emitted_as_json(fmt, result, result["groups"]):
         return
     console = stdout_console()
     groups = result["groups"]
