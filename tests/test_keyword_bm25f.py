@@ -176,3 +176,24 @@ def test_remembered_sizes_follow_another_writers_commit(tmp_path: Path) -> None:
         assert fts5_sizes.column_sizes(reader).rows == 3
         ids, scores = bm25f(reader, ["c"], keywords.COLUMN_WEIGHTS)
         assert ids.tolist() == [3] and scores[0] < 0
+
+
+@pytest.mark.parametrize(("deleted", "long_caption"), [((), False), ((2, 9), False), ((1, 16), True)])
+def test_sizes_read_whole_equal_each_row_parsed_alone(tmp_path: Path, deleted: tuple[int, ...], long_caption: bool) -> None:
+    """Both ways of reading (every size in a byte: the blobs end to end; else varints row by row), with file ids
+    dense or not (files deleted), give each row's own varints."""
+    captions = dict(CAPTIONS)
+    if long_caption:
+        captions[REAL[5]] = " ".join(f"word{i}" for i in range(200))
+    with Catalog.open(tmp_path / "ix", create=True) as cat, cat.batch():
+        put(cat, REAL, captions)
+    with Catalog.open(tmp_path / "ix") as cat:
+        cat.delete_files(list(deleted))
+        sizes = fts5_sizes.read_sizes(cat)
+        rows = [(i, fts5_sizes.varints(sz)) for i, sz in cat.conn.execute("SELECT id, sz FROM keywords_docsize ORDER BY id")]
+    assert sizes.ids.tolist() == [i for i, _ in rows] == [i for i in range(1, len(REAL) + 1) if i not in deleted]
+    assert sizes.sizes.tolist() == [v for _, v in rows]
+    assert sizes.ids.dtype == np.int64 and sizes.sizes.dtype == np.int32 and sizes.sizes.flags.writeable
+    held = [[v[c] for _, v in rows if v[c]] for c in range(4)]
+    assert sizes.averages.tolist() == [sum(h) / len(h) if h else 0.0 for h in held]
+    assert (sizes.sizes[:, 2].max() >= 128) == long_caption
