@@ -145,6 +145,13 @@ def test_bad_tags_are_usage_errors(text: str) -> None:
     assert str(err.value) == f"--tag takes TEXT or KEY=TEXT (e.g. genre=foley), not {text!r}"
 
 
+def test_a_tag_text_longer_than_any_tag_is_a_usage_error() -> None:
+    assert parse_tag("x" * 1000) == (None, "x" * 1000)
+    with pytest.raises(UsageError) as err:
+        search_options(tag="title=" + "x" * 1001)
+    assert str(err.value) == "--tag looks for at most 1000 characters, not 1001"
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("3", "--duration takes MIN..MAX, MIN.. or ..MAX in seconds (e.g. 0.5..3), not '3'"),
     ("a..b", "--duration takes MIN..MAX, MIN.. or ..MAX in seconds (e.g. 0.5..3), not 'a..b'"),

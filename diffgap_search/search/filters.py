@@ -11,8 +11,11 @@ from pathlib import Path
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.filters import filtered_files
+from diffgap_search.store.filters import filtered_file_ids, filtered_files
 from diffgap_search.store.labels import fold
+
+
+MAX_TAG_TEXT = 1000  # longer than any tag a file holds; SQLite refuses LIKE patterns past 50,000 bytes
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -47,14 +50,13 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
         else:
             raise InputNotFoundError(f"--folder {cfg.folder}: no such folder")
     tag_key, tag_text = parse_tag(cfg.tag) if cfg.tag is not None else (None, None)
-    rows = filtered_files(catalog, kind=cfg.kind, duration_min=cfg.duration_min,
-                          duration_max=cfg.duration_max, sample_rate=cfg.sample_rate, channels=cfg.channels,
-                          folder_key=folder_key, folder_name=folder_name,
-                          tag_key=tag_key, tag_text=tag_text,
-                          label_folded=fold(cfg.label) if cfg.label is not None else None)
-    if cfg.path_glob is not None:
-        rows = [(i, p) for i, p in rows if glob_match(p, cfg.path_glob)]
-    return {i for i, _ in rows}
+    conditions = dict(kind=cfg.kind, duration_min=cfg.duration_min, duration_max=cfg.duration_max,
+                      sample_rate=cfg.sample_rate, channels=cfg.channels, folder_key=folder_key,
+                      folder_name=folder_name, tag_key=tag_key, tag_text=tag_text,
+                      label_folded=fold(cfg.label) if cfg.label is not None else None)
+    if cfg.path_glob is None:  # the ids alone: no path read
+        return set(filtered_file_ids(catalog, **conditions).tolist())
+    return {i for i, p in filtered_files(catalog, **conditions) if glob_match(p, cfg.path_glob)}
 
 
 def parse_range(text: str, what: str = "--duration") -> tuple[float | None, float | None]:
@@ -82,4 +84,6 @@ def parse_tag(text: str) -> tuple[str | None, str]:
         key, value = "", text
     if not value.strip() or (sep and not key.strip()):
         raise UsageError(f"--tag takes TEXT or KEY=TEXT (e.g. genre=foley), not {text!r}")
+    if len(value.strip()) > MAX_TAG_TEXT:
+        raise UsageError(f"--tag looks for at most {MAX_TAG_TEXT} characters, not {len(value.strip())}")
     return (key.strip() or None), value.strip()

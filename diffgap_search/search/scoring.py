@@ -75,7 +75,8 @@ def rank_groups(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, a
     indexes = [opened.index_for(t.space) for t in terms]  # one generation of each for the whole query
     loaded = {t.space: ix for t, ix in zip(terms, indexes)}
     pool: Pool | None = None
-    if allowed is not None:
+    # a file indexed ok holds a window, so more files than that hold more windows (FAISS's path is right either way)
+    if allowed is not None and len(allowed) <= EXACT_FILTER_SEGMENTS:
         seg_ids, _ = segments_of_files(opened.catalog, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
             pool = best_of(weighted_mean(opened, terms, seg_ids, float32_cosines, loaded))
