@@ -125,3 +125,30 @@ def test_a_lost_signal_is_noted_once_and_every_interval_looks(tmp_path: Path) ->
         signal.close()
     assert looks == 4 and notes == ["no longer told of changes (more changes came at once than the kernel queues"
                                     " (some folders may be unwatched)): looking every 0.01 s"]
+
+
+def test_only_changes_a_run_could_act_on_count_and_ignore_files_are_followed(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    for folder in ("sfx", "renders"):
+        (lib / folder).mkdir(parents=True)
+    (lib / ".dgsearchignore").write_text("renders/\n*_old.wav\n")
+    with events_on(lib) as events:
+        assert events.watched() == [str(lib), str(lib / "sfx")]  # not the folder the ignore file leaves out
+        (lib / "sfx" / "session.rpp").write_bytes(b"x")  # a DAW's project, saved: not a name a run wants
+        (lib / "sfx" / ".door.wav.swp").write_bytes(b"x")  # hidden
+        (lib / "sfx" / "door_old.wav").write_bytes(b"x")  # a pattern of the ignore file
+        (lib / "renders" / "bounce.wav").write_bytes(b"x")  # an ignored folder: not watched
+        assert events.changed(0.3) is False
+        (lib / "sfx" / "door.wav").write_bytes(b"x")
+        assert events.changed(5.0) is True and events.changed(0.2) is False
+        (lib / "sfx" / "door.txt").write_text("a wooden door")  # a caption sidecar
+        assert events.changed(5.0) is True
+        (lib / "sfx" / "takes").mkdir()
+        assert events.changed(5.0) is True and str(lib / "sfx" / "takes") in events.watched()
+        (lib / ".dgsearchignore").write_text("*_old.wav\nsfx/\n")  # renders/ no longer left out; sfx/ now is
+        assert events.changed(5.0) is True
+        assert events.watched() == [str(lib), str(lib / "renders")] and events.lost == ""
+        (lib / "sfx" / "takes" / "t1.wav").write_bytes(b"x")
+        assert events.changed(0.3) is False
+        (lib / "renders" / "final.wav").write_bytes(b"x")
+        assert events.changed(5.0) is True

@@ -11,7 +11,13 @@ returns None): not Linux; a network or FUSE file system anywhere in the tree (NF
 sshfs, rclone...: a change made by another machine raises no event here); more folders than the user's
 inotify watch limit (``/proc/sys/fs/inotify/max_user_watches``); the root a single file. An overflowing event
 queue counts as a change. Folders created or moved in later are watched as their events arrive; hidden
-folders and ``exclude`` (the index folder) are not watched, as the walk does not enter them.
+folders, ``exclude`` (the index folder) and folders a ``.dgsearchignore`` leaves out are not watched, as the walk
+does not enter them.
+
+Only events a run could act on count: a media file or a caption sidecar (by its extension, as the walk wants
+them), a folder, a ``.dgsearchignore``, the watched folder itself; not a hidden name, not a name the walk does not
+want (a DAW's project file saved every minute, a render's temporary file), not a path an ignore file leaves out.
+A changed ``.dgsearchignore`` reads the rules again, so a folder it no longer leaves out is watched from then on.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from diffgap_search.libc import libc_function
+from diffgap_search.media.captions import is_listed_name
 from diffgap_search.media.discover import identities
+from diffgap_search.media.ignore import IGNORE_FILE, IgnoreFile, ignored, parent_ignores, read_ignore_file
 
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
 IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
@@ -59,11 +67,13 @@ class FolderEvents:
     """inotify watches on the folders of a tree; :meth:`changed` says whether any event came since it was last
     asked. Close it (or use it as a context manager) to release the watches."""
 
-    def __init__(self, fd: int, exclude: set[tuple[int, int]]) -> None:
+    def __init__(self, fd: int, exclude: set[tuple[int, int]], top: str = "") -> None:
         self.lost = ""  # why the events can no longer be trusted to cover the tree ("" while they can)
         self._fd = fd
         self._exclude = exclude
-        self._folders: dict[int, str] = {}  # watch descriptor -> folder
+        self._top = top
+        # watch descriptor -> (folder, the ignore files that apply in it: those above, outermost first, then its own)
+        self._folders: dict[int, tuple[str, tuple[IgnoreFile, ...]]] = {}
         self._add_watch = libc_function("inotify_add_watch")
 
     @classmethod
@@ -78,22 +88,21 @@ class FolderEvents:
         fd = init(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             return None, f"inotify: {os.strerror(ctypes.get_errno())}"
-        events = cls(fd, identities(exclude))
-        why = events._watch_tree(top)
+        events = cls(fd, identities(exclude), top)
+        why = events._watch_tree(top, _above(top))
         if why:
             events.close()
             return None, why
         return events, ""
 
-    def _watch_tree(self, top: str) -> str:
-        """Watch ``top`` and every folder below it that is not hidden or excluded (folders a ``.dgsearchignore``
-        leaves out are watched too: a change there costs a look that finds nothing); "" or why it cannot be
-        done."""
+    def _watch_tree(self, top: str, above: tuple[IgnoreFile, ...]) -> str:
+        """Watch ``top`` and every folder below it that is not hidden, excluded or left out by an ignore file
+        (``above``: the ignore files that apply in ``top``'s parent); "" or why it cannot be done."""
         devices: dict[int, int | None] = {}
-        pending = [top]
+        pending = [(top, above)]
         seen: set[tuple[int, int]] = set()
         while pending:
-            folder = pending.pop()
+            folder, ignores = pending.pop()
             try:
                 st = os.stat(folder)
             except OSError:
@@ -116,25 +125,30 @@ class FolderEvents:
                 if err in (errno.ENOENT, errno.EACCES, errno.ENOTDIR):
                     continue
                 return f"inotify cannot watch {folder}: {os.strerror(err)}"
-            self._folders[wd] = folder
+            own = read_ignore_file(folder, _unreported)
+            here = ignores + (own,) if own is not None else ignores
+            self._folders[wd] = (folder, here)
             try:
                 with os.scandir(folder) as it:
                     for entry in it:
-                        if not entry.name.startswith(".") and _is_dir(entry):
-                            pending.append(entry.path)
+                        if not entry.name.startswith(".") and _is_dir(entry) and not (
+                                here and ignored(here, entry.path, True)):
+                            pending.append((entry.path, here))
             except OSError:
                 continue
         return ""
 
     def changed(self, timeout_s: float = 0.0) -> bool:
-        """Whether an event came since the last call, waiting up to ``timeout_s`` for one; folders created or
-        moved in are watched from now on. Where that fails, or the kernel's queue overflowed, :attr:`lost` says
+        """Whether an event a run could act on (module docstring) came since the last call, waiting up to
+        ``timeout_s`` for the first event of any kind; folders created or moved in are watched from now on, and a
+        changed ignore file is read again. Where that fails, or the kernel's queue overflowed, :attr:`lost` says
         why and the caller should look for itself from then on."""
         poller = select.poll()  # not select(): it cannot wait on a descriptor numbered 1024 or more
         poller.register(self._fd, select.POLLIN)
         if not poller.poll(max(0, int(timeout_s * 1000))):
             return False
-        new_folders: list[str] = []
+        relevant, rules_changed = False, False
+        new_folders: list[tuple[str, tuple[IgnoreFile, ...]]] = []
         while True:
             try:
                 data = os.read(self._fd, 65536)
@@ -143,18 +157,40 @@ class FolderEvents:
             offset = 0
             while offset < len(data):
                 wd, mask, _cookie, length = EVENT.unpack_from(data, offset)
-                name = data[offset + EVENT.size: offset + EVENT.size + length].rstrip(b"\0")
+                name = os.fsdecode(data[offset + EVENT.size: offset + EVENT.size + length].rstrip(b"\0"))
                 offset += EVENT.size + length
                 if mask & IN_Q_OVERFLOW:
                     self.lost = "more changes came at once than the kernel queues (some folders may be unwatched)"
+                    relevant = True
                 elif mask & IN_IGNORED:
                     self._folders.pop(wd, None)
-                elif mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and wd in self._folders:
-                    if not name.startswith(b"."):
-                        new_folders.append(os.path.join(self._folders[wd], os.fsdecode(name)))
-        for folder in new_folders:
-            self.lost = self._watch_tree(folder) or self.lost
-        return True
+                elif wd not in self._folders or not name:
+                    relevant = True  # the watched folder itself (deleted, moved, its permissions)
+                elif name == IGNORE_FILE:
+                    relevant = rules_changed = True
+                elif not name.startswith("."):
+                    folder, ignores = self._folders[wd]
+                    path = os.path.join(folder, name)
+                    is_dir = bool(mask & IN_ISDIR)
+                    if ignores and ignored(ignores, path, is_dir):
+                        continue
+                    if is_dir:
+                        relevant = True
+                        if mask & (IN_CREATE | IN_MOVED_TO):
+                            new_folders.append((path, ignores))
+                    elif is_listed_name(name):
+                        relevant = True
+        for folder, ignores in new_folders:
+            self.lost = self._watch_tree(folder, ignores) or self.lost
+        if rules_changed and self._top:  # every folder's rules again: one no longer left out is watched now,
+            before = dict(self._folders)  # one left out now is no longer watched
+            self._folders.clear()
+            self.lost = self._watch_tree(self._top, _above(self._top)) or self.lost
+            remove = libc_function("inotify_rm_watch")
+            for wd in set(before) - set(self._folders):
+                if remove is not None:
+                    remove(self._fd, wd)  # its IN_IGNORED event comes next time, for a descriptor no longer held
+        return relevant
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -171,6 +207,19 @@ class FolderEvents:
     def folders(self) -> int:
         """How many folders are watched now."""
         return len(self._folders)
+
+    def watched(self) -> list[str]:
+        """The folders watched now, sorted."""
+        return sorted(folder for folder, _ in self._folders.values())
+
+
+def _above(top: str) -> tuple[IgnoreFile, ...]:
+    """The ignore files that apply in ``top``'s parent (``top`` itself is walked whatever they say)."""
+    return parent_ignores(top, _unreported)
+
+
+def _unreported(_path: Path, _reason: str) -> None:
+    """An ignore file that cannot be read: the walk of the next look reports it, not the watch."""
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
