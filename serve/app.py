@@ -14,7 +14,7 @@ Routes (all ``GET`` unless said):
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``; ``/api/labels`` and ``POST /api/labels``: ``dgsearch labels --json``
   and ``dgsearch label`` by file ids (``serve/labels_api.py``, guarded against other sites' pages).
-- ``/api/map?cap=N&colour=folder|tag``: the library map (``search/library_map.py``), one point per audio window.
+- ``/api/map?cap=N&colour=folder|tag|label``: the library map (``search/library_map.py``), one point per audio window.
 - ``/files/{id}/audio``: the file's audio for playback (Range requests), ``/files/{id}/peaks``: its waveform.
 - ``/files/{id}/original``: the file itself to save; ``/files/{id}/window?start=S&end=E``: that span as WAV
   (``serve/downloads.py``).
@@ -303,7 +303,7 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
     @app.get("/api/map", summary="The library map: every audio window in 2-D, coloured by folder or tag")
     def library_map(
         cap: int = Param(DEFAULT_CAP, ge=1, le=1_000_000, description="At most this many points (evenly sampled beyond)."),
-        colour: str = Param("folder", description="Colour key: 'folder' (the file's folder name) or 'tag' (its first tag)."),
+        colour: str = Param("folder", description="Colour key: 'folder' (the file's folder name), 'tag' (its first tag) or 'label' (its first label)."),
     ) -> dict[str, Any]:
         """Columns, one entry per point: ``segment_id``, ``file_id``, ``x``, ``y``, ``start_s``, ``end_s``,
         ``key`` (an index into ``keys``); ``total`` windows before sampling, the map's ``generation`` and

@@ -17,6 +17,7 @@ from diffgap_search.media.tags import FileTags
 from diffgap_search.projection import fit_pca, project_2d
 from diffgap_search.search.library_map import map_points, sample_positions
 from diffgap_search.store.catalog import Catalog, SegmentInput
+from diffgap_search.store.labels import add_label
 from diffgap_search.store.library_map import current_generation, map_path, read_map, update_map
 from diffgap_search.store.tags import put_file_meta
 from diffgap_search.store.vector_index import publish
@@ -155,7 +156,12 @@ def test_a_reader_brings_a_stale_map_up_to_date_in_memory_and_samples_beyond_the
         assert sampled.total == 30 and sampled.segment_id.tolist() == ids[[0, 5, 10, 14, 19, 24, 29]].tolist()
         doc = sampled.to_dict()
         assert (doc["count"], doc["total"], doc["method"], len(doc["x"]), len(doc["key"])) == (7, 30, "pca", 7, 7)
-        with pytest.raises(UsageError, match="colour must be one of folder, tag, got 'size'"):
+        add_label(cat, "Keepers", [3, 1])
+        add_label(cat, "bells I like", [1])
+        labelled = map_points(ix, cat, colour="label")
+        assert labelled.keys == ["", "Keepers"]  # file 1's first label is Keepers
+        assert [labelled.keys[k] for k in labelled.key][:6] == ["Keepers", "Keepers", "", "", "Keepers", "Keepers"]
+        with pytest.raises(UsageError, match="colour must be one of folder, tag, label, got 'size'"):
             map_points(ix, cat, colour="size")
 
 

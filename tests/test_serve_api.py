@@ -170,7 +170,7 @@ def test_the_map_is_the_stored_projection_of_every_window(served: Served, serve_
     assert (few["count"], few["total"], few["colour"]) == (4, 10, "tag")
     assert few["segment_id"] == [doc["segment_id"][i] for i in (0, 3, 6, 9)]
     bad = httpx.get(served.url + "api/map", params={"colour": "../../etc/passwd"})
-    assert (bad.status_code, bad.json()["message"]) == (400, "colour must be one of folder, tag, got '../../etc/passwd'")
+    assert (bad.status_code, bad.json()["message"]) == (400, "colour must be one of folder, tag, label, got '../../etc/passwd'")
     assert httpx.get(served.url + "api/map", params={"cap": 0}).status_code == 400
 
 

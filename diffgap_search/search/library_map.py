@@ -13,9 +13,10 @@ import numpy as np
 
 from diffgap_search.errors import UsageError
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.labels import first_labels
 from diffgap_search.store.library_map import StoredMap, current_generation, current_map, first_tags, map_rows, read_map
 
-COLOURS = ("folder", "tag")
+COLOURS = ("folder", "tag", "label")
 DEFAULT_CAP = 100_000
 
 _cache: dict[str, StoredMap] = {}  # index folder -> a map computed in memory (stale on disk), by generation
@@ -78,8 +79,8 @@ def sample_positions(n: int, cap: int) -> np.ndarray:
 
 def map_points(index_dir: Path, catalog: Catalog, *, cap: int = DEFAULT_CAP, colour: str = "folder") -> MapPoints:
     """The map's points (see :class:`MapPoints`): windows of files indexed ok, at most ``cap`` of them
-    (evenly sampled in id order beyond it), coloured by the file's folder name or its first embedded tag
-    (``""`` for none). UsageError for another ``colour`` or a ``cap`` below 1."""
+    (evenly sampled in id order beyond it), coloured by the file's folder name, its first embedded tag or its
+    first label (``dgsearch label``; ``""`` for none). UsageError for another ``colour`` or a ``cap`` below 1."""
     if colour not in COLOURS:
         raise UsageError(f"colour must be one of {', '.join(COLOURS)}, got {colour!r}")
     if cap < 1:
@@ -92,8 +93,8 @@ def map_points(index_dir: Path, catalog: Catalog, *, cap: int = DEFAULT_CAP, col
     pick = sample_positions(total, cap)
     ids, xy = ids[pick], xy[pick]
     info = [rows[int(i)] for i in ids]
-    tags = first_tags(catalog) if colour == "tag" else {}
-    names = [(tags.get(f, "") if colour == "tag" else _folder_name(path)) for f, _, _, path in info]
+    firsts = first_tags(catalog) if colour == "tag" else first_labels(catalog) if colour == "label" else {}
+    names = [(firsts.get(f, "") if colour != "folder" else _folder_name(path)) for f, _, _, path in info]
     keys = sorted(set(names))
     index = {k: j for j, k in enumerate(keys)}
     return MapPoints(ids, np.array([r[0] for r in info], np.int64), xy, np.array([r[1] for r in info], np.float64),

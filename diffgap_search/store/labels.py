@@ -121,6 +121,13 @@ def label_counts(catalog: Catalog) -> list[LabelCount]:
     return [LabelCount(str(label), int(n)) for label, n in rows]
 
 
+def first_labels(catalog: Catalog) -> dict[int, str]:
+    """File id -> its first label (the one put on first), for files indexed ok that carry one."""
+    rows = catalog.conn.execute("SELECT f.id, l.label FROM labels l JOIN files f ON f.path_key = l.path_key"
+                                " WHERE f.status = 'ok' ORDER BY l.added_at DESC, l.folded DESC")
+    return {int(f): str(v) for f, v in rows}  # the first label is written last, and stays
+
+
 def labelled_files(catalog: Catalog, label: str) -> list[tuple[int, str, bytes]]:
     """``[(file id, display path, path key)]`` of the files indexed ok that carry ``label``, by path."""
     return [(int(i), str(p), bytes(k)) for i, p, k in catalog.conn.execute(

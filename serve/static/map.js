@@ -31,7 +31,7 @@
     const entries = named.map((k) => ({ text: (doc.keys[k] || "(none)") + " " + counts[k], colour: m.colours[k] }));
     if (rest.length) {
       const points = rest.reduce((sum, k) => sum + counts[k], 0);
-      entries.push({ text: rest.length + " other " + (doc.colour === "tag" ? "tags" : "folders") + " " + points, colour: OTHER });
+      entries.push({ text: rest.length + " other " + (doc.colour === "folder" ? "folders" : doc.colour + "s") + " " + points, colour: OTHER });
     }
     return entries;
   }
