@@ -9,9 +9,9 @@ index already holds takes that spelling. Labels are keyword text (``store/keywor
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from diffgap_search.errors import UsageError
 from diffgap_search.store import keywords
