@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rich.console import Console
+
 from diffgap_search.cli.output import (
     emitted_as_json, shown_path, stderr_console, stdout_console, working_directory,
 )
@@ -57,6 +61,12 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
                     " alone (--retry-failed tries them again; `dgsearch info --errors` says why)", markup=False)
 
 
+def _reasons(console: Console, items: list[tuple[str, str]], here: Path | None) -> None:
+    """One indented line per ``(path, reason)``: the path below the working directory where it lies there."""
+    for path, reason in items:
+        console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+
+
 def print_index_report(report: IndexReport, *, fmt: str) -> None:
     """The summary of an indexing run (stdout) with every failed file and its reason."""
     if emitted_as_json(fmt, report.to_dict()):
@@ -89,20 +99,17 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
     if report.failed:
         n = len(report.failed)
         console.print(f"{n} file{'' if n == 1 else 's'} could not be indexed:")
-        for path, reason in report.failed:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+        _reasons(console, report.failed, here)
     if report.unreadable:
         n, kept = len(report.unreadable), report.kept_unreadable
         console.print(f"{n} path{'s' if n > 1 else ''} skipped"
                       + (f"; the {kept} file{'s' if kept > 1 else ''} indexed there {'are' if kept > 1 else 'is'}"
                          " kept as they were" if kept else "") + ":")
-        for path, reason in report.unreadable:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+        _reasons(console, report.unreadable, here)
     if report.caption_errors:
         n = len(report.caption_errors)
         console.print(f"{n} caption file{'s' if n > 1 else ''} could not be used:")
-        for path, reason in report.caption_errors:
-            console.print(f"  {shown_path(path, here)}: {reason}", markup=False)
+        _reasons(console, report.caption_errors, here)
     if report.previously_failed:
         console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
                       " (`dgsearch info --errors`; `--retry-failed` tries them again)")
