@@ -95,7 +95,7 @@ def column_sizes(catalog: Connected) -> ColumnSizes:
 def read_sizes(catalog: Connected) -> ColumnSizes:
     """:class:`ColumnSizes` read from ``keywords_docsize``. While every column of every row is under 128 tokens,
     each row's ``sz`` is ``width`` bytes, the sizes themselves: all rows' blobs come back end to end in one text
-    (``hex(group_concat(sz, ''))``), and dense ids (no file deleted since) are not read at all: 0.25 s instead of
+    (``hex(group_concat(sz, ''))``), and dense ids (no file deleted since) are not read at all: 0.19 s instead of
     0.58 s at 10^6 rows (2026-12-07, Zen 4 EPYC). Otherwise each row is parsed as varints."""
     width = len(COLUMNS)
     conn = catalog.conn
