@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from rich.console import Console
@@ -41,6 +42,10 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
                  f"reuse the vectors of {len(preview.copied)} {'copy' if len(preview.copied) == 1 else 'copies'}"
                  if preview.copied else "",
                  f"remove {len(preview.removed)}" if preview.removed else ""]
+        if preview.moved or preview.superseded:
+            parts.insert(0, f"follow {_plural(len(preview.moved), 'file')} moved from {preview.moved_from}"
+                         + (f" (and drop {len(preview.superseded):,} rows there whose new place is indexed already)"
+                            if preview.superseded else ""))
         out.print(f"dry run: indexing {preview.root} into {preview.index} would "
                   f"{', '.join(p for p in parts if p)} ({preview.unchanged:,} unchanged); nothing was changed",
                   markup=False)
@@ -56,9 +61,23 @@ def print_preview(preview: Preview, *, fmt: str) -> None:
                   soft_wrap=True)
     for path, reason in preview.unreadable + preview.cannot_read:
         notes.print(f"note: cannot read {path}: {reason}", markup=False)
+    _moved_notes(notes, preview.moved_from, bool(preview.moved or preview.superseded), preview.moved_hint,
+                 preview.root)
     if preview.failed_before:
         notes.print(f"note: {_plural(len(preview.failed_before), 'file')} failed in an earlier run and would be left"
                     " alone (--retry-failed tries them again; `dgsearch info --errors` says why)", markup=False)
+
+
+def _moved_notes(console: Console, moved_from: str | None, followed: bool, hint: str | None, root: str) -> None:
+    """``--moved-from``'s folder when nothing was indexed there, and the hint to use it (``indexing/moved.py``)."""
+    if moved_from is not None and not followed:
+        console.print(f"note: nothing in the index was under {moved_from}: no move to follow (followed already?)",
+                      markup=False)
+    if hint is not None:
+        console.print(f"note: files here have the same content as files indexed under {hint} that are no longer"
+                      f" there: if the library moved, `dgsearch index {shlex.quote(root)} --moved-from"
+                      f" {shlex.quote(hint)}` follows it (the old rows leave the index, their labels come along)",
+                      markup=False, soft_wrap=True)
 
 
 def _reasons(console: Console, items: list[tuple[str, str]], here: Path | None) -> None:
@@ -72,6 +91,10 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
     if emitted_as_json(fmt, report.to_dict()):
         return
     console = stdout_console()
+    if report.moved or report.superseded:
+        console.print(f"followed {_plural(report.moved, 'file')} moved from {report.moved_from}"
+                      + (f"; {report.superseded:,} rows there gave way to the files indexed here already (their"
+                         " labels added)" if report.superseded else ""), markup=False)
     if report.embedded_files == 0 and not report.failed:
         console.print(
             f"index {report.index} is up to date: {report.found} files found, nothing to embed"
@@ -110,6 +133,7 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
         n = len(report.caption_errors)
         console.print(f"{n} caption file{'s' if n > 1 else ''} could not be used:")
         _reasons(console, report.caption_errors, here)
+    _moved_notes(console, report.moved_from, bool(report.moved or report.superseded), report.moved_hint, report.root)
     if report.previously_failed:
         console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
                       " (`dgsearch info --errors`; `--retry-failed` tries them again)")

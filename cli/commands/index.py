@@ -34,6 +34,7 @@ def index(
     video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
+    moved_from: Annotated[Optional[Path], typer.Option("--moved-from", metavar="OLD", help="Where this folder was indexed before it moved (mv, another mount point, another machine): its files are followed here, those whose size and time did not change without being read, with their labels; the rows under OLD leave the index. Refused while a file indexed under OLD is still there.")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
     memory_budget: BudgetOpt = None,
     engine: EngineOpt = "local",
@@ -68,7 +69,7 @@ def index(
 
         if watch:
             raise UsageError("--dry-run shows one run's changes: leave out --watch")
-        print_preview(preview_index(folder, index_dir, retry_failed=retry_failed), fmt=fmt)
+        print_preview(preview_index(folder, index_dir, retry_failed=retry_failed, moved_from=moved_from), fmt=fmt)
         return
     try:
         window_cfg = WindowConfig(window_s=window, hop_s=hop if hop is not None else window)
@@ -87,17 +88,18 @@ def index(
 
         load_encoder, load_video = remembered(load_encoder), remembered(load_video)
 
-    def run(settle_s: float, retry: bool) -> IndexReport:
+    def run(settle_s: float, first: bool) -> IndexReport:  # --retry-failed and --moved-from: the first run only
         return update_index(folder, index_dir, choice, load_encoder=load_encoder, load_video_encoder=load_video,
-                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry,
+                            window_cfg=window_cfg, indexing_cfg=indexing_cfg, retry_failed=retry_failed and first,
                             progress=RichIndexProgress(stderr_console()), wait_s=wait, stages=stages,
-                            faiss_cfg=faiss_config(memory_budget), settle_s=settle_s)
+                            faiss_cfg=faiss_config(memory_budget), settle_s=settle_s,
+                            moved_from=moved_from if first else None)
 
     if watch_cfg is not None:
-        watch_folder(lambda first: run(watch_cfg.settle_s, retry_failed and first), folder, index_dir, watch_cfg, fmt)
+        watch_folder(lambda first: run(watch_cfg.settle_s, first), folder, index_dir, watch_cfg, fmt)
         return
     try:
-        report = run(0.0, retry_failed)
+        report = run(0.0, True)
     except NothingIndexedError as exc:
         if getattr(exc, "report", None) is not None:
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from diffgap_search.media.discover import DiscoveredFile, display_path
 from diffgap_search.media.tags import FileTags, read_tags
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog, SegmentInput
+from diffgap_search.store.labels import carry_labels
 from diffgap_search.store.tags import copy_file_meta, files_without_meta, put_file_meta
 
 
@@ -57,8 +58,11 @@ def commit_files(catalog: Catalog, embedded: Sequence[EmbeddedFile], failed: Seq
 
 
 def apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, report: IndexReport) -> None:
-    """Renames, touches, copies, deletions and caption refreshes: no decoding, one transaction."""
+    """Rows moved from under ``--moved-from`` (first), renames, touches, copies, deletions and caption refreshes:
+    no decoding, one transaction."""
     with catalog.batch():
+        for move in plan.moved:  # the stat stays the row's: a changed file is still re-read below
+            catalog.move_file(move.row.id, move.key, move.path, move.row.size, move.row.mtime_ns)
         for f, row in plan.renamed:
             catalog.move_file(row.id, f.key, display_path(f.path), f.size, f.mtime_ns)
         for f, row in plan.touched:
@@ -71,11 +75,14 @@ def apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, repo
             )
             catalog.copy_segments(twin.id, new_id)
             copy_file_meta(catalog, twin.id, new_id)
-        catalog.delete_files([row.id for row in plan.deleted])
+        for old, there in plan.superseded:  # after the copies: one may have copied the old row's vectors
+            carry_labels(catalog, old.path_key, there.path_key)
+        catalog.delete_files([row.id for row in plan.deleted] + [old.id for old, _ in plan.superseded])
         for f, reason in plan.hash_errors:
             _record_failure(catalog, FailedFile(f, None, reason))
             report.failed.append((display_path(f.path), reason))
         stale = {row.id for _, row in plan.renamed}  # a new name: new name and folder words
+        stale |= {move.row.id for move in plan.moved} | {there.id for _, there in plan.superseded}
         for f, row in plan.unchanged + plan.touched + plan.renamed:
             if catalog.set_captions(row.id, captions.captions_for(f.path)):
                 stale.add(row.id)
@@ -83,6 +90,8 @@ def apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, repo
     _read_missing_meta(catalog, plan)
     report.unchanged = len(plan.unchanged) + len(plan.touched)
     report.renamed = len(plan.renamed)
+    report.moved = len(plan.moved)
+    report.superseded = len(plan.superseded)
     report.copied = len(plan.copied)
     report.deleted = len(plan.deleted)
     report.kept_unreadable = len(plan.kept_unreadable)

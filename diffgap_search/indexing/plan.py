@@ -6,6 +6,12 @@ row moves, keeping its vectors); a new path whose hash matches a live row copies
 the rest is embedded. Rows under the folder that are no longer on disk are deleted, except those at or below a
 path the walk could not read (a folder without permission, a stale mount, a broken symlink): they are kept as
 they are (``Plan.kept_unreadable``), neither deleted nor taken as the source of a rename.
+
+A library moved or remounted elsewhere (``dgsearch index NEW --moved-from OLD``) is planned as if its rows had
+always been under NEW: each row under OLD stands at the same relative path under NEW (``Plan.moved``: the row
+moves there before anything else, keeping its id, vectors and labels), and the plan goes on as above, so a
+file whose stat did not change is not even read. A row under OLD whose place under NEW already has a row of its
+own (NEW indexed since, its files copied) gives way to it (``Plan.superseded``: its labels join that row's).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from diffgap_search.media.discover import DiscoveredFile
+from diffgap_search.media.discover import DiscoveredFile, display_path
 from diffgap_search.media.listing import is_at_or_below
 from diffgap_search.store.catalog import Catalog, FileRow
 
@@ -25,6 +31,16 @@ class ToEmbed:
     file: DiscoveredFile
     sha256: str
     replaces: FileRow | None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A row taken from under ``--moved-from``'s folder to its place under the library folder: ``key`` (a path key)
+    and ``path`` (its display path)."""
+
+    row: FileRow
+    key: bytes
+    path: str
 
 
 @dataclass
@@ -40,10 +56,13 @@ class Plan:
     kept_unreadable: list[FileRow] = field(default_factory=list)  # not on disk as far as the walk could read
     previously_failed: list[FileRow] = field(default_factory=list)
     hash_errors: list[tuple[DiscoveredFile, str]] = field(default_factory=list)
+    moved: list[Move] = field(default_factory=list)  # rows from under --moved-from, to their place (done first)
+    superseded: list[tuple[FileRow, FileRow]] = field(default_factory=list)  # (row from under it, the row in its place)
 
     @property
     def changes_catalog(self) -> bool:
-        return bool(self.touched or self.renamed or self.copied or self.embed or self.deleted or self.hash_errors)
+        return bool(self.touched or self.renamed or self.copied or self.embed or self.deleted or self.hash_errors
+                    or self.moved or self.superseded)
 
 
 def make_plan(
@@ -54,18 +73,26 @@ def make_plan(
     *,
     retry_failed: bool = False,
     unreadable: Sequence[bytes] = (),
+    moved_from: bytes | None = None,
 ) -> Plan:
     """Compare the discovered files with the catalog rows under ``root_prefix`` (a key ending in ``/``,
     or a single file's key). ``hash_file`` returns a sha256 hex digest or raises ``OSError``. Rows at or below
-    an ``unreadable`` path key (``Listing.unreadable_keys``) that were not found go to ``kept_unreadable``."""
+    an ``unreadable`` path key (``Listing.unreadable_keys``) that were not found go to ``kept_unreadable``.
+    ``moved_from``: the key the library had before it moved (ending in ``/`` as ``root_prefix`` does, or a single
+    file's key): its rows are planned at their places under ``root_prefix`` (see the module docstring)."""
     plan = Plan()
     existing = {row.path_key: row for row in catalog.files_under(root_prefix)}
+    if moved_from is not None:
+        _take_moved_rows(plan, existing, rows_under(catalog, moved_from), moved_from, root_prefix)
+    moved_to = {id(row): key for key, row in existing.items() if key != row.path_key}
     seen: set[bytes] = set()
     new_files: list[tuple[DiscoveredFile, str]] = []
     for f in found:
         key = f.key
         seen.add(key)
         row = existing.get(key)
+        if row is not None and id(row) in moved_to:
+            plan.moved.append(Move(row, key, display_path(f.path)))
         same_stat = row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns
         if row is not None and same_stat and (row.status == "ok" or not retry_failed):
             if row.status == "ok":
@@ -87,9 +114,11 @@ def make_plan(
             new_files.append((f, sha))
     vanished = {key: row for key, row in existing.items() if key not in seen}
     if unreadable:
-        plan.kept_unreadable = [row for key, row in sorted(vanished.items()) if is_at_or_below(key, unreadable)]
-        for row in plan.kept_unreadable:
-            del vanished[row.path_key]
+        kept = [(key, row) for key, row in sorted(vanished.items()) if is_at_or_below(key, unreadable)]
+        plan.kept_unreadable = [row for _, row in kept]
+        plan.moved += [Move(row, key, display_path(key)) for key, row in kept if id(row) in moved_to]
+        for key, _ in kept:
+            del vanished[key]
     vanished_by_sha: dict[str, list[FileRow]] = {}
     for row in vanished.values():
         if row.status == "ok" and row.sha256:
@@ -98,7 +127,7 @@ def make_plan(
         moved = vanished_by_sha.get(sha)
         if moved:
             row = moved.pop(0)
-            del vanished[row.path_key]
+            del vanished[moved_to.get(id(row), row.path_key)]
             plan.renamed.append((f, row))
             continue
         twins = catalog.ok_files_by_sha(sha)
@@ -108,3 +137,27 @@ def make_plan(
             plan.embed.append(ToEmbed(f, sha, None))
     plan.deleted = sorted(vanished.values(), key=lambda r: r.path_key)
     return plan
+
+
+def rows_under(catalog: Catalog, prefix: bytes) -> list[FileRow]:
+    """The rows under ``prefix`` (a folder's key ending in ``/``), or the one row at a single file's key."""
+    if prefix.endswith(b"/"):
+        return catalog.files_under(prefix)
+    row = catalog.file_by_key(prefix)
+    return [row] if row is not None else []
+
+
+def _take_moved_rows(plan: Plan, existing: dict[bytes, FileRow], old_rows: list[FileRow], old_prefix: bytes,
+                     root_prefix: bytes) -> None:
+    """Put each row of ``old_rows`` (under ``old_prefix``) in ``existing`` at its place under ``root_prefix``; a
+    place that holds a row already keeps it, and the old row goes to ``plan.superseded``. Rows of ``existing``
+    under ``old_prefix`` (a library moved into a folder above it) are first taken out: they are among ``old_rows``."""
+    for row in old_rows:
+        existing.pop(row.path_key, None)
+    for row in old_rows:
+        key = root_prefix + row.path_key[len(old_prefix):]
+        there = existing.get(key)
+        if there is not None:
+            plan.superseded.append((row, there))
+        else:
+            existing[key] = row

@@ -11,7 +11,8 @@ class IndexReport:
     """Counts of one run. ``failed`` lists ``(path, one-line reason)`` for the files that failed in it,
     ``unreadable`` the paths the walk could not read (``kept_unreadable``: the indexed files at or below them,
     kept as they were), ``deferred`` the files left for a later run because they were still changing (``--watch``'s
-    settle time), ``caption_errors`` the caption files that were ignored (bad UTF-8, JSON or CSV)."""
+    settle time), ``caption_errors`` the caption files that were ignored (bad UTF-8, JSON or CSV); ``moved_hint`` the
+    folder that ``--moved-from`` would have followed when the run copied vectors from files no longer there."""
 
     root: str
     index: str
@@ -33,6 +34,10 @@ class IndexReport:
     deferred: int = 0  # found, but modified too recently (still being written?): left for a later run
     ignored: int = 0  # files and folders a .dgsearchignore left out (a folder counts once)
     caption_errors: list[tuple[str, str]] = field(default_factory=list)
+    moved_from: str | None = None  # --moved-from's folder: its rows were followed to their places under root
+    moved: int = 0  # rows followed from there (``superseded``: those whose place already had a row, dropped)
+    superseded: int = 0
+    moved_hint: str | None = None  # copies made of files no longer there, most from under this folder
 
     @property
     def windows_per_s(self) -> float:

@@ -31,16 +31,18 @@ def index_folder(
     wait_s: float = 0.0,
     stages: Stages | None = None,
     settle_s: float = 0.0,
+    moved_from: Path | None = None,
 ) -> IndexReport:
     """Index (or update the index of) every audio/video file under ``root`` into ``index_dir``; a file modified
-    less than ``settle_s`` seconds ago is left for a later run (``IndexReport.deferred``).
+    less than ``settle_s`` seconds ago is left for a later run (``IndexReport.deferred``); ``moved_from``: where
+    the library was before it moved (``indexing/moved.py``), its rows followed to their places under ``root``.
 
-    Raises InputNotFoundError (no ``root``), IndexBusyError (another writer), IncompatibleIndexError
-    (other window settings or model weights), NothingIndexedError (files found, none indexable, with the
-    report attached as ``.report``).
+    Raises InputNotFoundError (no ``root``), UsageError (a bad ``moved_from``: see ``run_index``), IndexBusyError
+    (another writer), IncompatibleIndexError (other window settings or model weights), NothingIndexedError (files
+    found, none indexable, with the report attached as ``.report``).
     """
     settings = RunSettings(root, index_dir, load_encoder, encoder_cfg, load_video_encoder, video_cfg, window_cfg,
-                           faiss_cfg, indexing_cfg, retry_failed, wait_s, settle_s)
+                           faiss_cfg, indexing_cfg, retry_failed, wait_s, settle_s, moved_from)
     return run_index(settings, stages or default_stages(), progress)
 
 
@@ -59,6 +61,7 @@ def update_index(
     faiss_cfg: FaissConfig = FaissConfig(),
     stages: Stages | None = None,
     settle_s: float = 0.0,
+    moved_from: Path | None = None,
 ) -> IndexReport:
     """``index_folder`` with the models ``choice`` asks for, an existing index keeping its own models at their
     recorded commits where ``choice`` leaves them open (``indexing.models.run_configs``). Raises as
@@ -67,4 +70,4 @@ def update_index(
     return index_folder(root, index_dir, load_encoder=load_encoder, encoder_cfg=encoder_cfg,
                         load_video_encoder=load_video_encoder, video_cfg=video_cfg, window_cfg=window_cfg,
                         indexing_cfg=indexing_cfg, progress=progress, retry_failed=retry_failed, wait_s=wait_s,
-                        faiss_cfg=faiss_cfg, stages=stages, settle_s=settle_s)
+                        faiss_cfg=faiss_cfg, stages=stages, settle_s=settle_s, moved_from=moved_from)

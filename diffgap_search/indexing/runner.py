@@ -24,6 +24,7 @@ from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, Dec
 from diffgap_search.indexing.embed import Vectors
 from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
 from diffgap_search.indexing.models import Loading, RunModels
+from diffgap_search.indexing.moved import check_moved_away, moved_from_key, moved_library_hint
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.indexing.stages import Stages
@@ -58,13 +59,15 @@ class RunSettings:
     retry_failed: bool = False
     wait_s: float = 0.0
     settle_s: float = 0.0  # files modified less than this long ago wait for a later run (media/listing.py)
+    moved_from: Path | None = None  # the library's old place: its rows are followed here (indexing/moved.py)
 
 
 def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | None = None) -> IndexReport:
     """Index (or update the index of) every audio/video file under ``settings.root`` into ``settings.index_dir``
     with ``stages``.
 
-    Raises InputNotFoundError (no root), IndexBusyError (another writer), IncompatibleIndexError (other
+    Raises InputNotFoundError (no root), UsageError (``moved_from`` is the root or above it, or a file indexed
+    there is still there), IndexBusyError (another writer), IncompatibleIndexError (other
     window settings or model weights), NothingIndexedError (files found, none indexable, with the report
     attached as ``.report``).
     """
@@ -72,6 +75,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     started = time.perf_counter()
     root, index_dir = Path(os.path.abspath(settings.root)), settings.index_dir
     listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
+    moved_from = None if settings.moved_from is None else moved_from_key(settings.moved_from, root)
     found, deferred = split_settled(listing.media, settings.settle_s)
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(listing.media),
                          deferred=len(deferred), ignored=len(listing.ignored),
@@ -82,9 +86,17 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
         # the recorded window, or the asked one (bound with the encoder when that is loaded)
         window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
+        if moved_from is not None:
+            check_moved_away(catalog, moved_from)
+            report.moved_from = display_path(moved_from.rstrip(b"/") or b"/")
         waiting = {f.key for f in deferred}  # kept as they are, like the files under an unreadable path
-        plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys() + sorted(waiting))
-        plan.kept_unreadable = [row for row in plan.kept_unreadable if row.path_key not in waiting]  # only changing
+        plan = stages.plan(found, catalog, prefix, settings.retry_failed, listing.unreadable_keys() + sorted(waiting),
+                           moved_from=moved_from)
+        placed = {move.row.id: move.key for move in plan.moved}
+        plan.kept_unreadable = [row for row in plan.kept_unreadable  # only changing
+                                if placed.get(row.id, row.path_key) not in waiting]
+        if moved_from is None and plan.copied:
+            report.moved_hint = moved_library_hint(prefix, [(f.key, twin.path_key) for f, twin, _ in plan.copied])
         apply_bookkeeping(catalog, plan, captions, report)
         models = RunModels(settings.load_encoder, settings.encoder_cfg, settings.load_video_encoder,
                            settings.video_cfg, catalog, str(index_dir), window)

@@ -39,9 +39,10 @@ class Discover(Protocol):
 
 class PlanFiles(Protocol):
     def __call__(self, found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool,
-                 unreadable: Sequence[bytes] = ()) -> Plan:
+                 unreadable: Sequence[bytes] = (), moved_from: bytes | None = None) -> Plan:
         """What changed between ``found`` and the catalog rows under ``prefix`` (``indexing/plan.py``); rows at
-        or below an ``unreadable`` path key are left as they are."""
+        or below an ``unreadable`` path key are left as they are; rows under ``moved_from`` (the library's old
+        place) are planned at their places under ``prefix``."""
         ...
 
 
@@ -133,12 +134,12 @@ def discover_files(root: Path, index_dir: Path) -> Listing:
 
 
 def plan_by_content(found: list[DiscoveredFile], catalog: Catalog, prefix: bytes, retry_failed: bool,
-                    unreadable: Sequence[bytes] = ()) -> Plan:
+                    unreadable: Sequence[bytes] = (), moved_from: bytes | None = None) -> Plan:
     """The default plan stage: ``make_plan`` with changed files confirmed by their sha256."""
     from diffgap_search.media.hashing import sha256_file
 
     return make_plan(found, catalog, prefix, lambda f: sha256_file(f.path), retry_failed=retry_failed,
-                     unreadable=unreadable)
+                     unreadable=unreadable, moved_from=moved_from)
 
 
 def decode_in_workers(tasks: Sequence[DecodeArgs], workers: int, deadline_s: float | None, budget: int,

@@ -58,7 +58,7 @@ def remembered(loader: L) -> L:
 def changed(report: IndexReport) -> bool:
     """Whether a run changed the catalog (or failed a file): what a watch reports."""
     return bool(report.embedded_files or report.failed or report.renamed or report.copied or report.deleted
-                or report.changed or report.new)
+                or report.changed or report.new or report.moved or report.superseded or report.moved_from)
 
 
 def change_signal(folder: Path, index_dir: Path) -> tuple[ChangeSignal | None, str]:

@@ -100,6 +100,16 @@ def remove_label(catalog: Catalog, label: str, file_ids: Sequence[int] | None) -
     return removed
 
 
+def carry_labels(catalog: Catalog, from_key: bytes, to_key: bytes) -> int:
+    """Put the labels of the path ``from_key`` on the path ``to_key`` too (those it carries already, by folded
+    form, stay as they are), with the time each was first put on; returns how many were added. The caller
+    refreshes ``to_key``'s keyword row (inside its own transaction)."""
+    cur = catalog.conn.execute(
+        "INSERT OR IGNORE INTO labels (path_key, folded, label, added_at) SELECT ?, folded, label, added_at"
+        " FROM labels WHERE path_key = ?", (to_key, from_key))
+    return max(cur.rowcount, 0)
+
+
 def labels_of(catalog: Catalog, file_ids: Iterable[int]) -> dict[int, list[str]]:
     """file id -> its labels, in the order they were added (files without labels are absent)."""
     ids = sorted({int(i) for i in file_ids})
