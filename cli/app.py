@@ -38,6 +38,7 @@ def main_callback(
 
 
 app.command(name="index")(index.index)
+app.command(name="forget")(index.forget)
 app.command(name="query")(search.query)
 app.command(name="similar")(search.similar)
 app.command(name="dupes")(search.dupes)

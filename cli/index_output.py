@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -14,6 +15,9 @@ from diffgap_search.cli.output import (
 )
 from diffgap_search.indexing.preview import Preview
 from diffgap_search.indexing.report import IndexReport
+
+if TYPE_CHECKING:  # its module imports the FAISS store: not for `index --dry-run`'s output
+    from diffgap_search.indexing.forget import ForgetOutcome
 
 MARKS = {"new": "+", "changed": "~", "renamed": ">", "copied": "=", "removed": "-", "ignored": "!"}
 
@@ -137,3 +141,26 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
     if report.previously_failed:
         console.print(f"{report.previously_failed} files failed in an earlier run and were skipped"
                       " (`dgsearch info --errors`; `--retry-failed` tries them again)")
+
+
+def print_forget_outcome(outcome: "ForgetOutcome", *, fmt: str) -> None:
+    """What ``dgsearch forget`` took out of the index (``--dry-run``: would take out, each file listed); a note on
+    stderr when some of those files are still on disk (the next run of their folder takes them in again)."""
+    if emitted_as_json(fmt, outcome.to_dict()):
+        return
+    out, notes = stdout_console(), stderr_console()
+    n = len(outcome.paths)
+    failed = f", {outcome.failed} of them failed ones" if outcome.failed else ""
+    what = f"{_plural(n, 'file')} ({_plural(outcome.windows, 'window')}{failed})"
+    if outcome.dry_run:
+        out.print(f"dry run: forgetting would take {what} out of index {outcome.index}; nothing was changed",
+                  markup=False)
+        for path in outcome.paths:
+            out.print(f"{MARKS['removed']} {path}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(f"forgot {what}: index {outcome.index} no longer holds them", markup=False)
+    if outcome.still_on_disk:
+        k = outcome.still_on_disk
+        notes.print(f"note: {k:,} of {'them' if n > 1 else 'it'} {'are' if k > 1 else 'is'} still on disk: the next"
+                    " `dgsearch index` of a folder holding them takes them in again (a .dgsearchignore keeps them"
+                    " out)", markup=False)

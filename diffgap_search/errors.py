@@ -118,7 +118,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
                     " whatever reads its output stops early, as `head -1` does: it has what it wanted"),
     EXIT_INTERNAL: ("internal error", "a bug: please report it with the traceback that `DGSEARCH_DEBUG=1` prints"),
     EXIT_USAGE: ("usage", "bad flags or arguments, an empty query, conflicting query kinds"),
-    InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable; a file to label is not in the index"),
+    InputNotFoundError.exit_code: ("input not found", "a folder or query file does not exist or is unreadable; a file to label or forget is not in the index"),
     IndexNotFoundError.exit_code: ("no index", "the index does not exist yet: run `dgsearch index FOLDER` first"),
     ModelUnavailableError.exit_code: ("model unavailable", "weights missing and not downloadable, or unknown model"),
     IncompatibleIndexError.exit_code: (

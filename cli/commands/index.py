@@ -105,3 +105,34 @@ def index(
             print_index_report(exc.report, fmt=fmt)  # type: ignore[attr-defined]
         raise
     print_index_report(report, fmt=fmt)
+
+
+@handle_errors
+def forget(
+    targets: Annotated[list[str], typer.Argument(metavar="PATH", help="Indexed files or folders (every file indexed below), on disk or not any more. '-' reads paths from stdin, one per line.")],
+    null: Annotated[bool, typer.Option("--null", "-0", help="With '-': the paths on stdin each end with a NUL byte (as --print0 writes them).")] = False,
+    index: IndexOpt = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="List the files that would be taken out, and change nothing.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Take files out of the index (a folder gone for good, a retired drive): their windows, vectors and labels."""
+    from diffgap_search.config import resolve_index_dir
+    from diffgap_search.errors import UsageError
+    from diffgap_search.indexing.forget import forget as forget_files
+
+    from diffgap_search.cli.commands.labels import stdin_paths
+    from diffgap_search.cli.index_output import print_forget_outcome
+    from diffgap_search.cli.output import stderr_console
+
+    names = list(targets)
+    if null and "-" not in names:
+        raise UsageError("--null reads paths from stdin: give '-' among the paths")
+    if "-" in names:
+        names = [p for n in names for p in (stdin_paths(null) if n == "-" else [n])]
+        if not names:
+            raise UsageError("no paths on stdin: nothing to forget")
+    notes = stderr_console()
+    outcome = forget_files(resolve_index_dir(index), names, dry_run=dry_run, wait_s=wait,
+                           note=lambda text: notes.print(text, markup=False))
+    print_forget_outcome(outcome, fmt=output_format(json_, False))

@@ -26,16 +26,15 @@ from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
 from diffgap_search.indexing.models import Loading, RunModels
 from diffgap_search.indexing.moved import check_moved_away, moved_from_key, moved_library_hint
 from diffgap_search.indexing.plan import ToEmbed
+from diffgap_search.indexing.publishing import publish_changes
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
 from diffgap_search.indexing.stages import Stages
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import display_path, path_key
 from diffgap_search.media.listing import EMPTY_ROOT, split_settled
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.library_map import SPACE as MAP_SPACE, map_path, update_map
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import check_window
-from diffgap_search.store.vector_index import REBUILD_KEY, Published, sweep_unpublished
 
 
 # Windows decoded ahead while the models load (then 2 batches): 256 ten-second windows at 48 kHz hold 490 MB,
@@ -118,14 +117,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             report.windows_embedded += fill_cavp_gaps(
                 catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
                 progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
-        for space in stale_spaces(catalog):
-            dim = models.dim_of(space)
-            if dim is not None:
-                progress.note(f"writing the {space} index")
-                stages.publish(index_dir, catalog, space, dim, settings.faiss_cfg)
-        if catalog.count_vectors(MAP_SPACE) or map_path(index_dir).exists():
-            update_map(index_dir, catalog)  # the library map, beside the audio FAISS file it matches
-        sweep_unpublished(index_dir, catalog)  # files left by a writer killed while publishing
+        publish_changes(index_dir, catalog, settings.faiss_cfg, stages.publish, progress.note)
         total_ok = catalog.stats()["files"]
     report.elapsed_s = time.perf_counter() - started
     if total_ok == 0:
@@ -154,26 +146,6 @@ def _decodes_alike(a: WindowConfig, b: WindowConfig) -> bool:
     """Whether windows cut by ``a`` and ``b`` are the same samples (the encoder's ``model_samples`` matters
     only through the length a window is padded to: CLAP's 480 000 is a 10 s window at 48 kHz already)."""
     return (a.window_s, a.hop_s, a.sample_rate, a.embed_samples) == (b.window_s, b.hop_s, b.sample_rate, b.embed_samples)
-
-
-def stale_spaces(catalog: Catalog) -> list[str]:
-    """Spaces whose published FAISS file does not match the catalog: none published, another count, vectors
-    above its highest id, or marked for a rebuild (vectors replaced under their ids: ``REBUILD_KEY``). Segment
-    ids are never reused (AUTOINCREMENT), so a published ``max_id`` above the catalog's highest id only means
-    the last windows were deleted since, which the count says; comparing the two for equality made a space
-    whose highest window had been deleted stale forever, and every run (every look of ``--watch``) wrote its
-    FAISS file again."""
-    marked = set(catalog.get_meta(REBUILD_KEY) or [])
-    stale = []
-    for space in catalog.spaces():
-        pub = Published.read(catalog, space)
-        if (pub is None or pub.count != catalog.count_vectors(space) or catalog.max_segment_id(space) > pub.max_id
-                or space in marked):
-            stale.append(space)
-    for key, value in catalog.all_meta().items():  # spaces that lost all their vectors
-        if key.startswith("faiss.") and value.get("count") and key[6:] not in stale and catalog.count_vectors(key[6:]) == 0:
-            stale.append(key[6:])
-    return stale
 
 
 @dataclass
