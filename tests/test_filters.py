@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import diffgap_search.search.filters as search_filters
 import diffgap_search.search.scoring as search_scoring
 from diffgap_search.config import FaissConfig, SearchConfig, SearchMode
 from diffgap_search.errors import InputNotFoundError, UsageError
@@ -72,12 +73,21 @@ def _paths(hits: list) -> list[str]:  # type: ignore[type-arg]
 RARE_NAMES = ["ZAP_Laser_017.wav", "ZAP_Laser_151.wav", "take 098.flac"]
 
 
+@pytest.fixture(params=[20_000, 0], ids=["listed", "asked"])
+def listing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Filters keeping up to this many files are listed; past it asked about candidates (search/file_filter.py):
+    0 asks about every filter's candidates, as a filter keeping most of a 10^6-file library is."""
+    monkeypatch.setattr(search_filters, "LISTED_FILES", request.param)
+    return int(request.param)
+
+
 @pytest.mark.parametrize("exact_limit", [20_000, 0], ids=["exact-over-filtered", "faiss-growing-k"])
 @pytest.mark.parametrize("flt", [
     {"sample_rate": 96_000}, {"channels": 6}, {"duration_min": 40.0, "duration_max": 50.0}, {"folder": "rare"},
 ])
 def test_a_filter_keeping_3_of_200_files_returns_exactly_them(
-    library: tuple[Path, Path, np.ndarray], flt: dict, exact_limit: int, monkeypatch: pytest.MonkeyPatch
+    library: tuple[Path, Path, np.ndarray], flt: dict, exact_limit: int, monkeypatch: pytest.MonkeyPatch,
+    listing: int,
 ) -> None:
     index_dir, _, query = library
     monkeypatch.setattr(search_scoring, "EXACT_FILTER_SEGMENTS", exact_limit)
@@ -89,7 +99,7 @@ def test_a_filter_keeping_3_of_200_files_returns_exactly_them(
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_filters_combine_with_glob_kind_and_folder_path(library: tuple[Path, Path, np.ndarray]) -> None:
+def test_filters_combine_with_glob_kind_and_folder_path(library: tuple[Path, Path, np.ndarray], listing: int) -> None:
     index_dir, root, query = library
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
         def names(**kw: object) -> list[str]:
@@ -114,7 +124,7 @@ def test_filters_combine_with_glob_kind_and_folder_path(library: tuple[Path, Pat
             names(folder="/no/such/dir")
 
 
-def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Path, np.ndarray]) -> None:
+def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Path, np.ndarray], listing: int) -> None:
     """Every odd file is named and tagged "zap laser": the filter leaves one of them, which comes back alone."""
     index_dir, _, _ = library
     with Searcher(index_dir, load_encoder=None) as s:  # type: ignore[arg-type]
@@ -122,9 +132,12 @@ def test_keyword_and_hybrid_ranking_filter_before_top_k(library: tuple[Path, Pat
 
         got = search_keyword(s.catalog, "zap laser", SearchConfig(mode=SearchMode.SEMANTIC, top_k=1, sample_rate=96_000))
         assert _paths(got.hits) == ["ZAP_Laser_017.wav"]
-        got = search_keyword(s.catalog, "zap laser", SearchConfig(mode=SearchMode.SEMANTIC, top_k=5, folder="common", duration_min=34.0))
-        assert _paths(got.hits) == ["ZAP_Laser_029.wav", "ZAP_Laser_059.wav", "ZAP_Laser_089.wav",
-                                    "ZAP_Laser_119.wav", "ZAP_Laser_149.wav"]
+        cfg = SearchConfig(mode=SearchMode.SEMANTIC, top_k=5, folder="common", duration_min=34.0)
+        for allowed in (search_filters.allowed_file_ids(s.catalog, cfg),  # listed, and asked (as a FileFilter)
+                        search_filters.allowed_file_ids(s.catalog, cfg, may_ask=True)):
+            got = search_keyword(s.catalog, "zap laser", cfg, allowed)
+            assert _paths(got.hits) == ["ZAP_Laser_029.wav", "ZAP_Laser_059.wav", "ZAP_Laser_089.wav",
+                                        "ZAP_Laser_119.wav", "ZAP_Laser_149.wav"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0.5..3", (0.5, 3.0)), ("2..", (2.0, None)), ("..10", (None, 10.0))])
@@ -162,3 +175,33 @@ def test_bad_duration_ranges_are_usage_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_range(text)
     assert str(err.value) == message
+
+
+def test_a_filter_past_the_listing_limit_is_asked_about_ids(library: tuple[Path, Path, np.ndarray],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listed, the filter is the exact set of ids; past the limit, a FileFilter answering for any ids as the set
+    would (a glob too)."""
+    index_dir, _, _ = library
+    from diffgap_search.search import file_filter
+    from diffgap_search.search.file_filter import FileFilter
+    from diffgap_search.search.filters import allowed_file_ids
+
+    with Catalog.open(index_dir) as cat:
+        for cfg in (SearchConfig(kind="audio"), SearchConfig(duration_min=20.0, path_glob="ZAP_*"),
+                    SearchConfig(tag="laser 1")):
+            monkeypatch.setattr(search_filters, "LISTED_FILES", 20_000)
+            listed = allowed_file_ids(cat, cfg, may_ask=True)
+            assert isinstance(listed, set) and 0 < len(listed) < N_FILES
+            monkeypatch.setattr(search_filters, "LISTED_FILES", len(listed) - 1)
+            every = list(range(1, N_FILES + 1))
+            for ask_at_most in (20_000, 60):  # 60: asked about more at once, it lists every passing file instead
+                monkeypatch.setattr(file_filter, "ASK_AT_MOST", ask_at_most)
+                asked = allowed_file_ids(cat, cfg, may_ask=True)
+                assert isinstance(asked, FileFilter)
+                assert allowed_file_ids(cat, cfg) == listed  # a keyword ranking lists
+                assert asked.allows(every[:50]) == listed & set(every[:50])
+                assert asked.allows(every) == listed  # half remembered, half asked
+                assert (N_FILES + 7 in asked, max(listed) in asked) == (False, True)
+                assert asked.listed() == listed
+            monkeypatch.setattr(search_filters, "LISTED_FILES", len(listed))
+            assert allowed_file_ids(cat, cfg, may_ask=True) == listed

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
+from diffgap_search.search.file_filter import Allowed, allowed_among
 from diffgap_search.search.types import Hit
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.copies import file_hashes, files_with_hashes
@@ -53,7 +54,7 @@ def group_hits(catalog: Catalog, hits: Sequence[Hit], *, by_window: bool, all_co
 
 
 def shown(catalog: Catalog, groups: Sequence[Sequence[Hit]], *, all_copies: bool = False,
-          allowed: set[int] | None = None, exclude: frozenset[int] = frozenset()) -> list[Hit]:
+          allowed: Allowed = None, exclude: frozenset[int] = frozenset()) -> list[Hit]:
     """One hit per group, its best, with ``copies``: the paths of the other ok files with its content that
     ``allowed`` (None: every file) lets through and ``exclude`` does not name, by path. A hit whose file has
     no such copy, and every hit with ``all_copies``, is shown as it is."""
@@ -62,10 +63,11 @@ def shown(catalog: Catalog, groups: Sequence[Sequence[Hit]], *, all_copies: bool
         return reps
     hashes = file_hashes(catalog, {h.file_id for h in reps})
     holders = files_with_hashes(catalog, set(hashes.values()))
+    passing = allowed_among(allowed, (fid for copies in holders.values() for fid, _ in copies))
     out: list[Hit] = []
     for rep in reps:
         sha = hashes.get(rep.file_id)
         others = sorted(path for fid, path in holders.get(sha, []) if sha is not None and fid != rep.file_id
-                        and fid not in exclude and (allowed is None or fid in allowed))
+                        and fid not in exclude and fid in passing)
         out.append(replace(rep, copies=others) if others else rep)
     return out

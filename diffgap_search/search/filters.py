@@ -4,25 +4,22 @@ pass (``search/searcher.py`` decides them once per query, for every ranking)."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from pathlib import Path
+from typing import Any
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
+from diffgap_search.search.file_filter import Allowed, FileFilter, glob_match
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.filters import filtered_file_ids, filtered_files
 from diffgap_search.store.labels import fold
 
 
+# Files a filter may keep and still be listed (their windows then scored exactly, up to scoring's
+# EXACT_FILTER_SEGMENTS = 20,000: more files hold more windows); past it the filter is asked about candidates.
+LISTED_FILES = 20_000
 MAX_TAG_TEXT = 1000  # longer than any tag a file holds; SQLite refuses LIKE patterns past 50,000 bytes
-
-
-def glob_match(path: str, pattern: str) -> bool:
-    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
-    if "/" in pattern:
-        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
-    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
 
 
 def filters_active(cfg: SearchConfig) -> bool:
@@ -30,8 +27,13 @@ def filters_active(cfg: SearchConfig) -> bool:
                                        cfg.sample_rate, cfg.channels, cfg.folder, cfg.tag, cfg.label))
 
 
-def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
-    """The ids of the files that pass ``cfg``'s filters; None when it sets none (every file passes).
+def allowed_file_ids(catalog: Catalog, cfg: SearchConfig, *, may_ask: bool = False) -> Allowed:
+    """The files that pass ``cfg``'s filters: None when it sets none (every file passes), else their ids; with
+    ``may_ask``, their ids only when at most :data:`LISTED_FILES` pass, else a
+    :class:`~diffgap_search.search.file_filter.FileFilter` asked about the candidates of each ranking
+    (``search/file_filter.py``): deciding which costs at most :data:`LISTED_FILES` + 1 files found, SQLite stops
+    there. A ranking by embeddings alone may ask; a keyword ranking asks about all its matches, often more than
+    there are files to list at 10^6 (a hybrid search with ``--tag`` took 20 % longer asking), so it lists.
 
     ``cfg.folder`` is a folder on disk (files anywhere below it), or, when no such folder exists and it
     has no ``/``, a folder name (files with a folder of that exact name above them); otherwise
@@ -50,13 +52,21 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig) -> set[int] | None:
         else:
             raise InputNotFoundError(f"--folder {cfg.folder}: no such folder")
     tag_key, tag_text = parse_tag(cfg.tag) if cfg.tag is not None else (None, None)
-    conditions = dict(kind=cfg.kind, duration_min=cfg.duration_min, duration_max=cfg.duration_max,
-                      sample_rate=cfg.sample_rate, channels=cfg.channels, folder_key=folder_key,
-                      folder_name=folder_name, tag_key=tag_key, tag_text=tag_text,
-                      label_folded=fold(cfg.label) if cfg.label is not None else None)
+    conditions: dict[str, Any] = dict(
+        kind=cfg.kind, duration_min=cfg.duration_min, duration_max=cfg.duration_max, sample_rate=cfg.sample_rate,
+        channels=cfg.channels, folder_key=folder_key, folder_name=folder_name, tag_key=tag_key, tag_text=tag_text,
+        label_folded=fold(cfg.label) if cfg.label is not None else None)
+    limit = LISTED_FILES if may_ask else None
     if cfg.path_glob is None:  # the ids alone: no path read
-        return set(filtered_file_ids(catalog, **conditions).tolist())
-    return {i for i, p in filtered_files(catalog, **conditions) if glob_match(p, cfg.path_glob)}
+        ids = filtered_file_ids(catalog, limit=None if limit is None else limit + 1, **conditions).tolist()
+        return set(ids) if limit is None or len(ids) <= limit else FileFilter(catalog, conditions, None)
+    listed: set[int] = set()
+    for i, p in filtered_files(catalog, **conditions):
+        if glob_match(p, cfg.path_glob):
+            listed.add(i)
+            if limit is not None and len(listed) > limit:
+                return FileFilter(catalog, conditions, cfg.path_glob)
+    return listed
 
 
 def parse_range(text: str, what: str = "--duration") -> tuple[float | None, float | None]:

@@ -37,6 +37,7 @@ from typing import Any
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import UsageError
 from diffgap_search.search.copies import group_hits, shown
+from diffgap_search.search.file_filter import Allowed, FileFilter
 from diffgap_search.search.filters import allowed_file_ids
 from diffgap_search.search.types import EMPTY_QUERY, Hit, SearchResult
 from diffgap_search.store import keywords
@@ -62,10 +63,11 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
     return fused
 
 
-def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed: set[int] | None) -> list[Hit]:
+def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed: Allowed) -> list[Hit]:
     """The files matching the query's ``terms`` (``store/keywords.informative_tokens``), best BM25F first (ties by
     file id), at most ``limit``."""
-    ranked = keywords.ranked_files(catalog, terms, limit=limit, allowed=allowed)
+    ranked = keywords.ranked_files(catalog, terms, limit=limit,  # every match is asked about: listed
+                                   allowed=allowed.listed() if isinstance(allowed, FileFilter) else allowed)
     ids = [fid for fid, _ in ranked]
     rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
@@ -82,7 +84,7 @@ def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed:
     return hits
 
 
-def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, allowed: set[int] | None,
+def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, allowed: Allowed,
                    all_copies: bool = False) -> list[list[Hit]]:
     """The first ``n_groups`` groups of copies (``search/copies.py``; one hit each with ``all_copies``) of
     the files matching the query's ``terms``, best BM25F first: files are read until that many groups are found
@@ -97,7 +99,7 @@ def keyword_groups(catalog: Catalog, terms: Sequence[str], n_groups: int, *, all
 
 
 def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
-                   allowed: set[int] | None = _FROM_CFG) -> SearchResult:
+                   allowed: Allowed = _FROM_CFG) -> SearchResult:
     """``--mode keyword``: files ranked by BM25F over names, folders, captions and tags; no model; one hit
     per content unless ``cfg.all_copies`` (its rank counts contents).
 

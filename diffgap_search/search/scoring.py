@@ -21,7 +21,7 @@ import numpy as np
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.search.copies import best, group_hits, shown
-from diffgap_search.search.filters import glob_match
+from diffgap_search.search.file_filter import Allowed, allowed_among, glob_match
 from diffgap_search.search.rescore import (  # noqa: F401 - term_vectors, fused: part of this module's API
     final_scores,
     float32_cosines,
@@ -47,7 +47,7 @@ EXACT_FILTER_SEGMENTS = 20_000
 Pool = tuple[np.ndarray, np.ndarray]  # (segment ids (n,) int64, float32 scores (n,) float64), best first
 
 
-def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: set[int] | None,
+def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: Allowed,
                  exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
     """The first ``cfg.top_k`` hits, one per content unless ``cfg.all_copies`` (:func:`rank_groups`), with
     their copies and tags, and the milliseconds spent finding and scoring candidates (FAISS) and presenting
@@ -59,7 +59,7 @@ def search_terms(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, 
     return hits, t_faiss, t_sql + (time.perf_counter() - t0) * 1000
 
 
-def rank_groups(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: set[int] | None,
+def rank_groups(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, allowed: Allowed,
                 exclude: frozenset[int] = frozenset()) -> tuple[list[list[Hit]], float, float]:
     """The first ``cfg.top_k`` groups of hits (copies of one content; one hit each with ``cfg.all_copies``),
     best first, by the weighted mean of the terms' cosines (final scores: ``search/rescore.py``), with the
@@ -76,7 +76,7 @@ def rank_groups(opened: OpenIndex, terms: list[SearchTerm], cfg: SearchConfig, a
     loaded = {t.space: ix for t, ix in zip(terms, indexes)}
     pool: Pool | None = None
     # a file indexed ok holds a window, so more files than that hold more windows (FAISS's path is right either way)
-    if allowed is not None and len(allowed) <= EXACT_FILTER_SEGMENTS:
+    if isinstance(allowed, set) and len(allowed) <= EXACT_FILTER_SEGMENTS:  # listed (search/file_filter.py)
         seg_ids, _ = segments_of_files(opened.catalog, allowed)
         if len(seg_ids) <= EXACT_FILTER_SEGMENTS:
             pool = best_of(weighted_mean(opened, terms, seg_ids, float32_cosines, loaded))
@@ -173,14 +173,14 @@ def candidates(opened: OpenIndex, qvecs: np.ndarray, space: str, index: LoadedIn
     return found, bound
 
 
-def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig, allowed: set[int] | None = None,
+def resolve(opened: OpenIndex, scores: dict[int, float], cfg: SearchConfig, allowed: Allowed = None,
             exclude: frozenset[int] = frozenset()) -> list[Hit]:
     """The scored segments the catalog still holds, as hits best first, ties by path then start (one per
     file when grouping), after the ``min_score``, ``kind`` and path filters and without ``exclude``'s files."""
     rows = opened.catalog.hit_rows(scores)
     if allowed is not None or exclude:
-        rows = {sid: r for sid, r in rows.items()
-                if (allowed is None or r.file_id in allowed) and r.file_id not in exclude}
+        passing = allowed_among(allowed, {r.file_id for r in rows.values()})
+        rows = {sid: r for sid, r in rows.items() if r.file_id in passing and r.file_id not in exclude}
     captions = opened.catalog.captions_of({r.file_id for r in rows.values()})
     hits: list[Hit] = []
     for sid, row in rows.items():

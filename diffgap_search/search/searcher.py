@@ -37,6 +37,7 @@ from diffgap_search.search.keyword import (
 from diffgap_search.search.scoring import rank_groups, with_tags
 from diffgap_search.search.scoring import search_terms as score_terms
 from diffgap_search.search.embedding import embed_query
+from diffgap_search.search.file_filter import Allowed
 from diffgap_search.search.filters import allowed_file_ids
 from diffgap_search.search.open_index import OpenIndex
 from diffgap_search.search.terms import bridge_for, query_terms
@@ -136,7 +137,7 @@ class Searcher:
         never of a file in ``exclude``, with the milliseconds spent in FAISS (the filters included) and in
         SQLite (``search/scoring.py``)."""
         t0 = time.perf_counter()
-        allowed = allowed_file_ids(self.catalog, cfg)
+        allowed = allowed_file_ids(self.catalog, cfg, may_ask=True)  # embeddings alone
         t_filters = (time.perf_counter() - t0) * 1000
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
@@ -154,8 +155,8 @@ class Searcher:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
         mode = SearchMode.of(cfg.mode)
         kind = query.kind
-        t0 = time.perf_counter()
-        allowed = allowed_file_ids(self.catalog, cfg)
+        t0 = time.perf_counter()  # only a ranking by embeddings alone may ask about its candidates' files
+        allowed = allowed_file_ids(self.catalog, cfg, may_ask=kind != "text" or mode is SearchMode.SEMANTIC)
         t_filters = (time.perf_counter() - t0) * 1000
         if mode is SearchMode.KEYWORD:
             return search_keyword(self.catalog, query.text if kind == "text" else None, cfg, allowed)
@@ -176,7 +177,7 @@ class Searcher:
             return result
         return self._hybrid(query, cfg, allowed, t_filters)
 
-    def _ranked(self, query: Query, cfg: SearchConfig, allowed: set[int] | None,
+    def _ranked(self, query: Query, cfg: SearchConfig, allowed: Allowed,
                 t_filters: float) -> tuple[list[list[Hit]], dict[str, float]]:
         """The embedding ranking as groups of copies (``search/scoring.rank_groups``): encode, bridge (terms),
         candidates and final scores, with its timings. ``t_filters``: milliseconds already spent deciding
@@ -191,7 +192,7 @@ class Searcher:
         return groups, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss + t_filters,
                         "sqlite": t_sql}
 
-    def _semantic(self, query: Query, cfg: SearchConfig, allowed: set[int] | None, t_filters: float) -> SearchResult:
+    def _semantic(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """The embedding ranking, one hit per content unless ``cfg.all_copies``, with copies and tags."""
         t0 = time.perf_counter()
         groups, timings = self._ranked(query, cfg, allowed, t_filters)
@@ -201,7 +202,7 @@ class Searcher:
         timings["total"] = (time.perf_counter() - t0) * 1000 + t_filters
         return SearchResult(query.kind, hits, timings)
 
-    def _hybrid(self, query: Query, cfg: SearchConfig, allowed: set[int] | None, t_filters: float) -> SearchResult:
+    def _hybrid(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """Words ranked by the embeddings and by keyword, fused (``search/keyword.py``)."""
         t0 = time.perf_counter()
         depth = hybrid_depth(cfg)

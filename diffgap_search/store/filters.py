@@ -3,7 +3,7 @@ label), and their segments."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -29,9 +29,17 @@ def filter_sql(
     tag_key: str | None = None,
     tag_text: str | None = None,
     label_folded: str | None = None,
+    form: str = "all",
 ) -> tuple[str, list[object]]:
     """``("FROM files f ... WHERE ...", args)``: the files indexed ok that pass every given condition (``f`` is
     ``files``), for :func:`filtered_files` and :func:`filtered_file_ids`.
+
+    ``form`` says what the statement will be asked, for the tag condition's shape: ``"all"`` every passing file
+    (the matching tags listed once: one pass over ``tags``), ``"among"`` a few given ids (each file's tags looked
+    up by ``tags_file``: listing every match for 500 candidates took 221 ms at 10^6 files, the lookups 5.5 ms),
+    ``"first"`` the first few found (driven by the scan of ``tags``, which stops when enough files are found: 116
+    ms for 20,001 files of a tag on 5 % of 10^6, against 255 ms when every match is listed first; the caller
+    selects ``DISTINCT f.id``: a file holding two such tags comes twice).
 
     ``folder_key`` is a folder's path key ending in ``/`` (files anywhere below it); ``folder_name`` a
     single folder name (files with a folder of that exact name above them). ``tag_text``: some embedded tag's
@@ -69,29 +77,54 @@ def filter_sql(
     if folder_name is not None:
         where.append("instr(f.path, ?) > 0")
         args.append(f"/{folder_name}/")
-    if tag_text is not None:
+    tag_args = [f"%{like_literal(tag_text)}%", *([tag_key] if tag_key is not None else [])] if tag_text else []
+    if tag_text is not None and form == "first":
+        where.append("t.value LIKE ? ESCAPE '\\'" + (" AND lower(t.key) = lower(?)" if tag_key is not None else ""))
+        args.extend(tag_args)
+    elif tag_text is not None:
         key_sql = " AND lower(t.key) = lower(?)" if tag_key is not None else ""
-        where.append(f"f.id IN (SELECT t.file_id FROM tags t WHERE t.value LIKE ? ESCAPE '\\'{key_sql})")
-        args.extend([f"%{like_literal(tag_text)}%", *([tag_key] if tag_key is not None else [])])
+        match = f"t.value LIKE ? ESCAPE '\\'{key_sql}"
+        where.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.file_id = f.id AND {match})" if form == "among"
+                     else f"f.id IN (SELECT t.file_id FROM tags t WHERE {match})")
+        args.extend(tag_args)
     if label_folded is not None:
         where.append("f.path_key IN (SELECT l.path_key FROM labels l WHERE l.folded = ?)")
         args.append(label_folded)
     join = " JOIN file_info i ON i.file_id = f.id" if sample_rate is not None or channels is not None else ""
-    return f"FROM files f{join} WHERE " + " AND ".join(where), args
+    # CROSS JOIN: SQLite keeps tags the outer loop (it chose files: 230 ms instead of 98 at 10^6 files)
+    start = "tags t CROSS JOIN files f ON f.id = t.file_id" if tag_text is not None and form == "first" else "files f"
+    return f"FROM {start}{join} WHERE " + " AND ".join(where), args
 
 
-def filtered_files(catalog: Catalog, **conditions: Any) -> list[tuple[int, str]]:
-    """``[(file id, display path)]`` of the files indexed ok that pass every condition (:func:`filter_sql`'s
-    keywords), in no set order."""
-    body, args = filter_sql(**conditions)
-    return [(int(i), p) for i, p in catalog.conn.execute("SELECT f.id, f.path " + body, args)]
+def _among(body: str, args: list[object], among: Iterable[int] | None) -> tuple[str, list[object]]:
+    """``body`` restricted to the file ids ``among`` (one JSON array: any number of ids in one statement, each
+    looked up by rowid)."""
+    if among is None:
+        return body, args
+    return body + " AND f.id IN (SELECT value FROM json_each(?))", [*args, "[" + ",".join(map(str, among)) + "]"]
 
 
-def filtered_file_ids(catalog: Catalog, **conditions: Any) -> np.ndarray:
-    """(n,) int64: the ids of the files indexed ok that pass every condition (:func:`filter_sql`'s keywords), in
-    no set order; read as one text (a filter passing 10^6 files: no row object, no path string per file)."""
-    body, args = filter_sql(**conditions)
-    (text,) = catalog.conn.execute("SELECT group_concat(f.id) " + body, args).fetchone()
+def filtered_files(catalog: Catalog, *, among: Iterable[int] | None = None,
+                   **conditions: Any) -> Iterator[tuple[int, str]]:
+    """``(file id, display path)`` of the files indexed ok that pass every condition (:func:`filter_sql`'s
+    keywords), only those of ``among`` when given, in no set order, read as they are asked for (a caller may stop
+    early)."""
+    body, args = _among(*filter_sql(**conditions, form="all" if among is None else "among"), among)
+    for i, p in catalog.conn.execute("SELECT f.id, f.path " + body, args):
+        yield int(i), p
+
+
+def filtered_file_ids(catalog: Catalog, *, among: Iterable[int] | None = None, limit: int | None = None,
+                      **conditions: Any) -> np.ndarray:
+    """(n,) int64: the ids of the files indexed ok that pass every condition (:func:`filter_sql`'s keywords), only
+    those of ``among`` when given, at most ``limit`` (the first SQLite finds), in no set order; read as one text (a
+    filter passing 10^6 files: no row object, no path string per file)."""
+    form = "among" if among is not None else "first" if limit is not None else "all"
+    body, args = _among(*filter_sql(**conditions, form=form), among)
+    inner = ("SELECT DISTINCT f.id AS id " if form == "first" else "SELECT f.id AS id ") + body + (
+        " LIMIT ?" if limit is not None else "")
+    (text,) = catalog.conn.execute(f"SELECT group_concat(id) FROM ({inner})",
+                                   [*args, *([int(limit)] if limit is not None else [])]).fetchone()
     return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, np.int64)
 
 

@@ -1,0 +1,99 @@
+"""The files a search's filters let through when they are too many to list: asked about, not listed.
+
+A filter that keeps few files is best listed once (``search/filters.allowed_file_ids`` returns their ids, and a
+ranking scores exactly their windows); one that keeps most of a large library is not. At 10^6 files, listing the
+files of ``--kind audio`` or ``--tag door`` took 150-390 ms of SQL and a set of up to 10^6 ints, for a search that
+then looks at a few hundred candidates (7 ms unfiltered). :class:`FileFilter` answers for the candidates a
+ranking brings instead, in one statement per batch, and remembers the answers: the FAISS ranking asks about its
+candidates' files round by round (a keyword ranking, which would ask about all its matches, lists instead:
+``search/filters.allowed_file_ids``).
+
+``Allowed`` is what every ranking takes: None (every file passes), a set of ids (listed), or a FileFilter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from typing import Any, Union
+
+import numpy as np
+
+from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.filters import filtered_file_ids, filtered_files
+
+
+def glob_match(path: str, pattern: str) -> bool:
+    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
+    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+# Ids asked about at once past which every passing file is listed instead: at 10^6 files, asking about 97,000 ids
+# took 250-400 ms, listing a broad filter's files 170-230 ms (benchmarks/bench_filters.py).
+ASK_AT_MOST = 20_000
+
+
+class FileFilter:
+    """The filter ``conditions`` (``store/filters.filter_sql``'s keywords) and, when not None, the ``glob`` a
+    path must match (:func:`glob_match`), asked about file ids."""
+
+    def __init__(self, catalog: Catalog, conditions: dict[str, Any], glob: str | None) -> None:
+        self._catalog = catalog
+        self._conditions = conditions
+        self._glob = glob
+        self._known: dict[int, bool] = {}
+        self._all: np.ndarray | None = None  # every passing id, sorted: once more than ASK_AT_MOST were asked at once
+
+    def allows(self, file_ids: Iterable[int]) -> set[int]:
+        """Those of ``file_ids`` that pass (one SQL statement for those not asked about before; every passing
+        file listed once when more than :data:`ASK_AT_MOST` are asked at once)."""
+        ids = {int(i) for i in file_ids}
+        ask = [i for i in ids if i not in self._known] if self._all is None else []
+        if len(ask) > ASK_AT_MOST:
+            self._list_all()
+        if self._all is not None:
+            asked = np.fromiter(ids, np.int64, len(ids))
+            return set(asked[np.isin(asked, self._all, assume_unique=True)].tolist())
+        if ask:
+            passing = self._passing(sorted(ask))
+            self._known.update((i, i in passing) for i in ask)
+        return {i for i in ids if self._known[i]}
+
+    def listed(self) -> set[int]:
+        """Every passing file's id (listed once, then remembered): for a ranking that would ask about most files."""
+        if self._all is None:
+            self._list_all()
+        assert self._all is not None
+        return set(self._all.tolist())
+
+    def _list_all(self) -> None:
+        """Every passing file's id, sorted, into ``_all`` (one statement, read as one text without a glob)."""
+        if self._glob is None:
+            self._all = np.sort(filtered_file_ids(self._catalog, **self._conditions))
+        else:
+            self._all = np.array(sorted(self._passing(None)), dtype=np.int64)
+
+    def __contains__(self, file_id: object) -> bool:
+        return isinstance(file_id, int) and file_id in self.allows([file_id])
+
+    def _passing(self, ids: list[int] | None) -> set[int]:
+        """Those of ``ids`` that pass (None: every file)."""
+        if self._glob is None:
+            return set(filtered_file_ids(self._catalog, among=ids, **self._conditions).tolist())
+        return {i for i, p in filtered_files(self._catalog, among=ids, **self._conditions)
+                if glob_match(p, self._glob)}
+
+
+Allowed = Union[set[int], FileFilter, None]
+
+
+def allowed_among(allowed: Allowed, file_ids: Iterable[int]) -> set[int]:
+    """Those of ``file_ids`` that ``allowed`` lets through (all of them for None)."""
+    ids = {int(i) for i in file_ids}
+    if allowed is None:
+        return ids
+    if isinstance(allowed, FileFilter):
+        return allowed.allows(ids)
+    return ids & allowed
