@@ -242,3 +242,24 @@ def test_the_hint_names_the_folder_the_library_moved_from(tmp_path: Path) -> Non
     assert moved_library_hint(new_root, [(new_root + b"a.wav", path_key(tmp_path / "kept" / "a.wav"))]) is None
     assert moved_library_hint(new_root, [(new_root + b"a.wav", path_key(tmp_path / "old" / "sfx" / "z.wav"))]) is None
     assert moved_library_hint(new_root, [(new_root + b"a.wav", path_key(tmp_path / "new" / "a.wav"))]) is None
+
+
+def test_a_library_moved_up_into_the_folder_above_is_followed(tmp_path: Path) -> None:
+    """``mv /x/sfx/* /x/ && rmdir /x/sfx``: the old folder lies under the new one."""
+    sounds = {s.stem: s for s in require_real_sounds()}
+    top = tmp_path / "x"
+    (top / "sfx" / "drums").mkdir(parents=True)
+    shutil.copy2(sounds["ambi_choir"].path, top / "sfx" / "choir.flac")
+    shutil.copy2(sounds["bd_boom"].path, top / "sfx" / "drums" / "kick.flac")
+    ix = tmp_path / "ix"
+    _index(top / "sfx", ix)
+    before = _rows(ix)
+    assert dg("label", "Kick", top / "sfx" / "drums" / "kick.flac", "-i", ix).exit_code == 0
+    for entry in ("choir.flac", "drums"):
+        os.rename(top / "sfx" / entry, top / entry)
+    os.rmdir(top / "sfx")
+    report = _index(top, ix, "--moved-from", top / "sfx")
+    assert (report["moved"], report["copied"], report["embedded_files"], report["unchanged"]) == (2, 0, 0, 2)
+    assert _rows(ix) == {str(top / "choir.flac"): before[str(top / "sfx" / "choir.flac")],
+                         str(top / "drums" / "kick.flac"): before[str(top / "sfx" / "drums" / "kick.flac")]}
+    assert _labelled(ix, "Kick") == [str(top / "drums" / "kick.flac")]

@@ -61,7 +61,9 @@ def apply_bookkeeping(catalog: Catalog, plan: Plan, captions: CaptionIndex, repo
     """Rows moved from under ``--moved-from`` (first), renames, touches, copies, deletions and caption refreshes:
     no decoding, one transaction."""
     with catalog.batch():
-        for move in plan.moved:  # the stat stays the row's: a changed file is still re-read below
+        # the stat stays the row's (a changed file is still re-read below); shortest keys first: a library moved up
+        # into a folder above it takes each row to a shorter key, which another row to move may hold until it moves
+        for move in sorted(plan.moved, key=lambda m: len(m.row.path_key)):
             catalog.move_file(move.row.id, move.key, move.path, move.row.size, move.row.mtime_ns)
         for f, row in plan.renamed:
             catalog.move_file(row.id, f.key, display_path(f.path), f.size, f.mtime_ns)
