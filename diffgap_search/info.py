@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from diffgap_search.gap.directions import describe_scales
+from diffgap_search.media.discover import display_path
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.labels import label_counts
 from diffgap_search.store.tags import TagStats, tag_stats
@@ -183,3 +184,60 @@ def index_info(index_dir: Path) -> IndexInfo:
         "schema version": meta.get("schema_version"),
     }
     return IndexInfo(summary, errors, meta, tags)
+
+
+@dataclass(frozen=True)
+class GoneFromDisk:
+    """Indexed files no longer on disk, by what is gone on their way: ``gone`` (the display path of the first folder
+    on their path that no longer exists, or of the file itself when its folder is still there), ``folder`` (whether
+    ``gone`` is a folder) and the ``paths`` of the indexed files it took (failed ones included), in path order."""
+
+    gone: str
+    folder: bool
+    paths: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gone": self.gone, "folder": self.folder, "files": len(self.paths), "paths": self.paths}
+
+
+@dataclass(frozen=True)
+class MissingReport:
+    """``dgsearch info --missing``: of the index's ``files`` (rows, failed ones included), those gone from disk,
+    grouped (:class:`GoneFromDisk`), most files first."""
+
+    index: str
+    files: int
+    groups: list[GoneFromDisk]
+
+    @property
+    def missing(self) -> int:
+        return sum(len(g.paths) for g in self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "files": self.files, "missing": self.missing,
+                "gone": [g.to_dict() for g in self.groups]}
+
+
+def missing_files(index_dir: Path) -> MissingReport:
+    """Which indexed files are no longer on disk (one ``lstat`` per file, one per folder above a missing file):
+    a drive not mounted, a folder deleted or moved, files deleted since the last run of their library folder."""
+    with Catalog.open(index_dir) as cat:
+        rows = cat.files()
+    folder_there: dict[bytes, bool] = {}
+
+    def there(folder: bytes) -> bool:
+        if folder not in folder_there:
+            folder_there[folder] = os.path.lexists(os.fsdecode(folder))
+        return folder_there[folder]
+
+    gone: dict[bytes, tuple[bool, list[str]]] = {}
+    for row in rows:
+        if os.path.lexists(os.fsdecode(row.path_key)):
+            continue
+        top, parent = row.path_key, os.path.dirname(row.path_key)
+        while parent not in (b"/", b"") and not there(parent):
+            top, parent = parent, os.path.dirname(parent)
+        gone.setdefault(top, (top != row.path_key, []))[1].append(row.path)
+    groups = [GoneFromDisk(display_path(key), folder, paths) for key, (folder, paths) in gone.items()]
+    groups.sort(key=lambda g: (-len(g.paths), g.gone))
+    return MissingReport(str(index_dir), len(rows), groups)

@@ -140,3 +140,34 @@ def test_forget_waits_for_no_writer(two_drives: tuple[Path, Path, Path]) -> None
     r = dg("forget", ix.parent / "nowhere", "-i", ix.parent / "no-index")
     assert r.exit_code == 4, r.output
     assert not (ix.parent / "no-index").exists()
+
+
+def test_info_missing_names_what_is_gone_and_forget_takes_it(two_drives: tuple[Path, Path, Path]) -> None:
+    a, b, ix = two_drives
+    r = dg("info", "-i", ix, "--missing")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == f"every indexed file is on disk (7 files in {ix})\n"
+    shutil.rmtree(a.parent)  # a drive gone, and one file deleted from the other
+    (b / "tabla_na.flac").unlink()
+    r = dg("info", "-i", ix, "--missing", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"index": str(ix), "files": 7, "missing": 5, "gone": [
+        {"gone": str(a.parent), "folder": True, "files": 4,
+         "paths": [str(a / n) for n in ("bd_boom.flac", "bd_fat.flac", "bd_haus.flac", "broken.wav")]},
+        {"gone": str(b / "tabla_na.flac"), "folder": False, "files": 1, "paths": [str(b / "tabla_na.flac")]}]}
+    r = dg("info", "-i", ix, "--missing", "--jsonl")
+    assert [json.loads(line) for line in r.stdout.splitlines()][-2:] == [
+        {"path": str(a / "broken.wav"), "gone": str(a.parent)}, {"path": str(b / "tabla_na.flac"), "gone": str(b / "tabla_na.flac")}]
+    r = dg("info", "-i", ix, "--missing")
+    assert r.exit_code == 0, r.output
+    assert [" ".join(line.split()) for line in r.stdout.splitlines()] == [
+        "5 of the 7 indexed files are no longer on disk:",
+        f"{a.parent}/ (gone, with 4 files): `dgsearch forget {a.parent}`; moved: `dgsearch index NEW --moved-from"
+        f" {a.parent}`",
+        f"{b / 'tabla_na.flac'} (deleted): the next `dgsearch index` of its library folder takes it out"]
+    assert dg("forget", a.parent, "-i", ix).exit_code == 0  # the command it names
+    assert dg("index", b, "-i", ix, "--model", "aisfx", "--workers", "0").exit_code == 0
+    r = dg("info", "-i", ix, "--missing")
+    assert r.stdout == f"every indexed file is on disk (2 files in {ix})\n"
+    r = dg("info", "-i", ix, "--missing", "--errors")
+    assert r.exit_code == 2 and "--errors and --missing list different files: give one" in r.stderr
