@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from diffgap_search.store.bm25f import bm25f
+from diffgap_search.store.label_rows import labels_by_file
 from diffgap_search.store.rows import Connected
 from diffgap_search.store.vectors import id_chunks
 
@@ -167,9 +168,8 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
         for fid, value in conn.execute(f"SELECT file_id, value FROM tags WHERE file_id IN ({marks}) ORDER BY id",
                                        chunk):
             tags.setdefault(fid, []).append(value)
-        for fid, label in conn.execute(f"SELECT f.id, l.label FROM files f JOIN labels l ON l.path_key = f.path_key"
-                                       f" WHERE f.id IN ({marks}) ORDER BY f.id, l.added_at, l.folded", chunk):
-            tags.setdefault(fid, []).append(label)
+        for fid, labels in labels_by_file(catalog, chunk).items():
+            tags.setdefault(fid, []).extend(labels)
         conn.executemany(
             "INSERT INTO keywords (rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
             [(fid, name_words(path), folder_words(path), "\n".join(captions.get(fid, [])),

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from diffgap_search.errors import UsageError
 from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.label_rows import labels_by_file
 from diffgap_search.store.vectors import id_chunks
 
 
@@ -112,15 +113,7 @@ def carry_labels(catalog: Catalog, from_key: bytes, to_key: bytes) -> int:
 
 def labels_of(catalog: Catalog, file_ids: Iterable[int]) -> dict[int, list[str]]:
     """file id -> its labels, in the order they were added (files without labels are absent)."""
-    ids = sorted({int(i) for i in file_ids})
-    out: dict[int, list[str]] = {}
-    for chunk in id_chunks(ids, 900):
-        marks = ",".join("?" * len(chunk))
-        for fid, label in catalog.conn.execute(
-                f"SELECT f.id, l.label FROM files f JOIN labels l ON l.path_key = f.path_key WHERE f.id IN ({marks})"
-                " ORDER BY f.id, l.added_at, l.folded", chunk):
-            out.setdefault(int(fid), []).append(str(label))
-    return out
+    return labels_by_file(catalog, file_ids)
 
 
 def label_counts(catalog: Catalog) -> list[LabelCount]:
