@@ -64,7 +64,11 @@ def catalog_file(catalog: Catalog, file_id: str, *, sound: bool = True) -> tuple
         st = os.stat(path)
     except OSError:
         st = None
-    if st is None or not stat_mod.S_ISREG(st.st_mode) or st.st_size != row.size:
+    if st is None:
+        raise InputNotFoundError(
+            f"file {row.id} ({row.path}) is no longer on disk: `dgsearch index` its folder again, or `dgsearch forget`"
+            " a folder gone for good (`dgsearch info --missing` lists them)")
+    if not stat_mod.S_ISREG(st.st_mode) or st.st_size != row.size:
         raise InputNotFoundError(
             f"file {row.id} ({row.path}) is gone or changed since it was indexed: run `dgsearch index` again"
         )

@@ -70,8 +70,16 @@ def test_a_folder_gone_for_good_is_forgotten(two_drives: tuple[Path, Path, Path]
     assert _hits(ix, probe) == ["ambi_choir.flac", "bd_boom.flac", "bd_fat.flac", "bd_haus.flac", "tabla_na.flac",
                                 "tabla_na_o.flac"]
     shutil.rmtree(a.parent)  # the drive is gone: its folder cannot be indexed any more
-    r = dg("index", a, "-i", ix)
-    assert r.exit_code == 3, r.output
+    for extra in ((), ("--dry-run",)):
+        r = dg("index", a, "-i", ix, *extra)
+        assert r.exit_code == 3, r.output
+        assert (f"no such file or folder: {a}; the index holds 4 files from there: if it moved, `dgsearch index NEW"
+                f" --moved-from {a}` follows them; gone for good, `dgsearch forget {a}` takes them out"
+                ) in " ".join(r.stderr.split())
+    r = dg("index", a / "bd_boom.flac", "-i", ix)
+    assert "the index holds 1 file from there: if it moved, `dgsearch index NEW --moved-from" in " ".join(r.stderr.split())
+    r = dg("index", a.parent / "never", "-i", ix)
+    assert r.exit_code == 3 and r.stderr.strip().endswith(f"no such file or folder: {a.parent / 'never'}"), r.output
 
     r = dg("forget", a, "-i", ix, "--dry-run", "--json")
     assert r.exit_code == 0, r.output

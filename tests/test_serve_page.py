@@ -288,8 +288,9 @@ def test_a_file_gone_since_indexing_is_marked_and_offers_nothing_to_play(browser
         marked = browser.execute_script("""return Array.from(document.querySelectorAll('#hits .hit.gone')).map(li =>
             [li.querySelector('.path').textContent, li.querySelector('.gone-note').textContent,
              li.querySelector('.play').disabled, li.querySelector('.play-file').disabled])""")
-        assert marked == [[below_library(served, str(gone)), f"file {file_id} ({gone}) is gone or changed since it was indexed: run"
-                                      " `dgsearch index` again", True, True]]
+        told = (f"file {file_id} ({gone}) is no longer on disk: `dgsearch index` its folder again, or `dgsearch forget`"
+                " a folder gone for good (`dgsearch info --missing` lists them)")
+        assert marked == [[below_library(served, str(gone)), told, True, True]]
         assert not browser.execute_script("return document.querySelector('#status').classList.contains('error')")
         # the keyboard plays the selected hit: select the gone one, press space
         index = browser.execute_script("return Array.from(document.querySelectorAll('#hits .hit'))"
@@ -297,8 +298,7 @@ def test_a_file_gone_since_indexing_is_marked_and_offers_nothing_to_play(browser
         browser.find_elements("css selector", "#hits .hit")[index].click()
         browser.find_element("css selector", "body").send_keys(" ")
         wait_for(browser, "document.querySelector('#status').classList.contains('error')")
-        assert browser.execute_script("return document.querySelector('#status').textContent") == (
-            f"Cannot play: file {file_id} ({gone}) is gone or changed since it was indexed: run `dgsearch index` again")
+        assert browser.execute_script("return document.querySelector('#status').textContent") == "Cannot play: " + told
         assert browser.execute_script("return document.querySelector('#player').paused")
     finally:
         moved.rename(gone)

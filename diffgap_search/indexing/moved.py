@@ -11,11 +11,12 @@ indexing NEW on its own keeps both, the copies reusing the vectors).
 from __future__ import annotations
 
 import os
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from diffgap_search.errors import UsageError
+from diffgap_search.errors import IndexNotFoundError, UsageError
 from diffgap_search.indexing.plan import rows_under
 from diffgap_search.media.discover import display_path, path_key
 from diffgap_search.store.catalog import Catalog, FileRow
@@ -61,3 +62,20 @@ def moved_library_hint(root_prefix: bytes, copied: Sequence[tuple[bytes, bytes]]
     if not roots:
         return None
     return display_path(roots.most_common(1)[0][0])
+
+
+def gone_library_hint(index_dir: Path, root: Path) -> str:
+    """For a library folder ``root`` (absolute) that cannot be found: ``"; the index holds N files under it: ..."``
+    naming ``--moved-from`` and ``dgsearch forget``, when the index at ``index_dir`` holds files there; else ``""``."""
+    key = path_key(root)
+    try:
+        with Catalog.open(index_dir) as catalog:
+            n = catalog.count_files_under(key.rstrip(b"/") + b"/") + (catalog.file_by_key(key) is not None)
+    except IndexNotFoundError:
+        return ""
+    if n == 0:
+        return ""
+    shown = shlex.quote(display_path(key))
+    return (f"; the index holds {n:,} file{'' if n == 1 else 's'} from there: if it moved, `dgsearch index NEW"
+            f" --moved-from {shown}` follows {'it' if n == 1 else 'them'}; gone for good, `dgsearch forget {shown}`"
+            f" takes {'it' if n == 1 else 'them'} out")

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffgap_search.errors import IndexNotFoundError
-from diffgap_search.indexing.moved import check_moved_away, moved_from_key, moved_library_hint
+from diffgap_search.errors import IndexNotFoundError, InputNotFoundError
+from diffgap_search.indexing.moved import check_moved_away, gone_library_hint, moved_from_key, moved_library_hint
 from diffgap_search.indexing.plan import Plan, ToEmbed
 from diffgap_search.indexing.stages import Stages, default_stages
 from diffgap_search.media.discover import display_path, path_key
@@ -68,7 +68,10 @@ def preview_index(root: Path, index_dir: Path, *, retry_failed: bool = False, st
     Raises InputNotFoundError (no ``root``), UsageError (a bad ``moved_from``, as the run would)."""
     stages = stages or default_stages()
     root = Path(os.path.abspath(root))
-    listing = stages.discover(root, index_dir)
+    try:
+        listing = stages.discover(root, index_dir)
+    except InputNotFoundError as exc:  # a library folder gone: say what the index holds from it, as a run does
+        raise InputNotFoundError(str(exc) + gone_library_hint(index_dir, root)) from None
     old_prefix = None if moved_from is None else moved_from_key(moved_from, root)
     preview = Preview(root=display_path(root), index=str(index_dir), indexed_before=False,
                       unreadable=[[display_path(p), reason] for p, reason in listing.unreadable],

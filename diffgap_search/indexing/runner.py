@@ -18,13 +18,13 @@ from pathlib import Path
 
 from diffgap_search.config import EncoderConfig, FaissConfig, IndexingConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import EncoderLoader, VideoEncoderLoader
-from diffgap_search.errors import MediaDecodeError, NothingIndexedError
+from diffgap_search.errors import InputNotFoundError, MediaDecodeError, NothingIndexedError
 from diffgap_search.indexing.commit import EmbeddedFile, FailedFile, apply_bookkeeping
 from diffgap_search.indexing.decode import MAX_WINDOWS_PER_TASK, DecodeArgs, Decoded, SegmentData, decode_timeout_s
 from diffgap_search.indexing.embed import Vectors
 from diffgap_search.indexing.memory import HeapGuard, keep_freed_memory
 from diffgap_search.indexing.models import Loading, RunModels
-from diffgap_search.indexing.moved import check_moved_away, moved_from_key, moved_library_hint
+from diffgap_search.indexing.moved import check_moved_away, gone_library_hint, moved_from_key, moved_library_hint
 from diffgap_search.indexing.plan import ToEmbed
 from diffgap_search.indexing.publishing import publish_changes
 from diffgap_search.indexing.report import IndexProgress, IndexReport, NoProgress
@@ -73,7 +73,10 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     progress = progress or NoProgress()
     started = time.perf_counter()
     root, index_dir = Path(os.path.abspath(settings.root)), settings.index_dir
-    listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
+    try:
+        listing = stages.discover(root, index_dir)  # raises InputNotFoundError first
+    except InputNotFoundError as exc:  # a library folder gone: say what the index holds from it
+        raise InputNotFoundError(str(exc) + gone_library_hint(index_dir, root)) from None
     moved_from = None if settings.moved_from is None else moved_from_key(settings.moved_from, root)
     found, deferred = split_settled(listing.media, settings.settle_s)
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(listing.media),

@@ -187,6 +187,12 @@ class Catalog(VectorRows):
         )
         return [file_row(r) for r in rows]
 
+    def count_files_under(self, prefix_key: bytes) -> int:
+        """How many files' path keys start with ``prefix_key`` (one range of the unique path index)."""
+        end = prefix_key[:-1] + bytes([prefix_key[-1] + 1])
+        return int(self.conn.execute("SELECT count(*) FROM files WHERE path_key >= ? AND path_key < ?",
+                                     (prefix_key, end)).fetchone()[0])
+
     def files(self, *, status: str | None = None) -> list[FileRow]:
         """Every file (only those of ``status`` ``ok`` or ``error`` when given), in path-key order."""
         sql = f"SELECT {FILE_COLS} FROM files"
