@@ -118,10 +118,21 @@ def test_label_a_hit_in_the_page_filter_by_it_and_take_it_off(browser: Any, clea
     browser.find_element("css selector", "#f-label").send_keys("keepers", Keys.TAB)
     wait_for(browser, "document.querySelector('#status').textContent.startsWith('2 results for')")
     assert browser.current_url == served.url + "?q=a+bell+ringing&label=keepers"
-    # × takes it off: the chip goes, the index forgets it
+    # × takes it off: the chip goes, the index forgets it; Undo puts it back, once
     browser.find_element("css selector", "#hits .hit .chip .unlabel").click()
     wait_for(browser, "document.querySelector('#status').textContent.startsWith('Took “Keepers” off')")
     assert _labels(served) == {"Keepers": 1}
+    assert browser.execute_script("return document.querySelectorAll('#hits .chip').length") == 1
+    browser.find_element("css selector", "#status .undo").click()
+    wait_for(browser, "document.querySelector('#status').textContent.startsWith('Undone: “Keepers” is back on')")
+    assert _labels(served) == {"Keepers": 2}
+    assert browser.execute_script("return document.querySelectorAll('#hits .chip').length") == 2
+    assert browser.execute_script("return document.querySelector('#status .undo')") is None
+    # putting on a label a file carries already changes nothing, and offers nothing to undo
+    browser.find_element("css selector", "#hits .hit .label-open").click()
+    browser.find_element("css selector", "#hits .hit .label-add input").send_keys("KEEPERS", Keys.ENTER)
+    wait_for(browser, "document.querySelector('#status').textContent.endsWith('carries “Keepers” already')")
+    assert browser.execute_script("return document.querySelector('#status .undo')") is None
     assert first["labels"] == []
 
 

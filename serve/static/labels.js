@@ -1,5 +1,6 @@
 // dgsearch serve: your labels on each hit (as `dgsearch label` puts them): a chip per label with × to take it off,
 // "+ label" (or the key l on the selected hit) to put one on: POST /api/labels, a JSON body, from this page only.
+// The status line offers Undo after each change.
 // The filter bar's label box offers the index's labels (GET /api/labels).
 "use strict";
 (function () {
@@ -36,7 +37,15 @@
       chips.appendChild(chip);
     });
   }
-  async function change(hit, label, remove) {
+  function offerUndo(undo) {  // an Undo button at the end of the status line, until the next status
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "undo";
+    button.textContent = "Undo";
+    button.addEventListener("click", (e) => { e.stopPropagation(); button.disabled = true; undo(); });
+    document.querySelector("#status").append(" ", button);
+  }
+  async function change(hit, label, remove, undoing) {
     try {
       const doc = await dg.api("/api/labels", { method: "POST", headers: { "Content-Type": "application/json" },
                                                body: JSON.stringify({ label: label, file_ids: [hit.file_id], remove: remove }) });
@@ -45,8 +54,15 @@
         h.labels = remove ? others : others.concat([doc.label]);
       });
       hitItems(hit.file_id).forEach((li) => showLabels(li, hit));
-      dg.setStatus((remove ? "Took “" + doc.label + "” off " : "Labelled “" + doc.label + "”: ") +
-                   hit.path.split("/").pop(), "");
+      const name = hit.path.split("/").pop();
+      if (undoing) {
+        dg.setStatus("Undone: " + (remove ? "“" + doc.label + "” is off " : "“" + doc.label + "” is back on ") + name, "");
+      } else if (doc.changed) {  // a change made can be taken back (a label put on again comes last)
+        dg.setStatus((remove ? "Took “" + doc.label + "” off " : "Labelled “" + doc.label + "”: ") + name, "");
+        offerUndo(() => change(hit, doc.label, !remove, true));
+      } else {
+        dg.setStatus(name + (remove ? " did not carry “" : " carries “") + doc.label + "” already", "");
+      }
       refreshNames();
     } catch (err) {
       dg.setStatus("Could not change the labels: " + err.message, "error");
