@@ -15,7 +15,7 @@ import pytest
 from diffgap_search.media.discover import display_path
 from diffgap_search.media.tags import FileTags
 from diffgap_search.store.catalog import Catalog, SegmentInput
-from diffgap_search.store.filters import filtered_file_ids, filtered_files
+from diffgap_search.store.filters import IdProbe, filtered_file_ids, filtered_files
 from diffgap_search.store.labels import add_label, fold
 from diffgap_search.store.tags import put_file_meta
 
@@ -120,6 +120,10 @@ def test_every_combination_keeps_exactly_the_files_its_conditions_describe(catal
             assert sorted(filtered_files(cat, among=among, **cond)) == [w for w in want if w[0] in set(among)], cond
             first = filtered_file_ids(cat, limit=3, **cond).tolist()
             assert len(first) == min(3, len(want)) and set(first) <= {i for i, _ in want}, cond
+            probe = IdProbe(cat, 2, **cond)  # the first 3 found, then the rest from the same statement
+            assert len(probe.first) == min(3, len(want)) and set(probe.first.tolist()) <= {i for i, _ in want}, cond
+            rest = probe.rest().tolist()
+            assert sorted(rest) == [i for i, _ in want] and rest[: len(probe.first)] == probe.first.tolist(), cond
             seen_nonempty += bool(want)
     assert seen_nonempty > 100  # the combinations are not all empty
 

@@ -78,6 +78,8 @@ def listing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """Filters keeping up to this many files are listed; past it asked about candidates (search/file_filter.py):
     0 asks about every filter's candidates, as a filter keeping most of a 10^6-file library is."""
     monkeypatch.setattr(search_filters, "LISTED_FILES", request.param)
+    if request.param == 0:  # and decided on the first file found
+        monkeypatch.setattr(search_filters, "PROBE_FILES", 0)
     return int(request.param)
 
 
@@ -192,9 +194,10 @@ def test_a_filter_past_the_listing_limit_is_asked_about_ids(library: tuple[Path,
             monkeypatch.setattr(search_filters, "LISTED_FILES", 20_000)
             listed = allowed_file_ids(cat, cfg, may_ask=True)
             assert isinstance(listed, set) and 0 < len(listed) < N_FILES
-            monkeypatch.setattr(search_filters, "LISTED_FILES", len(listed) - 1)
             every = list(range(1, N_FILES + 1))
-            for ask_at_most in (20_000, 60):  # 60: asked about more at once, it lists every passing file instead
+            monkeypatch.setattr(search_filters, "PROBE_FILES", 0)
+            monkeypatch.setattr(search_filters, "LISTED_FILES", 0)
+            for ask_at_most in (20_000, 60):  # 60: asked about more in all, it lists every passing file instead
                 monkeypatch.setattr(file_filter, "ASK_AT_MOST", ask_at_most)
                 asked = allowed_file_ids(cat, cfg, may_ask=True)
                 assert isinstance(asked, FileFilter)
@@ -203,5 +206,24 @@ def test_a_filter_past_the_listing_limit_is_asked_about_ids(library: tuple[Path,
                 assert asked.allows(every) == listed  # half remembered, half asked
                 assert (N_FILES + 7 in asked, max(listed) in asked) == (False, True)
                 assert asked.listed() == listed
-            monkeypatch.setattr(search_filters, "LISTED_FILES", len(listed))
+            monkeypatch.setattr(search_filters, "PROBE_FILES", len(listed))  # the probe found them all: listed
             assert allowed_file_ids(cat, cfg, may_ask=True) == listed
+
+
+def test_whether_a_filter_is_listed_is_estimated_from_the_first_files_found(library: tuple[Path, Path, np.ndarray],
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probing 11 files: a kind 199 of the 200 files have is estimated at about 200 (past 50: asked about), a
+    duration 3 files have is found whole (listed); a filter found whole is listed whatever the limit."""
+    index_dir, _, _ = library
+    from diffgap_search.search.file_filter import FileFilter
+    from diffgap_search.search.filters import allowed_file_ids
+
+    monkeypatch.setattr(search_filters, "PROBE_FILES", 10)
+    monkeypatch.setattr(search_filters, "LISTED_FILES", 50)
+    with Catalog.open(index_dir) as cat:
+        assert isinstance(allowed_file_ids(cat, SearchConfig(kind="audio"), may_ask=True), FileFilter)
+        assert isinstance(allowed_file_ids(cat, SearchConfig(path_glob="*.wav"), may_ask=True), FileFilter)
+        assert len(allowed_file_ids(cat, SearchConfig(duration_min=40.0, duration_max=50.0), may_ask=True)) == 3
+        monkeypatch.setattr(search_filters, "LISTED_FILES", 500)  # estimated under it: listed, every one
+        listed = allowed_file_ids(cat, SearchConfig(kind="audio"), may_ask=True)
+        assert isinstance(listed, set) and len(listed) == N_FILES - 1

@@ -151,6 +151,14 @@ def test_allowed_and_limit_keep_the_order_and_ties_go_by_file_id(tmp_path: Path)
         put(cat, paths)
         assert [fid for fid, _ in keywords.ranked_files(cat, ["rain"], limit=4)] == [1, 2, 3, 4]
         assert [fid for fid, _ in keywords.ranked_files(cat, ["rain"], limit=2, allowed={6, 2, 9})] == [2, 6]
+        asked: list[list[int]] = []  # a filter asked about the best matches first, only as many as it takes
+
+        def passes(ids: np.ndarray) -> np.ndarray:
+            asked.append(ids.tolist())
+            return np.isin(ids, [6, 2, 9])
+
+        assert [fid for fid, _ in keywords.ranked_files(cat, ["rain"], limit=2, passes=passes)] == [2, 6]
+        assert asked == [[1, 2, 3, 4, 5, 6]]
         assert keywords.ranked_files(cat, ["rain"], limit=0) == [] and keywords.ranked_files(cat, [], limit=5) == []
 
 

@@ -5,8 +5,8 @@ ranking scores exactly their windows); one that keeps most of a large library is
 files of ``--kind audio`` or ``--tag door`` took 150-390 ms of SQL and a set of up to 10^6 ints, for a search that
 then looks at a few hundred candidates (7 ms unfiltered). :class:`FileFilter` answers for the candidates a
 ranking brings instead, in one statement per batch, and remembers the answers: the FAISS ranking asks about its
-candidates' files round by round (a keyword ranking, which would ask about all its matches, lists instead:
-``search/filters.allowed_file_ids``).
+candidates' files round by round, a keyword ranking about its best matches slice by slice (``store/keywords.
+ranked_files``).
 
 ``Allowed`` is what every ranking takes: None (every file passes), a set of ids (listed), or a FileFilter.
 """
@@ -32,7 +32,7 @@ def glob_match(path: str, pattern: str) -> bool:
 
 # Ids asked about at once past which every passing file is listed instead: at 10^6 files, asking about 97,000 ids
 # took 250-400 ms, listing a broad filter's files 170-230 ms (benchmarks/bench_filters.py).
-ASK_AT_MOST = 20_000
+ASK_AT_MOST = 4_096
 
 
 class FileFilter:
@@ -44,6 +44,7 @@ class FileFilter:
         self._conditions = conditions
         self._glob = glob
         self._known: dict[int, bool] = {}
+        self._asked = 0  # ids asked about so far
         self._all: np.ndarray | None = None  # every passing id, sorted: once more than ASK_AT_MOST were asked at once
 
     def allows(self, file_ids: Iterable[int]) -> set[int]:
@@ -51,15 +52,21 @@ class FileFilter:
         file listed once when more than :data:`ASK_AT_MOST` are asked at once)."""
         ids = {int(i) for i in file_ids}
         ask = [i for i in ids if i not in self._known] if self._all is None else []
-        if len(ask) > ASK_AT_MOST:
+        if self._asked + len(ask) > ASK_AT_MOST:
             self._list_all()
         if self._all is not None:
             asked = np.fromiter(ids, np.int64, len(ids))
             return set(asked[np.isin(asked, self._all, assume_unique=True)].tolist())
         if ask:
+            self._asked += len(ask)
             passing = self._passing(sorted(ask))
             self._known.update((i, i in passing) for i in ask)
         return {i for i in ids if self._known[i]}
+
+    def mask(self, file_ids: np.ndarray) -> np.ndarray:
+        """``(n,) bool``: which of ``file_ids (n,) int64`` pass (a keyword ranking's best matches, slice by slice)."""
+        passing = self.allows(file_ids.tolist())
+        return np.fromiter((int(i) in passing for i in file_ids.tolist()), dtype=bool, count=len(file_ids))
 
     def listed(self) -> set[int]:
         """Every passing file's id (listed once, then remembered): for a ranking that would ask about most files."""

@@ -8,17 +8,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.search.file_filter import Allowed, FileFilter, glob_match
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.filters import filtered_file_ids, filtered_files
+from diffgap_search.store.filters import IdProbe, file_id_range, filtered_file_ids, filtered_files
 from diffgap_search.store.labels import fold
 
 
 # Files a filter may keep and still be listed (their windows then scored exactly, up to scoring's
 # EXACT_FILTER_SEGMENTS = 20,000: more files hold more windows); past it the filter is asked about candidates.
+# Whether more pass is estimated from the first PROBE_FILES + 1 found (the probe stops there).
 LISTED_FILES = 20_000
+PROBE_FILES = 2_000
 MAX_TAG_TEXT = 1000  # longer than any tag a file holds; SQLite refuses LIKE patterns past 50,000 bytes
 
 
@@ -29,11 +33,10 @@ def filters_active(cfg: SearchConfig) -> bool:
 
 def allowed_file_ids(catalog: Catalog, cfg: SearchConfig, *, may_ask: bool = False) -> Allowed:
     """The files that pass ``cfg``'s filters: None when it sets none (every file passes), else their ids; with
-    ``may_ask``, their ids only when at most :data:`LISTED_FILES` pass, else a
-    :class:`~diffgap_search.search.file_filter.FileFilter` asked about the candidates of each ranking
-    (``search/file_filter.py``): deciding which costs at most :data:`LISTED_FILES` + 1 files found, SQLite stops
-    there. A ranking by embeddings alone may ask; a keyword ranking asks about all its matches, often more than
-    there are files to list at 10^6 (a hybrid search with ``--tag`` took 20 % longer asking), so it lists.
+    ``may_ask`` (every search), a :class:`~diffgap_search.search.file_filter.FileFilter` instead when more than
+    :data:`LISTED_FILES` are estimated to pass from the first :data:`PROBE_FILES` + 1 found (SQLite stops there):
+    the rankings then ask about their candidates' files (``search/file_filter.py``). At 10^6 files listing a broad
+    filter's files took 190-1,330 ms of a search that takes 7 ms unfiltered (``benchmarks/bench_filters.py``).
 
     ``cfg.folder`` is a folder on disk (files anywhere below it), or, when no such folder exists and it
     has no ``/``, a folder name (files with a folder of that exact name above them); otherwise
@@ -56,17 +59,35 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig, *, may_ask: bool = Fal
         kind=cfg.kind, duration_min=cfg.duration_min, duration_max=cfg.duration_max, sample_rate=cfg.sample_rate,
         channels=cfg.channels, folder_key=folder_key, folder_name=folder_name, tag_key=tag_key, tag_text=tag_text,
         label_folded=fold(cfg.label) if cfg.label is not None else None)
-    limit = LISTED_FILES if may_ask else None
-    if cfg.path_glob is None:  # the ids alone: no path read
-        ids = filtered_file_ids(catalog, limit=None if limit is None else limit + 1, **conditions).tolist()
-        return set(ids) if limit is None or len(ids) <= limit else FileFilter(catalog, conditions, None)
-    listed: set[int] = set()
-    for i, p in filtered_files(catalog, **conditions):
+    if not may_ask:
+        if cfg.path_glob is None:  # the ids alone: no path read
+            return set(filtered_file_ids(catalog, **conditions).tolist())
+        return {i for i, p in filtered_files(catalog, **conditions) if glob_match(p, cfg.path_glob)}
+    if cfg.path_glob is None:
+        probe = IdProbe(catalog, PROBE_FILES, **conditions)
+        if len(probe.first) > PROBE_FILES and _passing_estimate(catalog, probe.first) > LISTED_FILES:
+            probe.close()
+            return FileFilter(catalog, conditions, None)
+        return set(probe.rest().tolist())
+    rows, found = filtered_files(catalog, **conditions), []
+    for i, p in rows:  # the paths read only as far as the probe, unless the filter is listed
         if glob_match(p, cfg.path_glob):
-            listed.add(i)
-            if limit is not None and len(listed) > limit:
-                return FileFilter(catalog, conditions, cfg.path_glob)
-    return listed
+            found.append(i)
+            if len(found) > PROBE_FILES:
+                break
+    if len(found) > PROBE_FILES and _passing_estimate(catalog, np.array(found, dtype=np.int64)) > LISTED_FILES:
+        rows.close()
+        return FileFilter(catalog, conditions, cfg.path_glob)
+    return set(found) | {i for i, p in rows if glob_match(p, cfg.path_glob)}
+
+
+def _passing_estimate(catalog: Catalog, first: np.ndarray) -> float:
+    """How many files pass, from the first ones a probe found: most conditions are met scanning the files (or their
+    tags) in id order, so the share of the id range scanned to find them scales their number. Where the scan follows
+    another order (a folder path: the path index) the estimate is low, and the filter is listed, as it was always."""
+    lo, hi = file_id_range(catalog)
+    scanned = max(int(first.max()) - lo + 1, 1)
+    return len(first) * (hi - lo + 1) / scanned
 
 
 def parse_range(text: str, what: str = "--duration") -> tuple[float | None, float | None]:

@@ -66,8 +66,10 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
 def keyword_hits(catalog: Catalog, terms: Sequence[str], *, limit: int, allowed: Allowed) -> list[Hit]:
     """The files matching the query's ``terms`` (``store/keywords.informative_tokens``), best BM25F first (ties by
     file id), at most ``limit``."""
-    ranked = keywords.ranked_files(catalog, terms, limit=limit,  # every match is asked about: listed
-                                   allowed=allowed.listed() if isinstance(allowed, FileFilter) else allowed)
+    if isinstance(allowed, FileFilter):  # asked about the best matches first
+        ranked = keywords.ranked_files(catalog, terms, limit=limit, passes=allowed.mask)
+    else:
+        ranked = keywords.ranked_files(catalog, terms, limit=limit, allowed=allowed)
     ids = [fid for fid, _ in ranked]
     rows = first_segments(catalog, ids)
     captions = catalog.captions_of(ids)
@@ -111,7 +113,7 @@ def search_keyword(catalog: Catalog, text: str | None, cfg: SearchConfig,
         raise UsageError(EMPTY_QUERY)
     t0 = time.perf_counter()
     if allowed is _FROM_CFG:
-        allowed = allowed_file_ids(catalog, cfg)
+        allowed = allowed_file_ids(catalog, cfg, may_ask=True)
     t1 = time.perf_counter()
     terms = keywords.informative_tokens(catalog, text)
     groups = keyword_groups(catalog, terms, cfg.top_k, allowed=allowed, all_copies=cfg.all_copies)

@@ -155,8 +155,8 @@ class Searcher:
             raise UsageError(f"--top-k must be at least 1, got {cfg.top_k}")
         mode = SearchMode.of(cfg.mode)
         kind = query.kind
-        t0 = time.perf_counter()  # only a ranking by embeddings alone may ask about its candidates' files
-        allowed = allowed_file_ids(self.catalog, cfg, may_ask=kind != "text" or mode is SearchMode.SEMANTIC)
+        t0 = time.perf_counter()
+        allowed = allowed_file_ids(self.catalog, cfg, may_ask=True)
         t_filters = (time.perf_counter() - t0) * 1000
         if mode is SearchMode.KEYWORD:
             return search_keyword(self.catalog, query.text if kind == "text" else None, cfg, allowed)

@@ -21,7 +21,7 @@ files holding more, rarer words in shorter fields first; equal scores are ordere
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -177,21 +177,33 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
         )
 
 
-def ranked_files(catalog: Connected, terms: Sequence[str], *, limit: int,
-                 allowed: set[int] | None = None) -> list[tuple[int, float]]:
+def ranked_files(catalog: Connected, terms: Sequence[str], *, limit: int, allowed: set[int] | None = None,
+                 passes: Callable[[np.ndarray], np.ndarray] | None = None) -> list[tuple[int, float]]:
     """``[(file id, score)]`` of the files matching any of the query's ``terms`` (``informative_tokens``, counted
     once per query by the caller), best first: BM25F with :data:`COLUMN_WEIGHTS`, each column normalised by its
     own length (``store/bm25f.py``; negative, lower is a better match, as FTS5's ``bm25()``), ties by file id
-    (the order files were indexed in); at most ``limit``, only ``allowed`` file ids when given. Only files
-    indexed ok have a row (``refresh``; the trigger removes a deleted file's), so no join with ``files`` is
-    needed: scoring every match is the cost."""
+    (the order files were indexed in); at most ``limit``, only ``allowed`` file ids when given, only those
+    ``passes`` lets through when given (asked about the best matches first, in growing slices, until ``limit``
+    pass: ``(n,) int64 -> (n,) bool``, ``search/file_filter.FileFilter.mask``). Only files indexed ok have a row
+    (``refresh``; the trigger removes a deleted file's), so no join with ``files`` is needed: scoring every match
+    is the cost."""
     if not terms or limit < 1:
         return []
     ids, scores = bm25f(catalog, terms, COLUMN_WEIGHTS)
     if allowed is not None:
         keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
         ids, scores = ids[keep], scores[keep]
-    order = np.lexsort((ids, scores))[:limit]  # by score, then by file id
+    order = np.lexsort((ids, scores))  # by score, then by file id
+    if passes is None:
+        order = order[:limit]
+    else:
+        kept: list[np.ndarray] = []
+        start, step = 0, max(4 * limit, 256)
+        while start < len(order) and sum(len(k) for k in kept) < limit:
+            part = order[start : start + step]
+            kept.append(part[passes(ids[part])])
+            start, step = start + step, step * 4
+        order = np.concatenate(kept)[:limit] if kept else order[:0]
     return [(int(ids[i]), float(scores[i])) for i in order]
 
 
