@@ -2,8 +2,8 @@
 
 A filter that keeps few files is best listed once (``search/filters.allowed_file_ids`` returns their ids, and a
 ranking scores exactly their windows); one that keeps most of a large library is not. At 10^6 files, listing the
-files of ``--kind audio`` or ``--tag door`` took 150-390 ms of SQL and a set of up to 10^6 ints, for a search that
-then looks at a few hundred candidates (7 ms unfiltered). :class:`FileFilter` answers for the candidates a
+files of ``--kind audio`` or ``--glob '*.wav'`` took 190-1,330 ms of SQL and a set of up to 10^6 ints, for a search
+that then looks at a few hundred candidates (7 ms unfiltered). :class:`FileFilter` answers for the candidates a
 ranking brings instead, in one statement per batch, and remembers the answers: the FAISS ranking asks about its
 candidates' files round by round, a keyword ranking about its best matches slice by slice (``store/keywords.
 ranked_files``).
@@ -30,8 +30,9 @@ def glob_match(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
 
 
-# Ids asked about at once past which every passing file is listed instead: at 10^6 files, asking about 97,000 ids
-# took 250-400 ms, listing a broad filter's files 170-230 ms (benchmarks/bench_filters.py).
+# Ids asked about in all past which every passing file is listed once instead: asking costs 2-11 us an id at 10^6
+# files, listing a broad filter's files 170-230 ms, so a filter none of the best candidates pass (a query's words
+# matching no file of the folder it is filtered to) costs at most ~45 ms more than listing (bench_filters.py).
 ASK_AT_MOST = 4_096
 
 
@@ -45,11 +46,11 @@ class FileFilter:
         self._glob = glob
         self._known: dict[int, bool] = {}
         self._asked = 0  # ids asked about so far
-        self._all: np.ndarray | None = None  # every passing id, sorted: once more than ASK_AT_MOST were asked at once
+        self._all: np.ndarray | None = None  # every passing id, sorted: once ASK_AT_MOST have been asked
 
     def allows(self, file_ids: Iterable[int]) -> set[int]:
         """Those of ``file_ids`` that pass (one SQL statement for those not asked about before; every passing
-        file listed once when more than :data:`ASK_AT_MOST` are asked at once)."""
+        file listed once when more than :data:`ASK_AT_MOST` would have been asked in all)."""
         ids = {int(i) for i in file_ids}
         ask = [i for i in ids if i not in self._known] if self._all is None else []
         if self._asked + len(ask) > ASK_AT_MOST:

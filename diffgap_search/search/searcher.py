@@ -137,7 +137,7 @@ class Searcher:
         never of a file in ``exclude``, with the milliseconds spent in FAISS (the filters included) and in
         SQLite (``search/scoring.py``)."""
         t0 = time.perf_counter()
-        allowed = allowed_file_ids(self.catalog, cfg, may_ask=True)  # embeddings alone
+        allowed = allowed_file_ids(self.catalog, cfg, may_ask=True)
         t_filters = (time.perf_counter() - t0) * 1000
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
