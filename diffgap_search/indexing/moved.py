@@ -19,7 +19,7 @@ from pathlib import Path
 from diffgap_search.errors import IndexNotFoundError, UsageError
 from diffgap_search.indexing.plan import rows_under
 from diffgap_search.media.discover import display_path, path_key
-from diffgap_search.store.catalog import Catalog, FileRow
+from diffgap_search.store.catalog import Catalog
 
 
 def moved_from_key(old: Path, root: Path) -> bytes:
@@ -32,8 +32,8 @@ def moved_from_key(old: Path, root: Path) -> bytes:
     return old_key if root.is_file() else old_key.rstrip(b"/") + b"/"
 
 
-def check_moved_away(catalog: Catalog, old_prefix: bytes) -> list[FileRow]:
-    """The rows indexed under ``old_prefix``; UsageError when a file of theirs is still there on disk."""
+def check_moved_away(catalog: Catalog, old_prefix: bytes) -> None:
+    """UsageError when a file indexed under ``old_prefix`` is still there on disk."""
     rows = rows_under(catalog, old_prefix)
     still = [row for row in rows if os.path.lexists(os.fsdecode(row.path_key))]
     if still:
@@ -43,7 +43,6 @@ def check_moved_away(catalog: Catalog, old_prefix: bytes) -> list[FileRow]:
             f" there {'is' if n == 1 else 'are'} still there ({still[0].path}{', ...' if n > 1 else ''}): that is a"
             " copy, not a move. Index the new folder without --moved-from to keep both (the copies reuse the"
             " vectors), or finish the move first")
-    return rows
 
 
 def moved_library_hint(root_prefix: bytes, copied: Sequence[tuple[bytes, bytes]]) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from diffgap_search.config import index_option
 from diffgap_search.errors import CorruptIndexError, IndexNotFoundError, StorageError
-from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, now_iso
+from diffgap_search.store.rows import FILE_COLS, FileRow, HitRow, SegmentInput, file_row, key_range, now_iso
 from diffgap_search.store.schema import SCHEMA_VERSION, check_version, create_schema, migrate
 from diffgap_search.store.sqlite_utils_module import import_sqlite_utils
 from diffgap_search.store.vectors import VectorRows, id_chunks, vector_blob
@@ -189,9 +189,8 @@ class Catalog(VectorRows):
 
     def count_files_under(self, prefix_key: bytes) -> int:
         """How many files' path keys start with ``prefix_key`` (one range of the unique path index)."""
-        end = prefix_key[:-1] + bytes([prefix_key[-1] + 1])
         return int(self.conn.execute("SELECT count(*) FROM files WHERE path_key >= ? AND path_key < ?",
-                                     (prefix_key, end)).fetchone()[0])
+                                     key_range(prefix_key)).fetchone()[0])
 
     def files(self, *, status: str | None = None) -> list[FileRow]:
         """Every file (only those of ``status`` ``ok`` or ``error`` when given), in path-key order."""

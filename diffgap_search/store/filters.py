@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from diffgap_search.store.catalog import Catalog
+from diffgap_search.store.rows import key_range
 from diffgap_search.store.vectors import id_chunks
 
 
@@ -73,7 +74,7 @@ def filter_sql(
         args.append(int(channels))
     if folder_key is not None:  # keys starting with the folder's: from it up to its last byte plus one
         where.append("f.path_key >= ? AND f.path_key < ?")
-        args.extend([folder_key, folder_key[:-1] + bytes([folder_key[-1] + 1])])
+        args.extend(key_range(folder_key))
     if folder_name is not None:
         where.append("instr(f.path, ?) > 0")
         args.append(f"/{folder_name}/")

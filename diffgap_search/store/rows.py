@@ -21,6 +21,12 @@ class Connected(Protocol):
         """The catalog's SQLite connection."""
 
 
+def key_range(prefix_key: bytes) -> tuple[bytes, bytes]:
+    """``(low, high)``: the path keys starting with ``prefix_key`` (a folder's key, ending in ``/``) are exactly
+    those with ``low <= key < high``, one range of the unique path index (its last byte plus one)."""
+    return prefix_key, prefix_key[:-1] + bytes([prefix_key[-1] + 1])
+
+
 @dataclass(frozen=True)
 class FileRow:
     """One row of ``files``."""
