@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lock_holder import writer_lock_held
 from real_sounds import require_real_sounds
 
 from cli_runner import dg
@@ -130,21 +131,12 @@ def test_all_or_nothing_and_files_still_on_disk(two_drives: tuple[Path, Path, Pa
 def test_forget_waits_for_no_writer(two_drives: tuple[Path, Path, Path]) -> None:
     a, _, ix = two_drives
     before = _catalog(ix)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from diffgap_search.store.lock import writer_lock\n"
-         "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(ix)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with writer_lock_held(ix):
         r = dg("forget", a, "-i", ix)
         assert r.exit_code == 8, r.output
         assert _catalog(ix) == before
         r = dg("forget", a, "-i", ix, "--dry-run")  # a dry run takes no lock
         assert r.exit_code == 0, r.output
-    finally:
-        holder.kill()
-        holder.wait()
     r = dg("forget", ix.parent / "nowhere", "-i", ix.parent / "no-index")
     assert r.exit_code == 4, r.output
     assert not (ix.parent / "no-index").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from lock_holder import writer_lock_held
 from real_sounds import require_real_sounds
 from typer.testing import CliRunner
 
@@ -174,19 +175,10 @@ def test_paths_piped_from_a_query_are_labelled_exactly_any_name(tmp_path: Path) 
 
 def test_labels_are_written_while_another_process_holds_the_writer_lock(shared_index: tuple[Path, Path]) -> None:
     lib, ix = shared_index
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path;"
-         " from diffgap_search.store.lock import writer_lock\n"
-         "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(ix)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with writer_lock_held(ix):
         busy = dg("index", lib, "--index", ix, "--model", "aisfx", "--workers", "0")
         assert busy.exit_code == 8  # the lock is real: a second writer is refused
         r = dg("label", "Choir", lib / "ambi_choir.flac", "-i", ix)
         assert (r.exit_code, r.stdout) == (0, "labelled 1 file 'Choir'\n")
         assert _labelled(ix, "choir") == ["ambi_choir.flac"]
-    finally:
-        holder.kill()
-        holder.wait()
     assert dg("label", "Choir", "--remove", "--all", "-i", ix).exit_code == 0
