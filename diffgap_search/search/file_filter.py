@@ -69,22 +69,12 @@ class FileFilter:
         passing = self.allows(file_ids.tolist())
         return np.fromiter((int(i) in passing for i in file_ids.tolist()), dtype=bool, count=len(file_ids))
 
-    def listed(self) -> set[int]:
-        """Every passing file's id (listed once, then remembered): for a ranking that would ask about most files."""
-        if self._all is None:
-            self._list_all()
-        assert self._all is not None
-        return set(self._all.tolist())
-
     def _list_all(self) -> None:
         """Every passing file's id, sorted, into ``_all`` (one statement, read as one text without a glob)."""
         if self._glob is None:
             self._all = np.sort(filtered_file_ids(self._catalog, **self._conditions))
         else:
             self._all = np.array(sorted(self._passing(None)), dtype=np.int64)
-
-    def __contains__(self, file_id: object) -> bool:
-        return isinstance(file_id, int) and file_id in self.allows([file_id])
 
     def _passing(self, ids: list[int] | None) -> set[int]:
         """Those of ``ids`` that pass (None: every file)."""
