@@ -6,8 +6,10 @@ samples, ``/usr/share/sonic-pi/samples``) with the real aisfx model (its weights
 - **reels**: ``--reels`` recordings of ``--reel-s`` seconds, each a seeded -60 dBFS white-noise bed holding
   ``--events`` one-shots (real samples of at most 2.5 s, each used once) at seeded, non-overlapping offsets;
 - the reels are windowed as ``dgsearch index --window W --hop W/2`` does (``media/windows.window_audio`` with
-  ``encoders.base.fit_window``) and embedded; a query is the one-shot's own file, windowed the same way, and an
-  indexed window scores its best cosine over the query's windows (as ``search/scoring.candidates`` does);
+  ``encoders.base.fit_window``) and embedded (``encoders.base.embed_windows``: a short window from its own
+  samples, since 2026-12-07; before, the repeat-padded window); a query is the one-shot's own file, windowed
+  and embedded the same way, and an indexed window scores its best cosine over the query's windows (as
+  ``search/scoring.candidates`` does);
 - per window length: **file@1** (the top window is in the reel that holds the one-shot), **span@1** (the top
   window's seconds contain the one-shot's middle), and the median distance between the top window's middle
   and the one-shot's middle (seconds, over the file@1 hits).
@@ -16,8 +18,15 @@ Only aisfx, whose input is any length, has real weights here: CLAP's windows sho
 to 10 s (``WindowConfig.embed_samples``), and with random weights their retrieval says nothing.
 
     python benchmarks/bench_windows.py [--windows 10 5 2 1] [--reels 8] [--events 5] [--seeds 0 1 2]
+    python benchmarks/bench_windows.py --windows 10 5 --hop-share 1 --pinpoint-mins 0.5 1 2 \
+        --seeds 0 1 2 --name pinpoint_choose      # choosing --pinpoint's rule and finest span
+    ... --seeds 3 4 5 --name pinpoint_judge       # judging the choice on reels nobody tuned on
 
-Writes ``results/bench_windows.json`` and ``.md``.
+``--pinpoint-mins``: each file@1 hit's top window is also narrowed as ``dgsearch query --pinpoint`` does
+(``search/spans.py``), with the span rules of ``pinpointed``: span@1, the middle's error and the IoU of the
+narrowed span with the one-shot's own seconds, and the milliseconds per hit.
+
+Writes ``results/NAME.json`` and ``.md`` (``--name``, default ``bench_windows``).
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +47,7 @@ from _common import RESULTS, ROOT, write_results  # noqa: E402
 SAMPLES = Path("/usr/share/sonic-pi/samples")
 BED_DB = -60.0
 MAX_EVENT_S = 2.5
+TOLERANCES = (0.0, 0.02, 0.05)  # pinpoint: go one level finer while its best score drops by at most this
 
 
 @dataclass(frozen=True)
@@ -85,42 +97,115 @@ def build_reels(shots: list[tuple[Path, np.ndarray]], reels: int, events: int, r
 
 
 def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: dict[Path, np.ndarray],
-        window_s: float, rate: int) -> dict[str, float]:
+        window_s: float, rate: int, pinpoint_mins: tuple[float, ...] = (), hop_share: float = 0.5) -> dict[str, Any]:
     """The three figures (see the module docstring) for ``--window window_s --hop window_s / 2``."""
     from diffgap_search.config import WindowConfig
-    from diffgap_search.encoders.base import fit_window
+    from diffgap_search.encoders.base import embed_windows, fit_window
     from diffgap_search.media.windows import window_audio
 
-    cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s / 2, sample_rate=rate), encoder)
+    cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s * hop_share, sample_rate=rate), encoder)
     vecs, owner, spans = [], [], []
     for r, reel in enumerate(reels):
         w = window_audio(reel, cfg)
-        vecs.append(encoder.embed_audio(w.samples))  # type: ignore[attr-defined]
+        vecs.append(embed_windows(encoder, w.samples, w.ends - w.starts))  # type: ignore[arg-type]
         owner += [r] * len(w)
         spans += list(zip(w.starts, w.ends))
     index = np.concatenate(vecs)
-    file_hits, span_hits, errors = 0, 0, []
+    file_hits, span_hits, errors, overlaps = 0, 0, [], []
+    narrowed: dict[str, Placing] = {}
     for event in placed:
-        q = encoder.embed_audio(window_audio(shots[event.path], cfg).samples)  # type: ignore[attr-defined]
+        qw = window_audio(shots[event.path], cfg)
+        q = embed_windows(encoder, qw.samples, qw.ends - qw.starts)  # type: ignore[arg-type]: as a query embeds
         best = int(np.argmax((q @ index.T).max(axis=0)))
         start, end = spans[best]
         if owner[best] == event.reel:
             file_hits += 1
             span_hits += int(start <= event.middle_s <= end)
             errors.append(abs((start + end) / 2 - event.middle_s))
+            overlaps.append(iou((start, end), event))
+            for min_s in pinpoint_mins:
+                pinpointed(encoder, reels[event.reel], q, (start, end), event, min_s, rate, narrowed)
     n = len(placed)
-    return {"window_s": window_s, "windows": int(index.shape[0]),
-            "file_at_1": 100 * file_hits / n, "span_at_1": 100 * span_hits / n,
-            "median_middle_error_s": statistics.median(errors) if errors else float("nan")}
+    out: dict[str, Any] = {
+        "window_s": window_s, "windows": int(index.shape[0]), "file_at_1": 100 * file_hits / n,
+        "span_at_1": 100 * span_hits / n, "median_middle_error_s": statistics.median(errors) if errors else float("nan"),
+        "median_iou": statistics.median(overlaps) if overlaps else float("nan")}
+    out["pinpoint"] = {key: p.figures(n) for key, p in narrowed.items()}
+    return out
+
+
+@dataclass
+class Placing:
+    """One pinpoint rule's tallies over the file@1 hits: span contains the middle, middle errors, IoUs, seconds."""
+
+    contains: int = 0
+    errors: list[float] = field(default_factory=list)
+    overlaps: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
+
+    def add(self, span: tuple[float, float], event: Event, seconds: float, embedded: int) -> None:
+        self.contains += int(span[0] <= event.middle_s <= span[1])
+        self.errors.append(abs((span[0] + span[1]) / 2 - event.middle_s))
+        self.overlaps.append(iou(span, event))
+        self.seconds.append(seconds)
+        self.spans.append(embedded)
+
+    def figures(self, n: int) -> dict[str, float]:
+        return {"span_at_1": 100 * self.contains / n, "median_middle_error_s": statistics.median(self.errors),
+                "median_iou": statistics.median(self.overlaps), "ms_per_hit": 1000 * statistics.median(self.seconds),
+                "spans_per_hit": statistics.mean(self.spans)}
+
+
+def iou(span: tuple[float, float], event: Event) -> float:
+    """Intersection over union of ``span`` and the event's seconds."""
+    inter = max(0.0, min(span[1], event.onset_s + event.length_s) - max(span[0], event.onset_s))
+    union = (span[1] - span[0]) + event.length_s - inter
+    return inter / union if union > 0 else 0.0
+
+
+def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[float, float], event: Event,
+               min_s: float, rate: int, out: dict[str, Placing]) -> None:
+    """Narrow the top window (``search/spans.narrow``, each span scored as the query scores windows: its best
+    cosine over the query's windows) and tally each rule of choosing a level's span."""
+    from diffgap_search.search.spans import chosen, cut_spans, narrow, padded
+
+    embedded = 0
+
+    def score(spans: list[tuple[float, float]]) -> np.ndarray:
+        nonlocal embedded
+        windows, durations = padded(cut_spans(reel, 0.0, rate, spans), rate, 0)
+        embedded += len(spans)
+        return (q @ encoder.embed_audio(windows, durations).T).max(axis=0)  # type: ignore[attr-defined]
+
+    t0 = time.perf_counter()
+    spots = narrow(window, len(reel) / rate, min_s, score)
+    seconds = time.perf_counter() - t0
+    if not spots:
+        return
+    rules = {"finest": spots[-1], "best": chosen(spots)}
+    for tol in TOLERANCES:
+        kept = spots[0]
+        for spot in spots[1:]:
+            if spot.score < kept.score - tol:
+                break
+            kept = spot
+        rules[f"descend-{tol:g}"] = kept
+    for rule, spot in rules.items():
+        out.setdefault(f"{min_s:g}/{rule}", Placing()).add((spot.start_s, spot.end_s), event, seconds, embedded)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=float, nargs="+", default=[10.0, 5.0, 2.0, 1.0])
+    parser.add_argument("--hop-share", type=float, default=0.5, help="the index's hop as a share of the window")
+    parser.add_argument("--pinpoint-mins", type=float, nargs="*", default=[],
+                        help="also narrow each top window (--pinpoint) down to spans of these seconds")
     parser.add_argument("--reels", type=int, default=8)
     parser.add_argument("--events", type=int, default=5)
     parser.add_argument("--reel-s", type=float, default=40.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one set of reels per seed")
+    parser.add_argument("--name", default="bench_windows", help="the results' file name")
     parser.add_argument("--out-dir", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
     if not SAMPLES.is_dir():
@@ -135,26 +220,43 @@ def main() -> int:
     per_seed = []
     for seed in args.seeds:
         reels, placed = build_reels(shots, args.reels, args.events, args.reel_s, rate, seed)
-        per_seed.append([run(encoder, reels, placed, dict(shots), w, rate) for w in args.windows])
-    keys = ("file_at_1", "span_at_1", "median_middle_error_s")
+        per_seed.append([run(encoder, reels, placed, dict(shots), w, rate, tuple(args.pinpoint_mins), args.hop_share)
+                         for w in args.windows])
+    keys = ("file_at_1", "span_at_1", "median_middle_error_s", "median_iou")
     rows = [{"window_s": w, "windows": per_seed[0][i]["windows"],
-             **{k: [seed_rows[i][k] for seed_rows in per_seed] for k in keys}}
+             **{k: [seed_rows[i][k] for seed_rows in per_seed] for k in keys},
+             "pinpoint": {rule: {k: [seed_rows[i]["pinpoint"][rule][k] for seed_rows in per_seed]
+                                 for k in per_seed[0][i]["pinpoint"][rule]}
+                          for rule in per_seed[0][i]["pinpoint"]}}
             for i, w in enumerate(args.windows)]
 
     def ms(values: list[float], digits: int) -> str:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
-    table = [("--window (hop W/2)", "windows per seed", "file@1", "span@1", "median middle error (s)")]
-    table += [(f"{r['window_s']:g} s", str(r["windows"]), ms(r["file_at_1"], 1), ms(r["span_at_1"], 1),
-               ms(r["median_middle_error_s"], 2)) for r in rows]
+    hop = "W/2" if args.hop_share == 0.5 else f"{args.hop_share:g} W"
+    table = [(f"--window (hop {hop})", "windows per seed", "file@1", "span@1", "median middle error (s)",
+              "median IoU", "ms per hit")]
+    for r in rows:
+        table.append((f"{r['window_s']:g} s", str(r["windows"]), ms(r["file_at_1"], 1), ms(r["span_at_1"], 1),
+                      ms(r["median_middle_error_s"], 2), ms(r["median_iou"], 2), "-"))
+        for rule, f in r["pinpoint"].items():
+            min_s, how = rule.split("/")
+            table.append((f"{r['window_s']:g} s, pinpoint to {min_s} s, {how}", f"{statistics.mean(f['spans_per_hit']):.1f} spans",
+                          "", ms(f["span_at_1"], 1), ms(f["median_middle_error_s"], 2), ms(f["median_iou"], 2),
+                          f"{statistics.mean(f['ms_per_hit']):.0f}"))
     setup = {"model": "aisfx", "reels": args.reels, "events_per_reel": args.events, "reel_s": args.reel_s,
-             "one_shots_available": len(shots), "seeds": args.seeds, "bed_dbfs": BED_DB}
+             "one_shots_available": len(shots), "seeds": args.seeds, "bed_dbfs": BED_DB, "hop_share": args.hop_share,
+             "pinpoint_mins": args.pinpoint_mins}
     notes = [f"{args.reels * args.events} one-shots per seed (sonic-pi samples <= {MAX_EVENT_S} s, of "
              f"{len(shots)}) in {args.reels} reels of {args.reel_s:g} s over {BED_DB:g} dBFS noise; mean ± sd "
-             f"over seeds {', '.join(map(str, args.seeds))}"]
-    write_results("bench_windows", {"setup": setup, "rows": rows}, table, notes,
-                  out_dir=args.out_dir or RESULTS)
+             f"over seeds {', '.join(map(str, args.seeds))}",
+             "pinpoint rows narrow the file@1 hits' top window (search/spans.narrow, the model's own embedding of "
+             "each span); rules: finest = the last level's best span, best = the best-scoring span over the levels "
+             "(what --pinpoint serves), descend-T = go one level finer while its best score drops by at most T; "
+             "span@1 counts over all one-shots, the error and IoU over the file@1 hits; ms per hit: median, "
+             "this process's aisfx torch network"]
+    write_results(args.name, {"setup": setup, "rows": rows}, table, notes, out_dir=args.out_dir or RESULTS)
     return 0
 
 

@@ -290,6 +290,7 @@ class SearchConfig:
     folder: str | None = None
     tag: str | None = None  # an embedded tag's value contains this (``KEY=TEXT``: tag KEY's value), any case
     label: str | None = None  # the file carries this label of the user's (``dgsearch label``), any case
+    pinpoint: bool = False  # narrow each hit's seconds to the span of its window that matches best (search/pinpoint.py)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Routes (all ``GET`` unless said):
 - ``/api/search?q=TEXT | like=SEGMENT_ID | file=FILE_ID&start=S&end=E`` (a span of an indexed file) and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
-  ``all_copies``, ``tag``, ...), through
+  ``all_copies``, ``tag``, ``pinpoint``, ...), through
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``; ``/api/labels`` and ``POST /api/labels``: ``dgsearch labels --json``
   and ``dgsearch label`` by file ids (``serve/labels_api.py``, guarded against other sites' pages).
@@ -88,11 +88,12 @@ def host_name(header: str) -> str:
 def search_config(k: int, min_score: float | None, kind: str | None, glob: str | None, segments: bool,
                   mode: str = DEFAULT_MODE.value, duration: str | None = None, sample_rate: int | None = None,
                   channels: int | None = None, folder: str | None = None, no_bridge: bool = False,
-                  all_copies: bool = False, tag: str | None = None, label: str | None = None) -> SearchConfig:
+                  all_copies: bool = False, tag: str | None = None, label: str | None = None,
+                  pinpoint: bool = False) -> SearchConfig:
     """The ``SearchConfig`` the CLI builds from the same flags (``search_options``: same checks, same
     defaults)."""
     return search_options(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label)
+                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
 
 
 class BodyLimit:
@@ -244,12 +245,13 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         all_copies: bool = Param(False, description="Copies (files with the same content) apart, not as one hit."),
         tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
         label: Optional[str] = Param(None, description="Only files carrying this label of the user's (dgsearch label), any case."),
+        pinpoint: bool = Param(False, description="Narrow each hit's seconds to the part of its window that matches best."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``); with
         ``file``, as ``dgsearch query --audio THAT_FILE --start S --end E --json``."""
         query = Query(text=q, segment_id=like, audio=span_file(file, start, end), start_s=start, end_s=end)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
-                           all_copies, tag, label)
+                           all_copies, tag, label, pinpoint)
         return shared.search(query, sc).to_dict()
 
     def span_file(file_id: str | None, start: float | None, end: float | None) -> Path | None:
@@ -284,13 +286,14 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         all_copies: bool = Form(False),
         tag: Optional[str] = Form(None),
         label: Optional[str] = Form(None),
+        pinpoint: bool = Form(False),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
         sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
-                           no_bridge, all_copies, tag, label)
+                           no_bridge, all_copies, tag, label, pinpoint)
         return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
                              start_s=start, end_s=end).to_dict()
 

@@ -214,3 +214,23 @@ def test_media_indexed_after_a_pairs_file_bridge_asks_for_a_new_bridge(tiny_clap
     assert dg("index", clips, "--index", ix, "--workers", "0").exit_code == 0
     found = dg("query", "a tone", "--index", ix, "--json")
     assert found.exit_code == 0 and len(json.loads(found.stdout)["hits"]) == 1
+
+
+def test_pinpoint_scores_a_span_as_search_scores_the_window_it_equals(trained: tuple[Path, dict]) -> None:
+    """``--pinpoint`` embeds and scores spans as the index and the search do: a span that is a hit's whole window
+    (read back from its file, a video's soundtrack through ffmpeg) scores the hit's fused score (raw + bridged
+    query + the items' bridged ``audio_as_text``), for every window of the index."""
+    from diffgap_search.search.pinpoint import SpanScorer, load_region
+
+    ix, _ = trained
+    with Searcher(ix, CountingLoader()) as s:
+        cfg = SearchConfig(mode=SearchMode.SEMANTIC, top_k=N_AUDIO + N_VIDEO, group_by_file=False, all_copies=True)
+        result = s.search(Query(text="a tone around 600 hertz"), cfg)
+        terms = s.terms_for("text", s.embed_query(Query(text="a tone around 600 hertz")))
+        assert {t.space for t in terms} == {"audio", "audio_as_text"}  # fused, with the items' bridged vectors
+        rate = s.window().sample_rate
+        regions = [(h.start_s, load_region(Path(h.fs_path), rate, h.start_s, h.end_s)) for h in result.hits]
+        scorer = SpanScorer(s.opened, s.encoder, terms, regions)
+        scores = scorer([[(h.start_s, h.end_s)] for h in result.hits])
+    assert len(result.hits) == N_AUDIO + N_VIDEO and {h.kind for h in result.hits} == {"audio", "video"}
+    np.testing.assert_allclose([float(x[0]) for x in scores], [h.score for h in result.hits], atol=2e-5)

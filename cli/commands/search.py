@@ -11,7 +11,7 @@ from diffgap_search.cli import loaders
 from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     AllCopiesOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt, JsonlOpt, JsonOpt, KindOpt, LabelOpt,
-    MinScoreOpt, ModelOpt, output_format, PathsOpt, Print0Opt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt,
+    MinScoreOpt, ModelOpt, output_format, PathsOpt, PinpointOpt, Print0Opt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt,
     TagOpt, TopKOpt,
 )
 from diffgap_search.config import DEFAULT_MODE, Device
@@ -40,6 +40,7 @@ def query(
     paths: PathsOpt = False,
     print0: Print0Opt = False,
     save: SaveOpt = None,
+    pinpoint: PinpointOpt = False,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = DEFAULT_MODE.value,
     duration: DurationOpt = None,
@@ -58,7 +59,7 @@ def query(
 
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
-                         no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label)
+                         no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model, device=device,
@@ -84,6 +85,7 @@ def similar(
     paths: PathsOpt = False,
     print0: Print0Opt = False,
     save: SaveOpt = None,
+    pinpoint: PinpointOpt = False,
     duration: DurationOpt = None,
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
@@ -101,7 +103,7 @@ def similar(
 
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
-                         channels, folder, all_copies=all_copies, tag=tag, label=label)
+                         channels, folder, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         result = find_similar(searcher, target, cfg)

@@ -114,6 +114,13 @@ def embed_windows(encoder: AudioEncoder, windows: np.ndarray, durations_s: Seque
     return encoder.embed_audio(windows)
 
 
+def for_many_windows(encoder: AudioEncoder) -> AudioEncoder:
+    """The encoder to embed many windows with: a query process's on-demand encoder hands over its loaded
+    network where its torch-free path is for one file's windows only (``for_many``: aisfx), else ``encoder``."""
+    for_many = getattr(encoder, "for_many", None)
+    return for_many() if callable(for_many) else encoder
+
+
 def input_samples(encoder: object) -> int:
     """The samples an audio encoder hears at once (its ``input_samples``: 480 000 for CLAP, 10 s at 48 kHz);
     0 for one that takes windows of any length (aisfx, CAVP)."""

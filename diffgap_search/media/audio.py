@@ -84,19 +84,35 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
-def iter_audio_blocks(path: Path, sample_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+def load_span(path: Path, sample_rate: int, start_s: float, end_s: float) -> np.ndarray:
+    """Mono ``(t,) float32`` at ``sample_rate``: the file's sound from ``start_s`` to ``end_s`` (less where the file
+    ends first), read from there (libsndfile seeks, ffmpeg is given ``-ss``) rather than decoded from the start:
+    a span of an hour-long recording costs its own seconds. The resampler starts afresh at ``start_s``, so the
+    samples may differ from the whole file's by its filter's edge (a few ms), and ffmpeg lands on the container's
+    timestamps (Matroska's are milliseconds: measured 9 samples early at 44.1 kHz); libsndfile's formats (wav,
+    flac, ogg) give the whole file's samples exactly. Raises ``MediaDecodeError``, also for a span with no
+    sound in it."""
+    blocks = list(iter_audio_blocks(path, sample_rate, start_s=start_s, length_s=end_s - start_s))
+    return np.concatenate(blocks)[: max(1, int(round((end_s - start_s) * sample_rate)))]
+
+
+def iter_audio_blocks(path: Path, sample_rate: int, block_seconds: float = 10.0, *, start_s: float = 0.0,
+                      length_s: float | None = None) -> Iterator[np.ndarray]:
     """Stream the file as consecutive mono ``(t,) float32`` blocks at ``sample_rate``, each non-empty.
 
     Blocks hold about ``block_seconds`` of audio (exact sizes vary with the resampler). Their concatenation
     equals ``load_audio(path, sample_rate)``. Raises ``MediaDecodeError`` (possibly after some blocks, for a
-    file that breaks mid-stream, and at the end when no sample at all was decoded).
+    file that breaks mid-stream, and at the end when no sample at all was decoded). ``start_s``/``length_s``:
+    only that span, read from ``start_s`` (:func:`load_span`).
     """
     if sample_rate <= 0 or not block_seconds > 0:
         raise ValueError("sample_rate and block_seconds must be > 0")
+    if start_s < 0 or (length_s is not None and not length_s > 0):
+        raise ValueError("start_s must be >= 0 and length_s > 0")
     path = Path(os.path.abspath(os.fspath(path)))
     _check_file(path)
     produced = 0
-    for block in _decoded_blocks(path, sample_rate, block_seconds):
+    for block in _decoded_blocks(path, sample_rate, block_seconds, (start_s, length_s)):
         produced += block.shape[0]
         yield block
     if produced == 0:
@@ -123,7 +139,10 @@ def _check_file(path: Path) -> None:
         raise decode_error(path, f"cannot read file: {exc.strerror or exc}") from None
 
 
-def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+Span = tuple[float, float | None]  # (start, length) in seconds; length None: to the end
+
+
+def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Span) -> Iterator[np.ndarray]:
     suffix = path.suffix.lower()
     sf_reason = None
     if suffix not in _FFMPEG_ONLY:
@@ -133,9 +152,9 @@ def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float) -> Itera
             sf_reason = _libsndfile_reason(exc)
         else:
             with handle:
-                yield from _soundfile_blocks(path, handle, sample_rate, block_seconds)
+                yield from _soundfile_blocks(path, handle, sample_rate, block_seconds, span)
             return
-    yield from _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason)
+    yield from _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason, span)
 
 
 def _libsndfile_reason(exc: Exception) -> str:
@@ -179,19 +198,33 @@ class _Conditioner:
         return self.push(np.zeros((0, 1), dtype=np.float32), last=True)
 
 
-def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_seconds: float,
+                      span: Span = (0.0, None)) -> Iterator[np.ndarray]:
     if handle.samplerate <= 0 or handle.channels <= 0:
         raise decode_error(path, "no audio stream")
     _observe(path, handle.samplerate, handle.channels)
     cond = _Conditioner(handle.samplerate, sample_rate)
     frames_per_read = max(1, int(block_seconds * handle.samplerate))
-    while True:
+    left = None if span[1] is None else int(np.ceil(span[1] * handle.samplerate))
+    first = int(span[0] * handle.samplerate)
+    try:
+        if first and handle.seekable():
+            handle.seek(min(first, handle.frames))
+        elif first:  # a stream libsndfile cannot seek in: read past the frames before the span
+            while first > 0 and handle.read(min(first, frames_per_read), dtype="float32", always_2d=True).shape[0]:
+                first -= frames_per_read
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise decode_error(path, f"decoding failed: {_libsndfile_reason(exc)}") from None
+    while left is None or left > 0:
         try:
-            frames = handle.read(frames_per_read, dtype="float32", always_2d=True)
+            frames = handle.read(frames_per_read if left is None else min(left, frames_per_read),
+                                 dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise decode_error(path, f"decoding failed: {_libsndfile_reason(exc)}") from None
         if frames.shape[0] == 0:
             break
+        if left is not None:
+            left -= frames.shape[0]
         out = cond.push(frames)
         if out.size:
             yield out
@@ -201,7 +234,8 @@ def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_
 
 
 def _ffmpeg_blocks(
-    path: Path, sample_rate: int, block_seconds: float, forced_format: str | None, sf_reason: str | None
+    path: Path, sample_rate: int, block_seconds: float, forced_format: str | None, sf_reason: str | None,
+    span: Span = (0.0, None),
 ) -> Iterator[np.ndarray]:
     exe = shutil.which("ffmpeg")
     if exe is None:
@@ -211,6 +245,10 @@ def _ffmpeg_blocks(
     cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error"]
     if forced_format:
         cmd += ["-f", forced_format]
+    if span[0] > 0:
+        cmd += ["-ss", f"{span[0]:.6f}"]  # an input option: ffmpeg seeks, then decodes from the exact second
+    if span[1] is not None:
+        cmd += ["-t", f"{span[1]:.6f}"]
     cmd += ["-i", b"file:" + os.fsencode(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
     with tempfile.TemporaryFile() as errfile, process.watched(cmd, errfile) as (proc, watchdog):

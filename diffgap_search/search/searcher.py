@@ -142,6 +142,22 @@ class Searcher:
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
 
+    def pinpointed(self, result: SearchResult, terms: list[SearchTerm], cfg: SearchConfig) -> SearchResult:
+        """``result`` with its hits' seconds narrowed when ``cfg.pinpoint`` (``search/pinpoint.py``): the time in
+        ``timings_ms["pinpoint"]`` (and the total), the hits left as they were in ``note``."""
+        if not cfg.pinpoint or not result.hits:
+            return result
+        from diffgap_search.search.pinpoint import pinpoint_hits
+
+        t0 = time.perf_counter()
+        result.hits, notes = pinpoint_hits(self.opened, terms, result.hits)
+        spent = (time.perf_counter() - t0) * 1000
+        result.timings_ms["pinpoint"] = spent
+        result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + spent
+        if notes:
+            result.note = "; ".join([result.note, *notes] if result.note else notes)
+        return result
+
     def search_vectors(self, qvecs: np.ndarray, space: str, cfg: SearchConfig,
                        exclude: frozenset[int] = frozenset()) -> tuple[list[Hit], float, float]:
         """Hits for ``qvecs (Q, D) float32`` in ``space`` (a segment's score is its max over the Q vectors)."""
@@ -162,26 +178,26 @@ class Searcher:
             return search_keyword(self.catalog, query.text if kind == "text" else None, cfg, allowed)
         if mode is SearchMode.HYBRID and kind == "text" and not self.opened.words_searchable():
             result = search_keyword(self.catalog, query.text, cfg, allowed)  # an audio-only model
-            result.note = "the index's model embeds audio only: keyword search only"
+            result.note = "the index's model embeds audio only: keyword search only" + unpinpointed(cfg)
             return result
         needs_bridge = self.opened.words_need_bridge(cfg.use_bridge and self.use_bridge) if kind == "text" else None
         if mode is SearchMode.HYBRID and needs_bridge is not None:
             result = search_keyword(self.catalog, query.text, cfg, allowed)
-            result.note = f"{needs_bridge}: keyword search only"
+            result.note = f"{needs_bridge}: keyword search only" + unpinpointed(cfg)
             return result
         reason = semantic_only_reason(kind, cfg)
         if mode is SearchMode.SEMANTIC or reason is not None:
             result = self._semantic(query, cfg, allowed, t_filters)
             if mode is SearchMode.HYBRID:
-                result.mode, result.note = "semantic", reason
+                result.mode, result.note = "semantic", "; ".join(n for n in (reason, result.note) if n) or None
             return result
         return self._hybrid(query, cfg, allowed, t_filters)
 
     def _ranked(self, query: Query, cfg: SearchConfig, allowed: Allowed,
-                t_filters: float) -> tuple[list[list[Hit]], dict[str, float]]:
+                t_filters: float) -> tuple[list[list[Hit]], dict[str, float], list[SearchTerm]]:
         """The embedding ranking as groups of copies (``search/scoring.rank_groups``): encode, bridge (terms),
-        candidates and final scores, with its timings. ``t_filters``: milliseconds already spent deciding
-        ``allowed`` (counted in ``faiss``, as scoring's)."""
+        candidates and final scores, with its timings and the terms. ``t_filters``: milliseconds already spent
+        deciding ``allowed`` (counted in ``faiss``, as scoring's)."""
         t0 = time.perf_counter()
         use_bridge = cfg.use_bridge and self.use_bridge
         qvecs = embed_query(self.opened, query, use_bridge=use_bridge)
@@ -190,23 +206,23 @@ class Searcher:
         t2 = time.perf_counter()
         groups, t_faiss, t_sql = rank_groups(self.opened, terms, cfg, allowed)
         return groups, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss + t_filters,
-                        "sqlite": t_sql}
+                        "sqlite": t_sql}, terms
 
     def _semantic(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """The embedding ranking, one hit per content unless ``cfg.all_copies``, with copies and tags."""
         t0 = time.perf_counter()
-        groups, timings = self._ranked(query, cfg, allowed, t_filters)
+        groups, timings, terms = self._ranked(query, cfg, allowed, t_filters)
         t1 = time.perf_counter()
         hits = with_tags(self.opened, shown(self.catalog, groups, all_copies=cfg.all_copies, allowed=allowed))
         timings["sqlite"] += (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000 + t_filters
-        return SearchResult(query.kind, hits, timings)
+        return self.pinpointed(SearchResult(query.kind, hits, timings), terms, cfg)
 
     def _hybrid(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """Words ranked by the embeddings and by keyword, fused (``search/keyword.py``)."""
         t0 = time.perf_counter()
         depth = hybrid_depth(cfg)
-        semantic, sem_timings = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
+        semantic, sem_timings, sem_terms = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
         t1 = time.perf_counter()
         terms = informative_tokens(self.catalog, query.text or "")  # counted once, for ranking and coverage
         words = keyword_groups(self.catalog, terms, depth, allowed=allowed, all_copies=cfg.all_copies)
@@ -216,4 +232,9 @@ class Searcher:
         t3 = time.perf_counter()
         timings = {**{f"semantic.{k}": v for k, v in sem_timings.items()},
                    "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000 + t_filters}
-        return SearchResult(query.kind, hits, timings, mode="hybrid")
+        return self.pinpointed(SearchResult(query.kind, hits, timings, mode="hybrid"), sem_terms, cfg)
+
+
+def unpinpointed(cfg: SearchConfig) -> str:
+    """The note's tail for a query answered by keywords alone although ``cfg.pinpoint`` asked for seconds."""
+    return " (not pinpointed: --pinpoint needs the query's embedding)" if cfg.pinpoint else ""

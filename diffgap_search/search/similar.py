@@ -25,7 +25,7 @@ from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.discover import path_key
 from diffgap_search.search.searcher import Searcher
-from diffgap_search.search.types import Query, SearchResult
+from diffgap_search.search.types import Query, SearchResult, SearchTerm
 from diffgap_search.store.similarity_rows import file_segment_ids, segment_file_id
 
 
@@ -59,6 +59,8 @@ def similar(searcher: Searcher, target: str, cfg: SearchConfig = SearchConfig())
     vectors, own_file, _how = target_vectors(searcher, target)
     t1 = time.perf_counter()
     exclude = frozenset() if own_file is None else frozenset({own_file})
-    hits, t_faiss, t_sql = searcher.search_vectors(vectors, "audio", cfg, exclude)
-    return SearchResult("similar", hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
-                                          "total": (time.perf_counter() - t0) * 1000})
+    terms = [SearchTerm("audio", vectors, 1.0)]
+    hits, t_faiss, t_sql = searcher.search_terms(terms, cfg, exclude)
+    result = SearchResult("similar", hits, {"encode": (t1 - t0) * 1000, "faiss": t_faiss, "sqlite": t_sql,
+                                            "total": (time.perf_counter() - t0) * 1000})
+    return searcher.pinpointed(result, terms, cfg)

@@ -81,6 +81,8 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)  # hybrid/keyword: its rank in each ranking holding it
     copies: list[str] = field(default_factory=list)  # the other files with its content (search/copies.py), by path
     path_key: bytes = field(default=b"", repr=False)  # the exact path's bytes (``files.path_key``); b"": ``path``'s
+    window: tuple[float, float] | None = None  # pinpointed: the indexed window it was found in (search/pinpoint.py)
+    pinpoint_score: float | None = None  # pinpointed: the score of its narrowed seconds
 
     @property
     def fs_path(self) -> str:
@@ -90,9 +92,14 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every field but ``path_key``; ``path_bytes`` (base64 of the exact path) is added only
-        where ``path`` is not the file's exact name (not UTF-8, or a control character escaped)."""
+        where ``path`` is not the file's exact name (not UTF-8, or a control character escaped); ``window`` and
+        ``pinpoint_score`` only for a pinpointed hit."""
         out = asdict(self)
         out.update(exact_path_field(self.path, out.pop("path_key")))
+        if self.window is None:  # only a pinpointed hit has them
+            del out["window"], out["pinpoint_score"]
+        else:
+            out["window"] = list(self.window)
         return out
 
 

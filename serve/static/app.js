@@ -44,15 +44,17 @@
   }
 
   // -- filters: controls <-> URL parameters (the names /api/search takes) ----------------------------
-  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag", "label"];
+  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag", "label", "pinpoint"];
   const controls = { kind: $("#f-kind"), sample_rate: $("#f-rate"), channels: $("#f-channels"), folder: $("#f-folder"),
-                     tag: $("#f-tag"), label: $("#f-label") };
+                     tag: $("#f-tag"), label: $("#f-label"), pinpoint: $("#f-pinpoint") };
   function filtersFromControls() {
     const out = new URLSearchParams();
     for (const name of FILTERS) {
       if (name === "duration") {
         const lo = $("#f-dmin").value.trim(), hi = $("#f-dmax").value.trim();
         if (lo || hi) out.set("duration", lo + ".." + hi);
+      } else if (controls[name].type === "checkbox") {
+        if (controls[name].checked) out.set(name, "true");
       } else if (controls[name].value.trim()) out.set(name, controls[name].value.trim());
     }
     return out;
@@ -62,7 +64,8 @@
       if (name === "duration") {
         const parts = (p.get("duration") || "").split("..");
         $("#f-dmin").value = parts[0] || ""; $("#f-dmax").value = parts.length > 1 ? parts[1] : "";
-      } else controls[name].value = p.get(name) || "";
+      } else if (controls[name].type === "checkbox") controls[name].checked = p.get(name) === "true";
+      else controls[name].value = p.get(name) || "";
     }
   }
   function filterQuery(p) {  // "&kind=audio&..." from the URL's filters
@@ -158,6 +161,7 @@
       li.querySelector(".rank").textContent = i + 1;
       li.querySelector(".score").textContent = hit.score.toFixed(3);
       li.querySelector(".time").textContent = timecode(hit.start_s) + " → " + timecode(hit.end_s);
+      if (hit.window) li.querySelector(".time").title = "pinpointed in the window " + timecode(hit.window[0]) + " → " + timecode(hit.window[1]);
       li.querySelector(".caption").textContent = hit.caption || "";
       showPath(li.querySelector(".path"), hit.path);
       showCopies(li.querySelector(".copies"), hit.copies || []);

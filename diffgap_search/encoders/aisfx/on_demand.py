@@ -79,6 +79,12 @@ class OnDemandAisfx:
             return runner.embed_audio(batch, durations_s)
         return self.loaded().embed_audio(batch, durations_s)
 
+    def for_many(self) -> AisfxEncoder:
+        """The encoder for a job of more windows than one query file's (``--pinpoint``'s spans of several hits):
+        the torch network, loaded (per window ONNX Runtime is the slower here: module docstring of
+        ``onnx_query.py``)."""
+        return self.loaded()
+
     def onnx_runner(self) -> OnnxAisfx | None:
         """The ONNX Runtime session on this machine's checked export (made once), or None: precision other than
         ``auto``, no onnxruntime, no export yet, or the torch network already loaded in this process."""

@@ -1,0 +1,136 @@
+"""``--pinpoint``: each hit's seconds narrowed to the span of its window that matches the query best.
+
+For each hit: the window to narrow is the hit's own (a keyword hit spans its whole file: then the file's
+window that the query's terms score best, from its stored vectors); its seconds and a quarter window on each
+side are decoded (``media/audio.load_span``: read from there, not from the file's start), and
+``search/spans.narrow_all`` looks at shorter spans down to :data:`PINPOINT_MIN_S`, the hits side by side (one
+encoder call per level for up to :data:`HITS_PER_CALL` hits). Each span is embedded as the index embeds a
+window (the same encoder, the same repeat-padding of a short window, the index's bridge for its bridged
+spaces) and scored by the query's own terms: the weighted mean of their best cosines, as ``search/rescore.py``
+scores a window. The answer is the best-scoring span over the levels (``search/spans.chosen``).
+
+The hit keeps its rank and score (the ranking is the index's); its ``start_s``/``end_s`` become the span's,
+``window`` holds the indexed window it was found in and ``pinpoint_score`` the span's own score. A hit
+whose file cannot be read now, or whose window is shorter than twice the finest span, is left as it was
+(the first with its reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from diffgap_search.bridge.index_bridge import bridge_vectors
+from diffgap_search.config import CAVP_SPACE
+from diffgap_search.encoders.base import embed_windows, for_many_windows, input_samples
+from diffgap_search.errors import MediaDecodeError
+from diffgap_search.search.rescore import exact_cosines, weighted_mean
+from diffgap_search.search.spans import Span, chosen, cut_spans, narrow_all, padded
+from diffgap_search.search.types import Hit, SearchTerm
+from diffgap_search.store.filters import segments_of_files
+
+if TYPE_CHECKING:
+    from diffgap_search.encoders.base import AudioEncoder
+    from diffgap_search.search.open_index import OpenIndex
+
+PINPOINT_MIN_S = 0.5  # the finest span looked at: levels of W/2, W/4, ... while at least this long
+HITS_PER_CALL = 16  # hits narrowed side by side: one encoder call per level embeds about 5 spans of each
+EPS = 1e-6
+
+
+def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence[Hit]) -> tuple[list[Hit], list[str]]:
+    """``hits`` with their seconds narrowed (module docstring), in the same order, and one line per file that
+    could not be read (``"PATH: not pinpointed: why"``)."""
+    out = list(hits)
+    notes: list[str] = []
+    rate = opened.window().sample_rate
+    window_s = opened.window().window_s
+    todo: list[tuple[int, Span, float, np.ndarray]] = []  # (position, window, region start, its samples)
+    for i, hit in enumerate(hits):
+        window = indexed_window(opened, terms, hit, window_s)
+        if window is None or window[1] - window[0] < 2 * PINPOINT_MIN_S - EPS:
+            continue
+        margin = (window[1] - window[0]) / 4
+        lo = max(0.0, window[0] - margin)
+        try:
+            samples = load_region(Path(hit.fs_path), rate, lo, window[1] + margin)
+        except MediaDecodeError as exc:
+            note = f"{hit.path}: not pinpointed: {getattr(exc, 'reason', None) or exc}"
+            notes += [] if note in notes else [note]  # once per file (--segments lists a file's windows apart)
+            continue
+        todo.append((i, window, lo, samples))
+    encoder = for_many_windows(opened.encoder) if len(todo) > 1 else opened.encoder
+    for start in range(0, len(todo), HITS_PER_CALL):
+        part = todo[start : start + HITS_PER_CALL]
+        scorer = SpanScorer(opened, encoder, terms, [(lo, samples) for _, _, lo, samples in part])
+        levels = narrow_all([(w, lo + len(samples) / rate) for _, w, lo, samples in part], PINPOINT_MIN_S, scorer)
+        for (i, window, _, _), spots in zip(part, levels):
+            spot = chosen(spots)
+            if spot is not None:
+                out[i] = replace(hits[i], start_s=spot.start_s, end_s=spot.end_s, window=window,
+                                 pinpoint_score=spot.score)
+    return out, notes
+
+
+def load_region(path: Path, rate: int, start_s: float, end_s: float) -> np.ndarray:
+    """The file's sound from ``start_s`` to ``end_s`` (``media/audio.load_span``)."""
+    from diffgap_search.media.audio import load_span
+
+    return load_span(path, rate, start_s, end_s)
+
+
+def indexed_window(opened: OpenIndex, terms: Sequence[SearchTerm], hit: Hit, window_s: float) -> Span | None:
+    """The indexed window to narrow: the hit's own, or for a hit spanning more than one window (a keyword hit:
+    its whole file) the file's window the terms score best (ties: the earlier); None when none scores."""
+    if hit.end_s - hit.start_s <= window_s + EPS:
+        return hit.start_s, hit.end_s
+    seg_ids, _ = segments_of_files(opened.catalog, [hit.file_id])
+    scores = weighted_mean(opened, terms, seg_ids)
+    rows = opened.catalog.hit_rows(scores)
+    if not rows:
+        return None
+    best = max(rows.values(), key=lambda r: (scores[r.segment_id], -r.start_s))
+    return best.start_s, best.end_s
+
+
+class SpanScorer:
+    """Spans of several decoded regions -> their scores by the query's terms (``(n,) float64`` per region), each
+    span embedded as the index embeds a window: the audio encoder (repeat-padded to what it hears at once),
+    CAVP's audio tower for ``cavp_audio``, the index's bridge for the bridged spaces (``encoder``: the index's
+    audio encoder, or its loaded network for many hits: ``encoders.base.for_many_windows``). ``regions``: ``(start
+    second, mono samples at the index's rate)`` of each hit, in the order ``narrow_all`` asks."""
+
+    def __init__(self, opened: OpenIndex, encoder: AudioEncoder, terms: Sequence[SearchTerm],
+                 regions: Sequence[tuple[float, np.ndarray]]) -> None:
+        self.opened, self.encoder, self.terms, self.regions = opened, encoder, terms, regions
+
+    def __call__(self, asked: Sequence[Sequence[Span]]) -> list[np.ndarray]:
+        rate = self.opened.window().sample_rate
+        cuts = [c for (lo, samples), spans in zip(self.regions, asked) for c in cut_spans(samples, lo, rate, spans)]
+        vectors = self.vectors(*padded(cuts, rate, input_samples(self.encoder)))
+        num = np.zeros(len(cuts), np.float64)
+        den = 0.0
+        for term in self.terms:
+            if term.space in vectors:
+                num += term.weight * exact_cosines(vectors[term.space], term.queries)
+                den += term.weight
+        scores = num / den if den > 0 else num
+        bounds = np.cumsum([0] + [len(spans) for spans in asked])
+        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def vectors(self, windows: np.ndarray, durations: list[float]) -> dict[str, np.ndarray]:
+        """Space -> ``(n, D) float32`` L2-normalised vectors of ``windows``, for the spaces the terms score."""
+        opened = self.opened
+        spaces = {t.space for t in self.terms}
+        out = {"audio": embed_windows(self.encoder, windows, durations)}
+        if CAVP_SPACE in spaces or ("audio_as_video" in spaces and opened.cavp_video()):
+            out[CAVP_SPACE] = opened.video_encoder.embed_audio(  # type: ignore[attr-defined]
+                windows, sample_rate=opened.window().sample_rate, durations_s=durations)
+        bridge = opened.bridge
+        if bridge is not None and spaces - {"audio", CAVP_SPACE}:
+            out.update(bridge_vectors(bridge, out["audio"], video_side=out.get(CAVP_SPACE)))  # type: ignore[arg-type]
+        return out
