@@ -222,3 +222,22 @@ def test_the_web_api_and_page_pinpoint_on_request(library: tuple[Path, Path]) ->
             assert browser.current_url.endswith(f"?file={file_id}&start=6&end=7.2&pinpoint=true")
     finally:
         served.stop()
+
+
+def test_hits_are_narrowed_alike_whatever_how_many_share_an_encoder_call(library: tuple[Path, Path],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regions are read and narrowed ``HITS_PER_CALL`` hits at a time: one at a time gives the same spans."""
+    from diffgap_search.config import SearchConfig
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search import pinpoint
+
+    _, ix = library
+    cfg = SearchConfig(top_k=4, group_by_file=False, pinpoint=True)
+    with Searcher(ix, load_encoder) as searcher:
+        together = searcher.search(Query(audio=SAMPLES_DIR / "misc_crow.flac"), cfg).hits
+        monkeypatch.setattr(pinpoint, "HITS_PER_CALL", 1)
+        apart = searcher.search(Query(audio=SAMPLES_DIR / "misc_crow.flac"), cfg).hits
+    assert len(together) == 4 and all(h.window is not None for h in together)
+    assert [(h.segment_id, h.start_s, h.end_s) for h in apart] == [(h.segment_id, h.start_s, h.end_s) for h in together]
+    assert [h.pinpoint_score for h in apart] == pytest.approx([h.pinpoint_score for h in together], abs=1e-5)

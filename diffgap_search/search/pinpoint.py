@@ -44,29 +44,22 @@ EPS = 1e-6
 
 def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence[Hit]) -> tuple[list[Hit], list[str]]:
     """``hits`` with their seconds narrowed (module docstring), in the same order, and one line per file that
-    could not be read (``"PATH: not pinpointed: why"``)."""
+    could not be read (``"PATH: not pinpointed: why"``). Regions are read :data:`HITS_PER_CALL` hits at a time,
+    so memory stays that of 16 regions (a 10 s window's: 15 s of samples each) whatever ``-k``."""
     out = list(hits)
     notes: list[str] = []
-    rate = opened.window().sample_rate
     window_s = opened.window().window_s
-    todo: list[tuple[int, Span, float, np.ndarray]] = []  # (position, window, region start, its samples)
+    todo: list[tuple[int, Span]] = []  # (position, the indexed window to narrow)
     for i, hit in enumerate(hits):
         window = indexed_window(opened, terms, hit, window_s)
-        if window is None or window[1] - window[0] < 2 * PINPOINT_MIN_S - EPS:
-            continue
-        margin = (window[1] - window[0]) / 4
-        lo = max(0.0, window[0] - margin)
-        try:
-            samples = load_region(Path(hit.fs_path), rate, lo, window[1] + margin)
-        except MediaDecodeError as exc:
-            note = f"{hit.path}: not pinpointed: {getattr(exc, 'reason', None) or exc}"
-            notes += [] if note in notes else [note]  # once per file (--segments lists a file's windows apart)
-            continue
-        todo.append((i, window, lo, samples))
+        if window is not None and window[1] - window[0] >= 2 * PINPOINT_MIN_S - EPS:
+            todo.append((i, window))
     encoder = for_many_windows(opened.encoder) if len(todo) > 1 else opened.encoder
     for start in range(0, len(todo), HITS_PER_CALL):
-        part = todo[start : start + HITS_PER_CALL]
+        part = read_regions(opened, [(i, hits[i], window) for i, window in todo[start : start + HITS_PER_CALL]],
+                            notes)
         scorer = SpanScorer(opened, encoder, terms, [(lo, samples) for _, _, lo, samples in part])
+        rate = opened.window().sample_rate
         levels = narrow_all([(w, lo + len(samples) / rate) for _, w, lo, samples in part], PINPOINT_MIN_S, scorer)
         for (i, window, _, _), spots in zip(part, levels):
             spot = chosen(spots)
@@ -74,6 +67,24 @@ def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence
                 out[i] = replace(hits[i], start_s=spot.start_s, end_s=spot.end_s, window=window,
                                  pinpoint_score=spot.score)
     return out, notes
+
+
+def read_regions(opened: OpenIndex, asked: Sequence[tuple[int, Hit, Span]],
+                 notes: list[str]) -> list[tuple[int, Span, float, np.ndarray]]:
+    """``(position, window, region start, its samples)`` of each hit whose file can be read: its window and a
+    quarter window each side, at the index's rate; a line in ``notes`` for each file that cannot (once a file:
+    ``--segments`` lists a file's windows apart)."""
+    rate = opened.window().sample_rate
+    out = []
+    for i, hit, window in asked:
+        margin = (window[1] - window[0]) / 4
+        lo = max(0.0, window[0] - margin)
+        try:
+            out.append((i, window, lo, load_region(Path(hit.fs_path), rate, lo, window[1] + margin)))
+        except MediaDecodeError as exc:
+            note = f"{hit.path}: not pinpointed: {getattr(exc, 'reason', None) or exc}"
+            notes += [] if note in notes else [note]
+    return out
 
 
 def load_region(path: Path, rate: int, start_s: float, end_s: float) -> np.ndarray:
