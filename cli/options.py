@@ -40,6 +40,7 @@ AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (f
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
 Print0Opt = Annotated[bool, typer.Option("--print0", "-0", help="Print only the matching paths, each followed by a NUL byte (for xargs -0: any name passes, newlines included).")]
 SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="DIR", help="Also cut each hit's window (with --pinpoint: its narrowed seconds) out into DIR as WAV, at its file's own rate and channels, named 'RANK NAME START-ENDs.wav'.")]
+TimelineOpt = Annotated[bool, typer.Option("--timeline", help="With --audio or --video: the hits for each window of the query file, in its order (spotting a video), not for the whole file.")]
 PinpointOpt = Annotated[bool, typer.Option("--pinpoint", help="Narrow each hit's seconds to the part of its window that matches best (down to 0.5 s; embeds about 20 short spans per hit).")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]
 SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, max=100_000_000, help="Only files at this sample rate (Hz, as the file states it).")]

@@ -133,6 +133,14 @@ def test_video_query_goes_through_the_bridge(trained: tuple[Path, dict], corpus:
     assert again["hits"] == doc["hits"]
     no = dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--no-bridge")
     assert no.exit_code == 10 and "(--no-bridge)" in no.stderr
+    # --timeline: a one-window video is one list, the plain query's, under the video's seconds
+    timeline = json.loads(dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--json", "-k", "5",
+                             "--timeline").stdout)
+    assert [(w["start_s"], w["end_s"]) for w in timeline["windows"]] == [(0.0, 1.0)]
+    assert [h["segment_id"] for h in timeline["windows"][0]["hits"]] == [h["segment_id"] for h in doc["hits"]]
+    assert [h["score"] for h in timeline["windows"][0]["hits"]] == pytest.approx(scores, abs=1e-6)
+    refused = dg("query", "--video", corpus / "video03.mkv", "--index", ix, "--no-bridge", "--timeline")
+    assert refused.exit_code == 10 and "(--no-bridge)" in refused.stderr  # the plain query's checks, the same
 
 
 def test_eval_prints_the_methods_side_by_side(trained: tuple[Path, dict]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from oneshot_reels import RATE, REELS, indexed_reels, middle
 from real_sounds import SAMPLES_DIR, require_real_sounds
 
 from cli_runner import dg
@@ -26,35 +27,10 @@ from diffgap_search.media.audio import load_audio, load_span
 
 pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
 
-RATE = 44_100
-# recording -> (one-shot, its onset in seconds), each a CC0 sample of sonic-pi-samples
-REELS = {"reel_a": (("drum_tom_mid_hard", 4.3), ("misc_crow", 13.1)),
-         "reel_b": (("tabla_ghe4", 6.2), ("elec_bong", 15.4))}
-
-
-def middle(stem: str, onset: float) -> float:
-    return onset + sf.info(str(SAMPLES_DIR / f"{stem}.flac")).duration / 2
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The two recordings (seeded -60 dBFS noise, 20 s, 44.1 kHz FLAC) and their aisfx index."""
-    require_real_sounds()
-    root = tmp_path_factory.mktemp("pinpoint")
-    lib = root / "lib"
-    lib.mkdir()
-    rng = np.random.default_rng(0)
-    for name, events in REELS.items():
-        bed = (1e-3 * rng.standard_normal(20 * RATE)).astype(np.float32)
-        for stem, onset in events:
-            shot = load_audio(SAMPLES_DIR / f"{stem}.flac", RATE)
-            at = int(onset * RATE)
-            bed[at : at + len(shot)] += shot
-        sf.write(str(lib / f"{name}.flac"), np.clip(bed, -1, 1), RATE)
-    ix = root / "ix"
-    r = dg("index", lib, "--index", ix, "--model", "aisfx", "--workers", "0")
-    assert r.exit_code == 0, r.output
-    return lib, ix
+    """The two recordings (``oneshot_reels.REELS``) and their aisfx index."""
+    return indexed_reels(tmp_path_factory.mktemp("pinpoint"))
 
 
 def query(ix: Path, *args: object) -> dict:

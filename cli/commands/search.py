@@ -12,7 +12,7 @@ from diffgap_search.cli.errors import handle_errors
 from diffgap_search.cli.options import (
     AllCopiesOpt, ChannelsOpt, DeviceOpt, DurationOpt, FolderOpt, GlobOpt, IndexOpt, JsonlOpt, JsonOpt, KindOpt, LabelOpt,
     MinScoreOpt, ModelOpt, output_format, PathsOpt, PinpointOpt, Print0Opt, PrecisionOpt, SampleRateOpt, SaveOpt, SegmentsOpt,
-    TagOpt, TopKOpt,
+    TagOpt, TimelineOpt, TopKOpt,
 )
 from diffgap_search.config import DEFAULT_MODE, Device
 
@@ -41,6 +41,7 @@ def query(
     print0: Print0Opt = False,
     save: SaveOpt = None,
     pinpoint: PinpointOpt = False,
+    timeline: TimelineOpt = False,
     no_bridge: Annotated[bool, typer.Option("--no-bridge", help="Plain cosine search, without the DiffGAP bridge (for comparison).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (embeddings + keywords, fused by reciprocal rank), semantic (embeddings only) or keyword (file names, folders, captions and tags; loads no model).")] = DEFAULT_MODE.value,
     duration: DurationOpt = None,
@@ -61,9 +62,21 @@ def query(
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
+    if timeline and (fmt in ("paths", "paths0") or save is not None):
+        from diffgap_search.errors import UsageError
+
+        raise UsageError("--timeline lists hits per query window: show them as a table, --json or --jsonl (not with"
+                         " --paths, --print0 or --save)")
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model, device=device,
                   load_video_encoder=loaders.query_video_loader, precision=precision) as searcher:
+        if timeline:
+            from diffgap_search.search.timeline import search_timeline
+
+            from diffgap_search.cli.timeline_output import print_timeline
+
+            print_timeline(search_timeline(searcher, q, cfg), fmt=fmt)
+            return
         result = searcher.search(q, cfg)
     show_hits(result, fmt=fmt, save=save)
 

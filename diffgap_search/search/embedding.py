@@ -10,7 +10,13 @@ import numpy as np
 
 from diffgap_search.config import index_option
 from diffgap_search.encoders.base import embed_windows, fit_window
-from diffgap_search.errors import BridgeUnavailableError, InputNotFoundError, MediaDecodeError, QueryNotSupportedError
+from diffgap_search.errors import (
+    BridgeUnavailableError,
+    InputNotFoundError,
+    MediaDecodeError,
+    QueryNotSupportedError,
+    UsageError,
+)
 from diffgap_search.search.terms import bridge_for
 from diffgap_search.search.types import Query
 
@@ -42,6 +48,24 @@ def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> 
         return opened.encoder.embed_text([text])
     if kind == "segment":
         return segment_vector(opened, int(query.segment_id))  # type: ignore[arg-type]
+    return file_windows(opened, query, use_bridge=use_bridge)[0]
+
+
+Spans = list[tuple[float, float]]  # each query window's (start, end) in seconds into its file
+
+
+def query_windows(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> tuple[np.ndarray, Spans]:
+    """``(vectors (W, D) float32 L2-normalised, each window's seconds into the file)`` of a query file
+    (``--audio`` or ``--video``), windowed and checked as :func:`embed_query` does. Raises UsageError for words
+    or a segment: they have no windows of their own."""
+    if query.kind not in ("audio", "video"):
+        raise UsageError("--timeline lists hits for each window of a query file: give --audio FILE or --video FILE")
+    return file_windows(opened, query, use_bridge=use_bridge)
+
+
+def file_windows(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> tuple[np.ndarray, Spans]:
+    """A query file's window vectors and seconds (:func:`query_windows`), after its checks."""
+    kind = query.kind
     path = Path(query.audio or query.video)  # type: ignore[arg-type]
     if not path.is_file():
         raise InputNotFoundError(f"query file not found: {path}")
@@ -71,10 +95,10 @@ def segment_vector(opened: OpenIndex, segment_id: int) -> np.ndarray:
     return np.asarray(vec, dtype=np.float32).reshape(1, -1)
 
 
-def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, Spans]:
     """``(W, D) float32``: the query video's frames embedded per window (the index's windowing), optionally
-    only the windows overlapping ``[start_s, end_s]``. Streamed: only :data:`QUERY_WINDOWS` windows' frames
-    are decoded and held at a time, whatever the video's length."""
+    only the windows overlapping ``[start_s, end_s]``, with the windows' seconds. Streamed: only
+    :data:`QUERY_WINDOWS` windows' frames are decoded and held at a time, whatever the video's length."""
     from diffgap_search.media.video import open_frames, window_bounds
 
     encoder = opened.video_encoder
@@ -87,12 +111,12 @@ def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
         raise MediaDecodeError(f"{path}: no video frames in the requested span")
     return np.concatenate([
         encoder.embed_video([sampler.window(s, e).frames for s, e in bounds[i : i + QUERY_WINDOWS]])
-        for i in range(0, len(bounds), QUERY_WINDOWS)])
+        for i in range(0, len(bounds), QUERY_WINDOWS)]), bounds
 
 
-def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> np.ndarray:
+def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, Spans]:
     """``(W, D) float32``: the query file's windows (the index's windowing) through the audio encoder,
-    optionally only the samples in ``[start_s, end_s]``."""
+    optionally only the samples in ``[start_s, end_s]``, with the windows' seconds into the file."""
     from diffgap_search.media.audio import load_audio
     from diffgap_search.media.windows import window_audio
 
@@ -106,4 +130,5 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
         raise MediaDecodeError(f"{path}: no audio in the requested span")
     encoder = opened.encoder  # loaded once the file has decoded: a bad file costs no model load
     windows = window_audio(samples, fit_window(window_cfg, encoder))
-    return embed_windows(encoder, windows.samples, windows.ends - windows.starts)  # as the index embeds them
+    spans = [(lo / sr + float(a), lo / sr + float(b)) for a, b in zip(windows.starts, windows.ends)]
+    return embed_windows(encoder, windows.samples, windows.ends - windows.starts), spans  # as the index embeds them

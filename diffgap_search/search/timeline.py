@@ -1,0 +1,84 @@
+"""``dgsearch query --audio|--video FILE --timeline``: the hits for each window of the query file, in its order.
+
+A plain query by a file scores an indexed window by its best match over all the query's windows: a 2-minute
+edit asks for the sounds of all its scenes at once, and the hits of the loudest scene crowd out the rest.
+Spotting a video (the sounds for each moment of it) wants one list per moment: here each query window is a
+query of its own, scored by the same terms as a one-window query file would be (``search/terms.py``: with a
+bridge, the fused score), with the same filters, grouping and ``-k`` per window, and ``--pinpoint`` narrowing
+each list's hits. The file is decoded and embedded once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from diffgap_search.config import SearchConfig, SearchMode
+from diffgap_search.errors import UsageError
+from diffgap_search.search.embedding import query_windows
+from diffgap_search.search.types import Hit, Query, SearchResult
+
+if TYPE_CHECKING:
+    from diffgap_search.search.searcher import Searcher
+
+
+@dataclass
+class QueryWindow:
+    """One window of the query file (its seconds) and the hits for it, best first."""
+
+    start_s: float
+    end_s: float
+    hits: list[Hit]
+
+
+@dataclass
+class Timeline:
+    """The hits of each query window in the file's order, the milliseconds spent (``encode``: the file once;
+    ``search``: every window's ranking; ``pinpoint``; ``total``) and a note (files not pinpointed)."""
+
+    query_kind: str
+    windows: list[QueryWindow]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "query_kind": self.query_kind, "mode": "semantic",
+            "windows": [{"start_s": w.start_s, "end_s": w.end_s, "hits": [h.to_dict() for h in w.hits]}
+                        for w in self.windows],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+        if self.note is not None:
+            out["note"] = self.note
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON row per hit (``--jsonl``), with its query window's seconds (``query_start_s``, ``query_end_s``)."""
+        return [{"query_start_s": w.start_s, "query_end_s": w.end_s, **h.to_dict()} for w in self.windows for h in w.hits]
+
+
+def search_timeline(searcher: Searcher, query: Query, cfg: SearchConfig) -> Timeline:
+    """The hits for each window of ``query``'s file (module docstring). Raises UsageError for words or a
+    segment (no windows of their own) and for ``--mode keyword`` (it embeds nothing)."""
+    if SearchMode.of(cfg.mode) is SearchMode.KEYWORD:
+        raise UsageError("--timeline ranks each window of the query file by its sound: not with --mode keyword")
+    t0 = time.perf_counter()
+    use_bridge = cfg.use_bridge and searcher.use_bridge
+    vectors, spans = query_windows(searcher.opened, query, use_bridge=use_bridge)
+    t1 = time.perf_counter()
+    windows: list[QueryWindow] = []
+    notes: list[str] = []
+    spent = {"search": 0.0, "pinpoint": 0.0}
+    for row, (start, end) in enumerate(spans):
+        terms = searcher.terms_for(query.modality, vectors[row : row + 1], use_bridge=use_bridge)
+        t2 = time.perf_counter()
+        hits, _, _ = searcher.search_terms(terms, cfg)
+        result = searcher.pinpointed(SearchResult(query.kind, hits, {}), terms, cfg)
+        spent["search"] += (time.perf_counter() - t2) * 1000 - result.timings_ms.get("pinpoint", 0.0)
+        spent["pinpoint"] += result.timings_ms.get("pinpoint", 0.0)
+        notes += [n for n in (result.note or "").split("; ") if n and n not in notes]
+        windows.append(QueryWindow(start, end, result.hits))
+    timings = {"encode": (t1 - t0) * 1000, **spent, "total": (time.perf_counter() - t0) * 1000}
+    if not cfg.pinpoint:
+        del timings["pinpoint"]
+    return Timeline(query.kind, windows, timings, "; ".join(notes) or None)

@@ -1,0 +1,96 @@
+"""``dgsearch query --audio|--video FILE --timeline``: the hits for each window of the query file.
+
+A 20 s "edit" holds a tabla stroke in its first 10 s and a crow in its second (CC0 one-shots of Debian's
+sonic-pi-samples); the library (``oneshot_reels``) holds each in another recording, indexed with the real
+aisfx weights. Each query window comes back with its own sound's recording first, scored exactly as a query
+of that window alone; a plain query by the whole file mixes both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from oneshot_reels import indexed_reels, write_reel
+
+from cli_runner import dg, wide
+
+pytest.importorskip("aisfx", reason="the aisfx package (pip install --no-deps aisfx==0.1.2) holds the weights")
+
+
+@pytest.fixture(scope="module")
+def edit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(library, index, the 20 s edit: tabla_ghe4 at 3 s, misc_crow at 14 s)."""
+    root = tmp_path_factory.mktemp("timeline")
+    lib, ix = indexed_reels(root)
+    return lib, ix, write_reel(root / "edit.flac", (("tabla_ghe4", 3.0), ("misc_crow", 14.0)), 20.0, seed=7)
+
+
+def run_json(*args: object) -> dict:
+    r = dg("query", *args, "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_each_window_of_the_query_file_gets_its_own_hits(edit: tuple[Path, Path, Path]) -> None:
+    lib, ix, clip = edit
+    doc = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "2")
+    assert doc["query_kind"] == "audio" and doc["mode"] == "semantic"
+    assert [(w["start_s"], w["end_s"]) for w in doc["windows"]] == [(0.0, 10.0), (10.0, 20.0)]
+    first, second = (w["hits"] for w in doc["windows"])
+    assert [(h["path"], h["start_s"]) for h in first] == [(str(lib / "reel_b.flac"), 0.0), (str(lib / "reel_a.flac"), 0.0)]
+    assert [(h["path"], h["start_s"]) for h in second] == [(str(lib / "reel_a.flac"), 10.0), (str(lib / "reel_b.flac"), 10.0)]
+    for window, hits in ((0, first), (10, second)):  # each window scored as that window queried alone
+        alone = run_json("--index", ix, "--audio", clip, "--start", window, "--end", window + 10, "-k", "2")["hits"]
+        assert [h["segment_id"] for h in alone] == [h["segment_id"] for h in hits]
+        assert [h["score"] for h in alone] == pytest.approx([h["score"] for h in hits], abs=1e-5)
+    whole = run_json("--index", ix, "--audio", clip, "-k", "2")["hits"]  # the plain query: best over both windows
+    assert [h["score"] for h in whole] == pytest.approx(sorted([first[0]["score"], second[0]["score"]], reverse=True),
+                                                        abs=1e-5)
+
+
+def test_jsonl_rows_carry_their_query_window_and_start_offsets_the_windows(edit: tuple[Path, Path, Path]) -> None:
+    lib, ix, clip = edit
+    r = dg("query", "--index", ix, "--audio", clip, "--timeline", "-k", "1", "--jsonl")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["query_start_s"], row["query_end_s"], row["path"]) for row in rows] == [
+        (0.0, 10.0, str(lib / "reel_b.flac")), (10.0, 20.0, str(lib / "reel_a.flac"))]
+    late = run_json("--index", ix, "--audio", clip, "--start", "12", "--timeline", "-k", "1")
+    assert [(w["start_s"], w["end_s"]) for w in late["windows"]] == [(12.0, 20.0)]  # seconds into the file
+    assert late["windows"][0]["hits"][0]["path"] == str(lib / "reel_a.flac")
+
+
+def test_pinpoint_narrows_each_windows_hits(edit: tuple[Path, Path, Path]) -> None:
+    _, ix, clip = edit
+    doc = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "1", "--pinpoint")
+    assert [w["hits"][0]["window"] for w in doc["windows"]] == [[0.0, 10.0], [10.0, 20.0]]
+    assert all(w["hits"][0]["end_s"] - w["hits"][0]["start_s"] < 10.0 for w in doc["windows"])
+    assert doc["timings_ms"]["pinpoint"] > 0
+
+
+def test_the_table_groups_hits_under_their_query_window(edit: tuple[Path, Path, Path]) -> None:
+    _, ix, clip = edit
+    r = wide(160, NO_COLOR="1")("query", "--index", ix, "--audio", clip, "--timeline", "-k", "2")
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stdout.splitlines() if "reel_" in line]
+    assert [line.split("│")[0].strip() for line in lines] == ["0:00.0-0:10.0", "", "0:10.0-0:20.0", ""]
+    assert [line.split("│")[1].strip() for line in lines] == ["1", "2", "1", "2"]
+    empty = wide(160, NO_COLOR="1")("query", "--index", ix, "--audio", clip, "--timeline", "--min-score", "0.9999")
+    assert empty.exit_code == 0 and empty.stdout.count("no results") == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("a crow", "--timeline"), "--timeline lists hits for each window of a query file: give --audio FILE or --video FILE"),
+    (("--like", "1", "--timeline"), "--timeline lists hits for each window of a query file: give --audio FILE or --video FILE"),
+    (("--audio", "CLIP", "--timeline", "--paths"), "--timeline lists hits per query window: show them as a table, --json"
+                                                    " or --jsonl (not with --paths, --print0 or --save)"),
+    (("--audio", "CLIP", "--timeline", "--mode", "keyword"), "--timeline ranks each window of the query file by its sound:"
+                                                            " not with --mode keyword"),
+])
+def test_what_has_no_windows_is_refused(edit: tuple[Path, Path, Path], args: tuple[str, ...], message: str) -> None:
+    _, ix, clip = edit
+    r = dg("query", "--index", ix, *(str(clip) if a == "CLIP" else a for a in args))
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.stderr.split())
