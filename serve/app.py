@@ -10,7 +10,8 @@ Routes (all ``GET`` unless said):
 - ``/api/search?q=TEXT | like=SEGMENT_ID | file=FILE_ID&start=S&end=E`` (a span of an indexed file) and ``POST /api/search/file`` (multipart ``file``, optional
   ``media=audio|video``, ``start``, ``end``): the same parameters and the same JSON as
   ``dgsearch query --json`` (``k``, ``min_score``, ``kind``, ``glob``, ``segments``, ``no_bridge``,
-  ``all_copies``, ``tag``, ``pinpoint``, ...), through
+  ``all_copies``, ``tag``, ``pinpoint``, ``timeline`` (a file's or a span's windows, each with its hits), ...),
+  through
   the same ``Searcher.search``.
 - ``/api/info``: ``dgsearch info --json``; ``/api/labels`` and ``POST /api/labels``: ``dgsearch labels --json``
   and ``dgsearch label`` by file ids (``serve/labels_api.py``, guarded against other sites' pages).
@@ -246,13 +247,14 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         tag: Optional[str] = Param(None, description="Only files with an embedded tag containing this text (KEY=TEXT: tag KEY's)."),
         label: Optional[str] = Param(None, description="Only files carrying this label of the user's (dgsearch label), any case."),
         pinpoint: bool = Param(False, description="Narrow each hit's seconds to the part of its window that matches best."),
+        timeline: bool = Param(False, description="With file: the hits for each window of the span (windows, each with its hits)."),
     ) -> dict[str, Any]:
         """The same JSON as ``dgsearch query --json`` (``query_kind``, ``mode``, ``hits``, ``timings_ms``); with
-        ``file``, as ``dgsearch query --audio THAT_FILE --start S --end E --json``."""
+        ``file``, as ``dgsearch query --audio THAT_FILE --start S --end E --json`` (``--timeline``: ``windows``)."""
         query = Query(text=q, segment_id=like, audio=span_file(file, start, end), start_s=start, end_s=end)
         sc = search_config(k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder, no_bridge,
                            all_copies, tag, label, pinpoint)
-        return shared.search(query, sc).to_dict()
+        return (shared.timeline if timeline else shared.search)(query, sc).to_dict()
 
     def span_file(file_id: str | None, start: float | None, end: float | None) -> Path | None:
         """The indexed file a span query names (None without ``file``), its span checked as a saved window's."""
@@ -287,14 +289,16 @@ def create_app(shared: SharedSearcher, cfg: ServeConfig) -> FastAPI:
         tag: Optional[str] = Form(None),
         label: Optional[str] = Form(None),
         pinpoint: bool = Form(False),
+        timeline: bool = Form(False),
     ) -> dict[str, Any]:
-        """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``)."""
+        """The same JSON as ``dgsearch query --audio FILE --json`` (or ``--video``; ``--timeline``: ``windows``)."""
         if file.size is not None and file.size > cfg.max_upload_bytes:
             raise UploadTooLargeError(f"the query file is larger than the {cfg.max_upload_bytes} bytes this server"
                                       " accepts (dgsearch serve --max-upload-mb)")
         sc = search_config(k, min_score, kind, glob, segments, DEFAULT_MODE, duration, sample_rate, channels, folder,
                            no_bridge, all_copies, tag, label, pinpoint)
-        return search_upload(shared.search, file.file, file.filename, file.content_type, sc, media=media_kind,
+        search = shared.timeline if timeline else shared.search
+        return search_upload(search, file.file, file.filename, file.content_type, sc, media=media_kind,  # type: ignore[arg-type]
                              start_s=start, end_s=end).to_dict()
 
     add_label_routes(app, cfg)

@@ -41,6 +41,7 @@ from diffgap_search.config import SearchConfig
 from diffgap_search.encoders.base import AUDIO_TEXT, EncoderLoader, QueryVideoLoader
 from diffgap_search.errors import DGSearchError
 from diffgap_search.search import Query, Searcher, SearchResult
+from diffgap_search.search.timeline import Timeline
 from diffgap_search.store.catalog import Catalog
 
 T = TypeVar("T")
@@ -83,6 +84,12 @@ class SharedSearcher:
     def search(self, query: Query, cfg: SearchConfig) -> SearchResult:
         """``Searcher.search(query, cfg)``: exactly what ``dgsearch query`` runs, one query at a time."""
         return self._run(lambda: self.searcher.search(query, cfg))
+
+    def timeline(self, query: Query, cfg: SearchConfig) -> Timeline:
+        """``search_timeline``: what ``dgsearch query --timeline`` runs, on the same thread."""
+        from diffgap_search.search.timeline import search_timeline
+
+        return self._run(lambda: search_timeline(self.searcher, query, cfg))
 
     def warm_up(self) -> None:
         """Load the encoder now (not on the first query), and embed one text on the search thread, so the first

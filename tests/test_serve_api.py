@@ -134,7 +134,8 @@ def test_info_docs_and_openapi(served: Served, serve_corpus: ServeCorpus) -> Non
     assert (set(body["properties"]), body["required"]) == ({"label", "file_ids", "remove"}, ["label", "file_ids"])
     params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
     assert params == {"q", "like", "file", "start", "end", "k", "min_score", "kind", "glob", "segments", "no_bridge",
-                      "mode", "duration", "sample_rate", "channels", "folder", "all_copies", "tag", "label", "pinpoint"}
+                      "mode", "duration", "sample_rate", "channels", "folder", "all_copies", "tag", "label", "pinpoint",
+                      "timeline"}
     docs = httpx.get(served.url + "docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text and "swagger" in docs.text.lower()
     # /docs works offline: every script and style it names is served by this server, none from a CDN

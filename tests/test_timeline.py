@@ -94,3 +94,50 @@ def test_what_has_no_windows_is_refused(edit: tuple[Path, Path, Path], args: tup
     r = dg("query", "--index", ix, *(str(clip) if a == "CLIP" else a for a in args))
     assert r.exit_code == 2, r.output
     assert message in " ".join(r.stderr.split())
+
+
+def test_the_web_api_and_page_list_hits_per_window(edit: tuple[Path, Path, Path]) -> None:
+    """A real ``dgsearch serve`` on loopback: ``timeline`` on the upload and span endpoints gives the CLI's windows
+    (real HTTP client); on the page (real headless Chromium) the "per window" box and a chosen file head each
+    window's first hit with the window's seconds, and words are searched as always with the box ticked."""
+    import httpx
+    from browser import chromium, require_chromium
+    from serve_server import start_serve
+    from test_serve_page import wait_for
+
+    lib, ix, clip = edit
+    cli = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "2")
+    served = start_serve(ix)
+    try:
+        with open(clip, "rb") as fh:
+            posted = httpx.post(served.url + "api/search/file", files={"file": ("edit.flac", fh)},
+                                data={"timeline": "true", "k": "2"}, timeout=120).json()
+        assert [[h["segment_id"] for h in w["hits"]] for w in posted["windows"]] == [
+            [h["segment_id"] for h in w["hits"]] for w in cli["windows"]]
+        reel_a = posted["windows"][1]["hits"][0]["file_id"]
+        span = httpx.get(served.url + "api/search", params={"file": reel_a, "start": 0, "end": 20, "timeline": "true",
+                                                            "k": 1}, timeout=120).json()
+        assert [(w["start_s"], w["end_s"]) for w in span["windows"]] == [(0.0, 10.0), (10.0, 20.0)]
+        words = httpx.get(served.url + "api/search", params={"q": "crow", "timeline": "true"}, timeout=60)
+        assert words.status_code == 400 and words.json()["exit_code"] == 2
+        require_chromium()
+        with chromium() as browser:
+            browser.get(served.url + "?timeline=true")
+            assert browser.execute_script("return document.querySelector('#f-timeline').checked") is True
+            browser.find_element("css selector", "#file").send_keys(str(clip))
+            wait_for(browser, "document.querySelectorAll('#hits .query-window').length === 2", timeout=120)
+            heads = browser.execute_script(
+                "return Array.from(document.querySelectorAll('#hits .hit')).map(li => {"
+                " const h = li.querySelector('.query-window'); return [h ? h.textContent : '',"
+                " li.querySelector('.path').title || li.querySelector('.path').textContent]; })")
+            assert [h for h, _ in heads] == ["For 0:00.0 → 0:10.0 of the query", "", "For 0:10.0 → 0:20.0 of the query", ""]
+            assert [p.endswith(name) for (_, p), name in zip(heads, ("reel_b.flac", "reel_a.flac", "reel_a.flac",
+                                                                       "reel_b.flac"))] == [True] * 4
+            assert browser.execute_script("return document.querySelector('#status').textContent").startswith(
+                "4 results for 2 windows of with edit.flac")
+            browser.find_element("css selector", "#q").send_keys("crow\n")  # words: one list, the box ignored
+            wait_for(browser, "/results? for “crow”/.test(document.querySelector('#status').textContent)", timeout=60)
+            assert browser.execute_script("return document.querySelectorAll('#hits .query-window').length") == 0
+            assert "Error" not in browser.execute_script("return document.querySelector('#status').textContent")
+    finally:
+        served.stop()

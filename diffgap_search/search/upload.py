@@ -8,14 +8,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import DGSearchError, UsageError
 from diffgap_search.media.discover import query_file_kind
-from diffgap_search.search.types import Query, SearchResult
+from diffgap_search.search.types import Query
 
 CHUNK = 1 << 20
+R = TypeVar("R")  # what the search gives: a SearchResult, or a Timeline (``search/timeline.py``)
 
 
 def safe_suffix(filename: str | None) -> str:
@@ -25,9 +26,9 @@ def safe_suffix(filename: str | None) -> str:
     return suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
 
 
-def search_upload(search: Callable[[Query, SearchConfig], SearchResult], data: BinaryIO, filename: str | None,
+def search_upload(search: Callable[[Query, SearchConfig], R], data: BinaryIO, filename: str | None,
                   content_type: str | None, cfg: SearchConfig, *, media: str | None = None,
-                  start_s: float | None = None, end_s: float | None = None) -> SearchResult:
+                  start_s: float | None = None, end_s: float | None = None) -> R:
     """Search with an uploaded file's bytes (``data``, read in chunks) through ``search`` (a searcher's).
 
     ``media``: ``"audio"`` or ``"video"``, or None to decide by the upload's name and type

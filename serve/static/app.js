@@ -44,9 +44,10 @@
   }
 
   // -- filters: controls <-> URL parameters (the names /api/search takes) ----------------------------
-  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag", "label", "pinpoint"];
+  const FILTERS = ["kind", "duration", "sample_rate", "channels", "folder", "tag", "label", "pinpoint", "timeline"];
   const controls = { kind: $("#f-kind"), sample_rate: $("#f-rate"), channels: $("#f-channels"), folder: $("#f-folder"),
-                     tag: $("#f-tag"), label: $("#f-label"), pinpoint: $("#f-pinpoint") };
+                     tag: $("#f-tag"), label: $("#f-label"), pinpoint: $("#f-pinpoint"), timeline: $("#f-timeline") };
+  const FILE_ONLY = ["timeline"];  // asked only of a file's search (words and "more like this" have no windows)
   function filtersFromControls() {
     const out = new URLSearchParams();
     for (const name of FILTERS) {
@@ -68,8 +69,9 @@
       else controls[name].value = p.get(name) || "";
     }
   }
-  function filterQuery(p) {  // "&kind=audio&..." from the URL's filters
-    return FILTERS.filter((n) => p.get(n)).map((n) => "&" + n + "=" + encodeURIComponent(p.get(n))).join("");
+  function filterQuery(p, ofFile) {  // "&kind=audio&..." from the URL's filters
+    return FILTERS.filter((n) => p.get(n) && (ofFile || !FILE_ONLY.includes(n)))
+      .map((n) => "&" + n + "=" + encodeURIComponent(p.get(n))).join("");
   }
 
   // -- searching ------------------------------------------------------------------------------------
@@ -82,7 +84,7 @@
     if (like) return run("/api/search?like=" + encodeURIComponent(like) + filterQuery(p), "sounds like segment " + like);
     if (file) {  // a span of an indexed file (selection.js)
       const span = ["file", "start", "end"].filter((n) => p.get(n)).map((n) => n + "=" + encodeURIComponent(p.get(n)));
-      return run("/api/search?" + span.join("&") + filterQuery(p), "sounds like file " + file +
+      return run("/api/search?" + span.join("&") + filterQuery(p, true), "sounds like file " + file +
                  (p.get("start") ? " from " + timecode(+p.get("start")) + " to " + timecode(+p.get("end")) : ""));
     }
     showEmpty();
@@ -142,6 +144,7 @@
 
   // -- results --------------------------------------------------------------------------------------
   function render(result, what) {
+    if (result.windows) return renderTimeline(result, what);
     state.hits = result.hits;
     hooks.hits.forEach((f) => f(result.hits));
     state.selected = -1;
@@ -182,6 +185,25 @@
       loadPeaks(hit.file_id).then((doc) => { draw(i); if (doc && doc.exitCode === 3) markGone(li, doc.error); });
     });
     select(0, false);
+  }
+  // --timeline: each window of the query file with its own hits, in its order; one list, each window's first
+  // hit headed by the window's seconds (the list's items stay the hits alone: playback and keys index them)
+  function renderTimeline(result, what) {
+    const firsts = new Map();
+    const hits = [];
+    for (const w of result.windows) {
+      if (w.hits.length) firsts.set(hits.length, w);
+      hits.push(...w.hits);
+    }
+    render({ hits: hits, timings_ms: result.timings_ms }, what);
+    const n = result.windows.length;
+    if (hits.length) setStatus(hits.length + " results for " + n + (n === 1 ? " window of " : " windows of ") + what, "");
+    firsts.forEach((w, i) => {
+      const head = document.createElement("p");
+      head.className = "query-window";
+      head.textContent = "For " + timecode(w.start_s) + " → " + timecode(w.end_s) + " of the query";
+      hitsEl.children[i].prepend(head);
+    });
   }
   // a file moved or deleted since it was indexed (the server answers exit code 3): say so where its waveform was
   // drawn and offer nothing to play
