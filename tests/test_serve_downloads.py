@@ -118,3 +118,33 @@ def test_the_page_saves_a_hits_window_and_its_file(served: Served, serve_corpus:
         first.find_element("css selector", ".save-file").click()
         (whole,) = downloaded(folder)
         assert (whole.name, whole.read_bytes()) == ("long take.wav", (serve_corpus.clips / "long take.wav").read_bytes())
+
+
+def test_a_hits_window_drags_out_of_the_page_as_its_wav(served: Served, serve_corpus: ServeCorpus) -> None:
+    """Dragging "save window" out of the page (onto a DAW's track, a folder) hands Chromium a DownloadURL: the
+    server's own name for the cut and the link that serves it (a real Chromium runs the page's handler on a
+    dragstart carrying a real DataTransfer; the URL is then fetched over HTTP)."""
+    require_chromium()
+    words = "a drum break, a bell, a choir"
+    hit = httpx.get(served.url + "api/search", params={"q": words}).json()["hits"][0]
+    with chromium() as browser:
+        browser.get(served.url + "?q=" + quote(words))
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.querySelector('#hits .hit')"))
+        data = browser.execute_script(
+            "const dt = new DataTransfer(), link = document.querySelector('#hits .hit .save-window');"
+            "link.dispatchEvent(new DragEvent('dragstart', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+            "return dt.getData('DownloadURL');")
+    kind, name, url = data.split(":", 2)
+    assert (kind, name) == ("audio/wav", window_name(Path(hit["path"]), hit["start_s"], hit["end_s"]))
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{served.url}files/{hit['file_id']}/window"
+    asked = parse_qs(parts.query)
+    assert (float(asked["start"][0]), float(asked["end"][0])) == (hit["start_s"], hit["end_s"])
+    got = httpx.get(url)
+    assert got.status_code == 200 and got.headers["content-type"] == "audio/wav"
+    info = sf.info(io.BytesIO(got.content))
+    assert abs(info.frames - (hit["end_s"] - hit["start_s"]) * info.samplerate) <= 1

@@ -220,9 +220,21 @@
   // take the sound away: the window as WAV (cut by the server at the file's own rate) or the file itself
   function saveLinks(li, hit) {
     const file = "/files/" + hit.file_id;
-    li.querySelector(".save-window").href = withToken(file + "/window?start=" + hit.start_s + "&end=" + hit.end_s);
+    const save = li.querySelector(".save-window");
+    save.href = withToken(file + "/window?start=" + hit.start_s + "&end=" + hit.end_s);
+    // dragged out of the page (onto a DAW's track, a folder), the link is the WAV itself: Chromium's DownloadURL,
+    // named as the server names it (media/cut.window_name)
+    save.addEventListener("dragstart", (e) => {
+      e.dataTransfer.setData("DownloadURL", "audio/wav:" + windowName(hit).replace(/:/g, "_") + ":" + save.href);
+    });
     li.querySelector(".save-file").href = withToken(file + "/original");
     li.querySelectorAll(".actions a").forEach((a) => a.addEventListener("click", (e) => e.stopPropagation()));
+  }
+  // "long take 10-20s.wav": the file's stem and the span's seconds to the millisecond (media/cut.window_name)
+  function windowName(hit) {
+    const seconds = (x) => x.toFixed(3).replace(/0+$/, "").replace(/\.$/, "");
+    const base = hit.path.slice(hit.path.lastIndexOf("/") + 1), dot = base.lastIndexOf(".");
+    return (dot > 0 ? base.slice(0, dot) : base) + " " + seconds(hit.start_s) + "-" + seconds(hit.end_s) + "s.wav";
   }
   // a path below the library folder, from it (the whole path is each element's title)
   function shownPath(path) {
