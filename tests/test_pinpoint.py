@@ -217,3 +217,19 @@ def test_hits_are_narrowed_alike_whatever_how_many_share_an_encoder_call(library
     assert len(together) == 4 and all(h.window is not None for h in together)
     assert [(h.segment_id, h.start_s, h.end_s) for h in apart] == [(h.segment_id, h.start_s, h.end_s) for h in together]
     assert [h.pinpoint_score for h in apart] == pytest.approx([h.pinpoint_score for h in together], abs=1e-5)
+
+
+def test_a_sound_cut_by_the_edge_of_two_windows_is_listed_once(tmp_path: Path) -> None:
+    """With --segments both windows around a one-shot at 9.7-10.5 s narrow to it: one hit, at the better rank."""
+    from oneshot_reels import write_reel
+
+    require_real_sounds()
+    (tmp_path / "lib").mkdir()
+    write_reel(tmp_path / "lib" / "edge.flac", (("tabla_ghe4", 9.7),), 20.0, seed=3)
+    ix = tmp_path / "ix"
+    assert dg("index", tmp_path / "lib", "--index", ix, "--model", "aisfx", "--workers", "0").exit_code == 0
+    plain = query(ix, "--audio", SAMPLES_DIR / "tabla_ghe4.flac")["hits"]
+    assert [(h["start_s"], h["end_s"]) for h in plain] == [(0.0, 10.0), (10.0, 20.0)]  # both windows hold some of it
+    (hit,) = query(ix, "--audio", SAMPLES_DIR / "tabla_ghe4.flac", "--pinpoint")["hits"]
+    assert hit["segment_id"] == plain[0]["segment_id"] and hit["window"] == [0.0, 10.0]
+    assert hit["start_s"] <= middle("tabla_ghe4", 9.7) <= hit["end_s"]

@@ -10,7 +10,9 @@ spaces) and scored by the query's own terms: the weighted mean of their best cos
 scores a window. The answer is the best-scoring span over the levels (``search/spans.chosen``).
 
 The hit keeps its rank and score (the ranking is the index's); its ``start_s``/``end_s`` become the span's,
-``window`` holds the indexed window it was found in and ``pinpoint_score`` the span's own score. A hit
+``window`` holds the indexed window it was found in and ``pinpoint_score`` the span's own score. Listing every
+window (``--segments``), two windows that narrow to one moment (a sound cut by their edge) are one hit, at the
+better rank (:func:`one_per_moment`). A hit
 whose file cannot be read now, or whose window is shorter than twice the finest span, is left as it was
 (the first with its reason).
 """
@@ -67,6 +69,25 @@ def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence
                 out[i] = replace(hits[i], start_s=spot.start_s, end_s=spot.end_s, window=window,
                                  pinpoint_score=spot.score)
     return out, notes
+
+
+def one_per_moment(hits: Sequence[Hit]) -> list[Hit]:
+    """``hits`` without the pinpointed ones whose span another, better-ranked pinpointed hit of the same file
+    already covers by at least half of the shorter span: with ``--segments``, a sound cut by the edge between two
+    windows is found from both, and both narrow to it; it is listed once, at the better rank."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if hit.window is not None and any(
+                other.window is not None and other.file_id == hit.file_id and overlaps(other, hit) for other in kept):
+            continue
+        kept.append(hit)
+    return kept
+
+
+def overlaps(a: Hit, b: Hit) -> bool:
+    """Whether the spans of ``a`` and ``b`` share at least half of the shorter one."""
+    shared = min(a.end_s, b.end_s) - max(a.start_s, b.start_s)
+    return shared >= 0.5 * min(a.end_s - a.start_s, b.end_s - b.start_s) - EPS
 
 
 def read_regions(opened: OpenIndex, asked: Sequence[tuple[int, Hit, Span]],
