@@ -141,3 +141,23 @@ def test_the_web_api_and_page_list_hits_per_window(edit: tuple[Path, Path, Path]
             assert "Error" not in browser.execute_script("return document.querySelector('#status').textContent")
     finally:
         served.stop()
+
+
+def test_similar_lists_the_neighbours_of_each_window_of_its_target(edit: tuple[Path, Path, Path]) -> None:
+    lib, ix, clip = edit
+    r = dg("similar", lib / "reel_b.flac", "--index", ix, "--timeline", "--segments", "-k", "2", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [(w["start_s"], w["end_s"]) for w in doc["windows"]] == [(0.0, 10.0), (10.0, 20.0)]
+    own = json.loads(dg("query", "--index", ix, "--audio", lib / "reel_b.flac", "--segments", "--json").stdout)["hits"]
+    own_ids = {h["start_s"]: h["segment_id"] for h in own if h["path"] == str(lib / "reel_b.flac")}
+    for window in doc["windows"]:  # each window's list is that window's own "similar SEGMENT_ID"
+        assert all(h["path"] == str(lib / "reel_a.flac") for h in window["hits"])  # its own file left out
+        alone = json.loads(dg("similar", own_ids[window["start_s"]], "--index", ix, "--segments", "-k", "2",
+                              "--json").stdout)["hits"]
+        assert [(h["segment_id"], h["score"]) for h in window["hits"]] == [(h["segment_id"], h["score"]) for h in alone]
+    outside = dg("similar", clip, "--index", ix, "--timeline", "-k", "2", "--json")  # not indexed: embedded
+    assert outside.exit_code == 0, outside.output
+    by_query = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "2")
+    assert [[h["segment_id"] for h in w["hits"]] for w in json.loads(outside.stdout)["windows"]] == [
+        [h["segment_id"] for h in w["hits"]] for w in by_query["windows"]]

@@ -62,11 +62,7 @@ def query(
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
-    if timeline and (fmt in ("paths", "paths0") or save is not None):
-        from diffgap_search.errors import UsageError
-
-        raise UsageError("--timeline lists hits per query window: show them as a table, --json or --jsonl (not with"
-                         " --paths, --print0 or --save)")
+    refuse_timeline_output(timeline, fmt, save)
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model, device=device,
                   load_video_encoder=loaders.query_video_loader, precision=precision) as searcher:
@@ -99,6 +95,7 @@ def similar(
     print0: Print0Opt = False,
     save: SaveOpt = None,
     pinpoint: PinpointOpt = False,
+    timeline: Annotated[bool, typer.Option("--timeline", help="The hits for each window of the target, in its order, not for the whole target.")] = False,
     duration: DurationOpt = None,
     sample_rate: SampleRateOpt = None,
     channels: ChannelsOpt = None,
@@ -117,10 +114,27 @@ def similar(
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
                          channels, folder, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
+    refuse_timeline_output(timeline, fmt, save)
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
+        if timeline:
+            from diffgap_search.search.similar import similar_timeline
+
+            from diffgap_search.cli.timeline_output import print_timeline
+
+            print_timeline(similar_timeline(searcher, target, cfg), fmt=fmt)
+            return
         result = find_similar(searcher, target, cfg)
     show_hits(result, fmt=fmt, save=save)
+
+
+def refuse_timeline_output(timeline: bool, fmt: str, save: Path | None) -> None:
+    """UsageError (exit 2) for ``--timeline`` with an output that has no place for lists of lists."""
+    if timeline and (fmt in ("paths", "paths0") or save is not None):
+        from diffgap_search.errors import UsageError
+
+        raise UsageError("--timeline lists hits per query window: show them as a table, --json or --jsonl (not with"
+                         " --paths, --print0 or --save)")
 
 
 @handle_errors

@@ -24,7 +24,9 @@ import numpy as np
 from diffgap_search.config import SearchConfig
 from diffgap_search.errors import InputNotFoundError, UsageError
 from diffgap_search.media.discover import path_key
+from diffgap_search.search.embedding import query_windows
 from diffgap_search.search.searcher import Searcher
+from diffgap_search.search.timeline import Timeline, per_window
 from diffgap_search.search.types import Query, SearchResult, SearchTerm
 from diffgap_search.store.similarity_rows import file_segment_ids, segment_file_id
 
@@ -49,6 +51,40 @@ def target_vectors(searcher: Searcher, target: str) -> tuple[np.ndarray, int | N
             raise InputNotFoundError(f"segment {segment} is not in index {searcher.index_dir} (or has no audio vector)")
         return vector[None, :], file_id, "segment"
     raise InputNotFoundError(f"{target} is neither a file nor a segment id of index {searcher.index_dir}")
+
+
+def target_windows(searcher: Searcher, target: str) -> tuple[np.ndarray, list[tuple[float, float]], int | None]:
+    """``(vectors (W, D) float32, each window's seconds, the target's file id or None)`` for ``similar
+    --timeline``: an indexed file's stored windows in time order, another file's windows embedded as a query
+    file's, or one segment. Raises InputNotFoundError as :func:`target_vectors`."""
+    catalog = searcher.catalog
+    path = Path(target)
+    if path.is_file():
+        row = catalog.file_by_key(path_key(path))
+        if row is not None and row.status == "ok":
+            ids = file_segment_ids(catalog, row.id)
+            found = catalog.vectors_of("audio", ids)
+            rows = catalog.hit_rows(ids)
+            kept = [i for i in ids if i in found and i in rows]
+            if kept:
+                return (np.stack([found[i] for i in kept]), [(rows[i].start_s, rows[i].end_s) for i in kept], row.id)
+        vectors, spans = query_windows(searcher.opened, Query(audio=path), use_bridge=searcher.use_bridge)
+        return vectors, spans, None
+    vectors, file_id, _how = target_vectors(searcher, target)
+    row = catalog.hit_rows([int(target)])[int(target)]
+    return vectors, [(row.start_s, row.end_s)], file_id
+
+
+def similar_timeline(searcher: Searcher, target: str, cfg: SearchConfig = SearchConfig()) -> Timeline:
+    """The hits nearest to each window of ``target`` in its order, its own file left out (``--timeline``)."""
+    if not target.strip():
+        raise UsageError("give a file or a segment id: dgsearch similar FILE")
+    t0 = time.perf_counter()
+    vectors, spans, own_file = target_windows(searcher, target)
+    encode = (time.perf_counter() - t0) * 1000
+    exclude = frozenset() if own_file is None else frozenset({own_file})
+    return per_window(searcher, "similar", lambda row: [SearchTerm("audio", row, 1.0)], vectors, spans, cfg,
+                      exclude=exclude, encode_ms=encode)
 
 
 def similar(searcher: Searcher, target: str, cfg: SearchConfig = SearchConfig()) -> SearchResult:

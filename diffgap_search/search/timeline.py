@@ -11,13 +11,16 @@ each list's hits. The file is decoded and embedded once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.errors import UsageError
 from diffgap_search.search.embedding import query_windows
-from diffgap_search.search.types import Hit, Query, SearchResult
+from diffgap_search.search.types import Hit, Query, SearchResult, SearchTerm
 
 if TYPE_CHECKING:
     from diffgap_search.search.searcher import Searcher
@@ -65,20 +68,34 @@ def search_timeline(searcher: Searcher, query: Query, cfg: SearchConfig) -> Time
     t0 = time.perf_counter()
     use_bridge = cfg.use_bridge and searcher.use_bridge
     vectors, spans = query_windows(searcher.opened, query, use_bridge=use_bridge)
-    t1 = time.perf_counter()
+    encode = (time.perf_counter() - t0) * 1000
+
+    def terms_of(row: np.ndarray) -> list[SearchTerm]:
+        return searcher.terms_for(query.modality, row, use_bridge=use_bridge)
+
+    return per_window(searcher, query.kind, terms_of, vectors, spans, cfg, encode_ms=encode)
+
+
+def per_window(searcher: Searcher, kind: str, terms_of: Callable[[np.ndarray], list[SearchTerm]], vectors: np.ndarray,
+               spans: Sequence[tuple[float, float]], cfg: SearchConfig, *, exclude: frozenset[int] = frozenset(),
+               encode_ms: float = 0.0) -> Timeline:
+    """Each of ``vectors (W, D) float32`` (one per window, in ``spans``' order) searched on its own through the
+    terms ``terms_of`` gives a ``(1, D)`` row, with ``cfg``'s filters, grouping and ``-k``, never a file of
+    ``exclude``; pinpointed with ``cfg.pinpoint``."""
+    t0 = time.perf_counter()
     windows: list[QueryWindow] = []
     notes: list[str] = []
     spent = {"search": 0.0, "pinpoint": 0.0}
     for row, (start, end) in enumerate(spans):
-        terms = searcher.terms_for(query.modality, vectors[row : row + 1], use_bridge=use_bridge)
-        t2 = time.perf_counter()
-        hits, _, _ = searcher.search_terms(terms, cfg)
-        result = searcher.pinpointed(SearchResult(query.kind, hits, {}), terms, cfg)
-        spent["search"] += (time.perf_counter() - t2) * 1000 - result.timings_ms.get("pinpoint", 0.0)
+        terms = terms_of(vectors[row : row + 1])
+        t1 = time.perf_counter()
+        hits, _, _ = searcher.search_terms(terms, cfg, exclude)
+        result = searcher.pinpointed(SearchResult(kind, hits, {}), terms, cfg)
+        spent["search"] += (time.perf_counter() - t1) * 1000 - result.timings_ms.get("pinpoint", 0.0)
         spent["pinpoint"] += result.timings_ms.get("pinpoint", 0.0)
         notes += [n for n in (result.note or "").split("; ") if n and n not in notes]
         windows.append(QueryWindow(start, end, result.hits))
-    timings = {"encode": (t1 - t0) * 1000, **spent, "total": (time.perf_counter() - t0) * 1000}
+    timings = {"encode": encode_ms, **spent, "total": encode_ms + (time.perf_counter() - t0) * 1000}
     if not cfg.pinpoint:
         del timings["pinpoint"]
-    return Timeline(query.kind, windows, timings, "; ".join(notes) or None)
+    return Timeline(kind, windows, timings, "; ".join(notes) or None)
