@@ -249,6 +249,36 @@ def test_video_query_on_an_audio_only_index_needs_no_bridge(sfx: Path, tiny_clap
     assert dg("query", "--video", clip, "--index", ix, "--start", "1", "--end", "2").exit_code == 0
 
 
+def test_pinpoint_scores_a_span_in_cavps_space_as_search_scores_the_window(sfx: Path, tiny_clap_dir: Path,
+                                                                          tiny_cavp_ckpt: Path, tmp_path: Path) -> None:
+    """On a CAVP index a video query is scored in CAVP's space (``cavp_audio``): ``--pinpoint`` embeds its spans with
+    CAVP's audio tower, so a span that is a hit's whole window, read back from its file, scores the hit's score."""
+    from diffgap_search.cli.loaders import query_video_loader
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.pinpoint import SpanScorer, load_region
+
+    ix = tmp_path / "ix"
+    r = dg("index", sfx, "--index", ix, "--model", tiny_clap_dir, "--video-model", tiny_cavp_ckpt, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    clip = make_testsrc(tmp_path / "clip.mp4", seconds=3.0, size="64x48", rate=10)
+    with Searcher(ix, load_encoder, load_video_encoder=query_video_loader) as s:
+        hits = s.search(Query(video=clip)).hits
+        terms = s.terms_for("video", s.embed_query(Query(video=clip)))
+        assert [t.space for t in terms] == ["cavp_audio"]
+        rate = s.window().sample_rate
+        regions = [(h.start_s, load_region(Path(h.fs_path), rate, h.start_s, h.end_s)) for h in hits]
+        scores = SpanScorer(s.opened, s.encoder, terms, regions)([[(h.start_s, h.end_s)] for h in hits])
+    assert len(hits) == 6
+    np.testing.assert_allclose([float(x[0]) for x in scores], [h.score for h in hits], atol=1e-5)
+    q = dg("query", "--video", clip, "--index", ix, "--pinpoint", "--json")
+    assert q.exit_code == 0, q.output
+    narrowed = [h for h in json.loads(q.stdout)["hits"] if "window" in h]
+    quarter = [(h["window"][1] - h["window"][0]) / 4 for h in narrowed]  # the region: the window and a quarter each side
+    assert narrowed and all(h["window"][0] - q <= h["start_s"] < h["end_s"] <= h["window"][1] + q
+                            for h, q in zip(narrowed, quarter))
+
+
 def test_switching_an_index_to_cavp_embeds_only_what_is_missing(sfx: Path, tiny_clap_dir: Path, tiny_cavp_ckpt: Path,
                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import diffgap_search.cli.loaders as cli
