@@ -155,14 +155,18 @@ class SpanScorer:
         return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def vectors(self, windows: np.ndarray, durations: list[float]) -> dict[str, np.ndarray]:
-        """Space -> ``(n, D) float32`` L2-normalised vectors of ``windows``, for the spaces the terms score."""
+        """Space -> ``(n, D) float32`` L2-normalised vectors of ``windows``, for the spaces the terms score (and
+        only those: a video query on a CAVP index runs CAVP's audio tower alone)."""
         opened = self.opened
         spaces = {t.space for t in self.terms}
-        out = {"audio": embed_windows(self.encoder, windows, durations)}
-        if CAVP_SPACE in spaces or ("audio_as_video" in spaces and opened.cavp_video()):
+        cavp = opened.cavp_video() if spaces & {CAVP_SPACE, "audio_as_video"} else False
+        out: dict[str, np.ndarray] = {}
+        if spaces & {"audio", "audio_as_text"} or ("audio_as_video" in spaces and not cavp):
+            out["audio"] = embed_windows(self.encoder, windows, durations)
+        if CAVP_SPACE in spaces or ("audio_as_video" in spaces and cavp):
             out[CAVP_SPACE] = opened.video_encoder.embed_audio(  # type: ignore[attr-defined]
                 windows, sample_rate=opened.window().sample_rate, durations_s=durations)
         bridge = opened.bridge
         if bridge is not None and spaces - {"audio", CAVP_SPACE}:
-            out.update(bridge_vectors(bridge, out["audio"], video_side=out.get(CAVP_SPACE)))  # type: ignore[arg-type]
+            out.update(bridge_vectors(bridge, out.get("audio"), video_side=out.get(CAVP_SPACE)))  # type: ignore[arg-type]
         return out
