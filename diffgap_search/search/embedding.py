@@ -3,13 +3,15 @@ or an indexed window's stored audio vector (more like this)."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffgap_search.config import index_option
-from diffgap_search.encoders.base import embed_windows, fit_window
+from diffgap_search.encoders.base import embed_windows, fit_window, for_many_windows
 from diffgap_search.errors import (
     BridgeUnavailableError,
     InputNotFoundError,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from diffgap_search.search.open_index import OpenIndex
 
 QUERY_WINDOWS = 4  # video query windows decoded and embedded at a time
+QUERY_BATCH = 12  # audio query windows embedded at a time (aisfx's one-file ONNX path takes up to twelve 10 s)
 
 
 def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> np.ndarray:
@@ -116,19 +119,50 @@ def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
 
 def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, Spans]:
     """``(W, D) float32``: the query file's windows (the index's windowing) through the audio encoder,
-    optionally only the samples in ``[start_s, end_s]``, with the windows' seconds into the file."""
-    from diffgap_search.media.audio import load_audio
-    from diffgap_search.media.windows import window_audio
+    optionally only the samples in ``[start_s, end_s]``, with the windows' seconds into the file.
+
+    Streamed: the file is decoded block by block and windowed as it comes (``media/windows.iter_windows``: the
+    same windows as the whole file's), :data:`QUERY_BATCH` windows embedded at a time, so a query by an
+    hour-long recording holds a dozen windows, not the hour (1.4 GB at 48 kHz, whole and windowed). A file of
+    more than one batch is embedded by the encoder's bulk path (``encoders.base.for_many_windows``), as the
+    whole file's windows in one call were."""
+    from diffgap_search.media.audio import iter_audio_blocks
+    from diffgap_search.media.windows import iter_windows
 
     window_cfg = opened.window()
-    samples = load_audio(path, window_cfg.sample_rate)
     sr = window_cfg.sample_rate
     lo = int(round((start_s or 0.0) * sr))
-    hi = len(samples) if end_s is None else int(round(end_s * sr))
-    samples = samples[lo:hi]
-    if len(samples) == 0:
+    hi = None if end_s is None else int(round(end_s * sr))
+    blocks = span_blocks(iter_audio_blocks(path, sr), lo, hi)
+    first = next(blocks, None)
+    if first is None:
         raise MediaDecodeError(f"{path}: no audio in the requested span")
-    encoder = opened.encoder  # loaded once the file has decoded: a bad file costs no model load
-    windows = window_audio(samples, fit_window(window_cfg, encoder))
-    spans = [(lo / sr + float(a), lo / sr + float(b)) for a, b in zip(windows.starts, windows.ends)]
-    return embed_windows(encoder, windows.samples, windows.ends - windows.starts), spans  # as the index embeds them
+    encoder = opened.encoder  # loaded once the file has begun to decode: a file that cannot costs no model load
+    windows = iter_windows(itertools.chain([first], blocks), fit_window(window_cfg, encoder))
+    batch = list(itertools.islice(windows, QUERY_BATCH))
+    following = list(itertools.islice(windows, QUERY_BATCH))
+    embedder = for_many_windows(encoder) if following else encoder
+    vectors: list[np.ndarray] = []
+    spans: Spans = []
+    while batch:
+        samples = np.stack([w.samples for w in batch])
+        vectors.append(embed_windows(embedder, samples, [w.end_s - w.start_s for w in batch]))  # as the index embeds them
+        spans += [(lo / sr + w.start_s, lo / sr + w.end_s) for w in batch]
+        batch, following = following, list(itertools.islice(windows, QUERY_BATCH))
+    return np.concatenate(vectors), spans
+
+
+def span_blocks(blocks: Iterator[np.ndarray], lo: int, hi: int | None) -> Iterator[np.ndarray]:
+    """The parts of consecutive 1-D ``blocks`` between sample ``lo`` and ``hi`` (None: the end), non-empty;
+    the stream is left at ``hi``."""
+    at = 0
+    for block in blocks:
+        start, end = at, at + len(block)
+        at = end
+        if end <= lo:
+            continue
+        part = block[max(0, lo - start) : len(block) if hi is None else max(0, min(len(block), hi - start))]
+        if len(part):
+            yield part
+        if hi is not None and end >= hi:
+            return
