@@ -238,7 +238,7 @@ def test_pinpoint_scores_a_span_as_search_scores_the_window_it_equals(trained: t
         assert {t.space for t in terms} == {"audio", "audio_as_text"}  # fused, with the items' bridged vectors
         rate = s.window().sample_rate
         regions = [(h.start_s, load_region(Path(h.fs_path), rate, h.start_s, h.end_s)) for h in result.hits]
-        scorer = SpanScorer(s.opened, s.encoder, terms, regions)
+        scorer = SpanScorer(s.opened, s.encoder, terms, regions, rate)
         scores = scorer([[(h.start_s, h.end_s)] for h in result.hits])
     assert len(result.hits) == N_AUDIO + N_VIDEO and {h.kind for h in result.hits} == {"audio", "video"}
     np.testing.assert_allclose([float(x[0]) for x in scores], [h.score for h in result.hits], atol=2e-5)

@@ -274,7 +274,7 @@ def test_pinpoint_scores_a_span_in_cavps_space_as_search_scores_the_window(sfx: 
             def embed_audio(self, *args: object, **kwargs: object) -> None:
                 raise AssertionError("a CAVP-space query's spans need no CLAP embedding")
 
-        scores = SpanScorer(s.opened, CavpOnly(), terms, regions)([[(h.start_s, h.end_s)] for h in hits])  # type: ignore[arg-type]
+        scores = SpanScorer(s.opened, CavpOnly(), terms, regions, rate)([[(h.start_s, h.end_s)] for h in hits])  # type: ignore[arg-type]
     assert len(hits) == 6
     np.testing.assert_allclose([float(x[0]) for x in scores], [h.score for h in hits], atol=1e-5)
     q = dg("query", "--video", clip, "--index", ix, "--pinpoint", "--json")

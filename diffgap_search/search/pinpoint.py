@@ -31,7 +31,7 @@ from diffgap_search.config import CAVP_SPACE
 from diffgap_search.encoders.base import embed_windows, for_many_windows, input_samples
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.search.rescore import exact_cosines, weighted_mean
-from diffgap_search.search.spans import Span, chosen, cut_spans, narrow_all, padded
+from diffgap_search.search.spans import Span, chosen, cut_spans, narrow_all, padded, region_of
 from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
 
@@ -50,19 +50,19 @@ def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence
     so memory stays that of 16 regions (a 10 s window's: 15 s of samples each) whatever ``-k``."""
     out = list(hits)
     notes: list[str] = []
-    window_s = opened.window().window_s
+    cfg = opened.window()
     todo: list[tuple[int, Span]] = []  # (position, the indexed window to narrow)
     for i, hit in enumerate(hits):
-        window = indexed_window(opened, terms, hit, window_s)
+        window = indexed_window(opened, terms, hit, cfg.window_s)
         if window is not None and window[1] - window[0] >= 2 * PINPOINT_MIN_S - EPS:
             todo.append((i, window))
     encoder = for_many_windows(opened.encoder) if len(todo) > 1 else opened.encoder
     for start in range(0, len(todo), HITS_PER_CALL):
-        part = read_regions(opened, [(i, hits[i], window) for i, window in todo[start : start + HITS_PER_CALL]],
+        part = read_regions([(i, hits[i], window) for i, window in todo[start : start + HITS_PER_CALL]], cfg.sample_rate,
                             notes)
-        scorer = SpanScorer(opened, encoder, terms, [(lo, samples) for _, _, lo, samples in part])
-        rate = opened.window().sample_rate
-        levels = narrow_all([(w, lo + len(samples) / rate) for _, w, lo, samples in part], PINPOINT_MIN_S, scorer)
+        scorer = SpanScorer(opened, encoder, terms, [(lo, samples) for _, _, lo, samples in part], cfg.sample_rate)
+        levels = narrow_all([(w, lo + len(samples) / cfg.sample_rate) for _, w, lo, samples in part], PINPOINT_MIN_S,
+                            scorer)
         for (i, window, _, _), spots in zip(part, levels):
             spot = chosen(spots)
             if spot is not None:
@@ -90,18 +90,16 @@ def overlaps(a: Hit, b: Hit) -> bool:
     return shared >= 0.5 * min(a.end_s - a.start_s, b.end_s - b.start_s) - EPS
 
 
-def read_regions(opened: OpenIndex, asked: Sequence[tuple[int, Hit, Span]],
+def read_regions(asked: Sequence[tuple[int, Hit, Span]], rate: int,
                  notes: list[str]) -> list[tuple[int, Span, float, np.ndarray]]:
-    """``(position, window, region start, its samples)`` of each hit whose file can be read: its window and a
-    quarter window each side, at the index's rate; a line in ``notes`` for each file that cannot (once a file:
+    """``(position, window, region start, its samples)`` of each hit whose file can be read: its region
+    (``spans.region_of``) at ``rate``, the index's; a line in ``notes`` for each file that cannot (once a file:
     ``--segments`` lists a file's windows apart)."""
-    rate = opened.window().sample_rate
     out = []
     for i, hit, window in asked:
-        margin = (window[1] - window[0]) / 4
-        lo = max(0.0, window[0] - margin)
+        lo, hi = region_of(window)
         try:
-            out.append((i, window, lo, load_region(Path(hit.fs_path), rate, lo, window[1] + margin)))
+            out.append((i, window, lo, load_region(Path(hit.fs_path), rate, lo, hi)))
         except MediaDecodeError as exc:
             note = f"{hit.path}: not pinpointed: {getattr(exc, 'reason', None) or exc}"
             notes += [] if note in notes else [note]
@@ -134,14 +132,14 @@ class SpanScorer:
     span embedded as the index embeds a window: the audio encoder (repeat-padded to what it hears at once),
     CAVP's audio tower for ``cavp_audio``, the index's bridge for the bridged spaces (``encoder``: the index's
     audio encoder, or its loaded network for many hits: ``encoders.base.for_many_windows``). ``regions``: ``(start
-    second, mono samples at the index's rate)`` of each hit, in the order ``narrow_all`` asks."""
+    second, mono samples at ``rate``, the index's)`` of each hit, in the order ``narrow_all`` asks."""
 
     def __init__(self, opened: OpenIndex, encoder: AudioEncoder, terms: Sequence[SearchTerm],
-                 regions: Sequence[tuple[float, np.ndarray]]) -> None:
-        self.opened, self.encoder, self.terms, self.regions = opened, encoder, terms, regions
+                 regions: Sequence[tuple[float, np.ndarray]], rate: int) -> None:
+        self.opened, self.encoder, self.terms, self.regions, self.rate = opened, encoder, terms, regions, rate
 
     def __call__(self, asked: Sequence[Sequence[Span]]) -> list[np.ndarray]:
-        rate = self.opened.window().sample_rate
+        rate = self.rate
         cuts = [c for (lo, samples), spans in zip(self.regions, asked) for c in cut_spans(samples, lo, rate, spans)]
         vectors = self.vectors(*padded(cuts, rate, input_samples(self.encoder)))
         num = np.zeros(len(cuts), np.float64)
@@ -165,7 +163,7 @@ class SpanScorer:
             out["audio"] = embed_windows(self.encoder, windows, durations)
         if CAVP_SPACE in spaces or ("audio_as_video" in spaces and cavp):
             out[CAVP_SPACE] = opened.video_encoder.embed_audio(  # type: ignore[attr-defined]
-                windows, sample_rate=opened.window().sample_rate, durations_s=durations)
+                windows, sample_rate=self.rate, durations_s=durations)
         bridge = opened.bridge
         if bridge is not None and spaces - {"audio", CAVP_SPACE}:
             out.update(bridge_vectors(bridge, out.get("audio"), video_side=out.get(CAVP_SPACE)))  # type: ignore[arg-type]

@@ -142,19 +142,24 @@ class Searcher:
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
 
+    def pinpoint(self, hits: list[Hit], terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], list[str], float]:
+        """``(hits narrowed by search/pinpoint.py, one per moment when windows are listed, the files not
+        pinpointed with why, the milliseconds spent)``."""
+        from diffgap_search.search.pinpoint import one_per_moment, pinpoint_hits
+
+        t0 = time.perf_counter()
+        narrowed, notes = pinpoint_hits(self.opened, terms, hits)
+        if not cfg.group_by_file:
+            narrowed = one_per_moment(narrowed)
+        return narrowed, notes, (time.perf_counter() - t0) * 1000
+
     def pinpointed(self, result: SearchResult, terms: list[SearchTerm], cfg: SearchConfig) -> SearchResult:
         """``result`` with its hits' seconds narrowed when ``cfg.pinpoint`` (``search/pinpoint.py``; listing windows,
         one hit per moment): the time in ``timings_ms["pinpoint"]`` (and the total), the hits left as they were
         in ``note``."""
         if not cfg.pinpoint or not result.hits:
             return result
-        from diffgap_search.search.pinpoint import one_per_moment, pinpoint_hits
-
-        t0 = time.perf_counter()
-        result.hits, notes = pinpoint_hits(self.opened, terms, result.hits)
-        if not cfg.group_by_file:
-            result.hits = one_per_moment(result.hits)
-        spent = (time.perf_counter() - t0) * 1000
+        result.hits, notes, spent = self.pinpoint(result.hits, terms, cfg)
         result.timings_ms["pinpoint"] = spent
         result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + spent
         if notes:

@@ -42,6 +42,13 @@ class Spot:
     score: float
 
 
+def region_of(window: Span, duration_s: float = float("inf")) -> Span:
+    """Where a window is narrowed: the window and a quarter of it on each side, inside the file's seconds (a
+    sound cut by the window's edge is looked at whole)."""
+    margin = (window[1] - window[0]) / 4
+    return max(0.0, window[0] - margin), min(duration_s, window[1] + margin)
+
+
 def candidate_spans(lo: float, hi: float, length: float, step: float) -> list[Span]:
     """Spans of ``length`` seconds every ``step`` from ``lo`` whose end stays within ``hi``, the last one ending
     at ``hi`` exactly (so the region's end is looked at); one span ``(lo, hi)`` when the region is shorter."""
@@ -69,9 +76,8 @@ class Narrowing:
     @classmethod
     def of(cls, window: Span, duration_s: float, min_s: float) -> Narrowing:
         """The narrowing of ``window`` in a file lasting ``duration_s`` (module docstring)."""
-        width = window[1] - window[0]
-        region = (max(0.0, window[0] - width / 4), min(duration_s, window[1] + width / 4))
-        return cls(region, width / 2, region[0], region[1], min_s, [])
+        region = region_of(window, duration_s)
+        return cls(region, (window[1] - window[0]) / 2, region[0], region[1], min_s, [])
 
     @property
     def done(self) -> bool:

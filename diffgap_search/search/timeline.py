@@ -20,7 +20,7 @@ import numpy as np
 from diffgap_search.config import SearchConfig, SearchMode
 from diffgap_search.errors import UsageError
 from diffgap_search.search.embedding import query_windows
-from diffgap_search.search.types import Hit, Query, SearchResult, SearchTerm
+from diffgap_search.search.types import Hit, Query, SearchTerm
 
 if TYPE_CHECKING:
     from diffgap_search.search.searcher import Searcher
@@ -90,11 +90,12 @@ def per_window(searcher: Searcher, kind: str, terms_of: Callable[[np.ndarray], l
         terms = terms_of(vectors[row : row + 1])
         t1 = time.perf_counter()
         hits, _, _ = searcher.search_terms(terms, cfg, exclude)
-        result = searcher.pinpointed(SearchResult(kind, hits, {}), terms, cfg)
-        spent["search"] += (time.perf_counter() - t1) * 1000 - result.timings_ms.get("pinpoint", 0.0)
-        spent["pinpoint"] += result.timings_ms.get("pinpoint", 0.0)
-        notes += [n for n in (result.note or "").split("; ") if n and n not in notes]
-        windows.append(QueryWindow(start, end, result.hits))
+        spent["search"] += (time.perf_counter() - t1) * 1000
+        if cfg.pinpoint and hits:
+            hits, unread, ms = searcher.pinpoint(hits, terms, cfg)
+            spent["pinpoint"] += ms
+            notes += [n for n in unread if n not in notes]
+        windows.append(QueryWindow(start, end, hits))
     timings = {"encode": encode_ms, **spent, "total": encode_ms + (time.perf_counter() - t0) * 1000}
     if not cfg.pinpoint:
         del timings["pinpoint"]
