@@ -39,7 +39,7 @@ SegmentsOpt = Annotated[bool, typer.Option("--segments", help="List every matchi
 AllCopiesOpt = Annotated[bool, typer.Option("--all-copies", help="Show copies (files with the same content) apart, not as one hit.")]
 PathsOpt = Annotated[bool, typer.Option("--paths", help="Print only the matching paths, one per line.")]
 Print0Opt = Annotated[bool, typer.Option("--print0", "-0", help="Print only the matching paths, each followed by a NUL byte (for xargs -0: any name passes, newlines included).")]
-SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="DIR", help="Also cut each hit's window (with --pinpoint: its narrowed seconds) out into DIR as WAV, at its file's own rate and channels, named 'RANK NAME START-ENDs.wav'.")]
+SaveOpt = Annotated[Optional[Path], typer.Option("--save", metavar="DIR", help="Also cut each hit's window (with --pinpoint: its narrowed seconds) out into DIR as WAV, at its file's own rate and channels, named 'RANK NAME START-ENDs.wav' (with --timeline: in a folder per query window, 'NN A-Bs').")]
 TimelineOpt = Annotated[bool, typer.Option("--timeline", help="With --audio or --video: the hits for each window of the query file, in its order (spotting a video), not for the whole file.")]
 PinpointOpt = Annotated[bool, typer.Option("--pinpoint", help="Narrow each hit's seconds to the part of its window that matches best (down to 0.5 s; embeds about 20 short spans per hit).")]
 DurationOpt = Annotated[Optional[str], typer.Option("--duration", help="Only files lasting MIN..MAX seconds (MIN.. or ..MAX for one bound).")]

@@ -1,22 +1,53 @@
 """``dgsearch query --timeline`` on stdout: one table grouped by query window, or JSON (a document with the
-windows and their hits, or one line per hit carrying its query window's seconds)."""
+windows and their hits, or one line per hit carrying its query window's seconds); with ``--save``, each
+window's hits cut into a folder of its own first."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from rich.table import Table
 
 from diffgap_search.cli.output import copies_note, emit_json, emit_jsonl, shown_path, stderr_console, stdout_console
 from diffgap_search.cli.output import timecode, working_directory
+from diffgap_search.media.discover import display_path
 from diffgap_search.search.timeline import Timeline
 
 
-def print_timeline(timeline: Timeline, *, fmt: str) -> None:
-    """``timeline`` as ``fmt`` (table, json or jsonl); its note (files not pinpointed) on stderr for a table."""
-    if fmt == "json":
-        emit_json(timeline.to_dict())
+def show_timeline(timeline: Timeline, *, fmt: str, save: Path | None) -> None:
+    """:func:`print_timeline`, after cutting each query window's hits into a folder of ``save`` where given
+    (``saved_windows.save_timeline``: each hit's JSON gains ``saved``; a note on stderr says where they went and
+    which were skipped, and why)."""
+    if save is None:
+        print_timeline(timeline, fmt=fmt)
         return
-    if fmt == "jsonl":
-        emit_jsonl(timeline.rows())
+    from diffgap_search.search.saved_windows import save_timeline
+
+    done = save_timeline(timeline, save)
+    print_timeline(timeline, fmt=fmt, saved=[{sid: str(p) for sid, p in w.saved.items()} for w in done])
+    n = sum(len(w.saved) for w in done)
+    folders = sum(1 for w in done if w.saved)
+    notes = stderr_console()
+    notes.print(f"saved {n} window{'' if n == 1 else 's'} to {display_path(Path(save).absolute())}, in {folders}"
+                f" folder{'' if folders == 1 else 's'}: one per query window", markup=False)
+    for path, reason in (s for w in done for s in w.skipped):
+        notes.print(f"  not saved: {path}: {reason}", markup=False)
+
+
+def print_timeline(timeline: Timeline, *, fmt: str, saved: list[dict[int, str]] | None = None) -> None:
+    """``timeline`` as ``fmt`` (table, json or jsonl); its note (files not pinpointed) on stderr for a table;
+    ``saved``: per query window, segment id -> the WAV ``--save`` wrote (JSON's ``saved``)."""
+    if fmt in ("json", "jsonl"):
+        doc = timeline.to_dict()
+        if saved is not None:
+            for window, cut in zip(doc["windows"], saved):
+                for hit in window["hits"]:
+                    hit["saved"] = cut.get(hit["segment_id"])
+        if fmt == "json":
+            emit_json(doc)
+        else:
+            emit_jsonl([{"query_start_s": w["start_s"], "query_end_s": w["end_s"], **h}
+                        for w in doc["windows"] for h in w["hits"]])
         return
     if timeline.note:
         stderr_console().print(f"note: {timeline.note}", markup=False)

@@ -81,11 +81,42 @@ def test_the_table_groups_hits_under_their_query_window(edit: tuple[Path, Path, 
     assert empty.exit_code == 0 and empty.stdout.count("no results") == 2
 
 
+def test_save_cuts_each_windows_hits_into_a_folder_of_its_own(edit: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Spotting a video: ``--save DIR`` with ``--timeline --pinpoint`` leaves ``DIR/NN A-Bs/RANK NAME S-Es.wav``,
+    each cut exactly the pinpointed seconds of the hit its JSON names (the same hit may serve two windows)."""
+    import soundfile as sf
+
+    lib, ix, clip = edit
+    out = tmp_path / "spotted"
+    r = dg("query", "--index", ix, "--audio", clip, "--timeline", "--pinpoint", "-k", "2", "--save", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert " ".join(r.stderr.split()).endswith(f"saved 4 windows to {out}, in 2 folders: one per query window")
+    doc = json.loads(r.stdout)
+
+    def secs(x: float) -> str:
+        return f"{x:.3f}".rstrip("0").rstrip(".")
+
+    expected = [out / f"{n:02d} {a}-{b}s" / f"{rank:02d} {Path(h['path']).stem} {secs(h['start_s'])}-{secs(h['end_s'])}s.wav"
+                for n, (a, b) in enumerate(((0, 10), (10, 20)), 1) for rank, h in enumerate(doc["windows"][n - 1]["hits"], 1)]
+    assert [str(p.relative_to(out)).split(" ")[:3] for p in expected] == [
+        ["01", "0-10s/01", "reel_b"], ["01", "0-10s/02", "reel_a"], ["02", "10-20s/01", "reel_a"], ["02", "10-20s/02", "reel_b"]]
+    assert sorted(f for f in out.rglob("*") if f.is_file()) == expected
+    assert [Path(h["saved"]) for w in doc["windows"] for h in w["hits"]] == expected
+    for hit in (h for w in doc["windows"] for h in w["hits"]):
+        info = sf.info(hit["saved"])
+        assert info.frames == round((hit["end_s"] - hit["start_s"]) * info.samplerate)
+        assert hit["end_s"] - hit["start_s"] < 10.0  # pinpointed: the seconds, not the window
+    again = dg("query", "--index", ix, "--audio", clip, "--timeline", "-k", "1", "--save", out / "table")
+    assert again.exit_code == 0 and "saved 2 windows to" in again.stderr
+    assert sorted(p.name for p in (out / "table").iterdir()) == ["01 0-10s", "02 10-20s"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("a crow", "--timeline"), "--timeline lists hits for each window of a query file: give --audio FILE or --video FILE"),
     (("--like", "1", "--timeline"), "--timeline lists hits for each window of a query file: give --audio FILE or --video FILE"),
     (("--audio", "CLIP", "--timeline", "--paths"), "--timeline lists hits per query window: show them as a table, --json"
-                                                    " or --jsonl (not with --paths, --print0 or --save)"),
+                                                    " or --jsonl (not with --paths or --print0; --save puts each window's"
+                                                    " cuts in a folder of its own)"),
     (("--audio", "CLIP", "--timeline", "--mode", "keyword"), "--timeline ranks each window of the query file by its sound:"
                                                             " not with --mode keyword"),
 ])

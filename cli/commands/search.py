@@ -62,16 +62,16 @@ def query(
     cfg = search_options(top_k, min_score, kind, glob, segments, mode, duration, sample_rate, channels, folder,
                          no_bridge=no_bridge, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
     q = Query(text=text, audio=audio, video=video, start_s=start, end_s=end, segment_id=like)
-    refuse_timeline_output(timeline, fmt, save)
+    refuse_timeline_output(timeline, fmt)
     # One query: an audio network a text query never runs is loaded only if an audio window needs it.
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model, device=device,
                   load_video_encoder=loaders.query_video_loader, precision=precision) as searcher:
         if timeline:
             from diffgap_search.search.timeline import search_timeline
 
-            from diffgap_search.cli.timeline_output import print_timeline
+            from diffgap_search.cli.timeline_output import show_timeline
 
-            print_timeline(search_timeline(searcher, q, cfg), fmt=fmt)
+            show_timeline(search_timeline(searcher, q, cfg), fmt=fmt, save=save)
             return
         result = searcher.search(q, cfg)
     show_hits(result, fmt=fmt, save=save)
@@ -114,27 +114,27 @@ def similar(
     fmt = output_format(json_, jsonl, paths, print0)
     cfg = search_options(top_k, min_score, kind, glob, segments, SearchMode.SEMANTIC, duration, sample_rate,
                          channels, folder, all_copies=all_copies, tag=tag, label=label, pinpoint=pinpoint)
-    refuse_timeline_output(timeline, fmt, save)
+    refuse_timeline_output(timeline, fmt)
     with Searcher(resolve_index_dir(index), lambda c: loaders.encoder_loader()(c, audio_on_demand=True), model=model,
                   device=device) as searcher:
         if timeline:
             from diffgap_search.search.similar import similar_timeline
 
-            from diffgap_search.cli.timeline_output import print_timeline
+            from diffgap_search.cli.timeline_output import show_timeline
 
-            print_timeline(similar_timeline(searcher, target, cfg), fmt=fmt)
+            show_timeline(similar_timeline(searcher, target, cfg), fmt=fmt, save=save)
             return
         result = find_similar(searcher, target, cfg)
     show_hits(result, fmt=fmt, save=save)
 
 
-def refuse_timeline_output(timeline: bool, fmt: str, save: Path | None) -> None:
-    """UsageError (exit 2) for ``--timeline`` with an output that has no place for lists of lists."""
-    if timeline and (fmt in ("paths", "paths0") or save is not None):
+def refuse_timeline_output(timeline: bool, fmt: str) -> None:
+    """UsageError (exit 2) for ``--timeline`` with an output that has no place for lists of lists (bare paths)."""
+    if timeline and fmt in ("paths", "paths0"):
         from diffgap_search.errors import UsageError
 
         raise UsageError("--timeline lists hits per query window: show them as a table, --json or --jsonl (not with"
-                         " --paths, --print0 or --save)")
+                         " --paths or --print0; --save puts each window's cuts in a folder of its own)")
 
 
 @handle_errors

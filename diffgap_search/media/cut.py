@@ -27,12 +27,17 @@ DEFAULT_CODEC = "pcm_s24le"
 MAX_WINDOW_S = 600.0  # ten minutes: 170 MB of 48 kHz stereo 24-bit; longer, take the whole file
 
 
-def window_name(path: Path, start_s: float, end_s: float) -> str:
-    """``"long take 10-20s.wav"``: the file's stem and the span's seconds (to the millisecond, no trailing 0);
-    bytes of the name that are not UTF-8 become U+FFFD."""
+def span_seconds(start_s: float, end_s: float) -> str:
+    """``"10-20.5s"``: a span's seconds to the millisecond, no trailing 0 (how cut files and folders name it)."""
     def seconds(x: float) -> str:
         return f"{x:.3f}".rstrip("0").rstrip(".")
-    return utf8_name(f"{path.stem} {seconds(start_s)}-{seconds(end_s)}s.wav")
+    return f"{seconds(start_s)}-{seconds(end_s)}s"
+
+
+def window_name(path: Path, start_s: float, end_s: float) -> str:
+    """``"long take 10-20s.wav"``: the file's stem and the span's seconds (:func:`span_seconds`); bytes of the
+    name that are not UTF-8 become U+FFFD."""
+    return utf8_name(f"{path.stem} {span_seconds(start_s, end_s)}.wav")
 
 
 def wav_codec(path: Path) -> str:

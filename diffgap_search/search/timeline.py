@@ -55,10 +55,6 @@ class Timeline:
             out["note"] = self.note
         return out
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One JSON row per hit (``--jsonl``), with its query window's seconds (``query_start_s``, ``query_end_s``)."""
-        return [{"query_start_s": w.start_s, "query_end_s": w.end_s, **h.to_dict()} for w in self.windows for h in w.hits]
-
 
 def search_timeline(searcher: Searcher, query: Query, cfg: SearchConfig) -> Timeline:
     """The hits for each window of ``query``'s file (module docstring). Raises UsageError for words or a
