@@ -75,11 +75,14 @@ def _precision(encoder: dict[str, Any]) -> str:
     return "; ".join(f"{where}: {path}" for where, path in chosen.items())
 
 
-def _video(encoder: dict[str, Any]) -> str:
+def _video(encoder: dict[str, Any], frames: bool | None) -> str:
+    """The video model recorded, and where the index's runs chose ``--no-frames`` (``frames`` False), that
+    videos are indexed by their soundtracks only."""
     if not encoder:
-        return "-"
+        return "- (videos by their soundtracks only: --no-frames)" if frames is False else "-"
     at = f" (commit {encoder['commit']})" if encoder.get("commit") else ""
-    return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}"
+    off = "; new videos by their soundtracks only (--no-frames)" if frames is False else ""
+    return f"{encoder.get('model')}{at}, weights sha256 {encoder.get('fingerprint')}{off}"
 
 
 LINEAR_NAMES = {"ridge": "ridge", "procrustes": "Procrustes"}
@@ -172,7 +175,7 @@ def index_info(index_dir: Path) -> IndexInfo:
         "dim": encoder.get("dim", "-"),
         "precision path": _precision(encoder),
         "text model": _text(meta.get("text_encoder") or {}),
-        "video model": _video(meta.get("video_encoder") or {}),
+        "video model": _video(meta.get("video_encoder") or {}, meta.get("frames")),
         "window": f"{window['window_s']:g} s, hop {window['hop_s']:g} s at {window['sample_rate']} Hz" if window else "-",
         "vector spaces": ", ".join(_space(name, rec) for name, rec in sorted(spaces.items())) or "-",
         "tags": (f"{tags.files_with_tags} files tagged: "

@@ -25,14 +25,14 @@ def index(
     device: DeviceOpt = Device.AUTO.value,
     batch_size: BatchOpt = 16,
     precision: PrecisionOpt = "auto",
-    window: Annotated[float, typer.Option("--window", help="Window length in seconds (CLAP sees 10 s).")] = 10.0,
-    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the window).")] = None,
+    window: Annotated[Optional[float], typer.Option("--window", help="Window length in seconds (CLAP sees 10 s). Default: the index's, else 10.")] = None,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default: the index's, else the window).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: decode inline).")] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Pin the hub model to this branch, tag or commit (recorded in the index).")] = None,
     text_model: Annotated[Optional[str], typer.Option("--text-model", help="A text encoder for an audio-only --model: 'wordllama' (recorded in the index; words reach the sounds through the bridge `dgsearch train` learns from the library's captions and names). Default: the index's, else none.")] = None,
     video_model: Annotated[Optional[str], typer.Option("--video-model", help="Video encoder: 'cavp' (Diff-Foley's CAVP, video and sound in one space: --video queries need no bridge), a CAVP checkpoint file (.ckpt), or a CLIP hub id or local directory. Default: the index's, else openai/clip-vit-base-patch32.")] = None,
     video_revision: Annotated[Optional[str], typer.Option("--video-revision", help="Pin the hub video model to this branch, tag or commit.")] = None,
-    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model).")] = True,
+    frames: Annotated[Optional[bool], typer.Option("--frames/--no-frames", help="Embed videos' frames (--no-frames: soundtracks only, no video model). Default: the index's choice, else --frames.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed in earlier runs.")] = False,
     moved_from: Annotated[Optional[Path], typer.Option("--moved-from", metavar="OLD", help="Where this folder was indexed before it moved (mv, another mount point, another machine): its files are followed here, those whose size and time did not change without being read, with their labels; the rows under OLD leave the index. Refused while a file indexed under OLD is still there.")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another writer to finish.")] = 0.0,
@@ -50,9 +50,10 @@ def index(
     jsonl: JsonlOpt = False,
 ) -> None:
     """Index a folder: embed new and changed files, follow renames and deletions; --watch keeps doing it."""
-    from diffgap_search.config import IndexingConfig, WindowConfig, resolve_index_dir
+    from diffgap_search.config import IndexingConfig, resolve_index_dir
     from diffgap_search.errors import NothingIndexedError
     from diffgap_search.indexing import IndexReport, ModelChoice, update_index
+    from diffgap_search.indexing.models import run_window
     from diffgap_search.store.index_budget import faiss_config
 
     from diffgap_search.cli.index_output import print_index_report
@@ -71,12 +72,7 @@ def index(
             raise UsageError("--dry-run shows one run's changes: leave out --watch")
         print_preview(preview_index(folder, index_dir, retry_failed=retry_failed, moved_from=moved_from), fmt=fmt)
         return
-    try:
-        window_cfg = WindowConfig(window_s=window, hop_s=hop if hop is not None else window)
-    except ValueError as exc:
-        from diffgap_search.errors import UsageError
-
-        raise UsageError(str(exc)) from None
+    window_cfg = run_window(index_dir, window, hop)
     choice = ModelChoice(model=model, revision=revision, text_model=text_model, video_model=video_model, video_revision=video_revision,
                          frames=frames, device=device, batch_size=batch_size, precision=precision)
     indexing_cfg = IndexingConfig() if workers is None else IndexingConfig(decode_workers=workers)

@@ -24,9 +24,10 @@ from diffgap_search.encoders.base import (
 )
 from diffgap_search.encoders.loading import check_text_model, load_text_encoder, video_config
 from diffgap_search.encoders.paired import text_identity_of
-from diffgap_search.errors import ModelUnavailableError
+from diffgap_search.errors import ModelUnavailableError, UsageError
 from diffgap_search.store.catalog import Catalog
-from diffgap_search.store.settings import bind_encoder, bind_window, space_dim, stored_encoder, stored_encoder_config
+from diffgap_search.store.settings import bind_encoder, bind_window, recorded_frames, space_dim, stored_encoder
+from diffgap_search.store.settings import stored_encoder_config, stored_window
 
 if TYPE_CHECKING:
     from diffgap_search.gap.bridge import Bridge
@@ -40,7 +41,8 @@ class ModelChoice:
 
     ``None`` means "the index's own, at the commit it was built from" for an existing index, else the
     default (``config.DEFAULT_MODEL``, ``config.DEFAULT_VIDEO_MODEL``). ``frames`` off indexes videos'
-    soundtracks only. ``device`` and ``batch_size`` apply to the audio encoder (the video encoder runs on the
+    soundtracks only; None: the index's own choice (``store.settings.recorded_frames``) unless a ``video_model``
+    is named, else on. ``device`` and ``batch_size`` apply to the audio encoder (the video encoder runs on the
     same device). ``text_model``: a text encoder beside an audio-only model (``wordllama``); None: the index's.
     """
 
@@ -49,7 +51,7 @@ class ModelChoice:
     revision: str | None = None
     video_model: str | None = None
     video_revision: str | None = None
-    frames: bool = True
+    frames: bool | None = None
     device: str = EncoderConfig.device
     batch_size: int = EncoderConfig.batch_size
     precision: str = EncoderConfig.precision
@@ -58,21 +60,45 @@ class ModelChoice:
 def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, VideoConfig]:
     """The audio and video encoder configurations of a run into ``index_dir``: an existing index keeps its
     models at their recorded commits unless ``choice`` names others (a ``revision`` picks another commit of
-    the model, a ``model`` another copy, still checked against the recorded weights when loaded)."""
+    the model, a ``model`` another copy, still checked against the recorded weights when loaded) and its
+    ``--frames``/``--no-frames`` unless ``choice`` says."""
     encoder_cfg = EncoderConfig(model=choice.model or EncoderConfig().model, revision=choice.revision)
-    video_cfg = video_config(choice.video_model or VideoConfig().model, choice.video_revision, choice.frames)
+    frames = VideoConfig().frames if choice.frames is None else choice.frames
+    video_cfg = video_config(choice.video_model or VideoConfig().model, choice.video_revision, frames)
     if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
         with Catalog.open(index_dir) as cat:
             if choice.revision is None and stored_encoder(cat) is not None:
                 encoder_cfg = stored_encoder_config(cat, model=choice.model)
+            if choice.frames is None and choice.video_model is None:  # a video model named: its frames wanted
+                frames = VideoConfig().frames if (recorded := recorded_frames(cat)) is None else recorded
+                video_cfg = replace(video_cfg, frames=frames)
             stored_video = stored_encoder(cat, EncoderRole.VIDEO)
             if choice.video_model is None and choice.video_revision is None and stored_video is not None:
                 video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
-                                         choice.frames)
+                                         frames)
     text_model = choice.text_model or encoder_cfg.text_model
     return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size, text_model=text_model,
                    precision=choice.precision), video_cfg
 
+
+
+def run_window(index_dir: Path, window_s: float | None, hop_s: float | None) -> WindowConfig:
+    """The windowing of a run into ``index_dir``: the asked window, its hop the asked one or the window; where no
+    window is asked, an existing index's own (its hop too, unless asked), else the default (10 s, hop 10 s). A
+    window or hop that differs from the index's is refused later, when the run opens it (exit 6). UsageError for a
+    window or hop out of range."""
+    if window_s is None:
+        stored = None
+        if (index_dir / "catalog.sqlite").exists():
+            with Catalog.open(index_dir) as cat:
+                stored = stored_window(cat)
+        window_s = WindowConfig().window_s if stored is None else stored.window_s
+        if hop_s is None and stored is not None:
+            hop_s = stored.hop_s
+    try:
+        return WindowConfig(window_s=window_s, hop_s=hop_s if hop_s is not None else window_s)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 class RunModels:
     """The audio and video encoders and the index's bridge, each loaded on first use only (an unchanged

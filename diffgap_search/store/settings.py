@@ -45,7 +45,7 @@ def check_window(catalog: Catalog, cfg: WindowConfig, where: str) -> WindowConfi
         raise IncompatibleIndexError(
             f"index {where} was built with {stored.window_s:g} s windows, hop {stored.hop_s:g} s at "
             f"{stored.sample_rate} Hz, not {cfg.window_s:g} s / {cfg.hop_s:g} s: "
-            "pass the same --window/--hop, or use another --index"
+            "leave out --window and --hop (a run keeps the index's own), or use another --index"
         )
     return stored
 
@@ -151,3 +151,24 @@ def stale_spaces(stored: dict[str, Any], encoder: EncoderIdentity) -> list[tuple
         if old != new:
             out.append((space, old, new))
     return out
+
+
+def recorded_frames(catalog: Catalog) -> bool | None:
+    """Whether the index embeds videos' frames, as its runs chose (``--frames``/``--no-frames``, recorded by
+    :func:`bind_frames`). An index from before the choice was recorded: True where a video model is recorded,
+    False where it holds videos and no video model (they were indexed as soundtracks only), else None (no
+    video seen yet: the default applies)."""
+    frames = catalog.get_meta("frames")
+    if frames is not None:
+        return bool(frames)
+    if stored_encoder(catalog, EncoderRole.VIDEO) is not None:
+        return True
+    videos = catalog.conn.execute("SELECT 1 FROM files WHERE kind = 'video' AND status = 'ok' LIMIT 1").fetchone()
+    return False if videos else None
+
+
+def bind_frames(catalog: Catalog, frames: bool) -> None:
+    """Record a run's ``--frames``/``--no-frames`` (written only when it changes), so a later run that names
+    neither keeps it."""
+    if catalog.get_meta("frames") != frames:
+        catalog.set_meta({"frames": frames})
