@@ -58,7 +58,11 @@ def trained(corpus: Path, clip32: Path, tiny_clap_dir: Path, tmp_path_factory: p
     r = dg("index", corpus, "--index", ix, "--model", tiny_clap_dir, "--video-model", clip32, "--workers", "0")
     assert r.exit_code == 0, r.output
     refused = dg("query", "--video", corpus / "video00.mkv", "--index", ix)
-    assert refused.exit_code == 10 and "needs a DiffGAP bridge" in refused.stderr
+    assert refused.exit_code == 10 and " ".join(refused.stderr.split()).endswith(
+        "needs a DiffGAP bridge between the video and audio encoders, and this index has none: index some videos, then"
+        " run `dgsearch train --pairs video`; or search by the video's own sound: --audio FILE")
+    by_sound = dg("query", "--audio", corpus / "video00.mkv", "--index", ix, "--json")  # what the message offers
+    assert by_sound.exit_code == 0 and json.loads(by_sound.stdout)["hits"][0]["path"] == str(corpus / "video00.mkv")
     t = dg("train", "--index", ix, "--epochs", "3", "--batch-size", "16", "--json")
     assert t.exit_code == 0, t.output
     return ix, json.loads(t.stdout)

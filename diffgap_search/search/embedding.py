@@ -79,7 +79,8 @@ def file_windows(opened: OpenIndex, query: Query, *, use_bridge: bool = True) ->
             raise BridgeUnavailableError(
                 "video -> audio search needs a DiffGAP bridge between the video and audio encoders, and this"
                 " index has none" + ("" if use_bridge else " in use (--no-bridge)")
-                + ": index some videos, then run `dgsearch train --pairs video`"
+                + ": index some videos, then run `dgsearch train --pairs video`; or search by the video's own"
+                " sound: --audio FILE"
             )
         return embed_video_file(opened, path, query.start_s, query.end_s)
     return embed_audio_file(opened, path, query.start_s, query.end_s)
