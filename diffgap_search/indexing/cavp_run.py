@@ -1,6 +1,8 @@
 """CAVP in an indexing run: filling the windows an index already holds without CAVP vectors (switching an
 index to ``--video-model cavp`` embeds only what is missing: its CLAP vectors and everything else stay as
-they are). New windows get theirs from the embed stage (``indexing/embed.py``).
+they are). New windows get theirs from the embed stage (``indexing/embed.py``). The same filling, frames alone
+(``sound=False``), gives the videos of an index switched from ``--no-frames`` to ``--frames`` their frame vectors
+with any frame encoder (CLIP or CAVP).
 
 With CAVP every window with sound gets a ``cavp_audio`` vector (the window's soundtrack in CAVP's space) and
 every window with frames a ``video`` vector (``CavpEncoder``; the window -> clips rule is in
@@ -33,8 +35,9 @@ Found = dict[str, tuple[list[int], list[np.ndarray]]]  # space -> (segment ids, 
 
 def fill_cavp_gaps(catalog: Catalog, load_encoder: Callable[[], FrameEncoder], load_bridge: Callable[[], Bridge | None],
                    window: WindowConfig, video: VideoConfig, batch_size: int, note: Callable[[str], None] | None = None,
-                   *, workers: int = 1, deadline_s: float | None = None) -> int:
-    """Embed the CAVP vectors the index's windows lack, file by file: decoded again in the run's decode workers
+                   *, workers: int = 1, deadline_s: float | None = None, sound: bool = True) -> int:
+    """Embed the CAVP vectors the index's windows lack (without ``sound``: the ``video`` vectors of videos that
+    have none, by ``load_encoder``'s frame encoder), file by file: decoded again in the run's decode workers
     (``indexing/pool.ordered_map``, in order; a long file streamed in a worker of its own, as indexing does),
     one transaction per file. A file whose decoded windows no longer match its stored ones (changed under the
     index) or that cannot be decoded is left for the next run's change detection. ``load_encoder`` and
@@ -43,12 +46,14 @@ def fill_cavp_gaps(catalog: Catalog, load_encoder: Callable[[], FrameEncoder], l
     from diffgap_search.indexing.decode import decode_task, lost_decode
     from diffgap_search.indexing.pool import ordered_map
 
-    gaps = cavp_gaps(catalog, frames=video.frames)
+    gaps = cavp_gaps(catalog, frames=video.frames, sound=sound)
     if not gaps:
         return 0
     if note is not None:
-        note(f"adding CAVP vectors to {len(gaps)} indexed files")
-    encoder, bridge = cast("AudioVisualEncoder", load_encoder()), load_bridge()  # CAVP: video and sound
+        note(f"adding CAVP vectors to {len(gaps)} indexed files" if sound else
+             f"adding frame vectors to {len(gaps)} indexed video{'' if len(gaps) == 1 else 's'}")
+    encoder = cast("AudioVisualEncoder", load_encoder())  # CAVP: video and sound; without sound any frame encoder
+    bridge = load_bridge() if sound else None  # the bridged spaces come from sound
     done = 0
     tasks = ((g.path, g.kind, window, video, MAX_WINDOWS_PER_TASK) for g in gaps)
     with closing(ordered_map(decode_task, tasks, min(workers, len(gaps)), on_lost=lost_decode,

@@ -34,7 +34,7 @@ from diffgap_search.media.discover import display_path, path_key
 from diffgap_search.media.listing import EMPTY_ROOT, split_settled
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
-from diffgap_search.store.settings import bind_frames, check_window
+from diffgap_search.store.settings import bind_frames, check_window, recorded_frames
 
 
 # Windows decoded ahead while the models load (then 2 batches): 256 ten-second windows at 48 kHz hold 490 MB,
@@ -87,7 +87,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     with writer_lock(index_dir, wait_s=settings.wait_s), Catalog.open(index_dir, create=True) as catalog:
         # the recorded window, or the asked one (bound with the encoder when that is loaded)
         window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
-        bind_frames(catalog, settings.video_cfg.frames)  # a later run that names neither keeps this one's
+        frames_before = recorded_frames(catalog)  # False: videos indexed by their soundtracks only so far
         prefix = path_key(root) + (b"" if root.is_file() else b"/")
         if moved_from is not None:
             check_moved_away(catalog, moved_from)
@@ -121,6 +121,13 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
             report.windows_embedded += fill_cavp_gaps(
                 catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
                 progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
+        elif models.video_cfg.frames and frames_before is False:  # switched on: the older videos' frames
+            from diffgap_search.indexing.cavp_run import fill_cavp_gaps
+
+            report.windows_embedded += fill_cavp_gaps(
+                catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
+                progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s(), sound=False)
+        bind_frames(catalog, settings.video_cfg.frames)  # after the filling: a run killed in it fills again
         publish_changes(index_dir, catalog, settings.faiss_cfg, stages.publish, progress.note)
         total_ok = catalog.stats()["files"]
     report.elapsed_s = time.perf_counter() - started

@@ -1,4 +1,6 @@
-"""Which indexed windows lack their CAVP vectors: what switching an index to ``--video-model cavp`` must embed.
+"""Which indexed windows lack their CAVP vectors: what switching an index to ``--video-model cavp`` must embed;
+with ``sound`` off, which videos lack frame vectors: what switching an index from ``--no-frames`` to
+``--frames`` must embed (CLIP frames too).
 
 A window needs ``cavp_audio`` when it has an ``audio`` vector (it has sound) and ``video`` when it belongs to a
 video file none of whose windows has a ``video`` vector (indexed with ``--no-frames``, or before CAVP; a window
@@ -27,15 +29,15 @@ class FileGap:
     missing_video: frozenset[int]
 
 
-def cavp_gaps(catalog: Catalog, *, frames: bool) -> list[FileGap]:
-    """Files (in id order) whose windows lack ``cavp_audio`` (windows with an ``audio`` vector) or, with
-    ``frames``, ``video`` (windows of video files)."""
+def cavp_gaps(catalog: Catalog, *, frames: bool, sound: bool = True) -> list[FileGap]:
+    """Files (in id order) whose windows lack ``cavp_audio`` (windows with an ``audio`` vector; not asked without
+    ``sound``) or, with ``frames``, ``video`` (windows of video files)."""
     import os
 
     conn = catalog.conn
     missing_audio = {int(r[0]) for r in conn.execute(
         "SELECT a.segment_id FROM vectors a WHERE a.space = 'audio' AND NOT EXISTS"
-        " (SELECT 1 FROM vectors c WHERE c.space = 'cavp_audio' AND c.segment_id = a.segment_id)")}
+        " (SELECT 1 FROM vectors c WHERE c.space = 'cavp_audio' AND c.segment_id = a.segment_id)")} if sound else set()
     missing_video: set[int] = set()
     if frames:
         missing_video = {int(r[0]) for r in conn.execute(
