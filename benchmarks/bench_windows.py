@@ -168,7 +168,7 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
                min_s: float, rate: int, out: dict[str, Placing]) -> None:
     """Narrow the top window (``search/spans.narrow``, each span scored as the query scores windows: its best
     cosine over the query's windows) and tally each rule of choosing a level's span."""
-    from diffgap_search.search.spans import chosen, cut_spans, narrow, padded
+    from diffgap_search.search.spans import Spot, chosen, cut_spans, narrow, padded
 
     embedded = 0
 
@@ -180,10 +180,11 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
 
     t0 = time.perf_counter()
     spots = narrow(window, len(reel) / rate, min_s, score)
-    seconds = time.perf_counter() - t0
+    seconds, served = time.perf_counter() - t0, embedded
     if not spots:
         return
-    rules = {"finest": spots[-1], "best": chosen(spots)}
+    whole = Spot(window[0], window[1], float(score([window])[0]))  # every window a candidate: measured, not served
+    rules = {"finest": spots[-1], "best": chosen(spots), "best+window": chosen([whole, *spots])}
     for tol in TOLERANCES:
         kept = spots[0]
         for spot in spots[1:]:
@@ -192,7 +193,7 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
             kept = spot
         rules[f"descend-{tol:g}"] = kept
     for rule, spot in rules.items():
-        out.setdefault(f"{min_s:g}/{rule}", Placing()).add((spot.start_s, spot.end_s), event, seconds, embedded)
+        out.setdefault(f"{min_s:g}/{rule}", Placing()).add((spot.start_s, spot.end_s), event, seconds, served)
 
 
 def main() -> int:
@@ -253,7 +254,9 @@ def main() -> int:
              f"over seeds {', '.join(map(str, args.seeds))}",
              "pinpoint rows narrow the file@1 hits' top window (search/spans.narrow, the model's own embedding of "
              "each span); rules: finest = the last level's best span, best = the best-scoring span over the levels "
-             "(what --pinpoint serves), descend-T = go one level finer while its best score drops by at most T; "
+             "(what --pinpoint serves for a window of a recording), best+window = over the window itself too (as "
+             "for a one-shot file's window; not served for recordings), descend-T = go one level finer while its "
+             "best score drops by at most T; "
              "span@1 counts over all one-shots, the error and IoU over the file@1 hits; ms per hit: median, "
              "this process's aisfx torch network"]
     write_results(args.name, {"setup": setup, "rows": rows}, table, notes, out_dir=args.out_dir or RESULTS)

@@ -233,3 +233,25 @@ def test_a_sound_cut_by_the_edge_of_two_windows_is_listed_once(tmp_path: Path) -
     (hit,) = query(ix, "--audio", SAMPLES_DIR / "tabla_ghe4.flac", "--pinpoint")["hits"]
     assert hit["segment_id"] == plain[0]["segment_id"] and hit["window"] == [0.0, 10.0]
     assert hit["start_s"] <= middle("tabla_ghe4", 9.7) <= hit["end_s"]
+
+
+def test_a_one_shot_file_found_by_itself_keeps_its_whole_seconds(tmp_path: Path) -> None:
+    """A library of one-shot files (each its own window): querying one by itself finds it first with score 1, and
+    --pinpoint keeps it whole — its window scores best; until the window itself was a candidate, each came back
+    cut to the half scoring best (magic-holy-1.ogg of Wesnoth: its second half, 0.96 against the whole's 1.0)."""
+    require_real_sounds()
+    lib = tmp_path / "shots"
+    lib.mkdir()
+    stems = ("ambi_choir", "bass_hard_c", "drum_cymbal_hard", "elec_filt_snare")  # 1.5-1.7 s each
+    for stem in stems:
+        shutil.copy(SAMPLES_DIR / f"{stem}.flac", lib)
+    ix = tmp_path / "ix"
+    r = dg("index", lib, "--index", ix, "--model", "aisfx")
+    assert r.exit_code == 0, r.output
+    for stem in stems:
+        hit = query(ix, "--audio", lib / f"{stem}.flac", "--pinpoint")["hits"][0]
+        duration = sf.info(lib / f"{stem}.flac").duration
+        assert hit["path"] == str(lib / f"{stem}.flac")
+        assert (hit["start_s"], hit["end_s"]) == (0.0, pytest.approx(duration, abs=1e-6)) and hit["window"] == [
+            hit["start_s"], hit["end_s"]]
+        assert hit["pinpoint_score"] == pytest.approx(hit["score"], abs=1e-4)

@@ -33,8 +33,8 @@ def near(middle: float) -> object:
 def test_each_level_halves_the_length_and_looks_at_five_spans_around_the_last_best() -> None:
     score = near(21.8)
     spots = narrow((20.0, 30.0), 40.0, 0.5, score)  # type: ignore[arg-type]
-    assert [round(s.end_s - s.start_s, 4) for s in spots] == [5.0, 2.5, 1.25, 0.625]
-    assert [len(level) for level in score.asked] == [5, 5, 5, 5]  # type: ignore[attr-defined]
+    assert [round(s.end_s - s.start_s, 4) for s in spots] == [5.0, 2.5, 1.25, 0.625]  # a window of a recording:
+    assert [len(level) for level in score.asked] == [5, 5, 5, 5]  # type: ignore[attr-defined]  # always narrowed
     assert score.asked[0] == [(17.5, 22.5), (20.0, 25.0), (22.5, 27.5), (25.0, 30.0), (27.5, 32.5)]  # type: ignore[attr-defined]
     assert (spots[0].start_s, spots[0].end_s) == (20.0, 25.0)  # middle 22.5, the nearest to 21.8
     assert score.asked[1][0] == (18.75, 21.25)  # type: ignore[attr-defined]  # from half the new length before it
@@ -61,7 +61,8 @@ def test_equal_scores_go_to_the_finer_level_and_the_earlier_span() -> None:
     assert chosen([Spot(0, 5, 0.5), Spot(1, 3.5, 0.5), Spot(1, 2.25, 0.4)]) == Spot(1, 3.5, 0.5)
     assert chosen([]) is None
     spots = narrow((0.0, 10.0), 10.0, 5.0, lambda spans: np.zeros(len(spans)))
-    assert [(s.start_s, s.end_s) for s in spots] == [(0.0, 5.0)]  # all equal: the first span
+    assert [(s.start_s, s.end_s) for s in spots] == [(0.0, 10.0), (0.0, 5.0)]  # all equal: the first span
+    assert chosen(spots) == Spot(0.0, 5.0, 0.0)  # and the finer level, not the window
 
 
 def test_windows_are_narrowed_side_by_side_one_call_per_level() -> None:
@@ -72,9 +73,24 @@ def test_windows_are_narrowed_side_by_side_one_call_per_level() -> None:
         return [np.array([-abs((s + e) / 2 - m) for s, e in spans]) for spans, m in zip(asked, (3.0, 1.0))]
 
     levels = narrow_all([((0.0, 10.0), 10.0), ((0.0, 1.6), 1.6)], 0.5, score)
-    assert calls == [[3, 3], [4, 0], [5, 0], [5, 0]]  # the short file's one level (0.8 s spans), the other's four
-    assert [round(s.end_s - s.start_s, 4) for s in levels[1]] == [0.8]
+    assert calls == [[1, 1], [3, 3], [4, 0], [5, 0], [5, 0]]  # the windows, then the short file's one level (0.8 s
+    assert [round(s.end_s - s.start_s, 4) for s in levels[1]] == [1.6, 0.8]  # spans) beside the other's four
     assert levels[0][-1].start_s <= 3.0 <= levels[0][-1].end_s
+
+
+def test_a_one_shot_file_that_matches_best_whole_keeps_its_whole_seconds() -> None:
+    """Querying a one-shot file by itself: every shorter span scores below the whole (as an embedding of part of
+    the sound does), so the answer is the file's window, not its best half. A window of a longer recording is not a
+    candidate itself: it is always narrowed."""
+    def part_of(lo: float, hi: float) -> object:  # the share of the sound at lo-hi that a span covers
+        return lambda spans: np.array([max(0.0, min(e, hi) - max(s, lo)) / (hi - lo) for s, e in spans])
+
+    spots = narrow((0.0, 1.6), 1.6, 0.5, part_of(0.0, 1.6))  # type: ignore[arg-type]
+    assert [round(s.end_s - s.start_s, 4) for s in spots] == [1.6, 0.8] and spots[1].score == pytest.approx(0.5)
+    assert chosen(spots) == Spot(0.0, 1.6, 1.0)
+    assert chosen(narrow((0.0, 1.6), 1.6 + 0.005, 0.5, part_of(0.0, 1.6))) == Spot(0.0, 1.6, 1.0)  # decoded a hair
+    recording = narrow((10.0, 20.0), 40.0, 0.5, part_of(10.0, 20.0))  # type: ignore[arg-type]  # longer: ms apart
+    assert [round(s.end_s - s.start_s, 4) for s in recording][0] == 5.0 and chosen(recording).score == 0.5  # type: ignore[union-attr]
 
 
 def test_a_window_shorter_than_twice_the_finest_span_is_not_narrowed() -> None:

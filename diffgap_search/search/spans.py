@@ -4,6 +4,9 @@ An index cuts files into fixed windows (10 s by default), so a hit says *which* 
 where in it: a 1 s door slam is reported as ten seconds. :func:`narrow_all` finds the span that scores best by
 the query's own score, among shorter spans around the window, in levels:
 
+- a window that is its whole file (a one-shot, as sound libraries hold them) is scored itself first, so a sound
+  that matches best whole is answered whole; a window of a longer recording is always narrowed (where in the
+  recording is what ``--pinpoint`` asks);
 - level 0 looks at spans of half the window, every quarter window, across the region (the window and a
   quarter window on each side, so a sound cut by the window's edge is looked at whole);
 - each next level halves the length and looks around the last level's best span (from half the new length
@@ -13,7 +16,11 @@ A 10 s window with ``min_s = 0.5`` takes 4 levels (5, 2.5, 1.25 and 0.625 s) of 
 embedded per hit, where an index cut at 0.625 s would hold 16 windows for each of its 10 s. The answer is the
 best-scoring span over all levels (:func:`chosen`): a short sound wins at a short span, a longer one at a longer
 span. That rule and ``min_s`` were chosen on seeds 0-2 of ``benchmarks/bench_windows.py`` (against the finest
-level's span and against going finer only while the score holds) and judged on seeds 3-5.
+level's span and against going finer only while the score holds) and judged on seeds 3-5. The whole-file window
+joined the candidates on 2026-12-07: querying a one-shot file by itself cut it to its second half (0.96, where
+the file scored 1.0). Every window as a candidate was measured too and not taken: on one-shots in recordings it
+changed nothing at 10 s windows and lost one query in 120 at 5 s, and a query as long as a window (a 10 s window
+of a video being spotted, ``--timeline``) then kept most hits whole: its 10 s match the hit's 10 s best.
 
 Pure: the caller's ``score`` embeds and scores the spans; nothing here decodes or loads a model.
 """
@@ -28,6 +35,7 @@ import numpy as np
 from diffgap_search.media.windows import repeat_pad
 
 EPS = 1e-9
+WHOLE_FILE_SLACK_S = 0.01  # a window ending this close to the read end is its whole file (decoders differ)
 
 Span = tuple[float, float]  # (start, end) in seconds into the file
 Scorer = Callable[[Sequence[Span]], np.ndarray]  # spans -> (n,) float64 scores, higher is better
@@ -75,9 +83,16 @@ class Narrowing:
 
     @classmethod
     def of(cls, window: Span, duration_s: float, min_s: float) -> Narrowing:
-        """The narrowing of ``window`` in a file lasting ``duration_s`` (module docstring)."""
+        """The narrowing of ``window`` in a file lasting ``duration_s`` (module docstring); where the window is
+        the whole file, its first level is the window itself (one span of its length), whose advance leads level
+        0 to the region. Nothing to do when the window is shorter than twice ``min_s``."""
         region = region_of(window, duration_s)
-        return cls(region, (window[1] - window[0]) / 2, region[0], region[1], min_s, [])
+        length = window[1] - window[0]
+        if length / 2 < min_s - EPS:
+            return cls(region, 0.0, region[0], region[1], min_s, [])
+        if window[0] <= EPS and window[1] >= duration_s - WHOLE_FILE_SLACK_S:  # a one-shot file: itself too
+            return cls(region, length, window[0], window[1], min_s, [])
+        return cls(region, length / 2, region[0], region[1], min_s, [])
 
     @property
     def done(self) -> bool:
@@ -117,8 +132,9 @@ def narrow_all(windows: Sequence[tuple[Span, float]], min_s: float,
 
 
 def narrow(window: Span, duration_s: float, min_s: float, score: Scorer) -> list[Spot]:
-    """Each level's best span, coarsest first (module docstring), for a hit in ``window`` of a file lasting
-    ``duration_s``. Ties go to the earlier span. Empty when the window is already shorter than ``2 * min_s``."""
+    """Each level's best span, coarsest first (module docstring; the window itself first where it is the whole
+    file), for a hit in ``window`` of a file lasting ``duration_s``. Ties go to the earlier span. Empty when the
+    window is already shorter than ``2 * min_s``."""
     return narrow_all([(window, duration_s)], min_s, lambda asked: [score(asked[0])])[0]
 
 
