@@ -121,8 +121,15 @@ def _window_rows(searcher: Searcher, target: ExportWindows) -> tuple[np.ndarray,
     return vectors[keep], rows, f"audio->{target.value}"
 
 
+OUTPUT_EXTENSIONS = (".npy", ".json", ".parquet")  # what --out may name besides the prefix
+
+
 def _write(prefix: Path, vectors: np.ndarray, sidecar: dict[str, Any], fmt: ExportFormat) -> list[str]:
-    """Write ``vectors (N, D) float32`` and ``sidecar`` under ``prefix`` in ``fmt``; returns the paths written."""
+    """Write ``vectors (N, D) float32`` and ``sidecar`` under ``prefix`` in ``fmt``; returns the paths written. A
+    prefix given with one of the written extensions (``emb.npy``, ``emb.json``, ``emb.parquet``) loses it, as
+    ``numpy.save`` keeps a ``.npy`` name: ``emb.npy`` + ``emb.json``, not ``emb.npy.npy``."""
+    if prefix.suffix.lower() in OUTPUT_EXTENSIONS:
+        prefix = prefix.with_suffix("")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     if fmt is ExportFormat.PARQUET:
         try:

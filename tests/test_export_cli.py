@@ -69,6 +69,12 @@ def test_texts_are_bridged_to_the_audio_side_with_a_sidecar(trained: Path, tmp_p
     again = dg("export", "--index", trained, "--text", TEXTS[0], "--text-file", lines, "--out", tmp_path / "again")
     assert again.exit_code == 0 and "exported 3 text->audio embeddings" in again.stdout
     assert (tmp_path / "again.npy").read_bytes() == (tmp_path / "q.npy").read_bytes()
+    named = dg("export", "--index", trained, "--text", TEXTS[0], "--text-file", lines, "--out", tmp_path / "e.npy", "--json")
+    assert json.loads(named.stdout)["files"] == [str(tmp_path / "e.npy"), str(tmp_path / "e.json")]  # as numpy.save
+    assert sorted(p.name for p in tmp_path.glob("e.*")) == ["e.json", "e.npy"]
+    assert (tmp_path / "e.npy").read_bytes() == (tmp_path / "q.npy").read_bytes()
+    dotted = dg("export", "--index", trained, "--text", TEXTS[0], "--out", tmp_path / "run.v2", "--json")
+    assert json.loads(dotted.stdout)["files"] == [str(tmp_path / "run.v2.npy"), str(tmp_path / "run.v2.json")]
 
 
 def test_every_window_is_exported_with_its_segment_file_and_seconds(trained: Path, tmp_path: Path) -> None:

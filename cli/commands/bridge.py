@@ -87,7 +87,7 @@ def eval_(
 
 @handle_errors
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output prefix: writes PREFIX.npy + PREFIX.json (or PREFIX.parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output prefix: writes PREFIX.npy + PREFIX.json (or PREFIX.parquet); a PREFIX ending in .npy, .json or .parquet loses that extension.")],
     text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to bridge to the audio side (repeatable).")] = None,
     text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Texts to bridge, one per line.")] = None,
     video: Annotated[Optional[list[Path]], typer.Option("--video", "-v", help="A video whose windows to bridge to the audio side (repeatable).")] = None,
