@@ -137,7 +137,8 @@ def embed_audio_file(opened: OpenIndex, path: Path, start_s: float | None, end_s
     blocks = span_blocks(iter_audio_blocks(path, sr), lo, hi)
     first = next(blocks, None)
     if first is None:
-        raise MediaDecodeError(f"{path}: no audio in the requested span")
+        raise MediaDecodeError(f"{path}: the file ends before --start {start_s:g} s" if lo > 0 else
+                               f"{path}: no audio in the requested span")
     encoder = opened.encoder  # loaded once the file has begun to decode: a file that cannot costs no model load
     windows = iter_windows(itertools.chain([first], blocks), fit_window(window_cfg, encoder))
     batch = list(itertools.islice(windows, QUERY_BATCH))

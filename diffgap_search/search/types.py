@@ -18,6 +18,7 @@ from diffgap_search.media.discover import exact_path_field
 
 EMPTY_QUERY = 'the query is empty: give some words, e.g. dgsearch query "dog barking"'
 ONE_QUERY = "give exactly one query: TEXT, --audio FILE, --video FILE or --like SEGMENT_ID"
+SPAN_OF_A_FILE = "--start and --end cut a query file: give --audio FILE or --video FILE with them"
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Query:
     indexed window, scored with its stored audio vector); ``start_s``/``end_s`` cut a span of a file.
 
     Checked once, when made, for every face alike: words that are only blanks raise UsageError
-    (:data:`EMPTY_QUERY`); :attr:`kind` raises UsageError unless exactly one query is given."""
+    (:data:`EMPTY_QUERY`); :attr:`kind` raises UsageError unless exactly one query is given; a span of words or
+    of a segment (:data:`SPAN_OF_A_FILE`), or one ending where it starts or before, raises UsageError."""
 
     text: str | None = None
     audio: Path | None = None
@@ -38,7 +40,10 @@ class Query:
     def __post_init__(self) -> None:
         if self.text is not None and not self.text.strip():
             raise UsageError(EMPTY_QUERY)
-        self.kind  # noqa: B018 - raises unless exactly one query is given
+        if (self.start_s is not None or self.end_s is not None) and self.kind not in ("audio", "video"):
+            raise UsageError(SPAN_OF_A_FILE)
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise UsageError(f"--end ({self.end_s:g} s) must come after --start ({self.start_s:g} s)")
 
     @property
     def kind(self) -> str:
