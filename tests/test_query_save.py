@@ -54,3 +54,6 @@ def test_a_folder_that_cannot_be_made_is_exit_12(cli_index: Path, clips_dir: Pat
     r = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", cli_index, "--save", blocker / "picked")
     assert r.exit_code == 12
     assert r.stderr == f"dgsearch: error: cannot write to {blocker / 'picked'}: Not a directory\n"
+    onto = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", cli_index, "--save", blocker)
+    assert onto.exit_code == 12
+    assert onto.stderr == f"dgsearch: error: cannot save into {blocker}: it is a file, not a folder\n"

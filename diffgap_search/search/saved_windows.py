@@ -78,7 +78,9 @@ def save_timeline(timeline: Timeline, folder: Path) -> list[SavedWindows]:
 
 
 def made(folder: Path) -> None:
-    """``folder`` created with its parents where missing; StorageError where it cannot be."""
+    """``folder`` created with its parents where missing; StorageError where it cannot be (a file there)."""
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"cannot save into {folder}: it is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
