@@ -22,6 +22,9 @@ to 10 s (``WindowConfig.embed_samples``), and with random weights their retrieva
         --seeds 0 1 2 --name pinpoint_choose      # choosing --pinpoint's rule and finest span
     ... --seeds 3 4 5 --name pinpoint_judge       # judging the choice on reels nobody tuned on
 
+``--scenes``: each query is a window-long scene holding the one-shot at a seeded offset over a noise bed of its own
+(one window of a video being spotted with ``--timeline``), not the one-shot's own file.
+
 ``--pinpoint-mins``: each file@1 hit's top window is also narrowed as ``dgsearch query --pinpoint`` does
 (``search/spans.py``), with the span rules of ``pinpointed``: span@1, the middle's error and the IoU of the
 narrowed span with the one-shot's own seconds, and the milliseconds per hit.
@@ -96,9 +99,21 @@ def build_reels(shots: list[tuple[Path, np.ndarray]], reels: int, events: int, r
     return out, placed
 
 
+def scene(shot: np.ndarray, window_s: float, rate: int, seed: int) -> np.ndarray:
+    """``(window_s * rate,) float32``: a window-long query holding ``shot`` at a seeded offset over a noise bed of
+    its own (another recording's: the bed of the reels is not reused), as one window of a video being spotted."""
+    rng = np.random.default_rng(seed)
+    bed = (10 ** (BED_DB / 20) * rng.standard_normal(int(window_s * rate))).astype(np.float32)
+    start = int(rng.integers(0, max(1, len(bed) - len(shot))))
+    bed[start : start + len(shot)] += shot[: len(bed) - start]
+    return bed
+
+
 def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: dict[Path, np.ndarray],
-        window_s: float, rate: int, pinpoint_mins: tuple[float, ...] = (), hop_share: float = 0.5) -> dict[str, Any]:
-    """The three figures (see the module docstring) for ``--window window_s --hop window_s / 2``."""
+        window_s: float, rate: int, pinpoint_mins: tuple[float, ...] = (), hop_share: float = 0.5,
+        scenes: bool = False) -> dict[str, Any]:
+    """The three figures (see the module docstring) for ``--window window_s --hop window_s / 2``; ``scenes``: each
+    query is a window-long scene holding the one-shot (:func:`scene`), not the one-shot's own file."""
     from diffgap_search.config import WindowConfig
     from diffgap_search.encoders.base import embed_windows, fit_window
     from diffgap_search.media.windows import window_audio
@@ -113,8 +128,9 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
     index = np.concatenate(vecs)
     file_hits, span_hits, errors, overlaps = 0, 0, [], []
     narrowed: dict[str, Placing] = {}
-    for event in placed:
-        qw = window_audio(shots[event.path], cfg)
+    for n, event in enumerate(placed):
+        query = scene(shots[event.path], window_s, rate, 10_000 + n) if scenes else shots[event.path]
+        qw = window_audio(query, cfg)
         q = embed_windows(encoder, qw.samples, qw.ends - qw.starts)  # type: ignore[arg-type]: as a query embeds
         best = int(np.argmax((q @ index.T).max(axis=0)))
         start, end = spans[best]
@@ -206,6 +222,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5)
     parser.add_argument("--reel-s", type=float, default=40.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one set of reels per seed")
+    parser.add_argument("--scenes", action="store_true",
+                        help="query with a window-long scene holding the one-shot (a window of a video being spotted,"
+                             " --timeline) instead of the one-shot's own file")
     parser.add_argument("--name", default="bench_windows", help="the results' file name")
     parser.add_argument("--out-dir", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
@@ -221,8 +240,8 @@ def main() -> int:
     per_seed = []
     for seed in args.seeds:
         reels, placed = build_reels(shots, args.reels, args.events, args.reel_s, rate, seed)
-        per_seed.append([run(encoder, reels, placed, dict(shots), w, rate, tuple(args.pinpoint_mins), args.hop_share)
-                         for w in args.windows])
+        per_seed.append([run(encoder, reels, placed, dict(shots), w, rate, tuple(args.pinpoint_mins), args.hop_share,
+                             args.scenes) for w in args.windows])
     keys = ("file_at_1", "span_at_1", "median_middle_error_s", "median_iou")
     rows = [{"window_s": w, "windows": per_seed[0][i]["windows"],
              **{k: [seed_rows[i][k] for seed_rows in per_seed] for k in keys},
@@ -248,10 +267,12 @@ def main() -> int:
                           f"{statistics.mean(f['ms_per_hit']):.0f}"))
     setup = {"model": "aisfx", "reels": args.reels, "events_per_reel": args.events, "reel_s": args.reel_s,
              "one_shots_available": len(shots), "seeds": args.seeds, "bed_dbfs": BED_DB, "hop_share": args.hop_share,
-             "pinpoint_mins": args.pinpoint_mins}
+             "pinpoint_mins": args.pinpoint_mins, "scenes": args.scenes}
     notes = [f"{args.reels * args.events} one-shots per seed (sonic-pi samples <= {MAX_EVENT_S} s, of "
              f"{len(shots)}) in {args.reels} reels of {args.reel_s:g} s over {BED_DB:g} dBFS noise; mean ± sd "
              f"over seeds {', '.join(map(str, args.seeds))}",
+             "queries: " + ("a window-long scene per one-shot (the one-shot at a seeded offset over a noise bed of its"
+                            " own: a window of a video being spotted)" if args.scenes else "each one-shot's own file"),
              "pinpoint rows narrow the file@1 hits' top window (search/spans.narrow, the model's own embedding of "
              "each span); rules: finest = the last level's best span, best = the best-scoring span over the levels "
              "(what --pinpoint serves for a window of a recording), best+window = over the window itself too (as "
