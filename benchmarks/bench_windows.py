@@ -140,7 +140,8 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
             errors.append(abs((start + end) / 2 - event.middle_s))
             overlaps.append(iou((start, end), event))
             for min_s in pinpoint_mins:
-                pinpointed(encoder, reels[event.reel], q, (start, end), event, min_s, rate, narrowed)
+                pinpointed(encoder, reels[event.reel], q, (start, end), event, min_s, rate, narrowed,
+                           (query, index[best]) if scenes else None)
     n = len(placed)
     out: dict[str, Any] = {
         "window_s": window_s, "windows": int(index.shape[0]), "file_at_1": 100 * file_hits / n,
@@ -181,9 +182,13 @@ def iou(span: tuple[float, float], event: Event) -> float:
 
 
 def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[float, float], event: Event,
-               min_s: float, rate: int, out: dict[str, Placing]) -> None:
+               min_s: float, rate: int, out: dict[str, Placing],
+               scene_and_hit: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Narrow the top window (``search/spans.narrow``, each span scored as the query scores windows: its best
-    cosine over the query's windows) and tally each rule of choosing a level's span."""
+    cosine over the query's windows) and tally each rule of choosing a level's span. ``scene_and_hit``: a scene
+    query's samples and the top window's vector, for the two-sided rule (an experiment, not served): the scene
+    narrowed first to its part that best matches the hit's window (best level, the whole scene not a candidate),
+    then the hit's window narrowed with that part as the query."""
     from diffgap_search.search.spans import Spot, chosen, cut_spans, narrow, padded
 
     embedded = 0
@@ -208,6 +213,23 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
                 break
             kept = spot
         rules[f"descend-{tol:g}"] = kept
+    if scene_and_hit is not None:
+        samples, hit = scene_and_hit
+
+        def score_scene(spans: list[tuple[float, float]]) -> np.ndarray:
+            windows, durations = padded(cut_spans(samples, 0.0, rate, spans), rate, 0)
+            return encoder.embed_audio(windows, durations) @ hit  # type: ignore[attr-defined]
+
+        part = chosen(narrow((0.0, len(samples) / rate), len(samples) / rate, min_s, score_scene)[1:])
+        if part is not None:
+            cut, durations = padded(cut_spans(samples, 0.0, rate, [(part.start_s, part.end_s)]), rate, 0)
+            q_part = encoder.embed_audio(cut, durations)  # type: ignore[attr-defined]
+
+            def score_part(spans: list[tuple[float, float]]) -> np.ndarray:
+                windows, durations = padded(cut_spans(reel, 0.0, rate, spans), rate, 0)
+                return (q_part @ encoder.embed_audio(windows, durations).T).max(axis=0)  # type: ignore[attr-defined]
+
+            rules["two-sided"] = chosen(narrow(window, len(reel) / rate, min_s, score_part)) or rules["best"]
     for rule, spot in rules.items():
         out.setdefault(f"{min_s:g}/{rule}", Placing()).add((spot.start_s, spot.end_s), event, seconds, served)
 
