@@ -112,6 +112,10 @@ def test_query_errors(indexed: tuple[Path, Path], tmp_path: Path) -> None:
             s.search(Query(text="   "))
         with pytest.raises(UsageError, match="give exactly one query"):
             s.search(Query(text="a", audio=tmp_path / "x.wav"))
+    with pytest.raises(UsageError, match="give exactly one query"):  # when made, before any search
+        Query(text="a", audio=tmp_path / "x.wav")
+    with pytest.raises(UsageError, match="give exactly one query"):
+        Query()
         with pytest.raises(InputNotFoundError, match="query file not found: .*missing.wav"):
             s.search(Query(audio=tmp_path / "missing.wav"))
         with pytest.raises(InputNotFoundError, match="query file not found: .*missing.mp4"):

@@ -40,7 +40,8 @@ class Query:
     def __post_init__(self) -> None:
         if self.text is not None and not self.text.strip():
             raise UsageError(EMPTY_QUERY)
-        if (self.start_s is not None or self.end_s is not None) and self.kind not in ("audio", "video"):
+        kind = self.kind  # raises unless exactly one query is given
+        if (self.start_s is not None or self.end_s is not None) and kind not in ("audio", "video"):
             raise UsageError(SPAN_OF_A_FILE)
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
             raise UsageError(f"--end ({self.end_s:g} s) must come after --start ({self.start_s:g} s)")
