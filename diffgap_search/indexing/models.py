@@ -63,23 +63,22 @@ def run_configs(index_dir: Path, choice: ModelChoice) -> tuple[EncoderConfig, Vi
     the model, a ``model`` another copy, still checked against the recorded weights when loaded) and its
     ``--frames``/``--no-frames`` unless ``choice`` says."""
     encoder_cfg = EncoderConfig(model=choice.model or EncoderConfig().model, revision=choice.revision)
-    frames = VideoConfig().frames if choice.frames is None else choice.frames
-    video_cfg = video_config(choice.video_model or VideoConfig().model, choice.video_revision, frames)
+    frames, stored_video = choice.frames, None
     if (index_dir / "catalog.sqlite").exists():  # an existing index keeps its models, at their recorded commits
         with Catalog.open(index_dir) as cat:
             if choice.revision is None and stored_encoder(cat) is not None:
                 encoder_cfg = stored_encoder_config(cat, model=choice.model)
-            if choice.frames is None and choice.video_model is None:  # a video model named: its frames wanted
-                frames = VideoConfig().frames if (recorded := recorded_frames(cat)) is None else recorded
-                video_cfg = replace(video_cfg, frames=frames)
+            if frames is None and choice.video_model is None:  # a video model named: its frames wanted
+                frames = recorded_frames(cat)
             stored_video = stored_encoder(cat, EncoderRole.VIDEO)
-            if choice.video_model is None and choice.video_revision is None and stored_video is not None:
-                video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"),
-                                         frames)
+    frames = VideoConfig().frames if frames is None else frames
+    if choice.video_model is None and choice.video_revision is None and stored_video is not None:
+        video_cfg = video_config(stored_video["model"], stored_video.get("commit") or stored_video.get("revision"), frames)
+    else:
+        video_cfg = video_config(choice.video_model or VideoConfig().model, choice.video_revision, frames)
     text_model = choice.text_model or encoder_cfg.text_model
     return replace(encoder_cfg, device=choice.device, batch_size=choice.batch_size, text_model=text_model,
                    precision=choice.precision), video_cfg
-
 
 
 def run_window(index_dir: Path, window_s: float | None, hop_s: float | None) -> WindowConfig:
@@ -99,6 +98,7 @@ def run_window(index_dir: Path, window_s: float | None, hop_s: float | None) -> 
         return WindowConfig(window_s=window_s, hop_s=hop_s if hop_s is not None else window_s)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
 
 class RunModels:
     """The audio and video encoders and the index's bridge, each loaded on first use only (an unchanged

@@ -115,18 +115,15 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
                                   settings.indexing_cfg.files_per_batch)
                 finally:
                     progress.stop()
-        if models.is_cavp:  # CAVP vectors the index's windows lack (an index switched to --video-model cavp)
+        # the vectors the index's windows lack: CAVP's (an index switched to --video-model cavp), or the older
+        # videos' frames (an index switched from --no-frames to --frames)
+        if models.is_cavp or (models.video_cfg.frames and frames_before is False):
             from diffgap_search.indexing.cavp_run import fill_cavp_gaps
 
             report.windows_embedded += fill_cavp_gaps(
                 catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
-                progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s())
-        elif models.video_cfg.frames and frames_before is False:  # switched on: the older videos' frames
-            from diffgap_search.indexing.cavp_run import fill_cavp_gaps
-
-            report.windows_embedded += fill_cavp_gaps(
-                catalog, models.video, models.bridge, models.window, models.video_cfg, models.batch_size,
-                progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s(), sound=False)
+                progress.note, workers=settings.indexing_cfg.decode_workers, deadline_s=decode_timeout_s(),
+                sound=models.is_cavp)
         bind_frames(catalog, settings.video_cfg.frames)  # after the filling: a run killed in it fills again
         publish_changes(index_dir, catalog, settings.faiss_cfg, stages.publish, progress.note)
         total_ok = catalog.stats()["files"]
