@@ -21,9 +21,20 @@ to 10 s (``WindowConfig.embed_samples``), and with random weights their retrieva
     python benchmarks/bench_windows.py --windows 10 5 --hop-share 1 --pinpoint-mins 0.5 1 2 \
         --seeds 0 1 2 --name pinpoint_choose      # choosing --pinpoint's rule and finest span
     ... --seeds 3 4 5 --name pinpoint_judge       # judging the choice on reels nobody tuned on
+    python benchmarks/bench_windows.py --windows 10 5 2 1 --beds wesnoth --bed-db -40 --name windows_ambient
+    python benchmarks/bench_windows.py --windows 10 --hop-share 1 --pinpoint-mins 0.5 --scenes --beds wesnoth \
+        --bed-db -40 --seeds 3 4 5 6 7 8 --name pinpoint_ambient_judge   # spotting, judged over real ambiences
 
 ``--scenes``: each query is a window-long scene holding the one-shot at a seeded offset over a noise bed of its own
-(one window of a video being spotted with ``--timeline``), not the one-shot's own file.
+(one window of a video being spotted with ``--timeline``), not the one-shot's own file; ``--scene-s`` makes it
+shorter or longer than the window (where a query's length changes the best rule).
+
+``--beds DIR``: the beds are real recordings instead of white noise (every ``.ogg``/``.flac``/``.wav`` under DIR,
+looped to length, at ``--bed-db`` dBFS RMS): each reel over one of them and each scene over another (a video's
+own background), both chosen by the seed. ``--beds wesnoth`` takes Wesnoth's eight ambient loops (birds,
+campfire, morning, night, a ship, war drums; Debian's ``wesnoth-1.16-data``, fetched once into the real-gap
+cache as ``real_gap/packages.fetch`` does): the second judge of the rules, since white noise flatters a
+whole-window match.
 
 ``--pinpoint-mins``: each file@1 hit's top window is also narrowed as ``dgsearch query --pinpoint`` does
 (``search/spans.py``), with the span rules of ``pinpointed``: span@1, the middle's error and the IoU of the
@@ -61,6 +72,7 @@ class Event:
     reel: int
     onset_s: float
     length_s: float
+    bed: int = -1  # which of --beds the reel lies over (-1: white noise)
 
     @property
     def middle_s(self) -> float:
@@ -80,30 +92,83 @@ def one_shots(rate: int) -> list[tuple[Path, np.ndarray]]:
 
 
 def build_reels(shots: list[tuple[Path, np.ndarray]], reels: int, events: int, reel_s: float, rate: int,
-                seed: int) -> tuple[list[np.ndarray], list[Event]]:
-    """``reels`` ``(reel_s * rate,) float32`` recordings and the events placed in them (each shot used once)."""
+                seed: int, beds: list[np.ndarray] = (), db: float = BED_DB,  # type: ignore[assignment]
+                ) -> tuple[list[np.ndarray], list[Event]]:
+    """``reels`` ``(reel_s * rate,) float32`` recordings and the events placed in them (each shot used once), over
+    white noise or ``beds`` (:func:`make_bed`)."""
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(shots), size=reels * events, replace=False)
     slot = reel_s / events  # one event per slot, at a seeded offset inside it: never overlapping
     out, placed = [], []
     for r in range(reels):
-        bed = (10 ** (BED_DB / 20) * rng.standard_normal(int(reel_s * rate))).astype(np.float32)
+        bed, which = make_bed(int(reel_s * rate), rng, list(beds), db)
         for e in range(events):
             path, audio = shots[int(chosen[r * events + e])]
             length_s = len(audio) / rate
             onset_s = e * slot + float(rng.uniform(0, slot - length_s))
             start = int(round(onset_s * rate))
             bed[start : start + len(audio)] += audio
-            placed.append(Event(path, r, start / rate, length_s))
+            placed.append(Event(path, r, start / rate, length_s, which))
         out.append(bed)
     return out, placed
 
 
-def scene(shot: np.ndarray, window_s: float, rate: int, seed: int) -> np.ndarray:
-    """``(window_s * rate,) float32``: a window-long query holding ``shot`` at a seeded offset over a noise bed of
-    its own (another recording's: the bed of the reels is not reused), as one window of a video being spotted."""
+def load_beds(folder: Path, rate: int) -> list[np.ndarray]:
+    """Every recording under ``folder`` (by name), mono at ``rate``, scaled to unit RMS."""
+    from diffgap_search.media.audio import load_audio
+
+    out = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".ogg", ".flac", ".wav"}):
+        audio = load_audio(path, rate).astype(np.float64)
+        rms = float(np.sqrt(np.mean(audio**2))) if len(audio) else 0.0
+        if rms > 1e-6:
+            out.append((audio / rms).astype(np.float32))
+    return out
+
+
+WESNOTH_AMBIENT = "usr/share/games/wesnoth/1.16/data/core/sounds/ambient"
+
+
+def beds_folder(asked: Path) -> Path:
+    """``asked``, or for ``wesnoth`` the ambient loops of Debian's wesnoth-1.16-data (fetched once into
+    ``$XDG_CACHE_HOME/dgsearch-real-gap``, as ``real_gap/run.py`` keeps its packages)."""
+    if str(asked) != "wesnoth":
+        return asked
+    import os
+
+    from real_gap.packages import fetch
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgsearch-real-gap"
+    return fetch("wesnoth-1.16-data", cache) / WESNOTH_AMBIENT
+
+
+def bed_name(asked: Path) -> str:
+    """How the results name the beds asked for."""
+    return "Wesnoth's ambient loops" if str(asked) == "wesnoth" else f"{asked}/"
+
+
+def make_bed(n: int, rng: np.random.Generator, beds: list[np.ndarray], db: float,
+             avoid: int = -1) -> tuple[np.ndarray, int]:
+    """``((n,) float32, which)``: white noise at ``BED_DB`` dBFS without ``beds`` (which = -1); else one of them
+    (never ``avoid``, the reel's, when there are two or more), looped from a seeded offset, at ``db`` dBFS RMS."""
+    if not beds:
+        return (10 ** (BED_DB / 20) * rng.standard_normal(n)).astype(np.float32), -1
+    pick = int(rng.integers(0, len(beds)))
+    if pick == avoid and len(beds) > 1:
+        pick = (pick + 1) % len(beds)
+    src = beds[pick]
+    start = int(rng.integers(0, len(src)))
+    looped = np.resize(np.roll(src, -start), n)
+    return (10 ** (db / 20) * looped).astype(np.float32), pick
+
+
+def scene(shot: np.ndarray, scene_s: float, rate: int, seed: int, beds: list[np.ndarray] = (),  # type: ignore[assignment]
+          db: float = BED_DB, avoid: int = -1) -> np.ndarray:
+    """``(scene_s * rate,) float32``: a query holding ``shot`` at a seeded offset over a bed of its own (another
+    recording's: the reel's bed, ``avoid``, is not reused; :func:`make_bed`), as one window of a video being
+    spotted."""
     rng = np.random.default_rng(seed)
-    bed = (10 ** (BED_DB / 20) * rng.standard_normal(int(window_s * rate))).astype(np.float32)
+    bed, _ = make_bed(int(scene_s * rate), rng, list(beds), db, avoid)
     start = int(rng.integers(0, max(1, len(bed) - len(shot))))
     bed[start : start + len(shot)] += shot[: len(bed) - start]
     return bed
@@ -111,9 +176,11 @@ def scene(shot: np.ndarray, window_s: float, rate: int, seed: int) -> np.ndarray
 
 def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: dict[Path, np.ndarray],
         window_s: float, rate: int, pinpoint_mins: tuple[float, ...] = (), hop_share: float = 0.5,
-        scenes: bool = False) -> dict[str, Any]:
+        scenes: bool = False, scene_s: float | None = None, beds: list[np.ndarray] = (),  # type: ignore[assignment]
+        bed_db: float = BED_DB) -> dict[str, Any]:
     """The three figures (see the module docstring) for ``--window window_s --hop window_s / 2``; ``scenes``: each
-    query is a window-long scene holding the one-shot (:func:`scene`), not the one-shot's own file."""
+    query is a scene of ``scene_s`` seconds (default the window) holding the one-shot (:func:`scene`, over one of
+    ``beds`` other than its reel's), not the one-shot's own file."""
     from diffgap_search.config import WindowConfig
     from diffgap_search.encoders.base import embed_windows, fit_window
     from diffgap_search.media.windows import window_audio
@@ -129,7 +196,8 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
     file_hits, span_hits, errors, overlaps = 0, 0, [], []
     narrowed: dict[str, Placing] = {}
     for n, event in enumerate(placed):
-        query = scene(shots[event.path], window_s, rate, 10_000 + n) if scenes else shots[event.path]
+        query = (scene(shots[event.path], scene_s or window_s, rate, 10_000 + n, beds, bed_db, event.bed) if scenes
+                 else shots[event.path])
         qw = window_audio(query, cfg)
         q = embed_windows(encoder, qw.samples, qw.ends - qw.starts)  # type: ignore[arg-type]: as a query embeds
         best = int(np.argmax((q @ index.T).max(axis=0)))
@@ -189,7 +257,7 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
     query's samples and the top window's vector, for the two-sided rule (an experiment, not served): the scene
     narrowed first to its part that best matches the hit's window (best level, the whole scene not a candidate),
     then the hit's window narrowed with that part as the query."""
-    from diffgap_search.search.spans import Spot, chosen, cut_spans, narrow, padded
+    from diffgap_search.search.spans import Spot, chosen, cut_spans, descended, narrow, padded
 
     embedded = 0
 
@@ -207,12 +275,7 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
     whole = Spot(window[0], window[1], float(score([window])[0]))  # every window a candidate: measured, not served
     rules = {"finest": spots[-1], "best": chosen(spots), "best+window": chosen([whole, *spots])}
     for tol in TOLERANCES:
-        kept = spots[0]
-        for spot in spots[1:]:
-            if spot.score < kept.score - tol:
-                break
-            kept = spot
-        rules[f"descend-{tol:g}"] = kept
+        rules[f"descend-{tol:g}"] = descended(spots, tol)  # type: ignore[assignment]
     if scene_and_hit is not None:
         samples, hit = scene_and_hit
 
@@ -247,6 +310,11 @@ def main() -> int:
     parser.add_argument("--scenes", action="store_true",
                         help="query with a window-long scene holding the one-shot (a window of a video being spotted,"
                              " --timeline) instead of the one-shot's own file")
+    parser.add_argument("--scene-s", type=float, default=None, help="with --scenes: the scene's seconds (default the"
+                        " window)")
+    parser.add_argument("--beds", type=Path, default=None, help="a folder of real recordings to lay the reels and"
+                        " scenes over instead of white noise, or 'wesnoth' for Wesnoth's ambient loops")
+    parser.add_argument("--bed-db", type=float, default=-30.0, help="with --beds: their level, dBFS RMS")
     parser.add_argument("--name", default="bench_windows", help="the results' file name")
     parser.add_argument("--out-dir", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
@@ -259,11 +327,16 @@ def main() -> int:
     encoder = load_aisfx_encoder("cpu", batch_size=16)
     rate = int(encoder.sample_rate)
     shots = one_shots(rate)
+    beds = load_beds(beds_folder(args.beds), rate) if args.beds else []
+    if args.beds and not beds:
+        print(f"no recordings under {args.beds}", file=sys.stderr)
+        return 1
+    bed_db = args.bed_db if beds else BED_DB
     per_seed = []
     for seed in args.seeds:
-        reels, placed = build_reels(shots, args.reels, args.events, args.reel_s, rate, seed)
+        reels, placed = build_reels(shots, args.reels, args.events, args.reel_s, rate, seed, beds, bed_db)
         per_seed.append([run(encoder, reels, placed, dict(shots), w, rate, tuple(args.pinpoint_mins), args.hop_share,
-                             args.scenes) for w in args.windows])
+                             args.scenes, args.scene_s, beds, bed_db) for w in args.windows])
     keys = ("file_at_1", "span_at_1", "median_middle_error_s", "median_iou")
     rows = [{"window_s": w, "windows": per_seed[0][i]["windows"],
              **{k: [seed_rows[i][k] for seed_rows in per_seed] for k in keys},
@@ -289,17 +362,23 @@ def main() -> int:
                           f"{statistics.mean(f['ms_per_hit']):.0f}"))
     setup = {"model": "aisfx", "reels": args.reels, "events_per_reel": args.events, "reel_s": args.reel_s,
              "one_shots_available": len(shots), "seeds": args.seeds, "bed_dbfs": BED_DB, "hop_share": args.hop_share,
-             "pinpoint_mins": args.pinpoint_mins, "scenes": args.scenes}
+             "pinpoint_mins": args.pinpoint_mins, "scenes": args.scenes,
+             "scene_s": args.scene_s, "beds": str(args.beds) if args.beds else None, "bed_count": len(beds),
+             "bed_dbfs_rms": bed_db if beds else None}
     notes = [f"{args.reels * args.events} one-shots per seed (sonic-pi samples <= {MAX_EVENT_S} s, of "
-             f"{len(shots)}) in {args.reels} reels of {args.reel_s:g} s over {BED_DB:g} dBFS noise; mean ± sd "
+             f"{len(shots)}) in {args.reels} reels of {args.reel_s:g} s over "
+             + (f"{len(beds)} real recordings ({bed_name(args.beds)}, looped, {bed_db:g} dBFS RMS)" if beds
+                else f"{BED_DB:g} dBFS noise") + "; mean ± sd "
              f"over seeds {', '.join(map(str, args.seeds))}",
-             "queries: " + ("a window-long scene per one-shot (the one-shot at a seeded offset over a noise bed of its"
-                            " own: a window of a video being spotted)" if args.scenes else "each one-shot's own file"),
+             "queries: " + (f"a {args.scene_s or 'window'}{' s' if args.scene_s else '-long'} scene per one-shot (the"
+                            " one-shot at a seeded offset over a bed of its own: a window of a video being spotted)"
+                            if args.scenes else "each one-shot's own file"),
              "pinpoint rows narrow the file@1 hits' top window (search/spans.narrow, the model's own embedding of "
              "each span); rules: finest = the last level's best span, best = the best-scoring span over the levels "
-             "(what --pinpoint serves for a window of a recording), best+window = over the window itself too (as "
-             "for a one-shot file's window; not served for recordings), descend-T = go one level finer while its "
-             "best score drops by at most T; "
+             "(what --pinpoint serves a query shorter than half a window), best+window = over the window itself too "
+             "(as for a one-shot file's window; not served for recordings), descend-T = go one level finer while its "
+             "best score drops by at most T (descend-0.02: what --pinpoint serves a query at least half a window "
+             "long, since 2026-12-07); "
              "span@1 counts over all one-shots, the error and IoU over the file@1 hits; ms per hit: median, "
              "this process's aisfx torch network"]
     write_results(args.name, {"setup": setup, "rows": rows}, table, notes, out_dir=args.out_dir or RESULTS)

@@ -255,3 +255,26 @@ def test_a_one_shot_file_found_by_itself_keeps_its_whole_seconds(tmp_path: Path)
         assert (hit["start_s"], hit["end_s"]) == (0.0, pytest.approx(duration, abs=1e-6)) and hit["window"] == [
             hit["start_s"], hit["end_s"]]
         assert hit["pinpoint_score"] == pytest.approx(hit["score"], abs=1e-4)
+
+
+def test_the_querys_longest_window_is_what_pinpoint_is_told(library: tuple[Path, Path]) -> None:
+    """``search/spans.answer`` descends for a query at least half a window long: a one-shot file is its own
+    seconds, a recording its 10 s windows, a stored window (``--like``, ``similar SEGMENT``) its own seconds, an
+    indexed file (``similar FILE``) its longest stored window."""
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.search import Query, Searcher
+    from diffgap_search.search.embedding import query_vectors
+    from diffgap_search.search.similar import target_vectors
+
+    lib, ix = library
+    shot = SAMPLES_DIR / "tabla_ghe4.flac"
+    with Searcher(ix, load_encoder) as searcher:
+        opened = searcher.opened
+        segment = query(ix, "--audio", shot)["hits"][0]["segment_id"]
+        assert query_vectors(opened, Query(audio=shot))[1] == pytest.approx(sf.info(shot).duration, abs=1e-3)
+        assert query_vectors(opened, Query(audio=lib / "reel_a.flac"))[1] == 10.0
+        assert query_vectors(opened, Query(audio=lib / "reel_a.flac", start_s=12.0))[1] == 8.0
+        assert query_vectors(opened, Query(segment_id=segment))[1] == 10.0
+        assert target_vectors(searcher, str(lib / "reel_b.flac"))[2] == 10.0
+        assert target_vectors(searcher, str(segment))[2] == 10.0
+        assert target_vectors(searcher, str(shot))[2] == pytest.approx(sf.info(shot).duration, abs=1e-3)

@@ -7,7 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from diffgap_search.search.spans import Spot, candidate_spans, chosen, cut_spans, narrow, narrow_all, padded
+from diffgap_search.search.spans import (
+    Spot,
+    answer,
+    candidate_spans,
+    chosen,
+    cut_spans,
+    descended,
+    narrow,
+    narrow_all,
+    padded,
+)
 
 Span = tuple[float, float]
 
@@ -63,6 +73,24 @@ def test_equal_scores_go_to_the_finer_level_and_the_earlier_span() -> None:
     spots = narrow((0.0, 10.0), 10.0, 5.0, lambda spans: np.zeros(len(spans)))
     assert [(s.start_s, s.end_s) for s in spots] == [(0.0, 10.0), (0.0, 5.0)]  # all equal: the first span
     assert chosen(spots) == Spot(0.0, 5.0, 0.0)  # and the finer level, not the window
+
+
+LEVELS = [Spot(0, 5, 0.90), Spot(2.5, 5, 0.89), Spot(3.75, 5, 0.88), Spot(4.4, 5, 0.85)]  # long queries' drift
+
+
+def test_descending_goes_finer_while_each_level_holds_within_the_tolerance() -> None:
+    assert descended(LEVELS, 0.02) == LEVELS[2]  # 0.90 -> 0.89 -> 0.88 held; 0.85 dropped by 0.03: stop
+    assert descended(LEVELS, 0.0) == LEVELS[0] and descended(LEVELS, 0.05) == LEVELS[3]
+    assert descended([], 0.02) is None
+    assert chosen(LEVELS) == LEVELS[0]  # the best-scoring level keeps the 5 s
+
+
+def test_the_answer_descends_for_a_query_at_least_half_a_window_long_and_takes_the_best_level_else() -> None:
+    assert answer(LEVELS, 5.0, 10.0) == LEVELS[2]  # half a 10 s window: a scene (--timeline, a recording)
+    assert answer(LEVELS, 10.0, 10.0) == LEVELS[2]
+    assert answer(LEVELS, 4.99, 10.0) == LEVELS[0]  # a one-shot query
+    assert answer(LEVELS, 2.5, 5.0) == LEVELS[2]  # half of a 5 s window
+    assert answer(LEVELS, None, 10.0) == LEVELS[0]  # words have no length: the best-scoring level
 
 
 def test_windows_are_narrowed_side_by_side_one_call_per_level() -> None:

@@ -62,12 +62,20 @@ def test_jsonl_rows_carry_their_query_window_and_start_offsets_the_windows(edit:
     assert late["windows"][0]["hits"][0]["path"] == str(lib / "reel_a.flac")
 
 
-def test_pinpoint_narrows_each_windows_hits(edit: tuple[Path, Path, Path]) -> None:
+def test_pinpoint_narrows_each_windows_hits(edit: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query window is a scene: its hits descend from the coarsest level while the score holds within 0.02
+    (``search/spans.answer``), to 2.5 s holding the whole one-shot (tabla_ghe4 at 6.2-7.0 s, misc_crow at
+    13.1-13.58 s); the best-scoring level, as a one-shot query takes it, keeps 5 s for both."""
+    from diffgap_search.search import spans
+
     _, ix, clip = edit
     doc = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "1", "--pinpoint")
     assert [w["hits"][0]["window"] for w in doc["windows"]] == [[0.0, 10.0], [10.0, 20.0]]
-    assert all(w["hits"][0]["end_s"] - w["hits"][0]["start_s"] < 10.0 for w in doc["windows"])
+    assert [(w["hits"][0]["start_s"], w["hits"][0]["end_s"]) for w in doc["windows"]] == [(5.0, 7.5), (12.5, 15.0)]
     assert doc["timings_ms"]["pinpoint"] > 0
+    monkeypatch.setattr(spans, "SCENE_SHARE", 1.01)  # no query window is a scene: the best-scoring level
+    best = run_json("--index", ix, "--audio", clip, "--timeline", "-k", "1", "--pinpoint")
+    assert [(w["hits"][0]["start_s"], w["hits"][0]["end_s"]) for w in best["windows"]] == [(2.5, 7.5), (10.0, 15.0)]
 
 
 def test_the_table_groups_hits_under_their_query_window(edit: tuple[Path, Path, Path]) -> None:

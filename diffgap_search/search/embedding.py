@@ -33,6 +33,13 @@ def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> 
     """``(Q, D) float32`` L2-normalised query vectors (one per window for an audio or video query).
 
     ``use_bridge`` False (``--no-bridge``): a video query on a CLIP index, which needs the bridge, is refused."""
+    return query_vectors(opened, query, use_bridge=use_bridge)[0]
+
+
+def query_vectors(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> tuple[np.ndarray, float | None]:
+    """``(the vectors of embed_query, the seconds of the query's longest window)``: a file's longest window
+    (no longer than the index's window), a stored window's own seconds, None for words (``--pinpoint`` chooses
+    its spans by it: ``search/spans.answer``)."""
     kind = query.kind
     if kind == "text":
         text = (query.text or "").strip()
@@ -48,10 +55,16 @@ def embed_query(opened: OpenIndex, query: Query, *, use_bridge: bool = True) -> 
         reason = opened.words_need_bridge(use_bridge)
         if reason is not None:
             raise BridgeUnavailableError(f"a text query cannot be searched in index {opened.index_dir}: {reason}")
-        return opened.encoder.embed_text([text])
+        return opened.encoder.embed_text([text]), None
     if kind == "segment":
         return segment_vector(opened, int(query.segment_id))  # type: ignore[arg-type]
-    return file_windows(opened, query, use_bridge=use_bridge)[0]
+    vectors, spans = file_windows(opened, query, use_bridge=use_bridge)
+    return vectors, longest(spans)
+
+
+def longest(spans: Spans) -> float:
+    """The seconds of the longest of ``spans`` (each ``(start, end)``; 0 for none)."""
+    return max((end - start for start, end in spans), default=0.0)
 
 
 Spans = list[tuple[float, float]]  # each query window's (start, end) in seconds into its file
@@ -86,17 +99,20 @@ def file_windows(opened: OpenIndex, query: Query, *, use_bridge: bool = True) ->
     return embed_audio_file(opened, path, query.start_s, query.end_s)
 
 
-def segment_vector(opened: OpenIndex, segment_id: int) -> np.ndarray:
-    """``(1, D) float32``: the stored audio vector of an indexed window (more like this). Raises
-    InputNotFoundError for an id the catalog does not hold, or whose window has no audio vector."""
+def segment_vector(opened: OpenIndex, segment_id: int) -> tuple[np.ndarray, float]:
+    """``((1, D) float32, the window's seconds)``: the stored audio vector of an indexed window (more like this)
+    and how long that window is. Raises InputNotFoundError for an id the catalog does not hold, or whose window
+    has no audio vector."""
     opened.require_ready()
     vec = opened.catalog.vectors_of("audio", [segment_id]).get(segment_id)
-    if vec is None or not opened.catalog.hit_rows([segment_id]):
+    rows = opened.catalog.hit_rows([segment_id])
+    if vec is None or segment_id not in rows:
         raise InputNotFoundError(
             f"segment {segment_id} is not in index {opened.index_dir} (or has no audio): take a segment_id"
             " from a query's --json output"
         )
-    return np.asarray(vec, dtype=np.float32).reshape(1, -1)
+    row = rows[segment_id]
+    return np.asarray(vec, dtype=np.float32).reshape(1, -1), row.end_s - row.start_s
 
 
 def embed_video_file(opened: OpenIndex, path: Path, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, Spans]:

@@ -7,7 +7,9 @@ side are decoded (``media/audio.load_span``: read from there, not from the file'
 encoder call per level for up to :data:`HITS_PER_CALL` hits). Each span is embedded as the index embeds a
 window (the same encoder, the same repeat-padding of a short window, the index's bridge for its bridged
 spaces) and scored by the query's own terms: the weighted mean of their best cosines, as ``search/rescore.py``
-scores a window. The answer is the best-scoring span over the levels (``search/spans.chosen``).
+scores a window. The answer (``search/spans.answer``) is the best-scoring span over the levels for words and
+a query shorter than half a window (a one-shot); a query at least half a window long (a scene, a recording, a
+stored window) goes finer from the coarsest level while the score holds within 0.02.
 
 The hit keeps its rank and score (the ranking is the index's); its ``start_s``/``end_s`` become the span's,
 ``window`` holds the indexed window it was found in and ``pinpoint_score`` the span's own score. Listing every
@@ -31,7 +33,7 @@ from diffgap_search.config import CAVP_SPACE
 from diffgap_search.encoders.base import embed_windows, for_many_windows, input_samples
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.search.rescore import exact_cosines, weighted_mean
-from diffgap_search.search.spans import Span, chosen, cut_spans, narrow_all, padded, region_of
+from diffgap_search.search.spans import Span, answer, cut_spans, narrow_all, padded, region_of
 from diffgap_search.search.types import Hit, SearchTerm
 from diffgap_search.store.filters import segments_of_files
 
@@ -44,10 +46,13 @@ HITS_PER_CALL = 16  # hits narrowed side by side: one encoder call per level emb
 EPS = 1e-6
 
 
-def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence[Hit]) -> tuple[list[Hit], list[str]]:
+def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence[Hit],
+                  query_s: float | None = None) -> tuple[list[Hit], list[str]]:
     """``hits`` with their seconds narrowed (module docstring), in the same order, and one line per file that
-    could not be read (``"PATH: not pinpointed: why"``). Regions are read :data:`HITS_PER_CALL` hits at a time,
-    so memory stays that of 16 regions (a 10 s window's: 15 s of samples each) whatever ``-k``."""
+    could not be read (``"PATH: not pinpointed: why"``). ``query_s``: the seconds of the query's longest window
+    (None for words), which decide how a span is chosen among the levels (``spans.answer``). Regions are read
+    :data:`HITS_PER_CALL` hits at a time, so memory stays that of 16 regions (a 10 s window's: 15 s of samples
+    each) whatever ``-k``."""
     out = list(hits)
     notes: list[str] = []
     cfg = opened.window()
@@ -64,7 +69,7 @@ def pinpoint_hits(opened: OpenIndex, terms: Sequence[SearchTerm], hits: Sequence
         levels = narrow_all([(w, lo + len(samples) / cfg.sample_rate) for _, w, lo, samples in part], PINPOINT_MIN_S,
                             scorer)
         for (i, window, _, _), spots in zip(part, levels):
-            spot = chosen(spots)
+            spot = answer(spots, query_s, cfg.window_s)
             if spot is not None:
                 out[i] = replace(hits[i], start_s=spot.start_s, end_s=spot.end_s, window=window,
                                  pinpoint_score=spot.score)

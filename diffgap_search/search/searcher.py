@@ -36,7 +36,7 @@ from diffgap_search.search.keyword import (
 )
 from diffgap_search.search.scoring import rank_groups, with_tags
 from diffgap_search.search.scoring import search_terms as score_terms
-from diffgap_search.search.embedding import embed_query
+from diffgap_search.search.embedding import embed_query, query_vectors
 from diffgap_search.search.file_filter import Allowed
 from diffgap_search.search.filters import allowed_file_ids
 from diffgap_search.search.open_index import OpenIndex
@@ -142,24 +142,27 @@ class Searcher:
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
 
-    def pinpoint(self, hits: list[Hit], terms: list[SearchTerm], cfg: SearchConfig) -> tuple[list[Hit], list[str], float]:
+    def pinpoint(self, hits: list[Hit], terms: list[SearchTerm], cfg: SearchConfig,
+                 query_s: float | None = None) -> tuple[list[Hit], list[str], float]:
         """``(hits narrowed by search/pinpoint.py, one per moment when windows are listed, the files not
-        pinpointed with why, the milliseconds spent)``."""
+        pinpointed with why, the milliseconds spent)``; ``query_s``: the seconds of the query's longest window
+        (None for words: ``search/spans.answer``)."""
         from diffgap_search.search.pinpoint import one_per_moment, pinpoint_hits
 
         t0 = time.perf_counter()
-        narrowed, notes = pinpoint_hits(self.opened, terms, hits)
+        narrowed, notes = pinpoint_hits(self.opened, terms, hits, query_s)
         if not cfg.group_by_file:
             narrowed = one_per_moment(narrowed)
         return narrowed, notes, (time.perf_counter() - t0) * 1000
 
-    def pinpointed(self, result: SearchResult, terms: list[SearchTerm], cfg: SearchConfig) -> SearchResult:
+    def pinpointed(self, result: SearchResult, terms: list[SearchTerm], cfg: SearchConfig,
+                   query_s: float | None = None) -> SearchResult:
         """``result`` with its hits' seconds narrowed when ``cfg.pinpoint`` (``search/pinpoint.py``; listing windows,
-        one hit per moment): the time in ``timings_ms["pinpoint"]`` (and the total), the hits left as they were
-        in ``note``."""
+        one hit per moment; ``query_s`` as :meth:`pinpoint`'s): the time in ``timings_ms["pinpoint"]`` (and the
+        total), the hits left as they were in ``note``."""
         if not cfg.pinpoint or not result.hits:
             return result
-        result.hits, notes, spent = self.pinpoint(result.hits, terms, cfg)
+        result.hits, notes, spent = self.pinpoint(result.hits, terms, cfg, query_s)
         result.timings_ms["pinpoint"] = spent
         result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + spent
         if notes:
@@ -202,35 +205,36 @@ class Searcher:
         return self._hybrid(query, cfg, allowed, t_filters)
 
     def _ranked(self, query: Query, cfg: SearchConfig, allowed: Allowed,
-                t_filters: float) -> tuple[list[list[Hit]], dict[str, float], list[SearchTerm]]:
+                t_filters: float) -> tuple[list[list[Hit]], dict[str, float], list[SearchTerm], float | None]:
         """The embedding ranking as groups of copies (``search/scoring.rank_groups``): encode, bridge (terms),
-        candidates and final scores, with its timings and the terms. ``t_filters``: milliseconds already spent
-        deciding ``allowed`` (counted in ``faiss``, as scoring's)."""
+        candidates and final scores, with its timings, the terms and the seconds of the query's longest window
+        (None for words). ``t_filters``: milliseconds already spent deciding ``allowed`` (counted in ``faiss``, as
+        scoring's)."""
         t0 = time.perf_counter()
         use_bridge = cfg.use_bridge and self.use_bridge
-        qvecs = embed_query(self.opened, query, use_bridge=use_bridge)
+        qvecs, query_s = query_vectors(self.opened, query, use_bridge=use_bridge)
         t1 = time.perf_counter()
         terms = self.terms_for(query.modality, qvecs, use_bridge=use_bridge)
         t2 = time.perf_counter()
         groups, t_faiss, t_sql = rank_groups(self.opened, terms, cfg, allowed)
         return groups, {"encode": (t1 - t0) * 1000, "bridge": (t2 - t1) * 1000, "faiss": t_faiss + t_filters,
-                        "sqlite": t_sql}, terms
+                        "sqlite": t_sql}, terms, query_s
 
     def _semantic(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """The embedding ranking, one hit per content unless ``cfg.all_copies``, with copies and tags."""
         t0 = time.perf_counter()
-        groups, timings, terms = self._ranked(query, cfg, allowed, t_filters)
+        groups, timings, terms, query_s = self._ranked(query, cfg, allowed, t_filters)
         t1 = time.perf_counter()
         hits = with_tags(self.opened, shown(self.catalog, groups, all_copies=cfg.all_copies, allowed=allowed))
         timings["sqlite"] += (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000 + t_filters
-        return self.pinpointed(SearchResult(query.kind, hits, timings), terms, cfg)
+        return self.pinpointed(SearchResult(query.kind, hits, timings), terms, cfg, query_s)
 
     def _hybrid(self, query: Query, cfg: SearchConfig, allowed: Allowed, t_filters: float) -> SearchResult:
         """Words ranked by the embeddings and by keyword, fused (``search/keyword.py``)."""
         t0 = time.perf_counter()
         depth = hybrid_depth(cfg)
-        semantic, sem_timings, sem_terms = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
+        semantic, sem_timings, sem_terms, query_s = self._ranked(query, replace(cfg, top_k=depth), allowed, t_filters)
         t1 = time.perf_counter()
         terms = informative_tokens(self.catalog, query.text or "")  # counted once, for ranking and coverage
         words = keyword_groups(self.catalog, terms, depth, allowed=allowed, all_copies=cfg.all_copies)
@@ -240,7 +244,7 @@ class Searcher:
         t3 = time.perf_counter()
         timings = {**{f"semantic.{k}": v for k, v in sem_timings.items()},
                    "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000 + t_filters}
-        return self.pinpointed(SearchResult(query.kind, hits, timings, mode="hybrid"), sem_terms, cfg)
+        return self.pinpointed(SearchResult(query.kind, hits, timings, mode="hybrid"), sem_terms, cfg, query_s)
 
 
 def unpinpointed(cfg: SearchConfig) -> str:

@@ -88,7 +88,7 @@ def per_window(searcher: Searcher, kind: str, terms_of: Callable[[np.ndarray], l
         hits, _, _ = searcher.search_terms(terms, cfg, exclude)
         spent["search"] += (time.perf_counter() - t1) * 1000
         if cfg.pinpoint and hits:
-            hits, unread, ms = searcher.pinpoint(hits, terms, cfg)
+            hits, unread, ms = searcher.pinpoint(hits, terms, cfg, end - start)  # a window: a scene being spotted
             spent["pinpoint"] += ms
             notes += [n for n in unread if n not in notes]
         windows.append(QueryWindow(start, end, hits))
