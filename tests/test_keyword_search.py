@@ -46,20 +46,20 @@ def _hit(file_id: int, path: str, score: float = 0.0) -> Hit:
 
 def test_reciprocal_rank_fusion_orders_exactly() -> None:
     """k = 60: a file in both lists beats one first in only one; a file in one list gets its one term; equal
-    fused scores are ordered by path."""
+    fused scores put the keyword ranking's file first (it holds the query's words), then go by path."""
     semantic = [_hit(1, "/a"), _hit(2, "/b"), _hit(3, "/c"), _hit(4, "/d")]
     keyword = [_hit(3, "/c"), _hit(5, "/e"), _hit(1, "/a")]
     assert rrf([[1, 2, 3, 4], [3, 5, 1]]) == pytest.approx({
         1: 1 / 61 + 1 / 63, 2: 1 / 62, 3: 1 / 63 + 1 / 61, 4: 1 / 64, 5: 1 / 62})
     fused = fuse(semantic, keyword, top_k=10)
-    assert [h.file_id for h in fused] == [1, 3, 2, 5, 4]  # 1 and 3 tie: by path; 2 and 5 tie: by path
-    assert [h.ranks for h in fused] == [{"semantic": 1, "keyword": 3}, {"semantic": 3, "keyword": 1}, {"semantic": 2},
-                                        {"keyword": 2}, {"semantic": 4}]
+    assert [h.file_id for h in fused] == [1, 3, 5, 2, 4]  # 1 and 3 tie, both in keyword: by path; 5 (keyword) ties
+    assert [h.ranks for h in fused] == [{"semantic": 1, "keyword": 3}, {"semantic": 3, "keyword": 1}, {"keyword": 2},
+                                        {"semantic": 2}, {"semantic": 4}]  # 2 (semantic alone), whose path is first
     assert fused[0].score == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 3))
     assert [h.file_id for h in fuse(semantic, keyword, top_k=2)] == [1, 3]
     # keyword terms weighted by the share of the query's words each file holds
     weighted = fuse(semantic, keyword, top_k=10, coverage={3: 1.0, 5: 1.0, 1: 1 / 3})
-    assert [h.file_id for h in weighted] == [3, 1, 2, 5, 4]  # 2 and 5 tie at 1/62: by path
+    assert [h.file_id for h in weighted] == [3, 1, 5, 2, 4]  # 2 and 5 tie at 1/62: the keyword's file first
     assert weighted[1].score == pytest.approx(1 / (RRF_K + 1) + (1 / 3) / (RRF_K + 3))
 
 

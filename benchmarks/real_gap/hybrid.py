@@ -15,7 +15,8 @@ the file names), as a user with that library would. Queries, each with its relev
 
 Rankings, all through the product's own code (``Searcher.search``, ``search.keyword``): ``semantic`` and
 ``keyword`` (``--mode``), ``hybrid`` (the default mode: coverage-weighted RRF, ``search/keyword.py``), and, fused
-by ``keyword.fuse_groups`` from the same two rankings cut at the same depth: ``rrf_plain`` (no coverage weight)
+by ``keyword.fuse_groups`` from the same two rankings cut at the same depth: ``hybrid_ties_by_path`` (hybrid with
+equal fused scores ordered by path, as before 2026-12-07, not the keyword ranking's file first), ``rrf_plain`` (no coverage weight)
 and ``rrf_relative`` (the coverage divided by the best coverage among the keyword hits, so the best partial match
 weighs as a full one when no file holds every word); and ``keyword_stemmed``: the same keyword rows and BM25 in an
 FTS5 table with the ``porter`` tokenizer (stemming) in front of ``unicode61``, the product's; ``keyword_fts5`` and
@@ -53,7 +54,8 @@ from fts5_ranking import row_length_bm25  # noqa: E402
 from outputs import command_line, report  # noqa: E402
 from packages import CATEGORY_QUERIES, PACKAGES, Sound, build_table  # noqa: E402
 
-RULES = ("semantic", "keyword", "hybrid", "rrf_plain", "rrf_relative", "keyword_stemmed", "keyword_fts5", "hybrid_fts5")
+RULES = ("semantic", "keyword", "hybrid", "hybrid_ties_by_path", "rrf_plain", "rrf_relative", "keyword_stemmed",
+         "keyword_fts5", "hybrid_fts5")
 KINDS = ("sentence", "name", "category")
 SHOWN = ("R@1", "R@10", "mAP@10")
 
@@ -106,7 +108,9 @@ def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int
             words = keyword_groups(s.catalog, terms, HYBRID_DEPTH, allowed=None, all_copies=False)
             cover = keywords.coverage(s.catalog, terms, [h.file_id for g in words for h in g])
             best = max(cover.values(), default=0.0) or 1.0
-            fused = {"rrf_plain": fuse_groups([[h] for h in sem], words),
+            served = fuse_groups([[h] for h in sem], words, coverage=cover)
+            fused = {"hybrid_ties_by_path": sorted(served, key=lambda h: (-h.score, h.path, h.start_s)),
+                     "rrf_plain": fuse_groups([[h] for h in sem], words),
                      "rrf_relative": fuse_groups([[h] for h in sem], words,
                                                  coverage={f: c / best for f, c in cover.items()})}
             hybrid = s.search(Query(text=text), SearchConfig(top_k=depth, mode="hybrid")).hits
