@@ -48,13 +48,14 @@ def test_a_one_shot_is_pinpointed_inside_its_window(library: tuple[Path, Path], 
     hits = query(ix, "--audio", shot, "--pinpoint")["hits"]
     window = [0.0, 10.0] if onset < 10 else [10.0, 20.0]
     assert hits[0]["path"] == str(lib / f"{reel}.flac")
-    assert [(h["path"], h["segment_id"], h["score"]) for h in hits] == [
-        (h["path"], h["segment_id"], h["score"]) for h in plain]  # ranked and scored as without it
+    assert [(h["path"], h["segment_id"], h["window_score"]) for h in hits] == [
+        (h["path"], h["segment_id"], h["score"]) for h in plain]  # found as without it, in the same order here
+    assert [h["score"] for h in hits] == [h["pinpoint_score"] for h in hits]  # scored by their seconds
     assert [plain[0]["start_s"], plain[0]["end_s"]] == window and "window" not in plain[0]
     assert hits[0]["window"] == window
     assert hits[0]["start_s"] <= middle(stem, onset) <= hits[0]["end_s"]
     assert hits[0]["end_s"] - hits[0]["start_s"] <= 1.25
-    assert hits[0]["pinpoint_score"] > hits[0]["score"]  # the one-shot alone matches better than its 10 s window
+    assert hits[0]["score"] > hits[0]["window_score"]  # the one-shot alone matches better than its 10 s window
 
 
 def test_save_cuts_the_pinpointed_seconds(library: tuple[Path, Path], tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ same questions, the relevant files at their real paths, every other recording a 
 
     python benchmarks/real_gap/hybrid.py --out-dir benchmarks/results   # real_gap_hybrid.{md,json}
     python benchmarks/real_gap/hybrid.py --index IX --out-dir benchmarks/results   # real_gap_hybrid_full.{md,json}
+    python benchmarks/real_gap/hybrid.py --pinpoint --out-dir benchmarks/results   # + semantic_pinpoint: *_pinpoint.*
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def dgsearch(*args: str) -> None:
     subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL)
 
 
-def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int) -> list[dict[str, list[str]]]:
-    """Per query, each rule's ranked paths (best first, at most ``depth``)."""
+def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int,
+             pinpoint: bool = False) -> list[dict[str, list[str]]]:
+    """Per query, each rule's ranked paths (best first, at most ``depth``); with ``pinpoint``, also
+    ``semantic_pinpoint``: ``--mode semantic --pinpoint``'s hits, scored and ordered by their narrowed seconds."""
     from diffgap_search.config import SearchConfig
     from diffgap_search.encoders.loading import load_encoder
     from diffgap_search.search.keyword import HYBRID_DEPTH, fuse_groups, keyword_groups
@@ -121,6 +124,9 @@ def rankings(index: Path, asked: Sequence[tuple[str, str, set[str]]], depth: int
                    "hybrid": [h.path for h in hybrid], **{k: [h.path for h in v] for k, v in fused.items()},
                    "keyword_stemmed": stemmed(text, depth),
                    "keyword_fts5": [h.path for g in words_fts5 for h in g], "hybrid_fts5": [h.path for h in hybrid_fts5]}
+            if pinpoint:
+                row["semantic_pinpoint"] = [h.path for h in s.search(
+                    Query(text=text), SearchConfig(top_k=depth, mode="semantic", pinpoint=True)).hits]
             out.append({k: [str(Path(p).resolve()) for p in v][:depth] for k, v in row.items()})
     return out
 
@@ -167,7 +173,7 @@ def metrics(rows: Sequence[dict[str, list[str]]], asked: Sequence[tuple[str, str
         if not idx:
             continue
         out[kind] = {"queries": len(idx)}
-        for rule in RULES:
+        for rule in [r for r in (*RULES, "semantic_pinpoint") if r in rows[idx[0]]]:
             per = [scores(rows[i][rule], asked[i][2]) for i in idx]
             width = max(len(r) for r, _ in per)
             ranks = np.zeros((len(per), width), dtype=np.int64)
@@ -191,7 +197,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"- {result['seconds']:.0f} s in all", ""]
     for kind, per in result["metrics"].items():
         lines += [f"**{kind}** ({per['queries']} queries)", "", "| rule | R@1 | R@10 | mAP@10 |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {rule} | " + " | ".join(f"{per[rule][k]:.1f}" for k in SHOWN) + " |" for rule in RULES]
+        lines += [f"| {rule} | " + " | ".join(f"{per[rule][k]:.1f}" for k in SHOWN) + " |"
+                  for rule in (*RULES, "semantic_pinpoint") if rule in per]
         lines.append("")
     return "\n".join(lines)
 
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=10, help="hits ranked per query")
     ap.add_argument("--index", type=Path, default=None,
                     help="judge this index of the cache folder itself (real depths, every recording) instead")
+    ap.add_argument("--pinpoint", action="store_true", help="also rank by --mode semantic --pinpoint (its hits"
+                    " ordered by their narrowed seconds; about 2 s a query on 2 cores)")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -219,14 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     if not list(index.glob("bridge-*.safetensors")):
         dgsearch("train", "--index", str(index), "--threads", "1")
     asked = queries(files)
-    rows = rankings(index, asked, args.depth)
+    rows = rankings(index, asked, args.depth, args.pinpoint)
     bridge = next(index.glob("bridge-*.safetensors")).stem.removeprefix("bridge-")
     with sqlite3.connect(index / "catalog.sqlite") as conn:
         indexed = conn.execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone()[0]
     result = {"machine": machine(), "files": len(files), "indexed": indexed, "bridge": bridge,
               "command": command_line("hybrid.py", argv),
               "metrics": metrics(rows, asked), "seconds": round(time.perf_counter() - started, 1)}
-    report(args.out_dir, "real_gap_hybrid" if args.index is None else "real_gap_hybrid_full", markdown(result), result)
+    name = "real_gap_hybrid" if args.index is None else "real_gap_hybrid_full"
+    report(args.out_dir, name + ("_pinpoint" if args.pinpoint else ""), markdown(result), result)
     return 0
 
 

@@ -142,27 +142,30 @@ class Searcher:
         hits, t_faiss, t_sql = score_terms(self.opened, terms, cfg, allowed, exclude)
         return hits, t_faiss + t_filters, t_sql
 
-    def pinpoint(self, hits: list[Hit], terms: list[SearchTerm], cfg: SearchConfig,
-                 query_s: float | None = None) -> tuple[list[Hit], list[str], float]:
-        """``(hits narrowed by search/pinpoint.py, one per moment when windows are listed, the files not
-        pinpointed with why, the milliseconds spent)``; ``query_s``: the seconds of the query's longest window
-        (None for words: ``search/spans.answer``)."""
-        from diffgap_search.search.pinpoint import one_per_moment, pinpoint_hits
+    def pinpoint(self, hits: list[Hit], terms: list[SearchTerm], cfg: SearchConfig, query_s: float | None = None,
+                 *, by_seconds: bool = True) -> tuple[list[Hit], list[str], float]:
+        """``(hits narrowed by search/pinpoint.py, scored and ordered by their narrowed seconds when
+        ``by_seconds`` (a ranking by cosine; a hybrid one keeps its order), one per moment when windows are listed,
+        the files not pinpointed with why, the milliseconds spent)``; ``query_s``: the seconds of the query's
+        longest window (None for words: ``search/spans.answer``)."""
+        from diffgap_search.search.pinpoint import by_narrowed_score, one_per_moment, pinpoint_hits
 
         t0 = time.perf_counter()
         narrowed, notes = pinpoint_hits(self.opened, terms, hits, query_s)
+        if by_seconds:  # the span's cosine, not the window's background, decides
+            narrowed = by_narrowed_score(narrowed)
         if not cfg.group_by_file:
             narrowed = one_per_moment(narrowed)
         return narrowed, notes, (time.perf_counter() - t0) * 1000
 
     def pinpointed(self, result: SearchResult, terms: list[SearchTerm], cfg: SearchConfig,
-                   query_s: float | None = None) -> SearchResult:
+                   query_s: float | None = None, *, by_seconds: bool = True) -> SearchResult:
         """``result`` with its hits' seconds narrowed when ``cfg.pinpoint`` (``search/pinpoint.py``; listing windows,
-        one hit per moment; ``query_s`` as :meth:`pinpoint`'s): the time in ``timings_ms["pinpoint"]`` (and the
-        total), the hits left as they were in ``note``."""
+        one hit per moment; ``query_s`` and ``by_seconds`` as :meth:`pinpoint`'s): the time in
+        ``timings_ms["pinpoint"]`` (and the total), the hits left as they were in ``note``."""
         if not cfg.pinpoint or not result.hits:
             return result
-        result.hits, notes, spent = self.pinpoint(result.hits, terms, cfg, query_s)
+        result.hits, notes, spent = self.pinpoint(result.hits, terms, cfg, query_s, by_seconds=by_seconds)
         result.timings_ms["pinpoint"] = spent
         result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + spent
         if notes:
@@ -244,7 +247,8 @@ class Searcher:
         t3 = time.perf_counter()
         timings = {**{f"semantic.{k}": v for k, v in sem_timings.items()},
                    "keyword": (t2 - t1) * 1000, "fusion": (t3 - t2) * 1000, "total": (t3 - t0) * 1000 + t_filters}
-        return self.pinpointed(SearchResult(query.kind, hits, timings, mode="hybrid"), sem_terms, cfg, query_s)
+        return self.pinpointed(SearchResult(query.kind, hits, timings, mode="hybrid"), sem_terms, cfg, query_s,
+                               by_seconds=False)  # fused ranks, not cosines: the fusion's order stands
 
 
 def unpinpointed(cfg: SearchConfig) -> str:

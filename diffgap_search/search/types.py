@@ -89,6 +89,7 @@ class Hit:
     path_key: bytes = field(default=b"", repr=False)  # the exact path's bytes (``files.path_key``); b"": ``path``'s
     window: tuple[float, float] | None = None  # pinpointed: the indexed window it was found in (search/pinpoint.py)
     pinpoint_score: float | None = None  # pinpointed: the score of its narrowed seconds
+    window_score: float | None = None  # pinpointed and ordered by its seconds: its window's score (``score``: theirs)
 
     @property
     def fs_path(self) -> str:
@@ -99,13 +100,15 @@ class Hit:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every field but ``path_key``; ``path_bytes`` (base64 of the exact path) is added only
         where ``path`` is not the file's exact name (not UTF-8, or a control character escaped); ``window`` and
-        ``pinpoint_score`` only for a pinpointed hit."""
+        ``pinpoint_score`` only for a pinpointed hit, ``window_score`` only for one scored by its seconds."""
         out = asdict(self)
         out.update(exact_path_field(self.path, out.pop("path_key")))
         if self.window is None:  # only a pinpointed hit has them
             del out["window"], out["pinpoint_score"]
         else:
             out["window"] = list(self.window)
+        if self.window_score is None:
+            del out["window_score"]
         return out
 
 
