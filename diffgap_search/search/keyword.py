@@ -5,24 +5,23 @@ embeddings, fused by reciprocal rank.
 catalog only, loads no model and imports neither torch nor FAISS. A hit is the whole file (its first
 window's segment id, from 0 s to its duration); its score is ``-bm25`` (higher is better).
 
-``--mode hybrid`` (the CLI's default) fuses two rankings of files with **reciprocal-rank fusion**
-(Cormack, Clarke & Büttcher, SIGIR 2009), each keyword term weighted by the share of the query's words the
-file holds: ``score(f) = 1 / (K + rank_sem(f)) + cov(f) / (K + rank_kw(f))`` (ranks from 1, ``K`` =
-:data:`RRF_K` = 60; a term is 0 when its ranking does not hold ``f``). ``cov(f)`` is the fraction of the
-query's distinct words in ``f``'s keyword row (``store/keywords.coverage``): plain RRF counts a file that
-holds one word of "wood door slam" (a comment "a knock at the door") as much as the file named and tagged
-with all three, and, the embedding's rank deciding between them, often puts it first; weighted, the one-word
-match gives a third of the term. The rankings are the embedding search's files (each scored by its best
-window, with the bridge when there is one) and the keyword search's files, each cut at
-:data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. Equal fused scores put a
-file the keyword ranking holds first, then go by path, then start: a tie is a file found by its sound alone
+``--mode hybrid`` (the CLI's default) fuses two rankings of files with **reciprocal-rank fusion** (Cormack, Clarke
+& Büttcher, SIGIR 2009), each keyword term weighted by the share of the query's words the file holds: ``score(f) =
+1 / (K + rank_sem(f)) + cov(f) / (K + rank_kw(f))`` (ranks from 1, ``K`` = :data:`RRF_K` = 60; a term is 0 when its
+ranking does not hold ``f``). ``cov(f)`` is the fraction of the query's distinct words in ``f``'s keyword row
+(``store/keywords.coverage``): plain RRF counts a file that holds one word of "wood door slam" (a comment "a knock
+at the door") as much as the file named and tagged with all three, and, the embedding's rank deciding between them,
+often puts it first; weighted, the one-word match gives a third of the term. The rankings are the embedding
+search's files (each scored by its best window, with the bridge when there is one) and the keyword search's files,
+each cut at :data:`HYBRID_DEPTH` files or ``top_k`` when larger, and each already filtered. Equal fused scores put
+a file the keyword ranking holds first, then go by path, then start: a tie is a file found by its sound alone
 against one holding every word of the query at the same rank, and the words were the better evidence on real
-described sounds (``benchmarks/real_gap/hybrid.py``: R@1 93.3 -> 95.2 on names, 55.2 -> 59.0 on sentences,
-where path order was a coin toss and the embedding first 84.5 and 53.3). Ranks count contents (``search/copies.py``): copies share their content's
-rank in the embedding ranking, and a file holding the words itself has its content's rank in the keyword
-ranking, so the copy named for the words is the one shown. A fused hit shows the embedding search's best
-window when that ranking holds the file, else the whole file. ``--min-score`` applies to the embedding
-ranking's cosines before fusion.
+described sounds (``benchmarks/real_gap/hybrid.py``: R@1 93.3 -> 95.2 on names, 55.2 -> 59.0 on sentences, where
+path order was a coin toss and the embedding first 84.5 and 53.3). Ranks count contents (``search/copies.py``):
+copies share their content's rank in the embedding ranking, and a file holding the words itself has its content's
+rank in the keyword ranking, so the copy named for the words is the one shown. A fused hit shows the embedding
+search's best window when that ranking holds the file, else the whole file. ``--min-score`` applies to the
+embedding ranking's cosines before fusion.
 
 Hybrid needs words and a model that embeds them: an audio or video query and ``--segments`` (windows, not
 files) get the semantic search alone; words on an index built with an audio-only model (aisfx) get the

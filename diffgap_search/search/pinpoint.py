@@ -16,12 +16,12 @@ The hit's ``start_s``/``end_s`` become the span's, ``window`` holds the indexed 
 ``--timeline``) is then ordered by the spans' scores (:func:`by_narrowed_score`): each hit's ``score`` becomes its
 span's and ``window_score`` keeps its window's. A window's vector is mostly its background, its best span's is the
 sound: on one-shots in recordings over real ambiences the right recording came first for 47 % of queries by the
-window's score and for 64 % by the span's among ten hits (``benchmarks/bench_pinpoint_order.py``, judging seeds); words on a
-library of one-shot files ranked alike either way (``benchmarks/real_gap/hybrid.py --pinpoint``). A hybrid ranking keeps its order (its
-scores fuse ranks, not cosines). Listing every window (``--segments``), two windows that narrow to one moment (a
-sound cut by their edge) are one hit, at the better rank (:func:`one_per_moment`). A hit
-whose file cannot be read now, or whose window is shorter than twice the finest span, is left as it was
-(the first with its reason).
+window's score and for 64 % by the span's among ten hits (``benchmarks/bench_pinpoint_order.py``, judging seeds);
+words on a library of one-shot files ranked alike either way (``benchmarks/real_gap/hybrid.py --pinpoint``). A
+hybrid ranking keeps its order (its scores fuse ranks, not cosines). Listing every window (``--segments``), two
+windows that narrow to one moment (a sound cut by their edge) are one hit, at the better rank
+(:func:`one_per_moment`). A hit whose file cannot be read now, or whose window is shorter than twice the finest
+span, is left as it was (the first with its reason).
 """
 
 from __future__ import annotations
