@@ -32,7 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_results  # noqa: E402
-from bench_windows import BED_DB, SAMPLES, beds_folder, bed_name, build_reels, load_beds, one_shots, scene  # noqa: E402
+from _beds import BED_DB, bed_name, beds_folder, load_beds  # noqa: E402
+from bench_windows import SAMPLES, build_reels, index_reels, one_shots, scene, span_scorer  # noqa: E402
 
 
 def orders(encoder: Any, reels: list[np.ndarray], placed: list[Any], shots: dict[Path, np.ndarray], window_s: float,
@@ -43,16 +44,10 @@ def orders(encoder: Any, reels: list[np.ndarray], placed: list[Any], shots: dict
     from diffgap_search.config import WindowConfig
     from diffgap_search.encoders.base import embed_windows, fit_window
     from diffgap_search.media.windows import window_audio
-    from diffgap_search.search.spans import answer, cut_spans, narrow, padded
+    from diffgap_search.search.spans import answer, narrow
 
     cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s, sample_rate=rate), encoder)
-    vecs, owner, spans = [], [], []
-    for r, reel in enumerate(reels):
-        w = window_audio(reel, cfg)
-        vecs.append(embed_windows(encoder, w.samples, w.ends - w.starts))
-        owner += [r] * len(w)
-        spans += list(zip(w.starts, w.ends))
-    index = np.concatenate(vecs)
+    index, owner, spans = index_reels(encoder, reels, cfg)
     found = {n: 0 for n in tops}
     held = {n: 0 for n in tops}
     seconds = []
@@ -64,17 +59,14 @@ def orders(encoder: Any, reels: list[np.ndarray], placed: list[Any], shots: dict
         query_s = float(max(qw.ends - qw.starts))
         ranked = np.argsort(-(q @ index.T).max(axis=0), kind="stable")
         if by_file:  # one hit per recording, its best window (dgsearch query's default)
-            ranked = np.array([j for i, j in enumerate(ranked) if owner[j] not in {owner[x] for x in ranked[:i]}])
+            seen: set[int] = set()
+            ranked = np.array([j for j in ranked if not (owner[j] in seen or seen.add(owner[j]))])
         ranked = ranked[: max(tops)]
         t0 = time.perf_counter()
         narrowed = []
         for j in ranked:
             reel = reels[owner[j]]
-
-            def score(asked: list[tuple[float, float]], reel: np.ndarray = reel) -> np.ndarray:
-                windows, durations = padded(cut_spans(reel, 0.0, rate, asked), rate, 0)
-                return (q @ embed_windows(encoder, windows, durations).T).max(axis=0)
-
+            score = span_scorer(encoder, reel, q, rate)
             spot = answer(narrow(spans[j], len(reel) / rate, 0.5, score), query_s, window_s)
             narrowed.append((int(j), spot))
         seconds.append((time.perf_counter() - t0) / len(ranked))

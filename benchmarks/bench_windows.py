@@ -49,6 +49,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _beds import BED_DB, bed_name, beds_folder, load_beds, make_bed  # noqa: E402
 from _common import RESULTS, ROOT, write_results  # noqa: E402
 
 SAMPLES = Path("/usr/share/sonic-pi/samples")
-BED_DB = -60.0
 MAX_EVENT_S = 2.5
 TOLERANCES = (0.0, 0.02, 0.05)  # pinpoint: go one level finer while its best score drops by at most this
 
@@ -113,55 +114,6 @@ def build_reels(shots: list[tuple[Path, np.ndarray]], reels: int, events: int, r
     return out, placed
 
 
-def load_beds(folder: Path, rate: int) -> list[np.ndarray]:
-    """Every recording under ``folder`` (by name), mono at ``rate``, scaled to unit RMS."""
-    from diffgap_search.media.audio import load_audio
-
-    out = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".ogg", ".flac", ".wav"}):
-        audio = load_audio(path, rate).astype(np.float64)
-        rms = float(np.sqrt(np.mean(audio**2))) if len(audio) else 0.0
-        if rms > 1e-6:
-            out.append((audio / rms).astype(np.float32))
-    return out
-
-
-WESNOTH_AMBIENT = "usr/share/games/wesnoth/1.16/data/core/sounds/ambient"
-
-
-def beds_folder(asked: Path) -> Path:
-    """``asked``, or for ``wesnoth`` the ambient loops of Debian's wesnoth-1.16-data (fetched once into
-    ``$XDG_CACHE_HOME/dgsearch-real-gap``, as ``real_gap/run.py`` keeps its packages)."""
-    if str(asked) != "wesnoth":
-        return asked
-    import os
-
-    from real_gap.packages import fetch
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgsearch-real-gap"
-    return fetch("wesnoth-1.16-data", cache) / WESNOTH_AMBIENT
-
-
-def bed_name(asked: Path) -> str:
-    """How the results name the beds asked for."""
-    return "Wesnoth's ambient loops" if str(asked) == "wesnoth" else f"{asked}/"
-
-
-def make_bed(n: int, rng: np.random.Generator, beds: list[np.ndarray], db: float,
-             avoid: int = -1) -> tuple[np.ndarray, int]:
-    """``((n,) float32, which)``: white noise at ``BED_DB`` dBFS without ``beds`` (which = -1); else one of them
-    (never ``avoid``, the reel's, when there are two or more), looped from a seeded offset, at ``db`` dBFS RMS."""
-    if not beds:
-        return (10 ** (BED_DB / 20) * rng.standard_normal(n)).astype(np.float32), -1
-    pick = int(rng.integers(0, len(beds)))
-    if pick == avoid and len(beds) > 1:
-        pick = (pick + 1) % len(beds)
-    src = beds[pick]
-    start = int(rng.integers(0, len(src)))
-    looped = np.resize(np.roll(src, -start), n)
-    return (10 ** (db / 20) * looped).astype(np.float32), pick
-
-
 def scene(shot: np.ndarray, scene_s: float, rate: int, seed: int, beds: list[np.ndarray] = (),  # type: ignore[assignment]
           db: float = BED_DB, avoid: int = -1) -> np.ndarray:
     """``(scene_s * rate,) float32``: a query holding ``shot`` at a seeded offset over a bed of its own (another
@@ -186,13 +138,7 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
     from diffgap_search.media.windows import window_audio
 
     cfg = fit_window(WindowConfig(window_s=window_s, hop_s=window_s * hop_share, sample_rate=rate), encoder)
-    vecs, owner, spans = [], [], []
-    for r, reel in enumerate(reels):
-        w = window_audio(reel, cfg)
-        vecs.append(embed_windows(encoder, w.samples, w.ends - w.starts))  # type: ignore[arg-type]
-        owner += [r] * len(w)
-        spans += list(zip(w.starts, w.ends))
-    index = np.concatenate(vecs)
+    index, owner, spans = index_reels(encoder, reels, cfg)
     file_hits, span_hits, errors, overlaps = 0, 0, [], []
     narrowed: dict[str, Placing] = {}
     for n, event in enumerate(placed):
@@ -217,6 +163,36 @@ def run(encoder: object, reels: list[np.ndarray], placed: list[Event], shots: di
         "median_iou": statistics.median(overlaps) if overlaps else float("nan")}
     out["pinpoint"] = {key: p.figures(n) for key, p in narrowed.items()}
     return out
+
+
+def index_reels(encoder: object, reels: list[np.ndarray],
+                cfg: Any) -> tuple[np.ndarray, list[int], list[tuple[float, float]]]:
+    """The reels windowed by ``cfg`` (a ``WindowConfig``) and embedded as ``dgsearch index`` does: ``((W, D)
+    float32 vectors, each window's reel, each window's seconds)``."""
+    from diffgap_search.encoders.base import embed_windows
+    from diffgap_search.media.windows import window_audio
+
+    vecs, owner, spans = [], [], []
+    for r, reel in enumerate(reels):
+        w = window_audio(reel, cfg)
+        vecs.append(embed_windows(encoder, w.samples, w.ends - w.starts))  # type: ignore[arg-type]
+        owner += [r] * len(w)
+        spans += list(zip(w.starts, w.ends))
+    return np.concatenate(vecs), owner, spans
+
+
+def span_scorer(encoder: object, samples: np.ndarray, q: np.ndarray,
+                rate: int) -> Callable[[list[tuple[float, float]]], np.ndarray]:
+    """Spans of ``samples`` (a reel from 0 s) -> ``(n,)`` scores: each span embedded as the product embeds it
+    (``search/spans.padded``, ``encoders.base.embed_windows``) and scored as a window: its best cosine over the query's vectors ``q`` ``(Q, D)``."""
+    from diffgap_search.encoders.base import embed_windows
+    from diffgap_search.search.spans import cut_spans, padded
+
+    def score(spans: list[tuple[float, float]]) -> np.ndarray:
+        windows, durations = padded(cut_spans(samples, 0.0, rate, spans), rate, 0)
+        return (q @ embed_windows(encoder, windows, durations).T).max(axis=0)  # type: ignore[arg-type]
+
+    return score
 
 
 @dataclass
@@ -260,12 +236,12 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
     from diffgap_search.search.spans import Spot, chosen, cut_spans, descended, narrow, padded
 
     embedded = 0
+    score_reel = span_scorer(encoder, reel, q, rate)
 
     def score(spans: list[tuple[float, float]]) -> np.ndarray:
         nonlocal embedded
-        windows, durations = padded(cut_spans(reel, 0.0, rate, spans), rate, 0)
         embedded += len(spans)
-        return (q @ encoder.embed_audio(windows, durations).T).max(axis=0)  # type: ignore[attr-defined]
+        return score_reel(spans)
 
     t0 = time.perf_counter()
     spots = narrow(window, len(reel) / rate, min_s, score)
@@ -287,11 +263,7 @@ def pinpointed(encoder: object, reel: np.ndarray, q: np.ndarray, window: tuple[f
         if part is not None:
             cut, durations = padded(cut_spans(samples, 0.0, rate, [(part.start_s, part.end_s)]), rate, 0)
             q_part = encoder.embed_audio(cut, durations)  # type: ignore[attr-defined]
-
-            def score_part(spans: list[tuple[float, float]]) -> np.ndarray:
-                windows, durations = padded(cut_spans(reel, 0.0, rate, spans), rate, 0)
-                return (q_part @ encoder.embed_audio(windows, durations).T).max(axis=0)  # type: ignore[attr-defined]
-
+            score_part = span_scorer(encoder, reel, q_part, rate)
             rules["two-sided"] = chosen(narrow(window, len(reel) / rate, min_s, score_part)) or rules["best"]
     for rule, spot in rules.items():
         out.setdefault(f"{min_s:g}/{rule}", Placing()).add((spot.start_s, spot.end_s), event, seconds, served)

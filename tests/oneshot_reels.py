@@ -25,10 +25,14 @@ def middle(stem: str, onset: float) -> float:
     return onset + sf.info(str(SAMPLES_DIR / f"{stem}.flac")).duration / 2
 
 
-def write_reel(path: Path, events: Sequence[tuple[str, float]], seconds: float, seed: int) -> Path:
-    """``seconds`` of seeded -60 dBFS noise holding ``(one-shot, onset)`` events, as FLAC at ``path``."""
-    rng = np.random.default_rng(seed)
-    bed = (1e-3 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
+def write_reel(path: Path, events: Sequence[tuple[str, float]], seconds: float, seed: int,
+               background: np.ndarray | None = None) -> Path:
+    """``seconds`` of seeded -60 dBFS noise (or ``background``, mono at :data:`RATE`, looped to length) holding
+    ``(one-shot, onset)`` events, as FLAC at ``path``."""
+    if background is None:
+        bed = (1e-3 * np.random.default_rng(seed).standard_normal(int(seconds * RATE))).astype(np.float32)
+    else:
+        bed = np.resize(background, int(seconds * RATE)).astype(np.float32)
     for stem, onset in events:
         shot = load_audio(SAMPLES_DIR / f"{stem}.flac", RATE)
         at = int(onset * RATE)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from oneshot_reels import RATE, middle
+from oneshot_reels import RATE, middle, write_reel
 from real_sounds import SAMPLES_DIR, require_real_sounds
 
 from cli_runner import dg
@@ -37,12 +36,8 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (root / "lib").mkdir()
     for n, (loop, shots) in enumerate(zip(LOOPS, SHOTS)):
         bed = load_audio(SAMPLES_DIR / f"{loop}.flac", RATE).astype(np.float64)
-        rec = np.resize(bed / np.sqrt(np.mean(bed**2)) * 10 ** (-36 / 20), 20 * RATE).astype(np.float32)
-        for stem, onset in shots:
-            shot = load_audio(SAMPLES_DIR / f"{stem}.flac", RATE)
-            at = int(onset * RATE)
-            rec[at : at + len(shot)] += shot
-        sf.write(str(root / "lib" / f"rec_{n}.flac"), np.clip(rec, -1, 1), RATE)
+        write_reel(root / "lib" / f"rec_{n}.flac", shots, 20.0, seed=n,
+                   background=(bed / np.sqrt(np.mean(bed**2)) * 10 ** (-36 / 20)).astype(np.float32))
     r = dg("index", root / "lib", "--index", root / "ix", "--model", "aisfx", "--workers", "0")
     assert r.exit_code == 0, r.output
     return root / "lib", root / "ix"

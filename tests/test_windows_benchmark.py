@@ -1,4 +1,4 @@
-"""benchmarks/bench_windows.py's beds: white noise as it always drew it, or real recordings looped at a level,
+"""benchmarks/_beds.py, bench_windows.py's beds: white noise as it always drew it, or real recordings looped at a level,
 a scene never over its reel's own recording."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_windows import BED_DB, make_bed, scene  # noqa: E402
+from _beds import BED_DB, make_bed  # noqa: E402
+from bench_windows import scene  # noqa: E402
 
 
 def test_without_beds_the_bed_is_the_seeded_white_noise_of_every_earlier_result() -> None:
