@@ -139,6 +139,10 @@ class RunModels:
             if text is not None:
                 bind_encoder(self._catalog, text, self._where, role=EncoderRole.TEXT)
             self.window = bind_window(self._catalog, window, self._where)
+            if not defer and hasattr(audio, "lanes_wanted"):  # CLAP: long bf16 calls in two lanes (clap/lanes.py)
+                from diffgap_search.encoders.clap.lanes import index_in_lanes
+
+                index_in_lanes(audio)
             self._audio = audio
         return self._audio
 

@@ -1,6 +1,5 @@
-"""LAION-CLAP through transformers: ``ClapModel`` + ``ClapFeatureExtractor`` + its RoBERTa tokenizer.
-
-Imports torch and transformers, so it is only imported once a model is being loaded (see ``clap/load.py``).
+"""LAION-CLAP through transformers: ``ClapModel`` + ``ClapFeatureExtractor`` + its RoBERTa tokenizer. Imports
+torch and transformers, so it is only imported once a model is being loaded (see ``clap/load.py``).
 
 Determinism: the model is in ``eval()``, every call runs under ``torch.inference_mode()``, and the feature
 extractor's two random paths are closed off. Windows must be exactly ``window_samples`` long (the caller
@@ -44,6 +43,7 @@ from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_r
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
 from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.clap.features import TorchLogMel
+from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, LANES, Lanes, index_in_lanes
 from diffgap_search.encoders.clap.text_onnx import export_for_queries
 from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
@@ -120,6 +120,8 @@ class ClapEncoder:
         self.audio_dtype: torch.dtype | None = None  # decided on first use (see _choose_audio_dtype)
         self.audio_path: Precision | None = None  # the audio tower's precision path (encoders/clap/path_choice.py)
         self._audio_run: Any = None  # its runner: (B, C, T, M) float32 features -> (B, D) float32
+        self.lanes: Lanes | None = None  # an indexing run's long calls on bf16 (encoders/clap/lanes.py)
+        self.lanes_wanted = False
         self.probe_report: dict[str, float] = {}  # path -> min cosine to float32 on the probe (auto, this process)
         self.min_params_for_lowp = MIN_PARAMS_FOR_BF16  # smaller towers stay in float32 under auto
         self.text_dtype: torch.dtype | None = None  # bfloat16 on the bf16 text path, else float32 (first use)
@@ -276,7 +278,10 @@ class ClapEncoder:
             raise ValueError("windows contain NaN or infinite samples")
         if self.audio_dtype is None:
             self._choose_audio_dtype()
-        parts = [self._audio_batch(chunk) for chunk in even_chunks(batch, self.batch_size)]
+        if self.lanes is not None and len(batch) >= LANES * LANE_WINDOWS:
+            parts = self.lanes.map(self._audio_batch, list(even_chunks(batch, LANE_WINDOWS)))
+        else:
+            parts = [self._audio_batch(chunk) for chunk in even_chunks(batch, self.batch_size)]
         return stack_rows(parts, self.dim)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -323,6 +328,8 @@ class ClapEncoder:
         self.audio_path, self._audio_run = choose_audio_path(self)
         self.audio_dtype = torch.bfloat16 if self.audio_path == Precision.BF16 else torch.float32
         self.stft_dtype = torch.float64 if self.audio_path == Precision.FP32 else torch.float32
+        if self.lanes_wanted:
+            index_in_lanes(self)
         record_encoder_path(self)  # an ONNX path under auto: audio queries then run without torch (audio_query.py)
 
     def _low_precision_agrees(self, tower: str, agreement: Callable[[], float]) -> bool:

@@ -1,0 +1,64 @@
+"""An indexing run's bf16 audio tower on a CPU in two lanes: a call's windows split into chunks of
+``LANE_WINDOWS``, each chunk run whole on one of two threads that own half of torch's intra-op threads each,
+instead of every operator of one batch split across all of them. Calls of fewer than ``LANES * LANE_WINDOWS``
+windows keep one team, and only an indexing run asks for lanes (``index_in_lanes``): a query's few windows
+keep their latency.
+
+Why (a 2-core AMX Xeon, 2026-12-07, ``benchmarks/bench_lanes.py``, docs/benchmarks.md): while the encoder runs,
+the run's decode worker and window receiver take about 3.5 CPU-s of the two cores. In one OpenMP team, whenever
+one thread is preempted the other waits at the next operator's barrier: the encoder's calls took 4-5 s longer
+than on the same windows decoded beforehand. Lanes meet only when a call's chunks are gathered: in process about
+10 % less CPU in every round and 3 % less wall time (median of 12 alternated pairs, faster in 9). Alone on
+decoded windows they tie or lose (up to 7 % in one run of three), which is why only indexing asks for them.
+Only the bf16 path takes lanes (the path measured; float32 and int8 keep one team, ONNX Runtime has its own
+threads), and only with at least two torch threads.
+
+The vectors are the same model's to within bf16's rounding: a chunk's products on one thread round as that
+thread's kernels do, about 1e-3 apart per component from a team of two, as one batch size is from another
+(``tests/test_clap_lanes.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+LANE_WINDOWS = 4  # windows per chunk: 16 windows = 2 chunks per lane; 6 left one lane idle at 17 (measured)
+LANES = 2
+
+
+class Lanes:
+    """``LANES`` threads with ``threads // LANES`` intra-op torch threads each (set once in each thread:
+    OpenMP's thread count is per thread, so the caller's own count is untouched)."""
+
+    def __init__(self, threads: int) -> None:
+        self.per_lane = max(1, threads // LANES)
+        self._pool = ThreadPoolExecutor(LANES, thread_name_prefix="dgsearch-lane",
+                                        initializer=torch.set_num_threads, initargs=(self.per_lane,))
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray], chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``fn`` of each chunk, in order (an exception in one is raised here)."""
+        return list(self._pool.map(fn, chunks))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def lanes_for(device: torch.device, bf16: bool, threads: int) -> Lanes | None:
+    """Lanes for an audio tower on ``device`` (``bf16``: its chosen path is bfloat16) with ``threads`` intra-op
+    threads, or None where one team runs it (a GPU, another path, one thread)."""
+    if device.type != "cpu" or not bf16 or threads < LANES:
+        return None
+    return Lanes(threads)
+
+
+def index_in_lanes(encoder: Any) -> None:
+    """Ask ``encoder`` (a ``ClapEncoder``) to run its long calls in lanes where ``lanes_for`` allows: now if its
+    audio path is chosen, else when it is (``ClapEncoder._choose_audio_dtype``)."""
+    encoder.lanes_wanted = True
+    if encoder.audio_path is not None and encoder.lanes is None:
+        encoder.lanes = lanes_for(encoder.device, str(encoder.audio_path) == "bf16", torch.get_num_threads())
