@@ -7,9 +7,9 @@ keep their latency.
 Why (a 2-core AMX Xeon, 2026-12-07, ``benchmarks/bench_lanes.py``, docs/benchmarks.md): while the encoder runs,
 the run's decode worker and window receiver take about 3.5 CPU-s of the two cores. In one OpenMP team, whenever
 one thread is preempted the other waits at the next operator's barrier: the encoder's calls took 4-5 s longer
-than on the same windows decoded beforehand. Lanes meet only when a call's chunks are gathered: in process about
-10 % less CPU in every round and 3 % less wall time (median of 12 alternated pairs, faster in 9). Alone on
-decoded windows they tie or lose (up to 7 % in one run of three), which is why only indexing asks for them.
+than on the same windows decoded beforehand. Lanes meet only when a call's chunks are gathered: in process 7-15 %
+less CPU in every round and 4 % less wall time (median of 16 alternated pairs, faster in 13). Alone on decoded
+windows they tied in two runs of four, lost 7 % in one and won 6 % in one: only indexing asks for them.
 Only the bf16 path takes lanes (the path measured; float32 and int8 keep one team, ONNX Runtime has its own
 threads), and only with at least two torch threads.
 
