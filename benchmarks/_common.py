@@ -167,3 +167,21 @@ def make_clips(folder: Path, count: int, seed: int = 0, min_s: float = 10.0, max
             sf.write(p, sig.astype(np.float32), sr, subtype="PCM_16")
         paths.append(p)
     return paths
+
+
+def windows_of(paths: list[Path], limit: int | None = None) -> np.ndarray:
+    """``(N, 480000) float32`` windows of ``paths`` as the engine cuts them (10 s, hop 10 s), in order, at most
+    ``limit`` (None: all of them); ``(0, 480000)`` for no paths."""
+    from diffgap_search.config import WindowConfig
+    from diffgap_search.media.audio import load_audio
+    from diffgap_search.media.windows import window_audio
+
+    cfg = WindowConfig()
+    wins: list[np.ndarray] = []
+    for path in paths:
+        wins.append(window_audio(load_audio(path, cfg.sample_rate), cfg).samples)
+        if limit is not None and sum(len(w) for w in wins) >= limit:
+            break
+    if not wins:
+        return np.zeros((0, cfg.embed_samples), np.float32)
+    return np.concatenate(wins)[:limit].astype(np.float32, copy=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_clips, make_full_clap, write_results  # noqa: E402
+from _common import make_clips, make_full_clap, windows_of, write_results  # noqa: E402
 
 WAYS = ("lanes", "one team")
 
@@ -50,15 +50,12 @@ def main() -> int:
 
     import torch
 
-    from diffgap_search.config import EncoderConfig, WindowConfig
-    from diffgap_search.encoders.base import embed_windows
+    from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.clap import lanes as lanes_module
     from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, index_in_lanes, lanes_for
     from diffgap_search.encoders.loading import load_encoder
     from diffgap_search.indexing import RunSettings, default_stages, run_index
     from diffgap_search.indexing.memory import keep_freed_memory
-    from diffgap_search.media.audio import load_audio
-    from diffgap_search.media.windows import window_audio
 
     keep_freed_memory()  # as an indexing run sets it, so the encoder alone runs under the same heap policy
     model_dir = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
@@ -70,12 +67,7 @@ def main() -> int:
     lanes = encoder.lanes
     if lanes is None:
         raise SystemExit("no lanes here (one torch thread, or no bf16 path): nothing to compare")
-    windows, durations = [], []
-    for p in paths:
-        w = window_audio(load_audio(p, WindowConfig().sample_rate), WindowConfig())
-        windows.append(w.samples)
-        durations += list(w.ends - w.starts)
-    decoded = np.concatenate(windows)
+    decoded = windows_of(paths)
     work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-lanes-"))
     runs: dict[str, dict[str, list[float]]] = {w: {"engine_s": [], "engine_cpu_s": [], "decode_cpu_s": [],
                                                    "alone_s": [], "alone_cpu_s": []} for w in WAYS}
@@ -96,7 +88,7 @@ def main() -> int:
                 runs[way]["decode_cpu_s"].append(children_cpu() - k0)
                 c0, t0 = time.process_time(), time.perf_counter()
                 for i in range(0, len(decoded), 16):
-                    embed_windows(encoder, decoded[i:i + 16], durations[i:i + 16])
+                    encoder.embed_audio(decoded[i:i + 16])  # as embed_windows calls CLAP
                 runs[way]["alone_s"].append(time.perf_counter() - t0)
                 runs[way]["alone_cpu_s"].append(time.process_time() - c0)
                 print(r, way, {k: round(v[-1], 2) for k, v in runs[way].items()}, flush=True)

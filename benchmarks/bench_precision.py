@@ -37,28 +37,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, make_clips, make_full_clap, write_results  # noqa: E402
+from _common import ROOT, make_clips, make_full_clap, windows_of, write_results  # noqa: E402
 
 AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 AUDIO_PATHS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 TEXTS = ("a dog barking in the distance", "rain falling on a tin roof", "people talking", "piano music",
          "a kick drum", "a snare roll", "a crash cymbal", "tabla strokes", "a synth bass note", "an ambient drone",
          "a drum loop", "an electronic blip", "a guitar chord", "vinyl crackle", "a whoosh", "finger snaps")
-
-
-def windows_of(paths: list[Path], limit: int) -> np.ndarray:
-    """``(N, 480000) float32`` windows of ``paths`` as the engine cuts them (10 s, hop 10 s), at most ``limit``."""
-    from diffgap_search.config import WindowConfig
-    from diffgap_search.media.audio import load_audio
-    from diffgap_search.media.windows import window_audio
-
-    cfg = WindowConfig()
-    wins: list[np.ndarray] = []
-    for path in paths:
-        wins.append(window_audio(load_audio(path, cfg.sample_rate), cfg).samples)
-        if sum(len(w) for w in wins) >= limit:
-            break
-    return np.concatenate(wins)[:limit].astype(np.float32)
 
 
 def real_paths() -> list[Path]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import windows_of
+
 LOOPS = Path(__file__).resolve().with_name("indexing_loops.py")
 
 
@@ -74,10 +76,6 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
     """Cosine of the bf16 audio tower's vectors to float32's, on real recordings and on the generated clips."""
     import torch
 
-    from diffgap_search.config import WindowConfig
-    from diffgap_search.media.audio import load_audio
-    from diffgap_search.media.windows import window_audio
-
     real_dir = Path("/usr/share/sonic-pi/samples")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     try:
@@ -86,19 +84,13 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
     except Exception:  # noqa: BLE001 - no helper or no package: take what the folder has
         real = sorted(real_dir.glob("*.flac")) if real_dir.is_dir() else []
     out = {}
-    cfg = WindowConfig()
     from diffgap_search.encoders.clap import fast_paths
 
     exact, low = fast_paths.fp32_runner(encoder.model), fast_paths.bf16_runner(encoder.model)
     for name, files in (("real recordings (sonic-pi CC0)", real), ("generated clips", paths)):
-        wins = []
-        for path in files:
-            wins.append(window_audio(load_audio(path, cfg.sample_rate), cfg).samples)
-            if sum(len(w) for w in wins) >= max_windows:
-                break
-        if not wins:
+        batch = windows_of(files, max_windows)
+        if not len(batch):
             continue
-        batch = np.concatenate(wins)[:max_windows]
         cos = []
         for i in range(0, len(batch), 16):
             feats = encoder._features(batch[i : i + 16])
@@ -113,17 +105,7 @@ def bf16_error(encoder, paths: list[Path], max_windows: int) -> dict:
 
 def ceiling(encoder, paths: list[Path], max_windows: int) -> tuple[int, float]:
     """The engine's encoder alone on pre-decoded windows; returns (windows, seconds of the best of 3 runs)."""
-    from diffgap_search.config import WindowConfig
-    from diffgap_search.media.audio import load_audio
-    from diffgap_search.media.windows import window_audio
-
-    cfg = WindowConfig()
-    wins = []
-    for path in paths:
-        wins.append(window_audio(load_audio(path, cfg.sample_rate), cfg).samples)
-        if sum(len(w) for w in wins) >= max_windows:
-            break
-    batch = np.concatenate(wins)[:max_windows]
+    batch = windows_of(paths, max_windows)
     encoder.embed_audio(batch[:2])  # first call: precision probe, lazy init
     best = float("inf")
     for _ in range(3):  # the best of three: the ceiling, and less at the mercy of a noisy machine
