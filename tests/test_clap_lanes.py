@@ -117,7 +117,8 @@ def test_short_calls_other_paths_and_queries_keep_one_team(tiny_encoder: Any,
 
 
 @pytest.mark.usefixtures("two_threads")
-def test_an_indexing_run_asks_its_clap_encoder_for_lanes(tiny_clap_dir: Path, tmp_path: Path) -> None:
+def test_an_indexing_run_asks_its_clap_encoder_for_lanes(tiny_clap_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
     from diffgap_search.config import EncoderConfig
@@ -133,11 +134,8 @@ def test_an_indexing_run_asks_its_clap_encoder_for_lanes(tiny_clap_dir: Path, tm
     encoder = load_encoder(cfg, progress=False)
     calls: list[int] = []
     lanes_map = Lanes.map
-    Lanes.map = lambda self, fn, chunks: calls.append(len(chunks)) or lanes_map(self, fn, chunks)  # type: ignore
-    try:
-        report = run_index(RunSettings(clips, tmp_path / "index", load_encoder=lambda _c: encoder, encoder_cfg=cfg),
-                           default_stages())
-    finally:
-        Lanes.map = lanes_map  # type: ignore[method-assign]
+    monkeypatch.setattr(Lanes, "map", lambda self, fn, chunks: calls.append(len(chunks)) or lanes_map(self, fn, chunks))
+    report = run_index(RunSettings(clips, tmp_path / "index", load_encoder=lambda _c: encoder, encoder_cfg=cfg),
+                       default_stages())
     assert report.windows_embedded == 10 and encoder.lanes is not None
     assert calls == [3]  # 10 windows of two 45 s files in one call: chunks of 4, 3, 3

@@ -61,4 +61,4 @@ def index_in_lanes(encoder: Any) -> None:
     audio path is chosen, else when it is (``ClapEncoder._choose_audio_dtype``)."""
     encoder.lanes_wanted = True
     if encoder.audio_path is not None and encoder.lanes is None:
-        encoder.lanes = lanes_for(encoder.device, str(encoder.audio_path) == "bf16", torch.get_num_threads())
+        encoder.lanes = lanes_for(encoder.device, encoder.audio_dtype == torch.bfloat16, torch.get_num_threads())
