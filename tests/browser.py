@@ -44,6 +44,7 @@ def chromium(width: int = 1280, height: int = 900, downloads: Path | None = None
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for page_errors
     if downloads is not None:
         options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                                   "download.prompt_for_download": False})
@@ -70,3 +71,12 @@ def downloaded(folder: Path, timeout: float = 30.0) -> list[Path]:
             return files
         time.sleep(0.1)
     raise AssertionError(f"nothing downloaded into {folder}: {sorted(folder.iterdir())}")
+
+
+def page_errors(driver: Any) -> list[str]:
+    """The page's console errors and failed loads so far (Chromium's "SEVERE" entries), for a failing test's
+    message; [] where the driver keeps no log."""
+    try:
+        return [entry["message"] for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+    except Exception:  # noqa: BLE001 - a diagnostic only: never the reason a test fails
+        return []

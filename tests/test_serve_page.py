@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from browser import chromium, require_chromium
+from browser import chromium, page_errors, require_chromium
 from fixtures_serve import ServeCorpus
 from serve_server import Served, below_library
 
@@ -44,7 +44,8 @@ def wait_for(driver: Any, script: str, timeout: float = 30.0) -> Any:
             return value
         time.sleep(0.05)
     status = driver.execute_script("return document.querySelector('#status').textContent")
-    raise AssertionError(f"timed out waiting for: {script}; the page says: {status!r}")
+    raise AssertionError(f"timed out waiting for: {script}; the page says: {status!r}; its console's errors:"
+                         f" {page_errors(driver)!r}")
 
 
 def hits(driver: Any) -> list[dict[str, str]]:

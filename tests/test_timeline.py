@@ -162,7 +162,8 @@ def test_the_web_api_and_page_list_hits_per_window(edit: tuple[Path, Path, Path]
         require_chromium()
         with chromium() as browser:
             browser.get(served.url + "?timeline=true")
-            assert browser.execute_script("return document.querySelector('#f-timeline').checked") is True
+            # the box follows the URL once app.js has run (polled: CI saw it read before that once, stop 62)
+            wait_for(browser, "document.querySelector('#f-timeline').checked === true", timeout=30)
             browser.find_element("css selector", "#file").send_keys(str(clip))
             wait_for(browser, "document.querySelectorAll('#hits .query-window').length === 2", timeout=120)
             heads = browser.execute_script(
