@@ -11,6 +11,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,44 @@ def windows_of(paths: list[Path], limit: int | None = None) -> np.ndarray:
     if not wins:
         return np.zeros((0, cfg.embed_samples), np.float32)
     return np.concatenate(wins)[:limit].astype(np.float32, copy=False)
+
+
+def bf16_encoder_in_lanes(clips: int) -> tuple[Any, Any, list[Path]]:
+    """``(cfg, encoder, paths)`` for the lanes' benchmarks: the full-size CLAP architecture (random weights) on its
+    bf16 path (forced), loaded once and asked for lanes as an indexing run asks, with ``clips`` generated clips
+    (``make_clips``); the heap policy an indexing run sets. Exits where no lanes are made (one torch thread)."""
+    from diffgap_search.config import EncoderConfig
+    from diffgap_search.encoders.clap.lanes import index_in_lanes
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.indexing.memory import keep_freed_memory
+
+    keep_freed_memory()  # as an indexing run sets it, so the encoder alone runs under the same heap policy
+    model_dir = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
+    paths = make_clips(Path(tempfile.gettempdir()) / "dgsearch-bench-clips", clips)
+    cfg = EncoderConfig(model=str(model_dir), device="cpu", batch_size=16, precision="bf16")
+    encoder = load_encoder(cfg, progress=False)
+    index_in_lanes(encoder)  # as an indexing run asks
+    encoder.embed_audio(np.zeros((2, encoder.window_samples), np.float32))  # the path chosen, lanes made
+    if encoder.lanes is None:
+        raise SystemExit("no lanes here (one torch thread, or no bf16 path): nothing to compare")
+    return cfg, encoder, paths
+
+
+def lanes_args(doc: str, name: str) -> Any:
+    """The lanes' benchmarks' arguments: ``--clips`` (240), ``--rounds`` (4), ``--out-dir``, ``--name`` (``name``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--clips", type=int, default=240)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--name", default=name)
+    return ap.parse_args()
+
+
+def link_folder(folder: Path, paths: list[Path]) -> Path:
+    """``folder`` made, holding a symbolic link to each of ``paths`` (a library to index without copying)."""
+    folder.mkdir(parents=True)
+    for p in paths:
+        (folder / p.name).symlink_to(p)
+    return folder

@@ -18,7 +18,6 @@ way's in-process share of its own encoder alone.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import shutil
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_clips, make_full_clap, windows_of, write_results  # noqa: E402
+from _common import bf16_encoder_in_lanes, lanes_args, link_folder, windows_of, write_results  # noqa: E402
 
 WAYS = ("lanes", "one team")
 
@@ -41,41 +40,22 @@ def children_cpu() -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clips", type=int, default=240)
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--out-dir", type=Path, default=None)
-    ap.add_argument("--name", default="lanes")
-    args = ap.parse_args()
+    args = lanes_args(__doc__, "lanes")
 
     import torch
 
-    from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.clap import lanes as lanes_module
-    from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, index_in_lanes, lanes_for
-    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, lanes_for
     from diffgap_search.indexing import RunSettings, default_stages, run_index
-    from diffgap_search.indexing.memory import keep_freed_memory
 
-    keep_freed_memory()  # as an indexing run sets it, so the encoder alone runs under the same heap policy
-    model_dir = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
-    paths = make_clips(Path(tempfile.gettempdir()) / "dgsearch-bench-clips", args.clips)
-    cfg = EncoderConfig(model=str(model_dir), device="cpu", batch_size=16, precision="bf16")
-    encoder = load_encoder(cfg, progress=False)
-    index_in_lanes(encoder)  # as an indexing run asks
-    encoder.embed_audio(np.zeros((2, encoder.window_samples), np.float32))  # the path chosen, lanes made
+    cfg, encoder, paths = bf16_encoder_in_lanes(args.clips)
     lanes = encoder.lanes
-    if lanes is None:
-        raise SystemExit("no lanes here (one torch thread, or no bf16 path): nothing to compare")
     decoded = windows_of(paths)
     work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-lanes-"))
     runs: dict[str, dict[str, list[float]]] = {w: {"engine_s": [], "engine_cpu_s": [], "decode_cpu_s": [],
                                                    "alone_s": [], "alone_cpu_s": []} for w in WAYS}
     try:
-        folder = work / "clips"
-        folder.mkdir()
-        for p in paths:
-            (folder / p.name).symlink_to(p)
+        folder = link_folder(work / "clips", paths)
         for r in range(args.rounds):
             for way in WAYS if r % 2 == 0 else WAYS[::-1]:
                 encoder.lanes = lanes if way == "lanes" else None
@@ -104,7 +84,8 @@ def main() -> int:
     pairs = [o / l for o, l in zip(runs["one team"]["engine_s"], runs["lanes"]["engine_s"])]
     notes = [f"{report.windows_embedded} windows of {args.clips} clips, medians of {args.rounds} rounds, the order "
              "flipped each round; bf16 path forced; torch threads " + str(torch.get_num_threads())
-             + f", two lanes of {lanes.per_lane} thread(s) each, chunks of {LANE_WINDOWS} windows",
+             + f", two lanes of {lanes.per_lane} thread(s) each, an even number of chunks of about {LANE_WINDOWS}"
+             " windows",
              "engine one team ÷ lanes per round: " + ", ".join(f"{x:.3f}" for x in pairs),
              "encoder alone: the same windows decoded beforehand, batches of 16 as the engine makes them"]
     write_results(args.name, {"rounds": args.rounds, "runs": runs, "medians": med, "pairs": pairs}, table, notes,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from diffgap_search.encoders.clap.encoder import ClapEncoder
-from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, Lanes, index_in_lanes, lanes_for
+from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, Lanes, index_in_lanes, lane_chunks, lanes_for
 
 S = 480_000
 
@@ -62,6 +62,15 @@ def test_a_lane_has_its_own_thread_count_and_the_caller_keeps_its_own() -> None:
         lanes.close()
 
 
+@pytest.mark.parametrize(("n", "sizes"), [(8, [4, 4]), (9, [4, 5]), (12, [3, 3, 3, 3]), (16, [4, 4, 4, 4]),
+                                          (17, [4, 4, 5, 4]), (18, [4, 5, 5, 4]), (21, [4, 3, 3, 4, 4, 3])])
+def test_a_call_splits_into_an_even_number_of_chunks_of_about_four(n: int, sizes: list[int]) -> None:
+    windows = np.arange(n, dtype=np.float32)[:, None].repeat(3, axis=1)
+    chunks = lane_chunks(windows)
+    assert [len(c) for c in chunks] == sizes
+    np.testing.assert_array_equal(np.concatenate(chunks), windows)  # every window once, in order
+
+
 def test_lanes_keep_the_order_and_raise_a_chunks_error() -> None:
     lanes = Lanes(threads=2)
 
@@ -83,13 +92,13 @@ def test_lanes_keep_the_order_and_raise_a_chunks_error() -> None:
 def test_bf16_windows_run_in_lanes_as_one_thread_runs_each_chunk(tiny_encoder: Any) -> None:
     enc = _encoder(tiny_encoder, "bf16")
     index_in_lanes(enc)  # before the path is chosen: lanes come with it
-    windows = _windows(2 * LANE_WINDOWS + 1)  # 9 windows: chunks of 3, 3, 3 over two lanes
+    windows = _windows(2 * LANE_WINDOWS + 1)  # 9 windows: chunks of 4 and 5, one per lane
     got = enc.embed_audio(windows)
     assert enc.audio_path == "bf16" and enc.lanes is not None
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:  # the reference: each chunk on one thread, in this thread, one after another
-        want = np.concatenate([enc._audio_batch(windows[i:i + 3]) for i in (0, 3, 6)])
+        want = np.concatenate([enc._audio_batch(windows[:4]), enc._audio_batch(windows[4:])])
     finally:
         torch.set_num_threads(before)
     np.testing.assert_array_equal(got, want)
@@ -138,4 +147,4 @@ def test_an_indexing_run_asks_its_clap_encoder_for_lanes(tiny_clap_dir: Path, tm
     report = run_index(RunSettings(clips, tmp_path / "index", load_encoder=lambda _c: encoder, encoder_cfg=cfg),
                        default_stages())
     assert report.windows_embedded == 10 and encoder.lanes is not None
-    assert calls == [3]  # 10 windows of two 45 s files in one call: chunks of 4, 3, 3
+    assert calls == [2]  # 10 windows of two 45 s files in one call: chunks of 5 and 5

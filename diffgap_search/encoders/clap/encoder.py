@@ -43,7 +43,7 @@ from diffgap_search.encoders.clap.batches import even_chunks, stack_rows, unit_r
 from diffgap_search.encoders.clap.deferred import Deferred, ModelNumbers, tower_size
 from diffgap_search.encoders.clap.feature_settings import AUDIO_PREPROCESSING, TEXT_PREPROCESSING, FeatureSettings
 from diffgap_search.encoders.clap.features import TorchLogMel
-from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, LANES, Lanes, index_in_lanes
+from diffgap_search.encoders.clap.lanes import LANE_WINDOWS, LANES, Lanes, index_in_lanes, lane_chunks
 from diffgap_search.encoders.clap.text_onnx import export_for_queries
 from diffgap_search.encoders.precision import (
     MIN_LOW_PRECISION_COSINE, Precision, cached_verdict, remember_verdict,
@@ -279,7 +279,7 @@ class ClapEncoder:
         if self.audio_dtype is None:
             self._choose_audio_dtype()
         if self.lanes is not None and len(batch) >= LANES * LANE_WINDOWS:
-            parts = self.lanes.map(self._audio_batch, list(even_chunks(batch, LANE_WINDOWS)))
+            parts = self.lanes.map(self._audio_batch, lane_chunks(batch))
         else:
             parts = [self._audio_batch(chunk) for chunk in even_chunks(batch, self.batch_size)]
         return stack_rows(parts, self.dim)
