@@ -148,3 +148,25 @@ def test_an_indexing_run_asks_its_clap_encoder_for_lanes(tiny_clap_dir: Path, tm
                        default_stages())
     assert report.windows_embedded == 10 and encoder.lanes is not None
     assert calls == [2]  # 10 windows of two 45 s files in one call: chunks of 5 and 5
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_ray_actor_embeds_in_lanes_as_the_local_engine_does(tiny_clap_dir: Path) -> None:
+    """``--engine ray``'s embedding actor (``ray_engine/work.py``, no Ray runtime needed to build its models) asks
+    its CLAP encoder for lanes as ``RunModels`` does: one call gives the same bf16 vectors in both engines. (A bf16
+    row also depends on the size of the chunk it runs in: 7.6e-4 per component at most between 17 and 16 windows,
+    cosine 0.999997, on the full-size architecture.)"""
+    from diffgap_search.config import EncoderConfig, VideoConfig, WindowConfig
+    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.indexing.ray_engine.work import ActorModels, ModelSpec
+
+    cfg = EncoderConfig(model=str(tiny_clap_dir), device="cpu", batch_size=16, precision="bf16")
+    spec = ModelSpec(load_encoder=lambda c: load_encoder(c, progress=False), cfg=cfg, load_video_encoder=None,
+                     video_cfg=VideoConfig(), window=WindowConfig(), bridge=None, is_cavp=False)
+    actor = ActorModels(spec).audio()
+    windows = _windows(2 * LANE_WINDOWS + 1)
+    got = actor.embed_audio(windows)
+    assert actor.lanes is not None and actor.lanes.per_lane == 1
+    local = load_encoder(cfg, progress=False)
+    index_in_lanes(local)  # what RunModels.audio() asks of the local engine's encoder
+    np.testing.assert_array_equal(got, local.embed_audio(windows))

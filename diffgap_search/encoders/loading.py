@@ -117,3 +117,12 @@ def load_video_model(cfg: VideoConfig, device: str) -> FrameEncoder:
 def load_query_video_model(model: str, device: str, revision: str | None) -> FrameEncoder:
     """The index's video encoder for a query (``search.Searcher``'s video loader)."""
     return load_video_model(video_config(model, revision), device)
+
+
+def ask_for_lanes(audio: object) -> None:
+    """Make ``audio`` an indexing run's encoder, in either engine: a CLAP encoder runs its long bf16 calls in two
+    lanes (``encoders/clap/lanes.py``); other encoders are left as they are (and torch is not imported for them)."""
+    if hasattr(audio, "lanes_wanted"):
+        from diffgap_search.encoders.clap.lanes import index_in_lanes
+
+        index_in_lanes(audio)

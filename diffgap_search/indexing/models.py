@@ -22,7 +22,7 @@ from diffgap_search.encoders.base import (
     fit_window,
     identity_of,
 )
-from diffgap_search.encoders.loading import check_text_model, load_text_encoder, video_config
+from diffgap_search.encoders.loading import ask_for_lanes, check_text_model, load_text_encoder, video_config
 from diffgap_search.encoders.paired import text_identity_of
 from diffgap_search.errors import ModelUnavailableError, UsageError
 from diffgap_search.store.catalog import Catalog
@@ -139,10 +139,8 @@ class RunModels:
             if text is not None:
                 bind_encoder(self._catalog, text, self._where, role=EncoderRole.TEXT)
             self.window = bind_window(self._catalog, window, self._where)
-            if not defer and hasattr(audio, "lanes_wanted"):  # CLAP: long bf16 calls in two lanes (clap/lanes.py)
-                from diffgap_search.encoders.clap.lanes import index_in_lanes
-
-                index_in_lanes(audio)
+            if not defer:
+                ask_for_lanes(audio)
             self._audio = audio
         return self._audio
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from diffgap_search.config import EncoderConfig, VideoConfig, WindowConfig
 from diffgap_search.encoders.base import Encoder, EncoderLoader, FrameEncoder, VideoEncoderLoader
+from diffgap_search.encoders.loading import ask_for_lanes
 from diffgap_search.errors import DGSearchError, MediaDecodeError, ModelUnavailableError
 from diffgap_search.indexing.decode import DecodeArgs, SegmentData, decode_file, iter_segments
 from diffgap_search.indexing.decode import _tags_of as tags_of
@@ -140,6 +141,7 @@ class ActorModels:
         if self._audio is None:
             self._audio = self.spec.load_encoder(self.spec.cfg)
             self._check("audio", self._audio)
+            ask_for_lanes(self._audio)  # as the local engine's: long bf16 calls in two lanes
         return self._audio
 
     def video(self) -> FrameEncoder:
