@@ -116,9 +116,11 @@ def ceiling(encoder, paths: list[Path], max_windows: int) -> tuple[int, float]:
 
 
 def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_size: int,
-           stages=None) -> tuple[int, float, dict]:
+           stages=None, warm_runs: int = 0) -> tuple[int, float, dict]:
     """``index_folder`` end to end (model load excluded: loaded once before the clock starts); ``stages``: the
-    run's stages (default: the local engine's, as ``index_folder`` builds them)."""
+    run's stages (default: the local engine's, as ``index_folder`` builds them). ``warm_runs``: that many more
+    runs of the same loaded model into fresh indexes, their seconds in ``info["warm_s"]`` (the first run pays
+    the kernels' first use at each batch shape, which a long run pays once)."""
     from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.loading import load_encoder
     from diffgap_search.indexing import RunSettings, default_stages, run_index
@@ -130,7 +132,13 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
     settings = RunSettings(folder, index_dir, load_encoder=lambda _c: encoder, encoder_cfg=cfg)
     report = run_index(settings, stages or default_stages())
     seconds = time.perf_counter() - t0
-    info = {"files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
+    warm_s = []
+    for i in range(warm_runs):
+        t1 = time.perf_counter()
+        run_index(RunSettings(folder, index_dir.with_name(f"{index_dir.name}-warm{i}"), load_encoder=lambda _c: encoder,
+                              encoder_cfg=cfg), stages or default_stages())
+        warm_s.append(time.perf_counter() - t1)
+    info = {"warm_s": warm_s, "files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
             "audio_path": str(encoder.audio_path),
             "fast_features": encoder._fast_features is not None, "batch_size": batch_size}
     return report.windows_embedded, seconds, info
