@@ -142,6 +142,18 @@ def test_ray_equals_local_and_increments_alike(ray_env: RayCluster, clips_dir: P
                  window_cfg=WINDOW)
     assert_same_index(local_ix, ray_ix)
 
+    before_move = dump(ray_ix)
+    moved = clips_dir.rename(tmp_path / "moved")  # the library moves (mv): --moved-from follows it, nothing re-read
+    followed = [index_folder(moved, ix, load_encoder=CountingLoader(), encoder_cfg=tiny_cfg, window_cfg=WINDOW,
+                             moved_from=clips_dir, **engine)
+                for ix, engine in ((local_ix, {"indexing_cfg": INLINE}), (ray_ix, {"stages": ray}))]
+    assert [(r.moved, r.windows_embedded, r.embedded_files) for r in followed] == [(7, 0, 0), (7, 0, 0)]
+    after_move = dump(ray_ix)
+    assert sorted(after_move) == sorted(str(moved / Path(p).relative_to(clips_dir)) for p in before_move)
+    assert [after_move[str(moved / Path(p).relative_to(clips_dir))]["row"] for p in sorted(before_move)] == [
+        before_move[p]["row"] for p in sorted(before_move)]  # each file's row, hash and status carried over
+    assert_same_index(local_ix, ray_ix)
+
 
 @pytest.mark.slow
 def test_a_decoder_that_kills_its_worker_fails_its_file_only(ray_env: RayCluster, tmp_path: Path,
