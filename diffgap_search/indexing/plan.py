@@ -17,11 +17,14 @@ own (NEW indexed since, its files copied) gives way to it (``Plan.superseded``: 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from diffgap_search.media.discover import DiscoveredFile, display_path
 from diffgap_search.media.listing import is_at_or_below
 from diffgap_search.store.catalog import Catalog, FileRow
+
+HASH_THREADS = 2  # files hashed at once while planning (hash_files)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,30 @@ class Plan:
                     or self.moved or self.superseded)
 
 
+def _stat_holds(row: FileRow | None, f: DiscoveredFile, retry_failed: bool) -> bool:
+    """``f``'s row stands as it is, unread: same size and time, and not a failure asked to be retried."""
+    return (row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns
+            and (row.status == "ok" or not retry_failed))
+
+
+def hash_files(files: Sequence[DiscoveredFile], hash_file: Callable[[DiscoveredFile], str]) -> list[str | OSError]:
+    """``hash_file`` of each of ``files``, in order, on ``HASH_THREADS`` threads (hashlib and file reads release the
+    GIL): each digest, or the ``OSError`` that reading its file raised. Measured on 2 cores (an AMX Xeon, the
+    files in the page cache): 240 WAVs of 387 MB in 0.18 s against 0.43 s on one thread; a first run plans before
+    it decodes, so on a large library this is the wait before the first window. The decode workers read files
+    side by side as well; on one spinning disk two readers were not measured."""
+    def one(f: DiscoveredFile) -> str | OSError:
+        try:
+            return hash_file(f)
+        except OSError as exc:
+            return exc
+
+    if len(files) < 2:
+        return [one(f) for f in files]
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="dgsearch-hash") as pool:
+        return list(pool.map(one, files))
+
+
 def make_plan(
     found: Iterable[DiscoveredFile],
     catalog: Catalog,
@@ -85,6 +112,8 @@ def make_plan(
     if moved_from is not None:
         _take_moved_rows(plan, existing, rows_under(catalog, moved_from), moved_from, root_prefix)
     moved_to = {id(row): key for key, row in existing.items() if key != row.path_key}
+    found = list(found)
+    hashes = iter(hash_files([f for f in found if not _stat_holds(existing.get(f.key), f, retry_failed)], hash_file))
     seen: set[bytes] = set()
     new_files: list[tuple[DiscoveredFile, str]] = []
     for f in found:
@@ -93,17 +122,15 @@ def make_plan(
         row = existing.get(key)
         if row is not None and id(row) in moved_to:
             plan.moved.append(Move(row, key, display_path(f.path)))
-        same_stat = row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns
-        if row is not None and same_stat and (row.status == "ok" or not retry_failed):
+        if row is not None and _stat_holds(row, f, retry_failed):
             if row.status == "ok":
                 plan.unchanged.append((f, row))
             else:
                 plan.previously_failed.append(row)
             continue
-        try:
-            sha = hash_file(f)
-        except OSError as exc:
-            plan.hash_errors.append((f, f"cannot read: {exc.strerror or exc}"))
+        sha = next(hashes)
+        if isinstance(sha, OSError):
+            plan.hash_errors.append((f, f"cannot read: {sha.strerror or sha}"))
             continue
         if row is not None:
             if row.status == "ok" and row.sha256 == sha:
