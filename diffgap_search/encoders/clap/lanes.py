@@ -14,7 +14,8 @@ windows they tied in two runs of four, lost 7 % in one and won 6 % in one: only 
 The engine's calls hold 16-18 windows (whole files), and chunks of at most 4 left 17 or 18 windows in five
 chunks, one lane working while the other waited (3.3 lane-s idle of 43.6 in a 581-window run): an even number of
 chunks of about 4 (17 = 4 + 4 + 5 + 4) balances the lanes; one thread's time per window is flat from 3 to 6
-windows a chunk (0.056-0.058 s, 2 and 8: 0.059-0.060). In process, alternated: faster in 7 of 7 rounds (1-10 %).
+windows a chunk (0.056-0.058 s, 2 and 8: 0.059-0.060). In process, alternated (``bench_lane_chunks.py``):
+21.69 vs 22.59 s, the medians of 6 rounds (faster in 5, a tie in one).
 Only the bf16 path takes lanes (the path measured; float32 and int8 keep one team, ONNX Runtime has its own
 threads), and only with at least two torch threads.
 
@@ -39,7 +40,8 @@ LANES = 2
 def lane_chunks(batch: np.ndarray) -> list[np.ndarray]:
     """``(N, S)`` windows -> ``LANES * max(1, round(N / (LANES * LANE_WINDOWS)))`` consecutive chunks of near-equal
     length, in order (views, not copies): every lane gets as many chunks, of about ``LANE_WINDOWS`` windows (17 ->
-    4, 4, 5, 4; 8 -> 4, 4; 12 -> 3, 3, 3, 3; 21 -> 4, 3, 3, 4, 4, 3). ``N`` is at least ``LANES`` (fewer keep one team)."""
+    4, 4, 5, 4; 8 -> 4, 4; 12 -> 3, 3, 3, 3; 21 -> 4, 3, 3, 4, 4, 3). ``N`` is at least ``LANES`` (fewer keep one
+    team)."""
     n = len(batch)
     count = LANES * max(1, round(n / (LANES * LANE_WINDOWS)))
     bounds = [round(i * n / count) for i in range(count + 1)]
