@@ -128,16 +128,14 @@ def engine(folder: Path, index_dir: Path, model_dir: Path, device: str, batch_si
     cfg = EncoderConfig(model=str(model_dir), device=device, batch_size=batch_size)
     encoder = load_encoder(cfg, progress=False)
     encoder.embed_audio(np.zeros((1, encoder.window_samples), np.float32))  # precision probe, as a warm process
-    t0 = time.perf_counter()
-    settings = RunSettings(folder, index_dir, load_encoder=lambda _c: encoder, encoder_cfg=cfg)
-    report = run_index(settings, stages or default_stages())
-    seconds = time.perf_counter() - t0
-    warm_s = []
-    for i in range(warm_runs):
-        t1 = time.perf_counter()
-        run_index(RunSettings(folder, index_dir.with_name(f"{index_dir.name}-warm{i}"), load_encoder=lambda _c: encoder,
-                              encoder_cfg=cfg), stages or default_stages())
-        warm_s.append(time.perf_counter() - t1)
+    runs_s, reports = [], []
+    for i in range(1 + warm_runs):  # the first run, then the warm ones, each into a fresh index
+        target = index_dir if i == 0 else index_dir.with_name(f"{index_dir.name}-warm{i - 1}")
+        t0 = time.perf_counter()
+        reports.append(run_index(RunSettings(folder, target, load_encoder=lambda _c: encoder, encoder_cfg=cfg),
+                                 stages or default_stages()))
+        runs_s.append(time.perf_counter() - t0)
+    report, seconds, warm_s = reports[0], runs_s[0], runs_s[1:]
     info = {"warm_s": warm_s, "files": report.embedded_files, "audio_dtype": str(encoder.audio_dtype),
             "audio_path": str(encoder.audio_path),
             "fast_features": encoder._fast_features is not None, "batch_size": batch_size}
