@@ -8,7 +8,8 @@ import sys
 
 from rich.table import Table
 
-from diffgap_search.cli.output import emitted_as_json, shown_path, stderr_console, stdout_console, working_directory
+from diffgap_search.cli.output import emitted_as_json, literal, shown_path, stderr_console, stdout_console
+from diffgap_search.cli.output import working_directory
 from diffgap_search.labels import LabelledFile, LabelOutcome
 from diffgap_search.store.labels import LabelCount
 
@@ -45,7 +46,7 @@ def print_label_counts(counts: list[LabelCount], *, fmt: str) -> None:
     table.add_column("label", overflow="fold")
     table.add_column("files", justify="right")
     for c in counts:
-        table.add_row(c.label, str(c.files))
+        table.add_row(literal(c.label), str(c.files))
     stdout_console().print(table)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from diffgap_search.gap.directions import describe_scales
 from diffgap_search.info import LINEAR_NAMES, task_anchor
@@ -27,11 +28,13 @@ class _PipedConsole(Console):
 
 
 def stdout_console() -> Console:
-    return _PipedConsole(file=sys.stdout, soft_wrap=True, highlight=False)
+    """stdout's console. No emoji codes: what it prints names the user's files and words (``:dog:`` stays text)."""
+    return _PipedConsole(file=sys.stdout, soft_wrap=True, highlight=False, emoji=False)
 
 
 def stderr_console() -> Console:
-    return Console(file=sys.stderr, highlight=False)
+    """stderr's console (notes, progress), emoji codes off as on stdout."""
+    return Console(file=sys.stderr, highlight=False, emoji=False)
 
 
 def timecode(seconds: float) -> str:
@@ -62,6 +65,13 @@ def emitted_as_json(fmt: str, doc: Any, rows: list[dict[str, Any]] | None = None
     else:
         return False
     return True
+
+
+def literal(text: str) -> Text:
+    """``text`` (a file's path, a caption, a tag, a label: anything the user's files or words put there) as a table
+    cell shown exactly: a file named ``take [2] :dog:.wav`` is not rich markup (``[2]`` would vanish) nor an emoji
+    code (``:dog:`` would become a dog)."""
+    return Text(text)
 
 
 def copies_note(copies: list[str]) -> str:
@@ -162,14 +172,14 @@ def print_hits(result: SearchResult, *, fmt: str, saved: dict[int, str] | None =
     away = {h.path: state for h in result.hits if (state := whereabouts(h.fs_path))}  # files
     for rank, h in enumerate(result.hits, 1):
         gone = f" ({away[h.path]})" if h.path in away else ""
-        row = [str(rank), f"{h.score:.3f}", shown_path(h.path, here) + gone + copies_note(h.copies),
-               timecode(h.start_s), timecode(h.end_s)]
+        shown = literal(shown_path(h.path, here) + gone + copies_note(h.copies))
+        row: list[str | Text] = [str(rank), f"{h.score:.3f}", shown, timecode(h.start_s), timecode(h.end_s)]
         if with_captions:
-            row.append(h.caption or "")
+            row.append(literal(h.caption or ""))
         if with_tags:
-            row.append("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items()))
+            row.append(literal("; ".join(f"{k}: {', '.join(v)}" for k, v in h.tags.items())))
         if with_labels:
-            row.append(", ".join(h.labels))
+            row.append(literal(", ".join(h.labels)))
         table.add_row(*row)
     console.print(table)
     n = sum(1 for state in away.values() if state == "missing")
@@ -200,7 +210,7 @@ def print_info(info: dict[str, Any], *, fmt: str, errors: bool) -> None:
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in info["summary"].items():
-        table.add_row(key, str(value))
+        table.add_row(key, literal(str(value)))
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 class RichIndexProgress:
@@ -45,7 +46,7 @@ class RichIndexProgress:
         self.progress.update(self.task, advance=files, windows=self.windows, rate=rate)
 
     def note(self, message: str) -> None:
-        self.console.print(f"[dim]{message}[/dim]")
+        self.console.print(Text(message, style="dim"))  # a note may name a file: its text is not markup
 
     def stop(self) -> None:
         if self.started:  # rich's stop() of a bar never started still prints a blank line

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from diffgap_search.cli.output import copies_note, emit_json, emit_jsonl, shown_path, stderr_console, stdout_console
-from diffgap_search.cli.output import timecode, working_directory
+from diffgap_search.cli.output import literal, timecode, working_directory
 from diffgap_search.media.discover import display_path
 from diffgap_search.search.timeline import Timeline
 
@@ -65,6 +65,7 @@ def print_timeline(timeline: Timeline, *, fmt: str, saved: list[dict[int, str]] 
             table.add_row(span, "", "", "no results", "", "")
         for rank, hit in enumerate(window.hits, 1):
             table.add_row(span if rank == 1 else "", str(rank), f"{hit.score:.3f}",
-                          shown_path(hit.path, here) + copies_note(hit.copies), timecode(hit.start_s), timecode(hit.end_s))
+                          literal(shown_path(hit.path, here) + copies_note(hit.copies)), timecode(hit.start_s),
+                          timecode(hit.end_s))
         table.add_section()
     stdout_console().print(table)
