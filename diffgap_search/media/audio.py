@@ -20,8 +20,10 @@ to [-1, 1] (resampling can overshoot by a hair).
 
 Failures raise ``MediaDecodeError`` with a one-line message ``"<path>: <reason>"``; the instance also
 carries ``.path`` (the Path) and ``.reason`` (the reason alone) for the catalog's ``error`` column.
-A file truncated inside its sample data decodes to the samples that are there (libsndfile and ffmpeg
-both do so); a file truncated inside its header is an error.
+A file truncated inside its sample data decodes to the samples that are there, and a file damaged inside it
+(an MP3's broken frame) to the samples around the damage: where libsndfile fails after opening the file,
+ffmpeg decodes it again and its blocks go on from libsndfile's last sample (``_decoded_blocks``). A file
+truncated inside its header is an error.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ _FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka"}) | VIDEO_EXTENS
 # Names whose container is certain: ffmpeg is told it rather than left to probe the bytes.
 _FFMPEG_FORMAT = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg"}
 _RESAMPLE_QUALITY = "HQ"
+_READ_FAILED = "decoding failed: "  # libsndfile opened the file and then failed inside its data
 
 
 # The source stream's (sample rate, channels) as the decoder found them, per path decoded in this process:
@@ -143,18 +146,44 @@ Span = tuple[float, float | None]  # (start, length) in seconds; length None: to
 
 
 def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Span) -> Iterator[np.ndarray]:
+    """The file's conditioned blocks: libsndfile's where it opens the file, else ffmpeg's. Where libsndfile
+    opened the file but fails inside its data (an MP3 with a damaged frame: mpg123 gives up resyncing and every
+    later read fails; a FLAC cut short inside a frame: "lost sync"), ffmpeg decodes the file again, skipping
+    its damage as a player does, and the blocks go on from the sample libsndfile's stopped at (the two
+    decoders agree to about 1e-6 before the damage: measured 4e-7 on an MP3), so the recording is indexed
+    instead of lost. Without ffmpeg libsndfile's error stands."""
     suffix = path.suffix.lower()
     sf_reason = None
+    produced = 0
     if suffix not in _FFMPEG_ONLY:
         try:
             handle = sf.SoundFile(os.fsencode(path))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             sf_reason = _libsndfile_reason(exc)
         else:
-            with handle:
-                yield from _soundfile_blocks(path, handle, sample_rate, block_seconds, span)
-            return
-    yield from _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason, span)
+            try:
+                with handle:
+                    for block in _soundfile_blocks(path, handle, sample_rate, block_seconds, span):
+                        produced += block.shape[0]
+                        yield block
+                return
+            except MediaDecodeError as exc:
+                reason = getattr(exc, "reason", "")
+                if not reason.startswith(_READ_FAILED) or shutil.which("ffmpeg") is None:
+                    raise
+                sf_reason = reason
+    blocks = _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason, span)
+    yield from _after(blocks, produced) if produced else blocks
+
+
+def _after(blocks: Iterator[np.ndarray], skip: int) -> Iterator[np.ndarray]:
+    """``blocks`` without their first ``skip`` samples (the part another decoder already gave)."""
+    for block in blocks:
+        if skip >= block.shape[0]:
+            skip -= block.shape[0]
+            continue
+        yield block[skip:] if skip else block
+        skip = 0
 
 
 def _libsndfile_reason(exc: Exception) -> str:
@@ -214,13 +243,13 @@ def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_
             while first > 0 and handle.read(min(first, frames_per_read), dtype="float32", always_2d=True).shape[0]:
                 first -= frames_per_read
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise decode_error(path, f"decoding failed: {_libsndfile_reason(exc)}") from None
+        raise decode_error(path, f"{_READ_FAILED}{_libsndfile_reason(exc)}") from None
     while left is None or left > 0:
         try:
             frames = handle.read(frames_per_read if left is None else min(left, frames_per_read),
                                  dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise decode_error(path, f"decoding failed: {_libsndfile_reason(exc)}") from None
+            raise decode_error(path, f"{_READ_FAILED}{_libsndfile_reason(exc)}") from None
         if frames.shape[0] == 0:
             break
         if left is not None:
