@@ -42,3 +42,13 @@ def slow(i: int) -> tuple[int, int]:
 
 def lost(i: int, reason: str) -> str:
     return f"{i}: {reason}"
+
+
+def windows(i: int) -> dict:
+    """Item ``i``'s result holding large arrays (``i + 1`` windows of 480,000 float32 samples, seeded by ``i``: the
+    size of a 10 s window at 48 kHz), a small one and plain values, as a decoded file holds."""
+    import numpy as np
+
+    rng = np.random.default_rng(i)
+    return {"i": i, "windows": [rng.standard_normal(480_000).astype(np.float32) for _ in range(i + 1)],
+            "seconds": np.arange(i + 1, dtype=np.float64), "frames": rng.integers(0, 255, (2, 64, 64, 3), np.uint8)}

@@ -61,6 +61,6 @@ def test_labels_and_info_show_the_user_s_words_as_they_are(bracketed: Path) -> N
     assert r.stdout.strip() == f"labelled 1 file {LABEL!r}"
     r = dg("labels", "--index", "ix")
     assert cells(r.stdout) == [[LABEL, "1"]]
-    info = {key.strip(): value.strip() for key, value in (line.split("│", 1) for line in
-                                                           dg("info", "--index", "ix").stdout.splitlines() if "│" in line)}
+    lines = [line for line in dg("info", "--index", "ix").stdout.splitlines() if "│" in line]
+    info = {key.strip(): value.strip() for key, value in (line.split("│", 1) for line in lines)}
     assert info["library folder"] == str(bracketed.parent)

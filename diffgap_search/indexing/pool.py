@@ -53,6 +53,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
 from diffgap_search.errors import DecoderStartError, MediaDecodeError
+from diffgap_search.indexing.spill import Spilled, SpillFd, close_spill, open_spill, spill, unspill
 from diffgap_search.media.process import die_with_parent
 
 T = TypeVar("T")
@@ -135,20 +136,20 @@ def _next_task(conn: Connection) -> tuple[int, Any] | None:
     return None if msg is None else (msg[0], msg[1])
 
 
-def _map_main(conn: Connection, fn: Callable[[Any], Any], parent_pid: int) -> None:
+def _map_main(conn: Connection, fn: Callable[[Any], Any], parent_pid: int, into: SpillFd | None = None) -> None:
     """A map worker: run tasks ``(i, item)``, answering ``("ok", i, result)`` or ``("raise", i, exc)``,
-    until ``None`` or the pipe closes."""
+    until ``None`` or the pipe closes. A result's large buffers go through ``into`` (``spill.py``)."""
     _start_worker(conn, parent_pid)
     while (task := _next_task(conn)) is not None:
         i, item = task
         try:
-            out: tuple[str, int, Any] = ("ok", i, fn(item))
+            out: tuple[str, int, Any] = ("ok", i, spill(fn(item), into))
         except Exception as exc:  # noqa: BLE001 - sent to the consumer, which re-raises it
             out = ("raise", i, exc)
         _send(conn, out)
 
 
-def _stream_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent_pid: int) -> None:
+def _stream_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent_pid: int, _into: None = None) -> None:
     """A stream worker: for its one task ``(0, item)``, send ``("item", 0, x)`` for each ``x`` of
     ``fn(item)``, then ``("end", 0, None)`` (or ``("raise", 0, exc)``)."""
     _start_worker(conn, parent_pid)
@@ -167,9 +168,10 @@ def _stream_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent_pi
 class _Worker(Generic[T]):
     """One worker process, its pipe, and the task it runs: ``(index, item)``, deadline once ready."""
 
-    def __init__(self, ctx: Any, target: Callable[..., None], fn: Callable[[T], Any]) -> None:
+    def __init__(self, ctx: Any, target: Callable[..., None], fn: Callable[[T], Any], spills: bool = False) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc: BaseProcess = ctx.Process(target=target, args=(child, fn, os.getpid()),
+        self.spill = open_spill() if spills else None  # its results' large buffers come through it (``spill.py``)
+        self.proc: BaseProcess = ctx.Process(target=target, args=(child, fn, os.getpid(), self.spill),
                                              name="dgsearch-decode", daemon=True)
         self.proc.start()
         child.close()
@@ -206,6 +208,8 @@ class _Worker(Generic[T]):
             self.arm(deadline_s)
             return None
         if msg is not None:
+            if msg[0] == "ok" and isinstance(msg[2], Spilled) and self.spill is not None:
+                msg = ("ok", msg[1], unspill(msg[2], self.spill))  # read before the worker's next task reuses it
             return "msg", msg
         if self.proc.exitcode is not None:
             code = self.kill()
@@ -223,6 +227,7 @@ class _Worker(Generic[T]):
             self.proc.kill()
         self.proc.join()
         self.conn.close()
+        close_spill(self.spill)
         return self.proc.exitcode
 
     def stop(self) -> None:
@@ -284,7 +289,7 @@ def ordered_map(
                 if not queue:
                     break
                 if w is None:
-                    w = _Worker(ctx, _map_main, fn)
+                    w = _Worker(ctx, _map_main, fn, spills=True)
                     pool.append(w)
                 if w.assign(*queue[0], deadline_s):
                     queue.popleft()
