@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,16 @@ def test_a_truncated_flac_decodes_to_the_frames_that_are_there(damaged: dict[str
     assert 4.0 < len(part) / RATE < 6.0
     body = len(part) - RATE // 100  # the resampler's last 10 ms differ where the stream ends
     assert np.abs(part[:body] - full[:body]).max() < 1e-5  # lossless: the same samples
+
+
+@needs_ffmpeg
+def test_decoding_it_writes_nothing_on_stderr(damaged: dict[str, Path]) -> None:
+    """libmpg123's "Note: Trying to resync..." and "error: Giving up resync" lines stay off the terminal (they
+    landed in the middle of the index run's progress bar for a file then indexed anyway)."""
+    code = ("import sys; from pathlib import Path; from diffgap_search.media.audio import load_audio;"
+            f" print(len(load_audio(Path({str(damaged['damaged'])!r}), {RATE})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert (r.stderr, int(r.stdout) > 10 * RATE) == ("", True)
 
 
 def test_without_ffmpeg_libsndfile_s_reason_stands(damaged: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,6 +35,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO
 
@@ -45,6 +46,7 @@ import soxr
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.discover import VIDEO_EXTENSIONS, display_path
+from diffgap_search.media.native_stderr import mpg123_quiet
 
 # Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
 _FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka"}) | VIDEO_EXTENSIONS
@@ -157,7 +159,8 @@ def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Sp
     produced = 0
     if suffix not in _FFMPEG_ONLY:
         try:
-            handle = sf.SoundFile(os.fsencode(path))
+            with mpg123_quiet():  # libsndfile may try MPEG on any file it does not recognise
+                handle = sf.SoundFile(os.fsencode(path))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             sf_reason = _libsndfile_reason(exc)
         else:
@@ -233,21 +236,25 @@ def _soundfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block_
         raise decode_error(path, "no audio stream")
     _observe(path, handle.samplerate, handle.channels)
     cond = _Conditioner(handle.samplerate, sample_rate)
+    quiet = mpg123_quiet if handle.format == "MP3" else nullcontext  # MPEG layers I-III: libmpg123 decodes them
     frames_per_read = max(1, int(block_seconds * handle.samplerate))
     left = None if span[1] is None else int(np.ceil(span[1] * handle.samplerate))
     first = int(span[0] * handle.samplerate)
     try:
-        if first and handle.seekable():
-            handle.seek(min(first, handle.frames))
-        elif first:  # a stream libsndfile cannot seek in: read past the frames before the span
-            while first > 0 and handle.read(min(first, frames_per_read), dtype="float32", always_2d=True).shape[0]:
-                first -= frames_per_read
+        with quiet():
+            if first and handle.seekable():
+                handle.seek(min(first, handle.frames))
+            elif first:  # a stream libsndfile cannot seek in: read past the frames before the span
+                while first > 0 and handle.read(min(first, frames_per_read), dtype="float32",
+                                                always_2d=True).shape[0]:
+                    first -= frames_per_read
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise decode_error(path, f"{_READ_FAILED}{_libsndfile_reason(exc)}") from None
     while left is None or left > 0:
         try:
-            frames = handle.read(frames_per_read if left is None else min(left, frames_per_read),
-                                 dtype="float32", always_2d=True)
+            with quiet():
+                frames = handle.read(frames_per_read if left is None else min(left, frames_per_read),
+                                     dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise decode_error(path, f"{_READ_FAILED}{_libsndfile_reason(exc)}") from None
         if frames.shape[0] == 0:
