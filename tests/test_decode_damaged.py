@@ -1,4 +1,5 @@
-"""A recording damaged inside its data is decoded around the damage, as a player does, not failed whole.
+"""A recording damaged inside its data is decoded around the damage, as a player does, not failed whole; one whose
+header was never finished is decoded whole.
 
 libsndfile opens a damaged MP3 and then fails every read from the damaged frame on (mpg123 gives up resyncing:
 "Unspecified internal error"), and a FLAC cut short inside a frame fails with "lost sync"; ffmpeg decodes both
@@ -83,6 +84,26 @@ def test_decoding_it_writes_nothing_on_stderr(damaged: dict[str, Path]) -> None:
             f" print(len(load_audio(Path({str(damaged['damaged'])!r}), {RATE})))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert (r.stderr, int(r.stdout) > 10 * RATE) == ("", True)
+
+
+@needs_ffmpeg
+def test_a_wav_whose_recorder_never_wrote_its_sizes_decodes_whole(tmp_path: Path) -> None:
+    """A recorder that stops mid-take (battery, crash) leaves the RIFF and data sizes at 0: libsndfile reads no
+    frame of such a file, ffmpeg reads its data to the end. A WAV that really holds no samples still fails."""
+    require_real_sounds()
+    intact = tmp_path / "take.wav"
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", TABLA, "-c:a", "pcm_s16le", intact], check=True)
+    data = bytearray(intact.read_bytes())
+    at = data.index(b"data")
+    data[4:8] = data[at + 4 : at + 8] = bytes(4)
+    unfinished = tmp_path / "unfinished.wav"
+    unfinished.write_bytes(bytes(data))
+    assert np.array_equal(load_audio(unfinished, RATE), load_audio(intact, RATE))
+    header_only = tmp_path / "header_only.wav"
+    header_only.write_bytes(bytes(data[: at + 8]))
+    with pytest.raises(MediaDecodeError) as err:
+        load_audio(header_only, RATE)
+    assert err.value.reason == "no audio samples decoded"  # type: ignore[attr-defined]
 
 
 def test_without_ffmpeg_libsndfile_s_reason_stands(damaged: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

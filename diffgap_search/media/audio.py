@@ -35,7 +35,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import IO
 
@@ -148,15 +148,15 @@ Span = tuple[float, float | None]  # (start, length) in seconds; length None: to
 
 
 def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Span) -> Iterator[np.ndarray]:
-    """The file's conditioned blocks: libsndfile's where it opens the file, else ffmpeg's. Where libsndfile
-    opened the file but fails inside its data (an MP3 with a damaged frame: mpg123 gives up resyncing and every
-    later read fails; a FLAC cut short inside a frame: "lost sync"), ffmpeg decodes the file again, skipping
-    its damage as a player does, and the blocks go on from the sample libsndfile's stopped at (the two
-    decoders agree to about 1e-6 before the damage: measured 4e-7 on an MP3), so the recording is indexed
-    instead of lost. Without ffmpeg libsndfile's error stands."""
+    """The file's conditioned blocks: libsndfile's where it opens the file, else ffmpeg's. Where libsndfile fails
+    inside the data (an MP3's damaged frame: mpg123 gives up resyncing; a FLAC cut short: "lost sync"), ffmpeg
+    decodes the file again, skipping the damage as a player does, and its blocks go on from libsndfile's last
+    sample (the two agree to ~1e-6 before it: 4e-7 measured on an MP3). Where the header counts no frames (a WAV
+    whose recorder stopped before writing its sizes), ffmpeg reads the data to its end. Without ffmpeg, as
+    libsndfile found it."""
     suffix = path.suffix.lower()
-    sf_reason = None
-    produced = 0
+    forced = _FFMPEG_FORMAT.get(suffix)
+    sf_reason, produced = None, 0
     if suffix not in _FFMPEG_ONLY:
         try:
             with mpg123_quiet():  # libsndfile may try MPEG on any file it does not recognise
@@ -169,24 +169,25 @@ def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Sp
                     for block in _soundfile_blocks(path, handle, sample_rate, block_seconds, span):
                         produced += block.shape[0]
                         yield block
-                return
             except MediaDecodeError as exc:
-                reason = getattr(exc, "reason", "")
-                if not reason.startswith(_READ_FAILED) or shutil.which("ffmpeg") is None:
+                sf_reason = getattr(exc, "reason", "")
+                if not sf_reason.startswith(_READ_FAILED) or shutil.which("ffmpeg") is None:
                     raise
-                sf_reason = reason
-    blocks = _ffmpeg_blocks(path, sample_rate, block_seconds, _FFMPEG_FORMAT.get(suffix), sf_reason, span)
+            if sf_reason is None:  # read to its end
+                if produced == 0 and handle.frames == 0 and shutil.which("ffmpeg") is not None:
+                    with suppress(MediaDecodeError):  # what ffmpeg finds, or nothing (iter_audio_blocks says so)
+                        yield from _ffmpeg_blocks(path, sample_rate, block_seconds, forced, None, span)
+                return
+    blocks = _ffmpeg_blocks(path, sample_rate, block_seconds, forced, sf_reason, span)
     yield from _after(blocks, produced) if produced else blocks
 
 
 def _after(blocks: Iterator[np.ndarray], skip: int) -> Iterator[np.ndarray]:
     """``blocks`` without their first ``skip`` samples (the part another decoder already gave)."""
     for block in blocks:
-        if skip >= block.shape[0]:
-            skip -= block.shape[0]
-            continue
-        yield block[skip:] if skip else block
-        skip = 0
+        if skip < block.shape[0]:
+            yield block[skip:]
+        skip = max(0, skip - block.shape[0])
 
 
 def _libsndfile_reason(exc: Exception) -> str:
