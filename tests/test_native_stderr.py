@@ -52,3 +52,17 @@ def test_two_threads_take_turns_and_lose_nothing() -> None:
     lines = r.stderr.splitlines()
     assert lines[-1] == "after"
     assert sorted(lines[:-1]) == sorted(f"{n} {k}" for n in "ab" for k in range(50))
+
+
+def test_a_process_without_stderr_decodes_as_well() -> None:
+    r = run("""
+        import os
+        from diffgap_search.media.native_stderr import mpg123_quiet
+        with mpg123_quiet():  # its private file made while there is a stderr
+            pass
+        os.close(2)  # then stderr goes away (a daemon's)
+        with mpg123_quiet():
+            pass
+        print("ok")
+        """)
+    assert r.stdout == "ok\n"

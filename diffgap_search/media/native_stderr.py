@@ -45,12 +45,16 @@ def mpg123_quiet() -> Iterator[None]:
             sys.stderr.flush()  # Python's own buffered text goes where it was meant to, before the switch
         except (OSError, ValueError):
             pass
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (closed by whoever started us): nothing to keep quiet
+            yield
+            return
         if not _catch:
             _catch.append(tempfile.TemporaryFile())
         catch = _catch[0].fileno()
         os.ftruncate(catch, 0)
         os.lseek(catch, 0, os.SEEK_SET)
-        saved = os.dup(2)
         os.dup2(catch, 2)
         _state["depth"] = 1
         try:
