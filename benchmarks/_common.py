@@ -188,10 +188,10 @@ def windows_of(paths: list[Path], limit: int | None = None) -> np.ndarray:
     return np.concatenate(wins)[:limit].astype(np.float32, copy=False)
 
 
-def bf16_encoder_in_lanes(clips: int) -> tuple[Any, Any, list[Path]]:
-    """``(cfg, encoder, paths)`` for the lanes' benchmarks: the full-size CLAP architecture (random weights) on its
-    bf16 path (forced), loaded once and asked for lanes as an indexing run asks, with ``clips`` generated clips
-    (``make_clips``); the heap policy an indexing run sets. Exits where no lanes are made (one torch thread)."""
+def indexing_encoder(clips: int, precision: str = "auto") -> tuple[Any, Any, list[Path]]:
+    """``(cfg, encoder, paths)``: the full-size CLAP architecture (random weights) on ``precision``'s path, loaded
+    once and asked for lanes as an indexing run asks (made where ``lanes_for`` allows), with ``clips`` generated
+    clips (``make_clips``); the heap policy an indexing run sets."""
     from diffgap_search.config import EncoderConfig
     from diffgap_search.encoders.clap.lanes import index_in_lanes
     from diffgap_search.encoders.loading import load_encoder
@@ -200,10 +200,17 @@ def bf16_encoder_in_lanes(clips: int) -> tuple[Any, Any, list[Path]]:
     keep_freed_memory()  # as an indexing run sets it, so the encoder alone runs under the same heap policy
     model_dir = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
     paths = make_clips(Path(tempfile.gettempdir()) / "dgsearch-bench-clips", clips)
-    cfg = EncoderConfig(model=str(model_dir), device="cpu", batch_size=16, precision="bf16")
+    cfg = EncoderConfig(model=str(model_dir), device="cpu", batch_size=16, precision=precision)
     encoder = load_encoder(cfg, progress=False)
     index_in_lanes(encoder)  # as an indexing run asks
     encoder.embed_audio(np.zeros((2, encoder.window_samples), np.float32))  # the path chosen, lanes made
+    return cfg, encoder, paths
+
+
+def bf16_encoder_in_lanes(clips: int) -> tuple[Any, Any, list[Path]]:
+    """``indexing_encoder`` on the bf16 path (forced), for the lanes' benchmarks. Exits where no lanes are made
+    (one torch thread)."""
+    cfg, encoder, paths = indexing_encoder(clips, "bf16")
     if encoder.lanes is None:
         raise SystemExit("no lanes here (one torch thread, or no bf16 path): nothing to compare")
     return cfg, encoder, paths

@@ -20,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import lanes_args, link_folder, make_clips, make_full_clap, write_results  # noqa: E402
+from _common import indexing_encoder, lanes_args, link_folder, write_results  # noqa: E402
 
 WAYS = ("memory file", "pipe")
 
@@ -36,19 +34,10 @@ def _children_cpu() -> float:
 def main() -> int:
     args = lanes_args(__doc__, "spill")
 
-    from diffgap_search.config import EncoderConfig, IndexingConfig
-    from diffgap_search.encoders.clap.lanes import index_in_lanes
-    from diffgap_search.encoders.loading import load_encoder
+    from diffgap_search.config import IndexingConfig
     from diffgap_search.indexing import RunSettings, default_stages, pool, run_index
-    from diffgap_search.indexing.memory import keep_freed_memory
 
-    keep_freed_memory()
-    model_dir = make_full_clap(Path(tempfile.gettempdir()) / "dgsearch-bench-clap")
-    paths = make_clips(Path(tempfile.gettempdir()) / "dgsearch-bench-clips", args.clips)
-    cfg = EncoderConfig(model=str(model_dir), device="cpu", batch_size=16)
-    encoder = load_encoder(cfg, progress=False)
-    index_in_lanes(encoder)
-    encoder.embed_audio(np.zeros((2, encoder.window_samples), np.float32))  # the path chosen (probe), lanes made
+    cfg, encoder, paths = indexing_encoder(args.clips)
     real_open = pool.open_spill
     work = Path(tempfile.mkdtemp(prefix="dgsearch-bench-spill-"))
     runs: dict[str, dict[str, list[float]]] = {w: {"wall_s": [], "cpu_s": [], "workers_cpu_s": []} for w in WAYS}
