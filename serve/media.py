@@ -8,7 +8,10 @@
   Vorbis/Opus, m4a), else — video soundtracks, anything else — its first audio stream transcoded once by
   ffmpeg to MP3 (``media/process.run_limited``: killed past ``time_limit(duration)``) and cached. Both are
   files on disk, so Range requests (seeking to a hit's window) work for either. MP3 adds the encoder's
-  delay (about 50 ms at the start), well inside a window's precision.
+  delay (about 50 ms at the start), well inside a window's precision. A chained Ogg (``media/ogg_links.py``)
+  is neither: Chromium 150 gives a 3-link 14.2 s file a duration of 12.0 s and plays a link at another rate
+  wrongly (a 3.3 s file ends at 2.3 s), and ffmpeg stops at a link that changes codec; it is sent as the
+  indexing's own decode of it (every link, mono at 48 kHz, the sound that was searched) in 16-bit FLAC, cached.
 - :func:`waveform_peaks` computes a file's peaks on first request, decoding through the indexing's own
   decode path (``media/audio.iter_audio_blocks``: libsndfile, or ffmpeg under its watchdog), and caches them.
 
@@ -34,6 +37,7 @@ import numpy as np
 from diffgap_search.atomic_files import replacing, write_text
 from diffgap_search.errors import InputNotFoundError, MediaDecodeError, StorageError
 from diffgap_search.media import process
+from diffgap_search.media.ogg_links import ogg_links
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.rows import FileRow
 
@@ -41,6 +45,7 @@ CACHE_DIR = ".serve-cache"
 PEAKS_VERSION = 1
 PEAK_BUCKETS = 1000  # peaks per file (fewer for files shorter than 1 s: one per millisecond)
 PEAK_RATE = 16_000  # decode rate for peaks: enough for an envelope, cheap for long files
+PLAYBACK_RATE = 48_000  # a chained Ogg sent for playback: the rate the index decodes at
 # Formats every current browser plays from the file itself (by extension, as the indexer classifies them).
 DIRECT_TYPES: dict[str, str] = {
     ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
@@ -103,8 +108,15 @@ def _lock_for(name: str) -> threading.Lock:
 def playable(index_dir: Path, row: FileRow, path: Path) -> tuple[Path, str]:
     """``(file to send, media type)``: the file itself, or its soundtrack transcoded to MP3 (cached)."""
     media_type = DIRECT_TYPES.get(path.suffix.lower())
-    if media_type is not None and row.kind == "audio":
+    chained = media_type == "audio/ogg" and len(ogg_links(path)) > 1
+    if media_type is not None and row.kind == "audio" and not chained:
         return path, media_type
+    if chained:
+        target = cache_dir(index_dir) / f"audio-{cache_key(row)}.flac"
+        with _lock_for(str(target)):
+            if not target.is_file():
+                _decode_to_flac(path, target)
+        return target, "audio/flac"
     target = cache_dir(index_dir) / f"audio-{cache_key(row)}.mp3"
     with _lock_for(str(target)):
         if not target.is_file():
@@ -127,6 +139,22 @@ def _transcode(path: Path, target: Path, duration_s: float | None) -> None:
                 raise MediaDecodeError(f"{path}: cannot transcode for playback ({process.failure(done)})")
     except OSError as exc:
         raise StorageError(f"cannot write the playback cache {target.parent}: {exc.strerror or exc}") from None
+
+
+def _decode_to_flac(path: Path, target: Path) -> None:
+    """``path`` decoded as the index decodes it (mono, ``PLAYBACK_RATE``) -> 16-bit FLAC at ``target``, streamed
+    (temporary name, then ``os.replace``)."""
+    import soundfile as sf
+
+    from diffgap_search.media.audio import iter_audio_blocks
+
+    try:
+        with replacing(target) as tmp, sf.SoundFile(tmp, "w", PLAYBACK_RATE, 1, "PCM_16", format="FLAC") as out:
+            for block in iter_audio_blocks(path, PLAYBACK_RATE):
+                out.write(block)
+    except (OSError, sf.LibsndfileError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise StorageError(f"cannot write the playback cache {target.parent}: {why}") from None
 
 
 def waveform_peaks(index_dir: Path, row: FileRow, path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fixtures_media import write_audio, write_tone
 from diffgap_search.config import WindowConfig
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import audio as audio_mod
+from diffgap_search.media import audio_conditioning
 from diffgap_search.media.audio import iter_audio_blocks, load_audio
 from diffgap_search.media.windows import iter_windows, window_audio
 
@@ -80,8 +81,8 @@ def test_downmix_equals_numpys_float64_mean_bit_for_bit(channels: int) -> None:
     frames = (np.random.default_rng(channels).standard_normal((48_000, channels)) * 0.4).astype(np.float32)
     frames[::997] *= 1e-30  # tiny samples beside loud ones
     want = frames.mean(axis=1, dtype=np.float64).astype(np.float32)
-    np.testing.assert_array_equal(audio_mod._mono(frames), want)
-    assert audio_mod._mono(frames) is not frames  # a new array: the conditioner clips it in place
+    np.testing.assert_array_equal(audio_conditioning.downmix(frames), want)
+    assert audio_conditioning.downmix(frames) is not frames  # a new array: the conditioner clips it in place
 
 
 def test_hostile_nan_file_is_finite_and_bounded(hostile_files: dict[str, Path]) -> None:

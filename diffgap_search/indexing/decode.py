@@ -111,7 +111,7 @@ def _tags_of(path: Path) -> FileTags:
     process when it has decoded the stream (the truth where a container's header is vague: mutagen reports
     2 channels for a mono AAC stream whose header does not rule out implicit parametric stereo)."""
     tags = read_tags(path)
-    from diffgap_search.media.audio import stream_facts
+    from diffgap_search.media.audio_conditioning import stream_facts
 
     facts = stream_facts(path)
     if facts is None:
