@@ -26,6 +26,7 @@ from serve_server import start_serve
 
 from diffgap_search.media.audio import iter_audio_blocks, load_audio, load_span
 from diffgap_search.media.audio_conditioning import stream_facts
+from diffgap_search.media.cut import cut_window
 from diffgap_search.media.ogg_links import ByteRange, ogg_links
 
 RATE = 48_000
@@ -136,3 +137,15 @@ def test_an_index_run_embeds_every_link_and_the_page_plays_them(tmp_path: Path, 
         assert duration == pytest.approx(len(samples) / RATE, abs=0.01)
     finally:
         served.stop()
+
+
+def test_a_window_cut_from_a_later_link_holds_its_sound(tmp_path: Path) -> None:
+    """``query --save`` and the page's "save window" cut with ffmpeg, which lands on nothing past the first link
+    (the cut was an empty WAV): a chained file's window is cut from its decode, mono 48 kHz 24-bit."""
+    chain = _chain(tmp_path / "chain.ogg", BELL, GUITAR, GLASS)
+    out = cut_window(chain, 7.0, 9.5, tmp_path / "cut.wav")
+    info = sf.info(str(out))
+    assert (info.frames, info.samplerate, info.channels, info.subtype) == (int(2.5 * RATE), RATE, 1, "PCM_24")
+    samples, _ = sf.read(out, dtype="float32")
+    assert np.abs(samples - load_span(chain, RATE, 7.0, 9.5)).max() <= 1 / 2**23
+    assert np.abs(samples).max() > 0.05  # the guitar slide, not silence

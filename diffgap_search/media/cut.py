@@ -5,7 +5,9 @@ ffmpeg decodes ``[start_s, end_s)`` of the file's first audio stream, seeking on
 drops up to the exact sample: its default ``-accurate_seek``; tested sample-exact against WAV and FLAC sources),
 under the decoders' time limit (``media/process``), at the file's own sample rate and channels, in the source's
 resolution where libsndfile can say what it is (:func:`wav_codec`). The WAV is written beside its target under
-a temporary name and renamed into place, so a target is never half-written.
+a temporary name and renamed into place, so a target is never half-written. A chained Ogg (``media/ogg_links.py``:
+ffmpeg cannot seek past its first link, a cut there came out empty) is cut from the index's own decode of it:
+mono, :data:`CHAINED_RATE`, 24-bit, whatever its links' rates and channels.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from diffgap_search.atomic_files import replacing
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.discover import display_path, utf8_name
+from diffgap_search.media.ogg_links import OGG_SUFFIXES, ogg_links
 
 # libsndfile subtypes -> ffmpeg's WAV codec of the same resolution; anything else (24-bit, lossy, unknown) 24-bit
 _CODECS = {"PCM_S8": "pcm_s16le", "PCM_U8": "pcm_s16le", "PCM_16": "pcm_s16le", "ALAW": "pcm_s16le",
            "ULAW": "pcm_s16le", "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f32le"}
 DEFAULT_CODEC = "pcm_s24le"
 MAX_WINDOW_S = 600.0  # ten minutes: 170 MB of 48 kHz stereo 24-bit; longer, take the whole file
+CHAINED_RATE = 48_000
 
 
 def span_seconds(start_s: float, end_s: float) -> str:
@@ -75,6 +79,13 @@ def cut_window(path: Path, start_s: float, end_s: float, target: Path | None = N
 
 
 def _run_cut(exe: str, path: Path, start_s: float, end_s: float, out: Path) -> None:
+    if path.suffix.lower() in OGG_SUFFIXES and len(ogg_links(path)) > 1:
+        import soundfile as sf
+
+        from diffgap_search.media.audio import load_span
+
+        sf.write(out, load_span(path, CHAINED_RATE, start_s, end_s), CHAINED_RATE, "PCM_24", format="WAV")
+        return
     cmd: list[str | bytes] = [exe, "-nostdin", "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-t",
                               f"{end_s - start_s:.6f}", "-i", b"file:" + os.fsencode(path), "-map", "0:a:0", "-vn",
                               "-sn", "-dn", "-c:a", wav_codec(path), "-f", "wav", b"file:" + os.fsencode(out)]

@@ -18,6 +18,7 @@ import io
 import os
 from pathlib import Path
 
+OGG_SUFFIXES = frozenset({".ogg", ".oga", ".opus"})  # audio-only Ogg names (a .ogv goes to ffmpeg as a video)
 CAPTURE = b"OggS"
 HEADER_BYTES = 27  # capture, version, flags, granule (8), serial (4), sequence (4), CRC (4), segment count
 BOS = 0x02
