@@ -83,6 +83,7 @@ def test_failed_files_are_listed_and_info_errors_shows_them(clips_dir: Path, tmp
         (["query", "  ", "--index", "{ix}"], 2, "the query is empty"),
         (["query", "--audio", "{tmp}/nope.wav", "--index", "{ix}"], 3, "query file not found: {tmp}/nope.wav"),
         (["query", "--video", "{tmp}/in.mp4", "--index", "{ix}"], 3, "query file not found: {tmp}/in.mp4"),
+        (["query", "--audio", "{clips}", "--index", "{ix}"], 2, "--audio takes one file, and {clips} is a folder"),
         (["query", "--video", "{clips}/dog_bark.txt", "--index", "{ix}"], 10, "video -> audio search needs a DiffGAP"),
         (["query", "a", "--audio", "{tmp}/x.wav", "--index", "{ix}"], 2, "give exactly one query"),
         (["query", "a", "--kind", "midi", "--index", "{ix}"], 2, "--kind must be 'audio' or 'video', got 'midi'"),

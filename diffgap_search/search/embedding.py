@@ -83,6 +83,8 @@ def file_windows(opened: OpenIndex, query: Query, *, use_bridge: bool = True) ->
     """A query file's window vectors and seconds (:func:`query_windows`), after its checks."""
     kind = query.kind
     path = Path(query.audio or query.video)  # type: ignore[arg-type]
+    if path.is_dir():
+        raise UsageError(f"--{kind} takes one file, and {path} is a folder")
     if not path.is_file():
         raise InputNotFoundError(f"query file not found: {path}")
     opened.require_ready()
