@@ -39,7 +39,8 @@ from diffgap_search.media.native_stderr import mpg123_quiet
 from diffgap_search.media.ogg_links import ByteRange, ogg_links
 
 # Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
-_FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka"}) | VIDEO_EXTENSIONS
+_FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka", ".ac3", ".eac3", ".dts", ".m4b", ".m4r", ".tta",
+                          ".amr", ".spx", ".weba", ".ra"}) | VIDEO_EXTENSIONS
 # Names whose container is certain: ffmpeg is told it rather than left to probe the bytes.
 _FFMPEG_FORMAT = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg"}
 _READ_FAILED = "decoding failed: "  # libsndfile opened the file and then failed inside its data

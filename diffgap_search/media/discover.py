@@ -33,11 +33,16 @@ OnError = Callable[[Path, str], None]
 
 # What sound libraries, studios and archives hold: the web's formats; AIFF/AIFC and CAF (macOS, Logic, many
 # commercial SFX libraries); Broadcast WAVE (.bwf), RF64 and Sony Wave64 for long recordings; Sun .au; WavPack
-# (archives); MPEG-1 Layer II (broadcast playout); AAC, WMA and Matroska audio. libsndfile reads most, ffmpeg
-# the rest.
+# (archives); MPEG-1 Layer II (broadcast playout); AAC, WMA and Matroska audio; film and broadcast stems (Dolby
+# .ac3/.eac3, DTS); AAC audiobooks and ringtones (.m4b, .m4r); TTA (lossless archives); phones' voice memos (AMR)
+# and Speex; web audio (.weba); RealAudio (.ra: web and radio archives of the 1990s); Creative .voc and Amiga
+# .8svx/.16sv samples (games, trackers); NIST SPHERE .sph (speech corpora: TIMIT, Switchboard). libsndfile reads
+# most, ffmpeg the rest.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".opus",
     ".aif", ".aiff", ".aifc", ".caf", ".bwf", ".rf64", ".w64", ".au", ".wv", ".mp2", ".aac", ".wma", ".mka",
+    ".ac3", ".eac3", ".dts", ".m4b", ".m4r", ".tta", ".amr", ".spx", ".weba", ".ra", ".voc", ".8svx", ".16sv",
+    ".sph",
 })
 # Besides the web's: MPEG program and transport streams (.mpg, DVD .vob, DVB/IPTV recordings' .ts, camcorders'
 # AVCHD .mts/.m2ts), MXF (broadcast archives), DV tape transfers, Ogg Theora (.ogv: Wikimedia, archive.org), old
