@@ -145,7 +145,10 @@ def _libsndfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block
                        span: Span) -> Iterator[np.ndarray]:
     """``handle``'s blocks (it is closed here); for a chained Ogg, every link's in turn, each opened on its own
     bytes (``span`` counted over the links' seconds end to end; the stream facts are the first link's)."""
-    links = ogg_links(path) if handle.format == "OGG" else []
+    try:
+        links = ogg_links(path) if handle.format == "OGG" else []
+    except OSError:  # gone or unreadable since it was opened: read what the open handle gives
+        links = []
     if len(links) < 2:
         with handle:
             yield from _soundfile_blocks(path, handle, sample_rate, block_seconds, span)
@@ -156,6 +159,8 @@ def _libsndfile_blocks(path: Path, handle: sf.SoundFile, sample_rate: int, block
     for begin, end in links:
         try:
             link = sf.SoundFile(ByteRange(path, begin, end))
+        except OSError as exc:
+            raise decode_error(path, f"cannot read file: {exc.strerror or exc}") from None
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             raise decode_error(path, f"{_READ_FAILED}link at byte {begin}: {_libsndfile_reason(exc)}") from None
         with link:
