@@ -16,10 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+NAME_MAX = 255  # bytes in one file name: Linux's ext4, XFS, Btrfs; macOS's APFS and Windows' NTFS count 255 units
+
 
 def temporary_beside(path: Path) -> Path:
-    """A fresh name in ``path``'s folder, hidden and unique per process and thread: ``.NAME.PID.TID.tmp``."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """A fresh name in ``path``'s folder, hidden and unique per process and thread: ``.NAME.PID.TID.tmp``, with
+    NAME cut short where the whole would not fit a file name (:data:`NAME_MAX` bytes)."""
+    tail = f".{os.getpid()}.{threading.get_ident()}.tmp"
+    name = os.fsencode(path.name)[: NAME_MAX - 1 - len(tail)]
+    return path.with_name(f".{os.fsdecode(name)}{tail}")
 
 
 def fsync_folder(folder: Path) -> None:

@@ -57,3 +57,30 @@ def test_a_folder_that_cannot_be_made_is_exit_12(cli_index: Path, clips_dir: Pat
     onto = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", cli_index, "--save", blocker)
     assert onto.exit_code == 12
     assert onto.stderr == f"dgsearch: error: cannot save into {blocker}: it is a file, not a folder\n"
+
+
+def test_a_file_named_by_a_long_description_is_saved_under_a_shortened_name(tmp_path: Path, clips_dir: Path,
+                                                                           tiny_clap_dir: Path) -> None:
+    """Sample libraries name files by their description; "01 " + a 245-byte stem + " 0-3s.wav" is past the 255
+    bytes a file name may hold (the save failed with "File name too long", and so did its temporary name): the
+    stem is cut at a character (never inside "é"), "…" marks the cut, and the window is saved."""
+    library = tmp_path / "library"
+    library.mkdir()
+    stem = ("Forêt été — oiseaux, vent, feuilles, ruisseau lointain, matin de printemps " * 4)[:230]
+    assert len(stem.encode()) > 240
+    (library / f"{stem}.wav").write_bytes((clips_dir / "dog_bark.wav").read_bytes())
+    ix = tmp_path / "ix"
+    assert dg("index", library, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+    out = tmp_path / "picked"
+    r = dg("query", "--audio", clips_dir / "dog_bark.wav", "--index", ix, "--save", out, "--json")
+    assert r.exit_code == 0, r.output
+    (saved,) = out.iterdir()
+    name = saved.name
+    assert len(name.encode()) <= 255
+    assert name.startswith(f"01 {stem[:100]}") and name.endswith("… 0-3s.wav")
+    kept = name.removeprefix("01 ").removesuffix("… 0-3s.wav")
+    assert stem.startswith(kept) and len(f"01 {stem[:len(kept) + 1]}… 0-3s.wav".encode()) > 255  # as long as fits
+    assert json.loads(r.stdout)["hits"][0]["saved"] == str(saved)
+    cut, _ = sf.read(saved, dtype="int16")
+    source, _ = sf.read(clips_dir / "dog_bark.wav", dtype="int16")
+    assert np.array_equal(cut, source)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from diffgap_search.atomic_files import replacing
+from diffgap_search.atomic_files import NAME_MAX, replacing
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.discover import display_path, utf8_name
@@ -38,10 +38,16 @@ def span_seconds(start_s: float, end_s: float) -> str:
     return f"{seconds(start_s)}-{seconds(end_s)}s"
 
 
-def window_name(path: Path, start_s: float, end_s: float) -> str:
-    """``"long take 10-20s.wav"``: the file's stem and the span's seconds (:func:`span_seconds`); bytes of the
-    name that are not UTF-8 become U+FFFD."""
-    return utf8_name(f"{path.stem} {span_seconds(start_s, end_s)}.wav")
+def window_name(path: Path, start_s: float, end_s: float, prefix: str = "") -> str:
+    """``"long take 10-20s.wav"`` (after ``prefix``, such as ``--save``'s rank): the file's stem and the span's
+    seconds (:func:`span_seconds`); bytes of the name that are not UTF-8 become U+FFFD. A stem too long for the
+    whole to fit a file name (:data:`NAME_MAX` bytes: sample libraries name files by their description) is cut
+    at a character and ends with "…"."""
+    stem, tail = utf8_name(path.stem), f" {span_seconds(start_s, end_s)}.wav"
+    if len(f"{prefix}{stem}{tail}".encode()) <= NAME_MAX:
+        return f"{prefix}{stem}{tail}"
+    room = NAME_MAX - len(f"{prefix}…{tail}".encode())
+    return f"{prefix}{stem.encode()[:max(0, room)].decode('utf-8', 'ignore')}…{tail}"
 
 
 def wav_codec(path: Path) -> str:

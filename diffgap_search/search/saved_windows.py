@@ -53,7 +53,7 @@ def save_windows(hits: Sequence[Hit], folder: Path) -> SavedWindows:
         if not os.path.isfile(source):
             out.skipped.append((hit.path, "no longer there (moved or deleted since it was indexed)"))
             continue
-        target = folder / f"{rank:0{width}d} {window_name(source, hit.start_s, hit.end_s)}"
+        target = folder / window_name(source, hit.start_s, hit.end_s, prefix=f"{rank:0{width}d} ")
         try:
             out.saved[hit.segment_id] = cut_window(source, hit.start_s, hit.end_s, target)
         except MediaDecodeError as exc:
