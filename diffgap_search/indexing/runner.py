@@ -32,6 +32,7 @@ from diffgap_search.indexing.stages import Stages
 from diffgap_search.media.captions import CaptionIndex
 from diffgap_search.media.discover import display_path, path_key
 from diffgap_search.media.listing import EMPTY_ROOT, split_settled
+from diffgap_search.store import keywords
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.lock import writer_lock
 from diffgap_search.store.settings import bind_frames, check_window, recorded_frames
@@ -85,6 +86,8 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     captions = CaptionIndex.from_files(listing.files, media=[f.path for f in found],
                                        on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))
     with writer_lock(index_dir, wait_s=settings.wait_s), Catalog.open(index_dir, create=True) as catalog:
+        with catalog.batch():  # keyword rows cut by an older rule: rebuilt once (store/keywords.py)
+            keywords.upgrade_words(catalog)
         # the recorded window, or the asked one (bound with the encoder when that is loaded)
         window = check_window(catalog, settings.window_cfg, str(index_dir)) or settings.window_cfg
         frames_before = recorded_frames(catalog)  # False: videos indexed by their soundtracks only so far

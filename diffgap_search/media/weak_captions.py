@@ -26,6 +26,7 @@ duplicates are dropped, order kept. Folder names are off by default: ordinary fo
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import PurePath
 
@@ -48,10 +49,11 @@ _GLUED = re.compile(r"^(?P<word>[^\W\d_]{2,})\d+$|^\d+(?P<word2>[^\W\d_]{2,})$",
 
 
 def _raw_tokens(text: str) -> list[str]:
-    """Separator- and camelCase-split tokens of ``text``, case kept, letters and digits glued together
-    (``Door01``, ``48k``, ``24bit``) so that rule 2 sees them whole."""
+    """Separator- and camelCase-split tokens of ``text`` (NFKC-normalised first: a name from macOS's HFS+ spells
+    ``ê`` as ``e`` + U+0302, which ``\\w`` cuts in two), case kept, letters and digits glued together (``Door01``,
+    ``48k``, ``24bit``) so that rule 2 sees them whole."""
     out: list[str] = []
-    for chunk in _SPLIT.split(text):
+    for chunk in _SPLIT.split(text if text.isascii() else unicodedata.normalize("NFKC", text)):
         if not chunk:
             continue
         out += [chunk] if _NOISE.match(chunk) else [t for t in _CAMEL.split(chunk) if t]  # "96kHz" stays whole

@@ -10,17 +10,25 @@ A file's row (``keywords``, rowid = file id) has four columns:
 - ``captions``: its captions; ``tags``: its embedded tags' values (``media/tags.py``), then the user's labels
   (``store/labels.py``).
 
-FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) then lower-cases and folds accents, so ``tur``
-finds ``Tür``. User text is always words, never FTS5 syntax: it is cut into runs of letters and digits, and
-each run becomes a quoted string joined by ``OR`` — quotes, ``*``, ``-``, ``NEAR``, ``AND``, ``NOT``,
-``:`` and parentheses are separators or plain words. A file matches when it holds any of the words; BM25F
+Every text is NFKC-normalised first (:func:`normal`): a name written on macOS's HFS+ (or copied from it) spells
+``ê`` as ``e`` + U+0302 (NFD), which Python's ``\\w`` and FTS5's tokenizer both cut in two (``fore`` ``t``:
+"forêt" never found it); NFKC also reads ``ﬁ`` as ``fi`` and full-width ``ｄｏｇ`` as ``dog``. FTS5's
+``unicode61`` tokenizer (``remove_diacritics 2``) then lower-cases and folds accents, so ``tur`` finds ``Tür``.
+Catalogs whose rows were cut before that (``meta.keyword_words`` below :data:`WORDS_VERSION`) are rebuilt once
+by the next ``dgsearch index`` (:func:`upgrade_words`).
+
+User text is always words, never FTS5 syntax: it is cut into runs of letters and digits, and each run becomes a
+quoted string joined by ``OR`` — quotes, ``*``, ``-``, ``NEAR``, ``AND``, ``NOT``, ``:`` and parentheses are
+separators or plain words. A file matches when it holds any of the words; BM25F
 (column weights :data:`COLUMN_WEIGHTS`, each column normalised by its own length: ``store/bm25f.py``) ranks
 files holding more, rarer words in shorter fields first; equal scores are ordered by file id.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
@@ -31,6 +39,7 @@ from diffgap_search.store.label_rows import labels_by_file
 from diffgap_search.store.rows import Connected
 from diffgap_search.store.vectors import id_chunks
 
+WORDS_VERSION = 2  # 2: text NFKC-normalised before it is cut (``meta.keyword_words``; absent: 1)
 # name, folders, captions, tags: a word of the file name counts most, then captions and tags, then folders
 COLUMN_WEIGHTS = (4.0, 1.0, 2.0, 2.0)
 
@@ -45,11 +54,16 @@ STOP_WORDS = frozenset((
 ))
 
 
+def normal(text: str) -> str:
+    """``text`` NFKC-normalised: what every text is before it is cut into words (module docstring)."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def words(text: str) -> list[str]:
     """``text`` split into words for the index: each part of letters/digits, then its camelCase pieces
     when it has more than one (``"DOOR_WoodSlam-03"`` -> ``DOOR WoodSlam Wood Slam 03``)."""
     out: list[str] = []
-    for part in _PARTS.findall(text):
+    for part in _PARTS.findall(normal(text)):
         out.append(part)
         pieces = _pieces(part)
         if len(pieces) > 1:
@@ -108,7 +122,7 @@ def expression_of(tokens: Sequence[str]) -> str | None:
 
 def query_tokens(text: str) -> list[str]:
     """The distinct lower-cased words of user ``text`` that a MATCH expression is built from."""
-    return list(dict.fromkeys(token.lower() for token in _PARTS.findall(text)))
+    return list(dict.fromkeys(token.lower() for token in _PARTS.findall(normal(text))))
 
 
 def informative_tokens(catalog: Connected, text: str) -> list[str]:
@@ -172,8 +186,8 @@ def refresh(catalog: Connected, file_ids: Iterable[int]) -> None:
             tags.setdefault(fid, []).extend(labels)
         conn.executemany(
             "INSERT INTO keywords (rowid, name, folders, captions, tags) VALUES (?, ?, ?, ?, ?)",
-            [(fid, name_words(path), folder_words(path), "\n".join(captions.get(fid, [])),
-              "\n".join(tags.get(fid, []))) for fid, path in paths.items()],
+            [(fid, name_words(path), folder_words(path), normal("\n".join(captions.get(fid, []))),
+              normal("\n".join(tags.get(fid, [])))) for fid, path in paths.items()],
         )
 
 
@@ -205,6 +219,19 @@ def ranked_files(catalog: Connected, terms: Sequence[str], *, limit: int, allowe
             start, step = start + step, step * 4
         order = np.concatenate(kept)[:limit] if kept else order[:0]
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def upgrade_words(catalog: Connected) -> bool:
+    """Rebuild every keyword row where the catalog's rows were cut by an older rule (``meta.keyword_words``
+    below :data:`WORDS_VERSION`), and record the rule (caller's transaction; the caller holds the index's writer
+    lock); True when it did."""
+    row = catalog.conn.execute("SELECT value FROM meta WHERE key = 'keyword_words'").fetchone()
+    if row is not None and int(json.loads(row[0])) >= WORDS_VERSION:
+        return False
+    rebuild_all(catalog)
+    catalog.conn.execute("INSERT INTO meta (key, value) VALUES ('keyword_words', ?) ON CONFLICT(key)"
+                         " DO UPDATE SET value = excluded.value", (json.dumps(WORDS_VERSION),))
+    return True
 
 
 def rebuild_all(catalog: Connected) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from diffgap_search.errors import IncompatibleIndexError
-from diffgap_search.store.keywords import rebuild_all
+from diffgap_search.store.keywords import WORDS_VERSION, rebuild_all
 from diffgap_search.store.rows import Connected
 
 SCHEMA_VERSION = 3
@@ -108,7 +108,8 @@ MIGRATIONS: dict[int, str] = {1: SCHEMA_V2_ADDITIONS, 2: SCHEMA_V3_ADDITIONS}
 def create_schema(catalog: Connected) -> None:
     """Create every table of the current schema version in the empty database of ``catalog`` (one transaction)."""
     catalog.conn.executescript("BEGIN;" + SCHEMA_V1 + SCHEMA_V2_ADDITIONS + SCHEMA_V3_ADDITIONS
-                       + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
+                       + f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                       + f"INSERT INTO meta VALUES ('keyword_words', '{WORDS_VERSION}');COMMIT;")
 
 
 def migrate(catalog: Connected, found: int) -> bool:
