@@ -86,3 +86,20 @@ def test_an_older_catalog_is_rebuilt_once_by_the_next_index_run(nfd_library: Pat
     assert _found(ix, "forêt") == ["forêt pluie.ogg", "forêt corbeau.ogg"]
     with sqlite3.connect(ix / "catalog.sqlite") as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'keyword_words'").fetchone() == ("2",)
+
+
+def test_glob_and_folder_filters_match_nfd_names_as_typed(nfd_library: Path, tmp_path: Path,
+                                                          tiny_clap_dir: Path) -> None:
+    """``--glob 'forêt*'`` and ``--folder Extérieurs`` (a folder name, or the folder's path typed in NFC)."""
+    ix = tmp_path / "ix"
+    assert dg("index", nfd_library, "--index", ix, "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+
+    def passing(*flags: str | Path) -> list[str]:
+        r = dg("query", "--audio", EXAMPLES / "crow.ogg", "--index", ix, "-k", 10, "--paths", *flags)
+        assert r.exit_code == 0, r.output
+        return sorted(unicodedata.normalize("NFC", Path(line).name) for line in r.stdout.splitlines())
+
+    assert passing("--glob", "forêt*") == ["forêt corbeau.ogg", "forêt pluie.ogg"]
+    assert passing("--glob", "*/Extérieurs/*brûlée*") == ["crème brûlée fouet.ogg"]
+    assert len(passing("--folder", "Extérieurs")) == 5
+    assert len(passing("--folder", str(nfd_library / "Extérieurs"))) == 5

@@ -14,6 +14,7 @@ ranked_files``).
 from __future__ import annotations
 
 import fnmatch
+import unicodedata
 from collections.abc import Iterable
 from typing import Any, Union
 
@@ -24,7 +25,12 @@ from diffgap_search.store.filters import filtered_file_ids, filtered_files
 
 
 def glob_match(path: str, pattern: str) -> bool:
-    """``pattern`` against the whole path, or against the file name when it has no ``/``."""
+    """``pattern`` against the whole path, or against the file name when it has no ``/``; both NFC-normalised (a
+    name written on macOS's HFS+ spells ``ê`` as ``e`` + U+0302, a typed pattern as one character)."""
+    if not path.isascii():
+        path = unicodedata.normalize("NFC", path)
+    if not pattern.isascii():
+        pattern = unicodedata.normalize("NFC", pattern)
     if "/" in pattern:
         return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
     return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)

@@ -5,6 +5,7 @@ pass (``search/searcher.py`` decides them once per query, for every ranking)."""
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ def allowed_file_ids(catalog: Catalog, cfg: SearchConfig, *, may_ask: bool = Fal
     folder_name: str | None = None
     if cfg.folder is not None:
         folder = Path(os.path.abspath(cfg.folder))
+        if not folder.is_dir() and Path(unicodedata.normalize("NFD", str(folder))).is_dir():
+            folder = Path(unicodedata.normalize("NFD", str(folder)))  # typed NFC, written NFD by macOS's HFS+
         if folder.is_dir():
             folder_key = os.fsencode(str(folder)).rstrip(b"/") + b"/"
         elif "/" not in cfg.folder.strip("/") and cfg.folder.strip("/"):

@@ -3,6 +3,7 @@ label), and their segments."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Generator, Iterable
 from typing import Any
 
@@ -75,9 +76,10 @@ def filter_sql(
     if folder_key is not None:  # keys starting with the folder's: from it up to its last byte plus one
         where.append("f.path_key >= ? AND f.path_key < ?")
         args.extend(key_range(folder_key))
-    if folder_name is not None:
-        where.append("instr(f.path, ?) > 0")
-        args.append(f"/{folder_name}/")
+    if folder_name is not None:  # as typed (NFC) or as macOS's HFS+ wrote it (NFD)
+        forms = list(dict.fromkeys(f"/{unicodedata.normalize(nf, folder_name)}/" for nf in ("NFC", "NFD")))
+        where.append("(" + " OR ".join(["instr(f.path, ?) > 0"] * len(forms)) + ")")
+        args.extend(forms)
     tag_args = [f"%{like_literal(tag_text)}%", *([tag_key] if tag_key is not None else [])] if tag_text else []
     if tag_text is not None and form == "first":
         where.append("t.value LIKE ? ESCAPE '\\'" + (" AND lower(t.key) = lower(?)" if tag_key is not None else ""))
