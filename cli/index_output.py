@@ -14,6 +14,7 @@ from diffgap_search.cli.output import (
     emitted_as_json, shown_path, stderr_console, stdout_console, working_directory,
 )
 from diffgap_search.indexing.preview import Preview
+from diffgap_search.media.discover import UNREAD_FORMATS
 from diffgap_search.indexing.report import IndexReport
 
 if TYPE_CHECKING:  # its module imports the FAISS store: not for `index --dry-run`'s output
@@ -119,6 +120,12 @@ def print_index_report(report: IndexReport, *, fmt: str) -> None:
         n = report.ignored
         console.print(f"{n} file{'' if n == 1 else 's'} or folder{'' if n == 1 else 's'} left out by .dgsearchignore"
                       " files")
+    if report.unread_formats:
+        n = sum(report.unread_formats.values())
+        kinds = ", ".join(f"{ext} ×{count:,} ({UNREAD_FORMATS.get(ext, '?')})"
+                          for ext, count in report.unread_formats.items())
+        console.print(f"{n:,} file{'' if n == 1 else 's'} in formats dgsearch does not read left out: {kinds}; convert"
+                      " recordings to FLAC (ffmpeg -i IN OUT.flac) to index them", markup=False, highlight=False)
     if report.deferred:
         n = report.deferred
         console.print(f"{n} file{'' if n == 1 else 's'} still being written (changed in the last seconds): left for"

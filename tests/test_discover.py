@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -174,3 +175,26 @@ def test_sha256_file_streams_exactly(tmp_path: Path) -> None:
     path = touch(tmp_path / "big.bin", data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     assert sha256_file(touch(tmp_path / "empty.bin", b"")) == hashlib.sha256(b"").hexdigest()
+
+
+def test_files_in_formats_not_read_are_counted_and_reported(tmp_path: Path, clips_dir: Path,
+                                                             tiny_clap_dir: Path) -> None:
+    """A folder of Monkey's Audio or MIDI files is not passed over in silence: the run counts them by extension
+    (hidden files, folders named like them and other files not counted) and says what to do."""
+    from cli_runner import dg
+
+    from diffgap_search.media.listing import list_library
+
+    library = tmp_path / "library"
+    (library / "sub" / "folder.ape").mkdir(parents=True)
+    (library / "sub" / "dog.wav").write_bytes((clips_dir / "dog_bark.wav").read_bytes())
+    for name in ("a.ape", "sub/B.APE", "song.mid", ".hidden.ape", "notes.txt", "cover.jpg"):
+        (library / name).write_bytes(b"not read")
+    assert list_library(library).unread == {".ape": 2, ".mid": 1}
+    r = dg("index", library, "--index", tmp_path / "ix", "--model", tiny_clap_dir, "--workers", "0")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1] == (
+        "3 files in formats dgsearch does not read left out: .ape ×2 (Monkey's Audio), .mid ×1 (MIDI: notes, not"
+        " sound); convert recordings to FLAC (ffmpeg -i IN OUT.flac) to index them")
+    again = dg("index", library, "--index", tmp_path / "ix", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["unread_formats"] == {".ape": 2, ".mid": 1}

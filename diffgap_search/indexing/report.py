@@ -33,6 +33,7 @@ class IndexReport:
     kept_unreadable: int = 0
     deferred: int = 0  # found, but modified too recently (still being written?): left for a later run
     ignored: int = 0  # files and folders a .dgsearchignore left out (a folder counts once)
+    unread_formats: dict[str, int] = field(default_factory=dict)  # .ape, .mid ... (discover.UNREAD_FORMATS): count
     caption_errors: list[tuple[str, str]] = field(default_factory=list)
     moved_from: str | None = None  # --moved-from's folder: its rows were followed to their places under root
     moved: int = 0  # rows followed from there (``superseded``: those whose place already had a row, dropped)

@@ -82,6 +82,7 @@ def run_index(settings: RunSettings, stages: Stages, progress: IndexProgress | N
     found, deferred = split_settled(listing.media, settings.settle_s)
     report = IndexReport(root=display_path(root), index=str(index_dir), found=len(listing.media),
                          deferred=len(deferred), ignored=len(listing.ignored),
+                         unread_formats=dict(sorted(listing.unread.items())),
                          unreadable=[(display_path(p), reason) for p, reason in listing.unreadable])
     captions = CaptionIndex.from_files(listing.files, media=[f.path for f in found],
                                        on_error=lambda p, r: report.caption_errors.append((display_path(p), r)))

@@ -44,6 +44,13 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset({
     ".ac3", ".eac3", ".dts", ".m4b", ".m4r", ".tta", ".amr", ".spx", ".weba", ".ra", ".voc", ".8svx", ".16sv",
     ".sph",
 })
+# Sound in formats not read (none of their files to test a decoder on here, or not sound at all): an indexing run
+# counts them by extension and says so (``media/listing.py``), so a folder of them is not passed over in silence.
+UNREAD_FORMATS: dict[str, str] = {
+    ".ape": "Monkey's Audio", ".mpc": "Musepack", ".dsf": "DSD", ".dff": "DSD", ".shn": "Shorten", ".tak": "TAK",
+    ".ofr": "OptimFROG", ".sd2": "Sound Designer II", ".aax": "Audible, encrypted", ".m4p": "iTunes, encrypted",
+    ".mid": "MIDI: notes, not sound", ".midi": "MIDI: notes, not sound",
+}
 # Besides the web's: MPEG program and transport streams (.mpg, DVD .vob, DVB/IPTV recordings' .ts, camcorders'
 # AVCHD .mts/.m2ts), MXF (broadcast archives), DV tape transfers, Ogg Theora (.ogv: Wikimedia, archive.org), old
 # phones' .3gp/.3g2, Flash .flv, .m4v and .wmv. A .ts, .mts or .m2ts file is kept only where its first bytes are

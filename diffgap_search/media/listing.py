@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffgap_search.media.captions import is_listed_name
-from diffgap_search.media.discover import DiscoveredFile, file_media_kind, is_media_name, path_key, walk_files
+from diffgap_search.media.discover import (
+    UNREAD_FORMATS,
+    DiscoveredFile,
+    file_media_kind,
+    is_media_name,
+    name_extension,
+    path_key,
+    walk_files,
+)
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Listing:
     media: list[DiscoveredFile] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)  # media files and folders a .dgsearchignore left out
+    unread: dict[str, int] = field(default_factory=dict)  # extension of UNREAD_FORMATS -> files of it passed over
 
     def unreadable_keys(self) -> list[bytes]:
         """The catalog keys (``path_key``) of the unreadable paths: a row at or below one is not known gone."""
@@ -40,8 +49,17 @@ def list_library(root: Path, *, exclude: Sequence[Path] = ()) -> Listing:
     """Walk ``root`` once (``discover``'s rules: hidden entries and ``exclude`` left out, symlinks followed,
     loops cut). Raises ``InputNotFoundError`` when ``root`` does not exist."""
     listing = Listing()
+
+    def wanted(name: str) -> bool:
+        if is_listed_name(name):
+            return True
+        extension = name_extension(name)
+        if extension in UNREAD_FORMATS:
+            listing.unread[extension] = listing.unread.get(extension, 0) + 1
+        return False
+
     for path, st in walk_files(root, exclude=exclude, on_error=lambda p, r: listing.unreadable.append((p, r)),
-                               wanted=is_listed_name, on_ignored=lambda p, is_dir: _left_out(listing, p, is_dir)):
+                               wanted=wanted, on_ignored=lambda p, is_dir: _left_out(listing, p, is_dir)):
         listing.files.append(path)
         kind = file_media_kind(path)
         if kind is not None:
