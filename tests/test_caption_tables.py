@@ -95,3 +95,30 @@ def test_an_esc50_folder_indexes_with_its_classes_as_captions(tmp_path: Path) ->
     q = dg("query", "chirping birds", "--index", ix, "--mode", "keyword", "--jsonl")
     hits = [json.loads(line) for line in q.stdout.splitlines()]
     assert [(Path(h["path"]).name, h["caption"]) for h in hits] == [("1-100038-A-14.wav", "chirping birds")]
+
+
+def test_a_table_excel_saved_with_european_settings_is_read(tmp_path: Path) -> None:
+    """Excel separates columns with ``;`` where the decimal mark is a comma (French, German, Spanish … settings),
+    its "CSV UTF-8" starting with a BOM; its "Unicode Text" is UTF-16 with tabs. Read with ``,`` such a header was
+    one column ("filename;description;durée") and the table was passed over without a word."""
+    touch(tmp_path / "sons" / "pluie_01.wav")
+    touch(tmp_path / "sons" / "porte_02.wav")
+    (tmp_path / "sons" / "metadata.csv").write_bytes(
+        "filename;description;durée\r\n"
+        'pluie_01.wav;"Pluie fine sur un toit de tôle; gouttes lentes";12,5\r\n'
+        "porte_02.wav;Porte en bois qui grince;3,2\r\n".encode("utf-8-sig"))
+    touch(tmp_path / "tabs" / "wind.wav")
+    (tmp_path / "tabs" / "list.csv").write_bytes("file\tcaption\r\nwind.wav\tWind in pine trees\r\n".encode("utf-16"))
+    index, errors = build(tmp_path)
+    assert errors == []
+    assert index.captions_for(tmp_path / "sons" / "pluie_01.wav") == ["Pluie fine sur un toit de tôle; gouttes lentes"]
+    assert index.captions_for(tmp_path / "sons" / "porte_02.wav") == ["Porte en bois qui grince"]
+    assert index.captions_for(tmp_path / "tabs" / "wind.wav") == ["Wind in pine trees"]
+
+
+def test_a_sidecar_saved_as_utf16_is_read(tmp_path: Path) -> None:
+    """Notepad's "Unicode" (UTF-16 with its BOM) beside a recording."""
+    touch(tmp_path / "gong.wav")
+    (tmp_path / "gong.txt").write_bytes("Un gong frappé une fois\r\nlong decay\r\n".encode("utf-16"))
+    index, errors = build(tmp_path)
+    assert (errors, index.captions_for(tmp_path / "gong.wav")) == ([], ["Un gong frappé une fois", "long decay"])

@@ -65,7 +65,7 @@ def read_table(path: Path, text: str, media: list[Path], report: OnError) -> Cap
     """The caption table in ``text`` (the CSV at ``path``), matched against ``media`` (absolute paths); None
     for a CSV that is not one (module docstring), or a bad one (reported)."""
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text)))
     except csv.Error as exc:
         report(path, f"bad CSV: {exc}")
         return None
@@ -101,6 +101,14 @@ def read_table(path: Path, text: str, media: list[Path], report: OnError) -> Cap
         texts = [label for i in text_cols for label in _labels(r[i])] if labels else [r[i] for i in text_cols]
         table.setdefault(r[name_col].strip(), []).extend((number, t) for t in texts)
     return CaptionTable(folder=str(folder), rows=table)
+
+
+def delimiter_of(text: str) -> str:
+    """The CSV's delimiter: of ``,``, ``;`` and tab, the one its header line holds most of (``,`` on a tie or none).
+    Excel writes ``;`` where the decimal mark is a comma (French, German, Spanish, Italian, Dutch … settings),
+    and a tab in its "Unicode Text"; read with ``,``, such a header is one column and the table was passed over."""
+    header = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=lambda d: (header.count(d), d == ","))
 
 
 def _labels(cell: str) -> list[str]:

@@ -118,8 +118,11 @@ def _dedup(captions: Iterable[str]) -> list[str]:
 
 
 def _read_text(path: Path, report: OnError) -> str | None:
+    """The file's text: UTF-8 (a BOM skipped), or UTF-16 where it starts with UTF-16's BOM (what Excel's
+    "Unicode Text" and Windows' Notepad of old write); None, reported, for anything else."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        return data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-8-sig")
     except UnicodeDecodeError:
         report(path, "not UTF-8 text")
     except OSError as exc:
