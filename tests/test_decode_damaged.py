@@ -123,3 +123,27 @@ def test_an_index_run_keeps_the_damaged_files(damaged: dict[str, Path], tmp_path
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     assert (report["embedded_files"], report["failed"], report["windows_embedded"]) == (2, [], 3)
+
+
+def test_a_decoder_s_reason_is_its_last_line_that_says_something() -> None:
+    """ffmpeg's log ends a run of one repeated error with "Last message repeated N times": a file whose AAC
+    stream (in a WAV: ffmpeg muxes it, and cannot read it back) failed with that line as its reason."""
+    from diffgap_search.media.process import last_message
+
+    stderr = ("[aac @ 0x5561] channel element 3.9 is not allocated\n"
+              "Error while decoding stream #0:0: Invalid data found when processing input\n"
+              "    Last message repeated 1 times\n"
+              "[aac @ 0x5561] Last message repeated 12 times\n")
+    assert last_message(stderr) == "Error while decoding stream #0:0: Invalid data found when processing input"
+    assert last_message("  Last message repeated 2 times\n\n") is None
+
+
+@needs_ffmpeg
+def test_a_stream_ffmpeg_cannot_decode_fails_with_its_error(tmp_path: Path) -> None:
+    aac_in_wav = tmp_path / "aac_in.wav"  # the CC0 bell of examples/clips: its decoding's stderr ends "Last message ..."
+    bell = Path(__file__).resolve().parents[1] / "examples" / "clips" / "bell.ogg"
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", bell, "-c:a", "aac", "-f", "wav", aac_in_wav], check=True)
+    with pytest.raises(MediaDecodeError) as err:
+        load_audio(aac_in_wav, RATE)
+    reason = err.value.reason  # type: ignore[attr-defined]
+    assert reason.startswith("not decodable audio (") and "Last message repeated" not in reason, reason

@@ -85,8 +85,7 @@ def _ffmpeg_failure(path: Path, proc: subprocess.Popen[bytes], errfile: IO[bytes
     text = errfile.read(4096).decode("utf-8", "replace")
     if "matches no streams" in text or "does not contain any stream" in text:
         return decode_error(path, "no audio stream")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    detail = lines[-1] if lines else f"ffmpeg exited with status {proc.returncode}"
+    detail = process.last_message(text) or f"ffmpeg exited with status {proc.returncode}"
     if detail.startswith("file:"):  # "file:/x/y.wav: Invalid data found ..." -> drop the repeated path
         detail = detail.split(": ", 1)[-1]
     if _looks_like_text(path):

@@ -19,6 +19,7 @@ SIGKILL, takes its ffmpeg with it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -32,6 +33,7 @@ from diffgap_search.errors import MediaDecodeError
 from diffgap_search.libc import libc_function
 
 PROBE_LIMIT_S = 60.0
+_REPEATED = re.compile(r"^(\[[^\]]*\]\s*)?Last message repeated \d+ times?$")
 BASE_LIMIT_S = 60.0
 PER_MEDIA_SECOND_S = 1.0
 _PR_SET_PDEATHSIG = 1
@@ -45,9 +47,16 @@ def time_limit(duration_s: float | None) -> float:
 
 def failure(done: subprocess.CompletedProcess[bytes]) -> str:
     """Why a decoder that ran to its end (``run_limited``) failed, in one line: the last line it wrote to
-    stderr, else its exit status."""
-    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    return lines[-1] if lines else f"exit status {done.returncode}"
+    stderr (:func:`last_message`), else its exit status."""
+    return last_message(done.stderr.decode("utf-8", "replace")) or f"exit status {done.returncode}"
+
+
+def last_message(stderr: str) -> str | None:
+    """The last line of a decoder's stderr that says something: ffmpeg's log ends a run of one repeated error
+    with "Last message repeated 3 times" (a file failed with that line as its reason), skipped here."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not _REPEATED.match(line)]
+    return said[-1] if said else None
 
 
 def timed_out(limit_s: float, what: str = "") -> str:
