@@ -140,7 +140,7 @@ def test_a_decoder_s_reason_is_its_last_line_that_says_something() -> None:
 
 @needs_ffmpeg
 def test_a_stream_ffmpeg_cannot_decode_fails_with_its_error(tmp_path: Path) -> None:
-    aac_in_wav = tmp_path / "aac_in.wav"  # the CC0 bell of examples/clips: its decoding's stderr ends "Last message ..."
+    aac_in_wav = tmp_path / "aac_in.wav"  # from the CC0 bell of examples/clips: ffmpeg's stderr ends "Last message ..."
     bell = Path(__file__).resolve().parents[1] / "examples" / "clips" / "bell.ogg"
     subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", bell, "-c:a", "aac", "-f", "wav", aac_in_wav], check=True)
     with pytest.raises(MediaDecodeError) as err:
