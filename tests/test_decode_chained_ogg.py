@@ -27,7 +27,8 @@ from serve_server import start_serve
 from diffgap_search.media.audio import iter_audio_blocks, load_audio, load_span
 from diffgap_search.media.audio_conditioning import stream_facts
 from diffgap_search.media.cut import cut_window
-from diffgap_search.media.ogg_links import ByteRange, ogg_links
+from diffgap_search.media.byte_range import ByteRange
+from diffgap_search.media.ogg_links import ogg_links
 
 RATE = 48_000
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "clips"

@@ -36,7 +36,9 @@ from diffgap_search.media.audio_conditioning import Conditioner, decode_error, o
 from diffgap_search.media.audio_ffmpeg import Span, ffmpeg_blocks
 from diffgap_search.media.discover import VIDEO_EXTENSIONS
 from diffgap_search.media.native_stderr import mpg123_quiet
-from diffgap_search.media.ogg_links import ByteRange, ogg_links
+from diffgap_search.media.byte_range import ByteRange
+from diffgap_search.media.ogg_links import ogg_links
+from diffgap_search.media.wav_oversized import open_oversized_wav
 
 # Names libsndfile cannot read: go straight to ffmpeg (saves libsndfile's probing and its mpg123 chatter).
 _FFMPEG_ONLY = frozenset({".m4a", ".aac", ".wma", ".wv", ".mka", ".ac3", ".eac3", ".dts", ".m4b", ".m4r", ".tta",
@@ -120,7 +122,7 @@ def _decoded_blocks(path: Path, sample_rate: int, block_seconds: float, span: Sp
     if suffix not in _FFMPEG_ONLY:
         try:
             with mpg123_quiet():  # libsndfile may try MPEG on any file it does not recognise
-                handle = sf.SoundFile(os.fsencode(path))
+                handle = open_oversized_wav(path) or sf.SoundFile(os.fsencode(path))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             sf_reason = _libsndfile_reason(exc)
         else:

@@ -5,7 +5,9 @@ ffmpeg decodes ``[start_s, end_s)`` of the file's first audio stream, seeking on
 drops up to the exact sample: its default ``-accurate_seek``; tested sample-exact against WAV and FLAC sources),
 under the decoders' time limit (``media/process``), at the file's own sample rate and channels, in the source's
 resolution where libsndfile can say what it is (:func:`wav_codec`). The WAV is written beside its target under
-a temporary name and renamed into place, so a target is never half-written. A chained Ogg (``media/ogg_links.py``:
+a temporary name and renamed into place, so a target is never half-written. A WAV of more than 4 GiB behind a
+32-bit header (``media/wav_oversized.py``: ffmpeg reads its header's wrapped size) is cut from its samples read
+exactly, in its own rate, channels and resolution. A chained Ogg (``media/ogg_links.py``:
 ffmpeg cannot seek past its first link, a cut there came out empty) is cut from the index's own decode of it:
 mono, :data:`CHAINED_RATE`, 24-bit, whatever its links' rates and channels.
 """
@@ -22,6 +24,7 @@ from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.discover import display_path, utf8_name
 from diffgap_search.media.ogg_links import OGG_SUFFIXES, ogg_links
+from diffgap_search.media.wav_oversized import open_oversized_wav
 
 # libsndfile subtypes -> ffmpeg's WAV codec of the same resolution; anything else (24-bit, lossy, unknown) 24-bit
 _CODECS = {"PCM_S8": "pcm_s16le", "PCM_U8": "pcm_s16le", "PCM_16": "pcm_s16le", "ALAW": "pcm_s16le",
@@ -85,6 +88,16 @@ def cut_window(path: Path, start_s: float, end_s: float, target: Path | None = N
 
 
 def _run_cut(exe: str, path: Path, start_s: float, end_s: float, out: Path) -> None:
+    oversized = open_oversized_wav(path)  # ffmpeg believes its header: a cut past 4 GiB came out empty
+    if oversized is not None:
+        import soundfile as sf
+
+        with oversized:
+            oversized.seek(min(oversized.frames, int(start_s * oversized.samplerate)))
+            frames = oversized.read(max(0, int(round((end_s - start_s) * oversized.samplerate))), dtype="float32")
+            subtype = oversized.subtype if oversized.subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_24"
+            sf.write(out, frames, oversized.samplerate, subtype, format="WAV")
+        return
     if path.suffix.lower() in OGG_SUFFIXES and len(ogg_links(path)) > 1:
         import soundfile as sf
 

@@ -9,7 +9,7 @@ pages that are not. Measured with Debian's libsndfile 1.2.2: it reads the first 
 file); ffmpeg 5.1 reads every link while their codec stays the same, fails at a link that changes it
 (Vorbis then Opus: "failed to create or replace stream") and cannot seek past the first link (``-ss`` lands
 on nothing). So the decoder (``media/audio.py``) gives libsndfile one link at a time, each through a
-:class:`ByteRange` view of its bytes: every link is decoded with its own rate, channels and codec.
+``media/byte_range.ByteRange`` view of its bytes: every link is decoded with its own rate, channels and codec.
 """
 
 from __future__ import annotations
@@ -69,40 +69,3 @@ def _next_capture(fh: io.BufferedReader, pos: int) -> int:
             return pos - len(carry) + found
         carry = data[-(len(CAPTURE) - 1):]
         pos += len(chunk)
-
-
-class ByteRange(io.RawIOBase):
-    """A read-only, seekable view of bytes ``[start, end)`` of a file, as a file of its own (offset 0 is
-    ``start``): what libsndfile is given for one link of a chained Ogg."""
-
-    def __init__(self, path: Path, start: int, end: int) -> None:
-        super().__init__()
-        self._fh = open(path, "rb")  # noqa: SIM115 (closed by close())
-        self._start, self._size, self._pos = start, end - start, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        want = max(0, min(len(buffer), self._size - self._pos))
-        if not want:
-            return 0
-        self._fh.seek(self._start + self._pos)
-        got = self._fh.readinto(memoryview(buffer)[:want])
-        self._pos += got
-        return got
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
