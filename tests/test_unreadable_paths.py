@@ -122,7 +122,7 @@ def test_an_empty_library_folder_keeps_its_files(indexed: tuple[Path, Path], tmp
 
 
 def test_unusable_caption_files_are_listed(clips_dir: Path, tmp_path: Path, tiny_cfg: EncoderConfig) -> None:
-    (clips_dir / "dog_bark.txt").write_bytes(b"\xff\xfe a dog")
+    (clips_dir / "dog_bark.txt").write_bytes(b"\xc3\x28 a dog")  # not UTF-8 (b"\xff\xfe" would open UTF-16: a BOM)
     (clips_dir / "rain.json").write_text('{"caption": 3}', encoding="utf-8")
     report = index_folder(clips_dir, tmp_path / "ix", load_encoder=CountingLoader(), encoder_cfg=tiny_cfg,
                           indexing_cfg=INLINE)
