@@ -49,8 +49,8 @@ PLAYBACK_RATE = 48_000  # a chained Ogg sent for playback: the rate the index de
 # Formats every current browser plays from the file itself (by extension, as the indexer classifies them).
 DIRECT_TYPES: dict[str, str] = {
     ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
-    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
-}
+    ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".m4b": "audio/mp4", ".m4r": "audio/mp4",
+}  # .m4b audiobooks run for hours: transcoding one on a click took minutes
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()

@@ -209,6 +209,32 @@ def test_video_soundtrack_is_transcoded_and_cached(served: Served, serve_corpus:
     assert (part.status_code, part.content) == (206, r.content[100:200])
 
 
+def test_an_audiobook_is_sent_as_it_is(tmp_path: Path, tiny_clap_dir: Path) -> None:
+    """.m4b (and .m4r) is AAC in MP4, as .m4a: sent as the file itself with audio/mp4, not transcoded on a click
+    (an audiobook runs for hours: minutes of ffmpeg). The recording is the CC0 bell of examples/clips."""
+    import subprocess
+
+    from cli_runner import dg
+    from fixtures_media import FFMPEG
+
+    if FFMPEG is None:
+        pytest.skip("ffmpeg is not installed")
+    library = tmp_path / "library"
+    library.mkdir()
+    book = library / "chapter 1.m4b"
+    bell = Path(__file__).resolve().parents[1] / "examples" / "clips" / "bell.ogg"
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", bell, "-c:a", "aac", "-f", "mp4", book], check=True)
+    assert dg("index", library, "--index", tmp_path / "ix", "--model", tiny_clap_dir, "--workers", "0").exit_code == 0
+    server = start_serve(tmp_path / "ix")
+    try:
+        (hit,) = httpx.get(server.url + "api/search", params={"q": "chapter", "k": 5}).json()["hits"]
+        sent = httpx.get(f"{server.url}files/{hit['file_id']}/audio", timeout=60)
+        assert (sent.status_code, sent.headers["content-type"], sent.content) == (200, "audio/mp4", book.read_bytes())
+    finally:
+        server.stop()
+    assert not list((tmp_path / "ix" / ".serve-cache").glob("audio-*"))  # nothing transcoded
+
+
 def test_waveform_peaks(served: Served, serve_corpus: ServeCorpus) -> None:
     fid = file_ids(served)["perc_bell.flac"]
     doc = httpx.get(f"{served.url}files/{fid}/peaks").json()
