@@ -17,7 +17,7 @@ import soundfile as sf
 
 from diffgap_search.media.audio import iter_audio_blocks, load_span
 from diffgap_search.media.cut import cut_window
-from diffgap_search.media.wav_oversized import FOUR_GIB, is_oversized_wav, open_oversized_wav
+from diffgap_search.media.wav_oversized import FOUR_GIB, open_oversized_wav
 
 RATE = 48_000
 TONE_S = 10
@@ -81,4 +81,4 @@ def test_other_files_are_left_to_libsndfile(tmp_path: Path) -> None:
         fh.truncate(FOUR_GIB + 100)
     small = tmp_path / "small.wav"
     sf.write(small, np.zeros((RATE, 2), np.float32), RATE, "PCM_16")
-    assert (is_oversized_wav(big), is_oversized_wav(small), open_oversized_wav(small)) == (False, False, None)
+    assert (open_oversized_wav(big), open_oversized_wav(small)) == (None, None)

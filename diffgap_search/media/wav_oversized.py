@@ -32,17 +32,6 @@ _SUBTYPES = {(1, 8): "PCM_U8", (1, 16): "PCM_16", (1, 24): "PCM_24", (1, 32): "P
 _EXTENSIBLE = 0xFFFE
 
 
-def is_oversized_wav(path: Path) -> bool:
-    """Whether ``path`` is a RIFF/WAVE file whose data holds 4 GiB or more (module docstring)."""
-    try:
-        if os.path.getsize(path) < FOUR_GIB:
-            return False
-        with open(path, "rb") as fh:
-            return _layout(fh, os.path.getsize(path)) is not None
-    except OSError:
-        return False
-
-
 def open_oversized_wav(path: Path) -> sf.SoundFile | None:
     """``path`` opened as the headerless PCM of its data to the end of the file where it is a RIFF/WAVE file
     whose data holds 4 GiB or more (module docstring); None for any other file (the caller opens it as usual)."""
