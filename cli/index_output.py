@@ -14,8 +14,8 @@ from diffgap_search.cli.output import (
     emitted_as_json, shown_path, stderr_console, stdout_console, working_directory,
 )
 from diffgap_search.indexing.preview import Preview
-from diffgap_search.media.discover import UNREAD_FORMATS
 from diffgap_search.indexing.report import IndexReport
+from diffgap_search.media.discover import UNREAD_FORMATS
 
 if TYPE_CHECKING:  # its module imports the FAISS store: not for `index --dry-run`'s output
     from diffgap_search.indexing.forget import ForgetOutcome
