@@ -37,7 +37,7 @@ import numpy as np
 from diffgap_search.atomic_files import replacing, write_text
 from diffgap_search.errors import InputNotFoundError, MediaDecodeError, StorageError
 from diffgap_search.media import process
-from diffgap_search.media.ogg_links import OGG_SUFFIXES, ogg_links
+from diffgap_search.media.ogg_links import is_chained_ogg
 from diffgap_search.store.catalog import Catalog
 from diffgap_search.store.rows import FileRow
 
@@ -108,7 +108,7 @@ def _lock_for(name: str) -> threading.Lock:
 def playable(index_dir: Path, row: FileRow, path: Path) -> tuple[Path, str]:
     """``(file to send, media type)``: the file itself, or its soundtrack transcoded to MP3 (cached)."""
     media_type = DIRECT_TYPES.get(path.suffix.lower())
-    chained = path.suffix.lower() in OGG_SUFFIXES and len(ogg_links(path)) > 1
+    chained = is_chained_ogg(path)
     if media_type is not None and row.kind == "audio" and not chained:
         return path, media_type
     if chained:

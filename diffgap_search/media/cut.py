@@ -23,7 +23,7 @@ from diffgap_search.atomic_files import NAME_MAX, replacing
 from diffgap_search.errors import MediaDecodeError
 from diffgap_search.media import process
 from diffgap_search.media.discover import display_path, utf8_name
-from diffgap_search.media.ogg_links import OGG_SUFFIXES, ogg_links
+from diffgap_search.media.ogg_links import is_chained_ogg
 from diffgap_search.media.wav_oversized import open_oversized_wav
 
 # libsndfile subtypes -> ffmpeg's WAV codec of the same resolution; anything else (24-bit, lossy, unknown) 24-bit
@@ -98,7 +98,7 @@ def _run_cut(exe: str, path: Path, start_s: float, end_s: float, out: Path) -> N
             subtype = oversized.subtype if oversized.subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_24"
             sf.write(out, frames, oversized.samplerate, subtype, format="WAV")
         return
-    if path.suffix.lower() in OGG_SUFFIXES and len(ogg_links(path)) > 1:
+    if is_chained_ogg(path):
         import soundfile as sf
 
         from diffgap_search.media.audio import load_span

@@ -55,6 +55,12 @@ def ogg_links(path: Path) -> list[tuple[int, int]]:
     return [(start, end) for start, end in zip(starts, [*starts[1:], size])]
 
 
+def is_chained_ogg(path: Path) -> bool:
+    """Whether ``path`` has an audio Ogg name (:data:`OGG_SUFFIXES`) and more than one link: what the cut of a
+    window and the web page's playback, which hand a file to ffmpeg or a browser, decide by."""
+    return path.suffix.lower() in OGG_SUFFIXES and len(ogg_links(path)) > 1
+
+
 def _next_capture(fh: io.BufferedReader, pos: int) -> int:
     """The offset of the next ``OggS`` at or after ``pos``, or -1."""
     fh.seek(pos)
